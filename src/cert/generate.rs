@@ -1,0 +1,218 @@
+//! Self-signed certificate generation for app credentials.
+//!
+//! The certificate is what Entra expects of a client credential: RSA (2048, 3072 or 4096 bits),
+//! sha256WithRSAEncryption, a random positive serial, CA:false, digitalSignature, clientAuth and
+//! a subject key identifier.
+
+use super::{Certificate, PrivateKey};
+use crate::{dates, Error, Result};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, RsaKeySize, SerialNumber, PKCS_RSA_SHA256,
+};
+use time::{Duration, OffsetDateTime};
+
+/// RSA key sizes keycred generates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySize {
+    /// 2048 bits (default, Entra's minimum).
+    Rsa2048,
+    /// 3072 bits.
+    Rsa3072,
+    /// 4096 bits.
+    Rsa4096,
+}
+
+impl KeySize {
+    /// From a bit count; anything but 2048, 3072 or 4096 is refused with a clear message.
+    pub fn from_bits(bits: u32) -> Result<Self> {
+        match bits {
+            2048 => Ok(KeySize::Rsa2048),
+            3072 => Ok(KeySize::Rsa3072),
+            4096 => Ok(KeySize::Rsa4096),
+            b if b < 2048 => Err(Error::input(format!(
+                "--key-size {b}: Entra requires RSA keys of at least 2048 bits"
+            ))
+            .with_hint("use --key-size 2048, 3072 or 4096")),
+            b => Err(
+                Error::input(format!("--key-size {b}: unsupported RSA key size"))
+                    .with_hint("use --key-size 2048, 3072 or 4096"),
+            ),
+        }
+    }
+    /// Bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            KeySize::Rsa2048 => 2048,
+            KeySize::Rsa3072 => 3072,
+            KeySize::Rsa4096 => 4096,
+        }
+    }
+}
+
+/// Validity of a new certificate.
+#[derive(Clone, Copy, Debug)]
+pub enum Validity {
+    /// From now for this many days.
+    Days(u32),
+    /// Explicit bounds.
+    Range(OffsetDateTime, OffsetDateTime),
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct NewCertificate {
+    /// Subject (and issuer) DN, `CN=...` or a full DN such as `CN=App, O=Contoso, C=FR`.
+    pub subject: String,
+    /// Key size.
+    pub key_size: KeySize,
+    /// Validity.
+    pub validity: Validity,
+}
+
+/// Parses a DN such as `CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR` (RFC 4514 style:
+/// `,` separates attributes, `\,` escapes one). Attributes keep the order given.
+pub fn parse_dn(dn: &str) -> Result<DistinguishedName> {
+    let bad = |why: &str| {
+        Error::input(format!("--subject '{dn}': {why}"))
+            .with_hint("write the DN as TYPE=value pairs separated by commas, e.g. 'CN=My App Cert, O=Contoso, C=FR'")
+    };
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = dn.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => cur.push(n),
+                None => return Err(bad("ends with a lone backslash")),
+            },
+            ',' | ';' => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    let mut out = DistinguishedName::new();
+    for part in parts {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(&format!("'{}' has no '='", part.trim())))?;
+        let (k, v) = (k.trim(), v.trim());
+        if v.is_empty() {
+            return Err(bad(&format!("{k} has an empty value")));
+        }
+        let ty = match k.to_ascii_uppercase().as_str() {
+            "CN" => DnType::CommonName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            "C" => {
+                if v.len() != 2 || !v.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(bad("C must be a two-letter country code"));
+                }
+                DnType::CountryName
+            }
+            "L" => DnType::LocalityName,
+            "ST" | "S" => DnType::StateOrProvinceName,
+            "DC" => DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+            "E" | "EMAILADDRESS" => DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            other => {
+                return Err(bad(&format!(
+                    "unknown attribute type '{other}' (known: CN, O, OU, C, L, ST, DC, E)"
+                )))
+            }
+        };
+        out.push(ty, v);
+    }
+    Ok(out)
+}
+
+/// Checks the validity bounds before any work is done.
+pub fn resolve_validity(
+    v: Validity,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    match v {
+        Validity::Days(0) => Err(
+            Error::input("--days 0: the certificate would never be valid")
+                .with_hint("use --days 1 or more"),
+        ),
+        Validity::Days(d) if d > 3650 * 3 => {
+            Err(Error::input(format!("--days {d}: more than 30 years"))
+                .with_hint("use a shorter validity"))
+        }
+        Validity::Days(d) => {
+            // Start a minute in the past so a fresh certificate is valid on a server whose clock
+            // is a little behind.
+            let start = now.replace_nanosecond(0).unwrap_or(now) - Duration::minutes(1);
+            Ok((start, start + Duration::days(d as i64)))
+        }
+        Validity::Range(a, b) if b <= a => Err(Error::input(format!(
+            "--not-after {} is not after --not-before {}",
+            dates::format(b),
+            dates::format(a)
+        ))
+        .with_hint("give a --not-after later than --not-before")),
+        Validity::Range(a, b) => Ok((a, b)),
+    }
+}
+
+/// Generates an RSA key and a self-signed certificate.
+pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
+    let dn = parse_dn(&req.subject)?;
+    let (not_before, not_after) = resolve_validity(req.validity, dates::now())?;
+    let size = match req.key_size {
+        KeySize::Rsa2048 => RsaKeySize::_2048,
+        KeySize::Rsa3072 => RsaKeySize::_3072,
+        KeySize::Rsa4096 => RsaKeySize::_4096,
+    };
+    let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, size)
+        .map_err(|e| Error::internal(format!("RSA key generation failed: {e}")))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
+    let certificate = Certificate::from_der(cert.der(), "generated certificate")?;
+    let private = PrivateKey::from_generated(key.serialize_der())?;
+    Ok((certificate, private))
+}
+
+/// 16 random bytes, positive and without a leading zero byte (RFC 5280: at most 20 octets,
+/// positive).
+fn random_serial() -> Vec<u8> {
+    use rand::RngCore;
+    let mut s = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut s);
+    s[0] = (s[0] & 0x7f) | 0x40;
+    s.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dn_parsing_accepts_full_dns_and_refuses_garbage() {
+        assert!(parse_dn("CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR").is_ok());
+        assert!(parse_dn("CN=a\\, b").is_ok());
+        assert!(parse_dn("no equals").is_err());
+        assert!(parse_dn("CN=").is_err());
+        assert!(parse_dn("XX=1").is_err());
+        assert!(parse_dn("C=France").is_err());
+    }
+
+    #[test]
+    fn key_sizes() {
+        assert!(KeySize::from_bits(1024)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 2048"));
+        assert!(KeySize::from_bits(2500).is_err());
+        assert_eq!(KeySize::from_bits(4096).unwrap().bits(), 4096);
+    }
+}

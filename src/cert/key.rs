@@ -1,0 +1,221 @@
+//! RSA private keys: reading (PKCS#8, PKCS#1, encrypted PKCS#8), writing, signing.
+//!
+//! The key is held as PKCS#8 DER inside a redacting wrapper; signing goes through aws-lc-rs.
+//! Encrypted keys use PBES2 with PBKDF2-SHA256 and AES-256-CBC, which OpenSSL 3, .NET and
+//! Python's `cryptography` all read.
+
+use crate::secret::{SecretBytes, SecretString};
+use crate::{Error, Result};
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::{self, KeyPair as _};
+use std::fmt;
+
+/// Signature algorithms for client assertions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// RSASSA-PSS with SHA-256 (salt length 32).
+    Ps256,
+}
+
+impl SignatureAlg {
+    /// The JOSE name.
+    pub fn jose(self) -> &'static str {
+        match self {
+            SignatureAlg::Rs256 => "RS256",
+            SignatureAlg::Ps256 => "PS256",
+        }
+    }
+    /// Parses a JOSE name.
+    pub fn from_jose(s: &str) -> Option<Self> {
+        match s {
+            "RS256" => Some(SignatureAlg::Rs256),
+            "PS256" => Some(SignatureAlg::Ps256),
+            _ => None,
+        }
+    }
+    /// Verifies `sig` over `msg` with a PKCS#1 RSAPublicKey DER.
+    pub fn verify(self, rsa_public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        let alg: &dyn signature::VerificationAlgorithm = match self {
+            SignatureAlg::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            SignatureAlg::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+        };
+        signature::UnparsedPublicKey::new(alg, rsa_public_key)
+            .verify(msg, sig)
+            .is_ok()
+    }
+}
+
+/// An RSA private key.
+pub struct PrivateKey {
+    pkcs8: SecretBytes,
+    pair: KeyPair,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey(RSA-{}, [redacted])", self.bits())
+    }
+}
+
+impl PrivateKey {
+    /// From PKCS#8 DER. `origin` names the input in errors.
+    pub fn from_pkcs8_der(der: &[u8], origin: &str) -> Result<Self> {
+        match KeyPair::from_pkcs8(der) {
+            Ok(pair) => Ok(PrivateKey {
+                pkcs8: SecretBytes::new(der.to_vec()),
+                pair,
+            }),
+            Err(_) => {
+                // Tell a non-RSA key from a broken one: the former deserves its own message.
+                let msg = match pkcs8::PrivateKeyInfo::try_from(der) {
+                    Ok(info)
+                        if info.algorithm.oid
+                            != pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1") =>
+                    {
+                        "the private key is not an RSA key"
+                    }
+                    Ok(_) => "the RSA private key is not usable (under 2048 bits, or malformed)",
+                    Err(_) => "not a valid PKCS#8 private key",
+                };
+                Err(Error::input(format!("{origin}: {msg}")).with_hint(
+                    "Entra certificate credentials need an RSA key of at least 2048 bits",
+                ))
+            }
+        }
+    }
+
+    /// From a PKCS#1 `RSA PRIVATE KEY` DER.
+    fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self> {
+        let pair = KeyPair::from_der(der).map_err(|_| {
+            Error::input(format!(
+                "{origin}: the RSA private key is not usable (under 2048 bits, or malformed)"
+            ))
+        })?;
+        use aws_lc_rs::encoding::AsDer;
+        let pkcs8 = pair
+            .as_der()
+            .map_err(|_| Error::internal("cannot encode the private key as PKCS#8"))?
+            .as_ref()
+            .to_vec();
+        Ok(PrivateKey {
+            pkcs8: SecretBytes::new(pkcs8),
+            pair,
+        })
+    }
+
+    /// From one PEM block: `PRIVATE KEY`, `RSA PRIVATE KEY` or `ENCRYPTED PRIVATE KEY` (which
+    /// needs `password`).
+    pub fn from_pem_block(
+        block: &pem::Pem,
+        password: Option<&SecretString>,
+        origin: &str,
+    ) -> Result<Self> {
+        match block.tag() {
+            "PRIVATE KEY" => Self::from_pkcs8_der(block.contents(), origin),
+            "RSA PRIVATE KEY" => Self::from_pkcs1_der(block.contents(), origin),
+            "ENCRYPTED PRIVATE KEY" => {
+                let password = password.ok_or_else(|| {
+                    Error::input(format!(
+                        "{origin}: the private key is encrypted and no password was given"
+                    ))
+                    .with_hint("name the variable holding the passphrase with --password-env VAR")
+                })?;
+                let info =
+                    pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
+                        Error::input(format!("{origin}: malformed encrypted private key ({e})"))
+                    })?;
+                let doc = info.decrypt(password.expose()).map_err(|_| {
+                    Error::input(format!(
+                        "{origin}: wrong password for the encrypted private key"
+                    ))
+                    .with_hint("check the variable named by --password-env")
+                })?;
+                Self::from_pkcs8_der(doc.as_bytes(), origin)
+            }
+            "EC PRIVATE KEY" => Err(Error::input(format!(
+                "{origin}: the private key is an EC key, not RSA"
+            ))
+            .with_hint(
+                "Entra certificate credentials need an RSA key: create one with `keycred new`",
+            )),
+            other => Err(Error::input(format!(
+                "{origin}: unsupported PEM block '{other}'"
+            ))),
+        }
+    }
+
+    /// Wraps a freshly generated key.
+    pub(crate) fn from_generated(pkcs8: Vec<u8>) -> Result<Self> {
+        Self::from_pkcs8_der(&pkcs8, "generated key")
+    }
+
+    /// PKCS#8 DER (secret).
+    pub fn pkcs8_der(&self) -> &[u8] {
+        self.pkcs8.expose()
+    }
+
+    /// Key size in bits.
+    pub fn bits(&self) -> usize {
+        self.pair.public_modulus_len() * 8
+    }
+
+    /// PKCS#1 RSAPublicKey DER of the public half.
+    pub fn rsa_public_key(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    /// Whether this key is the private half of `cert`'s public key.
+    pub fn matches(&self, cert: &super::Certificate) -> bool {
+        cert.rsa_public_key() == Some(self.rsa_public_key())
+    }
+
+    /// PEM `PRIVATE KEY` (unencrypted PKCS#8), or `ENCRYPTED PRIVATE KEY` with `password`.
+    pub fn to_pem(&self, password: Option<&SecretString>) -> Result<String> {
+        match password {
+            None => Ok(pem::encode(&pem::Pem::new(
+                "PRIVATE KEY",
+                self.pkcs8.expose().to_vec(),
+            ))),
+            Some(pw) => {
+                use rand::RngCore;
+                let mut salt = [0u8; 16];
+                let mut iv = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut salt);
+                rand::thread_rng().fill_bytes(&mut iv);
+                let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+                    600_000, &salt, &iv,
+                )
+                .map_err(|e| Error::internal(format!("cannot set up key encryption: {e}")))?;
+                let info = pkcs8::PrivateKeyInfo::try_from(self.pkcs8.expose())
+                    .map_err(|e| Error::internal(format!("cannot re-read the private key: {e}")))?;
+                let doc = info
+                    .encrypt_with_params(params, pw.expose())
+                    .map_err(|e| Error::internal(format!("cannot encrypt the private key: {e}")))?;
+                Ok(pem::encode(&pem::Pem::new(
+                    "ENCRYPTED PRIVATE KEY",
+                    doc.as_bytes().to_vec(),
+                )))
+            }
+        }
+    }
+
+    /// Signs `msg` with `alg`.
+    pub fn sign(&self, alg: SignatureAlg, msg: &[u8]) -> Result<Vec<u8>> {
+        let padding: &'static dyn signature::RsaEncoding = match alg {
+            SignatureAlg::Rs256 => &signature::RSA_PKCS1_SHA256,
+            SignatureAlg::Ps256 => &signature::RSA_PSS_SHA256,
+        };
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                padding,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                msg,
+                &mut sig,
+            )
+            .map_err(|_| Error::internal("RSA signing failed"))?;
+        Ok(sig)
+    }
+}

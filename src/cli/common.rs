@@ -1,0 +1,80 @@
+//! Arguments shared by several commands: the credential, the tenant and the authority, with the
+//! standard `AZURE_*` environment variables as fallbacks.
+
+use crate::authority::{Authority, DEFAULT_AUTHORITY};
+use crate::cert::{load_credential, LoadedCredential};
+use crate::secret::{self, SecretString};
+use crate::{Error, Result};
+use std::path::PathBuf;
+
+/// A certificate with its private key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CredArgs {
+    /// Certificate: PEM/DER with --key, a PEM bundle (key + cert), or a PFX
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
+    pub cert: Option<PathBuf>,
+    /// Private key file, when --cert holds only the certificate
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Environment variable holding the password of an encrypted key or PFX
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+impl CredArgs {
+    /// The password, from `--password-env` or `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    pub fn password(&self) -> Result<Option<SecretString>> {
+        match &self.password_env {
+            Some(var) => secret::from_env(var).map(Some),
+            None => Ok(std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(SecretString::new)),
+        }
+    }
+    /// Whether a certificate was given at all.
+    pub fn given(&self) -> bool {
+        self.cert.is_some()
+    }
+    /// Loads the credential.
+    pub fn load(&self) -> Result<LoadedCredential> {
+        let cert = self.cert.as_ref().ok_or_else(|| {
+            Error::input("no certificate given")
+                .with_hint("pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH")
+        })?;
+        load_credential(cert, self.key.as_deref(), self.password()?.as_ref())
+    }
+}
+
+/// Tenant, client id and authority.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TenantArgs {
+    /// Application (client) id
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Tenant id (GUID) or domain
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant: Option<String>,
+    /// Authority host (https; http only for loopback)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
+    pub authority: String,
+}
+
+impl TenantArgs {
+    /// The client id, or a clear error.
+    pub fn client_id(&self) -> Result<&str> {
+        self.client_id.as_deref().ok_or_else(|| {
+            Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")
+        })
+    }
+    /// The tenant, or a clear error.
+    pub fn tenant(&self) -> Result<&str> {
+        self.tenant.as_deref().ok_or_else(|| {
+            Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID")
+        })
+    }
+    /// The validated authority.
+    pub fn authority(&self) -> Result<Authority> {
+        Authority::parse(&self.authority)
+    }
+}

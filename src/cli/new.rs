@@ -1,0 +1,190 @@
+//! `keycred new`: generate an RSA key and a self-signed certificate, write the files, print the
+//! credential.
+
+use super::output::{print_pairs, with_spinner};
+use super::Ctx;
+use crate::cert::{generate, KeySize, NewCertificate, Validity};
+use crate::secret::{self, SecretString};
+use crate::{dates, fsio, Error, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Arguments of `keycred new` (also used by `rotate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)
+    #[arg(long)]
+    pub name: String,
+    /// Directory for the files
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// Subject DN (default CN=NAME), e.g. 'CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR'
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// RSA key size: 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048)]
+    pub key_size: u32,
+    /// Validity in days from now
+    #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
+    pub days: Option<u32>,
+    /// Start of validity (YYYY-MM-DD or RFC 3339)
+    #[arg(long, requires = "not_after")]
+    pub not_before: Option<String>,
+    /// End of validity (YYYY-MM-DD or RFC 3339)
+    #[arg(long, requires = "not_before")]
+    pub not_after: Option<String>,
+    /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
+    #[arg(long, requires = "password_env")]
+    pub pfx: bool,
+    /// Environment variable holding the passphrase for the key (and PFX)
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Replace existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Paths written by `new`.
+#[derive(Serialize, Debug, Clone)]
+pub struct Files {
+    /// Private key (PKCS#8 PEM).
+    pub key: String,
+    /// Certificate (PEM).
+    pub cert: String,
+    /// Key then certificate (PEM).
+    pub bundle: String,
+    /// PKCS#12, when asked for.
+    pub pfx: Option<String>,
+}
+
+/// What `new` produced, for reuse by `rotate` and `demo`.
+pub struct Created {
+    /// The certificate.
+    pub cert: crate::cert::Certificate,
+    /// The files.
+    pub files: Files,
+}
+
+/// Validates the arguments, generates, writes: nothing is written when anything is wrong.
+pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
+    if a.name.is_empty() || a.name.contains(['/', '\\']) {
+        return Err(
+            Error::input(format!("--name '{}': must be a plain file name", a.name))
+                .with_hint("use --out-dir for the directory"),
+        );
+    }
+    let key_size = KeySize::from_bits(a.key_size)?;
+    let validity = match (&a.not_before, &a.not_after) {
+        (Some(b), Some(e)) => Validity::Range(
+            dates::parse(b, "--not-before")?,
+            dates::parse(e, "--not-after")?,
+        ),
+        _ => Validity::Days(a.days.unwrap_or(365)),
+    };
+    let subject = a
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("CN={}", a.name));
+    crate::cert::generate::parse_dn(&subject)?;
+    crate::cert::generate::resolve_validity(validity, dates::now())?;
+    let password: Option<SecretString> = a
+        .password_env
+        .as_deref()
+        .map(secret::from_env)
+        .transpose()?;
+    if !a.out_dir.is_dir() {
+        return Err(Error::input(format!(
+            "--out-dir {}: not a directory",
+            a.out_dir.display()
+        ))
+        .with_hint("create the directory first"));
+    }
+    let path = |ext: &str| a.out_dir.join(format!("{}.{ext}", a.name));
+    let mut targets = vec![path("key"), path("cer"), path("pem")];
+    if a.pfx {
+        targets.push(path("pfx"));
+    }
+    if !a.force {
+        if let Some(t) = targets.iter().find(|t| t.exists()) {
+            return Err(Error::input(format!(
+                "{} already exists; nothing was written",
+                t.display()
+            ))
+            .with_hint("pass --force to replace it, or choose another --name or --out-dir"));
+        }
+    }
+    let req = NewCertificate {
+        subject,
+        key_size,
+        validity,
+    };
+    let (cert, key) = if key_size == KeySize::Rsa2048 {
+        generate(&req)?
+    } else {
+        with_spinner(
+            ctx,
+            &format!("generating an RSA-{} key", key_size.bits()),
+            || generate(&req),
+        )?
+    };
+    let key_pem = key.to_pem(password.as_ref())?;
+    let cert_pem = cert.to_pem();
+    let mut planned = vec![
+        fsio::PlannedFile {
+            path: path("key"),
+            data: key_pem.clone().into_bytes(),
+            mode: fsio::SECRET_MODE,
+        },
+        fsio::PlannedFile {
+            path: path("cer"),
+            data: cert_pem.clone().into_bytes(),
+            mode: fsio::PUBLIC_MODE,
+        },
+        fsio::PlannedFile {
+            path: path("pem"),
+            data: format!("{key_pem}{cert_pem}").into_bytes(),
+            mode: fsio::SECRET_MODE,
+        },
+    ];
+    if a.pfx {
+        let pw = password
+            .as_ref()
+            .expect("clap requires --password-env with --pfx");
+        planned.push(fsio::PlannedFile {
+            path: path("pfx"),
+            data: crate::cert::pfx::export(&cert, &key, pw, &a.name)?,
+            mode: fsio::SECRET_MODE,
+        });
+    }
+    fsio::write_set(&planned, a.force)?;
+    let s = |p: PathBuf| p.display().to_string();
+    let files = Files {
+        key: s(path("key")),
+        cert: s(path("cer")),
+        bundle: s(path("pem")),
+        pfx: a.pfx.then(|| s(path("pfx"))),
+    };
+    Ok(Created { cert, files })
+}
+
+/// Runs `keycred new`.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let created = create(a, ctx)?;
+    let cred = created.cert.credential(dates::now());
+    if ctx.json() {
+        let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] =
+            serde_json::to_value(&created.files).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = cred.text_lines();
+        pairs.push(("key file", created.files.key.clone()));
+        pairs.push(("cert file", created.files.cert.clone()));
+        pairs.push(("bundle file", created.files.bundle.clone()));
+        if let Some(p) = &created.files.pfx {
+            pairs.push(("pfx file", p.clone()));
+        }
+        print_pairs(&pairs);
+    }
+    Ok(crate::error::exit::OK)
+}

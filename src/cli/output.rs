@@ -1,0 +1,85 @@
+//! Presentation: text or JSON output, error printing, progress on terminals only.
+
+use crate::Error;
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+
+/// `-o text|json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON document on stdout, stable field names.
+    Json,
+}
+
+/// What every command gets: the output format and terminal facts.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Output format.
+    pub format: OutputFormat,
+}
+
+impl Ctx {
+    /// New context.
+    pub fn new(format: OutputFormat) -> Self {
+        Ctx { format }
+    }
+    /// Whether JSON was asked for.
+    pub fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+    /// Prints a value as pretty JSON on stdout.
+    pub fn print_json<T: Serialize + ?Sized>(&self, v: &T) {
+        let s =
+            serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        out_line(&s);
+    }
+    /// Prints an error: text on stderr, or a JSON object on stderr with `-o json`.
+    pub fn print_error(&self, e: &Error) {
+        if self.json() {
+            let v = serde_json::json!({
+                "error": { "exitCode": e.exit_code(), "message": e.message(), "hint": e.hint() }
+            });
+            eprintln!("{v}");
+        } else {
+            eprintln!("keycred: error: {}", e.message());
+            if let Some(h) = e.hint() {
+                eprintln!("  hint: {h}");
+            }
+        }
+    }
+    /// Whether stderr is a terminal (progress and colour only then).
+    pub fn stderr_is_terminal(&self) -> bool {
+        std::io::stderr().is_terminal()
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`keycred ... | head`) is not an error.
+pub fn out_line(s: &str) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{s}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Aligned `name: value` lines.
+pub fn print_pairs(pairs: &[(&str, String)]) {
+    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in pairs {
+        out_line(&format!("{:<w$}  {v}", format!("{k}:"), w = w + 1));
+    }
+}
+
+/// Runs `f` with a spinner on stderr when it is a terminal; silent otherwise.
+pub fn with_spinner<T>(ctx: &Ctx, message: &str, f: impl FnOnce() -> T) -> T {
+    if !ctx.stderr_is_terminal() {
+        return f();
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(message.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    let r = f();
+    pb.finish_and_clear();
+    r
+}

@@ -1,0 +1,183 @@
+//! The library's error type and the process exit codes it maps to.
+//!
+//! Every failure a user can cause or meet is one of a few kinds, and each kind has one exit code
+//! (documented in the README and fixed for every command): scripts branch on the code, people
+//! read the message and the hint.
+
+use std::fmt;
+use std::path::Path;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Unexpected failure (a bug, or an I/O error that is not the user's input).
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or bad input; nothing was changed.
+    pub const INPUT: u8 = 2;
+    /// A remote service (token endpoint, Graph) refused or could not be reached.
+    pub const REMOTE: u8 = 3;
+    /// A check failed (expected role missing, a `check` step failed).
+    pub const CHECK: u8 = 4;
+}
+
+/// What went wrong, by kind; the kind decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad usage or bad input (exit 2).
+    Input,
+    /// A remote service refused the request or could not be reached (exit 3).
+    Remote,
+    /// A verification the user asked for failed (exit 4).
+    Check,
+    /// Anything unexpected (exit 1).
+    Internal,
+}
+
+/// A keycred error: a kind, a message that names the input, an optional hint saying how to fix
+/// it, and the underlying cause when there is one.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            source: None,
+        }
+    }
+    /// Bad input or usage (exit 2).
+    pub fn input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Input, message)
+    }
+    /// Bad input found in the file at `path` (exit 2).
+    pub fn file(path: &Path, message: impl fmt::Display) -> Self {
+        Self::input(format!("{}: {message}", path.display()))
+    }
+    /// A remote refusal or failure (exit 3).
+    pub fn remote(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Remote, message)
+    }
+    /// A failed check (exit 4).
+    pub fn check(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Check, message)
+    }
+    /// An unexpected failure (exit 1).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    /// An I/O error on `path`. Missing files and permission problems are the user's input to
+    /// fix (exit 2); anything else is unexpected.
+    pub fn io(path: &Path, action: &str, err: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let (kind, hint) = match err.kind() {
+            K::NotFound => (ErrorKind::Input, Some("check the path".to_string())),
+            K::PermissionDenied | K::ReadOnlyFilesystem => (
+                ErrorKind::Input,
+                Some("choose a location you can write to, or fix its permissions".to_string()),
+            ),
+            K::AlreadyExists => (
+                ErrorKind::Input,
+                Some("pass --force to replace it".to_string()),
+            ),
+            _ => (ErrorKind::Internal, None),
+        };
+        Error {
+            kind,
+            message: format!("cannot {action} {}: {err}", path.display()),
+            hint,
+            source: Some(Box::new(err)),
+        }
+    }
+    /// Adds a hint: what the user can do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// Prefixes the message with context (for instance the file it concerns).
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    /// The message, without the hint.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// The hint, if any.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::Input => exit::INPUT,
+            ErrorKind::Remote => exit::REMOTE,
+            ErrorKind::Check => exit::CHECK,
+            ErrorKind::Internal => exit::FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_documented_exit_codes() {
+        assert_eq!(Error::input("x").exit_code(), 2);
+        assert_eq!(Error::remote("x").exit_code(), 3);
+        assert_eq!(Error::check("x").exit_code(), 4);
+        assert_eq!(Error::internal("x").exit_code(), 1);
+        let nf = Error::io(
+            Path::new("/nope"),
+            "read",
+            std::io::ErrorKind::NotFound.into(),
+        );
+        assert_eq!(nf.exit_code(), 2);
+        assert!(nf.to_string().contains("/nope"));
+    }
+}

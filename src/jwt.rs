@@ -1,0 +1,295 @@
+//! JSON Web Tokens as keycred uses them: client assertions (RFC 7523) signed with a certificate's
+//! key, access tokens issued by the emulator, and unverified decoding for display.
+//!
+//! Signing and verification go through aws-lc-rs; this module only does the JOSE plumbing
+//! (base64url segments, headers, claims). Decoding without verification lives in [`dangerous`] so
+//! that a caller cannot mistake it for a check.
+
+use crate::cert::{LoadedCredential, PrivateKey, SignatureAlg};
+use crate::secret::SecretString;
+use crate::thumbprint::b64url;
+use crate::{Error, Result};
+use serde_json::{json, Map, Value};
+
+/// Default lifetime of a client assertion, seconds (Microsoft's libraries use 5 to 10 minutes).
+pub const DEFAULT_ASSERTION_LIFETIME: u64 = 600;
+/// Longest lifetime keycred signs.
+pub const MAX_ASSERTION_LIFETIME: u64 = 3600;
+
+/// What to put in a client assertion.
+#[derive(Clone, Debug)]
+pub struct AssertionParams {
+    /// Application (client) id: `iss` and `sub`.
+    pub client_id: String,
+    /// The token endpoint URL the assertion will be posted to: `aud`.
+    pub audience: String,
+    /// RS256 (header `x5t`) or PS256 (header `x5t#S256`).
+    pub alg: SignatureAlg,
+    /// Add `x5c` with the certificate chain (subject name / issuer authentication).
+    pub x5c: bool,
+    /// Seconds until `exp`.
+    pub lifetime: u64,
+}
+
+/// Current time as a NumericDate.
+pub fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Signs a JWT with `header` (to which `alg` is added) and `claims`.
+pub fn sign(
+    key: &PrivateKey,
+    alg: SignatureAlg,
+    mut header: Map<String, Value>,
+    claims: &Value,
+) -> Result<String> {
+    header.insert("alg".into(), Value::String(alg.jose().into()));
+    let h =
+        serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::internal(e.to_string()))?;
+    let c = serde_json::to_vec(claims).map_err(|e| Error::internal(e.to_string()))?;
+    let signing_input = format!("{}.{}", b64url(&h), b64url(&c));
+    let sig = key.sign(alg, signing_input.as_bytes())?;
+    Ok(format!("{signing_input}.{}", b64url(&sig)))
+}
+
+/// Builds and signs a client assertion for `cred`.
+pub fn client_assertion(cred: &LoadedCredential, p: &AssertionParams) -> Result<SecretString> {
+    if p.lifetime == 0 || p.lifetime > MAX_ASSERTION_LIFETIME {
+        return Err(Error::input(format!(
+            "--lifetime {}: must be between 1 and {MAX_ASSERTION_LIFETIME} seconds",
+            p.lifetime
+        ))
+        .with_hint("Entra's own libraries use 600 seconds"));
+    }
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("JWT"));
+    match p.alg {
+        SignatureAlg::Rs256 => header.insert("x5t".into(), json!(cred.cert.x5t())),
+        SignatureAlg::Ps256 => header.insert("x5t#S256".into(), json!(cred.cert.x5t_s256())),
+    };
+    if p.x5c {
+        let chain: Vec<String> = std::iter::once(&cred.cert)
+            .chain(cred.chain.iter())
+            .map(|c| c.value_b64())
+            .collect();
+        header.insert("x5c".into(), json!(chain));
+    }
+    let now = now_secs();
+    let claims = json!({
+        "aud": p.audience,
+        "iss": p.client_id,
+        "sub": p.client_id,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "nbf": now,
+        "iat": now,
+        "exp": now + p.lifetime as i64,
+    });
+    Ok(SecretString::new(sign(&cred.key, p.alg, header, &claims)?))
+}
+
+/// A JWT split into its parts.
+#[derive(Clone)]
+pub struct Decoded {
+    /// Header JSON.
+    pub header: Map<String, Value>,
+    /// Claims JSON.
+    pub claims: Map<String, Value>,
+    /// `header.payload`, the signed bytes.
+    pub signing_input: String,
+    /// Raw signature.
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("header", &self.header)
+            .field("claims", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Decoded {
+    /// The header's `alg`.
+    pub fn alg(&self) -> Option<&str> {
+        self.header.get("alg").and_then(Value::as_str)
+    }
+    /// A string claim.
+    pub fn claim_str(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Value::as_str)
+    }
+    /// A NumericDate claim; fractions are accepted (MSAL sends float `exp`/`iat`), and so are
+    /// numbers written as strings.
+    pub fn claim_time(&self, name: &str) -> Option<f64> {
+        match self.claims.get(name)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+    /// `roles` as strings (absent = empty).
+    pub fn roles(&self) -> Vec<String> {
+        match self.claims.get("roles") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
+    pub fn verify(&self, alg: SignatureAlg, rsa_public_key: &[u8]) -> bool {
+        alg.verify(
+            rsa_public_key,
+            self.signing_input.as_bytes(),
+            &self.signature,
+        )
+    }
+}
+
+/// Decoding without verification. Nothing decoded here is trustworthy until
+/// [`Decoded::verify`] says so.
+pub mod dangerous {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    /// Largest token keycred decodes (Entra's own limit on assertions is far below this).
+    pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+    /// Splits and decodes a compact JWS. Refuses oversized tokens, bad base64, non-object JSON
+    /// and duplicated member names (which parsers resolve differently, a known attack).
+    pub fn decode(token: &str) -> Result<Decoded> {
+        let token = token.trim();
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Error::input(format!(
+                "the JWT is {} bytes, over the {MAX_TOKEN_LEN}-byte limit",
+                token.len()
+            )));
+        }
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() != 3 {
+            return Err(Error::input(format!(
+                "not a JWT: expected 3 dot-separated segments, found {}",
+                parts.len()
+            ))
+            .with_hint("pass the whole token (header.payload.signature)"));
+        }
+        let seg = |i: usize, name: &str| -> Result<Vec<u8>> {
+            URL_SAFE_NO_PAD
+                .decode(parts[i].trim_end_matches('='))
+                .map_err(|_| {
+                    Error::input(format!("not a JWT: the {name} segment is not base64url"))
+                })
+        };
+        let header = object(&seg(0, "header")?, "header")?;
+        let claims = object(&seg(1, "payload")?, "payload")?;
+        let signature = seg(2, "signature")?;
+        Ok(Decoded {
+            header,
+            claims,
+            signing_input: format!("{}.{}", parts[0], parts[1]),
+            signature,
+        })
+    }
+
+    fn object(bytes: &[u8], name: &str) -> Result<Map<String, Value>> {
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(format!("not a JWT: the {name} is not JSON ({e})")))?;
+        let Value::Object(map) = v else {
+            return Err(Error::input(format!(
+                "not a JWT: the {name} is not a JSON object"
+            )));
+        };
+        if has_duplicate_members(bytes) {
+            return Err(Error::input(format!(
+                "not a JWT: the {name} repeats a member name"
+            )));
+        }
+        Ok(map)
+    }
+
+    /// Detects repeated member names at any depth (serde_json silently keeps the last one).
+    fn has_duplicate_members(bytes: &[u8]) -> bool {
+        use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+        struct Check;
+        impl<'de> Visitor<'de> for Check {
+            type Value = bool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<bool, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut dup = false;
+                while let Some(k) = m.next_key::<String>()? {
+                    dup |= !seen.insert(k);
+                    dup |= m.next_value_seed(CheckSeed)?;
+                }
+                Ok(dup)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> std::result::Result<bool, A::Error> {
+                let mut dup = false;
+                while let Some(d) = s.next_element_seed(CheckSeed)? {
+                    dup |= d;
+                }
+                Ok(dup)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<bool, E> {
+                Ok(false)
+            }
+        }
+        struct CheckSeed;
+        impl<'de> serde::de::DeserializeSeed<'de> for CheckSeed {
+            type Value = bool;
+            fn deserialize<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<bool, D::Error> {
+                d.deserialize_any(Check)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        de.deserialize_any(Check).unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_refuses_malformed_tokens() {
+        assert!(dangerous::decode("a.b").is_err());
+        assert!(dangerous::decode("!!!.e30.").is_err());
+        // {"a":1,"a":2}
+        let dup = b64url(br#"{"a":1,"a":2}"#);
+        assert!(dangerous::decode(&format!("{dup}.e30."))
+            .unwrap_err()
+            .to_string()
+            .contains("repeats"));
+        let ok = dangerous::decode(&format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none"}"#),
+            b64url(br#"{"exp":1.5}"#)
+        ))
+        .unwrap();
+        assert_eq!(ok.alg(), Some("none"));
+        assert_eq!(ok.claim_time("exp"), Some(1.5));
+        assert!(dangerous::decode(&"a".repeat(20_000)).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! keycred: certificate credentials for Microsoft Entra ID app registrations, end to end.
+//!
+//! Generate or load an RSA certificate ([`cert`]), compute its Entra values ([`thumbprint`]),
+//! write it into an app manifest ([`manifest`]), sign client assertions ([`jwt`]), request tokens
+//! ([`token`]), and test it all offline against a local emulator of the Entra token endpoint
+//! ([`emulator`]).
+//!
+//! ```no_run
+//! use keycred::cert::{generate, KeySize, NewCertificate, Validity};
+//! let (cert, key) = generate(&NewCertificate {
+//!     subject: "CN=my-daemon".into(),
+//!     key_size: KeySize::Rsa2048,
+//!     validity: Validity::Days(365),
+//! })?;
+//! println!("{} {}", cert.thumbprint(), cert.custom_key_identifier());
+//! # Ok::<(), keycred::Error>(())
+//! ```
+
+pub mod authority;
+pub mod cert;
+pub mod cli;
+pub mod dates;
+pub mod error;
+pub mod fsio;
+pub mod jwt;
+pub mod manifest;
+pub mod secret;
+pub mod thumbprint;
+
+pub use error::{Error, ErrorKind, Result};
