@@ -77,20 +77,9 @@ mod tests {
         assert!(Authority::parse("http://127.0.0.1:8080").is_ok());
         assert!(Authority::parse("http://[::1]:8080").is_ok());
         assert!(Authority::parse("http://localhost:1").is_ok());
-        assert_eq!(
-            Authority::parse("http://login.example.com")
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
+        assert_eq!(Authority::parse("http://login.example.com").unwrap_err().exit_code(), 2);
         let a = Authority::parse("https://login.microsoftonline.com/").unwrap();
-        assert_eq!(
-            a.token_endpoint("t", EndpointVersion::V2),
-            "https://login.microsoftonline.com/t/oauth2/v2.0/token"
-        );
-        assert_eq!(
-            a.token_endpoint("t", EndpointVersion::V1),
-            "https://login.microsoftonline.com/t/oauth2/token"
-        );
+        assert_eq!(a.token_endpoint("t", EndpointVersion::V2), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
+        assert_eq!(a.token_endpoint("t", EndpointVersion::V1), "https://login.microsoftonline.com/t/oauth2/token");
     }
 }

@@ -23,19 +23,14 @@ pub fn parse(s: &str, what: &str) -> Result<OffsetDateTime> {
 
 /// Formats as RFC 3339 UTC with second precision (`2027-01-31T12:00:00Z`).
 pub fn format(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t);
+    let t = t.to_offset(UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 /// Parses a timestamp from a manifest (`2027-01-31T12:00:00Z`, `2027-01-31T12:00:00.123Z` or
 /// Graph's `2027-01-31T12:00:00.0000000Z`).
 pub fn parse_manifest(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.to_offset(UtcOffset::UTC))
+    OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| t.to_offset(UtcOffset::UTC))
 }
 
 /// The current time in UTC.
@@ -54,19 +49,10 @@ mod tests {
 
     #[test]
     fn parses_both_forms_and_formats_utc() {
-        assert_eq!(
-            format(parse("2027-01-31", "d").unwrap()),
-            "2027-01-31T00:00:00Z"
-        );
-        assert_eq!(
-            format(parse("2027-01-31T12:30:00+02:00", "d").unwrap()),
-            "2027-01-31T10:30:00Z"
-        );
+        assert_eq!(format(parse("2027-01-31", "d").unwrap()), "2027-01-31T00:00:00Z");
+        assert_eq!(format(parse("2027-01-31T12:30:00+02:00", "d").unwrap()), "2027-01-31T10:30:00Z");
         let e = parse("31/01/2027", "--not-after").unwrap_err();
         assert!(e.to_string().contains("--not-after"));
-        assert_eq!(
-            format(parse_manifest("2027-01-31T12:00:00.0000000Z").unwrap()),
-            "2027-01-31T12:00:00Z"
-        );
+        assert_eq!(format(parse_manifest("2027-01-31T12:00:00.0000000Z").unwrap()), "2027-01-31T12:00:00Z");
     }
 }

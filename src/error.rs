@@ -50,12 +50,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
+        Error { kind, message: message.into(), hint: None, source: None }
     }
     /// Bad input or usage (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
@@ -83,22 +78,13 @@ impl Error {
         use std::io::ErrorKind as K;
         let (kind, hint) = match err.kind() {
             K::NotFound => (ErrorKind::Input, Some("check the path".to_string())),
-            K::PermissionDenied | K::ReadOnlyFilesystem => (
-                ErrorKind::Input,
-                Some("choose a location you can write to, or fix its permissions".to_string()),
-            ),
-            K::AlreadyExists => (
-                ErrorKind::Input,
-                Some("pass --force to replace it".to_string()),
-            ),
+            K::PermissionDenied | K::ReadOnlyFilesystem => {
+                (ErrorKind::Input, Some("choose a location you can write to, or fix its permissions".to_string()))
+            }
+            K::AlreadyExists => (ErrorKind::Input, Some("pass --force to replace it".to_string())),
             _ => (ErrorKind::Internal, None),
         };
-        Error {
-            kind,
-            message: format!("cannot {action} {}: {err}", path.display()),
-            hint,
-            source: Some(Box::new(err)),
-        }
+        Error { kind, message: format!("cannot {action} {}: {err}", path.display()), hint, source: Some(Box::new(err)) }
     }
     /// Adds a hint: what the user can do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -156,9 +142,7 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -172,11 +156,7 @@ mod tests {
         assert_eq!(Error::remote("x").exit_code(), 3);
         assert_eq!(Error::check("x").exit_code(), 4);
         assert_eq!(Error::internal("x").exit_code(), 1);
-        let nf = Error::io(
-            Path::new("/nope"),
-            "read",
-            std::io::ErrorKind::NotFound.into(),
-        );
+        let nf = Error::io(Path::new("/nope"), "read", std::io::ErrorKind::NotFound.into());
         assert_eq!(nf.exit_code(), 2);
         assert!(nf.to_string().contains("/nope"));
     }

@@ -29,15 +29,9 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
+    let name = path.file_name().ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
     let existing_mode = existing_mode(path);
-    let tmp = dir.join(format!(
-        ".{}.keycred-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.keycred-{}.tmp", name.to_string_lossy(), std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -75,9 +69,7 @@ fn existing_mode(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::metadata(path)
-            .ok()
-            .map(|m| m.permissions().mode() & 0o7777)
+        fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
     }
     #[cfg(not(unix))]
     {
@@ -100,26 +92,18 @@ pub struct PlannedFile {
 /// and `force` is false, nothing at all is written.
 pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
     if !force {
-        let existing: Vec<String> = files
-            .iter()
-            .filter(|f| f.path.exists())
-            .map(|f| f.path.display().to_string())
-            .collect();
+        let existing: Vec<String> =
+            files.iter().filter(|f| f.path.exists()).map(|f| f.path.display().to_string()).collect();
         if !existing.is_empty() {
-            return Err(Error::input(format!(
-                "{} already exists; nothing was written",
-                existing.join(", ")
-            ))
-            .with_hint("pass --force to replace, or choose another --name or --out-dir"));
+            return Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
+                .with_hint("pass --force to replace, or choose another --name or --out-dir"));
         }
     }
     for f in files {
         if let Some(dir) = f.path.parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
-                return Err(
-                    Error::input(format!("{}: directory does not exist", dir.display()))
-                        .with_hint("create it first or choose another --out-dir"),
-                );
+                return Err(Error::input(format!("{}: directory does not exist", dir.display()))
+                    .with_hint("create it first or choose another --out-dir"));
             }
         }
     }
@@ -147,26 +131,12 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
             atomic_write(&p, b"two", None).unwrap();
-            assert_eq!(
-                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        let err = write_set(
-            &[PlannedFile {
-                path: p.clone(),
-                data: b"x".to_vec(),
-                mode: 0o600,
-            }],
-            false,
-        )
-        .unwrap_err();
+        let err = write_set(&[PlannedFile { path: p.clone(), data: b"x".to_vec(), mode: 0o600 }], false).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert_eq!(fs::read(&p).unwrap(), b"two");
         // No temporary file left behind.

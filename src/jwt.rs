@@ -37,15 +37,9 @@ pub fn now_secs() -> i64 {
 }
 
 /// Signs a JWT with `header` (to which `alg` is added) and `claims`.
-pub fn sign(
-    key: &PrivateKey,
-    alg: SignatureAlg,
-    mut header: Map<String, Value>,
-    claims: &Value,
-) -> Result<String> {
+pub fn sign(key: &PrivateKey, alg: SignatureAlg, mut header: Map<String, Value>, claims: &Value) -> Result<String> {
     header.insert("alg".into(), Value::String(alg.jose().into()));
-    let h =
-        serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::internal(e.to_string()))?;
+    let h = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::internal(e.to_string()))?;
     let c = serde_json::to_vec(claims).map_err(|e| Error::internal(e.to_string()))?;
     let signing_input = format!("{}.{}", b64url(&h), b64url(&c));
     let sig = key.sign(alg, signing_input.as_bytes())?;
@@ -68,10 +62,7 @@ pub fn client_assertion(cred: &LoadedCredential, p: &AssertionParams) -> Result<
         SignatureAlg::Ps256 => header.insert("x5t#S256".into(), json!(cred.cert.x5t_s256())),
     };
     if p.x5c {
-        let chain: Vec<String> = std::iter::once(&cred.cert)
-            .chain(cred.chain.iter())
-            .map(|c| c.value_b64())
-            .collect();
+        let chain: Vec<String> = std::iter::once(&cred.cert).chain(cred.chain.iter()).map(|c| c.value_b64()).collect();
         header.insert("x5c".into(), json!(chain));
     }
     let now = now_secs();
@@ -102,10 +93,7 @@ pub struct Decoded {
 
 impl std::fmt::Debug for Decoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoded")
-            .field("header", &self.header)
-            .field("claims", &"[redacted]")
-            .finish()
+        f.debug_struct("Decoded").field("header", &self.header).field("claims", &"[redacted]").finish()
     }
 }
 
@@ -130,20 +118,13 @@ impl Decoded {
     /// `roles` as strings (absent = empty).
     pub fn roles(&self) -> Vec<String> {
         match self.claims.get("roles") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
             _ => Vec::new(),
         }
     }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
     pub fn verify(&self, alg: SignatureAlg, rsa_public_key: &[u8]) -> bool {
-        alg.verify(
-            rsa_public_key,
-            self.signing_input.as_bytes(),
-            &self.signature,
-        )
+        alg.verify(rsa_public_key, self.signing_input.as_bytes(), &self.signature)
     }
 }
 
@@ -162,49 +143,32 @@ pub mod dangerous {
     pub fn decode(token: &str) -> Result<Decoded> {
         let token = token.trim();
         if token.len() > MAX_TOKEN_LEN {
-            return Err(Error::input(format!(
-                "the JWT is {} bytes, over the {MAX_TOKEN_LEN}-byte limit",
-                token.len()
-            )));
+            return Err(Error::input(format!("the JWT is {} bytes, over the {MAX_TOKEN_LEN}-byte limit", token.len())));
         }
         let parts: Vec<&str> = token.split('.').collect();
         if parts.len() != 3 {
-            return Err(Error::input(format!(
-                "not a JWT: expected 3 dot-separated segments, found {}",
-                parts.len()
-            ))
-            .with_hint("pass the whole token (header.payload.signature)"));
+            return Err(Error::input(format!("not a JWT: expected 3 dot-separated segments, found {}", parts.len()))
+                .with_hint("pass the whole token (header.payload.signature)"));
         }
         let seg = |i: usize, name: &str| -> Result<Vec<u8>> {
             URL_SAFE_NO_PAD
                 .decode(parts[i].trim_end_matches('='))
-                .map_err(|_| {
-                    Error::input(format!("not a JWT: the {name} segment is not base64url"))
-                })
+                .map_err(|_| Error::input(format!("not a JWT: the {name} segment is not base64url")))
         };
         let header = object(&seg(0, "header")?, "header")?;
         let claims = object(&seg(1, "payload")?, "payload")?;
         let signature = seg(2, "signature")?;
-        Ok(Decoded {
-            header,
-            claims,
-            signing_input: format!("{}.{}", parts[0], parts[1]),
-            signature,
-        })
+        Ok(Decoded { header, claims, signing_input: format!("{}.{}", parts[0], parts[1]), signature })
     }
 
     fn object(bytes: &[u8], name: &str) -> Result<Map<String, Value>> {
         let v: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::input(format!("not a JWT: the {name} is not JSON ({e})")))?;
         let Value::Object(map) = v else {
-            return Err(Error::input(format!(
-                "not a JWT: the {name} is not a JSON object"
-            )));
+            return Err(Error::input(format!("not a JWT: the {name} is not a JSON object")));
         };
         if has_duplicate_members(bytes) {
-            return Err(Error::input(format!(
-                "not a JWT: the {name} repeats a member name"
-            )));
+            return Err(Error::input(format!("not a JWT: the {name} repeats a member name")));
         }
         Ok(map)
     }
@@ -256,10 +220,7 @@ pub mod dangerous {
         struct CheckSeed;
         impl<'de> serde::de::DeserializeSeed<'de> for CheckSeed {
             type Value = bool;
-            fn deserialize<D: Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> std::result::Result<bool, D::Error> {
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<bool, D::Error> {
                 d.deserialize_any(Check)
             }
         }
@@ -278,16 +239,9 @@ mod tests {
         assert!(dangerous::decode("!!!.e30.").is_err());
         // {"a":1,"a":2}
         let dup = b64url(br#"{"a":1,"a":2}"#);
-        assert!(dangerous::decode(&format!("{dup}.e30."))
-            .unwrap_err()
-            .to_string()
-            .contains("repeats"));
-        let ok = dangerous::decode(&format!(
-            "{}.{}.",
-            b64url(br#"{"alg":"none"}"#),
-            b64url(br#"{"exp":1.5}"#)
-        ))
-        .unwrap();
+        assert!(dangerous::decode(&format!("{dup}.e30.")).unwrap_err().to_string().contains("repeats"));
+        let ok =
+            dangerous::decode(&format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(br#"{"exp":1.5}"#))).unwrap();
         assert_eq!(ok.alg(), Some("none"));
         assert_eq!(ok.claim_time("exp"), Some(1.5));
         assert!(dangerous::decode(&"a".repeat(20_000)).is_err());

@@ -68,16 +68,10 @@ impl Drop for SecretBytes {
 pub fn from_env(var: &str) -> crate::Result<SecretString> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(SecretString(v)),
-        Ok(_) => Err(
-            crate::Error::input(format!("environment variable {var} is empty")).with_hint(format!(
-                "export {var} with the secret before running keycred"
-            )),
-        ),
-        Err(_) => Err(
-            crate::Error::input(format!("environment variable {var} is not set")).with_hint(
-                format!("export {var} with the secret before running keycred"),
-            ),
-        ),
+        Ok(_) => Err(crate::Error::input(format!("environment variable {var} is empty"))
+            .with_hint(format!("export {var} with the secret before running keycred"))),
+        Err(_) => Err(crate::Error::input(format!("environment variable {var} is not set"))
+            .with_hint(format!("export {var} with the secret before running keycred"))),
     }
 }
 

@@ -40,10 +40,7 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// standard base64 (with or without padding) or base64url.
 pub fn parse_sha1(input: &str) -> Result<[u8; 20]> {
     let s = input.trim();
-    let hex: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | ' ' | '-'))
-        .collect();
+    let hex: String = s.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
     if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let mut out = [0u8; 20];
         for (i, b) in out.iter_mut().enumerate() {

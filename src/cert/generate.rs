@@ -7,8 +7,8 @@
 use super::{Certificate, PrivateKey};
 use crate::{dates, Error, Result};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, RsaKeySize, SerialNumber, PKCS_RSA_SHA256,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize,
+    SerialNumber, PKCS_RSA_SHA256,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -30,14 +30,12 @@ impl KeySize {
             2048 => Ok(KeySize::Rsa2048),
             3072 => Ok(KeySize::Rsa3072),
             4096 => Ok(KeySize::Rsa4096),
-            b if b < 2048 => Err(Error::input(format!(
-                "--key-size {b}: Entra requires RSA keys of at least 2048 bits"
-            ))
-            .with_hint("use --key-size 2048, 3072 or 4096")),
-            b => Err(
-                Error::input(format!("--key-size {b}: unsupported RSA key size"))
-                    .with_hint("use --key-size 2048, 3072 or 4096"),
-            ),
+            b if b < 2048 => {
+                Err(Error::input(format!("--key-size {b}: Entra requires RSA keys of at least 2048 bits"))
+                    .with_hint("use --key-size 2048, 3072 or 4096"))
+            }
+            b => Err(Error::input(format!("--key-size {b}: unsupported RSA key size"))
+                .with_hint("use --key-size 2048, 3072 or 4096")),
         }
     }
     /// Bits.
@@ -93,9 +91,7 @@ pub fn parse_dn(dn: &str) -> Result<DistinguishedName> {
     parts.push(cur);
     let mut out = DistinguishedName::new();
     for part in parts {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| bad(&format!("'{}' has no '='", part.trim())))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| bad(&format!("'{}' has no '='", part.trim())))?;
         let (k, v) = (k.trim(), v.trim());
         if v.is_empty() {
             return Err(bad(&format!("{k} has an empty value")));
@@ -114,11 +110,7 @@ pub fn parse_dn(dn: &str) -> Result<DistinguishedName> {
             "ST" | "S" => DnType::StateOrProvinceName,
             "DC" => DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
             "E" | "EMAILADDRESS" => DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
-            other => {
-                return Err(bad(&format!(
-                    "unknown attribute type '{other}' (known: CN, O, OU, C, L, ST, DC, E)"
-                )))
-            }
+            other => return Err(bad(&format!("unknown attribute type '{other}' (known: CN, O, OU, C, L, ST, DC, E)"))),
         };
         out.push(ty, v);
     }
@@ -126,18 +118,13 @@ pub fn parse_dn(dn: &str) -> Result<DistinguishedName> {
 }
 
 /// Checks the validity bounds before any work is done.
-pub fn resolve_validity(
-    v: Validity,
-    now: OffsetDateTime,
-) -> Result<(OffsetDateTime, OffsetDateTime)> {
+pub fn resolve_validity(v: Validity, now: OffsetDateTime) -> Result<(OffsetDateTime, OffsetDateTime)> {
     match v {
-        Validity::Days(0) => Err(
-            Error::input("--days 0: the certificate would never be valid")
-                .with_hint("use --days 1 or more"),
-        ),
+        Validity::Days(0) => {
+            Err(Error::input("--days 0: the certificate would never be valid").with_hint("use --days 1 or more"))
+        }
         Validity::Days(d) if d > 3650 * 3 => {
-            Err(Error::input(format!("--days {d}: more than 30 years"))
-                .with_hint("use a shorter validity"))
+            Err(Error::input(format!("--days {d}: more than 30 years")).with_hint("use a shorter validity"))
         }
         Validity::Days(d) => {
             // Start a minute in the past so a fresh certificate is valid on a server whose clock
@@ -174,9 +161,7 @@ pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
+    let cert = params.self_signed(&key).map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
     let certificate = Certificate::from_der(cert.der(), "generated certificate")?;
     let private = PrivateKey::from_generated(key.serialize_der())?;
     Ok((certificate, private))
@@ -208,10 +193,7 @@ mod tests {
 
     #[test]
     fn key_sizes() {
-        assert!(KeySize::from_bits(1024)
-            .unwrap_err()
-            .to_string()
-            .contains("at least 2048"));
+        assert!(KeySize::from_bits(1024).unwrap_err().to_string().contains("at least 2048"));
         assert!(KeySize::from_bits(2500).is_err());
         assert_eq!(KeySize::from_bits(4096).unwrap().bits(), 4096);
     }

@@ -41,9 +41,7 @@ impl SignatureAlg {
             SignatureAlg::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             SignatureAlg::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
         };
-        signature::UnparsedPublicKey::new(alg, rsa_public_key)
-            .verify(msg, sig)
-            .is_ok()
+        signature::UnparsedPublicKey::new(alg, rsa_public_key).verify(msg, sig).is_ok()
     }
 }
 
@@ -63,25 +61,18 @@ impl PrivateKey {
     /// From PKCS#8 DER. `origin` names the input in errors.
     pub fn from_pkcs8_der(der: &[u8], origin: &str) -> Result<Self> {
         match KeyPair::from_pkcs8(der) {
-            Ok(pair) => Ok(PrivateKey {
-                pkcs8: SecretBytes::new(der.to_vec()),
-                pair,
-            }),
+            Ok(pair) => Ok(PrivateKey { pkcs8: SecretBytes::new(der.to_vec()), pair }),
             Err(_) => {
                 // Tell a non-RSA key from a broken one: the former deserves its own message.
                 let msg = match pkcs8::PrivateKeyInfo::try_from(der) {
-                    Ok(info)
-                        if info.algorithm.oid
-                            != pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1") =>
-                    {
+                    Ok(info) if info.algorithm.oid != pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1") => {
                         "the private key is not an RSA key"
                     }
                     Ok(_) => "the RSA private key is not usable (under 2048 bits, or malformed)",
                     Err(_) => "not a valid PKCS#8 private key",
                 };
-                Err(Error::input(format!("{origin}: {msg}")).with_hint(
-                    "Entra certificate credentials need an RSA key of at least 2048 bits",
-                ))
+                Err(Error::input(format!("{origin}: {msg}"))
+                    .with_hint("Entra certificate credentials need an RSA key of at least 2048 bits"))
             }
         }
     }
@@ -89,60 +80,36 @@ impl PrivateKey {
     /// From a PKCS#1 `RSA PRIVATE KEY` DER.
     fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self> {
         let pair = KeyPair::from_der(der).map_err(|_| {
-            Error::input(format!(
-                "{origin}: the RSA private key is not usable (under 2048 bits, or malformed)"
-            ))
+            Error::input(format!("{origin}: the RSA private key is not usable (under 2048 bits, or malformed)"))
         })?;
         use aws_lc_rs::encoding::AsDer;
-        let pkcs8 = pair
-            .as_der()
-            .map_err(|_| Error::internal("cannot encode the private key as PKCS#8"))?
-            .as_ref()
-            .to_vec();
-        Ok(PrivateKey {
-            pkcs8: SecretBytes::new(pkcs8),
-            pair,
-        })
+        let pkcs8 =
+            pair.as_der().map_err(|_| Error::internal("cannot encode the private key as PKCS#8"))?.as_ref().to_vec();
+        Ok(PrivateKey { pkcs8: SecretBytes::new(pkcs8), pair })
     }
 
     /// From one PEM block: `PRIVATE KEY`, `RSA PRIVATE KEY` or `ENCRYPTED PRIVATE KEY` (which
     /// needs `password`).
-    pub fn from_pem_block(
-        block: &pem::Pem,
-        password: Option<&SecretString>,
-        origin: &str,
-    ) -> Result<Self> {
+    pub fn from_pem_block(block: &pem::Pem, password: Option<&SecretString>, origin: &str) -> Result<Self> {
         match block.tag() {
             "PRIVATE KEY" => Self::from_pkcs8_der(block.contents(), origin),
             "RSA PRIVATE KEY" => Self::from_pkcs1_der(block.contents(), origin),
             "ENCRYPTED PRIVATE KEY" => {
                 let password = password.ok_or_else(|| {
-                    Error::input(format!(
-                        "{origin}: the private key is encrypted and no password was given"
-                    ))
-                    .with_hint("name the variable holding the passphrase with --password-env VAR")
+                    Error::input(format!("{origin}: the private key is encrypted and no password was given"))
+                        .with_hint("name the variable holding the passphrase with --password-env VAR")
                 })?;
-                let info =
-                    pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
-                        Error::input(format!("{origin}: malformed encrypted private key ({e})"))
-                    })?;
+                let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents())
+                    .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key ({e})")))?;
                 let doc = info.decrypt(password.expose()).map_err(|_| {
-                    Error::input(format!(
-                        "{origin}: wrong password for the encrypted private key"
-                    ))
-                    .with_hint("check the variable named by --password-env")
+                    Error::input(format!("{origin}: wrong password for the encrypted private key"))
+                        .with_hint("check the variable named by --password-env")
                 })?;
                 Self::from_pkcs8_der(doc.as_bytes(), origin)
             }
-            "EC PRIVATE KEY" => Err(Error::input(format!(
-                "{origin}: the private key is an EC key, not RSA"
-            ))
-            .with_hint(
-                "Entra certificate credentials need an RSA key: create one with `keycred new`",
-            )),
-            other => Err(Error::input(format!(
-                "{origin}: unsupported PEM block '{other}'"
-            ))),
+            "EC PRIVATE KEY" => Err(Error::input(format!("{origin}: the private key is an EC key, not RSA"))
+                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`")),
+            other => Err(Error::input(format!("{origin}: unsupported PEM block '{other}'"))),
         }
     }
 
@@ -174,29 +141,21 @@ impl PrivateKey {
     /// PEM `PRIVATE KEY` (unencrypted PKCS#8), or `ENCRYPTED PRIVATE KEY` with `password`.
     pub fn to_pem(&self, password: Option<&SecretString>) -> Result<String> {
         match password {
-            None => Ok(pem::encode(&pem::Pem::new(
-                "PRIVATE KEY",
-                self.pkcs8.expose().to_vec(),
-            ))),
+            None => Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8.expose().to_vec()))),
             Some(pw) => {
                 use rand::RngCore;
                 let mut salt = [0u8; 16];
                 let mut iv = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut salt);
                 rand::thread_rng().fill_bytes(&mut iv);
-                let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
-                    600_000, &salt, &iv,
-                )
-                .map_err(|e| Error::internal(format!("cannot set up key encryption: {e}")))?;
+                let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(600_000, &salt, &iv)
+                    .map_err(|e| Error::internal(format!("cannot set up key encryption: {e}")))?;
                 let info = pkcs8::PrivateKeyInfo::try_from(self.pkcs8.expose())
                     .map_err(|e| Error::internal(format!("cannot re-read the private key: {e}")))?;
                 let doc = info
                     .encrypt_with_params(params, pw.expose())
                     .map_err(|e| Error::internal(format!("cannot encrypt the private key: {e}")))?;
-                Ok(pem::encode(&pem::Pem::new(
-                    "ENCRYPTED PRIVATE KEY",
-                    doc.as_bytes().to_vec(),
-                )))
+                Ok(pem::encode(&pem::Pem::new("ENCRYPTED PRIVATE KEY", doc.as_bytes().to_vec())))
             }
         }
     }
@@ -209,12 +168,7 @@ impl PrivateKey {
         };
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
         self.pair
-            .sign(
-                padding,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                msg,
-                &mut sig,
-            )
+            .sign(padding, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
             .map_err(|_| Error::internal("RSA signing failed"))?;
         Ok(sig)
     }

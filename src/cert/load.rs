@@ -37,11 +37,7 @@ pub fn load_file(path: &Path, password: Option<&SecretString>) -> Result<LoadedF
 }
 
 /// Same as [`load_file`], from bytes; `origin` names the input in errors.
-pub fn load_bytes(
-    bytes: &[u8],
-    password: Option<&SecretString>,
-    origin: &str,
-) -> Result<LoadedFile> {
+pub fn load_bytes(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<LoadedFile> {
     if bytes.is_empty() {
         return Err(Error::input(format!("{origin}: the file is empty")));
     }
@@ -49,19 +45,14 @@ pub fn load_bytes(
         return load_pem(&bytes[start..], password, origin);
     }
     if bytes[0] != 0x30 {
-        return Err(Error::input(format!(
-            "{origin}: not a certificate (neither PEM, DER nor PFX)"
-        ))
-        .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file"));
+        return Err(Error::input(format!("{origin}: not a certificate (neither PEM, DER nor PFX)"))
+            .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file"));
     }
     if looks_like_pfx(bytes) {
         return load_pfx(bytes, password, origin);
     }
     let cert = Certificate::from_der(bytes, origin)?;
-    Ok(LoadedFile {
-        certs: vec![cert],
-        key: None,
-    })
+    Ok(LoadedFile { certs: vec![cert], key: None })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -80,14 +71,11 @@ fn looks_like_pfx(b: &[u8]) -> bool {
 
 fn load_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<LoadedFile> {
     let blocks = pem::parse_many(bytes).map_err(|e| {
-        Error::input(format!("{origin}: malformed PEM ({e})"))
-            .with_hint("check that the file was not truncated")
+        Error::input(format!("{origin}: malformed PEM ({e})")).with_hint("check that the file was not truncated")
     })?;
     if blocks.is_empty() {
-        return Err(
-            Error::input(format!("{origin}: malformed PEM (no complete block)"))
-                .with_hint("check that the file was not truncated"),
-        );
+        return Err(Error::input(format!("{origin}: malformed PEM (no complete block)"))
+            .with_hint("check that the file was not truncated"));
     }
     let mut certs = Vec::new();
     let mut key = None;
@@ -98,9 +86,7 @@ fn load_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Resu
             }
             t if t.ends_with("PRIVATE KEY") => {
                 if key.is_some() {
-                    return Err(Error::input(format!(
-                        "{origin}: more than one private key in the file"
-                    )));
+                    return Err(Error::input(format!("{origin}: more than one private key in the file")));
                 }
                 key = Some(PrivateKey::from_pem_block(block, password, origin)?);
             }
@@ -118,9 +104,11 @@ fn load_pfx(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Resu
                 .with_hint("name the variable holding the password with --password-env VAR")
         }
         p12_keystore::error::Error::MacError(_) | p12_keystore::error::Error::UnpadError => {
-            Error::input(format!("{origin}: wrong PFX password")).with_hint("check the variable named by --password-env")
+            Error::input(format!("{origin}: wrong PFX password"))
+                .with_hint("check the variable named by --password-env")
         }
-        p12_keystore::error::Error::UnsupportedEncryptionScheme | p12_keystore::error::Error::UnsupportedMacAlgorithm => {
+        p12_keystore::error::Error::UnsupportedEncryptionScheme
+        | p12_keystore::error::Error::UnsupportedMacAlgorithm => {
             Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read ({e})")).with_hint(
                 "re-export it with AES-256: openssl pkcs12 -in old.pfx -nodes | openssl pkcs12 -export -out new.pfx",
             )
@@ -141,9 +129,7 @@ fn load_pfx(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Resu
         }
     }
     if certs.is_empty() {
-        return Err(Error::input(format!(
-            "{origin}: the PFX holds no certificate"
-        )));
+        return Err(Error::input(format!("{origin}: the PFX holds no certificate")));
     }
     Ok(LoadedFile { certs, key })
 }
@@ -158,11 +144,8 @@ pub fn load_credential(
     let loaded = load_file(cert_path, password)?;
     let mut certs = loaded.certs.into_iter();
     let cert = certs.next().ok_or_else(|| {
-        Error::input(format!(
-            "{}: no certificate in the file",
-            cert_path.display()
-        ))
-        .with_hint("give the certificate (.cer/.pem) with --cert, and the key with --key")
+        Error::input(format!("{}: no certificate in the file", cert_path.display()))
+            .with_hint("give the certificate (.cer/.pem) with --cert, and the key with --key")
     })?;
     let chain: Vec<Certificate> = certs.collect();
     let (key, key_origin) = match key_path {
@@ -189,12 +172,7 @@ pub fn load_credential(
         ))
         .with_hint("give the key that was generated with this certificate"));
     }
-    Ok(LoadedCredential {
-        cert,
-        chain,
-        key,
-        cert_path: cert_path.to_path_buf(),
-    })
+    Ok(LoadedCredential { cert, chain, key, cert_path: cert_path.to_path_buf() })
 }
 
 fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<PrivateKey> {
@@ -202,15 +180,11 @@ fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<Private
     let origin = path.display().to_string();
     if find(&bytes, b"-----BEGIN ").is_some() {
         let f = load_pem(&bytes, password, &origin)?;
-        return f
-            .key
-            .ok_or_else(|| Error::input(format!("{origin}: no private key in the file")));
+        return f.key.ok_or_else(|| Error::input(format!("{origin}: no private key in the file")));
     }
     if looks_like_pfx(&bytes) {
         let f = load_pfx(&bytes, password, &origin)?;
-        return f
-            .key
-            .ok_or_else(|| Error::input(format!("{origin}: no private key in the PFX")));
+        return f.key.ok_or_else(|| Error::input(format!("{origin}: no private key in the PFX")));
     }
     PrivateKey::from_pkcs8_der(&bytes, &origin)
 }

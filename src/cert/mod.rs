@@ -47,30 +47,16 @@ impl Certificate {
                 .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file")
         })?;
         if !rest.is_empty() {
-            return Err(Error::input(format!(
-                "{origin}: trailing bytes after the certificate"
-            )));
+            return Err(Error::input(format!("{origin}: trailing bytes after the certificate")));
         }
         let der = der[..der.len() - rest.len()].to_vec();
         let spki = x509.public_key();
         let (key_algorithm, key_bits, rsa_public_key) = match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => (
-                "RSA".to_string(),
-                rsa.key_size(),
-                Some(spki.subject_public_key.data.to_vec()),
-            ),
-            Ok(x509_parser::public_key::PublicKey::EC(ec)) => {
-                ("EC".to_string(), ec.key_size(), None)
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                ("RSA".to_string(), rsa.key_size(), Some(spki.subject_public_key.data.to_vec()))
             }
-            Ok(other) => (
-                format!("{:?}", other)
-                    .split('(')
-                    .next()
-                    .unwrap_or("unknown")
-                    .to_string(),
-                0,
-                None,
-            ),
+            Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC".to_string(), ec.key_size(), None),
+            Ok(other) => (format!("{:?}", other).split('(').next().unwrap_or("unknown").to_string(), 0, None),
             Err(_) => (oid_name(&spki.algorithm.algorithm), 0, None),
         };
         let mut serial = x509.raw_serial();
@@ -181,13 +167,8 @@ impl Certificate {
     /// expired. `origin` names the input.
     pub fn ensure_usable(&self, origin: &str, now: OffsetDateTime) -> Result<()> {
         if !self.is_rsa() {
-            return Err(Error::input(format!(
-                "{origin}: the certificate's key is {}, not RSA",
-                self.key_algorithm
-            ))
-            .with_hint(
-                "Entra certificate credentials need an RSA key: create one with `keycred new`",
-            ));
+            return Err(Error::input(format!("{origin}: the certificate's key is {}, not RSA", self.key_algorithm))
+                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`"));
         }
         if self.key_bits < MIN_RSA_BITS {
             return Err(Error::input(format!(
@@ -289,14 +270,7 @@ impl Credential {
             ("x5t", self.x5t.clone()),
             ("x5tS256", self.x5t_s256.clone()),
             ("value", self.value.clone()),
-            (
-                "problems",
-                if self.problems.is_empty() {
-                    "none".into()
-                } else {
-                    self.problems.join("; ")
-                },
-            ),
+            ("problems", if self.problems.is_empty() { "none".into() } else { self.problems.join("; ") }),
         ]
     }
 }

@@ -6,12 +6,7 @@ use crate::secret::SecretString;
 use crate::{Error, Result};
 
 /// Serialises `cert` and `key` as a PFX protected by `password`, with `alias` as friendly name.
-pub fn export(
-    cert: &Certificate,
-    key: &PrivateKey,
-    password: &SecretString,
-    alias: &str,
-) -> Result<Vec<u8>> {
+pub fn export(cert: &Certificate, key: &PrivateKey, password: &SecretString, alias: &str) -> Result<Vec<u8>> {
     let c = p12_keystore::Certificate::from_der(cert.der())
         .map_err(|e| Error::internal(format!("cannot put the certificate in the PFX: {e}")))?;
     let local_key_id = cert.sha1();

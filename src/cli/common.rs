@@ -39,8 +39,9 @@ impl CredArgs {
     /// Loads the credential.
     pub fn load(&self) -> Result<LoadedCredential> {
         let cert = self.cert.as_ref().ok_or_else(|| {
-            Error::input("no certificate given")
-                .with_hint("pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH")
+            Error::input("no certificate given").with_hint(
+                "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",
+            )
         })?;
         load_credential(cert, self.key.as_deref(), self.password()?.as_ref())
     }
@@ -63,15 +64,15 @@ pub struct TenantArgs {
 impl TenantArgs {
     /// The client id, or a clear error.
     pub fn client_id(&self) -> Result<&str> {
-        self.client_id.as_deref().ok_or_else(|| {
-            Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")
-        })
+        self.client_id
+            .as_deref()
+            .ok_or_else(|| Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID"))
     }
     /// The tenant, or a clear error.
     pub fn tenant(&self) -> Result<&str> {
-        self.tenant.as_deref().ok_or_else(|| {
-            Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID")
-        })
+        self.tenant
+            .as_deref()
+            .ok_or_else(|| Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID"))
     }
     /// The validated authority.
     pub fn authority(&self) -> Result<Authority> {

@@ -68,36 +68,21 @@ pub struct Created {
 /// Validates the arguments, generates, writes: nothing is written when anything is wrong.
 pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     if a.name.is_empty() || a.name.contains(['/', '\\']) {
-        return Err(
-            Error::input(format!("--name '{}': must be a plain file name", a.name))
-                .with_hint("use --out-dir for the directory"),
-        );
+        return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
+            .with_hint("use --out-dir for the directory"));
     }
     let key_size = KeySize::from_bits(a.key_size)?;
     let validity = match (&a.not_before, &a.not_after) {
-        (Some(b), Some(e)) => Validity::Range(
-            dates::parse(b, "--not-before")?,
-            dates::parse(e, "--not-after")?,
-        ),
+        (Some(b), Some(e)) => Validity::Range(dates::parse(b, "--not-before")?, dates::parse(e, "--not-after")?),
         _ => Validity::Days(a.days.unwrap_or(365)),
     };
-    let subject = a
-        .subject
-        .clone()
-        .unwrap_or_else(|| format!("CN={}", a.name));
+    let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
     crate::cert::generate::parse_dn(&subject)?;
     crate::cert::generate::resolve_validity(validity, dates::now())?;
-    let password: Option<SecretString> = a
-        .password_env
-        .as_deref()
-        .map(secret::from_env)
-        .transpose()?;
+    let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
     if !a.out_dir.is_dir() {
-        return Err(Error::input(format!(
-            "--out-dir {}: not a directory",
-            a.out_dir.display()
-        ))
-        .with_hint("create the directory first"));
+        return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
+            .with_hint("create the directory first"));
     }
     let path = |ext: &str| a.out_dir.join(format!("{}.{ext}", a.name));
     let mut targets = vec![path("key"), path("cer"), path("pem")];
@@ -106,40 +91,21 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     }
     if !a.force {
         if let Some(t) = targets.iter().find(|t| t.exists()) {
-            return Err(Error::input(format!(
-                "{} already exists; nothing was written",
-                t.display()
-            ))
-            .with_hint("pass --force to replace it, or choose another --name or --out-dir"));
+            return Err(Error::input(format!("{} already exists; nothing was written", t.display()))
+                .with_hint("pass --force to replace it, or choose another --name or --out-dir"));
         }
     }
-    let req = NewCertificate {
-        subject,
-        key_size,
-        validity,
-    };
+    let req = NewCertificate { subject, key_size, validity };
     let (cert, key) = if key_size == KeySize::Rsa2048 {
         generate(&req)?
     } else {
-        with_spinner(
-            ctx,
-            &format!("generating an RSA-{} key", key_size.bits()),
-            || generate(&req),
-        )?
+        with_spinner(ctx, &format!("generating an RSA-{} key", key_size.bits()), || generate(&req))?
     };
     let key_pem = key.to_pem(password.as_ref())?;
     let cert_pem = cert.to_pem();
     let mut planned = vec![
-        fsio::PlannedFile {
-            path: path("key"),
-            data: key_pem.clone().into_bytes(),
-            mode: fsio::SECRET_MODE,
-        },
-        fsio::PlannedFile {
-            path: path("cer"),
-            data: cert_pem.clone().into_bytes(),
-            mode: fsio::PUBLIC_MODE,
-        },
+        fsio::PlannedFile { path: path("key"), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
+        fsio::PlannedFile { path: path("cer"), data: cert_pem.clone().into_bytes(), mode: fsio::PUBLIC_MODE },
         fsio::PlannedFile {
             path: path("pem"),
             data: format!("{key_pem}{cert_pem}").into_bytes(),
@@ -147,9 +113,7 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
         },
     ];
     if a.pfx {
-        let pw = password
-            .as_ref()
-            .expect("clap requires --password-env with --pfx");
+        let pw = password.as_ref().expect("clap requires --password-env with --pfx");
         planned.push(fsio::PlannedFile {
             path: path("pfx"),
             data: crate::cert::pfx::export(&cert, &key, pw, &a.name)?,
@@ -158,12 +122,8 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     }
     fsio::write_set(&planned, a.force)?;
     let s = |p: PathBuf| p.display().to_string();
-    let files = Files {
-        key: s(path("key")),
-        cert: s(path("cer")),
-        bundle: s(path("pem")),
-        pfx: a.pfx.then(|| s(path("pfx"))),
-    };
+    let files =
+        Files { key: s(path("key")), cert: s(path("cer")), bundle: s(path("pem")), pfx: a.pfx.then(|| s(path("pfx"))) };
     Ok(Created { cert, files })
 }
 
@@ -173,8 +133,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let cred = created.cert.credential(dates::now());
     if ctx.json() {
         let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
-        v["files"] =
-            serde_json::to_value(&created.files).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(&created.files).map_err(|e| Error::internal(e.to_string()))?;
         ctx.print_json(&v);
     } else {
         let mut pairs = cred.text_lines();

@@ -31,8 +31,7 @@ impl Ctx {
     }
     /// Prints a value as pretty JSON on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, v: &T) {
-        let s =
-            serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        let s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         out_line(&s);
     }
     /// Prints an error: text on stderr, or a JSON object on stderr with `-o json`.

@@ -20,19 +20,14 @@ pub struct Args {
 
 /// Runs `keycred show`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let password = a
-        .password_env
-        .as_deref()
-        .map(secret::from_env)
-        .transpose()?;
+    let password = a.password_env.as_deref().map(secret::from_env).transpose()?;
     let now = dates::now();
     let mut creds = Vec::new();
     for f in &a.files {
         let loaded = load_file(f, password.as_ref())?;
         let cert = loaded.certs.into_iter().next().ok_or_else(|| {
-            Error::input(format!("{}: no certificate in the file", f.display())).with_hint(
-                "a key file alone has no certificate: show the .cer, .pem bundle or .pfx",
-            )
+            Error::input(format!("{}: no certificate in the file", f.display()))
+                .with_hint("a key file alone has no certificate: show the .cer, .pem bundle or .pfx")
         })?;
         creds.push((f, cert.credential(now)));
     }

@@ -83,18 +83,12 @@ impl KeyCredential {
         if let Some(c) = &self.certificate {
             return Some(c.sha1());
         }
-        self.custom_key_identifier
-            .as_deref()
-            .and_then(|s| thumbprint::parse_sha1(s).ok())
+        self.custom_key_identifier.as_deref().and_then(|s| thumbprint::parse_sha1(s).ok())
     }
     /// Whether the credential is usable at `at` by its own dates (and the certificate's).
     pub fn is_valid_at(&self, at: OffsetDateTime) -> bool {
-        let start = self
-            .start
-            .or(self.certificate.as_ref().map(|c| c.not_before()));
-        let end = self
-            .end
-            .or(self.certificate.as_ref().map(|c| c.not_after()));
+        let start = self.start.or(self.certificate.as_ref().map(|c| c.not_before()));
+        let end = self.end.or(self.certificate.as_ref().map(|c| c.not_after()));
         start.is_none_or(|s| s <= at) && end.is_none_or(|e| at <= e)
     }
 }
@@ -111,9 +105,8 @@ impl Manifest {
     /// Reads and parses a manifest file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fsio::read(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            Error::file(path, "not UTF-8 text").with_hint("save the manifest as UTF-8")
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::file(path, "not UTF-8 text").with_hint("save the manifest as UTF-8"))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -121,32 +114,19 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: Value = serde_json::from_str(body).map_err(|e| {
-            Error::input(format!(
-                "{origin}: malformed JSON at line {} column {}: {e}",
-                e.line(),
-                e.column()
-            ))
-            .with_hint("fix the JSON (the portal's manifest editor shows the same position)")
+            Error::input(format!("{origin}: malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+                .with_hint("fix the JSON (the portal's manifest editor shows the same position)")
         })?;
         let Value::Object(root) = value else {
-            return Err(Error::input(format!(
-                "{origin}: the manifest is not a JSON object"
-            )));
+            return Err(Error::input(format!("{origin}: the manifest is not a JSON object")));
         };
         if let Some(kc) = root.get("keyCredentials") {
             if !kc.is_array() && !kc.is_null() {
-                return Err(
-                    Error::input(format!("{origin}: keyCredentials is not an array")).with_hint(
-                        "keyCredentials must be a JSON array of entries: [ {...}, {...} ]",
-                    ),
-                );
+                return Err(Error::input(format!("{origin}: keyCredentials is not an array"))
+                    .with_hint("keyCredentials must be a JSON array of entries: [ {...}, {...} ]"));
             }
         }
-        Ok(Manifest {
-            text: text.to_string(),
-            root,
-            origin: origin.to_string(),
-        })
+        Ok(Manifest { text: text.to_string(), root, origin: origin.to_string() })
     }
 
     /// The original text.
@@ -167,10 +147,7 @@ impl Manifest {
     }
     /// Object id: `id` (Graph) or `objectId` (legacy).
     pub fn object_id(&self) -> Option<&str> {
-        self.root
-            .get("id")
-            .or_else(|| self.root.get("objectId"))
-            .and_then(Value::as_str)
+        self.root.get("id").or_else(|| self.root.get("objectId")).and_then(Value::as_str)
     }
     /// Display name of the app.
     pub fn display_name(&self) -> Option<&str> {
@@ -196,21 +173,12 @@ impl Manifest {
                 {
                     return Some(Format::MsGraph);
                 }
-                if o.contains_key("value")
-                    || o.contains_key("startDate")
-                    || o.contains_key("endDate")
-                {
+                if o.contains_key("value") || o.contains_key("startDate") || o.contains_key("endDate") {
                     return Some(Format::AadGraph);
                 }
             }
         }
-        const GRAPH: [&str; 5] = [
-            "id",
-            "signInAudience",
-            "api",
-            "web",
-            "requiredResourceAccess",
-        ];
+        const GRAPH: [&str; 5] = ["id", "signInAudience", "api", "web", "requiredResourceAccess"];
         const LEGACY: [&str; 5] = [
             "objectId",
             "oauth2Permissions",
@@ -241,15 +209,10 @@ fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
     let body = s("key").or_else(|| s("value"));
     let certificate = body.as_deref().and_then(|b| {
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .ok()?;
+        let der = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
         Certificate::from_der(&der, "keyCredentials entry").ok()
     });
-    let date = |a: &str, b: &str| {
-        s(a).or_else(|| s(b))
-            .and_then(|d| dates::parse_manifest(&d))
-    };
+    let date = |a: &str, b: &str| s(a).or_else(|| s(b)).and_then(|d| dates::parse_manifest(&d));
     KeyCredential {
         index,
         key_id: s("keyId"),
