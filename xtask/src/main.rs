@@ -1,1 +1,78 @@
-fn main() {}
+//! Developer tasks for keycred (the cargo-xtask pattern): `cargo xtask test` runs every check CI
+//! runs; `cargo xtask bench` measures keycred against openssl.
+//!
+//! Tools the checks need (the openssl CLI, used as the independent reference) are checked for
+//! here and installed when missing and possible, so a fresh clone needs nothing by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod bench;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&root(), &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <test|bench [--quick]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing with its name when it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {:?}", cmd);
+    let status = cmd.current_dir(root()).status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// Makes sure the openssl CLI is there: the tests compare keycred's output with it.
+pub fn ensure_openssl() -> Result<(), String> {
+    if Command::new("openssl").arg("version").output().map(|o| o.status.success()).unwrap_or(false) {
+        return Ok(());
+    }
+    eprintln!("xtask: openssl CLI not found; installing it with apt-get");
+    let _ = Command::new("apt-get").arg("update").status();
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "openssl"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err("the openssl CLI is required by the interop tests; install it (apt-get install openssl)".into())
+    }
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    ensure_openssl()?;
+    run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    let mut t = Command::new(&cargo);
+    t.args(["test", "--workspace", "--locked"]);
+    t.args(args);
+    run(&mut t)?;
+    run(Command::new(&cargo).args(["doc", "--no-deps", "--package", "keycred"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}
