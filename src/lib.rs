@@ -22,6 +22,7 @@ pub mod cli;
 pub mod dates;
 pub mod error;
 pub mod fsio;
+pub mod graph;
 pub mod jwt;
 pub mod manifest;
 pub mod secret;
