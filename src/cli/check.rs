@@ -1,13 +1,97 @@
-//! `keycred check` (not implemented yet).
+//! `keycred check`: one line per step with a mark and the reason; `-o json` gives the steps.
 
-use super::Ctx;
+use super::output::out_line;
+use super::{CredArgs, Ctx, TenantArgs};
+use crate::authority::EndpointVersion;
+use crate::check::{self, CheckOptions, Outcome};
+use crate::cert::SignatureAlg;
+use crate::token::{ClientOptions, Target, TokenClient};
 use crate::{Error, Result};
+use std::path::PathBuf;
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
+    pub cred: CredArgs,
+    /// Manifest that should hold the certificate
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// v2 scope(s); a bare resource gets /.default
+    #[arg(long, conflicts_with = "resource")]
+    pub scope: Vec<String>,
+    /// v1 resource URI (posts resource= to the v1 endpoint)
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Role the token must carry (repeatable)
+    #[arg(long = "expect-role")]
+    pub expect_roles: Vec<String>,
+    /// Assertion algorithm
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256"])]
+    pub alg: String,
+    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of the token request, seconds
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
 
-/// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+/// Builds the token target and endpoint version from --scope/--resource.
+pub fn target_of(scope: &[String], resource: &Option<String>) -> Result<(EndpointVersion, Target)> {
+    match (scope.is_empty(), resource) {
+        (true, Some(r)) => Ok((EndpointVersion::V1, Target::Resource(r.clone()))),
+        (false, None) => Ok((EndpointVersion::V2, Target::Scopes(scope.to_vec()))),
+        _ => Err(Error::input("say what the token is for: --scope S (v2) or --resource R (v1)")
+            .with_hint("for example --scope https://graph.microsoft.com/.default")),
+    }
+}
+
+/// Runs `keycred check`.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let (version, target) = target_of(&a.scope, &a.resource)?;
+    let cert = a.cred.cert.clone().ok_or_else(|| {
+        Error::input("no certificate given").with_hint("pass --cert FILE or set AZURE_CLIENT_CERTIFICATE_PATH")
+    })?;
+    let opts = CheckOptions {
+        cert,
+        key: a.cred.key.clone(),
+        password: a.cred.password()?,
+        manifest: a.manifest.clone(),
+        authority: a.tenant.authority()?,
+        tenant: a.tenant.tenant()?.to_string(),
+        client_id: a.tenant.client_id()?.to_string(),
+        version,
+        target,
+        expect_roles: a.expect_roles.clone(),
+        alg: SignatureAlg::from_jose(&a.alg).unwrap_or(SignatureAlg::Rs256),
+    };
+    let client = TokenClient::new(ClientOptions {
+        timeout: std::time::Duration::from_secs(a.timeout),
+        ca_file: a.ca_file.clone(),
+        ..ClientOptions::default()
+    })?;
+    let report = check::run(&opts, &client);
+    print_report(ctx, &report);
+    Ok(report.exit_code)
+}
+
+/// Prints a report: marks and reasons, or JSON.
+pub fn print_report(ctx: &Ctx, report: &check::Report) {
+    if ctx.json() {
+        ctx.print_json(&report.steps);
+        return;
+    }
+    let w = report.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    for s in &report.steps {
+        let mark = match s.outcome {
+            Outcome::Pass => "[ ok ]",
+            Outcome::Warn => "[warn]",
+            Outcome::Fail => "[FAIL]",
+            Outcome::Skip => "[skip]",
+        };
+        out_line(&format!("{mark} {:<w$}  {}", s.step, s.detail));
+    }
 }

@@ -1,13 +1,238 @@
-//! `keycred demo` (not implemented yet).
+//! `keycred demo`: the whole mission, offline, in a few seconds, against the embedded emulator.
+//!
+//! Generate a certificate, put it in a sample manifest, start the emulator on a loopback port,
+//! check the credential through v1 and v2, show the token's roles, then rotate: a second
+//! certificate is added and verified, the first removed, and a request signed with the first is
+//! shown being refused with AADSTS700027.
 
+use super::output::out_line;
 use super::Ctx;
-use crate::{Error, Result};
+use crate::authority::{Authority, EndpointVersion};
+use crate::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use crate::check::{self, CheckOptions};
+use crate::emulator::{self, EmulatorConfig};
+use crate::manifest::{self, EntryOptions, Format, Selector};
+use crate::rotate::{self, RemovePolicy, Verify};
+use crate::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use crate::{dates, fsio, jwt, Error, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The resource and roles the demo grants (the Office 365 Management APIs of seed 000).
+const RESOURCE: &str = "https://manage.office.com";
+const ROLES: [&str; 2] = ["ActivityFeed.Read", "ServiceHealth.Read"];
+const APP_ID: &str = "3f6c2b1e-8d4a-4e7b-9c1d-2a5e6f7b8c9d";
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Work in this directory and keep it (default: a temporary directory, removed at the end)
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
 
-/// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+struct Out<'a> {
+    ctx: &'a Ctx,
+    step: usize,
+    log: Vec<serde_json::Value>,
+}
+
+impl Out<'_> {
+    fn head(&mut self, title: &str) {
+        self.step += 1;
+        if !self.ctx.json() {
+            out_line("");
+            out_line(&format!("== {}. {title}", self.step));
+        }
+        self.log.push(json!({ "step": self.step, "title": title, "lines": [] }));
+    }
+    fn line(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        if !self.ctx.json() {
+            out_line(&format!("   {s}"));
+        }
+        if let Some(last) = self.log.last_mut() {
+            last["lines"].as_array_mut().expect("lines is an array").push(json!(s));
+        }
+    }
+}
+
+/// Runs the demo.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let tmp;
+    let dir: PathBuf = match &a.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, "create", e))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("keycred-demo-")
+                .tempdir()
+                .map_err(|e| Error::internal(format!("cannot create a temporary directory: {e}")))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let mut out = Out { ctx, step: 0, log: Vec::new() };
+    let code = demo(&dir, &mut out)?;
+    if ctx.json() {
+        ctx.print_json(&json!({ "directory": dir.display().to_string(), "kept": a.keep.is_some(), "steps": out.log }));
+    } else {
+        out_line("");
+        match &a.keep {
+            Some(d) => out_line(&format!("Done. Files kept in {}", d.display())),
+            None => out_line("Done. (pass --keep DIR to keep the files)"),
+        }
+    }
+    Ok(code)
+}
+
+fn new_cert(dir: &Path, name: &str) -> Result<Arc<LoadedCredential>> {
+    let (cert, key) = generate(&NewCertificate {
+        subject: format!("CN={name}, O=keycred demo"),
+        key_size: KeySize::Rsa2048,
+        validity: Validity::Days(365),
+    })?;
+    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let key_pem = key.to_pem(None)?;
+    fsio::write_set(
+        &[
+            fsio::PlannedFile { path: path("key"), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
+            fsio::PlannedFile { path: path("cer"), data: cert.to_pem().into_bytes(), mode: fsio::PUBLIC_MODE },
+            fsio::PlannedFile { path: path("pem"), data: format!("{key_pem}{}", cert.to_pem()).into_bytes(), mode: fsio::SECRET_MODE },
+        ],
+        true,
+    )?;
+    Ok(Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: path("pem") }))
+}
+
+fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
+    out.head("Generate a certificate (RSA-2048, self-signed)");
+    let first = new_cert(dir, "demo-app-1")?;
+    out.line(format!("subject              {}", first.cert.subject()));
+    out.line(format!("thumbprint           {}", first.cert.thumbprint()));
+    out.line(format!("customKeyIdentifier  {}", first.cert.custom_key_identifier()));
+    out.line(format!("x5t                  {}", first.cert.x5t()));
+    out.line(format!("files                {}/demo-app-1.{{key,cer,pem}}", dir.display()));
+
+    out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)");
+    let manifest_path = dir.join("manifest.json");
+    let template = manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
+    let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
+    let app_id = m.app_id().unwrap_or(APP_ID).to_string();
+    let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
+    let first_key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
+    m = m.add_entry(entry)?;
+    m.save(&manifest_path)?;
+    out.line(format!("appId {app_id}, keyCredentials[0].keyId {first_key_id}"));
+    out.line(format!("written to {}", manifest_path.display()));
+
+    out.head("Start the Entra emulator on a loopback port");
+    let mut cfg = EmulatorConfig::new(vec![manifest_path.clone()]);
+    cfg.grants = vec![(RESOURCE.to_string(), ROLES.iter().map(|r| r.to_string()).collect())];
+    cfg.log = false;
+    let emu = emulator::start_blocking(cfg)?;
+    let info = emu.info();
+    let tenant = info.tenant().to_string();
+    let authority = Authority::parse(info.base_url())?;
+    out.line(format!("authority {}  tenant {tenant}", info.base_url()));
+    out.line(format!("granted {RESOURCE}: {}", ROLES.join(", ")));
+    let client = TokenClient::new(ClientOptions::default())?;
+
+    let mut failed = false;
+    for (version, target, label) in [
+        (EndpointVersion::V1, Target::Resource(RESOURCE.into()), "v1 (resource=)"),
+        (EndpointVersion::V2, Target::Scopes(vec![RESOURCE.into()]), "v2 (scope=.../.default)"),
+    ] {
+        out.head(&format!("keycred check through the {label} endpoint"));
+        let report = check::run(
+            &CheckOptions {
+                cert: dir.join("demo-app-1.pem"),
+                key: None,
+                password: None,
+                manifest: Some(manifest_path.clone()),
+                authority: authority.clone(),
+                tenant: tenant.clone(),
+                client_id: app_id.clone(),
+                version,
+                target,
+                expect_roles: ROLES.iter().map(|r| r.to_string()).collect(),
+                alg: SignatureAlg::Rs256,
+            },
+            &client,
+        );
+        for s in &report.steps {
+            let mark = if s.ok == Some(true) { "ok  " } else if s.ok.is_none() { "skip" } else { "FAIL" };
+            out.line(format!("[{mark}] {}: {}", s.step, s.detail));
+        }
+        failed |= report.exit_code != 0;
+        if version == EndpointVersion::V2 {
+            if let Some(t) = &report.access_token {
+                out.head("Decode the v2 access token (signature checked against the emulator's JWKS)");
+                let d = jwt::dangerous::decode(t.expose())?;
+                let ok = d.verify(SignatureAlg::Rs256, info.jwks_public_key());
+                out.line(format!("signature   {}", if ok { "valid (emulator key)" } else { "INVALID" }));
+                failed |= !ok;
+                for c in ["aud", "iss", "azp", "tid", "idtyp", "ver"] {
+                    if let Some(v) = d.claims.get(c) {
+                        out.line(format!("{c:<11} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+                    }
+                }
+                out.line(format!("roles       {}", d.roles().join(", ")));
+                if let Some(exp) = d.claim_time("exp") {
+                    let exp = time::OffsetDateTime::from_unix_timestamp(exp as i64).unwrap_or(dates::now());
+                    out.line(format!("expires     {}", dates::format(exp)));
+                }
+            }
+        }
+    }
+
+    out.head("Rotate: add a second certificate, verify it, remove the first");
+    let second = new_cert(dir, "demo-app-2")?;
+    let req = TokenRequest {
+        authority: authority.clone(),
+        tenant: tenant.clone(),
+        client_id: app_id.clone(),
+        version: EndpointVersion::V2,
+        target: Target::Scopes(vec![RESOURCE.into()]),
+        grant: Grant::ClientCredentials,
+        auth: ClientAuth::Certificate { cred: second.clone(), alg: SignatureAlg::Rs256, x5c: false },
+    };
+    let report = rotate::apply(
+        &manifest_path,
+        Format::MsGraph,
+        &second,
+        &EntryOptions::default(),
+        &RemovePolicy::Selected(vec![Selector::key_id(&first_key_id)?]),
+        Some(Verify { client: &client, request: req.clone() }),
+        false,
+    )?;
+    out.line(format!("added    keyId {} (thumbprint {})", report.added["keyId"].as_str().unwrap_or("?"), report.thumbprint));
+    out.line(format!("verified {}", report.verified_with.as_deref().unwrap_or("-")));
+    for r in &report.removed {
+        out.line(format!("removed  keyId {} (thumbprint {})", r.key_id.as_deref().unwrap_or("?"), r.thumbprint.as_deref().unwrap_or("?")));
+    }
+    let listed = manifest::Manifest::load(&manifest_path)?.list(dates::now());
+    out.line(format!("manifest now holds {} certificate(s): {}", listed.len(), listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")));
+
+    out.head("A request signed with the removed certificate is refused");
+    let mut old = req;
+    old.auth = ClientAuth::Certificate { cred: first.clone(), alg: SignatureAlg::Rs256, x5c: false };
+    match client.request_token_blocking(&old) {
+        Ok(_) => {
+            out.line("UNEXPECTED: the removed certificate still obtained a token");
+            failed = true;
+        }
+        Err(e) if entra_code(&e) == Some(700027) => {
+            out.line(format!("refused as expected: {}", e.message().lines().next().unwrap_or_default()));
+        }
+        Err(e) => {
+            out.line(format!("refused, but not with AADSTS700027: {}", e.message()));
+            failed = true;
+        }
+    }
+    // The emulator stops here, before the temporary directory goes away.
+    emu.shutdown();
+    Ok(if failed { crate::error::exit::CHECK } else { crate::error::exit::OK })
 }

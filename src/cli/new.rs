@@ -61,6 +61,8 @@ pub struct Files {
 pub struct Created {
     /// The certificate.
     pub cert: crate::cert::Certificate,
+    /// Its private key.
+    pub key: crate::cert::PrivateKey,
     /// The files.
     pub files: Files,
 }
@@ -124,7 +126,7 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     let s = |p: PathBuf| p.display().to_string();
     let files =
         Files { key: s(path("key")), cert: s(path("cer")), bundle: s(path("pem")), pfx: a.pfx.then(|| s(path("pfx"))) };
-    Ok(Created { cert, files })
+    Ok(Created { cert, key, files })
 }
 
 /// Runs `keycred new`.

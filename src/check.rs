@@ -1,0 +1,315 @@
+//! `check`: prove, step by step, that a credential works, the way a setup engineer would.
+//!
+//! Each step says what it checked and why it passed or failed; a step that cannot mean
+//! anything after an earlier failure is reported as skipped rather than as a second failure.
+
+use crate::authority::{Authority, EndpointVersion};
+use crate::cert::{load_credential, load_file, Certificate, LoadedCredential, SignatureAlg, EXPIRING_DAYS, MIN_RSA_BITS};
+use crate::error::exit;
+use crate::jwt::{self, AssertionParams};
+use crate::manifest::Manifest;
+use crate::secret::SecretString;
+use crate::token::{entra_code, ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use crate::{dates, thumbprint, ErrorKind};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Outcome of one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Passed.
+    Pass,
+    /// Passed with a warning (for instance under 30 days left).
+    Warn,
+    /// Failed.
+    Fail,
+    /// Not run because an earlier step failed.
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// What was checked.
+    pub step: String,
+    /// Whether it passed (`null` when skipped).
+    pub ok: Option<bool>,
+    /// Why.
+    pub detail: String,
+    /// pass, warn, fail or skip.
+    pub outcome: Outcome,
+}
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Certificate (or bundle, or PFX).
+    pub cert: PathBuf,
+    /// Separate key file.
+    pub key: Option<PathBuf>,
+    /// Password of an encrypted key or PFX.
+    pub password: Option<SecretString>,
+    /// Manifest that should hold the certificate.
+    pub manifest: Option<PathBuf>,
+    /// Authority.
+    pub authority: Authority,
+    /// Tenant.
+    pub tenant: String,
+    /// Client id.
+    pub client_id: String,
+    /// Endpoint version.
+    pub version: EndpointVersion,
+    /// Scopes or resource.
+    pub target: Target,
+    /// Roles the token must carry.
+    pub expect_roles: Vec<String>,
+    /// Signature algorithm of the assertion.
+    pub alg: SignatureAlg,
+}
+
+/// The whole report and the exit code it implies.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// 0 all passed, 4 a check failed, 3 the server refused.
+    #[serde(skip)]
+    pub exit_code: u8,
+    /// The token obtained, when the request succeeded (never serialised).
+    #[serde(skip)]
+    pub access_token: Option<SecretString>,
+}
+
+struct Steps {
+    steps: Vec<Step>,
+    failed: bool,
+    remote_refused: bool,
+}
+
+impl Steps {
+    fn push(&mut self, step: &str, outcome: Outcome, detail: impl Into<String>) {
+        if outcome == Outcome::Fail {
+            self.failed = true;
+        }
+        let ok = match outcome {
+            Outcome::Pass | Outcome::Warn => Some(true),
+            Outcome::Fail => Some(false),
+            Outcome::Skip => None,
+        };
+        self.steps.push(Step { step: step.to_string(), ok, detail: detail.into(), outcome });
+    }
+    fn skip(&mut self, names: &[&str], why: &str) {
+        for n in names {
+            self.push(n, Outcome::Skip, format!("skipped: {why}"));
+        }
+    }
+}
+
+/// Step names, stable for scripts reading `-o json`.
+pub mod names {
+    /// The certificate file can be read.
+    pub const READABLE: &str = "certificate readable";
+    /// RSA of at least 2048 bits.
+    pub const KEY_TYPE: &str = "RSA key of at least 2048 bits";
+    /// Valid now.
+    pub const VALIDITY: &str = "valid now";
+    /// The private key matches.
+    pub const KEY_MATCH: &str = "private key matches certificate";
+    /// The manifest holds it.
+    pub const MANIFEST: &str = "manifest holds certificate";
+    /// An assertion signs and verifies.
+    pub const ASSERTION: &str = "assertion signs and verifies";
+    /// A token is issued.
+    pub const TOKEN: &str = "token request";
+    /// Roles.
+    pub const ROLES: &str = "expected roles present";
+}
+
+/// Runs every step against `client` and returns the report.
+pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
+    use names::*;
+    let now = dates::now();
+    let mut s = Steps { steps: Vec::new(), failed: false, remote_refused: false };
+    let later_all = [KEY_TYPE, VALIDITY, KEY_MATCH, MANIFEST, ASSERTION, TOKEN, ROLES];
+    // 1. Readable.
+    let cert: Certificate = match load_file(&o.cert, o.password.as_ref()).and_then(|f| {
+        f.certs.into_iter().next().ok_or_else(|| crate::Error::input(format!("{}: no certificate in the file", o.cert.display())))
+    }) {
+        Ok(c) => {
+            s.push(READABLE, Outcome::Pass, format!("{} (thumbprint {})", o.cert.display(), c.thumbprint()));
+            c
+        }
+        Err(e) => {
+            s.push(READABLE, Outcome::Fail, e.to_string());
+            s.skip(&later_all[..], "the certificate could not be read");
+            return finish(s, None);
+        }
+    };
+    // 2. Key type and size.
+    if cert.is_rsa() && cert.key_bits() >= MIN_RSA_BITS {
+        s.push(KEY_TYPE, Outcome::Pass, format!("RSA {} bits", cert.key_bits()));
+    } else if cert.is_rsa() {
+        s.push(KEY_TYPE, Outcome::Fail, format!("RSA {} bits: Entra requires at least {MIN_RSA_BITS}", cert.key_bits()));
+    } else {
+        s.push(KEY_TYPE, Outcome::Fail, "not an RSA key: Entra certificate credentials need RSA");
+    }
+    // 3. Validity.
+    let days = dates::days_between(now, cert.not_after());
+    if now < cert.not_before() {
+        s.push(VALIDITY, Outcome::Fail, format!("not valid before {}", dates::format(cert.not_before())));
+    } else if now > cert.not_after() {
+        s.push(VALIDITY, Outcome::Fail, format!("expired on {}", dates::format(cert.not_after())));
+    } else if days < EXPIRING_DAYS {
+        s.push(VALIDITY, Outcome::Warn, format!("warning: expires in {days} days ({})", dates::format(cert.not_after())));
+    } else {
+        s.push(VALIDITY, Outcome::Pass, format!("{days} days left (until {})", dates::format(cert.not_after())));
+    }
+    // 4. Key matches.
+    let cred: Option<LoadedCredential> = match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
+        Ok(c) => {
+            s.push(KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
+            Some(c)
+        }
+        Err(e) => {
+            s.push(KEY_MATCH, Outcome::Fail, e.to_string());
+            None
+        }
+    };
+    // 5. Manifest.
+    match &o.manifest {
+        None => {}
+        Some(path) => manifest_step(&mut s, path, &cert),
+    }
+    let Some(cred) = cred else {
+        s.skip(&[ASSERTION, TOKEN, ROLES], "no usable private key");
+        return finish(s, None);
+    };
+    let cred = Arc::new(cred);
+    // 6. Assertion signs and verifies locally.
+    let audience = o.authority.token_endpoint(&o.tenant, o.version);
+    let params = AssertionParams {
+        client_id: o.client_id.clone(),
+        audience,
+        alg: o.alg,
+        x5c: false,
+        lifetime: jwt::DEFAULT_ASSERTION_LIFETIME,
+    };
+    let verified = jwt::client_assertion(&cred, &params).and_then(|a| jwt::dangerous::decode(a.expose()));
+    match verified {
+        Ok(d) if d.verify(o.alg, cred.cert.rsa_public_key().unwrap_or_default()) => {
+            s.push(ASSERTION, Outcome::Pass, format!("{} assertion verified with the certificate's public key", o.alg.jose()))
+        }
+        Ok(_) => s.push(ASSERTION, Outcome::Fail, "the assertion's signature does not verify with the certificate"),
+        Err(e) => s.push(ASSERTION, Outcome::Fail, e.to_string()),
+    }
+    if s.failed {
+        s.skip(&[TOKEN, ROLES], "an earlier check failed");
+        return finish(s, None);
+    }
+    // 7. Token.
+    let req = TokenRequest {
+        authority: o.authority.clone(),
+        tenant: o.tenant.clone(),
+        client_id: o.client_id.clone(),
+        version: o.version,
+        target: o.target.clone(),
+        grant: Grant::ClientCredentials,
+        auth: ClientAuth::Certificate { cred: cred.clone(), alg: o.alg, x5c: false },
+    };
+    let token = match client.request_token_blocking(&req) {
+        Ok(t) => {
+            s.push(TOKEN, Outcome::Pass, format!("{} token, expires in {} min ({})", t.token_type, t.expires_in / 60, req.endpoint()));
+            t
+        }
+        Err(e) => {
+            let code = entra_code(&e).map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
+            let first = e.message().lines().next().unwrap_or_default().to_string();
+            let detail = match e.hint() {
+                Some(h) => format!("{code}{first} (hint: {h})"),
+                None => format!("{code}{first}"),
+            };
+            s.remote_refused = e.kind() == ErrorKind::Remote;
+            s.push(TOKEN, Outcome::Fail, detail);
+            s.skip(&[ROLES], "no token");
+            return finish(s, None);
+        }
+    };
+    // 8. Roles.
+    let roles = jwt::dangerous::decode(token.access_token.expose()).map(|d| d.roles()).unwrap_or_default();
+    let missing: Vec<&String> = o.expect_roles.iter().filter(|r| !roles.contains(r)).collect();
+    if o.expect_roles.is_empty() {
+        s.push(ROLES, Outcome::Pass, format!("none expected; token roles: [{}]", roles.join(", ")));
+    } else if missing.is_empty() {
+        s.push(ROLES, Outcome::Pass, format!("token roles: [{}]", roles.join(", ")));
+    } else {
+        let m: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
+        s.push(
+            ROLES,
+            Outcome::Fail,
+            format!("missing {}: token roles are [{}]; grant the application permission and admin consent", m.join(", "), roles.join(", ")),
+        );
+    }
+    finish(s, Some(token.access_token))
+}
+
+fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
+    let m = match Manifest::load(path) {
+        Ok(m) => m,
+        Err(e) => return s.push(names::MANIFEST, Outcome::Fail, e.to_string()),
+    };
+    let sha1 = cert.sha1();
+    let entries: Vec<_> = m.credentials().into_iter().filter(|c| c.sha1() == Some(sha1)).collect();
+    let Some(e) = entries.first() else {
+        return s.push(
+            names::MANIFEST,
+            Outcome::Fail,
+            format!(
+                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert CERT)",
+                path.display(),
+                cert.thumbprint(),
+                path.display()
+            ),
+        );
+    };
+    let mut problems = Vec::new();
+    if let Some(cki) = &e.custom_key_identifier {
+        if thumbprint::parse_sha1(cki).ok() != Some(sha1) {
+            problems.push("customKeyIdentifier does not match the body".to_string());
+        }
+    }
+    if e.has_body && e.certificate.as_ref().map(|c| c.sha1()) != Some(sha1) {
+        problems.push("the entry's body is not this certificate".to_string());
+    }
+    if let Some(st) = e.start {
+        if st < cert.not_before() {
+            problems.push(format!("start {} is before the certificate's notBefore", dates::format(st)));
+        }
+    }
+    if let Some(en) = e.end {
+        if en > cert.not_after() {
+            problems.push(format!("end {} is after the certificate's notAfter", dates::format(en)));
+        }
+    }
+    if problems.is_empty() {
+        s.push(
+            names::MANIFEST,
+            Outcome::Pass,
+            format!("keyId {} in {}", e.key_id.as_deref().unwrap_or("?"), path.display()),
+        );
+    } else {
+        s.push(names::MANIFEST, Outcome::Fail, problems.join("; "));
+    }
+}
+
+fn finish(s: Steps, token: Option<SecretString>) -> Report {
+    let exit_code = if !s.failed {
+        exit::OK
+    } else if s.remote_refused {
+        exit::REMOTE
+    } else {
+        exit::CHECK
+    };
+    Report { steps: s.steps, exit_code, access_token: token }
+}
