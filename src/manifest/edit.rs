@@ -409,16 +409,27 @@ impl Manifest {
     /// Removes every entry matched by `selectors`. Each selector must match at least one entry:
     /// asking to remove something absent is an input error, and nothing is changed.
     pub fn remove_entries(&self, selectors: &[Selector]) -> Result<Manifest> {
+        self.remove_indices(&self.select(selectors)?)
+    }
+
+    /// The positions of the entries `selectors` match, sorted; an error naming the first selector
+    /// that matches nothing.
+    pub fn select(&self, selectors: &[Selector]) -> Result<Vec<usize>> {
         let mut indices = Vec::new();
         for sel in selectors {
             let found = self.find(sel);
             if found.is_empty() {
-                return Err(Error::input(format!("{}: no keyCredentials entry with {sel}", self.origin))
-                    .with_hint("`keycred manifest list` shows the entries; nothing was changed"));
+                return Err(Error::input(format!(
+                    "{}: no keyCredentials entry with {sel}; nothing was changed",
+                    self.origin
+                ))
+                .with_hint("`keycred manifest list` shows the entries"));
             }
             indices.extend(found.iter().map(|c| c.index));
         }
-        self.remove_indices(&indices)
+        indices.sort_unstable();
+        indices.dedup();
+        Ok(indices)
     }
 
     /// Replaces the whole `keyCredentials` collection (what Graph's PATCH does), preserving the
