@@ -138,10 +138,13 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
 fn load_cert(a: &EntryArgs) -> Result<Certificate> {
     let password = a.password_env.as_deref().map(secret::from_env).transpose()?;
     let loaded = load_file(&a.cert, password.as_ref())?;
-    loaded.certs.into_iter().next().ok_or_else(|| {
+    let cert = loaded.certs.into_iter().next().ok_or_else(|| {
         Error::input(format!("{}: no certificate in the file", a.cert.display()))
             .with_hint("give the .cer, the .pem bundle or the .pfx, not the key alone")
-    })
+    })?;
+    // Checked here too so the message names the file; `entry_for` checks again for library users.
+    cert.ensure_usable(&a.cert.display().to_string(), dates::now())?;
+    Ok(cert)
 }
 
 fn options(a: &EntryArgs) -> Result<EntryOptions> {
@@ -266,12 +269,14 @@ fn list(a: &ListArgs, ctx: &Ctx) -> Result<u8> {
 }
 
 /// Removes `indices` (computed by `pick` on the manifest as read under the lock), refusing a
-/// lock-out unless `force`; prints the removed rows.
+/// lock-out unless `force`; prints the removed rows. With `need_valid`, also refuses to leave no
+/// valid certificate at all (prune on a manifest holding only expired ones).
 fn remove_where(
     path: &Path,
     ctx: &Ctx,
     force: bool,
     dry_run: bool,
+    need_valid: bool,
     pick: impl Fn(&Manifest) -> Result<Vec<usize>>,
 ) -> Result<u8> {
     let now = dates::now();
@@ -283,6 +288,13 @@ fn remove_where(
         let after = m.remove_indices(&indices)?;
         if !force {
             m.ensure_not_locked_out(&after, now)?;
+            if need_valid && after.valid_at(now).is_empty() {
+                return Err(Error::input(format!(
+                    "{}: no currently valid certificate would be left; nothing was changed",
+                    m.origin()
+                ))
+                .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
+            }
         }
         Ok(after)
     };
@@ -316,12 +328,12 @@ fn remove(a: &RemoveArgs, ctx: &Ctx) -> Result<u8> {
     for t in &a.thumbprint {
         selectors.push(Selector::thumbprint(t)?);
     }
-    remove_where(&a.manifest, ctx, a.force, a.dry_run, |m| m.select(&selectors))
+    remove_where(&a.manifest, ctx, a.force, a.dry_run, false, |m| m.select(&selectors))
 }
 
 fn prune(a: &PruneArgs, ctx: &Ctx) -> Result<u8> {
     let now = dates::now();
-    remove_where(&a.manifest, ctx, a.force, a.dry_run, |m| {
+    remove_where(&a.manifest, ctx, a.force, a.dry_run, true, |m| {
         Ok(m.credentials().iter().filter(|c| c.status(now) == Status::Expired).map(|c| c.index).collect())
     })
 }
