@@ -197,6 +197,12 @@ fn every_refusal_leaves_the_file_untouched() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&unknown).unwrap()).unwrap();
     assert_eq!(doc["keyCredentials"][0], e);
 
+    let missing = d.p("missing.json");
+    let out = run(&["manifest", "remove", s(&missing), "--key-id", &id]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+    assert!(!missing.exists() && !d.p("missing.json.lock").exists());
+
     // --dry-run writes nothing but says what it would add.
     let before = std::fs::read(&m).unwrap();
     let out = run(&["manifest", "add", &mp, "--cert", &o, "--dry-run"]);

@@ -262,6 +262,16 @@ fn new_array(style: &Style, line: &str, entries: &[String]) -> String {
     }
 }
 
+fn member_span(l: &Layout, origin: &str) -> Result<Option<(usize, usize)>> {
+    let mut found = l.members.iter().filter(|m| m.key == MEMBER);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(Error::input(format!("{origin}: keyCredentials appears more than once"))
+            .with_hint("keep a single keyCredentials member in the manifest"));
+    }
+    Ok(first.map(|m| m.value))
+}
+
 fn splice(text: &str, from: usize, to: usize, with: &str) -> String {
     let mut s = String::with_capacity(text.len() + with.len());
     s.push_str(&text[..from]);
@@ -280,13 +290,7 @@ impl Manifest {
     /// The span of the `keyCredentials` value, refusing a duplicated member (which one Entra would
     /// read is undefined).
     fn member_span(&self, l: &Layout) -> Result<Option<(usize, usize)>> {
-        let mut found = l.members.iter().filter(|m| m.key == MEMBER);
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(Error::input(format!("{}: keyCredentials appears more than once", self.origin))
-                .with_hint("keep a single keyCredentials member in the manifest"));
-        }
-        Ok(first.map(|m| m.value))
+        member_span(l, &self.origin)
     }
 
     /// Writes `entries` (already rendered) as the whole array where there was none or `null`.
@@ -383,13 +387,13 @@ impl Manifest {
         // From the highest index down, so earlier spans stay where they were.
         for &i in idx.iter().rev() {
             let l = layout(&text)?;
-            let Some(Member { value: (s, _), .. }) = l.members.iter().find(|m| m.key == MEMBER) else {
+            let Some((s, _)) = member_span(&l, &self.origin)? else {
                 return Err(Error::internal("no keyCredentials to remove from"));
             };
-            if text.as_bytes()[*s] != b'[' {
+            if text.as_bytes()[s] != b'[' {
                 return Err(Error::internal("keyCredentials is not an array"));
             }
-            let arr = array_spans(&text, *s);
+            let arr = array_spans(&text, s);
             let n = arr.elements.len();
             if i >= n {
                 return Err(Error::internal(format!("keyCredentials has no element {i}")));
@@ -581,5 +585,8 @@ mod tests {
         assert!(out.text().contains("{\"keyId\": \"a\",   \"key\": null}"));
         assert_eq!(out.raw_entries(), rev.as_slice());
         assert_eq!(man.replace_key_credentials(&[]).unwrap().text(), "{\n  \"keyCredentials\": []\n}");
+        let dup = m("{\"keyCredentials\": [1], \"keyCredentials\": [2]}");
+        assert!(dup.remove_indices(&[0]).unwrap_err().message().contains("more than once"));
+        assert!(dup.splice_append(&[&json!(3)]).is_err());
     }
 }

@@ -74,6 +74,8 @@ impl Drop for Lock {
 /// differs. Holds `<path>.lock` throughout; if the file changed between reading and writing, the
 /// edit is applied again to the new content.
 pub fn edit_file(path: &Path, mut f: impl FnMut(&Manifest) -> Result<Manifest>) -> Result<FileEdit> {
+    // A missing or unreadable manifest is reported as such, not as a lock-file problem.
+    fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
     let _lock = Lock::acquire(path)?;
     for _ in 0..ATTEMPTS {
         let before = Manifest::load(path)?;
