@@ -1,16 +1,339 @@
-//! `keycred manifest` (not implemented yet).
+//! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
+//! editing an app manifest's collection of them. The work is in [`crate::manifest`].
 
+use super::output::out_line;
 use super::Ctx;
-use crate::{Error, Result};
+use crate::cert::{load_file, Certificate};
+use crate::error::exit;
+use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector, Status};
+use crate::{dates, secret, Error, Result};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
 
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
-    /// Not implemented yet
-    List,
+    /// Print the keyCredentials entry for a certificate
+    Entry(EntryArgs),
+    /// Add a certificate to a manifest's keyCredentials
+    Add(AddArgs),
+    /// List a manifest's keyCredentials
+    List(ListArgs),
+    /// Remove entries by keyId or thumbprint
+    Remove(RemoveArgs),
+    /// Remove expired entries
+    Prune(PruneArgs),
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Microsoft Graph (today's portal manifest): key, startDateTime, endDateTime, displayName
+    MsGraph,
+    /// Azure AD Graph (legacy): value, startDate, endDate
+    AadGraph,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::MsGraph => Format::MsGraph,
+            FormatArg::AadGraph => Format::AadGraph,
+        }
+    }
+}
+
+/// What describes the new entry.
+#[derive(clap::Args, Debug)]
+pub struct EntryArgs {
+    /// Certificate: PEM, DER or PFX (the private key is not needed)
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Environment variable holding the PFX password
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Manifest format (for `add`, only needed when the manifest does not show it)
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// keyId (UUID); a fresh random one by default
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// displayName (ms-graph only); the certificate's subject by default
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Start (YYYY-MM-DD or RFC 3339); the certificate's notBefore by default
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End (YYYY-MM-DD or RFC 3339); the certificate's notAfter by default
+    #[arg(long)]
+    pub end: Option<String>,
+}
+
+/// `manifest add`.
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// Manifest file (JSON, as downloaded from the portal)
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub entry: EntryArgs,
+    /// Show what would be added; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `manifest list`.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Manifest file
+    pub manifest: PathBuf,
+}
+
+/// `manifest remove`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["key_id", "thumbprint"])))]
+pub struct RemoveArgs {
+    /// Manifest file
+    pub manifest: PathBuf,
+    /// keyId of an entry to remove (repeatable)
+    #[arg(long)]
+    pub key_id: Vec<String>,
+    /// Thumbprint of a certificate to remove: hex (colons optional), base64 or base64url (repeatable)
+    #[arg(long)]
+    pub thumbprint: Vec<String>,
+    /// Allow removing the last currently valid certificate
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be removed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `manifest prune`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Manifest file
+    pub manifest: PathBuf,
+    /// Remove the entries whose end date has passed
+    #[arg(long, required = true)]
+    pub expired: bool,
+    /// Allow leaving no currently valid certificate
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be removed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Runs the command.
-pub fn run(_cmd: &Cmd, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
+    match cmd {
+        Cmd::Entry(a) => entry(a, ctx),
+        Cmd::Add(a) => add(a, ctx),
+        Cmd::List(a) => list(a, ctx),
+        Cmd::Remove(a) => remove(a, ctx),
+        Cmd::Prune(a) => prune(a, ctx),
+    }
+}
+
+fn load_cert(a: &EntryArgs) -> Result<Certificate> {
+    let password = a.password_env.as_deref().map(secret::from_env).transpose()?;
+    let loaded = load_file(&a.cert, password.as_ref())?;
+    let cert = loaded.certs.into_iter().next().ok_or_else(|| {
+        Error::input(format!("{}: no certificate in the file", a.cert.display()))
+            .with_hint("give the .cer, the .pem bundle or the .pfx, not the key alone")
+    })?;
+    // Checked here too so the message names the file; `entry_for` checks again for library users.
+    cert.ensure_usable(&a.cert.display().to_string(), dates::now())?;
+    Ok(cert)
+}
+
+fn options(a: &EntryArgs) -> Result<EntryOptions> {
+    let key_id = match &a.key_id {
+        Some(s) => match Selector::key_id(s)? {
+            Selector::KeyId(id) => Some(id),
+            Selector::Thumbprint(_) => unreachable!("Selector::key_id builds a KeyId"),
+        },
+        None => None,
+    };
+    Ok(EntryOptions {
+        key_id,
+        display_name: a.display_name.clone(),
+        start: a.start.as_deref().map(|s| dates::parse(s, "--start")).transpose()?,
+        end: a.end.as_deref().map(|s| dates::parse(s, "--end")).transpose()?,
+    })
+}
+
+fn print_entry(ctx: &Ctx, e: &Map<String, Value>) {
+    // The entry is what users paste into a manifest, so text output is the JSON too.
+    ctx.print_json(e);
+}
+
+fn entry(a: &EntryArgs, ctx: &Ctx) -> Result<u8> {
+    let opts = options(a)?;
+    let cert = load_cert(a)?;
+    let e = entry_for(&cert, a.format.map_or(Format::MsGraph, Format::from), &opts)?;
+    print_entry(ctx, &e);
+    Ok(exit::OK)
+}
+
+/// The format to write: the manifest's own, else `--format`, else an error saying so.
+fn resolve_format(m: &Manifest, given: Option<Format>) -> Result<Format> {
+    match (m.detect_format(), given) {
+        (Some(have), Some(want)) if have != want => {
+            Err(Error::input(format!("{}: the manifest is in {} format, not {}", m.origin(), have.name(), want.name()))
+                .with_hint(format!("leave --format out (or pass --format {})", have.name())))
+        }
+        (Some(have), _) => Ok(have),
+        (None, Some(want)) => Ok(want),
+        (None, None) => Err(Error::input(format!(
+            "{}: cannot tell whether the manifest is in ms-graph or aad-graph format (no entries, no telling keys)",
+            m.origin()
+        ))
+        .with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)")),
+    }
+}
+
+fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
+    let opts = options(&a.entry)?;
+    // Everything is checked before the file is touched: manifest, certificate, entry.
+    let current = Manifest::load(&a.manifest)?;
+    let format = resolve_format(&current, a.entry.format.map(Format::from))?;
+    let cert = load_cert(&a.entry)?;
+    let e = entry_for(&cert, format, &opts)?;
+    if a.dry_run {
+        current.add_entry(e.clone())?;
+        if !ctx.json() {
+            out_line(&format!(
+                "would add certificate {} to {} (dry run, nothing written):",
+                cert.thumbprint(),
+                a.manifest.display()
+            ));
+        }
+        print_entry(ctx, &e);
+        return Ok(exit::OK);
+    }
+    edit_file(&a.manifest, |m| {
+        // Another edit may have happened since the checks above: check again under the lock.
+        resolve_format(m, Some(format))?;
+        m.add_entry(e.clone())
+    })?;
+    if !ctx.json() {
+        out_line(&format!("added certificate {} to {}:", cert.thumbprint(), a.manifest.display()));
+    }
+    print_entry(ctx, &e);
+    Ok(exit::OK)
+}
+
+fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
+    if ctx.json() {
+        ctx.print_json(rows);
+        return;
+    }
+    let none = || "-".to_string();
+    let table: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.key_id.clone().unwrap_or_else(none),
+                r.thumbprint.clone().unwrap_or_else(none),
+                r.status.name().to_string(),
+                r.start.clone().unwrap_or_else(none),
+                r.end.clone().unwrap_or_else(none),
+                if r.has_body { "yes" } else { "no" }.to_string(),
+                r.display_name.clone().unwrap_or_else(none),
+            ]
+        })
+        .collect();
+    let head = ["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"].map(String::from);
+    let mut widths = [0usize; 7];
+    for row in std::iter::once(&head).chain(&table) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&head).chain(&table) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out_line(cells.join("  ").trim_end());
+    }
+}
+
+fn list(a: &ListArgs, ctx: &Ctx) -> Result<u8> {
+    let m = Manifest::load(&a.manifest)?;
+    let rows = m.list(dates::now());
+    if rows.is_empty() && !ctx.json() {
+        out_line(&format!("{}: no keyCredentials", a.manifest.display()));
+        return Ok(exit::OK);
+    }
+    print_rows(ctx, &rows);
+    Ok(exit::OK)
+}
+
+/// Removes `indices` (computed by `pick` on the manifest as read under the lock), refusing a
+/// lock-out unless `force`; prints the removed rows. With `need_valid`, also refuses to leave no
+/// valid certificate at all (prune on a manifest holding only expired ones).
+fn remove_where(
+    path: &Path,
+    ctx: &Ctx,
+    force: bool,
+    dry_run: bool,
+    need_valid: bool,
+    pick: impl Fn(&Manifest) -> Result<Vec<usize>>,
+) -> Result<u8> {
+    let now = dates::now();
+    let apply = |m: &Manifest| -> Result<Manifest> {
+        let indices = pick(m)?;
+        if indices.is_empty() {
+            return Ok(m.clone());
+        }
+        let after = m.remove_indices(&indices)?;
+        if !force {
+            m.ensure_not_locked_out(&after, now)?;
+            if need_valid && after.valid_at(now).is_empty() {
+                return Err(Error::input(format!(
+                    "{}: no currently valid certificate would be left; nothing was changed",
+                    m.origin()
+                ))
+                .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
+            }
+        }
+        Ok(after)
+    };
+    let before = if dry_run {
+        let m = Manifest::load(path)?;
+        apply(&m)?;
+        m
+    } else {
+        edit_file(path, apply)?.before
+    };
+    let indices = pick(&before)?;
+    let rows: Vec<ListRow> =
+        before.credentials().iter().filter(|c| indices.contains(&c.index)).map(|c| ListRow::of(c, now)).collect();
+    if ctx.json() {
+        ctx.print_json(&rows);
+    } else if rows.is_empty() {
+        out_line(&format!("{}: nothing to remove", path.display()));
+    } else {
+        let verb = if dry_run { "would remove (dry run, nothing written)" } else { "removed" };
+        out_line(&format!("{verb} from {}:", path.display()));
+        print_rows(ctx, &rows);
+    }
+    Ok(exit::OK)
+}
+
+fn remove(a: &RemoveArgs, ctx: &Ctx) -> Result<u8> {
+    let mut selectors = Vec::new();
+    for k in &a.key_id {
+        selectors.push(Selector::key_id(k)?);
+    }
+    for t in &a.thumbprint {
+        selectors.push(Selector::thumbprint(t)?);
+    }
+    remove_where(&a.manifest, ctx, a.force, a.dry_run, false, |m| m.select(&selectors))
+}
+
+fn prune(a: &PruneArgs, ctx: &Ctx) -> Result<u8> {
+    let now = dates::now();
+    remove_where(&a.manifest, ctx, a.force, a.dry_run, true, |m| {
+        Ok(m.credentials().iter().filter(|c| c.status(now) == Status::Expired).map(|c| c.index).collect())
+    })
 }

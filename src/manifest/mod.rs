@@ -1,15 +1,28 @@
 //! App manifests and their `keyCredentials`, in both formats of PROTOCOL.md section 2.
 //!
 //! Reading is done on a parsed `serde_json::Value`; editing (in `edit`) splices the original
-//! text so that everything outside the touched entries keeps its exact bytes.
+//! text so that everything outside the touched entries keeps its exact bytes. `entry` builds new
+//! entries from certificates, `file` saves and edits manifest files safely, `templates` holds the
+//! sample manifests embedded in the binary.
 
-use crate::cert::Certificate;
+mod edit;
+mod entry;
+mod file;
+pub mod templates;
+
+pub use entry::{entry_for, entry_for_at, EntryOptions};
+pub use file::{edit_file, FileEdit};
+
+use crate::cert::{Certificate, EXPIRING_DAYS};
 use crate::thumbprint;
 use crate::{dates, fsio, Error, Result};
 use base64::Engine;
+use serde::Serialize;
 use serde_json::{Map, Value};
+use std::fmt;
 use std::path::Path;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// The two manifest shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,19 +177,8 @@ impl Manifest {
 
     /// The format, decided by existing entries, else by top-level keys; `None` when undecidable.
     pub fn detect_format(&self) -> Option<Format> {
-        for e in self.raw_entries() {
-            if let Value::Object(o) = e {
-                if o.contains_key("key")
-                    || o.contains_key("startDateTime")
-                    || o.contains_key("endDateTime")
-                    || o.contains_key("displayName")
-                {
-                    return Some(Format::MsGraph);
-                }
-                if o.contains_key("value") || o.contains_key("startDate") || o.contains_key("endDate") {
-                    return Some(Format::AadGraph);
-                }
-            }
+        if let Some(f) = self.raw_entries().iter().filter_map(Value::as_object).find_map(entry_format) {
+            return Some(f);
         }
         const GRAPH: [&str; 5] = ["id", "signInAudience", "api", "web", "requiredResourceAccess"];
         const LEGACY: [&str; 5] = [
@@ -205,6 +207,17 @@ impl Manifest {
     }
 }
 
+/// The format an entry is written in, by its field names; `None` when it has none of them.
+pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
+    if ["key", "startDateTime", "endDateTime", "displayName"].iter().any(|k| o.contains_key(*k)) {
+        return Some(Format::MsGraph);
+    }
+    if ["value", "startDate", "endDate"].iter().any(|k| o.contains_key(*k)) {
+        return Some(Format::AadGraph);
+    }
+    None
+}
+
 fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
     let body = s("key").or_else(|| s("value"));
@@ -224,5 +237,200 @@ fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
         end: date("endDateTime", "endDate"),
         has_body: body.is_some_and(|b| !b.is_empty()),
         certificate,
+    }
+}
+
+/// Which entries an operation is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// By `keyId`.
+    KeyId(Uuid),
+    /// By the certificate's SHA-1 (from its body, or from `customKeyIdentifier`).
+    Thumbprint([u8; 20]),
+}
+
+impl Selector {
+    /// A `keyId` given on the command line.
+    pub fn key_id(s: &str) -> Result<Selector> {
+        Uuid::parse_str(s.trim()).map(Selector::KeyId).map_err(|_| {
+            Error::input(format!("--key-id '{s}': not a UUID")).with_hint(
+                "give the keyId as `keycred manifest list` shows it, e.g. 1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            )
+        })
+    }
+    /// A thumbprint in any form (hex with or without colons, base64, base64url).
+    pub fn thumbprint(s: &str) -> Result<Selector> {
+        thumbprint::parse_sha1(s).map(Selector::Thumbprint).map_err(|e| e.context("--thumbprint"))
+    }
+    /// Whether `c` is selected.
+    pub fn matches(&self, c: &KeyCredential) -> bool {
+        match self {
+            Selector::KeyId(id) => c.key_id.as_deref().and_then(|k| Uuid::parse_str(k.trim()).ok()) == Some(*id),
+            // Both the body and customKeyIdentifier count: a hand-edited entry may disagree, and
+            // either way the user means that entry.
+            Selector::Thumbprint(t) => {
+                c.sha1() == Some(*t)
+                    || c.custom_key_identifier.as_deref().and_then(|s| thumbprint::parse_sha1(s).ok()) == Some(*t)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::KeyId(id) => write!(f, "keyId {id}"),
+            Selector::Thumbprint(t) => write!(f, "thumbprint {}", thumbprint::hex_upper(t)),
+        }
+    }
+}
+
+/// Where a credential stands at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Status {
+    /// Usable, more than [`EXPIRING_DAYS`] left.
+    #[serde(rename = "valid")]
+    Valid,
+    /// Usable, fewer than [`EXPIRING_DAYS`] left.
+    #[serde(rename = "expiring")]
+    Expiring,
+    /// Past its end.
+    #[serde(rename = "expired")]
+    Expired,
+    /// Before its start.
+    #[serde(rename = "not yet valid")]
+    NotYetValid,
+}
+
+impl Status {
+    /// The name printed and serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Expiring => "expiring",
+            Status::Expired => "expired",
+            Status::NotYetValid => "not yet valid",
+        }
+    }
+}
+
+impl KeyCredential {
+    /// Start: the entry's date, else the certificate's.
+    pub fn effective_start(&self) -> Option<OffsetDateTime> {
+        self.start.or(self.certificate.as_ref().map(|c| c.not_before()))
+    }
+    /// End: the entry's date, else the certificate's.
+    pub fn effective_end(&self) -> Option<OffsetDateTime> {
+        self.end.or(self.certificate.as_ref().map(|c| c.not_after()))
+    }
+    /// Status at `now`; an entry without dates counts as valid (Entra gives it the certificate's).
+    pub fn status(&self, now: OffsetDateTime) -> Status {
+        match (self.effective_start(), self.effective_end()) {
+            (Some(s), _) if now < s => Status::NotYetValid,
+            (_, Some(e)) if now > e => Status::Expired,
+            (_, Some(e)) if crate::dates::days_between(now, e) < EXPIRING_DAYS => Status::Expiring,
+            _ => Status::Valid,
+        }
+    }
+}
+
+/// One line of `keycred manifest list`. JSON field names are a contract.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRow {
+    /// `keyId`.
+    pub key_id: Option<String>,
+    /// SHA-1, upper-case hex: from the body when present, else from `customKeyIdentifier`.
+    pub thumbprint: Option<String>,
+    /// `displayName`, else the certificate's subject.
+    pub display_name: Option<String>,
+    /// Start, RFC 3339 UTC.
+    pub start: Option<String>,
+    /// End, RFC 3339 UTC.
+    pub end: Option<String>,
+    /// `valid`, `expiring`, `expired` or `not yet valid`.
+    pub status: Status,
+    /// Whether `key`/`value` holds the certificate.
+    pub has_body: bool,
+}
+
+impl ListRow {
+    /// The row for `c` at `now`.
+    pub fn of(c: &KeyCredential, now: OffsetDateTime) -> ListRow {
+        ListRow {
+            key_id: c.key_id.clone(),
+            thumbprint: c.sha1().map(|d| thumbprint::hex_upper(&d)),
+            display_name: c.display_name.clone().or_else(|| c.certificate.as_ref().map(|x| x.subject().to_string())),
+            start: c.effective_start().map(dates::format),
+            end: c.effective_end().map(dates::format),
+            status: c.status(now),
+            has_body: c.has_body,
+        }
+    }
+}
+
+impl Manifest {
+    /// The entries `sel` designates.
+    pub fn find(&self, sel: &Selector) -> Vec<KeyCredential> {
+        self.credentials().into_iter().filter(|c| sel.matches(c)).collect()
+    }
+
+    /// A row per entry, for `list`.
+    pub fn list(&self, now: OffsetDateTime) -> Vec<ListRow> {
+        self.credentials().iter().map(|c| ListRow::of(c, now)).collect()
+    }
+
+    /// The entries valid at `now`.
+    pub fn valid_at(&self, now: OffsetDateTime) -> Vec<KeyCredential> {
+        self.credentials().into_iter().filter(|c| c.is_valid_at(now)).collect()
+    }
+
+    /// Refuses an edit that leaves no valid credential when there was one: the app could no
+    /// longer authenticate, and Graph's addKey needs a valid one to recover.
+    pub fn ensure_not_locked_out(&self, after: &Manifest, now: OffsetDateTime) -> Result<()> {
+        if !self.valid_at(now).is_empty() && after.valid_at(now).is_empty() {
+            return Err(Error::input(format!(
+                "{}: this would remove the last currently valid certificate; the app could no longer sign in",
+                self.origin
+            ))
+            .with_hint("add the new certificate first (`keycred manifest add`), or pass --force if that is intended"));
+        }
+        Ok(())
+    }
+
+    /// Returns the manifest with `entry` appended to `keyCredentials` (created when missing).
+    /// Refuses an entry in the other format, or whose certificate or `keyId` is already present.
+    pub fn add_entry(&self, entry: Map<String, Value>) -> Result<Manifest> {
+        if let (Some(have), Some(new)) = (self.detect_format(), entry_format(&entry)) {
+            if have != new {
+                return Err(Error::input(format!(
+                    "{}: the manifest is in {} format but the entry is {}",
+                    self.origin,
+                    have.name(),
+                    new.name()
+                ))
+                .with_hint(format!("build the entry with --format {}", have.name())));
+            }
+        }
+        let new = read_entry(0, &entry);
+        let existing = self.credentials();
+        if let Some(d) = new.sha1() {
+            if let Some(c) = existing.iter().find(|c| Selector::Thumbprint(d).matches(c)) {
+                return Err(Error::input(format!(
+                    "{}: the certificate {} is already in keyCredentials (keyId {})",
+                    self.origin,
+                    thumbprint::hex_upper(&d),
+                    c.key_id.as_deref().unwrap_or("none")
+                ))
+                .with_hint("nothing to do; `keycred manifest list` shows the entries"));
+            }
+        }
+        if let Some(id) = new.key_id.as_deref().and_then(|k| Uuid::parse_str(k).ok()) {
+            if existing.iter().any(|c| Selector::KeyId(id).matches(c)) {
+                return Err(Error::input(format!("{}: keyId {id} is already used in keyCredentials", self.origin))
+                    .with_hint("leave --key-id out to get a fresh one"));
+            }
+        }
+        self.append_unchecked(&entry)
     }
 }
