@@ -18,6 +18,7 @@
 
 pub mod authority;
 pub mod cert;
+pub mod check;
 pub mod cli;
 pub mod dates;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod fsio;
 pub mod graph;
 pub mod jwt;
 pub mod manifest;
+pub mod rotate;
 pub mod secret;
 pub mod thumbprint;
 
