@@ -19,6 +19,7 @@
 pub mod authority;
 pub mod cert;
 pub mod cli;
+pub mod consent;
 pub mod dates;
 pub mod error;
 pub mod fsio;
@@ -26,5 +27,6 @@ pub mod jwt;
 pub mod manifest;
 pub mod secret;
 pub mod thumbprint;
+pub mod token;
 
 pub use error::{Error, ErrorKind, Result};
