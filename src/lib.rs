@@ -20,6 +20,7 @@ pub mod authority;
 pub mod cert;
 pub mod check;
 pub mod cli;
+pub mod consent;
 pub mod dates;
 pub mod error;
 pub mod fsio;
@@ -29,5 +30,6 @@ pub mod manifest;
 pub mod rotate;
 pub mod secret;
 pub mod thumbprint;
+pub mod token;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,13 +1,111 @@
-//! `keycred assertion` (not implemented yet).
+//! `keycred assertion`: sign a client assertion (RFC 7523) with a certificate and print it, for
+//! use with curl or another client, or to inspect what keycred sends.
 
-use super::Ctx;
-use crate::{Error, Result};
+use super::output::out_line;
+use super::{CredArgs, Ctx, TenantArgs};
+use crate::authority::{check_transport, EndpointVersion};
+use crate::cert::SignatureAlg;
+use crate::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
+use crate::{error::exit, Error, Result};
 
-/// Arguments.
+/// `--alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlgArg {
+    /// RSASSA-PKCS1-v1_5 SHA-256, header `x5t`
+    #[value(name = "RS256")]
+    Rs256,
+    /// RSASSA-PSS SHA-256, header `x5t#S256`
+    #[value(name = "PS256")]
+    Ps256,
+}
+
+impl From<AlgArg> for SignatureAlg {
+    fn from(a: AlgArg) -> Self {
+        match a {
+            AlgArg::Rs256 => SignatureAlg::Rs256,
+            AlgArg::Ps256 => SignatureAlg::Ps256,
+        }
+    }
+}
+
+/// `--endpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointArg {
+    /// `/oauth2/token` (field `resource`)
+    V1,
+    /// `/oauth2/v2.0/token` (field `scope`)
+    V2,
+}
+
+impl From<EndpointArg> for EndpointVersion {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::V1 => EndpointVersion::V1,
+            EndpointArg::V2 => EndpointVersion::V2,
+        }
+    }
+}
+
+/// Prints a signed client assertion (JWT) on stdout.
+///
+/// `aud` is the tenant's token endpoint (v2 unless `--endpoint v1`), or `--audience`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
+    pub cred: CredArgs,
+    /// Token endpoint the assertion is for (sets `aud`)
+    #[arg(long, value_enum, default_value_t = EndpointArg::V2, conflicts_with = "audience")]
+    pub endpoint: EndpointArg,
+    /// Explicit audience URL instead of the tenant's token endpoint
+    #[arg(long, value_name = "URL")]
+    pub audience: Option<String>,
+    /// Signature algorithm
+    #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
+    pub alg: AlgArg,
+    /// Add the certificate chain as `x5c` (subject name / issuer authentication)
+    #[arg(long)]
+    pub x5c: bool,
+    /// Lifetime in seconds (at most 3600)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ASSERTION_LIFETIME)]
+    pub lifetime: u64,
+}
 
-/// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+/// Runs `keycred assertion`.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let client_id = a.tenant.client_id()?;
+    let audience = match &a.audience {
+        Some(u) => {
+            let url = url::Url::parse(u).map_err(|e| {
+                Error::input(format!("--audience '{u}' is not a URL ({e})"))
+                    .with_hint("give the token endpoint URL the assertion will be posted to")
+            })?;
+            check_transport(&url, "--audience")?;
+            u.clone()
+        }
+        None => a.tenant.authority()?.token_endpoint(a.tenant.tenant()?, a.endpoint.into()),
+    };
+    let cred = a.cred.load()?;
+    let params = AssertionParams {
+        client_id: client_id.to_string(),
+        audience: audience.clone(),
+        alg: a.alg.into(),
+        x5c: a.x5c,
+        lifetime: a.lifetime,
+    };
+    let jwt = jwt::client_assertion(&cred, &params)?;
+    if ctx.json() {
+        ctx.print_json(&serde_json::json!({
+            "assertion": jwt.expose(),
+            "audience": audience,
+            "alg": params.alg.jose(),
+            "thumbprint": cred.cert.thumbprint(),
+            "lifetime": a.lifetime,
+        }));
+    } else {
+        // Printing the assertion is the point of this command: the user asked for it.
+        out_line(jwt.expose());
+    }
+    Ok(exit::OK)
 }

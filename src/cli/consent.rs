@@ -1,13 +1,89 @@
-//! `keycred consent` (not implemented yet).
+//! `keycred consent-url`: build the URL an administrator opens to consent (v2 admin consent, or
+//! seed 000's v1 authorize URL), or read the URL the browser was redirected to afterwards.
 
-use super::Ctx;
-use crate::{Error, Result};
+use super::output::{out_line, print_pairs};
+use super::{Ctx, TenantArgs};
+use crate::consent::{self, Prompt};
+use crate::{error::exit, Error, Result};
 
-/// Arguments.
+/// Builds or parses consent URLs.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    /// Where Entra sends the browser afterwards (a reply URL registered on the app)
+    #[arg(long, value_name = "URI")]
+    pub redirect_uri: Option<String>,
+    /// Opaque value echoed back in the redirect
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Build seed 000's v1 authorize URL (needs --resource) instead of the v2 admin-consent URL
+    #[arg(long, requires = "resource")]
+    pub v1: bool,
+    /// Resource URI for the v1 authorize URL
+    #[arg(long, value_name = "URI")]
+    pub resource: Option<String>,
+    /// prompt= for the v1 URL
+    #[arg(long, value_enum, requires = "v1")]
+    pub prompt: Option<Prompt>,
+    /// Read the URL the browser was redirected to instead of building one
+    #[arg(long, value_name = "REDIRECTED_URL", conflicts_with_all = ["v1", "resource", "prompt", "state"])]
+    pub parse: Option<String>,
+}
 
-/// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+/// Runs `keycred consent-url`.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    if let Some(u) = &a.parse {
+        let r = consent::parse_redirect(u)?;
+        if ctx.json() {
+            ctx.print_json(&serde_json::json!({
+                "tenant": r.tenant, "adminConsent": r.admin_consent, "state": r.state, "hasCode": r.has_code,
+            }));
+        } else {
+            let mut pairs = Vec::new();
+            if let Some(t) = &r.tenant {
+                pairs.push(("tenant", t.clone()));
+            }
+            pairs.push(("admin consent", if r.admin_consent { "granted".into() } else { "no".into() }));
+            if let Some(s) = &r.state {
+                pairs.push(("state", s.clone()));
+            }
+            if r.has_code {
+                pairs.push(("code", "present (exchange it with keycred token --code ... --redirect-uri ...)".into()));
+            }
+            print_pairs(&pairs);
+        }
+        return Ok(exit::OK);
+    }
+    let authority = a.tenant.authority()?;
+    let client_id = a.tenant.client_id()?;
+    let url = if a.v1 {
+        let resource = a.resource.as_deref().unwrap_or_default();
+        let redirect = a.redirect_uri.as_deref().ok_or_else(|| {
+            Error::input("--v1 needs --redirect-uri").with_hint("give a reply URL registered on the application")
+        })?;
+        consent::authorize_url_v1(
+            &authority,
+            a.tenant.tenant.as_deref(),
+            client_id,
+            resource,
+            redirect,
+            a.prompt,
+            a.state.as_deref(),
+        )
+    } else {
+        consent::admin_consent_url(
+            &authority,
+            a.tenant.tenant.as_deref(),
+            client_id,
+            a.redirect_uri.as_deref(),
+            a.state.as_deref(),
+        )
+    };
+    if ctx.json() {
+        ctx.print_json(&serde_json::json!({ "url": url }));
+    } else {
+        out_line(&url);
+    }
+    Ok(exit::OK)
 }

@@ -1,13 +1,191 @@
-//! `keycred token` (not implemented yet).
+//! `keycred token`: request a token (client credentials, on-behalf-of, authorization code) and
+//! show what it grants. The token itself is printed only on request (`--raw`, or `accessToken`
+//! in JSON output).
 
-use super::Ctx;
-use crate::{Error, Result};
+use super::assertion::{AlgArg, EndpointArg};
+use super::decode::{check_roles, key_claim_pairs, print_key_claims, rfc3339};
+use super::output::{out_line, print_pairs, with_spinner};
+use super::{CredArgs, Ctx, TenantArgs};
+use crate::authority::EndpointVersion;
+use crate::jwt::dangerous;
+use crate::secret::{self, SecretString};
+use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use crate::{error::exit, Error, Result};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Arguments.
+/// Requests a token and shows its type, expiry and the claims that matter.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
+    pub cred: CredArgs,
+    /// Authenticate with the client secret held in this environment variable instead of a certificate
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// Scope (v2); a bare resource gets /.default. Repeatable
+    #[arg(long, value_name = "SCOPE", required_unless_present = "resource")]
+    pub scope: Vec<String>,
+    /// Resource URI; posts resource= to the v1 endpoint unless --endpoint v2
+    #[arg(long, value_name = "URI", conflicts_with = "scope")]
+    pub resource: Option<String>,
+    /// Token endpoint version (default v2, or v1 with --resource)
+    #[arg(long, value_enum)]
+    pub endpoint: Option<EndpointArg>,
+    /// Signature algorithm of the client assertion
+    #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
+    pub alg: AlgArg,
+    /// Send the certificate chain (x5c) in the assertion
+    #[arg(long)]
+    pub x5c: bool,
+    /// On-behalf-of: the incoming access token, or `-` to read it from stdin
+    #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
+    pub obo: Option<String>,
+    /// Authorization code to exchange (seed 000), or `-` to read it from stdin
+    #[arg(long, value_name = "CODE", requires = "redirect_uri")]
+    pub code: Option<String>,
+    /// Redirect URI the code was issued for
+    #[arg(long, value_name = "URI", requires = "code")]
+    pub redirect_uri: Option<String>,
+    /// Fail (exit 4) unless the token's roles hold ROLE; repeatable
+    #[arg(long, value_name = "ROLE")]
+    pub expect_role: Vec<String>,
+    /// Print only the access token
+    #[arg(long)]
+    pub raw: bool,
+    /// Seconds to wait for the token endpoint
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Extra trusted root CA (PEM), for the emulator's --tls mode
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
 
-/// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+fn read_arg_or_stdin(v: &str, what: &str) -> Result<SecretString> {
+    if v != "-" {
+        return Ok(SecretString::new(v.trim()));
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Error::input(format!("{what}: stdin was empty")));
+    }
+    Ok(SecretString::new(s))
+}
+
+/// Builds the library request from the arguments.
+fn build_request(a: &Args) -> Result<TokenRequest> {
+    if a.timeout == 0 {
+        return Err(Error::input("--timeout 0: give at least 1 second"));
+    }
+    let grant = match (&a.obo, &a.code, &a.redirect_uri) {
+        (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo")? },
+        (None, Some(c), Some(r)) => {
+            Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code")?, redirect_uri: r.clone() }
+        }
+        _ => Grant::ClientCredentials,
+    };
+    // Seed 000 exchanges the code at /common, before the user's tenant is known.
+    let tenant = match (&a.tenant.tenant, &grant) {
+        (Some(t), _) => t.clone(),
+        (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
+        (None, _) => a.tenant.tenant()?.to_string(),
+    };
+    let auth = match &a.secret_env {
+        Some(var) => ClientAuth::Secret(secret::from_env(var)?),
+        None => {
+            if !a.cred.given() {
+                return Err(Error::input("no credential given").with_hint(
+                    "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR",
+                ));
+            }
+            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
+        }
+    };
+    let (target, default_version) = match &a.resource {
+        Some(r) => (Target::Resource(r.clone()), EndpointVersion::V1),
+        None => (
+            Target::Scopes(a.scope.iter().flat_map(|s| s.split_whitespace().map(str::to_string)).collect()),
+            EndpointVersion::V2,
+        ),
+    };
+    Ok(TokenRequest {
+        authority: a.tenant.authority()?,
+        tenant,
+        client_id: a.tenant.client_id()?.to_string(),
+        version: a.endpoint.map(Into::into).unwrap_or(default_version),
+        target,
+        grant,
+        auth,
+    })
+}
+
+/// Runs `keycred token`.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let req = build_request(a)?;
+    let client = TokenClient::new(ClientOptions {
+        timeout: Duration::from_secs(a.timeout),
+        ca_file: a.ca_file.clone(),
+        ..Default::default()
+    })?;
+    let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))?;
+    let decoded = dangerous::decode(resp.access_token.expose()).ok();
+    let now = crate::jwt::now_secs();
+    let expires_on = resp.expires_on.unwrap_or(now + resp.expires_in as i64);
+    let minutes_left = (expires_on - now).max(0) / 60;
+    let tid = decoded.as_ref().and_then(|d| d.claim_str("tid")).map(str::to_string);
+    let is_code = matches!(req.grant, Grant::AuthorizationCode { .. });
+
+    if a.raw {
+        out_line(resp.access_token.expose());
+    } else if ctx.json() {
+        let mut v = serde_json::json!({
+            "tokenType": resp.token_type,
+            "expiresIn": resp.expires_in,
+            "extExpiresIn": resp.ext_expires_in,
+            "expiresOn": rfc3339(expires_on),
+            "resource": resp.resource,
+            "scope": resp.scope,
+            "endpoint": req.endpoint(),
+            "tenantId": tid,
+            "claims": decoded.as_ref().map(|d| serde_json::Value::Object(d.claims.clone())),
+        });
+        // The token goes out only in JSON, where scripts ask for it by name.
+        v["accessToken"] = serde_json::Value::String(resp.access_token.expose().to_string());
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = vec![
+            ("token type", resp.token_type.clone()),
+            ("expires", format!("{} ({minutes_left} min left)", rfc3339(expires_on).unwrap_or_default())),
+        ];
+        if let Some(r) = &resp.resource {
+            pairs.push(("resource", r.clone()));
+        }
+        print_pairs(&pairs);
+        match &decoded {
+            Some(d) if !key_claim_pairs(d).is_empty() => print_key_claims(d),
+            Some(_) => out_line("(the token has none of the usual claims)"),
+            None => out_line("(the token is not a JWT: opaque or encrypted; claims cannot be shown)"),
+        }
+        if is_code {
+            match &tid {
+                Some(t) => out_line(&format!("tenant to store for client-credentials calls: {t} (--tenant {t})")),
+                None => out_line("the token has no tid claim: the tenant cannot be read from it"),
+            }
+        }
+    }
+    if !a.expect_role.is_empty() {
+        match &decoded {
+            Some(d) => check_roles(d, &a.expect_role)?,
+            None => return Err(Error::check("--expect-role: the token is not a JWT, its roles cannot be read")),
+        }
+    }
+    Ok(exit::OK)
 }

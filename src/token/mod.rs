@@ -1,0 +1,240 @@
+//! Token requests to an Entra token endpoint (or the keycred emulator): client credentials,
+//! on-behalf-of and authorization code, authenticated by a certificate assertion or a secret.
+//!
+//! [`request`] builds the form and [`response`] reads the answer, both without I/O; this module is
+//! the transport: reqwest with rustls, a timeout, an optional extra root CA, and bounded retries of
+//! 429 and 5xx answers that honour `Retry-After`.
+//!
+//! ```no_run
+//! use keycred::authority::{Authority, EndpointVersion};
+//! use keycred::secret::SecretString;
+//! use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+//! let req = TokenRequest {
+//!     authority: Authority::parse("https://login.microsoftonline.com")?,
+//!     tenant: "contoso.onmicrosoft.com".into(),
+//!     client_id: "11111111-2222-3333-4444-555555555555".into(),
+//!     version: EndpointVersion::V2,
+//!     target: Target::Scopes(vec!["https://graph.microsoft.com".into()]),
+//!     grant: Grant::ClientCredentials,
+//!     auth: ClientAuth::Secret(SecretString::new("...")),
+//! };
+//! let token = TokenClient::new(Default::default())?.request_token_blocking(&req)?;
+//! println!("expires in {} s", token.expires_in);
+//! # Ok::<(), keycred::Error>(())
+//! ```
+
+pub mod error;
+pub mod request;
+pub mod response;
+
+pub use error::{entra_code, entra_error, EntraError, HintContext};
+pub use request::{ClientAuth, FormValue, Grant, PreparedRequest, Target, TokenRequest};
+pub use response::TokenResponse;
+
+use crate::{consent, Error, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default time limit of one HTTP exchange.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries after a 429 or 5xx answer.
+pub const MAX_RETRIES: u32 = 3;
+/// Longest wait between two attempts, whatever `Retry-After` says: a CLI user should not wait
+/// minutes without being told.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// How the client talks to the endpoint.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Time limit of one attempt.
+    pub timeout: Duration,
+    /// An extra trusted root CA (PEM), for the emulator's `--tls` mode.
+    pub ca_file: Option<PathBuf>,
+    /// Retries of 429 and 5xx answers.
+    pub max_retries: u32,
+    /// Cap on each wait between attempts.
+    pub max_retry_wait: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: DEFAULT_TIMEOUT,
+            ca_file: None,
+            max_retries: MAX_RETRIES,
+            max_retry_wait: MAX_RETRY_WAIT,
+        }
+    }
+}
+
+/// An HTTP client for token endpoints.
+#[derive(Clone, Debug)]
+pub struct TokenClient {
+    http: reqwest::Client,
+    options: ClientOptions,
+}
+
+/// How long to wait before retrying an answer with `status`, or `None` when it must not be
+/// retried. `retry_after` is the header's value; `attempt` counts from 0.
+pub fn retry_delay(status: u16, retry_after: Option<&str>, attempt: u32, options: &ClientOptions) -> Option<Duration> {
+    if attempt >= options.max_retries || !(status == 429 || (500..600).contains(&status)) {
+        return None;
+    }
+    // Retry-After may also be an HTTP date; then fall back to exponential backoff.
+    let wait = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| Duration::from_millis(500 << attempt.min(6)));
+    Some(wait.min(options.max_retry_wait))
+}
+
+impl TokenClient {
+    /// Builds the client. A bad `ca_file` is an input error naming the file.
+    pub fn new(options: ClientOptions) -> Result<Self> {
+        let mut b = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .user_agent(concat!("keycred/", env!("CARGO_PKG_VERSION")))
+            // The blocking wrapper runs each request on its own short-lived runtime; pooled
+            // connections would outlive it and fail on the next call.
+            .pool_max_idle_per_host(0)
+            // A token endpoint never redirects a POST legitimately; following one would resend
+            // the client secret or assertion elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &options.ca_file {
+            let pem = crate::fsio::read(path)?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(|| {
+                    Error::file(path, "no PEM certificate in the file")
+                        .with_hint("give the CA certificate in PEM (-----BEGIN CERTIFICATE-----)")
+                })?;
+            b = b.tls_certs_merge(certs);
+        }
+        let http = b.build().map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", chain(&e))))?;
+        Ok(TokenClient { http, options })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Requests a token. Entra refusals are [`EntraError`]s inside a remote [`Error`] (exit 3).
+    pub async fn request_token(&self, req: &TokenRequest) -> Result<TokenResponse> {
+        let ctx = hint_context(req);
+        let mut attempt = 0;
+        loop {
+            // A fresh assertion per attempt: a retried one may have aged past its nbf window.
+            let prepared = req.prepare()?;
+            let (status, retry_after, body) = self.post(&prepared).await?;
+            if let Some(wait) = retry_delay(status, retry_after.as_deref(), attempt, &self.options) {
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return response::interpret(status, &body, &prepared.url, &ctx);
+        }
+    }
+
+    /// [`request_token`](Self::request_token) for synchronous callers (the CLI). Must not be
+    /// called from inside a tokio runtime.
+    pub fn request_token_blocking(&self, req: &TokenRequest) -> Result<TokenResponse> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(self.request_token(req))
+    }
+
+    async fn post(&self, p: &PreparedRequest) -> Result<(u16, Option<String>, String)> {
+        let resp = self
+            .http
+            .post(&p.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(p.encode_body())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&p.url, &e))?;
+        let status = resp.status().as_u16();
+        let retry_after =
+            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.text().await.map_err(|e| self.transport_error(&p.url, &e))?;
+        Ok((status, retry_after, body))
+    }
+
+    fn transport_error(&self, url: &str, e: &reqwest::Error) -> Error {
+        if e.is_timeout() {
+            return Error::remote(format!(
+                "no answer from the token endpoint {url} within {} s",
+                self.options.timeout.as_secs_f64()
+            ))
+            .with_hint("check the network and --authority, or allow more time with --timeout SECS");
+        }
+        let detail = chain(e);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            return Error::remote(format!("TLS failure talking to the token endpoint {url}: {detail}"))
+                .with_hint("for the emulator's --tls mode pass its CA with --ca-file PEM; otherwise check proxies that intercept TLS");
+        }
+        Error::remote(format!("cannot reach the token endpoint {url}: {detail}"))
+            .with_hint("check the network, the proxy settings and --authority")
+    }
+}
+
+/// The hint inputs of a request: its certificate's thumbprint and the consent URL.
+fn hint_context(req: &TokenRequest) -> HintContext {
+    let (thumbprint, cert_path) = match &req.auth {
+        ClientAuth::Certificate { cred, .. } => {
+            (Some(cred.cert.thumbprint()), Some(cred.cert_path.display().to_string()))
+        }
+        ClientAuth::Secret(_) => (None, None),
+    };
+    let tenant = Some(req.tenant.as_str()).filter(|t| !matches!(*t, "common" | "organizations" | "consumers"));
+    let consent_url = consent::admin_consent_url(&req.authority, tenant, &req.client_id, None, None);
+    HintContext { thumbprint, cert_path, consent_url: Some(consent_url) }
+}
+
+/// An error and its causes on one line (reqwest's own message hides the root cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_only_429_and_5xx_with_bounded_waits() {
+        let o = ClientOptions::default();
+        assert_eq!(retry_delay(503, Some("2"), 0, &o), Some(Duration::from_secs(2)));
+        assert_eq!(retry_delay(429, Some("3600"), 0, &o), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_delay(500, None, 1, &o), Some(Duration::from_millis(1000)));
+        assert_eq!(retry_delay(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"), 0, &o), Some(Duration::from_millis(500)));
+        assert_eq!(retry_delay(503, Some("1"), 3, &o), None);
+        assert_eq!(retry_delay(400, None, 0, &o), None);
+        assert_eq!(retry_delay(401, Some("1"), 0, &o), None);
+        assert_eq!(retry_delay(200, None, 0, &o), None);
+    }
+
+    #[test]
+    fn bad_ca_file_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("keycred-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("ca.pem");
+        std::fs::write(&f, "not a pem").unwrap();
+        let e = TokenClient::new(ClientOptions { ca_file: Some(f.clone()), ..Default::default() }).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message().contains("ca.pem"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
