@@ -20,6 +20,7 @@ pub mod authority;
 pub mod cert;
 pub mod cli;
 pub mod dates;
+pub mod emulator;
 pub mod error;
 pub mod fsio;
 pub mod jwt;
