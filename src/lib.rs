@@ -22,6 +22,7 @@ pub mod check;
 pub mod cli;
 pub mod consent;
 pub mod dates;
+pub mod emulator;
 pub mod error;
 pub mod fsio;
 pub mod graph;

@@ -1,13 +1,113 @@
-//! `keycred emulate` (not implemented yet).
+//! `keycred emulate`: runs the local Entra token endpoint emulator until ctrl-C.
+//!
+//! Prints where it listens (and, with `--tls`, the CA file to trust), then serves; the library
+//! ([`crate::emulator`]) does the work.
 
+use super::output::{out_line, print_pairs};
 use super::Ctx;
+use crate::emulator::{self, EmulatorConfig, EndpointVersion};
 use crate::{Error, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Manifest file of an application (repeatable); edits on disk apply at the next request
+    #[arg(long = "manifest", value_name = "FILE", required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// Tenant id (GUID); a random one is generated and printed when omitted
+    #[arg(long, value_name = "GUID")]
+    pub tenant: Option<String>,
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Serve https with a generated certificate for localhost and 127.0.0.1; prints the CA file to trust
+    #[arg(long)]
+    pub tls: bool,
+    /// Roles to put in tokens for a resource: RESOURCE=ROLE[,ROLE...] (repeatable)
+    #[arg(long = "grant", value_name = "RESOURCE=ROLE[,ROLE...]")]
+    pub grants: Vec<String>,
+    /// Environment variable holding a client secret accepted for every application
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// Allow listening on a non-loopback address (anyone who reaches it gets tokens)
+    #[arg(long)]
+    pub allow_remote: bool,
+}
 
 /// Runs the command.
-pub fn run(_args: &Args, _ctx: &Ctx) -> Result<u8> {
-    Err(Error::internal("not implemented yet"))
+pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
+    let mut cfg = EmulatorConfig::new(args.manifests.clone());
+    if let Some(t) = &args.tenant {
+        cfg.tenant = t.trim().to_string();
+    }
+    cfg.listen = args.listen.trim().parse::<SocketAddr>().map_err(|_| {
+        Error::input(format!("--listen '{}': not an address with a port", args.listen))
+            .with_hint("use IP:PORT, for example 127.0.0.1:8400 or [::1]:0")
+    })?;
+    cfg.grants = args.grants.iter().map(|g| emulator::parse_grant(g)).collect::<Result<_>>()?;
+    cfg.secret = args.secret_env.as_deref().map(crate::secret::from_env).transpose()?;
+    cfg.tls = args.tls;
+    cfg.allow_remote = args.allow_remote;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let h = emulator::start(cfg).await?;
+        let v1 = h.token_endpoint(EndpointVersion::V1);
+        let v2 = h.token_endpoint(EndpointVersion::V2);
+        if ctx.json() {
+            // One line, so that a script can read it while the emulator keeps running.
+            let v = serde_json::json!({
+                "baseUrl": h.base_url(),
+                "tenant": h.tenant(),
+                "tokenEndpointV1": v1,
+                "tokenEndpointV2": v2,
+                "jwksUri": h.jwks_uri(),
+                "caFile": h.ca_file().map(|p| p.display().to_string()),
+            });
+            out_line(&v.to_string());
+        } else {
+            let mut pairs = vec![
+                ("baseUrl", h.base_url().to_string()),
+                ("tenant", h.tenant().to_string()),
+                ("tokenEndpointV1", v1),
+                ("tokenEndpointV2", v2),
+                ("jwksUri", h.jwks_uri()),
+            ];
+            if let Some(ca) = h.ca_file() {
+                pairs.push(("caFile", ca.display().to_string()));
+            }
+            print_pairs(&pairs);
+            eprintln!("keycred emulate: serving; press ctrl-C to stop");
+        }
+        wait_for_stop().await;
+        h.shutdown().await;
+        Ok(crate::error::exit::OK)
+    })
+}
+
+/// Resolves on ctrl-C (and SIGTERM on Unix, which service managers and CI runners send).
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,0 +1,154 @@
+//! The emulator's directory: one application per manifest file, re-read when the file changes.
+//!
+//! A rotation script edits the manifest and expects the next token request to see the change, as
+//! it would after a Graph PATCH. Each request stats the files (cheap) and re-parses only those
+//! whose modification time, length or inode moved; parsed applications are shared as `Arc`s so a
+//! request never holds the lock while it verifies signatures.
+
+use crate::manifest::{KeyCredential, Manifest};
+use crate::thumbprint::sha256;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+/// An application as the emulator knows it.
+#[derive(Debug)]
+pub struct App {
+    /// `appId` (the client id).
+    pub app_id: String,
+    /// Object id of the application (`id` / `objectId`), when the manifest has one.
+    pub object_id: Option<String>,
+    /// Object id of its service principal in the emulated tenant, the `oid` of app tokens.
+    pub sp_object_id: String,
+    /// `keyCredentials`.
+    pub credentials: Vec<KeyCredential>,
+    /// The manifest file.
+    pub path: PathBuf,
+}
+
+/// What identifies a file version without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp { modified: m.modified().ok(), len: m.len(), inode })
+}
+
+struct Slot {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+    app: Arc<App>,
+}
+
+/// All applications, by manifest file.
+pub struct Registry {
+    slots: RwLock<Vec<Slot>>,
+    log: bool,
+}
+
+/// Reads one manifest into an [`App`].
+fn read_app(path: &Path) -> Result<App> {
+    let m = Manifest::load(path)?;
+    let app_id = m.app_id().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        Error::file(path, "the manifest has no appId")
+            .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
+    })?;
+    let d = sha256(format!("keycred-emulator service principal {}", app_id.to_ascii_lowercase()).as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    let sp_object_id = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+    Ok(App {
+        app_id: app_id.to_string(),
+        object_id: m.object_id().map(str::to_string),
+        sp_object_id,
+        credentials: m.credentials(),
+        path: path.to_path_buf(),
+    })
+}
+
+impl Registry {
+    /// Loads every manifest; any unreadable one, or two with the same `appId`, is an input error.
+    pub fn load(paths: &[PathBuf], log: bool) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(
+                Error::input("no manifest given").with_hint("pass --manifest FILE (repeatable), one per application")
+            );
+        }
+        let mut slots: Vec<Slot> = Vec::new();
+        for p in paths {
+            let st = stamp(p);
+            let app = read_app(p)?;
+            if let Some(other) = slots.iter().find(|s| s.app.app_id.eq_ignore_ascii_case(&app.app_id)) {
+                return Err(Error::input(format!(
+                    "{} and {} both have appId {}",
+                    other.path.display(),
+                    p.display(),
+                    app.app_id
+                ))
+                .with_hint("give each application's manifest once"));
+            }
+            slots.push(Slot { path: p.clone(), stamp: st, app: Arc::new(app) });
+        }
+        Ok(Registry { slots: RwLock::new(slots), log })
+    }
+
+    /// The manifest paths, in the order given.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.slots.read().map(|s| s.iter().map(|s| s.path.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Re-reads the manifests that changed on disk since last seen.
+    pub fn refresh(&self) {
+        let changed: Vec<usize> = match self.slots.read() {
+            Ok(slots) => slots.iter().enumerate().filter(|(_, s)| stamp(&s.path) != s.stamp).map(|(i, _)| i).collect(),
+            Err(_) => return,
+        };
+        if changed.is_empty() {
+            return;
+        }
+        let Ok(mut slots) = self.slots.write() else { return };
+        for i in changed {
+            let slot = &mut slots[i];
+            let now = stamp(&slot.path);
+            if now == slot.stamp {
+                continue; // another request reloaded it meanwhile
+            }
+            slot.stamp = now;
+            match read_app(&slot.path) {
+                Ok(app) => {
+                    if self.log {
+                        eprintln!(
+                            "keycred emulate: reloaded {} ({} key credentials)",
+                            slot.path.display(),
+                            app.credentials.len()
+                        );
+                    }
+                    slot.app = Arc::new(app);
+                }
+                // A half-written or broken file must not take the app down: keep the last good
+                // version; the next change is picked up as usual.
+                Err(e) if self.log => {
+                    eprintln!("keycred emulate: {}; keeping the previous version of {}", e, slot.path.display())
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The application with this client id (case-insensitive), after a refresh.
+    pub fn find(&self, client_id: &str) -> Option<Arc<App>> {
+        self.refresh();
+        let slots = self.slots.read().ok()?;
+        slots.iter().find(|s| s.app.app_id.eq_ignore_ascii_case(client_id.trim())).map(|s| s.app.clone())
+    }
+}

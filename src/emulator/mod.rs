@@ -1,0 +1,524 @@
+//! A local emulator of the Entra ID token endpoint, for tests, `keycred demo` and users' CI.
+//!
+//! Applications are manifest files (their `appId` and `keyCredentials`), re-read when they change
+//! on disk, so a rotation script sees its additions and removals at the next request. Client
+//! assertions are validated with Entra's error codes, statuses and texts ([`errors`]); tokens are
+//! signed RS256 with a key generated at start and published in the JWKS.
+//!
+//! ```no_run
+//! use keycred::emulator::{start_blocking, EmulatorConfig};
+//! let emu = start_blocking(EmulatorConfig::new(vec!["app.json".into()]))?;
+//! println!("{}", emu.token_endpoint(keycred::authority::EndpointVersion::V2));
+//! # Ok::<(), keycred::Error>(())
+//! ```
+
+mod apps;
+mod discovery;
+pub mod errors;
+mod tls;
+mod token;
+
+pub use crate::authority::EndpointVersion;
+pub use apps::App;
+
+use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
+use crate::secret::SecretString;
+use crate::{Error, Result};
+use apps::Registry;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use errors::{EntraError, RequestLog};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest request body accepted (larger ones get 413).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How to run the emulator.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Manifest files, one application each.
+    pub manifests: Vec<PathBuf>,
+    /// Tenant id (a GUID).
+    pub tenant: String,
+    /// `(resource, roles)`: app roles put in tokens for that resource; also makes the resource known.
+    pub grants: Vec<(String, Vec<String>)>,
+    /// Client secret accepted for every application (`client_secret`), if any.
+    pub secret: Option<SecretString>,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Serve https with a generated CA and server certificate.
+    pub tls: bool,
+    /// Allow a non-loopback `listen` address.
+    pub allow_remote: bool,
+    /// Where to write the CA file with `tls`; a fresh temporary directory (removed at shutdown)
+    /// when `None`.
+    pub state_dir: Option<PathBuf>,
+    /// One line per request on stderr.
+    pub log: bool,
+}
+
+impl EmulatorConfig {
+    /// Defaults: a random tenant, `127.0.0.1:0`, plain http, no grants, no secret, logging on.
+    pub fn new(manifests: Vec<PathBuf>) -> Self {
+        EmulatorConfig {
+            manifests,
+            tenant: uuid::Uuid::new_v4().to_string(),
+            grants: Vec::new(),
+            secret: None,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            tls: false,
+            allow_remote: false,
+            state_dir: None,
+            log: true,
+        }
+    }
+}
+
+/// Parses `RESOURCE=ROLE[,ROLE...]` (as `--grant` takes it).
+pub fn parse_grant(s: &str) -> Result<(String, Vec<String>)> {
+    let bad = || {
+        Error::input(format!("--grant '{s}': expected RESOURCE=ROLE[,ROLE...]"))
+            .with_hint("for example --grant https://graph.microsoft.com=Application.ReadWrite.OwnedBy,User.Read.All")
+    };
+    let (resource, roles) = s.rsplit_once('=').ok_or_else(bad)?;
+    let resource = resource.trim();
+    let roles: Vec<String> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
+    if resource.is_empty() || roles.is_empty() {
+        return Err(bad());
+    }
+    Ok((resource.to_string(), roles))
+}
+
+/// Shared state of a running emulator. Holds the manifest registry, so that more endpoints
+/// (Graph `applications`, `addKey`/`removeKey`) can be routed on the same state.
+pub struct AppState {
+    tenant: String,
+    registry: Registry,
+    grants: Vec<(String, Vec<String>)>,
+    secret: Option<SecretString>,
+    tls: bool,
+    signing_key: PrivateKey,
+    signing_cert: Certificate,
+    kid: String,
+    log: bool,
+}
+
+impl AppState {
+    /// The emulated tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+    /// The manifest files backing the applications.
+    pub fn manifest_paths(&self) -> Vec<PathBuf> {
+        self.registry.paths()
+    }
+
+    /// The application with this client id, re-read from its manifest if the file changed.
+    pub fn app(&self, client_id: &str) -> Option<Arc<App>> {
+        self.registry.find(client_id)
+    }
+
+    fn is_own_tenant(&self, t: &str) -> bool {
+        t.eq_ignore_ascii_case(&self.tenant)
+    }
+
+    /// Accepts the emulator's tenant, `common` and `organizations`; refuses other GUIDs and DNS
+    /// names with 90002 and anything else with 900023.
+    fn check_tenant(&self, t: &str) -> std::result::Result<(), EntraError> {
+        if self.is_own_tenant(t) || t.eq_ignore_ascii_case("common") || t.eq_ignore_ascii_case("organizations") {
+            return Ok(());
+        }
+        let dns = t.contains('.')
+            && t.len() <= 253
+            && t.split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if uuid::Uuid::parse_str(t).is_ok() || dns || t.eq_ignore_ascii_case("consumers") {
+            Err(EntraError::tenant_not_found(t))
+        } else {
+            Err(EntraError::tenant_malformed(t))
+        }
+    }
+
+    /// Roles granted for `resource`, or `None` when the resource is unknown.
+    fn roles_for(&self, resource: &str, app_id: &str) -> Option<Vec<String>> {
+        let mut roles: Vec<String> = Vec::new();
+        let mut known = token::is_builtin_resource(resource, app_id);
+        for (r, rs) in &self.grants {
+            if token::same_resource(r, resource) {
+                known = true;
+                for role in rs {
+                    if !roles.contains(role) {
+                        roles.push(role.clone());
+                    }
+                }
+            }
+        }
+        known.then_some(roles)
+    }
+
+    /// `scheme://host` as the client addressed us (Host header), falling back to the URI.
+    fn request_base(&self, headers: &HeaderMap, uri: &Uri) -> (String, String) {
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+            .unwrap_or_else(|| "localhost".to_string());
+        let scheme = if self.tls { "https" } else { "http" };
+        (format!("{scheme}://{host}"), host)
+    }
+}
+
+type St = State<Arc<AppState>>;
+
+/// Builds the router for `state`: every endpoint the emulator serves, in one place.
+pub fn router(state: Arc<AppState>) -> Router {
+    let log = state.log;
+    Router::new()
+        .route("/{tenant}/oauth2/token", post(token_v1))
+        .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oidc_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(oidc_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route("/{tenant}/discovery/keys", get(jwks))
+        .route("/common/discovery/instance", get(instance))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
+        .with_state(state)
+}
+
+async fn token_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let (base, _) = st.request_base(&headers, &uri);
+    token::handle(&st, &t, EndpointVersion::V1, &format!("{base}{}", uri.path()), &headers, &body)
+}
+
+async fn token_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let (base, _) = st.request_base(&headers, &uri);
+    token::handle(&st, &t, EndpointVersion::V2, &format!("{base}{}", uri.path()), &headers, &body)
+}
+
+fn discovery_doc(st: &AppState, t: &str, headers: &HeaderMap, uri: &Uri, v2: bool) -> Response {
+    if let Err(e) = st.check_tenant(t) {
+        return e.into_response(None, None);
+    }
+    let (base, _) = st.request_base(headers, uri);
+    Json(discovery::openid_configuration(st, &base, t, v2)).into_response()
+}
+
+async fn oidc_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    discovery_doc(&st, &t, &headers, &uri, true)
+}
+
+async fn oidc_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    discovery_doc(&st, &t, &headers, &uri, false)
+}
+
+async fn jwks(State(st): St, Path(t): Path<String>) -> Response {
+    if let Err(e) = st.check_tenant(&t) {
+        return e.into_response(None, None);
+    }
+    Json(serde_json::json!({ "keys": [discovery::jwk(&st)] })).into_response()
+}
+
+async fn instance(State(st): St, uri: Uri, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (base, host) = st.request_base(&headers, &uri);
+    Json(discovery::instance_discovery(&base, &host, q.get("authorization_endpoint").map(String::as_str)))
+        .into_response()
+}
+
+/// One line per request: method, path, client id, status, AADSTS code. Never a body.
+async fn log_request(log: bool, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if log {
+        let info = resp.extensions().get::<RequestLog>().cloned().unwrap_or_default();
+        let status = resp.status();
+        let outcome = if status.is_success() { "ok" } else { status.canonical_reason().unwrap_or("error") };
+        let client = info.client_id.map(|c| format!(" client_id={c:?}")).unwrap_or_default();
+        let code = info.code.map(|c| format!(" AADSTS{c}")).unwrap_or_default();
+        eprintln!("keycred emulate: {method} {path}{client} -> {} {outcome}{code}", status.as_u16());
+    }
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MB").into_response();
+    }
+    resp
+}
+
+/// What a running emulator tells its users.
+#[derive(Clone, Debug)]
+pub struct EmulatorInfo {
+    base_url: String,
+    tenant: String,
+    ca_file: Option<PathBuf>,
+    signing_cert: Certificate,
+}
+
+impl EmulatorInfo {
+    /// `http://127.0.0.1:PORT` (or `https://...` with TLS), without trailing slash: the authority.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+    /// The CA certificate file to trust (with TLS).
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_deref()
+    }
+    /// The token-signing certificate (its key is the JWKS key).
+    pub fn signing_certificate(&self) -> &Certificate {
+        &self.signing_cert
+    }
+    /// PKCS#1 DER of the token-signing public key, for verifying issued tokens.
+    pub fn jwks_public_key(&self) -> &[u8] {
+        self.signing_cert.rsa_public_key().unwrap_or_default()
+    }
+    /// The token endpoint of the emulator's tenant.
+    pub fn token_endpoint(&self, v: EndpointVersion) -> String {
+        match v {
+            EndpointVersion::V1 => format!("{}/{}/oauth2/token", self.base_url, self.tenant),
+            EndpointVersion::V2 => format!("{}/{}/oauth2/v2.0/token", self.base_url, self.tenant),
+        }
+    }
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/{}/discovery/v2.0/keys", self.base_url, self.tenant)
+    }
+}
+
+/// A directory removed when dropped (the CA file's home when none was configured).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running emulator on the caller's runtime. Stops on [`EmulatorHandle::shutdown`] or drop.
+pub struct EmulatorHandle {
+    info: EmulatorInfo,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _temp: Option<TempDir>,
+}
+
+impl std::ops::Deref for EmulatorHandle {
+    type Target = EmulatorInfo;
+    fn deref(&self) -> &EmulatorInfo {
+        &self.info
+    }
+}
+
+impl EmulatorHandle {
+    /// What the emulator tells its users.
+    pub fn info(&self) -> &EmulatorInfo {
+        &self.info
+    }
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn check_config(cfg: &EmulatorConfig) -> Result<()> {
+    if uuid::Uuid::parse_str(&cfg.tenant).is_err() {
+        return Err(Error::input(format!("--tenant '{}': not a GUID", cfg.tenant))
+            .with_hint("give the tenant as a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or omit it"));
+    }
+    if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
+        return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(
+            "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or add --allow-remote",
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the emulator on the current tokio runtime.
+pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
+    check_config(&cfg)?;
+    let registry = Registry::load(&cfg.manifests, cfg.log)?;
+    let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
+        cert::generate(&NewCertificate {
+            subject: "CN=keycred emulator token signing".into(),
+            key_size: KeySize::Rsa2048,
+            validity: Validity::Days(30),
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("key generation task failed: {e}")))??;
+
+    let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
+        Error::input(format!("cannot listen on {}: {e}", cfg.listen))
+            .with_hint("choose another --listen address or port (port 0 picks a free one)")
+    })?;
+    let local = tcp.local_addr().map_err(|e| Error::internal(format!("no local address: {e}")))?;
+    let shown =
+        if local.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port()) } else { local };
+
+    let mut temp = None;
+    let mut ca_file = None;
+    let tls = if cfg.tls {
+        let material = tls::generate()?;
+        let dir = match &cfg.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = std::env::temp_dir().join(format!("keycred-emulator-{}", uuid::Uuid::new_v4()));
+                temp = Some(TempDir(d.clone()));
+                d
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+        let path = dir.join("emulator-ca.pem");
+        crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
+        ca_file = Some(path);
+        Some(material.config)
+    } else {
+        None
+    };
+
+    let kid = signing_cert.x5t();
+    let state = Arc::new(AppState {
+        tenant: cfg.tenant.to_ascii_lowercase(),
+        registry,
+        grants: cfg.grants.clone(),
+        secret: cfg.secret.clone(),
+        tls: cfg.tls,
+        signing_key,
+        signing_cert: signing_cert.clone(),
+        kid,
+        log: cfg.log,
+    });
+    let app = router(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    let task = match tls {
+        Some(config) => {
+            let listener =
+                tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+            })
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
+        }),
+    };
+    let scheme = if cfg.tls { "https" } else { "http" };
+    Ok(EmulatorHandle {
+        info: EmulatorInfo {
+            base_url: format!("{scheme}://{shown}"),
+            tenant: state.tenant.clone(),
+            ca_file,
+            signing_cert,
+        },
+        stop: Some(stop_tx),
+        task: Some(task),
+        _temp: temp,
+    })
+}
+
+/// A running emulator on its own thread and runtime, for synchronous callers (`keycred demo`,
+/// integration tests). Stops on [`BlockingEmulator::shutdown`] or drop.
+pub struct BlockingEmulator {
+    info: EmulatorInfo,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for BlockingEmulator {
+    type Target = EmulatorInfo;
+    fn deref(&self) -> &EmulatorInfo {
+        &self.info
+    }
+}
+
+impl BlockingEmulator {
+    /// What the emulator tells its users.
+    pub fn info(&self) -> &EmulatorInfo {
+        &self.info
+    }
+    /// Stops the server and joins its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+    fn stop_and_join(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BlockingEmulator {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts the emulator on a thread of its own, returning once it listens.
+pub fn start_blocking(cfg: EmulatorConfig) -> Result<BlockingEmulator> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<EmulatorInfo>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("keycred-emulator".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::internal(format!("cannot start the emulator's runtime: {e}"))));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match start(cfg).await {
+                    Ok(h) => {
+                        let _ = ready_tx.send(Ok(h.info.clone()));
+                        let _ = stop_rx.await;
+                        h.shutdown().await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| Error::internal(format!("cannot start the emulator thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(info)) => Ok(BlockingEmulator { info, stop: Some(stop_tx), thread: Some(thread) }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(Error::internal("the emulator thread ended before it was ready"))
+        }
+    }
+}
