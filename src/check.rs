@@ -4,7 +4,9 @@
 //! anything after an earlier failure is reported as skipped rather than as a second failure.
 
 use crate::authority::{Authority, EndpointVersion};
-use crate::cert::{load_credential, load_file, Certificate, LoadedCredential, SignatureAlg, EXPIRING_DAYS, MIN_RSA_BITS};
+use crate::cert::{
+    load_credential, load_file, Certificate, LoadedCredential, SignatureAlg, EXPIRING_DAYS, MIN_RSA_BITS,
+};
 use crate::error::exit;
 use crate::jwt::{self, AssertionParams};
 use crate::manifest::Manifest;
@@ -135,7 +137,10 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     let later_all = [KEY_TYPE, VALIDITY, KEY_MATCH, MANIFEST, ASSERTION, TOKEN, ROLES];
     // 1. Readable.
     let cert: Certificate = match load_file(&o.cert, o.password.as_ref()).and_then(|f| {
-        f.certs.into_iter().next().ok_or_else(|| crate::Error::input(format!("{}: no certificate in the file", o.cert.display())))
+        f.certs
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::Error::input(format!("{}: no certificate in the file", o.cert.display())))
     }) {
         Ok(c) => {
             s.push(READABLE, Outcome::Pass, format!("{} (thumbprint {})", o.cert.display(), c.thumbprint()));
@@ -151,7 +156,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     if cert.is_rsa() && cert.key_bits() >= MIN_RSA_BITS {
         s.push(KEY_TYPE, Outcome::Pass, format!("RSA {} bits", cert.key_bits()));
     } else if cert.is_rsa() {
-        s.push(KEY_TYPE, Outcome::Fail, format!("RSA {} bits: Entra requires at least {MIN_RSA_BITS}", cert.key_bits()));
+        s.push(
+            KEY_TYPE,
+            Outcome::Fail,
+            format!("RSA {} bits: Entra requires at least {MIN_RSA_BITS}", cert.key_bits()),
+        );
     } else {
         s.push(KEY_TYPE, Outcome::Fail, "not an RSA key: Entra certificate credentials need RSA");
     }
@@ -162,7 +171,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     } else if now > cert.not_after() {
         s.push(VALIDITY, Outcome::Fail, format!("expired on {}", dates::format(cert.not_after())));
     } else if days < EXPIRING_DAYS {
-        s.push(VALIDITY, Outcome::Warn, format!("warning: expires in {days} days ({})", dates::format(cert.not_after())));
+        s.push(
+            VALIDITY,
+            Outcome::Warn,
+            format!("warning: expires in {days} days ({})", dates::format(cert.not_after())),
+        );
     } else {
         s.push(VALIDITY, Outcome::Pass, format!("{days} days left (until {})", dates::format(cert.not_after())));
     }
@@ -198,9 +211,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     };
     let verified = jwt::client_assertion(&cred, &params).and_then(|a| jwt::dangerous::decode(a.expose()));
     match verified {
-        Ok(d) if d.verify(o.alg, cred.cert.rsa_public_key().unwrap_or_default()) => {
-            s.push(ASSERTION, Outcome::Pass, format!("{} assertion verified with the certificate's public key", o.alg.jose()))
-        }
+        Ok(d) if d.verify(o.alg, cred.cert.rsa_public_key().unwrap_or_default()) => s.push(
+            ASSERTION,
+            Outcome::Pass,
+            format!("{} assertion verified with the certificate's public key", o.alg.jose()),
+        ),
         Ok(_) => s.push(ASSERTION, Outcome::Fail, "the assertion's signature does not verify with the certificate"),
         Err(e) => s.push(ASSERTION, Outcome::Fail, e.to_string()),
     }
@@ -220,7 +235,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     };
     let token = match client.request_token_blocking(&req) {
         Ok(t) => {
-            s.push(TOKEN, Outcome::Pass, format!("{} token, expires in {} min ({})", t.token_type, t.expires_in / 60, req.endpoint()));
+            s.push(
+                TOKEN,
+                Outcome::Pass,
+                format!("{} token, expires in {} min ({})", t.token_type, t.expires_in / 60, req.endpoint()),
+            );
             t
         }
         Err(e) => {
@@ -248,7 +267,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
         s.push(
             ROLES,
             Outcome::Fail,
-            format!("missing {}: token roles are [{}]; grant the application permission and admin consent", m.join(", "), roles.join(", ")),
+            format!(
+                "missing {}: token roles are [{}]; grant the application permission and admin consent",
+                m.join(", "),
+                roles.join(", ")
+            ),
         );
     }
     finish(s, Some(token.access_token))

@@ -148,7 +148,13 @@ impl GraphClient {
     }
 
     /// `POST /v1.0/applications/{id}/addKey` with a proof; returns the new keyCredential.
-    pub async fn add_key(&self, id: &str, cert: &Certificate, display_name: Option<&str>, proof: &SecretString) -> Result<Value> {
+    pub async fn add_key(
+        &self,
+        id: &str,
+        cert: &Certificate,
+        display_name: Option<&str>,
+        proof: &SecretString,
+    ) -> Result<Value> {
         let mut kc = json!({ "type": "AsymmetricX509Cert", "usage": "Verify", "key": cert.value_b64() });
         if let Some(d) = display_name {
             kc["displayName"] = json!(d);
@@ -182,8 +188,10 @@ impl GraphClient {
             self.patch_key_credentials(id, &after).await?;
             return Ok(after);
         }
-        Err(Error::remote("the application's keyCredentials kept changing while keycred updated them; nothing was written")
-            .with_hint("another process is editing the application: run again when it is done"))
+        Err(Error::remote(
+            "the application's keyCredentials kept changing while keycred updated them; nothing was written",
+        )
+        .with_hint("another process is editing the application: run again when it is done"))
     }
 }
 

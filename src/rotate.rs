@@ -59,8 +59,11 @@ pub fn preflight(manifest: &Path, format: Option<Format>, policy: &RemovePolicy)
     if let RemovePolicy::Selected(sels) = policy {
         for s in sels {
             if m.find(s).is_empty() {
-                return Err(Error::input(format!("{}: no keyCredentials entry with {s}; nothing was changed", manifest.display()))
-                    .with_hint(format!("list the entries with `keycred manifest list {}`", manifest.display())));
+                return Err(Error::input(format!(
+                    "{}: no keyCredentials entry with {s}; nothing was changed",
+                    manifest.display()
+                ))
+                .with_hint(format!("list the entries with `keycred manifest list {}`", manifest.display())));
             }
         }
     }
@@ -93,11 +96,22 @@ pub fn apply(
                 // Take the new entry out again: the manifest must be as it was.
                 let undo = edit_file(manifest, |m| m.remove_entries(std::slice::from_ref(&new_sel)));
                 let note = match undo {
-                    Ok(_) => "the new certificate was taken out of the manifest again and nothing was removed".to_string(),
-                    Err(u) => format!("and taking the new entry out again failed too ({u}); remove keyId {key_id} by hand"),
+                    Ok(_) => {
+                        "the new certificate was taken out of the manifest again and nothing was removed".to_string()
+                    }
+                    Err(u) => {
+                        format!("and taking the new entry out again failed too ({u}); remove keyId {key_id} by hand")
+                    }
                 };
-                return Err(Error::new(e.kind(), format!("verification with the new certificate failed: {}; {note}", e.message()))
-                    .with_hint(e.hint().unwrap_or("check the token request options (--client-id, --tenant, --authority, --scope)").to_string()));
+                return Err(Error::new(
+                    e.kind(),
+                    format!("verification with the new certificate failed: {}; {note}", e.message()),
+                )
+                .with_hint(
+                    e.hint()
+                        .unwrap_or("check the token request options (--client-id, --tenant, --authority, --scope)")
+                        .to_string(),
+                ));
             }
         }
     }

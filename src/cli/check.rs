@@ -3,8 +3,8 @@
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use crate::authority::EndpointVersion;
-use crate::check::{self, CheckOptions, Outcome};
 use crate::cert::SignatureAlg;
+use crate::check::{self, CheckOptions, Outcome};
 use crate::token::{ClientOptions, Target, TokenClient};
 use crate::{Error, Result};
 use std::path::PathBuf;

@@ -100,7 +100,11 @@ fn new_cert(dir: &Path, name: &str) -> Result<Arc<LoadedCredential>> {
         &[
             fsio::PlannedFile { path: path("key"), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
             fsio::PlannedFile { path: path("cer"), data: cert.to_pem().into_bytes(), mode: fsio::PUBLIC_MODE },
-            fsio::PlannedFile { path: path("pem"), data: format!("{key_pem}{}", cert.to_pem()).into_bytes(), mode: fsio::SECRET_MODE },
+            fsio::PlannedFile {
+                path: path("pem"),
+                data: format!("{key_pem}{}", cert.to_pem()).into_bytes(),
+                mode: fsio::SECRET_MODE,
+            },
         ],
         true,
     )?;
@@ -118,7 +122,8 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
 
     out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)");
     let manifest_path = dir.join("manifest.json");
-    let template = manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
+    let template =
+        manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
     let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
     let app_id = m.app_id().unwrap_or(APP_ID).to_string();
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
@@ -163,7 +168,13 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
             &client,
         );
         for s in &report.steps {
-            let mark = if s.ok == Some(true) { "ok  " } else if s.ok.is_none() { "skip" } else { "FAIL" };
+            let mark = if s.ok == Some(true) {
+                "ok  "
+            } else if s.ok.is_none() {
+                "skip"
+            } else {
+                "FAIL"
+            };
             out.line(format!("[{mark}] {}: {}", s.step, s.detail));
         }
         failed |= report.exit_code != 0;
@@ -176,7 +187,10 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
                 failed |= !ok;
                 for c in ["aud", "iss", "azp", "tid", "idtyp", "ver"] {
                     if let Some(v) = d.claims.get(c) {
-                        out.line(format!("{c:<11} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+                        out.line(format!(
+                            "{c:<11} {}",
+                            v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+                        ));
                     }
                 }
                 out.line(format!("roles       {}", d.roles().join(", ")));
@@ -208,13 +222,25 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
         Some(Verify { client: &client, request: req.clone() }),
         false,
     )?;
-    out.line(format!("added    keyId {} (thumbprint {})", report.added["keyId"].as_str().unwrap_or("?"), report.thumbprint));
+    out.line(format!(
+        "added    keyId {} (thumbprint {})",
+        report.added["keyId"].as_str().unwrap_or("?"),
+        report.thumbprint
+    ));
     out.line(format!("verified {}", report.verified_with.as_deref().unwrap_or("-")));
     for r in &report.removed {
-        out.line(format!("removed  keyId {} (thumbprint {})", r.key_id.as_deref().unwrap_or("?"), r.thumbprint.as_deref().unwrap_or("?")));
+        out.line(format!(
+            "removed  keyId {} (thumbprint {})",
+            r.key_id.as_deref().unwrap_or("?"),
+            r.thumbprint.as_deref().unwrap_or("?")
+        ));
     }
     let listed = manifest::Manifest::load(&manifest_path)?.list(dates::now());
-    out.line(format!("manifest now holds {} certificate(s): {}", listed.len(), listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")));
+    out.line(format!(
+        "manifest now holds {} certificate(s): {}",
+        listed.len(),
+        listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")
+    ));
 
     out.head("A request signed with the removed certificate is refused");
     let mut old = req;

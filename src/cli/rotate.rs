@@ -100,7 +100,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
                     version,
                     target,
                     grant: Grant::ClientCredentials,
-                    auth: ClientAuth::Certificate { cred: cred.clone(), alg: crate::cert::SignatureAlg::Rs256, x5c: false },
+                    auth: ClientAuth::Certificate {
+                        cred: cred.clone(),
+                        alg: crate::cert::SignatureAlg::Rs256,
+                        x5c: false,
+                    },
                 },
             })
         }
@@ -123,7 +127,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             out_line("removed:       nothing");
         }
         for r in &report.removed {
-            out_line(&format!("removed:       keyId {} thumbprint {}", r.key_id.as_deref().unwrap_or("?"), r.thumbprint.as_deref().unwrap_or("?")));
+            out_line(&format!(
+                "removed:       keyId {} thumbprint {}",
+                r.key_id.as_deref().unwrap_or("?"),
+                r.thumbprint.as_deref().unwrap_or("?")
+            ));
         }
     }
     Ok(crate::error::exit::OK)

@@ -115,7 +115,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let bundle = tmp.join("k2048-0.pem");
     let ours = time_runs(fast_runs, |_| {
         let mut c = Command::new(&bin);
-        c.args(["assertion", "--client-id", "11111111-1111-1111-1111-111111111111", "--tenant", "contoso.onmicrosoft.com"]);
+        c.args([
+            "assertion",
+            "--client-id",
+            "11111111-1111-1111-1111-111111111111",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+        ]);
         c.arg("--cert").arg(&bundle);
         c
     })?;
@@ -199,7 +205,11 @@ fn b64(bytes: &[u8]) -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!("{cpu}, {cores} cores")
