@@ -145,6 +145,18 @@ impl Registry {
         }
     }
 
+    /// The application with this object id (`id`/`objectId`, or the emulator's service principal
+    /// id when the manifest has none), after a refresh.
+    pub fn find_by_object_id(&self, object_id: &str) -> Option<Arc<App>> {
+        self.refresh();
+        let slots = self.slots.read().ok()?;
+        let id = object_id.trim();
+        slots
+            .iter()
+            .find(|s| s.app.object_id.as_deref().unwrap_or(&s.app.sp_object_id).eq_ignore_ascii_case(id))
+            .map(|s| s.app.clone())
+    }
+
     /// The application with this client id (case-insensitive), after a refresh.
     pub fn find(&self, client_id: &str) -> Option<Arc<App>> {
         self.refresh();

@@ -14,6 +14,7 @@
 
 mod apps;
 mod discovery;
+mod graph;
 pub mod errors;
 mod tls;
 mod token;
@@ -189,6 +190,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance))
+        .merge(graph::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)

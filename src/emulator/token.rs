@@ -27,7 +27,7 @@ pub const TOKEN_LIFETIME: i64 = 3599;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const GRAPH: &str = "https://graph.microsoft.com";
-const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub(super) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// How the client proved itself: decides `appidacr`/`azpacr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,361 @@
+//! The emulator's slice of Microsoft Graph: the application key endpoints that rotation uses
+//! (PROTOCOL.md section 7), backed by the same manifest files as the token endpoint.
+//!
+//! - `GET /v1.0/applications(appId='..')` and `GET /v1.0/applications/{id}`;
+//! - `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array (needs the
+//!   Application.ReadWrite.OwnedBy or .All role), where entries sent back with `"key": null`
+//!   keep the body already registered, as Graph does;
+//! - `POST /v1.0/applications/{id}/addKey` and `.../removeKey`, authorised by a proof-of-possession
+//!   JWT signed with a currently valid registered certificate of that application.
+//!
+//! Every call needs a bearer token this emulator issued for Graph. Each change is written to the
+//! manifest file atomically (under its lock), so the token endpoint sees it at the next request.
+
+use super::AppState;
+use crate::cert::{Certificate, SignatureAlg};
+use crate::graph::{GRAPH_RESOURCE, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
+use crate::jwt::dangerous;
+use crate::manifest::{edit_file, entry_for, EntryOptions, Format, Manifest, Selector};
+use crate::{dates, thumbprint};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// Clock skew tolerated on proofs and bearer tokens, seconds.
+const SKEW: f64 = 300.0;
+/// Roles that allow PATCH (and reading any application).
+const WRITE_ROLES: [&str; 2] = ["Application.ReadWrite.All", "Application.ReadWrite.OwnedBy"];
+
+type St = State<Arc<AppState>>;
+
+/// The Graph routes, merged into the emulator's router.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1.0/{reference}", get(get_app_by_ref))
+        .route("/v1.0/applications/{id}", get(get_app).patch(patch_app))
+        .route("/v1.0/applications/{id}/addKey", post(add_key))
+        .route("/v1.0/applications/{id}/removeKey", post(remove_key))
+}
+
+/// A Graph error answer: `{"error": {"code", "message", "innerError"}}`.
+fn graph_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message.into(),
+            "innerError": {
+                "date": dates::format(dates::now()),
+                "request-id": uuid::Uuid::new_v4().to_string(),
+                "client-request-id": uuid::Uuid::new_v4().to_string(),
+            }
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
+/// The caller, from a bearer token this emulator issued for Graph.
+struct Caller {
+    app_id: String,
+    roles: Vec<String>,
+}
+
+impl Caller {
+    fn can_write(&self) -> bool {
+        self.roles.iter().any(|r| WRITE_ROLES.contains(&r.as_str()))
+    }
+}
+
+fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+    let unauthorized = |m: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string());
+    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .ok_or_else(|| unauthorized("Access token is empty."))?;
+    let d = dangerous::decode(token).map_err(|_| unauthorized("IDX14100: JWT is not well formed."))?;
+    if d.alg() != Some("RS256")
+        || !d.verify(SignatureAlg::Rs256, st.signing_cert.rsa_public_key().unwrap_or_default())
+    {
+        return Err(unauthorized("Access token validation failure. Invalid signature."));
+    }
+    let aud = d.claim_str("aud").unwrap_or("");
+    if !(super::token::same_resource(aud, GRAPH_RESOURCE) || aud == super::token::GRAPH_APP_ID) {
+        return Err(unauthorized("Access token validation failure. Invalid audience."));
+    }
+    let now = dates::now().unix_timestamp() as f64;
+    if d.claim_time("exp").is_none_or(|e| e + SKEW < now) {
+        return Err(unauthorized("Lifetime validation failed, the token is expired."));
+    }
+    if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(st.tenant())) {
+        return Err(unauthorized("Access token validation failure. Invalid tenant."));
+    }
+    let app_id = d.claim_str("appid").or_else(|| d.claim_str("azp")).unwrap_or("").to_string();
+    Ok(Caller { app_id, roles: d.roles() })
+}
+
+/// `applications(appId='...')` (alternate key) or an object id.
+fn find_app(st: &AppState, raw: &str) -> Option<Arc<super::App>> {
+    if let Some(app_id) = raw.strip_prefix("applications(appId='").and_then(|r| r.strip_suffix("')")) {
+        return st.app(app_id);
+    }
+    st.registry.find_by_object_id(raw)
+}
+
+async fn get_app_by_ref(st: St, Path(reference): Path<String>, headers: HeaderMap) -> Response {
+    if !reference.starts_with("applications(") {
+        return not_found(&reference);
+    }
+    get_app(st, Path(reference), headers).await
+}
+
+fn not_found(raw: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!("Resource '{raw}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+fn forbidden() -> Response {
+    graph_error(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+}
+
+/// The application as Graph shows it: `id`, `appId`, `displayName`, `keyCredentials` in Graph
+/// shape (whatever the manifest's own format).
+fn app_json(st: &AppState, app: &super::App) -> Value {
+    let m = Manifest::load(&app.path).ok();
+    let entries: Vec<Value> = m.as_ref().map(|m| m.raw_entries().iter().map(to_graph_shape).collect()).unwrap_or_default();
+    json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications(id,appId,keyCredentials)/$entity",
+        "id": object_id(app),
+        "appId": app.app_id,
+        "displayName": m.as_ref().and_then(|m| m.display_name().map(str::to_string)),
+        "keyCredentials": entries,
+        "tenant": st.tenant(),
+    })
+}
+
+fn object_id(app: &super::App) -> String {
+    app.object_id.clone().unwrap_or_else(|| app.sp_object_id.clone())
+}
+
+/// Legacy field names to Graph's.
+fn to_graph_shape(v: &Value) -> Value {
+    let Some(o) = v.as_object() else { return v.clone() };
+    let mut out = Map::new();
+    for (k, val) in o {
+        let k = match k.as_str() {
+            "value" => "key",
+            "startDate" => "startDateTime",
+            "endDate" => "endDateTime",
+            other => other,
+        };
+        out.insert(k.to_string(), val.clone());
+    }
+    Value::Object(out)
+}
+
+/// Graph field names to the manifest's format.
+fn to_format(v: &Value, format: Format) -> Value {
+    let Some(o) = v.as_object() else { return v.clone() };
+    if format == Format::MsGraph {
+        return v.clone();
+    }
+    let mut out = Map::new();
+    for (k, val) in o {
+        let k = match k.as_str() {
+            "key" => "value",
+            "startDateTime" => "startDate",
+            "endDateTime" => "endDate",
+            "displayName" => continue,
+            other => other,
+        };
+        out.insert(k.to_string(), val.clone());
+    }
+    Value::Object(out)
+}
+
+async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> Response {
+    let who = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() && !who.roles.iter().any(|r| r == "Application.Read.All") {
+        return forbidden();
+    }
+    Json(app_json(&st, &app)).into_response()
+}
+
+async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let who = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.can_write() {
+        return forbidden();
+    }
+    let Some(entries) = body.get("keyCredentials").and_then(Value::as_array) else {
+        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "Only keyCredentials can be changed by this emulator; the body has none.");
+    };
+    let result = edit_file(&app.path, |m| {
+        let format = m.detect_format().unwrap_or(Format::MsGraph);
+        let existing = m.credentials();
+        let mut out = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let mut e = e.as_object().cloned().ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}] is not an object")))?;
+            let key_id = e.get("keyId").and_then(Value::as_str).map(str::to_string);
+            let body_missing = e.get("key").is_none_or(Value::is_null);
+            if body_missing {
+                // Graph keeps the registered body of an entry sent back without it.
+                let known = key_id.as_deref().and_then(|k| existing.iter().find(|c| c.key_id.as_deref() == Some(k)));
+                match known {
+                    Some(c) => {
+                        out.push(m.raw_entries()[c.index].clone());
+                        continue;
+                    }
+                    None => return Err(crate::Error::input(format!("keyCredentials[{i}] has no key and no known keyId"))),
+                }
+            }
+            let der = e
+                .get("key")
+                .and_then(Value::as_str)
+                .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+                .ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}].key is not base64")))?;
+            let cert = Certificate::from_der(&der, &format!("keyCredentials[{i}].key"))?;
+            cert.ensure_usable(&format!("keyCredentials[{i}]"), dates::now())?;
+            e.entry("customKeyIdentifier").or_insert_with(|| json!(cert.custom_key_identifier()));
+            e.entry("keyId").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+            e.entry("type").or_insert_with(|| json!("AsymmetricX509Cert"));
+            e.entry("usage").or_insert_with(|| json!("Verify"));
+            e.entry("startDateTime").or_insert_with(|| json!(dates::format(cert.not_before())));
+            e.entry("endDateTime").or_insert_with(|| json!(dates::format(cert.not_after())));
+            out.push(to_format(&Value::Object(e), format));
+        }
+        m.replace_key_credentials(&out)
+    });
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    }
+}
+
+/// Checks a proof of possession for `app`: RS256, `x5t` of a currently valid registered
+/// certificate whose key verifies the signature, `aud` one of Graph's ids, `iss` = the object id,
+/// and a current `nbf`/`exp` window of at most ten minutes.
+fn check_proof(app: &super::App, proof: &str) -> Result<(), String> {
+    let d = dangerous::decode(proof).map_err(|e| format!("the proof is not a JWT ({e})"))?;
+    if d.alg() != Some("RS256") {
+        return Err(format!("the proof must be signed RS256, not {}", d.alg().unwrap_or("(none)")));
+    }
+    let now_t = dates::now();
+    let valid: Vec<_> = app.credentials.iter().filter(|c| c.certificate.is_some() && c.is_valid_at(now_t)).collect();
+    if valid.is_empty() {
+        return Err("the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead".into());
+    }
+    let x5t = d.header.get("x5t").and_then(Value::as_str).ok_or("the proof has no x5t header")?;
+    let sha1 = thumbprint::parse_sha1(x5t).map_err(|_| "the proof's x5t is not a SHA-1 thumbprint".to_string())?;
+    let cred = valid
+        .iter()
+        .find(|c| c.sha1() == Some(sha1))
+        .ok_or_else(|| format!("the proof is signed by certificate {} which is not a valid registered certificate of the application", thumbprint::hex_upper(&sha1)))?;
+    let cert = cred.certificate.as_ref().expect("filtered on certificate");
+    if !d.verify(SignatureAlg::Rs256, cert.rsa_public_key().unwrap_or_default()) {
+        return Err("the proof's signature does not verify with the certificate its x5t names".into());
+    }
+    let aud = d.claim_str("aud").unwrap_or("");
+    if aud != PROOF_AUD_AAD_GRAPH && aud != PROOF_AUD_MS_GRAPH {
+        return Err(format!("the proof's aud '{aud}' must be {PROOF_AUD_AAD_GRAPH} (or {PROOF_AUD_MS_GRAPH})"));
+    }
+    let oid = object_id(app);
+    if !d.claim_str("iss").is_some_and(|i| i.eq_ignore_ascii_case(&oid)) {
+        return Err(format!("the proof's iss must be the application's object id {oid} (not its appId)"));
+    }
+    let now = now_t.unix_timestamp() as f64;
+    let nbf = d.claim_time("nbf").ok_or("the proof has no nbf")?;
+    let exp = d.claim_time("exp").ok_or("the proof has no exp")?;
+    if nbf > now + SKEW {
+        return Err("the proof is not valid yet (nbf in the future)".into());
+    }
+    if exp < now - SKEW {
+        return Err("the proof has expired".into());
+    }
+    if exp - nbf > 600.0 + SKEW {
+        return Err("the proof's lifetime exceeds 10 minutes".into());
+    }
+    Ok(())
+}
+
+fn bad_proof(why: String) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, "Authorization_RequestDenied", format!("Invalid proof of possession: {why}"))
+}
+
+async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let who = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
+        return forbidden();
+    }
+    let proof = body.get("proof").and_then(Value::as_str).unwrap_or("");
+    if let Err(why) = check_proof(&app, proof) {
+        return bad_proof(why);
+    }
+    let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
+    let Some(der) = kc.get("key").and_then(Value::as_str).and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok()) else {
+        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "keyCredential.key must hold the base64 DER certificate.");
+    };
+    let cert = match Certificate::from_der(&der, "keyCredential.key") {
+        Ok(c) => c,
+        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    };
+    let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
+    let mut added = Value::Null;
+    let result = edit_file(&app.path, |m| {
+        let format = m.detect_format().unwrap_or(Format::MsGraph);
+        let opts = EntryOptions { display_name: display_name.clone().or_else(|| Some(cert.subject().to_string())), ..EntryOptions::default() };
+        let entry = entry_for(&cert, format, &opts)?;
+        added = to_graph_shape(&Value::Object(entry.clone()));
+        m.add_entry(entry)
+    });
+    match result {
+        Ok(_) => {
+            let mut v = added;
+            v["@odata.context"] = json!("https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.keyCredential");
+            (StatusCode::OK, Json(v)).into_response()
+        }
+        Err(e) => graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    }
+}
+
+async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let who = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
+        return forbidden();
+    }
+    let proof = body.get("proof").and_then(Value::as_str).unwrap_or("");
+    if let Err(why) = check_proof(&app, proof) {
+        return bad_proof(why);
+    }
+    let key_id = body.get("keyId").and_then(Value::as_str).unwrap_or("");
+    let sel = match Selector::key_id(key_id) {
+        Ok(s) => s,
+        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    };
+    match edit_file(&app.path, |m| m.remove_entries(std::slice::from_ref(&sel))) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", e.message().to_string()),
+    }
+}
