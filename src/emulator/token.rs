@@ -262,16 +262,20 @@ pub(super) fn verify_assertion(
     // Key selection by thumbprint only: `kid`, `jku`, `x5u` are ignored and `x5c` never adds a
     // key (subject-name/issuer trust is not emulated), so a certificate must be registered.
     let header_str = |n: &str| d.header.get(n).and_then(Value::as_str);
-    let (thumb, matches): (Vec<u8>, Box<dyn Fn(&KeyCredential) -> bool>) = if let Some(t) = header_str("x5t") {
-        let b = URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')).map_err(|_| EntraError::no_thumbprint())?;
-        let b2 = b.clone();
-        (b, Box::new(move |c: &KeyCredential| c.certificate.as_ref().is_some_and(|x| x.sha1()[..] == b2[..])))
-    } else if let Some(t) = header_str("x5t#S256") {
-        let b = URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')).map_err(|_| EntraError::no_thumbprint())?;
-        let b2 = b.clone();
-        (b, Box::new(move |c: &KeyCredential| c.certificate.as_ref().is_some_and(|x| sha256(x.der())[..] == b2[..])))
-    } else {
-        return Err(EntraError::no_thumbprint());
+    let (thumb, s256) = match (header_str("x5t"), header_str("x5t#S256")) {
+        (Some(t), _) => (t, false),
+        (None, Some(t)) => (t, true),
+        (None, None) => return Err(EntraError::no_thumbprint()),
+    };
+    let thumb = URL_SAFE_NO_PAD.decode(thumb.trim_end_matches('=')).map_err(|_| EntraError::no_thumbprint())?;
+    let matches = |c: &KeyCredential| {
+        c.certificate.as_ref().is_some_and(|x| {
+            if s256 {
+                sha256(x.der())[..] == thumb[..]
+            } else {
+                x.sha1()[..] == thumb[..]
+            }
+        })
     };
     let thumb_hex = hex_upper(&thumb);
     let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| matches(c)).collect();
