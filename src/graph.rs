@@ -207,17 +207,136 @@ pub(crate) fn start(text: &str) -> String {
 
 /// A reqwest error in words users understand (timeout, connection, TLS).
 pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
+    let kind = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_string()
+        "cannot connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
+    format!("{kind}: {}", crate::token::chain(e))
+}
+
+/// How to change an application's certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// addKey/removeKey with a proof, falling back to PATCH when the application has no valid
+    /// certificate left (Graph refuses addKey then).
+    Auto,
+    /// Always PATCH the whole array (needs Application.ReadWrite.*).
+    Patch,
+}
+
+/// What was done, for reports.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// `addKey`, `removeKey` or `PATCH`.
+    pub method: &'static str,
+    /// The keyCredential added or removed.
+    pub key_credential: Value,
+}
+
+/// The entries of an application, read like a manifest's.
+pub fn credentials_of(app: &Application) -> Vec<crate::manifest::KeyCredential> {
+    app.key_credentials
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_object().map(|o| crate::manifest::read_entry(i, o)))
+        .collect()
+}
+
+/// Whether `cred`'s certificate is a currently valid credential of `app` (so it can sign a proof).
+pub fn can_prove(app: &Application, cred: Option<&LoadedCredential>) -> bool {
+    let now = crate::dates::now();
+    let Some(cred) = cred else { return false };
+    credentials_of(app).iter().any(|c| c.sha1() == Some(cred.cert.sha1()) && c.is_valid_at(now))
+}
+
+/// Adds `new` to the application, by addKey (proof signed by `cred`) or PATCH.
+pub async fn add_certificate(
+    g: &GraphClient,
+    app: &Application,
+    cred: Option<&LoadedCredential>,
+    new: &Certificate,
+    display_name: Option<&str>,
+    method: Method,
+    proof_aud: &str,
+) -> Result<Change> {
+    new.ensure_usable("the new certificate", crate::dates::now())?;
+    if credentials_of(app).iter().any(|c| c.sha1() == Some(new.sha1())) {
+        return Err(Error::input(format!(
+            "the certificate {} is already registered on application {}",
+            new.thumbprint(),
+            app.app_id
+        )));
     }
-    msg
+    if method == Method::Auto && can_prove(app, cred) {
+        let cred = cred.expect("can_prove checked it");
+        let proof = proof_of_possession(cred, &app.id, proof_aud)?;
+        let kc = g.add_key(&app.id, new, display_name, &proof).await?;
+        return Ok(Change { method: "addKey", key_credential: kc });
+    }
+    let opts = crate::manifest::EntryOptions { display_name: display_name.map(str::to_string), ..Default::default() };
+    let entry = Value::Object(crate::manifest::entry_for(new, crate::manifest::Format::MsGraph, &opts)?);
+    let sha1 = new.sha1();
+    g.update_key_credentials(&app.id, |before| {
+        let mut after = before.to_vec();
+        let present = before
+            .iter()
+            .filter_map(Value::as_object)
+            .any(|o| crate::manifest::read_entry(0, o).sha1() == Some(sha1));
+        if !present {
+            after.push(entry.clone());
+        }
+        Ok(after)
+    })
+    .await?;
+    Ok(Change { method: "PATCH", key_credential: entry })
+}
+
+/// Removes the entry `key_id`, by removeKey (proof signed by `cred`) or PATCH. Refuses to remove
+/// the last currently valid certificate unless `force`.
+pub async fn remove_certificate(
+    g: &GraphClient,
+    app: &Application,
+    cred: Option<&LoadedCredential>,
+    key_id: &str,
+    method: Method,
+    proof_aud: &str,
+    force: bool,
+) -> Result<Change> {
+    let now = crate::dates::now();
+    let creds = credentials_of(app);
+    let target = creds
+        .iter()
+        .find(|c| c.key_id.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key_id)))
+        .ok_or_else(|| {
+            Error::input(format!("application {} has no keyCredential with keyId {key_id}; nothing was changed", app.app_id))
+                .with_hint("list them with `keycred graph list`")
+        })?;
+    let removed = app.key_credentials[target.index].clone();
+    let others_valid = creds.iter().any(|c| c.index != target.index && c.is_valid_at(now));
+    if !force && target.is_valid_at(now) && !others_valid {
+        return Err(Error::input(format!(
+            "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
+            app.app_id
+        ))
+        .with_hint("add the new certificate first, or pass --force if that is intended"));
+    }
+    if method == Method::Auto && can_prove(app, cred) {
+        let proof = proof_of_possession(cred.expect("can_prove checked it"), &app.id, proof_aud)?;
+        g.remove_key(&app.id, key_id, &proof).await?;
+        return Ok(Change { method: "removeKey", key_credential: removed });
+    }
+    let key_id = key_id.to_string();
+    g.update_key_credentials(&app.id, |before| {
+        Ok(before
+            .iter()
+            .filter(|v| !v.get("keyId").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(&key_id)))
+            .cloned()
+            .collect())
+    })
+    .await?;
+    Ok(Change { method: "PATCH", key_credential: removed })
 }

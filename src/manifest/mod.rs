@@ -218,7 +218,8 @@ pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
     None
 }
 
-fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
+/// Reads one `keyCredentials` entry leniently (also used for Graph's answers).
+pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
     let body = s("key").or_else(|| s("value"));
     let certificate = body.as_deref().and_then(|b| {

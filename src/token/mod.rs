@@ -114,6 +114,11 @@ impl TokenClient {
         Ok(TokenClient { http, options })
     }
 
+    /// The underlying HTTP client (with the extra root CA and timeout), for Graph calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The options in use.
     pub fn options(&self) -> &ClientOptions {
         &self.options
@@ -196,7 +201,7 @@ fn hint_context(req: &TokenRequest) -> HintContext {
 }
 
 /// An error and its causes on one line (reqwest's own message hides the root cause).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
