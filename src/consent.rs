@@ -14,6 +14,7 @@ pub enum Prompt {
     /// `prompt=consent`: ask the signed-in user again (seed 004).
     Consent,
     /// `prompt=admin_consent`: ask an administrator to consent for the whole tenant.
+    #[value(name = "admin_consent")]
     AdminConsent,
 }
 

@@ -1,7 +1,7 @@
 //! `keycred decode`: show a JWT's header and claims, with times also as RFC 3339, clearly marked
 //! as not verified. Also the home of the claim display and role check `keycred token` reuses.
 
-use super::output::{out_line, print_pairs};
+use super::output::out_line;
 use super::Ctx;
 use crate::jwt::{dangerous, Decoded};
 use crate::{dates, error::exit, Error, Result};
@@ -110,11 +110,6 @@ fn print_map(m: &Map<String, Value>) {
 /// The key claims as `name: value` pairs (absent ones left out).
 pub(super) fn key_claim_pairs(d: &Decoded) -> Vec<(&'static str, String)> {
     KEY_CLAIMS.iter().filter_map(|k| d.claims.get(*k).map(|v| (*k, display_value(k, v)))).collect()
-}
-
-/// Prints the key claims.
-pub(super) fn print_key_claims(d: &Decoded) {
-    print_pairs(&key_claim_pairs(d));
 }
 
 /// Exit 4 naming the first expected role the token lacks.

@@ -3,7 +3,7 @@
 //! in JSON output).
 
 use super::assertion::{AlgArg, EndpointArg};
-use super::decode::{check_roles, key_claim_pairs, print_key_claims, rfc3339};
+use super::decode::{check_roles, key_claim_pairs, rfc3339};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
 use crate::authority::EndpointVersion;
@@ -168,11 +168,13 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         if let Some(r) = &resp.resource {
             pairs.push(("resource", r.clone()));
         }
+        // One aligned block: token facts, then the claims that matter.
+        if let Some(d) = &decoded {
+            pairs.extend(key_claim_pairs(d));
+        }
         print_pairs(&pairs);
-        match &decoded {
-            Some(d) if !key_claim_pairs(d).is_empty() => print_key_claims(d),
-            Some(_) => out_line("(the token has none of the usual claims)"),
-            None => out_line("(the token is not a JWT: opaque or encrypted; claims cannot be shown)"),
+        if decoded.is_none() {
+            out_line("(the token is not a JWT: opaque or encrypted; claims cannot be shown)");
         }
         if is_code {
             match &tid {
