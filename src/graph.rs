@@ -282,10 +282,8 @@ pub async fn add_certificate(
     let sha1 = new.sha1();
     g.update_key_credentials(&app.id, |before| {
         let mut after = before.to_vec();
-        let present = before
-            .iter()
-            .filter_map(Value::as_object)
-            .any(|o| crate::manifest::read_entry(0, o).sha1() == Some(sha1));
+        let present =
+            before.iter().filter_map(Value::as_object).any(|o| crate::manifest::read_entry(0, o).sha1() == Some(sha1));
         if !present {
             after.push(entry.clone());
         }
@@ -312,8 +310,11 @@ pub async fn remove_certificate(
         .iter()
         .find(|c| c.key_id.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key_id)))
         .ok_or_else(|| {
-            Error::input(format!("application {} has no keyCredential with keyId {key_id}; nothing was changed", app.app_id))
-                .with_hint("list them with `keycred graph list`")
+            Error::input(format!(
+                "application {} has no keyCredential with keyId {key_id}; nothing was changed",
+                app.app_id
+            ))
+            .with_hint("list them with `keycred graph list`")
         })?;
     let removed = app.key_credentials[target.index].clone();
     let others_valid = creds.iter().any(|c| c.index != target.index && c.is_valid_at(now));

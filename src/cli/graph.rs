@@ -126,7 +126,11 @@ impl Common {
         let url = url::Url::parse(&self.graph_url)
             .map_err(|e| Error::input(format!("--graph-url '{}' is not a URL ({e})", self.graph_url)))?;
         // The emulator serves Graph on its own loopback address but issues tokens for Graph.
-        Ok(if is_loopback_host(&url) { GRAPH_RESOURCE.to_string() } else { self.graph_url.trim_end_matches('/').to_string() })
+        Ok(if is_loopback_host(&url) {
+            GRAPH_RESOURCE.to_string()
+        } else {
+            self.graph_url.trim_end_matches('/').to_string()
+        })
     }
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
@@ -148,22 +152,25 @@ impl Common {
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
         })?;
-        let token: SecretString = match (&self.graph_token_env, &self.secret_env, &cred) {
-            (Some(var), _, _) => secret::from_env(var)?,
-            (None, Some(var), _) => {
-                let req = self.token_request(ClientAuth::Secret(secret::from_env(var)?))?;
-                tokens.request_token_blocking(&req)?.access_token
-            }
-            (None, None, Some(c)) => {
-                let req = self.token_request(ClientAuth::Certificate { cred: c.clone(), alg: SignatureAlg::Rs256, x5c: false })?;
-                tokens.request_token_blocking(&req)?.access_token
-            }
-            (None, None, None) => {
-                return Err(Error::input("no way to get a Graph token").with_hint(
+        let token: SecretString =
+            match (&self.graph_token_env, &self.secret_env, &cred) {
+                (Some(var), _, _) => secret::from_env(var)?,
+                (None, Some(var), _) => {
+                    let req = self.token_request(ClientAuth::Secret(secret::from_env(var)?))?;
+                    tokens.request_token_blocking(&req)?.access_token
+                }
+                (None, None, Some(c)) => {
+                    let req = self.token_request(ClientAuth::Certificate {
+                        cred: c.clone(),
+                        alg: SignatureAlg::Rs256,
+                        x5c: false,
+                    })?;
+                    tokens.request_token_blocking(&req)?.access_token
+                }
+                (None, None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
                     "pass the app's certificate (--cert), or --secret-env VAR, or --graph-token-env VAR with a token",
-                ))
-            }
-        };
+                )),
+            };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -171,7 +178,8 @@ impl Common {
         let graph = GraphClient::new(&self.graph_url, token, tokens.http().clone())?;
         let app = rt.block_on(graph.get_by_app_id(&self.app_id))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
-        let proof_aud = if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };
+        let proof_aud =
+            if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };
         Ok(Session { rt, graph, tokens, app, cred, method, proof_aud })
     }
 }
@@ -222,9 +230,11 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             }
         }
         Cmd::Add { common, new_cert, display_name } => {
-            let new = load_file(new_cert, None)?.certs.into_iter().next().ok_or_else(|| {
-                Error::input(format!("{}: no certificate in the file", new_cert.display()))
-            })?;
+            let new = load_file(new_cert, None)?
+                .certs
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::input(format!("{}: no certificate in the file", new_cert.display())))?;
             let s = common.open()?;
             let change = s.rt.block_on(graph::add_certificate(
                 &s.graph,
@@ -247,7 +257,12 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                         .into_iter()
                         .find(|c| sel.matches(c))
                         .and_then(|c| c.key_id)
-                        .ok_or_else(|| Error::input(format!("application {} has no certificate {sel}; nothing was changed", s.app.app_id)))?
+                        .ok_or_else(|| {
+                            Error::input(format!(
+                                "application {} has no certificate {sel}; nothing was changed",
+                                s.app.app_id
+                            ))
+                        })?
                 }
                 (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
             };
@@ -265,7 +280,8 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, keep_old } => {
             let s = common.open()?;
             let old = s.cred.clone().ok_or_else(|| {
-                Error::input("graph rotate needs the current certificate (--cert)").with_hint("it signs the proofs and is the one replaced")
+                Error::input("graph rotate needs the current certificate (--cert)")
+                    .with_hint("it signs the proofs and is the one replaced")
             })?;
             let new_args = super::new::Args {
                 name: name.clone(),
@@ -286,18 +302,47 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 key: created.key,
                 cert_path: PathBuf::from(&created.files.bundle),
             });
-            let added = s.rt.block_on(graph::add_certificate(&s.graph, &s.app, Some(&old), &new.cert, None, s.method, s.proof_aud))?;
+            let added = s.rt.block_on(graph::add_certificate(
+                &s.graph,
+                &s.app,
+                Some(&old),
+                &new.cert,
+                None,
+                s.method,
+                s.proof_aud,
+            ))?;
             // Prove the new certificate works before anything is removed.
-            let req = common.token_request(ClientAuth::Certificate { cred: new.clone(), alg: SignatureAlg::Rs256, x5c: false })?;
+            let req = common.token_request(ClientAuth::Certificate {
+                cred: new.clone(),
+                alg: SignatureAlg::Rs256,
+                x5c: false,
+            })?;
             s.tokens.request_token_blocking(&req).map_err(|e| {
-                Error::new(e.kind(), format!("the new certificate was added but cannot get a token, so the old one was kept: {}", e.message()))
+                Error::new(
+                    e.kind(),
+                    format!(
+                        "the new certificate was added but cannot get a token, so the old one was kept: {}",
+                        e.message()
+                    ),
+                )
             })?;
             let mut removed = None;
             if !keep_old {
                 let app = s.rt.block_on(s.graph.get(&s.app.id))?;
-                let old_key_id = graph::credentials_of(&app).into_iter().find(|c| c.sha1() == Some(old.cert.sha1())).and_then(|c| c.key_id);
+                let old_key_id = graph::credentials_of(&app)
+                    .into_iter()
+                    .find(|c| c.sha1() == Some(old.cert.sha1()))
+                    .and_then(|c| c.key_id);
                 if let Some(k) = old_key_id {
-                    removed = Some(s.rt.block_on(graph::remove_certificate(&s.graph, &app, Some(&new), &k, s.method, s.proof_aud, false))?);
+                    removed = Some(s.rt.block_on(graph::remove_certificate(
+                        &s.graph,
+                        &app,
+                        Some(&new),
+                        &k,
+                        s.method,
+                        s.proof_aud,
+                        false,
+                    ))?);
                 }
             }
             if ctx.json() {

@@ -78,8 +78,7 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
         .or_else(|| auth.strip_prefix("bearer "))
         .ok_or_else(|| unauthorized("Access token is empty."))?;
     let d = dangerous::decode(token).map_err(|_| unauthorized("IDX14100: JWT is not well formed."))?;
-    if d.alg() != Some("RS256")
-        || !d.verify(SignatureAlg::Rs256, st.signing_cert.rsa_public_key().unwrap_or_default())
+    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, st.signing_cert.rsa_public_key().unwrap_or_default())
     {
         return Err(unauthorized("Access token validation failure. Invalid signature."));
     }
@@ -122,14 +121,19 @@ fn not_found(raw: &str) -> Response {
 }
 
 fn forbidden() -> Response {
-    graph_error(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    graph_error(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
 }
 
 /// The application as Graph shows it: `id`, `appId`, `displayName`, `keyCredentials` in Graph
 /// shape (whatever the manifest's own format).
 fn app_json(st: &AppState, app: &super::App) -> Value {
     let m = Manifest::load(&app.path).ok();
-    let entries: Vec<Value> = m.as_ref().map(|m| m.raw_entries().iter().map(to_graph_shape).collect()).unwrap_or_default();
+    let entries: Vec<Value> =
+        m.as_ref().map(|m| m.raw_entries().iter().map(to_graph_shape).collect()).unwrap_or_default();
     json!({
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications(id,appId,keyCredentials)/$entity",
         "id": object_id(app),
@@ -186,7 +190,10 @@ async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> 
         Err(r) => return r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
-    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() && !who.roles.iter().any(|r| r == "Application.Read.All") {
+    if !who.app_id.eq_ignore_ascii_case(&app.app_id)
+        && !who.can_write()
+        && !who.roles.iter().any(|r| r == "Application.Read.All")
+    {
         return forbidden();
     }
     Json(app_json(&st, &app)).into_response()
@@ -202,14 +209,21 @@ async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, J
         return forbidden();
     }
     let Some(entries) = body.get("keyCredentials").and_then(Value::as_array) else {
-        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "Only keyCredentials can be changed by this emulator; the body has none.");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "Only keyCredentials can be changed by this emulator; the body has none.",
+        );
     };
     let result = edit_file(&app.path, |m| {
         let format = m.detect_format().unwrap_or(Format::MsGraph);
         let existing = m.credentials();
         let mut out = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            let mut e = e.as_object().cloned().ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}] is not an object")))?;
+            let mut e = e
+                .as_object()
+                .cloned()
+                .ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}] is not an object")))?;
             let key_id = e.get("keyId").and_then(Value::as_str).map(str::to_string);
             let body_missing = e.get("key").is_none_or(Value::is_null);
             if body_missing {
@@ -220,7 +234,9 @@ async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, J
                         out.push(m.raw_entries()[c.index].clone());
                         continue;
                     }
-                    None => return Err(crate::Error::input(format!("keyCredentials[{i}] has no key and no known keyId"))),
+                    None => {
+                        return Err(crate::Error::input(format!("keyCredentials[{i}] has no key and no known keyId")))
+                    }
                 }
             }
             let der = e
@@ -257,14 +273,19 @@ fn check_proof(app: &super::App, proof: &str) -> Result<(), String> {
     let now_t = dates::now();
     let valid: Vec<_> = app.credentials.iter().filter(|c| c.certificate.is_some() && c.is_valid_at(now_t)).collect();
     if valid.is_empty() {
-        return Err("the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead".into());
+        return Err(
+            "the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead"
+                .into(),
+        );
     }
     let x5t = d.header.get("x5t").and_then(Value::as_str).ok_or("the proof has no x5t header")?;
     let sha1 = thumbprint::parse_sha1(x5t).map_err(|_| "the proof's x5t is not a SHA-1 thumbprint".to_string())?;
-    let cred = valid
-        .iter()
-        .find(|c| c.sha1() == Some(sha1))
-        .ok_or_else(|| format!("the proof is signed by certificate {} which is not a valid registered certificate of the application", thumbprint::hex_upper(&sha1)))?;
+    let cred = valid.iter().find(|c| c.sha1() == Some(sha1)).ok_or_else(|| {
+        format!(
+            "the proof is signed by certificate {} which is not a valid registered certificate of the application",
+            thumbprint::hex_upper(&sha1)
+        )
+    })?;
     let cert = cred.certificate.as_ref().expect("filtered on certificate");
     if !d.verify(SignatureAlg::Rs256, cert.rsa_public_key().unwrap_or_default()) {
         return Err("the proof's signature does not verify with the certificate its x5t names".into());
@@ -310,8 +331,14 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
         return bad_proof(why);
     }
     let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
-    let Some(der) = kc.get("key").and_then(Value::as_str).and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok()) else {
-        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "keyCredential.key must hold the base64 DER certificate.");
+    let Some(der) =
+        kc.get("key").and_then(Value::as_str).and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+    else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "keyCredential.key must hold the base64 DER certificate.",
+        );
     };
     let cert = match Certificate::from_der(&der, "keyCredential.key") {
         Ok(c) => c,
@@ -321,7 +348,10 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
     let mut added = Value::Null;
     let result = edit_file(&app.path, |m| {
         let format = m.detect_format().unwrap_or(Format::MsGraph);
-        let opts = EntryOptions { display_name: display_name.clone().or_else(|| Some(cert.subject().to_string())), ..EntryOptions::default() };
+        let opts = EntryOptions {
+            display_name: display_name.clone().or_else(|| Some(cert.subject().to_string())),
+            ..EntryOptions::default()
+        };
         let entry = entry_for(&cert, format, &opts)?;
         added = to_graph_shape(&Value::Object(entry.clone()));
         m.add_entry(entry)

@@ -14,8 +14,8 @@
 
 mod apps;
 mod discovery;
-mod graph;
 pub mod errors;
+mod graph;
 mod tls;
 mod token;
 
