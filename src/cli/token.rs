@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
     pub alg: AlgArg,
     /// Send the certificate chain (x5c) in the assertion
-    #[arg(long)]
+    #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")]
     pub x5c: bool,
     /// On-behalf-of: the incoming access token, or `-` to read it from stdin
     #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
@@ -100,10 +100,15 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     };
     let auth = match &a.secret_env {
         Some(var) => ClientAuth::Secret(secret::from_env(var)?),
+        // Like the Azure SDKs' EnvironmentCredential: a secret in AZURE_CLIENT_SECRET is used
+        // when no certificate is given.
+        None if !a.cred.given() && std::env::var_os("AZURE_CLIENT_SECRET").is_some() => {
+            ClientAuth::Secret(secret::from_env("AZURE_CLIENT_SECRET")?)
+        }
         None => {
             if !a.cred.given() {
                 return Err(Error::input("no credential given").with_hint(
-                    "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR",
+                    "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR (or set AZURE_CLIENT_SECRET)",
                 ));
             }
             ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
