@@ -27,17 +27,8 @@ fn setup() -> Setup {
 }
 
 fn check(s: &Setup, extra: &[&str]) -> Out {
-    let mut args = vec![
-        "check",
-        "--client-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        s.emu.base_url(),
-        "-o",
-        "json",
-    ];
+    let mut args =
+        vec!["check", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.base_url(), "-o", "json"];
     args.extend_from_slice(extra);
     cli(&args, &[])
 }
@@ -64,7 +55,18 @@ fn all_steps_pass_v2_and_v1() {
     for target in [["--scope", API], ["--resource", API]] {
         let out = check(
             &s,
-            &["--cert", &s.bundle, "--manifest", &m, target[0], target[1], "--expect-role", "Data.Read", "--expect-role", "Data.Write"],
+            &[
+                "--cert",
+                &s.bundle,
+                "--manifest",
+                &m,
+                target[0],
+                target[1],
+                "--expect-role",
+                "Data.Read",
+                "--expect-role",
+                "Data.Write",
+            ],
         );
         assert_eq!(out.code, 0, "{out:?}");
         let steps = out.json();
@@ -84,7 +86,19 @@ fn all_steps_pass_v2_and_v1() {
     }
     // Text output: one marked line per step.
     let out = cli(
-        &["check", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.base_url(), "--cert", &s.bundle, "--scope", API],
+        &[
+            "check",
+            "--client-id",
+            APP_ID,
+            "--tenant",
+            TENANT,
+            "--authority",
+            s.emu.base_url(),
+            "--cert",
+            &s.bundle,
+            "--scope",
+            API,
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -115,7 +129,8 @@ fn certificate_missing_from_manifest_fails_with_4() {
 #[test]
 fn missing_role_fails_with_4_naming_it() {
     let s = setup();
-    let out = check(&s, &["--cert", &s.bundle, "--scope", API, "--expect-role", "Data.Read", "--expect-role", "Data.Admin"]);
+    let out =
+        check(&s, &["--cert", &s.bundle, "--scope", API, "--expect-role", "Data.Read", "--expect-role", "Data.Admin"]);
     assert_eq!(out.code, 4, "{out:?}");
     let steps = out.json();
     assert_eq!(step(&steps, "token request")["ok"], true);

@@ -70,8 +70,9 @@ impl Caller {
     }
 }
 
-fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
-    let unauthorized = |m: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string());
+fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+    let unauthorized =
+        |m: &str| Box::new(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string()));
     let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let token = auth
         .strip_prefix("Bearer ")
@@ -187,7 +188,7 @@ fn to_format(v: &Value, format: Format) -> Value {
 async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
     if !who.app_id.eq_ignore_ascii_case(&app.app_id)
@@ -202,7 +203,7 @@ async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> 
 async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
     if !who.can_write() {
@@ -320,7 +321,7 @@ fn bad_proof(why: String) -> Response {
 async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
@@ -369,7 +370,7 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
 async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {

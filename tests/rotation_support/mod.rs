@@ -98,9 +98,12 @@ impl Drop for TempDir {
 
 /// A fresh RSA-2048 credential valid for `days` days.
 pub fn credential(cn: &str, days: u32) -> LoadedCredential {
-    let (cert, key) =
-        generate(&NewCertificate { subject: format!("CN={cn}"), key_size: KeySize::Rsa2048, validity: Validity::Days(days) })
-            .unwrap();
+    let (cert, key) = generate(&NewCertificate {
+        subject: format!("CN={cn}"),
+        key_size: KeySize::Rsa2048,
+        validity: Validity::Days(days),
+    })
+    .unwrap();
     LoadedCredential { cert, chain: vec![], key, cert_path: PathBuf::new() }
 }
 
