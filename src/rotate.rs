@@ -83,6 +83,11 @@ pub fn apply(
     let added = entry_for(&new.cert, format, entry)?;
     let key_id = added.get("keyId").and_then(Value::as_str).unwrap_or_default().to_string();
     let new_sel = Selector::key_id(&key_id)?;
+    let now = dates::now();
+    // The whole rotation is first played on the manifest in memory, so that whatever would refuse
+    // (a lock-out, a selection matching nothing) refuses before the file is touched.
+    let current = Manifest::load(manifest)?;
+    plan_removal(&current.add_entry(added.clone())?, &new_sel, policy, force, now)?;
     edit_file(manifest, |m| m.add_entry(added.clone()))?;
 
     let mut verified_with = None;
@@ -116,31 +121,53 @@ pub fn apply(
         }
     }
 
-    let now = dates::now();
     let mut removed = Vec::new();
-    let edit = edit_file(manifest, |m| {
-        let mut sels: Vec<Selector> = match policy {
-            RemovePolicy::KeepOld => Vec::new(),
-            RemovePolicy::Selected(s) => s.clone(),
-            RemovePolicy::Expired => m
-                .credentials()
-                .iter()
-                .filter(|c| c.end.is_some_and(|e| e < now))
-                .filter_map(|c| c.key_id.as_deref().and_then(|k| Selector::key_id(k).ok()))
-                .collect(),
-        };
-        // Never the credential just added (and verified), whatever the selection says.
-        sels.retain(|s| !s.matches(&m.find(&new_sel)[0]));
-        if sels.is_empty() {
-            return Ok(m.clone());
-        }
-        let after = m.remove_entries(&sels)?;
-        if !force {
-            m.ensure_not_locked_out(&after, now)?;
-        }
-        removed = sels.iter().flat_map(|s| m.find(s)).map(|c| ListRow::of(&c, now)).collect();
+    edit_file(manifest, |m| {
+        let (after, rows) = plan_removal(m, &new_sel, policy, force, now)?;
+        removed = rows;
         Ok(after)
+    })
+    .map_err(|e| {
+        let msg = format!("{}; the new certificate (keyId {key_id}) stays in the manifest", e.message());
+        let err = Error::new(e.kind(), msg);
+        match e.hint() {
+            Some(h) => err.with_hint(h.to_string()),
+            None => err,
+        }
     })?;
-    let _ = edit;
     Ok(RotateReport { added: Value::Object(added), thumbprint: new.cert.thumbprint(), removed, verified_with })
+}
+
+/// The manifest `m` (already holding the new entry `new_sel`) after the removals `policy` asks
+/// for, and the entries removed. Never removes the new entry; refuses a lock-out unless `force`.
+fn plan_removal(
+    m: &Manifest,
+    new_sel: &Selector,
+    policy: &RemovePolicy,
+    force: bool,
+    now: time::OffsetDateTime,
+) -> Result<(Manifest, Vec<ListRow>)> {
+    let mut sels: Vec<Selector> = match policy {
+        RemovePolicy::KeepOld => Vec::new(),
+        RemovePolicy::Selected(s) => s.clone(),
+        RemovePolicy::Expired => m
+            .credentials()
+            .iter()
+            .filter(|c| c.end.is_some_and(|e| e < now))
+            .filter_map(|c| c.key_id.as_deref().and_then(|k| Selector::key_id(k).ok()))
+            .collect(),
+    };
+    // Never the credential just added (and verified), whatever the selection says.
+    if let Some(new) = m.find(new_sel).first() {
+        sels.retain(|s| !s.matches(new));
+    }
+    if sels.is_empty() {
+        return Ok((m.clone(), Vec::new()));
+    }
+    let after = m.remove_entries(&sels)?;
+    if !force {
+        m.ensure_not_locked_out(&after, now)?;
+    }
+    let removed = sels.iter().flat_map(|s| m.find(s)).map(|c| ListRow::of(&c, now)).collect();
+    Ok((after, removed))
 }

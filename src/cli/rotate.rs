@@ -11,8 +11,10 @@ use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Arguments.
+/// Arguments. No argument group of its own: it flattens `new::Args`, whose derived group is
+/// also named `Args`, and two groups of one name make clap panic when the command is built.
 #[derive(clap::Args, Debug)]
+#[group(skip)]
 pub struct Args {
     /// The manifest to rotate
     #[arg(long)]
