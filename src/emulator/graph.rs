@@ -324,19 +324,29 @@ fn bad_proof(why: String) -> Response {
     graph_error(StatusCode::BAD_REQUEST, "Authorization_RequestDenied", format!("Invalid proof of possession: {why}"))
 }
 
-async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    let who = match caller(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+/// What addKey and removeKey both require: a Graph token of the application itself (or of a
+/// caller allowed to write applications) and a valid proof of possession.
+fn authorize_key_change(
+    st: &AppState,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Arc<super::App>, Box<Response>> {
+    let who = caller(st, headers)?;
+    let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
-        return forbidden();
+        return Err(Box::new(forbidden()));
     }
     let proof = body.get("proof").and_then(Value::as_str).unwrap_or("");
-    if let Err(why) = check_proof(&app, proof) {
-        return bad_proof(why);
-    }
+    check_proof(&app, proof).map_err(|why| Box::new(bad_proof(why)))?;
+    Ok(app)
+}
+
+async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let app = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(app) => app,
+        Err(r) => return *r,
+    };
     let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
     let Some(der) =
         kc.get("key").and_then(Value::as_str).and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
@@ -374,18 +384,10 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
 }
 
 async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    let who = match caller(&st, &headers) {
-        Ok(c) => c,
+    let app = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(app) => app,
         Err(r) => return *r,
     };
-    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
-    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
-        return forbidden();
-    }
-    let proof = body.get("proof").and_then(Value::as_str).unwrap_or("");
-    if let Err(why) = check_proof(&app, proof) {
-        return bad_proof(why);
-    }
     let key_id = body.get("keyId").and_then(Value::as_str).unwrap_or("");
     let sel = match Selector::key_id(key_id) {
         Ok(s) => s,
