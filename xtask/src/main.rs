@@ -1,5 +1,6 @@
 //! Developer tasks for keycred (the cargo-xtask pattern): `cargo xtask test` runs every check CI
-//! runs; `cargo xtask bench` measures keycred against openssl.
+//! runs; `cargo xtask bench` measures keycred against openssl; `cargo xtask interop` has MSAL Python
+//! and azure-identity get tokens from `keycred emulate --tls`.
 //!
 //! Tools the checks need (the openssl CLI, used as the independent reference) are checked for
 //! here and installed when missing and possible, so a fresh clone needs nothing by hand.
@@ -8,14 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod interop;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&root(), &args[1..]),
+        Some("interop") => interop::run(&root()),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick]>");
+            eprintln!("usage: cargo xtask <test|bench [--quick]|interop>");
             return ExitCode::from(2);
         }
     };
@@ -72,6 +75,7 @@ fn test(args: &[String]) -> Result<(), String> {
     t.args(["test", "--workspace", "--locked"]);
     t.args(args);
     run(&mut t)?;
+    interop::run(&root())?;
     run(Command::new(&cargo).args(["doc", "--no-deps", "--package", "keycred"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!("xtask: all checks passed");
     Ok(())

@@ -1,0 +1,258 @@
+//! In-process benchmarks, run by `cargo xtask bench` (which passes `--quick` or `--full` and the
+//! openssl reference rate in `OPENSSL_RSA2048_SIGNS`):
+//!
+//! - client assertions signed per second by the library (RS256, PS256, 2048-bit key), beside
+//!   `openssl speed rsa2048` signatures per second;
+//! - emulator throughput: an in-process emulator (logging off) with one registered certificate,
+//!   driven over loopback by a load generator on its own runtime at 1, 8 and 64 concurrent
+//!   clients, v1 and v2, with valid pre-signed assertions: requests/s, p50/p99 latency, errors.
+//!
+//! Benchmarks, not tests: they print figures and fail only when a request fails.
+
+use keycred::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::emulator::{start_blocking, EmulatorConfig, EndpointVersion};
+use keycred::jwt::{self, AssertionParams};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const APP_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const API: &str = "api://keycred-bench";
+/// Distinct assertions per endpoint; the emulator accepts a re-used `jti`, as Entra does.
+const POOL: usize = 64;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let secs = if quick { 1.0 } else { 3.0 };
+    let openssl: Option<f64> = std::env::var("OPENSSL_RSA2048_SIGNS").ok().and_then(|s| s.parse().ok());
+
+    let cred = credential();
+    println!("{:<44} {:>12} {:>12}   ratio", "client assertions (2048-bit key)", "keycred/s", "openssl/s");
+    for alg in [SignatureAlg::Rs256, SignatureAlg::Ps256] {
+        let rate = signing_rate(&cred, alg, secs);
+        match openssl {
+            Some(o) => println!("{:<44} {rate:>12.0} {o:>12.0}   x{:.2}", format!("sign {}", alg.jose()), rate / o),
+            None => println!("{:<44} {rate:>12.0} {:>12}", format!("sign {}", alg.jose()), "n/a"),
+        }
+    }
+    println!();
+
+    match emulator_bench(&cred, secs) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn credential() -> LoadedCredential {
+    let (cert, key) = generate(&NewCertificate {
+        subject: "CN=keycred bench".into(),
+        key_size: KeySize::Rsa2048,
+        validity: Validity::Days(30),
+    })
+    .expect("generate a 2048-bit certificate");
+    LoadedCredential { cert, chain: vec![], key, cert_path: PathBuf::new() }
+}
+
+fn params(aud: &str, alg: SignatureAlg) -> AssertionParams {
+    AssertionParams { client_id: APP_ID.into(), audience: aud.into(), alg, x5c: false, lifetime: 3600 }
+}
+
+/// Whole client assertions (claims, JSON, base64url, RSA signature) per second on one thread,
+/// as `openssl speed` measures one thread.
+fn signing_rate(cred: &LoadedCredential, alg: SignatureAlg, secs: f64) -> f64 {
+    let p = params("https://login.microsoftonline.com/t/oauth2/v2.0/token", alg);
+    for _ in 0..20 {
+        std::hint::black_box(jwt::client_assertion(cred, &p).expect("sign"));
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..10 {
+            std::hint::black_box(jwt::client_assertion(cred, &p).expect("sign"));
+        }
+        n += 10;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Dir(PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
+    let dir = Dir(std::env::temp_dir().join(format!("keycred-bench-emu-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let manifest = dir.0.join("app.json");
+    let c = &cred.cert;
+    let m = serde_json::json!({
+        "id": "0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d",
+        "appId": APP_ID,
+        "displayName": "keycred bench",
+        "keyCredentials": [{
+            "customKeyIdentifier": c.custom_key_identifier(),
+            "displayName": c.subject(),
+            "endDateTime": keycred::dates::format(c.not_after()),
+            "key": c.value_b64(),
+            "keyId": "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+            "startDateTime": keycred::dates::format(c.not_before()),
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+        }],
+    });
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).map_err(|e| e.to_string())?;
+    let mut cfg = EmulatorConfig::new(vec![manifest]);
+    cfg.tenant = TENANT.into();
+    cfg.grants = vec![(API.into(), vec!["Data.Read".into()])];
+    cfg.log = false;
+    let emu = start_blocking(cfg).map_err(|e| format!("cannot start the emulator: {e}"))?;
+
+    // The load generator gets a runtime of its own so that its work is not scheduled on the
+    // emulator's workers; on a 2-core machine both still share the CPUs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>7}",
+        "emulator token requests (loopback)", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    let mut failed = false;
+    for version in [EndpointVersion::V1, EndpointVersion::V2] {
+        let url = emu.token_endpoint(version);
+        let bodies: Arc<Vec<String>> = Arc::new(
+            (0..POOL)
+                .map(|_| {
+                    let a = jwt::client_assertion(cred, &params(&url, SignatureAlg::Rs256)).expect("sign");
+                    let mut f = url::form_urlencoded::Serializer::new(String::new());
+                    f.append_pair("grant_type", "client_credentials");
+                    f.append_pair("client_id", APP_ID);
+                    match version {
+                        EndpointVersion::V1 => f.append_pair("resource", API),
+                        EndpointVersion::V2 => f.append_pair("scope", &format!("{API}/.default")),
+                    };
+                    f.append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+                    f.append_pair("client_assertion", a.expose());
+                    f.finish()
+                })
+                .collect(),
+        );
+        for clients in [1usize, 8, 64] {
+            let r = rt.block_on(load(&url, bodies.clone(), clients, secs));
+            let name =
+                format!("{} token, {clients} client{}", version_name(version), if clients == 1 { "" } else { "s" });
+            println!("{name:<44} {:>10.0} {:>9.2} {:>9.2} {:>7}", r.rps, r.p50_ms, r.p99_ms, r.errors);
+            if let Some(e) = &r.first_error {
+                eprintln!("bench: first error: {e}");
+            }
+            failed |= r.errors > 0;
+        }
+    }
+    drop(rt);
+    emu.shutdown();
+    if failed {
+        Err("some token requests failed".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn version_name(v: EndpointVersion) -> &'static str {
+    match v {
+        EndpointVersion::V1 => "v1",
+        EndpointVersion::V2 => "v2",
+    }
+}
+
+struct LoadResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// `clients` tasks, each with its own keep-alive connection, post token requests back to back
+/// for `secs` seconds (after a short warm-up that is not counted).
+async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, secs: f64) -> LoadResult {
+    let warmup = Duration::from_millis(200);
+    let start = Instant::now() + warmup;
+    let end = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let url = url.to_string();
+        let bodies = bodies.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("reqwest client");
+            let mut lat = Vec::new();
+            let (mut errors, mut first_error) = (0u64, None);
+            let mut k = i;
+            loop {
+                let t = Instant::now();
+                if t >= end {
+                    break;
+                }
+                let body = bodies[k % bodies.len()].clone();
+                k += 1;
+                let res = client
+                    .post(&url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await;
+                let outcome = match res {
+                    Ok(r) => {
+                        let status = r.status();
+                        match r.bytes().await {
+                            Ok(b) if status.is_success() && contains(&b, b"\"access_token\"") => Ok(()),
+                            Ok(b) => Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&b))),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let done = Instant::now();
+                if t < start {
+                    continue; // warm-up: connections open, caches fill
+                }
+                match outcome {
+                    Ok(()) => lat.push((done - t).as_secs_f64() * 1000.0),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (lat, errors, first_error)
+        }));
+    }
+    let mut all = Vec::new();
+    let (mut errors, mut first_error) = (0u64, None);
+    for t in tasks {
+        let (lat, e, fe) = t.await.expect("load task");
+        all.extend(lat);
+        errors += e;
+        if first_error.is_none() {
+            first_error = fe;
+        }
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let at = |q: f64| if all.is_empty() { f64::NAN } else { all[((all.len() - 1) as f64 * q).round() as usize] };
+    LoadResult { rps: all.len() as f64 / secs, p50_ms: at(0.5), p99_ms: at(0.99), errors, first_error }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

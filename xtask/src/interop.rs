@@ -1,0 +1,172 @@
+//! `cargo xtask interop`: Microsoft's own client libraries (MSAL Python, azure-identity) get
+//! tokens from `keycred emulate --tls` with a certificate made by `keycred new` and registered by
+//! `keycred manifest add`.
+//!
+//! The libraries are the independent reference here: they build the client assertion from the
+//! discovered `token_endpoint`, pick the thumbprint and algorithm themselves, and refuse plain
+//! http, so passing means the emulator speaks Entra's protocol as they expect it. They come from
+//! PyPI into a virtual environment under `target/`, so a fresh clone needs nothing by hand.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Granted to the app in the emulator, and checked in the tokens (scope → roles).
+const GRANTS: [(&str, &str); 2] = [
+    ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
+    ("api://keycred-interop", "Data.Read,Data.Write"),
+];
+const SCRIPTS: [&str; 2] = ["msal_client_credentials.py", "azure_identity.py"];
+const PACKAGES: [&str; 2] = ["msal", "azure-identity"];
+
+/// Kills the emulator however the run ends.
+struct Emulator(Child);
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the interop scripts; fails with the first script's failure or a setup problem.
+pub fn run(root: &Path) -> Result<(), String> {
+    let python = venv(root)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run(Command::new(&cargo).args(["build", "--quiet", "--bin", "keycred"]))?;
+    let bin = root.join("target/debug/keycred");
+
+    let dir = root.join("target/interop-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    keycred(&bin, &dir, &["new", "--name", "interop", "--days", "30"])?;
+    let manifest = dir.join("manifest.json");
+    std::fs::copy(root.join("templates/manifest-ms-graph.json"), &manifest)
+        .map_err(|e| format!("cannot copy the manifest template: {e}"))?;
+    keycred(&bin, &dir, &["manifest", "add", "manifest.json", "--cert", "interop.cer"])?;
+    let app_id = json_str(&std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?, "appId")
+        .ok_or("the manifest template has no appId")?;
+
+    let mut cmd = Command::new(&bin);
+    cmd.args(["emulate", "--tls", "--manifest"]).arg(&manifest);
+    for (resource, roles) in GRANTS {
+        cmd.arg("--grant").arg(format!("{resource}={roles}"));
+    }
+    cmd.args(["-o", "json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    eprintln!("xtask: running {cmd:?}");
+    let mut child = Emulator(cmd.spawn().map_err(|e| format!("cannot start keycred emulate: {e}"))?);
+    let mut line = String::new();
+    let stdout = child.0.stdout.take().ok_or("no stdout from keycred emulate")?;
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("cannot read keycred emulate's output: {e}"))?;
+    let field = |k: &str| json_str(&line, k).ok_or_else(|| format!("keycred emulate printed no {k}: {line:?}"));
+    let (base, tenant, ca) = (field("baseUrl")?, field("tenant")?, field("caFile")?);
+    // MSAL and azure-identity refuse IP-address authorities in places; the emulator's TLS
+    // certificate names localhost too.
+    let authority = base.replace("://127.0.0.1:", "://localhost:");
+    let expect = GRANTS
+        .iter()
+        .map(|(r, roles)| {
+            let roles: Vec<String> = roles.split(',').map(|r| format!("\"{r}\"")).collect();
+            format!("\"{r}/.default\": [{}]", roles.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    let mut failed = Vec::new();
+    for script in SCRIPTS {
+        eprintln!("xtask: interop {script} against {authority}");
+        let status = Command::new(&python)
+            .arg(root.join("tests/interop").join(script))
+            .current_dir(root.join("tests/interop"))
+            .env("KEYCRED_AUTHORITY", &authority)
+            .env("KEYCRED_TENANT", &tenant)
+            .env("KEYCRED_CLIENT_ID", &app_id)
+            .env("KEYCRED_BUNDLE", dir.join("interop.pem"))
+            .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
+            .env("REQUESTS_CA_BUNDLE", &ca)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .status()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if !status.success() {
+            failed.push(script);
+        }
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    if failed.is_empty() {
+        eprintln!("xtask: interop passed ({})", SCRIPTS.join(", "));
+        Ok(())
+    } else {
+        Err(format!("interop failed: {}", failed.join(", ")))
+    }
+}
+
+/// The venv's python, with the client libraries installed (pip is a no-op when they are).
+fn venv(root: &Path) -> Result<PathBuf, String> {
+    let venv = root.join("target/interop-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!(
+                "cannot create a Python virtual environment at {}: the interop tests need python3 with \
+                 the venv module (apt-get install python3-venv)",
+                venv.display()
+            ));
+        }
+    }
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(PACKAGES)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!(
+            "pip could not install {} into {}: the interop tests need PyPI (check the network or a \
+             PIP_INDEX_URL mirror), then run `cargo xtask interop` again",
+            PACKAGES.join(" and "),
+            venv.display()
+        ));
+    }
+    Ok(python)
+}
+
+fn keycred(bin: &Path, dir: &Path, args: &[&str]) -> Result<(), String> {
+    let o = Command::new(bin).args(args).current_dir(dir).output().map_err(|e| format!("cannot run keycred: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("keycred {} failed: {}", args.join(" "), String::from_utf8_lossy(&o.stderr)))
+    }
+}
+
+/// The string value of `"key": "..."` in a JSON text (xtask has no JSON parser; keycred's values
+/// here are URLs, GUIDs and paths, with `\\` and `\"` the only escapes that may occur).
+fn json_str(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_str;
+
+    #[test]
+    fn reads_string_fields() {
+        let line = r#"{"baseUrl":"https://127.0.0.1:4443","caFile":"/tmp/a \"b\"/ca.pem","n":1}"#;
+        assert_eq!(json_str(line, "baseUrl").unwrap(), "https://127.0.0.1:4443");
+        assert_eq!(json_str(line, "caFile").unwrap(), "/tmp/a \"b\"/ca.pem");
+        assert_eq!(json_str(line, "n"), None);
+        assert_eq!(json_str(line, "missing"), None);
+    }
+}
