@@ -11,8 +11,10 @@ use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Arguments.
+/// Arguments. The group id differs from `new::Args`' implicit "Args" group, flattened here: two
+/// groups with one name make clap panic on every `keycred rotate` call in debug builds.
 #[derive(clap::Args, Debug)]
+#[group(id = "rotate_args")]
 pub struct Args {
     /// The manifest to rotate
     #[arg(long)]

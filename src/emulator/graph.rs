@@ -70,6 +70,8 @@ impl Caller {
     }
 }
 
+// A Response is what axum handlers return; boxing it here would only add noise.
+#[allow(clippy::result_large_err)]
 fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
     let unauthorized = |m: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string());
     let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,5 +1,6 @@
 //! Developer tasks for keycred (the cargo-xtask pattern): `cargo xtask test` runs every check CI
-//! runs; `cargo xtask bench` measures keycred against openssl.
+//! runs; `cargo xtask bench` measures keycred against openssl; `cargo xtask fuzz` runs the fuzz
+//! targets.
 //!
 //! Tools the checks need (the openssl CLI, used as the independent reference) are checked for
 //! here and installed when missing and possible, so a fresh clone needs nothing by hand.
@@ -8,14 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod fuzz;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&root(), &args[1..]),
+        Some("fuzz") => fuzz::run_all(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick]>");
+            eprintln!("usage: cargo xtask <test|bench [--quick]|fuzz [--seconds N] [TARGET...]>");
             return ExitCode::from(2);
         }
     };
