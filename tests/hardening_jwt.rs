@@ -158,7 +158,7 @@ async fn jwt_attacks_are_refused_with_entra_codes() {
         "malformed",
     ));
     let good_hdr = format!(r#"{{"alg":"RS256","typ":"JWT","x5t":"{}"}}"#, f.cred.cert.x5t());
-    let payload = claims.to_string().replacen('{', &format!(r#"{{"aud":"https://attacker.example/token","#), 1);
+    let payload = claims.to_string().replacen('{', r#"{"aud":"https://attacker.example/token","#, 1);
     attacks.push((
         "duplicate aud in payload",
         sign_raw(&f, SignatureAlg::Rs256, &good_hdr, &payload),
