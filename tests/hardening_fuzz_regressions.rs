@@ -33,3 +33,23 @@ fn add_then_remove_without_key_credentials_leaves_only_an_empty_array() {
         again.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
     assert_eq!(again.remove_indices(&idx).unwrap().text(), removed.text());
 }
+
+/// manifest_roundtrip, crash-f714eb3a: `"keyCredentials":[ ]` (blanks inside an empty array).
+/// Add then remove gives `[]`: the same JSON, the rest of the file byte for byte.
+#[test]
+fn add_then_remove_on_an_empty_array_with_blanks_keeps_the_rest_of_the_file() {
+    let text = include_str!("corpus/fuzz/manifest_roundtrip-empty-array-with-space.json");
+    let (cert, _) = generate(&NewCertificate {
+        subject: "CN=fuzz regression 2".into(),
+        key_size: KeySize::Rsa2048,
+        validity: Validity::Days(30),
+    })
+    .unwrap();
+    let m = Manifest::parse(text, "crash.json").unwrap();
+    let format = m.detect_format().unwrap_or(Format::AadGraph);
+    let added = m.add_entry(entry_for(&cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let idx: Vec<usize> =
+        added.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
+    let removed = added.remove_indices(&idx).unwrap();
+    assert_eq!(removed.text(), text.replacen("\"keyCredentials\":[ ]", "\"keyCredentials\":[]", 1));
+}
