@@ -100,7 +100,16 @@ impl GraphClient {
                 .with_hint("check --graph-url and the network; the emulator prints its URL when it starts")
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| Error::remote(format!("{method} {url}: reading the answer: {e}")))?;
+        let text = crate::token::read_limited(resp).await.map_err(|e| match e {
+            crate::token::ReadError::TooLarge => Error::remote(format!(
+                "{method} {url}: HTTP {status} with a body over {} bytes; not read",
+                crate::token::MAX_ANSWER
+            ))
+            .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"),
+            crate::token::ReadError::Transport(e) => {
+                Error::remote(format!("{method} {url}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
+            }
+        })?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(None);

@@ -10,7 +10,7 @@ pub mod pfx;
 
 pub use generate::{generate, KeySize, NewCertificate, Validity};
 pub use key::{PrivateKey, SignatureAlg};
-pub use load::{load_credential, load_file, LoadedCredential, LoadedFile};
+pub use load::{load_bytes, load_credential, load_file, LoadedCredential, LoadedFile};
 
 use crate::thumbprint::{b64, b64url, hex_upper, sha1, sha256};
 use crate::{dates, Error, Result};

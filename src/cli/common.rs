@@ -68,11 +68,20 @@ impl TenantArgs {
             .as_deref()
             .ok_or_else(|| Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID"))
     }
-    /// The tenant, or a clear error.
+    /// The tenant, or a clear error. The tenant becomes a URL path segment (and the assertion's
+    /// `aud`), so anything but a GUID or DNS-name character is refused rather than let through
+    /// to build another path (`x/../y`) or a broken URL.
     pub fn tenant(&self) -> Result<&str> {
-        self.tenant
+        let t = self
+            .tenant
             .as_deref()
-            .ok_or_else(|| Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID"))
+            .ok_or_else(|| Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID"))?;
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+            return Err(Error::input(format!("--tenant {t:?}: not a tenant id or domain name")).with_hint(
+                "pass the directory (tenant) id GUID, a domain such as contoso.onmicrosoft.com, or organizations",
+            ));
+        }
+        Ok(t)
     }
     /// The validated authority.
     pub fn authority(&self) -> Result<Authority> {

@@ -94,7 +94,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     };
     // Seed 000 exchanges the code at /common, before the user's tenant is known.
     let tenant = match (&a.tenant.tenant, &grant) {
-        (Some(t), _) => t.clone(),
+        (Some(_), _) => a.tenant.tenant()?.to_string(),
         (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
         (None, _) => a.tenant.tenant()?.to_string(),
     };

@@ -177,6 +177,19 @@ impl AppState {
     }
 }
 
+/// Validates a client assertion exactly as the token endpoint does, for an application whose
+/// `keyCredentials` are `creds`, posted to `endpoint` (the only accepted `aud`). Public so that
+/// fuzzing and embedders can drive the validation without HTTP.
+pub fn verify_client_assertion(
+    creds: &[crate::manifest::KeyCredential],
+    assertion: &str,
+    client_id: &str,
+    endpoint: &str,
+    now: time::OffsetDateTime,
+) -> std::result::Result<(), EntraError> {
+    token::verify_assertion(creds, assertion, client_id, endpoint, now)
+}
+
 type St = State<Arc<AppState>>;
 
 /// Builds the router for `state`: every endpoint the emulator serves, in one place.

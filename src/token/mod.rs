@@ -43,6 +43,34 @@ pub const MAX_RETRIES: u32 = 3;
 /// minutes without being told.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
+/// Largest answer body read from a token endpoint or Graph. Real answers are a few KB; a server
+/// that streams more (a misconfigured proxy, a hostile host) must not make keycred buffer it all.
+pub const MAX_ANSWER: usize = 1024 * 1024;
+
+/// Why [`read_limited`] failed.
+pub(crate) enum ReadError {
+    /// The body is over [`MAX_ANSWER`] bytes (nothing past the limit was read).
+    TooLarge,
+    /// The transport failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads an answer body as text (lossy UTF-8), refusing one over [`MAX_ANSWER`] bytes, by its
+/// Content-Length when announced and by counting otherwise.
+pub(crate) async fn read_limited(mut resp: reqwest::Response) -> std::result::Result<String, ReadError> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
+        if buf.len() + chunk.len() > MAX_ANSWER {
+            return Err(ReadError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// How the client talks to the endpoint.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -164,7 +192,14 @@ impl TokenClient {
         let status = resp.status().as_u16();
         let retry_after =
             resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = resp.text().await.map_err(|e| self.transport_error(&p.url, &e))?;
+        let body = read_limited(resp).await.map_err(|e| match e {
+            ReadError::TooLarge => Error::remote(format!(
+                "the token endpoint {} answered HTTP {status} with a body over {} bytes; not read",
+                p.url, MAX_ANSWER
+            ))
+            .with_hint("check --authority: it must be an Entra login host or the keycred emulator"),
+            ReadError::Transport(e) => self.transport_error(&p.url, &e),
+        })?;
         Ok((status, retry_after, body))
     }
 

@@ -1,6 +1,7 @@
 //! Developer tasks for keycred (the cargo-xtask pattern): `cargo xtask test` runs every check CI
 //! runs; `cargo xtask bench` measures keycred against openssl; `cargo xtask interop` has MSAL Python
-//! and azure-identity get tokens from `keycred emulate --tls`.
+//! and azure-identity get tokens from `keycred emulate --tls`; `cargo xtask fuzz` runs the fuzz
+//! targets.
 //!
 //! Tools the checks need (the openssl CLI, used as the independent reference) are checked for
 //! here and installed when missing and possible, so a fresh clone needs nothing by hand.
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod fuzz;
 mod interop;
 
 fn main() -> ExitCode {
@@ -17,8 +19,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("interop") => interop::run(&root()),
+        Some("fuzz") => fuzz::run_all(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick]|interop>");
+            eprintln!("usage: cargo xtask <test|bench [--quick]|interop|fuzz [--seconds N] [TARGET...]>");
             return ExitCode::from(2);
         }
     };
