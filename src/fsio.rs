@@ -31,7 +31,14 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
     };
     let name = path.file_name().ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
     let existing_mode = existing_mode(path);
-    let tmp = dir.join(format!(".{}.keycred-{}.tmp", name.to_string_lossy(), std::process::id()));
+    // Unique per process and per call: two threads of one process (the emulator's handlers)
+    // may write the same file, and each needs its own temporary.
+    let tmp = dir.join(format!(
+        ".{}.keycred-{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);
