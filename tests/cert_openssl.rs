@@ -1,7 +1,11 @@
 //! `keycred new` and `keycred show` checked against the openssl CLI, and their refusals.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::snapshot;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn keycred(dir: &Path, args: &[&str]) -> Output {
@@ -35,13 +39,6 @@ fn json(o: &Output) -> serde_json::Value {
 fn openssl_fingerprint(dir: &Path, file: &str, form: &str) -> String {
     let out = openssl(dir, &["x509", "-in", file, "-inform", form, "-noout", "-fingerprint", "-sha1"]);
     out.trim().split('=').nth(1).unwrap().replace(':', "")
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut v: Vec<_> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -17,7 +17,7 @@ struct Setup {
 
 /// An app registered with a 365-day certificate; the emulator grants Data.Read and Data.Write on API.
 fn setup() -> Setup {
-    let dir = TempDir::new();
+    let dir = TempDir::new("rot-test");
     let cred = credential("check test", 365);
     let bundle = write_cred(&dir, "app", &cred);
     let manifest = dir.path("app.json");

@@ -35,7 +35,7 @@ fn demo_text_shows_every_step() {
 
 #[test]
 fn demo_json_is_one_document_and_keep_keeps_the_second_certificate() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("rot-test");
     let keep = dir.path("kept");
     let out = cli(&["demo", "-o", "json", "--keep", &keep.display().to_string()], &[]);
     assert_eq!(out.code, 0, "{out:?}");

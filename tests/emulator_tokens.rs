@@ -13,8 +13,6 @@ use serde_json::{json, Value};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
 async fn v1_token(f: &Fixture, resource: &str) -> (u16, Value) {
     let a = f.assertion(&f.v1());
     post(
@@ -28,6 +26,13 @@ async fn v1_token(f: &Fixture, resource: &str) -> (u16, Value) {
         ],
     )
     .await
+}
+
+/// Checks that each claim is present with exactly this value.
+fn assert_claims(c: &serde_json::Map<String, Value>, want: &[(&str, Value)]) {
+    for (k, v) in want {
+        assert_eq!(c.get(*k), Some(v), "claim {k}");
+    }
 }
 
 /// DER of a PKCS#1 RSAPublicKey from big-endian n and e (what `SignatureAlg::verify` takes).
@@ -79,14 +84,19 @@ async fn v1_success_body_has_string_numbers_and_app_claims() {
     assert_eq!(t.header["typ"], "JWT");
     assert_eq!(t.header["kid"], t.header["x5t"]);
     let c = &t.claims;
-    assert_eq!(c["aud"], API);
-    assert_eq!(c["iss"], format!("https://sts.windows.net/{TENANT}/"));
-    assert_eq!(c["idp"], format!("https://sts.windows.net/{TENANT}/"));
-    assert_eq!(c["appid"], APP_ID);
-    assert_eq!(c["appidacr"], "2");
-    assert_eq!(c["idtyp"], "app");
-    assert_eq!(c["tid"], TENANT);
-    assert_eq!(c["ver"], "1.0");
+    assert_claims(
+        c,
+        &[
+            ("aud", json!(API)),
+            ("iss", json!(format!("https://sts.windows.net/{TENANT}/"))),
+            ("idp", json!(format!("https://sts.windows.net/{TENANT}/"))),
+            ("appid", json!(APP_ID)),
+            ("appidacr", json!("2")),
+            ("idtyp", json!("app")),
+            ("tid", json!(TENANT)),
+            ("ver", json!("1.0")),
+        ],
+    );
     assert_eq!(c["oid"], c["sub"]);
     assert!(uuid::Uuid::parse_str(c["oid"].as_str().unwrap()).is_ok());
     assert!(c["uti"].is_string());
@@ -108,12 +118,17 @@ async fn v2_success_body_has_numbers_and_v2_claims() {
     assert!(t.header.get("x5t").is_none());
     assert!(t.header["kid"].is_string());
     let c = &t.claims;
-    assert_eq!(c["iss"], format!("https://login.microsoftonline.com/{TENANT}/v2.0"));
-    assert_eq!(c["azp"], APP_ID);
-    assert_eq!(c["azpacr"], "2");
-    assert_eq!(c["ver"], "2.0");
-    assert_eq!(c["aud"], API);
-    assert_eq!(c["idtyp"], "app");
+    assert_claims(
+        c,
+        &[
+            ("iss", json!(format!("https://login.microsoftonline.com/{TENANT}/v2.0"))),
+            ("azp", json!(APP_ID)),
+            ("azpacr", json!("2")),
+            ("ver", json!("2.0")),
+            ("aud", json!(API)),
+            ("idtyp", json!("app")),
+        ],
+    );
     assert_eq!(t.roles(), vec!["Data.Read", "Data.Write"]);
 }
 
@@ -151,7 +166,7 @@ async fn token_verifies_against_the_jwks_and_openssl() {
     assert_eq!(cert.rsa_public_key().unwrap(), f.emu.jwks_public_key());
 
     // openssl, independently: the modulus matches and the signature verifies.
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     std::fs::write(dir.path("jwks.pem"), cert.to_pem()).unwrap();
     let out =
         Command::new("openssl").args(["x509", "-noout", "-modulus", "-in"]).arg(dir.path("jwks.pem")).output().unwrap();
@@ -252,13 +267,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
         .unwrap();
     let scope = format!("{API}/.default");
     let a = f.assertion(&f.v2());
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", APP_ID),
-        ("scope", scope.as_str()),
-        ("client_assertion_type", JWT_BEARER),
-        ("client_assertion", a.as_str()),
-    ];
+    let form = client_credentials_form(APP_ID, &scope, &a);
     let r = http.post(f.v2()).form(&form).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let b: Value = r.json().await.unwrap();
@@ -280,7 +289,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
 
 #[test]
 fn blocking_emulator_serves_sync_callers() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     let cred = credential("blocking");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![valid_entry(&cred.cert)]);
@@ -290,23 +299,14 @@ fn blocking_emulator_serves_sync_callers() {
     let url = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
     let a = assertion_for(&cred, &url, SignatureAlg::Rs256);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (s, b) = rt.block_on(post(
-        &url,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", APP_ID),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    ));
+    let (s, b) = rt.block_on(post(&url, &client_credentials_form(APP_ID, "https://graph.microsoft.com/.default", &a)));
     assert_eq!(s, 200, "{b}");
     emu.shutdown();
 }
 
 #[test]
 fn config_refuses_remote_listen_and_bad_tenant() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![]);
     let mut cfg = keycred::emulator::EmulatorConfig::new(vec![manifest.clone()]);
@@ -321,7 +321,7 @@ fn config_refuses_remote_listen_and_bad_tenant() {
 
 #[test]
 fn cli_prints_json_then_serves_and_logs_without_secrets() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     let cred = credential("cli");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![valid_entry(&cred.cert)]);
@@ -342,16 +342,7 @@ fn cli_prints_json_then_serves_and_logs_without_secrets() {
     let a = assertion_for(&cred, &url, SignatureAlg::Rs256);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let scope = format!("{API}/.default");
-    let (s, b) = rt.block_on(post(
-        &url,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", APP_ID),
-            ("scope", &scope),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    ));
+    let (s, b) = rt.block_on(post(&url, &client_credentials_form(APP_ID, &scope, &a)));
     assert_eq!(s, 200);
     let token = b["access_token"].as_str().unwrap().to_string();
     assert_eq!(dangerous::decode(&token).unwrap().roles(), vec!["Data.Read"]);
@@ -367,7 +358,7 @@ fn cli_prints_json_then_serves_and_logs_without_secrets() {
 
 #[test]
 fn cli_refuses_non_loopback_without_allow_remote() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![]);
     let out = Command::new(env!("CARGO_BIN_EXE_keycred"))

@@ -7,9 +7,7 @@ mod emulator_support;
 use emulator_support::*;
 use keycred::cert::SignatureAlg;
 use keycred::thumbprint::b64url;
-use serde_json::json;
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn malformed_jwt_is_50027() {
@@ -40,7 +38,7 @@ async fn unregistered_thumbprint_is_700027_key_not_found_quoting_hex() {
     let d = assert_entra_error(&got, 401, "invalid_client", 700027);
     assert!(d.contains("[Reason - The key was not found., Thumbprint of key used by client: '"), "{d}");
     // The quoted thumbprint is the one openssl prints for that certificate.
-    let dir = TempDir::new();
+    let dir = TempDir::new("emu-test");
     let pem = dir.path("other.pem");
     std::fs::write(&pem, other.cert.to_pem()).unwrap();
     let out = std::process::Command::new("openssl")
@@ -194,17 +192,7 @@ async fn unknown_app_is_700016() {
     let other = "11111111-2222-3333-4444-555555555555";
     let a = f.assertion(&f.v2());
     let scope = format!("{API}/.default");
-    let got = post(
-        &f.v2(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", other),
-            ("scope", &scope),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    )
-    .await;
+    let got = post(&f.v2(), &client_credentials_form(other, &scope, &a)).await;
     let d = assert_entra_error(&got, 400, "unauthorized_client", 700016);
     assert!(d.contains(&format!("Application with identifier '{other}' was not found in the directory")), "{d}");
 }
@@ -252,21 +240,16 @@ async fn neither_assertion_nor_secret_is_7000218() {
     assert!(d.contains("'client_assertion' or 'client_secret'"), "{d}");
 }
 
+/// A v2 client-credentials request with a correct assertion for `scope` (taken as given).
+async fn post_v2_scope(f: &Fixture, scope: &str) -> (u16, Value) {
+    let a = f.assertion(&f.v2());
+    post(&f.v2(), &client_credentials_form(APP_ID, scope, &a)).await
+}
+
 #[tokio::test]
 async fn scope_without_default_is_1002012() {
     let f = fixture().await;
-    let a = f.assertion(&f.v2());
-    let got = post(
-        &f.v2(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", APP_ID),
-            ("scope", "https://graph.microsoft.com/User.Read"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    )
-    .await;
+    let got = post_v2_scope(&f, "https://graph.microsoft.com/User.Read").await;
     let d = assert_entra_error(&got, 400, "invalid_scope", 1002012);
     assert!(d.contains("Client credential flows must have a scope value with /.default suffixed"), "{d}");
 }
@@ -274,18 +257,7 @@ async fn scope_without_default_is_1002012() {
 #[tokio::test]
 async fn unknown_resource_is_500011() {
     let f = fixture().await;
-    let a = f.assertion(&f.v2());
-    let got = post(
-        &f.v2(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", APP_ID),
-            ("scope", "https://unknown.example/.default"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &a),
-        ],
-    )
-    .await;
+    let got = post_v2_scope(&f, "https://unknown.example/.default").await;
     let d = assert_entra_error(&got, 400, "invalid_resource", 500011);
     assert!(d.contains("The resource principal named https://unknown.example was not found in the tenant"), "{d}");
 }

@@ -21,7 +21,7 @@ struct App {
 
 /// An app holding certificate A (valid) and, with `portal`, a null-body entry P (as downloaded).
 fn app(portal: bool) -> App {
-    let dir = TempDir::new();
+    let dir = TempDir::new("rot-test");
     let a = credential("graph app A", 365);
     let a_pem = write_cred(&dir, "a", &a);
     let mut entries = vec![entry(&a.cert)];
@@ -315,7 +315,7 @@ fn removing_the_last_valid_certificate_needs_force() {
 
 #[test]
 fn no_valid_certificate_left_falls_back_to_patch() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("rot-test");
     // The app's only certificate expired.
     let out = cli(
         &["new", "--name", "old", "--out-dir", &dir.s(""), "--not-before", "2020-01-01", "--not-after", "2021-01-01"],

@@ -13,7 +13,7 @@ use hardening_support::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -353,20 +353,6 @@ fn cases() -> Vec<Case> {
         }
     }
     v
-}
-
-/// Every file's name and content under `d` (the fixture directory is flat apart from nothing).
-fn snapshot(d: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(d).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            m.insert(p.clone(), std::fs::read(&p).unwrap());
-        } else {
-            m.insert(p, b"<dir>".to_vec());
-        }
-    }
-    m
 }
 
 #[test]

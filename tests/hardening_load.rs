@@ -52,18 +52,7 @@ async fn ten_thousand_requests_from_64_clients() {
 
     // Warm-up, so that allocator arenas and connection pools exist before the first reading.
     for (a, _, _) in pool.iter() {
-        let _ = http
-            .post(&aud)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", APP_ID),
-                ("scope", scope.as_str()),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", a.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let _ = http.post(&aud).form(&client_credentials_form(APP_ID, &scope, a)).send().await.unwrap();
     }
     let rss_before = vm_rss_kb();
 
@@ -82,18 +71,7 @@ async fn ten_thousand_requests_from_64_clients() {
                     break;
                 }
                 let (a, want, code) = &pool[i % pool.len()];
-                let r = http
-                    .post(&aud)
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", APP_ID),
-                        ("scope", scope.as_str()),
-                        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                        ("client_assertion", a.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
+                let r = http.post(&aud).form(&client_credentials_form(APP_ID, &scope, a)).send().await.unwrap();
                 let status = r.status().as_u16();
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
                 if status >= 500 {

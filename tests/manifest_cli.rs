@@ -1,6 +1,9 @@
 //! `keycred manifest ...` end to end: entries checked against openssl, every refusal leaves the
 //! file byte-identical with exit 2, concurrent `add` processes keep every entry.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
@@ -58,9 +61,7 @@ fn new_cert(dir: &Dir, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let o = Command::new("/usr/bin/openssl").args(args).output().unwrap();
-    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    o.stdout
+    common::openssl(args).stdout
 }
 
 /// base64 of the bytes of `openssl x509 -fingerprint -sha1`.

@@ -20,7 +20,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = TempDir::new();
+    let dir = TempDir::new("rot-test");
     std::fs::create_dir(dir.path("old")).unwrap();
     std::fs::create_dir(dir.path("new")).unwrap();
     // The expired certificate, made by keycred itself.
@@ -89,12 +89,7 @@ fn s(v: &[String]) -> Vec<&str> {
 
 /// The thumbprint of the PEM certificate `path`, as openssl computes it (upper-case hex).
 fn openssl_sha1(path: &std::path::Path) -> String {
-    let o = std::process::Command::new("/usr/bin/openssl")
-        .args(["x509", "-in", &path.display().to_string(), "-noout", "-fingerprint", "-sha1"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    String::from_utf8(o.stdout).unwrap().trim().rsplit('=').next().unwrap().replace(':', "")
+    openssl_fingerprint_hex(&path.display().to_string(), &[], "sha1")
 }
 
 #[test]
@@ -187,43 +182,25 @@ fn failing_verify_leaves_manifest_byte_identical() {
     let st = setup();
     let before = std::fs::read(&st.manifest).unwrap();
     let base = st.emu.base_url().to_string();
-    let wrong_client = [
-        "--remove-expired",
-        "--verify",
-        "--client-id",
-        ADMIN_APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        &base,
-        "--scope",
-        API,
+    // (client, target option, target): a client the app is not, an unknown scope, an unknown v1 resource.
+    let attempts = [
+        (ADMIN_APP_ID, "--scope", API),
+        (APP_ID, "--scope", "api://no-such-resource"),
+        (APP_ID, "--resource", "api://nothing"),
     ];
-    let unknown_resource = [
-        "--remove-expired",
-        "--verify",
-        "--client-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        &base,
-        "--scope",
-        "api://no-such-resource",
-    ];
-    let v1_unknown = [
-        "--remove-expired",
-        "--verify",
-        "--client-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        &base,
-        "--resource",
-        "api://nothing",
-    ];
-    for (i, args) in [&wrong_client[..], &unknown_resource[..], &v1_unknown[..]].into_iter().enumerate() {
+    for (i, (client, target_opt, target)) in attempts.into_iter().enumerate() {
+        let args = [
+            "--remove-expired",
+            "--verify",
+            "--client-id",
+            client,
+            "--tenant",
+            TENANT,
+            "--authority",
+            &base,
+            target_opt,
+            target,
+        ];
         let mut a = args.to_vec();
         let name = format!("attempt{i}");
         a.extend(["--name", &name]);
@@ -302,7 +279,7 @@ fn lock_out_is_refused_before_the_manifest_is_touched() {
     // it stands for a certificate registered in the tenant).
     let st = setup();
     let before = std::fs::read(&st.manifest).unwrap();
-    let out = st.rotate(&[
+    let args = [
         "--not-before",
         "2035-01-01",
         "--not-after",
@@ -311,22 +288,13 @@ fn lock_out_is_refused_before_the_manifest_is_touched() {
         &st.key_ids[1],
         "--remove",
         &st.key_ids[2],
-    ]);
+    ];
+    let out = st.rotate(&args);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&st.manifest).unwrap(), before);
     // --force allows it.
-    let out = st.rotate(&[
-        "--not-before",
-        "2035-01-01",
-        "--not-after",
-        "2036-01-01",
-        "--remove",
-        &st.key_ids[1],
-        "--remove",
-        &st.key_ids[2],
-        "--force",
-    ]);
+    let out = st.rotate(&[&args[..], &["--force"]].concat());
     assert_eq!(out.code, 0, "{out:?}");
     let entries = entries_of(&st.manifest);
     assert_eq!(entries.len(), 2);

@@ -16,17 +16,7 @@ fn now() -> i64 {
 }
 
 fn assertion(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> (String, i64, i64) {
-    let mut args = vec![
-        "assertion",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--client-id",
-        CLIENT,
-        "--tenant",
-        TENANT,
-    ];
+    let mut args = cert_args("assertion", cert, key, CLIENT, TENANT);
     args.extend_from_slice(extra);
     let before = now();
     let out = keycred(&args, &[]);

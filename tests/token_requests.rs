@@ -36,6 +36,28 @@ fn v1_body(token: &str) -> String {
     .to_string()
 }
 
+/// `keycred token` with the certificate and key, CLIENT and TENANT, against `authority`, then `extra`.
+fn token_with_cert(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    authority: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = cert_args("token", cert, key, CLIENT, TENANT);
+    args.extend(["--authority", authority]);
+    args.extend_from_slice(extra);
+    keycred(&args, &[])
+}
+
+/// `keycred token` with the secret `(VAR, value)` from the environment, CLIENT and TENANT,
+/// against `authority`, then `extra`.
+fn token_with_secret(secret: (&str, &str), authority: &str, extra: &[&str]) -> std::process::Output {
+    let mut args =
+        vec!["token", "--secret-env", secret.0, "--client-id", CLIENT, "--tenant", TENANT, "--authority", authority];
+    args.extend_from_slice(extra);
+    keycred(&args, &[secret])
+}
+
 fn cert_request(server: &TestServer, cert: &std::path::Path, key: &std::path::Path) -> TokenRequest {
     TokenRequest {
         authority: Authority::parse(&server.base).unwrap(),
@@ -76,25 +98,11 @@ fn v2_client_credentials_with_certificate_cli() {
     let (cert, key) = openssl_cred(&dir, "daemon");
     let token = v2_token();
     let server = TestServer::start(vec![Reply::json(200, v2_body(&token))]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--scope",
-            "https://graph.microsoft.com",
-            "--expect-role",
-            "User.Read.All",
-        ],
-        &[],
+    let o = token_with_cert(
+        &cert,
+        &key,
+        &server.base,
+        &["--scope", "https://graph.microsoft.com", "--expect-role", "User.Read.All"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
@@ -126,27 +134,11 @@ fn v1_resource_with_string_numbers_json_output() {
     let token = fake_access_token(serde_json::json!({"aud": "https://graph.windows.net/", "appid": CLIENT,
         "iss": format!("https://sts.windows.net/{TENANT}/"), "roles": ["Directory.Read.All"], "tid": TENANT}));
     let server = TestServer::start(vec![Reply::json(200, v1_body(&token))]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--resource",
-            "https://graph.windows.net/",
-            "--alg",
-            "PS256",
-            "-o",
-            "json",
-        ],
-        &[],
+    let o = token_with_cert(
+        &cert,
+        &key,
+        &server.base,
+        &["--resource", "https://graph.windows.net/", "--alg", "PS256", "-o", "json"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -173,25 +165,7 @@ fn trailing_slash_resource_on_v2_and_raw_output() {
     let (cert, key) = openssl_cred(&dir, "daemon");
     let token = v2_token();
     let server = TestServer::start(vec![Reply::json(200, v2_body(&token))]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--scope",
-            "https://graph.windows.net/",
-            "--raw",
-        ],
-        &[],
-    );
+    let o = token_with_cert(&cert, &key, &server.base, &["--scope", "https://graph.windows.net/", "--raw"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), format!("{token}\n"), "--raw prints the token and nothing else");
     assert_eq!(server.requests()[0].field("scope"), Some("https://graph.windows.net//.default"));
@@ -202,25 +176,10 @@ fn secret_auth_and_missing_role_exit_4() {
     let token = v2_token();
     let server = TestServer::start(vec![Reply::json(200, v2_body(&token))]);
     let secret = "Xy7~Q8.secret-value-0123456789abcdef";
-    let o = keycred(
-        &[
-            "token",
-            "--secret-env",
-            "KC_TEST_SECRET",
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--scope",
-            "api://my-api",
-            "--expect-role",
-            "User.Read.All",
-            "--expect-role",
-            "Mail.Send",
-        ],
-        &[("KC_TEST_SECRET", secret)],
+    let o = token_with_secret(
+        ("KC_TEST_SECRET", secret),
+        &server.base,
+        &["--scope", "api://my-api", "--expect-role", "User.Read.All", "--expect-role", "Mail.Send"],
     );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let e = stderr(&o);
@@ -245,25 +204,11 @@ fn on_behalf_of_fields_and_claims_challenge() {
         Some(("claims", claims)),
     );
     let server = TestServer::start(vec![Reply::json(400, body)]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--obo",
-            &incoming,
-            "--scope",
-            "https://graph.microsoft.com/User.Read",
-        ],
-        &[],
+    let o = token_with_cert(
+        &cert,
+        &key,
+        &server.base,
+        &["--obo", &incoming, "--scope", "https://graph.microsoft.com/User.Read"],
     );
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
@@ -394,24 +339,7 @@ fn entra_error_through_cli_exits_3_with_hint() {
     let thumb = hex_upper(&openssl_fingerprint(&cert, "sha1"));
     let body = entra_error_body(700027, "invalid_client", "Client assertion contains an invalid signature.", None);
     let server = TestServer::start(vec![Reply::json(401, body)]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--scope",
-            "https://graph.microsoft.com/.default",
-        ],
-        &[],
-    );
+    let o = token_with_cert(&cert, &key, &server.base, &["--scope", "https://graph.microsoft.com/.default"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stdout(&o).is_empty());
     let e = stderr(&o);
@@ -461,24 +389,7 @@ fn html_body_is_reported_with_status_and_excerpt() {
         headers: vec![("content-type".into(), "text/html".into())],
         body: html,
     }]);
-    let o = keycred(
-        &[
-            "token",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &server.base,
-            "--scope",
-            "https://graph.microsoft.com/.default",
-        ],
-        &[],
-    );
+    let o = token_with_cert(&cert, &key, &server.base, &["--scope", "https://graph.microsoft.com/.default"]);
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
     assert!(
@@ -494,23 +405,10 @@ fn timeout_against_a_server_that_never_answers() {
     // The kernel accepts the connection into the backlog; nobody ever reads or answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", silent.local_addr().unwrap());
-    let o = keycred(
-        &[
-            "token",
-            "--secret-env",
-            "KC_S",
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &base,
-            "--scope",
-            "https://graph.microsoft.com/.default",
-            "--timeout",
-            "1",
-        ],
-        &[("KC_S", "s3cret-value")],
+    let o = token_with_secret(
+        ("KC_S", "s3cret-value"),
+        &base,
+        &["--scope", "https://graph.microsoft.com/.default", "--timeout", "1"],
     );
     drop(silent);
     assert_eq!(o.status.code(), Some(3));
@@ -522,21 +420,10 @@ fn timeout_against_a_server_that_never_answers() {
 #[test]
 fn connection_refused_is_remote_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let o = keycred(
-        &[
-            "token",
-            "--secret-env",
-            "KC_S",
-            "--client-id",
-            CLIENT,
-            "--tenant",
-            TENANT,
-            "--authority",
-            &format!("http://127.0.0.1:{port}"),
-            "--scope",
-            "https://graph.microsoft.com/.default",
-        ],
-        &[("KC_S", "s3cret-value")],
+    let o = token_with_secret(
+        ("KC_S", "s3cret-value"),
+        &format!("http://127.0.0.1:{port}"),
+        &["--scope", "https://graph.microsoft.com/.default"],
     );
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("cannot reach the token endpoint"), "{}", stderr(&o));

@@ -21,21 +21,7 @@ impl Drop for Server {
 fn ca_file_makes_the_emulator_certificate_trusted() {
     let dir = TempDir::new("tls");
     let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-        "-subj",
-        "/CN=keycred test CA",
-        "-days",
-        "2",
-    ]);
+    openssl_self_signed(&dir.path("ca.key"), &dir.path("ca.pem"), "/CN=keycred test CA");
     openssl(&[
         "req",
         "-newkey",

@@ -9,38 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-pub const OPENSSL: &str = "/usr/bin/openssl";
+#[path = "../common/mod.rs"]
+mod common;
 
-/// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("keycred-{tag}-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn openssl(args: &[&str]) -> Output {
-    let out = Command::new(OPENSSL).args(args).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+pub use common::*;
 
 /// A self-signed RSA 2048 certificate and key made by openssl: (cert.pem, key.pem).
 pub fn openssl_cred(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
     let cert = dir.path(&format!("{name}.pem"));
     let key = dir.path(&format!("{name}.key"));
+    openssl_self_signed(&key, &cert, &format!("/CN={name}"));
+    (cert, key)
+}
+
+/// A self-signed RSA 2048 certificate valid for 2 days, made by openssl: writes `key` and `cert`.
+pub fn openssl_self_signed(key: &Path, cert: &Path, subject: &str) {
     openssl(&[
         "req",
         "-x509",
@@ -52,18 +35,15 @@ pub fn openssl_cred(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
         "-out",
         cert.to_str().unwrap(),
         "-subj",
-        &format!("/CN={name}"),
+        subject,
         "-days",
         "2",
     ]);
-    (cert, key)
 }
 
 /// The certificate's fingerprint bytes as openssl computes them (`sha1` or `sha256`).
 pub fn openssl_fingerprint(cert: &Path, digest: &str) -> Vec<u8> {
-    let out = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-fingerprint", &format!("-{digest}")]);
-    let s = String::from_utf8(out.stdout).unwrap();
-    let hex = s.trim().split('=').nth(1).unwrap().replace(':', "");
+    let hex = openssl_fingerprint_hex(cert.to_str().unwrap(), &[], digest);
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
@@ -268,23 +248,22 @@ impl Drop for TestServer {
 
 /// Runs the keycred binary with a clean AZURE_* environment plus `env`.
 pub fn keycred(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keycred"));
-    c.args(args);
-    for v in [
-        "AZURE_CLIENT_ID",
-        "AZURE_TENANT_ID",
-        "AZURE_AUTHORITY_HOST",
-        "AZURE_CLIENT_CERTIFICATE_PATH",
-        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-        "AZURE_CLIENT_SECRET",
-    ] {
-        c.env_remove(v);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.stdin(std::process::Stdio::null());
-    c.output().expect("run keycred")
+    keycred_command(args, env).stdin(std::process::Stdio::null()).output().expect("run keycred")
+}
+
+/// `SUBCOMMAND --cert CERT --key KEY --client-id CLIENT --tenant TENANT`, to extend.
+pub fn cert_args<'a>(sub: &'a str, cert: &'a Path, key: &'a Path, client: &'a str, tenant: &'a str) -> Vec<&'a str> {
+    vec![
+        sub,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--client-id",
+        client,
+        "--tenant",
+        tenant,
+    ]
 }
 
 pub fn stdout(o: &Output) -> String {
