@@ -99,12 +99,7 @@ pub struct PlannedFile {
 /// and `force` is false, nothing at all is written.
 pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
     if !force {
-        let existing: Vec<String> =
-            files.iter().filter(|f| f.path.exists()).map(|f| f.path.display().to_string()).collect();
-        if !existing.is_empty() {
-            return Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
-                .with_hint("pass --force to replace, or choose another --name or --out-dir"));
-        }
+        ensure_absent(files.iter().map(|f| f.path.as_path()))?;
     }
     for f in files {
         if let Some(dir) = f.path.parent() {
@@ -118,6 +113,17 @@ pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
         atomic_write(&f.path, &f.data, Some(f.mode))?;
     }
     Ok(())
+}
+
+/// Refuses when any of `paths` exists, naming them all: nothing may be overwritten without
+/// `--force`. Callers check before expensive work (key generation); [`write_set`] checks again.
+pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let existing: Vec<String> = paths.into_iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
+        .with_hint("pass --force to replace, or choose another --name or --out-dir"))
 }
 
 /// Reads a whole file, with an error naming it.

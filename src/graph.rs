@@ -13,7 +13,6 @@ use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
 
 /// Public cloud Graph.
 pub const GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -81,14 +80,6 @@ impl GraphClient {
         Ok(GraphClient { http, base: graph_url.trim_end_matches('/').to_string(), token })
     }
 
-    /// A reqwest client with keycred's defaults (timeout).
-    pub fn default_http(timeout: Duration) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))
-    }
-
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url).bearer_auth(self.token.expose());
@@ -115,7 +106,10 @@ impl GraphClient {
                 return Ok(None);
             }
             return serde_json::from_str(&text).map(Some).map_err(|_| {
-                Error::remote(format!("{method} {url}: HTTP {status} with a body that is not JSON: {}", start(&text)))
+                Error::remote(format!(
+                    "{method} {url}: HTTP {status} with a body that is not JSON: {}",
+                    crate::token::response::excerpt(&text)
+                ))
             });
         }
         let v: Option<Value> = serde_json::from_str(&text).ok();
@@ -124,7 +118,7 @@ impl GraphClient {
                 e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
                 e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
             ),
-            None => ("unknown".into(), start(&text)),
+            None => ("unknown".into(), crate::token::response::excerpt(&text)),
         };
         let hint = match status.as_u16() {
             401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
@@ -201,16 +195,6 @@ impl GraphClient {
             "the application's keyCredentials kept changing while keycred updated them; nothing was written",
         )
         .with_hint("another process is editing the application: run again when it is done"))
-    }
-}
-
-/// The first 200 characters of a body, for messages.
-pub(crate) fn start(text: &str) -> String {
-    let t: String = text.chars().take(200).collect();
-    if t.is_empty() {
-        "(empty body)".into()
-    } else {
-        t
     }
 }
 

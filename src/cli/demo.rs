@@ -14,7 +14,7 @@ use crate::emulator::{self, EmulatorConfig};
 use crate::manifest::{self, EntryOptions, Format, Selector};
 use crate::rotate::{self, RemovePolicy, Verify};
 use crate::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, fsio, jwt, Error, Result};
+use crate::{dates, jwt, Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,21 +94,8 @@ fn new_cert(dir: &Path, name: &str) -> Result<Arc<LoadedCredential>> {
         key_size: KeySize::Rsa2048,
         validity: Validity::Days(365),
     })?;
-    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let key_pem = key.to_pem(None)?;
-    fsio::write_set(
-        &[
-            fsio::PlannedFile { path: path("key"), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
-            fsio::PlannedFile { path: path("cer"), data: cert.to_pem().into_bytes(), mode: fsio::PUBLIC_MODE },
-            fsio::PlannedFile {
-                path: path("pem"),
-                data: format!("{key_pem}{}", cert.to_pem()).into_bytes(),
-                mode: fsio::SECRET_MODE,
-            },
-        ],
-        true,
-    )?;
-    Ok(Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: path("pem") }))
+    let files = super::new::write_files(&super::new::FilePaths::new(dir, name, false), &cert, &key, None, name, true)?;
+    Ok(Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: files.bundle.into() }))
 }
 
 fn demo(dir: &Path, out: &mut Out) -> Result<u8> {

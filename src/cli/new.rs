@@ -7,7 +7,7 @@ use crate::cert::{generate, KeySize, NewCertificate, Validity};
 use crate::secret::{self, SecretString};
 use crate::{dates, fsio, Error, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `keycred new` (also used by `rotate`).
 #[derive(clap::Args, Debug, Clone)]
@@ -57,6 +57,61 @@ pub struct Files {
     pub pfx: Option<String>,
 }
 
+/// Where the files of credential NAME go in a directory.
+pub struct FilePaths {
+    key: PathBuf,
+    cert: PathBuf,
+    bundle: PathBuf,
+    pfx: Option<PathBuf>,
+}
+
+impl FilePaths {
+    /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` when asked for.
+    pub fn new(dir: &Path, name: &str, pfx: bool) -> Self {
+        let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+        FilePaths { key: path("key"), cert: path("cer"), bundle: path("pem"), pfx: pfx.then(|| path("pfx")) }
+    }
+    fn all(&self) -> impl Iterator<Item = &Path> {
+        [&self.key, &self.cert, &self.bundle].into_iter().chain(self.pfx.as_ref()).map(PathBuf::as_path)
+    }
+}
+
+/// Writes the key (0600, encrypted with `password` when given), the certificate, the key+cert
+/// bundle (0600) and, when `paths` has one, the PFX (which needs `password`), all or nothing.
+pub fn write_files(
+    paths: &FilePaths,
+    cert: &crate::cert::Certificate,
+    key: &crate::cert::PrivateKey,
+    password: Option<&SecretString>,
+    alias: &str,
+    force: bool,
+) -> Result<Files> {
+    let key_pem = key.to_pem(password)?;
+    let cert_pem = cert.to_pem();
+    let mut planned = vec![
+        fsio::PlannedFile { path: paths.key.clone(), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
+        fsio::PlannedFile { path: paths.cert.clone(), data: cert_pem.clone().into_bytes(), mode: fsio::PUBLIC_MODE },
+        fsio::PlannedFile {
+            path: paths.bundle.clone(),
+            data: format!("{key_pem}{cert_pem}").into_bytes(),
+            mode: fsio::SECRET_MODE,
+        },
+    ];
+    if let Some(pfx) = &paths.pfx {
+        let pw = password.ok_or_else(|| {
+            Error::input("a PFX needs a password").with_hint("name the variable holding it with --password-env VAR")
+        })?;
+        planned.push(fsio::PlannedFile {
+            path: pfx.clone(),
+            data: crate::cert::pfx::export(cert, key, pw, alias)?,
+            mode: fsio::SECRET_MODE,
+        });
+    }
+    fsio::write_set(&planned, force)?;
+    let s = |p: &PathBuf| p.display().to_string();
+    Ok(Files { key: s(&paths.key), cert: s(&paths.cert), bundle: s(&paths.bundle), pfx: paths.pfx.as_ref().map(s) })
+}
+
 /// What `new` produced, for reuse by `rotate` and `demo`.
 pub struct Created {
     /// The certificate.
@@ -86,16 +141,9 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
         return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
             .with_hint("create the directory first"));
     }
-    let path = |ext: &str| a.out_dir.join(format!("{}.{ext}", a.name));
-    let mut targets = vec![path("key"), path("cer"), path("pem")];
-    if a.pfx {
-        targets.push(path("pfx"));
-    }
+    let paths = FilePaths::new(&a.out_dir, &a.name, a.pfx);
     if !a.force {
-        if let Some(t) = targets.iter().find(|t| t.exists()) {
-            return Err(Error::input(format!("{} already exists; nothing was written", t.display()))
-                .with_hint("pass --force to replace it, or choose another --name or --out-dir"));
-        }
+        fsio::ensure_absent(paths.all())?;
     }
     let req = NewCertificate { subject, key_size, validity };
     let (cert, key) = if key_size == KeySize::Rsa2048 {
@@ -103,29 +151,7 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     } else {
         with_spinner(ctx, &format!("generating an RSA-{} key", key_size.bits()), || generate(&req))?
     };
-    let key_pem = key.to_pem(password.as_ref())?;
-    let cert_pem = cert.to_pem();
-    let mut planned = vec![
-        fsio::PlannedFile { path: path("key"), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
-        fsio::PlannedFile { path: path("cer"), data: cert_pem.clone().into_bytes(), mode: fsio::PUBLIC_MODE },
-        fsio::PlannedFile {
-            path: path("pem"),
-            data: format!("{key_pem}{cert_pem}").into_bytes(),
-            mode: fsio::SECRET_MODE,
-        },
-    ];
-    if a.pfx {
-        let pw = password.as_ref().expect("clap requires --password-env with --pfx");
-        planned.push(fsio::PlannedFile {
-            path: path("pfx"),
-            data: crate::cert::pfx::export(&cert, &key, pw, &a.name)?,
-            mode: fsio::SECRET_MODE,
-        });
-    }
-    fsio::write_set(&planned, a.force)?;
-    let s = |p: PathBuf| p.display().to_string();
-    let files =
-        Files { key: s(path("key")), cert: s(path("cer")), bundle: s(path("pem")), pfx: a.pfx.then(|| s(path("pfx"))) };
+    let files = write_files(&paths, &cert, &key, password.as_ref(), &a.name, a.force)?;
     Ok(Created { cert, key, files })
 }
 
