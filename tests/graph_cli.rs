@@ -306,6 +306,21 @@ fn removing_the_last_valid_certificate_needs_force() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
+    // A base64url thumbprint may start with '-': it is a value, not an unknown flag.
+    let out = graph(
+        "remove",
+        emu.base_url(),
+        APP_ID,
+        &["--cert", &app.a_pem, "--thumbprint", "-Ze6vZe-wCQTTnl2_zKJm3Z1ZXw"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("no certificate with thumbprint F997BABD97BEC024134E7976FF32899B7675657C"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
     let thumb = app.a.cert.thumbprint();
     let out = graph("remove", emu.base_url(), APP_ID, &["--cert", &app.a_pem, "--thumbprint", &thumb, "--force"], &[]);
     assert_eq!(out.code, 0, "{out:?}");

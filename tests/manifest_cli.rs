@@ -184,6 +184,12 @@ fn every_refusal_leaves_the_file_untouched() {
     refused(&m, &["manifest", "add", &mp, "--cert", &o, "--format", "aad-graph"], "ms-graph format");
     refused(&m, &["manifest", "remove", &mp, "--key-id", &Uuid::new_v4().to_string()], "no keyCredentials entry");
     refused(&m, &["manifest", "remove", &mp, "--thumbprint", "ABCD"], "not a SHA-1 thumbprint");
+    // A base64url thumbprint may start with '-': it is a value, not an unknown flag.
+    refused(
+        &m,
+        &["manifest", "remove", &mp, "--thumbprint", "-Ze6vZe-wCQTTnl2_zKJm3Z1ZXw"],
+        "F997BABD97BEC024134E7976FF32899B7675657C",
+    );
     refused(&m, &["manifest", "remove", &mp, "--key-id", &id], "last currently valid");
 
     let bad = d.write("bad.json", "{\n  \"appId\": \"x\",\n  \"keyCredentials\": [\n}\n");

@@ -77,7 +77,8 @@ pub enum Cmd {
         #[arg(long, required_unless_present = "thumbprint")]
         key_id: Option<String>,
         /// Thumbprint to remove (hex, base64 or base64url)
-        #[arg(long)]
+        // base64url thumbprints start with '-' one time in 64: they are values, not flags.
+        #[arg(long, allow_hyphen_values = true)]
         thumbprint: Option<String>,
         /// Allow removing the last valid certificate
         #[arg(long)]
@@ -259,9 +260,10 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                         .and_then(|c| c.key_id)
                         .ok_or_else(|| {
                             Error::input(format!(
-                                "application {} has no certificate {sel}; nothing was changed",
+                                "application {} has no certificate with {sel}; nothing was changed",
                                 s.app.app_id
                             ))
+                            .with_hint("`keycred graph list` shows the application's certificates")
                         })?
                 }
                 (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),

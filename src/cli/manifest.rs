@@ -98,7 +98,8 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub key_id: Vec<String>,
     /// Thumbprint of a certificate to remove: hex (colons optional), base64 or base64url (repeatable)
-    #[arg(long)]
+    // base64url thumbprints start with '-' one time in 64: they are values, not flags.
+    #[arg(long, allow_hyphen_values = true)]
     pub thumbprint: Vec<String>,
     /// Allow removing the last currently valid certificate
     #[arg(long)]
