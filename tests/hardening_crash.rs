@@ -1,6 +1,7 @@
 //! Crash safety of manifest writes: a crash between writing the temporary file and renaming it
 //! leaves the old manifest byte for byte; processes killed at random moments leave the old or
-//! the new file, never a partial one; concurrent `manifest add` runs lose no entry.
+//! the new file, never a partial one; concurrent `manifest add` runs lose no entry; a lock left
+//! by a dead editor is no obstacle, a live one's is waited for, then refused.
 
 mod hardening_support;
 
@@ -60,19 +61,14 @@ fn fault_before_rename_leaves_the_old_manifest_and_a_retry_succeeds() {
     let out = keycred(&args, &[("KEYCRED_FAULT_BEFORE_RENAME", "1")]);
     assert_eq!(out.status.code(), Some(99), "the fault hook must have fired");
     assert_eq!(std::fs::read_to_string(&m).unwrap(), MANIFEST, "the manifest must be the old file");
-    // The crash left its lock and temporary files, as a real crash would. The next run refuses
-    // clearly (exit 2, the lock named, nothing changed) after waiting for the lock, rather than
-    // guessing that the other editor is dead; once the user removes the lock as the hint says,
-    // it writes the entry, and leaves no new leftovers.
+    // The crash left its lock file and temporary file, as a real crash would. The OS lock on the
+    // lock file died with the process, so the next run does not wait: it writes the entry at
+    // once, removes the lock file, and leaves no new leftovers.
     let before = leftovers(&dir.0);
     assert!(before.iter().any(|n| n == "app.json.lock"), "{before:?}");
-    let out = keycred(&args, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("app.json.lock") && err.contains("delete the lock file"), "{err}");
-    assert_eq!(std::fs::read_to_string(&m).unwrap(), MANIFEST);
-    std::fs::remove_file(dir.path("app.json.lock")).unwrap();
-    let out = keycred(&args, &[]);
+    // KEYCRED_LOCK_TIMEOUT=0: a lock still held would be refused at once, so success proves
+    // the dead editor's lock was not in the way.
+    let out = keycred(&args, &[("KEYCRED_LOCK_TIMEOUT", "0")]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(entries(&m), 1);
     let after = leftovers(&dir.0);
@@ -109,8 +105,7 @@ fn processes_killed_mid_write_leave_the_old_or_the_new_file() {
         let n = v["keyCredentials"].as_array().unwrap().len();
         assert!(n <= 1, "round {i}: {n} entries");
         states.insert(n);
-        // A killed edit may leave its lock file; remove it as the hint says, as a user would.
-        let _ = std::fs::remove_file(dir.path("app.json.lock"));
+        // A killed edit may leave its lock file: the next round must go through regardless.
     }
     // Removing the entry again restores the original bytes whenever it was removed.
     if entries(&m) == 1 {
@@ -144,5 +139,37 @@ fn concurrent_adds_never_lose_an_entry() {
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(entries(&m), n, "an entry was lost");
+    assert!(leftovers(&dir.0).is_empty(), "{:?}", leftovers(&dir.0));
+}
+
+#[test]
+fn a_held_lock_is_waited_for_then_refused_and_a_bad_timeout_is_named() {
+    let dir = TempDir::new("crash-held");
+    certs(&dir.0, 1);
+    let m = dir.path("app.json");
+    std::fs::write(&m, MANIFEST).unwrap();
+    let args = vec!["manifest".into(), "add".into(), s(&m), "--cert".into(), s(&dir.path("c0.pem"))];
+    // Another editor (this test) holds the OS lock.
+    let held = std::fs::File::create(dir.path("app.json.lock")).unwrap();
+    held.lock().unwrap();
+    let out = keycred(&args, &[("KEYCRED_LOCK_TIMEOUT", "0")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("locked by") && err.contains("app.json.lock") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(std::fs::read_to_string(&m).unwrap(), MANIFEST);
+    assert!(dir.path("app.json.lock").exists(), "the other editor's lock file must stay");
+
+    let out = keycred(&args, &[("KEYCRED_LOCK_TIMEOUT", "ten")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("KEYCRED_LOCK_TIMEOUT=\"ten\" is not a whole number of seconds"), "{err}");
+    assert_eq!(std::fs::read_to_string(&m).unwrap(), MANIFEST);
+
+    // Once the other editor is done (file removed, lock released), the edit goes through.
+    std::fs::remove_file(dir.path("app.json.lock")).unwrap();
+    drop(held);
+    let out = keycred(&args, &[("KEYCRED_LOCK_TIMEOUT", "0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(entries(&m), 1);
     assert!(leftovers(&dir.0).is_empty(), "{:?}", leftovers(&dir.0));
 }
