@@ -121,3 +121,23 @@ fn bad_inputs_exit_2_with_the_reason() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--client-id"));
 }
+
+#[test]
+fn an_expired_or_future_certificate_signs_with_a_warning() {
+    let dir = TempDir::new("assert-dates");
+    for (name, dates, warning) in [
+        ("old", ["--not-before", "2020-01-01", "--not-after", "2021-01-01"], "expired on 2021-01-01"),
+        ("future", ["--not-before", "2199-01-01", "--not-after", "2199-06-01"], "is not valid before 2199-01-01"),
+    ] {
+        let mut args = vec!["new", "--name", name, "--out-dir", dir.0.to_str().unwrap()];
+        args.extend_from_slice(&dates);
+        assert!(keycred(&args, &[]).status.success());
+        let pem = dir.path(&format!("{name}.pem"));
+        let o =
+            keycred(&["assertion", "--cert", pem.to_str().unwrap(), "--client-id", CLIENT, "--tenant", TENANT], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("warning") && e.contains(&format!("{name}.pem")) && e.contains(warning), "{e}");
+        assert_eq!(stdout(&o).trim().split('.').count(), 3, "the JWT is still printed");
+    }
+}

@@ -43,7 +43,24 @@ impl CredArgs {
                 "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",
             )
         })?;
-        load_credential(cert, self.key.as_deref(), self.password()?.as_ref())
+        let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
+        // Signing still works (useful to test refusals), but a user debugging an AADSTS700027
+        // should see the cause at once.
+        let (now, c) = (crate::dates::now(), &cred.cert);
+        let problem = if now > c.not_after() {
+            Some(format!("expired on {}", crate::dates::format(c.not_after())))
+        } else if now < c.not_before() {
+            Some(format!("is not valid before {}", crate::dates::format(c.not_before())))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            eprintln!(
+                "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
+                cert.display()
+            );
+        }
+        Ok(cred)
     }
 }
 
