@@ -6,7 +6,7 @@
 mod hardening_support;
 
 use hardening_support::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const MANIFEST: &str = r#"{
@@ -51,13 +51,19 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn fault_before_rename_leaves_the_old_manifest_and_a_retry_succeeds() {
-    let dir = TempDir::new("crash-fault");
+/// A directory with `app.json` (no entries) and one certificate, and the arguments adding it.
+fn one_add(tag: &str) -> (TempDir, PathBuf, Vec<String>) {
+    let dir = TempDir::new(tag);
     certs(&dir.0, 1);
     let m = dir.path("app.json");
     std::fs::write(&m, MANIFEST).unwrap();
     let args = vec!["manifest".into(), "add".into(), s(&m), "--cert".into(), s(&dir.path("c0.pem"))];
+    (dir, m, args)
+}
+
+#[test]
+fn fault_before_rename_leaves_the_old_manifest_and_a_retry_succeeds() {
+    let (dir, m, args) = one_add("crash-fault");
     let out = keycred(&args, &[("KEYCRED_FAULT_BEFORE_RENAME", "1")]);
     assert_eq!(out.status.code(), Some(99), "the fault hook must have fired");
     assert_eq!(std::fs::read_to_string(&m).unwrap(), MANIFEST, "the manifest must be the old file");
@@ -144,11 +150,7 @@ fn concurrent_adds_never_lose_an_entry() {
 
 #[test]
 fn a_held_lock_is_waited_for_then_refused_and_a_bad_timeout_is_named() {
-    let dir = TempDir::new("crash-held");
-    certs(&dir.0, 1);
-    let m = dir.path("app.json");
-    std::fs::write(&m, MANIFEST).unwrap();
-    let args = vec!["manifest".into(), "add".into(), s(&m), "--cert".into(), s(&dir.path("c0.pem"))];
+    let (dir, m, args) = one_add("crash-held");
     // Another editor (this test) holds the OS lock.
     let held = std::fs::File::create(dir.path("app.json.lock")).unwrap();
     held.lock().unwrap();
