@@ -96,6 +96,29 @@ async fn bad_signature_is_700027() {
     assert_entra_error(&f.post_v2_assertion(&tampered).await, 401, "invalid_client", 700027);
 }
 
+/// A rewrite in place with the same length and the same modification time (two saves within one
+/// tick of a coarse file-system clock) leaves the stamp unchanged: only the content tells.
+#[tokio::test]
+async fn a_same_length_rewrite_within_one_clock_tick_is_seen() {
+    let f = fixture().await;
+    // A modification time in the future (clock skew) can never prove the content settled, so the
+    // emulator must compare contents however long this test takes.
+    let tick = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let rewrite = |start: &str, end: &str| {
+        write_manifest(&f.manifest, vec![entry(&f.cred.cert, start, end)]);
+        std::fs::File::options().write(true).open(&f.manifest).unwrap().set_modified(tick).unwrap();
+    };
+    rewrite("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
+    let d = assert_entra_error(&f.post_v2_assertion(&f.assertion(&f.v2())).await, 401, "invalid_client", 700027);
+    assert!(d.contains("The key used is expired."), "{d}");
+    let before = std::fs::metadata(&f.manifest).unwrap();
+    rewrite("2099-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let after = std::fs::metadata(&f.manifest).unwrap();
+    assert_eq!((before.len(), before.modified().unwrap()), (after.len(), after.modified().unwrap()));
+    let d = assert_entra_error(&f.post_v2_assertion(&f.assertion(&f.v2())).await, 401, "invalid_client", 700027);
+    assert!(d.contains("not yet valid"), "{d}");
+}
+
 #[tokio::test]
 async fn credential_outside_its_dates_is_700027() {
     let f = fixture().await;

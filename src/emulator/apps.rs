@@ -4,13 +4,21 @@
 //! it would after a Graph PATCH. Each request stats the files (cheap) and re-parses only those
 //! whose modification time, length or inode moved; parsed applications are shared as `Arc`s so a
 //! request never holds the lock while it verifies signatures.
+//!
+//! A stat cannot see a same-length rewrite made within the file system's timestamp granularity
+//! (a timer tick on older Linux kernels, 2 s on FAT). As git does for "racily clean" index
+//! entries, a file read less than [`RACY`] after its modification time is re-read (and compared,
+//! not re-parsed) on every request until it has been quiet that long.
 
 use crate::manifest::{KeyCredential, Manifest};
 use crate::thumbprint::sha256;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How old a file's modification time must be, when read, for its stamp to be trusted.
+const RACY: Duration = Duration::from_secs(2);
 
 /// An application as the emulator knows it.
 #[derive(Debug)]
@@ -44,9 +52,37 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp { modified: m.modified().ok(), len: m.len(), inode })
 }
 
+/// What was seen of a file when it was last read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    stamp: Option<Stamp>,
+    /// Modified too recently, when read, for the stamp to prove the content unchanged.
+    racy: bool,
+    digest: [u8; 32],
+}
+
+impl Seen {
+    /// Whether the file may have changed since: its stamp moved, or the stamp can't tell.
+    fn outdated(&self, path: &Path) -> bool {
+        self.racy || stamp(path) != self.stamp
+    }
+}
+
+/// Reads a file, stamping it first so that a change made while reading shows up next time.
+fn observe(path: &Path) -> Result<(Seen, Vec<u8>)> {
+    let stamp = stamp(path);
+    let read_at = SystemTime::now();
+    let bytes = crate::fsio::read(path)?;
+    let racy = match stamp.and_then(|s| s.modified) {
+        Some(modified) => read_at.duration_since(modified).map_or(true, |age| age < RACY),
+        None => true,
+    };
+    Ok((Seen { stamp, racy, digest: sha256(&bytes) }, bytes))
+}
+
 struct Slot {
     path: PathBuf,
-    stamp: Option<Stamp>,
+    seen: Seen,
     app: Arc<App>,
 }
 
@@ -56,9 +92,9 @@ pub struct Registry {
     log: bool,
 }
 
-/// Reads one manifest into an [`App`].
-fn read_app(path: &Path) -> Result<App> {
-    let m = Manifest::load(path)?;
+/// Parses one manifest file's bytes into an [`App`].
+fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
+    let m = Manifest::from_bytes(bytes, path)?;
     let app_id = m.app_id().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         Error::file(path, "the manifest has no appId")
             .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
@@ -86,8 +122,8 @@ impl Registry {
         }
         let mut slots: Vec<Slot> = Vec::new();
         for p in paths {
-            let st = stamp(p);
-            let app = read_app(p)?;
+            let (seen, bytes) = observe(p)?;
+            let app = read_app(p, bytes)?;
             if let Some(other) = slots.iter().find(|s| s.app.app_id.eq_ignore_ascii_case(&app.app_id)) {
                 return Err(Error::input(format!(
                     "{} and {} both have appId {}",
@@ -97,7 +133,7 @@ impl Registry {
                 ))
                 .with_hint("give each application's manifest once"));
             }
-            slots.push(Slot { path: p.clone(), stamp: st, app: Arc::new(app) });
+            slots.push(Slot { path: p.clone(), seen, app: Arc::new(app) });
         }
         Ok(Registry { slots: RwLock::new(slots), log })
     }
@@ -109,23 +145,30 @@ impl Registry {
 
     /// Re-reads the manifests that changed on disk since last seen.
     pub fn refresh(&self) {
-        let changed: Vec<usize> = match self.slots.read() {
-            Ok(slots) => slots.iter().enumerate().filter(|(_, s)| stamp(&s.path) != s.stamp).map(|(i, _)| i).collect(),
+        let candidates: Vec<usize> = match self.slots.read() {
+            Ok(slots) => slots.iter().enumerate().filter(|(_, s)| s.seen.outdated(&s.path)).map(|(i, _)| i).collect(),
             Err(_) => return,
         };
-        if changed.is_empty() {
+        if candidates.is_empty() {
             return;
         }
         let Ok(mut slots) = self.slots.write() else { return };
-        for i in changed {
+        for i in candidates {
             let slot = &mut slots[i];
-            let now = stamp(&slot.path);
-            if now == slot.stamp {
+            if !slot.seen.outdated(&slot.path) {
                 continue; // another request reloaded it meanwhile
             }
-            slot.stamp = now;
-            match read_app(&slot.path) {
-                Ok(app) => {
+            let read = observe(&slot.path).and_then(|(seen, bytes)| {
+                let unchanged = seen.digest == slot.seen.digest;
+                slot.seen = seen;
+                if unchanged {
+                    return Ok(None);
+                }
+                read_app(&slot.path, bytes).map(Some)
+            });
+            match read {
+                Ok(None) => {}
+                Ok(Some(app)) => {
                     if self.log {
                         eprintln!(
                             "keycred emulate: reloaded {} ({} key credentials)",

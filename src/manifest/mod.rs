@@ -117,7 +117,11 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and parses a manifest file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = fsio::read(path)?;
+        Self::from_bytes(fsio::read(path)?, path)
+    }
+
+    /// Parses the bytes read from the manifest file at `path`.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::file(path, "not UTF-8 text").with_hint("save the manifest as UTF-8"))?;
         Self::parse(&text, &path.display().to_string())
