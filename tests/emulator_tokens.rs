@@ -357,6 +357,30 @@ fn cli_prints_json_then_serves_and_logs_without_secrets() {
 }
 
 #[test]
+fn a_stop_signal_right_after_the_ready_line_exits_cleanly() {
+    let dir = TempDir::new("emu-test");
+    let manifest = dir.path("app.json");
+    write_manifest(&manifest, vec![]);
+    // A script stops the emulator as soon as it has announced itself: the handlers must already
+    // be in place, or the default action kills it (no exit code). Rounds make a gap show.
+    for (round, signal) in [libc::SIGTERM, libc::SIGINT].into_iter().cycle().take(20).enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
+            .args(["-o", "json", "emulate", "--manifest"])
+            .arg(&manifest)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains("tokenEndpointV2"), "{line}");
+        // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        assert_eq!(child.wait().unwrap().code(), Some(0), "round {round}: signal {signal}");
+    }
+}
+
+#[test]
 fn cli_refuses_non_loopback_without_allow_remote() {
     let dir = TempDir::new("emu-test");
     let manifest = dir.path("app.json");

@@ -56,6 +56,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
+        let stop = StopSignals::register()?;
         let h = emulator::start(cfg).await?;
         let v1 = h.token_endpoint(EndpointVersion::V1);
         let v2 = h.token_endpoint(EndpointVersion::V2);
@@ -84,30 +85,49 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             print_pairs(&pairs);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");
         }
-        wait_for_stop().await;
+        stop.wait().await;
         h.shutdown().await;
         Ok(crate::error::exit::OK)
     })
 }
 
-/// Resolves on ctrl-C (and SIGTERM on Unix, which service managers and CI runners send).
-async fn wait_for_stop() {
+/// ctrl-C, and SIGTERM on Unix (what service managers and CI runners send). They are registered
+/// before the emulator announces itself: a script that stops it as soon as the ready line
+/// appears must get a clean exit 0, not a death by the signal's default action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl StopSignals {
+    fn register() -> Result<Self> {
+        let failed = |e: std::io::Error| Error::internal(format!("cannot listen for stop signals: {e}"));
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt()).map_err(failed)?,
+                terminate: signal(SignalKind::terminate()).map_err(failed)?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(StopSignals { ctrl_c: tokio::signal::windows::ctrl_c().map_err(failed)? })
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first stop signal.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(windows)]
+        self.ctrl_c.recv().await;
     }
 }
