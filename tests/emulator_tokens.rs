@@ -263,6 +263,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
         .timeout(std::time::Duration::from_secs(20))
+        .no_proxy()
         .build()
         .unwrap();
     let scope = format!("{API}/.default");
@@ -280,7 +281,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
     let r = http.post(&url).form(&form).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Without the CA the server is not trusted.
-    let plain = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    let plain = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).no_proxy().build().unwrap();
     assert!(plain.get(f.emu.jwks_uri()).send().await.is_err());
     let emu = f.emu;
     emu.shutdown().await;

@@ -114,7 +114,7 @@ fn no_secret_in_any_command_or_the_emulator_log() {
 
     // The assertion posted by hand, and refused requests (wrong secret, replayed elsewhere).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     for form in [
         vec![
             ("client_assertion", assertion.as_str()),

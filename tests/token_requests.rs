@@ -418,6 +418,24 @@ fn timeout_against_a_server_that_never_answers() {
 }
 
 #[test]
+fn loopback_endpoints_are_reached_directly_whatever_the_proxy_variables_say() {
+    // A corporate shell exports proxies; the emulator and local servers are on our loopback,
+    // which the proxy cannot reach. Here the "proxy" refuses connections, so any use of it fails.
+    let token = v2_token();
+    let server = TestServer::start(vec![Reply::json(200, v2_body(&token))]);
+    let dead = "http://127.0.0.1:9";
+    let mut env = vec![("KC_S", "s3cret-value"), ("NO_PROXY", ""), ("no_proxy", "")];
+    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        env.push((var, dead));
+    }
+    let mut args = vec!["token", "--secret-env", "KC_S", "--client-id", CLIENT, "--tenant", TENANT];
+    args.extend(["--authority", &server.base, "--scope", "https://graph.microsoft.com/.default"]);
+    let o = keycred(&args, &env);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
 fn connection_refused_is_remote_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let o = token_with_secret(

@@ -176,7 +176,7 @@ impl Common {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph = GraphClient::new(&self.graph_url, token, tokens.http().clone())?;
+        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
         let app = rt.block_on(graph.get_by_app_id(&self.app_id))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud =

@@ -98,7 +98,11 @@ impl Default for ClientOptions {
 /// An HTTP client for token endpoints.
 #[derive(Clone, Debug)]
 pub struct TokenClient {
+    /// For remote hosts: honours `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`.
     http: reqwest::Client,
+    /// For loopback hosts (the emulator, local test servers): never through a proxy, whose own
+    /// loopback is not ours, whatever `NO_PROXY` says.
+    direct: reqwest::Client,
     options: ClientOptions,
 }
 
@@ -119,32 +123,47 @@ pub fn retry_delay(status: u16, retry_after: Option<&str>, attempt: u32, options
 impl TokenClient {
     /// Builds the client. A bad `ca_file` is an input error naming the file.
     pub fn new(options: ClientOptions) -> Result<Self> {
-        let mut b = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .user_agent(concat!("keycred/", env!("CARGO_PKG_VERSION")))
-            // The blocking wrapper runs each request on its own short-lived runtime; pooled
-            // connections would outlive it and fail on the next call.
-            .pool_max_idle_per_host(0)
-            // A token endpoint never redirects a POST legitimately; following one would resend
-            // the client secret or assertion elsewhere.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &options.ca_file {
-            let pem = crate::fsio::read(path)?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(|| {
-                    Error::file(path, "no PEM certificate in the file")
-                        .with_hint("give the CA certificate in PEM (-----BEGIN CERTIFICATE-----)")
-                })?;
-            b = b.tls_certs_merge(certs);
-        }
-        let http = b.build().map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", chain(&e))))?;
-        Ok(TokenClient { http, options })
+        let extra_roots = match &options.ca_file {
+            Some(path) => {
+                let pem = crate::fsio::read(path)?;
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(|| {
+                        Error::file(path, "no PEM certificate in the file")
+                            .with_hint("give the CA certificate in PEM (-----BEGIN CERTIFICATE-----)")
+                    })?;
+                Some(certs)
+            }
+            None => None,
+        };
+        let build = |direct: bool| {
+            let mut b = reqwest::Client::builder()
+                .timeout(options.timeout)
+                .connect_timeout(options.timeout)
+                .user_agent(concat!("keycred/", env!("CARGO_PKG_VERSION")))
+                // The blocking wrapper runs each request on its own short-lived runtime; pooled
+                // connections would outlive it and fail on the next call.
+                .pool_max_idle_per_host(0)
+                // A token endpoint never redirects a POST legitimately; following one would resend
+                // the client secret or assertion elsewhere.
+                .redirect(reqwest::redirect::Policy::none());
+            if direct {
+                b = b.no_proxy();
+            }
+            if let Some(certs) = &extra_roots {
+                b = b.tls_certs_merge(certs.clone());
+            }
+            b.build().map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", chain(&e))))
+        };
+        Ok(TokenClient { http: build(false)?, direct: build(true)?, options })
     }
 
-    /// The underlying HTTP client (with the extra root CA and timeout), for Graph calls.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The HTTP client (with the extra root CA and timeout) to reach `url` with, also for Graph
+    /// calls: direct for loopback hosts, else through the environment's proxy if any.
+    pub fn http_for(&self, url: &str) -> &reqwest::Client {
+        match url::Url::parse(url) {
+            Ok(u) if crate::authority::is_loopback_host(&u) => &self.direct,
+            _ => &self.http,
+        }
     }
 
     /// The options in use.
@@ -181,7 +200,7 @@ impl TokenClient {
 
     async fn post(&self, p: &PreparedRequest) -> Result<(u16, Option<String>, String)> {
         let resp = self
-            .http
+            .http_for(&p.url)
             .post(&p.url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")

@@ -148,7 +148,7 @@ pub fn client_credentials_form<'a>(client_id: &'a str, scope: &'a str, assertion
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).no_proxy().build().unwrap()
 }
 
 /// Posts a form; returns status and JSON body (Null when not JSON).

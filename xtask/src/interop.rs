@@ -17,7 +17,8 @@ const GRANTS: [(&str, &str); 2] = [
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
 const SCRIPTS: [&str; 2] = ["msal_client_credentials.py", "azure_identity.py"];
-const PACKAGES: [&str; 2] = ["msal", "azure-identity"];
+/// Pinned: a new upstream release must not change what the check means between two runs.
+const PACKAGES: [&str; 2] = ["msal==1.39.0", "azure-identity==1.27.0"];
 
 /// Kills the emulator however the run ends.
 struct Emulator(Child);
@@ -85,6 +86,12 @@ pub fn run(root: &Path) -> Result<(), String> {
             .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            // The emulator is on our loopback: a proxy from the developer's shell can't reach it,
+            // and a region setting would send MSAL to a regional host instead.
+            .env("NO_PROXY", "localhost,127.0.0.1")
+            .env("no_proxy", "localhost,127.0.0.1")
+            .env_remove("AZURE_REGIONAL_AUTHORITY_NAME")
+            .env_remove("MSAL_FORCE_REGION")
             .status()
             .map_err(|e| format!("cannot run {script}: {e}"))?;
         if !status.success() {
