@@ -194,6 +194,7 @@ async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, secs: f64) ->
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .pool_max_idle_per_host(1)
+                .no_proxy()
                 .build()
                 .expect("reqwest client");
             let mut lat = Vec::new();

@@ -56,7 +56,7 @@ fn new_agrees_with_openssl_on_every_value() {
             "--not-before",
             "2026-01-01",
             "--not-after",
-            "2030-06-30T12:00:00Z",
+            "2049-06-30T12:00:00Z",
             "--pfx",
             "--password-env",
             "PW",
@@ -83,9 +83,9 @@ fn new_agrees_with_openssl_on_every_value() {
     assert_eq!(v["issuer"], v["subject"]);
     let dates = openssl(d, &["x509", "-in", "app.cer", "-noout", "-startdate", "-enddate", "-serial"]);
     assert!(dates.contains("notBefore=Jan  1 00:00:00 2026 GMT"), "{dates}");
-    assert!(dates.contains("notAfter=Jun 30 12:00:00 2030 GMT"), "{dates}");
+    assert!(dates.contains("notAfter=Jun 30 12:00:00 2049 GMT"), "{dates}");
     assert_eq!(v["notBefore"], "2026-01-01T00:00:00Z");
-    assert_eq!(v["notAfter"], "2030-06-30T12:00:00Z");
+    assert_eq!(v["notAfter"], "2049-06-30T12:00:00Z");
     assert!(dates.contains(&format!("serial={}", v["serialNumber"].as_str().unwrap())), "{dates}");
     let text = openssl(d, &["x509", "-in", "app.cer", "-noout", "-text"]);
     assert!(text.contains("Public-Key: (2048 bit)"));

@@ -6,12 +6,12 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::keycred_command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use uuid::Uuid;
 
-const KEYCRED: &str = env!("CARGO_BIN_EXE_keycred");
 const MS_GRAPH: &str = include_str!("../templates/manifest-ms-graph.json");
 const AAD_GRAPH: &str = include_str!("../templates/manifest-aad-graph.json");
 
@@ -38,7 +38,7 @@ impl Drop for Dir {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(KEYCRED).args(args).env_remove("AZURE_CLIENT_CERTIFICATE_PATH").output().unwrap()
+    keycred_command(args, &[]).output().unwrap()
 }
 
 fn ok_json(args: &[&str]) -> Value {
@@ -291,8 +291,7 @@ fn concurrent_add_processes_keep_every_entry_and_the_mode() {
     let spawned: Vec<_> = certs
         .iter()
         .map(|c| {
-            Command::new(KEYCRED)
-                .args(["manifest", "add", s(&m2), "--cert", s(c), "-o", "json"])
+            keycred_command(&["manifest", "add", s(&m2), "--cert", s(c), "-o", "json"], &[])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -281,9 +281,9 @@ fn lock_out_is_refused_before_the_manifest_is_touched() {
     let before = std::fs::read(&st.manifest).unwrap();
     let args = [
         "--not-before",
-        "2035-01-01",
+        "2048-01-01",
         "--not-after",
-        "2036-01-01",
+        "2049-01-01",
         "--remove",
         &st.key_ids[1],
         "--remove",
@@ -299,5 +299,5 @@ fn lock_out_is_refused_before_the_manifest_is_touched() {
     let entries = entries_of(&st.manifest);
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["keyId"], st.key_ids[0]);
-    assert_eq!(entries[1]["startDateTime"], "2035-01-01T00:00:00Z");
+    assert_eq!(entries[1]["startDateTime"], "2048-01-01T00:00:00Z");
 }
