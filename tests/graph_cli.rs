@@ -402,3 +402,39 @@ fn no_valid_certificate_left_falls_back_to_patch() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn get_returns_key_bodies_only_when_key_credentials_are_selected() {
+    // Graph: `key` is "returned only on $select for a single object [...]; otherwise, it's always null".
+    let app = app(false);
+    let emu = emulator(&[&app.manifest], &[], false);
+    let base = emu.base_url();
+    let token = graph_token(base, APP_ID, &app.a);
+    let body_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, app.a.cert.der());
+    let get = |query: &str| {
+        let (status, body) =
+            send_json(reqwest::Method::GET, &format!("{base}/v1.0/applications/{OBJECT_ID}{query}"), &token, None);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let all = get("");
+    assert_eq!(all["id"], OBJECT_ID);
+    assert_eq!(all["appId"], APP_ID);
+    assert_eq!(all["displayName"], "keycred rotation test");
+    assert_eq!(all["keyCredentials"][0]["keyId"], app.key_ids[0]);
+    assert_eq!(all["keyCredentials"][0]["key"], Value::Null);
+    let selected = get("?$select=id,appId,keyCredentials");
+    let keys: Vec<&str> = selected.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["@odata.context", "id", "appId", "keyCredentials"]);
+    assert_eq!(selected["keyCredentials"][0]["key"], body_b64.as_str());
+    // By the alternate key too, with names in any case.
+    let (status, by_app_id) = send_json(
+        reqwest::Method::GET,
+        &format!("{base}/v1.0/applications(appId='{APP_ID}')?$select=KEYCREDENTIALS"),
+        &token,
+        None,
+    );
+    assert_eq!(status, 200, "{by_app_id}");
+    assert!(by_app_id.get("id").is_none(), "{by_app_id}");
+    assert_eq!(by_app_id["keyCredentials"][0]["key"], body_b64.as_str());
+}

@@ -17,13 +17,14 @@ use crate::graph::{GRAPH_RESOURCE, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
 use crate::jwt::dangerous;
 use crate::manifest::{edit_file, entry_for, EntryOptions, Format, Manifest, Selector};
 use crate::{dates, thumbprint};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Clock skew tolerated on proofs and bearer tokens, seconds.
@@ -106,11 +107,16 @@ fn find_app(st: &AppState, raw: &str) -> Option<Arc<super::App>> {
     st.registry.find_by_object_id(raw)
 }
 
-async fn get_app_by_ref(st: St, Path(reference): Path<String>, headers: HeaderMap) -> Response {
+async fn get_app_by_ref(
+    st: St,
+    Path(reference): Path<String>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if !reference.starts_with("applications(") {
         return not_found(&reference);
     }
-    get_app(st, Path(reference), headers).await
+    get_app(st, Path(reference), q, headers).await
 }
 
 fn not_found(raw: &str) -> Response {
@@ -130,19 +136,49 @@ fn forbidden() -> Response {
 }
 
 /// The application as Graph shows it: `id`, `appId`, `displayName`, `keyCredentials` in Graph
-/// shape (whatever the manifest's own format).
-fn app_json(st: &AppState, app: &super::App) -> Value {
+/// shape (whatever the manifest's own format). As on Graph, `$select` (comma-separated,
+/// case-insensitive) limits the properties, and certificate bodies (`key`) are returned only when
+/// `keyCredentials` is selected explicitly; otherwise `key` is `null`.
+fn app_json(app: &super::App, select: Option<&str>) -> Value {
+    let selected: Option<Vec<&str>> = select.map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect());
+    let is_selected = |name: &str| selected.as_ref().map(|s| s.iter().any(|p| p.eq_ignore_ascii_case(name)));
+    let wants = |name: &str| is_selected(name).unwrap_or(true);
+    let with_bodies = is_selected("keyCredentials").unwrap_or(false);
     let m = Manifest::load(&app.path).ok();
-    let entries: Vec<Value> =
-        m.as_ref().map(|m| m.raw_entries().iter().map(to_graph_shape).collect()).unwrap_or_default();
-    json!({
-        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications(id,appId,keyCredentials)/$entity",
-        "id": object_id(app),
-        "appId": app.app_id,
-        "displayName": m.as_ref().and_then(|m| m.display_name().map(str::to_string)),
-        "keyCredentials": entries,
-        "tenant": st.tenant(),
-    })
+    let mut out = Map::new();
+    let context = match &selected {
+        Some(s) => format!("https://graph.microsoft.com/v1.0/$metadata#applications({})/$entity", s.join(",")),
+        None => "https://graph.microsoft.com/v1.0/$metadata#applications/$entity".to_string(),
+    };
+    out.insert("@odata.context".into(), json!(context));
+    if wants("id") {
+        out.insert("id".into(), json!(object_id(app)));
+    }
+    if wants("appId") {
+        out.insert("appId".into(), json!(app.app_id));
+    }
+    if wants("displayName") {
+        out.insert("displayName".into(), json!(m.as_ref().and_then(|m| m.display_name())));
+    }
+    if wants("keyCredentials") {
+        let entries: Vec<Value> = m
+            .as_ref()
+            .map(|m| {
+                m.raw_entries()
+                    .iter()
+                    .map(|e| {
+                        let mut e = to_graph_shape(e);
+                        if let (false, Some(o)) = (with_bodies, e.as_object_mut()) {
+                            o.insert("key".into(), Value::Null);
+                        }
+                        e
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert("keyCredentials".into(), json!(entries));
+    }
+    Value::Object(out)
 }
 
 fn object_id(app: &super::App) -> String {
@@ -185,7 +221,12 @@ fn to_format(v: &Value, format: Format) -> Value {
     Value::Object(out)
 }
 
-async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> Response {
+async fn get_app(
+    State(st): St,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -197,7 +238,7 @@ async fn get_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap) -> 
     {
         return forbidden();
     }
-    Json(app_json(&st, &app)).into_response()
+    Json(app_json(&app, q.get("$select").map(String::as_str))).into_response()
 }
 
 async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
