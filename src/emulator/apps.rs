@@ -143,48 +143,56 @@ impl Registry {
         self.slots.read().map(|s| s.iter().map(|s| s.path.clone()).collect()).unwrap_or_default()
     }
 
-    /// Re-reads the manifests that changed on disk since last seen.
+    /// Re-reads the manifests that changed on disk since last seen. Reading and parsing happen
+    /// outside the lock; the write lock is taken only to install what changed.
     pub fn refresh(&self) {
-        let candidates: Vec<usize> = match self.slots.read() {
-            Ok(slots) => slots.iter().enumerate().filter(|(_, s)| s.seen.outdated(&s.path)).map(|(i, _)| i).collect(),
+        let candidates: Vec<(usize, PathBuf, [u8; 32])> = match self.slots.read() {
+            Ok(slots) => slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.seen.outdated(&s.path))
+                .map(|(i, s)| (i, s.path.clone(), s.seen.digest))
+                .collect(),
             Err(_) => return,
         };
-        if candidates.is_empty() {
-            return;
-        }
-        let Ok(mut slots) = self.slots.write() else { return };
-        for i in candidates {
+        for (i, path, digest) in candidates {
+            let (seen, parsed) = match observe(&path) {
+                // Same bytes and still too fresh to trust the stamp: nothing learned.
+                Ok((seen, _)) if seen.digest == digest && seen.racy => continue,
+                Ok((seen, _)) if seen.digest == digest => (seen, None),
+                Ok((seen, bytes)) => (seen, Some(read_app(&path, bytes))),
+                // Unreadable (removed, say): remember its stamp so this is reported once, and
+                // read it again when it moves.
+                Err(e) => (Seen { stamp: stamp(&path), racy: false, digest }, Some(Err(e))),
+            };
+            let Ok(mut slots) = self.slots.write() else { return };
             let slot = &mut slots[i];
-            if !slot.seen.outdated(&slot.path) {
-                continue; // another request reloaded it meanwhile
+            if slot.seen.digest != digest {
+                continue; // another request installed a newer reading meanwhile
             }
-            let read = observe(&slot.path).and_then(|(seen, bytes)| {
-                let unchanged = seen.digest == slot.seen.digest;
-                slot.seen = seen;
-                if unchanged {
-                    return Ok(None);
-                }
-                read_app(&slot.path, bytes).map(Some)
-            });
-            match read {
-                Ok(None) => {}
-                Ok(Some(app)) => {
+            slot.seen = seen;
+            match parsed {
+                None => {}
+                Some(Ok(app)) => {
                     if self.log {
                         eprintln!(
                             "keycred emulate: reloaded {} ({} key credentials)",
-                            slot.path.display(),
+                            path.display(),
                             app.credentials.len()
                         );
                     }
                     slot.app = Arc::new(app);
                 }
-                // A half-written or broken file must not take the app down: keep the last good
-                // version; the next change is picked up as usual.
-                Err(e) if self.log => {
-                    eprintln!("keycred emulate: {}; keeping the previous version of {}", e, slot.path.display())
-                }
-                Err(_) => {}
+                Some(Err(e)) => self.keep_previous(&path, &e),
             }
+        }
+    }
+
+    /// A half-written or broken file must not take the app down: the last good version stays,
+    /// and the next change is picked up as usual.
+    fn keep_previous(&self, path: &Path, e: &Error) {
+        if self.log {
+            eprintln!("keycred emulate: {e}; keeping the previous version of {}", path.display());
         }
     }
 
