@@ -320,21 +320,30 @@ fn config_refuses_remote_listen_and_bad_tenant() {
     assert_eq!(keycred::emulator::start_blocking(cfg).err().unwrap().exit_code(), 2);
 }
 
+/// `keycred -o json emulate ARGS --manifest MANIFEST`, and the ready line it printed.
+fn spawn_emulate(args: &[&str], manifest: &std::path::Path, stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
+        .args(["-o", "json", "emulate"])
+        .args(args)
+        .arg("--manifest")
+        .arg(manifest)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
+}
+
 #[test]
 fn cli_prints_json_then_serves_and_logs_without_secrets() {
     let dir = TempDir::new("emu-test");
     let cred = credential("cli");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![valid_entry(&cred.cert)]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
-        .args(["-o", "json", "emulate", "--tenant", TENANT, "--grant", &format!("{API}=Data.Read"), "--manifest"])
-        .arg(&manifest)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let grant = format!("{API}=Data.Read");
+    let (child, line) = spawn_emulate(&["--tenant", TENANT, "--grant", &grant], &manifest, Stdio::piped());
     let info: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(info["tenant"], TENANT);
     assert!(info["caFile"].is_null());
@@ -365,15 +374,7 @@ fn a_stop_signal_right_after_the_ready_line_exits_cleanly() {
     // A script stops the emulator as soon as it has announced itself: the handlers must already
     // be in place, or the default action kills it (no exit code). Rounds make a gap show.
     for (round, signal) in [libc::SIGTERM, libc::SIGINT].into_iter().cycle().take(20).enumerate() {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
-            .args(["-o", "json", "emulate", "--manifest"])
-            .arg(&manifest)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let (mut child, line) = spawn_emulate(&[], &manifest, Stdio::null());
         assert!(line.contains("tokenEndpointV2"), "{line}");
         // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
