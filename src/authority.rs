@@ -24,13 +24,23 @@ pub enum EndpointVersion {
 pub struct Authority(String);
 
 impl Authority {
-    /// Parses and checks an authority: https, or http on a loopback host.
+    /// Parses and checks an authority: https, or http on a loopback host. A bare host name
+    /// (`login.microsoftonline.us`, as azure-identity's `AzureAuthorityHosts` spell them) means
+    /// https. The authority is a host only: the tenant is given apart and becomes the first path
+    /// segment, so a path, query or fragment here would build a wrong endpoint.
     pub fn parse(s: &str) -> Result<Self> {
-        let url = Url::parse(s.trim()).map_err(|e| {
+        let s = s.trim();
+        let full = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
+        let url = Url::parse(&full).map_err(|e| {
             Error::input(format!("authority '{s}' is not a URL ({e})"))
                 .with_hint(format!("use a URL such as {DEFAULT_AUTHORITY}"))
         })?;
         check_transport(&url, "authority")?;
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::input(format!("authority '{s}' has a path, query or fragment")).with_hint(format!(
+                "give the login host only, such as {DEFAULT_AUTHORITY}, and the tenant with --tenant / AZURE_TENANT_ID"
+            )));
+        }
         Ok(Authority(url.as_str().trim_end_matches('/').to_string()))
     }
     /// The base URL.
@@ -81,5 +91,23 @@ mod tests {
         let a = Authority::parse("https://login.microsoftonline.com/").unwrap();
         assert_eq!(a.token_endpoint("t", EndpointVersion::V2), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
         assert_eq!(a.token_endpoint("t", EndpointVersion::V1), "https://login.microsoftonline.com/t/oauth2/token");
+    }
+
+    #[test]
+    fn a_bare_host_means_https_and_the_authority_is_a_host_only() {
+        let a = Authority::parse("login.microsoftonline.us").unwrap();
+        assert_eq!(a.as_str(), "https://login.microsoftonline.us");
+        assert_eq!(Authority::parse("localhost:8443").unwrap().as_str(), "https://localhost:8443");
+        for bad in [
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+            "http://127.0.0.1:8080/t",
+            "https://login.microsoftonline.com/?x=1",
+            "https://login.microsoftonline.com/#f",
+        ] {
+            let e = Authority::parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("has a path, query or fragment"), "{bad}: {e}");
+            assert!(e.hint().unwrap().contains("--tenant"), "{bad}");
+        }
     }
 }

@@ -27,6 +27,19 @@ impl Prompt {
     }
 }
 
+/// Checks a reply URL the way Entra registers them: an absolute URL, https except for loopback
+/// (`http://localhost`), or a custom scheme (`msal{client-id}://auth` for native apps).
+pub fn check_redirect_uri(uri: &str) -> Result<()> {
+    let hint = "give a reply URL registered on the application, such as https://localhost/callback";
+    let url = Url::parse(uri)
+        .map_err(|e| Error::input(format!("--redirect-uri '{uri}' is not an absolute URL ({e})")).with_hint(hint))?;
+    if url.scheme() == "http" && !crate::authority::is_loopback_host(&url) {
+        return Err(Error::input(format!("--redirect-uri '{uri}' uses plain http"))
+            .with_hint("Entra accepts http reply URLs only for localhost; use https"));
+    }
+    Ok(())
+}
+
 /// v2 admin-consent URL: `{authority}/{tenant|organizations}/adminconsent?client_id=..`
 /// with `redirect_uri` and `state` when given (Entra uses the app's registered reply URL
 /// otherwise).
@@ -137,6 +150,18 @@ mod tests {
 
     fn auth() -> Authority {
         Authority::parse("https://login.microsoftonline.com").unwrap()
+    }
+
+    #[test]
+    fn reply_urls_are_https_loopback_http_or_a_custom_scheme() {
+        for ok in ["https://app.example/cb", "http://localhost/cb", "http://127.0.0.1:5000/", "msalabc://auth"] {
+            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [("notaurl", "not an absolute URL"), ("http://app.example/cb", "plain http")] {
+            let e = check_redirect_uri(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(why) && e.to_string().contains(bad), "{e}");
+        }
     }
 
     #[test]

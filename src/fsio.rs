@@ -22,9 +22,30 @@ fn fault_before_rename() {
     }
 }
 
+/// The file a document path stands for: the target when `path` is a symbolic link (a manifest
+/// linked from a shared checkout must be updated there, the link kept), else `path` itself.
+pub fn resolve_link(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)
+            .map_err(|e| Error::io(path, "follow the symbolic link", e).with_hint("fix or remove the dangling link")),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
 /// Writes `data` to `path` atomically. `mode` sets the permissions of a new file; an existing
-/// file keeps its own mode unless `mode` is given explicitly with `force_mode`.
+/// file keeps its own mode unless `mode` is given explicitly.
+///
+/// Without `mode` (editing an existing document) a symbolic link is followed and its target
+/// replaced. With `mode` (a new key or certificate file) a link at `path` is replaced by the
+/// file itself: a secret must never be written wherever a planted link points.
 pub fn atomic_write(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
+    let resolved;
+    let path = if mode.is_none() {
+        resolved = resolve_link(path)?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -73,11 +73,19 @@ impl std::fmt::Debug for GraphClient {
 
 impl GraphClient {
     /// A client for `graph_url` (https, or http on loopback) using `token`.
+    /// A trailing `/v1.0` (as Graph Explorer shows URLs) is dropped: keycred adds the version.
     pub fn new(graph_url: &str, token: SecretString, http: reqwest::Client) -> Result<Self> {
-        let url = url::Url::parse(graph_url)
+        let mut url = url::Url::parse(graph_url.trim())
             .map_err(|e| Error::input(format!("--graph-url '{graph_url}' is not a URL ({e})")))?;
         check_transport(&url, "--graph-url")?;
-        Ok(GraphClient { http, base: graph_url.trim_end_matches('/').to_string(), token })
+        if url.path().trim_end_matches('/').eq_ignore_ascii_case("/v1.0") {
+            url.set_path("/");
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::input(format!("--graph-url '{graph_url}' has a path, query or fragment"))
+                .with_hint(format!("give the Graph host only, such as {GRAPH_RESOURCE}")));
+        }
+        Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {

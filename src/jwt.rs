@@ -119,6 +119,8 @@ impl Decoded {
     pub fn roles(&self) -> Vec<String> {
         match self.claims.get("roles") {
             Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            // Entra always sends an array; other issuers send a single role as a plain string.
+            Some(Value::String(r)) => vec![r.clone()],
             _ => Vec::new(),
         }
     }

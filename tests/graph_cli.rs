@@ -438,3 +438,39 @@ fn get_returns_key_bodies_only_when_key_credentials_are_selected() {
     assert!(by_app_id.get("id").is_none(), "{by_app_id}");
     assert_eq!(by_app_id["keyCredentials"][0]["key"], body_b64.as_str());
 }
+
+#[test]
+fn graph_url_is_a_host_a_trailing_version_is_dropped() {
+    let app = app(false);
+    let emu = emulator(&[&app.manifest], &[], false);
+    let base = emu.base_url();
+    let list = |graph_url: &str| {
+        let mut args = vec!["graph", "list", "--app-id", APP_ID, "--tenant", TENANT, "--authority", base];
+        args.extend(["--graph-url", graph_url, "--cert", &app.a_pem, "-o", "json"]);
+        cli(&args, &[])
+    };
+    // As copied from Graph Explorer.
+    let out = list(&format!("{base}/v1.0/"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()[0]["keyId"], app.key_ids[0]);
+    let out = list(&format!("{base}/beta"));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("has a path, query or fragment"), "{}", out.stderr);
+}
+
+#[test]
+fn remove_takes_exactly_one_of_key_id_and_thumbprint() {
+    let app = app(true);
+    let emu = emulator(&[&app.manifest], &[], false);
+    let before = std::fs::read(&app.manifest).unwrap();
+    let thumb = app.a.cert.thumbprint();
+    let both: [&str; 4] = ["--key-id", &app.key_ids[0], "--thumbprint", &thumb];
+    for extra in [&both[..], &[]] {
+        let mut args = vec!["--cert", app.a_pem.as_str(), "--force"];
+        args.extend_from_slice(extra);
+        let out = graph("remove", emu.base_url(), APP_ID, &args, &[]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains("--key-id") && out.stderr.contains("--thumbprint"), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
+}

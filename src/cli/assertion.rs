@@ -65,7 +65,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
     pub alg: AlgArg,
     /// Add the certificate chain as `x5c` (subject name / issuer authentication)
-    #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")]
+    #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value_parser = clap::builder::FalseyValueParser::new())]
     pub x5c: bool,
     /// Lifetime in seconds (at most 3600)
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ASSERTION_LIFETIME)]

@@ -81,9 +81,12 @@ pub struct TenantArgs {
 impl TenantArgs {
     /// The client id, or a clear error.
     pub fn client_id(&self) -> Result<&str> {
-        self.client_id
-            .as_deref()
-            .ok_or_else(|| Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID"))
+        match self.client_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(id),
+            Some(_) => Err(Error::input("the client id (--client-id / AZURE_CLIENT_ID) is empty")
+                .with_hint("pass the application (client) id GUID from the app registration")),
+            None => Err(Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")),
+        }
     }
     /// The tenant, or a clear error. The tenant becomes a URL path segment (and the assertion's
     /// `aud`), so anything but a GUID or DNS-name character is refused rather than let through

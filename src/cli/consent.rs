@@ -57,6 +57,12 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     }
     let authority = a.tenant.authority()?;
     let client_id = a.tenant.client_id()?;
+    if a.tenant.tenant.is_some() {
+        a.tenant.tenant()?;
+    }
+    if let Some(r) = &a.redirect_uri {
+        consent::check_redirect_uri(r)?;
+    }
     let url = if a.v1 {
         let resource = a.resource.as_deref().unwrap_or_default();
         let redirect = a.redirect_uri.as_deref().ok_or_else(|| {

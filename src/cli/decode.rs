@@ -36,7 +36,13 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     } else {
         a.token.clone()
     };
-    let d = dangerous::decode(token.trim()).map_err(|e| e.context("TOKEN"))?;
+    // An Authorization header value pasted whole ("Bearer eyJ...") is accepted as the token.
+    let token = token.trim();
+    let token = match token.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
+        _ => token,
+    };
+    let d = dangerous::decode(token).map_err(|e| e.context("TOKEN"))?;
     if ctx.json() {
         ctx.print_json(&serde_json::json!({
             "verified": false,

@@ -70,11 +70,12 @@ pub enum Cmd {
         display_name: Option<String>,
     },
     /// Remove a certificate (removeKey with a proof, or PATCH)
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["key_id", "thumbprint"])))]
     Remove {
         #[command(flatten)]
         common: Common,
         /// keyId to remove
-        #[arg(long, required_unless_present = "thumbprint")]
+        #[arg(long)]
         key_id: Option<String>,
         /// Thumbprint to remove (hex, base64 or base64url)
         // base64url thumbprints start with '-' one time in 64: they are values, not flags.

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
     pub alg: AlgArg,
     /// Send the certificate chain (x5c) in the assertion
-    #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")]
+    #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value_parser = clap::builder::FalseyValueParser::new())]
     pub x5c: bool,
     /// On-behalf-of: the incoming access token, or `-` to read it from stdin
     #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
@@ -88,6 +88,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo")? },
         (None, Some(c), Some(r)) => {
+            crate::consent::check_redirect_uri(r)?;
             Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code")?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
@@ -98,6 +99,14 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
         (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
         (None, _) => a.tenant.tenant()?.to_string(),
     };
+    // A certificate from AZURE_CLIENT_CERTIFICATE_PATH yields to an explicit --secret-env; one
+    // given on the command line next to it is a contradiction, not a preference to guess.
+    let cert_from_env =
+        a.cred.cert.as_ref().map(|c| c.as_os_str()) == std::env::var_os("AZURE_CLIENT_CERTIFICATE_PATH").as_deref();
+    if a.secret_env.is_some() && a.cred.given() && !cert_from_env {
+        return Err(Error::input("both --secret-env and --cert given: which credential should sign in?")
+            .with_hint("pass either --cert (certificate) or --secret-env (client secret)"));
+    }
     let auth = match &a.secret_env {
         Some(var) => ClientAuth::Secret(secret::from_env(var)?),
         // Like the Azure SDKs' EnvironmentCredential: a secret in AZURE_CLIENT_SECRET is used
@@ -134,6 +143,10 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
 
 /// Runs `keycred token`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    if a.raw && ctx.json() {
+        return Err(Error::input("--raw and -o json both given")
+            .with_hint("--raw prints the bare token alone; -o json prints it as accessToken with the rest"));
+    }
     let req = build_request(a)?;
     let client = TokenClient::new(ClientOptions {
         timeout: Duration::from_secs(a.timeout),

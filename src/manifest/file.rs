@@ -127,6 +127,10 @@ impl Drop for Lock {
 pub fn edit_file(path: &Path, mut f: impl FnMut(&Manifest) -> Result<Manifest>) -> Result<FileEdit> {
     // A missing or unreadable manifest is reported as such, not as a lock-file problem.
     fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+    // Through a symbolic link, lock and write the target: editors using either name exclude
+    // each other, and the link stays a link.
+    let target = fsio::resolve_link(path)?;
+    let path = target.as_path();
     let _lock = Lock::acquire(path)?;
     for _ in 0..ATTEMPTS {
         let before = Manifest::load(path)?;
