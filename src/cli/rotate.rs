@@ -37,8 +37,8 @@ pub struct Args {
     /// Remove nothing (the default)
     #[arg(long)]
     pub keep_old: bool,
-    /// Allow the removals to leave no currently valid certificate (e.g. removing the current one
-    /// while the new one is not valid yet): the app could not sign in until the new one is
+    /// Allow the removals to leave no currently valid certificate (e.g. the current one removed
+    /// while the new one starts later); the app cannot sign in until one becomes valid
     #[arg(long)]
     pub allow_lockout: bool,
     /// Obtain a token with the new certificate before removing anything
