@@ -6,12 +6,12 @@
 //! verified is never removed, and a failed verification takes the new entry out again so the
 //! manifest is exactly as it was.
 
-use crate::cert::LoadedCredential;
-use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
+use crate::cert::{Certificate, LoadedCredential};
+use crate::manifest::{edit_file, entry_for_at, EntryOptions, Format, KeyCredential, ListRow, Manifest, Selector};
 use crate::token::{ClientAuth, Grant, TokenClient, TokenRequest};
 use crate::{dates, Error, Result};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,7 +70,52 @@ pub fn preflight(manifest: &Path, format: Option<Format>, policy: &RemovePolicy)
     Ok((m, format))
 }
 
-/// Adds `new` to the manifest, verifies it if asked, then removes per `policy`.
+/// A rotation checked against the manifest as it is, before anything is written: the new
+/// certificate is usable, its entry fits the manifest, and the removals asked for leave a
+/// currently valid certificate (unless `allow_lockout`).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    entry: Map<String, Value>,
+    key_id: String,
+    new_sel: Selector,
+    policy: RemovePolicy,
+    allow_lockout: bool,
+}
+
+impl Prepared {
+    /// The entry that will be added.
+    pub fn entry(&self) -> &Map<String, Value> {
+        &self.entry
+    }
+    /// Its `keyId`.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// Checks the whole rotation of `manifest` to `new` on the manifest in memory; writes nothing.
+/// `allow_lockout` lets the removals leave no currently valid certificate.
+pub fn prepare(
+    manifest: &Path,
+    format: Format,
+    new: &Certificate,
+    entry: &EntryOptions,
+    policy: &RemovePolicy,
+    allow_lockout: bool,
+) -> Result<Prepared> {
+    let now = dates::now();
+    ensure_new_usable(new, now)?;
+    let added = entry_for_at(new, format, entry, now)?;
+    let key_id = added.get("keyId").and_then(Value::as_str).unwrap_or_default().to_string();
+    let new_sel = Selector::key_id(&key_id)?;
+    let prepared = Prepared { entry: added, key_id, new_sel, policy: dedup(policy), allow_lockout };
+    let current = Manifest::load(manifest)?;
+    plan_removal(&current.add_entry(prepared.entry.clone())?, &prepared, new, now)?;
+    Ok(prepared)
+}
+
+/// Adds `new` to the manifest, verifies it if asked, then removes per `policy`; refuses to leave
+/// no currently valid certificate unless `allow_lockout`. [`prepare`] then [`apply_prepared`].
 pub fn apply(
     manifest: &Path,
     format: Format,
@@ -78,17 +123,28 @@ pub fn apply(
     entry: &EntryOptions,
     policy: &RemovePolicy,
     verify: Option<Verify<'_>>,
-    force: bool,
+    allow_lockout: bool,
 ) -> Result<RotateReport> {
-    let added = entry_for(&new.cert, format, entry)?;
-    let key_id = added.get("keyId").and_then(Value::as_str).unwrap_or_default().to_string();
-    let new_sel = Selector::key_id(&key_id)?;
+    let prepared = prepare(manifest, format, &new.cert, entry, policy, allow_lockout)?;
+    apply_prepared(manifest, &prepared, new, verify)
+}
+
+/// Carries out a [`Prepared`] rotation: adds the entry, verifies the new certificate when asked
+/// (taking the entry out again when that fails), then removes what the policy says.
+pub fn apply_prepared(
+    manifest: &Path,
+    p: &Prepared,
+    new: &Arc<LoadedCredential>,
+    verify: Option<Verify<'_>>,
+) -> Result<RotateReport> {
     let now = dates::now();
-    // The whole rotation is first played on the manifest in memory, so that whatever would refuse
-    // (a lock-out, a selection matching nothing) refuses before the file is touched.
-    let current = Manifest::load(manifest)?;
-    plan_removal(&current.add_entry(added.clone())?, &new_sel, policy, force, now)?;
-    edit_file(manifest, |m| m.add_entry(added.clone()))?;
+    let key_id = &p.key_id;
+    // Checked again on the manifest as it is now, under the lock: it may have changed since.
+    edit_file(manifest, |m| {
+        let with_new = m.add_entry(p.entry.clone())?;
+        plan_removal(&with_new, p, &new.cert, now)?;
+        Ok(with_new)
+    })?;
 
     let mut verified_with = None;
     if let Some(v) = verify {
@@ -99,7 +155,7 @@ pub fn apply(
             Ok(_) => verified_with = Some(req.endpoint()),
             Err(e) => {
                 // Take the new entry out again: the manifest must be as it was.
-                let undo = edit_file(manifest, |m| m.remove_entries(std::slice::from_ref(&new_sel)));
+                let undo = edit_file(manifest, |m| m.remove_entries(std::slice::from_ref(&p.new_sel)));
                 let note = match undo {
                     Ok(_) => {
                         "the new certificate was taken out of the manifest again and nothing was removed".to_string()
@@ -123,7 +179,7 @@ pub fn apply(
 
     let mut removed = Vec::new();
     edit_file(manifest, |m| {
-        let (after, rows) = plan_removal(m, &new_sel, policy, force, now)?;
+        let (after, rows) = plan_removal(m, p, &new.cert, now)?;
         removed = rows;
         Ok(after)
     })
@@ -135,39 +191,80 @@ pub fn apply(
             None => err,
         }
     })?;
-    Ok(RotateReport { added: Value::Object(added), thumbprint: new.cert.thumbprint(), removed, verified_with })
+    Ok(RotateReport {
+        added: Value::Object(p.entry.clone()),
+        thumbprint: new.cert.thumbprint(),
+        removed,
+        verified_with,
+    })
 }
 
-/// The manifest `m` (already holding the new entry `new_sel`) after the removals `policy` asks
-/// for, and the entries removed. Never removes the new entry; refuses a lock-out unless `force`.
+/// Refuses a new certificate that cannot serve, naming its dates rather than an input file: the
+/// rotation generated it from `--not-before`/`--not-after` (or `--days`).
+fn ensure_new_usable(new: &Certificate, now: time::OffsetDateTime) -> Result<()> {
+    if now > new.not_after() {
+        return Err(Error::input(format!(
+            "the new certificate would be valid from {} to {}, which has already ended; nothing was changed",
+            dates::format(new.not_before()),
+            dates::format(new.not_after())
+        ))
+        .with_hint("give --not-before/--not-after dates that end in the future, or --days N"));
+    }
+    new.ensure_usable("the new certificate", now)
+}
+
+/// The policy with repeated selectors given once, so each entry is reported once.
+fn dedup(policy: &RemovePolicy) -> RemovePolicy {
+    match policy {
+        RemovePolicy::Selected(sels) => {
+            let mut unique: Vec<Selector> = Vec::with_capacity(sels.len());
+            for s in sels {
+                if !unique.contains(s) {
+                    unique.push(s.clone());
+                }
+            }
+            RemovePolicy::Selected(unique)
+        }
+        other => other.clone(),
+    }
+}
+
+/// The manifest `m` (already holding the new entry) after the removals the policy asks for, and
+/// the entries removed, each once. Never removes the new entry; refuses a lock-out unless allowed.
 fn plan_removal(
     m: &Manifest,
-    new_sel: &Selector,
-    policy: &RemovePolicy,
-    force: bool,
+    p: &Prepared,
+    new: &Certificate,
     now: time::OffsetDateTime,
 ) -> Result<(Manifest, Vec<ListRow>)> {
-    let mut sels: Vec<Selector> = match policy {
-        RemovePolicy::KeepOld => Vec::new(),
-        RemovePolicy::Selected(s) => s.clone(),
-        RemovePolicy::Expired => m
-            .credentials()
-            .iter()
-            .filter(|c| c.end.is_some_and(|e| e < now))
-            .filter_map(|c| c.key_id.as_deref().and_then(|k| Selector::key_id(k).ok()))
-            .collect(),
-    };
-    // Never the credential just added (and verified), whatever the selection says.
-    if let Some(new) = m.find(new_sel).first() {
-        sels.retain(|s| !s.matches(new));
-    }
-    if sels.is_empty() {
+    let picked: Vec<KeyCredential> = m
+        .credentials()
+        .into_iter()
+        // Never the credential just added (and verified), whatever the selection says.
+        .filter(|c| !p.new_sel.matches(c))
+        .filter(|c| match &p.policy {
+            RemovePolicy::KeepOld => false,
+            RemovePolicy::Selected(sels) => sels.iter().any(|s| s.matches(c)),
+            RemovePolicy::Expired => c.effective_end().is_some_and(|e| e < now),
+        })
+        .collect();
+    if picked.is_empty() {
         return Ok((m.clone(), Vec::new()));
     }
-    let after = m.remove_entries(&sels)?;
-    if !force {
-        m.ensure_not_locked_out(&after, now)?;
+    let after = m.remove_indices(&picked.iter().map(|c| c.index).collect::<Vec<_>>())?;
+    if !p.allow_lockout {
+        m.ensure_not_locked_out(&after, now).map_err(|e| {
+            let when = if new.not_before() > now {
+                format!("the new certificate only becomes valid on {}", dates::format(new.not_before()))
+            } else {
+                "the new certificate does not count as valid".to_string()
+            };
+            Error::new(e.kind(), format!("{}; {when}; nothing was changed", e.message())).with_hint(
+                "keep the old entries for now (rotate with --keep-old) and remove them once the new certificate \
+                 is valid, or pass --allow-lockout if leaving no valid certificate is intended",
+            )
+        })?;
     }
-    let removed = sels.iter().flat_map(|s| m.find(s)).map(|c| ListRow::of(&c, now)).collect();
+    let removed = picked.iter().map(|c| ListRow::of(c, now)).collect();
     Ok((after, removed))
 }

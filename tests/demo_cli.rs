@@ -70,3 +70,50 @@ fn demo_json_is_one_document_and_keep_keeps_the_second_certificate() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()[0]["thumbprint"], hex);
 }
+
+#[test]
+fn keep_refuses_to_overwrite_an_earlier_demo_unless_forced() {
+    let dir = TempDir::new("rot-test");
+    let keep = dir.path("kept");
+    let k = keep.display().to_string();
+    let out = cli(&["demo", "-o", "json", "--keep", &k], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let first = snapshot(&keep);
+    // A second run would overwrite manifest.json and the keys: refused, nothing touched.
+    let out = cli(&["demo", "-o", "json", "--keep", &k], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("manifest.json") && out.stderr.contains("demo-app-1.key"), "{}", out.stderr);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(snapshot(&keep), first);
+    // One leftover file is enough to refuse.
+    let lone = dir.path("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::write(lone.join("demo-app-2.cer"), "mine").unwrap();
+    let out = cli(&["demo", "--keep", &lone.display().to_string()], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(std::fs::read_to_string(lone.join("demo-app-2.cer")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&lone).unwrap().count(), 1);
+    // --force replaces them: a new manifest holding a new second certificate.
+    let out = cli(&["demo", "-o", "json", "--keep", &k, "--force"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let after = snapshot(&keep);
+    assert_eq!(after.keys().collect::<Vec<_>>(), first.keys().collect::<Vec<_>>());
+    assert_ne!(after[&keep.join("manifest.json")], first[&keep.join("manifest.json")]);
+    assert_ne!(after[&keep.join("demo-app-2.key")], first[&keep.join("demo-app-2.key")]);
+}
+
+#[test]
+fn keep_on_a_file_or_force_without_keep_is_refused_with_true_hints() {
+    let dir = TempDir::new("rot-test");
+    let file = dir.path("somefile");
+    std::fs::write(&file, "content").unwrap();
+    let out = cli(&["demo", "--keep", &file.display().to_string()], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
+    // --force would not help: the hint must not offer it.
+    assert!(!out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "content");
+    let out = cli(&["demo", "--force"], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--keep"), "{}", out.stderr);
+}

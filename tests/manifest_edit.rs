@@ -246,7 +246,7 @@ fn list_rows_have_statuses_and_stable_names() {
         rows[0],
         json!({"keyId": "01010101-0101-0101-0101-010101010101", "thumbprint": "0101010101010101010101010101010101010101",
                "displayName": null, "start": "2025-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z",
-               "status": "valid", "hasBody": false})
+               "status": "valid", "hasBody": false, "problems": []})
     );
     // Removing both valid entries (one is expiring) is a lock-out; removing an expired one is not.
     let only_valid = m

@@ -213,6 +213,9 @@ fn failing_verify_leaves_manifest_byte_identical() {
         assert!(out.stderr.contains("verification with the new certificate failed"), "{}", out.stderr);
         assert!(out.stderr.contains("nothing was removed"), "{}", out.stderr);
         assert_eq!(std::fs::read(&st.manifest).unwrap(), before, "manifest changed by {args:?}");
+        // Exit 3 means nothing changed: the new key and certificate are gone too.
+        assert_eq!(st.new_files(), Vec::<String>::new(), "files left by {args:?}");
+        assert!(out.stderr.contains("the new files were removed"), "{}", out.stderr);
     }
 }
 
@@ -293,8 +296,14 @@ fn lock_out_is_refused_before_the_manifest_is_touched() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&st.manifest).unwrap(), before);
-    // --force allows it.
+    assert_eq!(st.new_files(), Vec::<String>::new(), "a refused rotation left files");
+    // --force only replaces files: it does not turn the guard off.
     let out = st.rotate(&[&args[..], &["--force"]].concat());
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&st.manifest).unwrap(), before);
+    // --allow-lockout allows it.
+    let out = st.rotate(&[&args[..], &["--allow-lockout"]].concat());
     assert_eq!(out.code, 0, "{out:?}");
     let entries = entries_of(&st.manifest);
     assert_eq!(entries.len(), 2);

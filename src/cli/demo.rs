@@ -30,6 +30,49 @@ pub struct Args {
     /// Work in this directory and keep it (default: a temporary directory, removed at the end)
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// With --keep: replace the files of an earlier demo in that directory
+    #[arg(long, requires = "keep")]
+    pub force: bool,
+}
+
+/// Base names of the credentials the demo generates.
+const CREDENTIALS: [&str; 2] = ["demo-app-1", "demo-app-2"];
+/// The manifest the demo writes.
+const MANIFEST: &str = "manifest.json";
+
+/// Every file the demo writes in its directory.
+fn demo_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![dir.join(MANIFEST)];
+    for name in CREDENTIALS {
+        let paths = super::new::FilePaths::new(dir, name, false);
+        files.extend(paths.all().map(Path::to_path_buf));
+    }
+    files
+}
+
+/// Checks the `--keep` directory before anything is written: a directory (or nothing yet), and
+/// without `--force` no file of an earlier demo in it.
+fn check_keep(d: &Path, force: bool) -> Result<()> {
+    if d.exists() && !d.is_dir() {
+        return Err(Error::input(format!(
+            "--keep {}: exists and is not a directory; nothing was written",
+            d.display()
+        ))
+        .with_hint("give --keep a directory path (it is created when missing)"));
+    }
+    if !force && d.is_dir() {
+        let existing: Vec<String> =
+            demo_files(d).iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+        if !existing.is_empty() {
+            return Err(Error::input(format!(
+                "--keep {}: {} already exist(s); nothing was written",
+                d.display(),
+                existing.join(", ")
+            ))
+            .with_hint("pass --force to replace them, or give --keep another directory"));
+        }
+    }
+    Ok(())
 }
 
 struct Out<'a> {
@@ -63,7 +106,10 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let tmp;
     let dir: PathBuf = match &a.keep {
         Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d, "create", e))?;
+            check_keep(d, a.force)?;
+            std::fs::create_dir_all(d).map_err(|e| {
+                Error::io(d, "create the directory", e).with_hint("give --keep a directory path you can write to")
+            })?;
             d.clone()
         }
         None => {
@@ -75,7 +121,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
     };
     let mut out = Out { ctx, step: 0, log: Vec::new() };
-    let code = demo(&dir, &mut out)?;
+    let code = demo(&dir, a.force, &mut out)?;
     if ctx.json() {
         ctx.print_json(&json!({ "directory": dir.display().to_string(), "kept": a.keep.is_some(), "steps": out.log }));
     } else {
@@ -88,19 +134,21 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     Ok(code)
 }
 
-fn new_cert(dir: &Path, name: &str) -> Result<Arc<LoadedCredential>> {
+fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>> {
     let (cert, key) = generate(&NewCertificate {
         subject: format!("CN={name}, O=keycred demo"),
         key_size: KeySize::Rsa2048,
         validity: Validity::Days(365),
     })?;
-    let files = super::new::write_files(&super::new::FilePaths::new(dir, name, false), &cert, &key, None, name, true)?;
+    let files = super::new::write_files(&super::new::FilePaths::new(dir, name, false), &cert, &key, None, name, force)?;
     Ok(Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: files.bundle.into() }))
 }
 
-fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
+/// The demo in `dir`; `force` lets it replace files of an earlier demo ([`check_keep`] has refused
+/// them otherwise, and a fresh temporary directory has none).
+fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     out.head("Generate a certificate (RSA-2048, self-signed)");
-    let first = new_cert(dir, "demo-app-1")?;
+    let first = new_cert(dir, CREDENTIALS[0], force)?;
     out.line(format!("subject              {}", first.cert.subject()));
     out.line(format!("thumbprint           {}", first.cert.thumbprint()));
     out.line(format!("customKeyIdentifier  {}", first.cert.custom_key_identifier()));
@@ -108,7 +156,7 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
     out.line(format!("files                {}/demo-app-1.{{key,cer,pem}}", dir.display()));
 
     out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)");
-    let manifest_path = dir.join("manifest.json");
+    let manifest_path = dir.join(MANIFEST);
     let template =
         manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
     let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
@@ -190,7 +238,7 @@ fn demo(dir: &Path, out: &mut Out) -> Result<u8> {
     }
 
     out.head("Rotate: add a second certificate, verify it, remove the first");
-    let second = new_cert(dir, "demo-app-2")?;
+    let second = new_cert(dir, CREDENTIALS[1], force)?;
     let req = TokenRequest {
         authority: authority.clone(),
         tenant: tenant.clone(),

@@ -5,7 +5,7 @@ use super::output::out_line;
 use super::Ctx;
 use crate::cert::{load_file, Certificate};
 use crate::error::exit;
-use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector, Status};
+use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
 use crate::{dates, secret, Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ pub struct RemoveArgs {
     // base64url thumbprints start with '-' one time in 64: they are values, not flags.
     #[arg(long, allow_hyphen_values = true)]
     pub thumbprint: Vec<String>,
-    /// Allow removing the last currently valid certificate
+    /// Allow removing the last currently valid certificate (turns the lock-out guard off; nothing else)
     #[arg(long)]
     pub force: bool,
     /// Show what would be removed; write nothing
@@ -117,7 +117,7 @@ pub struct PruneArgs {
     /// Remove the entries whose end date has passed
     #[arg(long, required = true)]
     pub expired: bool,
-    /// Allow leaving no currently valid certificate
+    /// Allow leaving no currently valid certificate (turns the lock-out guard off; nothing else)
     #[arg(long)]
     pub force: bool,
     /// Show what would be removed; write nothing
@@ -256,6 +256,13 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
         let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out_line(cells.join("  ").trim_end());
     }
+    // Problems are sentences: under the table rather than in a column.
+    for r in rows {
+        let which = r.key_id.as_deref().map_or_else(|| "entry without keyId".to_string(), |k| format!("keyId {k}"));
+        for p in &r.problems {
+            out_line(&format!("{which}: {p}"));
+        }
+    }
 }
 
 fn list(a: &ListArgs, ctx: &Ctx) -> Result<u8> {
@@ -335,6 +342,7 @@ fn remove(a: &RemoveArgs, ctx: &Ctx) -> Result<u8> {
 fn prune(a: &PruneArgs, ctx: &Ctx) -> Result<u8> {
     let now = dates::now();
     remove_where(&a.manifest, ctx, a.force, a.dry_run, true, |m| {
-        Ok(m.credentials().iter().filter(|c| c.status(now) == Status::Expired).map(|c| c.index).collect())
+        // By end date, whatever else is wrong with the entry: an expired unusable entry goes too.
+        Ok(m.credentials().iter().filter(|c| c.effective_end().is_some_and(|e| e < now)).map(|c| c.index).collect())
     })
 }

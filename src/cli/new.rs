@@ -71,7 +71,8 @@ impl FilePaths {
         let path = |ext: &str| dir.join(format!("{name}.{ext}"));
         FilePaths { key: path("key"), cert: path("cer"), bundle: path("pem"), pfx: pfx.then(|| path("pfx")) }
     }
-    fn all(&self) -> impl Iterator<Item = &Path> {
+    /// Every path, in writing order.
+    pub fn all(&self) -> impl Iterator<Item = &Path> {
         [&self.key, &self.cert, &self.bundle].into_iter().chain(self.pfx.as_ref()).map(PathBuf::as_path)
     }
 }
@@ -122,8 +123,38 @@ pub struct Created {
     pub files: Files,
 }
 
-/// Validates the arguments, generates, writes: nothing is written when anything is wrong.
-pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
+/// A validated `new` request: every argument checked, nothing generated or written yet. Lets
+/// `rotate` check everything else before it writes any file.
+pub struct Plan {
+    req: NewCertificate,
+    paths: FilePaths,
+    password: Option<SecretString>,
+    name: String,
+    force: bool,
+}
+
+impl Plan {
+    /// Every path the plan writes.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.paths.all().map(Path::to_path_buf).collect()
+    }
+    /// Generates the key and certificate (in memory only).
+    pub fn generate(&self, ctx: &Ctx) -> Result<(crate::cert::Certificate, crate::cert::PrivateKey)> {
+        let size = self.req.key_size;
+        if size == KeySize::Rsa2048 {
+            generate(&self.req)
+        } else {
+            with_spinner(ctx, &format!("generating an RSA-{} key", size.bits()), || generate(&self.req))
+        }
+    }
+    /// Writes the files for `cert` and `key`.
+    pub fn write(&self, cert: &crate::cert::Certificate, key: &crate::cert::PrivateKey) -> Result<Files> {
+        write_files(&self.paths, cert, key, self.password.as_ref(), &self.name, self.force)
+    }
+}
+
+/// Validates the arguments; generates and writes nothing.
+pub fn plan(a: &Args) -> Result<Plan> {
     if a.name.is_empty() || a.name.contains(['/', '\\']) {
         return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
             .with_hint("use --out-dir for the directory"));
@@ -145,13 +176,20 @@ pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
     if !a.force {
         fsio::ensure_absent(paths.all())?;
     }
-    let req = NewCertificate { subject, key_size, validity };
-    let (cert, key) = if key_size == KeySize::Rsa2048 {
-        generate(&req)?
-    } else {
-        with_spinner(ctx, &format!("generating an RSA-{} key", key_size.bits()), || generate(&req))?
-    };
-    let files = write_files(&paths, &cert, &key, password.as_ref(), &a.name, a.force)?;
+    Ok(Plan {
+        req: NewCertificate { subject, key_size, validity },
+        paths,
+        password,
+        name: a.name.clone(),
+        force: a.force,
+    })
+}
+
+/// Validates the arguments, generates, writes: nothing is written when anything is wrong.
+pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
+    let plan = plan(a)?;
+    let (cert, key) = plan.generate(ctx)?;
+    let files = plan.write(&cert, &key)?;
     Ok(Created { cert, key, files })
 }
 

@@ -4,11 +4,12 @@
 use super::output::{out_line, print_pairs};
 use super::Ctx;
 use crate::cert::LoadedCredential;
-use crate::manifest::{EntryOptions, Format, Selector};
+use crate::manifest::{EntryOptions, Format, Manifest, Selector};
 use crate::rotate::{self, RemovePolicy, Verify};
+use crate::secret::SecretBytes;
 use crate::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
-use crate::{Error, Result};
-use std::path::PathBuf;
+use crate::{fsio, Error, Result};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Arguments. No argument group of its own: it flattens `new::Args`, whose derived group is
@@ -36,6 +37,10 @@ pub struct Args {
     /// Remove nothing (the default)
     #[arg(long)]
     pub keep_old: bool,
+    /// Allow the removals to leave no currently valid certificate (e.g. the current one removed
+    /// while the new one starts later); the app cannot sign in until one becomes valid
+    #[arg(long)]
+    pub allow_lockout: bool,
     /// Obtain a token with the new certificate before removing anything
     #[arg(long, requires_all = ["client_id", "tenant"])]
     pub verify: bool,
@@ -62,7 +67,18 @@ pub struct Args {
 /// Runs `keycred rotate`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let policy = if !a.remove.is_empty() {
-        RemovePolicy::Selected(a.remove.iter().map(|k| Selector::key_id(k)).collect::<Result<_>>()?)
+        let mut sels: Vec<Selector> = Vec::new();
+        for k in &a.remove {
+            let sel = Selector::key_id(k).map_err(|_| {
+                Error::input(format!("--remove '{k}': not a keyId (UUID); nothing was changed"))
+                    .with_hint(format!("give the keyId as `keycred manifest list {}` shows it", a.manifest.display()))
+            })?;
+            // `--remove K --remove K` names one entry: report it once.
+            if !sels.contains(&sel) {
+                sels.push(sel);
+            }
+        }
+        RemovePolicy::Selected(sels)
     } else if a.remove_expired {
         RemovePolicy::Expired
     } else {
@@ -73,7 +89,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         Some(_) => Some(Format::MsGraph),
         None => None,
     };
-    // Everything that can be checked is checked before a key is generated or a file written.
+    // Everything that can be checked is checked before a key is generated or a file written:
+    // the manifest and the selection, the token request, the new certificate's arguments.
     let (_, format) = rotate::preflight(&a.manifest, format, &policy)?;
     let verify_req = if a.verify {
         let (version, target) = super::check::target_of(&a.scope, &a.resource)?;
@@ -82,41 +99,47 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         None
     };
     let authority = crate::authority::Authority::parse(&a.authority)?;
-    let created = super::new::create(&a.new, ctx)?;
-    let cred = Arc::new(LoadedCredential {
-        cert: created.cert,
-        chain: Vec::new(),
-        key: created.key,
-        cert_path: PathBuf::from(&created.files.cert),
-    });
-    let client;
-    let verify = match verify_req {
-        Some((version, target)) => {
-            client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
-            Some(Verify {
-                client: &client,
-                request: TokenRequest {
-                    authority,
-                    tenant: a.tenant.clone().unwrap_or_default(),
-                    client_id: a.client_id.clone().unwrap_or_default(),
-                    version,
-                    target,
-                    grant: Grant::ClientCredentials,
-                    auth: ClientAuth::Certificate {
-                        cred: cred.clone(),
-                        alg: crate::cert::SignatureAlg::Rs256,
-                        x5c: false,
-                    },
-                },
-            })
-        }
+    let client = match verify_req {
+        Some(_) => Some(TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?),
         None => None,
     };
+    let plan = super::new::plan(&a.new)?;
+    let (cert, key) = plan.generate(ctx)?;
+    // Then the rotation itself, in memory: the new certificate's dates, its entry, the lock-out.
     let entry = EntryOptions { display_name: a.display_name.clone(), ..EntryOptions::default() };
-    let report = rotate::apply(&a.manifest, format, &cred, &entry, &policy, verify, a.new.force)?;
+    let prepared = rotate::prepare(&a.manifest, format, &cert, &entry, &policy, a.allow_lockout)?;
+
+    let files = WrittenFiles::before(&plan.paths())?;
+    let created = match plan.write(&cert, &key) {
+        Ok(f) => f,
+        Err(e) => return Err(files.undo(e, "")),
+    };
+    let cred = Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: PathBuf::from(&created.cert) });
+    let verify = match (verify_req, &client) {
+        (Some((version, target)), Some(client)) => Some(Verify {
+            client,
+            request: TokenRequest {
+                authority,
+                tenant: a.tenant.clone().unwrap_or_default(),
+                client_id: a.client_id.clone().unwrap_or_default(),
+                version,
+                target,
+                grant: Grant::ClientCredentials,
+                auth: ClientAuth::Certificate { cred: cred.clone(), alg: crate::cert::SignatureAlg::Rs256, x5c: false },
+            },
+        }),
+        _ => None,
+    };
+    let report = match rotate::apply_prepared(&a.manifest, &prepared, &cred, verify) {
+        Ok(r) => r,
+        // The files stay when the manifest kept the new entry (a removal refused after the add):
+        // they hold the key of a registered certificate.
+        Err(e) if manifest_holds(&a.manifest, prepared.key_id()) => return Err(e),
+        Err(e) => return Err(files.undo(e, "the manifest is unchanged; ")),
+    };
     if ctx.json() {
         let mut v = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
-        v["files"] = serde_json::to_value(&created.files).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(&created).map_err(|e| Error::internal(e.to_string()))?;
         ctx.print_json(&v);
     } else {
         let key_id = report.added.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string();
@@ -137,4 +160,95 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
     }
     Ok(crate::error::exit::OK)
+}
+
+/// Whether the manifest at `path` holds the entry `key_id` (false when it cannot be read).
+fn manifest_holds(path: &Path, key_id: &str) -> bool {
+    let Ok(sel) = Selector::key_id(key_id) else { return false };
+    Manifest::load(path).is_ok_and(|m| !m.find(&sel).is_empty())
+}
+
+/// The files a rotation writes, as they were before: absent, or (with `--force`) their bytes
+/// and mode, so that a failed rotation leaves the directory as it found it.
+struct WrittenFiles {
+    files: Vec<(PathBuf, Option<(SecretBytes, u32)>)>,
+}
+
+impl WrittenFiles {
+    fn before(paths: &[PathBuf]) -> Result<WrittenFiles> {
+        let mut files = Vec::new();
+        for p in paths {
+            let old = if p.exists() {
+                let mode = mode_of(p);
+                Some((SecretBytes::new(fsio::read(p)?), mode))
+            } else {
+                None
+            };
+            files.push((p.clone(), old));
+        }
+        Ok(WrittenFiles { files })
+    }
+
+    /// Removes the files this run created and puts back those it replaced; returns `e` saying so.
+    fn undo(&self, e: Error, prefix: &str) -> Error {
+        let mut failed = Vec::new();
+        let mut removed = Vec::new();
+        let mut restored = Vec::new();
+        for (path, old) in &self.files {
+            let r = match old {
+                None => match std::fs::remove_file(path) {
+                    Ok(()) => {
+                        removed.push(path.display().to_string());
+                        Ok(())
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(err) => Err(err.to_string()),
+                },
+                Some((bytes, mode)) => match fsio::atomic_write(path, bytes.expose(), Some(*mode)) {
+                    Ok(()) => {
+                        restored.push(path.display().to_string());
+                        Ok(())
+                    }
+                    Err(err) => Err(err.message().to_string()),
+                },
+            };
+            if let Err(why) = r {
+                failed.push(format!("{} ({why})", path.display()));
+            }
+        }
+        let mut note = prefix.to_string();
+        if !removed.is_empty() {
+            note.push_str(&format!("the new files were removed ({})", removed.join(", ")));
+        }
+        if !restored.is_empty() {
+            let sep = if removed.is_empty() { "" } else { "; " };
+            note.push_str(&format!("{sep}the replaced files were put back ({})", restored.join(", ")));
+        }
+        if !failed.is_empty() {
+            let sep = if removed.is_empty() && restored.is_empty() { "" } else { "; " };
+            note.push_str(&format!("{sep}could not undo {}: remove or restore them by hand", failed.join(", ")));
+        }
+        let note = note.trim_end_matches("; ").to_string();
+        if note.is_empty() {
+            return e;
+        }
+        let err = Error::new(e.kind(), format!("{}; {note}", e.message()));
+        match e.hint() {
+            Some(h) => err.with_hint(h.to_string()),
+            None => err,
+        }
+    }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(fsio::SECRET_MODE)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        fsio::SECRET_MODE
+    }
 }

@@ -87,6 +87,13 @@ pub struct KeyCredential {
     pub certificate: Option<Certificate>,
     /// Whether the body field holds anything (it is `null` in downloaded manifests).
     pub has_body: bool,
+    /// Why Entra could not verify a signature with this entry (wrong `type` or `usage`, a body
+    /// that is not a usable certificate, unreadable dates, no way to tell its validity); empty
+    /// for a usable certificate entry. Such entries never count as a valid certificate.
+    pub defects: Vec<String>,
+    /// What looks wrong without making the entry unusable (a hex `customKeyIdentifier`, one that
+    /// disagrees with the body).
+    pub warnings: Vec<String>,
 }
 
 impl KeyCredential {
@@ -96,14 +103,46 @@ impl KeyCredential {
         if let Some(c) = &self.certificate {
             return Some(c.sha1());
         }
-        self.custom_key_identifier.as_deref().and_then(|s| thumbprint::parse_sha1(s).ok())
+        self.custom_key_identifier.as_deref().and_then(cki_sha1)
     }
-    /// Whether the credential is usable at `at` by its own dates (and the certificate's).
+    /// Whether the credential is usable at `at` by its own dates (and the certificate's). Looks
+    /// at dates only; [`KeyCredential::counts_as_valid_at`] also requires a usable entry.
     pub fn is_valid_at(&self, at: OffsetDateTime) -> bool {
         let start = self.start.or(self.certificate.as_ref().map(|c| c.not_before()));
         let end = self.end.or(self.certificate.as_ref().map(|c| c.not_after()));
         start.is_none_or(|s| s <= at) && end.is_none_or(|e| at <= e)
     }
+    /// Whether this entry is a certificate Entra can verify signatures with (no [`defects`]).
+    ///
+    /// [`defects`]: KeyCredential::defects
+    pub fn is_usable(&self) -> bool {
+        self.defects.is_empty()
+    }
+    /// Whether this entry is a usable certificate, valid at `at`: what the lock-out guard counts.
+    pub fn counts_as_valid_at(&self, at: OffsetDateTime) -> bool {
+        self.is_usable() && self.is_valid_at(at)
+    }
+    /// Every problem: defects first, then warnings.
+    pub fn problems(&self) -> Vec<String> {
+        self.defects.iter().chain(&self.warnings).cloned().collect()
+    }
+}
+
+/// The SHA-1 a `customKeyIdentifier` names: base64 (the right form), hex, or base64 of the hex
+/// thumbprint's text (the common mistake of PROTOCOL.md section 1).
+fn cki_sha1(cki: &str) -> Option<[u8; 20]> {
+    thumbprint::parse_sha1(cki).ok().or_else(|| hex_text_sha1(cki))
+}
+
+/// The SHA-1 when `cki` is base64 of the 40 hex digits as text (what encoding the portal's hex
+/// thumbprint as UTF-8, then base64, gives).
+fn hex_text_sha1(cki: &str) -> Option<[u8; 20]> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(cki.trim()).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    if text.len() != 40 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    thumbprint::parse_sha1(text).ok()
 }
 
 /// A parsed manifest. Holds the original text so edits can preserve it.
@@ -222,26 +261,140 @@ pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
     None
 }
 
-/// Reads one `keyCredentials` entry leniently (also used for Graph's answers).
+/// Reads one `keyCredentials` entry leniently (also used for Graph's answers): what cannot be
+/// read is left `None` and said in `defects` (or `warnings`), never an error.
 pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-    let body = s("key").or_else(|| s("value"));
-    let certificate = body.as_deref().and_then(|b| {
-        let der = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
-        Certificate::from_der(&der, "keyCredentials entry").ok()
-    });
-    let date = |a: &str, b: &str| s(a).or_else(|| s(b)).and_then(|d| dates::parse_manifest(&d));
+    let mut defects = Vec::new();
+    let mut warnings = Vec::new();
+    // Present and not null: `null` is how the portal leaves out what it does not return.
+    let given = |k: &str| o.get(k).filter(|v| !v.is_null());
+    let kind = s("type");
+    match given("type") {
+        None => {}
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("AsymmetricX509Cert") => {}
+        Some(t) => defects.push(format!("type is {t}, not \"AsymmetricX509Cert\": not a certificate credential")),
+    }
+    let usage = s("usage");
+    match given("usage") {
+        None => {}
+        Some(Value::String(u)) if u.eq_ignore_ascii_case("Verify") => {}
+        Some(u) => defects.push(format!("usage is {u}, not \"Verify\": Entra does not verify sign-ins with it")),
+    }
+    let body_field = if given("key").is_some() || !o.contains_key("value") { "key" } else { "value" };
+    let body = s("key").or_else(|| s("value")).filter(|b| !b.is_empty());
+    let certificate = match (&body, given(body_field)) {
+        (Some(b), _) => match base64::engine::general_purpose::STANDARD.decode(b.trim()) {
+            Err(_) => {
+                defects.push(format!("{body_field} is not base64: no certificate can be read from it"));
+                None
+            }
+            Ok(der) => match Certificate::from_der(&der, "keyCredentials entry") {
+                Err(_) => {
+                    defects.push(format!("{body_field} does not hold a DER X.509 certificate"));
+                    None
+                }
+                Ok(c) => {
+                    if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
+                        defects.push(format!(
+                            "the certificate's key is not RSA of at least {} bits: Entra refuses it",
+                            crate::cert::MIN_RSA_BITS
+                        ));
+                    }
+                    Some(c)
+                }
+            },
+        },
+        (None, Some(v)) if !v.as_str().is_some_and(str::is_empty) => {
+            defects.push(format!("{body_field} is {v}, not a base64 certificate"));
+            None
+        }
+        _ => None,
+    };
+    let mut date = |names: [&str; 2]| -> Option<OffsetDateTime> {
+        let (name, v) = names.iter().find_map(|n| given(n).map(|v| (*n, v)))?;
+        let parsed = v.as_str().and_then(dates::parse_manifest);
+        if parsed.is_none() {
+            defects.push(format!("{name} {v} is not a date (expected RFC 3339, e.g. 2026-01-31T00:00:00Z)"));
+        }
+        parsed
+    };
+    let start = date(["startDateTime", "startDate"]);
+    let end = date(["endDateTime", "endDate"]);
+    let dated = ["startDateTime", "startDate", "endDateTime", "endDate"].iter().any(|n| given(n).is_some());
+    if certificate.is_none() && body.is_none() && !dated {
+        // Nothing says when it is valid: counting it as valid could let the last real
+        // certificate go, so it does not count.
+        defects.push("no certificate body and no dates: its validity cannot be told".to_string());
+    }
+    let custom_key_identifier = s("customKeyIdentifier");
+    if let Some(cki) = custom_key_identifier.as_deref().filter(|c| !c.is_empty()) {
+        let hex: String = cki.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
+        let named = if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            warnings.push(
+                "customKeyIdentifier is the hex thumbprint, but the field is base64 (binary): write base64 of the SHA-1"
+                    .to_string(),
+            );
+            thumbprint::parse_sha1(cki).ok()
+        } else if let Some(d) = hex_text_sha1(cki) {
+            warnings.push(
+                "customKeyIdentifier is the hex thumbprint encoded as text, not the SHA-1 itself: write base64 of the SHA-1"
+                    .to_string(),
+            );
+            Some(d)
+        } else {
+            let d = thumbprint::parse_sha1(cki).ok();
+            if d.is_none() {
+                warnings.push("customKeyIdentifier is not a SHA-1 thumbprint in base64".to_string());
+            }
+            d
+        };
+        if let (Some(d), Some(c)) = (named, &certificate) {
+            if d != c.sha1() {
+                warnings.push(format!(
+                    "customKeyIdentifier names thumbprint {}, but the body's certificate is {}",
+                    thumbprint::hex_upper(&d),
+                    c.thumbprint()
+                ));
+            }
+        }
+    }
     KeyCredential {
         index,
         key_id: s("keyId"),
-        custom_key_identifier: s("customKeyIdentifier"),
+        custom_key_identifier,
         display_name: s("displayName"),
-        kind: s("type"),
-        usage: s("usage"),
-        start: date("startDateTime", "startDate"),
-        end: date("endDateTime", "endDate"),
-        has_body: body.is_some_and(|b| !b.is_empty()),
+        kind,
+        usage,
+        start,
+        end,
+        has_body: body.is_some(),
         certificate,
+        defects,
+        warnings,
+    }
+}
+
+/// The row `list` shows for an array member that is not an object (a number, a string, `null`):
+/// nothing can be read from it, and it is no certificate.
+fn non_object_row(v: &Value) -> ListRow {
+    let what = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    ListRow {
+        key_id: None,
+        thumbprint: None,
+        display_name: None,
+        start: None,
+        end: None,
+        status: Status::Unusable,
+        has_body: false,
+        problems: vec![format!("the entry is {what}, not a JSON object: not a key credential")],
     }
 }
 
@@ -274,8 +427,7 @@ impl Selector {
             // Both the body and customKeyIdentifier count: a hand-edited entry may disagree, and
             // either way the user means that entry.
             Selector::Thumbprint(t) => {
-                c.sha1() == Some(*t)
-                    || c.custom_key_identifier.as_deref().and_then(|s| thumbprint::parse_sha1(s).ok()) == Some(*t)
+                c.sha1() == Some(*t) || c.custom_key_identifier.as_deref().and_then(cki_sha1) == Some(*t)
             }
         }
     }
@@ -305,6 +457,9 @@ pub enum Status {
     /// Before its start.
     #[serde(rename = "not yet valid")]
     NotYetValid,
+    /// Not a certificate Entra can verify with, whatever its dates (see the row's `problems`).
+    #[serde(rename = "unusable")]
+    Unusable,
 }
 
 impl Status {
@@ -315,6 +470,7 @@ impl Status {
             Status::Expiring => "expiring",
             Status::Expired => "expired",
             Status::NotYetValid => "not yet valid",
+            Status::Unusable => "unusable",
         }
     }
 }
@@ -328,8 +484,12 @@ impl KeyCredential {
     pub fn effective_end(&self) -> Option<OffsetDateTime> {
         self.end.or(self.certificate.as_ref().map(|c| c.not_after()))
     }
-    /// Status at `now`; an entry without dates counts as valid (Entra gives it the certificate's).
+    /// Status at `now`: `Unusable` for an entry with defects; otherwise by its dates, the
+    /// certificate's standing in for missing ones.
     pub fn status(&self, now: OffsetDateTime) -> Status {
+        if !self.is_usable() {
+            return Status::Unusable;
+        }
         match (self.effective_start(), self.effective_end()) {
             (Some(s), _) if now < s => Status::NotYetValid,
             (_, Some(e)) if now > e => Status::Expired,
@@ -353,10 +513,12 @@ pub struct ListRow {
     pub start: Option<String>,
     /// End, RFC 3339 UTC.
     pub end: Option<String>,
-    /// `valid`, `expiring`, `expired` or `not yet valid`.
+    /// `valid`, `expiring`, `expired`, `not yet valid` or `unusable`.
     pub status: Status,
     /// Whether `key`/`value` holds the certificate.
     pub has_body: bool,
+    /// What is wrong with the entry (why it is `unusable`, and warnings); empty when nothing is.
+    pub problems: Vec<String>,
 }
 
 impl ListRow {
@@ -370,6 +532,7 @@ impl ListRow {
             end: c.effective_end().map(dates::format),
             status: c.status(now),
             has_body: c.has_body,
+            problems: c.problems(),
         }
     }
 }
@@ -380,18 +543,28 @@ impl Manifest {
         self.credentials().into_iter().filter(|c| sel.matches(c)).collect()
     }
 
-    /// A row per entry, for `list`.
+    /// A row per array member, for `list`: members that are not objects get a row too, so that
+    /// nothing in the array goes unseen.
     pub fn list(&self, now: OffsetDateTime) -> Vec<ListRow> {
-        self.credentials().iter().map(|c| ListRow::of(c, now)).collect()
+        self.raw_entries()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v.as_object() {
+                Some(o) => ListRow::of(&read_entry(i, o), now),
+                None => non_object_row(v),
+            })
+            .collect()
     }
 
-    /// The entries valid at `now`.
+    /// The entries that are usable certificates valid at `now` (what the lock-out guard counts).
     pub fn valid_at(&self, now: OffsetDateTime) -> Vec<KeyCredential> {
-        self.credentials().into_iter().filter(|c| c.is_valid_at(now)).collect()
+        self.credentials().into_iter().filter(|c| c.counts_as_valid_at(now)).collect()
     }
 
     /// Refuses an edit that leaves no valid credential when there was one: the app could no
-    /// longer authenticate, and Graph's addKey needs a valid one to recover.
+    /// longer authenticate, and Graph's addKey needs a valid one to recover. Only usable
+    /// certificate entries count (see [`KeyCredential::defects`]). The hint names `manifest`'s
+    /// options; other commands replace it with their own.
     pub fn ensure_not_locked_out(&self, after: &Manifest, now: OffsetDateTime) -> Result<()> {
         if !self.valid_at(now).is_empty() && after.valid_at(now).is_empty() {
             return Err(Error::input(format!(
