@@ -251,7 +251,7 @@ pub fn credentials_of(app: &Application) -> Vec<crate::manifest::KeyCredential> 
 pub fn can_prove(app: &Application, cred: Option<&LoadedCredential>) -> bool {
     let now = crate::dates::now();
     let Some(cred) = cred else { return false };
-    credentials_of(app).iter().any(|c| c.sha1() == Some(cred.cert.sha1()) && c.is_valid_at(now))
+    credentials_of(app).iter().any(|c| c.sha1() == Some(cred.cert.sha1()) && c.counts_as_valid_at(now))
 }
 
 /// Adds `new` to the application, by addKey (proof signed by `cred`) or PATCH.
@@ -318,8 +318,8 @@ pub async fn remove_certificate(
             .with_hint("list them with `keycred graph list`")
         })?;
     let removed = app.key_credentials[target.index].clone();
-    let others_valid = creds.iter().any(|c| c.index != target.index && c.is_valid_at(now));
-    if !force && target.is_valid_at(now) && !others_valid {
+    let others_valid = creds.iter().any(|c| c.index != target.index && c.counts_as_valid_at(now));
+    if !force && target.counts_as_valid_at(now) && !others_valid {
         return Err(Error::input(format!(
             "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
             app.app_id

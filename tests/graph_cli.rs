@@ -474,3 +474,26 @@ fn remove_takes_exactly_one_of_key_id_and_thumbprint() {
     }
     assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
 }
+
+#[test]
+fn entries_that_cannot_verify_do_not_count_as_valid_certificates() {
+    // A symmetric key and a signing-usage entry are no certificate Entra verifies assertions
+    // with: removing A would still lock the app out.
+    let dir = TempDir::new("rot-test");
+    let a = credential("graph app A", 365);
+    let a_pem = write_cred(&dir, "a", &a);
+    let mut symmetric = entry(&credential("sym", 365).cert);
+    symmetric["type"] = json!("Symmetric");
+    let mut signing = entry(&credential("sign", 365).cert);
+    signing["usage"] = json!("Sign");
+    let entries = vec![entry(&a.cert), symmetric, signing];
+    let manifest = dir.path("app.json");
+    write_manifest(&manifest, OBJECT_ID, APP_ID, &entries);
+    let emu = emulator(&[&manifest], &[], false);
+    let before = std::fs::read(&manifest).unwrap();
+    let key_a = entries[0]["keyId"].as_str().unwrap();
+    let out = graph("remove", emu.base_url(), APP_ID, &["--cert", &a_pem, "--key-id", key_a], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+}
