@@ -296,9 +296,12 @@ fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
             ),
         );
     };
-    let mut problems = Vec::new();
+    // What makes the entry unusable (type, usage, body, dates) or wrong (a hex thumbprint in
+    // customKeyIdentifier) fails the step: this is the check a setup engineer runs to find it.
+    let mut problems = e.problems();
     if let Some(cki) = &e.custom_key_identifier {
-        if thumbprint::parse_sha1(cki).ok() != Some(sha1) {
+        let named = problems.iter().any(|p| p.starts_with("customKeyIdentifier"));
+        if !named && thumbprint::parse_sha1(cki).ok() != Some(sha1) {
             problems.push("customKeyIdentifier does not match the body".to_string());
         }
     }

@@ -127,6 +127,31 @@ fn certificate_missing_from_manifest_fails_with_4() {
 }
 
 #[test]
+fn an_entry_entra_would_not_use_fails_the_manifest_step() {
+    let s = setup();
+    let entry_with = |field: &str, value: Value| {
+        let mut e = entry(&s.cred.cert);
+        e[field] = value;
+        e
+    };
+    let hex = s.cred.cert.thumbprint();
+    for (name, e, expected) in [
+        ("usage", entry_with("usage", "Sign".into()), "usage is \"Sign\""),
+        ("type", entry_with("type", "Symmetric".into()), "type is \"Symmetric\""),
+        ("hex", entry_with("customKeyIdentifier", hex.clone().into()), "customKeyIdentifier is the hex thumbprint"),
+    ] {
+        let m = s.dir.path(&format!("{name}.json"));
+        write_manifest(&m, OBJECT_ID, APP_ID, &[e]);
+        let out = check(&s, &["--cert", &s.bundle, "--manifest", &m.display().to_string(), "--scope", API]);
+        assert_eq!(out.code, 4, "{name}: {out:?}");
+        let steps = out.json();
+        let step = step(&steps, "manifest holds certificate");
+        assert_eq!(step["ok"], false, "{name}");
+        assert!(step["detail"].as_str().unwrap().contains(expected), "{name}: {step}");
+    }
+}
+
+#[test]
 fn missing_role_fails_with_4_naming_it() {
     let s = setup();
     let out =
