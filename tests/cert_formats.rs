@@ -384,3 +384,35 @@ fn keys_and_pkcs7_get_messages_that_say_what_they_are_and_how_to_fix() {
     // A certificate given as the key says so.
     refused(&sign("s.pem", Some("s.pem")), &["s.pem: a certificate, not a private key"]);
 }
+
+/// Bug: a PFX from Python's `cryptography` with `NoEncryption()` (key and certificate bags,
+/// unencrypted, in one SafeContents) held "no certificate". Skipped where the package is absent.
+#[test]
+fn pfx_from_python_cryptography_without_encryption_is_read() {
+    let t = TempDir::new("cert-pfx-py");
+    self_signed(&t, "s");
+    let script = r#"
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12, NoEncryption, BestAvailableEncryption, load_pem_private_key
+key = load_pem_private_key(open(sys.argv[1], 'rb').read(), None)
+cert = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
+open(sys.argv[3], 'wb').write(pkcs12.serialize_key_and_certificates(b"app", key, cert, None, NoEncryption()))
+open(sys.argv[4], 'wb').write(pkcs12.serialize_key_and_certificates(b"app", key, cert, None, BestAvailableEncryption(sys.argv[5].encode())))
+"#;
+    let made = std::process::Command::new("python3")
+        .args(["-c", script, &t.s("s.key"), &t.s("s.pem"), &t.s("none.pfx"), &t.s("best.pfx"), PW])
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!("skipped: python3 with the cryptography package is not available");
+            return;
+        }
+    }
+    let fp = fingerprint(&t, "s.pem");
+    assert_eq!(ok_json(&run(&t, &["show", "none.pfx", "-o", "json"], &[]))["thumbprint"], fp);
+    assert_eq!(ok_json(&run(&t, &["show", "best.pfx", "--password-env", "PW", "-o", "json"], &[]))["thumbprint"], fp);
+    assertion_verified_by_openssl(&t, &["--cert", "none.pfx"], &[], "s.pem");
+    assertion_verified_by_openssl(&t, &["--cert", "best.pfx", "--password-env", "PW"], &[], "s.pem");
+}

@@ -2,6 +2,9 @@
 //! bundles), DER, and PKCS#12 (`.pfx`, `.p12`), self-signed or CA-issued.
 //!
 //! The format is decided by content, not by extension: portals and tools name files freely.
+//! Files that are not certificates (a lone key, PKCS#7, a CSR, legacy-encrypted PEM keys) get a
+//! message saying what they are and how to convert them. Certificates never need the key's
+//! password: a key that cannot be read is reported only to what signs.
 
 use super::{pfx, Certificate, PrivateKey};
 use crate::secret::SecretString;
