@@ -255,7 +255,7 @@ fn bad_input_is_refused_and_nothing_changes() {
         (&["show", "missing.cer"], "missing.cer"),
         (&["show", "p.pfx", "--password-env", "WRONG"], "wrong PFX password"),
         (&["show", "p.pfx"], "password"),
-        (&["show", "p.key"], "encrypted"),
+        (&["show", "p.key"], "only a private key"),
     ];
     for (args, needle) in cases {
         let o = keycred(d, args);

@@ -7,8 +7,8 @@
 use super::{Certificate, PrivateKey};
 use crate::{dates, Error, Result};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize,
-    SerialNumber, PKCS_RSA_SHA256,
+    CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize, SerialNumber,
+    PKCS_RSA_SHA256,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -53,6 +53,10 @@ impl KeySize {
 pub enum Validity {
     /// From now for this many days.
     Days(u32),
+    /// From a date for this many days.
+    StartDays(OffsetDateTime, u32),
+    /// From now until a date.
+    Until(OffsetDateTime),
     /// Explicit bounds.
     Range(OffsetDateTime, OffsetDateTime),
 }
@@ -60,7 +64,8 @@ pub enum Validity {
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct NewCertificate {
-    /// Subject (and issuer) DN, `CN=...` or a full DN such as `CN=App, O=Contoso, C=FR`.
+    /// Subject (and issuer) DN, `CN=...` or a full DN such as `CN=App, O=Contoso, C=FR`, as
+    /// [`super::dn::parse`] reads it.
     pub subject: String,
     /// Key size.
     pub key_size: KeySize,
@@ -68,83 +73,41 @@ pub struct NewCertificate {
     pub validity: Validity,
 }
 
-/// Parses a DN such as `CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR` (RFC 4514 style:
-/// `,` separates attributes, `\,` escapes one). Attributes keep the order given.
-pub fn parse_dn(dn: &str) -> Result<DistinguishedName> {
-    let bad = |why: &str| {
-        Error::input(format!("--subject '{dn}': {why}"))
-            .with_hint("write the DN as TYPE=value pairs separated by commas, e.g. 'CN=My App Cert, O=Contoso, C=FR'")
+/// Checks the validity bounds before any work is done, and resolves them at `now`.
+pub fn resolve_validity(v: Validity, now: OffsetDateTime) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    // Start a minute in the past so a fresh certificate is valid on a server whose clock is a
+    // little behind.
+    let from_now = now.replace_nanosecond(0).unwrap_or(now) - Duration::minutes(1);
+    let (start, end) = match v {
+        Validity::Days(d) => (from_now, from_now + days(d)?),
+        Validity::StartDays(start, d) => (start, start + days(d)?),
+        Validity::Until(end) => (from_now, end),
+        Validity::Range(a, b) => (a, b),
     };
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = dn.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(n) => cur.push(n),
-                None => return Err(bad("ends with a lone backslash")),
-            },
-            ',' | ';' => parts.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    parts.push(cur);
-    let mut out = DistinguishedName::new();
-    for part in parts {
-        let (k, v) = part.split_once('=').ok_or_else(|| bad(&format!("'{}' has no '='", part.trim())))?;
-        let (k, v) = (k.trim(), v.trim());
-        if v.is_empty() {
-            return Err(bad(&format!("{k} has an empty value")));
-        }
-        let ty = match k.to_ascii_uppercase().as_str() {
-            "CN" => DnType::CommonName,
-            "O" => DnType::OrganizationName,
-            "OU" => DnType::OrganizationalUnitName,
-            "C" => {
-                if v.len() != 2 || !v.chars().all(|c| c.is_ascii_alphabetic()) {
-                    return Err(bad("C must be a two-letter country code"));
-                }
-                DnType::CountryName
-            }
-            "L" => DnType::LocalityName,
-            "ST" | "S" => DnType::StateOrProvinceName,
-            "DC" => DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
-            "E" | "EMAILADDRESS" => DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
-            other => return Err(bad(&format!("unknown attribute type '{other}' (known: CN, O, OU, C, L, ST, DC, E)"))),
+    if end <= start {
+        let (start_name, start) = match v {
+            Validity::Until(_) => ("now", dates::format(now)),
+            _ => ("--not-before", dates::format(start)),
         };
-        out.push(ty, v);
+        return Err(Error::input(format!("--not-after {} is not after {start_name} {start}", dates::format(end)))
+            .with_hint("give a --not-after later than the start of validity"));
     }
-    Ok(out)
+    Ok((start, end))
 }
 
-/// Checks the validity bounds before any work is done.
-pub fn resolve_validity(v: Validity, now: OffsetDateTime) -> Result<(OffsetDateTime, OffsetDateTime)> {
-    match v {
-        Validity::Days(0) => {
-            Err(Error::input("--days 0: the certificate would never be valid").with_hint("use --days 1 or more"))
-        }
-        Validity::Days(d) if d > 3650 * 3 => {
+fn days(d: u32) -> Result<Duration> {
+    match d {
+        0 => Err(Error::input("--days 0: the certificate would never be valid").with_hint("use --days 1 or more")),
+        d if d > 3650 * 3 => {
             Err(Error::input(format!("--days {d}: more than 30 years")).with_hint("use a shorter validity"))
         }
-        Validity::Days(d) => {
-            // Start a minute in the past so a fresh certificate is valid on a server whose clock
-            // is a little behind.
-            let start = now.replace_nanosecond(0).unwrap_or(now) - Duration::minutes(1);
-            Ok((start, start + Duration::days(d as i64)))
-        }
-        Validity::Range(a, b) if b <= a => Err(Error::input(format!(
-            "--not-after {} is not after --not-before {}",
-            dates::format(b),
-            dates::format(a)
-        ))
-        .with_hint("give a --not-after later than --not-before")),
-        Validity::Range(a, b) => Ok((a, b)),
+        d => Ok(Duration::days(d as i64)),
     }
 }
 
 /// Generates an RSA key and a self-signed certificate.
 pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
-    let dn = parse_dn(&req.subject)?;
+    let dn = super::dn::parse(&req.subject)?;
     let (not_before, not_after) = resolve_validity(req.validity, dates::now())?;
     let size = match req.key_size {
         KeySize::Rsa2048 => RsaKeySize::_2048,
@@ -180,16 +143,6 @@ fn random_serial() -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dn_parsing_accepts_full_dns_and_refuses_garbage() {
-        assert!(parse_dn("CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR").is_ok());
-        assert!(parse_dn("CN=a\\, b").is_ok());
-        assert!(parse_dn("no equals").is_err());
-        assert!(parse_dn("CN=").is_err());
-        assert!(parse_dn("XX=1").is_err());
-        assert!(parse_dn("C=France").is_err());
-    }
 
     #[test]
     fn key_sizes() {

@@ -45,6 +45,32 @@ impl SignatureAlg {
     }
 }
 
+/// The DER private key structures a key file can hold.
+enum DerKey {
+    Pkcs8,
+    EncryptedPkcs8,
+    Pkcs1,
+}
+
+impl DerKey {
+    /// Recognises the structure only: a PKCS#8 of another algorithm is still PKCS#8, so that the
+    /// error says what is wrong with the key rather than that the file is not a key.
+    fn detect(der: &[u8]) -> Option<Self> {
+        use pkcs8::der::{asn1::Any, Decode, Tag, Tagged};
+        if pkcs8::PrivateKeyInfo::try_from(der).is_ok() {
+            return Some(DerKey::Pkcs8);
+        }
+        if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
+            return Some(DerKey::EncryptedPkcs8);
+        }
+        // RSAPrivateKey ::= SEQUENCE { version, n, e, d, p, q, dp, dq, qinv, otherPrimeInfos OPTIONAL }
+        match Vec::<Any>::from_der(der) {
+            Ok(items) if items.len() >= 9 && items[..9].iter().all(|i| i.tag() == Tag::Integer) => Some(DerKey::Pkcs1),
+            _ => None,
+        }
+    }
+}
+
 /// An RSA private key.
 pub struct PrivateKey {
     pkcs8: SecretBytes,
@@ -91,26 +117,53 @@ impl PrivateKey {
     /// From one PEM block: `PRIVATE KEY`, `RSA PRIVATE KEY` or `ENCRYPTED PRIVATE KEY` (which
     /// needs `password`).
     pub fn from_pem_block(block: &pem::Pem, password: Option<&SecretString>, origin: &str) -> Result<Self> {
+        if block.tag() == "EC PRIVATE KEY" {
+            return Err(Error::input(format!("{origin}: the private key is an EC key, not RSA"))
+                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`"));
+        }
+        // OpenSSL's "traditional" encryption (`openssl genrsa -aes256`): MD5-based key derivation
+        // that no maintained Rust crate implements, so it is converted rather than read.
+        if block.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED")) {
+            let cipher = block.headers().get("DEK-Info").and_then(|v| v.split(',').next()).unwrap_or("unknown");
+            return Err(Error::input(format!(
+                "{origin}: the private key is a legacy-encrypted PEM key (Proc-Type: 4,ENCRYPTED, {cipher}), \
+                 which keycred does not decrypt"
+            ))
+            .with_hint(format!(
+                "convert it to encrypted PKCS#8 and pass its passphrase with --password-env VAR: \
+                 openssl pkcs8 -topk8 -in {origin} -out key-pkcs8.pem"
+            )));
+        }
         match block.tag() {
             "PRIVATE KEY" => Self::from_pkcs8_der(block.contents(), origin),
             "RSA PRIVATE KEY" => Self::from_pkcs1_der(block.contents(), origin),
-            "ENCRYPTED PRIVATE KEY" => {
-                let password = password.ok_or_else(|| {
-                    Error::input(format!("{origin}: the private key is encrypted and no password was given"))
-                        .with_hint("name the variable holding the passphrase with --password-env VAR")
-                })?;
-                let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents())
-                    .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key ({e})")))?;
-                let doc = info.decrypt(password.expose()).map_err(|_| {
-                    Error::input(format!("{origin}: wrong password for the encrypted private key"))
-                        .with_hint("check the variable named by --password-env")
-                })?;
-                Self::from_pkcs8_der(doc.as_bytes(), origin)
-            }
-            "EC PRIVATE KEY" => Err(Error::input(format!("{origin}: the private key is an EC key, not RSA"))
-                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`")),
+            "ENCRYPTED PRIVATE KEY" => Self::from_encrypted_pkcs8_der(block.contents(), password, origin),
             other => Err(Error::input(format!("{origin}: unsupported PEM block '{other}'"))),
         }
+    }
+
+    fn from_encrypted_pkcs8_der(der: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Self> {
+        let password = password.ok_or_else(|| {
+            Error::input(format!("{origin}: the private key is encrypted and no password was given"))
+                .with_hint("name the variable holding the passphrase with --password-env VAR")
+        })?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+            .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key ({e})")))?;
+        let doc = info.decrypt(password.expose()).map_err(|_| {
+            Error::input(format!("{origin}: wrong password for the encrypted private key"))
+                .with_hint("check the variable named by --password-env")
+        })?;
+        Self::from_pkcs8_der(doc.as_bytes(), origin)
+    }
+
+    /// From a DER key file: PKCS#8, encrypted PKCS#8 (which needs `password`) or PKCS#1.
+    /// `None` when `der` is none of these.
+    pub fn from_der(der: &[u8], password: Option<&SecretString>, origin: &str) -> Option<Result<Self>> {
+        Some(match DerKey::detect(der)? {
+            DerKey::Pkcs8 => Self::from_pkcs8_der(der, origin),
+            DerKey::EncryptedPkcs8 => Self::from_encrypted_pkcs8_der(der, password, origin),
+            DerKey::Pkcs1 => Self::from_pkcs1_der(der, origin),
+        })
     }
 
     /// Wraps a freshly generated key.

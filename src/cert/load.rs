@@ -2,8 +2,11 @@
 //! bundles), DER, and PKCS#12 (`.pfx`, `.p12`), self-signed or CA-issued.
 //!
 //! The format is decided by content, not by extension: portals and tools name files freely.
+//! Files that are not certificates (a lone key, PKCS#7, a CSR, legacy-encrypted PEM keys) get a
+//! message saying what they are and how to convert them. Certificates never need the key's
+//! password: a key that cannot be read is reported only to what signs.
 
-use super::{Certificate, PrivateKey};
+use super::{pfx, Certificate, PrivateKey};
 use crate::secret::SecretString;
 use crate::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
@@ -11,10 +14,15 @@ use std::path::{Path, PathBuf};
 /// Everything one file holds.
 #[derive(Debug)]
 pub struct LoadedFile {
-    /// Certificates, leaf first.
+    /// Certificates, leaf first, never empty: the one matching the file's private key, or else
+    /// the one that issued none of the others; then the rest in file order.
     pub certs: Vec<Certificate>,
-    /// The private key, when the file has one.
+    /// The private key, when the file has one that could be read.
     pub key: Option<PrivateKey>,
+    /// Why the file's private key could not be read (encrypted and no or the wrong password,
+    /// legacy encryption, not RSA...). Reading the certificates does not need the key, so this
+    /// is an error only for what signs.
+    pub key_error: Option<Error>,
 }
 
 /// A certificate with its private key, checked to match.
@@ -30,7 +38,8 @@ pub struct LoadedCredential {
     pub cert_path: PathBuf,
 }
 
-/// Reads a file of any supported format. `password` decrypts a PFX or an encrypted key.
+/// Reads a file of any supported format. `password` decrypts a PFX or an encrypted key; a key
+/// that cannot be read is reported in [`LoadedFile::key_error`], not as a failure.
 pub fn load_file(path: &Path, password: Option<&SecretString>) -> Result<LoadedFile> {
     let bytes = fsio::read(path)?;
     load_bytes(&bytes, password, &path.display().to_string())
@@ -38,38 +47,108 @@ pub fn load_file(path: &Path, password: Option<&SecretString>) -> Result<LoadedF
 
 /// Same as [`load_file`], from bytes; `origin` names the input in errors.
 pub fn load_bytes(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<LoadedFile> {
+    let c = read_contents(bytes, password, origin)?;
+    if c.certs.is_empty() {
+        return Err(c.no_certificate(origin));
+    }
+    let (key, key_error) = match c.key {
+        None => (None, None),
+        Some(Ok(k)) => (Some(k), None),
+        Some(Err(e)) => (None, Some(e)),
+    };
+    let certs = leaf_first(c.certs, key.as_ref());
+    Ok(LoadedFile { certs, key, key_error })
+}
+
+/// What a file holds, before the leaf is chosen.
+#[derive(Default)]
+struct Contents {
+    certs: Vec<Certificate>,
+    /// A private key was found; `Err` when it could not be read.
+    key: Option<Result<PrivateKey>>,
+    /// What else the file was recognised as, for a precise "no certificate" message.
+    other: Option<Other>,
+}
+
+enum Other {
+    Pfx,
+    Pkcs7,
+    Csr,
+}
+
+impl Contents {
+    fn no_certificate(&self, origin: &str) -> Error {
+        match (&self.other, &self.key) {
+            (Some(Other::Pkcs7), _) => {
+                Error::input(format!("{origin}: a PKCS#7 (.p7b) file, which keycred does not read as a certificate"))
+                    .with_hint(format!(
+                        "extract the certificates as PEM: openssl pkcs7 -print_certs -in {origin} -out certs.pem"
+                    ))
+            }
+            (Some(Other::Csr), _) => Error::input(format!(
+                "{origin}: a certificate signing request, not a certificate"
+            ))
+            .with_hint("give the certificate the CA issued for it, or create a self-signed one with `keycred new`"),
+            (Some(Other::Pfx), _) => Error::input(format!("{origin}: the PFX holds no certificate"))
+                .with_hint(format!("inspect it with `openssl pkcs12 -in {origin} -info -nokeys`")),
+            (None, Some(_)) => Error::input(format!("{origin}: no certificate in the file, only a private key"))
+                .with_hint(
+                    "give the certificate (.cer), the key+cert .pem bundle or the .pfx; a key file goes with --key",
+                ),
+            (None, None) => Error::input(format!("{origin}: no certificate in the file"))
+                .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file"),
+        }
+    }
+}
+
+fn read_contents(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Contents> {
     if bytes.is_empty() {
         return Err(Error::input(format!("{origin}: the file is empty")));
     }
     if let Some(start) = find(bytes, b"-----BEGIN ") {
-        return load_pem(&bytes[start..], password, origin);
+        return read_pem(&bytes[start..], password, origin);
     }
     if bytes[0] != 0x30 {
         return Err(Error::input(format!("{origin}: not a certificate (neither PEM, DER nor PFX)"))
             .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file"));
     }
+    // DER: decided by which structure parses, since all of them start with a SEQUENCE.
     if looks_like_pfx(bytes) {
-        return load_pfx(bytes, password, origin);
+        return read_pfx(bytes, password, origin);
+    }
+    if let Some(key) = PrivateKey::from_der(bytes, password, origin) {
+        return Ok(Contents { key: Some(key), ..Default::default() });
+    }
+    if is_pkcs7(bytes) {
+        return Ok(Contents { other: Some(Other::Pkcs7), ..Default::default() });
     }
     let cert = Certificate::from_der(bytes, origin)?;
-    Ok(LoadedFile { certs: vec![cert], key: None })
+    Ok(Contents { certs: vec![cert], ..Default::default() })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A PFX is `SEQUENCE { INTEGER 3, ... }`; a certificate is `SEQUENCE { SEQUENCE ... }`.
+/// A PFX is `SEQUENCE { INTEGER 3, ... }`; a PKCS#8 or PKCS#1 key is `SEQUENCE { INTEGER 0, ... }`
+/// and a certificate `SEQUENCE { SEQUENCE ... }`.
 fn looks_like_pfx(b: &[u8]) -> bool {
     let hdr = match b.get(1) {
         Some(l) if *l < 0x80 => 2,
         Some(l) => 2 + (*l & 0x7f) as usize,
         None => return false,
     };
-    b.get(hdr) == Some(&0x02)
+    b.get(hdr..hdr + 3) == Some(&[0x02, 0x01, 0x03]) || (b.get(hdr) == Some(&0x02) && pfx::is_pfx(b))
 }
 
-fn load_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<LoadedFile> {
+/// `ContentInfo { contentType signedData, ... }`: what `.p7b`/`.p7c` files hold.
+fn is_pkcs7(b: &[u8]) -> bool {
+    use pkcs8::der::Decode;
+    const SIGNED_DATA: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+    cms::content_info::ContentInfo::from_der(b).is_ok_and(|ci| ci.content_type == SIGNED_DATA)
+}
+
+fn read_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Contents> {
     let blocks = pem::parse_many(bytes).map_err(|e| {
         Error::input(format!("{origin}: malformed PEM ({e})")).with_hint("check that the file was not truncated")
     })?;
@@ -77,61 +156,57 @@ fn load_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Resu
         return Err(Error::input(format!("{origin}: malformed PEM (no complete block)"))
             .with_hint("check that the file was not truncated"));
     }
-    let mut certs = Vec::new();
-    let mut key = None;
+    let mut c = Contents::default();
     for block in &blocks {
         match block.tag() {
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
-                certs.push(Certificate::from_der(block.contents(), origin)?)
+                c.certs.push(Certificate::from_der(block.contents(), origin)?)
             }
+            "PKCS7" => c.other = Some(Other::Pkcs7),
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => c.other = Some(Other::Csr),
             t if t.ends_with("PRIVATE KEY") => {
-                if key.is_some() {
-                    return Err(Error::input(format!("{origin}: more than one private key in the file")));
+                if c.key.is_some() {
+                    return Err(Error::input(format!("{origin}: more than one private key in the file"))
+                        .with_hint("keep only the key of the certificate in the file"));
                 }
-                key = Some(PrivateKey::from_pem_block(block, password, origin)?);
+                c.key = Some(PrivateKey::from_pem_block(block, password, origin));
             }
             _ => {}
         }
     }
-    Ok(LoadedFile { certs, key })
+    if !c.certs.is_empty() {
+        c.other = None;
+    }
+    Ok(c)
 }
 
-fn load_pfx(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<LoadedFile> {
-    let pw = password.map(|p| p.expose()).unwrap_or("");
-    let store = p12_keystore::KeyStore::from_pkcs12(bytes, pw).map_err(|e| match e {
-        p12_keystore::error::Error::MacError(_) if password.is_none() => {
-            Error::input(format!("{origin}: the PFX is password-protected and no password was given"))
-                .with_hint("name the variable holding the password with --password-env VAR")
-        }
-        p12_keystore::error::Error::MacError(_) | p12_keystore::error::Error::UnpadError => {
-            Error::input(format!("{origin}: wrong PFX password"))
-                .with_hint("check the variable named by --password-env")
-        }
-        p12_keystore::error::Error::UnsupportedEncryptionScheme
-        | p12_keystore::error::Error::UnsupportedMacAlgorithm => {
-            Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read ({e})")).with_hint(
-                "re-export it with AES-256: openssl pkcs12 -in old.pfx -nodes | openssl pkcs12 -export -out new.pfx",
-            )
-        }
-        other => Error::input(format!("{origin}: not a readable PFX ({other})")),
-    })?;
-    let mut certs = Vec::new();
-    let mut key = None;
-    if let Some((_, chain)) = store.private_key_chain() {
-        key = Some(PrivateKey::from_pkcs8_der(chain.key(), origin)?);
-        for c in chain.chain() {
-            certs.push(Certificate::from_der(c.as_der(), origin)?);
-        }
-    }
-    for (_, entry) in store.entries() {
-        if let p12_keystore::KeyStoreEntry::Certificate(c) = entry {
-            certs.push(Certificate::from_der(c.as_der(), origin)?);
-        }
-    }
-    if certs.is_empty() {
-        return Err(Error::input(format!("{origin}: the PFX holds no certificate")));
-    }
-    Ok(LoadedFile { certs, key })
+fn read_pfx(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Contents> {
+    let p = pfx::read(bytes, password, origin)?;
+    let certs = p.certs.iter().map(|der| Certificate::from_der(der, origin)).collect::<Result<Vec<_>>>()?;
+    let keys: Vec<Result<PrivateKey>> = p.keys.iter().map(|k| PrivateKey::from_pkcs8_der(k.expose(), origin)).collect();
+    // A PFX may carry several keys: the one of a certificate in it counts, else the first.
+    let pos = keys.iter().position(|k| k.as_ref().is_ok_and(|k| certs.iter().any(|c| k.matches(c))));
+    let key = match pos {
+        Some(i) => keys.into_iter().nth(i),
+        None => keys.into_iter().next(),
+    };
+    Ok(Contents { certs, key, other: Some(Other::Pfx) })
+}
+
+/// Puts the leaf first: the certificate of `key` when there is one, else the one that is the
+/// issuer of no other certificate in the file (CA bundles come in any order).
+fn leaf_first(mut certs: Vec<Certificate>, key: Option<&PrivateKey>) -> Vec<Certificate> {
+    let by_key = key.and_then(|k| certs.iter().position(|c| k.matches(c)));
+    let by_issuer = || {
+        certs
+            .iter()
+            .enumerate()
+            .position(|(i, c)| !certs.iter().enumerate().any(|(j, o)| j != i && o.issuer_der() == c.subject_der()))
+    };
+    let leaf = by_key.or_else(by_issuer).unwrap_or(0);
+    let cert = certs.remove(leaf);
+    certs.insert(0, cert);
+    certs
 }
 
 /// Loads a certificate and its private key: from one file holding both (PEM bundle or PFX), or
@@ -143,19 +218,17 @@ pub fn load_credential(
 ) -> Result<LoadedCredential> {
     let loaded = load_file(cert_path, password)?;
     let mut certs = loaded.certs.into_iter();
-    let cert = certs.next().ok_or_else(|| {
-        Error::input(format!("{}: no certificate in the file", cert_path.display()))
-            .with_hint("give the certificate (.cer/.pem) with --cert, and the key with --key")
-    })?;
+    let cert = certs.next().ok_or_else(|| Error::internal("load_file returned no certificate"))?;
     let chain: Vec<Certificate> = certs.collect();
     let (key, key_origin) = match key_path {
         Some(kp) => {
             let k = load_file_key(kp, password)?;
             (k, kp.display().to_string())
         }
-        None => match loaded.key {
-            Some(k) => (k, cert_path.display().to_string()),
-            None => {
+        None => match (loaded.key, loaded.key_error) {
+            (Some(k), _) => (k, cert_path.display().to_string()),
+            (None, Some(e)) => return Err(e),
+            (None, None) => {
                 return Err(Error::input(format!(
                     "{}: the file holds a certificate but no private key",
                     cert_path.display()
@@ -175,18 +248,19 @@ pub fn load_credential(
     Ok(LoadedCredential { cert, chain, key, cert_path: cert_path.to_path_buf() })
 }
 
+/// Reads the private key of a `--key` file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the
+/// same) or PFX.
 fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<PrivateKey> {
     let bytes = fsio::read(path)?;
     let origin = path.display().to_string();
-    if find(&bytes, b"-----BEGIN ").is_some() {
-        let f = load_pem(&bytes, password, &origin)?;
-        return f.key.ok_or_else(|| Error::input(format!("{origin}: no private key in the file")));
+    let c = read_contents(&bytes, password, &origin)?;
+    match c.key {
+        Some(key) => key,
+        None if !c.certs.is_empty() => Err(Error::input(format!("{origin}: a certificate, not a private key"))
+            .with_hint("give the certificate with --cert and its private key with --key")),
+        None => Err(Error::input(format!("{origin}: no private key in the file"))
+            .with_hint("give a PEM or DER private key (PKCS#8 or PKCS#1), or a PFX, with --key")),
     }
-    if looks_like_pfx(&bytes) {
-        let f = load_pfx(&bytes, password, &origin)?;
-        return f.key.ok_or_else(|| Error::input(format!("{origin}: no private key in the PFX")));
-    }
-    PrivateKey::from_pkcs8_der(&bytes, &origin)
 }
 
 #[cfg(test)]

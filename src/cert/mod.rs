@@ -3,6 +3,7 @@
 //! A [`Certificate`] is DER bytes plus what was read from them once; [`Credential`] is the stable,
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
+pub mod dn;
 pub mod generate;
 mod key;
 mod load;
@@ -29,6 +30,9 @@ pub struct Certificate {
     der: Vec<u8>,
     subject: String,
     issuer: String,
+    /// Raw DER of the subject and issuer names, to find which certificate issued which.
+    subject_der: Vec<u8>,
+    issuer_der: Vec<u8>,
     serial_hex: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -64,8 +68,10 @@ impl Certificate {
             serial = &serial[1..];
         }
         Ok(Certificate {
-            subject: x509.subject().to_string(),
-            issuer: x509.issuer().to_string(),
+            subject: dn::format(x509.subject()),
+            issuer: dn::format(x509.issuer()),
+            subject_der: x509.subject().as_raw().to_vec(),
+            issuer_der: x509.issuer().as_raw().to_vec(),
             serial_hex: hex_upper(serial),
             not_before: x509.validity().not_before.to_datetime(),
             not_after: x509.validity().not_after.to_datetime(),
@@ -81,13 +87,21 @@ impl Certificate {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
-    /// Subject DN in certificate order (`CN=..., O=...`).
+    /// Subject DN in certificate order, RFC 4514 escaping (`CN=App, O=Contoso\, Inc.`).
     pub fn subject(&self) -> &str {
         &self.subject
     }
     /// Issuer DN.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+    /// DER of the subject name.
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+    /// DER of the issuer name.
+    pub fn issuer_der(&self) -> &[u8] {
+        &self.issuer_der
     }
     /// Start of validity.
     pub fn not_before(&self) -> OffsetDateTime {
@@ -219,9 +233,9 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Credential {
-    /// Subject DN.
+    /// Subject DN, certificate order, RFC 4514 escaping.
     pub subject: String,
-    /// Issuer DN.
+    /// Issuer DN, likewise.
     pub issuer: String,
     /// Serial number, upper-case hex.
     pub serial_number: String,

@@ -24,14 +24,14 @@ pub struct Args {
     /// RSA key size: 2048, 3072 or 4096
     #[arg(long, default_value_t = 2048)]
     pub key_size: u32,
-    /// Validity in days from now
-    #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
+    /// Validity in days, from --not-before or from now [default: 365]
+    #[arg(long, conflicts_with = "not_after")]
     pub days: Option<u32>,
-    /// Start of validity (YYYY-MM-DD or RFC 3339)
-    #[arg(long, requires = "not_after")]
+    /// Start of validity (YYYY-MM-DD or RFC 3339) [default: now]
+    #[arg(long)]
     pub not_before: Option<String>,
-    /// End of validity (YYYY-MM-DD or RFC 3339)
-    #[arg(long, requires = "not_before")]
+    /// End of validity (YYYY-MM-DD or RFC 3339) [default: start + --days]
+    #[arg(long)]
     pub not_after: Option<String>,
     /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
     #[arg(long, requires = "password_env")]
@@ -160,12 +160,15 @@ pub fn plan(a: &Args) -> Result<Plan> {
             .with_hint("use --out-dir for the directory"));
     }
     let key_size = KeySize::from_bits(a.key_size)?;
+    let days = a.days.unwrap_or(365);
     let validity = match (&a.not_before, &a.not_after) {
         (Some(b), Some(e)) => Validity::Range(dates::parse(b, "--not-before")?, dates::parse(e, "--not-after")?),
-        _ => Validity::Days(a.days.unwrap_or(365)),
+        (Some(b), None) => Validity::StartDays(dates::parse(b, "--not-before")?, days),
+        (None, Some(e)) => Validity::Until(dates::parse(e, "--not-after")?),
+        (None, None) => Validity::Days(days),
     };
     let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
-    crate::cert::generate::parse_dn(&subject)?;
+    crate::cert::dn::parse(&subject)?;
     crate::cert::generate::resolve_validity(validity, dates::now())?;
     let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
     if !a.out_dir.is_dir() {

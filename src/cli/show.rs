@@ -1,10 +1,11 @@
 //! `keycred show`: the Entra values of certificates, without judging them (problems are listed).
+//! One certificate per file: the leaf (see [`crate::cert::LoadedFile::certs`]).
 
+use super::common::CredArgs;
 use super::output::print_pairs;
 use super::Ctx;
 use crate::cert::load_file;
-use crate::secret;
-use crate::{dates, Error, Result};
+use crate::{dates, Result};
 use std::path::PathBuf;
 
 /// Arguments.
@@ -13,23 +14,21 @@ pub struct Args {
     /// Certificate files: PEM, DER or PFX
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Environment variable holding the PFX or key password
+    /// Environment variable holding the PFX password (default: AZURE_CLIENT_CERTIFICATE_PASSWORD)
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
 }
 
 /// Runs `keycred show`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let password = a.password_env.as_deref().map(secret::from_env).transpose()?;
+    // The same password rule as the commands that sign, so a PFX that works there shows here.
+    let password = CredArgs { cert: None, key: None, password_env: a.password_env.clone() }.password()?;
     let now = dates::now();
     let mut creds = Vec::new();
     for f in &a.files {
-        let loaded = load_file(f, password.as_ref())?;
-        let cert = loaded.certs.into_iter().next().ok_or_else(|| {
-            Error::input(format!("{}: no certificate in the file", f.display()))
-                .with_hint("a key file alone has no certificate: show the .cer, .pem bundle or .pfx")
-        })?;
-        creds.push((f, cert.credential(now)));
+        // Only the certificate is shown: a key that cannot be read (no password) does not matter.
+        let leaf = load_file(f, password.as_ref())?.certs.swap_remove(0);
+        creds.push((f, leaf.credential(now)));
     }
     if ctx.json() {
         if creds.len() == 1 {
