@@ -158,3 +158,30 @@ fn decode_takes_a_pasted_authorization_header_and_a_single_string_role() {
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("lacks the role Data.Write (roles: Data.Read)"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_command_reading_a_pfx_takes_the_standard_password_variable() {
+    let dir = TempDir::new("inputs-pfx");
+    let d = dir.0.to_str().unwrap();
+    let o = keycred(&["new", "--name", "app", "--out-dir", d, "--pfx", "--password-env", "PW"], &[("PW", "pfx-pass")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pfx = dir.path("app.pfx");
+    let p = pfx.to_str().unwrap();
+    let fp = hex_upper(&openssl_fingerprint(&dir.path("app.cer"), "sha1"));
+    let env = [("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pfx-pass")];
+    for args in [vec!["show", p, "-o", "json"], vec!["manifest", "entry", "--cert", p, "-o", "json"]] {
+        let o = keycred(&args, &env);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let cki = v.get("thumbprint").cloned().unwrap_or_else(|| v["customKeyIdentifier"].clone());
+        let got = match cki.as_str().unwrap() {
+            t if t.len() == 40 => t.to_string(),
+            b64 => hex_upper(&base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap()),
+        };
+        assert_eq!(got, fp, "{args:?}");
+        // Without it, the PFX's password is asked for by name.
+        let o = keycred(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("AZURE_CLIENT_CERTIFICATE_PASSWORD"), "{args:?}: {}", stderr(&o));
+    }
+}

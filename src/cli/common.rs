@@ -7,6 +7,18 @@ use crate::secret::{self, SecretString};
 use crate::{Error, Result};
 use std::path::PathBuf;
 
+/// The password of an encrypted key or PFX: the variable named by `--password-env`, else
+/// `AZURE_CLIENT_CERTIFICATE_PASSWORD` (as the Azure SDKs read it), else none. Every command
+/// reading credential files uses this one rule, so a file that works in one works in all.
+pub fn password_from(password_env: Option<&str>) -> Result<Option<SecretString>> {
+    match password_env {
+        Some(var) => secret::from_env(var).map(Some),
+        None => {
+            Ok(std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD").ok().filter(|s| !s.is_empty()).map(SecretString::new))
+        }
+    }
+}
+
 /// A certificate with its private key.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CredArgs {
@@ -24,13 +36,7 @@ pub struct CredArgs {
 impl CredArgs {
     /// The password, from `--password-env` or `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
     pub fn password(&self) -> Result<Option<SecretString>> {
-        match &self.password_env {
-            Some(var) => secret::from_env(var).map(Some),
-            None => Ok(std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(SecretString::new)),
-        }
+        password_from(self.password_env.as_deref())
     }
     /// Whether a certificate was given at all.
     pub fn given(&self) -> bool {

@@ -6,7 +6,7 @@ use super::Ctx;
 use crate::cert::{load_file, Certificate};
 use crate::error::exit;
 use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
-use crate::{dates, secret, Error, Result};
+use crate::{dates, Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -137,12 +137,10 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
 }
 
 fn load_cert(a: &EntryArgs) -> Result<Certificate> {
-    let password = a.password_env.as_deref().map(secret::from_env).transpose()?;
-    let loaded = load_file(&a.cert, password.as_ref())?;
-    let cert = loaded.certs.into_iter().next().ok_or_else(|| {
-        Error::input(format!("{}: no certificate in the file", a.cert.display()))
-            .with_hint("give the .cer, the .pem bundle or the .pfx, not the key alone")
-    })?;
+    let password = super::common::password_from(a.password_env.as_deref())?;
+    // `load_file` refuses a file without a certificate, naming what it holds instead; the leaf
+    // comes first.
+    let cert = load_file(&a.cert, password.as_ref())?.certs.swap_remove(0);
     // Checked here too so the message names the file; `entry_for` checks again for library users.
     cert.ensure_usable(&a.cert.display().to_string(), dates::now())?;
     Ok(cert)

@@ -1,7 +1,7 @@
 //! `keycred show`: the Entra values of certificates, without judging them (problems are listed).
 //! One certificate per file: the leaf (see [`crate::cert::LoadedFile::certs`]).
 
-use super::common::CredArgs;
+use super::common::password_from;
 use super::output::print_pairs;
 use super::Ctx;
 use crate::cert::load_file;
@@ -22,7 +22,7 @@ pub struct Args {
 /// Runs `keycred show`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     // The same password rule as the commands that sign, so a PFX that works there shows here.
-    let password = CredArgs { cert: None, key: None, password_env: a.password_env.clone() }.password()?;
+    let password = password_from(a.password_env.as_deref())?;
     let now = dates::now();
     let mut creds = Vec::new();
     for f in &a.files {
