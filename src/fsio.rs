@@ -4,6 +4,7 @@
 //! a temporary file in the same directory, is fsynced, then renamed over the target, and the
 //! directory is fsynced so the rename survives a crash.
 
+use crate::secret::SecretBytes;
 use crate::{Error, Result};
 use std::fs;
 use std::io::Write;
@@ -145,6 +146,80 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     }
     Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
         .with_hint("pass --force to replace, or choose another --name or --out-dir"))
+}
+
+/// Files about to be written, as they were before: absent, or (with `--force`) their bytes and
+/// mode, so that a command failing after writing them (a rotation whose registration or
+/// verification fails) leaves the directory as it found it.
+pub struct Snapshot {
+    files: Vec<(PathBuf, Option<(SecretBytes, u32)>)>,
+}
+
+impl Snapshot {
+    /// Records `paths` as they are now.
+    pub fn before(paths: &[PathBuf]) -> Result<Snapshot> {
+        let mut files = Vec::new();
+        for p in paths {
+            let old = if p.exists() {
+                let mode = existing_mode(p).unwrap_or(SECRET_MODE);
+                Some((SecretBytes::new(read(p)?), mode))
+            } else {
+                None
+            };
+            files.push((p.clone(), old));
+        }
+        Ok(Snapshot { files })
+    }
+
+    /// Removes the files this run created and puts back those it replaced; returns `e` saying so.
+    pub fn undo(&self, e: Error, prefix: &str) -> Error {
+        let mut failed = Vec::new();
+        let mut removed = Vec::new();
+        let mut restored = Vec::new();
+        for (path, old) in &self.files {
+            let r = match old {
+                None => match std::fs::remove_file(path) {
+                    Ok(()) => {
+                        removed.push(path.display().to_string());
+                        Ok(())
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(err) => Err(err.to_string()),
+                },
+                Some((bytes, mode)) => match atomic_write(path, bytes.expose(), Some(*mode)) {
+                    Ok(()) => {
+                        restored.push(path.display().to_string());
+                        Ok(())
+                    }
+                    Err(err) => Err(err.message().to_string()),
+                },
+            };
+            if let Err(why) = r {
+                failed.push(format!("{} ({why})", path.display()));
+            }
+        }
+        let mut note = prefix.to_string();
+        if !removed.is_empty() {
+            note.push_str(&format!("the new files were removed ({})", removed.join(", ")));
+        }
+        if !restored.is_empty() {
+            let sep = if removed.is_empty() { "" } else { "; " };
+            note.push_str(&format!("{sep}the replaced files were put back ({})", restored.join(", ")));
+        }
+        if !failed.is_empty() {
+            let sep = if removed.is_empty() && restored.is_empty() { "" } else { "; " };
+            note.push_str(&format!("{sep}could not undo {}: remove or restore them by hand", failed.join(", ")));
+        }
+        let note = note.trim_end_matches("; ").to_string();
+        if note.is_empty() {
+            return e;
+        }
+        let err = Error::new(e.kind(), format!("{}; {note}", e.message()));
+        match e.hint() {
+            Some(h) => err.with_hint(h.to_string()),
+            None => err,
+        }
+    }
 }
 
 /// Reads a whole file, with an error naming it.

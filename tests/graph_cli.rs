@@ -497,3 +497,19 @@ fn entries_that_cannot_verify_do_not_count_as_valid_certificates() {
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
 }
+
+#[test]
+fn rotate_refused_by_graph_leaves_no_new_files() {
+    let app = app(true);
+    let emu = emulator(&[&app.manifest], &[], false);
+    let before = std::fs::read(&app.manifest).unwrap();
+    let out_dir = app.dir.path("new");
+    std::fs::create_dir(&out_dir).unwrap();
+    // PATCH without Application.ReadWrite.*: Graph refuses the registration.
+    let args = ["--cert", app.a_pem.as_str(), "--patch", "--name", "c", "--out-dir", out_dir.to_str().unwrap()];
+    let out = graph("rotate", emu.base_url(), APP_ID, &args, &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("the application is unchanged; the new files were removed"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0, "no key or certificate file left");
+    assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
+}

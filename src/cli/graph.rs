@@ -298,22 +298,18 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 password_env: None,
                 force: *force,
             };
-            let created = super::new::create(&new_args, ctx)?;
-            let new = Arc::new(LoadedCredential {
-                cert: created.cert,
-                chain: Vec::new(),
-                key: created.key,
-                cert_path: PathBuf::from(&created.files.bundle),
-            });
-            let added = s.rt.block_on(graph::add_certificate(
-                &s.graph,
-                &s.app,
-                Some(&old),
-                &new.cert,
-                None,
-                s.method,
-                s.proof_aud,
-            ))?;
+            let plan = super::new::plan(&new_args)?;
+            let (cert, key) = plan.generate(ctx)?;
+            // Written before the registration, so the key is on disk once Graph knows the
+            // certificate; if the registration fails, the directory is put back as it was.
+            let before = crate::fsio::Snapshot::before(&plan.paths())?;
+            let files = plan.write(&cert, &key).map_err(|e| before.undo(e, ""))?;
+            let new =
+                Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: PathBuf::from(&files.bundle) });
+            let added = s
+                .rt
+                .block_on(graph::add_certificate(&s.graph, &s.app, Some(&old), &new.cert, None, s.method, s.proof_aud))
+                .map_err(|e| before.undo(e, "the application is unchanged; "))?;
             // Prove the new certificate works before anything is removed.
             let req = common.token_request(ClientAuth::Certificate {
                 cred: new.clone(),
@@ -354,7 +350,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                     "removed": removed,
                     "thumbprint": new.cert.thumbprint(),
                     "verified": true,
-                    "files": created.files,
+                    "files": files,
                 }));
             } else {
                 print_change(ctx, "added keyId", &added, serde_json::json!({}));

@@ -113,16 +113,6 @@ pub fn write_files(
     Ok(Files { key: s(&paths.key), cert: s(&paths.cert), bundle: s(&paths.bundle), pfx: paths.pfx.as_ref().map(s) })
 }
 
-/// What `new` produced, for reuse by `rotate` and `demo`.
-pub struct Created {
-    /// The certificate.
-    pub cert: crate::cert::Certificate,
-    /// Its private key.
-    pub key: crate::cert::PrivateKey,
-    /// The files.
-    pub files: Files,
-}
-
 /// A validated `new` request: every argument checked, nothing generated or written yet. Lets
 /// `rotate` check everything else before it writes any file.
 pub struct Plan {
@@ -188,28 +178,23 @@ pub fn plan(a: &Args) -> Result<Plan> {
     })
 }
 
-/// Validates the arguments, generates, writes: nothing is written when anything is wrong.
-pub fn create(a: &Args, ctx: &Ctx) -> Result<Created> {
+/// Runs `keycred new`: validates the arguments, generates, writes; nothing is written when
+/// anything is wrong.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let plan = plan(a)?;
     let (cert, key) = plan.generate(ctx)?;
     let files = plan.write(&cert, &key)?;
-    Ok(Created { cert, key, files })
-}
-
-/// Runs `keycred new`.
-pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let created = create(a, ctx)?;
-    let cred = created.cert.credential(dates::now());
+    let cred = cert.credential(dates::now());
     if ctx.json() {
         let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
-        v["files"] = serde_json::to_value(&created.files).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(&files).map_err(|e| Error::internal(e.to_string()))?;
         ctx.print_json(&v);
     } else {
         let mut pairs = cred.text_lines();
-        pairs.push(("key file", created.files.key.clone()));
-        pairs.push(("cert file", created.files.cert.clone()));
-        pairs.push(("bundle file", created.files.bundle.clone()));
-        if let Some(p) = &created.files.pfx {
+        pairs.push(("key file", files.key.clone()));
+        pairs.push(("cert file", files.cert.clone()));
+        pairs.push(("bundle file", files.bundle.clone()));
+        if let Some(p) = &files.pfx {
             pairs.push(("pfx file", p.clone()));
         }
         print_pairs(&pairs);

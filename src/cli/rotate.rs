@@ -6,7 +6,6 @@ use super::Ctx;
 use crate::cert::LoadedCredential;
 use crate::manifest::{EntryOptions, Format, Manifest, Selector};
 use crate::rotate::{self, RemovePolicy, Verify};
-use crate::secret::SecretBytes;
 use crate::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
 use crate::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
@@ -109,7 +108,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let entry = EntryOptions { display_name: a.display_name.clone(), ..EntryOptions::default() };
     let prepared = rotate::prepare(&a.manifest, format, &cert, &entry, &policy, a.allow_lockout)?;
 
-    let files = WrittenFiles::before(&plan.paths())?;
+    let files = fsio::Snapshot::before(&plan.paths())?;
     let created = match plan.write(&cert, &key) {
         Ok(f) => f,
         Err(e) => return Err(files.undo(e, "")),
@@ -166,89 +165,4 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
 fn manifest_holds(path: &Path, key_id: &str) -> bool {
     let Ok(sel) = Selector::key_id(key_id) else { return false };
     Manifest::load(path).is_ok_and(|m| !m.find(&sel).is_empty())
-}
-
-/// The files a rotation writes, as they were before: absent, or (with `--force`) their bytes
-/// and mode, so that a failed rotation leaves the directory as it found it.
-struct WrittenFiles {
-    files: Vec<(PathBuf, Option<(SecretBytes, u32)>)>,
-}
-
-impl WrittenFiles {
-    fn before(paths: &[PathBuf]) -> Result<WrittenFiles> {
-        let mut files = Vec::new();
-        for p in paths {
-            let old = if p.exists() {
-                let mode = mode_of(p);
-                Some((SecretBytes::new(fsio::read(p)?), mode))
-            } else {
-                None
-            };
-            files.push((p.clone(), old));
-        }
-        Ok(WrittenFiles { files })
-    }
-
-    /// Removes the files this run created and puts back those it replaced; returns `e` saying so.
-    fn undo(&self, e: Error, prefix: &str) -> Error {
-        let mut failed = Vec::new();
-        let mut removed = Vec::new();
-        let mut restored = Vec::new();
-        for (path, old) in &self.files {
-            let r = match old {
-                None => match std::fs::remove_file(path) {
-                    Ok(()) => {
-                        removed.push(path.display().to_string());
-                        Ok(())
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(err) => Err(err.to_string()),
-                },
-                Some((bytes, mode)) => match fsio::atomic_write(path, bytes.expose(), Some(*mode)) {
-                    Ok(()) => {
-                        restored.push(path.display().to_string());
-                        Ok(())
-                    }
-                    Err(err) => Err(err.message().to_string()),
-                },
-            };
-            if let Err(why) = r {
-                failed.push(format!("{} ({why})", path.display()));
-            }
-        }
-        let mut note = prefix.to_string();
-        if !removed.is_empty() {
-            note.push_str(&format!("the new files were removed ({})", removed.join(", ")));
-        }
-        if !restored.is_empty() {
-            let sep = if removed.is_empty() { "" } else { "; " };
-            note.push_str(&format!("{sep}the replaced files were put back ({})", restored.join(", ")));
-        }
-        if !failed.is_empty() {
-            let sep = if removed.is_empty() && restored.is_empty() { "" } else { "; " };
-            note.push_str(&format!("{sep}could not undo {}: remove or restore them by hand", failed.join(", ")));
-        }
-        let note = note.trim_end_matches("; ").to_string();
-        if note.is_empty() {
-            return e;
-        }
-        let err = Error::new(e.kind(), format!("{}; {note}", e.message()));
-        match e.hint() {
-            Some(h) => err.with_hint(h.to_string()),
-            None => err,
-        }
-    }
-}
-
-fn mode_of(path: &Path) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(fsio::SECRET_MODE)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        fsio::SECRET_MODE
-    }
 }
