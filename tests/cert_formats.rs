@@ -12,7 +12,10 @@
 mod common;
 
 use base64::Engine;
-use common::{keycred_command, openssl, openssl_fingerprint_hex, snapshot, TempDir, APP_ID};
+use common::{
+    keycred_command, openssl, openssl_ca_and_leaf, openssl_fingerprint_hex, openssl_self_signed_days, snapshot,
+    TempDir, APP_ID,
+};
 use serde_json::Value;
 use std::fs;
 use std::process::Output;
@@ -43,58 +46,17 @@ fn refused(o: &Output, needles: &[&str]) {
 
 /// A self-signed RSA-2048 key and certificate from openssl: `NAME.key` (PKCS#8), `NAME.pem`.
 fn self_signed(t: &TempDir, name: &str) {
-    let (key, cert) = (t.s(&format!("{name}.key")), t.s(&format!("{name}.pem")));
-    let subj = format!("/CN={name}");
-    openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &cert, "-days", "30", "-subj", &subj,
-    ]);
+    openssl_self_signed_days(
+        &t.path(&format!("{name}.key")),
+        &t.path(&format!("{name}.pem")),
+        &format!("/CN={name}"),
+        30,
+    );
 }
 
 /// A CA `ca.key`/`ca.pem` and a leaf `leaf.key`/`leaf.pem` it issued.
 fn ca_and_leaf(t: &TempDir) {
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &t.s("ca.key"),
-        "-out",
-        &t.s("ca.pem"),
-        "-days",
-        "30",
-        "-subj",
-        "/CN=Test Root CA/O=Fabrikam",
-    ]);
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &t.s("leaf.key"),
-        "-out",
-        &t.s("leaf.csr"),
-        "-subj",
-        "/CN=leaf app/O=Fabrikam",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &t.s("leaf.csr"),
-        "-CA",
-        &t.s("ca.pem"),
-        "-CAkey",
-        &t.s("ca.key"),
-        "-CAcreateserial",
-        "-out",
-        &t.s("leaf.pem"),
-        "-days",
-        "20",
-    ]);
+    openssl_ca_and_leaf(&t.0, ("ca", "/CN=Test Root CA/O=Fabrikam"), ("leaf", "/CN=leaf app/O=Fabrikam"), 30);
 }
 
 fn cat(t: &TempDir, out: &str, parts: &[&str]) {

@@ -9,7 +9,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{keycred_command, openssl, snapshot, TempDir};
+use common::{keycred_command, openssl, openssl_ca_and_leaf, snapshot, TempDir};
 use serde_json::Value;
 use std::process::Output;
 
@@ -91,49 +91,8 @@ fn subjects_print_escaped_as_openssl_does_and_use_rfc_5280_string_types() {
     assert_eq!(openssl_rfc2253(&t, "a.cer", "-subject"), r"O=Contoso\, Inc.,CN=x");
 
     // A CA-issued certificate made by openssl: subject and issuer both agree.
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &t.s("ca.key"),
-        "-out",
-        &t.s("ca.pem"),
-        "-days",
-        "5",
-        "-subj",
-        r"/C=US/O=Fabrikam, Ltd./CN=Root \+ CA",
-    ]);
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &t.s("l.key"),
-        "-out",
-        &t.s("l.csr"),
-        "-subj",
-        r"/CN=leaf; one/OU=\ spaced/O=Fabrikam, Ltd.",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &t.s("l.csr"),
-        "-CA",
-        &t.s("ca.pem"),
-        "-CAkey",
-        &t.s("ca.key"),
-        "-CAcreateserial",
-        "-out",
-        &t.s("l.pem"),
-        "-days",
-        "5",
-    ]);
+    let ca = ("ca", r"/C=US/O=Fabrikam, Ltd./CN=Root \+ CA");
+    openssl_ca_and_leaf(&t.0, ca, ("l", r"/CN=leaf; one/OU=\ spaced/O=Fabrikam, Ltd."), 5);
     let v = ok_json(&run(&t, &["show", "l.pem", "-o", "json"]));
     assert_eq!(v["issuer"], r"C=US, O=Fabrikam\, Ltd., CN=Root \+ CA");
     assert_eq!(keycred_as_rfc2253(v["subject"].as_str().unwrap()), openssl_rfc2253(&t, "l.pem", "-subject"));

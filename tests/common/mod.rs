@@ -75,6 +75,40 @@ pub fn openssl(args: &[&str]) -> Output {
     openssl_env(args, &[])
 }
 
+/// `openssl req -x509`: a fresh RSA-2048 key (unencrypted PKCS#8) at `key` and a self-signed
+/// certificate for `subject` (openssl's `/CN=.../O=...` form) at `cert`, valid `days` days.
+pub fn openssl_self_signed_days(key: &Path, cert: &Path, subject: &str, days: u32) {
+    let (key, cert, days) = (key.to_str().unwrap(), cert.to_str().unwrap(), days.to_string());
+    openssl(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", &days, "-subj", subject,
+    ]);
+}
+
+/// A CA and a leaf it issued, made by openssl in `dir`, each valid `days` days: `CA.key`,
+/// `CA.pem`, `LEAF.key`, `LEAF.csr`, `LEAF.pem` for `ca = (CA, subject)`, `leaf = (LEAF, subject)`.
+pub fn openssl_ca_and_leaf(dir: &Path, ca: (&str, &str), leaf: (&str, &str), days: u32) {
+    let p = |name: &str, ext: &str| dir.join(format!("{name}.{ext}")).to_str().unwrap().to_string();
+    openssl_self_signed_days(Path::new(&p(ca.0, "key")), Path::new(&p(ca.0, "pem")), ca.1, days);
+    let (leaf_key, csr, leaf_pem) = (p(leaf.0, "key"), p(leaf.0, "csr"), p(leaf.0, "pem"));
+    openssl(&["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &leaf_key, "-out", &csr, "-subj", leaf.1]);
+    let (ca_pem, ca_key, days) = (p(ca.0, "pem"), p(ca.0, "key"), days.to_string());
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &leaf_pem,
+        "-days",
+        &days,
+    ]);
+}
+
 /// The hex digits of `openssl x509 -fingerprint -DIGEST` (upper-case, no colons); `extra` goes
 /// before `-noout` (e.g. `["-inform", "DER"]`).
 pub fn openssl_fingerprint_hex(cert: &str, extra: &[&str], digest: &str) -> String {

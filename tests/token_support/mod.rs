@@ -24,21 +24,7 @@ pub fn openssl_cred(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
 
 /// A self-signed RSA 2048 certificate valid for 2 days, made by openssl: writes `key` and `cert`.
 pub fn openssl_self_signed(key: &Path, cert: &Path, subject: &str) {
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-        "-subj",
-        subject,
-        "-days",
-        "2",
-    ]);
+    openssl_self_signed_days(key, cert, subject, 2);
 }
 
 /// The certificate's fingerprint bytes as openssl computes them (`sha1` or `sha256`).
