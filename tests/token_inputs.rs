@@ -185,3 +185,30 @@ fn every_command_reading_a_pfx_takes_the_standard_password_variable() {
         assert!(stderr(&o).contains("AZURE_CLIENT_CERTIFICATE_PASSWORD"), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn usage_errors_under_json_output_are_json_too() {
+    for (args, needle) in [
+        (vec!["token", "--client-id", CLIENT, "--tenant", TENANT, "-o", "json"], "--scope"),
+        (vec!["token", "--bogus", "--output", "json"], "unexpected argument '--bogus'"),
+        (vec!["-ojson", "new", "--name", "a", "--days", "x"], "invalid value 'x' for '--days"),
+    ] {
+        let o = keycred(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stdout(&o).is_empty(), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "one document: {err}");
+        let v: serde_json::Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{args:?}: {e}: {err}"));
+        assert_eq!(v["error"]["exitCode"], 2);
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{args:?}: {v}");
+        assert!(v["error"]["hint"].is_string(), "{v}");
+    }
+    // Text mode keeps clap's own text.
+    let o = keycred(&["token", "--bogus"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("error: unexpected argument '--bogus'"), "{}", stderr(&o));
+    // A value read from a closed stdin is named, not parsed.
+    let o = keycred(&["decode", "-"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("TOKEN: stdin was empty"), "{}", stderr(&o));
+}

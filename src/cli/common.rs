@@ -114,3 +114,23 @@ impl TenantArgs {
         Authority::parse(&self.authority)
     }
 }
+
+/// A secret argument's value, or with `-` the first `limit` bytes of stdin (so it stays out of
+/// the shell history and `ps`); empty input is an error naming `what`.
+pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString> {
+    use std::io::Read;
+    if v != "-" {
+        return Ok(SecretString::new(v.trim()));
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .take(limit)
+        .read_to_string(&mut s)
+        .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Error::input(format!("{what}: stdin was empty"))
+            .with_hint("pipe the value into the command (`... | keycred ...`), or give it as the argument"));
+    }
+    Ok(SecretString::new(s))
+}

@@ -6,7 +6,6 @@ use super::Ctx;
 use crate::jwt::{dangerous, Decoded};
 use crate::{dates, error::exit, Error, Result};
 use serde_json::{Map, Value};
-use std::io::Read;
 
 /// Claims that hold NumericDate values.
 const TIME_CLAIMS: &[&str] = &["exp", "nbf", "iat", "auth_time"];
@@ -26,16 +25,8 @@ pub struct Args {
 
 /// Runs `keycred decode`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let token = if a.token == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .take(dangerous::MAX_TOKEN_LEN as u64 + 1024)
-            .read_to_string(&mut s)
-            .map_err(|e| Error::input(format!("cannot read the token from stdin: {e}")))?;
-        s
-    } else {
-        a.token.clone()
-    };
+    let token = super::common::read_arg_or_stdin(&a.token, "TOKEN", dangerous::MAX_TOKEN_LEN as u64 + 1024)?;
+    let token = token.expose();
     // An Authorization header value pasted whole ("Bearer eyJ...") is accepted as the token.
     let token = token.trim();
     let token = match token.get(..7) {

@@ -23,6 +23,7 @@ pub use common::{CredArgs, TenantArgs};
 pub use output::{Ctx, OutputFormat};
 
 use crate::error::exit;
+use crate::Error;
 use clap::{Parser, Subcommand};
 
 /// Certificate credentials for Microsoft Entra ID app registrations.
@@ -74,13 +75,7 @@ pub enum Command {
 pub fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
-                _ => exit::INPUT,
-            };
-        }
+        Err(e) => return usage_error(&e),
     };
     let ctx = Ctx::new(cli.output);
     let result = match &cli.command {
@@ -102,6 +97,67 @@ pub fn main() -> u8 {
         Err(e) => {
             ctx.print_error(&e);
             e.exit_code()
+        }
+    }
+}
+
+/// Prints clap's help, version or usage error. A script that asked for `-o json` gets the usage
+/// error as the same JSON document every other error is (the command line did not parse, so
+/// the option is looked for in the raw arguments).
+fn usage_error(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return exit::OK;
+    }
+    if wants_json(std::env::args().skip(1)) {
+        // clap's text: the message (maybe over several lines), tips, then "Usage: ...".
+        let text = e.render().to_string();
+        let lines: Vec<&str> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
+        let usage = lines.iter().position(|l| l.starts_with("Usage:")).unwrap_or(lines.len());
+        let (tips, message): (Vec<&str>, Vec<&str>) = lines[..usage].iter().partition(|l| l.starts_with("tip:"));
+        let message = message.join(" ").trim_start_matches("error: ").to_string();
+        let hint = match (tips.first(), lines.get(usage)) {
+            (Some(tip), _) => tip.trim_start_matches("tip:").trim().to_string(),
+            (None, Some(usage)) => usage.to_string(),
+            (None, None) => "see `keycred --help`".to_string(),
+        };
+        Ctx::new(OutputFormat::Json).print_error(&Error::input(message).with_hint(hint));
+    } else {
+        let _ = e.print();
+    }
+    exit::INPUT
+}
+
+/// Whether the raw arguments ask for JSON output (`-o json`, `-ojson`, `--output json`,
+/// `--output=json`).
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let mut prev_is_flag = false;
+    for a in args {
+        if a == "--" {
+            return false;
+        }
+        if (prev_is_flag && a == "json") || a == "-ojson" || a == "--output=json" || a == "-o=json" {
+            return true;
+        }
+        prev_is_flag = a == "-o" || a == "--output";
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_json;
+
+    #[test]
+    fn json_output_is_found_in_raw_arguments() {
+        let args = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>().into_iter();
+        for yes in ["token -o json --bogus", "-ojson token", "token --output json", "x --output=json"] {
+            assert!(wants_json(args(yes)), "{yes}");
+        }
+        for no in ["token --bogus", "decode json", "token -o text", "token -- -o json"] {
+            assert!(!wants_json(args(no)), "{no}");
         }
     }
 }

@@ -3,15 +3,15 @@
 //! in JSON output).
 
 use super::assertion::{AlgArg, EndpointArg};
+use super::common::read_arg_or_stdin;
 use super::decode::{check_roles, key_claim_pairs, rfc3339};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
 use crate::authority::EndpointVersion;
 use crate::jwt::dangerous;
-use crate::secret::{self, SecretString};
+use crate::secret;
 use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
 use crate::{error::exit, Error, Result};
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,32 +64,16 @@ pub struct Args {
     pub ca_file: Option<PathBuf>,
 }
 
-fn read_arg_or_stdin(v: &str, what: &str) -> Result<SecretString> {
-    if v != "-" {
-        return Ok(SecretString::new(v.trim()));
-    }
-    let mut s = String::new();
-    std::io::stdin()
-        .take(64 * 1024)
-        .read_to_string(&mut s)
-        .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(Error::input(format!("{what}: stdin was empty")));
-    }
-    Ok(SecretString::new(s))
-}
-
 /// Builds the library request from the arguments.
 fn build_request(a: &Args) -> Result<TokenRequest> {
     if a.timeout == 0 {
         return Err(Error::input("--timeout 0: give at least 1 second"));
     }
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
-        (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo")? },
+        (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
             crate::consent::check_redirect_uri(r)?;
-            Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code")?, redirect_uri: r.clone() }
+            Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
     };
