@@ -171,7 +171,12 @@ impl GraphClient {
             kc["displayName"] = json!(d);
         }
         let body = json!({ "keyCredential": kc, "passwordCredential": null, "proof": proof.expose() });
-        let v = self.call(reqwest::Method::POST, &format!("/v1.0/applications/{id}/addKey"), Some(&body)).await?;
+        let mut v = self.call(reqwest::Method::POST, &format!("/v1.0/applications/{id}/addKey"), Some(&body)).await?;
+        // Graph's answer is the keyCredential plus OData annotations (`@odata.context`): keep
+        // the keyCredential, the part that is keycred's stable output.
+        if let Some(Value::Object(o)) = v.as_mut() {
+            o.retain(|k, _| !k.starts_with("@odata."));
+        }
         Ok(v.unwrap_or(Value::Null))
     }
 

@@ -124,11 +124,16 @@ fn rotate_adds_verifies_and_removes_the_old_certificate() {
         graph("rotate", base, APP_ID, &["--cert", &app.a_pem, "--name", "c", "--out-dir", &app.dir.s("new")], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
-    assert_eq!(j["added"]["method"], "addKey");
-    assert_eq!(j["removed"]["method"], "removeKey");
-    assert_eq!(j["removed"]["keyCredential"]["keyId"], app.key_ids[0]);
-    assert_eq!(j["verified"], true);
+    // The shape of `keycred rotate -o json`, plus the Graph methods used.
+    assert_eq!(j["methods"], json!({"added": "addKey", "removed": "removeKey"}));
     let c = keycred::cert::load_credential(&app.dir.path("new/c.pem"), None, None).unwrap();
+    assert_eq!(j["added"]["customKeyIdentifier"], c.cert.custom_key_identifier());
+    assert!(j["added"].get("@odata.context").is_none(), "{j}");
+    assert_eq!(j["removed"].as_array().unwrap().len(), 1);
+    assert_eq!(j["removed"][0]["keyId"], app.key_ids[0]);
+    assert_eq!(j["removed"][0]["thumbprint"], app.a.cert.thumbprint());
+    assert_eq!(j["verifiedWith"], format!("{base}/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(j["files"]["bundle"], app.dir.s("new/c.pem"));
     assert_eq!(j["thumbprint"], c.cert.thumbprint());
     // On disk: P kept byte for byte, A gone, C added.
     let text = std::fs::read_to_string(&app.manifest).unwrap();

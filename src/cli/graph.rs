@@ -345,11 +345,19 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 }
             }
             if ctx.json() {
+                // The shape of `keycred rotate -o json`, plus how Graph was changed.
+                let now = dates::now();
+                let removed_rows: Vec<ListRow> = removed
+                    .iter()
+                    .filter_map(|r| r.key_credential.as_object())
+                    .map(|o| ListRow::of(&crate::manifest::read_entry(0, o), now))
+                    .collect();
                 ctx.print_json(&serde_json::json!({
-                    "added": added,
-                    "removed": removed,
+                    "added": added.key_credential,
                     "thumbprint": new.cert.thumbprint(),
-                    "verified": true,
+                    "removed": removed_rows,
+                    "verifiedWith": req.endpoint(),
+                    "methods": { "added": added.method, "removed": removed.as_ref().map(|r| r.method) },
                     "files": files,
                 }));
             } else {
