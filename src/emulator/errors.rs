@@ -232,7 +232,7 @@ impl EntraError {
             ),
         )
     }
-    /// 5002741: `aud` is an array.
+    /// 5002741: `aud` is an array of more than one value (a one-element array is its element).
     pub fn multiple_audiences() -> Self {
         Self::new(
             "invalid_client",

@@ -470,20 +470,22 @@ fn bad_proof(why: String) -> Response {
 }
 
 /// What addKey and removeKey both require: a Graph token of the application itself (or of a
-/// caller allowed to write applications) and a valid proof of possession.
+/// caller allowed to write applications) and a valid proof of possession. The token is checked
+/// before the body is read, so a bad body without a token is 401, as on Graph.
 fn authorize_key_change(
     st: &AppState,
     raw: &str,
     headers: &HeaderMap,
-    body: &Value,
-) -> Result<Arc<super::App>, Box<Response>> {
+    body: &[u8],
+) -> Result<(Arc<super::App>, Value), Box<Response>> {
     let who = caller(st, headers)?;
+    let body = json_body(headers, body)?;
     let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
         return Err(Box::new(forbidden()));
     }
     check_proof(&app, body.get("proof")).map_err(|why| Box::new(bad_proof(why)))?;
-    Ok(app)
+    Ok((app, body))
 }
 
 /// addKey adds certificates only: `type` AsymmetricX509Cert and `usage` Verify, as the
@@ -502,12 +504,8 @@ fn check_key_kind(kc: &Value) -> Result<(), String> {
 }
 
 async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let body = match authenticated_body(&st, &headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let app = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(app) => app,
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
         Err(r) => return *r,
     };
     let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
@@ -559,19 +557,9 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, bod
     }
 }
 
-/// The caller is authenticated before the body is read, so a bad body without a token is 401.
-fn authenticated_body(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
-    caller(st, headers)?;
-    json_body(headers, body)
-}
-
 async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let body = match authenticated_body(&st, &headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let app = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(app) => app,
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
         Err(r) => return *r,
     };
     let key_id = match body.get("keyId") {

@@ -1,5 +1,7 @@
 //! The token endpoints (v1 `/oauth2/token`, v2 `/oauth2/v2.0/token`): request checks, client
-//! authentication (certificate assertion or secret), and issuing the access token.
+//! authentication (certificate assertion, or secret in the body or in `Authorization: Basic`, the
+//! methods the discovery document advertises), and issuing the access token, whose `aud` is the
+//! resource URI in v1 and the resource's app id in v2.
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
@@ -105,7 +107,7 @@ fn issue(
                      client_secret in the request body; use one method only.",
                 ));
             }
-            if field("client_id").is_some_and(|f| f != id) {
+            if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
                 return Err(EntraError::malformed_request(
                     "The 'client_id' parameter in the request body does not match the client id in the \
                      Authorization: Basic header.",
