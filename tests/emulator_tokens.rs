@@ -125,11 +125,60 @@ async fn v2_success_body_has_numbers_and_v2_claims() {
             ("azp", json!(APP_ID)),
             ("azpacr", json!("2")),
             ("ver", json!("2.0")),
-            ("aud", json!(API)),
+            // v2: the resource's app id; API is a URI the emulator derives a GUID for.
+            ("aud", json!(derived_resource_id(API))),
             ("idtyp", json!("app")),
         ],
     );
     assert_eq!(t.roles(), vec!["Data.Read", "Data.Write"]);
+}
+
+#[tokio::test]
+async fn v2_aud_is_the_resource_app_id_and_v1_aud_the_uri() {
+    const AAD_GRAPH: &str = "https://graph.windows.net";
+    const O365_MGMT: &str = "https://manage.office.com";
+    const OTHER_APP: &str = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+    let f = fixture_with(|c| {
+        for r in [AAD_GRAPH, O365_MGMT, OTHER_APP] {
+            c.grants.push((r.into(), vec!["Data.Read".into()]));
+        }
+    })
+    .await;
+    let other_guid_uri = format!("api://{OTHER_APP}");
+    let own_guid_uri = format!("api://{APP_ID}");
+    let cases: [(&str, &str); 9] = [
+        ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"),
+        ("https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000"),
+        ("00000003-0000-0000-c000-000000000000", "00000003-0000-0000-c000-000000000000"),
+        (AAD_GRAPH, "00000002-0000-0000-c000-000000000000"),
+        (O365_MGMT, "c5393580-f805-4401-95e8-94b7a6ef2fc2"),
+        (&own_guid_uri, APP_ID),
+        (APP_ID, APP_ID),
+        (&other_guid_uri, OTHER_APP),
+        (OTHER_APP, OTHER_APP),
+    ];
+    for (resource, want) in cases {
+        let scope = format!("{resource}/.default");
+        let (s, b) = v2_token_for(&f, &scope).await;
+        assert_eq!(s, 200, "{scope}: {b}");
+        assert_eq!(token_claims(&b)["aud"], want, "v2 aud for {resource}");
+        // v1 keeps the resource as asked.
+        let (s, b) = v1_token(&f, resource).await;
+        assert_eq!(s, 200, "{resource}: {b}");
+        assert_eq!(token_claims(&b)["aud"], resource, "v1 aud for {resource}");
+    }
+    // Any other URI: a GUID derived from it, the same whatever its case or trailing slash, and
+    // the same in another emulator run (nothing random in it).
+    let want = derived_resource_id(API);
+    for scope in [format!("{API}/.default"), format!("{}//.default", API.to_uppercase())] {
+        let (s, b) = v2_token_for(&f, &scope).await;
+        assert_eq!(s, 200, "{scope}: {b}");
+        assert_eq!(token_claims(&b)["aud"], want.as_str(), "{scope}");
+    }
+    let g = fixture().await;
+    let (_, b) = v2_token_for(&g, &format!("{API}/.default")).await;
+    assert_eq!(token_claims(&b)["aud"], want.as_str());
+    assert_ne!(want, derived_resource_id("api://keycred-test-api-2"));
 }
 
 #[tokio::test]

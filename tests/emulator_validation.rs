@@ -317,3 +317,107 @@ async fn correlation_id_echoes_client_request_id() {
     assert!(b["error_description"].as_str().unwrap().contains(&format!("Correlation ID: {id}\r\n")));
     assert_eq!(b["error_uri"], "https://login.microsoftonline.com/error?code=900144");
 }
+
+#[tokio::test]
+async fn a_one_element_aud_array_is_judged_as_its_element() {
+    let f = fixture().await;
+    let with_aud = |aud: Value| {
+        let mut c = f.claims(&f.v2());
+        c["aud"] = aud;
+        f.signed(f.header(), c)
+    };
+    let (s, b) = f.post_v2_assertion(&with_aud(json!([f.v2()]))).await;
+    assert_eq!(s, 200, "a one-element array naming the endpoint: {b}");
+    for wrong in [json!([f.v1()]), json!([]), json!([42])] {
+        let got = f.post_v2_assertion(&with_aud(wrong.clone())).await;
+        let d = assert_entra_error(&got, 401, "invalid_client", 700023);
+        assert!(d.contains("audience claim does not match"), "{wrong}: {d}");
+    }
+}
+
+/// `client_secret_basic` (RFC 6749 section 2.3.1): id and secret form-urlencoded, joined by `:`,
+/// base64 (by reqwest here), in `Authorization: Basic`.
+fn basic(id: &str, secret: &str) -> (String, String) {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    (enc(id), enc(secret))
+}
+
+async fn post_basic(url: &str, id_secret: (String, String), form: &[(&str, &str)]) -> (u16, Value) {
+    let r = client().post(url).basic_auth(id_secret.0, Some(id_secret.1)).form(form).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn client_secret_basic_authenticates_like_the_form_secret() {
+    // A secret with the characters that need encoding: ':' would otherwise split it.
+    const SECRET: &str = "s3c:ret+v/al=ue&x y";
+    let f = fixture_with(|c| c.secret = Some(keycred::secret::SecretString::new(SECRET))).await;
+    let scope = format!("{API}/.default");
+    let form = [("grant_type", "client_credentials"), ("scope", scope.as_str())];
+    // Right secret, client id only in the header: a token, azpacr "1" (secret).
+    let (s, b) = post_basic(&f.v2(), basic(APP_ID, SECRET), &form).await;
+    assert_eq!(s, 200, "{b}");
+    let c = token_claims(&b);
+    assert_eq!((c["azp"].as_str(), c["azpacr"].as_str()), (Some(APP_ID), Some("1")));
+    // The same client_id in the body too is fine.
+    let mut with_id = form.to_vec();
+    with_id.push(("client_id", APP_ID));
+    assert_eq!(post_basic(&f.v2(), basic(APP_ID, SECRET), &with_id).await.0, 200);
+    // Wrong secret: 7000215, as in the form.
+    let d = assert_entra_error(
+        &post_basic(&f.v2(), basic(APP_ID, "s3c:ret+v/al=uf&x y"), &form).await,
+        401,
+        "invalid_client",
+        7000215,
+    );
+    assert!(d.contains("Invalid client secret provided."), "{d}");
+    // Unencoded ':' in the secret splits it at the first ':', so the secret is wrong.
+    let raw = (APP_ID.to_string(), SECRET.to_string());
+    assert_entra_error(&post_basic(&f.v2(), raw, &form).await, 401, "invalid_client", 7000215);
+    // An unknown client id from the header: 700016, naming it.
+    let other = "11111111-2222-4333-8444-555555555555";
+    let d =
+        assert_entra_error(&post_basic(&f.v2(), basic(other, SECRET), &form).await, 400, "unauthorized_client", 700016);
+    assert!(d.contains(other), "{d}");
+}
+
+#[tokio::test]
+async fn client_secret_basic_conflicts_are_invalid_request() {
+    const SECRET: &str = "s3cret-value";
+    let f = fixture_with(|c| c.secret = Some(keycred::secret::SecretString::new(SECRET))).await;
+    let scope = format!("{API}/.default");
+    let base = [("grant_type", "client_credentials"), ("scope", scope.as_str())];
+    let with = |extra: &[(&'static str, &'static str)]| [&base[..], extra].concat();
+    let other = "11111111-2222-4333-8444-555555555555";
+    let assertion = f.assertion(&f.v2());
+    let cases = [
+        ("client_id disagrees", with(&[("client_id", other)]), "does not match the client id in the Authorization"),
+        ("secret in both", with(&[("client_secret", SECRET)]), "use one method only"),
+        (
+            "assertion and Basic",
+            [&base[..], &[("client_assertion_type", JWT_BEARER), ("client_assertion", assertion.as_str())]].concat(),
+            "use one method only",
+        ),
+    ];
+    for (what, form, needle) in cases {
+        let got = post_basic(&f.v2(), basic(APP_ID, SECRET), &form).await;
+        let d = assert_entra_error(&got, 400, "invalid_request", 9002313);
+        assert!(d.contains(needle), "{what}: {d}");
+    }
+    // A Basic header that is not base64(id:secret).
+    for value in ["Basic !!!not-base64", "Basic bm8tY29sb24="] {
+        let r = client().post(f.v2()).header("Authorization", value).form(&base).send().await.unwrap();
+        let got = (r.status().as_u16(), r.json().await.unwrap());
+        let d = assert_entra_error(&got, 400, "invalid_request", 9002313);
+        assert!(d.contains("base64(client_id:client_secret)"), "{value}: {d}");
+    }
+    // Another scheme is not client authentication: the body's credentials count.
+    let r = client()
+        .post(f.v2())
+        .bearer_auth("x.y.z")
+        .form(&with(&[("client_id", APP_ID), ("client_secret", SECRET)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -92,6 +92,18 @@ pub struct Registry {
     log: bool,
 }
 
+/// A stable GUID for something the emulator has to invent an id for: the first 16 bytes of
+/// SHA-256 of `keycred-emulator {kind} {name in lower case}`, with the UUID version 4 and
+/// variant bits set. Used for service principal object ids (`kind` "service principal", `name`
+/// the appId) and the app ids of resources given by URI (`kind` "resource"), so the same input
+/// gives the same id in every run and on every machine.
+pub(super) fn derived_id(kind: &str, name: &str) -> String {
+    let d = sha256(format!("keycred-emulator {kind} {}", name.to_ascii_lowercase()).as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
 /// Parses one manifest file's bytes into an [`App`].
 fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
     let m = Manifest::from_bytes(bytes, path)?;
@@ -99,10 +111,7 @@ fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
         Error::file(path, "the manifest has no appId")
             .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
     })?;
-    let d = sha256(format!("keycred-emulator service principal {}", app_id.to_ascii_lowercase()).as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    let sp_object_id = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+    let sp_object_id = derived_id("service principal", app_id);
     Ok(App {
         app_id: app_id.to_string(),
         object_id: m.object_id().map(str::to_string),

@@ -81,6 +81,12 @@ impl EntraError {
             format!("The request body must contain the following parameter: '{name}'."),
         )
     }
+    /// 9002313, Entra's code for a request it cannot make sense of: used for a malformed
+    /// `Authorization: Basic` header, for client authentication sent both in that header and in
+    /// the body, and for a body `client_id` that contradicts the header.
+    pub fn malformed_request(detail: &str) -> Self {
+        Self::new("invalid_request", 9002313, format!("Invalid request. Request is malformed or invalid. {detail}"))
+    }
     /// 7000218: neither `client_assertion` nor `client_secret`.
     pub fn missing_credential() -> Self {
         Self::new(
@@ -226,7 +232,7 @@ impl EntraError {
             ),
         )
     }
-    /// 5002741: `aud` is an array.
+    /// 5002741: `aud` is an array of more than one value (a one-element array is its element).
     pub fn multiple_audiences() -> Self {
         Self::new(
             "invalid_client",

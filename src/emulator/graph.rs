@@ -8,15 +8,19 @@
 //! - `POST /v1.0/applications/{id}/addKey` and `.../removeKey`, authorised by a proof-of-possession
 //!   JWT signed with a currently valid registered certificate of that application.
 //!
-//! Every call needs a bearer token this emulator issued for Graph. Each change is written to the
-//! manifest file atomically (under its lock), so the token endpoint sees it at the next request.
+//! Every call needs a bearer token this emulator issued for Graph (a v1 token's `aud` is Graph's
+//! URI, a v2 token's its app id); the token is checked before the body is read. Each change is
+//! written to the manifest file atomically (under its lock), so the token endpoint sees it at the
+//! next request. Refusals are in Graph's error shape and speak of the request, never of the
+//! manifest files or the CLI behind the emulator.
 
 use super::AppState;
 use crate::cert::{Certificate, SignatureAlg};
-use crate::graph::{GRAPH_RESOURCE, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
+use crate::graph::{PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
 use crate::jwt::dangerous;
 use crate::manifest::{edit_file, entry_for, EntryOptions, Format, Manifest, Selector};
 use crate::{dates, thumbprint};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,8 +88,9 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     {
         return Err(unauthorized("Access token validation failure. Invalid signature."));
     }
+    // Graph's URI (v1 tokens) or its app id (v2 tokens): both resolve to Graph's app id.
     let aud = d.claim_str("aud").unwrap_or("");
-    if !(super::token::same_resource(aud, GRAPH_RESOURCE) || aud == super::token::GRAPH_APP_ID) {
+    if super::token::resource_app_id(aud) != super::token::GRAPH_APP_ID {
         return Err(unauthorized("Access token validation failure. Invalid audience."));
     }
     let now = dates::now().unix_timestamp() as f64;
@@ -97,6 +102,79 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     }
     let app_id = d.claim_str("appid").or_else(|| d.claim_str("azp")).unwrap_or("").to_string();
     Ok(Caller { app_id, roles: d.roles() })
+}
+
+/// The JSON body of a write request, read after the caller is authenticated. Graph answers a
+/// body that is not JSON with 400 BadRequest, and a Content-Type other than JSON with 415.
+fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+        let shown = if content_type.is_empty() { "(none)" } else { content_type };
+        return Err(Box::new(graph_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BadRequest",
+            format!("Content-Type {shown} is not supported; send the request body as application/json."),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        Box::new(graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+        ))
+    })
+}
+
+/// Why an edit of an application was not made: a refusal of the request, answered as such, or a
+/// failure of the emulator's own storage, which stays in its log.
+enum EditError {
+    Refused(StatusCode, &'static str, String),
+    Storage(crate::Error),
+}
+
+impl From<crate::Error> for EditError {
+    fn from(e: crate::Error) -> Self {
+        EditError::Storage(e)
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> EditError {
+    EditError::Refused(StatusCode::BAD_REQUEST, "Request_BadRequest", message.into())
+}
+
+/// Applies `f` to the application's manifest under its lock. A refusal from `f` is answered in
+/// Graph's shape; any other failure (the file, its lock) is logged and answered 500 without
+/// naming files, which are the emulator's business, not the caller's.
+fn edit_app(
+    st: &AppState,
+    app: &super::App,
+    mut f: impl FnMut(&Manifest) -> Result<Manifest, EditError>,
+) -> Result<(), Box<Response>> {
+    let mut refusal = None;
+    let result = edit_file(&app.path, |m| {
+        f(m).map_err(|e| match e {
+            EditError::Storage(e) => e,
+            EditError::Refused(status, code, message) => {
+                refusal = Some((status, code, message));
+                crate::Error::input("refused")
+            }
+        })
+    });
+    match (result, refusal) {
+        (_, Some((status, code, message))) => Err(Box::new(graph_error(status, code, message))),
+        (Ok(_), None) => Ok(()),
+        (Err(e), None) => {
+            if st.log {
+                eprintln!("keycred emulate: could not update application {}: {e}", app.app_id);
+            }
+            Err(Box::new(graph_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generalException",
+                "The application could not be updated; the emulator's log says why.",
+            )))
+        }
+    }
 }
 
 /// `applications(appId='...')` (alternate key) or an object id.
@@ -241,31 +319,43 @@ async fn get_app(
     Json(app_json(&app, q.get("$select").map(String::as_str))).into_response()
 }
 
-async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match caller(&st, &headers) {
         Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let body = match json_body(&headers, &body) {
+        Ok(b) => b,
         Err(r) => return *r,
     };
     let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
     if !who.can_write() {
         return forbidden();
     }
-    let Some(entries) = body.get("keyCredentials").and_then(Value::as_array) else {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            "Request_BadRequest",
-            "Only keyCredentials can be changed by this emulator; the body has none.",
-        );
+    let entries = match body.get("keyCredentials") {
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                "keyCredentials is not an array; send the whole collection as an array of keyCredential objects.",
+            )
+        }
+        None => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                "Only keyCredentials can be changed by this emulator; the body has none.",
+            )
+        }
     };
-    let result = edit_file(&app.path, |m| {
+    let result = edit_app(&st, &app, |m| {
         let format = m.detect_format().unwrap_or(Format::MsGraph);
         let existing = m.credentials();
         let mut out = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            let mut e = e
-                .as_object()
-                .cloned()
-                .ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}] is not an object")))?;
+            let mut e =
+                e.as_object().cloned().ok_or_else(|| bad_request(format!("keyCredentials[{i}] is not an object")))?;
             let key_id = e.get("keyId").and_then(Value::as_str).map(str::to_string);
             let body_missing = e.get("key").is_none_or(Value::is_null);
             let known = key_id
@@ -285,15 +375,17 @@ async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, J
                 }
             }
             if body_missing {
-                return Err(crate::Error::input(format!("keyCredentials[{i}] has no key and no known keyId")));
+                return Err(bad_request(format!("keyCredentials[{i}] has no key and no known keyId")));
             }
             let der = e
                 .get("key")
                 .and_then(Value::as_str)
                 .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
-                .ok_or_else(|| crate::Error::input(format!("keyCredentials[{i}].key is not base64")))?;
-            let cert = Certificate::from_der(&der, &format!("keyCredentials[{i}].key"))?;
-            cert.ensure_usable(&format!("keyCredentials[{i}]"), dates::now())?;
+                .ok_or_else(|| bad_request(format!("keyCredentials[{i}].key is not base64")))?;
+            // These errors name the request field they were given, nothing of the emulator's.
+            let cert = Certificate::from_der(&der, &format!("keyCredentials[{i}].key"))
+                .map_err(|e| bad_request(e.message()))?;
+            cert.ensure_usable(&format!("keyCredentials[{i}]"), dates::now()).map_err(|e| bad_request(e.message()))?;
             e.entry("customKeyIdentifier").or_insert_with(|| json!(cert.custom_key_identifier()));
             e.entry("keyId").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
             e.entry("type").or_insert_with(|| json!("AsymmetricX509Cert"));
@@ -302,18 +394,30 @@ async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, J
             e.entry("endDateTime").or_insert_with(|| json!(dates::format(cert.not_after())));
             out.push(to_format(&Value::Object(e), format));
         }
-        m.replace_key_credentials(&out)
+        Ok(m.replace_key_credentials(&out)?)
     });
     match result {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => *r,
     }
 }
 
 /// Checks a proof of possession for `app`: RS256, `x5t` of a currently valid registered
 /// certificate whose key verifies the signature, `aud` one of Graph's ids, `iss` = the object id,
 /// and a current `nbf`/`exp` window of at most ten minutes.
-fn check_proof(app: &super::App, proof: &str) -> Result<(), String> {
+fn check_proof(app: &super::App, proof: Option<&Value>) -> Result<(), String> {
+    let proof = match proof {
+        None | Some(Value::Null) => {
+            return Err("the request has no proof; send the proof-of-possession JWT in 'proof'".into())
+        }
+        Some(Value::String(p)) if p.trim().is_empty() => return Err("the proof is empty".into()),
+        Some(Value::String(p)) => p.as_str(),
+        Some(_) => return Err("the proof is not a string; send the JWT as a string".into()),
+    };
+    // PROTOCOL.md section 7: base64url without `=` padding in every segment, as JWS requires.
+    if proof.contains('=') {
+        return Err("the proof is not valid base64url without padding: its segments must not contain '='".into());
+    }
     let d = dangerous::decode(proof).map_err(|e| format!("the proof is not a JWT ({e})"))?;
     if d.alg() != Some("RS256") {
         return Err(format!("the proof must be signed RS256, not {}", d.alg().unwrap_or("(none)")));
@@ -366,29 +470,48 @@ fn bad_proof(why: String) -> Response {
 }
 
 /// What addKey and removeKey both require: a Graph token of the application itself (or of a
-/// caller allowed to write applications) and a valid proof of possession.
+/// caller allowed to write applications) and a valid proof of possession. The token is checked
+/// before the body is read, so a bad body without a token is 401, as on Graph.
 fn authorize_key_change(
     st: &AppState,
     raw: &str,
     headers: &HeaderMap,
-    body: &Value,
-) -> Result<Arc<super::App>, Box<Response>> {
+    body: &[u8],
+) -> Result<(Arc<super::App>, Value), Box<Response>> {
     let who = caller(st, headers)?;
+    let body = json_body(headers, body)?;
     let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write() {
         return Err(Box::new(forbidden()));
     }
-    let proof = body.get("proof").and_then(Value::as_str).unwrap_or("");
-    check_proof(&app, proof).map_err(|why| Box::new(bad_proof(why)))?;
-    Ok(app)
+    check_proof(&app, body.get("proof")).map_err(|why| Box::new(bad_proof(why)))?;
+    Ok((app, body))
 }
 
-async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    let app = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(app) => app,
+/// addKey adds certificates only: `type` AsymmetricX509Cert and `usage` Verify, as the
+/// documentation's request body has them.
+fn check_key_kind(kc: &Value) -> Result<(), String> {
+    for (field, want) in [("type", "AsymmetricX509Cert"), ("usage", "Verify")] {
+        match kc.get(field) {
+            Some(Value::String(v)) if v == want => {}
+            None | Some(Value::Null) => return Err(format!("keyCredential.{field} is required and must be '{want}'.")),
+            Some(v) => {
+                return Err(format!("keyCredential.{field} {v} is not supported by addKey; it must be '{want}'."))
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
         Err(r) => return *r,
     };
     let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
+    if let Err(why) = check_key_kind(&kc) {
+        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why);
+    }
     let Some(der) =
         kc.get("key").and_then(Value::as_str).and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
     else {
@@ -398,13 +521,23 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
             "keyCredential.key must hold the base64 DER certificate.",
         );
     };
-    let cert = match Certificate::from_der(&der, "keyCredential.key") {
+    let cert = match Certificate::from_der(&der, "keyCredential.key")
+        .and_then(|c| c.ensure_usable("keyCredential.key", dates::now()).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
     };
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
     let mut added = Value::Null;
-    let result = edit_file(&app.path, |m| {
+    let result = edit_app(&st, &app, |m| {
+        let duplicate = Selector::Thumbprint(cert.sha1());
+        if let Some(c) = m.credentials().iter().find(|c| duplicate.matches(c)) {
+            return Err(bad_request(format!(
+                "The certificate with thumbprint {} is already a key credential of this application (keyId {}).",
+                cert.thumbprint(),
+                c.key_id.as_deref().unwrap_or("none")
+            )));
+        }
         let format = m.detect_format().unwrap_or(Format::MsGraph);
         let opts = EntryOptions {
             display_name: display_name.clone().or_else(|| Some(cert.subject().to_string())),
@@ -412,30 +545,48 @@ async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Jso
         };
         let entry = entry_for(&cert, format, &opts)?;
         added = to_graph_shape(&Value::Object(entry.clone()));
-        m.add_entry(entry)
+        Ok(m.add_entry(entry)?)
     });
     match result {
-        Ok(_) => {
+        Ok(()) => {
             let mut v = added;
             v["@odata.context"] = json!("https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.keyCredential");
             (StatusCode::OK, Json(v)).into_response()
         }
-        Err(e) => graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+        Err(r) => *r,
     }
 }
 
-async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    let app = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(app) => app,
+async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
         Err(r) => return *r,
     };
-    let key_id = body.get("keyId").and_then(Value::as_str).unwrap_or("");
-    let sel = match Selector::key_id(key_id) {
-        Ok(s) => s,
-        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    let key_id = match body.get("keyId") {
+        Some(Value::String(k)) => k.trim(),
+        None | Some(Value::Null) => {
+            return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "The request has no keyId.")
+        }
+        Some(v) => {
+            return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("keyId {v} is not a GUID."))
+        }
     };
-    match edit_file(&app.path, |m| m.remove_entries(std::slice::from_ref(&sel))) {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", e.message().to_string()),
+    let Ok(id) = uuid::Uuid::try_parse(key_id) else {
+        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("keyId '{key_id}' is not a GUID."));
+    };
+    let sel = Selector::KeyId(id);
+    let result = edit_app(&st, &app, |m| {
+        if !m.credentials().iter().any(|c| sel.matches(c)) {
+            return Err(EditError::Refused(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("No key credential with keyId '{id}' exists on this application."),
+            ));
+        }
+        Ok(m.remove_entries(std::slice::from_ref(&sel))?)
+    });
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => *r,
     }
 }

@@ -1,5 +1,7 @@
 //! The token endpoints (v1 `/oauth2/token`, v2 `/oauth2/v2.0/token`): request checks, client
-//! authentication (certificate assertion or secret), and issuing the access token.
+//! authentication (certificate assertion, or secret in the body or in `Authorization: Basic`, the
+//! methods the discovery document advertises), and issuing the access token, whose `aud` is the
+//! resource URI in v1 and the resource's app id in v2.
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
@@ -10,6 +12,7 @@ use super::{AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
 use crate::jwt::{self, dangerous};
 use crate::manifest::KeyCredential;
+use crate::secret::SecretString;
 use crate::thumbprint::{b64url, hex_upper, sha256};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +31,13 @@ pub const TOKEN_LIFETIME: i64 = 3599;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const GRAPH: &str = "https://graph.microsoft.com";
 pub(super) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// First-party resources whose app ids are public: a v2 token for them carries this `aud`.
+const WELL_KNOWN_RESOURCES: [(&str, &str); 3] = [
+    (GRAPH, GRAPH_APP_ID),
+    ("https://graph.windows.net", "00000002-0000-0000-c000-000000000000"),
+    ("https://manage.office.com", "c5393580-f805-4401-95e8-94b7a6ef2fc2"),
+];
 
 /// How the client proved itself: decides `appidacr`/`azpacr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,13 +66,18 @@ pub(super) fn handle(
         }
         m
     };
-    let client_id = form.get("client_id").map(|s| s.chars().take(64).collect::<String>());
+    let basic = basic_credentials(headers);
+    let client_id = match &basic {
+        Some(Ok((id, _))) => Some(id.as_str()),
+        _ => form.get("client_id").map(String::as_str),
+    }
+    .map(|s| s.chars().take(64).collect::<String>());
     let correlation = headers
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| uuid::Uuid::parse_str(v).is_ok())
         .map(str::to_string);
-    match issue(st, tenant, version, endpoint, &form) {
+    match issue(st, tenant, version, endpoint, &form, basic) {
         Ok(body) => {
             let mut resp = Json(body).into_response();
             resp.extensions_mut().insert(RequestLog { client_id, code: None });
@@ -78,11 +93,30 @@ fn issue(
     version: EndpointVersion,
     endpoint: &str,
     form: &HashMap<String, String>,
+    basic: Option<Result<(String, SecretString), EntraError>>,
 ) -> Result<Value, EntraError> {
     st.check_tenant(tenant)?;
     let field = |name: &str| form.get(name).map(String::as_str);
     let grant_type = field("grant_type").ok_or_else(|| EntraError::missing_parameter("grant_type"))?;
-    let client_id = field("client_id").ok_or_else(|| EntraError::missing_parameter("client_id"))?;
+    let basic = basic.transpose()?;
+    let client_id = match &basic {
+        Some((id, _)) => {
+            if field("client_assertion").is_some() || field("client_secret").is_some() {
+                return Err(EntraError::malformed_request(
+                    "The client authenticated both with an Authorization: Basic header and with a client_assertion or \
+                     client_secret in the request body; use one method only.",
+                ));
+            }
+            if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
+                return Err(EntraError::malformed_request(
+                    "The 'client_id' parameter in the request body does not match the client id in the \
+                     Authorization: Basic header.",
+                ));
+            }
+            id.as_str()
+        }
+        None => field("client_id").ok_or_else(|| EntraError::missing_parameter("client_id"))?,
+    };
     let resource = match version {
         EndpointVersion::V1 => field("resource").ok_or_else(|| EntraError::missing_parameter("resource"))?.to_string(),
         EndpointVersion::V2 => {
@@ -101,7 +135,7 @@ fn issue(
         }
         verify_assertion(&app.credentials, assertion, client_id, endpoint, crate::dates::now())?;
         ClientAuth::Certificate
-    } else if let Some(secret) = field("client_secret") {
+    } else if let Some(secret) = basic.as_ref().map(|(_, s)| s.expose()).or(field("client_secret")) {
         let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()));
         if !ok {
             return Err(EntraError::bad_secret(client_id));
@@ -129,7 +163,12 @@ fn issue(
     let mut header = Map::new();
     header.insert("typ".into(), json!("JWT"));
     let mut claims = Map::new();
-    claims.insert("aud".into(), json!(resource));
+    // v1 tokens name the resource as it was asked for; v2 tokens name it by its app id.
+    let aud = match version {
+        EndpointVersion::V1 => resource.clone(),
+        EndpointVersion::V2 => resource_app_id(&resource),
+    };
+    claims.insert("aud".into(), json!(aud));
     match version {
         EndpointVersion::V1 => {
             header.insert("x5t".into(), json!(st.kid));
@@ -209,17 +248,68 @@ fn resource_from_scope(scope: &str) -> Result<String, EntraError> {
     }
 }
 
-/// Whether two resource identifiers name the same resource (case and a trailing `/` aside).
+/// The app id of a resource, what v2 tokens carry in `aud` (PROTOCOL.md section 5): the public
+/// id of a well-known first-party resource, the GUID of `api://{guid}` or of a resource given as a
+/// GUID, and for any other URI an id derived from it ([`super::apps::derived_id`] with kind
+/// "resource" and the URI without trailing `/`), the same in every run. Case and a trailing `/`
+/// do not matter, as for Entra's resource URIs.
+pub(super) fn resource_app_id(resource: &str) -> String {
+    let r = resource.trim_end_matches('/');
+    let guid = |s: &str| (s.len() == 36).then(|| uuid::Uuid::try_parse(s).ok()).flatten().map(|g| g.to_string());
+    if let Some(g) = guid(r) {
+        return g;
+    }
+    if let Some(g) = r.get(..6).filter(|p| p.eq_ignore_ascii_case("api://")).and_then(|_| guid(&r[6..])) {
+        return g;
+    }
+    if let Some((_, id)) = WELL_KNOWN_RESOURCES.iter().find(|(uri, _)| uri.eq_ignore_ascii_case(r)) {
+        return id.to_string();
+    }
+    super::apps::derived_id("resource", r)
+}
+
+/// Whether two resource identifiers name the same resource: the same app id, so Graph's URI and
+/// its GUID match, as do `api://{guid}` and the GUID.
 pub(super) fn same_resource(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    resource_app_id(a) == resource_app_id(b)
 }
 
 /// Whether `r` is Microsoft Graph or the app itself, which every app may ask tokens for.
 pub(super) fn is_builtin_resource(r: &str, app_id: &str) -> bool {
-    same_resource(r, GRAPH)
-        || same_resource(r, GRAPH_APP_ID)
-        || same_resource(r, app_id)
-        || same_resource(r, &format!("api://{app_id}"))
+    same_resource(r, GRAPH) || same_resource(r, app_id)
+}
+
+/// RFC 6749 section 2.3.1 `client_secret_basic`: `Authorization: Basic base64(id:secret)` where
+/// id and secret are each form-urlencoded first. `None` without a Basic header (other schemes
+/// are not client authentication and are ignored, as Entra does).
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), EntraError>> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let bad = || {
+        EntraError::malformed_request(
+            "The Authorization: Basic header must hold base64(client_id:client_secret), each form-urlencoded.",
+        )
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad());
+    let text = decoded.and_then(|d| String::from_utf8(d).map_err(|_| bad()));
+    Some(text.and_then(|t| {
+        let (id, secret) = t.split_once(':').ok_or_else(bad)?;
+        let (id, secret) = (form_decode(id), form_decode(secret));
+        if id.is_empty() {
+            return Err(EntraError::missing_parameter("client_id"));
+        }
+        Ok((id, SecretString::new(secret)))
+    }))
+}
+
+/// Decodes one form-urlencoded component (`+` is a space, `%XX` a byte). A raw `&` or `=` in it
+/// stays itself rather than splitting it.
+fn form_decode(s: &str) -> String {
+    let escaped = s.replace('&', "%26").replace('=', "%3D");
+    url::form_urlencoded::parse(escaped.as_bytes()).map(|(k, _)| k.into_owned()).next().unwrap_or_default()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -293,8 +383,14 @@ pub(super) fn verify_assertion(
         return Err(EntraError::bad_signature(&thumb_hex, &found_key(cred)));
     }
 
-    match d.claims.get("aud") {
-        Some(Value::Array(_)) => return Err(EntraError::multiple_audiences()),
+    // RFC 7519 allows `aud` as a string or an array; a one-element array names one audience and
+    // is judged as that string. Only a longer array is "more than one audience value".
+    let aud = match d.claims.get("aud") {
+        Some(Value::Array(a)) if a.len() > 1 => return Err(EntraError::multiple_audiences()),
+        Some(Value::Array(a)) => a.first(),
+        other => other,
+    };
+    match aud {
         Some(Value::String(a)) if a.trim_end_matches('/').eq_ignore_ascii_case(endpoint.trim_end_matches('/')) => {}
         _ => return Err(EntraError::bad_audience()),
     }
@@ -335,6 +431,8 @@ mod tests {
     #[test]
     fn resources_compare_loosely() {
         assert!(same_resource("https://graph.microsoft.com/", "https://Graph.microsoft.com"));
+        assert!(same_resource(GRAPH_APP_ID, GRAPH));
+        assert!(!same_resource("api://a", "api://b"));
         assert!(is_builtin_resource(
             "api://11111111-1111-1111-1111-111111111111",
             "11111111-1111-1111-1111-111111111111"

@@ -111,3 +111,30 @@ pub fn assert_entra_error(got: &(u16, Value), status: u16, error: &str, code: u6
     }
     d.to_string()
 }
+
+/// The app id the emulator derives for a resource URI (the `aud` of its v2 tokens), computed
+/// here with openssl: SHA-256 of `keycred-emulator resource {uri, lower case, no trailing /}`,
+/// first 16 bytes, UUID version 4 and RFC 4122 variant bits set.
+pub fn derived_resource_id(uri: &str) -> String {
+    let dir = TempDir::new("emu-derive");
+    let input = dir.path("in.txt");
+    let name = uri.trim_end_matches('/').to_ascii_lowercase();
+    std::fs::write(&input, format!("keycred-emulator resource {name}")).unwrap();
+    let out = openssl(&["dgst", "-sha256", "-r", input.to_str().unwrap()]);
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let mut b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Posts a v2 client-credentials request for `scope` with a correct assertion.
+pub async fn v2_token_for(f: &Fixture, scope: &str) -> (u16, Value) {
+    post(&f.v2(), &client_credentials_form(APP_ID, scope, &f.assertion(&f.v2()))).await
+}
+
+/// The claims of the access token in a successful token answer.
+pub fn token_claims(body: &Value) -> serde_json::Map<String, Value> {
+    keycred::jwt::dangerous::decode(body["access_token"].as_str().unwrap()).unwrap().claims
+}
