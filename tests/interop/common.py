@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import uuid
 
 
 def env(name):
@@ -64,10 +65,26 @@ def expectations():
     return json.loads(env("KEYCRED_EXPECT"))
 
 
+def expected_aud(resource, ver):
+    """v1 tokens name the resource as asked; v2 tokens its app id (PROTOCOL.md section 5): Graph's
+    well-known id, or for another URI the id the emulator derives from it (SHA-256 of
+    "keycred-emulator resource <uri>", first 16 bytes as a version-4 UUID)."""
+    r = resource.rstrip("/")
+    if ver != "2.0":
+        return r
+    if r.lower() == "https://graph.microsoft.com":
+        return "00000003-0000-0000-c000-000000000000"
+    b = bytearray(hashlib.sha256(f"keycred-emulator resource {r.lower()}".encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
 def check_token(label, token, scope, roles):
     c = claims(token)
     resource = scope[: -len("/.default")]
-    assert c.get("aud", "").rstrip("/") == resource.rstrip("/"), f"{label}: aud {c.get('aud')!r} != {resource!r}"
+    want = expected_aud(resource, c.get("ver"))
+    assert c.get("aud", "").rstrip("/") == want, f"{label}: aud {c.get('aud')!r} != {want!r} (for {resource!r})"
     assert c.get("tid") == env("KEYCRED_TENANT").lower(), f"{label}: tid {c.get('tid')!r}"
     assert sorted(c.get("roles", [])) == sorted(roles), f"{label}: roles {c.get('roles')!r} != {roles!r}"
     assert c.get("idtyp") == "app", f"{label}: idtyp {c.get('idtyp')!r}"
