@@ -1,0 +1,118 @@
+//! `keycred demo` as a user runs it: every headed step, the final refusal with AADSTS700027,
+//! one JSON document with `-o json`, and the files kept with `--keep`.
+
+use crate::rotation_support as support;
+
+use support::*;
+
+const TITLES: [&str; 8] = [
+    "Generate a certificate",
+    "Add it to the sample app manifest",
+    "Start the Entra emulator",
+    "keycred check through the v1",
+    "keycred check through the v2",
+    "Decode the v2 access token",
+    "Rotate: add a second certificate, verify it, remove the first",
+    "A request signed with the removed certificate is refused",
+];
+
+#[test]
+fn demo_text_shows_every_step() {
+    let out = cli(&["demo"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let heads: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(heads.len(), TITLES.len(), "{}", out.stdout);
+    for (i, (h, t)) in heads.iter().zip(TITLES).enumerate() {
+        assert!(h.starts_with(&format!("== {}. {t}", i + 1)), "{h}");
+    }
+    assert!(!out.stdout.contains("[FAIL]") && !out.stdout.contains("UNEXPECTED"), "{}", out.stdout);
+    let last = out.stdout.split("== 8.").nth(1).unwrap();
+    assert!(last.contains("refused as expected") && last.contains("AADSTS700027"), "{last}");
+    assert!(out.stdout.contains("roles       ActivityFeed.Read, ServiceHealth.Read"), "{}", out.stdout);
+    assert!(out.stdout.contains("signature   valid (emulator key)"), "{}", out.stdout);
+}
+
+#[test]
+fn demo_json_is_one_document_and_keep_keeps_the_second_certificate() {
+    let dir = TempDir::new("rot-test");
+    let keep = dir.path("kept");
+    let out = cli(&["demo", "-o", "json", "--keep", &keep.display().to_string()], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let j = out.json();
+    assert_eq!(j["kept"], true);
+    assert_eq!(j["directory"], keep.display().to_string());
+    let steps = j["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), TITLES.len());
+    for (i, (s, t)) in steps.iter().zip(TITLES).enumerate() {
+        assert_eq!(s["step"], i + 1);
+        assert!(s["title"].as_str().unwrap().starts_with(t), "{s}");
+        assert!(!s["lines"].as_array().unwrap().is_empty(), "{s}");
+    }
+    assert!(steps[7]["lines"][0].as_str().unwrap().contains("AADSTS700027"), "{}", steps[7]);
+    // The manifest holds exactly the second certificate, whose thumbprint openssl agrees on.
+    let manifest = keep.join("manifest.json");
+    let entries = entries_of(&manifest);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let o = std::process::Command::new("/usr/bin/openssl")
+        .args(["x509", "-in", &keep.join("demo-app-2.cer").display().to_string(), "-noout", "-fingerprint", "-sha1"])
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(o.stdout).unwrap().trim().rsplit('=').next().unwrap().replace(':', "");
+    let cki = entries[0]["customKeyIdentifier"].as_str().unwrap();
+    assert_eq!(keycred::thumbprint::hex_upper(&keycred::thumbprint::parse_sha1(cki).unwrap()), hex);
+    for f in ["demo-app-1.key", "demo-app-1.pem", "demo-app-2.key", "demo-app-2.pem", "demo-app-2.cer"] {
+        assert!(keep.join(f).is_file(), "{f} missing");
+    }
+    // The kept files work with the CLI: the second certificate is the manifest's.
+    let m = manifest.display().to_string();
+    let out = cli(&["manifest", "list", &m, "-o", "json"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()[0]["thumbprint"], hex);
+}
+
+#[test]
+fn keep_refuses_to_overwrite_an_earlier_demo_unless_forced() {
+    let dir = TempDir::new("rot-test");
+    let keep = dir.path("kept");
+    let k = keep.display().to_string();
+    let out = cli(&["demo", "-o", "json", "--keep", &k], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let first = snapshot(&keep);
+    // A second run would overwrite manifest.json and the keys: refused, nothing touched.
+    let out = cli(&["demo", "-o", "json", "--keep", &k], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("manifest.json") && out.stderr.contains("demo-app-1.key"), "{}", out.stderr);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(snapshot(&keep), first);
+    // One leftover file is enough to refuse.
+    let lone = dir.path("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::write(lone.join("demo-app-2.cer"), "mine").unwrap();
+    let out = cli(&["demo", "--keep", &lone.display().to_string()], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(std::fs::read_to_string(lone.join("demo-app-2.cer")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&lone).unwrap().count(), 1);
+    // --force replaces them: a new manifest holding a new second certificate.
+    let out = cli(&["demo", "-o", "json", "--keep", &k, "--force"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let after = snapshot(&keep);
+    assert_eq!(after.keys().collect::<Vec<_>>(), first.keys().collect::<Vec<_>>());
+    assert_ne!(after[&keep.join("manifest.json")], first[&keep.join("manifest.json")]);
+    assert_ne!(after[&keep.join("demo-app-2.key")], first[&keep.join("demo-app-2.key")]);
+}
+
+#[test]
+fn keep_on_a_file_or_force_without_keep_is_refused_with_true_hints() {
+    let dir = TempDir::new("rot-test");
+    let file = dir.path("somefile");
+    std::fs::write(&file, "content").unwrap();
+    let out = cli(&["demo", "--keep", &file.display().to_string()], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
+    // --force would not help: the hint must not offer it.
+    assert!(!out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "content");
+    let out = cli(&["demo", "--force"], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--keep"), "{}", out.stderr);
+}

@@ -1,0 +1,39 @@
+//! keycred's integration tests, gathered in one binary (as ripgrep does) so the crate links once.
+//!
+//! The `*_support` modules and `common` are helpers; every other module is a test file of its own,
+//! named by what it covers. The interop tests (Python clients, `tests/interop/`) run from
+//! `cargo xtask interop`.
+
+mod common;
+mod emulator_support;
+mod hardening_support;
+mod rotation_support;
+mod token_support;
+
+mod cert_formats;
+mod cert_new;
+mod cert_openssl;
+mod check_cli;
+mod demo_cli;
+mod emulator_tokens;
+mod emulator_validation;
+mod fsio_links;
+mod graph_cli;
+mod graph_emulator;
+mod hardening_corpus;
+mod hardening_crash;
+mod hardening_fuzz_regressions;
+mod hardening_hygiene;
+mod hardening_jwt;
+mod hardening_load;
+mod manifest_cli;
+mod manifest_edit;
+mod manifest_usable;
+mod rotation_cli;
+mod rotation_safety;
+mod token_assertion;
+mod token_cli;
+mod token_hygiene;
+mod token_inputs;
+mod token_requests;
+mod token_tls;
