@@ -87,7 +87,7 @@ impl Certificate {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
-    /// Subject DN in certificate order, RFC 4514 escaping (`CN=App, O=Contoso\, Inc.`).
+    /// Subject DN as an RFC 4514 string, last RDN first (`CN=App, O=Contoso\, Inc.`).
     pub fn subject(&self) -> &str {
         &self.subject
     }
@@ -233,7 +233,7 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Credential {
-    /// Subject DN, certificate order, RFC 4514 escaping.
+    /// Subject DN as an RFC 4514 string, last RDN first.
     pub subject: String,
     /// Issuer DN, likewise.
     pub issuer: String,

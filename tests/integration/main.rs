@@ -9,8 +9,10 @@ mod emulator_support;
 mod hardening_support;
 mod rotation_support;
 mod token_support;
+mod tools_support;
 
 mod cert_formats;
+mod cert_names;
 mod cert_new;
 mod cert_openssl;
 mod check_cli;
