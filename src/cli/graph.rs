@@ -295,6 +295,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 not_before: None,
                 not_after: None,
                 pfx: false,
+                pfx_legacy: false,
                 password_env: None,
                 force: *force,
             };

@@ -36,6 +36,10 @@ pub struct Args {
     /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
     #[arg(long, requires = "password_env")]
     pub pfx: bool,
+    /// Write NAME.pfx in the legacy, WEAKER form (3DES, SHA-1 MAC) for Windows before Server
+    /// 2019, Mono and other consumers that cannot read AES-256 PFX files
+    #[arg(long, requires = "password_env")]
+    pub pfx_legacy: bool,
     /// Environment variable holding the passphrase for the key (and PFX)
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
@@ -63,13 +67,20 @@ pub struct FilePaths {
     cert: PathBuf,
     bundle: PathBuf,
     pfx: Option<PathBuf>,
+    pfx_protection: crate::cert::pfx::Protection,
 }
 
 impl FilePaths {
     /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` when asked for.
     pub fn new(dir: &Path, name: &str, pfx: bool) -> Self {
         let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-        FilePaths { key: path("key"), cert: path("cer"), bundle: path("pem"), pfx: pfx.then(|| path("pfx")) }
+        FilePaths {
+            key: path("key"),
+            cert: path("cer"),
+            bundle: path("pem"),
+            pfx: pfx.then(|| path("pfx")),
+            pfx_protection: crate::cert::pfx::Protection::Modern,
+        }
     }
     /// Every path, in writing order.
     pub fn all(&self) -> impl Iterator<Item = &Path> {
@@ -104,7 +115,7 @@ pub fn write_files(
         })?;
         planned.push(fsio::PlannedFile {
             path: pfx.clone(),
-            data: crate::cert::pfx::export(cert, key, pw, alias)?,
+            data: crate::cert::pfx::export(cert, key, pw, alias, paths.pfx_protection)?,
             mode: fsio::SECRET_MODE,
         });
     }
@@ -165,7 +176,10 @@ pub fn plan(a: &Args) -> Result<Plan> {
         return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
             .with_hint("create the directory first"));
     }
-    let paths = FilePaths::new(&a.out_dir, &a.name, a.pfx);
+    let mut paths = FilePaths::new(&a.out_dir, &a.name, a.pfx || a.pfx_legacy);
+    if a.pfx_legacy {
+        paths.pfx_protection = crate::cert::pfx::Protection::Legacy;
+    }
     if !a.force {
         fsio::ensure_absent(paths.all())?;
     }
@@ -195,7 +209,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         pairs.push(("cert file", files.cert.clone()));
         pairs.push(("bundle file", files.bundle.clone()));
         if let Some(p) = &files.pfx {
-            pairs.push(("pfx file", p.clone()));
+            if a.pfx_legacy {
+                pairs.push(("pfx file", format!("{p} (legacy 3DES/SHA-1 protection: weaker, only for old consumers)")));
+            } else {
+                pairs.push(("pfx file", p.clone()));
+            }
         }
         print_pairs(&pairs);
     }

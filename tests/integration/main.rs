@@ -15,6 +15,7 @@ mod cert_formats;
 mod cert_names;
 mod cert_new;
 mod cert_openssl;
+mod cert_pfx_consumers;
 mod check_cli;
 mod demo_cli;
 mod emulator_tokens;
