@@ -185,8 +185,12 @@ fn resolve_format(m: &Manifest, given: Option<Format>) -> Result<Format> {
         (Some(have), _) => Ok(have),
         (None, Some(want)) => Ok(want),
         (None, None) => Err(Error::input(format!(
-            "{}: cannot tell whether the manifest is in ms-graph or aad-graph format (no entries, no telling keys)",
-            m.origin()
+            "{}: cannot tell whether the manifest is in ms-graph or aad-graph format ({})",
+            m.origin(),
+            match m.shared_keys() {
+                k if k.is_empty() => "no entries, no telling keys".to_string(),
+                k => format!("no entries, and {} occur in both formats", k.join(", ")),
+            }
         ))
         .with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)")),
     }

@@ -29,7 +29,8 @@ use uuid::Uuid;
 pub enum Format {
     /// Microsoft Graph (today's portal manifest): `key`, `startDateTime`, `endDateTime`, `displayName`.
     MsGraph,
-    /// Azure AD Graph (legacy, seed 000): `value`, `startDate`, `endDate`.
+    /// Azure AD Graph (legacy, what the Office 365 Management API setup documents): `value`,
+    /// `startDate`, `endDate`.
     AadGraph,
 }
 
@@ -91,8 +92,8 @@ pub struct KeyCredential {
     /// that is not a usable certificate, unreadable dates, no way to tell its validity); empty
     /// for a usable certificate entry. Such entries never count as a valid certificate.
     pub defects: Vec<String>,
-    /// What looks wrong without making the entry unusable (a hex `customKeyIdentifier`, one that
-    /// disagrees with the body).
+    /// What looks wrong without making the entry unusable (a `customKeyIdentifier` that is not
+    /// a thumbprint in base64 or hex, or that disagrees with the body).
     pub warnings: Vec<String>,
 }
 
@@ -218,18 +219,21 @@ impl Manifest {
         }
     }
 
-    /// The format, decided by existing entries, else by top-level keys; `None` when undecidable.
+    /// The format, decided by existing entries, else by top-level keys only one format has;
+    /// `None` when undecidable (then the caller asks for `--format` rather than guess).
     pub fn detect_format(&self) -> Option<Format> {
         if let Some(f) = self.raw_entries().iter().filter_map(Value::as_object).find_map(entry_format) {
             return Some(f);
         }
-        const GRAPH: [&str; 5] = ["id", "signInAudience", "api", "web", "requiredResourceAccess"];
-        const LEGACY: [&str; 5] = [
+        const GRAPH: [&str; 5] = ["api", "web", "spa", "publicClient", "isFallbackPublicClient"];
+        const LEGACY: [&str; 7] = [
             "objectId",
             "oauth2Permissions",
             "availableToOtherTenants",
             "oauth2AllowImplicitFlow",
             "replyUrlsWithType",
+            "replyUrls",
+            "allowPublicClient",
         ];
         if LEGACY.iter().any(|k| self.root.contains_key(*k)) {
             return Some(Format::AadGraph);
@@ -238,6 +242,14 @@ impl Manifest {
             return Some(Format::MsGraph);
         }
         None
+    }
+
+    /// The top-level keys present that both formats have (`id`, `signInAudience`,
+    /// `requiredResourceAccess`, ...), which tell nothing about the format: for messages.
+    pub fn shared_keys(&self) -> Vec<&'static str> {
+        const SHARED: [&str; 6] =
+            ["id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "identifierUris"];
+        SHARED.into_iter().filter(|k| self.root.contains_key(*k)).collect()
     }
 
     /// The entries, read leniently: what cannot be read is left `None`.
@@ -250,9 +262,11 @@ impl Manifest {
     }
 }
 
-/// The format an entry is written in, by its field names; `None` when it has none of them.
+/// The format an entry is written in, by its date and body field names; `None` when it has
+/// none of them. `displayName` tells nothing: the portal's legacy editor wrote it into legacy
+/// entries too (PROTOCOL.md section 2).
 pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
-    if ["key", "startDateTime", "endDateTime", "displayName"].iter().any(|k| o.contains_key(*k)) {
+    if ["key", "startDateTime", "endDateTime"].iter().any(|k| o.contains_key(*k)) {
         return Some(Format::MsGraph);
     }
     if ["value", "startDate", "endDate"].iter().any(|k| o.contains_key(*k)) {
@@ -331,11 +345,17 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     if let Some(cki) = custom_key_identifier.as_deref().filter(|c| !c.is_empty()) {
         let hex: String = cki.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
         let named = if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            warnings.push(
-                "customKeyIdentifier is the hex thumbprint, but the field is base64 (binary): write base64 of the SHA-1"
-                    .to_string(),
-            );
-            thumbprint::parse_sha1(cki).ok()
+            // The hex thumbprint is what Graph and the portal write themselves (PROTOCOL.md
+            // sections 1 and 8): normal. Only separators make it something Graph would refuse
+            // (the field is Binary, so its JSON text must be base64).
+            if hex.len() != cki.len() {
+                warnings.push(
+                    "customKeyIdentifier is a hex thumbprint with separators, which Graph refuses (the field is \
+                     base64): write the 40 hex digits alone, as Graph does"
+                        .to_string(),
+                );
+            }
+            thumbprint::parse_sha1(&hex).ok()
         } else if let Some(d) = hex_text_sha1(cki) {
             warnings.push(
                 "customKeyIdentifier is the hex thumbprint encoded as text, not the SHA-1 itself: write base64 of the SHA-1"

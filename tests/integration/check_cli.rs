@@ -134,10 +134,16 @@ fn an_entry_entra_would_not_use_fails_the_manifest_step() {
         e
     };
     let hex = s.cred.cert.thumbprint();
+    let colons = hex.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+    // The plain hex thumbprint is what Graph writes itself: the step passes.
+    let m = s.dir.path("hex.json");
+    write_manifest(&m, OBJECT_ID, APP_ID, &[entry_with("customKeyIdentifier", hex.clone().into())]);
+    let out = check(&s, &["--cert", &s.bundle, "--manifest", &m.display().to_string(), "--scope", API]);
+    assert_eq!(out.code, 0, "hex: {out:?}");
     for (name, e, expected) in [
         ("usage", entry_with("usage", "Sign".into()), "usage is \"Sign\""),
         ("type", entry_with("type", "Symmetric".into()), "type is \"Symmetric\""),
-        ("hex", entry_with("customKeyIdentifier", hex.clone().into()), "customKeyIdentifier is the hex thumbprint"),
+        ("hex with colons", entry_with("customKeyIdentifier", colons.into()), "hex thumbprint with separators"),
     ] {
         let m = s.dir.path(&format!("{name}.json"));
         write_manifest(&m, OBJECT_ID, APP_ID, &[e]);

@@ -130,7 +130,7 @@ async fn proofs_with_padding_are_refused_and_a_missing_proof_is_said_missing() {
     // The same proof without padding is accepted.
     let (s, b) = send(Method::POST, &app_url(&f, "/addKey"), &token, &add_body(&new.cert, &good)).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["customKeyIdentifier"], new.cert.custom_key_identifier());
+    assert_eq!(b["customKeyIdentifier"], new.cert.thumbprint());
 }
 
 #[tokio::test]

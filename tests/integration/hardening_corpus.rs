@@ -97,7 +97,7 @@ fn make_fixtures(d: &Path) {
 
     // Manifests.
     let m = |kc: &str| {
-        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"keyCredentials\":{kc}}}")
+        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"web\":{{}},\"keyCredentials\":{kc}}}")
     };
     w("m-ok.json", m("[]").as_bytes());
     w("m-kc-object.json", m("{\"keyId\":\"x\"}").as_bytes());

@@ -31,6 +31,7 @@ mod hardening_jwt;
 mod hardening_load;
 mod manifest_cli;
 mod manifest_edit;
+mod manifest_portal;
 mod manifest_usable;
 mod rotation_cli;
 mod rotation_safety;
