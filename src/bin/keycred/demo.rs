@@ -7,14 +7,14 @@
 
 use super::output::out_line;
 use super::Ctx;
-use crate::authority::{Authority, EndpointVersion};
-use crate::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
-use crate::check::{self, CheckOptions};
-use crate::emulator::{self, EmulatorConfig};
-use crate::manifest::{self, EntryOptions, Format, Selector};
-use crate::rotate::{self, RemovePolicy, Verify};
-use crate::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, jwt, Error, Result};
+use keycred::authority::{Authority, EndpointVersion};
+use keycred::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::check::{self, CheckOptions};
+use keycred::emulator::{self, EmulatorConfig};
+use keycred::manifest::{self, EntryOptions, Format, Selector};
+use keycred::rotate::{self, RemovePolicy, Verify};
+use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{dates, jwt, Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -295,5 +295,5 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     }
     // The emulator stops here, before the temporary directory goes away.
     emu.shutdown();
-    Ok(if failed { crate::error::exit::CHECK } else { crate::error::exit::OK })
+    Ok(if failed { keycred::error::exit::CHECK } else { keycred::error::exit::OK })
 }

@@ -1,6 +1,6 @@
 //! Presentation: text or JSON output, error printing, progress on terminals only.
 
-use crate::Error;
+use keycred::Error;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 

@@ -1,12 +1,12 @@
 //! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
-//! editing an app manifest's collection of them. The work is in [`crate::manifest`].
+//! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
 
 use super::output::out_line;
 use super::Ctx;
-use crate::cert::{load_file, Certificate};
-use crate::error::exit;
-use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
-use crate::{dates, Error, Result};
+use keycred::cert::{load_file, Certificate};
+use keycred::error::exit;
+use keycred::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
+use keycred::{dates, Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 

@@ -7,11 +7,11 @@ use super::common::read_arg_or_stdin;
 use super::decode::{check_roles, key_claim_pairs, rfc3339};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::EndpointVersion;
-use crate::jwt::dangerous;
-use crate::secret;
-use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{error::exit, Error, Result};
+use keycred::authority::EndpointVersion;
+use keycred::jwt::dangerous;
+use keycred::secret;
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{error::exit, Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +72,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
-            crate::consent::check_redirect_uri(r)?;
+            keycred::consent::check_redirect_uri(r)?;
             Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
@@ -139,7 +139,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     })?;
     let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))?;
     let decoded = dangerous::decode(resp.access_token.expose()).ok();
-    let now = crate::jwt::now_secs();
+    let now = keycred::jwt::now_secs();
     let expires_on = resp.expires_on.unwrap_or(now + resp.expires_in as i64);
     let minutes_left = (expires_on - now).max(0) / 60;
     let tid = decoded.as_ref().and_then(|d| d.claim_str("tid")).map(str::to_string);

@@ -3,9 +3,9 @@
 
 use super::output::{print_pairs, with_spinner};
 use super::Ctx;
-use crate::cert::{generate, KeySize, NewCertificate, Validity};
-use crate::secret::{self, SecretString};
-use crate::{dates, fsio, Error, Result};
+use keycred::cert::{generate, KeySize, NewCertificate, Validity};
+use keycred::secret::{self, SecretString};
+use keycred::{dates, fsio, Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -81,8 +81,8 @@ impl FilePaths {
 /// bundle (0600) and, when `paths` has one, the PFX (which needs `password`), all or nothing.
 pub fn write_files(
     paths: &FilePaths,
-    cert: &crate::cert::Certificate,
-    key: &crate::cert::PrivateKey,
+    cert: &keycred::cert::Certificate,
+    key: &keycred::cert::PrivateKey,
     password: Option<&SecretString>,
     alias: &str,
     force: bool,
@@ -104,7 +104,7 @@ pub fn write_files(
         })?;
         planned.push(fsio::PlannedFile {
             path: pfx.clone(),
-            data: crate::cert::pfx::export(cert, key, pw, alias)?,
+            data: keycred::cert::pfx::export(cert, key, pw, alias)?,
             mode: fsio::SECRET_MODE,
         });
     }
@@ -129,7 +129,7 @@ impl Plan {
         self.paths.all().map(Path::to_path_buf).collect()
     }
     /// Generates the key and certificate (in memory only).
-    pub fn generate(&self, ctx: &Ctx) -> Result<(crate::cert::Certificate, crate::cert::PrivateKey)> {
+    pub fn generate(&self, ctx: &Ctx) -> Result<(keycred::cert::Certificate, keycred::cert::PrivateKey)> {
         let size = self.req.key_size;
         if size == KeySize::Rsa2048 {
             generate(&self.req)
@@ -138,7 +138,7 @@ impl Plan {
         }
     }
     /// Writes the files for `cert` and `key`.
-    pub fn write(&self, cert: &crate::cert::Certificate, key: &crate::cert::PrivateKey) -> Result<Files> {
+    pub fn write(&self, cert: &keycred::cert::Certificate, key: &keycred::cert::PrivateKey) -> Result<Files> {
         write_files(&self.paths, cert, key, self.password.as_ref(), &self.name, self.force)
     }
 }
@@ -158,8 +158,8 @@ pub fn plan(a: &Args) -> Result<Plan> {
         (None, None) => Validity::Days(days),
     };
     let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
-    crate::cert::dn::parse(&subject)?;
-    crate::cert::generate::resolve_validity(validity, dates::now())?;
+    keycred::cert::dn::parse(&subject)?;
+    keycred::cert::generate::resolve_validity(validity, dates::now())?;
     let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
     if !a.out_dir.is_dir() {
         return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
@@ -199,5 +199,5 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
         print_pairs(&pairs);
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }

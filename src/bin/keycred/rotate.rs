@@ -3,11 +3,11 @@
 
 use super::output::{out_line, print_pairs};
 use super::Ctx;
-use crate::cert::LoadedCredential;
-use crate::manifest::{EntryOptions, Format, Manifest, Selector};
-use crate::rotate::{self, RemovePolicy, Verify};
-use crate::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
-use crate::{fsio, Error, Result};
+use keycred::cert::LoadedCredential;
+use keycred::manifest::{EntryOptions, Format, Manifest, Selector};
+use keycred::rotate::{self, RemovePolicy, Verify};
+use keycred::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
+use keycred::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, env = "AZURE_TENANT_ID")]
     pub tenant: Option<String>,
     /// Authority, for --verify
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = crate::authority::DEFAULT_AUTHORITY)]
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = keycred::authority::DEFAULT_AUTHORITY)]
     pub authority: String,
     /// v2 scope for --verify
     #[arg(long, conflicts_with = "resource")]
@@ -97,7 +97,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     } else {
         None
     };
-    let authority = crate::authority::Authority::parse(&a.authority)?;
+    let authority = keycred::authority::Authority::parse(&a.authority)?;
     let client = match verify_req {
         Some(_) => Some(TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?),
         None => None,
@@ -124,7 +124,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
                 version,
                 target,
                 grant: Grant::ClientCredentials,
-                auth: ClientAuth::Certificate { cred: cred.clone(), alg: crate::cert::SignatureAlg::Rs256, x5c: false },
+                auth: ClientAuth::Certificate {
+                    cred: cred.clone(),
+                    alg: keycred::cert::SignatureAlg::Rs256,
+                    x5c: false,
+                },
             },
         }),
         _ => None,
@@ -158,7 +162,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             ));
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }
 
 /// Whether the manifest at `path` holds the entry `key_id` (false when it cannot be read).

@@ -3,10 +3,10 @@
 
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::{check_transport, EndpointVersion};
-use crate::cert::SignatureAlg;
-use crate::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
-use crate::{error::exit, Error, Result};
+use keycred::authority::{check_transport, EndpointVersion};
+use keycred::cert::SignatureAlg;
+use keycred::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
+use keycred::{error::exit, Error, Result};
 
 /// `--alg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -3,8 +3,8 @@
 
 use super::output::out_line;
 use super::Ctx;
-use crate::jwt::{dangerous, Decoded};
-use crate::{dates, error::exit, Error, Result};
+use keycred::jwt::{dangerous, Decoded};
+use keycred::{dates, error::exit, Error, Result};
 use serde_json::{Map, Value};
 
 /// Claims that hold NumericDate values.

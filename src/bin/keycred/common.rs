@@ -1,10 +1,10 @@
 //! Arguments shared by several commands: the credential, the tenant and the authority, with the
 //! standard `AZURE_*` environment variables as fallbacks.
 
-use crate::authority::{Authority, DEFAULT_AUTHORITY};
-use crate::cert::{load_credential, LoadedCredential};
-use crate::secret::{self, SecretString};
-use crate::{Error, Result};
+use keycred::authority::{Authority, DEFAULT_AUTHORITY};
+use keycred::cert::{load_credential, LoadedCredential};
+use keycred::secret::{self, SecretString};
+use keycred::{Error, Result};
 use std::path::PathBuf;
 
 /// The password of an encrypted key or PFX: the variable named by `--password-env`, else
@@ -52,11 +52,11 @@ impl CredArgs {
         let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
         // Signing still works (useful to test refusals), but a user debugging an AADSTS700027
         // should see the cause at once.
-        let (now, c) = (crate::dates::now(), &cred.cert);
+        let (now, c) = (keycred::dates::now(), &cred.cert);
         let problem = if now > c.not_after() {
-            Some(format!("expired on {}", crate::dates::format(c.not_after())))
+            Some(format!("expired on {}", keycred::dates::format(c.not_after())))
         } else if now < c.not_before() {
-            Some(format!("is not valid before {}", crate::dates::format(c.not_before())))
+            Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
         } else {
             None
         };

@@ -2,11 +2,11 @@
 
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::EndpointVersion;
-use crate::cert::SignatureAlg;
-use crate::check::{self, CheckOptions, Outcome};
-use crate::token::{ClientOptions, Target, TokenClient};
-use crate::{Error, Result};
+use keycred::authority::EndpointVersion;
+use keycred::cert::SignatureAlg;
+use keycred::check::{self, CheckOptions, Outcome};
+use keycred::token::{ClientOptions, Target, TokenClient};
+use keycred::{Error, Result};
 use std::path::PathBuf;
 
 /// Arguments.

@@ -6,13 +6,13 @@
 
 use super::output::{out_line, print_pairs};
 use super::{CredArgs, Ctx};
-use crate::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use crate::cert::{load_file, LoadedCredential, SignatureAlg};
-use crate::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
-use crate::manifest::{ListRow, Selector};
-use crate::secret::{self, SecretString};
-use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, Error, Result};
+use keycred::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::{load_file, LoadedCredential, SignatureAlg};
+use keycred::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
+use keycred::manifest::{ListRow, Selector};
+use keycred::secret::{self, SecretString};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{dates, Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -302,7 +302,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             let (cert, key) = plan.generate(ctx)?;
             // Written before the registration, so the key is on disk once Graph knows the
             // certificate; if the registration fails, the directory is put back as it was.
-            let before = crate::fsio::Snapshot::before(&plan.paths())?;
+            let before = keycred::fsio::Snapshot::before(&plan.paths())?;
             let files = plan.write(&cert, &key).map_err(|e| before.undo(e, ""))?;
             let new =
                 Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: PathBuf::from(&files.bundle) });
@@ -350,7 +350,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 let removed_rows: Vec<ListRow> = removed
                     .iter()
                     .filter_map(|r| r.key_credential.as_object())
-                    .map(|o| ListRow::of(&crate::manifest::read_entry(0, o), now))
+                    .map(|o| ListRow::of(&keycred::manifest::read_entry(0, o), now))
                     .collect();
                 ctx.print_json(&serde_json::json!({
                     "added": added.key_credential,
@@ -370,5 +370,5 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             }
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }
