@@ -1,16 +1,12 @@
 //! `keycred decode`: show a JWT's header and claims, with times also as RFC 3339, clearly marked
-//! as not verified. Also the home of the claim display and role check `keycred token` reuses.
+//! as not verified.
 
+use super::claims::{display_value, times};
 use super::output::out_line;
 use super::Ctx;
-use keycred::jwt::{dangerous, Decoded};
-use keycred::{dates, error::exit, Error, Result};
+use keycred::jwt::dangerous;
+use keycred::{error::exit, Result};
 use serde_json::{Map, Value};
-
-/// Claims that hold NumericDate values.
-const TIME_CLAIMS: &[&str] = &["exp", "nbf", "iat", "auth_time"];
-/// The claims that matter for an app credential, in display order.
-pub(super) const KEY_CLAIMS: &[&str] = &["aud", "iss", "appid", "azp", "tid", "roles", "scp", "idtyp"];
 
 /// Decodes a JWT without verifying it.
 #[derive(clap::Args, Debug)]
@@ -48,52 +44,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         out_line("claims:");
         print_map(&d.claims);
     }
-    check_roles(&d, &a.expect_role)?;
+    d.require_roles(&a.expect_role)?;
     Ok(exit::OK)
-}
-
-/// RFC 3339 renderings of the time claims.
-pub(super) fn times(claims: &Map<String, Value>) -> Map<String, Value> {
-    TIME_CLAIMS
-        .iter()
-        .filter_map(|k| {
-            let secs = match claims.get(*k)? {
-                Value::Number(n) => n.as_f64()?,
-                Value::String(s) => s.parse().ok()?,
-                _ => return None,
-            };
-            Some((k.to_string(), Value::String(rfc3339(secs as i64)?)))
-        })
-        .collect()
-}
-
-/// A Unix time as RFC 3339 UTC.
-pub(super) fn rfc3339(secs: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(secs).ok().map(dates::format)
-}
-
-/// A claim value for display: strings bare, arrays comma-separated, times with RFC 3339.
-pub(super) fn display_value(name: &str, v: &Value) -> String {
-    let base = match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    };
-    if TIME_CLAIMS.contains(&name) {
-        let secs = match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        if let Some(t) = secs.and_then(|s| rfc3339(s as i64)) {
-            return format!("{base} ({t})");
-        }
-    }
-    base
 }
 
 fn print_map(m: &Map<String, Value>) {
@@ -102,28 +54,4 @@ fn print_map(m: &Map<String, Value>) {
     for (k, v) in pairs {
         out_line(&format!("  {:<w$}  {v}", format!("{k}:")));
     }
-}
-
-/// The key claims as `name: value` pairs (absent ones left out).
-pub(super) fn key_claim_pairs(d: &Decoded) -> Vec<(&'static str, String)> {
-    KEY_CLAIMS.iter().filter_map(|k| d.claims.get(*k).map(|v| (*k, display_value(k, v)))).collect()
-}
-
-/// Exit 4 naming the first expected role the token lacks.
-pub(super) fn check_roles(d: &Decoded, expected: &[String]) -> Result<()> {
-    let roles = d.roles();
-    let missing: Vec<&String> = expected.iter().filter(|r| !roles.contains(r)).collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-    let have = if roles.is_empty() { "none".to_string() } else { roles.join(", ") };
-    Err(Error::check(format!(
-        "the token lacks the role{} {} (roles: {have})",
-        if names.len() > 1 { "s" } else { "" },
-        names.join(", ")
-    ))
-    .with_hint(
-        "grant the application permission on the API and have an administrator consent, then request a new token",
-    ))
 }

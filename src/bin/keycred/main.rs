@@ -4,6 +4,7 @@
 //! Every subcommand lives in its own module with an `Args` struct and a `run` function returning
 //! the exit code. Errors are printed once, here, with their hint.
 
+mod claims;
 mod common;
 mod output;
 

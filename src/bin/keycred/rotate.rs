@@ -1,18 +1,20 @@
 //! `keycred rotate`: new certificate, added beside the old ones, optionally verified, then the
 //! old ones removed as asked.
 
-use super::output::{out_line, print_pairs};
+use super::common::{self, NewCertArgs};
+use super::output::{generate, print_rotation};
 use super::Ctx;
-use keycred::cert::LoadedCredential;
+use keycred::authority::Authority;
+use keycred::cert::{LoadedCredential, SignatureAlg};
 use keycred::manifest::{EntryOptions, Format, Manifest, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
 use keycred::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Arguments. No argument group of its own: it flattens `new::Args`, whose derived group is
-/// also named `Args`, and two groups of one name make clap panic when the command is built.
+/// Arguments. No argument group of its own: flattened groups would otherwise be checked
+/// against one named `Args` too, and two groups of one name make clap panic.
 #[derive(clap::Args, Debug)]
 #[group(skip)]
 pub struct Args {
@@ -20,7 +22,7 @@ pub struct Args {
     #[arg(long)]
     pub manifest: PathBuf,
     #[command(flatten)]
-    pub new: super::new::Args,
+    pub new: NewCertArgs,
     /// Format when the manifest cannot tell: ms-graph or aad-graph
     #[arg(long, value_parser = ["ms-graph", "aad-graph"])]
     pub format: Option<String>,
@@ -63,76 +65,83 @@ pub struct Args {
     pub ca_file: Option<PathBuf>,
 }
 
+/// What `--remove`, `--remove-expired` and `--keep-old` ask for.
+fn policy(a: &Args) -> Result<RemovePolicy> {
+    if a.remove_expired {
+        return Ok(RemovePolicy::Expired);
+    }
+    if a.remove.is_empty() {
+        return Ok(RemovePolicy::KeepOld);
+    }
+    let mut sels: Vec<Selector> = Vec::new();
+    for k in &a.remove {
+        let sel = Selector::key_id(k).map_err(|_| {
+            Error::input(format!("--remove '{k}': not a keyId (UUID); nothing was changed"))
+                .with_hint(format!("give the keyId as `keycred manifest list {}` shows it", a.manifest.display()))
+        })?;
+        // `--remove K --remove K` names one entry: report it once.
+        if !sels.contains(&sel) {
+            sels.push(sel);
+        }
+    }
+    Ok(RemovePolicy::Selected(sels))
+}
+
+/// `--verify`, checked before anything is generated: the client (its `--ca-file` read), the
+/// authority and the target.
+struct VerifyPlan {
+    client: TokenClient,
+    authority: Authority,
+    target: Target,
+}
+
+impl VerifyPlan {
+    fn new(a: &Args) -> Result<Option<VerifyPlan>> {
+        if !a.verify {
+            return Ok(None);
+        }
+        let target = common::target(&a.scope, a.resource.as_deref())?;
+        let authority = Authority::parse(&a.authority)?;
+        let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
+        Ok(Some(VerifyPlan { client, authority, target }))
+    }
+
+    /// The client-credentials request signed with `cred`.
+    fn verify<'a>(&'a self, a: &Args, cred: &Arc<LoadedCredential>) -> Verify<'a> {
+        let request = TokenRequest {
+            authority: self.authority.clone(),
+            tenant: a.tenant.clone().unwrap_or_default(),
+            client_id: a.client_id.clone().unwrap_or_default(),
+            version: self.target.default_version(),
+            target: self.target.clone(),
+            grant: Grant::ClientCredentials,
+            auth: ClientAuth::Certificate { cred: cred.clone(), alg: SignatureAlg::Rs256, x5c: false },
+        };
+        Verify { client: &self.client, request }
+    }
+}
+
 /// Runs `keycred rotate`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let policy = if !a.remove.is_empty() {
-        let mut sels: Vec<Selector> = Vec::new();
-        for k in &a.remove {
-            let sel = Selector::key_id(k).map_err(|_| {
-                Error::input(format!("--remove '{k}': not a keyId (UUID); nothing was changed"))
-                    .with_hint(format!("give the keyId as `keycred manifest list {}` shows it", a.manifest.display()))
-            })?;
-            // `--remove K --remove K` names one entry: report it once.
-            if !sels.contains(&sel) {
-                sels.push(sel);
-            }
-        }
-        RemovePolicy::Selected(sels)
-    } else if a.remove_expired {
-        RemovePolicy::Expired
-    } else {
-        RemovePolicy::KeepOld
-    };
-    let format = match a.format.as_deref() {
-        Some("aad-graph") => Some(Format::AadGraph),
-        Some(_) => Some(Format::MsGraph),
-        None => None,
-    };
+    let policy = policy(a)?;
+    let format = a.format.as_deref().map(|f| if f == "aad-graph" { Format::AadGraph } else { Format::MsGraph });
     // Everything that can be checked is checked before a key is generated or a file written:
     // the manifest and the selection, the token request, the new certificate's arguments.
     let (_, format) = rotate::preflight(&a.manifest, format, &policy)?;
-    let verify_req = if a.verify {
-        let (version, target) = super::check::target_of(&a.scope, &a.resource)?;
-        Some((version, target))
-    } else {
-        None
-    };
-    let authority = keycred::authority::Authority::parse(&a.authority)?;
-    let client = match verify_req {
-        Some(_) => Some(TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?),
-        None => None,
-    };
-    let plan = super::new::plan(&a.new)?;
-    let (cert, key) = plan.generate(ctx)?;
+    let verify = VerifyPlan::new(a)?;
+    let plan = a.new.plan()?;
+    let (cert, key) = generate(ctx, &plan)?;
     // Then the rotation itself, in memory: the new certificate's dates, its entry, the lock-out.
     let entry = EntryOptions { display_name: a.display_name.clone(), ..EntryOptions::default() };
     let prepared = rotate::prepare(&a.manifest, format, &cert, &entry, &policy, a.allow_lockout)?;
 
     let files = fsio::Snapshot::before(&plan.paths())?;
-    let created = match plan.write(&cert, &key) {
+    let (created, cred) = match plan.write_credential(cert, key) {
         Ok(f) => f,
         Err(e) => return Err(files.undo(e, "")),
     };
-    let cred = Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: PathBuf::from(&created.cert) });
-    let verify = match (verify_req, &client) {
-        (Some((version, target)), Some(client)) => Some(Verify {
-            client,
-            request: TokenRequest {
-                authority,
-                tenant: a.tenant.clone().unwrap_or_default(),
-                client_id: a.client_id.clone().unwrap_or_default(),
-                version,
-                target,
-                grant: Grant::ClientCredentials,
-                auth: ClientAuth::Certificate {
-                    cred: cred.clone(),
-                    alg: keycred::cert::SignatureAlg::Rs256,
-                    x5c: false,
-                },
-            },
-        }),
-        _ => None,
-    };
+    let cred = Arc::new(cred);
+    let verify = verify.as_ref().map(|v| v.verify(a, &cred));
     let report = match rotate::apply_prepared(&a.manifest, &prepared, &cred, verify) {
         Ok(r) => r,
         // The files stay when the manifest kept the new entry (a removal refused after the add):
@@ -140,28 +149,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         Err(e) if manifest_holds(&a.manifest, prepared.key_id()) => return Err(e),
         Err(e) => return Err(files.undo(e, "the manifest is unchanged; ")),
     };
-    if ctx.json() {
-        let mut v = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
-        v["files"] = serde_json::to_value(&created).map_err(|e| Error::internal(e.to_string()))?;
-        ctx.print_json(&v);
-    } else {
-        let key_id = report.added.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-        print_pairs(&[
-            ("added keyId", key_id),
-            ("thumbprint", report.thumbprint.clone()),
-            ("verified with", report.verified_with.clone().unwrap_or_else(|| "not verified (no --verify)".into())),
-        ]);
-        if report.removed.is_empty() {
-            out_line("removed:       nothing");
-        }
-        for r in &report.removed {
-            out_line(&format!(
-                "removed:       keyId {} thumbprint {}",
-                r.key_id.as_deref().unwrap_or("?"),
-                r.thumbprint.as_deref().unwrap_or("?")
-            ));
-        }
-    }
+    print_rotation(ctx, &report, &created)?;
     Ok(keycred::error::exit::OK)
 }
 
