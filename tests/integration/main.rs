@@ -20,6 +20,7 @@ mod check_cli;
 mod demo_cli;
 mod emulator_tokens;
 mod emulator_validation;
+mod first_steps;
 mod fsio_links;
 mod graph_cli;
 mod graph_emulator;

@@ -1,0 +1,266 @@
+//! Arguments shared by several commands: the credential, the tenant and the authority (with the
+//! standard `AZURE_*` environment variables as fallbacks), the new certificate's options, the
+//! algorithm, the endpoint version and the token target. Each is declared once, here, and
+//! flattened by the commands that take it.
+
+use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::pfx::Protection;
+use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::secret::{self, SecretString};
+use keycred::token::Target;
+use keycred::{dates, Error, Result};
+use std::path::PathBuf;
+
+/// `--alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlgArg {
+    /// RSASSA-PKCS1-v1_5 SHA-256, header `x5t`
+    #[value(name = "RS256")]
+    Rs256,
+    /// RSASSA-PSS SHA-256, header `x5t#S256`
+    #[value(name = "PS256")]
+    Ps256,
+}
+
+impl From<AlgArg> for SignatureAlg {
+    fn from(a: AlgArg) -> Self {
+        match a {
+            AlgArg::Rs256 => SignatureAlg::Rs256,
+            AlgArg::Ps256 => SignatureAlg::Ps256,
+        }
+    }
+}
+
+/// `--endpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointArg {
+    /// `/oauth2/token` (field `resource`)
+    V1,
+    /// `/oauth2/v2.0/token` (field `scope`)
+    V2,
+}
+
+impl From<EndpointArg> for EndpointVersion {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::V1 => EndpointVersion::V1,
+            EndpointArg::V2 => EndpointVersion::V2,
+        }
+    }
+}
+
+/// The token target from `--scope`/`--resource`, by the library's one rule; the hint names the
+/// options.
+pub fn target(scope: &[String], resource: Option<&str>) -> Result<Target> {
+    Target::new(scope, resource).map_err(|e| {
+        e.context("--scope/--resource").with_hint(
+            "pass --scope S (v2) or --resource R (v1), for example --scope https://graph.microsoft.com/.default",
+        )
+    })
+}
+
+/// The password of an encrypted key or PFX: the variable named by `--password-env`, else
+/// `AZURE_CLIENT_CERTIFICATE_PASSWORD` (as the Azure SDKs read it), else none. Every command
+/// reading credential files uses this one rule, so a file that works in one works in all.
+pub fn password_from(password_env: Option<&str>) -> Result<Option<SecretString>> {
+    match password_env {
+        Some(var) => secret::from_env(var).map(Some),
+        None => {
+            Ok(std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD").ok().filter(|s| !s.is_empty()).map(SecretString::new))
+        }
+    }
+}
+
+/// A certificate with its private key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CredArgs {
+    /// Certificate: PEM/DER with --key, a PEM bundle (key + cert), or a PFX
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
+    pub cert: Option<PathBuf>,
+    /// Private key file, when --cert holds only the certificate
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Environment variable holding the password of an encrypted key or PFX
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+impl CredArgs {
+    /// The password, from `--password-env` or `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    pub fn password(&self) -> Result<Option<SecretString>> {
+        password_from(self.password_env.as_deref())
+    }
+    /// Whether a certificate was given at all.
+    pub fn given(&self) -> bool {
+        self.cert.is_some()
+    }
+    /// Loads the credential.
+    pub fn load(&self) -> Result<LoadedCredential> {
+        let cert = self.cert.as_ref().ok_or_else(|| {
+            Error::input("no certificate given").with_hint(
+                "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",
+            )
+        })?;
+        let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
+        // Signing still works (useful to test refusals), but a user debugging an AADSTS700027
+        // should see the cause at once.
+        let (now, c) = (keycred::dates::now(), &cred.cert);
+        let problem = if now > c.not_after() {
+            Some(format!("expired on {}", keycred::dates::format(c.not_after())))
+        } else if now < c.not_before() {
+            Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            eprintln!(
+                "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
+                cert.display()
+            );
+        }
+        Ok(cred)
+    }
+}
+
+/// Tenant, client id and authority.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TenantArgs {
+    /// Application (client) id
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Tenant id (GUID) or domain
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant: Option<String>,
+    /// Authority host (https; http only for loopback)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
+    pub authority: String,
+}
+
+impl TenantArgs {
+    /// The client id, or a clear error.
+    pub fn client_id(&self) -> Result<&str> {
+        match self.client_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(id),
+            Some(_) => Err(Error::input("the client id (--client-id / AZURE_CLIENT_ID) is empty")
+                .with_hint("pass the application (client) id GUID from the app registration")),
+            None => Err(Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")),
+        }
+    }
+    /// The tenant, or a clear error. The tenant becomes a URL path segment (and the assertion's
+    /// `aud`), so anything but a GUID or DNS-name character is refused rather than let through
+    /// to build another path (`x/../y`) or a broken URL.
+    pub fn tenant(&self) -> Result<&str> {
+        let t = self
+            .tenant
+            .as_deref()
+            .ok_or_else(|| Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID"))?;
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+            return Err(Error::input(format!("--tenant {t:?}: not a tenant id or domain name")).with_hint(
+                "pass the directory (tenant) id GUID, a domain such as contoso.onmicrosoft.com, or organizations",
+            ));
+        }
+        Ok(t)
+    }
+    /// The validated authority.
+    pub fn authority(&self) -> Result<Authority> {
+        Authority::parse(&self.authority)
+    }
+}
+
+/// A secret argument's value, or with `-` the first `limit` bytes of stdin (so it stays out of
+/// the shell history and `ps`); empty input is an error naming `what`.
+pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString> {
+    use std::io::Read;
+    if v != "-" {
+        return Ok(SecretString::new(v.trim()));
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .take(limit)
+        .read_to_string(&mut s)
+        .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Error::input(format!("{what}: stdin was empty"))
+            .with_hint("pipe the value into the command (`... | keycred ...`), or give it as the argument"));
+    }
+    Ok(SecretString::new(s))
+}
+
+/// The new certificate and its files (`keycred new`, `keycred rotate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct NewCertArgs {
+    /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)
+    #[arg(long)]
+    pub name: String,
+    /// Directory for the files (created, owner-only, when missing)
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// Subject DN (default CN=NAME), e.g. 'CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR'
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// RSA key size: 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048)]
+    pub key_size: u32,
+    /// Validity in days, from --not-before or from now [default: 365]
+    #[arg(long, conflicts_with = "not_after")]
+    pub days: Option<u32>,
+    /// Start of validity (YYYY-MM-DD or RFC 3339) [default: now]
+    #[arg(long)]
+    pub not_before: Option<String>,
+    /// End of validity (YYYY-MM-DD or RFC 3339) [default: start + --days]
+    #[arg(long)]
+    pub not_after: Option<String>,
+    /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
+    #[arg(long, requires = "password_env")]
+    pub pfx: bool,
+    /// Write NAME.pfx in the legacy, WEAKER form (3DES, SHA-1 MAC) for Windows before Server
+    /// 2019, Mono and other consumers that cannot read AES-256 PFX files
+    #[arg(long, requires = "password_env")]
+    pub pfx_legacy: bool,
+    /// Environment variable holding the passphrase for the key (and PFX)
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Replace existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl NewCertArgs {
+    /// Validates the arguments; generates and writes nothing.
+    pub fn plan(&self) -> Result<Plan> {
+        let a = self;
+        if a.name.is_empty() || a.name.contains(['/', '\\']) {
+            return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
+                .with_hint("use --out-dir for the directory"));
+        }
+        let key_size = KeySize::from_bits(a.key_size)?;
+        let days = a.days.unwrap_or(365);
+        let validity = match (&a.not_before, &a.not_after) {
+            (Some(b), Some(e)) => Validity::Range(dates::parse(b, "--not-before")?, dates::parse(e, "--not-after")?),
+            (Some(b), None) => Validity::StartDays(dates::parse(b, "--not-before")?, days),
+            (None, Some(e)) => Validity::Until(dates::parse(e, "--not-after")?),
+            (None, None) => Validity::Days(days),
+        };
+        let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
+        let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
+        if let Some(existing) = a.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
+            return Err(Error::input(format!(
+                "--out-dir {}: {} is not a directory",
+                a.out_dir.display(),
+                existing.display()
+            ))
+            .with_hint("give a directory (it is created when missing), not a file"));
+        }
+        let pfx = match (a.pfx_legacy, a.pfx) {
+            (true, _) => Some(Protection::Legacy),
+            (false, true) => Some(Protection::Modern),
+            (false, false) => None,
+        };
+        Plan::new(
+            NewCertificate { subject, key_size, validity },
+            FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx, password, force: a.force },
+        )
+    }
+}
