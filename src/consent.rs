@@ -1,4 +1,4 @@
-//! Consent URLs: building the admin-consent (v2) and authorize (v1, seed 000) URLs an
+//! Consent URLs: building the admin-consent (v2) and authorize (v1, the Office 365 Management API's setup) URLs an
 //! administrator opens, and reading the URL the browser is redirected to afterwards.
 //!
 //! Every value is percent-encoded by `url`'s form serializer, so redirect URIs with their own
@@ -12,7 +12,7 @@ use url::Url;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Prompt {
-    /// `prompt=consent`: ask the signed-in user again (seed 004).
+    /// `prompt=consent`: ask the signed-in user again.
     Consent,
     /// `prompt=admin_consent`: ask an administrator to consent for the whole tenant.
     #[cfg_attr(feature = "cli", value(name = "admin_consent"))]
@@ -63,7 +63,7 @@ pub fn admin_consent_url(
     format!("{}/{}/adminconsent?{}", authority.as_str(), encode_segment(tenant), q.finish())
 }
 
-/// v1 authorize URL of seed 000:
+/// v1 authorize URL of the Office 365 Management API's setup:
 /// `{authority}/{tenant|common}/oauth2/authorize?response_type=code&resource=..&client_id=..&redirect_uri=..`
 /// with an optional `prompt` and `state`.
 pub fn authorize_url_v1(
@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_authorize_url_matches_seed_000() {
+    fn v1_authorize_url_matches_the_office_365_management_api_setup() {
         let u = authorize_url_v1(
             &auth(),
             None,

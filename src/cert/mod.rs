@@ -20,7 +20,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// Minimum RSA key size Entra accepts for a certificate credential (seed 000).
+/// Minimum RSA key size Entra accepts for a certificate credential ("minimum key length is 2048").
 pub const MIN_RSA_BITS: usize = 2048;
 /// Under this many days left, a certificate is reported as expiring.
 pub const EXPIRING_DAYS: i64 = 30;

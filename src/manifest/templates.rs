@@ -5,7 +5,7 @@
 
 /// A Microsoft Graph (today's portal) application manifest with an empty `keyCredentials`.
 pub const MANIFEST_MS_GRAPH: &str = include_str!("../../templates/manifest-ms-graph.json");
-/// A legacy Azure AD Graph application manifest (seed 000's format).
+/// A legacy Azure AD Graph application manifest (the format the Office 365 Management API's setup document edits).
 pub const MANIFEST_AAD_GRAPH: &str = include_str!("../../templates/manifest-aad-graph.json");
 /// A Microsoft Graph `keyCredentials` entry with placeholders.
 pub const ENTRY_MS_GRAPH: &str = include_str!("../../templates/entry-ms-graph.json");

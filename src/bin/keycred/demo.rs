@@ -20,7 +20,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The resource and roles the demo grants (the Office 365 Management APIs of seed 000).
+/// The resource and roles the demo grants (the Office 365 Management APIs).
 const RESOURCE: &str = "https://manage.office.com";
 const ROLES: [&str; 2] = ["ActivityFeed.Read", "ServiceHealth.Read"];
 const APP_ID: &str = "3f6c2b1e-8d4a-4e7b-9c1d-2a5e6f7b8c9d";

@@ -42,7 +42,7 @@ pub struct Args {
     /// On-behalf-of: the incoming access token, or `-` to read it from stdin
     #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
     pub obo: Option<String>,
-    /// Authorization code to exchange (seed 000), or `-` to read it from stdin
+    /// Authorization code to exchange (the Office 365 Management API's setup), or `-` to read it from stdin
     #[arg(long, value_name = "CODE", requires = "redirect_uri")]
     pub code: Option<String>,
     /// Redirect URI the code was issued for
@@ -75,7 +75,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
         }
         _ => Grant::ClientCredentials,
     };
-    // Seed 000 exchanges the code at /common, before the user's tenant is known.
+    // The Office 365 Management API's setup exchanges the code at /common, before the user's tenant is known.
     let tenant = match (&a.tenant.tenant, &grant) {
         (Some(_), _) => a.tenant.tenant()?.to_string(),
         (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
