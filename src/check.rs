@@ -34,6 +34,8 @@ pub enum Outcome {
 /// One line of the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
+    /// Stable identifier for scripts (`cert_readable`, `key_matches`, ...): see [`names`].
+    pub id: &'static str,
     /// What was checked.
     pub step: String,
     /// Whether it passed (`null` when skipped).
@@ -100,7 +102,8 @@ impl Steps {
             Outcome::Fail => Some(false),
             Outcome::Skip => None,
         };
-        self.steps.push(Step { step: step.to_string(), ok, detail: detail.into(), outcome });
+        let id = names::ALL.iter().find(|(_, n)| *n == step).map_or("unknown", |(id, _)| *id);
+        self.steps.push(Step { id, step: step.to_string(), ok, detail: detail.into(), outcome });
     }
     fn skip(&mut self, names: &[&str], why: &str) {
         for n in names {
@@ -127,6 +130,19 @@ pub mod names {
     pub const TOKEN: &str = "token request";
     /// Roles.
     pub const ROLES: &str = "expected roles present";
+
+    /// Every step in order, with its id: ids are single tokens and never change, so scripts
+    /// branch on `id` and people read `step`.
+    pub const ALL: [(&str, &str); 8] = [
+        ("cert_readable", READABLE),
+        ("key_type", KEY_TYPE),
+        ("valid_now", VALIDITY),
+        ("key_matches", KEY_MATCH),
+        ("manifest_holds_cert", MANIFEST),
+        ("assertion_verifies", ASSERTION),
+        ("token_issued", TOKEN),
+        ("roles_present", ROLES),
+    ];
 }
 
 /// Runs every step against `client` and returns the report.
@@ -179,13 +195,24 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     } else {
         s.push(VALIDITY, Outcome::Pass, format!("{days} days left (until {})", dates::format(cert.not_after())));
     }
-    // 4. Key matches.
-    let cred: Option<LoadedCredential> = match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
+    // 4. Key matches. A key under 2048 bits cannot be loaded to compare: the size step above
+    // already says why, so this one is skipped rather than failed under a misleading name.
+    let key_type_failed = s.steps.last().is_some_and(|st| st.outcome == Outcome::Fail && st.step == KEY_TYPE);
+    let loaded = if key_type_failed {
+        Err(None)
+    } else {
+        load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()).map_err(Some)
+    };
+    let cred: Option<LoadedCredential> = match loaded {
+        Err(None) => {
+            s.push(KEY_MATCH, Outcome::Skip, format!("skipped: the key cannot be used ({})", KEY_TYPE));
+            None
+        }
         Ok(c) => {
             s.push(KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
             Some(c)
         }
-        Err(e) => {
+        Err(Some(e)) => {
             s.push(KEY_MATCH, Outcome::Fail, e.to_string());
             None
         }
@@ -193,7 +220,7 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     // 5. Manifest.
     match &o.manifest {
         None => {}
-        Some(path) => manifest_step(&mut s, path, &cert),
+        Some(path) => manifest_step(&mut s, path, &cert, &o.cert),
     }
     let Some(cred) = cred else {
         s.skip(&[ASSERTION, TOKEN, ROLES], "no usable private key");
@@ -243,8 +270,13 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
             t
         }
         Err(e) => {
-            let code = entra_code(&e).map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
             let first = e.message().lines().next().unwrap_or_default().to_string();
+            // Entra's own description already starts with its code: say it once.
+            let code = entra_code(&e)
+                .map(|c| format!("AADSTS{c}"))
+                .filter(|c| !first.contains(c.as_str()))
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
             let detail = match e.hint() {
                 Some(h) => format!("{code}{first} (hint: {h})"),
                 None => format!("{code}{first}"),
@@ -282,7 +314,7 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     finish(s, Some(token.access_token))
 }
 
-fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
+fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate, cert_path: &std::path::Path) {
     let m = match Manifest::load(path) {
         Ok(m) => m,
         Err(e) => return s.push(names::MANIFEST, Outcome::Fail, e.to_string()),
@@ -294,10 +326,11 @@ fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
             names::MANIFEST,
             Outcome::Fail,
             format!(
-                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert CERT)",
+                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert {})",
                 path.display(),
                 cert.thumbprint(),
-                path.display()
+                path.display(),
+                cert_path.display()
             ),
         );
     };

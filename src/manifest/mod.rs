@@ -488,7 +488,7 @@ pub enum Status {
     #[serde(rename = "expired")]
     Expired,
     /// Before its start.
-    #[serde(rename = "not yet valid")]
+    #[serde(rename = "not_yet_valid")]
     NotYetValid,
     /// Not a certificate Entra can verify with, whatever its dates (see the row's `problems`).
     #[serde(rename = "unusable")]
@@ -546,7 +546,8 @@ pub struct ListRow {
     pub start: Option<String>,
     /// End, RFC 3339 UTC.
     pub end: Option<String>,
-    /// `valid`, `expiring`, `expired`, `not yet valid` or `unusable`.
+    /// `valid`, `expiring`, `expired`, `not_yet_valid` or `unusable` (single tokens; text
+    /// output prints `not yet valid`).
     pub status: Status,
     /// Whether `key`/`value` holds the certificate.
     pub has_body: bool,

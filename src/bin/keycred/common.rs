@@ -147,6 +147,11 @@ impl TenantArgs {
             None => Err(Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")),
         }
     }
+    /// The client id: the one given, else the `appId` of `manifest` when the command has one
+    /// (the manifest is the app's registration, so its `appId` is the client id).
+    pub fn client_id_or_manifest(&self, manifest: Option<&std::path::Path>) -> Result<String> {
+        client_id_from(self.client_id.as_deref(), manifest)
+    }
     /// The tenant, or a clear error. The tenant becomes a URL path segment (and the assertion's
     /// `aud`), so anything but a GUID or DNS-name character is refused rather than let through
     /// to build another path (`x/../y`) or a broken URL.
@@ -165,6 +170,25 @@ impl TenantArgs {
     /// The validated authority.
     pub fn authority(&self) -> Result<Authority> {
         Authority::parse(&self.authority)
+    }
+}
+
+/// `given` (from --client-id / AZURE_CLIENT_ID), else `manifest`'s `appId`, or a clear error.
+pub fn client_id_from(given: Option<&str>, manifest: Option<&std::path::Path>) -> Result<String> {
+    match (given.map(str::trim), manifest) {
+        (Some(id), _) if !id.is_empty() => Ok(id.to_string()),
+        (Some(_), _) => Err(Error::input("the client id (--client-id / AZURE_CLIENT_ID) is empty")
+            .with_hint("pass the application (client) id GUID from the app registration")),
+        (None, Some(m)) => {
+            let manifest = keycred::manifest::Manifest::load(m)?;
+            match manifest.app_id().map(str::trim).filter(|id| !id.is_empty()) {
+                Some(id) => Ok(id.to_string()),
+                None => Err(Error::input(format!("no client id given, and {} has no appId", m.display()))
+                    .with_hint("pass --client-id (or set AZURE_CLIENT_ID), or add the appId to the manifest")),
+            }
+        }
+        (None, None) => Err(Error::input("no client id given")
+            .with_hint("pass --client-id, set AZURE_CLIENT_ID, or pass --manifest to take the manifest's appId")),
     }
 }
 

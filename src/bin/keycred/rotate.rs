@@ -43,9 +43,9 @@ pub struct Args {
     #[arg(long)]
     pub allow_lockout: bool,
     /// Obtain a token with the new certificate before removing anything
-    #[arg(long, requires_all = ["client_id", "tenant"])]
+    #[arg(long, requires = "tenant")]
     pub verify: bool,
-    /// Application (client) id, for --verify
+    /// Application (client) id, for --verify [default: the manifest's appId]
     #[arg(long, env = "AZURE_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Tenant, for --verify
@@ -91,6 +91,7 @@ fn policy(a: &Args) -> Result<RemovePolicy> {
 /// authority and the target.
 struct VerifyPlan {
     client: TokenClient,
+    client_id: String,
     authority: Authority,
     target: Target,
 }
@@ -103,7 +104,8 @@ impl VerifyPlan {
         let target = common::target(&a.scope, a.resource.as_deref())?;
         let authority = Authority::parse(&a.authority)?;
         let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
-        Ok(Some(VerifyPlan { client, authority, target }))
+        let client_id = common::client_id_from(a.client_id.as_deref(), Some(&a.manifest))?;
+        Ok(Some(VerifyPlan { client, client_id, authority, target }))
     }
 
     /// The client-credentials request signed with `cred`.
@@ -111,7 +113,7 @@ impl VerifyPlan {
         let request = TokenRequest {
             authority: self.authority.clone(),
             tenant: a.tenant.clone().unwrap_or_default(),
-            client_id: a.client_id.clone().unwrap_or_default(),
+            client_id: self.client_id.clone(),
             version: self.target.default_version(),
             target: self.target.clone(),
             grant: Grant::ClientCredentials,

@@ -105,7 +105,12 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
         }
     };
-    let target = common::target(&a.scope, a.resource.as_deref())?;
+    let target = common::target(&a.scope, a.resource.as_deref()).map_err(|e| {
+        e.with_hint(
+            "pass --scope S (v2) or --resource R (v1), e.g. --scope https://graph.microsoft.com/.default; with \
+             --obo or --code too, name the API the token is for",
+        )
+    })?;
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
         tenant,
@@ -146,7 +151,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             "extExpiresIn": resp.ext_expires_in,
             "expiresOn": rfc3339(expires_on),
             "resource": resp.resource,
-            "scope": resp.scope,
+            // Entra's v2 client-credentials answer has no `scope`: the one asked for stands in.
+            "scope": resp.scope.clone().or_else(|| requested_scope(&req)),
             "endpoint": req.endpoint(),
             "tenantId": tid,
             "claims": decoded.as_ref().map(|d| serde_json::Value::Object(d.claims.clone())),
@@ -184,4 +190,17 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The scope a v2 request asked for (space-separated), as sent.
+fn requested_scope(req: &keycred::token::TokenRequest) -> Option<String> {
+    match (&req.version, &req.target) {
+        (keycred::authority::EndpointVersion::V2, keycred::token::Target::Scopes(s)) => {
+            Some(s.iter().map(|s| keycred::token::request::normalize_scope(s)).collect::<Vec<_>>().join(" "))
+        }
+        (keycred::authority::EndpointVersion::V2, keycred::token::Target::Resource(r)) => {
+            Some(keycred::token::request::resource_to_scope(r))
+        }
+        _ => None,
+    }
 }
