@@ -197,7 +197,7 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     }
     // 4. Key matches. A key under 2048 bits cannot be loaded to compare: the size step above
     // already says why, so this one is skipped rather than failed under a misleading name.
-    let key_type_failed = s.steps.last().is_some_and(|st| st.outcome == Outcome::Fail && st.step == KEY_TYPE);
+    let key_type_failed = s.steps.iter().any(|st| st.step == KEY_TYPE && st.outcome == Outcome::Fail);
     let loaded = if key_type_failed {
         Err(None)
     } else {

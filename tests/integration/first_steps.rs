@@ -43,3 +43,89 @@ fn out_dir_is_created_owner_only_when_missing() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Bug: the README's `manifest add manifest.json` failed on a fresh machine (no manifest, and
+/// `{}` is refused); `manifest init` writes one.
+#[test]
+fn manifest_init_writes_a_starter_that_add_and_the_emulator_accept() {
+    let t = TempDir::new("first-init");
+    let app = "6731de76-14a6-49ae-97bc-6eba6914391e";
+    let v = ok_json(&t, &["manifest", "init", "m.json", "--app-id", app, "--display-name", "My daemon", "-o", "json"]);
+    assert_eq!(v["appId"], app);
+    assert_eq!(v["format"], "ms-graph");
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(t.path("m.json")).unwrap()).unwrap();
+    assert_eq!(m["appId"], app);
+    assert_eq!(m["displayName"], "My daemon");
+    assert_eq!(m["id"], v["objectId"]);
+    assert_eq!(m["keyCredentials"], serde_json::json!([]));
+    // It exists now: refused without --force, untouched.
+    let before = std::fs::read(t.path("m.json")).unwrap();
+    let o = run(&t, &["manifest", "init", "m.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(t.path("m.json")).unwrap(), before);
+    // Fresh ids by default, and the legacy shape on request.
+    let v = ok_json(&t, &["manifest", "init", "legacy.json", "--format", "aad-graph", "-o", "json"]);
+    let legacy: Value = serde_json::from_str(&std::fs::read_to_string(t.path("legacy.json")).unwrap()).unwrap();
+    assert_eq!(legacy["appId"], v["appId"]);
+    assert_ne!(v["appId"], "11111111-1111-1111-1111-111111111111");
+    assert_eq!(legacy["objectId"], v["objectId"]);
+    // A certificate goes in without --format.
+    ok_json(&t, &["new", "--name", "app", "-o", "json"]);
+    let e = ok_json(&t, &["manifest", "add", "m.json", "--cert", "app.cer", "-o", "json"]);
+    assert!(e.get("key").is_some(), "{e}");
+    let e = ok_json(&t, &["manifest", "add", "legacy.json", "--cert", "app.cer", "-o", "json"]);
+    assert!(e.get("value").is_some(), "{e}");
+    // A bad --app-id is named.
+    let o = run(&t, &["manifest", "init", "x.json", "--app-id", "not-a-guid"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--app-id 'not-a-guid'"));
+    assert!(!t.path("x.json").exists());
+}
+
+#[test]
+fn manifest_template_prints_the_embedded_samples() {
+    let t = TempDir::new("first-template");
+    for (format, key) in [("ms-graph", "signInAudience"), ("aad-graph", "oauth2Permissions")] {
+        let o = run(&t, &["manifest", "template", "--format", format]);
+        assert_eq!(o.status.code(), Some(0));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v.get(key).is_some(), "{format}: {v}");
+        assert_eq!(v["keyCredentials"], serde_json::json!([]));
+    }
+}
+
+/// User-facing text names the flow or the Microsoft document, never the project's internal
+/// material (`grep -rniE 'seed[s]? ?[0-9]{3}|of the seed' src README.md templates` is empty).
+#[test]
+fn no_user_facing_text_refers_to_internal_documents() {
+    fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), out);
+            }
+        } else {
+            out.push(p.to_path_buf());
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    walk(&root.join("src"), &mut files);
+    walk(&root.join("templates"), &mut files);
+    let mut hits = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for (n, line) in text.lines().enumerate() {
+            let l = line.to_lowercase();
+            let numbered = l.match_indices("seed").any(|(i, _)| {
+                let rest = l[i + 4..].strip_prefix('s').unwrap_or(&l[i + 4..]);
+                let rest = rest.strip_prefix(' ').unwrap_or(rest);
+                rest.len() >= 3 && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            });
+            if numbered || l.contains("of the seed") {
+                hits.push(format!("{}:{}: {line}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "{}", hits.join("\n"));
+}

@@ -24,8 +24,9 @@ pub struct Args {
     /// Authenticate with the client secret held in this environment variable instead of a certificate
     #[arg(long, value_name = "VAR")]
     pub secret_env: Option<String>,
-    /// Scope (v2); a bare resource gets /.default. Repeatable
-    #[arg(long, value_name = "SCOPE", required_unless_present = "resource")]
+    /// Scope (v2); a bare resource gets /.default. Repeatable. Needed (or --resource) with
+    /// --obo and --code too: the API the token is for
+    #[arg(long, value_name = "SCOPE")]
     pub scope: Vec<String>,
     /// Resource URI; posts resource= to the v1 endpoint unless --endpoint v2
     #[arg(long, value_name = "URI", conflicts_with = "scope")]
@@ -81,6 +82,13 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
         (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
         (None, _) => a.tenant.tenant()?.to_string(),
     };
+    // What the token is for, before the credential is read: the commonest omission.
+    let target = common::target(&a.scope, a.resource.as_deref()).map_err(|e| {
+        e.with_hint(
+            "pass --scope S (v2) or --resource R (v1), e.g. --scope https://graph.microsoft.com/.default; with \
+             --obo or --code too, name the API the token is for",
+        )
+    })?;
     // A certificate from AZURE_CLIENT_CERTIFICATE_PATH yields to an explicit --secret-env; one
     // given on the command line next to it is a contradiction, not a preference to guess.
     let cert_from_env =
@@ -105,12 +113,6 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
         }
     };
-    let target = common::target(&a.scope, a.resource.as_deref()).map_err(|e| {
-        e.with_hint(
-            "pass --scope S (v2) or --resource R (v1), e.g. --scope https://graph.microsoft.com/.default; with \
-             --obo or --code too, name the API the token is for",
-        )
-    })?;
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
         tenant,
