@@ -26,6 +26,7 @@ pub mod emulator;
 pub mod error;
 pub mod fsio;
 pub mod graph;
+pub mod ids;
 pub mod jwt;
 pub mod manifest;
 pub mod rotate;
@@ -34,3 +35,4 @@ pub mod thumbprint;
 pub mod token;
 
 pub use error::{Error, ErrorKind, Result};
+pub use ids::{ClientId, TenantId};

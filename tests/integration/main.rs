@@ -31,6 +31,7 @@ mod manifest_edit;
 mod manifest_usable;
 mod rotation_cli;
 mod rotation_safety;
+mod tenant_refused;
 mod token_assertion;
 mod token_cli;
 mod token_hygiene;

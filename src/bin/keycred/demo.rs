@@ -15,7 +15,7 @@ use keycred::emulator::{self, EmulatorConfig};
 use keycred::manifest::{self, EntryOptions, Format, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
 use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use keycred::{dates, jwt, Error, Result};
+use keycred::{dates, jwt, ClientId, Error, Result, TenantId};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,7 +165,7 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     let template =
         manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
     let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
-    let app_id = m.app_id().unwrap_or(APP_ID).to_string();
+    let app_id = ClientId::new(m.app_id().unwrap_or(APP_ID))?;
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
     let first_key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
     m = m.add_entry(entry)?;
@@ -179,7 +179,7 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     cfg.log = false;
     let emu = emulator::start_blocking(cfg)?;
     let info = emu.info();
-    let tenant = info.tenant().to_string();
+    let tenant = TenantId::new(info.tenant())?;
     let authority = Authority::parse(info.base_url())?;
     out.line(format!("authority {}  tenant {tenant}", info.base_url()));
     out.line(format!("granted {RESOURCE}: {}", ROLES.join(", ")));
