@@ -30,6 +30,7 @@ mod manifest_cli;
 mod manifest_edit;
 mod manifest_usable;
 mod rotation_cli;
+mod rotation_library;
 mod rotation_safety;
 mod tenant_refused;
 mod token_assertion;
