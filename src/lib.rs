@@ -16,6 +16,8 @@
 //! # Ok::<(), keycred::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod authority;
 pub mod cert;
 pub mod check;
