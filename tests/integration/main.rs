@@ -20,6 +20,7 @@ mod emulator_validation;
 mod fsio_links;
 mod graph_cli;
 mod graph_emulator;
+mod graph_tenant;
 mod hardening_corpus;
 mod hardening_crash;
 mod hardening_fuzz_regressions;
