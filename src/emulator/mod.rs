@@ -16,11 +16,13 @@ mod apps;
 mod discovery;
 pub mod errors;
 mod graph;
+mod tenant;
 mod tls;
 mod token;
 
 pub use crate::authority::EndpointVersion;
-pub use apps::App;
+pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
@@ -47,6 +49,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct EmulatorConfig {
     /// Manifest files, one application each.
     pub manifests: Vec<PathBuf>,
+    /// A directory of manifests (every `*.json`), re-listed when it changes.
+    pub apps_dir: Option<PathBuf>,
     /// Tenant id (a GUID).
     pub tenant: String,
     /// `(resource, roles)`: app roles put in tokens for that resource; also makes the resource known.
@@ -71,6 +75,7 @@ impl EmulatorConfig {
     pub fn new(manifests: Vec<PathBuf>) -> Self {
         EmulatorConfig {
             manifests,
+            apps_dir: None,
             tenant: uuid::Uuid::new_v4().to_string(),
             grants: Vec::new(),
             secret: None,
@@ -374,7 +379,7 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
-    let registry = Registry::load(&cfg.manifests, cfg.log)?;
+    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
     let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
         cert::generate(&NewCertificate {
             subject: "CN=keycred emulator token signing".into(),
