@@ -17,6 +17,7 @@ mod discovery;
 pub mod errors;
 mod generate;
 mod graph;
+mod tenant;
 mod throttle;
 mod tls;
 mod token;
@@ -24,7 +25,8 @@ mod token;
 pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
-pub use apps::App;
+pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
@@ -51,6 +53,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct EmulatorConfig {
     /// Manifest files, one application each.
     pub manifests: Vec<PathBuf>,
+    /// A directory of manifests (every `*.json`), re-listed when it changes.
+    pub apps_dir: Option<PathBuf>,
     /// Tenant id (a GUID).
     pub tenant: String,
     /// `(resource, roles)`: app roles put in tokens for that resource; also makes the resource known.
@@ -77,6 +81,7 @@ impl EmulatorConfig {
     pub fn new(manifests: Vec<PathBuf>) -> Self {
         EmulatorConfig {
             manifests,
+            apps_dir: None,
             tenant: uuid::Uuid::new_v4().to_string(),
             grants: Vec::new(),
             secret: None,
@@ -408,7 +413,7 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
-    let registry = Registry::load(&cfg.manifests, cfg.log)?;
+    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
     let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
         cert::generate(&NewCertificate {
             subject: "CN=keycred emulator token signing".into(),

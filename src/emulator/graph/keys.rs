@@ -205,7 +205,7 @@ pub(super) async fn patch_app(State(st): St, Path(raw): Path<String>, headers: H
         return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object.");
     };
     if let Some(p) = props.get("passwordCredentials") {
-        let current: Vec<Value> = objects::password_credentials(app.manifest.root().get("passwordCredentials"))
+        let current: Vec<Value> = objects::password_credentials(app.json.get("passwordCredentials"))
             .iter()
             .map(|c| c["keyId"].clone())
             .collect();

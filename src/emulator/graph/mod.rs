@@ -148,8 +148,8 @@ impl Caller {
     }
     /// Whether the manifest's `owners` names the caller (by appId or service principal id, as
     /// strings or as `{"id": ...}`/`{"appId": ...}` objects).
-    fn owns(&self, m: &Manifest) -> bool {
-        let Some(Value::Array(owners)) = m.root().get("owners") else { return false };
+    fn owns(&self, manifest: &Map<String, Value>) -> bool {
+        let Some(Value::Array(owners)) = manifest.get("owners") else { return false };
         let me = |s: &str| s.eq_ignore_ascii_case(&self.app_id) || s.eq_ignore_ascii_case(&self.object_id);
         owners.iter().any(|o| match o {
             Value::String(s) => me(s),
@@ -160,7 +160,7 @@ impl Caller {
     /// Whether the caller may change `app` through PATCH, addPassword or removePassword:
     /// `.All` for any application, `.OwnedBy` only for the applications it owns.
     pub fn can_write(&self, app: &App) -> bool {
-        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.manifest))
+        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.json))
     }
 }
 
@@ -383,7 +383,8 @@ fn page(
 fn candidates(st: &AppState, query: &Query) -> Vec<Arc<App>> {
     match &query.filter {
         Some(odata::Filter::Eq("appId", id)) => st.app(id).into_iter().collect(),
-        _ => st.registry.all(),
+        // A listing re-checks each file, as a lookup does, so that it shows the latest changes.
+        _ => st.registry.list().iter().filter_map(|a| st.registry.find(&a.app_id)).collect(),
     }
 }
 
@@ -406,7 +407,7 @@ async fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: Head
         apps.retain(|a| who.can_read(a));
     }
     let bodies = query.selects("keyCredentials");
-    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, &a.manifest, bodies))
+    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies))
 }
 
 async fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
@@ -424,9 +425,7 @@ async fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers
     }
     let bodies = query.selects("keyCredentials");
     let tenant = st.tenant().to_string();
-    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| {
-        objects::service_principal(a, &a.manifest, &tenant, bodies)
-    })
+    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| objects::service_principal(a, &tenant, bodies))
 }
 
 /// One entity with `$select` applied and its `@odata.context`.
@@ -455,7 +454,7 @@ async fn get_application(
     if !who.can_read(&app) {
         return forbidden();
     }
-    entity(&st, "applications", &query, objects::application(&app, &app.manifest, query.selects("keyCredentials")))
+    entity(&st, "applications", &query, objects::application(&app, query.selects("keyCredentials")))
 }
 
 async fn get_service_principal(
@@ -474,13 +473,18 @@ async fn get_service_principal(
     };
     let app = match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
         Some(id) => st.app(id),
-        None => st.registry.all().into_iter().find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim())),
+        None => st
+            .registry
+            .list()
+            .into_iter()
+            .find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim()))
+            .and_then(|a| st.registry.find(&a.app_id)),
     };
     let Some(app) = app else { return not_found(&raw) };
     if !who.can_read(&app) {
         return forbidden();
     }
-    let sp = objects::service_principal(&app, &app.manifest, st.tenant(), query.selects("keyCredentials"));
+    let sp = objects::service_principal(&app, st.tenant(), query.selects("keyCredentials"));
     entity(&st, "servicePrincipals", &query, sp)
 }
 

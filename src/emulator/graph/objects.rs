@@ -14,7 +14,6 @@
 
 use super::odata::EntityType;
 use crate::emulator::App;
-use crate::manifest::Manifest;
 use serde_json::{json, Map, Value};
 
 /// The application entity: its properties in the order Graph returns them, and what `$filter`
@@ -127,13 +126,13 @@ fn application_default(name: &str) -> Value {
 /// The application's object id: the manifest's `id`/`objectId`, else the one the emulator
 /// derived (which is also its service principal's).
 pub fn object_id(app: &App) -> String {
-    app.object_id.clone().unwrap_or_else(|| app.sp_object_id.clone())
+    app.graph_id().to_string()
 }
 
 /// The whole application entity. Certificate bodies (`key`) are included only `with_bodies`
 /// (Graph returns them only when `keyCredentials` is named in `$select`).
-pub fn application(app: &App, m: &Manifest, with_bodies: bool) -> Map<String, Value> {
-    let root = m.root();
+pub fn application(app: &App, with_bodies: bool) -> Map<String, Value> {
+    let root = &app.json;
     let mut out = Map::new();
     for &name in APPLICATION.properties {
         let v = match name {
@@ -153,8 +152,8 @@ pub fn application(app: &App, m: &Manifest, with_bodies: bool) -> Map<String, Va
 }
 
 /// The service principal of `app` in the emulated tenant.
-pub fn service_principal(app: &App, m: &Manifest, tenant: &str, with_bodies: bool) -> Map<String, Value> {
-    let root = m.root();
+pub fn service_principal(app: &App, tenant: &str, with_bodies: bool) -> Map<String, Value> {
+    let root = &app.json;
     let section = root.get("servicePrincipal").and_then(Value::as_object);
     let from = |k: &str| section.and_then(|s| s.get(k)).filter(|v| !v.is_null()).cloned();
     let mut names = vec![json!(app.app_id)];
