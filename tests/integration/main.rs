@@ -18,6 +18,7 @@ mod demo_cli;
 mod emulator_tokens;
 mod emulator_validation;
 mod fsio_links;
+mod graph_azure_cli;
 mod graph_cli;
 mod graph_emulator;
 mod graph_tenant;

@@ -580,8 +580,13 @@ pub(super) async fn fallback(State(st): St, req: Request) -> Response {
     }
 }
 
-/// A method a route does not take: Graph's 405.
-pub(super) async fn method_not_allowed() -> Response {
+/// A method a route does not take: Graph's 405, after the token check under `/v1.0/`.
+pub(super) async fn method_not_allowed(State(st): St, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if uri.path().starts_with("/v1.0/") {
+        if let Err(r) = authenticate(&st, &headers) {
+            return *r;
+        }
+    }
     graph_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "Request_BadRequest",
