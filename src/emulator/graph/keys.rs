@@ -188,7 +188,7 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
     Ok(out)
 }
 
-pub(super) async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -365,7 +365,7 @@ fn action_context(st: &super::AppState, kind: &str) -> String {
     format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
 }
 
-pub(super) async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -433,7 +433,7 @@ fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
     }
 }
 
-pub(super) async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -476,7 +476,7 @@ fn authorize_password_change(
     Ok((app, body))
 }
 
-pub(super) async fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -506,12 +506,7 @@ pub(super) async fn add_password(State(st): St, Path(raw): Path<String>, headers
     }
 }
 
-pub(super) async fn remove_password(
-    State(st): St,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) fn remove_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
