@@ -77,7 +77,7 @@ fn self_rotation_list_add_remove() {
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "addKey");
-    // Hex, as Graph writes it itself (PROTOCOL.md sections 1 and 8).
+    // addKey without a customKeyIdentifier: Graph fills the hex thumbprint.
     assert_eq!(j["keyCredential"]["customKeyIdentifier"], b.cert.thumbprint());
     let b_key_id = j["keyCredential"]["keyId"].as_str().unwrap().to_string();
     // Persisted: A and P byte for byte, B appended.
@@ -240,6 +240,16 @@ fn proofs_are_checked() {
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["customKeyIdentifier"], new.cert.thumbprint());
         } else {
+            let (status, body) = send_json(
+                reqwest::Method::POST,
+                &rm_url,
+                &token,
+                Some(&json!({"keyId": app.key_ids[1], "proof": p.expose()})),
+            );
+            // Real Graph refuses a proof for Microsoft Graph's own id (PROTOCOL.md section 7).
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["error"]["code"], "Authentication_MissingOrMalformed", "{body}");
+            let p = proof_of_possession(&app.a, OBJECT_ID, PROOF_AUD_AAD_GRAPH).unwrap();
             let (status, body) = send_json(
                 reqwest::Method::POST,
                 &rm_url,

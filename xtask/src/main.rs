@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("bench") => bench::run(&target_dir(), &args[1..]),
+        Some("bench") => bench::run(&root(), &target_dir(), &args[1..]),
         Some("interop") => interop::run(&root(), &target_dir()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
         _ => {
@@ -152,7 +152,9 @@ fn test(args: &[String]) -> Result<(), String> {
     run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     library_alone(&cargo)?;
     let mut t = Command::new(&cargo);
-    t.args(["test", "--workspace", "--locked"]);
+    // The crash-safety test needs the fault-injection hook, compiled in only for tests. `cargo
+    // test` also builds every example and runs the tests of `emulator_in_test`.
+    t.args(["test", "--workspace", "--locked", "--features", "keycred/fault-injection"]);
     t.args(args);
     t.env("KEYCRED_TEST_PYTHON", &python);
     run(&mut t)?;
