@@ -150,7 +150,8 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     if existing.is_empty() {
         return Ok(());
     }
-    Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
+    let verb = if existing.len() == 1 { "already exists" } else { "already exist" };
+    Err(Error::input(format!("{} {verb}; nothing was written", existing.join(", ")))
         .with_hint("pass --force to replace, or choose another --name or --out-dir"))
 }
 

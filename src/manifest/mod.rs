@@ -175,6 +175,12 @@ impl Manifest {
 
     /// Parses the bytes read from the manifest file at `path`.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
+        if let Some(what) = certificate_like(&bytes) {
+            return Err(Error::input(format!("{}: this is {what}, not an app manifest", path.display())).with_hint(
+                "give the manifest JSON (downloaded from the portal's Manifest page, or `keycred manifest init`); \
+                 the certificate goes in --cert",
+            ));
+        }
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::file(path, "not UTF-8 text").with_hint("save the manifest as UTF-8"))?;
         Self::parse(&text, &path.display().to_string())
@@ -184,7 +190,10 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: Value = serde_json::from_str(body).map_err(|e| {
-            Error::input(format!("{origin}: malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+            // serde_json's message ends with the position: say it once.
+            let full = e.to_string();
+            let why = full.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&full);
+            Error::input(format!("{origin}: malformed JSON at line {} column {}: {why}", e.line(), e.column()))
                 .with_hint("fix the JSON (the portal's manifest editor shows the same position)")
         })?;
         let Value::Object(root) = value else {
@@ -273,6 +282,21 @@ impl Manifest {
             .filter_map(|(index, v)| v.as_object().map(|o| read_entry(index, o)))
             .collect()
     }
+}
+
+/// What a file given as a manifest is when it is a certificate or key (PEM, or DER, which starts
+/// with a SEQUENCE tag and a long length), so the message can say so instead of a JSON error.
+fn certificate_like(bytes: &[u8]) -> Option<&'static str> {
+    let start = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let start = &start[start.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(start.len())..];
+    if start.starts_with(b"-----BEGIN ") {
+        let label = start[11..].split(|b| *b == b'-').next().unwrap_or_default();
+        return Some(if label.ends_with(b"PRIVATE KEY") { "a PEM private key" } else { "a PEM certificate or key" });
+    }
+    if start.len() > 4 && start[0] == 0x30 && matches!(start[1], 0x81..=0x84) {
+        return Some("a DER (binary) certificate, key or PFX");
+    }
+    None
 }
 
 /// The format an entry is written in, by its date and body field names; `None` when it has

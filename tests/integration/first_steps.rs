@@ -129,3 +129,43 @@ fn no_user_facing_text_refers_to_internal_documents() {
     }
     assert!(hits.is_empty(), "{}", hits.join("\n"));
 }
+
+/// Bug: `consent-url` refused the `http://` reply URL older registrations still have; it builds
+/// the URL and warns that Entra accepts new http reply URLs for localhost only.
+#[test]
+fn consent_url_builds_an_older_registrations_http_reply_url_with_a_warning() {
+    let t = TempDir::new("first-consent");
+    let app = "6731de76-14a6-49ae-97bc-6eba6914391e";
+    let o = run(&t, &["consent-url", "--client-id", app, "--redirect-uri", "http://app.example/cb"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("redirect_uri=http%3A%2F%2Fapp.example%2Fcb"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("keycred: warning: reply URL 'http://app.example/cb' uses plain http"), "{err}");
+    assert!(err.contains("localhost only"), "{err}");
+    let o = run(&t, &["consent-url", "--client-id", app, "--redirect-uri", "https://app.example/cb"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Bugs: `manifest list cert.cer` reported a JSON error; a JSON error said its position twice;
+/// "X.pem already exists" was said of three files.
+#[test]
+fn messages_say_what_the_input_is_once() {
+    let t = TempDir::new("first-messages");
+    ok_json(&t, &["new", "--name", "app", "-o", "json"]);
+    for f in ["app.cer", "app.key"] {
+        let o = run(&t, &["manifest", "list", f]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("{f}: this is a PEM")) && err.contains("not an app manifest"), "{err}");
+    }
+    std::fs::write(t.path("bad.json"), "{\n  \"appId\": \"x\",\n  \"keyCredentials\": [],\n}\n").unwrap();
+    let o = run(&t, &["manifest", "list", "bad.json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("line 4 column 1").count(), 1, "{err}");
+    assert!(err.contains("malformed JSON at line 4 column 1: trailing comma"), "{err}");
+    let o = run(&t, &["new", "--name", "app"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("./app.key, ./app.cer, ./app.pem already exist;"), "{err}");
+}

@@ -61,7 +61,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let client_id = a.tenant.client_id()?;
     let tenant = a.tenant.tenant_if_given()?;
     if let Some(r) = &a.redirect_uri {
-        consent::check_redirect_uri(r)?;
+        if let Some(w) = consent::check_redirect_uri(r)? {
+            eprintln!("keycred: warning: {w}");
+        }
     }
     let url = if a.v1 {
         let resource = a.resource.as_deref().unwrap_or_default();

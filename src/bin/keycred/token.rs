@@ -70,7 +70,9 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
-            keycred::consent::check_redirect_uri(r)?;
+            if let Some(w) = keycred::consent::check_redirect_uri(r)? {
+                eprintln!("keycred: warning: {w}");
+            }
             Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
