@@ -169,3 +169,31 @@ fn messages_say_what_the_input_is_once() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("./app.key, ./app.cer, ./app.pem already exist;"), "{err}");
 }
+
+/// Completions load in bash and complete subcommands; the man page is valid roff.
+#[test]
+fn completions_and_man_page() {
+    let t = TempDir::new("first-completions");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let o = run(&t, &["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("keycred"), "{shell}");
+        std::fs::write(t.path(shell), &o.stdout).unwrap();
+    }
+    let script = format!(
+        "source {}; COMP_WORDS=(keycred mani); COMP_CWORD=1; _keycred keycred mani keycred; echo \"${{COMPREPLY[@]}}\"",
+        t.s("bash")
+    );
+    let o = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "manifest", "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&t, &["man-page"]);
+    assert_eq!(o.status.code(), Some(0));
+    let man = String::from_utf8(o.stdout).unwrap();
+    assert!(man.contains(".TH keycred 1"), "{man}");
+    std::fs::write(t.path("keycred.1"), &man).unwrap();
+    let o = std::process::Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z", &t.s("keycred.1")]).output();
+    let o = o.expect("groff is installed (it comes with man-db)");
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&t, &["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -36,6 +36,7 @@ mod manifest_cli;
 mod manifest_edit;
 mod manifest_portal;
 mod manifest_usable;
+mod readme_examples;
 mod rotation_cli;
 mod rotation_library;
 mod rotation_safety;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod dist;
 mod fuzz;
 mod interop;
 
@@ -25,8 +26,11 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &target_dir(), &args[1..]),
         Some("interop") => interop::run(&root(), &target_dir()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
+        Some("dist") => dist::run(&target_dir(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick]|interop|fuzz [--seconds N] [TARGET...]>");
+            eprintln!(
+                "usage: cargo xtask <test|bench [--quick]|interop|fuzz [--seconds N] [TARGET...]|dist [--debug]>"
+            );
             return ExitCode::from(2);
         }
     };
