@@ -76,13 +76,13 @@ impl GraphClient {
     /// A trailing `/v1.0` (as Graph Explorer shows URLs) is dropped: keycred adds the version.
     pub fn new(graph_url: &str, token: SecretString, http: reqwest::Client) -> Result<Self> {
         let mut url = url::Url::parse(graph_url.trim())
-            .map_err(|e| Error::input(format!("--graph-url '{graph_url}' is not a URL ({e})")))?;
-        check_transport(&url, "--graph-url")?;
+            .map_err(|e| Error::input(format!("Graph URL '{graph_url}' is not a URL ({e})")))?;
+        check_transport(&url, "Graph URL")?;
         if url.path().trim_end_matches('/').eq_ignore_ascii_case("/v1.0") {
             url.set_path("/");
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(Error::input(format!("--graph-url '{graph_url}' has a path, query or fragment"))
+            return Err(Error::input(format!("Graph URL '{graph_url}' has a path, query or fragment"))
                 .with_hint(format!("give the Graph host only, such as {GRAPH_RESOURCE}")));
         }
         Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token })
@@ -96,7 +96,7 @@ impl GraphClient {
         }
         let resp = req.send().await.map_err(|e| {
             Error::remote(format!("{method} {url}: {}", crate::graph::describe_reqwest(&e)))
-                .with_hint("check --graph-url and the network; the emulator prints its URL when it starts")
+                .with_hint("check the Graph URL and the network; the emulator prints its URL when it starts")
         })?;
         let status = resp.status();
         let text = crate::token::read_limited(resp).await.map_err(|e| match e {
@@ -104,7 +104,7 @@ impl GraphClient {
                 "{method} {url}: HTTP {status} with a body over {} bytes; not read",
                 crate::token::MAX_ANSWER
             ))
-            .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"),
+            .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"),
             crate::token::ReadError::Transport(e) => {
                 Error::remote(format!("{method} {url}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
             }
@@ -131,7 +131,7 @@ impl GraphClient {
         let hint = match status.as_u16() {
             401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
             403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
-            404 => "no such application: check --app-id and the tenant",
+            404 => "no such application: check the application (client) id and the tenant",
             _ => "see the Graph error above",
         };
         Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
@@ -299,6 +299,24 @@ pub async fn add_certificate(
     Ok(Change { method: "PATCH", key_credential: entry })
 }
 
+/// Refuses removing `key_id` when it is the application's last currently valid certificate: the
+/// app could no longer sign in, and Graph's addKey needs a valid one to recover.
+pub fn ensure_not_locked_out(app: &Application, key_id: &str, now: time::OffsetDateTime) -> Result<()> {
+    let creds = credentials_of(app);
+    let is_target =
+        |c: &crate::manifest::KeyCredential| c.key_id.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key_id));
+    let target_valid = creds.iter().any(|c| is_target(c) && c.counts_as_valid_at(now));
+    let others_valid = creds.iter().any(|c| !is_target(c) && c.counts_as_valid_at(now));
+    if target_valid && !others_valid {
+        return Err(Error::input(format!(
+            "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
+            app.app_id
+        ))
+        .with_hint("add the new certificate first, or allow the lock-out if that is intended"));
+    }
+    Ok(())
+}
+
 /// Removes the entry `key_id`, by removeKey (proof signed by `cred`) or PATCH. Refuses to remove
 /// the last currently valid certificate unless `force`.
 pub async fn remove_certificate(
@@ -323,13 +341,8 @@ pub async fn remove_certificate(
             .with_hint("list them with `keycred graph list`")
         })?;
     let removed = app.key_credentials[target.index].clone();
-    let others_valid = creds.iter().any(|c| c.index != target.index && c.counts_as_valid_at(now));
-    if !force && target.counts_as_valid_at(now) && !others_valid {
-        return Err(Error::input(format!(
-            "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
-            app.app_id
-        ))
-        .with_hint("add the new certificate first, or pass --force if that is intended"));
+    if !force {
+        ensure_not_locked_out(app, key_id, now)?;
     }
     if method == Method::Auto && can_prove(app, cred) {
         let proof = proof_of_possession(cred.expect("can_prove checked it"), &app.id, proof_aud)?;

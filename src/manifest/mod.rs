@@ -576,15 +576,14 @@ impl Manifest {
 
     /// Refuses an edit that leaves no valid credential when there was one: the app could no
     /// longer authenticate, and Graph's addKey needs a valid one to recover. Only usable
-    /// certificate entries count (see [`KeyCredential::defects`]). The hint names `manifest`'s
-    /// options; other commands replace it with their own.
+    /// certificate entries count (see [`KeyCredential::defects`]). Callers add how to allow it.
     pub fn ensure_not_locked_out(&self, after: &Manifest, now: OffsetDateTime) -> Result<()> {
         if !self.valid_at(now).is_empty() && after.valid_at(now).is_empty() {
             return Err(Error::input(format!(
                 "{}: this would remove the last currently valid certificate; the app could no longer sign in",
                 self.origin
             ))
-            .with_hint("add the new certificate first (`keycred manifest add`), or pass --force if that is intended"));
+            .with_hint("add the new certificate first"));
         }
         Ok(())
     }
@@ -626,7 +625,7 @@ impl Manifest {
                 "{}: no currently valid certificate would be left; nothing was changed",
                 self.origin
             ))
-            .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
+            .with_hint("add a new certificate first"));
         }
         Ok(after)
     }
@@ -642,7 +641,7 @@ impl Manifest {
                     have.name(),
                     new.name()
                 ))
-                .with_hint(format!("build the entry with --format {}", have.name())));
+                .with_hint(format!("build the entry in {} format", have.name())));
             }
         }
         let new = read_entry(0, &entry);
