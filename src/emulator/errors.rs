@@ -10,9 +10,10 @@ use serde_json::json;
 const CERT_DOC: &str =
     "https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials";
 
-/// One refusal: `error`, the AADSTS code and the text after `AADSTSnnnn: `.
+/// One refusal the emulator sends, as Entra words it: `error`, the AADSTS code and the text after
+/// `AADSTSnnnn: `. (The client side reads these as `keycred::token::EntraError`.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntraError {
+pub struct Refusal {
     /// OAuth `error` value (`invalid_client`, `invalid_request`, ...).
     pub error: &'static str,
     /// AADSTS code.
@@ -20,6 +21,11 @@ pub struct EntraError {
     /// Message text, without the `AADSTSnnnn: ` prefix and the trace lines.
     pub text: String,
 }
+
+/// The former name of [`Refusal`], kept while branches written against it are merged.
+#[doc(hidden)]
+#[allow(dead_code)]
+pub type EntraError = Refusal;
 
 /// What the logging layer reads back from a response: never a secret, only ids and codes.
 #[derive(Clone, Debug, Default)]
@@ -30,9 +36,9 @@ pub struct RequestLog {
     pub code: Option<u32>,
 }
 
-impl EntraError {
+impl Refusal {
     fn new(error: &'static str, code: u32, text: impl Into<String>) -> Self {
-        EntraError { error, code, text: text.into() }
+        Refusal { error, code, text: text.into() }
     }
 
     /// `invalid_client` answers 401, everything else 400 (PROTOCOL.md section 4).

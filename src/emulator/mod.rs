@@ -41,7 +41,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use errors::{EntraError, RequestLog};
+use errors::{Refusal, RequestLog};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -164,7 +164,7 @@ impl AppState {
 
     /// Accepts the emulator's tenant, `common` and `organizations`; refuses other GUIDs and DNS
     /// names with 90002 and anything else with 900023.
-    fn check_tenant(&self, t: &str) -> std::result::Result<(), EntraError> {
+    fn check_tenant(&self, t: &str) -> std::result::Result<(), Refusal> {
         if self.is_own_tenant(t) || t.eq_ignore_ascii_case("common") || t.eq_ignore_ascii_case("organizations") {
             return Ok(());
         }
@@ -173,9 +173,9 @@ impl AppState {
             && t.split('.')
                 .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if uuid::Uuid::parse_str(t).is_ok() || dns || t.eq_ignore_ascii_case("consumers") {
-            Err(EntraError::tenant_not_found(t))
+            Err(Refusal::tenant_not_found(t))
         } else {
-            Err(EntraError::tenant_malformed(t))
+            Err(Refusal::tenant_malformed(t))
         }
     }
 
@@ -219,11 +219,12 @@ pub fn verify_client_assertion(
     client_id: &str,
     endpoint: &str,
     now: time::OffsetDateTime,
-) -> std::result::Result<(), EntraError> {
+) -> std::result::Result<(), Refusal> {
     token::verify_assertion(creds, assertion, client_id, endpoint, now)
 }
 
-type St = State<Arc<AppState>>;
+/// What every handler extracts: the emulator's shared state.
+pub(crate) type SharedState = State<Arc<AppState>>;
 
 /// Builds the router for `state`: every endpoint the emulator serves, in one place.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -244,12 +245,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn token_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v1(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (base, _) = st.request_base(&headers, &uri);
     token::handle(&st, &t, EndpointVersion::V1, &format!("{base}{}", uri.path()), &headers, &body)
 }
 
-async fn token_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v2(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (base, _) = st.request_base(&headers, &uri);
     token::handle(&st, &t, EndpointVersion::V2, &format!("{base}{}", uri.path()), &headers, &body)
 }
@@ -262,22 +275,27 @@ fn discovery_doc(st: &AppState, t: &str, headers: &HeaderMap, uri: &Uri, v2: boo
     Json(discovery::openid_configuration(st, &base, t, v2)).into_response()
 }
 
-async fn oidc_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn oidc_v2(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     discovery_doc(&st, &t, &headers, &uri, true)
 }
 
-async fn oidc_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn oidc_v1(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     discovery_doc(&st, &t, &headers, &uri, false)
 }
 
-async fn jwks(State(st): St, Path(t): Path<String>) -> Response {
+async fn jwks(State(st): SharedState, Path(t): Path<String>) -> Response {
     if let Err(e) = st.check_tenant(&t) {
         return e.into_response(None, None);
     }
     Json(serde_json::json!({ "keys": [discovery::jwk(&st)] })).into_response()
 }
 
-async fn instance(State(st): St, uri: Uri, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn instance(
+    State(st): SharedState,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let (base, host) = st.request_base(&headers, &uri);
     Json(discovery::instance_discovery(&base, &host, q.get("authorization_endpoint").map(String::as_str)))
         .into_response()

@@ -7,7 +7,7 @@
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
 //! else would have been accepted.
 
-use super::errors::{EntraError, RequestLog};
+use super::errors::{Refusal, RequestLog};
 use super::{AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
 use crate::jwt::{self, dangerous};
@@ -41,7 +41,7 @@ const WELL_KNOWN_RESOURCES: [(&str, &str); 3] = [
 
 /// How the client proved itself: decides `appidacr`/`azpacr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ClientAuth {
+enum ClientProof {
     Secret,
     Certificate,
 }
@@ -93,67 +93,64 @@ fn issue(
     version: EndpointVersion,
     endpoint: &str,
     form: &HashMap<String, String>,
-    basic: Option<Result<(String, SecretString), EntraError>>,
-) -> Result<Value, EntraError> {
+    basic: Option<Result<(String, SecretString), Refusal>>,
+) -> Result<Value, Refusal> {
     st.check_tenant(tenant)?;
     let field = |name: &str| form.get(name).map(String::as_str);
-    let grant_type = field("grant_type").ok_or_else(|| EntraError::missing_parameter("grant_type"))?;
+    let grant_type = field("grant_type").ok_or_else(|| Refusal::missing_parameter("grant_type"))?;
     let basic = basic.transpose()?;
     let client_id = match &basic {
         Some((id, _)) => {
             if field("client_assertion").is_some() || field("client_secret").is_some() {
-                return Err(EntraError::malformed_request(
+                return Err(Refusal::malformed_request(
                     "The client authenticated both with an Authorization: Basic header and with a client_assertion or \
                      client_secret in the request body; use one method only.",
                 ));
             }
             if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
-                return Err(EntraError::malformed_request(
+                return Err(Refusal::malformed_request(
                     "The 'client_id' parameter in the request body does not match the client id in the \
                      Authorization: Basic header.",
                 ));
             }
             id.as_str()
         }
-        None => field("client_id").ok_or_else(|| EntraError::missing_parameter("client_id"))?,
+        None => field("client_id").ok_or_else(|| Refusal::missing_parameter("client_id"))?,
     };
     let resource = match version {
-        EndpointVersion::V1 => field("resource").ok_or_else(|| EntraError::missing_parameter("resource"))?.to_string(),
-        EndpointVersion::V2 => {
-            resource_from_scope(field("scope").ok_or_else(|| EntraError::missing_parameter("scope"))?)?
-        }
+        EndpointVersion::V1 => field("resource").ok_or_else(|| Refusal::missing_parameter("resource"))?.to_string(),
+        EndpointVersion::V2 => resource_from_scope(field("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
     };
     if grant_type != "client_credentials" {
-        return Err(EntraError::unsupported_grant_type(grant_type));
+        return Err(Refusal::unsupported_grant_type(grant_type));
     }
-    let app = st.registry.find(client_id).ok_or_else(|| EntraError::app_not_found(client_id, tenant))?;
+    let app = st.registry.find(client_id).ok_or_else(|| Refusal::app_not_found(client_id, tenant))?;
     let auth = if let Some(assertion) = field("client_assertion") {
         match field("client_assertion_type") {
             Some(ASSERTION_TYPE) => {}
-            Some(_) => return Err(EntraError::malformed_jwt("Invalid client_assertion_type.")),
-            None => return Err(EntraError::missing_parameter("client_assertion_type")),
+            Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
+            None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
         verify_assertion(&app.credentials, assertion, client_id, endpoint, crate::dates::now())?;
-        ClientAuth::Certificate
+        ClientProof::Certificate
     } else if let Some(secret) = basic.as_ref().map(|(_, s)| s.expose()).or(field("client_secret")) {
         // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
         let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
             || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
         if !ok {
-            return Err(EntraError::bad_secret(client_id));
+            return Err(Refusal::bad_secret(client_id));
         }
-        ClientAuth::Secret
+        ClientProof::Secret
     } else {
-        return Err(EntraError::missing_credential());
+        return Err(Refusal::missing_credential());
     };
-    let roles =
-        st.roles_for(&resource, &app.app_id).ok_or_else(|| EntraError::resource_not_found(&resource, tenant))?;
+    let roles = st.roles_for(&resource, &app.app_id).ok_or_else(|| Refusal::resource_not_found(&resource, tenant))?;
 
     let now = jwt::now_secs();
     let exp = now + TOKEN_LIFETIME;
     let acr = match auth {
-        ClientAuth::Secret => "1",
-        ClientAuth::Certificate => "2",
+        ClientProof::Secret => "1",
+        ClientProof::Certificate => "2",
     };
     let tid = &st.tenant;
     let uti = {
@@ -211,7 +208,7 @@ fn issue(
         }),
     );
     let token = jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
-        .map_err(|_| EntraError::malformed_jwt("The emulator could not sign the token."))?;
+        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
     Ok(match version {
         EndpointVersion::V1 => json!({
             "token_type": "Bearer",
@@ -233,22 +230,22 @@ fn issue(
 
 /// The resource of a client-credentials `scope`: exactly one `<resource>/.default` (OIDC scopes
 /// such as `openid` are ignored, as Entra does). `https://x//.default` names `https://x/`.
-fn resource_from_scope(scope: &str) -> Result<String, EntraError> {
+fn resource_from_scope(scope: &str) -> Result<String, Refusal> {
     const OIDC: [&str; 4] = ["openid", "profile", "offline_access", "email"];
     let scopes: Vec<&str> = scope.split_whitespace().filter(|s| !OIDC.contains(s)).collect();
     if let Some(bad) = scopes.iter().find(|s| !s.ends_with("/.default")) {
-        return Err(EntraError::scope_not_default(bad));
+        return Err(Refusal::scope_not_default(bad));
     }
     match scopes.as_slice() {
         [one] => {
             let r = &one[..one.len() - "/.default".len()];
             if r.is_empty() {
-                Err(EntraError::invalid_scope(scope))
+                Err(Refusal::invalid_scope(scope))
             } else {
                 Ok(r.to_string())
             }
         }
-        _ => Err(EntraError::invalid_scope(scope)),
+        _ => Err(Refusal::invalid_scope(scope)),
     }
 }
 
@@ -286,14 +283,14 @@ pub(super) fn is_builtin_resource(r: &str, app_id: &str) -> bool {
 /// RFC 6749 section 2.3.1 `client_secret_basic`: `Authorization: Basic base64(id:secret)` where
 /// id and secret are each form-urlencoded first. `None` without a Basic header (other schemes
 /// are not client authentication and are ignored, as Entra does).
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), EntraError>> {
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), Refusal>> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("Basic") {
         return None;
     }
     let bad = || {
-        EntraError::malformed_request(
+        Refusal::malformed_request(
             "The Authorization: Basic header must hold base64(client_id:client_secret), each form-urlencoded.",
         )
     };
@@ -303,7 +300,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString
         let (id, secret) = t.split_once(':').ok_or_else(bad)?;
         let (id, secret) = (form_decode(id), form_decode(secret));
         if id.is_empty() {
-            return Err(EntraError::missing_parameter("client_id"));
+            return Err(Refusal::missing_parameter("client_id"));
         }
         Ok((id, SecretString::new(secret)))
     }))
@@ -345,13 +342,13 @@ pub(super) fn verify_assertion(
     client_id: &str,
     endpoint: &str,
     now: OffsetDateTime,
-) -> Result<(), EntraError> {
-    let d = dangerous::decode(assertion).map_err(|_| EntraError::malformed_jwt(""))?;
+) -> Result<(), Refusal> {
+    let d = dangerous::decode(assertion).map_err(|_| Refusal::malformed_jwt(""))?;
     let alg = match d.header.get("alg") {
         Some(Value::String(a)) => a.as_str(),
-        _ => return Err(EntraError::malformed_jwt("The token header has no 'alg'.")),
+        _ => return Err(Refusal::malformed_jwt("The token header has no 'alg'.")),
     };
-    let alg = SignatureAlg::from_jose(alg).ok_or_else(|| EntraError::unsupported_alg(alg))?;
+    let alg = SignatureAlg::from_jose(alg).ok_or_else(|| Refusal::unsupported_alg(alg))?;
 
     // Key selection by thumbprint only: `kid`, `jku`, `x5u` are ignored and `x5c` never adds a
     // key (subject-name/issuer trust is not emulated), so a certificate must be registered.
@@ -359,9 +356,9 @@ pub(super) fn verify_assertion(
     let (thumb, s256) = match (header_str("x5t"), header_str("x5t#S256")) {
         (Some(t), _) => (t, false),
         (None, Some(t)) => (t, true),
-        (None, None) => return Err(EntraError::no_thumbprint()),
+        (None, None) => return Err(Refusal::no_thumbprint()),
     };
-    let thumb = URL_SAFE_NO_PAD.decode(thumb.trim_end_matches('=')).map_err(|_| EntraError::no_thumbprint())?;
+    let thumb = URL_SAFE_NO_PAD.decode(thumb.trim_end_matches('=')).map_err(|_| Refusal::no_thumbprint())?;
     let matches = |c: &KeyCredential| {
         c.certificate.as_ref().is_some_and(|x| {
             if s256 {
@@ -374,42 +371,42 @@ pub(super) fn verify_assertion(
     let thumb_hex = hex_upper(&thumb);
     let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| matches(c)).collect();
     if candidates.is_empty() {
-        return Err(EntraError::key_not_found(&thumb_hex, client_id));
+        return Err(Refusal::key_not_found(&thumb_hex, client_id));
     }
     let Some(cred) = candidates.iter().find(|c| c.is_valid_at(now)) else {
         let c = candidates[0];
         let end = c.end.or(c.certificate.as_ref().map(|x| x.not_after()));
         let expired = end.is_some_and(|e| now > e);
-        return Err(EntraError::key_out_of_dates(&thumb_hex, &found_key(c), expired));
+        return Err(Refusal::key_out_of_dates(&thumb_hex, &found_key(c), expired));
     };
     let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
     if !d.verify(alg, public) {
-        return Err(EntraError::bad_signature(&thumb_hex, &found_key(cred)));
+        return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
 
     // RFC 7519 allows `aud` as a string or an array; a one-element array names one audience and
     // is judged as that string. Only a longer array is "more than one audience value".
     let aud = match d.claims.get("aud") {
-        Some(Value::Array(a)) if a.len() > 1 => return Err(EntraError::multiple_audiences()),
+        Some(Value::Array(a)) if a.len() > 1 => return Err(Refusal::multiple_audiences()),
         Some(Value::Array(a)) => a.first(),
         other => other,
     };
     match aud {
         Some(Value::String(a)) if a.trim_end_matches('/').eq_ignore_ascii_case(endpoint.trim_end_matches('/')) => {}
-        _ => return Err(EntraError::bad_audience()),
+        _ => return Err(Refusal::bad_audience()),
     }
     let iss = d.claim_str("iss").unwrap_or_default();
     if d.claim_str("sub") != Some(iss) {
-        return Err(EntraError::subject_mismatch(client_id));
+        return Err(Refusal::subject_mismatch(client_id));
     }
     if !iss.eq_ignore_ascii_case(client_id) {
-        return Err(EntraError::issuer_not_client());
+        return Err(Refusal::issuer_not_client());
     }
-    let exp = d.claim_time("exp").ok_or_else(|| EntraError::malformed_jwt("The token has no valid 'exp' claim."))?;
+    let exp = d.claim_time("exp").ok_or_else(|| Refusal::malformed_jwt("The token has no valid 'exp' claim."))?;
     let nbf = d.claim_time("nbf");
     let now_s = now.unix_timestamp() as f64;
     if exp + (CLOCK_SKEW as f64) < now_s || nbf.is_some_and(|n| n - (CLOCK_SKEW as f64) > now_s) {
-        return Err(EntraError::outside_time_range(
+        return Err(Refusal::outside_time_range(
             &entra_time(now_s),
             &entra_time(nbf.unwrap_or(now_s)),
             &entra_time(exp),
