@@ -487,6 +487,7 @@ pub struct Registry {
     /// The `--manifest` files, in the order given.
     named: Vec<PathBuf>,
     dir: Option<AppsDir>,
+    #[allow(dead_code)]
     builtins: Vec<Arc<Api>>,
     log: bool,
 }
@@ -567,16 +568,19 @@ impl Registry {
     }
 
     /// How many applications the tenant has.
+    #[allow(dead_code)]
     pub fn len(&self) -> usize {
         self.index.read().map(|i| i.slots.len()).unwrap_or(0)
     }
 
     /// Whether the tenant has no application.
+    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The built-in resources.
+    #[allow(dead_code)]
     pub fn builtins(&self) -> &[Arc<Api>] {
         &self.builtins
     }

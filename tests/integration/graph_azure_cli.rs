@@ -329,7 +329,9 @@ async fn graph_shaped_errors_everywhere() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
     let base = f.emu.base_url();
-    let cases: Vec<(Method, String, Option<&str>, u16, &str, Option<&str>)> = vec![
+    // (method, URL, bearer token, status, Graph error code, message)
+    type Case<'a> = (Method, String, Option<&'a str>, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (Method::GET, format!("{base}/v1.0/me"), None, 401, "InvalidAuthenticationToken", None),
         (
             Method::GET,
