@@ -8,7 +8,7 @@
 //! else would have been accepted.
 
 use super::errors::{Refusal, RequestLog};
-use super::{AppState, EndpointVersion};
+use super::{App, AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
 use crate::jwt::{self, dangerous};
 use crate::manifest::KeyCredential;
@@ -99,24 +99,7 @@ fn issue(
     let field = |name: &str| form.get(name).map(String::as_str);
     let grant_type = field("grant_type").ok_or_else(|| Refusal::missing_parameter("grant_type"))?;
     let basic = basic.transpose()?;
-    let client_id = match &basic {
-        Some((id, _)) => {
-            if field("client_assertion").is_some() || field("client_secret").is_some() {
-                return Err(Refusal::malformed_request(
-                    "The client authenticated both with an Authorization: Basic header and with a client_assertion or \
-                     client_secret in the request body; use one method only.",
-                ));
-            }
-            if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
-                return Err(Refusal::malformed_request(
-                    "The 'client_id' parameter in the request body does not match the client id in the \
-                     Authorization: Basic header.",
-                ));
-            }
-            id.as_str()
-        }
-        None => field("client_id").ok_or_else(|| Refusal::missing_parameter("client_id"))?,
-    };
+    let client_id = client_id_of(form, basic.as_ref())?;
     let resource = match version {
         EndpointVersion::V1 => field("resource").ok_or_else(|| Refusal::missing_parameter("resource"))?.to_string(),
         EndpointVersion::V2 => resource_from_scope(field("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
@@ -125,30 +108,115 @@ fn issue(
         return Err(Refusal::unsupported_grant_type(grant_type));
     }
     let app = st.registry.find(client_id).ok_or_else(|| Refusal::app_not_found(client_id, tenant))?;
-    let auth = if let Some(assertion) = field("client_assertion") {
+    let basic_secret = basic.as_ref().map(|(_, s)| s.expose());
+    let proof = authenticate(st, &app, form, basic_secret, client_id, endpoint)?;
+    let roles = st.roles_for(&resource, &app.app_id).ok_or_else(|| Refusal::resource_not_found(&resource, tenant))?;
+    sign_token(st, &app, version, &resource, &roles, proof)
+}
+
+/// The client id of a request: from the `Authorization: Basic` header when there is one (which
+/// then must be the only credential, and agree with any `client_id` field), else the field.
+fn client_id_of<'a>(
+    form: &'a HashMap<String, String>,
+    basic: Option<&'a (String, SecretString)>,
+) -> Result<&'a str, Refusal> {
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let Some((id, _)) = basic else {
+        return field("client_id").ok_or_else(|| Refusal::missing_parameter("client_id"));
+    };
+    if field("client_assertion").is_some() || field("client_secret").is_some() {
+        return Err(Refusal::malformed_request(
+            "The client authenticated both with an Authorization: Basic header and with a client_assertion or \
+             client_secret in the request body; use one method only.",
+        ));
+    }
+    if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
+        return Err(Refusal::malformed_request(
+            "The 'client_id' parameter in the request body does not match the client id in the \
+             Authorization: Basic header.",
+        ));
+    }
+    Ok(id.as_str())
+}
+
+/// Checks how the client proved itself: a client assertion signed by one of `app`'s
+/// certificates, or a secret (the `Basic` header's, or the `client_secret` field).
+fn authenticate(
+    st: &AppState,
+    app: &App,
+    form: &HashMap<String, String>,
+    basic_secret: Option<&str>,
+    client_id: &str,
+    endpoint: &str,
+) -> Result<ClientProof, Refusal> {
+    let field = |name: &str| form.get(name).map(String::as_str);
+    if let Some(assertion) = field("client_assertion") {
         match field("client_assertion_type") {
             Some(ASSERTION_TYPE) => {}
             Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
             None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
         verify_assertion(&app.credentials, assertion, client_id, endpoint, crate::dates::now())?;
-        ClientProof::Certificate
-    } else if let Some(secret) = basic.as_ref().map(|(_, s)| s.expose()).or(field("client_secret")) {
-        // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
-        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
-            || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
-        if !ok {
-            return Err(Refusal::bad_secret(client_id));
-        }
-        ClientProof::Secret
-    } else {
+        return Ok(ClientProof::Certificate);
+    }
+    let Some(secret) = basic_secret.or(field("client_secret")) else {
         return Err(Refusal::missing_credential());
     };
-    let roles = st.roles_for(&resource, &app.app_id).ok_or_else(|| Refusal::resource_not_found(&resource, tenant))?;
+    // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
+    let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+        || super::graph::passwords::secret_matches(app, secret, crate::dates::now());
+    if !ok {
+        return Err(Refusal::bad_secret(client_id));
+    }
+    Ok(ClientProof::Secret)
+}
 
+/// Signs the app-only access token for `app` on `resource` and returns the token endpoint's
+/// answer, shaped as Entra's v1 or v2 endpoint shapes it.
+fn sign_token(
+    st: &AppState,
+    app: &App,
+    version: EndpointVersion,
+    resource: &str,
+    roles: &[String],
+    proof: ClientProof,
+) -> Result<Value, Refusal> {
     let now = jwt::now_secs();
     let exp = now + TOKEN_LIFETIME;
-    let acr = match auth {
+    let (header, claims) = token_claims(st, app, version, resource, roles, proof, now);
+    let token = jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
+        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
+    Ok(match version {
+        EndpointVersion::V1 => json!({
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME.to_string(),
+            "ext_expires_in": TOKEN_LIFETIME.to_string(),
+            "expires_on": exp.to_string(),
+            "not_before": now.to_string(),
+            "resource": resource,
+            "access_token": token,
+        }),
+        EndpointVersion::V2 => json!({
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": token,
+        }),
+    })
+}
+
+/// The header and claims of an app-only token issued at `now`.
+fn token_claims(
+    st: &AppState,
+    app: &App,
+    version: EndpointVersion,
+    resource: &str,
+    roles: &[String],
+    proof: ClientProof,
+    now: i64,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let exp = now + TOKEN_LIFETIME;
+    let acr = match proof {
         ClientProof::Secret => "1",
         ClientProof::Certificate => "2",
     };
@@ -164,10 +232,10 @@ fn issue(
     let mut claims = Map::new();
     // v1 tokens name the resource as it was asked for; v2 tokens name it by its app id.
     let aud = match version {
-        EndpointVersion::V1 => resource.clone(),
+        EndpointVersion::V1 => resource.to_string(),
         // The emulator's own URL names Graph (see `AppState::is_graph`).
-        EndpointVersion::V2 if st.is_own_url(&resource) => GRAPH_APP_ID.to_string(),
-        EndpointVersion::V2 => resource_app_id(&resource),
+        EndpointVersion::V2 if st.is_own_url(resource) => GRAPH_APP_ID.to_string(),
+        EndpointVersion::V2 => resource_app_id(resource),
     };
     claims.insert("aud".into(), json!(aud));
     match version {
@@ -207,25 +275,7 @@ fn issue(
             EndpointVersion::V2 => "2.0",
         }),
     );
-    let token = jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
-        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
-    Ok(match version {
-        EndpointVersion::V1 => json!({
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME.to_string(),
-            "ext_expires_in": TOKEN_LIFETIME.to_string(),
-            "expires_on": exp.to_string(),
-            "not_before": now.to_string(),
-            "resource": resource,
-            "access_token": token,
-        }),
-        EndpointVersion::V2 => json!({
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME,
-            "ext_expires_in": TOKEN_LIFETIME,
-            "access_token": token,
-        }),
-    })
+    (header, claims)
 }
 
 /// The resource of a client-credentials `scope`: exactly one `<resource>/.default` (OIDC scopes
