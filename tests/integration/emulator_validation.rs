@@ -358,7 +358,8 @@ async fn client_secret_basic_authenticates_like_the_form_secret() {
     let (s, b) = post_basic(&f.v2(), basic(APP_ID, SECRET), &form).await;
     assert_eq!(s, 200, "{b}");
     let c = token_claims(&b);
-    assert_eq!((c["azp"].as_str(), c["azpacr"].as_str()), (Some(APP_ID), Some("1")));
+    // A v1 resource (known from --grant): `appid`/`appidacr`, "1" for a secret.
+    assert_eq!((c["appid"].as_str(), c["appidacr"].as_str()), (Some(APP_ID), Some("1")));
     // The same client_id in the body too is fine.
     let mut with_id = form.to_vec();
     with_id.push(("client_id", APP_ID));
