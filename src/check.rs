@@ -12,7 +12,7 @@ use crate::jwt::{self, AssertionParams};
 use crate::manifest::Manifest;
 use crate::secret::SecretString;
 use crate::token::{entra_code, ClientAuth, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, thumbprint, ErrorKind};
+use crate::{dates, thumbprint, ClientId, ErrorKind, TenantId};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,9 +58,9 @@ pub struct CheckOptions {
     /// Authority.
     pub authority: Authority,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Endpoint version.
     pub version: EndpointVersion,
     /// Scopes or resource.
@@ -203,7 +203,7 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     // 6. Assertion signs and verifies locally.
     let audience = o.authority.token_endpoint(&o.tenant, o.version);
     let params = AssertionParams {
-        client_id: o.client_id.clone(),
+        client_id: o.client_id.to_string(),
         audience,
         alg: o.alg,
         x5c: false,

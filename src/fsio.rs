@@ -16,12 +16,18 @@ pub const SECRET_MODE: u32 = 0o600;
 pub const PUBLIC_MODE: u32 = 0o644;
 
 /// Hook for crash-safety tests: when `KEYCRED_FAULT_BEFORE_RENAME` is set, the process exits
-/// after the temporary file is written and before it is renamed, as a crash would.
+/// after the temporary file is written and before it is renamed, as a crash would. Compiled in
+/// only with the test-only `fault-injection` feature: a library must never exit its host because
+/// of an environment variable.
+#[cfg(feature = "fault-injection")]
 fn fault_before_rename() {
     if std::env::var_os("KEYCRED_FAULT_BEFORE_RENAME").is_some() {
         std::process::exit(99);
     }
 }
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_before_rename() {}
 
 /// The file a document path stands for: the target when `path` is a symbolic link (a manifest
 /// linked from a shared checkout must be updated there, the link kept), else `path` itself.

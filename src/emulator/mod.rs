@@ -16,10 +16,14 @@ mod apps;
 mod authorize;
 mod discovery;
 pub mod errors;
+mod generate;
 mod graph;
 mod tenant;
+mod throttle;
 mod tls;
 mod token;
+
+pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
@@ -81,6 +85,8 @@ pub struct EmulatorConfig {
     pub auto_consent: bool,
     /// Lifetime of authorization codes, seconds (Entra: about 10 minutes).
     pub code_lifetime: i64,
+    /// Graph requests per second per client (`--throttle`); more are answered 429.
+    pub throttle: Option<f64>,
 }
 
 impl EmulatorConfig {
@@ -102,6 +108,7 @@ impl EmulatorConfig {
             domains: Vec::new(),
             auto_consent: false,
             code_lifetime: 600,
+            throttle: None,
         }
     }
 }
@@ -135,14 +142,30 @@ pub struct AppState {
     signing_cert: Certificate,
     kid: String,
     log: bool,
-    /// `scheme://host:port` of the emulator as configured, and its other loopback spelling
-    /// (`localhost` for `127.0.0.1`): the only hosts a client assertion's `aud` may name.
+    /// `scheme://127.0.0.1:PORT`, without trailing slash: where clients reach the emulator, and
+    /// a name of Microsoft Graph (the Graph resource id of a cloud registered with the emulator).
+    base_url: String,
+    /// `base_url` and its other loopback spelling (`localhost` for `127.0.0.1`): the only hosts
+    /// a client assertion's `aud` may name.
     base_urls: Vec<String>,
     auto_consent: bool,
     code_lifetime: i64,
+    throttle: Option<throttle::Throttle>,
 }
 
 impl AppState {
+    /// Whether `resource` is the emulator's own base URL (with or without trailing slash; by
+    /// `localhost` too, which its TLS certificate names).
+    fn is_own_url(&self, resource: &str) -> bool {
+        let r = resource.trim_end_matches('/');
+        self.base_urls.iter().any(|b| r.eq_ignore_ascii_case(b))
+    }
+
+    /// Whether `resource` names Microsoft Graph: its URI or app id, or the emulator's base URL.
+    fn is_graph(&self, resource: &str) -> bool {
+        self.is_own_url(resource) || token::resource_app_id(resource) == token::GRAPH_APP_ID
+    }
+
     /// The emulated tenant id.
     pub fn tenant(&self) -> &str {
         &self.tenant
@@ -164,7 +187,7 @@ impl AppState {
 
     /// The emulator's own base URL (`http://127.0.0.1:PORT`), never the request's `Host`.
     pub fn base_url(&self) -> &str {
-        &self.base_urls[0]
+        &self.base_url
     }
 
     fn is_own_tenant(&self, t: &str) -> bool {
@@ -188,10 +211,12 @@ impl AppState {
         }
     }
 
-    /// The resource `identifier` names: an app of the tenant, a built-in one, or one known only
-    /// from `--grant` (a v1 resource with a derived app id).
+    /// The resource `identifier` names: an app of the tenant, a built-in one (the emulator's own
+    /// base URL names Microsoft Graph), or one known only from `--grant` (a v1 resource with a
+    /// derived app id).
     pub fn resource(&self, identifier: &str) -> Option<Arc<Api>> {
-        if let Some(api) = self.registry.resource(identifier) {
+        let named = if self.is_own_url(identifier) { token::GRAPH_APP_ID } else { identifier };
+        if let Some(api) = self.registry.resource(named) {
             return Some(api);
         }
         self.grants.iter().any(|(r, _)| token::same_resource(r, identifier)).then(|| {
@@ -208,10 +233,11 @@ impl AppState {
     }
 
     /// Roles `client` holds on `api`: the app role assignments consent made, then the `--grant`
-    /// shortcut's roles for that resource.
+    /// shortcut's roles for that resource (a grant for the emulator's own URL is one for Graph).
     fn roles_for(&self, api: &Api, client_id: &str) -> Vec<String> {
         let mut roles = self.directory.roles(client_id, api);
         for (r, rs) in &self.grants {
+            let r = if self.is_own_url(r) { token::GRAPH_APP_ID } else { r.as_str() };
             if api.is_named(r) || token::same_resource(r, &api.app_id) {
                 for role in rs {
                     if !roles.contains(role) {
@@ -275,6 +301,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance))
         .merge(graph::routes())
+        .fallback(graph::fallback)
+        .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)
@@ -473,6 +501,12 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
         return Err(Error::input(format!("--tenant '{}': not a GUID", cfg.tenant))
             .with_hint("give the tenant as a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or omit it"));
     }
+    if let Some(rate) = cfg.throttle {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Error::input(format!("--throttle {rate}: not a positive number of requests per second"))
+                .with_hint("for example --throttle 5 (five Graph requests per second per client)"));
+        }
+    }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
         return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(
             "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or add --allow-remote",
@@ -573,7 +607,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
 
     let kid = signing_cert.x5t();
     let scheme = if cfg.tls { "https" } else { "http" };
-    let mut base_urls = vec![format!("{scheme}://{shown}")];
+    let base_url = format!("{scheme}://{shown}");
+    let mut base_urls = vec![base_url.clone()];
     if shown.ip().is_loopback() {
         base_urls.push(format!("{scheme}://localhost:{}", shown.port()));
     }
@@ -591,6 +626,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         signing_cert: signing_cert.clone(),
         kid,
         log: cfg.log,
+        base_url: base_url.clone(),
+        throttle: cfg.throttle.map(throttle::Throttle::new),
     });
     let app = router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -611,7 +648,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     };
     Ok(EmulatorHandle {
         info: EmulatorInfo {
-            base_url: format!("{scheme}://{shown}"),
+            base_url,
             tenant: state.tenant.clone(),
             ca_file,
             signing_cert,

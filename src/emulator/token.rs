@@ -193,7 +193,9 @@ fn authenticate(req: &Req, client_id: &str, basic_secret: Option<&str>) -> Resul
         verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, crate::dates::now())?;
         ClientAuth::Certificate
     } else if let Some(secret) = basic_secret.or(req.field("client_secret")) {
-        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()));
+        // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
+        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+            || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
         if !ok {
             return Err(EntraError::bad_secret(client_id));
         }

@@ -354,7 +354,7 @@ async fn client_secret_basic_authenticates_like_the_form_secret() {
     let f = fixture_with(|c| c.secret = Some(keycred::secret::SecretString::new(SECRET))).await;
     let scope = format!("{API}/.default");
     let form = [("grant_type", "client_credentials"), ("scope", scope.as_str())];
-    // Right secret, client id only in the header: a token, azpacr "1" (secret).
+    // Right secret, client id only in the header: a token, appidacr "1" (secret).
     let (s, b) = post_basic(&f.v2(), basic(APP_ID, SECRET), &form).await;
     assert_eq!(s, 200, "{b}");
     let c = token_claims(&b);

@@ -5,8 +5,8 @@
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
 use super::output::{generate, out_line, print_pairs, print_rotation};
-use super::{CredArgs, Ctx};
-use keycred::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use super::{CredArgs, Ctx, TenantArgs};
+use keycred::authority::{is_loopback_host, EndpointVersion};
 use keycred::cert::files::{FileOptions, Plan};
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
@@ -21,15 +21,9 @@ use std::sync::Arc;
 /// Options every graph subcommand takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// Application (client) id of the app whose certificates change
-    #[arg(long, env = "AZURE_CLIENT_ID")]
-    pub app_id: String,
-    /// Tenant id
-    #[arg(long, env = "AZURE_TENANT_ID")]
-    pub tenant: String,
-    /// Authority host for the Graph token (https; http only for loopback)
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
-    pub authority: String,
+    /// The app whose certificates change (--client-id, or --app-id), its tenant and authority
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     #[command(flatten)]
     pub cred: CredArgs,
     /// Request the Graph token with this app's secret (environment variable) instead of the certificate
@@ -139,9 +133,9 @@ impl Common {
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
         Ok(TokenRequest {
-            authority: Authority::parse(&self.authority)?,
-            tenant: self.tenant.clone(),
-            client_id: self.app_id.clone(),
+            authority: self.tenant.authority()?,
+            tenant: self.tenant.tenant()?,
+            client_id: self.tenant.client_id()?,
             version: EndpointVersion::V2,
             target: Target::new(&[self.resource()?], None)?,
             grant: Grant::ClientCredentials,
@@ -150,6 +144,8 @@ impl Common {
     }
 
     fn open(&self) -> Result<Session> {
+        // Checked first, whichever way the Graph token is obtained.
+        let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
         let cred = if self.cred.given() { Some(Arc::new(self.cred.load()?)) } else { None };
         let tokens = TokenClient::new(ClientOptions {
             timeout: std::time::Duration::from_secs(self.timeout),
@@ -180,7 +176,7 @@ impl Common {
             .build()
             .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
         let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
-        let app = rt.block_on(graph.get_by_app_id(&self.app_id))?;
+        let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud =
             if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };

@@ -1,6 +1,7 @@
 //! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
 //! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
 
+use super::common::FormatArgs;
 use super::output::out_line;
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
@@ -25,24 +26,6 @@ pub enum Cmd {
     Prune(PruneArgs),
 }
 
-/// `--format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    /// Microsoft Graph (today's portal manifest): key, startDateTime, endDateTime, displayName
-    MsGraph,
-    /// Azure AD Graph (legacy): value, startDate, endDate
-    AadGraph,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::MsGraph => Format::MsGraph,
-            FormatArg::AadGraph => Format::AadGraph,
-        }
-    }
-}
-
 /// What describes the new entry.
 #[derive(clap::Args, Debug)]
 pub struct EntryArgs {
@@ -52,9 +35,8 @@ pub struct EntryArgs {
     /// Environment variable holding the PFX password
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
-    /// Manifest format (for `add`, only needed when the manifest does not show it)
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// keyId (UUID); a fresh random one by default
     #[arg(long)]
     pub key_id: Option<String>,
@@ -170,24 +152,16 @@ fn print_entry(ctx: &Ctx, e: &Map<String, Value>) {
 fn entry(a: &EntryArgs, ctx: &Ctx) -> Result<u8> {
     let opts = options(a)?;
     let cert = load_cert(a)?;
-    let e = entry_for(&cert, a.format.map_or(Format::MsGraph, Format::from), &opts)?;
+    let e = entry_for(&cert, a.format.given().unwrap_or(Format::MsGraph), &opts)?;
     print_entry(ctx, &e);
     Ok(exit::OK)
-}
-
-/// The format to write: the manifest's own, else `--format`; the hints name the option.
-fn resolve_format(m: &Manifest, given: Option<Format>) -> Result<Format> {
-    m.resolve_format(given).map_err(|e| match (m.detect_format(), given) {
-        (Some(have), Some(_)) => e.with_hint(format!("leave --format out (or pass --format {})", have.name())),
-        _ => e.with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)"),
-    })
 }
 
 fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     let opts = options(&a.entry)?;
     // Everything is checked before the file is touched: manifest, certificate, entry.
     let current = Manifest::load(&a.manifest)?;
-    let format = resolve_format(&current, a.entry.format.map(Format::from))?;
+    let format = a.entry.format.resolve(&current)?;
     let cert = load_cert(&a.entry)?;
     let e = entry_for(&cert, format, &opts)?;
     if a.dry_run {
@@ -204,7 +178,7 @@ fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     }
     edit_file(&a.manifest, |m| {
         // Another edit may have happened since the checks above: check again under the lock.
-        resolve_format(m, Some(format))?;
+        FormatArgs::resolve_as(m, Some(format))?;
         m.add_entry(e.clone())
     })?;
     if !ctx.json() {
