@@ -15,6 +15,7 @@ mod cert_new;
 mod cert_openssl;
 mod check_cli;
 mod demo_cli;
+mod emulator_browser;
 mod emulator_cli_flows;
 mod emulator_tenant;
 mod emulator_tokens;
