@@ -85,6 +85,9 @@ pub struct EmulatorConfig {
     pub auto_consent: bool,
     /// Lifetime of authorization codes, seconds (Entra: about 10 minutes).
     pub code_lifetime: i64,
+    /// Lifetime of user access tokens, seconds; `None` draws 60 to 90 minutes, as Entra does.
+    /// Tests of expiry give it a value of zero or less.
+    pub user_token_lifetime: Option<i64>,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
 }
@@ -108,6 +111,7 @@ impl EmulatorConfig {
             domains: Vec::new(),
             auto_consent: false,
             code_lifetime: 600,
+            user_token_lifetime: None,
             throttle: None,
         }
     }
@@ -150,6 +154,7 @@ pub struct AppState {
     base_urls: Vec<String>,
     auto_consent: bool,
     code_lifetime: i64,
+    user_token_lifetime: Option<i64>,
     throttle: Option<throttle::Throttle>,
 }
 
@@ -619,6 +624,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_urls,
         auto_consent: cfg.auto_consent,
         code_lifetime: cfg.code_lifetime,
+        user_token_lifetime: cfg.user_token_lifetime,
         grants: cfg.grants.clone(),
         secret: cfg.secret.clone(),
         tls: cfg.tls,

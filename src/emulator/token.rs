@@ -288,10 +288,10 @@ fn mint(
     let lifetime = match subject {
         Subject::App { .. } => TOKEN_LIFETIME,
         // User tokens live a random 60 to 90 minutes, as Entra's do.
-        Subject::User { .. } => {
+        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
             use rand::Rng;
             rand::thread_rng().gen_range(3600..=5400)
-        }
+        }),
     };
     let (nbf, exp) = (now - BACKDATE, now + lifetime);
     let tid = &st.tenant;

@@ -165,7 +165,7 @@ async fn authorization_code_gives_user_tokens_and_single_use_codes() {
     let scp: Vec<&str> = c["scp"].as_str().unwrap().split(' ').collect();
     assert!(scp.contains(&"User.Read") && scp.contains(&"openid"), "{scp:?}");
     assert_ne!(c["sub"], c["oid"], "sub is pairwise");
-    // The ID token: for the client, with the nonce and the tenant id (what seed documents read).
+    // The ID token: for the client, with the nonce and the tenant id (what the Office 365 setup reads).
     let id = claims_of(&b["id_token"]);
     assert_eq!(id["aud"], APP_ID);
     assert_eq!(id["tid"], TENANT);
@@ -490,6 +490,24 @@ async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
 }
 
 #[tokio::test]
+async fn on_behalf_of_refuses_an_expired_user_token_with_500133() {
+    // User tokens already past their expiry (and the five minutes of skew).
+    let t = tenant_with(|c| {
+        c.consented = vec![APP_ID.into()];
+        c.user_token_lifetime = Some(-400);
+    })
+    .await;
+    let incoming = user_token_for_mid(&t).await;
+    let d = assert_entra_error(
+        &obo(&t, APP_ID, &incoming, "https://graph.microsoft.com/.default").await,
+        400,
+        "invalid_grant",
+        500133,
+    );
+    assert!(d.contains("not within its valid time range"), "{d}");
+}
+
+#[tokio::test]
 async fn token_answers_carry_entras_headers_times_and_correlation() {
     let t = tenant_with(|c| c.domains = vec!["contoso.example".into()]).await;
     let url = t.emu.token_endpoint(EndpointVersion::V2);
@@ -690,4 +708,52 @@ async fn apps_dir_sees_apps_added_and_removed_without_restart() {
     std::fs::remove_file(apps.join("app1.json")).unwrap();
     assert_entra_error(&token(ids[1].clone()).await, 400, "unauthorized_client", 700016);
     assert_eq!(token(ids[2].clone()).await.0, 200);
+}
+
+/// `keycred emulate` with a manifest swapped for a FIFO while it runs: requests for that app and
+/// for the others are answered (nothing blocks the workers), and SIGTERM still stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = TempDir::new("emu-fifo-cli");
+    let cred = credential("fifo app");
+    let a = dir.path("a.json");
+    write_manifest(&a, vec![valid_entry(&cred.cert)]);
+    let b = dir.path("b.json");
+    std::fs::write(&b, json!({"appId": CLIENT2, "keyCredentials": []}).to_string()).unwrap();
+    let mut child = std::process::Command::new(KEYCRED)
+        .args(["-o", "json", "emulate", "--tenant", TENANT, "--secret-env", "FIFO_TEST_SECRET"])
+        .arg("--manifest")
+        .arg(&a)
+        .arg("--manifest")
+        .arg(&b)
+        .env("FIFO_TEST_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let v2 = info["tokenEndpointV2"].as_str().unwrap().to_string();
+    std::fs::remove_file(&b).unwrap();
+    mkfifo(&b);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+        for id in [CLIENT2, APP_ID, CLIENT2] {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ];
+            let r = c.post(&v2).form(&form).send().await.expect("answered, not hung");
+            assert_eq!(r.status().as_u16(), 200, "{id}");
+        }
+    });
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM stops it cleanly");
 }

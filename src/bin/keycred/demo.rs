@@ -208,7 +208,9 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     out.head("Before consent: a token, but no roles (the API would refuse it)")?;
     let mut failed = !no_roles_yet(&stage, &app_only, out)?;
 
-    out.head("An administrator consents through the consent URL (seed 000: v1, /common)")?;
+    out.head(
+        "An administrator consents through the consent URL (v1 authorize at /common, as the Office 365 setup does)",
+    )?;
     failed |= !consent(&stage, &app_only, out)?;
     for (version, target, label) in [
         (EndpointVersion::V1, Target::Resource(RESOURCE.into()), "v1 (resource=)"),
@@ -399,7 +401,7 @@ fn no_roles_yet(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result
     Ok(roles.is_empty())
 }
 
-/// The seed 000 consent: the v1 authorize URL with `prompt=admin_consent` at `/common`, the
+/// The Office 365 Management API setup's consent: the v1 authorize URL with `prompt=admin_consent` at `/common`, the
 /// code from its redirect exchanged at `/common`, the tenant id read from the token. Returns
 /// whether consent was given and the tenant id is the emulator's.
 fn consent(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool> {
