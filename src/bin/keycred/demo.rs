@@ -401,9 +401,10 @@ fn no_roles_yet(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result
     Ok(roles.is_empty())
 }
 
-/// The Office 365 Management API setup's consent: the v1 authorize URL with `prompt=admin_consent` at `/common`, the
-/// code from its redirect exchanged at `/common`, the tenant id read from the token. Returns
-/// whether consent was given and the tenant id is the emulator's.
+/// The Office 365 Management API setup's consent: the v1 authorize URL with
+/// `prompt=admin_consent` at `/common`, the code from its redirect exchanged at `/common`, the
+/// tenant id read from the token. Returns whether consent was given and the tenant id is the
+/// emulator's.
 fn consent(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool> {
     let url = keycred::consent::authorize_url_v1(
         &stage.authority,
