@@ -156,6 +156,34 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     );
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("AADSTS54005"), "{}", out.stderr);
+    // The v2 admin-consent URL (`/organizations/adminconsent` by default) is accepted too.
+    let out = cli(
+        &[
+            "consent-url",
+            "--authority",
+            &base,
+            "--client-id",
+            APP_ID,
+            "--redirect-uri",
+            REPLY,
+            "--state",
+            "s2",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = out.json()["url"].as_str().unwrap().to_string();
+    assert!(url.contains("/organizations/adminconsent?"), "{url}");
+    let out = cli(&["consent-url", "--parse", &follow(&url), "-o", "json"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let j = out.json();
+    assert_eq!(
+        (j["adminConsent"].as_bool(), j["tenant"].as_str(), j["state"].as_str()),
+        (Some(true), Some(TENANT), Some("s2")),
+        "{j}"
+    );
     // After consent, client credentials carry the role.
     let out = cli(
         &[
