@@ -375,6 +375,13 @@ async fn log_request(log: bool, req: Request, next: Next) -> Response {
         eprintln!("keycred emulate: {method} {path}{client} -> {} {outcome}{code}", status.as_u16());
     }
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if path.starts_with("/v1.0/") {
+            return graph::graph_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request_BadRequest",
+                "The request body is over 1 MB, the largest this emulator reads.",
+            );
+        }
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MB").into_response();
     }
     resp

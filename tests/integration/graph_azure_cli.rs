@@ -323,10 +323,6 @@ async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
     assert_eq!(m["keyCredentials"][1]["key"], new.cert.value_b64());
 }
 
-/// One request of [`graph_shaped_errors_everywhere`]: method, URL, bearer token, then the status,
-/// Graph error code and message fragment expected.
-type ErrorCase<'a> = (Method, String, Option<&'a str>, u16, &'a str, Option<&'a str>);
-
 /// Point 7: every route the emulator does not serve answers Graph's JSON error, never an empty
 /// body; under /v1.0 the token is checked first.
 #[tokio::test]
@@ -334,7 +330,9 @@ async fn graph_shaped_errors_everywhere() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
     let base = f.emu.base_url();
-    let cases: Vec<ErrorCase> = vec![
+    // (method, URL, bearer token, status, Graph error code, message)
+    type Case<'a> = (Method, String, Option<&'a str>, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (Method::GET, format!("{base}/v1.0/me"), None, 401, "InvalidAuthenticationToken", None),
         (
             Method::GET,

@@ -137,6 +137,12 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
                 out.push(m.raw_entries()[c.index].clone());
                 continue;
             }
+            // A registered credential's key cannot be changed under its keyId (observed:
+            // "Update to existing credential with KeyId ... is not allowed.", KeyNotUpdatable).
+            return Err(bad_request(format!(
+                "Update to existing credential with KeyId '{}' is not allowed.",
+                key_id.as_deref().unwrap_or_default()
+            )));
         }
         let Some(body) = body else {
             return Err(EditError::Refused(

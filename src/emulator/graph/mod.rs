@@ -386,6 +386,9 @@ fn page(
             index += 1;
             continue;
         }
+        // Each application shown is re-checked, as a lookup does, so a listing shows the latest
+        // change to its file; the ones skipped or filtered out cost no file access.
+        let app = st.registry.find(&app.app_id).unwrap_or(app);
         let entity = render(&app);
         if !query.matches(&entity) {
             continue;
@@ -427,8 +430,7 @@ fn candidates(st: &AppState, query: &Query) -> Vec<Arc<App>> {
         Some(odata::Filter::Any("identifierUris", uri)) => {
             st.registry.find_by_identifier_uri(uri).into_iter().collect()
         }
-        // A listing re-checks each file, as a lookup does, so that it shows the latest changes.
-        _ => st.registry.list().iter().filter_map(|a| st.registry.find(&a.app_id)).collect(),
+        _ => st.registry.list(),
     }
 }
 
@@ -451,7 +453,8 @@ fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap)
         apps.retain(|a| who.can_read(a));
     }
     let bodies = query.selects("keyCredentials");
-    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies))
+    let only = query.needed();
+    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies, only.as_deref()))
 }
 
 fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
@@ -469,7 +472,10 @@ fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: Head
     }
     let bodies = query.selects("keyCredentials");
     let tenant = st.tenant().to_string();
-    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| objects::service_principal(a, &tenant, bodies))
+    let only = query.needed();
+    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| {
+        objects::service_principal(a, &tenant, bodies, only.as_deref())
+    })
 }
 
 /// One entity with `$select` applied and its `@odata.context`.
@@ -493,7 +499,7 @@ fn get_application(State(st): St, Path(raw): Path<String>, RawQuery(q): RawQuery
     if !who.can_read(&app) {
         return forbidden();
     }
-    entity(&st, "applications", &query, objects::application(&app, query.selects("keyCredentials")))
+    entity(&st, "applications", &query, objects::application(&app, query.selects("keyCredentials"), None))
 }
 
 fn get_service_principal(
@@ -523,7 +529,7 @@ fn get_service_principal(
     if !who.can_read(&app) {
         return forbidden();
     }
-    let sp = objects::service_principal(&app, st.tenant(), query.selects("keyCredentials"));
+    let sp = objects::service_principal(&app, st.tenant(), query.selects("keyCredentials"), None);
     entity(&st, "servicePrincipals", &query, sp)
 }
 
