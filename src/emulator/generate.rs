@@ -43,7 +43,7 @@ pub struct TenantSummary {
     pub apps: usize,
     /// The automation application's id.
     pub automation_app_id: String,
-    /// The automation application's PEM bundle (key and certificate).
+    /// The automation application's PEM bundle (private key and certificate).
     pub automation_bundle: PathBuf,
     /// Credentials by intended status (`valid`, `expiring`, `expired`, `not_yet_valid`,
     /// `unusable`), certificates and secrets together; a SAML triple counts once.

@@ -4,13 +4,13 @@
 //! flattened by the commands that take it.
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
 use keycred::token::Target;
-use keycred::{dates, ClientId, Error, Result, TenantId};
+use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 
 /// `--alg`.
@@ -347,9 +347,19 @@ impl NewCertArgs {
             (false, true) => Some(Protection::Modern),
             (false, false) => None,
         };
-        Plan::new(
+        plan_files(
             NewCertificate { subject, key_size, validity },
             FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx, password, force: a.force },
         )
     }
+}
+
+/// [`Plan::new`], refusing files in the way (unless `--force`) with a hint naming the options.
+pub fn plan_files(req: NewCertificate, files: FileOptions) -> Result<Plan> {
+    if !files.force {
+        let paths = FilePaths::with_pfx(&files.dir, &files.name, files.pfx);
+        fsio::ensure_absent(paths.all())
+            .map_err(|e| e.with_hint("pass --force to replace, or choose another --name or --out-dir"))?;
+    }
+    Plan::new(req, files)
 }

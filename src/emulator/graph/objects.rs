@@ -131,10 +131,16 @@ pub fn object_id(app: &App) -> String {
 
 /// The whole application entity. Certificate bodies (`key`) are included only `with_bodies`
 /// (Graph returns them only when `keyCredentials` is named in `$select`).
-pub fn application(app: &App, with_bodies: bool) -> Map<String, Value> {
+///
+/// `only` limits the properties rendered (those a `$select` and `$filter` need), to spare the
+/// work of building what is thrown away.
+pub fn application(app: &App, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
     let root = &app.json;
     let mut out = Map::new();
     for &name in APPLICATION.properties {
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
         let v = match name {
             "id" => json!(object_id(app)),
             "appId" => json!(app.app_id),
@@ -151,8 +157,8 @@ pub fn application(app: &App, with_bodies: bool) -> Map<String, Value> {
     out
 }
 
-/// The service principal of `app` in the emulated tenant.
-pub fn service_principal(app: &App, tenant: &str, with_bodies: bool) -> Map<String, Value> {
+/// The service principal of `app` in the emulated tenant, limited to `only` as in [`application`].
+pub fn service_principal(app: &App, tenant: &str, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
     let root = &app.json;
     let section = root.get("servicePrincipal").and_then(Value::as_object);
     let from = |k: &str| section.and_then(|s| s.get(k)).filter(|v| !v.is_null()).cloned();
@@ -163,6 +169,9 @@ pub fn service_principal(app: &App, tenant: &str, with_bodies: bool) -> Map<Stri
     let display = root.get("displayName").cloned().unwrap_or(Value::Null);
     let mut out = Map::new();
     for &name in SERVICE_PRINCIPAL.properties {
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
         let v = match name {
             "id" => json!(app.sp_object_id),
             "appId" => json!(app.app_id),
