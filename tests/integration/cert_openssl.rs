@@ -248,7 +248,7 @@ fn bad_input_is_refused_and_nothing_changes() {
         (&["new", "--name", "x", "--subject", "ZZ=1"], "unknown attribute"),
         (&["new", "--name", "x", "--not-before", "2027-01-01", "--not-after", "2026-01-01"], "not after"),
         (&["new", "--name", "x", "--not-before", "yesterday", "--not-after", "2026-01-01"], "not a date"),
-        (&["new", "--name", "keep"], "already exists"),
+        (&["new", "--name", "keep"], "already exist"),
         (&["new", "--name", "x", "--out-dir", "garbage.cer/sub"], "garbage.cer"),
         (&["new", "--name", "x", "--out-dir", "garbage.cer"], "garbage.cer"),
         (&["new", "--name", "x", "--pfx", "--password-env", "NOT_SET_ANYWHERE"], "NOT_SET_ANYWHERE"),

@@ -344,7 +344,7 @@ fn cases() -> Vec<Case> {
         case("new bad subject", "new --name bad --out-dir {d} --subject garbage", 2, &["garbage"]),
         case("new negative days", "new --name neg --out-dir {d} --days -5", 2, &[]),
         case("new into a directory under a file", "new --name x --out-dir {d}/empty.pem/dir", 2, &["{d}/empty.pem"]),
-        case("new over an existing file", "new --name good --out-dir {d} --subject CN=x", 2, &["exists"]),
+        case("new over an existing file", "new --name good --out-dir {d} --subject CN=x", 2, &["already exist"]),
         case("consent-url parse garbage", "consent-url --parse ::::not-a-url", 2, &["not-a-url"]),
     ];
     for c in &mut v {
