@@ -197,3 +197,29 @@ fn completions_and_man_page() {
     let o = run(&t, &["completions", "tcsh"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Bug: `rotate`'s text output printed `removed:` out of line with the other fields.
+#[test]
+fn rotate_text_output_is_one_aligned_block() {
+    let t = TempDir::new("first-rotate");
+    ok_json(&t, &["manifest", "init", "m.json", "-o", "json"]);
+    ok_json(&t, &["new", "--name", "old", "-o", "json"]);
+    ok_json(&t, &["manifest", "add", "m.json", "--cert", "old.cer", "-o", "json"]);
+    for extra in [&[][..], &["--remove-expired"][..]] {
+        let name = if extra.is_empty() { "next" } else { "next2" };
+        let mut args = vec!["rotate", "--manifest", "m.json", "--name", name];
+        args.extend_from_slice(extra);
+        let o = run(&t, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let columns: Vec<usize> = out
+            .lines()
+            .filter(|l| l.contains(": "))
+            .map(|l| {
+                l.find(": ").unwrap() + 2 + l[l.find(": ").unwrap() + 2..].chars().take_while(|c| *c == ' ').count()
+            })
+            .collect();
+        assert!(out.contains("removed:"), "{out}");
+        assert!(columns.len() >= 4 && columns.iter().all(|c| *c == columns[0]), "{columns:?}\n{out}");
+    }
+}
