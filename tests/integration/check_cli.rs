@@ -346,3 +346,54 @@ fn token_json_names_the_scope_asked_for() {
         assert!(out.stderr.contains(flag), "{flag}: {}", out.stderr);
     }
 }
+
+/// `decode --verify` checks a token's signature against the issuer's keys (the emulator's
+/// JWKS, found through its OpenID configuration, or given); without it output stays NOT
+/// VERIFIED, and a tampered token fails with 4.
+#[test]
+fn decode_verify_checks_the_signature_with_the_issuers_keys() {
+    let s = setup();
+    let base = s.emu.base_url().to_string();
+    let out = cli(
+        &[
+            "token",
+            "--client-id",
+            APP_ID,
+            "--tenant",
+            TENANT,
+            "--authority",
+            &base,
+            "--cert",
+            &s.bundle,
+            "--scope",
+            API,
+            "--raw",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let token = out.stdout.trim().to_string();
+    let out = cli(&["decode", &token, "--verify", "--authority", &base, "--tenant", TENANT, "-o", "json"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    assert_eq!(v["verified"], true);
+    let jwks = v["verifiedWith"]["jwks"].as_str().unwrap().to_string();
+    assert!(jwks.starts_with(&base), "{jwks}");
+    assert_eq!(v["verifiedWith"]["alg"], "RS256");
+    let text = cli(&["decode", &token, "--verify", "--jwks", &jwks], &[]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.starts_with("signature valid: RS256 with key "), "{}", text.stdout);
+    // Unverified unless asked.
+    let plain = cli(&["decode", &token, "-o", "json"], &[]);
+    assert_eq!(plain.json()["verified"], false);
+    // Another payload under the same signature: refused, 4.
+    let parts: Vec<&str> = token.split('.').collect();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims["roles"] = serde_json::json!(["Everything.All"]);
+    let forged = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
+    let out = cli(&["decode", &forged, "--verify", "--jwks", &jwks], &[]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
+}
