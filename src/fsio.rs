@@ -133,7 +133,7 @@ pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
         if let Some(dir) = f.path.parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(Error::input(format!("{}: directory does not exist", dir.display()))
-                    .with_hint("create it first or choose another --out-dir"));
+                    .with_hint("create it first, or choose another directory"));
             }
         }
     }
