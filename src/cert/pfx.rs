@@ -77,48 +77,8 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
     let safes = pkcs12::authenticated_safe::AuthenticatedSafe::from_der(safes.as_bytes())
         .map_err(|e| malformed("authSafe", &e))?;
     for safe in &safes {
-        let content = safe.content.to_der().map_err(|e| malformed("content", &e))?;
-        let plain = if safe.content_type == DATA {
-            OctetString::from_der(&content).map_err(|e| malformed("content", &e))?.into_bytes()
-        } else if safe.content_type == ENCRYPTED_DATA {
-            let enc = cms::encrypted_data::EncryptedData::from_der(&content)
-                .map_err(|e| malformed("encrypted content", &e))?;
-            let info = &enc.enc_content_info;
-            let Some(data) = &info.encrypted_content else { continue };
-            let alg = info.content_enc_alg.to_der().map_err(|e| malformed("encryption algorithm", &e))?;
-            match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()) {
-                // p12-keystore decrypted the same content with this password, so this cannot fail
-                // on the password; a failure is a malformed file.
-                Ok(scheme) => scheme.decrypt(pw, data.as_bytes()).map_err(|e| malformed("encrypted content", &e))?,
-                // A legacy PKCS#12 scheme: p12-keystore's result holds what it carries.
-                Err(_) => continue,
-            }
-        } else {
-            continue;
-        };
-        let bags = pkcs12::safe_bag::SafeContents::from_der(&plain).map_err(|e| malformed("bags", &e))?;
-        for bag in bags {
-            let inner = || -> Result<Vec<u8>> {
-                let cs = ContextSpecific::<der::Any>::from_der(&bag.bag_value).map_err(|e| malformed("bag", &e))?;
-                cs.value.to_der().map_err(|e| malformed("bag", &e))
-            };
-            if bag.bag_id == CERT_BAG {
-                let cs = ContextSpecific::<pkcs12::cert_type::CertBag>::from_der(&bag.bag_value)
-                    .map_err(|e| malformed("certificate bag", &e))?;
-                if cs.value.cert_id == X509_CERT {
-                    out.certs.push(cs.value.cert_value.into_bytes());
-                }
-            } else if bag.bag_id == KEY_BAG {
-                out.keys.push(SecretBytes::new(inner()?));
-            } else if bag.bag_id == SHROUDED_KEY_BAG {
-                let der = inner()?;
-                // `pkcs8` reads PBES2 only (the legacy PKCS#12 schemes do not even parse): such
-                // a key comes from p12-keystore's result, which decrypted this very bag.
-                let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice());
-                if let Ok(doc) = info.and_then(|i| i.decrypt(pw)) {
-                    out.keys.push(SecretBytes::new(doc.as_bytes().to_vec()));
-                }
-            }
+        if let Some(plain) = safe_plaintext(safe, pw, &malformed)? {
+            read_bags(&plain, pw, &malformed, &mut out)?;
         }
     }
     for (_, entry) in store.entries() {
@@ -136,6 +96,63 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
     let mut seen = std::collections::HashSet::new();
     out.certs.retain(|c| seen.insert(c.clone()));
     Ok(out)
+}
+
+/// Makes a `malformed PFX` error naming what could not be read.
+type Malformed<'a> = dyn Fn(&str, &dyn std::fmt::Display) -> Error + 'a;
+
+/// The plaintext of one safe of the authSafe: as is, or decrypted (PBES2) with `pw`; `None` for
+/// a safe keycred does not read itself (legacy PKCS#12 encryption, other content types), whose
+/// certificates and key come from p12-keystore's result.
+fn safe_plaintext(safe: &cms::content_info::ContentInfo, pw: &str, malformed: &Malformed) -> Result<Option<Vec<u8>>> {
+    let content = safe.content.to_der().map_err(|e| malformed("content", &e))?;
+    if safe.content_type == DATA {
+        return Ok(Some(OctetString::from_der(&content).map_err(|e| malformed("content", &e))?.into_bytes()));
+    }
+    if safe.content_type != ENCRYPTED_DATA {
+        return Ok(None);
+    }
+    let enc = cms::encrypted_data::EncryptedData::from_der(&content).map_err(|e| malformed("encrypted content", &e))?;
+    let info = &enc.enc_content_info;
+    let Some(data) = &info.encrypted_content else { return Ok(None) };
+    let alg = info.content_enc_alg.to_der().map_err(|e| malformed("encryption algorithm", &e))?;
+    match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()) {
+        // p12-keystore decrypted the same content with this password, so this cannot fail on the
+        // password; a failure is a malformed file.
+        Ok(scheme) => Ok(Some(scheme.decrypt(pw, data.as_bytes()).map_err(|e| malformed("encrypted content", &e))?)),
+        // A legacy PKCS#12 scheme: p12-keystore's result holds what it carries.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reads the certificate and key bags of one safe's plaintext into `out`, plaintext key bags and
+/// certificates without a key id included (p12-keystore skips them).
+fn read_bags(plain: &[u8], pw: &str, malformed: &Malformed, out: &mut PfxContents) -> Result<()> {
+    let bags = pkcs12::safe_bag::SafeContents::from_der(plain).map_err(|e| malformed("bags", &e))?;
+    for bag in bags {
+        let inner = || -> Result<Vec<u8>> {
+            let cs = ContextSpecific::<der::Any>::from_der(&bag.bag_value).map_err(|e| malformed("bag", &e))?;
+            cs.value.to_der().map_err(|e| malformed("bag", &e))
+        };
+        if bag.bag_id == CERT_BAG {
+            let cs = ContextSpecific::<pkcs12::cert_type::CertBag>::from_der(&bag.bag_value)
+                .map_err(|e| malformed("certificate bag", &e))?;
+            if cs.value.cert_id == X509_CERT {
+                out.certs.push(cs.value.cert_value.into_bytes());
+            }
+        } else if bag.bag_id == KEY_BAG {
+            out.keys.push(SecretBytes::new(inner()?));
+        } else if bag.bag_id == SHROUDED_KEY_BAG {
+            let der = inner()?;
+            // `pkcs8` reads PBES2 only (the legacy PKCS#12 schemes do not even parse): such a key
+            // comes from p12-keystore's result, which decrypted this very bag.
+            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice());
+            if let Ok(doc) = info.and_then(|i| i.decrypt(pw)) {
+                out.keys.push(SecretBytes::new(doc.as_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Says what is wrong when p12-keystore refuses a PFX, and how to fix it.
