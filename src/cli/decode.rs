@@ -1,7 +1,7 @@
 //! `keycred decode`: show a JWT's header and claims, with times also as RFC 3339, clearly marked
 //! as not verified. Also the home of the claim display and role check `keycred token` reuses.
 
-use super::output::out_line;
+use super::output::{out_line, printable};
 use super::Ctx;
 use crate::jwt::{dangerous, Decoded};
 use crate::{dates, error::exit, Error, Result};
@@ -57,11 +57,7 @@ pub(super) fn times(claims: &Map<String, Value>) -> Map<String, Value> {
     TIME_CLAIMS
         .iter()
         .filter_map(|k| {
-            let secs = match claims.get(*k)? {
-                Value::Number(n) => n.as_f64()?,
-                Value::String(s) => s.parse().ok()?,
-                _ => return None,
-            };
+            let secs = crate::jwt::numeric_date(claims.get(*k)?)?;
             Some((k.to_string(), Value::String(rfc3339(secs as i64)?)))
         })
         .collect()
@@ -84,12 +80,7 @@ pub(super) fn display_value(name: &str, v: &Value) -> String {
         other => other.to_string(),
     };
     if TIME_CLAIMS.contains(&name) {
-        let secs = match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        if let Some(t) = secs.and_then(|s| rfc3339(s as i64)) {
+        if let Some(t) = crate::jwt::numeric_date(v).and_then(|s| rfc3339(s as i64)) {
             return format!("{base} ({t})");
         }
     }
@@ -97,8 +88,10 @@ pub(super) fn display_value(name: &str, v: &Value) -> String {
 }
 
 fn print_map(m: &Map<String, Value>) {
-    let pairs: Vec<(&str, String)> = m.iter().map(|(k, v)| (k.as_str(), display_value(k, v))).collect();
-    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    // Escaped before aligning: a hostile claim must not move the columns or add lines.
+    let pairs: Vec<(String, String)> =
+        m.iter().map(|(k, v)| (printable(k).into_owned(), printable(&display_value(k, v)).into_owned())).collect();
+    let w = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 1;
     for (k, v) in pairs {
         out_line(&format!("  {:<w$}  {v}", format!("{k}:")));
     }

@@ -16,11 +16,13 @@ mod apps;
 mod discovery;
 pub mod errors;
 mod graph;
+mod serve;
 mod tls;
 mod token;
 
 pub use crate::authority::EndpointVersion;
 pub use apps::App;
+pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
@@ -64,6 +66,9 @@ pub struct EmulatorConfig {
     pub state_dir: Option<PathBuf>,
     /// One line per request on stderr.
     pub log: bool,
+    /// How long a client has to send its request headers, and then its body, before the
+    /// connection is closed ([`READ_TIMEOUT`] by default).
+    pub read_timeout: std::time::Duration,
 }
 
 impl EmulatorConfig {
@@ -79,6 +84,7 @@ impl EmulatorConfig {
             allow_remote: false,
             state_dir: None,
             log: true,
+            read_timeout: READ_TIMEOUT,
         }
     }
 }
@@ -194,6 +200,10 @@ type St = State<Arc<AppState>>;
 
 /// Builds the router for `state`: every endpoint the emulator serves, in one place.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, READ_TIMEOUT)
+}
+
+fn router_with(state: Arc<AppState>, read_timeout: std::time::Duration) -> Router {
     let log = state.log;
     Router::new()
         .route("/{tenant}/oauth2/token", post(token_v1))
@@ -205,6 +215,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/common/discovery/instance", get(instance))
         .merge(graph::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)
 }
@@ -246,6 +257,23 @@ async fn instance(State(st): St, uri: Uri, headers: HeaderMap, Query(q): Query<H
     let (base, host) = st.request_base(&headers, &uri);
     Json(discovery::instance_discovery(&base, &host, q.get("authorization_endpoint").map(String::as_str)))
         .into_response()
+}
+
+/// Reads the request body within `timeout` (a client that announces a body and sends it byte by
+/// byte, or never, is answered 408 and disconnected), at most [`MAX_BODY`] bytes (413).
+async fn body_deadline(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            "request body not received in time",
+        )
+            .into_response(),
+        // Over the limit (or the client went away mid-body).
+        Ok(Err(_)) => (StatusCode::PAYLOAD_TOO_LARGE, [(axum::http::header::CONNECTION, "close")], "").into_response(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+    }
 }
 
 /// One line per request: method, path, client id, status, AADSTS code. Never a body.
@@ -426,7 +454,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         kid,
         log: cfg.log,
     });
-    let app = router(state.clone());
+    let app = router_with(state.clone(), cfg.read_timeout);
+    let read_timeout = cfg.read_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
@@ -435,13 +464,9 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         Some(config) => {
             let listener =
                 tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
-            })
+            tokio::spawn(serve::serve(listener, app, read_timeout, stop))
         }
-        None => tokio::spawn(async move {
-            let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
-        }),
+        None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
     };
     let scheme = if cfg.tls { "https" } else { "http" };
     Ok(EmulatorHandle {

@@ -295,7 +295,9 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
                     None
                 }
                 Ok(c) => {
-                    if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
+                    if let Some(d) = c.key_defect() {
+                        defects.push(format!("{d}: no one can sign with this certificate's key"));
+                    } else if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
                         defects.push(format!(
                             "the certificate's key is not RSA of at least {} bits: Entra refuses it",
                             crate::cert::MIN_RSA_BITS
