@@ -166,7 +166,8 @@ async fn slow_clients_are_disconnected() {
 /// holds the emulator open (the 60 s bound here only keeps a regression from hanging the suite).
 #[tokio::test]
 async fn shutdown_does_not_wait_for_idle_or_slow_clients() {
-    let f = fixture().await; // the default read timeout (10 s), so only the shutdown bound helps
+    // Read timeouts far beyond the test's bound: only the shutdown grace can end these clients.
+    let f = fixture_with(|c| c.read_timeout = Duration::from_secs(600)).await;
     let mut slow = connect(&f);
     slow.write_all(b"POST ").unwrap();
     let idle: Vec<_> = (0..20).map(|_| connect(&f)).collect();
