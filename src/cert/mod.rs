@@ -5,6 +5,7 @@
 
 pub mod cost;
 pub mod dn;
+pub mod files;
 pub mod generate;
 mod key;
 mod load;

@@ -4,16 +4,18 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::output::{out_line, print_pairs};
+use super::output::{generate, out_line, print_pairs, print_rotation};
 use super::{CredArgs, Ctx};
-use crate::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use crate::cert::{load_file, LoadedCredential, SignatureAlg};
-use crate::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
-use crate::manifest::{ListRow, Selector};
-use crate::secret::{self, SecretString};
-use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, Error, Result};
-use std::path::PathBuf;
+use keycred::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
+use keycred::manifest::{ListRow, Selector};
+use keycred::rotate::{self, GraphRotation, Verify};
+use keycred::secret::{self, SecretString};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{dates, Error, Result};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Options every graph subcommand takes.
@@ -141,7 +143,7 @@ impl Common {
             tenant: self.tenant.clone(),
             client_id: self.app_id.clone(),
             version: EndpointVersion::V2,
-            target: Target::Scopes(vec![self.resource()?]),
+            target: Target::new(&[self.resource()?], None)?,
             grant: Grant::ClientCredentials,
             auth,
         })
@@ -191,13 +193,9 @@ fn rows(app: &Application) -> Vec<ListRow> {
     graph::credentials_of(app).iter().map(|c| ListRow::of(c, now)).collect()
 }
 
-fn print_change(ctx: &Ctx, what: &str, change: &graph::Change, extra: serde_json::Value) {
+fn print_change(ctx: &Ctx, what: &str, change: &graph::Change) {
     if ctx.json() {
-        let mut v = serde_json::to_value(change).unwrap_or_default();
-        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
-        }
-        ctx.print_json(&v);
+        ctx.print_json(change);
     } else {
         let kc = &change.key_credential;
         print_pairs(&[
@@ -211,164 +209,121 @@ fn print_change(ctx: &Ctx, what: &str, change: &graph::Change, extra: serde_json
 /// Runs `keycred graph ...`.
 pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     match cmd {
-        Cmd::List(c) => {
-            let s = c.open()?;
-            let r = rows(&s.app);
-            if ctx.json() {
-                ctx.print_json(&r);
-            } else {
-                out_line(&format!("application {} (object id {})", s.app.app_id, s.app.id));
-                for row in &r {
-                    out_line(&format!(
-                        "{}  {}  {}  {} .. {}  {}",
-                        row.key_id.as_deref().unwrap_or("-"),
-                        row.thumbprint.as_deref().unwrap_or("-"),
-                        row.status.name(),
-                        row.start.as_deref().unwrap_or("-"),
-                        row.end.as_deref().unwrap_or("-"),
-                        row.display_name.as_deref().unwrap_or("-"),
-                    ));
-                }
-            }
-        }
-        Cmd::Add { common, new_cert, display_name } => {
-            let new = load_file(new_cert, None)?
-                .certs
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::input(format!("{}: no certificate in the file", new_cert.display())))?;
-            let s = common.open()?;
-            let change = s.rt.block_on(graph::add_certificate(
-                &s.graph,
-                &s.app,
-                s.cred.as_deref(),
-                &new,
-                display_name.as_deref(),
-                s.method,
-                s.proof_aud,
-            ))?;
-            print_change(ctx, "added keyId", &change, serde_json::json!({}));
-        }
+        Cmd::List(c) => list(c, ctx)?,
+        Cmd::Add { common, new_cert, display_name } => add(common, new_cert, display_name.as_deref(), ctx)?,
         Cmd::Remove { common, key_id, thumbprint, force } => {
-            let s = common.open()?;
-            let key_id = match (key_id, thumbprint) {
-                (Some(k), _) => k.clone(),
-                (None, Some(t)) => {
-                    let sel = Selector::thumbprint(t)?;
-                    graph::credentials_of(&s.app)
-                        .into_iter()
-                        .find(|c| sel.matches(c))
-                        .and_then(|c| c.key_id)
-                        .ok_or_else(|| {
-                            Error::input(format!(
-                                "application {} has no certificate with {sel}; nothing was changed",
-                                s.app.app_id
-                            ))
-                            .with_hint("`keycred graph list` shows the application's certificates")
-                        })?
-                }
-                (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
-            };
-            let change = s.rt.block_on(graph::remove_certificate(
-                &s.graph,
-                &s.app,
-                s.cred.as_deref(),
-                &key_id,
-                s.method,
-                s.proof_aud,
-                *force,
-            ))?;
-            print_change(ctx, "removed keyId", &change, serde_json::json!({}));
+            remove(common, key_id.as_deref(), thumbprint.as_deref(), *force, ctx)?
         }
         Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, keep_old } => {
-            let s = common.open()?;
-            let old = s.cred.clone().ok_or_else(|| {
-                Error::input("graph rotate needs the current certificate (--cert)")
-                    .with_hint("it signs the proofs and is the one replaced")
-            })?;
-            let new_args = super::new::Args {
-                name: name.clone(),
-                out_dir: out_dir.clone(),
-                subject: subject.clone(),
-                key_size: *key_size,
-                days: Some(*days),
-                not_before: None,
-                not_after: None,
-                pfx: false,
-                password_env: None,
-                force: *force,
+            let new = NewCertificate {
+                subject: subject.clone().unwrap_or_else(|| format!("CN={name}")),
+                key_size: KeySize::from_bits(*key_size)?,
+                validity: Validity::Days(*days),
             };
-            let plan = super::new::plan(&new_args)?;
-            let (cert, key) = plan.generate(ctx)?;
-            // Written before the registration, so the key is on disk once Graph knows the
-            // certificate; if the registration fails, the directory is put back as it was.
-            let before = crate::fsio::Snapshot::before(&plan.paths())?;
-            let files = plan.write(&cert, &key).map_err(|e| before.undo(e, ""))?;
-            let new =
-                Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: PathBuf::from(&files.bundle) });
-            let added = s
-                .rt
-                .block_on(graph::add_certificate(&s.graph, &s.app, Some(&old), &new.cert, None, s.method, s.proof_aud))
-                .map_err(|e| before.undo(e, "the application is unchanged; "))?;
-            // Prove the new certificate works before anything is removed.
-            let req = common.token_request(ClientAuth::Certificate {
-                cred: new.clone(),
-                alg: SignatureAlg::Rs256,
-                x5c: false,
-            })?;
-            s.tokens.request_token_blocking(&req).map_err(|e| {
-                Error::new(
-                    e.kind(),
-                    format!(
-                        "the new certificate was added but cannot get a token, so the old one was kept: {}",
-                        e.message()
-                    ),
-                )
-            })?;
-            let mut removed = None;
-            if !keep_old {
-                let app = s.rt.block_on(s.graph.get(&s.app.id))?;
-                let old_key_id = graph::credentials_of(&app)
-                    .into_iter()
-                    .find(|c| c.sha1() == Some(old.cert.sha1()))
-                    .and_then(|c| c.key_id);
-                if let Some(k) = old_key_id {
-                    removed = Some(s.rt.block_on(graph::remove_certificate(
-                        &s.graph,
-                        &app,
-                        Some(&new),
-                        &k,
-                        s.method,
-                        s.proof_aud,
-                        false,
-                    ))?);
-                }
-            }
-            if ctx.json() {
-                // The shape of `keycred rotate -o json`, plus how Graph was changed.
-                let now = dates::now();
-                let removed_rows: Vec<ListRow> = removed
-                    .iter()
-                    .filter_map(|r| r.key_credential.as_object())
-                    .map(|o| ListRow::of(&crate::manifest::read_entry(0, o), now))
-                    .collect();
-                ctx.print_json(&serde_json::json!({
-                    "added": added.key_credential,
-                    "thumbprint": new.cert.thumbprint(),
-                    "removed": removed_rows,
-                    "verifiedWith": req.endpoint(),
-                    "methods": { "added": added.method, "removed": removed.as_ref().map(|r| r.method) },
-                    "files": files,
-                }));
-            } else {
-                print_change(ctx, "added keyId", &added, serde_json::json!({}));
-                out_line(&format!("verified:            token obtained with the new certificate ({})", req.endpoint()));
-                match &removed {
-                    Some(r) => print_change(ctx, "removed keyId", r, serde_json::json!({})),
-                    None => out_line("removed:             nothing"),
-                }
-            }
+            let files =
+                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: false, password: None, force: *force };
+            rotate(common, new, files, *keep_old, ctx)?
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
+}
+
+fn list(c: &Common, ctx: &Ctx) -> Result<()> {
+    let s = c.open()?;
+    let r = rows(&s.app);
+    if ctx.json() {
+        ctx.print_json(&r);
+        return Ok(());
+    }
+    out_line(&format!("application {} (object id {})", s.app.app_id, s.app.id));
+    for row in &r {
+        out_line(&format!(
+            "{}  {}  {}  {} .. {}  {}",
+            row.key_id.as_deref().unwrap_or("-"),
+            row.thumbprint.as_deref().unwrap_or("-"),
+            row.status.name(),
+            row.start.as_deref().unwrap_or("-"),
+            row.end.as_deref().unwrap_or("-"),
+            row.display_name.as_deref().unwrap_or("-"),
+        ));
+    }
+    Ok(())
+}
+
+fn add(common: &Common, new_cert: &Path, display_name: Option<&str>, ctx: &Ctx) -> Result<()> {
+    let new = load_file(new_cert, None)?
+        .certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input(format!("{}: no certificate in the file", new_cert.display())))?;
+    let s = common.open()?;
+    let change = s.rt.block_on(graph::add_certificate(
+        &s.graph,
+        &s.app,
+        s.cred.as_deref(),
+        &new,
+        display_name,
+        s.method,
+        s.proof_aud,
+    ))?;
+    print_change(ctx, "added keyId", &change);
+    Ok(())
+}
+
+fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force: bool, ctx: &Ctx) -> Result<()> {
+    let s = common.open()?;
+    let key_id = match (key_id, thumbprint) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(t)) => {
+            let sel = Selector::thumbprint(t)?;
+            graph::credentials_of(&s.app).into_iter().find(|c| sel.matches(c)).and_then(|c| c.key_id).ok_or_else(
+                || {
+                    Error::input(format!(
+                        "application {} has no certificate with {sel}; nothing was changed",
+                        s.app.app_id
+                    ))
+                    .with_hint("`keycred graph list` shows the application's certificates")
+                },
+            )?
+        }
+        (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
+    };
+    let change = s.rt.block_on(graph::remove_certificate(
+        &s.graph,
+        &s.app,
+        s.cred.as_deref(),
+        &key_id,
+        s.method,
+        s.proof_aud,
+        force,
+    ))?;
+    print_change(ctx, "removed keyId", &change);
+    Ok(())
+}
+
+fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bool, ctx: &Ctx) -> Result<()> {
+    let s = common.open()?;
+    let current = s.cred.clone().ok_or_else(|| {
+        Error::input("graph rotate needs the current certificate (--cert)")
+            .with_hint("it signs the proofs and is the one replaced")
+    })?;
+    let plan = Plan::new(new, files)?;
+    let (cert, key) = generate(ctx, &plan)?;
+    // The verification's request; its credential becomes the new certificate.
+    let request = common.token_request(ClientAuth::Certificate {
+        cred: current.clone(),
+        alg: SignatureAlg::Rs256,
+        x5c: false,
+    })?;
+    let r = GraphRotation {
+        graph: &s.graph,
+        app: &s.app,
+        current: &current,
+        method: s.method,
+        proof_aud: s.proof_aud,
+        keep_old,
+    };
+    let (report, written) =
+        s.rt.block_on(rotate::rotate_graph(&r, &plan, cert, key, Verify { client: &s.tokens, request }))?;
+    print_rotation(ctx, &report, &written)
 }
