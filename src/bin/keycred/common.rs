@@ -115,7 +115,7 @@ impl CredArgs {
         if let Some(problem) = problem {
             eprintln!(
                 "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
-                cert.display()
+                super::output::printable(&cert.display().to_string())
             );
         }
         Ok(cred)
