@@ -15,14 +15,22 @@
 mod apps;
 mod discovery;
 pub mod errors;
+mod generate;
 mod graph;
 mod serve;
+// Parts of the tenant model are used only by the grants that land with the rest of the tenant work.
+#[allow(dead_code)]
+mod tenant;
+mod throttle;
 mod tls;
 mod token;
 
+pub use generate::{generate_tenant, TenantSummary};
+
 pub use crate::authority::EndpointVersion;
-pub use apps::App;
+pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
+pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
@@ -49,6 +57,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct EmulatorConfig {
     /// Manifest files, one application each.
     pub manifests: Vec<PathBuf>,
+    /// A directory of manifests (every `*.json`), re-listed when it changes.
+    pub apps_dir: Option<PathBuf>,
     /// Tenant id (a GUID).
     pub tenant: String,
     /// `(resource, roles)`: app roles put in tokens for that resource; also makes the resource known.
@@ -69,6 +79,8 @@ pub struct EmulatorConfig {
     /// How long a client has to send its request headers, and then its body, before the
     /// connection is closed ([`READ_TIMEOUT`] by default).
     pub read_timeout: std::time::Duration,
+    /// Graph requests per second per client (`--throttle`); more are answered 429.
+    pub throttle: Option<f64>,
 }
 
 impl EmulatorConfig {
@@ -76,6 +88,7 @@ impl EmulatorConfig {
     pub fn new(manifests: Vec<PathBuf>) -> Self {
         EmulatorConfig {
             manifests,
+            apps_dir: None,
             tenant: uuid::Uuid::new_v4().to_string(),
             grants: Vec::new(),
             secret: None,
@@ -85,6 +98,7 @@ impl EmulatorConfig {
             state_dir: None,
             log: true,
             read_timeout: READ_TIMEOUT,
+            throttle: None,
         }
     }
 }
@@ -116,9 +130,26 @@ pub struct AppState {
     signing_cert: Certificate,
     kid: String,
     log: bool,
+    /// `scheme://127.0.0.1:PORT`, without trailing slash: where clients reach the emulator, and
+    /// a name of Microsoft Graph (the Graph resource id of a cloud registered with the emulator).
+    base_url: String,
+    throttle: Option<throttle::Throttle>,
 }
 
 impl AppState {
+    /// Whether `resource` is the emulator's own base URL (with or without trailing slash; by
+    /// `localhost` too, which its TLS certificate names).
+    fn is_own_url(&self, resource: &str) -> bool {
+        let r = resource.trim_end_matches('/');
+        r.eq_ignore_ascii_case(&self.base_url)
+            || r.eq_ignore_ascii_case(&self.base_url.replacen("://127.0.0.1:", "://localhost:", 1))
+    }
+
+    /// Whether `resource` names Microsoft Graph: its URI or app id, or the emulator's base URL.
+    fn is_graph(&self, resource: &str) -> bool {
+        self.is_own_url(resource) || token::resource_app_id(resource) == token::GRAPH_APP_ID
+    }
+
     /// The emulated tenant id.
     pub fn tenant(&self) -> &str {
         &self.tenant
@@ -156,6 +187,8 @@ impl AppState {
 
     /// Roles granted for `resource`, or `None` when the resource is unknown.
     fn roles_for(&self, resource: &str, app_id: &str) -> Option<Vec<String>> {
+        // The emulator's own URL is Graph: Graph's grants apply to it.
+        let resource = if self.is_own_url(resource) { token::GRAPH_APP_ID } else { resource };
         let mut roles: Vec<String> = Vec::new();
         let mut known = token::is_builtin_resource(resource, app_id);
         for (r, rs) in &self.grants {
@@ -214,6 +247,8 @@ fn router_with(state: Arc<AppState>, read_timeout: std::time::Duration) -> Route
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance))
         .merge(graph::routes())
+        .fallback(graph::fallback)
+        .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
@@ -290,6 +325,13 @@ async fn log_request(log: bool, req: Request, next: Next) -> Response {
         eprintln!("keycred emulate: {method} {path}{client} -> {} {outcome}{code}", status.as_u16());
     }
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if path.starts_with("/v1.0/") {
+            return graph::graph_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request_BadRequest",
+                "The request body is over 1 MB, the largest this emulator reads.",
+            );
+        }
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MB").into_response();
     }
     resp
@@ -391,6 +433,12 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
         return Err(Error::input(format!("--tenant '{}': not a GUID", cfg.tenant))
             .with_hint("give the tenant as a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or omit it"));
     }
+    if let Some(rate) = cfg.throttle {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Error::input(format!("--throttle {rate}: not a positive number of requests per second"))
+                .with_hint("for example --throttle 5 (five Graph requests per second per client)"));
+        }
+    }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
         return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(
             "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or add --allow-remote",
@@ -402,7 +450,7 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
-    let registry = Registry::load(&cfg.manifests, cfg.log)?;
+    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
     let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
         cert::generate(&NewCertificate {
             subject: "CN=keycred emulator token signing".into(),
@@ -443,6 +491,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     };
 
     let kid = signing_cert.x5t();
+    let scheme = if cfg.tls { "https" } else { "http" };
+    let base_url = format!("{scheme}://{shown}");
     let state = Arc::new(AppState {
         tenant: cfg.tenant.to_ascii_lowercase(),
         registry,
@@ -453,6 +503,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         signing_cert: signing_cert.clone(),
         kid,
         log: cfg.log,
+        base_url: base_url.clone(),
+        throttle: cfg.throttle.map(throttle::Throttle::new),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let read_timeout = cfg.read_timeout;
@@ -468,14 +520,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         }
         None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
     };
-    let scheme = if cfg.tls { "https" } else { "http" };
     Ok(EmulatorHandle {
-        info: EmulatorInfo {
-            base_url: format!("{scheme}://{shown}"),
-            tenant: state.tenant.clone(),
-            ca_file,
-            signing_cert,
-        },
+        info: EmulatorInfo { base_url, tenant: state.tenant.clone(), ca_file, signing_cert },
         stop: Some(stop_tx),
         task: Some(task),
         _temp: temp,

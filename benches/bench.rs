@@ -1,5 +1,5 @@
-//! In-process benchmarks, run by `cargo xtask bench` (which passes `--quick` or `--full` and the
-//! openssl reference rate in `OPENSSL_RSA2048_SIGNS`):
+//! In-process benchmarks, run by `cargo xtask bench` through `cargo bench --bench bench` (which
+//! passes `--quick` or `--full` and the openssl reference rate in `OPENSSL_RSA2048_SIGNS`):
 //!
 //! - client assertions signed per second by the library (RS256, PS256, 2048-bit key), beside
 //!   `openssl speed rsa2048` signatures per second;
