@@ -151,7 +151,7 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
         return Ok(());
     }
     Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
-        .with_hint("pass --force to replace, or choose another --name or --out-dir"))
+        .with_hint("allow replacing them, or choose another name or directory"))
 }
 
 /// Files about to be written, as they were before: absent, or (with `--force`) their bytes and

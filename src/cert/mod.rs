@@ -1,6 +1,6 @@
-//! X.509 certificates and their Entra values: the "credential".
+//! X.509 certificates and their Entra values (thumbprint, customKeyIdentifier, x5t, ...).
 //!
-//! A [`Certificate`] is DER bytes plus what was read from them once; [`Credential`] is the stable,
+//! A [`Certificate`] is DER bytes plus what was read from them once; [`EntraValues`] is the stable,
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
 pub mod dn;
@@ -202,9 +202,9 @@ impl Certificate {
         Ok(())
     }
 
-    /// The credential view of this certificate at `now`.
-    pub fn credential(&self, now: OffsetDateTime) -> Credential {
-        Credential {
+    /// The Entra values of this certificate at `now` (its status depends on the date).
+    pub fn entra_values(&self, now: OffsetDateTime) -> EntraValues {
+        EntraValues {
             subject: self.subject.clone(),
             issuer: self.issuer.clone(),
             serial_number: self.serial_hex.clone(),
@@ -233,7 +233,7 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
 /// The values of a certificate as Entra and its tools use them. JSON field names are stable.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Credential {
+pub struct EntraValues {
     /// Subject DN, certificate order, RFC 4514 escaping.
     pub subject: String,
     /// Issuer DN, likewise.
@@ -267,7 +267,7 @@ pub struct Credential {
     pub problems: Vec<String>,
 }
 
-impl Credential {
+impl EntraValues {
     /// `name: value` lines, aligned, for text output.
     pub fn text_lines(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -487,7 +487,6 @@ pub struct Registry {
     /// The `--manifest` files, in the order given.
     named: Vec<PathBuf>,
     dir: Option<AppsDir>,
-    #[allow(dead_code)]
     builtins: Vec<Arc<Api>>,
     log: bool,
 }
@@ -558,7 +557,7 @@ impl Registry {
 
     /// Every application, sorted by appId, after re-listing the directory if it changed.
     /// Individual files are not re-checked here (that would stat every file): each is re-read
-    /// when a request uses it, or when the directory changes.
+    /// when a request looks it up ([`Registry::find`] and the other lookups).
     pub fn list(&self) -> Vec<Arc<App>> {
         self.check_dir();
         let Ok(index) = self.index.read() else { return Vec::new() };
@@ -568,19 +567,16 @@ impl Registry {
     }
 
     /// How many applications the tenant has.
-    #[allow(dead_code)]
     pub fn len(&self) -> usize {
         self.index.read().map(|i| i.slots.len()).unwrap_or(0)
     }
 
     /// Whether the tenant has no application.
-    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The built-in resources.
-    #[allow(dead_code)]
     pub fn builtins(&self) -> &[Arc<Api>] {
         &self.builtins
     }
@@ -696,9 +692,11 @@ impl Registry {
                 index.remove(gone);
             }
         }
+        let known: std::collections::HashSet<PathBuf> = known.into_iter().collect();
         for p in &listed {
+            // A known file is re-checked when a request uses it: a re-listing costs a directory
+            // read, not a stat of every file (Graph writes re-list often under load).
             if known.contains(p) {
-                self.refresh_file(p);
                 continue;
             }
             let now = stamp(p);

@@ -309,7 +309,8 @@ async fn passwords_are_added_once_and_removed() {
     assert!(!text.contains(&secret) && !hashes.contains(&secret), "the secret itself is never stored");
     let (s, b) = secret_token(&f.v2(), &secret).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(token_claims(&b)["azpacr"], "1", "authenticated by secret");
+    // A v1 resource (known from --grant): `appidacr` "1", authenticated by secret.
+    assert_eq!(token_claims(&b)["appidacr"], "1", "authenticated by secret");
     let (s, b) = secret_token(&f.v2(), &format!("{secret}x")).await;
     assert_entra_error(&(s, b), 401, "invalid_client", 7000215);
     // A restarted emulator on the same manifest still accepts it.

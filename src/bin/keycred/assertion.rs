@@ -35,6 +35,7 @@ pub struct Args {
 
 /// Runs `keycred assertion`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    jwt::check_lifetime(a.lifetime).map_err(|e| e.context(format!("--lifetime {}", a.lifetime)))?;
     let client_id = a.tenant.client_id()?;
     let audience = match &a.audience {
         Some(u) => {

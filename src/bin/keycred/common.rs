@@ -4,12 +4,12 @@
 //! flattened by the commands that take it.
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
 use keycred::token::Target;
-use keycred::{dates, ClientId, Error, Result, TenantId};
+use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 
 /// `--alg`.
@@ -316,9 +316,19 @@ impl NewCertArgs {
             return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
                 .with_hint("create the directory first"));
         }
-        Plan::new(
+        plan_files(
             NewCertificate { subject, key_size, validity },
             FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx: a.pfx, password, force: a.force },
         )
     }
+}
+
+/// [`Plan::new`], refusing files in the way (unless `--force`) with a hint naming the options.
+pub fn plan_files(req: NewCertificate, files: FileOptions) -> Result<Plan> {
+    if !files.force {
+        let paths = FilePaths::new(&files.dir, &files.name, files.pfx);
+        fsio::ensure_absent(paths.all())
+            .map_err(|e| e.with_hint("pass --force to replace, or choose another --name or --out-dir"))?;
+    }
+    Plan::new(req, files)
 }

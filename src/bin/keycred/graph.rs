@@ -4,10 +4,11 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
+use super::common::plan_files;
 use super::output::{generate, out_line, print_pairs, print_rotation};
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::authority::{is_loopback_host, EndpointVersion};
-use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
 use keycred::manifest::{ListRow, Selector};
@@ -175,7 +176,8 @@ impl Common {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
+        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())
+            .map_err(|e| e.context("--graph-url"))?;
         let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud =
@@ -284,6 +286,10 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
         }
         (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
     };
+    if !force {
+        graph::ensure_not_locked_out(&s.app, &key_id, dates::now())
+            .map_err(|e| e.with_hint("add the new certificate first, or pass --force if that is intended"))?;
+    }
     let change = s.rt.block_on(graph::remove_certificate(
         &s.graph,
         &s.app,
@@ -303,7 +309,7 @@ fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bo
         Error::input("graph rotate needs the current certificate (--cert)")
             .with_hint("it signs the proofs and is the one replaced")
     })?;
-    let plan = Plan::new(new, files)?;
+    let plan = plan_files(new, files)?;
     let (cert, key) = generate(ctx, &plan)?;
     // The verification's request; its credential becomes the new certificate.
     let request = common.token_request(ClientAuth::Certificate {

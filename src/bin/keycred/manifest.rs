@@ -7,7 +7,7 @@ use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
 use keycred::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, LockoutGuard, Manifest, Selector};
-use keycred::{dates, Result};
+use keycred::{dates, Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -149,10 +149,20 @@ fn print_entry(ctx: &Ctx, e: &Map<String, Value>) {
     ctx.print_json(e);
 }
 
+/// The entry for `cert` in `format`; the refusal of a displayName in the legacy format names the
+/// options.
+fn build_entry(a: &EntryArgs, cert: &Certificate, format: Format, opts: &EntryOptions) -> Result<Map<String, Value>> {
+    if format == Format::AadGraph && a.display_name.is_some() {
+        return Err(Error::input("--display-name: the aad-graph (legacy) format has no displayName")
+            .with_hint("leave --display-name out, or use --format ms-graph"));
+    }
+    entry_for(cert, format, opts)
+}
+
 fn entry(a: &EntryArgs, ctx: &Ctx) -> Result<u8> {
     let opts = options(a)?;
     let cert = load_cert(a)?;
-    let e = entry_for(&cert, a.format.given().unwrap_or(Format::MsGraph), &opts)?;
+    let e = build_entry(a, &cert, a.format.given().unwrap_or(Format::MsGraph), &opts)?;
     print_entry(ctx, &e);
     Ok(exit::OK)
 }
@@ -163,7 +173,7 @@ fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     let current = Manifest::load(&a.manifest)?;
     let format = a.entry.format.resolve(&current)?;
     let cert = load_cert(&a.entry)?;
-    let e = entry_for(&cert, format, &opts)?;
+    let e = build_entry(&a.entry, &cert, format, &opts)?;
     if a.dry_run {
         current.add_entry(e.clone())?;
         if !ctx.json() {
@@ -249,7 +259,15 @@ fn remove_where(
     pick: impl Fn(&Manifest) -> Result<Vec<usize>>,
 ) -> Result<u8> {
     let now = dates::now();
-    let apply = |m: &Manifest| -> Result<Manifest> { m.remove_guarded(&pick(m)?, guard, now) };
+    let apply = |m: &Manifest| -> Result<Manifest> {
+        let indices = pick(m)?;
+        m.remove_guarded(&indices, guard, now).map_err(|e| match e.kind() {
+            ErrorKind::Input => e.with_hint(
+                "add the new certificate first (`keycred manifest add`), or pass --force if that is intended",
+            ),
+            _ => e,
+        })
+    };
     let before = if dry_run {
         let m = Manifest::load(path)?;
         apply(&m)?;

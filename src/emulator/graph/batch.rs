@@ -7,7 +7,7 @@
 //! order given; one whose `dependsOn` names a request that failed answers 424. A batch saves
 //! round trips, not quota.
 
-use super::{caller, graph_error, json_body, St};
+use super::{caller, graph_error, json_body, SharedState};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -112,7 +112,7 @@ async fn run(router: axum::Router, outer: &HeaderMap, r: &Inner) -> (u16, Map<St
     (status, headers, body)
 }
 
-pub(super) async fn batch(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn batch(State(st): SharedState, headers: HeaderMap, body: Bytes) -> Response {
     // The envelope's token first, as for every Graph call; each inner request is checked again.
     let checked = {
         let (st, headers) = (st.clone(), headers.clone());

@@ -11,7 +11,7 @@
 
 use super::{
     authenticate, bad_request, edit_app, find_app, forbidden, graph_error, json_body, not_found, objects, passwords,
-    storage_failure, EditError, St, SKEW,
+    storage_failure, EditError, SharedState, SKEW,
 };
 use crate::cert::{Certificate, SignatureAlg};
 use crate::emulator::App;
@@ -194,7 +194,7 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
     Ok(out)
 }
 
-pub(super) fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -371,7 +371,7 @@ fn action_context(st: &super::AppState, kind: &str) -> String {
     format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
 }
 
-pub(super) fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -439,7 +439,7 @@ fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
     }
 }
 
-pub(super) fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -482,7 +482,12 @@ fn authorize_password_change(
     Ok((app, body))
 }
 
-pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_password(
+    State(st): SharedState,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -512,7 +517,12 @@ pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: Head
     }
 }
 
-pub(super) fn remove_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_password(
+    State(st): SharedState,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
