@@ -23,8 +23,6 @@ use axum::response::{Html, IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
-
 /// Which endpoint was called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -508,7 +506,11 @@ pub(super) async fn authorize_v2(State(st): SharedState, Path(t): Path<String>, 
 pub(super) async fn admin_consent(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
     get_kind(st, t, Kind::AdminConsent, q).await
 }
-pub(super) async fn admin_consent_legacy(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn admin_consent_legacy(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     get_kind(st, t, Kind::AdminConsentLegacy, q).await
 }
 pub(super) async fn decide_v1(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
@@ -520,7 +522,11 @@ pub(super) async fn decide_v2(State(st): SharedState, Path(t): Path<String>, bod
 pub(super) async fn decide_admin_consent(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
     post_kind(st, t, Kind::AdminConsent, body).await
 }
-pub(super) async fn decide_admin_consent_legacy(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
+pub(super) async fn decide_admin_consent_legacy(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Response {
     post_kind(st, t, Kind::AdminConsentLegacy, body).await
 }
 

@@ -331,11 +331,23 @@ pub(super) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> R
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn token_v1(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v1(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     blocking(move || token::handle(&st, &t, EndpointVersion::V1, uri.path(), &headers, &body)).await
 }
 
-async fn token_v2(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v2(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     blocking(move || token::handle(&st, &t, EndpointVersion::V2, uri.path(), &headers, &body)).await
 }
 

@@ -648,10 +648,7 @@ fn authorization_code(
     )
 }
 
-fn refresh_token(
-    req: &Req,
-    auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>,
-) -> Result<Value, Refusal> {
+fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
     let st = req.st;
     let rt = req.require("refresh_token")?;
     let (client, auth) = auth()?;
@@ -672,8 +669,7 @@ fn refresh_token(
             oidc: grant.oidc.clone(),
         },
     };
-    let api =
-        st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
+    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
     let scopes = consented_scopes(st, &client, &api, &user, &asked)?;
     let oidc = if asked.oidc.is_empty() { grant.oidc.clone() } else { asked.oidc.clone() };
     let refresh = RefreshGrant {
@@ -733,8 +729,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     }
     let oid = d.claim_str("oid").unwrap_or_default();
     let user = st.directory.user(oid).ok_or_else(Refusal::obo_bad_assertion)?.clone();
-    let api =
-        st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
+    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
     let scopes = consented_scopes(st, &client, &api, &user, &asked)?;
     let refresh = RefreshGrant {
         client_id: client.app_id.clone(),
