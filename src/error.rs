@@ -84,6 +84,11 @@ impl Error {
             K::AlreadyExists => (ErrorKind::Input, Some("remove it first, or choose another path".to_string())),
             // A directory given where a file is expected is the user's input, not our failure.
             K::IsADirectory | K::NotADirectory => (ErrorKind::Input, Some("give the path of a file".to_string())),
+            // A symbolic link loop (ELOOP; its ErrorKind is not stable yet) is a broken path.
+            #[cfg(unix)]
+            _ if err.raw_os_error() == Some(libc::ELOOP) => {
+                (ErrorKind::Input, Some("fix the symbolic links along the path, or give the file itself".to_string()))
+            }
             _ => (ErrorKind::Internal, None),
         };
         Error { kind, message: format!("cannot {action} {}: {err}", path.display()), hint, source: Some(Box::new(err)) }
@@ -168,5 +173,16 @@ mod tests {
         let nf = Error::io(Path::new("/nope"), "read", std::io::ErrorKind::NotFound.into());
         assert_eq!(nf.exit_code(), 2);
         assert!(nf.to_string().contains("/nope"));
+    }
+
+    #[test]
+    fn notes_and_context_keep_kind_hint_and_source() {
+        let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::remote("refused").with_hint("retry later").with_source(cause);
+        let e = e.context("verification failed").with_note("the entry was taken out again");
+        assert_eq!(e.message(), "verification failed: refused; the entry was taken out again");
+        assert_eq!((e.kind(), e.exit_code(), e.hint()), (ErrorKind::Remote, 3, Some("retry later")));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(|s| s.kind()), Some(std::io::ErrorKind::ConnectionRefused));
     }
 }

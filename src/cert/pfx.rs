@@ -229,6 +229,7 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
         ))
     })?;
     let pw = password.map(|p| p.expose()).unwrap_or("");
+    check_cost(&pfx, pw, origin)?;
     let store = p12_keystore::KeyStore::from_pkcs12(bytes, pw).map_err(|e| keystore_error(e, password, origin))?;
     let mut out = PfxContents { certs: Vec::new(), keys: Vec::new() };
     let malformed = |what: &str, e: &dyn std::fmt::Display| {
@@ -245,48 +246,8 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
     let safes = pkcs12::authenticated_safe::AuthenticatedSafe::from_der(safes.as_bytes())
         .map_err(|e| malformed("authSafe", &e))?;
     for safe in &safes {
-        let content = safe.content.to_der().map_err(|e| malformed("content", &e))?;
-        let plain = if safe.content_type == DATA {
-            OctetString::from_der(&content).map_err(|e| malformed("content", &e))?.into_bytes()
-        } else if safe.content_type == ENCRYPTED_DATA {
-            let enc = cms::encrypted_data::EncryptedData::from_der(&content)
-                .map_err(|e| malformed("encrypted content", &e))?;
-            let info = &enc.enc_content_info;
-            let Some(data) = &info.encrypted_content else { continue };
-            let alg = info.content_enc_alg.to_der().map_err(|e| malformed("encryption algorithm", &e))?;
-            match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()) {
-                // p12-keystore decrypted the same content with this password, so this cannot fail
-                // on the password; a failure is a malformed file.
-                Ok(scheme) => scheme.decrypt(pw, data.as_bytes()).map_err(|e| malformed("encrypted content", &e))?,
-                // A legacy PKCS#12 scheme: p12-keystore's result holds what it carries.
-                Err(_) => continue,
-            }
-        } else {
-            continue;
-        };
-        let bags = pkcs12::safe_bag::SafeContents::from_der(&plain).map_err(|e| malformed("bags", &e))?;
-        for bag in bags {
-            let inner = || -> Result<Vec<u8>> {
-                let cs = ContextSpecific::<der::Any>::from_der(&bag.bag_value).map_err(|e| malformed("bag", &e))?;
-                cs.value.to_der().map_err(|e| malformed("bag", &e))
-            };
-            if bag.bag_id == CERT_BAG {
-                let cs = ContextSpecific::<pkcs12::cert_type::CertBag>::from_der(&bag.bag_value)
-                    .map_err(|e| malformed("certificate bag", &e))?;
-                if cs.value.cert_id == X509_CERT {
-                    out.certs.push(cs.value.cert_value.into_bytes());
-                }
-            } else if bag.bag_id == KEY_BAG {
-                out.keys.push(SecretBytes::new(inner()?));
-            } else if bag.bag_id == SHROUDED_KEY_BAG {
-                let der = inner()?;
-                // `pkcs8` reads PBES2 only (the legacy PKCS#12 schemes do not even parse): such
-                // a key comes from p12-keystore's result, which decrypted this very bag.
-                let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice());
-                if let Ok(doc) = info.and_then(|i| i.decrypt(pw)) {
-                    out.keys.push(SecretBytes::new(doc.as_bytes().to_vec()));
-                }
-            }
+        if let Some(plain) = safe_plaintext(safe, pw, &malformed)? {
+            read_bags(&plain, pw, &malformed, &mut out)?;
         }
     }
     for (_, entry) in store.entries() {
@@ -304,6 +265,111 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
     let mut seen = std::collections::HashSet::new();
     out.certs.retain(|c| seen.insert(c.clone()));
     Ok(out)
+}
+
+/// Makes a `malformed PFX` error naming what could not be read.
+type Malformed<'a> = dyn Fn(&str, &dyn std::fmt::Display) -> Error + 'a;
+
+/// The plaintext of one safe of the authSafe: as is, or decrypted (PBES2) with `pw`; `None` for
+/// a safe keycred does not read itself (legacy PKCS#12 encryption, other content types), whose
+/// certificates and key come from p12-keystore's result.
+fn safe_plaintext(safe: &cms::content_info::ContentInfo, pw: &str, malformed: &Malformed) -> Result<Option<Vec<u8>>> {
+    let content = safe.content.to_der().map_err(|e| malformed("content", &e))?;
+    if safe.content_type == DATA {
+        return Ok(Some(OctetString::from_der(&content).map_err(|e| malformed("content", &e))?.into_bytes()));
+    }
+    if safe.content_type != ENCRYPTED_DATA {
+        return Ok(None);
+    }
+    let enc = cms::encrypted_data::EncryptedData::from_der(&content).map_err(|e| malformed("encrypted content", &e))?;
+    let info = &enc.enc_content_info;
+    let Some(data) = &info.encrypted_content else { return Ok(None) };
+    let alg = info.content_enc_alg.to_der().map_err(|e| malformed("encryption algorithm", &e))?;
+    match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()) {
+        // p12-keystore decrypted the same content with this password, so this cannot fail on the
+        // password; a failure is a malformed file.
+        Ok(scheme) => Ok(Some(scheme.decrypt(pw, data.as_bytes()).map_err(|e| malformed("encrypted content", &e))?)),
+        // A legacy PKCS#12 scheme: p12-keystore's result holds what it carries.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reads the certificate and key bags of one safe's plaintext into `out`, plaintext key bags and
+/// certificates without a key id included (p12-keystore skips them).
+fn read_bags(plain: &[u8], pw: &str, malformed: &Malformed, out: &mut PfxContents) -> Result<()> {
+    let bags = pkcs12::safe_bag::SafeContents::from_der(plain).map_err(|e| malformed("bags", &e))?;
+    for bag in bags {
+        let inner = || -> Result<Vec<u8>> {
+            let cs = ContextSpecific::<der::Any>::from_der(&bag.bag_value).map_err(|e| malformed("bag", &e))?;
+            cs.value.to_der().map_err(|e| malformed("bag", &e))
+        };
+        if bag.bag_id == CERT_BAG {
+            let cs = ContextSpecific::<pkcs12::cert_type::CertBag>::from_der(&bag.bag_value)
+                .map_err(|e| malformed("certificate bag", &e))?;
+            if cs.value.cert_id == X509_CERT {
+                out.certs.push(cs.value.cert_value.into_bytes());
+            }
+        } else if bag.bag_id == KEY_BAG {
+            out.keys.push(SecretBytes::new(inner()?));
+        } else if bag.bag_id == SHROUDED_KEY_BAG {
+            let der = inner()?;
+            // `pkcs8` reads PBES2 only (the legacy PKCS#12 schemes do not even parse): such a key
+            // comes from p12-keystore's result, which decrypted this very bag.
+            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice());
+            if let Ok(doc) = info.and_then(|i| i.decrypt(pw)) {
+                out.keys.push(SecretBytes::new(doc.as_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a PFX whose MAC or encryption asks for more work than [`super::cost`] allows, before
+/// p12-keystore (which verifies the MAC even without a password) derives a single key. Counts
+/// are read from the MAC data, every encrypted part, and the key bags of the plaintext parts and
+/// of the PBES2-encrypted ones (decrypted here, once their own count has passed). Bags inside a
+/// part under a legacy PKCS#12 scheme cannot be seen before p12-keystore decrypts them.
+fn check_cost(pfx: &pkcs12::pfx::Pfx, pw: &str, origin: &str) -> Result<()> {
+    if let Some(mac) = &pfx.mac_data {
+        // A negative count is malformed; p12-keystore refuses it.
+        super::cost::check_count(u64::try_from(mac.iterations).unwrap_or(0), "PFX integrity MAC", origin)?;
+    }
+    if pfx.auth_safe.content_type != DATA {
+        return Ok(());
+    }
+    let Ok(safes) = pfx.auth_safe.content.to_der().and_then(|d| OctetString::from_der(&d)) else { return Ok(()) };
+    let Ok(safes) = pkcs12::authenticated_safe::AuthenticatedSafe::from_der(safes.as_bytes()) else { return Ok(()) };
+    for safe in &safes {
+        let Ok(content) = safe.content.to_der() else { continue };
+        let plain = if safe.content_type == DATA {
+            match OctetString::from_der(&content) {
+                Ok(o) => o.into_bytes(),
+                Err(_) => continue,
+            }
+        } else if safe.content_type == ENCRYPTED_DATA {
+            let Ok(enc) = cms::encrypted_data::EncryptedData::from_der(&content) else { continue };
+            let info = &enc.enc_content_info;
+            let Ok(alg) = info.content_enc_alg.to_der() else { continue };
+            super::cost::check_encryption(&alg, "PFX encryption", origin)?;
+            let Some(data) = &info.encrypted_content else { continue };
+            match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()).map(|s| s.decrypt(pw, data.as_bytes())) {
+                Ok(Ok(plain)) => plain,
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        let Ok(bags) = pkcs12::safe_bag::SafeContents::from_der(&plain) else { continue };
+        for bag in bags.iter().filter(|b| b.bag_id == SHROUDED_KEY_BAG) {
+            let Ok(cs) = ContextSpecific::<der::Any>::from_der(&bag.bag_value) else { continue };
+            // EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm, encryptedData }
+            let Ok(fields) = cs.value.to_der().map(|d| Vec::<der::Any>::from_der(&d)) else { continue };
+            if let Some(alg) = fields.ok().and_then(|f| f.first().and_then(|a| a.to_der().ok())) {
+                super::cost::check_encryption(&alg, "PFX key encryption", origin)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Says what is wrong when p12-keystore refuses a PFX, and how to fix it.

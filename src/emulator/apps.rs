@@ -380,27 +380,11 @@ fn observe(path: &Path) -> Result<(Seen, Vec<u8>)> {
         return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
     }
     let read_at = SystemTime::now();
-    let bytes = read_regular(path)?;
+    // Opens without blocking (a FIFO swapped in after the stat would otherwise hang the open),
+    // checks the opened file is regular, and caps the size (`fsio::MAX_DOCUMENT_BYTES`).
+    let bytes = crate::fsio::read(path)?;
     let racy = is_racy(stamp.and_then(|s| s.modified), read_at);
     Ok((Seen { stamp, racy, digest: sha256(&bytes) }, bytes))
-}
-
-/// Opens without blocking (a FIFO swapped in after the stat would otherwise hang the open) and
-/// checks the opened file is regular before reading it.
-fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
-    let mut f = opts.open(path).map_err(|e| Error::io(path, "read", e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, "read", e))?;
-    if !meta.is_file() {
-        return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, "read", e))?;
-    Ok(bytes)
 }
 
 struct Slot {

@@ -18,6 +18,7 @@ mod discovery;
 pub mod errors;
 mod generate;
 mod graph;
+mod serve;
 mod tenant;
 mod throttle;
 mod tls;
@@ -27,6 +28,7 @@ pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
@@ -88,6 +90,9 @@ pub struct EmulatorConfig {
     /// Lifetime of user access tokens, seconds; `None` draws 60 to 90 minutes, as Entra does.
     /// Tests of expiry give it a value of zero or less.
     pub user_token_lifetime: Option<i64>,
+    /// How long a client has to send its request headers, and then its body, before the
+    /// connection is closed ([`READ_TIMEOUT`] by default).
+    pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
 }
@@ -112,6 +117,7 @@ impl EmulatorConfig {
             auto_consent: false,
             code_lifetime: 600,
             user_token_lifetime: None,
+            read_timeout: READ_TIMEOUT,
             throttle: None,
         }
     }
@@ -290,6 +296,10 @@ pub(crate) type SharedState = State<Arc<AppState>>;
 
 /// Builds the router for `state`: every endpoint the emulator serves, in one place.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, READ_TIMEOUT)
+}
+
+fn router_with(state: Arc<AppState>, read_timeout: std::time::Duration) -> Router {
     let log = state.log;
     Router::new()
         .route("/{tenant}/oauth2/token", post(token_v1).get(token_get))
@@ -310,6 +320,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(graph::fallback)
         .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)
 }
@@ -377,6 +388,23 @@ async fn instance(
     let (base, host) = st.request_base(&headers, &uri);
     Json(discovery::instance_discovery(&base, &host, q.get("authorization_endpoint").map(String::as_str)))
         .into_response()
+}
+
+/// Reads the request body within `timeout` (a client that announces a body and sends it byte by
+/// byte, or never, is answered 408 and disconnected), at most [`MAX_BODY`] bytes (413).
+async fn body_deadline(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            "request body not received in time",
+        )
+            .into_response(),
+        // Over the limit (or the client went away mid-body).
+        Ok(Err(_)) => (StatusCode::PAYLOAD_TOO_LARGE, [(axum::http::header::CONNECTION, "close")], "").into_response(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+    }
 }
 
 /// One line per request: method, path, client id, status, AADSTS code. Never a body.
@@ -660,7 +688,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
     });
-    let app = router(state.clone());
+    let app = router_with(state.clone(), cfg.read_timeout);
+    let read_timeout = cfg.read_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
@@ -669,13 +698,9 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         Some(config) => {
             let listener =
                 tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
-            })
+            tokio::spawn(serve::serve(listener, app, read_timeout, stop))
         }
-        None => tokio::spawn(async move {
-            let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
-        }),
+        None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
     };
     Ok(EmulatorHandle {
         info: EmulatorInfo {

@@ -890,7 +890,10 @@ fn verify_assertion_at(
         })
     };
     let thumb_hex = hex_upper(&thumb);
-    let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| matches(c)).collect();
+    // One rule of usability (`KeyCredential::is_usable`, what the lock-out guard and `check`
+    // use): an entry Entra would not verify with (usage `Sign`, type `Symmetric`, a key no one
+    // can sign with) is as good as absent.
+    let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| c.is_usable() && matches(c)).collect();
     if candidates.is_empty() {
         return Err(Refusal::key_not_found(&thumb_hex, client_id));
     }
@@ -924,8 +927,12 @@ fn verify_assertion_at(
     if !iss.eq_ignore_ascii_case(client_id) {
         return Err(Refusal::issuer_not_client());
     }
-    let exp = d.claim_time("exp").ok_or_else(|| Refusal::malformed_jwt("The token has no valid 'exp' claim."))?;
-    let nbf = d.claim_time("nbf");
+    // A time claim that is present but not a NumericDate (a string such as "NaN", a value
+    // beyond i64 seconds) makes the token malformed: skipping it would make it never expire.
+    let time = |name: &str| d.time_claim(name).map_err(|why| Refusal::malformed_jwt(&why));
+    let exp = time("exp")?.ok_or_else(|| Refusal::malformed_jwt("The token has no valid 'exp' claim."))?;
+    let nbf = time("nbf")?;
+    time("iat")?;
     let now_s = now.unix_timestamp() as f64;
     if exp + (CLOCK_SKEW as f64) < now_s || nbf.is_some_and(|n| n - (CLOCK_SKEW as f64) > now_s) {
         return Err(Refusal::outside_time_range(

@@ -35,6 +35,8 @@ mod hardening_fuzz_regressions;
 mod hardening_hygiene;
 mod hardening_jwt;
 mod hardening_load;
+mod hardening_review_emulator;
+mod hardening_review_files;
 mod manifest_cli;
 mod manifest_edit;
 mod manifest_portal;

@@ -283,7 +283,8 @@ fn check_proof(app: &App, proof: Option<&Value>) -> Result<(), ProofError> {
         return Err(bad_proof(format!("the proof must be signed RS256, not {}", d.alg().unwrap_or("(none)"))));
     }
     let now_t = dates::now();
-    let valid: Vec<_> = app.credentials.iter().filter(|c| c.certificate.is_some() && c.is_valid_at(now_t)).collect();
+    let valid: Vec<_> =
+        app.credentials.iter().filter(|c| c.certificate.is_some() && c.counts_as_valid_at(now_t)).collect();
     if valid.is_empty() {
         return Err(bad_proof(
             "the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead",
@@ -317,8 +318,9 @@ fn check_proof(app: &App, proof: Option<&Value>) -> Result<(), ProofError> {
         return Err(bad_proof(format!("the proof's iss must be the application's object id {oid} (not its appId)")));
     }
     let now = now_t.unix_timestamp() as f64;
-    let nbf = d.claim_time("nbf").ok_or_else(|| bad_proof("the proof has no nbf"))?;
-    let exp = d.claim_time("exp").ok_or_else(|| bad_proof("the proof has no exp"))?;
+    // A NumericDate only: `"NaN"` would slip through every comparison below.
+    let nbf = d.time_claim("nbf").map_err(bad_proof)?.ok_or_else(|| bad_proof("the proof has no nbf"))?;
+    let exp = d.time_claim("exp").map_err(bad_proof)?.ok_or_else(|| bad_proof("the proof has no exp"))?;
     if nbf > now + SKEW {
         return Err(bad_proof("the proof is not valid yet (nbf in the future)"));
     }
