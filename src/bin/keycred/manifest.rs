@@ -147,7 +147,9 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::Init(a) => init(a, ctx),
         Cmd::Template(a) => {
             // The template is JSON whatever -o says: it is meant to be saved and edited.
-            out_line(templates::manifest(a.format.into()).trim_end());
+            for line in templates::manifest(a.format.into()).lines() {
+                out_line(line);
+            }
             Ok(exit::OK)
         }
         Cmd::Entry(a) => entry(a, ctx),
