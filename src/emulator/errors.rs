@@ -24,11 +24,6 @@ pub struct Refusal {
     pub suberror: Option<&'static str>,
 }
 
-/// The former name of [`Refusal`], kept while branches written against it are merged.
-#[doc(hidden)]
-#[allow(dead_code)]
-pub type EntraError = Refusal;
-
 /// What the logging layer reads back from a response: never a secret, only ids and codes.
 #[derive(Clone, Debug, Default)]
 pub struct RequestLog {
