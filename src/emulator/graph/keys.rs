@@ -88,39 +88,14 @@ fn date_field(e: &Map<String, Value>, i: usize, name: &str) -> Result<Option<Off
 fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime) -> Result<Vec<Value>, EditError> {
     let format = m.detect_format().unwrap_or(Format::MsGraph);
     let existing = m.credentials();
-    let mut key_ids: Vec<String> = Vec::new();
-    let mut thumbprints: Vec<[u8; 20]> = Vec::new();
-    let mut seen = |key_id: Option<&str>, sha1: Option<[u8; 20]>| -> Result<(), EditError> {
-        if let Some(k) = key_id {
-            let k = k.to_ascii_lowercase();
-            if key_ids.contains(&k) {
-                return Err(duplicate());
-            }
-            key_ids.push(k);
-        }
-        if let Some(t) = sha1 {
-            if thumbprints.contains(&t) {
-                return Err(duplicate());
-            }
-            thumbprints.push(t);
-        }
-        Ok(())
-    };
+    let mut seen = SeenKeys::default();
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let mut e =
             e.as_object().cloned().ok_or_else(|| bad_request(format!("keyCredentials[{i}] is not an object")))?;
         // Annotations describe the payload; Graph does not store them.
         e.retain(|k, _| !k.starts_with('@'));
-        let key_id = match e.get("keyId") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(k)) => {
-                let id = uuid::Uuid::try_parse(k.trim())
-                    .map_err(|_| bad_request(format!("keyCredentials[{i}].keyId '{k}' is not a GUID.")))?;
-                Some(id.to_string())
-            }
-            Some(v) => return Err(bad_request(format!("keyCredentials[{i}].keyId {v} is not a GUID."))),
-        };
+        let key_id = entry_key_id(&e, i)?;
         let body = e.get("key").filter(|v| !v.is_null());
         let known = key_id
             .as_deref()
@@ -133,7 +108,7 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
                 .and_then(decode_key)
                 .is_some_and(|der| c.certificate.as_ref().is_some_and(|cert| cert.der() == der.as_slice()));
             if body.is_none() || same_body {
-                seen(key_id.as_deref(), c.sha1())?;
+                seen.check(key_id.as_deref(), c.sha1())?;
                 out.push(m.raw_entries()[c.index].clone());
                 continue;
             }
@@ -151,47 +126,105 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
                 format!("keyCredentials[{i}] has no key and no keyId of a registered credential."),
             ));
         };
-        let der = decode_key(body).ok_or_else(|| bad_request(format!("keyCredentials[{i}].key is not base64")))?;
-        // These errors name the request field they were given, nothing of the emulator's.
-        let cert =
-            Certificate::from_der(&der, &format!("keyCredentials[{i}].key")).map_err(|e| bad_request(e.message()))?;
-        cert.ensure_usable(&format!("keyCredentials[{i}]"), now).map_err(|e| bad_request(e.message()))?;
-        let text = |name: &str, default: &str| -> Result<String, EditError> {
-            match e.get(name) {
-                None | Some(Value::Null) => Ok(default.to_string()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(v) => Err(bad_request(format!("keyCredentials[{i}].{name} {v} is not a string."))),
-            }
-        };
-        let usage = text("usage", "Verify")?;
-        if usage != "Verify" && usage != "Sign" {
-            return Err(bad_request(
-                "Invalid value specified for property 'usage' of resource 'KeyCredential'. Acceptable values are Sign, Verify.",
-            ));
-        }
-        let kind = text("type", "AsymmetricX509Cert")?;
-        let start = date_field(&e, i, "startDateTime")?.unwrap_or(cert.not_before());
-        let end = date_field(&e, i, "endDateTime")?.unwrap_or(cert.not_after());
-        if start < cert.not_before() || start > cert.not_after() {
-            return Err(bad_request("Key credential start date is invalid."));
-        }
-        if end > cert.not_after() || end < start {
-            return Err(bad_request("Key credential end date is invalid."));
-        }
-        let key_id = key_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        seen(Some(&key_id), Some(cert.sha1()))?;
-        let mut entry = Map::new();
-        entry.insert("customKeyIdentifier".into(), json!(text("customKeyIdentifier", &filled_cki(&cert, format))?));
-        entry.insert("displayName".into(), json!(text("displayName", cert.subject())?));
-        entry.insert("endDateTime".into(), json!(dates::format(end)));
-        entry.insert("key".into(), json!(cert.value_b64()));
-        entry.insert("keyId".into(), json!(key_id));
-        entry.insert("startDateTime".into(), json!(dates::format(start)));
-        entry.insert("type".into(), json!(kind));
-        entry.insert("usage".into(), json!(usage));
-        out.push(to_format(entry, format));
+        out.push(new_key_credential(&e, i, key_id, body, format, now, &mut seen)?);
     }
     Ok(out)
+}
+
+/// The keyIds and thumbprints already in a PATCH body: Graph refuses a body naming one twice.
+#[derive(Default)]
+struct SeenKeys {
+    key_ids: Vec<String>,
+    thumbprints: Vec<[u8; 20]>,
+}
+
+impl SeenKeys {
+    /// Records one entry's keyId and thumbprint, refusing either when an earlier entry had it.
+    fn check(&mut self, key_id: Option<&str>, sha1: Option<[u8; 20]>) -> Result<(), EditError> {
+        if let Some(k) = key_id {
+            let k = k.to_ascii_lowercase();
+            if self.key_ids.contains(&k) {
+                return Err(duplicate());
+            }
+            self.key_ids.push(k);
+        }
+        if let Some(t) = sha1 {
+            if self.thumbprints.contains(&t) {
+                return Err(duplicate());
+            }
+            self.thumbprints.push(t);
+        }
+        Ok(())
+    }
+}
+
+/// The entry's `keyId` in canonical GUID form, `None` when absent or null.
+fn entry_key_id(e: &Map<String, Value>, i: usize) -> Result<Option<String>, EditError> {
+    match e.get("keyId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(k)) => {
+            let id = uuid::Uuid::try_parse(k.trim())
+                .map_err(|_| bad_request(format!("keyCredentials[{i}].keyId '{k}' is not a GUID.")))?;
+            Ok(Some(id.to_string()))
+        }
+        Some(v) => Err(bad_request(format!("keyCredentials[{i}].keyId {v} is not a GUID."))),
+    }
+}
+
+/// A string property of the entry, `default` when absent or null.
+fn entry_text(e: &Map<String, Value>, i: usize, name: &str, default: &str) -> Result<String, EditError> {
+    match e.get(name) {
+        None | Some(Value::Null) => Ok(default.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(bad_request(format!("keyCredentials[{i}].{name} {v} is not a string."))),
+    }
+}
+
+/// Validates a new entry's certificate, usage and dates and builds the stored entry, as Graph fills it.
+fn new_key_credential(
+    e: &Map<String, Value>,
+    i: usize,
+    key_id: Option<String>,
+    body: &Value,
+    format: Format,
+    now: OffsetDateTime,
+    seen: &mut SeenKeys,
+) -> Result<Value, EditError> {
+    let der = decode_key(body).ok_or_else(|| bad_request(format!("keyCredentials[{i}].key is not base64")))?;
+    // These errors name the request field they were given, nothing of the emulator's.
+    let cert =
+        Certificate::from_der(&der, &format!("keyCredentials[{i}].key")).map_err(|e| bad_request(e.message()))?;
+    cert.ensure_usable(&format!("keyCredentials[{i}]"), now).map_err(|e| bad_request(e.message()))?;
+    let usage = entry_text(e, i, "usage", "Verify")?;
+    if usage != "Verify" && usage != "Sign" {
+        return Err(bad_request(
+            "Invalid value specified for property 'usage' of resource 'KeyCredential'. Acceptable values are Sign, Verify.",
+        ));
+    }
+    let kind = entry_text(e, i, "type", "AsymmetricX509Cert")?;
+    let start = date_field(e, i, "startDateTime")?.unwrap_or(cert.not_before());
+    let end = date_field(e, i, "endDateTime")?.unwrap_or(cert.not_after());
+    if start < cert.not_before() || start > cert.not_after() {
+        return Err(bad_request("Key credential start date is invalid."));
+    }
+    if end > cert.not_after() || end < start {
+        return Err(bad_request("Key credential end date is invalid."));
+    }
+    let key_id = key_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    seen.check(Some(&key_id), Some(cert.sha1()))?;
+    let mut entry = Map::new();
+    entry.insert(
+        "customKeyIdentifier".into(),
+        json!(entry_text(e, i, "customKeyIdentifier", &filled_cki(&cert, format))?),
+    );
+    entry.insert("displayName".into(), json!(entry_text(e, i, "displayName", cert.subject())?));
+    entry.insert("endDateTime".into(), json!(dates::format(end)));
+    entry.insert("key".into(), json!(cert.value_b64()));
+    entry.insert("keyId".into(), json!(key_id));
+    entry.insert("startDateTime".into(), json!(dates::format(start)));
+    entry.insert("type".into(), json!(kind));
+    entry.insert("usage".into(), json!(usage));
+    Ok(to_format(entry, format))
 }
 
 pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
