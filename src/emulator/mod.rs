@@ -615,53 +615,10 @@ fn tenant_of(cfg: &EmulatorConfig) -> Result<Tenant> {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
-    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
-    let directory = tenant_of(&cfg)?;
-    for id in &cfg.consented {
-        let app = registry.find(id).ok_or_else(|| {
-            Error::input(format!("--consented {id}: no application with this appId"))
-                .with_hint("give the appId of an application whose manifest the emulator serves")
-        })?;
-        directory.admin_consent(&app, &registry);
-    }
-    let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
-        cert::generate(&NewCertificate {
-            subject: "CN=keycred emulator token signing".into(),
-            key_size: KeySize::Rsa2048,
-            validity: Validity::Days(30),
-        })
-    })
-    .await
-    .map_err(|e| Error::internal(format!("key generation task failed: {e}")))??;
-
-    let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
-        Error::input(format!("cannot listen on {}: {e}", cfg.listen))
-            .with_hint("choose another --listen address or port (port 0 picks a free one)")
-    })?;
-    let local = tcp.local_addr().map_err(|e| Error::internal(format!("no local address: {e}")))?;
-    let shown =
-        if local.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port()) } else { local };
-
-    let mut temp = None;
-    let mut ca_file = None;
-    let tls = if cfg.tls {
-        let material = tls::generate()?;
-        let dir = match &cfg.state_dir {
-            Some(d) => d.clone(),
-            None => {
-                let d = std::env::temp_dir().join(format!("keycred-emulator-{}", uuid::Uuid::new_v4()));
-                temp = Some(TempDir(d.clone()));
-                d
-            }
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
-        let path = dir.join("emulator-ca.pem");
-        crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
-        ca_file = Some(path);
-        Some(material.config)
-    } else {
-        None
-    };
+    let (registry, directory) = load_tenant(&cfg)?;
+    let (signing_cert, signing_key) = signing_identity().await?;
+    let (tcp, shown) = bind(&cfg).await?;
+    let (tls, ca_file, temp) = tls_setup(&cfg)?;
 
     let kid = signing_cert.x5t();
     let scheme = if cfg.tls { "https" } else { "http" };
@@ -689,19 +646,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         throttle: cfg.throttle.map(throttle::Throttle::new),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
-    let read_timeout = cfg.read_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
-    };
-    let task = match tls {
-        Some(config) => {
-            let listener =
-                tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
-            tokio::spawn(serve::serve(listener, app, read_timeout, stop))
-        }
-        None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
-    };
+    let task = spawn_server(tcp, tls, app, cfg.read_timeout, stop_rx)?;
     Ok(EmulatorHandle {
         info: EmulatorInfo {
             base_url,
@@ -715,6 +661,91 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         stop: Some(stop_tx),
         task: Some(task),
         _temp: temp,
+    })
+}
+
+/// Loads the served applications and the tenant's directory, with the `--consented` grants given.
+fn load_tenant(cfg: &EmulatorConfig) -> Result<(Registry, Tenant)> {
+    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
+    let directory = tenant_of(cfg)?;
+    for id in &cfg.consented {
+        let app = registry.find(id).ok_or_else(|| {
+            Error::input(format!("--consented {id}: no application with this appId"))
+                .with_hint("give the appId of an application whose manifest the emulator serves")
+        })?;
+        directory.admin_consent(&app, &registry);
+    }
+    Ok((registry, directory))
+}
+
+/// Generates the token-signing certificate and key, off the async runtime (RSA generation is slow).
+async fn signing_identity() -> Result<(Certificate, PrivateKey)> {
+    tokio::task::spawn_blocking(|| {
+        cert::generate(&NewCertificate {
+            subject: "CN=keycred emulator token signing".into(),
+            key_size: KeySize::Rsa2048,
+            validity: Validity::Days(30),
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("key generation task failed: {e}")))?
+}
+
+/// Binds the listen address; returns the listener and the address to show (loopback for a wildcard).
+async fn bind(cfg: &EmulatorConfig) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
+        Error::input(format!("cannot listen on {}: {e}", cfg.listen))
+            .with_hint("choose another --listen address or port (port 0 picks a free one)")
+    })?;
+    let local = tcp.local_addr().map_err(|e| Error::internal(format!("no local address: {e}")))?;
+    let shown =
+        if local.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port()) } else { local };
+    Ok((tcp, shown))
+}
+
+/// With `--tls`, generates the server certificate and writes its CA file (to the state directory,
+/// else a temporary one removed on shutdown); returns the TLS config, the CA file and that temporary directory.
+#[allow(clippy::type_complexity)]
+fn tls_setup(
+    cfg: &EmulatorConfig,
+) -> Result<(Option<Arc<tokio_rustls::rustls::ServerConfig>>, Option<PathBuf>, Option<TempDir>)> {
+    if !cfg.tls {
+        return Ok((None, None, None));
+    }
+    let material = tls::generate()?;
+    let mut temp = None;
+    let dir = match &cfg.state_dir {
+        Some(d) => d.clone(),
+        None => {
+            let d = std::env::temp_dir().join(format!("keycred-emulator-{}", uuid::Uuid::new_v4()));
+            temp = Some(TempDir(d.clone()));
+            d
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    let path = dir.join("emulator-ca.pem");
+    crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
+    Ok((Some(material.config), Some(path), temp))
+}
+
+/// Spawns the server task, over TLS when a config is given, stopping when `stop_rx` fires.
+fn spawn_server(
+    tcp: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    app: Router,
+    read_timeout: std::time::Duration,
+    stop_rx: tokio::sync::oneshot::Receiver<()>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    Ok(match tls {
+        Some(config) => {
+            let listener =
+                tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
+            tokio::spawn(serve::serve(listener, app, read_timeout, stop))
+        }
+        None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
     })
 }
 
