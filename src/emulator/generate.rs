@@ -134,6 +134,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Builds application `i`'s manifest, secret hashes, key files and ground-truth lines.
 fn build_app(
     i: usize,
     now: OffsetDateTime,
@@ -162,11 +163,7 @@ fn build_app(
         });
         if p.kind == "secret" {
             let secret = super::graph::passwords::new_secret();
-            passwords.push(json!({
-                "customKeyIdentifier": null, "displayName": format!("secret {n}"),
-                "endDateTime": dates::format(p.end), "hint": &secret[..3], "keyId": key_id,
-                "secretText": null, "startDateTime": dates::format(p.start),
-            }));
+            passwords.push(password_entry(n, &p, &secret, &key_id));
             if with_keys {
                 secrets.insert(key_id.clone(), json!(hex(&sha256(secret.as_bytes()))));
                 let file = format!("keys/{app_id}.{key_id}.secret");
@@ -180,26 +177,7 @@ fn build_app(
         let cert: Certificate = signer.self_signed(&subject, p.start, p.end)?;
         line["thumbprint"] = json!(cert.thumbprint());
         if p.kind == "saml" {
-            // Verify (public) and Sign (private, as PFX) keys and the PFX password, sharing one
-            // customKeyIdentifier; the Sign key shares the password's keyId (PROTOCOL.md section 8).
-            let cki = cert.custom_key_identifier();
-            let sign_id = uuid::Uuid::new_v4().to_string();
-            let entry = |usage: &str, kind: &str, id: &str, key: Value| {
-                json!({"customKeyIdentifier": cki, "displayName": subject, "endDateTime": dates::format(p.end),
-                       "key": key, "keyId": id, "startDateTime": dates::format(p.start), "type": kind, "usage": usage})
-            };
-            sp = Some(json!({
-                "preferredSingleSignOnMode": "saml",
-                "preferredTokenSigningKeyThumbprint": cert.thumbprint(),
-                "keyCredentials": [
-                    entry("Verify", "AsymmetricX509Cert", &key_id, json!(cert.value_b64())),
-                    entry("Sign", "X509CertAndPassword", &sign_id, Value::Null),
-                ],
-                "passwordCredentials": [{
-                    "customKeyIdentifier": cki, "displayName": subject, "endDateTime": dates::format(p.end),
-                    "hint": null, "keyId": sign_id, "secretText": null, "startDateTime": dates::format(p.start),
-                }],
-            }));
+            sp = Some(saml_service_principal(&cert, &subject, &p, &key_id));
             truth.push(line);
             continue;
         }
@@ -218,14 +196,7 @@ fn build_app(
         }
         truth.push(line);
     }
-    let mut m = Map::new();
-    m.insert("id".into(), json!(object_id));
-    m.insert("appId".into(), json!(app_id));
-    m.insert("displayName".into(), json!(name));
-    m.insert("createdDateTime".into(), json!(dates::format(now - Duration::days(400 + (i % 300) as i64))));
-    m.insert("identifierUris".into(), if i % 4 == 1 { json!([format!("api://{app_id}")]) } else { json!([]) });
-    m.insert("signInAudience".into(), json!("AzureADMyOrg"));
-    m.insert("owners".into(), if i > 0 && i.is_multiple_of(2) { json!([automation]) } else { json!([]) });
+    let mut m = app_object(i, now, &app_id, &object_id, &name, automation);
     m.insert("keyCredentials".into(), Value::Array(keys));
     m.insert("passwordCredentials".into(), Value::Array(passwords));
     if let Some(sp) = sp {
@@ -235,6 +206,58 @@ fn build_app(
         .map_err(|e| Error::internal(format!("cannot encode a manifest: {e}")))?;
     let secrets = (!secrets.is_empty()).then(|| Value::Object(secrets).to_string());
     Ok(AppFiles { manifest, secrets, bundles, truth })
+}
+
+/// A generated password credential as Graph returns it: the secret's first three characters as its hint.
+fn password_entry(n: usize, p: &Planned, secret: &str, key_id: &str) -> Value {
+    json!({
+        "customKeyIdentifier": null, "displayName": format!("secret {n}"),
+        "endDateTime": dates::format(p.end), "hint": &secret[..3], "keyId": key_id,
+        "secretText": null, "startDateTime": dates::format(p.start),
+    })
+}
+
+/// A SAML app's service principal: Verify (public) and Sign (private, as PFX) keys and the PFX
+/// password, sharing one customKeyIdentifier; the Sign key shares the password's keyId (PROTOCOL.md section 8).
+fn saml_service_principal(cert: &Certificate, subject: &str, p: &Planned, key_id: &str) -> Value {
+    let cki = cert.custom_key_identifier();
+    let sign_id = uuid::Uuid::new_v4().to_string();
+    let entry = |usage: &str, kind: &str, id: &str, key: Value| {
+        json!({"customKeyIdentifier": cki, "displayName": subject, "endDateTime": dates::format(p.end),
+               "key": key, "keyId": id, "startDateTime": dates::format(p.start), "type": kind, "usage": usage})
+    };
+    json!({
+        "preferredSingleSignOnMode": "saml",
+        "preferredTokenSigningKeyThumbprint": cert.thumbprint(),
+        "keyCredentials": [
+            entry("Verify", "AsymmetricX509Cert", key_id, json!(cert.value_b64())),
+            entry("Sign", "X509CertAndPassword", &sign_id, Value::Null),
+        ],
+        "passwordCredentials": [{
+            "customKeyIdentifier": cki, "displayName": subject, "endDateTime": dates::format(p.end),
+            "hint": null, "keyId": sign_id, "secretText": null, "startDateTime": dates::format(p.start),
+        }],
+    })
+}
+
+/// Application `i`'s own properties, before its credentials: ids, name, creation date, URIs, owners.
+fn app_object(
+    i: usize,
+    now: OffsetDateTime,
+    app_id: &str,
+    object_id: &str,
+    name: &str,
+    automation: &str,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(object_id));
+    m.insert("appId".into(), json!(app_id));
+    m.insert("displayName".into(), json!(name));
+    m.insert("createdDateTime".into(), json!(dates::format(now - Duration::days(400 + (i % 300) as i64))));
+    m.insert("identifierUris".into(), if i % 4 == 1 { json!([format!("api://{app_id}")]) } else { json!([]) });
+    m.insert("signInAudience".into(), json!("AzureADMyOrg"));
+    m.insert("owners".into(), if i > 0 && i.is_multiple_of(2) { json!([automation]) } else { json!([]) });
+    m
 }
 
 fn write(path: &Path, data: &[u8], mode: u32) -> Result<()> {
@@ -260,8 +283,8 @@ fn new_key() -> Result<PrivateKey> {
     Ok(key)
 }
 
-/// Writes a tenant of `n` applications into `out`, which must not exist yet (or be empty).
-pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSummary> {
+/// Refuses an application count out of range and an `--out` that exists and is not an empty directory.
+fn check_tenant_args(n: usize, out: &Path) -> Result<()> {
     if n == 0 || n > MAX_APPS {
         return Err(Error::input(format!("--generate-tenant {n}: not between 1 and {MAX_APPS}"))
             .with_hint("give the number of applications to generate, for example --generate-tenant 1000"));
@@ -273,12 +296,103 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
                 .with_hint("give a new directory; generated tenants are never written over existing files"));
         }
     }
+    Ok(())
+}
+
+/// The hidden sibling directory the tenant is written into before it is renamed to `out`.
+fn partial_dir(out: &Path) -> Result<PathBuf> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = out.file_name().ok_or_else(|| Error::input(format!("--out {}: not a directory path", out.display())))?;
-    let work = parent.join(format!(".{}.keycred-{}.partial", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
+    Ok(parent.join(format!(".{}.keycred-{}.partial", name.to_string_lossy(), uuid::Uuid::new_v4().simple())))
+}
+
+/// Builds and writes the `n` applications into `work` on several threads; returns each one's
+/// ground-truth lines, by application index, in no particular order.
+fn write_apps(
+    work: &Path,
+    n: usize,
+    now: OffsetDateTime,
+    shared: &[PrivateKey],
+    automation_key: &PrivateKey,
+    automation: &str,
+    with_keys: bool,
+) -> Result<Vec<(usize, Vec<Value>)>> {
+    let threads = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8);
+    let chunks: Vec<Vec<usize>> = (0..threads).map(|t| (t..n).step_by(threads).collect()).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                s.spawn(move || -> Result<Vec<(usize, Vec<Value>)>> {
+                    let signers: Vec<(KeySigner, String)> =
+                        shared.iter().map(|k| Ok((KeySigner::new(k)?, k.to_pem(None)?))).collect::<Result<_>>()?;
+                    let own = (KeySigner::new(automation_key)?, automation_key.to_pem(None)?);
+                    let mut out = Vec::new();
+                    for &i in chunk {
+                        let (signer, pem) = if i == 0 { &own } else { &signers[i % signers.len()] };
+                        let files = build_app(i, now, signer, pem, automation, with_keys)?;
+                        write_app(work, &files)?;
+                        out.push((i, files.truth));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().map_err(|_| Error::internal("a generator thread panicked"))??);
+        }
+        Ok::<_, Error>(all)
+    })
+}
+
+/// Writes one application's manifest, its secret hashes and its key files into `work`.
+fn write_app(work: &Path, files: &AppFiles) -> Result<()> {
+    let app_id = files.truth.first().and_then(|t| t["appId"].as_str()).unwrap_or_default().to_string();
+    let manifest = work.join(format!("{app_id}.json"));
+    write(&manifest, files.manifest.as_bytes(), 0o644)?;
+    if let Some(s) = &files.secrets {
+        write(&super::graph::passwords::hashes_path(&manifest), s.as_bytes(), 0o600)?;
+    }
+    for (file, data) in &files.bundles {
+        write(&work.join(file), data.as_bytes(), 0o600)?;
+    }
+    Ok(())
+}
+
+/// Writes `ground-truth.jsonl` (sorted truths) into `work`; returns the count of each status and
+/// the automation app's key file as it will be named under `out`.
+fn write_ground_truth(
+    work: &Path,
+    out: &Path,
+    truths: &[(usize, Vec<Value>)],
+) -> Result<(BTreeMap<String, usize>, PathBuf)> {
+    let mut by_status = BTreeMap::new();
+    let mut lines = String::new();
+    let mut automation_bundle = PathBuf::new();
+    for (i, t) in truths.iter() {
+        for line in t {
+            *by_status.entry(line["status"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
+            if *i == 0 {
+                if let Some(b) = line["bundle"].as_str() {
+                    automation_bundle = out.join(b);
+                }
+            }
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+    }
+    write(&work.join("ground-truth.jsonl"), lines.as_bytes(), 0o644)?;
+    Ok((by_status, automation_bundle))
+}
+
+/// Writes a tenant of `n` applications into `out`, which must not exist yet (or be empty).
+pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSummary> {
+    check_tenant_args(n, out)?;
+    let work = partial_dir(out)?;
     let result = (|| -> Result<TenantSummary> {
         std::fs::create_dir(&work).map_err(|e| Error::io(&work, "create", e))?;
         std::fs::create_dir(work.join("keys")).map_err(|e| Error::io(&work, "create", e))?;
@@ -286,61 +400,9 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
         let automation_key = new_key()?;
         let shared: Vec<PrivateKey> = (0..SHARED_KEYS.min(n)).map(|_| new_key()).collect::<Result<_>>()?;
         let automation = generated_id("app", 0);
-        let threads = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8);
-        let chunks: Vec<Vec<usize>> = (0..threads).map(|t| (t..n).step_by(threads).collect()).collect();
-        let truths = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|chunk| {
-                    let (work, automation, shared, automation_key) = (&work, &automation, &shared, &automation_key);
-                    s.spawn(move || -> Result<Vec<(usize, Vec<Value>)>> {
-                        let signers: Vec<(KeySigner, String)> =
-                            shared.iter().map(|k| Ok((KeySigner::new(k)?, k.to_pem(None)?))).collect::<Result<_>>()?;
-                        let own = (KeySigner::new(automation_key)?, automation_key.to_pem(None)?);
-                        let mut out = Vec::new();
-                        for &i in chunk {
-                            let (signer, pem) = if i == 0 { &own } else { &signers[i % signers.len()] };
-                            let files = build_app(i, now, signer, pem, automation, with_keys)?;
-                            let app_id =
-                                files.truth.first().and_then(|t| t["appId"].as_str()).unwrap_or_default().to_string();
-                            let manifest = work.join(format!("{app_id}.json"));
-                            write(&manifest, files.manifest.as_bytes(), 0o644)?;
-                            if let Some(s) = &files.secrets {
-                                write(&super::graph::passwords::hashes_path(&manifest), s.as_bytes(), 0o600)?;
-                            }
-                            for (file, data) in &files.bundles {
-                                write(&work.join(file), data.as_bytes(), 0o600)?;
-                            }
-                            out.push((i, files.truth));
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for h in handles {
-                all.extend(h.join().map_err(|_| Error::internal("a generator thread panicked"))??);
-            }
-            Ok::<_, Error>(all)
-        })?;
-        let mut truths = truths;
+        let mut truths = write_apps(&work, n, now, &shared, &automation_key, &automation, with_keys)?;
         truths.sort_by_key(|(i, _)| *i);
-        let mut by_status = BTreeMap::new();
-        let mut lines = String::new();
-        let mut automation_bundle = PathBuf::new();
-        for (i, t) in truths.iter() {
-            for line in t {
-                *by_status.entry(line["status"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
-                if *i == 0 {
-                    if let Some(b) = line["bundle"].as_str() {
-                        automation_bundle = out.join(b);
-                    }
-                }
-                lines.push_str(&line.to_string());
-                lines.push('\n');
-            }
-        }
-        write(&work.join("ground-truth.jsonl"), lines.as_bytes(), 0o644)?;
+        let (by_status, automation_bundle) = write_ground_truth(&work, out, &truths)?;
         if out.exists() {
             std::fs::remove_dir(out).map_err(|e| Error::io(out, "replace", e))?;
         }
