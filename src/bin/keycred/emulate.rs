@@ -5,7 +5,7 @@
 
 use super::output::{out_line, print_pairs};
 use super::Ctx;
-use keycred::emulator::{self, EmulatorConfig, EndpointVersion};
+use keycred::emulator::{self, EmulatorConfig, EmulatorHandle, EndpointVersion};
 use keycred::{Error, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,6 +68,28 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     if let (Some(n), Some(out)) = (args.generate_tenant, &args.out) {
         return generate(n, out, args.with_keys, ctx);
     }
+    let cfg = config_of(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let stop = StopSignals::register()?;
+        let h = emulator::start(cfg).await?;
+        if ctx.json() {
+            print_json(&h);
+        } else {
+            print_text(&h);
+            eprintln!("keycred emulate: serving; press ctrl-C to stop");
+        }
+        stop.wait().await;
+        h.shutdown().await;
+        Ok(keycred::error::exit::OK)
+    })
+}
+
+/// The emulator's configuration from the command line, refusing a `--listen` without a port.
+fn config_of(args: &Args) -> Result<EmulatorConfig> {
     let mut cfg = EmulatorConfig::new(args.manifests.clone());
     if let Some(t) = &args.tenant {
         cfg.tenant = t.trim().to_string();
@@ -86,76 +108,64 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     cfg.domains = args.domains.clone();
     cfg.auto_consent = args.auto_consent;
     cfg.throttle = args.throttle;
+    Ok(cfg)
+}
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
-        let stop = StopSignals::register()?;
-        let h = emulator::start(cfg).await?;
-        let v1 = h.token_endpoint(EndpointVersion::V1);
-        let v2 = h.token_endpoint(EndpointVersion::V2);
-        let authorize = h.authorize_endpoint(EndpointVersion::V2);
-        let authorize_v1 = h.authorize_endpoint(EndpointVersion::V1);
-        let admin_consent = h.admin_consent_endpoint();
-        if ctx.json() {
-            // One line, so that a script can read it while the emulator keeps running.
-            let apps: Vec<serde_json::Value> =
-                h.apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
-            let users: Vec<serde_json::Value> = h
-                .users()
-                .iter()
-                .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
-                .collect();
-            let v = serde_json::json!({
-                "baseUrl": h.base_url(),
-                "tenant": h.tenant(),
-                "domains": h.domains(),
-                "tokenEndpointV1": v1,
-                "tokenEndpointV2": v2,
-                "authorizeEndpointV1": authorize_v1,
-                "authorizeEndpointV2": authorize,
-                "adminConsentEndpoint": admin_consent,
-                "jwksUri": h.jwks_uri(),
-                "graphUrl": h.graph_url(),
-                "caFile": h.ca_file().map(|p| p.display().to_string()),
-                "apps": apps,
-                "users": users,
-            });
-            out_line(&v.to_string());
-        } else {
-            let mut pairs = vec![
-                ("baseUrl", h.base_url().to_string()),
-                ("tenant", h.tenant().to_string()),
-                ("domains", h.domains().join(", ")),
-                ("tokenEndpointV1", v1),
-                ("tokenEndpointV2", v2),
-                ("authorizeEndpoint", authorize),
-                ("adminConsentEndpoint", admin_consent),
-                ("jwksUri", h.jwks_uri()),
-                ("graphUrl", h.graph_url().to_string()),
-            ];
-            if let Some(ca) = h.ca_file() {
-                pairs.push(("caFile", ca.display().to_string()));
-            }
-            let users: Vec<String> = h.users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
-            pairs.push(("users", users.join(", ")));
-            // Thousands of apps with --apps-dir: name the first ones, count the rest.
-            const SHOWN: usize = 20;
-            for (id, name) in h.apps().iter().take(SHOWN) {
-                pairs.push(("app", format!("{id}  {name}")));
-            }
-            if h.apps().len() > SHOWN {
-                pairs.push(("app", format!("... and {} more", h.apps().len() - SHOWN)));
-            }
-            print_pairs(&pairs);
-            eprintln!("keycred emulate: serving; press ctrl-C to stop");
-        }
-        stop.wait().await;
-        h.shutdown().await;
-        Ok(keycred::error::exit::OK)
-    })
+/// Prints the running emulator's endpoints, users and apps as one JSON line, so that a script
+/// can read it while the emulator keeps running.
+fn print_json(h: &EmulatorHandle) {
+    let apps: Vec<serde_json::Value> =
+        h.apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
+    let users: Vec<serde_json::Value> = h
+        .users()
+        .iter()
+        .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
+        .collect();
+    let v = serde_json::json!({
+        "baseUrl": h.base_url(),
+        "tenant": h.tenant(),
+        "domains": h.domains(),
+        "tokenEndpointV1": h.token_endpoint(EndpointVersion::V1),
+        "tokenEndpointV2": h.token_endpoint(EndpointVersion::V2),
+        "authorizeEndpointV1": h.authorize_endpoint(EndpointVersion::V1),
+        "authorizeEndpointV2": h.authorize_endpoint(EndpointVersion::V2),
+        "adminConsentEndpoint": h.admin_consent_endpoint(),
+        "jwksUri": h.jwks_uri(),
+        "graphUrl": h.graph_url(),
+        "caFile": h.ca_file().map(|p| p.display().to_string()),
+        "apps": apps,
+        "users": users,
+    });
+    out_line(&v.to_string());
+}
+
+/// Prints the running emulator's endpoints, users and (the first) apps as name/value lines.
+fn print_text(h: &EmulatorHandle) {
+    let mut pairs = vec![
+        ("baseUrl", h.base_url().to_string()),
+        ("tenant", h.tenant().to_string()),
+        ("domains", h.domains().join(", ")),
+        ("tokenEndpointV1", h.token_endpoint(EndpointVersion::V1)),
+        ("tokenEndpointV2", h.token_endpoint(EndpointVersion::V2)),
+        ("authorizeEndpoint", h.authorize_endpoint(EndpointVersion::V2)),
+        ("adminConsentEndpoint", h.admin_consent_endpoint()),
+        ("jwksUri", h.jwks_uri()),
+        ("graphUrl", h.graph_url().to_string()),
+    ];
+    if let Some(ca) = h.ca_file() {
+        pairs.push(("caFile", ca.display().to_string()));
+    }
+    let users: Vec<String> = h.users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
+    pairs.push(("users", users.join(", ")));
+    // Thousands of apps with --apps-dir: name the first ones, count the rest.
+    const SHOWN: usize = 20;
+    for (id, name) in h.apps().iter().take(SHOWN) {
+        pairs.push(("app", format!("{id}  {name}")));
+    }
+    if h.apps().len() > SHOWN {
+        pairs.push(("app", format!("... and {} more", h.apps().len() - SHOWN)));
+    }
+    print_pairs(&pairs);
 }
 
 /// `--generate-tenant N --out DIR`.
