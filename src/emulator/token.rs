@@ -870,9 +870,23 @@ fn verify_assertion_at(
         _ => return Err(Refusal::malformed_jwt("The token header has no 'alg'.")),
     };
     let alg = SignatureAlg::from_jose(alg).ok_or_else(|| Refusal::unsupported_alg(alg))?;
+    let (cred, thumb_hex) = registered_key(creds, &d, client_id, now)?;
+    let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
+    if !d.verify(alg, public) {
+        return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
+    }
+    check_assertion_claims(&d, client_id, endpoints, now)
+}
 
-    // Key selection by thumbprint only: `kid`, `jku`, `x5u` are ignored and `x5c` never adds a
-    // key (subject-name/issuer trust is not emulated), so a certificate must be registered.
+/// The registered, usable and currently valid key the assertion's `x5t` (or `x5t#S256`) names,
+/// with that thumbprint in hex. Key selection by thumbprint only: `kid`, `jku`, `x5u` are ignored
+/// and `x5c` never adds a key (subject-name/issuer trust is not emulated), so a certificate must be registered.
+fn registered_key<'a>(
+    creds: &'a [KeyCredential],
+    d: &jwt::Decoded,
+    client_id: &str,
+    now: OffsetDateTime,
+) -> Result<(&'a KeyCredential, String), Refusal> {
     let header_str = |n: &str| d.header.get(n).and_then(Value::as_str);
     let (thumb, s256) = match (header_str("x5t"), header_str("x5t#S256")) {
         (Some(t), _) => (t, false),
@@ -903,11 +917,17 @@ fn verify_assertion_at(
         let expired = end.is_some_and(|e| now > e);
         return Err(Refusal::key_out_of_dates(&thumb_hex, &found_key(c), expired));
     };
-    let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
-    if !d.verify(alg, public) {
-        return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
-    }
+    Ok((*cred, thumb_hex))
+}
 
+/// Checks the assertion's audience (one of `endpoints`), issuer and subject (both the client)
+/// and its time claims, with Entra's clock skew.
+fn check_assertion_claims(
+    d: &jwt::Decoded,
+    client_id: &str,
+    endpoints: &[String],
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
     // RFC 7519 allows `aud` as a string or an array; a one-element array names one audience and
     // is judged as that string. Only a longer array is "more than one audience value".
     let aud = match d.claims.get("aud") {
