@@ -29,6 +29,7 @@ pub mod error;
 pub mod fsio;
 pub mod graph;
 pub mod ids;
+pub mod jwks;
 pub mod jwt;
 pub mod manifest;
 pub mod rotate;

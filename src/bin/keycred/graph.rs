@@ -7,10 +7,10 @@
 use super::common::plan_files;
 use super::output::{generate, out_line, print_pairs, print_rotation};
 use super::{CredArgs, Ctx, TenantArgs};
-use keycred::authority::{is_loopback_host, EndpointVersion};
+use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
-use keycred::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
+use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
 use keycred::manifest::{ListRow, Selector};
 use keycred::rotate::{self, GraphRotation, Verify};
 use keycred::secret::{self, SecretString};
@@ -122,14 +122,7 @@ struct Session {
 
 impl Common {
     fn resource(&self) -> Result<String> {
-        let url = url::Url::parse(&self.graph_url)
-            .map_err(|e| Error::input(format!("--graph-url '{}' is not a URL ({e})", self.graph_url)))?;
-        // The emulator serves Graph on its own loopback address but issues tokens for Graph.
-        Ok(if is_loopback_host(&url) {
-            GRAPH_RESOURCE.to_string()
-        } else {
-            self.graph_url.trim_end_matches('/').to_string()
-        })
+        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
     }
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
@@ -219,7 +212,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 validity: Validity::Days(*days),
             };
             let files =
-                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: false, password: None, force: *force };
+                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
             rotate(common, new, files, *keep_old, ctx)?
         }
     }
@@ -274,15 +267,10 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
         (Some(k), _) => k.to_string(),
         (None, Some(t)) => {
             let sel = Selector::thumbprint(t)?;
-            graph::credentials_of(&s.app).into_iter().find(|c| sel.matches(c)).and_then(|c| c.key_id).ok_or_else(
-                || {
-                    Error::input(format!(
-                        "application {} has no certificate with {sel}; nothing was changed",
-                        s.app.app_id
-                    ))
+            graph::key_id_of(&s.app, &sel).ok_or_else(|| {
+                Error::input(format!("application {} has no certificate with {sel}; nothing was changed", s.app.app_id))
                     .with_hint("`keycred graph list` shows the application's certificates")
-                },
-            )?
+            })?
         }
         (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
     };

@@ -71,6 +71,15 @@ pub enum Command {
     /// Manage an application's certificates through Microsoft Graph
     #[command(subcommand)]
     Graph(graph::Cmd),
+    /// Print a shell completion script: `keycred completions bash > /etc/bash_completion.d/keycred`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `cargo xtask dist` writes it with the completions
+    #[command(hide = true)]
+    ManPage,
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,6 +106,12 @@ fn run() -> u8 {
         Command::Demo(a) => demo::run(a, &ctx),
         Command::Rotate(a) => rotate::run(a, &ctx),
         Command::Graph(a) => graph::run(a, &ctx),
+        Command::Completions { shell } => generated(|out| {
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "keycred", out)
+        }),
+        Command::ManPage => {
+            generated(|out| clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out))
+        }
     };
     match result {
         Ok(code) => code,
@@ -107,6 +122,16 @@ fn run() -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// Writes what `write` generates (a completion script, the man page) to stdout; a closed pipe is
+/// not an error.
+fn generated<R>(write: impl FnOnce(&mut dyn std::io::Write) -> R) -> keycred::Result<u8> {
+    let mut out = Vec::new();
+    write(&mut out);
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(exit::OK)
 }
 
 /// Prints clap's help, version or usage error. A script that asked for `-o json` gets the usage
