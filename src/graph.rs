@@ -10,9 +10,12 @@
 
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
+use crate::fleet::request::{self, Answer, GraphRequest};
+use crate::fleet::throttle::Limiter;
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Public cloud Graph.
 pub const GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -63,11 +66,19 @@ pub struct GraphClient {
     http: reqwest::Client,
     base: String,
     token: SecretString,
+    limiter: Arc<Limiter>,
 }
+
+/// Largest Graph answer read: a page of 999 applications, each with a few certificates
+/// (about 1.5 KB of base64 each), stays well under it.
+pub const MAX_GRAPH_ANSWER: usize = 64 * 1024 * 1024;
+
+/// Attempts of one request when Graph keeps answering 429/503 (the first one included).
+pub const MAX_ATTEMPTS: u32 = 8;
 
 impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphClient").field("base", &self.base).field("token", &"[redacted]").finish()
+        f.debug_struct("GraphClient").field("base", &self.base).field("token", &"[redacted]").finish_non_exhaustive()
     }
 }
 
@@ -85,56 +96,93 @@ impl GraphClient {
             return Err(Error::input(format!("--graph-url '{graph_url}' has a path, query or fragment"))
                 .with_hint(format!("give the Graph host only, such as {GRAPH_RESOURCE}")));
         }
-        Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token })
+        // Alone, a client is limited only by its caller; a fleet run shares one limiter.
+        let limiter = Arc::new(Limiter::new(64));
+        Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token, limiter })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url).bearer_auth(self.token.expose());
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            Error::remote(format!("{method} {url}: {}", crate::graph::describe_reqwest(&e)))
-                .with_hint("check --graph-url and the network; the emulator prints its URL when it starts")
-        })?;
-        let status = resp.status();
-        let text = crate::token::read_limited(resp).await.map_err(|e| match e {
-            crate::token::ReadError::TooLarge => Error::remote(format!(
-                "{method} {url}: HTTP {status} with a body over {} bytes; not read",
-                crate::token::MAX_ANSWER
-            ))
-            .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"),
-            crate::token::ReadError::Transport(e) => {
-                Error::remote(format!("{method} {url}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
+        let req = GraphRequest::new(method, format!("{}{path}", self.base), body.cloned());
+        self.send(&req).await
+    }
+
+    /// The Graph base URL (scheme, host and port), without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Shares `limiter` with this client: every request then waits for a slot, and a throttled
+    /// answer lowers the concurrency of every client sharing it.
+    pub fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The limiter in use (its counters feed progress and summaries).
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Sends `req` with its `client-request-id`; 429 and 503 are waited out (`Retry-After`, else
+    /// jittered backoff) and retried up to [`MAX_ATTEMPTS`] times in all. The same id is kept
+    /// across retries, as Graph's guidance asks, so one logical request has one id.
+    pub async fn send(&self, req: &GraphRequest) -> Result<Option<Value>> {
+        let what = req.describe();
+        let mut attempt = 0;
+        loop {
+            let answer = {
+                let _slot = self.limiter.acquire().await;
+                let mut r = self
+                    .http
+                    .request(req.method.clone(), &req.url)
+                    .bearer_auth(self.token.expose())
+                    .header("client-request-id", &req.client_request_id)
+                    .header("return-client-request-id", "true");
+                if let Some(b) = &req.body {
+                    r = r.json(b);
+                }
+                let resp = r.send().await.map_err(|e| {
+                    Error::remote(format!(
+                        "{what}: {} (client-request-id {})",
+                        crate::graph::describe_reqwest(&e),
+                        req.client_request_id
+                    ))
+                    .with_hint("check --graph-url and the network; the emulator prints its URL when it starts")
+                })?;
+                let status = resp.status();
+                let retry_after =
+                    resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let text = crate::token::read_limited_to(resp, MAX_GRAPH_ANSWER).await.map_err(|e| match e {
+                    crate::token::ReadError::TooLarge => Error::remote(format!(
+                        "{what}: HTTP {status} with a body over {MAX_GRAPH_ANSWER} bytes; not read"
+                    ))
+                    .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"),
+                    crate::token::ReadError::Transport(e) => {
+                        Error::remote(format!("{what}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
+                    }
+                })?;
+                request::interpret(req, status.as_u16(), retry_after.as_deref(), &text)?
+            };
+            match answer {
+                Answer::Done(v) => {
+                    self.limiter.succeeded();
+                    return Ok(v);
+                }
+                Answer::Retry(asked) => {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(Error::remote(format!(
+                            "{what}: still throttled or unavailable after {MAX_ATTEMPTS} attempts (client-request-id {})",
+                            req.client_request_id
+                        ))
+                        .with_hint("Graph is throttling this application: run again later, or with a lower --concurrency"));
+                    }
+                    let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
+                    self.limiter.throttled(wait);
+                    tokio::time::sleep(wait).await;
+                }
             }
-        })?;
-        if status.is_success() {
-            if text.trim().is_empty() {
-                return Ok(None);
-            }
-            return serde_json::from_str(&text).map(Some).map_err(|_| {
-                Error::remote(format!(
-                    "{method} {url}: HTTP {status} with a body that is not JSON: {}",
-                    crate::token::response::excerpt(&text)
-                ))
-            });
         }
-        let v: Option<Value> = serde_json::from_str(&text).ok();
-        let (code, message) = match v.as_ref().and_then(|v| v.get("error")) {
-            Some(e) => (
-                e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
-                e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
-            ),
-            None => ("unknown".into(), crate::token::response::excerpt(&text)),
-        };
-        let hint = match status.as_u16() {
-            401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
-            403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
-            404 => "no such application: check --app-id and the tenant",
-            _ => "see the Graph error above",
-        };
-        Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
     }
 
     /// `GET /v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials`.

@@ -24,6 +24,7 @@ pub mod consent;
 pub mod dates;
 pub mod emulator;
 pub mod error;
+pub mod fleet;
 pub mod fsio;
 pub mod graph;
 pub mod jwt;
