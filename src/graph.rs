@@ -259,6 +259,19 @@ impl GraphClient {
     }
 }
 
+/// The resource to ask Graph tokens for when talking to `graph_url`: Graph itself for a loopback
+/// URL (the emulator serves Graph on its own address but issues tokens for Graph), else the
+/// URL's host (national clouds have their own Graph).
+pub fn token_resource(graph_url: &str) -> Result<String> {
+    let url = url::Url::parse(graph_url.trim())
+        .map_err(|e| Error::input(format!("--graph-url '{graph_url}' is not a URL ({e})")))?;
+    Ok(if crate::authority::is_loopback_host(&url) {
+        GRAPH_RESOURCE.to_string()
+    } else {
+        graph_url.trim().trim_end_matches('/').to_string()
+    })
+}
+
 /// A reqwest error in words users understand (timeout, connection, TLS).
 pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

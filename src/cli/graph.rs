@@ -6,9 +6,9 @@
 
 use super::output::{out_line, print_pairs};
 use super::{CredArgs, Ctx};
-use crate::authority::{is_loopback_host, Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use crate::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use crate::cert::{load_file, LoadedCredential, SignatureAlg};
-use crate::graph::{self, Application, GraphClient, Method, GRAPH_RESOURCE, GRAPH_URL};
+use crate::graph::{self, Application, GraphClient, Method, GRAPH_URL};
 use crate::manifest::{ListRow, Selector};
 use crate::secret::{self, SecretString};
 use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
@@ -125,14 +125,7 @@ struct Session {
 
 impl Common {
     fn resource(&self) -> Result<String> {
-        let url = url::Url::parse(&self.graph_url)
-            .map_err(|e| Error::input(format!("--graph-url '{}' is not a URL ({e})", self.graph_url)))?;
-        // The emulator serves Graph on its own loopback address but issues tokens for Graph.
-        Ok(if is_loopback_host(&url) {
-            GRAPH_RESOURCE.to_string()
-        } else {
-            self.graph_url.trim_end_matches('/').to_string()
-        })
+        graph::token_resource(&self.graph_url)
     }
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {

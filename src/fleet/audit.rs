@@ -96,6 +96,21 @@ pub struct Row {
     pub reason: Option<String>,
 }
 
+/// The CSV columns, in order: [`Row`]'s fields.
+pub const CSV_HEADER: [&str; 11] = [
+    "objectType",
+    "appId",
+    "displayName",
+    "keyId",
+    "kind",
+    "thumbprint",
+    "start",
+    "end",
+    "daysLeft",
+    "status",
+    "reason",
+];
+
 /// Status by dates, `window` deciding what counts as expiring.
 fn by_dates(
     start: Option<OffsetDateTime>,
