@@ -6,6 +6,7 @@
 
 mod common;
 mod emulator_support;
+mod fleet_support;
 mod hardening_support;
 mod rotation_support;
 mod token_support;
@@ -17,6 +18,7 @@ mod check_cli;
 mod demo_cli;
 mod emulator_tokens;
 mod emulator_validation;
+mod fleet_cli;
 mod fsio_links;
 mod graph_cli;
 mod graph_emulator;
