@@ -135,7 +135,7 @@ fn gate(t: &mut Tenant, method: &str, path: &str, headers: &HeaderMap) -> Option
     if auth != format!("Bearer {GRAPH_TOKEN}") {
         status = 401;
         answer = Some(graph_error(401, "InvalidAuthenticationToken", "Access token is empty."));
-    } else if t.throttle_every.is_some_and(|n| t.graph_requests % n == 0) {
+    } else if t.throttle_every.is_some_and(|n| t.graph_requests.is_multiple_of(n)) {
         status = 429;
         let mut r = graph_error(429, "TooManyRequests", "Too many requests.");
         if let Some(s) = t.retry_after {
