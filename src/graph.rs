@@ -65,9 +65,14 @@ impl Application {
 pub struct GraphClient {
     http: reqwest::Client,
     base: String,
-    token: SecretString,
+    token: std::sync::RwLock<SecretString>,
     limiter: Arc<Limiter>,
+    renew: Option<Renew>,
 }
+
+/// Gets a fresh Graph token, for runs longer than a token lives (about an hour).
+pub type Renew =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SecretString>> + Send>> + Send + Sync>;
 
 /// Largest Graph answer read: a page of 999 applications, each with a few certificates
 /// (about 1.5 KB of base64 each), stays well under it.
@@ -98,7 +103,13 @@ impl GraphClient {
         }
         // Alone, a client is limited only by its caller; a fleet run shares one limiter.
         let limiter = Arc::new(Limiter::new(64));
-        Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token, limiter })
+        Ok(GraphClient {
+            http,
+            base: url.as_str().trim_end_matches('/').to_string(),
+            token: std::sync::RwLock::new(token),
+            limiter,
+            renew: None,
+        })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
@@ -118,6 +129,17 @@ impl GraphClient {
         self
     }
 
+    /// Lets the client get a new token when Graph answers 401 (the token expired during a long
+    /// run); the request is then sent once more with it.
+    pub fn with_renew(mut self, renew: Renew) -> Self {
+        self.renew = Some(renew);
+        self
+    }
+
+    fn bearer(&self) -> String {
+        self.token.read().map(|t| t.expose().to_string()).unwrap_or_default()
+    }
+
     /// The limiter in use (its counters feed progress and summaries).
     pub fn limiter(&self) -> &Arc<Limiter> {
         &self.limiter
@@ -129,13 +151,14 @@ impl GraphClient {
     pub async fn send(&self, req: &GraphRequest) -> Result<Option<Value>> {
         let what = req.describe();
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
             let answer = {
                 let _slot = self.limiter.acquire().await;
                 let mut r = self
                     .http
                     .request(req.method.clone(), &req.url)
-                    .bearer_auth(self.token.expose())
+                    .bearer_auth(self.bearer())
                     .header("client-request-id", &req.client_request_id)
                     .header("return-client-request-id", "true");
                 if let Some(b) = &req.body {
@@ -161,6 +184,16 @@ impl GraphClient {
                         Error::remote(format!("{what}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
                     }
                 })?;
+                if status.as_u16() == 401 && !renewed {
+                    if let Some(renew) = &self.renew {
+                        renewed = true;
+                        let fresh = renew().await?;
+                        if let Ok(mut t) = self.token.write() {
+                            *t = fresh;
+                        }
+                        continue;
+                    }
+                }
                 request::interpret(req, status.as_u16(), retry_after.as_deref(), &text)?
             };
             match answer {

@@ -134,8 +134,10 @@ impl Auth {
         })
     }
 
-    /// The Graph client, with a token got as the automation app (or given).
+    /// The Graph client, with a token got as the automation app (renewed when it expires during
+    /// a long run), or the token given.
     fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
+        let mut renew: Option<graph::Renew> = None;
         let token: SecretString = match &self.graph_token_env {
             Some(var) => secret::from_env(var)?,
             None => {
@@ -165,10 +167,20 @@ impl Auth {
                     grant: Grant::ClientCredentials,
                     auth,
                 };
-                tokens.request_token_blocking(&req)?.access_token
+                let token = tokens.request_token_blocking(&req)?.access_token;
+                let tokens = tokens.clone();
+                renew = Some(Arc::new(move || {
+                    let (tokens, req) = (tokens.clone(), req.clone());
+                    Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
+                }));
+                token
             }
         };
-        GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())
+        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
+        Ok(match renew {
+            Some(r) => g.with_renew(r),
+            None => g,
+        })
     }
 }
 
