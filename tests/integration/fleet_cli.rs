@@ -387,3 +387,87 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     let v = stdout_json(&out);
     assert_eq!(v["failed"], 0);
 }
+
+#[test]
+fn service_principals_report_a_saml_triple_once_and_never_its_password() {
+    let apps = tenant(2);
+    let t = FakeTenant::start(apps, 999);
+    let c = cert();
+    let mut verify = entry_ending_in(&c, 20);
+    let sign_id = "5a1e0000-0000-4000-8000-00000000000a";
+    let mut sign = verify.clone();
+    sign["usage"] = serde_json::json!("Sign");
+    sign["keyId"] = serde_json::json!(sign_id);
+    sign["key"] = Value::Null;
+    verify["keyId"] = serde_json::json!("5a1e0000-0000-4000-8000-00000000000b");
+    t.state.lock().unwrap().sps.push(serde_json::json!({
+        "id": "sp-1", "appId": "b0000000-0000-4000-8000-000000000001", "displayName": "SAML app",
+        "preferredTokenSigningKeyThumbprint": c.thumbprint().to_lowercase(),
+        "keyCredentials": [sign, verify],
+        "passwordCredentials": [{"keyId": sign_id, "customKeyIdentifier": c.custom_key_identifier(),
+            "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2030-01-01T00:00:00Z"}]
+    }));
+    let out = run_fleet(
+        &[fleet_args(&t, "audit"), vec!["--include-service-principals".into(), "-o".into(), "json".into()]].concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let sp: Vec<&Value> =
+        v["credentials"].as_array().unwrap().iter().filter(|r| r["objectType"] == "servicePrincipal").collect();
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    assert_eq!(sp[0]["kind"], "certificate");
+    assert_eq!(sp[0]["status"], "expiring");
+    assert_eq!(sp[0]["thumbprint"], c.thumbprint().as_str());
+    assert_eq!(v["summary"]["servicePrincipals"], 1);
+    // Without the flag, no service principal is read.
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
+    assert!(stdout_json(&out)["credentials"].as_array().unwrap().iter().all(|r| r["objectType"] == "application"));
+    assert!(t.log().iter().filter(|l| l.path == "/v1.0/servicePrincipals").count() == 1);
+}
+
+#[test]
+fn an_expired_graph_token_is_renewed_once_and_the_run_goes_on() {
+    // The automation app: one of the tenant's apps, signing in with its certificate.
+    let auto = keycred::cert::generate(&keycred::cert::NewCertificate {
+        subject: "CN=automation".into(),
+        key_size: keycred::cert::KeySize::Rsa2048,
+        validity: keycred::cert::Validity::Days(30),
+    })
+    .unwrap();
+    let mut apps = tenant(9);
+    apps[0]["keyCredentials"] = serde_json::json!([valid_entry(&auto.0)]);
+    let t = FakeTenant::start(apps, 2);
+    t.state.lock().unwrap().expire_tokens_after = Some(2);
+    let dir = TempDir::new("fleet-renew");
+    let bundle = dir.path("automation.pem");
+    std::fs::write(&bundle, format!("{}{}", auto.1.to_pem(None).unwrap(), auto.0.to_pem())).unwrap();
+    let args: Vec<String> = [
+        "fleet",
+        "audit",
+        "--tenant",
+        TENANT,
+        "--graph-url",
+        &t.url,
+        "--authority",
+        &t.url,
+        "--client-id",
+        apps_first_id(),
+        "--cert",
+        &bundle.display().to_string(),
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = keycred_command(&args, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out)["summary"]["applications"], 9);
+    let log = t.log();
+    assert_eq!(log.iter().filter(|l| l.status == 401).count(), 1, "{log:?}");
+    assert_eq!(t.state.lock().unwrap().token_requests, 2, "one token, then one renewal");
+}
+
+fn apps_first_id() -> &'static str {
+    "a0000000-0000-4000-8000-000000000000"
+}

@@ -40,6 +40,14 @@ pub struct Logged {
 pub struct Tenant {
     /// By object id.
     pub apps: BTreeMap<String, Value>,
+    /// Service principals (served in one page).
+    pub sps: Vec<Value>,
+    /// Tokens the token endpoint issued that Graph accepts (besides [`GRAPH_TOKEN`]).
+    pub issued: Vec<String>,
+    /// After this many Graph requests, the issued tokens expire (Graph answers 401).
+    pub expire_tokens_after: Option<u64>,
+    /// Token requests answered.
+    pub token_requests: u64,
     /// appId -> status its PATCH answers (403 or 400).
     pub refuse: HashMap<String, u16>,
     /// Answer 429 to every Nth Graph request.
@@ -89,6 +97,7 @@ impl FakeTenant {
                 let url = format!("http://{}", listener.local_addr().unwrap());
                 let app = Router::new()
                     .route("/v1.0/applications", get(list))
+                    .route("/v1.0/servicePrincipals", get(list_sps))
                     .route("/v1.0/applications/{id}", get(get_app).patch(patch_app))
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
                     .with_state((st, url.clone()));
@@ -132,7 +141,12 @@ fn gate(t: &mut Tenant, method: &str, path: &str, headers: &HeaderMap) -> Option
     let mut status = 200;
     let mut answer = None;
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if auth != format!("Bearer {GRAPH_TOKEN}") {
+    if t.expire_tokens_after.is_some_and(|n| t.graph_requests > n) {
+        t.expire_tokens_after = None;
+        t.issued.clear();
+    }
+    let issued = auth.strip_prefix("Bearer ").is_some_and(|b| t.issued.iter().any(|i| i == b));
+    if auth != format!("Bearer {GRAPH_TOKEN}") && !issued {
         status = 401;
         answer = Some(graph_error(401, "InvalidAuthenticationToken", "Access token is empty."));
     } else if t.throttle_every.is_some_and(|n| t.graph_requests.is_multiple_of(n)) {
@@ -176,6 +190,14 @@ async fn list(State((st, url)): St, Query(q): Query<HashMap<String, String>>, he
             json!(format!("{url}/v1.0/applications?$select={select}&$top={top}&$skiptoken={}", skip + top));
     }
     Json(body).into_response()
+}
+
+async fn list_sps(State((st, _)): St, headers: HeaderMap) -> Response {
+    let mut t = st.lock().unwrap();
+    if let Some(r) = gate(&mut t, "GET", "/v1.0/servicePrincipals", &headers) {
+        return r;
+    }
+    Json(json!({"value": t.sps.clone()})).into_response()
 }
 
 async fn get_app(State((st, _)): St, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -235,7 +257,8 @@ async fn token(State((st, _)): St, Form(f): Form<HashMap<String, String>>) -> Re
     let refuse = |m: &str| {
         (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": m}))).into_response()
     };
-    let t = st.lock().unwrap();
+    let mut t = st.lock().unwrap();
+    t.token_requests += 1;
     let client_id = f.get("client_id").cloned().unwrap_or_default();
     let Some(app) = t.apps.values().find(|a| a["appId"].as_str() == Some(client_id.as_str())) else {
         return refuse("AADSTS700016: Application not found in the directory.");
@@ -256,7 +279,9 @@ async fn token(State((st, _)): St, Form(f): Form<HashMap<String, String>>) -> Re
     if !ok {
         return refuse("AADSTS700027: Client assertion contains an invalid signature.");
     }
-    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "app-token"})).into_response()
+    let token = format!("issued-{}", uuid::Uuid::new_v4());
+    t.issued.push(token.clone());
+    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token})).into_response()
 }
 
 /// Kinds of application in a generated tenant, by what their certificate is.
