@@ -55,7 +55,7 @@ fn credential() -> LoadedCredential {
         validity: Validity::Days(30),
     })
     .expect("generate a 2048-bit certificate");
-    LoadedCredential { cert, chain: vec![], key, cert_path: PathBuf::new() }
+    LoadedCredential::new(cert, vec![], key, &PathBuf::new()).expect("the generated key is the certificate's")
 }
 
 fn params(aud: &str, alg: SignatureAlg) -> AssertionParams {

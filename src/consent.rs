@@ -9,12 +9,13 @@ use crate::{Error, Result};
 use url::Url;
 
 /// The `prompt` parameter of the v1 authorize URL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Prompt {
     /// `prompt=consent`: ask the signed-in user again (seed 004).
     Consent,
     /// `prompt=admin_consent`: ask an administrator to consent for the whole tenant.
-    #[value(name = "admin_consent")]
+    #[cfg_attr(feature = "cli", value(name = "admin_consent"))]
     AdminConsent,
 }
 

@@ -103,6 +103,13 @@ impl Error {
         self.message = format!("{context}: {}", self.message);
         self
     }
+    /// Appends a note to the message (`message; note`), keeping the kind, the hint and the
+    /// source: what a caller adds about its own state (files put back, an entry kept) must not
+    /// hide the cause, such as the AADSTS code callers branch on.
+    pub fn with_note(mut self, note: impl fmt::Display) -> Self {
+        self.message = format!("{}; {note}", self.message);
+        self
+    }
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -214,11 +214,7 @@ impl Snapshot {
         if note.is_empty() {
             return e;
         }
-        let err = Error::new(e.kind(), format!("{}; {note}", e.message()));
-        match e.hint() {
-            Some(h) => err.with_hint(h.to_string()),
-            None => err,
-        }
+        e.with_note(note)
     }
 }
 

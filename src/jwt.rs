@@ -124,6 +124,29 @@ impl Decoded {
             _ => Vec::new(),
         }
     }
+    /// The roles of `expected` the token lacks, in the order given.
+    pub fn missing_roles<'a>(&self, expected: &'a [String]) -> Vec<&'a str> {
+        let roles = self.roles();
+        expected.iter().filter(|r| !roles.contains(r)).map(String::as_str).collect()
+    }
+    /// Refuses (exit 4) a token lacking any role of `expected`, naming the missing ones and the
+    /// roles it has.
+    pub fn require_roles(&self, expected: &[String]) -> Result<()> {
+        let missing = self.missing_roles(expected);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let roles = self.roles();
+        let have = if roles.is_empty() { "none".to_string() } else { roles.join(", ") };
+        Err(Error::check(format!(
+            "the token lacks the role{} {} (roles: {have})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        ))
+        .with_hint(
+            "grant the application permission on the API and have an administrator consent, then request a new token",
+        ))
+    }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
     pub fn verify(&self, alg: SignatureAlg, rsa_public_key: &[u8]) -> bool {
         alg.verify(rsa_public_key, self.signing_input.as_bytes(), &self.signature)

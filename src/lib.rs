@@ -19,9 +19,9 @@
 pub mod authority;
 pub mod cert;
 pub mod check;
-pub mod cli;
 pub mod consent;
 pub mod dates;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
 pub mod fleet;

@@ -5,11 +5,16 @@
 //! new credential is in place (and, with verification, has obtained a token), the credential just
 //! verified is never removed, and a failed verification takes the new entry out again so the
 //! manifest is exactly as it was.
+//!
+//! [`rotate_graph`] follows the same order against an application in Microsoft Graph, and
+//! reports in the same [`RotateReport`].
 
-use crate::cert::{Certificate, LoadedCredential};
+use crate::cert::files::{Files, Plan};
+use crate::cert::{Certificate, LoadedCredential, PrivateKey};
+use crate::graph::{self, Application, GraphClient, Method};
 use crate::manifest::{edit_file, entry_for_at, EntryOptions, Format, KeyCredential, ListRow, Manifest, Selector};
 use crate::token::{ClientAuth, Grant, TokenClient, TokenRequest};
-use crate::{dates, Error, Result};
+use crate::{dates, fsio, Error, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -46,16 +51,25 @@ pub struct RotateReport {
     pub removed: Vec<ListRow>,
     /// The token endpoint that accepted the new certificate, when verified.
     pub verified_with: Option<String>,
+    /// How Graph was changed (addKey, removeKey or PATCH); absent for a manifest file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Methods>,
+}
+
+/// How a Graph rotation changed the application.
+#[derive(Clone, Debug, Serialize)]
+pub struct Methods {
+    /// How the new certificate was added.
+    pub added: &'static str,
+    /// How the old one was removed (`None` when it was kept or was not registered).
+    pub removed: Option<&'static str>,
 }
 
 /// Checks, before anything is generated or written, that the manifest can be rotated: it
 /// parses, its format is known (or given), and every entry named for removal exists.
 pub fn preflight(manifest: &Path, format: Option<Format>, policy: &RemovePolicy) -> Result<(Manifest, Format)> {
     let m = Manifest::load(manifest)?;
-    let format = m.detect_format().or(format).ok_or_else(|| {
-        Error::input(format!("{}: cannot tell the manifest's format (no entries, no telling keys)", manifest.display()))
-            .with_hint("pass --format ms-graph or --format aad-graph")
-    })?;
+    let format = m.resolve_format(format)?;
     if let RemovePolicy::Selected(sels) = policy {
         for s in sels {
             if m.find(s).is_empty() {
@@ -164,15 +178,13 @@ pub fn apply_prepared(
                         format!("and taking the new entry out again failed too ({u}); remove keyId {key_id} by hand")
                     }
                 };
-                return Err(Error::new(
-                    e.kind(),
-                    format!("verification with the new certificate failed: {}; {note}", e.message()),
-                )
-                .with_hint(
-                    e.hint()
-                        .unwrap_or("check the token request options (--client-id, --tenant, --authority, --scope)")
-                        .to_string(),
-                ));
+                // The refusal itself stays the error (its kind, hint and AADSTS code).
+                let hint = e.hint().is_none().then_some("check the token request: client id, tenant, authority, scope");
+                let e = e.context("verification with the new certificate failed").with_note(note);
+                return Err(match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                });
             }
         }
     }
@@ -183,20 +195,86 @@ pub fn apply_prepared(
         removed = rows;
         Ok(after)
     })
-    .map_err(|e| {
-        let msg = format!("{}; the new certificate (keyId {key_id}) stays in the manifest", e.message());
-        let err = Error::new(e.kind(), msg);
-        match e.hint() {
-            Some(h) => err.with_hint(h.to_string()),
-            None => err,
-        }
-    })?;
+    .map_err(|e| e.with_note(format!("the new certificate (keyId {key_id}) stays in the manifest")))?;
     Ok(RotateReport {
         added: Value::Object(p.entry.clone()),
         thumbprint: new.cert.thumbprint(),
         removed,
         verified_with,
+        methods: None,
     })
+}
+
+/// The application side of a Graph rotation.
+pub struct GraphRotation<'a> {
+    /// Graph client (with a token allowed to change the application, for PATCH).
+    pub graph: &'a GraphClient,
+    /// The application as read before the rotation.
+    pub app: &'a Application,
+    /// The application's current certificate: it signs the addKey proof and is the one replaced.
+    pub current: &'a Arc<LoadedCredential>,
+    /// addKey/removeKey or PATCH.
+    pub method: Method,
+    /// `aud` of the proofs of possession.
+    pub proof_aud: &'a str,
+    /// Keep the current certificate registered.
+    pub keep_old: bool,
+}
+
+/// Rotates an application's certificate in Graph: writes the new credential's files (`cert` and
+/// `key`, generated from `plan`), registers the certificate, obtains a token with it, and only
+/// then removes the current one (unless `keep_old`). When the registration fails the directory is
+/// put back as it was; when the verification fails the old certificate stays registered beside
+/// the new one, whose files stay too.
+pub async fn rotate_graph(
+    r: &GraphRotation<'_>,
+    plan: &Plan,
+    cert: Certificate,
+    key: PrivateKey,
+    verify: Verify<'_>,
+) -> Result<(RotateReport, Files)> {
+    // Written before the registration, so the key is on disk once Graph knows the certificate.
+    let before = fsio::Snapshot::before(&plan.paths())?;
+    let (files, new) = plan.write_credential(cert, key).map_err(|e| before.undo(e, ""))?;
+    let new = Arc::new(new);
+    let added = graph::add_certificate(r.graph, r.app, Some(r.current), &new.cert, None, r.method, r.proof_aud)
+        .await
+        .map_err(|e| before.undo(e, "the application is unchanged; "))?;
+    // Prove the new certificate works before anything is removed.
+    let mut req = verify.request;
+    req.auth = ClientAuth::Certificate { cred: new.clone(), alg: crate::cert::SignatureAlg::Rs256, x5c: false };
+    req.grant = Grant::ClientCredentials;
+    verify
+        .client
+        .request_token(&req)
+        .await
+        .map_err(|e| e.context("the new certificate was added but cannot get a token, so the old one was kept"))?;
+    let mut removed = None;
+    if !r.keep_old {
+        let app = r.graph.get(&r.app.id).await?;
+        let old_key_id = graph::credentials_of(&app)
+            .into_iter()
+            .find(|c| c.sha1() == Some(r.current.cert.sha1()))
+            .and_then(|c| c.key_id);
+        if let Some(k) = old_key_id {
+            removed =
+                Some(graph::remove_certificate(r.graph, &app, Some(&new), &k, r.method, r.proof_aud, false).await?);
+        }
+    }
+    let now = dates::now();
+    let removed_rows: Vec<ListRow> = removed
+        .iter()
+        .filter_map(|c| c.key_credential.as_object())
+        .map(|o| ListRow::of(&crate::manifest::read_entry(0, o), now))
+        .collect();
+    let report = RotateReport {
+        added: added.key_credential,
+        thumbprint: new.cert.thumbprint(),
+        removed: removed_rows,
+        verified_with: Some(req.endpoint()),
+        methods: Some(Methods { added: added.method, removed: removed.as_ref().map(|c| c.method) }),
+    };
+    Ok((report, files))
 }
 
 /// Refuses a new certificate that cannot serve, naming its dates rather than an input file: the
@@ -259,7 +337,7 @@ fn plan_removal(
             } else {
                 "the new certificate does not count as valid".to_string()
             };
-            Error::new(e.kind(), format!("{}; {when}; nothing was changed", e.message())).with_hint(
+            e.with_note(format!("{when}; nothing was changed")).with_hint(
                 "keep the old entries for now (rotate with --keep-old) and remove them once the new certificate \
                  is valid, or pass --allow-lockout if leaving no valid certificate is intended",
             )

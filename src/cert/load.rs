@@ -25,8 +25,10 @@ pub struct LoadedFile {
     pub key_error: Option<Error>,
 }
 
-/// A certificate with its private key, checked to match.
+/// A certificate with its private key, checked to match: built only by [`LoadedCredential::new`]
+/// or [`load_credential`], so a key that is not the certificate's never gets this far.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct LoadedCredential {
     /// The leaf certificate.
     pub cert: Certificate,
@@ -36,6 +38,34 @@ pub struct LoadedCredential {
     pub key: PrivateKey,
     /// Where the certificate came from.
     pub cert_path: PathBuf,
+}
+
+impl LoadedCredential {
+    /// A credential from a certificate, its chain and its private key, refused when the key is
+    /// not the certificate's. `cert_path` names where the certificate came from (or is written),
+    /// for messages.
+    pub fn new(cert: Certificate, chain: Vec<Certificate>, key: PrivateKey, cert_path: &Path) -> Result<Self> {
+        Self::checked(cert, chain, key, cert_path, "the private key")
+    }
+
+    /// [`LoadedCredential::new`], the refusal naming the key as `key_name`.
+    fn checked(
+        cert: Certificate,
+        chain: Vec<Certificate>,
+        key: PrivateKey,
+        cert_path: &Path,
+        key_name: &str,
+    ) -> Result<Self> {
+        if !key.matches(&cert) {
+            return Err(Error::input(format!(
+                "{key_name} does not match the certificate in {} (thumbprint {})",
+                cert_path.display(),
+                cert.thumbprint()
+            ))
+            .with_hint("give the key that was generated with this certificate"));
+        }
+        Ok(LoadedCredential { cert, chain, key, cert_path: cert_path.to_path_buf() })
+    }
 }
 
 /// Reads a file of any supported format. `password` decrypts a PFX or an encrypted key; a key
@@ -237,15 +267,7 @@ pub fn load_credential(
             }
         },
     };
-    if !key.matches(&cert) {
-        return Err(Error::input(format!(
-            "the private key in {key_origin} does not match the certificate in {} (thumbprint {})",
-            cert_path.display(),
-            cert.thumbprint()
-        ))
-        .with_hint("give the key that was generated with this certificate"));
-    }
-    Ok(LoadedCredential { cert, chain, key, cert_path: cert_path.to_path_buf() })
+    LoadedCredential::checked(cert, chain, key, cert_path, &format!("the private key in {key_origin}"))
 }
 
 /// Reads the private key of a `--key` file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the

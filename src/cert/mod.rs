@@ -4,6 +4,7 @@
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
 pub mod dn;
+pub mod files;
 pub mod generate;
 mod key;
 mod load;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Where a credential stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredStatus {
     /// Usable and not ending within the window.

@@ -15,11 +15,12 @@ use super::journal::{Header, Journal, Record, Step, VERSION};
 use super::pager::Objects;
 use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
+use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, fsio, Error, Result};
+use crate::{dates, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -234,10 +235,9 @@ struct Run {
     stop: Arc<AtomicBool>,
 }
 
-/// Where an application's files go.
-fn files(out_dir: &Path, app_id: &str, name: &str) -> [PathBuf; 3] {
-    let d = out_dir.join(app_id);
-    [d.join(format!("{name}.key")), d.join(format!("{name}.cer")), d.join(format!("{name}.pem"))]
+/// Where an application's files go: `OUT_DIR/<appId>/<name>.key`, `.cer`, `.pem`.
+fn files(out_dir: &Path, app_id: &str, name: &str) -> FilePaths {
+    FilePaths::new(&out_dir.join(app_id), name, false)
 }
 
 impl Run {
@@ -251,7 +251,9 @@ impl Run {
     /// The new certificate: the one on disk when an earlier run made it (journaled, or written
     /// just before a crash), else a fresh one, written before Graph hears of it.
     async fn credential(&self, app_id: &str, journaled: bool) -> Result<LoadedCredential> {
-        let [key, cer, pem] = files(&self.opts.out_dir, app_id, &self.name);
+        let paths = files(&self.opts.out_dir, app_id, &self.name);
+        // The bundle is written last: its presence says the set is complete.
+        let pem = paths.bundle().to_path_buf();
         let resumed = self.journal.as_ref().is_some_and(Journal::resumed);
         if pem.exists() && (journaled || resumed) {
             return cert::load_credential(&pem, None, None);
@@ -274,21 +276,9 @@ impl Run {
             .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
         let dir = self.opts.out_dir.join(app_id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the directory", e))?;
-        let key_pem = k.to_pem(None)?;
-        let cert_pem = c.to_pem();
-        let planned = vec![
-            fsio::PlannedFile { path: key, data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
-            fsio::PlannedFile { path: cer, data: cert_pem.clone().into_bytes(), mode: fsio::PUBLIC_MODE },
-            // Written last: its presence says the set is complete.
-            fsio::PlannedFile {
-                path: pem.clone(),
-                data: format!("{key_pem}{cert_pem}").into_bytes(),
-                mode: fsio::SECRET_MODE,
-            },
-        ];
         // A resumed run may find the first files of a set a crash interrupted: replaced.
-        fsio::write_set(&planned, resumed)?;
-        Ok(LoadedCredential { cert: c, chain: Vec::new(), key: k, cert_path: pem })
+        write_files(&paths, &c, &k, None, &self.name, resumed)?;
+        LoadedCredential::new(c, Vec::new(), k, &pem)
     }
 
     async fn verify(&self, app_id: &str, cred: &Arc<LoadedCredential>) -> Result<()> {
@@ -480,14 +470,14 @@ impl Run {
         let gone = to_replace(&creds, dates::now(), self.opts.window, None);
         let s = |k: &str| app.get(k).and_then(Value::as_str).map(str::to_string);
         let app_id = s("appId").unwrap_or_default().to_ascii_lowercase();
-        let [_, _, pem] = files(&self.opts.out_dir, &app_id, &self.name);
+        let pem = files(&self.opts.out_dir, &app_id, &self.name).bundle().display().to_string();
         Outcome {
             app_id,
             display_name: s("displayName"),
             result: Result_::Planned,
             thumbprint: None,
             removed: creds.iter().filter(|c| gone.contains(&c.index)).filter_map(|c| c.key_id.clone()).collect(),
-            bundle: Some(pem.display().to_string()),
+            bundle: Some(pem),
             step: None,
             reason: None,
         }

@@ -145,6 +145,19 @@ fn hex_text_sha1(cki: &str) -> Option<[u8; 20]> {
     thumbprint::parse_sha1(text).ok()
 }
 
+/// What a removal from a manifest may leave behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LockoutGuard {
+    /// Refuse to remove the last currently valid certificate (the app could no longer sign in).
+    #[default]
+    KeepValid,
+    /// Also refuse to leave no valid certificate when there was none to begin with (pruning a
+    /// manifest that holds only expired ones).
+    RequireValid,
+    /// Remove whatever was asked.
+    Off,
+}
+
 /// A parsed manifest. Holds the original text so edits can preserve it.
 #[derive(Clone, Debug)]
 pub struct Manifest {
@@ -574,6 +587,48 @@ impl Manifest {
             .with_hint("add the new certificate first (`keycred manifest add`), or pass --force if that is intended"));
         }
         Ok(())
+    }
+
+    /// The format to write in: the manifest's own, else `given`; refuses a `given` format that
+    /// contradicts the manifest's, and a manifest that cannot tell when none is given.
+    pub fn resolve_format(&self, given: Option<Format>) -> Result<Format> {
+        match (self.detect_format(), given) {
+            (Some(have), Some(want)) if have != want => Err(Error::input(format!(
+                "{}: the manifest is in {} format, not {}",
+                self.origin,
+                have.name(),
+                want.name()
+            ))
+            .with_hint(format!("leave the format out, or give {}", have.name()))),
+            (Some(have), _) => Ok(have),
+            (None, Some(want)) => Ok(want),
+            (None, None) => Err(Error::input(format!(
+                "{}: cannot tell whether the manifest is in ms-graph or aad-graph format (no entries, no telling keys)",
+                self.origin
+            ))
+            .with_hint("give the format: ms-graph (today's portal) or aad-graph (legacy)")),
+        }
+    }
+
+    /// Returns the manifest without the entries at `indices`, refusing what `guard` forbids: by
+    /// default ([`LockoutGuard::KeepValid`]) leaving no valid certificate when there was one.
+    pub fn remove_guarded(&self, indices: &[usize], guard: LockoutGuard, now: OffsetDateTime) -> Result<Manifest> {
+        if indices.is_empty() {
+            return Ok(self.clone());
+        }
+        let after = self.remove_indices(indices)?;
+        if guard == LockoutGuard::Off {
+            return Ok(after);
+        }
+        self.ensure_not_locked_out(&after, now)?;
+        if guard == LockoutGuard::RequireValid && after.valid_at(now).is_empty() {
+            return Err(Error::input(format!(
+                "{}: no currently valid certificate would be left; nothing was changed",
+                self.origin
+            ))
+            .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
+        }
+        Ok(after)
     }
 
     /// Returns the manifest with `entry` appended to `keyCredentials` (created when missing).

@@ -60,6 +60,29 @@ pub enum Target {
     Resource(String),
 }
 
+impl Target {
+    /// The one rule for what users give: scopes (v2; one argument may hold several,
+    /// space-separated, as the `scope` field does) or a resource URI (v1), exactly one of them.
+    pub fn new(scopes: &[String], resource: Option<&str>) -> Result<Target> {
+        let scopes: Vec<String> = scopes.iter().flat_map(|s| s.split_whitespace().map(str::to_string)).collect();
+        match (scopes.is_empty(), resource) {
+            (true, Some(r)) => Ok(Target::Resource(r.to_string())),
+            (false, None) => Ok(Target::Scopes(scopes)),
+            (false, Some(_)) => Err(Error::input("both scopes and a resource given: say what the token is for")
+                .with_hint("scopes go to the v2 endpoint, a resource to the v1 endpoint; give one of them")),
+            (true, None) => Err(Error::input("no scope or resource given: say what the token is for")
+                .with_hint("for example the scope https://graph.microsoft.com/.default")),
+        }
+    }
+    /// The endpoint version the target implies: v1 for a resource, v2 for scopes.
+    pub fn default_version(&self) -> EndpointVersion {
+        match self {
+            Target::Scopes(_) => EndpointVersion::V2,
+            Target::Resource(_) => EndpointVersion::V1,
+        }
+    }
+}
+
 /// Everything needed to request one token.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {

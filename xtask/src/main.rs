@@ -69,11 +69,37 @@ pub fn ensure_openssl() -> Result<(), String> {
     }
 }
 
+/// The library without its default features (`cli`, `emulator`) builds, and none of the CLI's or
+/// the emulator's dependencies are in its tree: a library user compiles only the core.
+fn library_alone(cargo: &str) -> Result<(), String> {
+    run(Command::new(cargo).args(["build", "--package", "keycred", "--no-default-features", "--lib", "--locked"]))?;
+    let tree = Command::new(cargo)
+        .args(["tree", "--package", "keycred", "--no-default-features", "--edges", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "--locked"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !tree.status.success() {
+        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&tree.stderr)));
+    }
+    let text = String::from_utf8_lossy(&tree.stdout);
+    let present: Vec<&str> = ["axum", "clap", "indicatif", "tempfile"]
+        .into_iter()
+        .filter(|name| text.lines().any(|l| l.split_whitespace().next() == Some(*name)))
+        .collect();
+    if present.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("keycred without default features still depends on {}", present.join(", ")))
+    }
+}
+
 fn test(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_openssl()?;
     run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    library_alone(&cargo)?;
     let mut t = Command::new(&cargo);
     t.args(["test", "--workspace", "--locked"]);
     t.args(args);

@@ -128,7 +128,7 @@ pub fn credential_for_days(cn: &str, days: u32) -> LoadedCredential {
         validity: Validity::Days(days),
     })
     .unwrap();
-    LoadedCredential { cert, chain: vec![], key, cert_path: PathBuf::new() }
+    LoadedCredential::new(cert, vec![], key, &PathBuf::new()).expect("the generated key is the certificate's")
 }
 
 /// A Graph-format keyCredentials entry for `cert`, with explicit dates.

@@ -1,50 +1,12 @@
 //! `keycred assertion`: sign a client assertion (RFC 7523) with a certificate and print it, for
 //! use with curl or another client, or to inspect what keycred sends.
 
+use super::common::{AlgArg, EndpointArg};
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::{check_transport, EndpointVersion};
-use crate::cert::SignatureAlg;
-use crate::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
-use crate::{error::exit, Error, Result};
-
-/// `--alg`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AlgArg {
-    /// RSASSA-PKCS1-v1_5 SHA-256, header `x5t`
-    #[value(name = "RS256")]
-    Rs256,
-    /// RSASSA-PSS SHA-256, header `x5t#S256`
-    #[value(name = "PS256")]
-    Ps256,
-}
-
-impl From<AlgArg> for SignatureAlg {
-    fn from(a: AlgArg) -> Self {
-        match a {
-            AlgArg::Rs256 => SignatureAlg::Rs256,
-            AlgArg::Ps256 => SignatureAlg::Ps256,
-        }
-    }
-}
-
-/// `--endpoint`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum EndpointArg {
-    /// `/oauth2/token` (field `resource`)
-    V1,
-    /// `/oauth2/v2.0/token` (field `scope`)
-    V2,
-}
-
-impl From<EndpointArg> for EndpointVersion {
-    fn from(e: EndpointArg) -> Self {
-        match e {
-            EndpointArg::V1 => EndpointVersion::V1,
-            EndpointArg::V2 => EndpointVersion::V2,
-        }
-    }
-}
+use keycred::authority::check_transport;
+use keycred::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
+use keycred::{error::exit, Error, Result};
 
 /// Prints a signed client assertion (JWT) on stdout.
 ///

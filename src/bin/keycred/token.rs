@@ -2,16 +2,14 @@
 //! show what it grants. The token itself is printed only on request (`--raw`, or `accessToken`
 //! in JSON output).
 
-use super::assertion::{AlgArg, EndpointArg};
-use super::common::read_arg_or_stdin;
-use super::decode::{check_roles, key_claim_pairs, rfc3339};
+use super::claims::{key_claim_pairs, rfc3339};
+use super::common::{self, read_arg_or_stdin, AlgArg, EndpointArg};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::EndpointVersion;
-use crate::jwt::dangerous;
-use crate::secret;
-use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{error::exit, Error, Result};
+use keycred::jwt::dangerous;
+use keycred::secret;
+use keycred::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
+use keycred::{error::exit, Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +70,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
-            crate::consent::check_redirect_uri(r)?;
+            keycred::consent::check_redirect_uri(r)?;
             Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
@@ -107,18 +105,12 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
         }
     };
-    let (target, default_version) = match &a.resource {
-        Some(r) => (Target::Resource(r.clone()), EndpointVersion::V1),
-        None => (
-            Target::Scopes(a.scope.iter().flat_map(|s| s.split_whitespace().map(str::to_string)).collect()),
-            EndpointVersion::V2,
-        ),
-    };
+    let target = common::target(&a.scope, a.resource.as_deref())?;
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
         tenant,
         client_id: a.tenant.client_id()?.to_string(),
-        version: a.endpoint.map(Into::into).unwrap_or(default_version),
+        version: a.endpoint.map(Into::into).unwrap_or(target.default_version()),
         target,
         grant,
         auth,
@@ -139,7 +131,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     })?;
     let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))?;
     let decoded = dangerous::decode(resp.access_token.expose()).ok();
-    let now = crate::jwt::now_secs();
+    let now = keycred::jwt::now_secs();
     let expires_on = resp.expires_on.unwrap_or(now + resp.expires_in as i64);
     let minutes_left = (expires_on - now).max(0) / 60;
     let tid = decoded.as_ref().and_then(|d| d.claim_str("tid")).map(str::to_string);
@@ -187,7 +179,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     }
     if !a.expect_role.is_empty() {
         match &decoded {
-            Some(d) => check_roles(d, &a.expect_role)?,
+            Some(d) => d.require_roles(&a.expect_role)?,
             None => return Err(Error::check("--expect-role: the token is not a JWT, its roles cannot be read")),
         }
     }

@@ -7,14 +7,15 @@
 
 use super::output::out_line;
 use super::Ctx;
-use crate::authority::{Authority, EndpointVersion};
-use crate::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
-use crate::check::{self, CheckOptions};
-use crate::emulator::{self, EmulatorConfig};
-use crate::manifest::{self, EntryOptions, Format, Selector};
-use crate::rotate::{self, RemovePolicy, Verify};
-use crate::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, jwt, Error, Result};
+use keycred::authority::{Authority, EndpointVersion};
+use keycred::cert::files::{FileOptions, FilePaths, Plan};
+use keycred::cert::{KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::check::{self, CheckOptions};
+use keycred::emulator::{self, EmulatorConfig};
+use keycred::manifest::{self, EntryOptions, Format, Selector};
+use keycred::rotate::{self, RemovePolicy, Verify};
+use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{dates, jwt, Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ const MANIFEST: &str = "manifest.json";
 fn demo_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = vec![dir.join(MANIFEST)];
     for name in CREDENTIALS {
-        let paths = super::new::FilePaths::new(dir, name, false);
+        let paths = FilePaths::new(dir, name, false);
         files.extend(paths.all().map(Path::to_path_buf));
     }
     files
@@ -135,13 +136,17 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
 }
 
 fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>> {
-    let (cert, key) = generate(&NewCertificate {
-        subject: format!("CN={name}, O=keycred demo"),
-        key_size: KeySize::Rsa2048,
-        validity: Validity::Days(365),
-    })?;
-    let files = super::new::write_files(&super::new::FilePaths::new(dir, name, false), &cert, &key, None, name, force)?;
-    Ok(Arc::new(LoadedCredential { cert, chain: Vec::new(), key, cert_path: files.bundle.into() }))
+    let plan = Plan::new(
+        NewCertificate {
+            subject: format!("CN={name}, O=keycred demo"),
+            key_size: KeySize::Rsa2048,
+            validity: Validity::Days(365),
+        },
+        FileOptions { name: name.to_string(), dir: dir.to_path_buf(), pfx: false, password: None, force },
+    )?;
+    let (cert, key) = plan.generate()?;
+    let (_, cred) = plan.write_credential(cert, key)?;
+    Ok(Arc::new(cred))
 }
 
 /// The demo in `dir`; `force` lets it replace files of an earlier demo ([`check_keep`] has refused
@@ -295,5 +300,5 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     }
     // The emulator stops here, before the temporary directory goes away.
     emu.shutdown();
-    Ok(if failed { crate::error::exit::CHECK } else { crate::error::exit::OK })
+    Ok(if failed { keycred::error::exit::CHECK } else { keycred::error::exit::OK })
 }

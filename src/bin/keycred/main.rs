@@ -1,8 +1,10 @@
-//! The `keycred` command line: argument parsing and presentation only; the library does the work.
+//! The `keycred` binary: argument parsing and presentation only; the `keycred` library does the
+//! work.
 //!
 //! Every subcommand lives in its own module with an `Args` struct and a `run` function returning
 //! the exit code. Errors are printed once, here, with their hint.
 
+mod claims;
 mod common;
 mod output;
 
@@ -20,12 +22,12 @@ mod rotate;
 mod show;
 mod token;
 
-pub use common::{CredArgs, TenantArgs};
-pub use output::{Ctx, OutputFormat};
+use common::{CredArgs, TenantArgs};
+use output::{Ctx, OutputFormat};
 
-use crate::error::exit;
-use crate::Error;
 use clap::{Parser, Subcommand};
+use keycred::error::exit;
+use keycred::Error;
 
 /// Certificate credentials for Microsoft Entra ID app registrations.
 ///
@@ -75,8 +77,12 @@ pub enum Command {
     Fleet(fleet::Cmd),
 }
 
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run())
+}
+
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
-pub fn main() -> u8 {
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_error(&e),

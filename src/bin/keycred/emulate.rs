@@ -1,12 +1,12 @@
 //! `keycred emulate`: runs the local Entra token endpoint emulator until ctrl-C.
 //!
 //! Prints where it listens (and, with `--tls`, the CA file to trust), then serves; the library
-//! ([`crate::emulator`]) does the work.
+//! ([`keycred::emulator`]) does the work.
 
 use super::output::{out_line, print_pairs};
 use super::Ctx;
-use crate::emulator::{self, EmulatorConfig, EndpointVersion};
-use crate::{Error, Result};
+use keycred::emulator::{self, EmulatorConfig, EndpointVersion};
+use keycred::{Error, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             .with_hint("use IP:PORT, for example 127.0.0.1:8400 or [::1]:0")
     })?;
     cfg.grants = args.grants.iter().map(|g| emulator::parse_grant(g)).collect::<Result<_>>()?;
-    cfg.secret = args.secret_env.as_deref().map(crate::secret::from_env).transpose()?;
+    cfg.secret = args.secret_env.as_deref().map(keycred::secret::from_env).transpose()?;
     cfg.tls = args.tls;
     cfg.allow_remote = args.allow_remote;
 
@@ -87,7 +87,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         }
         stop.wait().await;
         h.shutdown().await;
-        Ok(crate::error::exit::OK)
+        Ok(keycred::error::exit::OK)
     })
 }
 

@@ -3,8 +3,8 @@
 
 use super::output::{out_line, print_pairs};
 use super::{Ctx, TenantArgs};
-use crate::consent::{self, Prompt};
-use crate::{error::exit, Error, Result};
+use keycred::consent::{self, Prompt};
+use keycred::{error::exit, Error, Result};
 
 /// Builds or parses consent URLs.
 #[derive(clap::Args, Debug)]

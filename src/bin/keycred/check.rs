@@ -2,11 +2,10 @@
 
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
-use crate::authority::EndpointVersion;
-use crate::cert::SignatureAlg;
-use crate::check::{self, CheckOptions, Outcome};
-use crate::token::{ClientOptions, Target, TokenClient};
-use crate::{Error, Result};
+use keycred::cert::SignatureAlg;
+use keycred::check::{self, CheckOptions, Outcome};
+use keycred::token::{ClientOptions, TokenClient};
+use keycred::{Error, Result};
 use std::path::PathBuf;
 
 /// Arguments.
@@ -39,19 +38,9 @@ pub struct Args {
     pub timeout: u64,
 }
 
-/// Builds the token target and endpoint version from --scope/--resource.
-pub fn target_of(scope: &[String], resource: &Option<String>) -> Result<(EndpointVersion, Target)> {
-    match (scope.is_empty(), resource) {
-        (true, Some(r)) => Ok((EndpointVersion::V1, Target::Resource(r.clone()))),
-        (false, None) => Ok((EndpointVersion::V2, Target::Scopes(scope.to_vec()))),
-        _ => Err(Error::input("say what the token is for: --scope S (v2) or --resource R (v1)")
-            .with_hint("for example --scope https://graph.microsoft.com/.default")),
-    }
-}
-
 /// Runs `keycred check`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
-    let (version, target) = target_of(&a.scope, &a.resource)?;
+    let target = super::common::target(&a.scope, a.resource.as_deref())?;
     let cert = a.cred.cert.clone().ok_or_else(|| {
         Error::input("no certificate given").with_hint("pass --cert FILE or set AZURE_CLIENT_CERTIFICATE_PATH")
     })?;
@@ -63,7 +52,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         authority: a.tenant.authority()?,
         tenant: a.tenant.tenant()?.to_string(),
         client_id: a.tenant.client_id()?.to_string(),
-        version,
+        version: target.default_version(),
         target,
         expect_roles: a.expect_roles.clone(),
         alg: SignatureAlg::from_jose(&a.alg).unwrap_or(SignatureAlg::Rs256),

@@ -1,11 +1,63 @@
-//! Arguments shared by several commands: the credential, the tenant and the authority, with the
-//! standard `AZURE_*` environment variables as fallbacks.
+//! Arguments shared by several commands: the credential, the tenant and the authority (with the
+//! standard `AZURE_*` environment variables as fallbacks), the new certificate's options, the
+//! algorithm, the endpoint version and the token target. Each is declared once, here, and
+//! flattened by the commands that take it.
 
-use crate::authority::{Authority, DEFAULT_AUTHORITY};
-use crate::cert::{load_credential, LoadedCredential};
-use crate::secret::{self, SecretString};
-use crate::{Error, Result};
+use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::secret::{self, SecretString};
+use keycred::token::Target;
+use keycred::{dates, Error, Result};
 use std::path::PathBuf;
+
+/// `--alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlgArg {
+    /// RSASSA-PKCS1-v1_5 SHA-256, header `x5t`
+    #[value(name = "RS256")]
+    Rs256,
+    /// RSASSA-PSS SHA-256, header `x5t#S256`
+    #[value(name = "PS256")]
+    Ps256,
+}
+
+impl From<AlgArg> for SignatureAlg {
+    fn from(a: AlgArg) -> Self {
+        match a {
+            AlgArg::Rs256 => SignatureAlg::Rs256,
+            AlgArg::Ps256 => SignatureAlg::Ps256,
+        }
+    }
+}
+
+/// `--endpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointArg {
+    /// `/oauth2/token` (field `resource`)
+    V1,
+    /// `/oauth2/v2.0/token` (field `scope`)
+    V2,
+}
+
+impl From<EndpointArg> for EndpointVersion {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::V1 => EndpointVersion::V1,
+            EndpointArg::V2 => EndpointVersion::V2,
+        }
+    }
+}
+
+/// The token target from `--scope`/`--resource`, by the library's one rule; the hint names the
+/// options.
+pub fn target(scope: &[String], resource: Option<&str>) -> Result<Target> {
+    Target::new(scope, resource).map_err(|e| {
+        e.context("--scope/--resource").with_hint(
+            "pass --scope S (v2) or --resource R (v1), for example --scope https://graph.microsoft.com/.default",
+        )
+    })
+}
 
 /// The password of an encrypted key or PFX: the variable named by `--password-env`, else
 /// `AZURE_CLIENT_CERTIFICATE_PASSWORD` (as the Azure SDKs read it), else none. Every command
@@ -52,11 +104,11 @@ impl CredArgs {
         let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
         // Signing still works (useful to test refusals), but a user debugging an AADSTS700027
         // should see the cause at once.
-        let (now, c) = (crate::dates::now(), &cred.cert);
+        let (now, c) = (keycred::dates::now(), &cred.cert);
         let problem = if now > c.not_after() {
-            Some(format!("expired on {}", crate::dates::format(c.not_after())))
+            Some(format!("expired on {}", keycred::dates::format(c.not_after())))
         } else if now < c.not_before() {
-            Some(format!("is not valid before {}", crate::dates::format(c.not_before())))
+            Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
         } else {
             None
         };
@@ -133,4 +185,68 @@ pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString
             .with_hint("pipe the value into the command (`... | keycred ...`), or give it as the argument"));
     }
     Ok(SecretString::new(s))
+}
+
+/// The new certificate and its files (`keycred new`, `keycred rotate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct NewCertArgs {
+    /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)
+    #[arg(long)]
+    pub name: String,
+    /// Directory for the files
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// Subject DN (default CN=NAME), e.g. 'CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR'
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// RSA key size: 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048)]
+    pub key_size: u32,
+    /// Validity in days, from --not-before or from now [default: 365]
+    #[arg(long, conflicts_with = "not_after")]
+    pub days: Option<u32>,
+    /// Start of validity (YYYY-MM-DD or RFC 3339) [default: now]
+    #[arg(long)]
+    pub not_before: Option<String>,
+    /// End of validity (YYYY-MM-DD or RFC 3339) [default: start + --days]
+    #[arg(long)]
+    pub not_after: Option<String>,
+    /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
+    #[arg(long, requires = "password_env")]
+    pub pfx: bool,
+    /// Environment variable holding the passphrase for the key (and PFX)
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Replace existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl NewCertArgs {
+    /// Validates the arguments; generates and writes nothing.
+    pub fn plan(&self) -> Result<Plan> {
+        let a = self;
+        if a.name.is_empty() || a.name.contains(['/', '\\']) {
+            return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
+                .with_hint("use --out-dir for the directory"));
+        }
+        let key_size = KeySize::from_bits(a.key_size)?;
+        let days = a.days.unwrap_or(365);
+        let validity = match (&a.not_before, &a.not_after) {
+            (Some(b), Some(e)) => Validity::Range(dates::parse(b, "--not-before")?, dates::parse(e, "--not-after")?),
+            (Some(b), None) => Validity::StartDays(dates::parse(b, "--not-before")?, days),
+            (None, Some(e)) => Validity::Until(dates::parse(e, "--not-after")?),
+            (None, None) => Validity::Days(days),
+        };
+        let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
+        let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
+        if !a.out_dir.is_dir() {
+            return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
+                .with_hint("create the directory first"));
+        }
+        Plan::new(
+            NewCertificate { subject, key_size, validity },
+            FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx: a.pfx, password, force: a.force },
+        )
+    }
 }

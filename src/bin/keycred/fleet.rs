@@ -1,18 +1,18 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
-//! Parses, calls [`crate::fleet`], prints; the library does the work.
+//! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
 use super::output::out_line;
 use super::{CredArgs, Ctx, OutputFormat};
-use crate::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use crate::cert::{KeySize, SignatureAlg};
-use crate::fleet::audit::{self, CredStatus, Filters, Row};
-use crate::fleet::rotate::{self, Options, Outcome, Progress, Result_};
-use crate::fleet::throttle::Limiter;
-use crate::fleet::{app_ids, parse_duration};
-use crate::graph::{self, GraphClient, GRAPH_URL};
-use crate::secret::{self, SecretString};
-use crate::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use crate::{Error, Result};
+use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::{KeySize, SignatureAlg};
+use keycred::fleet::audit::{self, CredStatus, Filters, Row};
+use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
+use keycred::fleet::throttle::Limiter;
+use keycred::fleet::{app_ids, parse_duration};
+use keycred::graph::{self, GraphClient, GRAPH_URL};
+use keycred::secret::{self, SecretString};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,6 +62,34 @@ pub struct Select {
     pub apps_file: Option<PathBuf>,
 }
 
+/// `--status` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    /// Usable and not ending within the window.
+    Valid,
+    /// Usable and ending within the window.
+    Expiring,
+    /// Past its end.
+    Expired,
+    /// Before its start.
+    #[value(name = "not_yet_valid")]
+    NotYetValid,
+    /// Entra cannot verify with it.
+    Unusable,
+}
+
+impl From<StatusArg> for CredStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Valid => CredStatus::Valid,
+            StatusArg::Expiring => CredStatus::Expiring,
+            StatusArg::Expired => CredStatus::Expired,
+            StatusArg::NotYetValid => CredStatus::NotYetValid,
+            StatusArg::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
 /// `--fail-on` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
@@ -84,7 +112,7 @@ pub enum Cmd {
         select: Select,
         /// Only credentials with this status (repeatable, or comma-separated)
         #[arg(long, value_enum, value_delimiter = ',')]
-        status: Vec<CredStatus>,
+        status: Vec<StatusArg>,
         /// Also service principals' credentials (SAML signing certificates live there)
         #[arg(long)]
         include_service_principals: bool,
@@ -200,7 +228,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             let filters = Filters {
                 window,
                 only_expiring: window.is_some(),
-                statuses: status.clone(),
+                statuses: status.iter().map(|s| CredStatus::from(*s)).collect(),
                 app_ids: app_ids(&select.app_ids, select.apps_file.as_deref())?,
                 service_principals: *include_service_principals,
             };
@@ -370,7 +398,7 @@ fn run_audit(
         return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
             .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }
 
 /// Progress on a terminal: applications done out of selected, throttled waits, failures.
@@ -465,7 +493,7 @@ fn run_rotate(
         }
     }
     if dry_run || summary.all_rotated() {
-        return Ok(crate::error::exit::OK);
+        return Ok(keycred::error::exit::OK);
     }
     if summary.interrupted {
         return Err(Error::internal("interrupted; the journal records what was done")

@@ -1,11 +1,11 @@
 //! `keycred show`: the Entra values of certificates, without judging them (problems are listed).
-//! One certificate per file: the leaf (see [`crate::cert::LoadedFile::certs`]).
+//! One certificate per file: the leaf (see [`keycred::cert::LoadedFile::certs`]).
 
 use super::common::password_from;
 use super::output::print_pairs;
 use super::Ctx;
-use crate::cert::load_file;
-use crate::{dates, Result};
+use keycred::cert::load_file;
+use keycred::{dates, Result};
 use std::path::PathBuf;
 
 /// Arguments.
@@ -48,5 +48,5 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             print_pairs(&c.text_lines());
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }

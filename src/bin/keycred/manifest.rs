@@ -1,12 +1,12 @@
 //! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
-//! editing an app manifest's collection of them. The work is in [`crate::manifest`].
+//! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
 
 use super::output::out_line;
 use super::Ctx;
-use crate::cert::{load_file, Certificate};
-use crate::error::exit;
-use crate::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, Manifest, Selector};
-use crate::{dates, Error, Result};
+use keycred::cert::{load_file, Certificate};
+use keycred::error::exit;
+use keycred::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, LockoutGuard, Manifest, Selector};
+use keycred::{dates, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -175,21 +175,12 @@ fn entry(a: &EntryArgs, ctx: &Ctx) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// The format to write: the manifest's own, else `--format`, else an error saying so.
+/// The format to write: the manifest's own, else `--format`; the hints name the option.
 fn resolve_format(m: &Manifest, given: Option<Format>) -> Result<Format> {
-    match (m.detect_format(), given) {
-        (Some(have), Some(want)) if have != want => {
-            Err(Error::input(format!("{}: the manifest is in {} format, not {}", m.origin(), have.name(), want.name()))
-                .with_hint(format!("leave --format out (or pass --format {})", have.name())))
-        }
-        (Some(have), _) => Ok(have),
-        (None, Some(want)) => Ok(want),
-        (None, None) => Err(Error::input(format!(
-            "{}: cannot tell whether the manifest is in ms-graph or aad-graph format (no entries, no telling keys)",
-            m.origin()
-        ))
-        .with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)")),
-    }
+    m.resolve_format(given).map_err(|e| match (m.detect_format(), given) {
+        (Some(have), Some(_)) => e.with_hint(format!("leave --format out (or pass --format {})", have.name())),
+        _ => e.with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)"),
+    })
 }
 
 fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
@@ -274,36 +265,17 @@ fn list(a: &ListArgs, ctx: &Ctx) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Removes `indices` (computed by `pick` on the manifest as read under the lock), refusing a
-/// lock-out unless `force`; prints the removed rows. With `need_valid`, also refuses to leave no
-/// valid certificate at all (prune on a manifest holding only expired ones).
+/// Removes `indices` (computed by `pick` on the manifest as read under the lock) as `guard`
+/// allows; prints the removed rows.
 fn remove_where(
     path: &Path,
     ctx: &Ctx,
-    force: bool,
+    guard: LockoutGuard,
     dry_run: bool,
-    need_valid: bool,
     pick: impl Fn(&Manifest) -> Result<Vec<usize>>,
 ) -> Result<u8> {
     let now = dates::now();
-    let apply = |m: &Manifest| -> Result<Manifest> {
-        let indices = pick(m)?;
-        if indices.is_empty() {
-            return Ok(m.clone());
-        }
-        let after = m.remove_indices(&indices)?;
-        if !force {
-            m.ensure_not_locked_out(&after, now)?;
-            if need_valid && after.valid_at(now).is_empty() {
-                return Err(Error::input(format!(
-                    "{}: no currently valid certificate would be left; nothing was changed",
-                    m.origin()
-                ))
-                .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
-            }
-        }
-        Ok(after)
-    };
+    let apply = |m: &Manifest| -> Result<Manifest> { m.remove_guarded(&pick(m)?, guard, now) };
     let before = if dry_run {
         let m = Manifest::load(path)?;
         apply(&m)?;
@@ -334,12 +306,14 @@ fn remove(a: &RemoveArgs, ctx: &Ctx) -> Result<u8> {
     for t in &a.thumbprint {
         selectors.push(Selector::thumbprint(t)?);
     }
-    remove_where(&a.manifest, ctx, a.force, a.dry_run, false, |m| m.select(&selectors))
+    let guard = if a.force { LockoutGuard::Off } else { LockoutGuard::KeepValid };
+    remove_where(&a.manifest, ctx, guard, a.dry_run, |m| m.select(&selectors))
 }
 
 fn prune(a: &PruneArgs, ctx: &Ctx) -> Result<u8> {
     let now = dates::now();
-    remove_where(&a.manifest, ctx, a.force, a.dry_run, true, |m| {
+    let guard = if a.force { LockoutGuard::Off } else { LockoutGuard::RequireValid };
+    remove_where(&a.manifest, ctx, guard, a.dry_run, |m| {
         // By end date, whatever else is wrong with the entry: an expired unusable entry goes too.
         Ok(m.credentials().iter().filter(|c| c.effective_end().is_some_and(|e| e < now)).map(|c| c.index).collect())
     })

@@ -1,6 +1,9 @@
 //! Presentation: text or JSON output, error printing, progress on terminals only.
 
-use crate::Error;
+use keycred::cert::files::{Files, Plan};
+use keycred::cert::{Certificate, KeySize, PrivateKey};
+use keycred::rotate::RotateReport;
+use keycred::{Error, Result};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
@@ -83,4 +86,45 @@ pub fn with_spinner<T>(ctx: &Ctx, message: &str, f: impl FnOnce() -> T) -> T {
     let r = f();
     pb.finish_and_clear();
     r
+}
+
+/// Generates a planned key and certificate, with a spinner for the slow key sizes.
+pub fn generate(ctx: &Ctx, plan: &Plan) -> Result<(Certificate, PrivateKey)> {
+    let size = plan.request().key_size;
+    if size == KeySize::Rsa2048 {
+        plan.generate()
+    } else {
+        with_spinner(ctx, &format!("generating an RSA-{} key", size.bits()), || plan.generate())
+    }
+}
+
+/// Prints what a rotation did (`keycred rotate`, `keycred graph rotate`): the report, with the
+/// files written, in JSON; the added entry, the verification and the removals in text.
+pub fn print_rotation(ctx: &Ctx, report: &RotateReport, files: &Files) -> Result<()> {
+    if ctx.json() {
+        let mut v = serde_json::to_value(report).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(files).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.print_json(&v);
+        return Ok(());
+    }
+    let key_id = report.added.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let mut pairs = vec![("added keyId", key_id)];
+    if let Some(m) = &report.methods {
+        pairs.push(("method", m.added.to_string()));
+    }
+    pairs.push(("thumbprint", report.thumbprint.clone()));
+    pairs.push(("verified with", report.verified_with.clone().unwrap_or_else(|| "not verified (no --verify)".into())));
+    print_pairs(&pairs);
+    if report.removed.is_empty() {
+        out_line("removed:       nothing");
+    }
+    for r in &report.removed {
+        let how = report.methods.as_ref().and_then(|m| m.removed).map(|m| format!(" ({m})")).unwrap_or_default();
+        out_line(&format!(
+            "removed:       keyId {} thumbprint {}{how}",
+            r.key_id.as_deref().unwrap_or("?"),
+            r.thumbprint.as_deref().unwrap_or("?")
+        ));
+    }
+    Ok(())
 }

@@ -1,0 +1,322 @@
+//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph.
+//!
+//! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
+//! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
+//! `keyCredentials` array with a Graph token, keeping every existing entry.
+
+use super::output::{generate, out_line, print_pairs, print_rotation};
+use super::{CredArgs, Ctx};
+use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
+use keycred::manifest::{ListRow, Selector};
+use keycred::rotate::{self, GraphRotation, Verify};
+use keycred::secret::{self, SecretString};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{dates, Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options every graph subcommand takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Application (client) id of the app whose certificates change
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub app_id: String,
+    /// Tenant id
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant: String,
+    /// Authority host for the Graph token (https; http only for loopback)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
+    pub authority: String,
+    #[command(flatten)]
+    pub cred: CredArgs,
+    /// Request the Graph token with this app's secret (environment variable) instead of the certificate
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// Use this Graph access token (environment variable), e.g. an administrator's, for PATCH
+    #[arg(long, value_name = "VAR")]
+    pub graph_token_env: Option<String>,
+    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
+    #[arg(long, default_value = GRAPH_URL)]
+    pub graph_url: String,
+    /// aud of the proof of possession: aad-graph (00000002-..., the addKey docs) or ms-graph (00000003-...)
+    #[arg(long, default_value = "aad-graph", value_parser = ["aad-graph", "ms-graph"])]
+    pub proof_aud: String,
+    /// Always PATCH the whole keyCredentials array instead of addKey/removeKey
+    #[arg(long)]
+    pub patch: bool,
+    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of each HTTP request, seconds
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Cmd {
+    /// List the application's certificates
+    List(Common),
+    /// Add a certificate (addKey with a proof, or PATCH)
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// The certificate to add (PEM, DER or PFX)
+        #[arg(long = "new-cert")]
+        new_cert: PathBuf,
+        /// displayName of the new entry
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Remove a certificate (removeKey with a proof, or PATCH)
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["key_id", "thumbprint"])))]
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        /// keyId to remove
+        #[arg(long)]
+        key_id: Option<String>,
+        /// Thumbprint to remove (hex, base64 or base64url)
+        // base64url thumbprints start with '-' one time in 64: they are values, not flags.
+        #[arg(long, allow_hyphen_values = true)]
+        thumbprint: Option<String>,
+        /// Allow removing the last valid certificate
+        #[arg(long)]
+        force: bool,
+    },
+    /// New certificate, added and verified, then the current one removed
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+        /// Base name of the new certificate's files
+        #[arg(long)]
+        name: String,
+        /// Directory for the new files
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// Subject DN of the new certificate (default CN=NAME)
+        #[arg(long)]
+        subject: Option<String>,
+        /// RSA key size: 2048, 3072 or 4096
+        #[arg(long, default_value_t = 2048)]
+        key_size: u32,
+        /// Validity in days
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+        /// Keep the current certificate registered
+        #[arg(long)]
+        keep_old: bool,
+    },
+}
+
+struct Session {
+    rt: tokio::runtime::Runtime,
+    graph: GraphClient,
+    tokens: TokenClient,
+    app: Application,
+    cred: Option<Arc<LoadedCredential>>,
+    method: Method,
+    proof_aud: &'static str,
+}
+
+impl Common {
+    fn resource(&self) -> Result<String> {
+        graph::token_resource(&self.graph_url)
+    }
+
+    fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
+        Ok(TokenRequest {
+            authority: Authority::parse(&self.authority)?,
+            tenant: self.tenant.clone(),
+            client_id: self.app_id.clone(),
+            version: EndpointVersion::V2,
+            target: Target::new(&[self.resource()?], None)?,
+            grant: Grant::ClientCredentials,
+            auth,
+        })
+    }
+
+    fn open(&self) -> Result<Session> {
+        let cred = if self.cred.given() { Some(Arc::new(self.cred.load()?)) } else { None };
+        let tokens = TokenClient::new(ClientOptions {
+            timeout: std::time::Duration::from_secs(self.timeout),
+            ca_file: self.ca_file.clone(),
+            ..ClientOptions::default()
+        })?;
+        let token: SecretString =
+            match (&self.graph_token_env, &self.secret_env, &cred) {
+                (Some(var), _, _) => secret::from_env(var)?,
+                (None, Some(var), _) => {
+                    let req = self.token_request(ClientAuth::Secret(secret::from_env(var)?))?;
+                    tokens.request_token_blocking(&req)?.access_token
+                }
+                (None, None, Some(c)) => {
+                    let req = self.token_request(ClientAuth::Certificate {
+                        cred: c.clone(),
+                        alg: SignatureAlg::Rs256,
+                        x5c: false,
+                    })?;
+                    tokens.request_token_blocking(&req)?.access_token
+                }
+                (None, None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
+                    "pass the app's certificate (--cert), or --secret-env VAR, or --graph-token-env VAR with a token",
+                )),
+            };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
+        let app = rt.block_on(graph.get_by_app_id(&self.app_id))?;
+        let method = if self.patch { Method::Patch } else { Method::Auto };
+        let proof_aud =
+            if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };
+        Ok(Session { rt, graph, tokens, app, cred, method, proof_aud })
+    }
+}
+
+fn rows(app: &Application) -> Vec<ListRow> {
+    let now = dates::now();
+    graph::credentials_of(app).iter().map(|c| ListRow::of(c, now)).collect()
+}
+
+fn print_change(ctx: &Ctx, what: &str, change: &graph::Change) {
+    if ctx.json() {
+        ctx.print_json(change);
+    } else {
+        let kc = &change.key_credential;
+        print_pairs(&[
+            (what, kc.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+            ("method", change.method.to_string()),
+            ("customKeyIdentifier", kc.get("customKeyIdentifier").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+        ]);
+    }
+}
+
+/// Runs `keycred graph ...`.
+pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
+    match cmd {
+        Cmd::List(c) => list(c, ctx)?,
+        Cmd::Add { common, new_cert, display_name } => add(common, new_cert, display_name.as_deref(), ctx)?,
+        Cmd::Remove { common, key_id, thumbprint, force } => {
+            remove(common, key_id.as_deref(), thumbprint.as_deref(), *force, ctx)?
+        }
+        Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, keep_old } => {
+            let new = NewCertificate {
+                subject: subject.clone().unwrap_or_else(|| format!("CN={name}")),
+                key_size: KeySize::from_bits(*key_size)?,
+                validity: Validity::Days(*days),
+            };
+            let files =
+                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: false, password: None, force: *force };
+            rotate(common, new, files, *keep_old, ctx)?
+        }
+    }
+    Ok(keycred::error::exit::OK)
+}
+
+fn list(c: &Common, ctx: &Ctx) -> Result<()> {
+    let s = c.open()?;
+    let r = rows(&s.app);
+    if ctx.json() {
+        ctx.print_json(&r);
+        return Ok(());
+    }
+    out_line(&format!("application {} (object id {})", s.app.app_id, s.app.id));
+    for row in &r {
+        out_line(&format!(
+            "{}  {}  {}  {} .. {}  {}",
+            row.key_id.as_deref().unwrap_or("-"),
+            row.thumbprint.as_deref().unwrap_or("-"),
+            row.status.name(),
+            row.start.as_deref().unwrap_or("-"),
+            row.end.as_deref().unwrap_or("-"),
+            row.display_name.as_deref().unwrap_or("-"),
+        ));
+    }
+    Ok(())
+}
+
+fn add(common: &Common, new_cert: &Path, display_name: Option<&str>, ctx: &Ctx) -> Result<()> {
+    let new = load_file(new_cert, None)?
+        .certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input(format!("{}: no certificate in the file", new_cert.display())))?;
+    let s = common.open()?;
+    let change = s.rt.block_on(graph::add_certificate(
+        &s.graph,
+        &s.app,
+        s.cred.as_deref(),
+        &new,
+        display_name,
+        s.method,
+        s.proof_aud,
+    ))?;
+    print_change(ctx, "added keyId", &change);
+    Ok(())
+}
+
+fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force: bool, ctx: &Ctx) -> Result<()> {
+    let s = common.open()?;
+    let key_id = match (key_id, thumbprint) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(t)) => {
+            let sel = Selector::thumbprint(t)?;
+            graph::credentials_of(&s.app).into_iter().find(|c| sel.matches(c)).and_then(|c| c.key_id).ok_or_else(
+                || {
+                    Error::input(format!(
+                        "application {} has no certificate with {sel}; nothing was changed",
+                        s.app.app_id
+                    ))
+                    .with_hint("`keycred graph list` shows the application's certificates")
+                },
+            )?
+        }
+        (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
+    };
+    let change = s.rt.block_on(graph::remove_certificate(
+        &s.graph,
+        &s.app,
+        s.cred.as_deref(),
+        &key_id,
+        s.method,
+        s.proof_aud,
+        force,
+    ))?;
+    print_change(ctx, "removed keyId", &change);
+    Ok(())
+}
+
+fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bool, ctx: &Ctx) -> Result<()> {
+    let s = common.open()?;
+    let current = s.cred.clone().ok_or_else(|| {
+        Error::input("graph rotate needs the current certificate (--cert)")
+            .with_hint("it signs the proofs and is the one replaced")
+    })?;
+    let plan = Plan::new(new, files)?;
+    let (cert, key) = generate(ctx, &plan)?;
+    // The verification's request; its credential becomes the new certificate.
+    let request = common.token_request(ClientAuth::Certificate {
+        cred: current.clone(),
+        alg: SignatureAlg::Rs256,
+        x5c: false,
+    })?;
+    let r = GraphRotation {
+        graph: &s.graph,
+        app: &s.app,
+        current: &current,
+        method: s.method,
+        proof_aud: s.proof_aud,
+        keep_old,
+    };
+    let (report, written) =
+        s.rt.block_on(rotate::rotate_graph(&r, &plan, cert, key, Verify { client: &s.tokens, request }))?;
+    print_rotation(ctx, &report, &written)
+}

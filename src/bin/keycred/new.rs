@@ -1,0 +1,38 @@
+//! `keycred new`: generate an RSA key and a self-signed certificate, write the files, print the
+//! credential.
+
+use super::common::NewCertArgs;
+use super::output::{generate, print_pairs};
+use super::Ctx;
+use keycred::{dates, Error, Result};
+
+/// Arguments of `keycred new`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub new: NewCertArgs,
+}
+
+/// Runs `keycred new`: validates the arguments, generates, writes; nothing is written when
+/// anything is wrong.
+pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    let plan = a.new.plan()?;
+    let (cert, key) = generate(ctx, &plan)?;
+    let files = plan.write(&cert, &key)?;
+    let cred = cert.credential(dates::now());
+    if ctx.json() {
+        let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(&files).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = cred.text_lines();
+        pairs.push(("key file", files.key.clone()));
+        pairs.push(("cert file", files.cert.clone()));
+        pairs.push(("bundle file", files.bundle.clone()));
+        if let Some(p) = &files.pfx {
+            pairs.push(("pfx file", p.clone()));
+        }
+        print_pairs(&pairs);
+    }
+    Ok(keycred::error::exit::OK)
+}

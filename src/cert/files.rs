@@ -1,0 +1,161 @@
+//! A credential's files on disk: `NAME.key`, `NAME.cer`, `NAME.pem` (key then certificate) and,
+//! when asked for, `NAME.pfx`, written all or nothing.
+//!
+//! [`Plan`] checks a whole request (name, directory, subject, dates, existing files) before a key
+//! is generated, so a rotation can check everything else too before it writes anything.
+
+use super::{generate, load::LoadedCredential, Certificate, NewCertificate, PrivateKey};
+use crate::secret::SecretString;
+use crate::{dates, fsio, Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Paths written for one credential, as printed in `-o json` (`files`).
+#[derive(Serialize, Debug, Clone)]
+pub struct Files {
+    /// Private key (PKCS#8 PEM).
+    pub key: String,
+    /// Certificate (PEM).
+    pub cert: String,
+    /// Key then certificate (PEM).
+    pub bundle: String,
+    /// PKCS#12, when asked for.
+    pub pfx: Option<String>,
+}
+
+/// Where the files of credential NAME go in a directory.
+#[derive(Debug, Clone)]
+pub struct FilePaths {
+    key: PathBuf,
+    cert: PathBuf,
+    bundle: PathBuf,
+    pfx: Option<PathBuf>,
+}
+
+impl FilePaths {
+    /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` when asked for.
+    pub fn new(dir: &Path, name: &str, pfx: bool) -> Self {
+        let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+        FilePaths { key: path("key"), cert: path("cer"), bundle: path("pem"), pfx: pfx.then(|| path("pfx")) }
+    }
+    /// Every path, in writing order.
+    pub fn all(&self) -> impl Iterator<Item = &Path> {
+        [&self.key, &self.cert, &self.bundle].into_iter().chain(self.pfx.as_ref()).map(PathBuf::as_path)
+    }
+    /// The key+certificate bundle: what a credential loaded back from these files names.
+    pub fn bundle(&self) -> &Path {
+        &self.bundle
+    }
+}
+
+/// Writes the key (0600, encrypted with `password` when given), the certificate, the key+cert
+/// bundle (0600) and, when `paths` has one, the PFX (which needs `password`; `alias` is its
+/// friendly name), all or nothing. Existing files are replaced only with `force`.
+pub fn write_files(
+    paths: &FilePaths,
+    cert: &Certificate,
+    key: &PrivateKey,
+    password: Option<&SecretString>,
+    alias: &str,
+    force: bool,
+) -> Result<Files> {
+    let key_pem = key.to_pem(password)?;
+    let cert_pem = cert.to_pem();
+    let mut planned = vec![
+        fsio::PlannedFile { path: paths.key.clone(), data: key_pem.clone().into_bytes(), mode: fsio::SECRET_MODE },
+        fsio::PlannedFile { path: paths.cert.clone(), data: cert_pem.clone().into_bytes(), mode: fsio::PUBLIC_MODE },
+        fsio::PlannedFile {
+            path: paths.bundle.clone(),
+            data: format!("{key_pem}{cert_pem}").into_bytes(),
+            mode: fsio::SECRET_MODE,
+        },
+    ];
+    if let Some(pfx) = &paths.pfx {
+        let pw = password.ok_or_else(|| {
+            Error::input("a PFX needs a password").with_hint("give the password that protects the key and the PFX")
+        })?;
+        planned.push(fsio::PlannedFile {
+            path: pfx.clone(),
+            data: super::pfx::export(cert, key, pw, alias)?,
+            mode: fsio::SECRET_MODE,
+        });
+    }
+    fsio::write_set(&planned, force)?;
+    let s = |p: &PathBuf| p.display().to_string();
+    Ok(Files { key: s(&paths.key), cert: s(&paths.cert), bundle: s(&paths.bundle), pfx: paths.pfx.as_ref().map(s) })
+}
+
+/// Where and how a new credential's files are written.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// Base name of the files (a plain file name).
+    pub name: String,
+    /// Directory for the files; it must exist.
+    pub dir: PathBuf,
+    /// Also write `NAME.pfx` (needs `password`).
+    pub pfx: bool,
+    /// Encrypts the key (and protects the PFX).
+    pub password: Option<SecretString>,
+    /// Replace existing files.
+    pub force: bool,
+}
+
+/// A validated request for a new credential and its files: every argument checked, nothing
+/// generated or written yet.
+#[derive(Debug)]
+pub struct Plan {
+    req: NewCertificate,
+    paths: FilePaths,
+    password: Option<SecretString>,
+    name: String,
+    force: bool,
+}
+
+impl Plan {
+    /// Checks the certificate request (subject, dates) and the files (a plain name, an existing
+    /// directory, no file in the way unless `force`); generates and writes nothing.
+    pub fn new(req: NewCertificate, files: FileOptions) -> Result<Plan> {
+        let FileOptions { name, dir, pfx, password, force } = files;
+        if name.is_empty() || name.contains(['/', '\\']) {
+            return Err(Error::input(format!("credential name '{name}': must be a plain file name"))
+                .with_hint("give the directory separately"));
+        }
+        super::dn::parse(&req.subject)?;
+        super::generate::resolve_validity(req.validity, dates::now())?;
+        if pfx && password.is_none() {
+            return Err(Error::input("a PFX needs a password").with_hint("give the password that protects the PFX"));
+        }
+        if !dir.is_dir() {
+            return Err(
+                Error::input(format!("{}: not a directory", dir.display())).with_hint("create the directory first")
+            );
+        }
+        let paths = FilePaths::new(&dir, &name, pfx);
+        if !force {
+            fsio::ensure_absent(paths.all())?;
+        }
+        Ok(Plan { req, paths, password, name, force })
+    }
+    /// The certificate request.
+    pub fn request(&self) -> &NewCertificate {
+        &self.req
+    }
+    /// Every path the plan writes.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.paths.all().map(Path::to_path_buf).collect()
+    }
+    /// Generates the key and certificate (in memory only).
+    pub fn generate(&self) -> Result<(Certificate, PrivateKey)> {
+        generate(&self.req)
+    }
+    /// Writes the files for `cert` and `key`.
+    pub fn write(&self, cert: &Certificate, key: &PrivateKey) -> Result<Files> {
+        write_files(&self.paths, cert, key, self.password.as_ref(), &self.name, self.force)
+    }
+    /// Writes the files and returns them with the credential, named by its bundle file.
+    pub fn write_credential(&self, cert: Certificate, key: PrivateKey) -> Result<(Files, LoadedCredential)> {
+        let files = self.write(&cert, &key)?;
+        let cred = LoadedCredential::new(cert, Vec::new(), key, self.paths.bundle())?;
+        Ok((files, cred))
+    }
+}
