@@ -116,6 +116,17 @@ pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
     };
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, size)
         .map_err(|e| Error::internal(format!("RSA key generation failed: {e}")))?;
+    let certificate = self_signed(&key, dn, not_before, not_after)?;
+    let private = PrivateKey::from_generated(key.serialize_der())?;
+    Ok((certificate, private))
+}
+
+fn self_signed(
+    key: &KeyPair,
+    dn: rcgen::DistinguishedName,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Certificate> {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.not_before = not_before;
@@ -124,10 +135,41 @@ pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.self_signed(&key).map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
-    let certificate = Certificate::from_der(cert.der(), "generated certificate")?;
-    let private = PrivateKey::from_generated(key.serialize_der())?;
-    Ok((certificate, private))
+    let cert = params.self_signed(key).map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
+    Certificate::from_der(cert.der(), "generated certificate")
+}
+
+/// Self-signed certificates for one existing key, read once: each certificate costs a signature,
+/// not a key generation. For making many test certificates quickly (`keycred emulate
+/// --generate-tenant`); every certificate has its own serial, so its own thumbprint.
+pub struct KeySigner {
+    pair: KeyPair,
+}
+
+impl KeySigner {
+    /// For `key` (RSA, signing sha256WithRSAEncryption).
+    pub fn new(key: &PrivateKey) -> Result<Self> {
+        let pair = KeyPair::try_from(key.pkcs8_der())
+            .map_err(|e| Error::internal(format!("cannot use the private key for signing certificates: {e}")))?;
+        Ok(KeySigner { pair })
+    }
+
+    /// A certificate for `subject` (as [`super::dn::parse`] reads it) valid over the given bounds.
+    pub fn self_signed(
+        &self,
+        subject: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Certificate> {
+        if not_after <= not_before {
+            return Err(Error::input(format!(
+                "validity {} to {}: the end is not after the start",
+                dates::format(not_before),
+                dates::format(not_after)
+            )));
+        }
+        self_signed(&self.pair, super::dn::parse(subject)?, not_before, not_after)
+    }
 }
 
 /// 16 random bytes, positive and without a leading zero byte (RFC 5280: at most 20 octets,

@@ -10,7 +10,7 @@ mod key;
 mod load;
 pub mod pfx;
 
-pub use generate::{generate, KeySize, NewCertificate, Validity};
+pub use generate::{generate, KeySigner, KeySize, NewCertificate, Validity};
 pub use key::{PrivateKey, SignatureAlg};
 pub use load::{load_bytes, load_credential, load_file, LoadedCredential, LoadedFile};
 

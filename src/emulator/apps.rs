@@ -33,6 +33,8 @@ pub struct App {
     pub credentials: Vec<KeyCredential>,
     /// The manifest file.
     pub path: PathBuf,
+    /// The manifest as read, for what Graph shows of the application beyond its keys.
+    pub manifest: Manifest,
 }
 
 /// What identifies a file version without reading it.
@@ -112,12 +114,14 @@ fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
             .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
     })?;
     let sp_object_id = derived_id("service principal", app_id);
+    let app_id = app_id.to_string();
     Ok(App {
-        app_id: app_id.to_string(),
+        app_id,
         object_id: m.object_id().map(str::to_string),
         sp_object_id,
         credentials: m.credentials(),
         path: path.to_path_buf(),
+        manifest: m,
     })
 }
 
@@ -215,6 +219,12 @@ impl Registry {
             .iter()
             .find(|s| s.app.object_id.as_deref().unwrap_or(&s.app.sp_object_id).eq_ignore_ascii_case(id))
             .map(|s| s.app.clone())
+    }
+
+    /// Every application, in the order the manifests were given, after a refresh.
+    pub fn all(&self) -> Vec<Arc<App>> {
+        self.refresh();
+        self.slots.read().map(|s| s.iter().map(|s| s.app.clone()).collect()).unwrap_or_default()
     }
 
     /// The application with this client id (case-insensitive), after a refresh.

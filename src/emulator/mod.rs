@@ -15,9 +15,13 @@
 mod apps;
 mod discovery;
 pub mod errors;
+mod generate;
 mod graph;
+mod throttle;
 mod tls;
 mod token;
+
+pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::App;
@@ -64,6 +68,8 @@ pub struct EmulatorConfig {
     pub state_dir: Option<PathBuf>,
     /// One line per request on stderr.
     pub log: bool,
+    /// Graph requests per second per client (`--throttle`); more are answered 429.
+    pub throttle: Option<f64>,
 }
 
 impl EmulatorConfig {
@@ -79,6 +85,7 @@ impl EmulatorConfig {
             allow_remote: false,
             state_dir: None,
             log: true,
+            throttle: None,
         }
     }
 }
@@ -110,9 +117,26 @@ pub struct AppState {
     signing_cert: Certificate,
     kid: String,
     log: bool,
+    /// `scheme://127.0.0.1:PORT`, without trailing slash: where clients reach the emulator, and
+    /// a name of Microsoft Graph (the Graph resource id of a cloud registered with the emulator).
+    base_url: String,
+    throttle: Option<throttle::Throttle>,
 }
 
 impl AppState {
+    /// Whether `resource` is the emulator's own base URL (with or without trailing slash; by
+    /// `localhost` too, which its TLS certificate names).
+    fn is_own_url(&self, resource: &str) -> bool {
+        let r = resource.trim_end_matches('/');
+        r.eq_ignore_ascii_case(&self.base_url)
+            || r.eq_ignore_ascii_case(&self.base_url.replacen("://127.0.0.1:", "://localhost:", 1))
+    }
+
+    /// Whether `resource` names Microsoft Graph: its URI or app id, or the emulator's base URL.
+    fn is_graph(&self, resource: &str) -> bool {
+        self.is_own_url(resource) || token::resource_app_id(resource) == token::GRAPH_APP_ID
+    }
+
     /// The emulated tenant id.
     pub fn tenant(&self) -> &str {
         &self.tenant
@@ -150,6 +174,8 @@ impl AppState {
 
     /// Roles granted for `resource`, or `None` when the resource is unknown.
     fn roles_for(&self, resource: &str, app_id: &str) -> Option<Vec<String>> {
+        // The emulator's own URL is Graph: Graph's grants apply to it.
+        let resource = if self.is_own_url(resource) { token::GRAPH_APP_ID } else { resource };
         let mut roles: Vec<String> = Vec::new();
         let mut known = token::is_builtin_resource(resource, app_id);
         for (r, rs) in &self.grants {
@@ -204,6 +230,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance))
         .merge(graph::routes())
+        .fallback(graph::fallback)
+        .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)
@@ -363,6 +391,12 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
         return Err(Error::input(format!("--tenant '{}': not a GUID", cfg.tenant))
             .with_hint("give the tenant as a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or omit it"));
     }
+    if let Some(rate) = cfg.throttle {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Error::input(format!("--throttle {rate}: not a positive number of requests per second"))
+                .with_hint("for example --throttle 5 (five Graph requests per second per client)"));
+        }
+    }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
         return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(
             "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or add --allow-remote",
@@ -415,6 +449,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     };
 
     let kid = signing_cert.x5t();
+    let scheme = if cfg.tls { "https" } else { "http" };
+    let base_url = format!("{scheme}://{shown}");
     let state = Arc::new(AppState {
         tenant: cfg.tenant.to_ascii_lowercase(),
         registry,
@@ -425,6 +461,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         signing_cert: signing_cert.clone(),
         kid,
         log: cfg.log,
+        base_url: base_url.clone(),
+        throttle: cfg.throttle.map(throttle::Throttle::new),
     });
     let app = router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -443,14 +481,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
             let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
         }),
     };
-    let scheme = if cfg.tls { "https" } else { "http" };
     Ok(EmulatorHandle {
-        info: EmulatorInfo {
-            base_url: format!("{scheme}://{shown}"),
-            tenant: state.tenant.clone(),
-            ca_file,
-            signing_cert,
-        },
+        info: EmulatorInfo { base_url, tenant: state.tenant.clone(), ca_file, signing_cert },
         stop: Some(stop_tx),
         task: Some(task),
         _temp: temp,

@@ -136,7 +136,9 @@ fn issue(
         verify_assertion(&app.credentials, assertion, client_id, endpoint, crate::dates::now())?;
         ClientAuth::Certificate
     } else if let Some(secret) = basic.as_ref().map(|(_, s)| s.expose()).or(field("client_secret")) {
-        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()));
+        // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
+        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
+            || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
         if !ok {
             return Err(EntraError::bad_secret(client_id));
         }
@@ -166,6 +168,8 @@ fn issue(
     // v1 tokens name the resource as it was asked for; v2 tokens name it by its app id.
     let aud = match version {
         EndpointVersion::V1 => resource.clone(),
+        // The emulator's own URL names Graph (see `AppState::is_graph`).
+        EndpointVersion::V2 if st.is_own_url(&resource) => GRAPH_APP_ID.to_string(),
         EndpointVersion::V2 => resource_app_id(&resource),
     };
     claims.insert("aud".into(), json!(aud));

@@ -263,11 +263,15 @@ fn new_array(style: &Style, line: &str, entries: &[String]) -> String {
 }
 
 fn member_span(l: &Layout, origin: &str) -> Result<Option<(usize, usize)>> {
-    let mut found = l.members.iter().filter(|m| m.key == MEMBER);
+    named_member_span(l, origin, MEMBER)
+}
+
+fn named_member_span(l: &Layout, origin: &str, name: &str) -> Result<Option<(usize, usize)>> {
+    let mut found = l.members.iter().filter(|m| m.key == name);
     let first = found.next();
     if found.next().is_some() {
-        return Err(Error::input(format!("{origin}: keyCredentials appears more than once"))
-            .with_hint("keep a single keyCredentials member in the manifest"));
+        return Err(Error::input(format!("{origin}: {name} appears more than once"))
+            .with_hint(format!("keep a single {name} member in the manifest")));
     }
     Ok(first.map(|m| m.value))
 }
@@ -494,6 +498,43 @@ impl Manifest {
         self.reparse(text)
     }
 
+    /// Sets the top-level member `name` (other than `keyCredentials`, which has its own edits) to
+    /// `value`, written in the file's style: its value is replaced where the member exists, else
+    /// the member is added after the last one. The rest of the file keeps its bytes. The
+    /// emulator's Graph uses it for `passwordCredentials`.
+    pub fn set_member(&self, name: &str, value: &Value) -> Result<Manifest> {
+        let text = &self.text;
+        let l = layout(text)?;
+        let style = Style::detect(text);
+        let key = Value::String(name.into()).to_string();
+        let text = match (named_member_span(&l, &self.origin, name)?, &style.unit, l.members.last()) {
+            (Some((s, e)), _, _) => splice(text, s, e, &style.write(value, line_indent(text, s))),
+            (None, None, Some(last)) => {
+                splice(text, last.value.1, last.value.1, &format!(",{key}{}{}", style.colon, style.write(value, "")))
+            }
+            (None, None, None) => {
+                splice(text, l.open + 1, l.close, &format!("{key}{}{}", style.colon, style.write(value, "")))
+            }
+            (None, Some(_), Some(last)) => {
+                let line = line_indent(text, last.value.0).to_string();
+                let member = format!(",{}{line}{key}{}{}", style.newline, style.colon, style.write(value, &line));
+                splice(text, last.value.1, last.value.1, &member)
+            }
+            (None, Some(unit), None) => {
+                let line = line_indent(text, l.open);
+                let inner = format!("{line}{unit}");
+                let member = format!(
+                    "{nl}{inner}{key}{}{}{nl}{line}",
+                    style.colon,
+                    style.write(value, &inner),
+                    nl = style.newline
+                );
+                splice(text, l.open + 1, l.close, &member)
+            }
+        };
+        self.reparse(text)
+    }
+
     /// Appends one entry as rendered by the file's style, unchecked. See [`Manifest::add_entry`].
     pub(crate) fn append_unchecked(&self, entry: &Map<String, Value>) -> Result<Manifest> {
         self.splice_append(&[&Value::Object(entry.clone())])
@@ -507,6 +548,21 @@ mod tests {
 
     fn m(text: &str) -> Manifest {
         Manifest::parse(text, "test").unwrap()
+    }
+
+    #[test]
+    fn set_member_replaces_or_adds_in_style() {
+        let v = json!([{"keyId": "p"}]);
+        let t = "{\n  \"a\": 1,\n  \"passwordCredentials\": [],\n  \"b\": 2\n}";
+        let out = m(t).set_member("passwordCredentials", &v).unwrap();
+        assert_eq!(
+            out.text(),
+            "{\n  \"a\": 1,\n  \"passwordCredentials\": [\n    {\n      \"keyId\": \"p\"\n    }\n  ],\n  \"b\": 2\n}"
+        );
+        let out = m("{\n  \"a\": 1\n}").set_member("passwordCredentials", &json!([])).unwrap();
+        assert_eq!(out.text(), "{\n  \"a\": 1,\n  \"passwordCredentials\": []\n}");
+        assert_eq!(m("{\"a\":1}").set_member("p", &v).unwrap().text(), "{\"a\":1,\"p\":[{\"keyId\":\"p\"}]}");
+        assert_eq!(m("{}").set_member("p", &json!(1)).unwrap().root()["p"], json!(1));
     }
 
     #[test]

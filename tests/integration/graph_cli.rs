@@ -77,7 +77,8 @@ fn self_rotation_list_add_remove() {
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "addKey");
-    assert_eq!(j["keyCredential"]["customKeyIdentifier"], b.cert.custom_key_identifier());
+    // addKey without a customKeyIdentifier: Graph fills the hex thumbprint.
+    assert_eq!(j["keyCredential"]["customKeyIdentifier"], b.cert.thumbprint());
     let b_key_id = j["keyCredential"]["keyId"].as_str().unwrap().to_string();
     // Persisted: A and P byte for byte, B appended.
     let text = std::fs::read_to_string(&app.manifest).unwrap();
@@ -126,7 +127,7 @@ fn rotate_adds_verifies_and_removes_the_old_certificate() {
     // The shape of `keycred rotate -o json`, plus the Graph methods used.
     assert_eq!(j["methods"], json!({"added": "addKey", "removed": "removeKey"}));
     let c = keycred::cert::load_credential(&app.dir.path("new/c.pem"), None, None).unwrap();
-    assert_eq!(j["added"]["customKeyIdentifier"], c.cert.custom_key_identifier());
+    assert_eq!(j["added"]["customKeyIdentifier"], c.cert.thumbprint());
     assert!(j["added"].get("@odata.context").is_none(), "{j}");
     assert_eq!(j["removed"].as_array().unwrap().len(), 1);
     assert_eq!(j["removed"][0]["keyId"], app.key_ids[0]);
@@ -138,7 +139,7 @@ fn rotate_adds_verifies_and_removes_the_old_certificate() {
     let text = std::fs::read_to_string(&app.manifest).unwrap();
     assert!(!text.contains(&app.lines[0]), "{text}");
     assert!(text.contains(&app.lines[1]), "{text}");
-    assert_eq!(ckis_of(&app.manifest)[1], c.cert.custom_key_identifier());
+    assert_eq!(ckis_of(&app.manifest)[1], c.cert.thumbprint());
     assert_eq!(entries_of(&app.manifest).len(), 2);
     // The old certificate is refused with 700027 quoting its thumbprint; the new one works.
     let (status, body) = token_with(base, APP_ID, &app.a, GRAPH);
@@ -237,8 +238,18 @@ fn proofs_are_checked() {
         if aud == PROOF_AUD_AAD_GRAPH {
             let (status, body) = add(p.expose());
             assert_eq!(status, 200, "{body}");
-            assert_eq!(body["customKeyIdentifier"], new.cert.custom_key_identifier());
+            assert_eq!(body["customKeyIdentifier"], new.cert.thumbprint());
         } else {
+            let (status, body) = send_json(
+                reqwest::Method::POST,
+                &rm_url,
+                &token,
+                Some(&json!({"keyId": app.key_ids[1], "proof": p.expose()})),
+            );
+            // Real Graph refuses a proof for Microsoft Graph's own id (PROTOCOL.md section 7).
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["error"]["code"], "Authentication_MissingOrMalformed", "{body}");
+            let p = proof_of_possession(&app.a, OBJECT_ID, PROOF_AUD_AAD_GRAPH).unwrap();
             let (status, body) = send_json(
                 reqwest::Method::POST,
                 &rm_url,
@@ -249,7 +260,7 @@ fn proofs_are_checked() {
         }
     }
     let ckis = ckis_of(&app.manifest);
-    assert_eq!(ckis, vec![app.a.cert.custom_key_identifier(), new.cert.custom_key_identifier()]);
+    assert_eq!(ckis, vec![app.a.cert.custom_key_identifier(), new.cert.thumbprint()]);
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod fleet_cli;
 mod fsio_links;
 mod graph_cli;
 mod graph_emulator;
+mod graph_tenant;
 mod hardening_corpus;
 mod hardening_crash;
 mod hardening_fuzz_regressions;

@@ -14,8 +14,20 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Manifest file of an application (repeatable); edits on disk apply at the next request
-    #[arg(long = "manifest", value_name = "FILE", required = true)]
+    #[arg(long = "manifest", value_name = "FILE", required_unless_present = "generate_tenant")]
     pub manifests: Vec<PathBuf>,
+    /// Graph requests per second per client; more are answered 429 with Retry-After, as Graph throttles
+    #[arg(long, value_name = "RATE")]
+    pub throttle: Option<f64>,
+    /// Write N application manifests with a realistic mix of credentials into --out, then exit
+    #[arg(long, value_name = "N", requires = "out", conflicts_with = "manifests")]
+    pub generate_tenant: Option<usize>,
+    /// Directory to create for --generate-tenant
+    #[arg(long, value_name = "DIR", requires = "generate_tenant")]
+    pub out: Option<PathBuf>,
+    /// With --generate-tenant: also write each certificate's private key (PEM bundles) and each secret
+    #[arg(long, requires = "generate_tenant")]
+    pub with_keys: bool,
     /// Tenant id (GUID); a random one is generated and printed when omitted
     #[arg(long, value_name = "GUID")]
     pub tenant: Option<String>,
@@ -38,6 +50,9 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
+    if let (Some(n), Some(out)) = (args.generate_tenant, &args.out) {
+        return generate(n, out, args.with_keys, ctx);
+    }
     let mut cfg = EmulatorConfig::new(args.manifests.clone());
     if let Some(t) = &args.tenant {
         cfg.tenant = t.trim().to_string();
@@ -50,6 +65,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     cfg.secret = args.secret_env.as_deref().map(keycred::secret::from_env).transpose()?;
     cfg.tls = args.tls;
     cfg.allow_remote = args.allow_remote;
+    cfg.throttle = args.throttle;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,6 +105,33 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         h.shutdown().await;
         Ok(keycred::error::exit::OK)
     })
+}
+
+/// `--generate-tenant N --out DIR`.
+fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Result<u8> {
+    let s = emulator::generate_tenant(n, out, with_keys)?;
+    if ctx.json() {
+        let v = serde_json::json!({
+            "dir": s.dir.display().to_string(),
+            "apps": s.apps,
+            "automationAppId": s.automation_app_id,
+            "automationBundle": s.automation_bundle.display().to_string(),
+            "groundTruth": s.ground_truth.display().to_string(),
+            "credentials": s.by_status,
+        });
+        out_line(&v.to_string());
+    } else {
+        let counts: Vec<String> = s.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        print_pairs(&[
+            ("dir", s.dir.display().to_string()),
+            ("apps", s.apps.to_string()),
+            ("automationAppId", s.automation_app_id.clone()),
+            ("automationBundle", s.automation_bundle.display().to_string()),
+            ("groundTruth", s.ground_truth.display().to_string()),
+            ("credentials", counts.join(", ")),
+        ]);
+    }
+    Ok(crate::error::exit::OK)
 }
 
 /// ctrl-C, and SIGTERM on Unix (what service managers and CI runners send). They are registered

@@ -1,0 +1,543 @@
+//! Changing an application's credentials: `PATCH` of the whole `keyCredentials` collection,
+//! `addKey`/`removeKey` with a proof of possession (PROTOCOL.md section 7), and
+//! `addPassword`/`removePassword`.
+//!
+//! What Graph does with a PATCH body is done here too: entries sent back by `keyId` with
+//! `"key": null` (as GET returns them) keep what is registered; a new certificate's base64 may
+//! hold line breaks (the Azure CLI sends the PEM body) and is stored canonical; OData annotations
+//! (`@odata.type`) are not stored; a missing `customKeyIdentifier` or `displayName` is filled with
+//! the upper-case hex SHA-1 thumbprint and the certificate's subject; dates must lie within the
+//! certificate's validity; two entries with one `keyId`, or one certificate twice, are refused.
+
+use super::{
+    authenticate, bad_request, edit_app, find_app, forbidden, graph_error, json_body, not_found, objects, passwords,
+    storage_failure, EditError, St, SKEW,
+};
+use crate::cert::{Certificate, SignatureAlg};
+use crate::emulator::App;
+use crate::graph::{PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
+use crate::jwt::dangerous;
+use crate::manifest::{entry_for, EntryOptions, Format, Manifest, Selector};
+use crate::{dates, thumbprint};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Graph's answer to two entries sharing a `keyId` (observed for duplicate `appRoles` ids in a
+/// PATCH of an application; the emulator also gives it for one certificate sent twice).
+fn duplicate() -> EditError {
+    EditError::Refused(
+        StatusCode::BAD_REQUEST,
+        "DuplicateValue",
+        "Request contains a property with duplicate values.".into(),
+    )
+}
+
+/// Legacy field names for a legacy manifest; Graph's otherwise.
+fn to_format(v: Map<String, Value>, format: Format) -> Value {
+    if format == Format::MsGraph {
+        return Value::Object(v);
+    }
+    let mut out = Map::new();
+    for (k, val) in v {
+        let k = match k.as_str() {
+            "key" => "value",
+            "startDateTime" => "startDate",
+            "endDateTime" => "endDate",
+            "displayName" => continue,
+            other => other,
+        };
+        out.insert(k.to_string(), val);
+    }
+    Value::Object(out)
+}
+
+/// The `customKeyIdentifier` Graph fills in: the upper-case hex thumbprint in Graph-shaped
+/// entries; in legacy manifests the base64 SHA-1 the legacy format uses (PROTOCOL.md section 1).
+fn filled_cki(cert: &Certificate, format: Format) -> String {
+    match format {
+        Format::MsGraph => cert.thumbprint(),
+        Format::AadGraph => cert.custom_key_identifier(),
+    }
+}
+
+/// A base64 certificate body as Graph accepts it: whitespace (line breaks every 64 characters,
+/// as in a PEM body) ignored.
+fn decode_key(v: &Value) -> Option<Vec<u8>> {
+    let s: String = v.as_str()?.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+fn date_field(e: &Map<String, Value>, i: usize, name: &str) -> Result<Option<OffsetDateTime>, EditError> {
+    match e.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => dates::parse_manifest(s)
+            .map(Some)
+            .ok_or_else(|| bad_request(format!("keyCredentials[{i}].{name} '{s}' is not a date and time."))),
+        Some(v) => Err(bad_request(format!("keyCredentials[{i}].{name} {v} is not a date and time."))),
+    }
+}
+
+/// The new `keyCredentials` of `m` after a PATCH sending `entries`, checked as Graph checks them.
+fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime) -> Result<Vec<Value>, EditError> {
+    let format = m.detect_format().unwrap_or(Format::MsGraph);
+    let existing = m.credentials();
+    let mut key_ids: Vec<String> = Vec::new();
+    let mut thumbprints: Vec<[u8; 20]> = Vec::new();
+    let mut seen = |key_id: Option<&str>, sha1: Option<[u8; 20]>| -> Result<(), EditError> {
+        if let Some(k) = key_id {
+            let k = k.to_ascii_lowercase();
+            if key_ids.contains(&k) {
+                return Err(duplicate());
+            }
+            key_ids.push(k);
+        }
+        if let Some(t) = sha1 {
+            if thumbprints.contains(&t) {
+                return Err(duplicate());
+            }
+            thumbprints.push(t);
+        }
+        Ok(())
+    };
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let mut e =
+            e.as_object().cloned().ok_or_else(|| bad_request(format!("keyCredentials[{i}] is not an object")))?;
+        // Annotations describe the payload; Graph does not store them.
+        e.retain(|k, _| !k.starts_with('@'));
+        let key_id = match e.get("keyId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => {
+                let id = uuid::Uuid::try_parse(k.trim())
+                    .map_err(|_| bad_request(format!("keyCredentials[{i}].keyId '{k}' is not a GUID.")))?;
+                Some(id.to_string())
+            }
+            Some(v) => return Err(bad_request(format!("keyCredentials[{i}].keyId {v} is not a GUID."))),
+        };
+        let body = e.get("key").filter(|v| !v.is_null());
+        let known = key_id
+            .as_deref()
+            .and_then(|k| existing.iter().find(|c| c.key_id.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(k))));
+        // An entry already registered, sent back without its body (as Graph returns it) or
+        // with the same body, is kept as it is: only new entries are validated, so an app
+        // whose certificates all expired can still be given a new one (the PATCH fallback).
+        if let Some(c) = known {
+            let same_body = body
+                .and_then(decode_key)
+                .is_some_and(|der| c.certificate.as_ref().is_some_and(|cert| cert.der() == der.as_slice()));
+            if body.is_none() || same_body {
+                seen(key_id.as_deref(), c.sha1())?;
+                out.push(m.raw_entries()[c.index].clone());
+                continue;
+            }
+        }
+        let Some(body) = body else {
+            return Err(EditError::Refused(
+                StatusCode::BAD_REQUEST,
+                "KeyCredentialsInvalidValue",
+                format!("keyCredentials[{i}] has no key and no keyId of a registered credential."),
+            ));
+        };
+        let der = decode_key(body).ok_or_else(|| bad_request(format!("keyCredentials[{i}].key is not base64")))?;
+        // These errors name the request field they were given, nothing of the emulator's.
+        let cert =
+            Certificate::from_der(&der, &format!("keyCredentials[{i}].key")).map_err(|e| bad_request(e.message()))?;
+        cert.ensure_usable(&format!("keyCredentials[{i}]"), now).map_err(|e| bad_request(e.message()))?;
+        let text = |name: &str, default: &str| -> Result<String, EditError> {
+            match e.get(name) {
+                None | Some(Value::Null) => Ok(default.to_string()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(v) => Err(bad_request(format!("keyCredentials[{i}].{name} {v} is not a string."))),
+            }
+        };
+        let usage = text("usage", "Verify")?;
+        if usage != "Verify" && usage != "Sign" {
+            return Err(bad_request(
+                "Invalid value specified for property 'usage' of resource 'KeyCredential'. Acceptable values are Sign, Verify.",
+            ));
+        }
+        let kind = text("type", "AsymmetricX509Cert")?;
+        let start = date_field(&e, i, "startDateTime")?.unwrap_or(cert.not_before());
+        let end = date_field(&e, i, "endDateTime")?.unwrap_or(cert.not_after());
+        if start < cert.not_before() || start > cert.not_after() {
+            return Err(bad_request("Key credential start date is invalid."));
+        }
+        if end > cert.not_after() || end < start {
+            return Err(bad_request("Key credential end date is invalid."));
+        }
+        let key_id = key_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        seen(Some(&key_id), Some(cert.sha1()))?;
+        let mut entry = Map::new();
+        entry.insert("customKeyIdentifier".into(), json!(text("customKeyIdentifier", &filled_cki(&cert, format))?));
+        entry.insert("displayName".into(), json!(text("displayName", cert.subject())?));
+        entry.insert("endDateTime".into(), json!(dates::format(end)));
+        entry.insert("key".into(), json!(cert.value_b64()));
+        entry.insert("keyId".into(), json!(key_id));
+        entry.insert("startDateTime".into(), json!(dates::format(start)));
+        entry.insert("type".into(), json!(kind));
+        entry.insert("usage".into(), json!(usage));
+        out.push(to_format(entry, format));
+    }
+    Ok(out)
+}
+
+pub(super) async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let who = match authenticate(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let body = match json_body(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.can_write(&app) {
+        return forbidden();
+    }
+    let Some(props) = body.as_object() else {
+        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object.");
+    };
+    if let Some(p) = props.get("passwordCredentials") {
+        let current: Vec<Value> = objects::password_credentials(app.manifest.root().get("passwordCredentials"))
+            .iter()
+            .map(|c| c["keyId"].clone())
+            .collect();
+        let sent: Vec<Value> = objects::password_credentials(Some(p)).iter().map(|c| c["keyId"].clone()).collect();
+        if sent.iter().any(|k| !current.contains(k)) {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                "New password credentials must be generated using service actions.",
+            );
+        }
+    }
+    if let Some(other) =
+        props.keys().find(|k| !k.starts_with('@') && *k != "keyCredentials" && *k != "passwordCredentials")
+    {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            format!("This emulator changes keyCredentials only; the body also sets '{other}'."),
+        );
+    }
+    let entries = match props.get("keyCredentials") {
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                "keyCredentials is not an array; send the whole collection as an array of keyCredential objects.",
+            )
+        }
+        None => return StatusCode::NO_CONTENT.into_response(),
+    };
+    let result = edit_app(&st, &app, |m| {
+        let new = patched_key_credentials(m, entries, dates::now())?;
+        Ok(m.replace_key_credentials(&new)?)
+    });
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// A refused proof: status, Graph code, message.
+type ProofError = (StatusCode, &'static str, String);
+
+fn bad_proof(why: impl Into<String>) -> ProofError {
+    (StatusCode::BAD_REQUEST, "Authorization_RequestDenied", format!("Invalid proof of possession: {}", why.into()))
+}
+
+/// Checks a proof of possession for `app`: RS256, `x5t` of a currently valid registered
+/// certificate whose key verifies the signature, `aud` Azure AD Graph's id (real Graph refuses
+/// Microsoft Graph's own `00000003-...` with 401), `iss` = the object id, and a current
+/// `nbf`/`exp` window of at most ten minutes.
+fn check_proof(app: &App, proof: Option<&Value>) -> Result<(), ProofError> {
+    let proof = match proof {
+        None | Some(Value::Null) => {
+            return Err(bad_proof("the request has no proof; send the proof-of-possession JWT in 'proof'"))
+        }
+        Some(Value::String(p)) if p.trim().is_empty() => return Err(bad_proof("the proof is empty")),
+        Some(Value::String(p)) => p.as_str(),
+        Some(_) => return Err(bad_proof("the proof is not a string; send the JWT as a string")),
+    };
+    // PROTOCOL.md section 7: base64url without `=` padding in every segment, as JWS requires.
+    if proof.contains('=') {
+        return Err(bad_proof("the proof is not valid base64url without padding: its segments must not contain '='"));
+    }
+    let d = dangerous::decode(proof).map_err(|e| bad_proof(format!("the proof is not a JWT ({e})")))?;
+    if d.alg() != Some("RS256") {
+        return Err(bad_proof(format!("the proof must be signed RS256, not {}", d.alg().unwrap_or("(none)"))));
+    }
+    let now_t = dates::now();
+    let valid: Vec<_> = app.credentials.iter().filter(|c| c.certificate.is_some() && c.is_valid_at(now_t)).collect();
+    if valid.is_empty() {
+        return Err(bad_proof(
+            "the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead",
+        ));
+    }
+    let x5t = d.header.get("x5t").and_then(Value::as_str).ok_or_else(|| bad_proof("the proof has no x5t header"))?;
+    let sha1 = thumbprint::parse_sha1(x5t).map_err(|_| bad_proof("the proof's x5t is not a SHA-1 thumbprint"))?;
+    let cred = valid.iter().find(|c| c.sha1() == Some(sha1)).ok_or_else(|| {
+        bad_proof(format!(
+            "the proof is signed by certificate {} which is not a valid registered certificate of the application",
+            thumbprint::hex_upper(&sha1)
+        ))
+    })?;
+    let cert = cred.certificate.as_ref().expect("filtered on certificate");
+    if !d.verify(SignatureAlg::Rs256, cert.rsa_public_key().unwrap_or_default()) {
+        return Err(bad_proof("the proof's signature does not verify with the certificate its x5t names"));
+    }
+    let aud = d.claim_str("aud").unwrap_or("");
+    if aud == PROOF_AUD_MS_GRAPH {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "Authentication_MissingOrMalformed",
+            format!("The proof of possession's audience must be {PROOF_AUD_AAD_GRAPH}, not {PROOF_AUD_MS_GRAPH}."),
+        ));
+    }
+    if aud != PROOF_AUD_AAD_GRAPH {
+        return Err(bad_proof(format!("the proof's aud '{aud}' must be {PROOF_AUD_AAD_GRAPH}")));
+    }
+    let oid = objects::object_id(app);
+    if !d.claim_str("iss").is_some_and(|i| i.eq_ignore_ascii_case(&oid)) {
+        return Err(bad_proof(format!("the proof's iss must be the application's object id {oid} (not its appId)")));
+    }
+    let now = now_t.unix_timestamp() as f64;
+    let nbf = d.claim_time("nbf").ok_or_else(|| bad_proof("the proof has no nbf"))?;
+    let exp = d.claim_time("exp").ok_or_else(|| bad_proof("the proof has no exp"))?;
+    if nbf > now + SKEW {
+        return Err(bad_proof("the proof is not valid yet (nbf in the future)"));
+    }
+    if exp < now - SKEW {
+        return Err(bad_proof("the proof has expired"));
+    }
+    if exp - nbf > 600.0 + SKEW {
+        return Err(bad_proof("the proof's lifetime exceeds 10 minutes"));
+    }
+    Ok(())
+}
+
+/// What addKey and removeKey both require: a Graph token of the application itself (which needs
+/// no permission to roll its own keys) or of a caller allowed to write it, and a valid proof of
+/// possession. The token is checked before the body is read, so a bad body without a token is
+/// 401, as on Graph.
+fn authorize_key_change(
+    st: &super::AppState,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Arc<App>, Value), Box<Response>> {
+    let who = authenticate(st, headers)?;
+    let body = json_body(headers, body)?;
+    let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
+    if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write(&app) {
+        return Err(Box::new(forbidden()));
+    }
+    check_proof(&app, body.get("proof")).map_err(|(status, code, why)| Box::new(graph_error(status, code, why)))?;
+    Ok((app, body))
+}
+
+/// addKey adds certificates only: `type` AsymmetricX509Cert and `usage` Verify, as the
+/// documentation's request body has them.
+fn check_key_kind(kc: &Value) -> Result<(), String> {
+    for (field, want) in [("type", "AsymmetricX509Cert"), ("usage", "Verify")] {
+        match kc.get(field) {
+            Some(Value::String(v)) if v == want => {}
+            None | Some(Value::Null) => return Err(format!("keyCredential.{field} is required and must be '{want}'.")),
+            Some(v) => {
+                return Err(format!("keyCredential.{field} {v} is not supported by addKey; it must be '{want}'."))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `@odata.context` of an action's answer.
+fn action_context(st: &super::AppState, kind: &str) -> String {
+    format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
+}
+
+pub(super) async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
+        Err(r) => return *r,
+    };
+    let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
+    if let Err(why) = check_key_kind(&kc) {
+        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why);
+    }
+    let Some(der) = kc.get("key").and_then(decode_key) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "keyCredential.key must hold the base64 DER certificate.",
+        );
+    };
+    let cert = match Certificate::from_der(&der, "keyCredential.key")
+        .and_then(|c| c.ensure_usable("keyCredential.key", dates::now()).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+    };
+    let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
+    let mut added = Map::new();
+    let result = edit_app(&st, &app, |m| {
+        let duplicate_cert = Selector::Thumbprint(cert.sha1());
+        if let Some(c) = m.credentials().iter().find(|c| duplicate_cert.matches(c)) {
+            return Err(bad_request(format!(
+                "The certificate with thumbprint {} is already a key credential of this application (keyId {}).",
+                cert.thumbprint(),
+                c.key_id.as_deref().unwrap_or("none")
+            )));
+        }
+        let format = m.detect_format().unwrap_or(Format::MsGraph);
+        let opts = EntryOptions {
+            display_name: (format == Format::MsGraph)
+                .then(|| display_name.clone().unwrap_or_else(|| cert.subject().to_string())),
+            ..EntryOptions::default()
+        };
+        let mut entry = entry_for(&cert, format, &opts)?;
+        entry.insert("customKeyIdentifier".into(), json!(filled_cki(&cert, format)));
+        added = entry.clone();
+        Ok(m.add_entry(entry)?)
+    });
+    match result {
+        Ok(()) => {
+            let shown = objects::key_credentials(Some(&json!([added])), false).remove(0);
+            let mut v = Map::new();
+            v.insert("@odata.context".into(), json!(action_context(&st, "keyCredential")));
+            v.extend(shown.as_object().cloned().unwrap_or_default());
+            (StatusCode::OK, Json(Value::Object(v))).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+/// The `keyId` of a removeKey or removePassword body.
+fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
+    let refuse = |m: String| Box::new(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", m));
+    match body.get("keyId") {
+        Some(Value::String(k)) => {
+            uuid::Uuid::try_parse(k.trim()).map_err(|_| refuse(format!("keyId '{}' is not a GUID.", k.trim())))
+        }
+        None | Some(Value::Null) => Err(refuse("The request has no keyId.".into())),
+        Some(v) => Err(refuse(format!("keyId {v} is not a GUID."))),
+    }
+}
+
+pub(super) async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
+        Err(r) => return *r,
+    };
+    let id = match key_id_of(&body) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let sel = Selector::KeyId(id);
+    let result = edit_app(&st, &app, |m| {
+        if !m.credentials().iter().any(|c| sel.matches(c)) {
+            return Err(EditError::Refused(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("No key credential with keyId '{id}' exists on this application."),
+            ));
+        }
+        Ok(m.remove_entries(std::slice::from_ref(&sel))?)
+    });
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// The authenticated writer of `raw` and the action's body (an empty body is `{}`, as Graph
+/// accepts addPassword without one).
+fn authorize_password_change(
+    st: &super::AppState,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Arc<App>, Value), Box<Response>> {
+    let who = authenticate(st, headers)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_body(headers, body)? };
+    let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
+    if !who.can_write(&app) {
+        return Err(Box::new(forbidden()));
+    }
+    Ok((app, body))
+}
+
+pub(super) async fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
+        Err(r) => return *r,
+    };
+    let secret = passwords::new_secret();
+    let entry = match passwords::new_entry(&body, &secret, dates::now()) {
+        Ok(e) => e,
+        Err(why) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why),
+    };
+    let key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
+    let result = edit_app(&st, &app, |m| {
+        // The hash first: a crash before the manifest names the credential leaves an unused hash.
+        passwords::store_hash(&app.path, &key_id, &secret)?;
+        let mut list = passwords::entries(m);
+        list.push(Value::Object(entry.clone()));
+        Ok(m.set_member("passwordCredentials", &Value::Array(list))?)
+    });
+    match result {
+        Ok(()) => {
+            let mut v = Map::new();
+            v.insert("@odata.context".into(), json!(action_context(&st, "passwordCredential")));
+            v.extend(entry);
+            v.insert("secretText".into(), json!(secret));
+            (StatusCode::OK, Json(Value::Object(v))).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+pub(super) async fn remove_password(
+    State(st): St,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
+        Ok(checked) => checked,
+        Err(r) => return *r,
+    };
+    let id = match key_id_of(&body) {
+        Ok(id) => id.to_string(),
+        Err(r) => return *r,
+    };
+    let result = edit_app(&st, &app, |m| {
+        let list = passwords::entries(m);
+        let same = |c: &Value| c.get("keyId").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(&id));
+        if !list.iter().any(same) {
+            return Err(EditError::Refused(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("No password credential with keyId '{id}' exists on this application."),
+            ));
+        }
+        let kept: Vec<Value> = list.into_iter().filter(|c| !same(c)).collect();
+        Ok(m.set_member("passwordCredentials", &Value::Array(kept))?)
+    });
+    match result {
+        Ok(()) => match passwords::drop_hash(&app.path, &id) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => storage_failure(&st, &app, &e),
+        },
+        Err(r) => *r,
+    }
+}

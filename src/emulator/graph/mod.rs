@@ -1,0 +1,586 @@
+//! The emulator's slice of Microsoft Graph: the application and service principal endpoints that
+//! credential rotation and audits use (PROTOCOL.md sections 7 and 8), backed by the same manifest
+//! files as the token endpoint, answering as Graph does so that scripts written against Graph
+//! (the Azure CLI's `az ad app credential ...` among them) run against the emulator unchanged.
+//!
+//! - `GET /v1.0/applications` with `$filter`, `$select`, `$top` and `@odata.nextLink` paging
+//!   ([`odata`]), `GET /v1.0/applications/{id}` and `GET /v1.0/applications(appId='..')`;
+//! - `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array, `addKey`/`removeKey`
+//!   with a proof of possession ([`keys`]), `addPassword`/`removePassword` ([`passwords`]);
+//! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]).
+//!
+//! Every call needs a bearer token this emulator issued for Graph: for `https://graph.microsoft.com`
+//! (a v1 token's `aud`) or its app id (v2), or for the emulator's own base URL, which is the
+//! Graph resource id of a cloud registered with the emulator as its Graph endpoint (as a
+//! national cloud's Graph is its own URL). The token is checked first, before the route's
+//! resource and before the body, as Graph does; then the `--throttle` bucket of the caller.
+//! Writes need `Application.ReadWrite.All`, or `Application.ReadWrite.OwnedBy` for applications
+//! whose manifest lists the caller in `owners`. Each change is written to the manifest file
+//! atomically (under its lock), so the token endpoint sees it at the next request. Refusals are
+//! in Graph's error shape, also for routes the emulator does not serve, and speak of the request,
+//! never of the manifest files or the CLI behind the emulator.
+
+mod keys;
+pub(super) mod objects;
+pub(super) mod odata;
+pub(super) mod passwords;
+
+use super::throttle::retry_after_secs;
+use super::{App, AppState};
+use crate::cert::SignatureAlg;
+use crate::dates;
+use crate::jwt::dangerous;
+use crate::manifest::{edit_file, Manifest};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use odata::{EntityType, Query, QueryError};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// Clock skew tolerated on proofs and bearer tokens, seconds.
+const SKEW: f64 = 300.0;
+/// Roles that allow reading every application.
+const READ_ROLES: [&str; 5] = [
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Application.ReadWrite.OwnedBy",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const ALL: &str = "Application.ReadWrite.All";
+const OWNED_BY: &str = "Application.ReadWrite.OwnedBy";
+/// What Graph sends as the Content-Type of its JSON answers.
+const GRAPH_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+type St = State<Arc<AppState>>;
+
+tokio::task_local! {
+    /// The request's `client-request-id`, echoed in error bodies as Graph does.
+    static CLIENT_REQUEST_ID: String;
+}
+
+/// The Graph routes, merged into the emulator's router.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1.0/applications", get(list_applications))
+        .route("/v1.0/applications/{id}", get(get_application).patch(keys::patch_app))
+        .route("/v1.0/applications/{id}/{action}", post(action))
+        .route("/v1.0/servicePrincipals", get(list_service_principals))
+        .route("/v1.0/servicePrincipals/{id}", get(get_service_principal))
+        .route("/v1.0/{reference}", get(get_by_reference).patch(patch_by_reference))
+        .route("/v1.0/{reference}/{action}", post(action_by_reference))
+        .layer(axum::middleware::from_fn(graph_headers))
+}
+
+/// Graph's `request-id` and `client-request-id` on every answer (the client's own id when it
+/// sent one), and the id kept for error bodies.
+async fn graph_headers(req: Request, next: Next) -> Response {
+    let client_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut resp = CLIENT_REQUEST_ID.scope(client_id.clone(), next.run(req)).await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&client_id) {
+        h.insert("client-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("request-id", v);
+    }
+    resp
+}
+
+/// A Graph error answer: `{"error": {"code", "message", "innerError"}}`, the date without `Z`.
+pub(super) fn graph_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let client_request_id =
+        CLIENT_REQUEST_ID.try_with(|c| c.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    let date = dates::format(dates::now());
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message.into(),
+            "innerError": {
+                "date": date.trim_end_matches('Z'),
+                "request-id": uuid::Uuid::new_v4().to_string(),
+                "client-request-id": client_request_id,
+            }
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
+/// A successful JSON answer with Graph's Content-Type.
+fn graph_json(v: Value) -> Response {
+    let mut resp = Json(v).into_response();
+    resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(GRAPH_JSON));
+    resp
+}
+
+fn query_error(e: QueryError) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, e.code, e.message)
+}
+
+/// The caller, from a bearer token this emulator issued for Graph.
+pub(super) struct Caller {
+    pub app_id: String,
+    /// The `oid` claim: the caller's service principal.
+    pub object_id: String,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    fn can_read(&self, app: &App) -> bool {
+        self.app_id.eq_ignore_ascii_case(&app.app_id) || READ_ROLES.iter().any(|r| self.has(r))
+    }
+    fn can_read_all(&self) -> bool {
+        READ_ROLES.iter().any(|r| self.has(r))
+    }
+    /// Whether the manifest's `owners` names the caller (by appId or service principal id, as
+    /// strings or as `{"id": ...}`/`{"appId": ...}` objects).
+    fn owns(&self, m: &Manifest) -> bool {
+        let Some(Value::Array(owners)) = m.root().get("owners") else { return false };
+        let me = |s: &str| s.eq_ignore_ascii_case(&self.app_id) || s.eq_ignore_ascii_case(&self.object_id);
+        owners.iter().any(|o| match o {
+            Value::String(s) => me(s),
+            Value::Object(o) => ["id", "appId"].iter().any(|k| o.get(*k).and_then(Value::as_str).is_some_and(me)),
+            _ => false,
+        })
+    }
+    /// Whether the caller may change `app` through PATCH, addPassword or removePassword:
+    /// `.All` for any application, `.OwnedBy` only for the applications it owns.
+    pub fn can_write(&self, app: &App) -> bool {
+        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.manifest))
+    }
+}
+
+/// Authenticates the request (401 in Graph's words), then takes one request from the caller's
+/// `--throttle` bucket (429 with `Retry-After`).
+pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+    let who = caller(st, headers)?;
+    if let Some(t) = &st.throttle {
+        if let Err(wait) = t.take(&who.app_id) {
+            let secs = retry_after_secs(wait);
+            let mut r = graph_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "Too many requests from Identifier:{}+{} under category:throttle.emulator. Please try again later.",
+                    st.tenant(),
+                    who.app_id
+                ),
+            );
+            let h = r.headers_mut();
+            h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+            h.insert("x-ms-throttle-scope", HeaderValue::from_static("Tenant_Application_All"));
+            if let Ok(v) = HeaderValue::from_str(&format!("The application exceeded {} requests per second.", t.rate()))
+            {
+                h.insert("x-ms-throttle-information", v);
+            }
+            return Err(Box::new(r));
+        }
+    }
+    Ok(who)
+}
+
+fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+    let unauthorized =
+        |m: &str| Box::new(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string()));
+    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .ok_or_else(|| unauthorized("Access token is empty."))?;
+    let d = dangerous::decode(token).map_err(|_| unauthorized("IDX14100: JWT is not well formed."))?;
+    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, st.signing_cert.rsa_public_key().unwrap_or_default())
+    {
+        return Err(unauthorized("Access token validation failure. Invalid signature."));
+    }
+    let aud = d.claim_str("aud").unwrap_or("");
+    if !st.is_graph(aud) {
+        return Err(unauthorized("Access token validation failure. Invalid audience."));
+    }
+    let now = dates::now().unix_timestamp() as f64;
+    if d.claim_time("exp").is_none_or(|e| e + SKEW < now) || d.claim_time("nbf").is_some_and(|n| n - SKEW > now) {
+        return Err(unauthorized("Access token has expired or is not yet valid."));
+    }
+    if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(st.tenant())) {
+        return Err(unauthorized("Access token validation failure. Invalid tenant."));
+    }
+    let app_id = d.claim_str("appid").or_else(|| d.claim_str("azp")).unwrap_or("").to_string();
+    let object_id = d.claim_str("oid").unwrap_or("").to_string();
+    Ok(Caller { app_id, object_id, roles: d.roles() })
+}
+
+/// The JSON body of a write request, read after the caller is authenticated. Graph answers a
+/// body that is not JSON with 400 BadRequest, and a Content-Type other than JSON with 415.
+pub(super) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+        let shown = if content_type.is_empty() { "(none)" } else { content_type };
+        return Err(Box::new(graph_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BadRequest",
+            format!("Content-Type {shown} is not supported; send the request body as application/json."),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        Box::new(graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+        ))
+    })
+}
+
+/// Why an edit of an application was not made: a refusal of the request, answered as such, or a
+/// failure of the emulator's own storage, which stays in its log.
+pub(super) enum EditError {
+    Refused(StatusCode, &'static str, String),
+    Storage(crate::Error),
+}
+
+impl From<crate::Error> for EditError {
+    fn from(e: crate::Error) -> Self {
+        EditError::Storage(e)
+    }
+}
+
+pub(super) fn bad_request(message: impl Into<String>) -> EditError {
+    EditError::Refused(StatusCode::BAD_REQUEST, "Request_BadRequest", message.into())
+}
+
+/// Applies `f` to the application's manifest under its lock. A refusal from `f` is answered in
+/// Graph's shape; any other failure (the file, its lock) is logged and answered 500 without
+/// naming files, which are the emulator's business, not the caller's.
+pub(super) fn edit_app(
+    st: &AppState,
+    app: &App,
+    mut f: impl FnMut(&Manifest) -> Result<Manifest, EditError>,
+) -> Result<(), Box<Response>> {
+    let mut refusal = None;
+    let result = edit_file(&app.path, |m| {
+        f(m).map_err(|e| match e {
+            EditError::Storage(e) => e,
+            EditError::Refused(status, code, message) => {
+                refusal = Some((status, code, message));
+                crate::Error::input("refused")
+            }
+        })
+    });
+    match (result, refusal) {
+        (_, Some((status, code, message))) => Err(Box::new(graph_error(status, code, message))),
+        (Ok(_), None) => Ok(()),
+        (Err(e), None) => Err(Box::new(storage_failure(st, app, &e))),
+    }
+}
+
+pub(super) fn storage_failure(st: &AppState, app: &App, e: &crate::Error) -> Response {
+    if st.log {
+        eprintln!("keycred emulate: could not update application {}: {e}", app.app_id);
+    }
+    graph_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "generalException",
+        "The application could not be updated; the emulator's log says why.",
+    )
+}
+
+/// An application by object id, or by `applications(appId='...')` (Graph's alternate key).
+pub(super) fn find_app(st: &AppState, raw: &str) -> Option<Arc<App>> {
+    if let Some(app_id) = raw.strip_prefix("applications(appId='").and_then(|r| r.strip_suffix("')")) {
+        return st.app(app_id);
+    }
+    st.registry.find_by_object_id(raw)
+}
+
+pub(super) fn not_found(raw: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!("Resource '{raw}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+pub(super) fn forbidden() -> Response {
+    graph_error(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+/// `{base}/v1.0/$metadata#{what}`.
+fn context(st: &AppState, what: &str) -> String {
+    format!("{}/v1.0/$metadata#{what}", st.base_url)
+}
+
+/// One page of a collection: the entities that pass `$filter`, from `$skiptoken`'s position, at
+/// most `$top`, and the link to the next page when there are more. `render` gives the whole
+/// entity (before `$select`).
+fn page(
+    st: &AppState,
+    collection: &str,
+    raw_query: Option<&str>,
+    query: &Query,
+    apps: Vec<Arc<App>>,
+    render: impl Fn(&App) -> Map<String, Value>,
+) -> Response {
+    let mut value = Vec::new();
+    let mut more = false;
+    let mut index = 0;
+    for app in apps {
+        // Without a filter every application counts, so earlier pages need no rendering.
+        if query.filter.is_none() && index < query.skip {
+            index += 1;
+            continue;
+        }
+        let entity = render(&app);
+        if !query.matches(&entity) {
+            continue;
+        }
+        if index < query.skip {
+            index += 1;
+            continue;
+        }
+        if value.len() == query.top {
+            more = true;
+            break;
+        }
+        value.push(Value::Object(query.project(entity)));
+        index += 1;
+    }
+    let mut out = Map::new();
+    out.insert("@odata.context".into(), json!(context(st, &format!("{collection}{}", query.context_suffix()))));
+    if more {
+        // The same query, from the next position: clients follow it as given.
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+            if !k.trim_start_matches('$').eq_ignore_ascii_case("skiptoken") {
+                next.append_pair(&k, &v);
+            }
+        }
+        next.append_pair("$skiptoken", &odata::encode_skiptoken(index));
+        out.insert("@odata.nextLink".into(), json!(format!("{}/v1.0/{collection}?{}", st.base_url, next.finish())));
+    }
+    out.insert("value".into(), Value::Array(value));
+    graph_json(Value::Object(out))
+}
+
+/// The applications a query can match: one lookup for `appId eq '...'` (what scripts and the
+/// Azure CLI send to resolve an app), else all of them.
+fn candidates(st: &AppState, query: &Query) -> Vec<Arc<App>> {
+    match &query.filter {
+        Some(odata::Filter::Eq("appId", id)) => st.app(id).into_iter().collect(),
+        _ => st.registry.all(),
+    }
+}
+
+fn parse_query(raw: Option<&str>, entity: &EntityType) -> Result<Query, Box<Response>> {
+    Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))
+}
+
+async fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let who = match authenticate(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let query = match parse_query(raw.as_deref(), &objects::APPLICATION) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let mut apps = candidates(&st, &query);
+    if !who.can_read_all() {
+        // An application without a directory role sees itself only.
+        apps.retain(|a| who.can_read(a));
+    }
+    let bodies = query.selects("keyCredentials");
+    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, &a.manifest, bodies))
+}
+
+async fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let who = match authenticate(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let query = match parse_query(raw.as_deref(), &objects::SERVICE_PRINCIPAL) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let mut apps = candidates(&st, &query);
+    if !who.can_read_all() {
+        apps.retain(|a| who.can_read(a));
+    }
+    let bodies = query.selects("keyCredentials");
+    let tenant = st.tenant().to_string();
+    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| {
+        objects::service_principal(a, &a.manifest, &tenant, bodies)
+    })
+}
+
+/// One entity with `$select` applied and its `@odata.context`.
+fn entity(st: &AppState, collection: &str, query: &Query, e: Map<String, Value>) -> Response {
+    let mut out = Map::new();
+    out.insert("@odata.context".into(), json!(context(st, &format!("{collection}{}/$entity", query.context_suffix()))));
+    out.extend(query.project(e));
+    graph_json(Value::Object(out))
+}
+
+async fn get_application(
+    State(st): St,
+    Path(raw): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let who = match authenticate(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let query = match parse_query(q.as_deref(), &objects::APPLICATION) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+    if !who.can_read(&app) {
+        return forbidden();
+    }
+    entity(&st, "applications", &query, objects::application(&app, &app.manifest, query.selects("keyCredentials")))
+}
+
+async fn get_service_principal(
+    State(st): St,
+    Path(raw): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let who = match authenticate(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let query = match parse_query(q.as_deref(), &objects::SERVICE_PRINCIPAL) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let app = match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
+        Some(id) => st.app(id),
+        None => st.registry.all().into_iter().find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim())),
+    };
+    let Some(app) = app else { return not_found(&raw) };
+    if !who.can_read(&app) {
+        return forbidden();
+    }
+    let sp = objects::service_principal(&app, &app.manifest, st.tenant(), query.selects("keyCredentials"));
+    entity(&st, "servicePrincipals", &query, sp)
+}
+
+/// `applications(appId='...')` and `servicePrincipals(appId='...')`; any other segment is
+/// Graph's "Resource not found for the segment".
+async fn get_by_reference(st: St, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
+    if reference.starts_with("applications(") {
+        get_application(st, Path(reference), q, headers).await
+    } else if reference.starts_with("servicePrincipals(") {
+        get_service_principal(st, Path(reference), q, headers).await
+    } else {
+        unknown_segment(&st, &headers, &reference)
+    }
+}
+
+async fn patch_by_reference(
+    st: St,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if reference.starts_with("applications(") {
+        keys::patch_app(st, Path(reference), headers, body).await
+    } else {
+        unknown_segment(&st, &headers, &reference)
+    }
+}
+
+async fn action(
+    st: St,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    dispatch_action(st, id, &action, headers, body).await
+}
+
+async fn action_by_reference(
+    st: St,
+    Path((reference, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !reference.starts_with("applications(") {
+        return unknown_segment(&st, &headers, &reference);
+    }
+    dispatch_action(st, reference, &action, headers, body).await
+}
+
+async fn dispatch_action(st: St, id: String, action: &str, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    // Graph's action names are case-insensitive.
+    match action.to_ascii_lowercase().as_str() {
+        "addkey" => keys::add_key(st, Path(id), headers, body).await,
+        "removekey" => keys::remove_key(st, Path(id), headers, body).await,
+        "addpassword" => keys::add_password(st, Path(id), headers, body).await,
+        "removepassword" => keys::remove_password(st, Path(id), headers, body).await,
+        _ => unknown_segment(&st, &headers, action),
+    }
+}
+
+/// A path under `/v1.0` the emulator does not serve: 401 without a good token, as Graph checks
+/// the token first, then Graph's 400 for an unknown segment.
+fn unknown_segment(st: &AppState, headers: &HeaderMap, segment: &str) -> Response {
+    if let Err(r) = authenticate(st, headers) {
+        return *r;
+    }
+    graph_error(StatusCode::BAD_REQUEST, "BadRequest", format!("Resource not found for the segment '{segment}'."))
+}
+
+/// Every request no route takes: under `/v1.0/` Graph's unknown-segment answer (after the token
+/// check), elsewhere Graph's answer for an unknown version. Never an empty body.
+pub(super) async fn fallback(State(st): St, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let mut segments = path.trim_start_matches('/').split('/');
+    let version = segments.next().unwrap_or("");
+    if version == "v1.0" || version.eq_ignore_ascii_case("beta") {
+        let first = segments.next().unwrap_or("");
+        if version != "v1.0" {
+            match authenticate(&st, &headers) {
+                Err(r) => *r,
+                Ok(_) => graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("This emulator serves Graph v1.0 only, not '{version}'."),
+                ),
+            }
+        } else {
+            unknown_segment(&st, &headers, first)
+        }
+    } else {
+        graph_error(StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {version}"))
+    }
+}
+
+/// A method a route does not take: Graph's 405.
+pub(super) async fn method_not_allowed() -> Response {
+    graph_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
+}
