@@ -19,6 +19,7 @@ mod demo_cli;
 mod emulator_tokens;
 mod emulator_validation;
 mod fleet_cli;
+mod fleet_emulator;
 mod fsio_links;
 mod graph_cli;
 mod graph_emulator;

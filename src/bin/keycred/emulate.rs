@@ -131,7 +131,7 @@ fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Resu
             ("credentials", counts.join(", ")),
         ]);
     }
-    Ok(crate::error::exit::OK)
+    Ok(keycred::error::exit::OK)
 }
 
 /// ctrl-C, and SIGTERM on Unix (what service managers and CI runners send). They are registered
