@@ -152,11 +152,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         ex.env("OPENSSL_RSA2048_SIGNS", format!("{s}"));
     }
     let status = ex.status().map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&tmp);
     if !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
         return Err("the in-process benchmarks failed".into());
     }
-    Ok(())
+    let fleet = crate::fleet_bench::run(root, &bin, &tmp, quick);
+    let _ = std::fs::remove_dir_all(&tmp);
+    fleet
 }
 
 /// `rsa 2048 bits 0.000600s 0.000017s 1666.0 58823.5` → 1666.0 signs/s.
