@@ -3,7 +3,7 @@
 //! Remote authorities must be https; plain http is accepted only for loopback addresses, where
 //! the emulator and test servers run.
 
-use crate::{Error, Result};
+use crate::{Error, Result, TenantId};
 use url::Url;
 
 /// Public cloud authority, the default.
@@ -47,8 +47,8 @@ impl Authority {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// The token endpoint for `tenant`.
-    pub fn token_endpoint(&self, tenant: &str, v: EndpointVersion) -> String {
+    /// The token endpoint for `tenant` (checked on construction, so it is one path segment).
+    pub fn token_endpoint(&self, tenant: &TenantId, v: EndpointVersion) -> String {
         match v {
             EndpointVersion::V1 => format!("{}/{tenant}/oauth2/token", self.0),
             EndpointVersion::V2 => format!("{}/{tenant}/oauth2/v2.0/token", self.0),
@@ -89,8 +89,9 @@ mod tests {
         assert!(Authority::parse("http://localhost:1").is_ok());
         assert_eq!(Authority::parse("http://login.example.com").unwrap_err().exit_code(), 2);
         let a = Authority::parse("https://login.microsoftonline.com/").unwrap();
-        assert_eq!(a.token_endpoint("t", EndpointVersion::V2), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
-        assert_eq!(a.token_endpoint("t", EndpointVersion::V1), "https://login.microsoftonline.com/t/oauth2/token");
+        let t = TenantId::new("t").unwrap();
+        assert_eq!(a.token_endpoint(&t, EndpointVersion::V2), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
+        assert_eq!(a.token_endpoint(&t, EndpointVersion::V1), "https://login.microsoftonline.com/t/oauth2/token");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::jwt::{self, AssertionParams};
 use crate::manifest::Manifest;
 use crate::secret::SecretString;
 use crate::token::{entra_code, ClientAuth, Grant, Target, TokenClient, TokenRequest};
-use crate::{dates, thumbprint, ErrorKind};
+use crate::{dates, thumbprint, ClientId, ErrorKind, TenantId};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,9 +58,9 @@ pub struct CheckOptions {
     /// Authority.
     pub authority: Authority,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Endpoint version.
     pub version: EndpointVersion,
     /// Scopes or resource.
@@ -134,25 +134,67 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     use names::*;
     let now = dates::now();
     let mut s = Steps { steps: Vec::new(), failed: false, remote_refused: false };
-    let later_all = [KEY_TYPE, VALIDITY, KEY_MATCH, MANIFEST, ASSERTION, TOKEN, ROLES];
     // 1. Readable.
-    let cert: Certificate = match load_file(&o.cert, o.password.as_ref()).and_then(|f| {
+    let Some(cert) = readable_step(&mut s, o) else {
+        s.skip(
+            &[KEY_TYPE, VALIDITY, KEY_MATCH, MANIFEST, ASSERTION, TOKEN, ROLES],
+            "the certificate could not be read",
+        );
+        return finish(s, None);
+    };
+    // 2. Key type and size; 3. validity.
+    key_type_step(&mut s, &cert);
+    validity_step(&mut s, &cert, now);
+    // 4. Key matches.
+    let cred = key_match_step(&mut s, o);
+    // 5. Manifest.
+    if let Some(path) = &o.manifest {
+        manifest_step(&mut s, path, &cert);
+    }
+    let Some(cred) = cred else {
+        s.skip(&[ASSERTION, TOKEN, ROLES], "no usable private key");
+        return finish(s, None);
+    };
+    let cred = Arc::new(cred);
+    // 6. Assertion signs and verifies locally.
+    assertion_step(&mut s, o, &cred);
+    if s.failed {
+        s.skip(&[TOKEN, ROLES], "an earlier check failed");
+        return finish(s, None);
+    }
+    // 7. Token.
+    let Some(token) = token_step(&mut s, o, &cred, client) else {
+        s.skip(&[ROLES], "no token");
+        return finish(s, None);
+    };
+    // 8. Roles.
+    roles_step(&mut s, o, &token.access_token);
+    finish(s, Some(token.access_token))
+}
+
+/// Reads the certificate (the leaf, for a chain or a PFX).
+fn readable_step(s: &mut Steps, o: &CheckOptions) -> Option<Certificate> {
+    let first = load_file(&o.cert, o.password.as_ref()).and_then(|f| {
         f.certs
             .into_iter()
             .next()
             .ok_or_else(|| crate::Error::input(format!("{}: no certificate in the file", o.cert.display())))
-    }) {
+    });
+    match first {
         Ok(c) => {
-            s.push(READABLE, Outcome::Pass, format!("{} (thumbprint {})", o.cert.display(), c.thumbprint()));
-            c
+            s.push(names::READABLE, Outcome::Pass, format!("{} (thumbprint {})", o.cert.display(), c.thumbprint()));
+            Some(c)
         }
         Err(e) => {
-            s.push(READABLE, Outcome::Fail, e.to_string());
-            s.skip(&later_all[..], "the certificate could not be read");
-            return finish(s, None);
+            s.push(names::READABLE, Outcome::Fail, e.to_string());
+            None
         }
-    };
-    // 2. Key type and size.
+    }
+}
+
+/// RSA, of at least [`MIN_RSA_BITS`].
+fn key_type_step(s: &mut Steps, cert: &Certificate) {
+    use names::KEY_TYPE;
     if cert.is_rsa() && cert.key_bits() >= MIN_RSA_BITS {
         s.push(KEY_TYPE, Outcome::Pass, format!("RSA {} bits", cert.key_bits()));
     } else if cert.is_rsa() {
@@ -164,7 +206,11 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     } else {
         s.push(KEY_TYPE, Outcome::Fail, "not an RSA key: Entra certificate credentials need RSA");
     }
-    // 3. Validity.
+}
+
+/// Valid now; a warning under [`EXPIRING_DAYS`] left.
+fn validity_step(s: &mut Steps, cert: &Certificate, now: time::OffsetDateTime) {
+    use names::VALIDITY;
     let days = dates::days_between(now, cert.not_after());
     if now < cert.not_before() {
         s.push(VALIDITY, Outcome::Fail, format!("not valid before {}", dates::format(cert.not_before())));
@@ -179,37 +225,33 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     } else {
         s.push(VALIDITY, Outcome::Pass, format!("{days} days left (until {})", dates::format(cert.not_after())));
     }
-    // 4. Key matches.
-    let cred: Option<LoadedCredential> = match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
+}
+
+/// The private key loads and is the certificate's.
+fn key_match_step(s: &mut Steps, o: &CheckOptions) -> Option<LoadedCredential> {
+    match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
         Ok(c) => {
-            s.push(KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
+            s.push(names::KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
             Some(c)
         }
         Err(e) => {
-            s.push(KEY_MATCH, Outcome::Fail, e.to_string());
+            s.push(names::KEY_MATCH, Outcome::Fail, e.to_string());
             None
         }
-    };
-    // 5. Manifest.
-    match &o.manifest {
-        None => {}
-        Some(path) => manifest_step(&mut s, path, &cert),
     }
-    let Some(cred) = cred else {
-        s.skip(&[ASSERTION, TOKEN, ROLES], "no usable private key");
-        return finish(s, None);
-    };
-    let cred = Arc::new(cred);
-    // 6. Assertion signs and verifies locally.
-    let audience = o.authority.token_endpoint(&o.tenant, o.version);
+}
+
+/// An assertion for the token endpoint signs, and verifies with the certificate's public key.
+fn assertion_step(s: &mut Steps, o: &CheckOptions, cred: &LoadedCredential) {
+    use names::ASSERTION;
     let params = AssertionParams {
-        client_id: o.client_id.clone(),
-        audience,
+        client_id: o.client_id.to_string(),
+        audience: o.authority.token_endpoint(&o.tenant, o.version),
         alg: o.alg,
         x5c: false,
         lifetime: jwt::DEFAULT_ASSERTION_LIFETIME,
     };
-    let verified = jwt::client_assertion(&cred, &params).and_then(|a| jwt::dangerous::decode(a.expose()));
+    let verified = jwt::client_assertion(cred, &params).and_then(|a| jwt::dangerous::decode(a.expose()));
     match verified {
         Ok(d) if d.verify(o.alg, cred.cert.rsa_public_key().unwrap_or_default()) => s.push(
             ASSERTION,
@@ -219,11 +261,15 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
         Ok(_) => s.push(ASSERTION, Outcome::Fail, "the assertion's signature does not verify with the certificate"),
         Err(e) => s.push(ASSERTION, Outcome::Fail, e.to_string()),
     }
-    if s.failed {
-        s.skip(&[TOKEN, ROLES], "an earlier check failed");
-        return finish(s, None);
-    }
-    // 7. Token.
+}
+
+/// The token endpoint issues a token for the credential.
+fn token_step(
+    s: &mut Steps,
+    o: &CheckOptions,
+    cred: &Arc<LoadedCredential>,
+    client: &TokenClient,
+) -> Option<crate::token::TokenResponse> {
     let req = TokenRequest {
         authority: o.authority.clone(),
         tenant: o.tenant.clone(),
@@ -233,14 +279,14 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
         grant: Grant::ClientCredentials,
         auth: ClientAuth::Certificate { cred: cred.clone(), alg: o.alg, x5c: false },
     };
-    let token = match client.request_token_blocking(&req) {
+    match client.request_token_blocking(&req) {
         Ok(t) => {
             s.push(
-                TOKEN,
+                names::TOKEN,
                 Outcome::Pass,
                 format!("{} token, expires in {} min ({})", t.token_type, t.expires_in / 60, req.endpoint()),
             );
-            t
+            Some(t)
         }
         Err(e) => {
             let code = entra_code(&e).map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
@@ -250,13 +296,16 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
                 None => format!("{code}{first}"),
             };
             s.remote_refused = e.kind() == ErrorKind::Remote;
-            s.push(TOKEN, Outcome::Fail, detail);
-            s.skip(&[ROLES], "no token");
-            return finish(s, None);
+            s.push(names::TOKEN, Outcome::Fail, detail);
+            None
         }
-    };
-    // 8. Roles.
-    let decoded = jwt::dangerous::decode(token.access_token.expose()).ok();
+    }
+}
+
+/// The token carries the expected roles.
+fn roles_step(s: &mut Steps, o: &CheckOptions, access_token: &SecretString) {
+    use names::ROLES;
+    let decoded = jwt::dangerous::decode(access_token.expose()).ok();
     let roles = decoded.as_ref().map(|d| d.roles()).unwrap_or_default();
     // A token that is not a JWT has no readable roles: every expected one is missing.
     let missing: Vec<&str> = match &decoded {
@@ -268,18 +317,16 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     } else if missing.is_empty() {
         s.push(ROLES, Outcome::Pass, format!("token roles: [{}]", roles.join(", ")));
     } else {
-        let m = missing;
         s.push(
             ROLES,
             Outcome::Fail,
             format!(
                 "missing {}: token roles are [{}]; grant the application permission and admin consent",
-                m.join(", "),
+                missing.join(", "),
                 roles.join(", ")
             ),
         );
     }
-    finish(s, Some(token.access_token))
 }
 
 fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {

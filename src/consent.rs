@@ -5,7 +5,7 @@
 //! query strings survive the round trip.
 
 use crate::authority::Authority;
-use crate::{Error, Result};
+use crate::{ClientId, Error, Result, TenantId};
 use url::Url;
 
 /// The `prompt` parameter of the v1 authorize URL.
@@ -46,14 +46,14 @@ pub fn check_redirect_uri(uri: &str) -> Result<()> {
 /// otherwise).
 pub fn admin_consent_url(
     authority: &Authority,
-    tenant: Option<&str>,
-    client_id: &str,
+    tenant: Option<&TenantId>,
+    client_id: &ClientId,
     redirect_uri: Option<&str>,
     state: Option<&str>,
 ) -> String {
-    let tenant = tenant.filter(|t| !t.is_empty()).unwrap_or("organizations");
+    let tenant = tenant.map_or("organizations", TenantId::as_str);
     let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("client_id", client_id);
+    q.append_pair("client_id", client_id.as_str());
     if let Some(r) = redirect_uri {
         q.append_pair("redirect_uri", r);
     }
@@ -68,18 +68,18 @@ pub fn admin_consent_url(
 /// with an optional `prompt` and `state`.
 pub fn authorize_url_v1(
     authority: &Authority,
-    tenant: Option<&str>,
-    client_id: &str,
+    tenant: Option<&TenantId>,
+    client_id: &ClientId,
     resource: &str,
     redirect_uri: &str,
     prompt: Option<Prompt>,
     state: Option<&str>,
 ) -> String {
-    let tenant = tenant.filter(|t| !t.is_empty()).unwrap_or("common");
+    let tenant = tenant.map_or("common", TenantId::as_str);
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code");
     q.append_pair("resource", resource);
-    q.append_pair("client_id", client_id);
+    q.append_pair("client_id", client_id.as_str());
     q.append_pair("redirect_uri", redirect_uri);
     if let Some(p) = prompt {
         q.append_pair("prompt", p.as_str());
@@ -167,13 +167,15 @@ mod tests {
 
     #[test]
     fn v2_admin_consent_url_is_percent_encoded() {
-        let u = admin_consent_url(&auth(), None, "abc", Some("https://app.example/cb?x=1&y=2"), Some("s 1"));
+        let abc = ClientId::new("abc").unwrap();
+        let u = admin_consent_url(&auth(), None, &abc, Some("https://app.example/cb?x=1&y=2"), Some("s 1"));
         assert_eq!(
             u,
             "https://login.microsoftonline.com/organizations/adminconsent?client_id=abc\
              &redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Fx%3D1%26y%3D2&state=s+1"
         );
-        let u = admin_consent_url(&auth(), Some("contoso.onmicrosoft.com"), "abc", None, None);
+        let contoso = TenantId::new("contoso.onmicrosoft.com").unwrap();
+        let u = admin_consent_url(&auth(), Some(&contoso), &abc, None, None);
         assert_eq!(u, "https://login.microsoftonline.com/contoso.onmicrosoft.com/adminconsent?client_id=abc");
     }
 
@@ -182,7 +184,7 @@ mod tests {
         let u = authorize_url_v1(
             &auth(),
             None,
-            "cid",
+            &ClientId::new("cid").unwrap(),
             "https://graph.windows.net/",
             "http://localhost/cb",
             Some(Prompt::AdminConsent),

@@ -81,7 +81,7 @@ impl Error {
             K::PermissionDenied | K::ReadOnlyFilesystem => {
                 (ErrorKind::Input, Some("choose a location you can write to, or fix its permissions".to_string()))
             }
-            K::AlreadyExists => (ErrorKind::Input, Some("pass --force to replace it".to_string())),
+            K::AlreadyExists => (ErrorKind::Input, Some("remove it first, or choose another path".to_string())),
             // A directory given where a file is expected is the user's input, not our failure.
             K::IsADirectory | K::NotADirectory => (ErrorKind::Input, Some("give the path of a file".to_string())),
             _ => (ErrorKind::Internal, None),

@@ -16,12 +16,18 @@ pub const SECRET_MODE: u32 = 0o600;
 pub const PUBLIC_MODE: u32 = 0o644;
 
 /// Hook for crash-safety tests: when `KEYCRED_FAULT_BEFORE_RENAME` is set, the process exits
-/// after the temporary file is written and before it is renamed, as a crash would.
+/// after the temporary file is written and before it is renamed, as a crash would. Compiled in
+/// only with the test-only `fault-injection` feature: a library must never exit its host because
+/// of an environment variable.
+#[cfg(feature = "fault-injection")]
 fn fault_before_rename() {
     if std::env::var_os("KEYCRED_FAULT_BEFORE_RENAME").is_some() {
         std::process::exit(99);
     }
 }
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_before_rename() {}
 
 /// The file a document path stands for: the target when `path` is a symbolic link (a manifest
 /// linked from a shared checkout must be updated there, the link kept), else `path` itself.
@@ -145,7 +151,7 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
         return Ok(());
     }
     Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
-        .with_hint("pass --force to replace, or choose another --name or --out-dir"))
+        .with_hint("allow replacing them, or choose another name or directory"))
 }
 
 /// Files about to be written, as they were before: absent, or (with `--force`) their bytes and

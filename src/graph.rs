@@ -10,7 +10,7 @@
 
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
-use crate::fleet::request::{self, Answer, GraphRequest};
+use crate::fleet::request;
 use crate::fleet::throttle::Limiter;
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
@@ -92,13 +92,13 @@ impl GraphClient {
     /// A trailing `/v1.0` (as Graph Explorer shows URLs) is dropped: keycred adds the version.
     pub fn new(graph_url: &str, token: SecretString, http: reqwest::Client) -> Result<Self> {
         let mut url = url::Url::parse(graph_url.trim())
-            .map_err(|e| Error::input(format!("--graph-url '{graph_url}' is not a URL ({e})")))?;
-        check_transport(&url, "--graph-url")?;
+            .map_err(|e| Error::input(format!("Graph URL '{graph_url}' is not a URL ({e})")))?;
+        check_transport(&url, "Graph URL")?;
         if url.path().trim_end_matches('/').eq_ignore_ascii_case("/v1.0") {
             url.set_path("/");
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(Error::input(format!("--graph-url '{graph_url}' has a path, query or fragment"))
+            return Err(Error::input(format!("Graph URL '{graph_url}' has a path, query or fragment"))
                 .with_hint(format!("give the Graph host only, such as {GRAPH_RESOURCE}")));
         }
         // Alone, a client is limited only by its caller; a fleet run shares one limiter.
@@ -110,11 +110,6 @@ impl GraphClient {
             limiter,
             renew: None,
         })
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
-        let req = GraphRequest::new(method, format!("{}{path}", self.base), body.cloned());
-        self.send(&req).await
     }
 
     /// The Graph base URL (scheme, host and port), without a trailing slash.
@@ -129,6 +124,11 @@ impl GraphClient {
         self
     }
 
+    /// The limiter in use (its counters feed progress and summaries).
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
     /// Lets the client get a new token when Graph answers 401 (the token expired during a long
     /// run); the request is then sent once more with it.
     pub fn with_renew(mut self, renew: Renew) -> Self {
@@ -140,102 +140,111 @@ impl GraphClient {
         self.token.read().map(|t| t.expose().to_string()).unwrap_or_default()
     }
 
-    /// The limiter in use (its counters feed progress and summaries).
-    pub fn limiter(&self) -> &Arc<Limiter> {
-        &self.limiter
+    /// The absolute URL of a call.
+    pub fn url_of(&self, call: &GraphCall) -> String {
+        format!("{}{}", self.base, call.path)
     }
 
-    /// Sends `req` with its `client-request-id`; 429 and 503 are waited out (`Retry-After`, else
-    /// jittered backoff) and retried up to [`MAX_ATTEMPTS`] times in all. The same id is kept
-    /// across retries, as Graph's guidance asks, so one logical request has one id.
-    pub async fn send(&self, req: &GraphRequest) -> Result<Option<Value>> {
-        let what = req.describe();
+    /// Sends a prepared call and [`interpret`]s the answer; the only I/O of the Graph client.
+    ///
+    /// Every call carries a `client-request-id` (with `return-client-request-id: true`), kept
+    /// across its retries as Graph's guidance asks, and a failure names it (and Graph's
+    /// `request-id`). 429 and 503 are waited out (`Retry-After`, else jittered backoff,
+    /// [`request::backoff`]) and retried up to [`MAX_ATTEMPTS`] times in all, lowering the
+    /// shared limiter's concurrency; a 401 gets one retry with a renewed token when the client
+    /// can renew it.
+    pub async fn send(&self, call: GraphCall) -> Result<Option<Value>> {
+        let url = self.url_of(&call);
+        let method = call.method.clone();
+        let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         let mut renewed = false;
         loop {
-            let answer = {
+            let (status, retry_after, text) = {
                 let _slot = self.limiter.acquire().await;
-                let mut r = self
+                let mut req = self
                     .http
-                    .request(req.method.clone(), &req.url)
+                    .request(method.clone(), &url)
                     .bearer_auth(self.bearer())
-                    .header("client-request-id", &req.client_request_id)
+                    .header("client-request-id", &client_request_id)
                     .header("return-client-request-id", "true");
-                if let Some(b) = &req.body {
-                    r = r.json(b);
+                if let Some(b) = &call.body {
+                    req = req.json(b);
                 }
-                let resp = r.send().await.map_err(|e| {
+                let resp = req.send().await.map_err(|e| {
                     Error::remote(format!(
-                        "{what}: {} (client-request-id {})",
-                        crate::graph::describe_reqwest(&e),
-                        req.client_request_id
+                        "{method} {url}: {} (client-request-id {client_request_id})",
+                        crate::graph::describe_reqwest(&e)
                     ))
-                    .with_hint("check --graph-url and the network; the emulator prints its URL when it starts")
+                    .with_hint("check the Graph URL and the network; the emulator prints its URL when it starts")
                 })?;
-                let status = resp.status();
+                let status = resp.status().as_u16();
                 let retry_after =
                     resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let text = crate::token::read_limited_to(resp, MAX_GRAPH_ANSWER).await.map_err(|e| match e {
                     crate::token::ReadError::TooLarge => Error::remote(format!(
-                        "{what}: HTTP {status} with a body over {MAX_GRAPH_ANSWER} bytes; not read"
+                        "{method} {url}: HTTP {status} with a body over {MAX_GRAPH_ANSWER} bytes; not read"
                     ))
-                    .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"),
-                    crate::token::ReadError::Transport(e) => {
-                        Error::remote(format!("{what}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
-                    }
+                    .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"),
+                    crate::token::ReadError::Transport(e) => Error::remote(format!(
+                        "{method} {url}: reading the answer: {}",
+                        crate::graph::describe_reqwest(&e)
+                    )),
                 })?;
-                if status.as_u16() == 401 && !renewed {
-                    if let Some(renew) = &self.renew {
-                        renewed = true;
-                        let fresh = renew().await?;
-                        if let Ok(mut t) = self.token.write() {
-                            *t = fresh;
-                        }
-                        continue;
-                    }
-                }
-                request::interpret(req, status.as_u16(), retry_after.as_deref(), &text)?
+                (status, retry_after, text)
             };
-            match answer {
-                Answer::Done(v) => {
-                    self.limiter.succeeded();
-                    return Ok(v);
-                }
-                Answer::Retry(asked) => {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(Error::remote(format!(
-                            "{what}: still throttled or unavailable after {MAX_ATTEMPTS} attempts (client-request-id {})",
-                            req.client_request_id
-                        ))
-                        .with_hint("Graph is throttling this application: run again later, or with a lower --concurrency"));
+            if status == 401 && !renewed {
+                if let Some(renew) = &self.renew {
+                    renewed = true;
+                    let fresh = renew().await?;
+                    if let Ok(mut t) = self.token.write() {
+                        *t = fresh;
                     }
-                    let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
-                    self.limiter.throttled(wait);
-                    tokio::time::sleep(wait).await;
+                    continue;
                 }
             }
+            if request::is_retryable(status) {
+                attempt += 1;
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(Error::remote(format!(
+                        "{method} {url}: still throttled or unavailable after {MAX_ATTEMPTS} attempts \
+                         (client-request-id {client_request_id})"
+                    ))
+                    .with_hint(
+                        "Graph is throttling this application: run again later, or with a lower --concurrency",
+                    ));
+                }
+                let asked = request::parse_retry_after(retry_after.as_deref());
+                let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
+                self.limiter.throttled(wait);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return match interpret(&method, &url, status, &text) {
+                Ok(v) => {
+                    self.limiter.succeeded();
+                    Ok(v)
+                }
+                Err(e) => Err(e.with_note(request::ids(&client_request_id, &text))),
+            };
         }
     }
 
     /// `GET /v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials`.
     pub async fn get_by_app_id(&self, app_id: &str) -> Result<Application> {
-        let path = format!("/v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials");
-        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        let v = self.send(GraphCall::get_by_app_id(app_id)).await?;
         Application::from_json(&v.unwrap_or(Value::Null))
     }
 
     /// `GET /v1.0/applications/{id}?$select=id,appId,keyCredentials`.
     pub async fn get(&self, id: &str) -> Result<Application> {
-        let path = format!("/v1.0/applications/{id}?$select=id,appId,keyCredentials");
-        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        let v = self.send(GraphCall::get(id)).await?;
         Application::from_json(&v.unwrap_or(Value::Null))
     }
 
     /// `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array.
     pub async fn patch_key_credentials(&self, id: &str, entries: &[Value]) -> Result<()> {
-        let body = json!({ "keyCredentials": entries });
-        self.call(reqwest::Method::PATCH, &format!("/v1.0/applications/{id}"), Some(&body)).await?;
+        self.send(GraphCall::patch_key_credentials(id, entries)).await?;
         Ok(())
     }
 
@@ -247,12 +256,7 @@ impl GraphClient {
         display_name: Option<&str>,
         proof: &SecretString,
     ) -> Result<Value> {
-        let mut kc = json!({ "type": "AsymmetricX509Cert", "usage": "Verify", "key": cert.value_b64() });
-        if let Some(d) = display_name {
-            kc["displayName"] = json!(d);
-        }
-        let body = json!({ "keyCredential": kc, "passwordCredential": null, "proof": proof.expose() });
-        let mut v = self.call(reqwest::Method::POST, &format!("/v1.0/applications/{id}/addKey"), Some(&body)).await?;
+        let mut v = self.send(GraphCall::add_key(id, cert, display_name, proof)).await?;
         // Graph's answer is the keyCredential plus OData annotations (`@odata.context`): keep
         // the keyCredential, the part that is keycred's stable output.
         if let Some(Value::Object(o)) = v.as_mut() {
@@ -263,8 +267,7 @@ impl GraphClient {
 
     /// `POST /v1.0/applications/{id}/removeKey` with a proof.
     pub async fn remove_key(&self, id: &str, key_id: &str, proof: &SecretString) -> Result<()> {
-        let body = json!({ "keyId": key_id, "proof": proof.expose() });
-        self.call(reqwest::Method::POST, &format!("/v1.0/applications/{id}/removeKey"), Some(&body)).await?;
+        self.send(GraphCall::remove_key(id, key_id, proof)).await?;
         Ok(())
     }
 
@@ -290,6 +293,96 @@ impl GraphClient {
         )
         .with_hint("another process is editing the application: run again when it is done"))
     }
+}
+
+/// One Graph request, built without I/O (as the token client's `prepare`): method, path under
+/// the Graph base URL, and JSON body. Its `Debug` leaves the body out: addKey and removeKey
+/// bodies hold a proof of possession.
+#[derive(Clone)]
+pub struct GraphCall {
+    /// HTTP method.
+    pub method: reqwest::Method,
+    /// Path and query, from `/v1.0/`.
+    pub path: String,
+    /// JSON body.
+    pub body: Option<Value>,
+}
+
+impl std::fmt::Debug for GraphCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphCall").field("method", &self.method).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl GraphCall {
+    /// `GET /v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials`; a quote in
+    /// the id is doubled, as OData string literals escape it.
+    pub fn get_by_app_id(app_id: &str) -> GraphCall {
+        let app_id = app_id.replace('\'', "''");
+        let path = format!("/v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials");
+        GraphCall { method: reqwest::Method::GET, path, body: None }
+    }
+    /// `GET /v1.0/applications/{id}?$select=id,appId,keyCredentials`.
+    pub fn get(id: &str) -> GraphCall {
+        let path = format!("/v1.0/applications/{id}?$select=id,appId,keyCredentials");
+        GraphCall { method: reqwest::Method::GET, path, body: None }
+    }
+    /// `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array.
+    pub fn patch_key_credentials(id: &str, entries: &[Value]) -> GraphCall {
+        let body = json!({ "keyCredentials": entries });
+        GraphCall { method: reqwest::Method::PATCH, path: format!("/v1.0/applications/{id}"), body: Some(body) }
+    }
+    /// `POST /v1.0/applications/{id}/addKey`: the certificate as a keyCredential, and the proof.
+    pub fn add_key(id: &str, cert: &Certificate, display_name: Option<&str>, proof: &SecretString) -> GraphCall {
+        let mut kc = json!({ "type": "AsymmetricX509Cert", "usage": "Verify", "key": cert.value_b64() });
+        if let Some(d) = display_name {
+            kc["displayName"] = json!(d);
+        }
+        let body = json!({ "keyCredential": kc, "passwordCredential": null, "proof": proof.expose() });
+        GraphCall { method: reqwest::Method::POST, path: format!("/v1.0/applications/{id}/addKey"), body: Some(body) }
+    }
+    /// `POST /v1.0/applications/{id}/removeKey` with the proof.
+    pub fn remove_key(id: &str, key_id: &str, proof: &SecretString) -> GraphCall {
+        let body = json!({ "keyId": key_id, "proof": proof.expose() });
+        GraphCall {
+            method: reqwest::Method::POST,
+            path: format!("/v1.0/applications/{id}/removeKey"),
+            body: Some(body),
+        }
+    }
+}
+
+/// Turns Graph's answer to `method url` (status and body) into the JSON it returned (`None` for
+/// an empty body) or a remote error naming Graph's code and message, with a hint for the usual
+/// statuses. No I/O, so every rule is tested on plain values.
+pub fn interpret(method: &reqwest::Method, url: &str, status: u16, text: &str) -> Result<Option<Value>> {
+    if (200..300).contains(&status) {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        return serde_json::from_str(text).map(Some).map_err(|_| {
+            Error::remote(format!(
+                "{method} {url}: HTTP {status} with a body that is not JSON: {}",
+                crate::token::response::excerpt(text)
+            ))
+        });
+    }
+    let v: Option<Value> = serde_json::from_str(text).ok();
+    let (code, message) = match v.as_ref().and_then(|v| v.get("error")) {
+        Some(e) => (
+            e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        ),
+        None => ("unknown".into(), crate::token::response::excerpt(text)),
+    };
+    let hint = match status {
+        401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
+        403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
+        404 => "no such application: check the application (client) id and the tenant",
+        _ => "see the Graph error above",
+    };
+    let status = reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+    Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
 }
 
 /// The resource to ask Graph tokens for when talking to `graph_url`: Graph itself for a loopback
@@ -393,6 +486,24 @@ pub async fn add_certificate(
     Ok(Change { method: "PATCH", key_credential: entry })
 }
 
+/// Refuses removing `key_id` when it is the application's last currently valid certificate: the
+/// app could no longer sign in, and Graph's addKey needs a valid one to recover.
+pub fn ensure_not_locked_out(app: &Application, key_id: &str, now: time::OffsetDateTime) -> Result<()> {
+    let creds = credentials_of(app);
+    let is_target =
+        |c: &crate::manifest::KeyCredential| c.key_id.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key_id));
+    let target_valid = creds.iter().any(|c| is_target(c) && c.counts_as_valid_at(now));
+    let others_valid = creds.iter().any(|c| !is_target(c) && c.counts_as_valid_at(now));
+    if target_valid && !others_valid {
+        return Err(Error::input(format!(
+            "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
+            app.app_id
+        ))
+        .with_hint("add the new certificate first, or allow the lock-out if that is intended"));
+    }
+    Ok(())
+}
+
 /// Removes the entry `key_id`, by removeKey (proof signed by `cred`) or PATCH. Refuses to remove
 /// the last currently valid certificate unless `force`.
 pub async fn remove_certificate(
@@ -417,13 +528,8 @@ pub async fn remove_certificate(
             .with_hint("list them with `keycred graph list`")
         })?;
     let removed = app.key_credentials[target.index].clone();
-    let others_valid = creds.iter().any(|c| c.index != target.index && c.counts_as_valid_at(now));
-    if !force && target.counts_as_valid_at(now) && !others_valid {
-        return Err(Error::input(format!(
-            "keyId {key_id} is the last currently valid certificate of application {}; removing it would lock the app out",
-            app.app_id
-        ))
-        .with_hint("add the new certificate first, or pass --force if that is intended"));
+    if !force {
+        ensure_not_locked_out(app, key_id, now)?;
     }
     if method == Method::Auto && can_prove(app, cred) {
         let proof = proof_of_possession(cred.expect("can_prove checked it"), &app.id, proof_aud)?;
@@ -440,4 +546,47 @@ pub async fn remove_certificate(
     })
     .await?;
     Ok(Change { method: "PATCH", key_credential: removed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://graph.microsoft.com/v1.0/applications/x";
+
+    #[test]
+    fn answers_become_json_or_errors_naming_graphs_code() {
+        let get = reqwest::Method::GET;
+        assert_eq!(interpret(&get, URL, 200, r#"{"id":"x"}"#).unwrap(), Some(json!({"id": "x"})));
+        assert_eq!(interpret(&get, URL, 204, "").unwrap(), None);
+        let e = interpret(&get, URL, 200, "<html>").unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.message().contains("not JSON") && e.message().contains("<html>"), "{e}");
+        let body = r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'x' does not exist."}}"#;
+        let e = interpret(&get, URL, 404, body).unwrap_err();
+        assert_eq!(
+            e.message(),
+            format!("GET {URL}: HTTP 404 Not Found: Request_ResourceNotFound: Resource 'x' does not exist.")
+        );
+        assert!(e.hint().unwrap().contains("application (client) id"), "{:?}", e.hint());
+        let e = interpret(&reqwest::Method::PATCH, URL, 403, "denied").unwrap_err();
+        assert!(e.message().contains("HTTP 403 Forbidden: unknown: denied"), "{e}");
+        assert!(e.hint().unwrap().contains("Application.ReadWrite"));
+    }
+
+    #[test]
+    fn calls_are_built_without_io_and_never_show_the_proof() {
+        let c = GraphCall::get_by_app_id("a'b");
+        assert_eq!(c.path, "/v1.0/applications(appId='a''b')?$select=id,appId,keyCredentials");
+        let proof = SecretString::new("eyJ.proof.sig");
+        let c = GraphCall::remove_key("obj", "kid", &proof);
+        assert_eq!(c.method, reqwest::Method::POST);
+        assert_eq!(c.body, Some(json!({"keyId": "kid", "proof": "eyJ.proof.sig"})));
+        assert!(!format!("{c:?}").contains("eyJ"), "{c:?}");
+        let c = GraphCall::patch_key_credentials("obj", &[json!({"keyId": "k"})]);
+        assert_eq!(
+            (c.path.as_str(), c.body),
+            ("/v1.0/applications/obj", Some(json!({"keyCredentials": [{"keyId": "k"}]})))
+        );
+    }
 }

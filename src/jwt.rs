@@ -46,15 +46,19 @@ pub fn sign(key: &PrivateKey, alg: SignatureAlg, mut header: Map<String, Value>,
     Ok(format!("{signing_input}.{}", b64url(&sig)))
 }
 
+/// Refuses an assertion lifetime (seconds) outside 1..=[`MAX_ASSERTION_LIFETIME`]; the message
+/// leaves naming the value to the caller.
+pub fn check_lifetime(secs: u64) -> Result<()> {
+    if secs == 0 || secs > MAX_ASSERTION_LIFETIME {
+        return Err(Error::input(format!("must be between 1 and {MAX_ASSERTION_LIFETIME} seconds"))
+            .with_hint("Entra's own libraries use 600 seconds"));
+    }
+    Ok(())
+}
+
 /// Builds and signs a client assertion for `cred`.
 pub fn client_assertion(cred: &LoadedCredential, p: &AssertionParams) -> Result<SecretString> {
-    if p.lifetime == 0 || p.lifetime > MAX_ASSERTION_LIFETIME {
-        return Err(Error::input(format!(
-            "--lifetime {}: must be between 1 and {MAX_ASSERTION_LIFETIME} seconds",
-            p.lifetime
-        ))
-        .with_hint("Entra's own libraries use 600 seconds"));
-    }
+    check_lifetime(p.lifetime).map_err(|e| e.context(format!("assertion lifetime {}", p.lifetime)))?;
     let mut header = Map::new();
     header.insert("typ".into(), json!("JWT"));
     match p.alg {

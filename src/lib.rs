@@ -16,6 +16,8 @@
 //! # Ok::<(), keycred::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod authority;
 pub mod cert;
 pub mod check;
@@ -27,6 +29,7 @@ pub mod error;
 pub mod fleet;
 pub mod fsio;
 pub mod graph;
+pub mod ids;
 pub mod jwt;
 pub mod manifest;
 pub mod rotate;
@@ -35,3 +38,4 @@ pub mod thumbprint;
 pub mod token;
 
 pub use error::{Error, ErrorKind, Result};
+pub use ids::{ClientId, TenantId};

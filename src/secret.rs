@@ -4,6 +4,7 @@
 //! an error or a `{:?}` stays secret. Reading the value takes an explicit `expose()`.
 
 use std::fmt;
+use zeroize::Zeroize;
 
 /// A secret string (password, client secret, signed assertion, access token).
 #[derive(Clone, PartialEq, Eq)]
@@ -18,6 +19,12 @@ impl SecretString {
     /// stdout when the user asked for it).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -56,10 +63,9 @@ impl fmt::Debug for SecretBytes {
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        // Best effort: do not leave key material in freed memory.
-        for b in self.0.iter_mut() {
-            *b = 0;
-        }
+        // Do not leave key material in freed memory; `zeroize`'s writes are not optimised away,
+        // where a plain loop over memory about to be freed may be.
+        self.0.zeroize();
     }
 }
 

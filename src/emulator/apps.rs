@@ -1,24 +1,131 @@
-//! The emulator's directory: one application per manifest file, re-read when the file changes.
+//! The emulated tenant's directory: applications (one manifest file each) and the resources
+//! (APIs) they call.
 //!
-//! A rotation script edits the manifest and expects the next token request to see the change, as
-//! it would after a Graph PATCH. Each request stats the files (cheap) and re-parses only those
-//! whose modification time, length or inode moved; parsed applications are shared as `Arc`s so a
-//! request never holds the lock while it verifies signatures.
-//!
-//! A stat cannot see a same-length rewrite made within the file system's timestamp granularity
-//! (a timer tick on older Linux kernels, 2 s on FAT). As git does for "racily clean" index
-//! entries, a file read less than [`RACY`] after its modification time is re-read (and compared,
-//! not re-parsed) on every request until it has been quiet that long.
+//! Design.
+//! - **Applications** come from `--manifest FILE` (each given file) and `--apps-dir DIR` (every
+//!   `*.json` regular file in it). An [`App`] keeps the whole manifest JSON ([`App::json`]) for
+//!   Graph, and the parts the token side needs, read once per file version: credentials, reply
+//!   URLs, `requiredResourceAccess`, and its API ([`Api`]: identifier URIs, scopes, app roles,
+//!   requested token version). Parsed apps are shared as `Arc`s; no request holds a lock while it
+//!   verifies signatures.
+//! - **Resources**: every application is a resource other apps may ask tokens for, named by its
+//!   appId or any identifier URI; Microsoft's first-party APIs (Microsoft Graph, Office 365
+//!   Management APIs, Microsoft Threat Protection, ...) are built in, from the catalogue
+//!   `templates/resources.json`, which has no file behind it and is not a Graph application.
+//! - **Indexes** by appId, application object id and identifier URI (case-insensitive, URIs
+//!   without trailing `/`), so a lookup costs the same with one app or 10,000.
+//! - **Freshness without scanning.** A rotation script edits a manifest and expects the next
+//!   request to see it. A lookup re-checks only the file of the app it returns (a stat, and a
+//!   re-read when its modification time, length or inode moved), and, with `--apps-dir`, the
+//!   directory's own modification time: a file added, removed or replaced by rename (how every
+//!   atomic writer, keycred included, saves) changes it, and only then is the directory
+//!   re-listed. A stat cannot see a same-length rewrite made within the file system's timestamp
+//!   granularity (a timer tick on older Linux kernels, 2 s on FAT); as git does for "racily
+//!   clean" index entries, a file (or directory) read less than [`RACY`] after its modification
+//!   time is read again on every use until it has been quiet that long.
+//! - **Broken files** never take an app down: the last good version stays and the next change is
+//!   picked up as usual; a broken new file in the directory is skipped until it changes.
+//! - **Only regular files** are read: anything else (a FIFO, a device) is refused from its
+//!   metadata, without opening it, so it cannot block the reader. The registry does blocking file
+//!   I/O; the HTTP handlers call it from `spawn_blocking`, never on the async workers.
+//! - Consent, users and the grants in flight are the tenant's mutable state; they live in
+//!   [`super::tenant`], keyed by the appIds found here.
 
 use crate::manifest::{KeyCredential, Manifest};
 use crate::thumbprint::sha256;
 use crate::{Error, Result};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// How old a file's modification time must be, when read, for its stamp to be trusted.
 const RACY: Duration = Duration::from_secs(2);
+
+/// The catalogue of built-in resources.
+const CATALOGUE: &str = include_str!("../../templates/resources.json");
+
+/// Which access token shape a resource takes (PROTOCOL.md section 5): chosen by the resource,
+/// whichever endpoint was called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenVersion {
+    /// `requestedAccessTokenVersion` null or 1 (the default, and Microsoft's own APIs).
+    V1,
+    /// `requestedAccessTokenVersion` 2.
+    V2,
+}
+
+/// A delegated permission (`oauth2PermissionScopes`) or an app role (`appRoles`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    /// Its GUID, what `requiredResourceAccess` names.
+    pub id: String,
+    /// Its value, what tokens carry in `scp` or `roles`.
+    pub value: String,
+    /// Delegated scopes: `type` is "Admin" (only an administrator may consent).
+    pub admin_only: bool,
+}
+
+/// What an application exposes to others: the resource side of an app.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// The resource's appId, a v2 token's `aud`.
+    pub app_id: String,
+    /// Display name, for the consent page and start-up output.
+    pub display_name: String,
+    /// `identifierUris` (App ID URIs), as written.
+    pub identifier_uris: Vec<String>,
+    /// Token shape it takes.
+    pub token_version: TokenVersion,
+    /// Delegated permissions (enabled ones).
+    pub scopes: Vec<Permission>,
+    /// App roles that applications can hold (`allowedMemberTypes` has "Application").
+    pub app_roles: Vec<Permission>,
+    /// A built-in first-party resource (no manifest file).
+    pub builtin: bool,
+}
+
+impl Api {
+    /// Whether `identifier` names this resource: its appId, or one of its identifier URIs
+    /// (case-insensitive, trailing `/` ignored).
+    pub fn is_named(&self, identifier: &str) -> bool {
+        let key = uri_key(identifier);
+        key == self.app_id.to_ascii_lowercase() || self.identifier_uris.iter().any(|u| uri_key(u) == key)
+    }
+    /// The app role with this id.
+    pub fn role_by_id(&self, id: &str) -> Option<&Permission> {
+        self.app_roles.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+    }
+    /// The delegated scope with this id.
+    pub fn scope_by_id(&self, id: &str) -> Option<&Permission> {
+        self.scopes.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+    }
+    /// The delegated scope with this value (scope values compare case-insensitively in Entra).
+    pub fn scope_by_value(&self, value: &str) -> Option<&Permission> {
+        self.scopes.iter().find(|r| r.value.eq_ignore_ascii_case(value))
+    }
+}
+
+/// `Role` (application permission) or `Scope` (delegated permission).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// An app role: granted by admin consent, carried in app-only tokens' `roles`.
+    Role,
+    /// A delegated scope: granted by user or admin consent, carried in user tokens' `scp`.
+    Scope,
+}
+
+/// One `requiredResourceAccess[].resourceAccess[]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequiredAccess {
+    /// The resource's appId (`resourceAppId`).
+    pub resource_app_id: String,
+    /// The permission's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: AccessKind,
+}
 
 /// An application as the emulator knows it.
 #[derive(Debug)]
@@ -29,12 +136,198 @@ pub struct App {
     pub object_id: Option<String>,
     /// Object id of its service principal in the emulated tenant, the `oid` of app tokens.
     pub sp_object_id: String,
+    /// `displayName`, when the manifest has one.
+    pub display_name: Option<String>,
     /// `keyCredentials`.
     pub credentials: Vec<KeyCredential>,
+    /// Registered reply URLs (`web`, `spa`, `publicClient` redirect URIs; legacy `replyUrls` and
+    /// `replyUrlsWithType`), as written.
+    pub reply_urls: Vec<String>,
+    /// `requiredResourceAccess`, flattened.
+    pub required: Vec<RequiredAccess>,
+    /// What the app exposes as a resource.
+    pub api: Arc<Api>,
+    /// The whole manifest, as last read.
+    pub json: Arc<Map<String, Value>>,
     /// The manifest file.
     pub path: PathBuf,
-    /// The manifest as read, for what Graph shows of the application beyond its keys.
-    pub manifest: Manifest,
+}
+
+impl App {
+    /// The object id Graph shows: `id`/`objectId`, or the service principal's when absent.
+    pub fn graph_id(&self) -> &str {
+        self.object_id.as_deref().unwrap_or(&self.sp_object_id)
+    }
+    /// The name to show: `displayName`, else the appId.
+    pub fn name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.app_id)
+    }
+    /// Whether `uri` is one of its reply URLs (exact match, as Entra compares them, except that
+    /// the scheme and host are case-insensitive).
+    pub fn has_reply_url(&self, uri: &str) -> bool {
+        self.reply_urls.iter().any(|r| same_reply_url(r, uri))
+    }
+}
+
+/// Entra compares reply URLs exactly, path and query included; scheme and host are
+/// case-insensitive as in every URL.
+pub(super) fn same_reply_url(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(x), Ok(y)) => x.as_str() == y.as_str(),
+        _ => a == b,
+    }
+}
+
+/// A lookup key for an identifier: lower case, without trailing `/`.
+fn uri_key(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// A stable GUID for something the emulator has to invent an id for: the first 16 bytes of
+/// SHA-256 of `keycred-emulator {kind} {name in lower case}`, with the UUID version 4 and
+/// variant bits set. Used for service principal object ids (`kind` "service principal", `name`
+/// the appId), users (`kind` "user"), and the app ids of resources known only from `--grant`
+/// (`kind` "resource"), so the same input gives the same id in every run and on every machine.
+pub(super) fn derived_id(kind: &str, name: &str) -> String {
+    let d = sha256(format!("keycred-emulator {kind} {}", name.to_ascii_lowercase()).as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn enabled(o: &Map<String, Value>) -> bool {
+    o.get("isEnabled").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// The API side of a manifest, in either shape: `api.oauth2PermissionScopes` and
+/// `api.requestedAccessTokenVersion` (Graph), `oauth2Permissions` and
+/// `accessTokenAcceptedVersion` (legacy); `appRoles` and `identifierUris` in both.
+fn read_api(root: &Map<String, Value>, app_id: &str, display_name: &str, builtin: bool) -> Api {
+    let api = root.get("api").and_then(Value::as_object);
+    let version = api
+        .and_then(|a| a.get("requestedAccessTokenVersion"))
+        .or_else(|| root.get("accessTokenAcceptedVersion"))
+        .and_then(Value::as_i64);
+    let scopes_v = api.and_then(|a| a.get("oauth2PermissionScopes")).or_else(|| root.get("oauth2Permissions"));
+    let scopes = match scopes_v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_object)
+            .filter(|o| enabled(o))
+            .filter_map(|o| {
+                Some(Permission {
+                    id: o.get("id")?.as_str()?.to_string(),
+                    value: o.get("value")?.as_str()?.to_string(),
+                    admin_only: o.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("Admin")),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let app_roles = match root.get("appRoles") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_object)
+            .filter(|o| enabled(o))
+            .filter(|o| strings(o.get("allowedMemberTypes")).iter().any(|t| t.eq_ignore_ascii_case("Application")))
+            .filter_map(|o| {
+                Some(Permission {
+                    id: o.get("id")?.as_str()?.to_string(),
+                    value: o.get("value")?.as_str()?.to_string(),
+                    admin_only: true,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Api {
+        app_id: app_id.to_ascii_lowercase(),
+        display_name: display_name.to_string(),
+        identifier_uris: strings(root.get("identifierUris")),
+        token_version: if version == Some(2) { TokenVersion::V2 } else { TokenVersion::V1 },
+        scopes,
+        app_roles,
+        builtin,
+    }
+}
+
+fn read_required(root: &Map<String, Value>) -> Vec<RequiredAccess> {
+    let mut out = Vec::new();
+    let Some(Value::Array(rra)) = root.get("requiredResourceAccess") else { return out };
+    for r in rra.iter().filter_map(Value::as_object) {
+        let Some(resource) = r.get("resourceAppId").and_then(Value::as_str) else { continue };
+        let Some(Value::Array(access)) = r.get("resourceAccess") else { continue };
+        for a in access.iter().filter_map(Value::as_object) {
+            let kind = match a.get("type").and_then(Value::as_str) {
+                Some(t) if t.eq_ignore_ascii_case("Role") => AccessKind::Role,
+                Some(t) if t.eq_ignore_ascii_case("Scope") => AccessKind::Scope,
+                _ => continue,
+            };
+            if let Some(id) = a.get("id").and_then(Value::as_str) {
+                out.push(RequiredAccess { resource_app_id: resource.to_ascii_lowercase(), id: id.to_string(), kind });
+            }
+        }
+    }
+    out
+}
+
+fn read_reply_urls(root: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for platform in ["web", "spa", "publicClient"] {
+        out.extend(strings(root.get(platform).and_then(|p| p.get("redirectUris"))));
+    }
+    out.extend(strings(root.get("replyUrls")));
+    if let Some(Value::Array(a)) = root.get("replyUrlsWithType") {
+        out.extend(a.iter().filter_map(|e| e.get("url")).filter_map(Value::as_str).map(str::to_string));
+    }
+    out.dedup();
+    out
+}
+
+/// Parses one manifest file's bytes into an [`App`].
+fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
+    let m = Manifest::from_bytes(bytes, path)?;
+    let app_id = m.app_id().filter(|s| uuid::Uuid::parse_str(s.trim()).is_ok()).ok_or_else(|| {
+        Error::file(path, "the manifest has no appId GUID")
+            .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
+    })?;
+    let app_id = app_id.trim().to_ascii_lowercase();
+    let display_name = m.display_name().map(str::to_string);
+    let root = m.root();
+    let api = read_api(root, &app_id, display_name.as_deref().unwrap_or(&app_id), false);
+    Ok(App {
+        sp_object_id: derived_id("service principal", &app_id),
+        object_id: m.object_id().map(str::to_string),
+        display_name,
+        credentials: m.credentials(),
+        reply_urls: read_reply_urls(root),
+        required: read_required(root),
+        api: Arc::new(api),
+        json: Arc::new(root.clone()),
+        path: path.to_path_buf(),
+        app_id,
+    })
+}
+
+/// The built-in resources, from the catalogue.
+fn builtins() -> Vec<Arc<Api>> {
+    let v: Value = serde_json::from_str(CATALOGUE).unwrap_or(Value::Null);
+    let list = v.get("resources").and_then(Value::as_array).cloned().unwrap_or_default();
+    list.iter()
+        .filter_map(Value::as_object)
+        .filter_map(|o| {
+            let id = o.get("appId")?.as_str()?;
+            let name = o.get("displayName").and_then(Value::as_str).unwrap_or(id);
+            Some(Arc::new(read_api(o, id, name, true)))
+        })
+        .collect()
 }
 
 /// What identifies a file version without reading it.
@@ -43,6 +336,7 @@ struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
+    regular: bool,
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -51,7 +345,14 @@ fn stamp(path: &Path) -> Option<Stamp> {
     let inode = std::os::unix::fs::MetadataExt::ino(&m);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(Stamp { modified: m.modified().ok(), len: m.len(), inode })
+    Some(Stamp { modified: m.modified().ok(), len: m.len(), inode, regular: m.is_file() })
+}
+
+fn is_racy(modified: Option<SystemTime>, read_at: SystemTime) -> bool {
+    match modified {
+        Some(modified) => read_at.duration_since(modified).map_or(true, |age| age < RACY),
+        None => true,
+    }
 }
 
 /// What was seen of a file when it was last read.
@@ -70,133 +371,366 @@ impl Seen {
     }
 }
 
-/// Reads a file, stamping it first so that a change made while reading shows up next time.
+/// Reads a regular file, stamping it first so that a change made while reading shows up next
+/// time. Anything else is refused from its metadata, before it is opened: a FIFO would block the
+/// reader until someone writes to it.
 fn observe(path: &Path) -> Result<(Seen, Vec<u8>)> {
     let stamp = stamp(path);
+    if stamp.is_some_and(|s| !s.regular) {
+        return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
+    }
     let read_at = SystemTime::now();
-    let bytes = crate::fsio::read(path)?;
-    let racy = match stamp.and_then(|s| s.modified) {
-        Some(modified) => read_at.duration_since(modified).map_or(true, |age| age < RACY),
-        None => true,
-    };
+    let bytes = read_regular(path)?;
+    let racy = is_racy(stamp.and_then(|s| s.modified), read_at);
     Ok((Seen { stamp, racy, digest: sha256(&bytes) }, bytes))
 }
 
-struct Slot {
-    path: PathBuf,
-    seen: Seen,
-    app: Arc<App>,
+/// Opens without blocking (a FIFO swapped in after the stat would otherwise hang the open) and
+/// checks the opened file is regular before reading it.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let mut f = opts.open(path).map_err(|e| Error::io(path, "read", e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, "read", e))?;
+    Ok(bytes)
 }
 
-/// All applications, by manifest file.
+struct Slot {
+    seen: Seen,
+    app: Arc<App>,
+    /// Listed in `--apps-dir` (dropped when its file leaves the directory), not given by name.
+    from_dir: bool,
+}
+
+/// The applications and their indexes. Keys are lower case; URIs without trailing `/`.
+#[derive(Default)]
+struct Index {
+    slots: HashMap<PathBuf, Slot>,
+    by_app_id: HashMap<String, PathBuf>,
+    by_object_id: HashMap<String, PathBuf>,
+    by_uri: HashMap<String, PathBuf>,
+    /// Directory files that could not be read, with the stamp they had: retried when it moves.
+    broken: HashMap<PathBuf, Option<Stamp>>,
+}
+
+impl Index {
+    fn keys(app: &App) -> (String, Option<String>, Vec<String>) {
+        (
+            app.app_id.to_ascii_lowercase(),
+            Some(app.graph_id().to_ascii_lowercase()),
+            app.api.identifier_uris.iter().map(|u| uri_key(u)).collect(),
+        )
+    }
+
+    fn unindex(&mut self, path: &Path) {
+        let Some(slot) = self.slots.get(path) else { return };
+        let (id, oid, uris) = Self::keys(&slot.app);
+        let mine = |m: &mut HashMap<String, PathBuf>, k: &str| {
+            if m.get(k).is_some_and(|p| p == path) {
+                m.remove(k);
+            }
+        };
+        mine(&mut self.by_app_id, &id);
+        if let Some(o) = oid {
+            mine(&mut self.by_object_id, &o);
+        }
+        for u in uris {
+            mine(&mut self.by_uri, &u);
+        }
+    }
+
+    /// Installs `app` for `path`, replacing what the path held. Refuses an appId another file
+    /// already registers (the first one stays).
+    fn install(&mut self, path: &Path, seen: Seen, app: App, from_dir: bool) -> std::result::Result<(), PathBuf> {
+        let (id, oid, uris) = Self::keys(&app);
+        if let Some(other) = self.by_app_id.get(&id).filter(|p| p.as_path() != path) {
+            return Err(other.clone());
+        }
+        self.unindex(path);
+        self.by_app_id.insert(id, path.to_path_buf());
+        if let Some(o) = oid {
+            self.by_object_id.entry(o).or_insert_with(|| path.to_path_buf());
+        }
+        for u in uris {
+            self.by_uri.entry(u).or_insert_with(|| path.to_path_buf());
+        }
+        self.broken.remove(path);
+        self.slots.insert(path.to_path_buf(), Slot { seen, app: Arc::new(app), from_dir });
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &Path) {
+        self.unindex(path);
+        self.slots.remove(path);
+        self.broken.remove(path);
+    }
+}
+
+/// The `--apps-dir` directory and what was seen of it.
+struct AppsDir {
+    path: PathBuf,
+    /// Modification time at the last listing, and whether it was too fresh to trust.
+    seen: Mutex<(Option<SystemTime>, bool)>,
+}
+
+/// All applications of the tenant, and the built-in resources.
 pub struct Registry {
-    slots: RwLock<Vec<Slot>>,
+    index: RwLock<Index>,
+    /// The `--manifest` files, in the order given.
+    named: Vec<PathBuf>,
+    dir: Option<AppsDir>,
+    #[allow(dead_code)]
+    builtins: Vec<Arc<Api>>,
     log: bool,
 }
 
-/// A stable GUID for something the emulator has to invent an id for: the first 16 bytes of
-/// SHA-256 of `keycred-emulator {kind} {name in lower case}`, with the UUID version 4 and
-/// variant bits set. Used for service principal object ids (`kind` "service principal", `name`
-/// the appId) and the app ids of resources given by URI (`kind` "resource"), so the same input
-/// gives the same id in every run and on every machine.
-pub(super) fn derived_id(kind: &str, name: &str) -> String {
-    let d = sha256(format!("keycred-emulator {kind} {}", name.to_ascii_lowercase()).as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
-}
-
-/// Parses one manifest file's bytes into an [`App`].
-fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
-    let m = Manifest::from_bytes(bytes, path)?;
-    let app_id = m.app_id().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-        Error::file(path, "the manifest has no appId")
-            .with_hint("the emulator registers apps by their appId: add \"appId\": \"<GUID>\"")
-    })?;
-    let sp_object_id = derived_id("service principal", app_id);
-    let app_id = app_id.to_string();
-    Ok(App {
-        app_id,
-        object_id: m.object_id().map(str::to_string),
-        sp_object_id,
-        credentials: m.credentials(),
-        path: path.to_path_buf(),
-        manifest: m,
-    })
+fn duplicate(a: &Path, b: &Path, app_id: &str) -> Error {
+    Error::input(format!("{} and {} both have appId {app_id}", a.display(), b.display()))
+        .with_hint("give each application's manifest once")
 }
 
 impl Registry {
-    /// Loads every manifest; any unreadable one, or two with the same `appId`, is an input error.
-    pub fn load(paths: &[PathBuf], log: bool) -> Result<Self> {
-        if paths.is_empty() {
-            return Err(
-                Error::input("no manifest given").with_hint("pass --manifest FILE (repeatable), one per application")
-            );
+    /// Loads every `--manifest` file and every `*.json` in `apps_dir`. Any unreadable named file,
+    /// or two files with the same `appId`, is an input error; at least one application is needed.
+    pub fn load(paths: &[PathBuf], apps_dir: Option<&Path>, log: bool) -> Result<Self> {
+        if paths.is_empty() && apps_dir.is_none() {
+            return Err(Error::input("no manifest given")
+                .with_hint("pass --manifest FILE (repeatable), one per application, or --apps-dir DIR"));
         }
-        let mut slots: Vec<Slot> = Vec::new();
+        let mut index = Index::default();
         for p in paths {
             let (seen, bytes) = observe(p)?;
             let app = read_app(p, bytes)?;
-            if let Some(other) = slots.iter().find(|s| s.app.app_id.eq_ignore_ascii_case(&app.app_id)) {
-                return Err(Error::input(format!(
-                    "{} and {} both have appId {}",
-                    other.path.display(),
-                    p.display(),
-                    app.app_id
-                ))
-                .with_hint("give each application's manifest once"));
-            }
-            slots.push(Slot { path: p.clone(), seen, app: Arc::new(app) });
+            let id = app.app_id.clone();
+            index.install(p, seen, app, false).map_err(|other| duplicate(&other, p, &id))?;
         }
-        Ok(Registry { slots: RwLock::new(slots), log })
+        let dir = match apps_dir {
+            Some(d) => {
+                let meta = std::fs::metadata(d).map_err(|e| Error::io(d, "read", e))?;
+                if !meta.is_dir() {
+                    return Err(
+                        Error::file(d, "not a directory").with_hint("--apps-dir takes a directory of manifests")
+                    );
+                }
+                let listed_at = SystemTime::now();
+                for p in list_dir(d)? {
+                    if index.slots.contains_key(&p) {
+                        continue;
+                    }
+                    let (seen, bytes) = observe(&p)?;
+                    let app = read_app(&p, bytes)?;
+                    let id = app.app_id.clone();
+                    index.install(&p, seen, app, true).map_err(|other| duplicate(&other, &p, &id))?;
+                }
+                let modified = meta.modified().ok();
+                Some(AppsDir { path: d.to_path_buf(), seen: Mutex::new((modified, is_racy(modified, listed_at))) })
+            }
+            None => None,
+        };
+        if index.slots.is_empty() {
+            return Err(Error::input(format!(
+                "{}: no manifest (*.json) in the directory",
+                apps_dir.map(|d| d.display().to_string()).unwrap_or_default()
+            ))
+            .with_hint("put one application manifest per .json file in the directory"));
+        }
+        Ok(Registry { index: RwLock::new(index), named: paths.to_vec(), dir, builtins: builtins(), log })
     }
 
-    /// The manifest paths, in the order given.
+    /// The manifest paths: the named files in the order given, then the directory's, sorted.
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.slots.read().map(|s| s.iter().map(|s| s.path.clone()).collect()).unwrap_or_default()
+        let Ok(index) = self.index.read() else { return Vec::new() };
+        let mut from_dir: Vec<PathBuf> =
+            index.slots.iter().filter(|(_, s)| s.from_dir).map(|(p, _)| p.clone()).collect();
+        from_dir.sort();
+        let mut out: Vec<PathBuf> = self.named.iter().filter(|p| index.slots.contains_key(*p)).cloned().collect();
+        out.extend(from_dir);
+        out
     }
 
-    /// Re-reads the manifests that changed on disk since last seen. Reading and parsing happen
+    /// Every application, sorted by appId, after re-listing the directory if it changed.
+    /// Individual files are not re-checked here (that would stat every file): each is re-read
+    /// when a request uses it, or when the directory changes.
+    pub fn list(&self) -> Vec<Arc<App>> {
+        self.check_dir();
+        let Ok(index) = self.index.read() else { return Vec::new() };
+        let mut apps: Vec<Arc<App>> = index.slots.values().map(|s| s.app.clone()).collect();
+        apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+        apps
+    }
+
+    /// How many applications the tenant has.
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.index.read().map(|i| i.slots.len()).unwrap_or(0)
+    }
+
+    /// Whether the tenant has no application.
+    #[allow(dead_code)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The built-in resources.
+    #[allow(dead_code)]
+    pub fn builtins(&self) -> &[Arc<Api>] {
+        &self.builtins
+    }
+
+    /// The application with this client id (case-insensitive), its file re-read if it changed.
+    pub fn find(&self, client_id: &str) -> Option<Arc<App>> {
+        self.lookup(|i| i.by_app_id.get(&client_id.trim().to_ascii_lowercase()).cloned())
+    }
+
+    /// The application with this object id (`id`/`objectId`, or the emulator's service principal
+    /// id when the manifest has none), its file re-read if it changed.
+    pub fn find_by_object_id(&self, object_id: &str) -> Option<Arc<App>> {
+        self.lookup(|i| i.by_object_id.get(&object_id.trim().to_ascii_lowercase()).cloned())
+    }
+
+    /// The application with this identifier URI (App ID URI), its file re-read if it changed.
+    pub fn find_by_identifier_uri(&self, uri: &str) -> Option<Arc<App>> {
+        self.lookup(|i| i.by_uri.get(&uri_key(uri)).cloned())
+    }
+
+    /// The resource `identifier` names: an application of the tenant (by appId or identifier
+    /// URI) or a built-in one. `api://{appId}` names an app only when it lists that URI, as in
+    /// Entra.
+    pub fn resource(&self, identifier: &str) -> Option<Arc<Api>> {
+        let key = uri_key(identifier);
+        if let Some(b) = self.builtins.iter().find(|b| b.is_named(&key)) {
+            return Some(b.clone());
+        }
+        let app = if uuid::Uuid::parse_str(&key).is_ok() { self.find(&key) } else { self.find_by_identifier_uri(&key) };
+        app.map(|a| a.api.clone())
+    }
+
+    /// Looks a path up in the index, re-checks that one file, and answers from the result.
+    fn lookup(&self, key: impl Fn(&Index) -> Option<PathBuf>) -> Option<Arc<App>> {
+        self.check_dir();
+        let path = key(&*self.index.read().ok()?)?;
+        self.refresh_file(&path);
+        let index = self.index.read().ok()?;
+        // The file may now hold another app; answer only if the key still leads to it.
+        let again = key(&index)?;
+        index.slots.get(&again).map(|s| s.app.clone())
+    }
+
+    /// Re-reads one file if it may have changed since last seen. Reading and parsing happen
     /// outside the lock; the write lock is taken only to install what changed.
-    pub fn refresh(&self) {
-        let candidates: Vec<(usize, PathBuf, [u8; 32])> = match self.slots.read() {
-            Ok(slots) => slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.seen.outdated(&s.path))
-                .map(|(i, s)| (i, s.path.clone(), s.seen.digest))
-                .collect(),
+    fn refresh_file(&self, path: &Path) {
+        let (digest, from_dir) = match self.index.read() {
+            Ok(i) => match i.slots.get(path) {
+                Some(s) if s.seen.outdated(path) => (s.seen.digest, s.from_dir),
+                _ => return,
+            },
             Err(_) => return,
         };
-        for (i, path, digest) in candidates {
-            let (seen, parsed) = match observe(&path) {
-                // Same bytes and still too fresh to trust the stamp: nothing learned.
-                Ok((seen, _)) if seen.digest == digest && seen.racy => continue,
-                Ok((seen, _)) if seen.digest == digest => (seen, None),
-                Ok((seen, bytes)) => (seen, Some(read_app(&path, bytes))),
-                // Unreadable (removed, say): remember its stamp so this is reported once, and
-                // read it again when it moves.
-                Err(e) => (Seen { stamp: stamp(&path), racy: false, digest }, Some(Err(e))),
-            };
-            let Ok(mut slots) = self.slots.write() else { return };
-            let slot = &mut slots[i];
-            if slot.seen.digest != digest {
-                continue; // another request installed a newer reading meanwhile
-            }
-            slot.seen = seen;
-            match parsed {
-                None => {}
-                Some(Ok(app)) => {
-                    if self.log {
-                        eprintln!(
-                            "keycred emulate: reloaded {} ({} key credentials)",
-                            path.display(),
-                            app.credentials.len()
-                        );
-                    }
-                    slot.app = Arc::new(app);
+        let (seen, parsed) = match observe(path) {
+            // Same bytes and still too fresh to trust the stamp: nothing learned.
+            Ok((seen, _)) if seen.digest == digest && seen.racy => return,
+            Ok((seen, _)) if seen.digest == digest => (seen, None),
+            Ok((seen, bytes)) => (seen, Some(read_app(path, bytes))),
+            // Unreadable (removed, say): remember its stamp so this is reported once, and read it
+            // again when it moves.
+            Err(e) => (Seen { stamp: stamp(path), racy: false, digest }, Some(Err(e))),
+        };
+        let Ok(mut index) = self.index.write() else { return };
+        let Some(slot) = index.slots.get_mut(path) else { return };
+        if slot.seen.digest != digest {
+            return; // another request installed a newer reading meanwhile
+        }
+        slot.seen = seen;
+        match parsed {
+            None => {}
+            Some(Ok(app)) => {
+                if self.log {
+                    eprintln!(
+                        "keycred emulate: reloaded {} ({} key credentials)",
+                        path.display(),
+                        app.credentials.len()
+                    );
                 }
-                Some(Err(e)) => self.keep_previous(&path, &e),
+                let id = app.app_id.clone();
+                if let Err(other) = index.install(path, seen, app, from_dir) {
+                    self.keep_previous(path, &duplicate(&other, path, &id));
+                }
+            }
+            Some(Err(e)) => self.keep_previous(path, &e),
+        }
+    }
+
+    /// Re-lists `--apps-dir` when its modification time moved (or was too fresh to trust).
+    fn check_dir(&self) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(mut seen) = dir.seen.lock() else { return };
+        let modified = std::fs::metadata(&dir.path).ok().and_then(|m| m.modified().ok());
+        if !seen.1 && seen.0 == modified {
+            return;
+        }
+        let listed_at = SystemTime::now();
+        let Ok(listed) = list_dir(&dir.path) else {
+            *seen = (modified, false);
+            return;
+        };
+        *seen = (modified, is_racy(modified, listed_at));
+        // Holding the directory's mutex while listing keeps two requests from re-listing at once.
+        let (known, broken): (Vec<PathBuf>, HashMap<PathBuf, Option<Stamp>>) = match self.index.read() {
+            Ok(i) => (i.slots.iter().filter(|(_, s)| s.from_dir).map(|(p, _)| p.clone()).collect(), i.broken.clone()),
+            Err(_) => return,
+        };
+        let listed_set: std::collections::HashSet<&PathBuf> = listed.iter().collect();
+        if let Ok(mut index) = self.index.write() {
+            for gone in known.iter().filter(|p| !listed_set.contains(p)) {
+                if self.log {
+                    eprintln!("keycred emulate: {} left the apps directory", gone.display());
+                }
+                index.remove(gone);
+            }
+        }
+        for p in &listed {
+            if known.contains(p) {
+                self.refresh_file(p);
+                continue;
+            }
+            let now = stamp(p);
+            if broken.get(p).is_some_and(|s| *s == now) {
+                continue;
+            }
+            let loaded = observe(p).and_then(|(seen, bytes)| Ok((seen, read_app(p, bytes)?)));
+            let Ok(mut index) = self.index.write() else { return };
+            if index.slots.contains_key(p) {
+                continue;
+            }
+            match loaded {
+                Ok((seen, app)) => {
+                    let id = app.app_id.clone();
+                    match index.install(p, seen, app, true) {
+                        Ok(()) => {
+                            if self.log {
+                                eprintln!("keycred emulate: loaded {} (application {id})", p.display());
+                            }
+                        }
+                        Err(other) => {
+                            index.broken.insert(p.clone(), now);
+                            self.keep_previous(p, &duplicate(&other, p, &id));
+                        }
+                    }
+                }
+                Err(e) => {
+                    index.broken.insert(p.clone(), now);
+                    if self.log {
+                        eprintln!("keycred emulate: {e}; skipping {} until it changes", p.display());
+                    }
+                }
             }
         }
     }
@@ -208,29 +742,79 @@ impl Registry {
             eprintln!("keycred emulate: {e}; keeping the previous version of {}", path.display());
         }
     }
+}
 
-    /// The application with this object id (`id`/`objectId`, or the emulator's service principal
-    /// id when the manifest has none), after a refresh.
-    pub fn find_by_object_id(&self, object_id: &str) -> Option<Arc<App>> {
-        self.refresh();
-        let slots = self.slots.read().ok()?;
-        let id = object_id.trim();
-        slots
-            .iter()
-            .find(|s| s.app.object_id.as_deref().unwrap_or(&s.app.sp_object_id).eq_ignore_ascii_case(id))
-            .map(|s| s.app.clone())
+/// The `*.json` entries of a directory, sorted. Temporary files of atomic writers
+/// (`.name.json.tmp...`) and hidden files are skipped.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read", e))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".json")
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_has_the_first_party_resources() {
+        let b = builtins();
+        let find = |id: &str| b.iter().find(|a| a.is_named(id)).unwrap_or_else(|| panic!("{id} missing"));
+        let graph = find("https://graph.microsoft.com/");
+        assert_eq!(graph.app_id, "00000003-0000-0000-c000-000000000000");
+        assert_eq!(graph.token_version, TokenVersion::V1);
+        assert_eq!(
+            graph.role_by_id("18a4783c-866b-4cc7-a460-3d5e5662c884").unwrap().value,
+            "Application.ReadWrite.OwnedBy"
+        );
+        let o365 = find("https://manage.office.com");
+        assert_eq!(o365.app_id, "c5393580-f805-4401-95e8-94b7a6ef2fc2");
+        assert_eq!(o365.role_by_id("594c1fb6-4f81-4475-ae41-0c394909246c").unwrap().value, "ActivityFeed.Read");
+        let mtp = find("https://api.security.microsoft.com");
+        assert_eq!(mtp.app_id, "8ee8fdad-f234-4243-8f3b-15c294843740");
+        assert!(mtp.app_roles.iter().any(|r| r.value == "Incident.Read.All"));
+        assert!(mtp.app_roles.iter().any(|r| r.value == "AdvancedHunting.Read.All"));
+        assert_eq!(find("https://securitycenter.onmicrosoft.com/windowsatpservice").display_name, "WindowsDefenderATP");
+        assert!(b.iter().all(|a| a.token_version == TokenVersion::V1 && a.builtin));
     }
 
-    /// Every application, in the order the manifests were given, after a refresh.
-    pub fn all(&self) -> Vec<Arc<App>> {
-        self.refresh();
-        self.slots.read().map(|s| s.iter().map(|s| s.app.clone()).collect()).unwrap_or_default()
-    }
+    #[test]
+    fn both_manifest_shapes_expose_their_api() {
+        let graph: Map<String, Value> = serde_json::from_str(
+            r#"{"appId":"11111111-1111-1111-1111-111111111111","identifierUris":["api://x"],
+                "api":{"requestedAccessTokenVersion":2,"oauth2PermissionScopes":[{"id":"a","value":"read","type":"User"}]},
+                "appRoles":[{"id":"r","value":"Jobs.Run","allowedMemberTypes":["Application"]},
+                            {"id":"u","value":"Users.Only","allowedMemberTypes":["User"]}],
+                "requiredResourceAccess":[{"resourceAppId":"c5393580-f805-4401-95e8-94b7a6ef2fc2",
+                    "resourceAccess":[{"id":"594c1fb6-4f81-4475-ae41-0c394909246c","type":"Role"}]}],
+                "web":{"redirectUris":["https://app.example/cb"]}}"#,
+        )
+        .unwrap();
+        let api = read_api(&graph, "11111111-1111-1111-1111-111111111111", "x", false);
+        assert_eq!(api.token_version, TokenVersion::V2);
+        assert_eq!(api.scopes.len(), 1);
+        assert_eq!(api.app_roles.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(), ["Jobs.Run"]);
+        assert!(api.is_named("API://x/"));
+        assert_eq!(read_required(&graph)[0].kind, AccessKind::Role);
+        assert_eq!(read_reply_urls(&graph), ["https://app.example/cb"]);
 
-    /// The application with this client id (case-insensitive), after a refresh.
-    pub fn find(&self, client_id: &str) -> Option<Arc<App>> {
-        self.refresh();
-        let slots = self.slots.read().ok()?;
-        slots.iter().find(|s| s.app.app_id.eq_ignore_ascii_case(client_id.trim())).map(|s| s.app.clone())
+        let legacy: Map<String, Value> = serde_json::from_str(
+            r#"{"appId":"1","accessTokenAcceptedVersion":null,"oauth2Permissions":[{"id":"a","value":"user_impersonation","type":"Admin","isEnabled":true}],
+                "replyUrlsWithType":[{"url":"http://localhost/cb","type":"Web"}]}"#,
+        )
+        .unwrap();
+        let api = read_api(&legacy, "1", "y", false);
+        assert_eq!(api.token_version, TokenVersion::V1);
+        assert!(api.scopes[0].admin_only);
+        assert_eq!(read_reply_urls(&legacy), ["http://localhost/cb"]);
     }
 }

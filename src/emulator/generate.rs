@@ -41,8 +41,9 @@ pub struct TenantSummary {
     pub dir: PathBuf,
     /// Applications written (the automation app included).
     pub apps: usize,
-    /// The automation application's id, and its PEM bundle (key and certificate).
+    /// The automation application's id.
     pub automation_app_id: String,
+    /// The automation application's PEM bundle (private key and certificate).
     pub automation_bundle: PathBuf,
     /// Credentials by intended status (`valid`, `expiring`, `expired`, `not_yet_valid`,
     /// `unusable`), certificates and secrets together; a SAML triple counts once.

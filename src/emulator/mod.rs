@@ -17,6 +17,9 @@ mod discovery;
 pub mod errors;
 mod generate;
 mod graph;
+// Parts of the tenant model are used only by the grants that land with the rest of the tenant work.
+#[allow(dead_code)]
+mod tenant;
 mod throttle;
 mod tls;
 mod token;
@@ -24,7 +27,8 @@ mod token;
 pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
-pub use apps::App;
+pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
@@ -51,6 +55,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct EmulatorConfig {
     /// Manifest files, one application each.
     pub manifests: Vec<PathBuf>,
+    /// A directory of manifests (every `*.json`), re-listed when it changes.
+    pub apps_dir: Option<PathBuf>,
     /// Tenant id (a GUID).
     pub tenant: String,
     /// `(resource, roles)`: app roles put in tokens for that resource; also makes the resource known.
@@ -77,6 +83,7 @@ impl EmulatorConfig {
     pub fn new(manifests: Vec<PathBuf>) -> Self {
         EmulatorConfig {
             manifests,
+            apps_dir: None,
             tenant: uuid::Uuid::new_v4().to_string(),
             grants: Vec::new(),
             secret: None,
@@ -290,6 +297,13 @@ async fn log_request(log: bool, req: Request, next: Next) -> Response {
         eprintln!("keycred emulate: {method} {path}{client} -> {} {outcome}{code}", status.as_u16());
     }
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if path.starts_with("/v1.0/") {
+            return graph::graph_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request_BadRequest",
+                "The request body is over 1 MB, the largest this emulator reads.",
+            );
+        }
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MB").into_response();
     }
     resp
@@ -408,7 +422,7 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
-    let registry = Registry::load(&cfg.manifests, cfg.log)?;
+    let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
     let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
         cert::generate(&NewCertificate {
             subject: "CN=keycred emulator token signing".into(),

@@ -2,8 +2,8 @@
 //! given: only one page (at most 999 objects) is ever held, so memory stays flat however many
 //! applications the tenant has.
 
-use super::request::{self, AppId, Collection, GraphRequest, Page};
-use crate::graph::GraphClient;
+use super::request::{self, AppId, Collection, Page};
+use crate::graph::{GraphCall, GraphClient};
 use crate::Result;
 use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
@@ -16,8 +16,8 @@ pub const FILTER_PER_ID_MAX: usize = 100;
 pub struct Objects<'a> {
     g: &'a GraphClient,
     what: Collection,
-    /// Next URL of the listing under way.
-    next: Option<String>,
+    /// Next call of the listing under way.
+    next: Option<GraphCall>,
     /// Ids still to fetch one by one (few ids).
     per_id: VecDeque<AppId>,
     /// Ids kept from a full listing (many ids); `None` keeps everything.
@@ -30,14 +30,13 @@ pub struct Objects<'a> {
 impl<'a> Objects<'a> {
     /// Every object of `what`, or only those whose `appId` is in `ids` when it is not empty.
     pub fn new(g: &'a GraphClient, what: Collection, ids: &[AppId]) -> Self {
-        let base = g.base().to_string();
         let (next, per_id, keep) = if ids.is_empty() {
-            (Some(request::list_url(&base, what, None)), VecDeque::new(), None)
+            (Some(request::list_call(what, None)), VecDeque::new(), None)
         } else if ids.len() <= FILTER_PER_ID_MAX {
             (None, ids.iter().cloned().collect(), None)
         } else {
             let keep = ids.iter().map(|i| i.as_str().to_string()).collect();
-            (Some(request::list_url(&base, what, None)), VecDeque::new(), Some(keep))
+            (Some(request::list_call(what, None)), VecDeque::new(), Some(keep))
         };
         Objects { g, what, next, per_id, keep, buffered: VecDeque::new(), pages: 0 }
     }
@@ -48,18 +47,18 @@ impl<'a> Objects<'a> {
             if let Some(v) = self.buffered.pop_front() {
                 return Ok(Some(v));
             }
-            let url = match self.next.take() {
-                Some(u) => u,
+            let call = match self.next.take() {
+                Some(c) => c,
                 None => match self.per_id.pop_front() {
-                    Some(id) => request::list_url(self.g.base(), self.what, Some(&id)),
+                    Some(id) => request::list_call(self.what, Some(&id)),
                     None => return Ok(None),
                 },
             };
-            let req = GraphRequest::new(reqwest::Method::GET, url, None);
-            let body = self.g.send(&req).await?.unwrap_or(Value::Null);
-            let Page { items, next_link } = request::page(&req, body)?;
+            let url = self.g.url_of(&call);
+            let body = self.g.send(call).await?.unwrap_or(Value::Null);
+            let Page { items, next_link } = request::page(&url, body)?;
             self.pages += 1;
-            self.next = next_link;
+            self.next = next_link.map(|n| request::next_call(self.g.base(), &n)).transpose()?;
             let keep = self.keep.as_ref();
             self.buffered.extend(items.into_iter().filter(|v| {
                 keep.is_none_or(|k| {

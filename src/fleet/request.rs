@@ -1,11 +1,10 @@
-//! Graph requests as plain values, and what their answers mean, with no I/O (PROTOCOL.md
-//! section 8): the list URLs an audit pages through, the `client-request-id` every request
-//! carries, Graph's error shape turned into an error naming that id, 429/503 turned into "wait
-//! and retry", and the jittered backoff used when Graph gives no `Retry-After`.
-//!
-//! The transport (`crate::graph::GraphClient`) only sends what this module prepares and hands
-//! the status, `Retry-After` and body back to [`interpret`], so every rule is unit-tested.
+//! Graph at tenant scale as plain values, with no I/O (PROTOCOL.md section 8): the list calls an
+//! audit pages through, the pages and their `@odata.nextLink`, which answers are throttling
+//! (429, 503) and how long to wait for them (`Retry-After`, else jittered backoff), and the ids a
+//! failure names. The transport ([`crate::graph::GraphClient::send`]) applies them, so every
+//! rule is unit-tested on plain values, as [`crate::graph::interpret`] is.
 
+use crate::graph::GraphCall;
 use crate::{Error, Result};
 use serde_json::Value;
 use std::time::Duration;
@@ -74,40 +73,30 @@ impl Collection {
     }
 }
 
-/// One request to send: method, absolute URL, JSON body, and its `client-request-id`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GraphRequest {
-    /// HTTP method.
-    pub method: reqwest::Method,
-    /// Absolute URL.
-    pub url: String,
-    /// JSON body, if any.
-    pub body: Option<Value>,
-    /// Sent as `client-request-id` (with `return-client-request-id: true`), so that a failure
-    /// can be found in Graph's logs and support cases.
-    pub client_request_id: String,
-}
-
-impl GraphRequest {
-    /// A request with a fresh `client-request-id`.
-    pub fn new(method: reqwest::Method, url: impl Into<String>, body: Option<Value>) -> Self {
-        GraphRequest { method, url: url.into(), body, client_request_id: uuid::Uuid::new_v4().to_string() }
-    }
-    /// `METHOD URL`, as errors name the request.
-    pub fn describe(&self) -> String {
-        format!("{} {}", self.method, self.url)
-    }
-}
-
 /// The first page of a collection: `$select` of only what the audit reads, `$top=999`, and, for
 /// one application, `$filter=appId eq '...'` (one of the filters Graph supports by default).
 /// Credential dates cannot be filtered on the server (Graph answers 400), so that is done here.
-pub fn list_url(base: &str, what: Collection, app_id: Option<&AppId>) -> String {
-    let mut u = format!("{base}{}?$select={}&$top={MAX_PAGE}", what.path(), what.select());
+pub fn list_call(what: Collection, app_id: Option<&AppId>) -> GraphCall {
+    let mut path = format!("{}?$select={}&$top={MAX_PAGE}", what.path(), what.select());
     if let Some(id) = app_id {
-        u.push_str(&format!("&$filter=appId%20eq%20'{id}'"));
+        path.push_str(&format!("&$filter=appId%20eq%20'{id}'"));
     }
-    u
+    GraphCall { method: reqwest::Method::GET, path, body: None }
+}
+
+/// The call that fetches `next_link`, an absolute URL Graph gave: only on `base` (the bearer
+/// token must never be sent anywhere else), and followed as given, never rebuilt.
+pub fn next_call(base: &str, next_link: &str) -> Result<GraphCall> {
+    let same = match (url::Url::parse(base), url::Url::parse(next_link)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    };
+    let path = next_link.get(base.len()..).filter(|p| same && p.starts_with('/'));
+    match path {
+        Some(p) => Ok(GraphCall { method: reqwest::Method::GET, path: p.to_string(), body: None }),
+        None => Err(Error::remote(format!("@odata.nextLink {next_link} points outside {base}; not followed"))
+            .with_hint("the Graph token is only ever sent to the Graph URL; check what answers there")),
+    }
 }
 
 /// A page of a collection.
@@ -115,100 +104,43 @@ pub fn list_url(base: &str, what: Collection, app_id: Option<&AppId>) -> String 
 pub struct Page {
     /// The objects of this page.
     pub items: Vec<Value>,
-    /// `@odata.nextLink`, checked to point at the same Graph; `None` on the last page.
+    /// `@odata.nextLink` as given (see [`next_call`]); `None` on the last page.
     pub next_link: Option<String>,
 }
 
-/// Reads a collection page. `@odata.nextLink` is followed as given (never rebuilt), but only on
-/// the origin the request went to: the bearer token must never be sent anywhere else.
-pub fn page(req: &GraphRequest, body: Value) -> Result<Page> {
+/// Reads a collection page answered to `url`.
+pub fn page(url: &str, body: Value) -> Result<Page> {
     let Value::Object(mut o) = body else {
-        return Err(Error::remote(format!("{}: the answer is not a JSON object", req.describe())));
+        return Err(Error::remote(format!("GET {url}: the answer is not a JSON object")));
     };
     let items = match o.remove("value") {
         Some(Value::Array(a)) => a,
         _ => {
-            return Err(Error::remote(format!("{}: the answer has no 'value' array", req.describe()))
-                .with_hint("check --graph-url: it must be Microsoft Graph or the keycred emulator"))
+            return Err(Error::remote(format!("GET {url}: the answer has no 'value' array"))
+                .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"))
         }
     };
     let next_link = match o.remove("@odata.nextLink") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
-            if !same_origin(&req.url, &s) {
-                return Err(Error::remote(format!(
-                    "{}: @odata.nextLink {s} points at another server; not followed",
-                    req.describe()
-                ))
-                .with_hint("the Graph token is only ever sent to --graph-url; check what answers there"));
-            }
-            Some(s)
-        }
-        Some(v) => return Err(Error::remote(format!("{}: @odata.nextLink is {v}, not a URL", req.describe()))),
+        Some(Value::String(s)) => Some(s),
+        Some(v) => return Err(Error::remote(format!("GET {url}: @odata.nextLink is {v}, not a URL"))),
     };
     Ok(Page { items, next_link })
 }
 
-fn same_origin(a: &str, b: &str) -> bool {
-    match (url::Url::parse(a), url::Url::parse(b)) {
-        (Ok(a), Ok(b)) => a.origin() == b.origin(),
-        _ => false,
-    }
+/// Whether an answer with `status` is throttling or a brief unavailability, to wait out.
+pub fn is_retryable(status: u16) -> bool {
+    status == 429 || status == 503
 }
 
-/// What an answer means.
-#[derive(Debug)]
-pub enum Answer {
-    /// Success, with the JSON body when there is one (PATCH answers 204 with none).
-    Done(Option<Value>),
-    /// Throttled or briefly unavailable: retry after the wait Graph asked for, if it said.
-    Retry(Option<Duration>),
-}
-
-/// Interprets an answer to `req`: `status`, the `Retry-After` header and the body.
-pub fn interpret(req: &GraphRequest, status: u16, retry_after: Option<&str>, body: &str) -> Result<Answer> {
-    if status == 429 || status == 503 {
-        return Ok(Answer::Retry(parse_retry_after(retry_after)));
-    }
-    if (200..300).contains(&status) {
-        if body.trim().is_empty() {
-            return Ok(Answer::Done(None));
-        }
-        return serde_json::from_str(body).map(|v| Answer::Done(Some(v))).map_err(|_| {
-            Error::remote(format!(
-                "{}: HTTP {status} with a body that is not JSON: {} (client-request-id {})",
-                req.describe(),
-                crate::token::response::excerpt(body),
-                req.client_request_id
-            ))
-        });
-    }
-    Err(failure(req, status, body))
-}
-
-/// The error for a refused request: Graph's code and message, and the ids to quote to support.
-pub fn failure(req: &GraphRequest, status: u16, body: &str) -> Error {
+/// What a failure quotes for support: our `client-request-id`, and Graph's `request-id` from
+/// the error's `innerError` when there is one.
+pub fn ids(client_request_id: &str, body: &str) -> String {
     let v: Option<Value> = serde_json::from_str(body).ok();
-    let e = v.as_ref().and_then(|v| v.get("error"));
-    let (code, message) = match e {
-        Some(e) => (
-            e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
-            e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
-        ),
-        None => ("unknown".into(), crate::token::response::excerpt(body)),
-    };
-    let request_id = e.and_then(|e| e.pointer("/innerError/request-id")).and_then(Value::as_str);
-    let ids = match request_id {
-        Some(r) => format!("client-request-id {}, request-id {r}", req.client_request_id),
-        None => format!("client-request-id {}", req.client_request_id),
-    };
-    let hint = match status {
-        401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
-        403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
-        404 => "no such application: check the application id and the tenant",
-        _ => "see the Graph error above",
-    };
-    Error::remote(format!("{}: HTTP {status}: {code}: {message} ({ids})", req.describe())).with_hint(hint)
+    match v.as_ref().and_then(|v| v.pointer("/error/innerError/request-id")).and_then(Value::as_str) {
+        Some(r) => format!("client-request-id {client_request_id}, request-id {r}"),
+        None => format!("client-request-id {client_request_id}"),
+    }
 }
 
 /// `Retry-After` in seconds (what Graph sends), capped at [`MAX_RETRY_AFTER`]. An HTTP date or
@@ -237,72 +169,65 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn get(url: &str) -> GraphRequest {
-        GraphRequest::new(reqwest::Method::GET, url, None)
-    }
-
     #[test]
-    fn list_url_selects_only_what_is_read_and_asks_for_the_largest_page() {
-        let u = list_url("http://127.0.0.1:9", Collection::Applications, None);
+    fn list_calls_select_only_what_is_read_and_ask_for_the_largest_page() {
+        let c = list_call(Collection::Applications, None);
+        assert_eq!(c.method, reqwest::Method::GET);
         assert_eq!(
-            u,
-            "http://127.0.0.1:9/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=999"
+            c.path,
+            "/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=999"
         );
         let id = AppId::parse("0A6F6F3C-0E1B-4C53-9E35-1A3C1E5C1D11", "--app-id").unwrap();
         assert_eq!(id.as_str(), "0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11");
-        let u = list_url("https://graph.microsoft.com", Collection::ServicePrincipals, Some(&id));
-        assert!(u.starts_with("https://graph.microsoft.com/v1.0/servicePrincipals?$select="), "{u}");
-        assert!(u.contains("preferredTokenSigningKeyThumbprint"), "{u}");
-        assert!(u.ends_with("&$filter=appId%20eq%20'0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11'"), "{u}");
+        let c = list_call(Collection::ServicePrincipals, Some(&id));
+        assert!(c.path.starts_with("/v1.0/servicePrincipals?$select="), "{}", c.path);
+        assert!(c.path.contains("preferredTokenSigningKeyThumbprint"), "{}", c.path);
+        assert!(c.path.ends_with("&$filter=appId%20eq%20'0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11'"), "{}", c.path);
         let e = AppId::parse("x' or 1 eq 1", "apps.txt line 3").unwrap_err();
         assert!(e.to_string().starts_with("apps.txt line 3: "), "{e}");
         assert_eq!(e.exit_code(), 2);
     }
 
     #[test]
-    fn pages_follow_next_link_only_on_the_same_origin() {
-        let req = get("https://graph.microsoft.com/v1.0/applications?$top=999");
+    fn pages_follow_next_link_as_given_and_only_on_the_graph_host() {
+        let base = "https://graph.microsoft.com";
+        let url = "https://graph.microsoft.com/v1.0/applications?$top=999";
         let next = "https://graph.microsoft.com/v1.0/applications?$top=999&$skiptoken=RFNwd";
-        let p = page(&req, json!({"@odata.context": "x", "value": [{"id": "1"}], "@odata.nextLink": next})).unwrap();
+        let p = page(url, json!({"@odata.context": "x", "value": [{"id": "1"}], "@odata.nextLink": next})).unwrap();
         assert_eq!(p.items, vec![json!({"id": "1"})]);
-        assert_eq!(p.next_link.as_deref(), Some(next));
-        let last = page(&req, json!({"value": []})).unwrap();
-        assert_eq!(last.next_link, None);
-        let e =
-            page(&req, json!({"value": [], "@odata.nextLink": "https://evil.example/v1.0/applications"})).unwrap_err();
-        assert!(e.to_string().contains("another server"), "{e}");
-        let e = page(&req, json!({"values": []})).unwrap_err();
+        assert_eq!(
+            next_call(base, p.next_link.as_deref().unwrap()).unwrap().path,
+            "/v1.0/applications?$top=999&$skiptoken=RFNwd"
+        );
+        assert_eq!(page(url, json!({"value": []})).unwrap().next_link, None);
+        for evil in [
+            "https://evil.example/v1.0/applications",
+            "https://graph.microsoft.com.evil.example/v1.0/x",
+            "http://graph.microsoft.com/v1.0/x",
+        ] {
+            let e = next_call(base, evil).unwrap_err();
+            assert!(e.to_string().contains("not followed"), "{evil}: {e}");
+        }
+        let e = page(url, json!({"values": []})).unwrap_err();
         assert!(e.to_string().contains("no 'value' array"), "{e}");
     }
 
     #[test]
-    fn throttling_and_unavailability_are_retried_with_the_wait_graph_asked_for() {
-        let req = get("https://graph.microsoft.com/v1.0/applications");
-        for status in [429, 503] {
-            match interpret(&req, status, Some("7"), "{}").unwrap() {
-                Answer::Retry(w) => assert_eq!(w, Some(Duration::from_secs(7))),
-                other => panic!("{status}: {other:?}"),
-            }
-        }
-        assert!(matches!(interpret(&req, 429, None, "").unwrap(), Answer::Retry(None)));
-        assert!(matches!(interpret(&req, 204, None, "").unwrap(), Answer::Done(None)));
+    fn throttling_is_429_and_503_and_waits_what_graph_asked_for() {
+        assert!(is_retryable(429) && is_retryable(503));
+        assert!(!is_retryable(500) && !is_retryable(400) && !is_retryable(401));
+        assert_eq!(parse_retry_after(Some("7")), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(parse_retry_after(Some("100000")), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after(Some("-1")), None);
+        assert_eq!(parse_retry_after(None), None);
     }
 
     #[test]
-    fn a_refusal_names_graphs_code_and_both_request_ids() {
-        let req = get("https://graph.microsoft.com/v1.0/applications/abc");
+    fn a_failure_names_both_request_ids() {
         let body = r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"date":"2025-02-20T10:52:24","request-id":"r-1","client-request-id":"c-1"}}}"#;
-        let e = interpret(&req, 403, None, body).unwrap_err();
-        let m = e.to_string();
-        assert!(m.starts_with("GET https://graph.microsoft.com/v1.0/applications/abc: HTTP 403: Authorization_RequestDenied: Insufficient privileges"), "{m}");
-        assert!(m.contains(&format!("client-request-id {}", req.client_request_id)), "{m}");
-        assert!(m.contains("request-id r-1"), "{m}");
-        assert_eq!(e.exit_code(), 3);
-        let e = interpret(&req, 400, None, "<html>bad gateway</html>").unwrap_err();
-        assert!(e.to_string().contains("unknown: <html>bad gateway</html>"), "{e}");
+        assert_eq!(ids("mine", body), "client-request-id mine, request-id r-1");
+        assert_eq!(ids("mine", "<html>bad gateway</html>"), "client-request-id mine");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
+use crate::ids::{ClientId, TenantId};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use crate::{dates, Error, Result};
@@ -36,7 +37,7 @@ pub const JOURNAL_NAME: &str = "fleet-journal.jsonl";
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Tenant (for the verification tokens and the journal).
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Authority host of the verification tokens.
     pub authority: Authority,
     /// The scope the verification token is asked for (Graph's `.default` needs no permission).
@@ -68,7 +69,7 @@ pub struct Options {
 
 impl Options {
     /// Defaults for everything but the tenant, authority and output directory.
-    pub fn new(tenant: String, authority: Authority, out_dir: PathBuf) -> Self {
+    pub fn new(tenant: TenantId, authority: Authority, out_dir: PathBuf) -> Self {
         Options {
             tenant,
             authority,
@@ -285,7 +286,7 @@ impl Run {
         let req = TokenRequest {
             authority: self.opts.authority.clone(),
             tenant: self.opts.tenant.clone(),
-            client_id: app_id.to_string(),
+            client_id: ClientId::new(app_id)?,
             version: EndpointVersion::V2,
             target: Target::Scopes(vec![self.opts.verify_scope.clone()]),
             grant: Grant::ClientCredentials,
@@ -503,7 +504,7 @@ pub async fn run(
             &opts.journal_path(),
             Header {
                 journal: VERSION,
-                tenant: opts.tenant.clone(),
+                tenant: opts.tenant.to_string(),
                 graph_url: g.base().to_string(),
                 name: opts.name.clone().unwrap_or(fresh_name.clone()),
                 started: dates::format(started),

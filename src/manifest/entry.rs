@@ -83,8 +83,8 @@ pub fn entry_for_at(
         }
         Format::AadGraph => {
             if opts.display_name.is_some() {
-                return Err(Error::input("--display-name: the aad-graph (legacy) format has no displayName")
-                    .with_hint("leave --display-name out, or use --format ms-graph"));
+                return Err(Error::input("displayName: the aad-graph (legacy) format has none")
+                    .with_hint("leave the display name out, or build an ms-graph entry"));
             }
             m.insert("endDate".into(), s(dates::format(end)));
             m.insert("keyId".into(), s(key_id));

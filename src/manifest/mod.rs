@@ -279,16 +279,13 @@ pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
 pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
     let mut defects = Vec::new();
-    let mut warnings = Vec::new();
     // Present and not null: `null` is how the portal leaves out what it does not return.
     let given = |k: &str| o.get(k).filter(|v| !v.is_null());
-    let kind = s("type");
     match given("type") {
         None => {}
         Some(Value::String(t)) if t.eq_ignore_ascii_case("AsymmetricX509Cert") => {}
         Some(t) => defects.push(format!("type is {t}, not \"AsymmetricX509Cert\": not a certificate credential")),
     }
-    let usage = s("usage");
     match given("usage") {
         None => {}
         Some(Value::String(u)) if u.eq_ignore_ascii_case("Verify") => {}
@@ -296,34 +293,7 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     }
     let body_field = if given("key").is_some() || !o.contains_key("value") { "key" } else { "value" };
     let body = s("key").or_else(|| s("value")).filter(|b| !b.is_empty());
-    let certificate = match (&body, given(body_field)) {
-        (Some(b), _) => match base64::engine::general_purpose::STANDARD.decode(b.trim()) {
-            Err(_) => {
-                defects.push(format!("{body_field} is not base64: no certificate can be read from it"));
-                None
-            }
-            Ok(der) => match Certificate::from_der(&der, "keyCredentials entry") {
-                Err(_) => {
-                    defects.push(format!("{body_field} does not hold a DER X.509 certificate"));
-                    None
-                }
-                Ok(c) => {
-                    if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
-                        defects.push(format!(
-                            "the certificate's key is not RSA of at least {} bits: Entra refuses it",
-                            crate::cert::MIN_RSA_BITS
-                        ));
-                    }
-                    Some(c)
-                }
-            },
-        },
-        (None, Some(v)) if !v.as_str().is_some_and(str::is_empty) => {
-            defects.push(format!("{body_field} is {v}, not a base64 certificate"));
-            None
-        }
-        _ => None,
-    };
+    let certificate = read_body(body.as_deref(), body_field, given(body_field), &mut defects);
     let mut date = |names: [&str; 2]| -> Option<OffsetDateTime> {
         let (name, v) = names.iter().find_map(|n| given(n).map(|v| (*n, v)))?;
         let parsed = v.as_str().and_then(dates::parse_manifest);
@@ -341,44 +311,18 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
         defects.push("no certificate body and no dates: its validity cannot be told".to_string());
     }
     let custom_key_identifier = s("customKeyIdentifier");
-    if let Some(cki) = custom_key_identifier.as_deref().filter(|c| !c.is_empty()) {
-        let hex: String = cki.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
-        let named = if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            warnings.push(
-                "customKeyIdentifier is the hex thumbprint, but the field is base64 (binary): write base64 of the SHA-1"
-                    .to_string(),
-            );
-            thumbprint::parse_sha1(cki).ok()
-        } else if let Some(d) = hex_text_sha1(cki) {
-            warnings.push(
-                "customKeyIdentifier is the hex thumbprint encoded as text, not the SHA-1 itself: write base64 of the SHA-1"
-                    .to_string(),
-            );
-            Some(d)
-        } else {
-            let d = thumbprint::parse_sha1(cki).ok();
-            if d.is_none() {
-                warnings.push("customKeyIdentifier is not a SHA-1 thumbprint in base64".to_string());
-            }
-            d
-        };
-        if let (Some(d), Some(c)) = (named, &certificate) {
-            if d != c.sha1() {
-                warnings.push(format!(
-                    "customKeyIdentifier names thumbprint {}, but the body's certificate is {}",
-                    thumbprint::hex_upper(&d),
-                    c.thumbprint()
-                ));
-            }
-        }
-    }
+    let warnings = custom_key_identifier
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|cki| cki_warnings(cki, certificate.as_ref()))
+        .unwrap_or_default();
     KeyCredential {
         index,
         key_id: s("keyId"),
         custom_key_identifier,
         display_name: s("displayName"),
-        kind,
-        usage,
+        kind: s("type"),
+        usage: s("usage"),
         start,
         end,
         has_body: body.is_some(),
@@ -386,6 +330,68 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
         defects,
         warnings,
     }
+}
+
+/// The certificate in an entry's body (`key` or `value`, named `field`; `raw` is its JSON value),
+/// with what makes it unusable pushed to `defects`.
+fn read_body(body: Option<&str>, field: &str, raw: Option<&Value>, defects: &mut Vec<String>) -> Option<Certificate> {
+    let Some(b) = body else {
+        if let Some(v) = raw.filter(|v| !v.as_str().is_some_and(str::is_empty)) {
+            defects.push(format!("{field} is {v}, not a base64 certificate"));
+        }
+        return None;
+    };
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.trim()) else {
+        defects.push(format!("{field} is not base64: no certificate can be read from it"));
+        return None;
+    };
+    let Ok(c) = Certificate::from_der(&der, "keyCredentials entry") else {
+        defects.push(format!("{field} does not hold a DER X.509 certificate"));
+        return None;
+    };
+    if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
+        defects.push(format!(
+            "the certificate's key is not RSA of at least {} bits: Entra refuses it",
+            crate::cert::MIN_RSA_BITS
+        ));
+    }
+    Some(c)
+}
+
+/// What is wrong with a (non-empty) `customKeyIdentifier`: a hex thumbprint where base64 of the
+/// SHA-1 belongs, something that is no thumbprint, or one that is not the body's certificate.
+fn cki_warnings(cki: &str, certificate: Option<&Certificate>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let hex: String = cki.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
+    let named = if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        warnings.push(
+            "customKeyIdentifier is the hex thumbprint, but the field is base64 (binary): write base64 of the SHA-1"
+                .to_string(),
+        );
+        thumbprint::parse_sha1(cki).ok()
+    } else if let Some(d) = hex_text_sha1(cki) {
+        warnings.push(
+            "customKeyIdentifier is the hex thumbprint encoded as text, not the SHA-1 itself: write base64 of the SHA-1"
+                .to_string(),
+        );
+        Some(d)
+    } else {
+        let d = thumbprint::parse_sha1(cki).ok();
+        if d.is_none() {
+            warnings.push("customKeyIdentifier is not a SHA-1 thumbprint in base64".to_string());
+        }
+        d
+    };
+    if let (Some(d), Some(c)) = (named, certificate) {
+        if d != c.sha1() {
+            warnings.push(format!(
+                "customKeyIdentifier names thumbprint {}, but the body's certificate is {}",
+                thumbprint::hex_upper(&d),
+                c.thumbprint()
+            ));
+        }
+    }
+    warnings
 }
 
 /// The row `list` shows for an array member that is not an object (a number, a string, `null`):
@@ -576,15 +582,14 @@ impl Manifest {
 
     /// Refuses an edit that leaves no valid credential when there was one: the app could no
     /// longer authenticate, and Graph's addKey needs a valid one to recover. Only usable
-    /// certificate entries count (see [`KeyCredential::defects`]). The hint names `manifest`'s
-    /// options; other commands replace it with their own.
+    /// certificate entries count (see [`KeyCredential::defects`]). Callers add how to allow it.
     pub fn ensure_not_locked_out(&self, after: &Manifest, now: OffsetDateTime) -> Result<()> {
         if !self.valid_at(now).is_empty() && after.valid_at(now).is_empty() {
             return Err(Error::input(format!(
                 "{}: this would remove the last currently valid certificate; the app could no longer sign in",
                 self.origin
             ))
-            .with_hint("add the new certificate first (`keycred manifest add`), or pass --force if that is intended"));
+            .with_hint("add the new certificate first"));
         }
         Ok(())
     }
@@ -626,7 +631,7 @@ impl Manifest {
                 "{}: no currently valid certificate would be left; nothing was changed",
                 self.origin
             ))
-            .with_hint("add a new certificate first (`keycred manifest add`), or pass --force"));
+            .with_hint("add a new certificate first"));
         }
         Ok(after)
     }
@@ -642,7 +647,7 @@ impl Manifest {
                     have.name(),
                     new.name()
                 ))
-                .with_hint(format!("build the entry with --format {}", have.name())));
+                .with_hint(format!("build the entry in {} format", have.name())));
             }
         }
         let new = read_entry(0, &entry);

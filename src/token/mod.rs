@@ -11,8 +11,8 @@
 //! use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 //! let req = TokenRequest {
 //!     authority: Authority::parse("https://login.microsoftonline.com")?,
-//!     tenant: "contoso.onmicrosoft.com".into(),
-//!     client_id: "11111111-2222-3333-4444-555555555555".into(),
+//!     tenant: "contoso.onmicrosoft.com".parse()?,
+//!     client_id: "11111111-2222-3333-4444-555555555555".parse()?,
 //!     version: EndpointVersion::V2,
 //!     target: Target::Scopes(vec!["https://graph.microsoft.com".into()]),
 //!     grant: Grant::ClientCredentials,
@@ -258,7 +258,7 @@ fn hint_context(req: &TokenRequest) -> HintContext {
         }
         ClientAuth::Secret(_) => (None, None),
     };
-    let tenant = Some(req.tenant.as_str()).filter(|t| !matches!(*t, "common" | "organizations" | "consumers"));
+    let tenant = Some(&req.tenant).filter(|t| !t.is_alias());
     let consent_url = consent::admin_consent_url(&req.authority, tenant, &req.client_id, None, None);
     HintContext { thumbprint, cert_path, consent_url: Some(consent_url) }
 }

@@ -5,7 +5,7 @@ use crate::authority::{Authority, EndpointVersion};
 use crate::cert::{LoadedCredential, SignatureAlg};
 use crate::jwt::{self, AssertionParams, DEFAULT_ASSERTION_LIFETIME};
 use crate::secret::SecretString;
-use crate::{Error, Result};
+use crate::{ClientId, Error, Result, TenantId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -89,9 +89,9 @@ pub struct TokenRequest {
     /// Login host.
     pub authority: Authority,
     /// Tenant id or domain (`common` for the authorization-code exchange of seed 000).
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Application (client) id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Token endpoint version; v1 posts `resource=`, v2 `scope=`.
     pub version: EndpointVersion,
     /// Scopes or resource.
@@ -206,7 +206,7 @@ impl TokenRequest {
             Grant::AuthorizationCode { .. } => "authorization_code",
         };
         form.push(("grant_type", plain(grant_type)));
-        form.push(("client_id", plain(&self.client_id)));
+        form.push(("client_id", plain(self.client_id.as_str())));
         match (self.version, &self.target) {
             (EndpointVersion::V2, Target::Scopes(scopes)) => {
                 let scopes: Vec<String> = scopes.iter().map(|s| normalize_scope(s)).collect();
@@ -252,7 +252,7 @@ impl TokenRequest {
                 let assertion = jwt::client_assertion(
                     cred,
                     &AssertionParams {
-                        client_id: self.client_id.clone(),
+                        client_id: self.client_id.to_string(),
                         audience: url.clone(),
                         alg: *alg,
                         x5c: *x5c,
@@ -275,8 +275,8 @@ mod tests {
     fn req(version: EndpointVersion, target: Target, grant: Grant) -> TokenRequest {
         TokenRequest {
             authority: Authority::parse("https://login.microsoftonline.com").unwrap(),
-            tenant: "contoso.onmicrosoft.com".into(),
-            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            tenant: "contoso.onmicrosoft.com".parse().unwrap(),
+            client_id: "11111111-2222-3333-4444-555555555555".parse().unwrap(),
             version,
             target,
             grant,

@@ -116,3 +116,28 @@ fn keep_on_a_file_or_force_without_keep_is_refused_with_true_hints() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("--keep"), "{}", out.stderr);
 }
+
+/// Regression: a closed stdout made the CLI call `process::exit(0)`, so the demo's temporary
+/// directory (removed by its destructor) stayed behind. Now the demo stops at its next step and
+/// returns to `main`, which exits 0.
+#[test]
+fn demo_piped_into_a_closed_reader_exits_0_and_removes_its_temporary_directory() {
+    use std::io::{BufRead, BufReader};
+    let tmp = TempDir::new("demo-pipe");
+    let mut cmd = keycred_command(&["demo"], &[("TMPDIR", &tmp.s(""))]);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Read the first lines, as `keycred demo | head -3` would, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    for _ in 0..3 {
+        stdout.read_line(&mut first).unwrap();
+    }
+    assert!(first.contains("== 1. Generate a certificate"), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no error for a closed pipe: {}", String::from_utf8_lossy(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(tmp.path("")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the temporary directory was removed: {left:?}");
+}

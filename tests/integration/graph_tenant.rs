@@ -433,3 +433,23 @@ fn a_generated_tenant_is_served_and_its_automation_app_signs_in() {
         assert_eq!(s, 200, "{b}");
     });
 }
+
+#[tokio::test]
+async fn a_registered_key_id_cannot_take_another_certificate() {
+    let t = tenant(1, &["Application.ReadWrite.All"], None).await;
+    let token = t.token().await;
+    let url = t.url(&format!("applications/{}", t.others[0].1));
+    let before = std::fs::read(&t.others[0].2).unwrap();
+    let registered =
+        keycred::manifest::Manifest::load(&t.others[0].2).unwrap().credentials()[0].key_id.clone().unwrap();
+    let other = credential("another certificate");
+    let body = json!({"keyCredentials": [{"keyId": registered, "key": other.cert.value_b64(),
+                                          "type": "AsymmetricX509Cert", "usage": "Verify"}]});
+    let (s, r) = send(Method::PATCH, &url, &token, &body).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (400, Some("Request_BadRequest")), "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        format!("Update to existing credential with KeyId '{registered}' is not allowed.")
+    );
+    assert_eq!(std::fs::read(&t.others[0].2).unwrap(), before);
+}

@@ -62,6 +62,7 @@ fn one_add(tag: &str) -> (TempDir, PathBuf, Vec<String>) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (cargo xtask test enables it)")]
 fn fault_before_rename_leaves_the_old_manifest_and_a_retry_succeeds() {
     let (dir, m, args) = one_add("crash-fault");
     let out = keycred(&args, &[("KEYCRED_FAULT_BEFORE_RENAME", "1")]);

@@ -106,8 +106,8 @@ fn debug_output_of_requests_redacts() {
     use keycred::token::{ClientAuth, Grant, Target, TokenRequest};
     let req = TokenRequest {
         authority: Authority::parse("https://login.microsoftonline.com").unwrap(),
-        tenant: TENANT.into(),
-        client_id: CLIENT.into(),
+        tenant: TENANT.parse().unwrap(),
+        client_id: CLIENT.parse().unwrap(),
         version: EndpointVersion::V2,
         target: Target::Scopes(vec!["https://graph.microsoft.com".into()]),
         grant: Grant::OnBehalfOf { assertion: SecretString::new("incoming-token-value") },

@@ -61,8 +61,8 @@ fn token_with_secret(secret: (&str, &str), authority: &str, extra: &[&str]) -> s
 fn cert_request(server: &TestServer, cert: &std::path::Path, key: &std::path::Path) -> TokenRequest {
     TokenRequest {
         authority: Authority::parse(&server.base).unwrap(),
-        tenant: TENANT.into(),
-        client_id: CLIENT.into(),
+        tenant: TENANT.parse().unwrap(),
+        client_id: CLIENT.parse().unwrap(),
         version: EndpointVersion::V2,
         target: Target::Scopes(vec!["https://graph.microsoft.com".into()]),
         grant: Grant::ClientCredentials,

@@ -4,12 +4,12 @@
 //! - `fleet audit` of 10,000 applications (1,000 with `--quick`): wall time and peak memory
 //!   (`/usr/bin/time`'s maximum resident set size);
 //! - `fleet rotate` of 500 applications (50) at `--concurrency 8`, beside the bare generation
-//!   of as many RSA-2048 keys on every core (the `bench` example's `--keygen N`), the floor a
+//!   of as many RSA-2048 keys on 8 threads (`benches/bench.rs --keygen N`), the floor a
 //!   rotation cannot beat;
 //! - `keycred token` against `emulate --tls` beside plain http (median of whole-process runs).
 //!
-//! The emulator's token rate with 10,000 applications loaded is measured in-process by the
-//! `bench` example.
+//! The emulator's token rate with 10,000 applications loaded is measured in-process by
+//! `benches/bench.rs`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,10 @@ mod serde_json_lite {
                 rest = &rest[end + 1..];
             } else {
                 let end = rest.find([',', '}']).unwrap_or(rest.len());
-                out.push((key, rest[..end].trim().to_string()));
+                let v = rest[..end].trim();
+                if v != "null" {
+                    out.push((key, v.to_string()));
+                }
                 rest = &rest[end..];
             }
         }
@@ -183,8 +186,12 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
         .arg(&out_dir);
     let (rotate_s, _) = timed(c)?;
     drop(emu);
-    let keygen = Command::new(root.join("target/release/examples/bench"))
-        .args(["--keygen", &small.app_ids.len().to_string()])
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let keygen = Command::new(cargo)
+        .args(["bench", "--quiet", "--package", "keycred", "--bench", "bench", "--", "--keygen"])
+        .arg(small.app_ids.len().to_string())
+        .current_dir(root)
+        .stderr(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
     let keygen_s: f64 = String::from_utf8_lossy(&keygen.stdout)

@@ -1,6 +1,8 @@
 //! `cargo xtask interop`: Microsoft's own client libraries (MSAL Python, azure-identity) get
 //! tokens from `keycred emulate --tls` with a certificate made by `keycred new` and registered by
-//! `keycred manifest add`.
+//! `keycred manifest add`; then the Azure CLI manages an application's certificates and
+//! passwords through the emulator's Graph (`tests/interop/azure_cli.py`, which starts an
+//! emulator of its own).
 //!
 //! The libraries are the independent reference here: they build the client assertion from the
 //! discovered `token_endpoint`, pick the thumbprint and algorithm themselves, and refuse plain
@@ -18,7 +20,9 @@ const GRANTS: [(&str, &str); 2] = [
 ];
 const SCRIPTS: [&str; 2] = ["msal_client_credentials.py", "azure_identity.py"];
 /// Pinned: a new upstream release must not change what the check means between two runs.
-const PACKAGES: [&str; 2] = ["msal==1.39.0", "azure-identity==1.27.0"];
+const PACKAGES: [&str; 3] = ["msal==1.39.0", "azure-identity==1.27.0", "azure-cli==2.91.0"];
+/// The Azure CLI script, run after [`SCRIPTS`].
+const AZURE_CLI_SCRIPT: &str = "azure_cli.py";
 
 /// Kills the emulator however the run ends.
 struct Emulator(Child);
@@ -99,9 +103,25 @@ pub fn run(root: &Path) -> Result<(), String> {
         }
     }
     drop(child);
+
+    eprintln!("xtask: interop {AZURE_CLI_SCRIPT} (the Azure CLI against its own keycred emulate --tls)");
+    let az = python.parent().map(|d| d.join("az")).ok_or("the virtual environment has no bin directory")?;
+    let status = Command::new(&python)
+        .arg(root.join("tests/interop").join(AZURE_CLI_SCRIPT))
+        .current_dir(root.join("tests/interop"))
+        .env("KEYCRED_BIN", &bin)
+        .env("KEYCRED_AZ", &az)
+        .env("KEYCRED_TEMPLATE", root.join("templates/manifest-ms-graph.json"))
+        .env("KEYCRED_WORK", dir.join("azure-cli"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status()
+        .map_err(|e| format!("cannot run {AZURE_CLI_SCRIPT}: {e}"))?;
+    if !status.success() {
+        failed.push(AZURE_CLI_SCRIPT);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if failed.is_empty() {
-        eprintln!("xtask: interop passed ({})", SCRIPTS.join(", "));
+        eprintln!("xtask: interop passed ({}, {AZURE_CLI_SCRIPT})", SCRIPTS.join(", "));
         Ok(())
     } else {
         Err(format!("interop failed: {}", failed.join(", ")))

@@ -102,7 +102,9 @@ fn test(args: &[String]) -> Result<(), String> {
     run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     library_alone(&cargo)?;
     let mut t = Command::new(&cargo);
-    t.args(["test", "--workspace", "--locked"]);
+    // The crash-safety test needs the fault-injection hook, compiled in only for tests. `cargo
+    // test` also builds every example and runs the tests of `emulator_in_test`.
+    t.args(["test", "--workspace", "--locked", "--features", "keycred/fault-injection"]);
     t.args(args);
     run(&mut t)?;
     interop::run(&root())?;

@@ -1,7 +1,7 @@
 //! `keycred assertion`: sign a client assertion (RFC 7523) with a certificate and print it, for
 //! use with curl or another client, or to inspect what keycred sends.
 
-use super::common::{AlgArg, EndpointArg};
+use super::common::{AlgArgs, EndpointArg};
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::authority::check_transport;
@@ -23,9 +23,8 @@ pub struct Args {
     /// Explicit audience URL instead of the tenant's token endpoint
     #[arg(long, value_name = "URL")]
     pub audience: Option<String>,
-    /// Signature algorithm
-    #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
-    pub alg: AlgArg,
+    #[command(flatten)]
+    pub alg: AlgArgs,
     /// Add the certificate chain as `x5c` (subject name / issuer authentication)
     #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value_parser = clap::builder::FalseyValueParser::new())]
     pub x5c: bool,
@@ -36,6 +35,7 @@ pub struct Args {
 
 /// Runs `keycred assertion`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    jwt::check_lifetime(a.lifetime).map_err(|e| e.context(format!("--lifetime {}", a.lifetime)))?;
     let client_id = a.tenant.client_id()?;
     let audience = match &a.audience {
         Some(u) => {
@@ -46,13 +46,13 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             check_transport(&url, "--audience")?;
             u.clone()
         }
-        None => a.tenant.authority()?.token_endpoint(a.tenant.tenant()?, a.endpoint.into()),
+        None => a.tenant.authority()?.token_endpoint(&a.tenant.tenant()?, a.endpoint.into()),
     };
     let cred = a.cred.load()?;
     let params = AssertionParams {
         client_id: client_id.to_string(),
         audience: audience.clone(),
-        alg: a.alg.into(),
+        alg: a.alg.get(),
         x5c: a.x5c,
         lifetime: a.lifetime,
     };

@@ -1,8 +1,8 @@
 //! `keycred check`: one line per step with a mark and the reason; `-o json` gives the steps.
 
+use super::common::AlgArgs;
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
-use keycred::cert::SignatureAlg;
 use keycred::check::{self, CheckOptions, Outcome};
 use keycred::token::{ClientOptions, TokenClient};
 use keycred::{Error, Result};
@@ -27,9 +27,8 @@ pub struct Args {
     /// Role the token must carry (repeatable)
     #[arg(long = "expect-role")]
     pub expect_roles: Vec<String>,
-    /// Assertion algorithm
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256"])]
-    pub alg: String,
+    #[command(flatten)]
+    pub alg: AlgArgs,
     /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
@@ -50,12 +49,12 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         password: a.cred.password()?,
         manifest: a.manifest.clone(),
         authority: a.tenant.authority()?,
-        tenant: a.tenant.tenant()?.to_string(),
-        client_id: a.tenant.client_id()?.to_string(),
+        tenant: a.tenant.tenant()?,
+        client_id: a.tenant.client_id()?,
         version: target.default_version(),
         target,
         expect_roles: a.expect_roles.clone(),
-        alg: SignatureAlg::from_jose(&a.alg).unwrap_or(SignatureAlg::Rs256),
+        alg: a.alg.get(),
     };
     let client = TokenClient::new(ClientOptions {
         timeout: std::time::Duration::from_secs(a.timeout),

@@ -4,11 +4,12 @@
 //! flattened by the commands that take it.
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::files::{FileOptions, Plan};
+use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
 use keycred::token::Target;
-use keycred::{dates, Error, Result};
+use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 
 /// `--alg`.
@@ -46,6 +47,67 @@ impl From<EndpointArg> for EndpointVersion {
             EndpointArg::V1 => EndpointVersion::V1,
             EndpointArg::V2 => EndpointVersion::V2,
         }
+    }
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Microsoft Graph (today's portal manifest): key, startDateTime, endDateTime, displayName
+    MsGraph,
+    /// Azure AD Graph (legacy): value, startDate, endDate
+    AadGraph,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::MsGraph => Format::MsGraph,
+            FormatArg::AadGraph => Format::AadGraph,
+        }
+    }
+}
+
+/// `--format`: the manifest format, for commands that write an entry into a manifest.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Manifest format, needed only when the manifest does not show it (for `manifest entry`:
+    /// the entry's format, ms-graph by default)
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+impl FormatArgs {
+    /// The format given, if any.
+    pub fn given(&self) -> Option<Format> {
+        self.format.map(Format::from)
+    }
+    /// The format to write in `m`: its own, else `--format`; a `--format` contradicting the
+    /// manifest is refused (nothing guessed), and the hints name the option.
+    pub fn resolve(&self, m: &Manifest) -> Result<Format> {
+        Self::resolve_as(m, self.given())
+    }
+    /// [`FormatArgs::resolve`] with `given` as the format asked for.
+    pub fn resolve_as(m: &Manifest, given: Option<Format>) -> Result<Format> {
+        m.resolve_format(given).map_err(|e| match (m.detect_format(), given) {
+            (Some(have), Some(_)) => e.with_hint(format!("leave --format out (or pass --format {})", have.name())),
+            _ => e.with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)"),
+        })
+    }
+}
+
+/// The client assertion's signature algorithm.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AlgArgs {
+    /// Signature algorithm of the client assertion
+    #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
+    pub alg: AlgArg,
+}
+
+impl AlgArgs {
+    /// The algorithm.
+    pub fn get(&self) -> SignatureAlg {
+        self.alg.into()
     }
 }
 
@@ -126,7 +188,7 @@ impl CredArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct TenantArgs {
     /// Application (client) id
-    #[arg(long, env = "AZURE_CLIENT_ID")]
+    #[arg(long, env = "AZURE_CLIENT_ID", alias = "app-id")]
     pub client_id: Option<String>,
     /// Tenant id (GUID) or domain
     #[arg(long, env = "AZURE_TENANT_ID")]
@@ -137,34 +199,44 @@ pub struct TenantArgs {
 }
 
 impl TenantArgs {
-    /// The client id, or a clear error.
-    pub fn client_id(&self) -> Result<&str> {
-        match self.client_id.as_deref().map(str::trim) {
-            Some(id) if !id.is_empty() => Ok(id),
-            Some(_) => Err(Error::input("the client id (--client-id / AZURE_CLIENT_ID) is empty")
-                .with_hint("pass the application (client) id GUID from the app registration")),
-            None => Err(Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID")),
-        }
+    /// The client id, or a clear error naming the option.
+    pub fn client_id(&self) -> Result<ClientId> {
+        let id = self
+            .client_id
+            .as_deref()
+            .ok_or_else(|| Error::input("no client id given").with_hint("pass --client-id or set AZURE_CLIENT_ID"))?;
+        ClientId::new(id).map_err(|e| {
+            if id.trim().is_empty() {
+                Error::input("the client id (--client-id / AZURE_CLIENT_ID) is empty")
+                    .with_hint(e.hint().unwrap_or_default().to_string())
+            } else {
+                e.context("--client-id")
+            }
+        })
     }
-    /// The tenant, or a clear error. The tenant becomes a URL path segment (and the assertion's
-    /// `aud`), so anything but a GUID or DNS-name character is refused rather than let through
-    /// to build another path (`x/../y`) or a broken URL.
-    pub fn tenant(&self) -> Result<&str> {
+    /// The tenant, or a clear error naming the option. The tenant becomes a URL path segment
+    /// (and the assertion's `aud`), so [`TenantId`] refuses anything but a GUID or DNS-name
+    /// character rather than let it build another path (`x/../y`) or a broken URL.
+    pub fn tenant(&self) -> Result<TenantId> {
         let t = self
             .tenant
             .as_deref()
             .ok_or_else(|| Error::input("no tenant given").with_hint("pass --tenant or set AZURE_TENANT_ID"))?;
-        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
-            return Err(Error::input(format!("--tenant {t:?}: not a tenant id or domain name")).with_hint(
-                "pass the directory (tenant) id GUID, a domain such as contoso.onmicrosoft.com, or organizations",
-            ));
-        }
-        Ok(t)
+        tenant_id(t)
+    }
+    /// The tenant when one is given (checked), else `None`.
+    pub fn tenant_if_given(&self) -> Result<Option<TenantId>> {
+        self.tenant.as_deref().map(tenant_id).transpose()
     }
     /// The validated authority.
     pub fn authority(&self) -> Result<Authority> {
         Authority::parse(&self.authority)
     }
+}
+
+/// A `--tenant` value, checked.
+fn tenant_id(t: &str) -> Result<TenantId> {
+    TenantId::new(t).map_err(|e| e.context("--tenant"))
 }
 
 /// A secret argument's value, or with `-` the first `limit` bytes of stdin (so it stays out of
@@ -244,9 +316,19 @@ impl NewCertArgs {
             return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
                 .with_hint("create the directory first"));
         }
-        Plan::new(
+        plan_files(
             NewCertificate { subject, key_size, validity },
             FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx: a.pfx, password, force: a.force },
         )
     }
+}
+
+/// [`Plan::new`], refusing files in the way (unless `--force`) with a hint naming the options.
+pub fn plan_files(req: NewCertificate, files: FileOptions) -> Result<Plan> {
+    if !files.force {
+        let paths = FilePaths::new(&files.dir, &files.name, files.pfx);
+        fsio::ensure_absent(paths.all())
+            .map_err(|e| e.with_hint("pass --force to replace, or choose another --name or --out-dir"))?;
+    }
+    Plan::new(req, files)
 }

@@ -57,9 +57,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     }
     let authority = a.tenant.authority()?;
     let client_id = a.tenant.client_id()?;
-    if a.tenant.tenant.is_some() {
-        a.tenant.tenant()?;
-    }
+    let tenant = a.tenant.tenant_if_given()?;
     if let Some(r) = &a.redirect_uri {
         consent::check_redirect_uri(r)?;
     }
@@ -70,8 +68,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         })?;
         consent::authorize_url_v1(
             &authority,
-            a.tenant.tenant.as_deref(),
-            client_id,
+            tenant.as_ref(),
+            &client_id,
             resource,
             redirect,
             a.prompt,
@@ -80,8 +78,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     } else {
         consent::admin_consent_url(
             &authority,
-            a.tenant.tenant.as_deref(),
-            client_id,
+            tenant.as_ref(),
+            &client_id,
             a.redirect_uri.as_deref(),
             a.state.as_deref(),
         )

@@ -5,7 +5,7 @@
 //! certificate is added and verified, the first removed, and a request signed with the first is
 //! shown being refused with AADSTS700027.
 
-use super::output::out_line;
+use super::output::{ensure_open, out_line};
 use super::Ctx;
 use keycred::authority::{Authority, EndpointVersion};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
@@ -15,7 +15,7 @@ use keycred::emulator::{self, EmulatorConfig};
 use keycred::manifest::{self, EntryOptions, Format, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
 use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use keycred::{dates, jwt, Error, Result};
+use keycred::{dates, jwt, ClientId, Error, Result, TenantId};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,13 +83,16 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn head(&mut self, title: &str) {
+    /// Starts the next step; `Err` once stdout is closed, so the demo stops there.
+    fn head(&mut self, title: &str) -> Result<()> {
+        ensure_open()?;
         self.step += 1;
         if !self.ctx.json() {
             out_line("");
             out_line(&format!("== {}. {title}", self.step));
         }
         self.log.push(json!({ "step": self.step, "title": title, "lines": [] }));
+        Ok(())
     }
     fn line(&mut self, s: impl Into<String>) {
         let s = s.into();
@@ -149,10 +152,20 @@ fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>
     Ok(Arc::new(cred))
 }
 
+/// The emulator the demo runs against, and what a request to it needs.
+struct Stage {
+    emu: emulator::BlockingEmulator,
+    authority: Authority,
+    tenant: TenantId,
+    app_id: ClientId,
+    client: TokenClient,
+    manifest: PathBuf,
+}
+
 /// The demo in `dir`; `force` lets it replace files of an earlier demo ([`check_keep`] has refused
 /// them otherwise, and a fresh temporary directory has none).
 fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
-    out.head("Generate a certificate (RSA-2048, self-signed)");
+    out.head("Generate a certificate (RSA-2048, self-signed)")?;
     let first = new_cert(dir, CREDENTIALS[0], force)?;
     out.line(format!("subject              {}", first.cert.subject()));
     out.line(format!("thumbprint           {}", first.cert.thumbprint()));
@@ -160,106 +173,143 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     out.line(format!("x5t                  {}", first.cert.x5t()));
     out.line(format!("files                {}/demo-app-1.{{key,cer,pem}}", dir.display()));
 
-    out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)");
+    out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)")?;
+    let (manifest, app_id, first_key_id) = write_manifest(dir, &first, out)?;
+
+    out.head("Start the Entra emulator on a loopback port")?;
+    let stage = start(manifest, app_id, out)?;
+    let mut failed = false;
+    for (version, target, label) in [
+        (EndpointVersion::V1, Target::Resource(RESOURCE.into()), "v1 (resource=)"),
+        (EndpointVersion::V2, Target::Scopes(vec![RESOURCE.into()]), "v2 (scope=.../.default)"),
+    ] {
+        out.head(&format!("keycred check through the {label} endpoint"))?;
+        failed |= check_through(&stage, dir, version, target, out)?;
+    }
+
+    out.head("Rotate: add a second certificate, verify it, remove the first")?;
+    let second = new_cert(dir, CREDENTIALS[1], force)?;
+    let req = TokenRequest {
+        authority: stage.authority.clone(),
+        tenant: stage.tenant.clone(),
+        client_id: stage.app_id.clone(),
+        version: EndpointVersion::V2,
+        target: Target::Scopes(vec![RESOURCE.into()]),
+        grant: Grant::ClientCredentials,
+        auth: ClientAuth::Certificate { cred: second.clone(), alg: SignatureAlg::Rs256, x5c: false },
+    };
+    rotate_to(&stage, &second, &first_key_id, &req, out)?;
+
+    out.head("A request signed with the removed certificate is refused")?;
+    let mut old = req;
+    old.auth = ClientAuth::Certificate { cred: first.clone(), alg: SignatureAlg::Rs256, x5c: false };
+    failed |= !refused(&stage.client, &old, out);
+    // The emulator stops here, before the temporary directory goes away.
+    stage.emu.shutdown();
+    Ok(if failed { keycred::error::exit::CHECK } else { keycred::error::exit::OK })
+}
+
+/// Writes the sample manifest holding `first`; returns its path, the app id and the entry's keyId.
+fn write_manifest(dir: &Path, first: &LoadedCredential, out: &mut Out) -> Result<(PathBuf, ClientId, String)> {
     let manifest_path = dir.join(MANIFEST);
     let template =
         manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
     let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
-    let app_id = m.app_id().unwrap_or(APP_ID).to_string();
+    let app_id = ClientId::new(m.app_id().unwrap_or(APP_ID))?;
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
     let first_key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
     m = m.add_entry(entry)?;
     m.save(&manifest_path)?;
     out.line(format!("appId {app_id}, keyCredentials[0].keyId {first_key_id}"));
     out.line(format!("written to {}", manifest_path.display()));
+    Ok((manifest_path, app_id, first_key_id))
+}
 
-    out.head("Start the Entra emulator on a loopback port");
-    let mut cfg = EmulatorConfig::new(vec![manifest_path.clone()]);
+/// Starts the emulator on the demo's manifest, granting the demo's roles.
+fn start(manifest: PathBuf, app_id: ClientId, out: &mut Out) -> Result<Stage> {
+    let mut cfg = EmulatorConfig::new(vec![manifest.clone()]);
     cfg.grants = vec![(RESOURCE.to_string(), ROLES.iter().map(|r| r.to_string()).collect())];
     cfg.log = false;
     let emu = emulator::start_blocking(cfg)?;
     let info = emu.info();
-    let tenant = info.tenant().to_string();
+    let tenant = TenantId::new(info.tenant())?;
     let authority = Authority::parse(info.base_url())?;
     out.line(format!("authority {}  tenant {tenant}", info.base_url()));
     out.line(format!("granted {RESOURCE}: {}", ROLES.join(", ")));
     let client = TokenClient::new(ClientOptions::default())?;
+    Ok(Stage { emu, authority, tenant, app_id, client, manifest })
+}
 
-    let mut failed = false;
-    for (version, target, label) in [
-        (EndpointVersion::V1, Target::Resource(RESOURCE.into()), "v1 (resource=)"),
-        (EndpointVersion::V2, Target::Scopes(vec![RESOURCE.into()]), "v2 (scope=.../.default)"),
-    ] {
-        out.head(&format!("keycred check through the {label} endpoint"));
-        let report = check::run(
-            &CheckOptions {
-                cert: dir.join("demo-app-1.pem"),
-                key: None,
-                password: None,
-                manifest: Some(manifest_path.clone()),
-                authority: authority.clone(),
-                tenant: tenant.clone(),
-                client_id: app_id.clone(),
-                version,
-                target,
-                expect_roles: ROLES.iter().map(|r| r.to_string()).collect(),
-                alg: SignatureAlg::Rs256,
-            },
-            &client,
-        );
-        for s in &report.steps {
-            let mark = if s.ok == Some(true) {
-                "ok  "
-            } else if s.ok.is_none() {
-                "skip"
-            } else {
-                "FAIL"
-            };
-            out.line(format!("[{mark}] {}: {}", s.step, s.detail));
-        }
-        failed |= report.exit_code != 0;
-        if version == EndpointVersion::V2 {
-            if let Some(t) = &report.access_token {
-                out.head("Decode the v2 access token (signature checked against the emulator's JWKS)");
-                let d = jwt::dangerous::decode(t.expose())?;
-                let ok = d.verify(SignatureAlg::Rs256, info.jwks_public_key());
-                out.line(format!("signature   {}", if ok { "valid (emulator key)" } else { "INVALID" }));
-                failed |= !ok;
-                for c in ["aud", "iss", "azp", "tid", "idtyp", "ver"] {
-                    if let Some(v) = d.claims.get(c) {
-                        out.line(format!(
-                            "{c:<11} {}",
-                            v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
-                        ));
-                    }
-                }
-                out.line(format!("roles       {}", d.roles().join(", ")));
-                if let Some(exp) = d.claim_time("exp") {
-                    let exp = time::OffsetDateTime::from_unix_timestamp(exp as i64).unwrap_or(dates::now());
-                    out.line(format!("expires     {}", dates::format(exp)));
-                }
-            }
+/// `keycred check` of the first certificate through one endpoint; for v2 also the token decoded
+/// and its signature checked. Returns whether anything failed.
+fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Target, out: &mut Out) -> Result<bool> {
+    let report = check::run(
+        &CheckOptions {
+            cert: dir.join("demo-app-1.pem"),
+            key: None,
+            password: None,
+            manifest: Some(stage.manifest.clone()),
+            authority: stage.authority.clone(),
+            tenant: stage.tenant.clone(),
+            client_id: stage.app_id.clone(),
+            version,
+            target,
+            expect_roles: ROLES.iter().map(|r| r.to_string()).collect(),
+            alg: SignatureAlg::Rs256,
+        },
+        &stage.client,
+    );
+    for s in &report.steps {
+        let mark = match s.ok {
+            Some(true) => "ok  ",
+            None => "skip",
+            Some(false) => "FAIL",
+        };
+        out.line(format!("[{mark}] {}: {}", s.step, s.detail));
+    }
+    let mut failed = report.exit_code != 0;
+    if version == EndpointVersion::V2 {
+        if let Some(t) = &report.access_token {
+            out.head("Decode the v2 access token (signature checked against the emulator's JWKS)")?;
+            failed |= !show_token(t.expose(), stage.emu.info().jwks_public_key(), out)?;
         }
     }
+    Ok(failed)
+}
 
-    out.head("Rotate: add a second certificate, verify it, remove the first");
-    let second = new_cert(dir, CREDENTIALS[1], force)?;
-    let req = TokenRequest {
-        authority: authority.clone(),
-        tenant: tenant.clone(),
-        client_id: app_id.clone(),
-        version: EndpointVersion::V2,
-        target: Target::Scopes(vec![RESOURCE.into()]),
-        grant: Grant::ClientCredentials,
-        auth: ClientAuth::Certificate { cred: second.clone(), alg: SignatureAlg::Rs256, x5c: false },
-    };
+/// Prints the token's claims that matter; returns whether its signature is the emulator's.
+fn show_token(token: &str, jwks_key: &[u8], out: &mut Out) -> Result<bool> {
+    let d = jwt::dangerous::decode(token)?;
+    let ok = d.verify(SignatureAlg::Rs256, jwks_key);
+    out.line(format!("signature   {}", if ok { "valid (emulator key)" } else { "INVALID" }));
+    for c in ["aud", "iss", "azp", "tid", "idtyp", "ver"] {
+        if let Some(v) = d.claims.get(c) {
+            out.line(format!("{c:<11} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+        }
+    }
+    out.line(format!("roles       {}", d.roles().join(", ")));
+    if let Some(exp) = d.claim_time("exp") {
+        let exp = time::OffsetDateTime::from_unix_timestamp(exp as i64).unwrap_or(dates::now());
+        out.line(format!("expires     {}", dates::format(exp)));
+    }
+    Ok(ok)
+}
+
+/// Rotates the demo manifest to `second`, verified with `req`, removing `first_key_id`.
+fn rotate_to(
+    stage: &Stage,
+    second: &Arc<LoadedCredential>,
+    first_key_id: &str,
+    req: &TokenRequest,
+    out: &mut Out,
+) -> Result<()> {
     let report = rotate::apply(
-        &manifest_path,
+        &stage.manifest,
         Format::MsGraph,
-        &second,
+        second,
         &EntryOptions::default(),
-        &RemovePolicy::Selected(vec![Selector::key_id(&first_key_id)?]),
-        Some(Verify { client: &client, request: req.clone() }),
+        &RemovePolicy::Selected(vec![Selector::key_id(first_key_id)?]),
+        Some(Verify { client: &stage.client, request: req.clone() }),
         false,
     )?;
     out.line(format!(
@@ -275,30 +325,29 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
             r.thumbprint.as_deref().unwrap_or("?")
         ));
     }
-    let listed = manifest::Manifest::load(&manifest_path)?.list(dates::now());
+    let listed = manifest::Manifest::load(&stage.manifest)?.list(dates::now());
     out.line(format!(
         "manifest now holds {} certificate(s): {}",
         listed.len(),
         listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")
     ));
+    Ok(())
+}
 
-    out.head("A request signed with the removed certificate is refused");
-    let mut old = req;
-    old.auth = ClientAuth::Certificate { cred: first.clone(), alg: SignatureAlg::Rs256, x5c: false };
-    match client.request_token_blocking(&old) {
+/// Whether the removed certificate's request is refused with AADSTS700027, as it must be.
+fn refused(client: &TokenClient, old: &TokenRequest, out: &mut Out) -> bool {
+    match client.request_token_blocking(old) {
         Ok(_) => {
             out.line("UNEXPECTED: the removed certificate still obtained a token");
-            failed = true;
+            false
         }
         Err(e) if entra_code(&e) == Some(700027) => {
             out.line(format!("refused as expected: {}", e.message().lines().next().unwrap_or_default()));
+            true
         }
         Err(e) => {
             out.line(format!("refused, but not with AADSTS700027: {}", e.message()));
-            failed = true;
+            false
         }
     }
-    // The emulator stops here, before the temporary directory goes away.
-    emu.shutdown();
-    Ok(if failed { keycred::error::exit::CHECK } else { keycred::error::exit::OK })
 }

@@ -12,7 +12,7 @@ use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::{self, GraphClient, GRAPH_URL};
 use keycred::secret::{self, SecretString};
 use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use keycred::{Error, Result};
+use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -154,6 +154,10 @@ pub enum Cmd {
 }
 
 impl Auth {
+    fn tenant(&self) -> Result<TenantId> {
+        TenantId::new(&self.tenant).map_err(|e| e.context("--tenant"))
+    }
+
     fn tokens(&self) -> Result<TokenClient> {
         TokenClient::new(ClientOptions {
             timeout: std::time::Duration::from_secs(self.timeout),
@@ -188,8 +192,8 @@ impl Auth {
                 })?;
                 let req = TokenRequest {
                     authority: Authority::parse(&self.authority)?,
-                    tenant: self.tenant.clone(),
-                    client_id,
+                    tenant: self.tenant()?,
+                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
                     version: EndpointVersion::V2,
                     target: Target::Scopes(vec![graph::token_resource(&self.graph_url)?]),
                     grant: Grant::ClientCredentials,
@@ -249,7 +253,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                     "pass --expiring-within 30d (every app with a certificate ending within 30 days), or --app-id / --apps-file",
                 ));
             }
-            let mut opts = Options::new(auth.tenant.clone(), Authority::parse(&auth.authority)?, out_dir.clone());
+            let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
             opts.verify_scope = format!("{}/.default", graph::token_resource(&auth.graph_url)?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;

@@ -4,10 +4,11 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
+use super::common::plan_files;
 use super::output::{generate, out_line, print_pairs, print_rotation};
-use super::{CredArgs, Ctx};
-use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::files::{FileOptions, Plan};
+use super::{CredArgs, Ctx, TenantArgs};
+use keycred::authority::EndpointVersion;
+use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
 use keycred::manifest::{ListRow, Selector};
@@ -21,15 +22,9 @@ use std::sync::Arc;
 /// Options every graph subcommand takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// Application (client) id of the app whose certificates change
-    #[arg(long, env = "AZURE_CLIENT_ID")]
-    pub app_id: String,
-    /// Tenant id
-    #[arg(long, env = "AZURE_TENANT_ID")]
-    pub tenant: String,
-    /// Authority host for the Graph token (https; http only for loopback)
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
-    pub authority: String,
+    /// The app whose certificates change (--client-id, or --app-id), its tenant and authority
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     #[command(flatten)]
     pub cred: CredArgs,
     /// Request the Graph token with this app's secret (environment variable) instead of the certificate
@@ -132,9 +127,9 @@ impl Common {
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
         Ok(TokenRequest {
-            authority: Authority::parse(&self.authority)?,
-            tenant: self.tenant.clone(),
-            client_id: self.app_id.clone(),
+            authority: self.tenant.authority()?,
+            tenant: self.tenant.tenant()?,
+            client_id: self.tenant.client_id()?,
             version: EndpointVersion::V2,
             target: Target::new(&[self.resource()?], None)?,
             grant: Grant::ClientCredentials,
@@ -143,6 +138,8 @@ impl Common {
     }
 
     fn open(&self) -> Result<Session> {
+        // Checked first, whichever way the Graph token is obtained.
+        let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
         let cred = if self.cred.given() { Some(Arc::new(self.cred.load()?)) } else { None };
         let tokens = TokenClient::new(ClientOptions {
             timeout: std::time::Duration::from_secs(self.timeout),
@@ -172,8 +169,9 @@ impl Common {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
-        let app = rt.block_on(graph.get_by_app_id(&self.app_id))?;
+        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())
+            .map_err(|e| e.context("--graph-url"))?;
+        let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud =
             if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };
@@ -281,6 +279,10 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
         }
         (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
     };
+    if !force {
+        graph::ensure_not_locked_out(&s.app, &key_id, dates::now())
+            .map_err(|e| e.with_hint("add the new certificate first, or pass --force if that is intended"))?;
+    }
     let change = s.rt.block_on(graph::remove_certificate(
         &s.graph,
         &s.app,
@@ -300,7 +302,7 @@ fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bo
         Error::input("graph rotate needs the current certificate (--cert)")
             .with_hint("it signs the proofs and is the one replaced")
     })?;
-    let plan = Plan::new(new, files)?;
+    let plan = plan_files(new, files)?;
     let (cert, key) = generate(ctx, &plan)?;
     // The verification's request; its credential becomes the new certificate.
     let request = common.token_request(ClientAuth::Certificate {

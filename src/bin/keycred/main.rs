@@ -110,6 +110,8 @@ fn run() -> u8 {
     };
     match result {
         Ok(code) => code,
+        // The reader closed stdout (`keycred ... | head`): what it read is what it wanted.
+        Err(e) if output::is_closed_stdout(&e) => exit::OK,
         Err(e) => {
             ctx.print_error(&e);
             e.exit_code()

@@ -1,12 +1,13 @@
 //! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
 //! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
 
+use super::common::FormatArgs;
 use super::output::out_line;
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
 use keycred::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, LockoutGuard, Manifest, Selector};
-use keycred::{dates, Result};
+use keycred::{dates, Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -25,24 +26,6 @@ pub enum Cmd {
     Prune(PruneArgs),
 }
 
-/// `--format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    /// Microsoft Graph (today's portal manifest): key, startDateTime, endDateTime, displayName
-    MsGraph,
-    /// Azure AD Graph (legacy): value, startDate, endDate
-    AadGraph,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::MsGraph => Format::MsGraph,
-            FormatArg::AadGraph => Format::AadGraph,
-        }
-    }
-}
-
 /// What describes the new entry.
 #[derive(clap::Args, Debug)]
 pub struct EntryArgs {
@@ -52,9 +35,8 @@ pub struct EntryArgs {
     /// Environment variable holding the PFX password
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
-    /// Manifest format (for `add`, only needed when the manifest does not show it)
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// keyId (UUID); a fresh random one by default
     #[arg(long)]
     pub key_id: Option<String>,
@@ -167,29 +149,31 @@ fn print_entry(ctx: &Ctx, e: &Map<String, Value>) {
     ctx.print_json(e);
 }
 
+/// The entry for `cert` in `format`; the refusal of a displayName in the legacy format names the
+/// options.
+fn build_entry(a: &EntryArgs, cert: &Certificate, format: Format, opts: &EntryOptions) -> Result<Map<String, Value>> {
+    if format == Format::AadGraph && a.display_name.is_some() {
+        return Err(Error::input("--display-name: the aad-graph (legacy) format has no displayName")
+            .with_hint("leave --display-name out, or use --format ms-graph"));
+    }
+    entry_for(cert, format, opts)
+}
+
 fn entry(a: &EntryArgs, ctx: &Ctx) -> Result<u8> {
     let opts = options(a)?;
     let cert = load_cert(a)?;
-    let e = entry_for(&cert, a.format.map_or(Format::MsGraph, Format::from), &opts)?;
+    let e = build_entry(a, &cert, a.format.given().unwrap_or(Format::MsGraph), &opts)?;
     print_entry(ctx, &e);
     Ok(exit::OK)
-}
-
-/// The format to write: the manifest's own, else `--format`; the hints name the option.
-fn resolve_format(m: &Manifest, given: Option<Format>) -> Result<Format> {
-    m.resolve_format(given).map_err(|e| match (m.detect_format(), given) {
-        (Some(have), Some(_)) => e.with_hint(format!("leave --format out (or pass --format {})", have.name())),
-        _ => e.with_hint("pass --format ms-graph (today's portal) or --format aad-graph (legacy)"),
-    })
 }
 
 fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     let opts = options(&a.entry)?;
     // Everything is checked before the file is touched: manifest, certificate, entry.
     let current = Manifest::load(&a.manifest)?;
-    let format = resolve_format(&current, a.entry.format.map(Format::from))?;
+    let format = a.entry.format.resolve(&current)?;
     let cert = load_cert(&a.entry)?;
-    let e = entry_for(&cert, format, &opts)?;
+    let e = build_entry(&a.entry, &cert, format, &opts)?;
     if a.dry_run {
         current.add_entry(e.clone())?;
         if !ctx.json() {
@@ -204,7 +188,7 @@ fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     }
     edit_file(&a.manifest, |m| {
         // Another edit may have happened since the checks above: check again under the lock.
-        resolve_format(m, Some(format))?;
+        FormatArgs::resolve_as(m, Some(format))?;
         m.add_entry(e.clone())
     })?;
     if !ctx.json() {
@@ -275,7 +259,15 @@ fn remove_where(
     pick: impl Fn(&Manifest) -> Result<Vec<usize>>,
 ) -> Result<u8> {
     let now = dates::now();
-    let apply = |m: &Manifest| -> Result<Manifest> { m.remove_guarded(&pick(m)?, guard, now) };
+    let apply = |m: &Manifest| -> Result<Manifest> {
+        let indices = pick(m)?;
+        m.remove_guarded(&indices, guard, now).map_err(|e| match e.kind() {
+            ErrorKind::Input => e.with_hint(
+                "add the new certificate first (`keycred manifest add`), or pass --force if that is intended",
+            ),
+            _ => e,
+        })
+    };
     let before = if dry_run {
         let m = Manifest::load(path)?;
         apply(&m)?;

@@ -5,7 +5,8 @@ use keycred::cert::{Certificate, KeySize, PrivateKey};
 use keycred::rotate::RotateReport;
 use keycred::{Error, Result};
 use serde::Serialize;
-use std::io::{IsTerminal, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `-o text|json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -59,12 +60,38 @@ impl Ctx {
     }
 }
 
-/// Writes a line to stdout; a closed pipe (`keycred ... | head`) is not an error.
+/// Set once stdout is closed (`keycred ... | head`): nothing more is written, and long commands
+/// stop at their next step ([`ensure_open`]).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes a line to stdout. A closed pipe is not an error: the reader has what it wanted, so
+/// later lines are dropped and [`ensure_open`] tells long commands to stop; the command returns
+/// to `main` normally, so destructors (the demo's temporary directory) run.
 pub fn out_line(s: &str) {
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "{s}").is_err() {
-        std::process::exit(0);
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
     }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{s}").and_then(|()| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `Err` once stdout is closed: a command with more steps to run returns it to `main`, which
+/// exits 0 without a message ([`is_closed_stdout`]).
+pub fn ensure_open() -> Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Err(Error::internal("stdout was closed").with_source(std::io::Error::from(ErrorKind::BrokenPipe)));
+    }
+    Ok(())
+}
+
+/// Whether `e` is [`ensure_open`]'s: stdout closed by its reader, which is success.
+pub fn is_closed_stdout(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+        && STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
 /// Aligned `name: value` lines.

@@ -1,15 +1,15 @@
 //! `keycred rotate`: new certificate, added beside the old ones, optionally verified, then the
 //! old ones removed as asked.
 
-use super::common::{self, NewCertArgs};
+use super::common::{self, FormatArgs, NewCertArgs, TenantArgs};
 use super::output::{generate, print_rotation};
 use super::Ctx;
 use keycred::authority::Authority;
 use keycred::cert::{LoadedCredential, SignatureAlg};
-use keycred::manifest::{EntryOptions, Format, Manifest, Selector};
+use keycred::manifest::{EntryOptions, Manifest, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
 use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
-use keycred::{fsio, Error, Result};
+use keycred::{fsio, ClientId, Error, Result, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,9 +23,8 @@ pub struct Args {
     pub manifest: PathBuf,
     #[command(flatten)]
     pub new: NewCertArgs,
-    /// Format when the manifest cannot tell: ms-graph or aad-graph
-    #[arg(long, value_parser = ["ms-graph", "aad-graph"])]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// displayName of the new entry (Graph format)
     #[arg(long)]
     pub display_name: Option<String>,
@@ -45,15 +44,9 @@ pub struct Args {
     /// Obtain a token with the new certificate before removing anything
     #[arg(long, requires_all = ["client_id", "tenant"])]
     pub verify: bool,
-    /// Application (client) id, for --verify
-    #[arg(long, env = "AZURE_CLIENT_ID")]
-    pub client_id: Option<String>,
-    /// Tenant, for --verify
-    #[arg(long, env = "AZURE_TENANT_ID")]
-    pub tenant: Option<String>,
-    /// Authority, for --verify
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = keycred::authority::DEFAULT_AUTHORITY)]
-    pub authority: String,
+    /// The app, tenant and authority, for --verify
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     /// v2 scope for --verify
     #[arg(long, conflicts_with = "resource")]
     pub scope: Vec<String>,
@@ -92,6 +85,8 @@ fn policy(a: &Args) -> Result<RemovePolicy> {
 struct VerifyPlan {
     client: TokenClient,
     authority: Authority,
+    tenant: TenantId,
+    client_id: ClientId,
     target: Target,
 }
 
@@ -100,18 +95,19 @@ impl VerifyPlan {
         if !a.verify {
             return Ok(None);
         }
+        let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id()?);
         let target = common::target(&a.scope, a.resource.as_deref())?;
-        let authority = Authority::parse(&a.authority)?;
+        let authority = a.tenant.authority()?;
         let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
-        Ok(Some(VerifyPlan { client, authority, target }))
+        Ok(Some(VerifyPlan { client, authority, tenant, client_id, target }))
     }
 
     /// The client-credentials request signed with `cred`.
-    fn verify<'a>(&'a self, a: &Args, cred: &Arc<LoadedCredential>) -> Verify<'a> {
+    fn verify(&self, cred: &Arc<LoadedCredential>) -> Verify<'_> {
         let request = TokenRequest {
             authority: self.authority.clone(),
-            tenant: a.tenant.clone().unwrap_or_default(),
-            client_id: a.client_id.clone().unwrap_or_default(),
+            tenant: self.tenant.clone(),
+            client_id: self.client_id.clone(),
             version: self.target.default_version(),
             target: self.target.clone(),
             grant: Grant::ClientCredentials,
@@ -124,10 +120,11 @@ impl VerifyPlan {
 /// Runs `keycred rotate`.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let policy = policy(a)?;
-    let format = a.format.as_deref().map(|f| if f == "aad-graph" { Format::AadGraph } else { Format::MsGraph });
+    // The format first, so a `--format` contradicting the manifest is refused with its hint.
+    let format = a.format.resolve(&Manifest::load(&a.manifest)?)?;
     // Everything that can be checked is checked before a key is generated or a file written:
     // the manifest and the selection, the token request, the new certificate's arguments.
-    let (_, format) = rotate::preflight(&a.manifest, format, &policy)?;
+    let (_, format) = rotate::preflight(&a.manifest, Some(format), &policy)?;
     let verify = VerifyPlan::new(a)?;
     let plan = a.new.plan()?;
     let (cert, key) = generate(ctx, &plan)?;
@@ -141,7 +138,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         Err(e) => return Err(files.undo(e, "")),
     };
     let cred = Arc::new(cred);
-    let verify = verify.as_ref().map(|v| v.verify(a, &cred));
+    let verify = verify.as_ref().map(|v| v.verify(&cred));
     let report = match rotate::apply_prepared(&a.manifest, &prepared, &cred, verify) {
         Ok(r) => r,
         // The files stay when the manifest kept the new entry (a removal refused after the add):

@@ -3,13 +3,13 @@
 //! in JSON output).
 
 use super::claims::{key_claim_pairs, rfc3339};
-use super::common::{self, read_arg_or_stdin, AlgArg, EndpointArg};
+use super::common::{self, read_arg_or_stdin, AlgArgs, EndpointArg};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::jwt::dangerous;
 use keycred::secret;
 use keycred::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
-use keycred::{error::exit, Error, Result};
+use keycred::{error::exit, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +33,8 @@ pub struct Args {
     /// Token endpoint version (default v2, or v1 with --resource)
     #[arg(long, value_enum)]
     pub endpoint: Option<EndpointArg>,
-    /// Signature algorithm of the client assertion
-    #[arg(long, value_enum, default_value_t = AlgArg::Rs256)]
-    pub alg: AlgArg,
+    #[command(flatten)]
+    pub alg: AlgArgs,
     /// Send the certificate chain (x5c) in the assertion
     #[arg(long, env = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value_parser = clap::builder::FalseyValueParser::new())]
     pub x5c: bool,
@@ -77,9 +76,8 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     };
     // Seed 000 exchanges the code at /common, before the user's tenant is known.
     let tenant = match (&a.tenant.tenant, &grant) {
-        (Some(_), _) => a.tenant.tenant()?.to_string(),
-        (None, Grant::AuthorizationCode { .. }) => "common".to_string(),
-        (None, _) => a.tenant.tenant()?.to_string(),
+        (None, Grant::AuthorizationCode { .. }) => TenantId::common(),
+        _ => a.tenant.tenant()?,
     };
     // A certificate from AZURE_CLIENT_CERTIFICATE_PATH yields to an explicit --secret-env; one
     // given on the command line next to it is a contradiction, not a preference to guess.
@@ -102,14 +100,14 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
                     "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR (or set AZURE_CLIENT_SECRET)",
                 ));
             }
-            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.into(), x5c: a.x5c }
+            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
         }
     };
     let target = common::target(&a.scope, a.resource.as_deref())?;
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
         tenant,
-        client_id: a.tenant.client_id()?.to_string(),
+        client_id: a.tenant.client_id()?,
         version: a.endpoint.map(Into::into).unwrap_or(target.default_version()),
         target,
         grant,

@@ -137,6 +137,12 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
                 out.push(m.raw_entries()[c.index].clone());
                 continue;
             }
+            // A registered credential's key cannot be changed under its keyId (observed:
+            // "Update to existing credential with KeyId ... is not allowed.", KeyNotUpdatable).
+            return Err(bad_request(format!(
+                "Update to existing credential with KeyId '{}' is not allowed.",
+                key_id.as_deref().unwrap_or_default()
+            )));
         }
         let Some(body) = body else {
             return Err(EditError::Refused(
@@ -188,7 +194,7 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
     Ok(out)
 }
 
-pub(super) async fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -205,7 +211,7 @@ pub(super) async fn patch_app(State(st): St, Path(raw): Path<String>, headers: H
         return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object.");
     };
     if let Some(p) = props.get("passwordCredentials") {
-        let current: Vec<Value> = objects::password_credentials(app.manifest.root().get("passwordCredentials"))
+        let current: Vec<Value> = objects::password_credentials(app.json.get("passwordCredentials"))
             .iter()
             .map(|c| c["keyId"].clone())
             .collect();
@@ -365,7 +371,7 @@ fn action_context(st: &super::AppState, kind: &str) -> String {
     format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
 }
 
-pub(super) async fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -433,7 +439,7 @@ fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
     }
 }
 
-pub(super) async fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -476,7 +482,7 @@ fn authorize_password_change(
     Ok((app, body))
 }
 
-pub(super) async fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -506,12 +512,7 @@ pub(super) async fn add_password(State(st): St, Path(raw): Path<String>, headers
     }
 }
 
-pub(super) async fn remove_password(
-    State(st): St,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) fn remove_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,

@@ -31,6 +31,7 @@ use crate::cert::SignatureAlg;
 use crate::dates;
 use crate::jwt::dangerous;
 use crate::manifest::{edit_file, Manifest};
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -67,14 +68,53 @@ tokio::task_local! {
 /// The Graph routes, merged into the emulator's router.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1.0/applications", get(list_applications))
-        .route("/v1.0/applications/{id}", get(get_application).patch(keys::patch_app))
-        .route("/v1.0/applications/{id}/{action}", post(action))
-        .route("/v1.0/servicePrincipals", get(list_service_principals))
-        .route("/v1.0/servicePrincipals/{id}", get(get_service_principal))
-        .route("/v1.0/{reference}", get(get_by_reference).patch(patch_by_reference))
-        .route("/v1.0/{reference}/{action}", post(action_by_reference))
+        .route(
+            "/v1.0/applications",
+            get(|s: St, q: RawQuery, h: HeaderMap| blocking(move || list_applications(s, q, h))),
+        )
+        .route(
+            "/v1.0/applications/{id}",
+            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| blocking(move || get_application(s, p, q, h)))
+                .patch(|s: St, p: Path<String>, h: HeaderMap, b: Bytes| blocking(move || keys::patch_app(s, p, h, b))),
+        )
+        .route(
+            "/v1.0/applications/{id}/{action}",
+            post(|s: St, p: Path<(String, String)>, h: HeaderMap, b: Bytes| blocking(move || action(s, p, h, b))),
+        )
+        .route(
+            "/v1.0/servicePrincipals",
+            get(|s: St, q: RawQuery, h: HeaderMap| blocking(move || list_service_principals(s, q, h))),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{id}",
+            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| {
+                blocking(move || get_service_principal(s, p, q, h))
+            }),
+        )
+        .route(
+            "/v1.0/{reference}",
+            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| blocking(move || get_by_reference(s, p, q, h)))
+                .patch(|s: St, p: Path<String>, h: HeaderMap, b: Bytes| {
+                    blocking(move || patch_by_reference(s, p, h, b))
+                }),
+        )
+        .route(
+            "/v1.0/{reference}/{action}",
+            post(|s: St, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+                blocking(move || action_by_reference(s, p, h, b))
+            }),
+        )
         .layer(axum::middleware::from_fn(graph_headers))
+}
+
+/// Runs a handler on the blocking pool, in the request's `client-request-id` scope: handlers
+/// read and write manifest files, which must never hold up the async workers (a slow disk, or a
+/// file replaced by a FIFO, would stall every endpoint).
+async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    let id = CLIENT_REQUEST_ID.try_with(|c| c.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    tokio::task::spawn_blocking(move || CLIENT_REQUEST_ID.sync_scope(id, f)).await.unwrap_or_else(|_| {
+        graph_error(StatusCode::INTERNAL_SERVER_ERROR, "generalException", "The request failed inside the emulator.")
+    })
 }
 
 /// Graph's `request-id` and `client-request-id` on every answer (the client's own id when it
@@ -148,8 +188,8 @@ impl Caller {
     }
     /// Whether the manifest's `owners` names the caller (by appId or service principal id, as
     /// strings or as `{"id": ...}`/`{"appId": ...}` objects).
-    fn owns(&self, m: &Manifest) -> bool {
-        let Some(Value::Array(owners)) = m.root().get("owners") else { return false };
+    fn owns(&self, manifest: &Map<String, Value>) -> bool {
+        let Some(Value::Array(owners)) = manifest.get("owners") else { return false };
         let me = |s: &str| s.eq_ignore_ascii_case(&self.app_id) || s.eq_ignore_ascii_case(&self.object_id);
         owners.iter().any(|o| match o {
             Value::String(s) => me(s),
@@ -160,7 +200,7 @@ impl Caller {
     /// Whether the caller may change `app` through PATCH, addPassword or removePassword:
     /// `.All` for any application, `.OwnedBy` only for the applications it owns.
     pub fn can_write(&self, app: &App) -> bool {
-        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.manifest))
+        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.json))
     }
 }
 
@@ -346,6 +386,9 @@ fn page(
             index += 1;
             continue;
         }
+        // Each application shown is re-checked, as a lookup does, so a listing shows the latest
+        // change to its file; the ones skipped or filtered out cost no file access.
+        let app = st.registry.find(&app.app_id).unwrap_or(app);
         let entity = render(&app);
         if !query.matches(&entity) {
             continue;
@@ -378,12 +421,16 @@ fn page(
     graph_json(Value::Object(out))
 }
 
-/// The applications a query can match: one lookup for `appId eq '...'` (what scripts and the
-/// Azure CLI send to resolve an app), else all of them.
+/// The applications a query can match: one index lookup for `appId eq '...'` and
+/// `identifierUris/any(...)` (what scripts and the Azure CLI send to resolve an app), else all
+/// of them. The filter is still applied to what the lookup returns.
 fn candidates(st: &AppState, query: &Query) -> Vec<Arc<App>> {
     match &query.filter {
         Some(odata::Filter::Eq("appId", id)) => st.app(id).into_iter().collect(),
-        _ => st.registry.all(),
+        Some(odata::Filter::Any("identifierUris", uri)) => {
+            st.registry.find_by_identifier_uri(uri).into_iter().collect()
+        }
+        _ => st.registry.list(),
     }
 }
 
@@ -391,7 +438,7 @@ fn parse_query(raw: Option<&str>, entity: &EntityType) -> Result<Query, Box<Resp
     Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))
 }
 
-async fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -406,10 +453,11 @@ async fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: Head
         apps.retain(|a| who.can_read(a));
     }
     let bodies = query.selects("keyCredentials");
-    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, &a.manifest, bodies))
+    let only = query.needed();
+    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies, only.as_deref()))
 }
 
-async fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -424,8 +472,9 @@ async fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers
     }
     let bodies = query.selects("keyCredentials");
     let tenant = st.tenant().to_string();
+    let only = query.needed();
     page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| {
-        objects::service_principal(a, &a.manifest, &tenant, bodies)
+        objects::service_principal(a, &tenant, bodies, only.as_deref())
     })
 }
 
@@ -437,12 +486,7 @@ fn entity(st: &AppState, collection: &str, query: &Query, e: Map<String, Value>)
     graph_json(Value::Object(out))
 }
 
-async fn get_application(
-    State(st): St,
-    Path(raw): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+fn get_application(State(st): St, Path(raw): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -455,10 +499,10 @@ async fn get_application(
     if !who.can_read(&app) {
         return forbidden();
     }
-    entity(&st, "applications", &query, objects::application(&app, &app.manifest, query.selects("keyCredentials")))
+    entity(&st, "applications", &query, objects::application(&app, query.selects("keyCredentials"), None))
 }
 
-async fn get_service_principal(
+fn get_service_principal(
     State(st): St,
     Path(raw): Path<String>,
     RawQuery(q): RawQuery,
@@ -474,69 +518,64 @@ async fn get_service_principal(
     };
     let app = match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
         Some(id) => st.app(id),
-        None => st.registry.all().into_iter().find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim())),
+        None => st
+            .registry
+            .list()
+            .into_iter()
+            .find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim()))
+            .and_then(|a| st.registry.find(&a.app_id)),
     };
     let Some(app) = app else { return not_found(&raw) };
     if !who.can_read(&app) {
         return forbidden();
     }
-    let sp = objects::service_principal(&app, &app.manifest, st.tenant(), query.selects("keyCredentials"));
+    let sp = objects::service_principal(&app, st.tenant(), query.selects("keyCredentials"), None);
     entity(&st, "servicePrincipals", &query, sp)
 }
 
 /// `applications(appId='...')` and `servicePrincipals(appId='...')`; any other segment is
 /// Graph's "Resource not found for the segment".
-async fn get_by_reference(st: St, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
+fn get_by_reference(st: St, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
     if reference.starts_with("applications(") {
-        get_application(st, Path(reference), q, headers).await
+        get_application(st, Path(reference), q, headers)
     } else if reference.starts_with("servicePrincipals(") {
-        get_service_principal(st, Path(reference), q, headers).await
+        get_service_principal(st, Path(reference), q, headers)
     } else {
         unknown_segment(&st, &headers, &reference)
     }
 }
 
-async fn patch_by_reference(
-    st: St,
-    Path(reference): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+fn patch_by_reference(st: St, Path(reference): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     if reference.starts_with("applications(") {
-        keys::patch_app(st, Path(reference), headers, body).await
+        keys::patch_app(st, Path(reference), headers, body)
     } else {
         unknown_segment(&st, &headers, &reference)
     }
 }
 
-async fn action(
-    st: St,
-    Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    dispatch_action(st, id, &action, headers, body).await
+fn action(st: St, Path((id, action)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    dispatch_action(st, id, &action, headers, body)
 }
 
-async fn action_by_reference(
+fn action_by_reference(
     st: St,
     Path((reference, action)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Bytes,
 ) -> Response {
     if !reference.starts_with("applications(") {
         return unknown_segment(&st, &headers, &reference);
     }
-    dispatch_action(st, reference, &action, headers, body).await
+    dispatch_action(st, reference, &action, headers, body)
 }
 
-async fn dispatch_action(st: St, id: String, action: &str, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+fn dispatch_action(st: St, id: String, action: &str, headers: HeaderMap, body: Bytes) -> Response {
     // Graph's action names are case-insensitive.
     match action.to_ascii_lowercase().as_str() {
-        "addkey" => keys::add_key(st, Path(id), headers, body).await,
-        "removekey" => keys::remove_key(st, Path(id), headers, body).await,
-        "addpassword" => keys::add_password(st, Path(id), headers, body).await,
-        "removepassword" => keys::remove_password(st, Path(id), headers, body).await,
+        "addkey" => keys::add_key(st, Path(id), headers, body),
+        "removekey" => keys::remove_key(st, Path(id), headers, body),
+        "addpassword" => keys::add_password(st, Path(id), headers, body),
+        "removepassword" => keys::remove_password(st, Path(id), headers, body),
         _ => unknown_segment(&st, &headers, action),
     }
 }
@@ -553,14 +592,17 @@ fn unknown_segment(st: &AppState, headers: &HeaderMap, segment: &str) -> Respons
 /// Every request no route takes: under `/v1.0/` Graph's unknown-segment answer (after the token
 /// check), elsewhere Graph's answer for an unknown version. Never an empty body.
 pub(super) async fn fallback(State(st): St, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let headers = req.headers().clone();
+    let (path, headers) = (req.uri().path().to_string(), req.headers().clone());
+    blocking(move || fallback_blocking(&st, &path, &headers)).await
+}
+
+fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response {
     let mut segments = path.trim_start_matches('/').split('/');
     let version = segments.next().unwrap_or("");
     if version == "v1.0" || version.eq_ignore_ascii_case("beta") {
         let first = segments.next().unwrap_or("");
         if version != "v1.0" {
-            match authenticate(&st, &headers) {
+            match authenticate(st, headers) {
                 Err(r) => *r,
                 Ok(_) => graph_error(
                     StatusCode::BAD_REQUEST,
@@ -569,15 +611,24 @@ pub(super) async fn fallback(State(st): St, req: Request) -> Response {
                 ),
             }
         } else {
-            unknown_segment(&st, &headers, first)
+            unknown_segment(st, headers, first)
         }
     } else {
         graph_error(StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {version}"))
     }
 }
 
-/// A method a route does not take: Graph's 405.
-pub(super) async fn method_not_allowed() -> Response {
+/// A method a route does not take: Graph's 405, after the token check under `/v1.0/`.
+pub(super) async fn method_not_allowed(State(st): St, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    blocking(move || method_not_allowed_blocking(&st, uri.path(), &headers)).await
+}
+
+fn method_not_allowed_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response {
+    if path.starts_with("/v1.0/") {
+        if let Err(r) = authenticate(st, headers) {
+            return *r;
+        }
+    }
     graph_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "Request_BadRequest",

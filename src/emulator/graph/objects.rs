@@ -14,7 +14,6 @@
 
 use super::odata::EntityType;
 use crate::emulator::App;
-use crate::manifest::Manifest;
 use serde_json::{json, Map, Value};
 
 /// The application entity: its properties in the order Graph returns them, and what `$filter`
@@ -127,15 +126,21 @@ fn application_default(name: &str) -> Value {
 /// The application's object id: the manifest's `id`/`objectId`, else the one the emulator
 /// derived (which is also its service principal's).
 pub fn object_id(app: &App) -> String {
-    app.object_id.clone().unwrap_or_else(|| app.sp_object_id.clone())
+    app.graph_id().to_string()
 }
 
 /// The whole application entity. Certificate bodies (`key`) are included only `with_bodies`
 /// (Graph returns them only when `keyCredentials` is named in `$select`).
-pub fn application(app: &App, m: &Manifest, with_bodies: bool) -> Map<String, Value> {
-    let root = m.root();
+///
+/// `only` limits the properties rendered (those a `$select` and `$filter` need), to spare the
+/// work of building what is thrown away.
+pub fn application(app: &App, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
+    let root = &app.json;
     let mut out = Map::new();
     for &name in APPLICATION.properties {
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
         let v = match name {
             "id" => json!(object_id(app)),
             "appId" => json!(app.app_id),
@@ -152,9 +157,9 @@ pub fn application(app: &App, m: &Manifest, with_bodies: bool) -> Map<String, Va
     out
 }
 
-/// The service principal of `app` in the emulated tenant.
-pub fn service_principal(app: &App, m: &Manifest, tenant: &str, with_bodies: bool) -> Map<String, Value> {
-    let root = m.root();
+/// The service principal of `app` in the emulated tenant, limited to `only` as in [`application`].
+pub fn service_principal(app: &App, tenant: &str, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
+    let root = &app.json;
     let section = root.get("servicePrincipal").and_then(Value::as_object);
     let from = |k: &str| section.and_then(|s| s.get(k)).filter(|v| !v.is_null()).cloned();
     let mut names = vec![json!(app.app_id)];
@@ -164,6 +169,9 @@ pub fn service_principal(app: &App, m: &Manifest, tenant: &str, with_bodies: boo
     let display = root.get("displayName").cloned().unwrap_or(Value::Null);
     let mut out = Map::new();
     for &name in SERVICE_PRINCIPAL.properties {
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
         let v = match name {
             "id" => json!(app.sp_object_id),
             "appId" => json!(app.app_id),

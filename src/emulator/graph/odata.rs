@@ -133,6 +133,16 @@ impl Query {
         }
     }
 
+    /// The properties an entity must be rendered with to answer this query: all (`None`) without
+    /// `$select`, else the selected ones and those `$filter` reads.
+    pub fn needed(&self) -> Option<Vec<&'static str>> {
+        let mut out = self.select.clone()?;
+        if let Some(f) = &self.filter {
+            f.properties(&mut out);
+        }
+        Some(out)
+    }
+
     /// Whether a property was named in `$select` (certificate bodies are returned only then).
     pub fn selects(&self, name: &str) -> bool {
         self.select.as_ref().is_some_and(|s| s.iter().any(|p| p.eq_ignore_ascii_case(name)))
@@ -185,6 +195,21 @@ pub enum Cmp {
 }
 
 impl Filter {
+    /// Adds the properties the filter reads to `out`.
+    fn properties(&self, out: &mut Vec<&'static str>) {
+        match self {
+            Filter::Eq(p, _) | Filter::StartsWith(p, _) | Filter::Any(p, _) | Filter::Date(p, ..) => {
+                if !out.contains(p) {
+                    out.push(p)
+                }
+            }
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                a.properties(out);
+                b.properties(out);
+            }
+        }
+    }
+
     fn eval(&self, e: &Map<String, Value>) -> bool {
         // Graph compares directory strings case-insensitively.
         let text = |p: &str| e.get(p).and_then(Value::as_str).map(str::to_lowercase);

@@ -70,7 +70,7 @@ pub fn secret_matches(app: &App, secret: &str, now: OffsetDateTime) -> bool {
         return false;
     }
     let given = sha256(secret.as_bytes());
-    let Some(Value::Array(creds)) = app.manifest.root().get("passwordCredentials") else { return false };
+    let Some(Value::Array(creds)) = app.json.get("passwordCredentials") else { return false };
     creds.iter().filter_map(Value::as_object).any(|c| {
         let date =
             |a: &str, b: &str| c.get(a).or_else(|| c.get(b)).and_then(Value::as_str).and_then(dates::parse_manifest);

@@ -1,5 +1,5 @@
-//! In-process benchmarks, run by `cargo xtask bench` (which passes `--quick` or `--full` and the
-//! openssl reference rate in `OPENSSL_RSA2048_SIGNS`):
+//! In-process benchmarks, run by `cargo xtask bench` through `cargo bench --bench bench` (which
+//! passes `--quick` or `--full` and the openssl reference rate in `OPENSSL_RSA2048_SIGNS`):
 //!
 //! - client assertions signed per second by the library (RS256, PS256, 2048-bit key), beside
 //!   `openssl speed rsa2048` signatures per second;
@@ -8,7 +8,7 @@
 //!   clients, v1 and v2, with valid pre-signed assertions: requests/s, p50/p99 latency, errors;
 //! - the same at 8 clients (v2) with a generated tenant of 10,000 applications loaded beside the
 //!   bench app (2,000 with `--quick`): the per-request cost must not grow with the tenant;
-//! - `--keygen N`: seconds to generate N RSA-2048 certificates on every core, the floor of a
+//! - `--keygen N`: seconds to generate N RSA-2048 certificates on 8 threads, the floor of a
 //!   fleet rotation of N applications (`cargo xtask bench` prints the two side by side).
 //!
 //! Benchmarks, not tests: they print figures and fail only when a request fails.
@@ -28,7 +28,7 @@ const POOL: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // `--keygen N`: seconds to generate N RSA-2048 certificates on every core, the floor of a
+    // `--keygen N`: seconds to generate N RSA-2048 certificates on 8 threads, the floor of a
     // fleet rotation of N applications (`cargo xtask bench` compares the two).
     if let Some(n) = args.iter().position(|a| a == "--keygen").and_then(|i| args.get(i + 1)) {
         let n: usize = n.parse().expect("--keygen N");
@@ -60,8 +60,10 @@ fn main() {
     }
 }
 
+/// Seconds to generate `n` certificates on 8 threads: the threads `fleet rotate --concurrency 8`
+/// generates keys on, so that both get the same share of a machine shared with other work.
 fn keygen_seconds(n: usize) -> f64 {
-    let threads = std::thread::available_parallelism().map_or(2, |p| p.get());
+    let threads = 8;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let t = Instant::now();
     std::thread::scope(|s| {

@@ -1,0 +1,288 @@
+//! The emulated tenant's mutable state: its names, its users, the consent given to applications,
+//! and the authorization codes and refresh tokens in flight. Applications and resources are in
+//! [`super::apps`]; this module keys everything by their appIds.
+//!
+//! Consent works as in Entra: an administrator's consent (the admin-consent endpoint, the consent
+//! page with `prompt=admin_consent`, or `--consented APPID`) turns the app's
+//! `requiredResourceAccess` into app role assignments (entries of type `Role`, which become
+//! `roles` in its app-only tokens) and a tenant-wide delegated grant (entries of type `Scope`,
+//! which become `scp` in user tokens). A user's consent on the consent page grants the scopes
+//! asked, for that user only. Consent is a snapshot: permissions added to the manifest later
+//! need consent again. It is held in memory, for the life of the emulator.
+
+use super::apps::{AccessKind, Api, App, Registry};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// A user of the tenant (a work account).
+#[derive(Clone, Debug)]
+pub struct User {
+    /// `userPrincipalName`, the `upn`/`preferred_username` claim.
+    pub upn: String,
+    /// Display name, the `name` claim.
+    pub name: String,
+    /// Object id, the same in every app's tokens.
+    pub oid: String,
+}
+
+impl User {
+    /// A user named by `UPN` or `UPN=Display Name` (as `--user` takes it).
+    pub fn parse(spec: &str, default_domain: &str) -> std::result::Result<User, String> {
+        let (upn, name) = match spec.split_once('=') {
+            Some((u, n)) => (u.trim(), Some(n.trim())),
+            None => (spec.trim(), None),
+        };
+        let upn = if upn.contains('@') { upn.to_string() } else { format!("{upn}@{default_domain}") };
+        let (local, domain) = upn.split_once('@').unwrap_or_default();
+        if local.is_empty() || domain.is_empty() || upn.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("--user '{spec}': expected UPN or UPN=Display Name, such as adele@contoso.example"));
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => local
+                .split(['.', '_', '-'])
+                .filter(|w| !w.is_empty())
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        Ok(User { oid: super::apps::derived_id("user", &upn), upn, name })
+    }
+
+    /// Given and family name, split from the display name (v1 tokens carry both).
+    pub fn given_family(&self) -> (String, String) {
+        match self.name.split_once(' ') {
+            Some((g, f)) => (g.to_string(), f.to_string()),
+            None => (self.name.clone(), String::new()),
+        }
+    }
+}
+
+/// An authorization code issued by the authorize endpoint, waiting to be redeemed.
+#[derive(Clone, Debug)]
+pub struct CodeGrant {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// `redirect_uri` of the authorize request, `None` when a v1 request left it out.
+    pub redirect_uri: Option<String>,
+    /// The resource, as the authorize request named it (v1 `resource`, or the resource part of
+    /// the v2 scopes).
+    pub resource: String,
+    /// Delegated scope values granted, on that resource.
+    pub scopes: Vec<String>,
+    /// OpenID scopes asked (`openid`, `profile`, `email`, `offline_access`).
+    pub oidc: Vec<String>,
+    /// The signed-in user's object id.
+    pub user_oid: String,
+    /// `nonce`, copied into the id token.
+    pub nonce: Option<String>,
+    /// PKCE `code_challenge` and its method (`S256` or `plain`).
+    pub pkce: Option<(String, String)>,
+    /// Unix time after which it is expired.
+    pub expires_at: i64,
+    /// Redeemed once already.
+    pub redeemed: bool,
+}
+
+/// A refresh token's grant.
+#[derive(Clone, Debug)]
+pub struct RefreshGrant {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub user_oid: String,
+    /// The resource and scopes of the original grant.
+    pub resource: String,
+    /// Delegated scope values.
+    pub scopes: Vec<String>,
+    /// OpenID scopes of the original grant.
+    pub oidc: Vec<String>,
+}
+
+/// Who granted a delegated permission.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Principal {
+    /// An administrator, for every user (`consentType` AllPrincipals).
+    All,
+    /// One user (`consentType` Principal).
+    User(String),
+}
+
+#[derive(Default)]
+struct Grants {
+    /// (client appId, resource appId) -> app role ids.
+    roles: HashMap<(String, String), BTreeSet<String>>,
+    /// (client appId, resource appId, principal) -> scope values, lower case.
+    scopes: HashMap<(String, String, Principal), BTreeSet<String>>,
+    /// Clients an administrator consented to.
+    admin_consented: BTreeSet<String>,
+}
+
+/// The tenant's state.
+pub struct Tenant {
+    /// Tenant id (lower-case GUID).
+    pub id: String,
+    /// Domains: the initial `{name}.onmicrosoft.com` first, then `--domain` ones.
+    pub domains: Vec<String>,
+    /// Users; the first is the one the consent page offers first.
+    pub users: Vec<User>,
+    grants: Mutex<Grants>,
+    codes: Mutex<HashMap<String, CodeGrant>>,
+    refresh: Mutex<HashMap<String, RefreshGrant>>,
+}
+
+fn random_token(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 48];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}{}", crate::thumbprint::b64url(&b))
+}
+
+impl Tenant {
+    /// A tenant with these names and users.
+    pub fn new(id: &str, domains: Vec<String>, users: Vec<User>) -> Tenant {
+        Tenant {
+            id: id.to_ascii_lowercase(),
+            domains,
+            users,
+            grants: Mutex::default(),
+            codes: Mutex::default(),
+            refresh: Mutex::default(),
+        }
+    }
+
+    /// Whether `t` names this tenant: its id or one of its domains (case-insensitive).
+    pub fn is_named(&self, t: &str) -> bool {
+        t.eq_ignore_ascii_case(&self.id) || self.domains.iter().any(|d| d.eq_ignore_ascii_case(t))
+    }
+
+    /// The user with this UPN or object id.
+    pub fn user(&self, upn_or_oid: &str) -> Option<&User> {
+        let k = upn_or_oid.trim();
+        self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(k) || u.oid.eq_ignore_ascii_case(k))
+    }
+
+    /// Admin consent for `app`: every `requiredResourceAccess` entry whose resource and
+    /// permission exist becomes an assignment (Role) or a tenant-wide grant (Scope).
+    pub fn admin_consent(&self, app: &App, registry: &Registry) {
+        let Ok(mut g) = self.grants.lock() else { return };
+        g.admin_consented.insert(app.app_id.clone());
+        for r in &app.required {
+            let Some(api) = registry.resource(&r.resource_app_id) else { continue };
+            match r.kind {
+                AccessKind::Role => {
+                    if api.role_by_id(&r.id).is_some() {
+                        g.roles
+                            .entry((app.app_id.clone(), api.app_id.clone()))
+                            .or_default()
+                            .insert(r.id.to_ascii_lowercase());
+                    }
+                }
+                AccessKind::Scope => {
+                    if let Some(s) = api.scope_by_id(&r.id) {
+                        g.scopes
+                            .entry((app.app_id.clone(), api.app_id.clone(), Principal::All))
+                            .or_default()
+                            .insert(s.value.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether an administrator consented to `client_id`.
+    pub fn is_admin_consented(&self, client_id: &str) -> bool {
+        self.grants.lock().map(|g| g.admin_consented.contains(&client_id.to_ascii_lowercase())).unwrap_or(false)
+    }
+
+    /// A grant of delegated `scopes` on `api` to `client_id`, by `user_oid` alone or (when
+    /// `None`) by an administrator for everyone.
+    pub fn grant_scopes(&self, client_id: &str, api: &Api, user_oid: Option<&str>, scopes: &[String]) {
+        let Ok(mut g) = self.grants.lock() else { return };
+        let p = user_oid.map_or(Principal::All, |u| Principal::User(u.to_ascii_lowercase()));
+        let set = g.scopes.entry((client_id.to_ascii_lowercase(), api.app_id.clone(), p)).or_default();
+        set.extend(scopes.iter().map(|s| s.to_ascii_lowercase()));
+    }
+
+    /// App role values `client_id` holds on `api`.
+    pub fn roles(&self, client_id: &str, api: &Api) -> Vec<String> {
+        let Ok(g) = self.grants.lock() else { return Vec::new() };
+        let ids = g.roles.get(&(client_id.to_ascii_lowercase(), api.app_id.clone()));
+        // In the resource's own order, as Entra lists them.
+        api.app_roles
+            .iter()
+            .filter(|r| ids.is_some_and(|ids| ids.contains(&r.id.to_ascii_lowercase())))
+            .map(|r| r.value.clone())
+            .collect()
+    }
+
+    /// Delegated scope values `client_id` may use on `api` for `user_oid` (tenant-wide and the
+    /// user's own grants), in the resource's order.
+    pub fn scopes(&self, client_id: &str, api: &Api, user_oid: &str) -> Vec<String> {
+        let Ok(g) = self.grants.lock() else { return Vec::new() };
+        let c = client_id.to_ascii_lowercase();
+        let all = g.scopes.get(&(c.clone(), api.app_id.clone(), Principal::All));
+        let mine = g.scopes.get(&(c, api.app_id.clone(), Principal::User(user_oid.to_ascii_lowercase())));
+        let has = |v: &str| {
+            let v = v.to_ascii_lowercase();
+            all.is_some_and(|s| s.contains(&v)) || mine.is_some_and(|s| s.contains(&v))
+        };
+        api.scopes.iter().filter(|s| has(&s.value)).map(|s| s.value.clone()).collect()
+    }
+
+    /// Stores a code and returns it.
+    pub fn issue_code(&self, grant: CodeGrant) -> String {
+        let code = random_token("1.A");
+        if let Ok(mut codes) = self.codes.lock() {
+            let now = crate::jwt::now_secs();
+            // Forget codes long expired, so the map stays small.
+            codes.retain(|_, c| c.expires_at + 3600 > now);
+            codes.insert(code.clone(), grant);
+        }
+        code
+    }
+
+    /// Takes a code for redemption: marks it redeemed and returns it as it was before (so a
+    /// second redemption sees `redeemed`).
+    pub fn redeem_code(&self, code: &str) -> Option<CodeGrant> {
+        let mut codes = self.codes.lock().ok()?;
+        let c = codes.get_mut(code)?;
+        let before = c.clone();
+        c.redeemed = true;
+        Some(before)
+    }
+
+    /// Stores a refresh token's grant and returns the token.
+    pub fn issue_refresh(&self, grant: RefreshGrant) -> String {
+        let token = random_token("1.AR");
+        if let Ok(mut r) = self.refresh.lock() {
+            r.insert(token.clone(), grant);
+        }
+        token
+    }
+
+    /// The grant of a refresh token (which stays valid, as in Entra).
+    pub fn refresh_grant(&self, token: &str) -> Option<RefreshGrant> {
+        self.refresh.lock().ok()?.get(token).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_parse_with_and_without_names() {
+        let u = User::parse("adele.vance@contoso.example", "x.onmicrosoft.com").unwrap();
+        assert_eq!((u.upn.as_str(), u.name.as_str()), ("adele.vance@contoso.example", "Adele Vance"));
+        assert_eq!(u.given_family(), ("Adele".to_string(), "Vance".to_string()));
+        let u = User::parse("megan=Megan Bowen", "x.onmicrosoft.com").unwrap();
+        assert_eq!((u.upn.as_str(), u.name.as_str()), ("megan@x.onmicrosoft.com", "Megan Bowen"));
+        assert_eq!(u.oid, User::parse("MEGAN@x.onmicrosoft.com", "y").unwrap().oid, "oid ignores case");
+        assert!(User::parse("@x", "d").is_err());
+        assert!(User::parse("a b@x", "d").is_err());
+    }
+}

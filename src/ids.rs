@@ -1,0 +1,137 @@
+//! Tenant and application (client) ids, validated once where they are built.
+//!
+//! The tenant becomes a path segment of every endpoint URL (and the `aud` of the assertion), so
+//! [`TenantId`] admits only what a tenant can be: a GUID, a domain name, or one of the
+//! multi-tenant aliases (`organizations`, `common`, `consumers`). The URL builders
+//! ([`Authority::token_endpoint`](crate::authority::Authority::token_endpoint), the consent
+//! URLs) take only these types, so an unchecked string cannot build another path (`x/../y`) or a
+//! broken URL, whichever command or library caller it comes from.
+
+use crate::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// A directory (tenant): a GUID, a domain name such as `contoso.onmicrosoft.com`, or a
+/// multi-tenant alias.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// `common`: the authorization-code exchange before the user's tenant is known.
+    pub fn common() -> TenantId {
+        TenantId("common".to_string())
+    }
+    /// `organizations`: any work or school tenant (the admin-consent URL without a tenant).
+    pub fn organizations() -> TenantId {
+        TenantId("organizations".to_string())
+    }
+    /// Checks a tenant: ASCII letters, digits, `-`, `.` and `_` only, not empty.
+    pub fn new(s: &str) -> Result<TenantId> {
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+            return Err(Error::input(format!("{s:?}: not a tenant id or domain name")).with_hint(
+                "give the directory (tenant) id GUID, a domain such as contoso.onmicrosoft.com, or organizations",
+            ));
+        }
+        Ok(TenantId(s.to_string()))
+    }
+    /// The tenant as written in URLs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Whether this is a multi-tenant alias (`common`, `organizations`, `consumers`) rather than
+    /// one directory.
+    pub fn is_alias(&self) -> bool {
+        ["common", "organizations", "consumers"].iter().any(|a| self.0.eq_ignore_ascii_case(a))
+    }
+}
+
+/// An application (client) id, as registered (a GUID in Entra). Not empty, no whitespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Checks a client id (surrounding whitespace is dropped): not empty, no whitespace or
+    /// control characters inside.
+    pub fn new(s: &str) -> Result<ClientId> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::input("the client id is empty")
+                .with_hint("give the application (client) id GUID from the app registration"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::input(format!("{s:?}: not a client id (it holds whitespace)"))
+                .with_hint("give the application (client) id GUID from the app registration"));
+        }
+        Ok(ClientId(s.to_string()))
+    }
+    /// The id as sent (`client_id=`, `iss` and `sub` of the assertion).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_like {
+    ($t:ty) => {
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                <$t>::new(s)
+            }
+        }
+        impl TryFrom<&str> for $t {
+            type Error = Error;
+            fn try_from(s: &str) -> Result<Self> {
+                <$t>::new(s)
+            }
+        }
+        impl TryFrom<String> for $t {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                <$t>::new(&s)
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_like!(TenantId);
+string_like!(ClientId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_is_a_guid_a_domain_or_an_alias_and_nothing_that_builds_a_path() {
+        for ok in ["72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.onmicrosoft.com", "organizations", "my_t-1"] {
+            assert_eq!(TenantId::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "x/../evil?q=", "a b", "t#f", "t%2f", "contoso.com/", "é"] {
+            let e = TenantId::new(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.message().contains("not a tenant id or domain name"), "{bad}: {e}");
+        }
+        assert!(TenantId::common().is_alias() && TenantId::organizations().is_alias());
+        assert!(!TenantId::new("contoso.onmicrosoft.com").unwrap().is_alias());
+    }
+
+    #[test]
+    fn a_client_id_is_trimmed_and_never_empty() {
+        assert_eq!(
+            ClientId::new(" 11111111-2222-3333-4444-555555555555\n").unwrap().as_str(),
+            "11111111-2222-3333-4444-555555555555"
+        );
+        assert!(ClientId::new("  ").unwrap_err().message().contains("empty"));
+        assert_eq!(ClientId::new("a b").unwrap_err().exit_code(), 2);
+        assert_eq!("abc".parse::<ClientId>().unwrap().to_string(), "abc");
+    }
+}
