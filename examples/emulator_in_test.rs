@@ -68,8 +68,11 @@ mod tests {
     fn the_emulator_issues_a_token_for_the_registered_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let claims = super::token_from_emulator(dir.path()).unwrap();
-        // A v2 token names the client in `azp` (v1 tokens in `appid`).
-        assert_eq!(claims["azp"], super::APP_ID);
+        // The resource decides the token's shape: one without a manifest asking for v2 tokens
+        // gets v1 ones, which name the client in `appid` (v2 tokens in `azp`).
+        assert_eq!(claims["appid"], super::APP_ID);
+        assert_eq!(claims["ver"], "1.0");
+        assert_eq!(claims["aud"], super::API);
         assert_eq!(claims["roles"], serde_json::json!(["Data.Read"]));
     }
 }

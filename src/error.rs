@@ -84,6 +84,11 @@ impl Error {
             K::AlreadyExists => (ErrorKind::Input, Some("remove it first, or choose another path".to_string())),
             // A directory given where a file is expected is the user's input, not our failure.
             K::IsADirectory | K::NotADirectory => (ErrorKind::Input, Some("give the path of a file".to_string())),
+            // A symbolic link loop (ELOOP; its ErrorKind is not stable yet) is a broken path.
+            #[cfg(unix)]
+            _ if err.raw_os_error() == Some(libc::ELOOP) => {
+                (ErrorKind::Input, Some("fix the symbolic links along the path, or give the file itself".to_string()))
+            }
             _ => (ErrorKind::Internal, None),
         };
         Error { kind, message: format!("cannot {action} {}: {err}", path.display()), hint, source: Some(Box::new(err)) }

@@ -40,71 +40,171 @@ pub fn resolve_link(path: &Path) -> Result<PathBuf> {
 }
 
 /// Writes `data` to `path` atomically. `mode` sets the permissions of a new file; an existing
-/// file keeps its own mode unless `mode` is given explicitly.
+/// file keeps its own mode unless `mode` is given explicitly, and always keeps its owner and
+/// group (as `sed -i` does), or the write is refused.
 ///
 /// Without `mode` (editing an existing document) a symbolic link is followed and its target
 /// replaced. With `mode` (a new key or certificate file) a link at `path` is replaced by the
 /// file itself: a secret must never be written wherever a planted link points.
 pub fn atomic_write(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
-    let resolved;
-    let path = if mode.is_none() {
-        resolved = resolve_link(path)?;
-        resolved.as_path()
-    } else {
-        path
-    };
+    let staged = stage(path, data, mode)?;
+    fault_before_rename();
+    staged.commit()
+}
+
+/// A file written to its temporary and fsynced, not yet renamed over its target. Dropped
+/// without [`Staged::commit`], the temporary is removed.
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Renames the temporary over the target and fsyncs the directory.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, "write", e))?;
+        self.committed = true;
+        if let Ok(d) = fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The temporary-file name for `name`: `.NAME.keycred-PID-UUID.tmp`, unique per process and per
+/// call (two threads of one process, the emulator's handlers, may write the same file).
+const TMP_MARK: &str = ".keycred-";
+
+/// Writes `data` to a temporary next to `path` (see [`atomic_write`] for `mode` and links), with
+/// the owner, group and mode the target will have, and fsyncs it. Temporaries that earlier
+/// keycred runs left there when killed are removed first.
+pub fn stage(path: &Path, data: &[u8], mode: Option<u32>) -> Result<Staged> {
+    let path = if mode.is_none() { resolve_link(path)? } else { path.to_path_buf() };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
-    let existing_mode = existing_mode(path);
-    // Unique per process and per call: two threads of one process (the emulator's handlers)
-    // may write the same file, and each needs its own temporary.
-    let tmp = dir.join(format!(
-        ".{}.keycred-{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let name = name.to_string_lossy().to_string();
+    remove_stale_temporaries(&dir, &name);
+    // The file being replaced: its mode and owner carry over. A link replaced by a new file
+    // (`mode` given) tells nothing.
+    let existing = fs::symlink_metadata(&path).ok().filter(|m| m.is_file());
+    let existing_mode = existing.as_ref().map(mode_of);
+    let tmp = dir.join(format!(".{name}{TMP_MARK}{}-{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let staged = Staged { tmp: tmp.clone(), path: path.clone(), dir, committed: false };
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Created with the final mode so a secret is never readable by others, not even
+        // between creation and chmod.
+        opts.mode(mode.or(existing_mode).unwrap_or(PUBLIC_MODE));
+    }
+    let mut f = opts.open(&tmp).map_err(|e| Error::io(&path, "write", e))?;
+    keep_owner(&f, existing.as_ref(), &path)?;
     let result = (|| -> std::io::Result<()> {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Created with the final mode so a secret is never readable by others, not even
-            // between creation and chmod.
-            opts.mode(mode.or(existing_mode).unwrap_or(PUBLIC_MODE));
-        }
-        let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
         #[cfg(unix)]
         if let Some(m) = mode.or(existing_mode) {
             use std::os::unix::fs::PermissionsExt;
             f.set_permissions(fs::Permissions::from_mode(m))?;
         }
-        f.sync_all()?;
-        drop(f);
-        fault_before_rename();
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        f.sync_all()
     })();
+    drop(f);
     if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, "write", e));
+        return Err(Error::io(&path, "write", e));
     }
+    Ok(staged)
+}
+
+/// Gives the temporary `f` the owner and group of the file it replaces. Only done when they
+/// differ (an ordinary user editing their own file needs no privilege); when the system refuses
+/// (only root may give a file away), the write is refused rather than silently changing who
+/// owns the manifest.
+fn keep_owner(f: &fs::File, existing: Option<&fs::Metadata>, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(old) = existing {
+        use std::os::unix::fs::MetadataExt;
+        let new = f.metadata().map_err(|e| Error::io(path, "write", e))?;
+        if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::fchown(f, Some(old.uid()), Some(old.gid())).map_err(|e| {
+                Error::input(format!(
+                    "{}: cannot keep its owner and group ({}:{}) when replacing it: {e}; nothing was changed",
+                    path.display(),
+                    old.uid(),
+                    old.gid()
+                ))
+                .with_hint("run keycred as the file's owner (or as root), or change the file's owner first")
+            })?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (f, existing, path);
     Ok(())
+}
+
+/// Removes the temporaries of `name` that keycred processes no longer running left in `dir`
+/// (killed between writing and renaming): without this, repeated kills pile them up. A
+/// temporary of a live process (a concurrent writer) is left alone; where process ids cannot be
+/// checked (no `/proc`), only temporaries older than an hour are removed.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}{TMP_MARK}");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let own = std::process::id();
+    let proc_fs = Path::new("/proc/self").exists();
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Some((pid, tail)) = rest.split_once('-') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid == own || !tail.ends_with(".tmp") || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let stale = if proc_fs {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        } else {
+            e.metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+        };
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+fn mode_of(m: &fs::Metadata) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        PUBLIC_MODE
+    }
 }
 
 fn existing_mode(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+        fs::metadata(path).ok().map(|m| mode_of(&m))
     }
     #[cfg(not(unix))]
     {
@@ -137,8 +237,26 @@ pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
             }
         }
     }
+    // All or nothing: every file is written to its temporary first, and renamed only once all
+    // are written, so a full disk never leaves the key without its certificate (and a rerun
+    // refusing because the key exists). A failure drops the staged temporaries, removing them.
+    let mut staged = Vec::with_capacity(files.len());
     for f in files {
-        atomic_write(&f.path, &f.data, Some(f.mode))?;
+        staged.push(stage(&f.path, &f.data, Some(f.mode))?);
+    }
+    fault_before_rename();
+    let mut done: Vec<&Path> = Vec::new();
+    for (s, f) in staged.into_iter().zip(files) {
+        if let Err(e) = s.commit() {
+            // Without --force the targets did not exist: take back the ones already renamed.
+            if !force {
+                for p in done {
+                    let _ = fs::remove_file(p);
+                }
+            }
+            return Err(e);
+        }
+        done.push(&f.path);
     }
     Ok(())
 }
@@ -224,9 +342,88 @@ impl Snapshot {
     }
 }
 
-/// Reads a whole file, with an error naming it.
+/// Largest manifest (or other document keycred edits) read, in bytes. Portal manifests are a few
+/// kilobytes; a hundred certificates with their bodies stay far below this.
+pub const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest certificate, key or PFX file read, in bytes (a PEM bundle of a thousand certificates
+/// fits).
+pub const MAX_CREDENTIAL_BYTES: u64 = 1024 * 1024;
+
+/// Reads a document (a manifest) with an error naming it: a regular file of at most
+/// [`MAX_DOCUMENT_BYTES`]. Anything else (a FIFO, a device, a socket) is refused without
+/// being opened for reading, since opening a FIFO blocks until a writer comes.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io(path, "read", e))
+    let m = fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+    // A directory goes on to the read, whose "Is a directory" names the mistake.
+    if !m.is_file() && !m.is_dir() {
+        return Err(not_regular(path, &m));
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Swapped for a FIFO between the stat and the open, it still does not block.
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = opts.open(path).map_err(|e| Error::io(path, "read", e))?;
+    let m = f.metadata().map_err(|e| Error::io(path, "read", e))?;
+    if !m.is_file() && !m.is_dir() {
+        return Err(not_regular(path, &m));
+    }
+    read_capped(f, path, MAX_DOCUMENT_BYTES)
+}
+
+/// Reads a certificate, key or other input file of at most `limit` bytes, with an error naming
+/// it. Pipes are allowed (`<(openssl ...)`, `/dev/stdin`); an endless stream (`/dev/zero`) is
+/// refused once past `limit`.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let f = fs::File::open(path).map_err(|e| Error::io(path, "read", e))?;
+    if let Ok(m) = f.metadata() {
+        if m.is_file() && m.len() > limit {
+            return Err(too_big(path, limit));
+        }
+    }
+    read_capped(f, path, limit)
+}
+
+fn read_capped(f: fs::File, path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 > limit {
+        return Err(too_big(path, limit));
+    }
+    Ok(buf)
+}
+
+fn too_big(path: &Path, limit: u64) -> Error {
+    Error::input(format!("{}: over the {limit}-byte limit for this input; nothing was read", path.display()))
+        .with_hint("give the right file (keycred's README lists the size limits)")
+}
+
+fn not_regular(path: &Path, m: &fs::Metadata) -> Error {
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = {
+        let _ = m;
+        "not a regular file"
+    };
+    Error::input(format!("{}: {what}, not a regular file; nothing was read", path.display()))
+        .with_hint("give the path of the manifest file itself")
 }
 
 #[cfg(test)]

@@ -82,6 +82,21 @@ pub fn client_assertion(cred: &LoadedCredential, p: &AssertionParams) -> Result<
     Ok(SecretString::new(sign(&cred.key, p.alg, header, &claims)?))
 }
 
+/// A NumericDate (RFC 7519 section 2): a JSON number of seconds since the epoch, fractions
+/// allowed (MSAL sends float `exp`/`iat`). Strings are not NumericDates (`"NaN"` and `"inf"`
+/// parse as floats and then pass or fail every comparison), nor are values beyond `i64`
+/// seconds.
+pub fn numeric_date(v: &Value) -> Option<f64> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        return Some(i as f64);
+    }
+    // An unsigned value beyond i64, or a float; serde_json never yields NaN or infinities, but
+    // the bound is checked on the float anyway.
+    let f = n.as_f64()?;
+    (f.is_finite() && f.abs() < i64::MAX as f64).then_some(f)
+}
+
 /// A JWT split into its parts.
 #[derive(Clone)]
 pub struct Decoded {
@@ -110,13 +125,19 @@ impl Decoded {
     pub fn claim_str(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
     }
-    /// A NumericDate claim; fractions are accepted (MSAL sends float `exp`/`iat`), and so are
-    /// numbers written as strings.
+    /// A NumericDate claim when present and well-formed (see [`numeric_date`]).
     pub fn claim_time(&self, name: &str) -> Option<f64> {
-        match self.claims.get(name)? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
+        self.claims.get(name).and_then(numeric_date)
+    }
+    /// A NumericDate claim: `Ok(None)` when absent (or `null`), the seconds when it is one, and
+    /// an error naming the claim when it is present but not a NumericDate. Verifiers use this so
+    /// that a malformed `exp` or `nbf` is refused rather than skipped.
+    pub fn time_claim(&self, name: &str) -> std::result::Result<Option<f64>, String> {
+        match self.claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => numeric_date(v)
+                .map(Some)
+                .ok_or_else(|| format!("The '{name}' claim is not a NumericDate (a JSON number of seconds).")),
         }
     }
     /// `roles` as strings (absent = empty).
@@ -273,6 +294,22 @@ mod tests {
             dangerous::decode(&format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(br#"{"exp":1.5}"#))).unwrap();
         assert_eq!(ok.alg(), Some("none"));
         assert_eq!(ok.claim_time("exp"), Some(1.5));
+        assert_eq!(ok.time_claim("nbf"), Ok(None));
         assert!(dangerous::decode(&"a".repeat(20_000)).is_err());
+    }
+
+    /// Issue 14, point 1: `"NaN"` (a string) passed every time check.
+    #[test]
+    fn numeric_dates_are_json_numbers_within_i64_seconds() {
+        for good in [json!(0), json!(1_700_000_000), json!(1.5), json!(-5), json!(9_000_000_000_000_000_000i64)] {
+            assert!(numeric_date(&good).is_some(), "{good}");
+        }
+        let huge: Value = serde_json::from_str("1e300").unwrap();
+        for bad in [json!("NaN"), json!("inf"), json!("1700000000"), json!(true), json!([1]), json!(u64::MAX), huge] {
+            assert_eq!(numeric_date(&bad), None, "{bad}");
+        }
+        let d = dangerous::decode(&format!("{}.{}.", b64url(b"{}"), b64url(br#"{"exp":"NaN"}"#))).unwrap();
+        assert_eq!(d.claim_time("exp"), None);
+        assert!(d.time_claim("exp").unwrap_err().contains("'exp'"));
     }
 }

@@ -149,6 +149,10 @@ impl PrivateKey {
         })?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
             .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key ({e})")))?;
+        // The file chooses the key derivation's cost: bounded before any work is done.
+        if let Ok(alg) = pkcs8::der::Encode::to_der(&info.encryption_algorithm) {
+            super::cost::check_encryption(&alg, "encrypted private key", origin)?;
+        }
         let doc = info.decrypt(password.expose()).map_err(|_| {
             Error::input(format!("{origin}: wrong password for the encrypted private key"))
                 .with_hint("check the variable named by --password-env")

@@ -71,7 +71,7 @@ impl LoadedCredential {
 /// Reads a file of any supported format. `password` decrypts a PFX or an encrypted key; a key
 /// that cannot be read is reported in [`LoadedFile::key_error`], not as a failure.
 pub fn load_file(path: &Path, password: Option<&SecretString>) -> Result<LoadedFile> {
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_limited(path, fsio::MAX_CREDENTIAL_BYTES)?;
     load_bytes(&bytes, password, &path.display().to_string())
 }
 
@@ -273,7 +273,7 @@ pub fn load_credential(
 /// Reads the private key of a `--key` file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the
 /// same) or PFX.
 fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<PrivateKey> {
-    let bytes = fsio::read(path)?;
+    let bytes = fsio::read_limited(path, fsio::MAX_CREDENTIAL_BYTES)?;
     let origin = path.display().to_string();
     let c = read_contents(&bytes, password, &origin)?;
     match c.key {

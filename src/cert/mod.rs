@@ -1,8 +1,9 @@
-//! X.509 certificates and their Entra values: the "credential".
+//! X.509 certificates and their Entra values (thumbprint, customKeyIdentifier, x5t, ...).
 //!
-//! A [`Certificate`] is DER bytes plus what was read from them once; [`Credential`] is the stable,
+//! A [`Certificate`] is DER bytes plus what was read from them once; [`EntraValues`] is the stable,
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
+pub mod cost;
 pub mod dn;
 pub mod files;
 pub mod generate;
@@ -22,6 +23,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Minimum RSA key size Entra accepts for a certificate credential (seed 000).
 pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA key keycred accepts in a certificate credential. Entra documents no bound; keys
+/// this large are already impractical (a 16384-bit signature takes seconds), and without a bound
+/// a hostile certificate with a megabit modulus would count as a credential.
+pub const MAX_RSA_BITS: usize = 16384;
 /// Under this many days left, a certificate is reported as expiring.
 pub const EXPIRING_DAYS: i64 = 30;
 
@@ -42,6 +47,8 @@ pub struct Certificate {
     signature_algorithm: String,
     /// PKCS#1 RSAPublicKey DER, when the key is RSA.
     rsa_public_key: Option<Vec<u8>>,
+    /// Why no one can sign with this RSA key (a public exponent of 1, an even modulus...).
+    key_defect: Option<String>,
 }
 
 impl Certificate {
@@ -56,8 +63,10 @@ impl Certificate {
         }
         let der = der[..der.len() - rest.len()].to_vec();
         let spki = x509.public_key();
+        let mut key_defect = None;
         let (key_algorithm, key_bits, rsa_public_key) = match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                key_defect = rsa_key_defect(&rsa);
                 ("RSA".to_string(), rsa.key_size(), Some(spki.subject_public_key.data.to_vec()))
             }
             Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC".to_string(), ec.key_size(), None),
@@ -80,8 +89,16 @@ impl Certificate {
             key_bits,
             signature_algorithm: oid_name(&x509.signature_algorithm.algorithm),
             rsa_public_key,
+            key_defect,
             der,
         })
+    }
+
+    /// Why no signature can be made or checked with this certificate's RSA key (public exponent
+    /// 0, 1 or even, an even modulus, more than [`MAX_RSA_BITS`] bits); `None` for a sound key
+    /// and for keys that are not RSA (reported as such elsewhere).
+    pub fn key_defect(&self) -> Option<&str> {
+        self.key_defect.as_deref()
     }
 
     /// The DER bytes.
@@ -172,6 +189,8 @@ impl Certificate {
         }
         if !self.is_rsa() {
             p.push("not an RSA key".to_string());
+        } else if let Some(d) = self.key_defect() {
+            p.push(d.to_string());
         } else if self.key_bits < MIN_RSA_BITS {
             p.push(format!("key smaller than {MIN_RSA_BITS} bits"));
         }
@@ -184,6 +203,10 @@ impl Certificate {
         if !self.is_rsa() {
             return Err(Error::input(format!("{origin}: the certificate's key is {}, not RSA", self.key_algorithm))
                 .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`"));
+        }
+        if let Some(d) = self.key_defect() {
+            return Err(Error::input(format!("{origin}: the certificate's RSA key is unusable: {d}"))
+                .with_hint("no one can sign with this key; create a new certificate with `keycred new`"));
         }
         if self.key_bits < MIN_RSA_BITS {
             return Err(Error::input(format!(
@@ -202,9 +225,9 @@ impl Certificate {
         Ok(())
     }
 
-    /// The credential view of this certificate at `now`.
-    pub fn credential(&self, now: OffsetDateTime) -> Credential {
-        Credential {
+    /// The Entra values of this certificate at `now` (its status depends on the date).
+    pub fn entra_values(&self, now: OffsetDateTime) -> EntraValues {
+        EntraValues {
             subject: self.subject.clone(),
             issuer: self.issuer.clone(),
             serial_number: self.serial_hex.clone(),
@@ -224,6 +247,33 @@ impl Certificate {
     }
 }
 
+/// What makes an RSA public key one no one holds a private key for: RSA needs an odd modulus
+/// (a product of two odd primes) and an odd public exponent of at least 3 (0 and 1 make every
+/// "signature" trivial, an even one has no inverse). Exponents over 33 bits are refused too, as
+/// BoringSSL and aws-lc do for verification. Sizes are bounded by [`MAX_RSA_BITS`].
+fn rsa_key_defect(rsa: &x509_parser::public_key::RSAPublicKey) -> Option<String> {
+    let strip = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|&x| x == 0).collect() };
+    if rsa.modulus.first().is_some_and(|b| b & 0x80 != 0) || rsa.exponent.first().is_some_and(|b| b & 0x80 != 0) {
+        return Some("the RSA modulus or exponent is negative".into());
+    }
+    let (n, e) = (strip(rsa.modulus), strip(rsa.exponent));
+    let bits = |v: &[u8]| v.first().map_or(0, |b| v.len() * 8 - b.leading_zeros() as usize);
+    if bits(&n) > MAX_RSA_BITS {
+        return Some(format!("the RSA key has {} bits, over the {MAX_RSA_BITS}-bit bound keycred accepts", bits(&n)));
+    }
+    if n.last().is_none_or(|b| b & 1 == 0) {
+        return Some("the RSA modulus is even (or zero): it is not a product of two primes".into());
+    }
+    if bits(&e) > 33 {
+        return Some(format!("the RSA public exponent has {} bits; at most 33 are accepted", bits(&e)));
+    }
+    let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if e_value < 3 || e_value % 2 == 0 {
+        return Some(format!("the RSA public exponent is {e_value}; it must be odd and at least 3"));
+    }
+    None
+}
+
 fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
     x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
         .map(str::to_string)
@@ -233,7 +283,7 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
 /// The values of a certificate as Entra and its tools use them. JSON field names are stable.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Credential {
+pub struct EntraValues {
     /// Subject DN, certificate order, RFC 4514 escaping.
     pub subject: String,
     /// Issuer DN, likewise.
@@ -267,7 +317,7 @@ pub struct Credential {
     pub problems: Vec<String>,
 }
 
-impl Credential {
+impl EntraValues {
     /// `name: value` lines, aligned, for text output.
     pub fn text_lines(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -61,6 +61,7 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
         ))
     })?;
     let pw = password.map(|p| p.expose()).unwrap_or("");
+    check_cost(&pfx, pw, origin)?;
     let store = p12_keystore::KeyStore::from_pkcs12(bytes, pw).map_err(|e| keystore_error(e, password, origin))?;
     let mut out = PfxContents { certs: Vec::new(), keys: Vec::new() };
     let malformed = |what: &str, e: &dyn std::fmt::Display| {
@@ -136,6 +137,54 @@ pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) 
     let mut seen = std::collections::HashSet::new();
     out.certs.retain(|c| seen.insert(c.clone()));
     Ok(out)
+}
+
+/// Refuses a PFX whose MAC or encryption asks for more work than [`super::cost`] allows, before
+/// p12-keystore (which verifies the MAC even without a password) derives a single key. Counts
+/// are read from the MAC data, every encrypted part, and the key bags of the plaintext parts and
+/// of the PBES2-encrypted ones (decrypted here, once their own count has passed). Bags inside a
+/// part under a legacy PKCS#12 scheme cannot be seen before p12-keystore decrypts them.
+fn check_cost(pfx: &pkcs12::pfx::Pfx, pw: &str, origin: &str) -> Result<()> {
+    if let Some(mac) = &pfx.mac_data {
+        // A negative count is malformed; p12-keystore refuses it.
+        super::cost::check_count(u64::try_from(mac.iterations).unwrap_or(0), "PFX integrity MAC", origin)?;
+    }
+    if pfx.auth_safe.content_type != DATA {
+        return Ok(());
+    }
+    let Ok(safes) = pfx.auth_safe.content.to_der().and_then(|d| OctetString::from_der(&d)) else { return Ok(()) };
+    let Ok(safes) = pkcs12::authenticated_safe::AuthenticatedSafe::from_der(safes.as_bytes()) else { return Ok(()) };
+    for safe in &safes {
+        let Ok(content) = safe.content.to_der() else { continue };
+        let plain = if safe.content_type == DATA {
+            match OctetString::from_der(&content) {
+                Ok(o) => o.into_bytes(),
+                Err(_) => continue,
+            }
+        } else if safe.content_type == ENCRYPTED_DATA {
+            let Ok(enc) = cms::encrypted_data::EncryptedData::from_der(&content) else { continue };
+            let info = &enc.enc_content_info;
+            let Ok(alg) = info.content_enc_alg.to_der() else { continue };
+            super::cost::check_encryption(&alg, "PFX encryption", origin)?;
+            let Some(data) = &info.encrypted_content else { continue };
+            match pkcs8::pkcs5::EncryptionScheme::try_from(alg.as_slice()).map(|s| s.decrypt(pw, data.as_bytes())) {
+                Ok(Ok(plain)) => plain,
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        let Ok(bags) = pkcs12::safe_bag::SafeContents::from_der(&plain) else { continue };
+        for bag in bags.iter().filter(|b| b.bag_id == SHROUDED_KEY_BAG) {
+            let Ok(cs) = ContextSpecific::<der::Any>::from_der(&bag.bag_value) else { continue };
+            // EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm, encryptedData }
+            let Ok(fields) = cs.value.to_der().map(|d| Vec::<der::Any>::from_der(&d)) else { continue };
+            if let Some(alg) = fields.ok().and_then(|f| f.first().and_then(|a| a.to_der().ok())) {
+                super::cost::check_encryption(&alg, "PFX key encryption", origin)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Says what is wrong when p12-keystore refuses a PFX, and how to fix it.

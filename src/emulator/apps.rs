@@ -380,27 +380,11 @@ fn observe(path: &Path) -> Result<(Seen, Vec<u8>)> {
         return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
     }
     let read_at = SystemTime::now();
-    let bytes = read_regular(path)?;
+    // Opens without blocking (a FIFO swapped in after the stat would otherwise hang the open),
+    // checks the opened file is regular, and caps the size (`fsio::MAX_DOCUMENT_BYTES`).
+    let bytes = crate::fsio::read(path)?;
     let racy = is_racy(stamp.and_then(|s| s.modified), read_at);
     Ok((Seen { stamp, racy, digest: sha256(&bytes) }, bytes))
-}
-
-/// Opens without blocking (a FIFO swapped in after the stat would otherwise hang the open) and
-/// checks the opened file is regular before reading it.
-fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
-    let mut f = opts.open(path).map_err(|e| Error::io(path, "read", e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, "read", e))?;
-    if !meta.is_file() {
-        return Err(Error::file(path, "not a regular file").with_hint("give the manifest as a plain JSON file"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, "read", e))?;
-    Ok(bytes)
 }
 
 struct Slot {
@@ -487,7 +471,6 @@ pub struct Registry {
     /// The `--manifest` files, in the order given.
     named: Vec<PathBuf>,
     dir: Option<AppsDir>,
-    #[allow(dead_code)]
     builtins: Vec<Arc<Api>>,
     log: bool,
 }
@@ -558,7 +541,7 @@ impl Registry {
 
     /// Every application, sorted by appId, after re-listing the directory if it changed.
     /// Individual files are not re-checked here (that would stat every file): each is re-read
-    /// when a request uses it, or when the directory changes.
+    /// when a request looks it up ([`Registry::find`] and the other lookups).
     pub fn list(&self) -> Vec<Arc<App>> {
         self.check_dir();
         let Ok(index) = self.index.read() else { return Vec::new() };
@@ -568,19 +551,16 @@ impl Registry {
     }
 
     /// How many applications the tenant has.
-    #[allow(dead_code)]
     pub fn len(&self) -> usize {
         self.index.read().map(|i| i.slots.len()).unwrap_or(0)
     }
 
     /// Whether the tenant has no application.
-    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The built-in resources.
-    #[allow(dead_code)]
     pub fn builtins(&self) -> &[Arc<Api>] {
         &self.builtins
     }
@@ -696,9 +676,11 @@ impl Registry {
                 index.remove(gone);
             }
         }
+        let known: std::collections::HashSet<PathBuf> = known.into_iter().collect();
         for p in &listed {
+            // A known file is re-checked when a request uses it: a re-listing costs a directory
+            // read, not a stat of every file (Graph writes re-list often under load).
             if known.contains(p) {
-                self.refresh_file(p);
                 continue;
             }
             let now = stamp(p);

@@ -41,20 +41,31 @@ fn modulus_exponent(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 /// placeholder.
 pub(super) fn openid_configuration(st: &AppState, base: &str, tenant: &str, v2: bool) -> Value {
     let tid = if st.is_own_tenant(tenant) { st.tenant.as_str() } else { "{tenantid}" };
-    let (issuer, oauth, keys) = if v2 {
-        (format!("https://login.microsoftonline.com/{tid}/v2.0"), "oauth2/v2.0", "discovery/v2.0/keys")
+    // The v1 document publishes its keys under `common` whatever the tenant, as Entra's does.
+    let (issuer, oauth, jwks_uri, scopes) = if v2 {
+        (
+            format!("https://login.microsoftonline.com/{tid}/v2.0"),
+            "oauth2/v2.0",
+            format!("{base}/{tenant}/discovery/v2.0/keys"),
+            json!(["openid", "profile", "email", "offline_access"]),
+        )
     } else {
-        (format!("https://sts.windows.net/{tid}/"), "oauth2", "discovery/keys")
+        (
+            format!("https://sts.windows.net/{tid}/"),
+            "oauth2",
+            format!("{base}/common/discovery/keys"),
+            json!(["openid"]),
+        )
     };
     json!({
         "token_endpoint": format!("{base}/{tenant}/{oauth}/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": format!("{base}/{tenant}/{keys}"),
+        "jwks_uri": jwks_uri,
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "scopes_supported": scopes,
         "issuer": issuer,
         "request_uri_parameter_supported": false,
         "authorization_endpoint": format!("{base}/{tenant}/{oauth}/authorize"),

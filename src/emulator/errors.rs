@@ -10,16 +10,24 @@ use serde_json::json;
 const CERT_DOC: &str =
     "https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials";
 
-/// One refusal: `error`, the AADSTS code and the text after `AADSTSnnnn: `.
+/// One refusal the emulator sends, as Entra words it: `error`, the AADSTS code and the text after
+/// `AADSTSnnnn: `. (The client side reads these as `keycred::token::Refusal`.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntraError {
+pub struct Refusal {
     /// OAuth `error` value (`invalid_client`, `invalid_request`, ...).
     pub error: &'static str,
     /// AADSTS code.
     pub code: u32,
     /// Message text, without the `AADSTSnnnn: ` prefix and the trace lines.
     pub text: String,
+    /// `suberror` (`consent_required`, `bad_token`, ...), when Entra sends one.
+    pub suberror: Option<&'static str>,
 }
+
+/// The former name of [`Refusal`], kept while branches written against it are merged.
+#[doc(hidden)]
+#[allow(dead_code)]
+pub type EntraError = Refusal;
 
 /// What the logging layer reads back from a response: never a secret, only ids and codes.
 #[derive(Clone, Debug, Default)]
@@ -30,9 +38,9 @@ pub struct RequestLog {
     pub code: Option<u32>,
 }
 
-impl EntraError {
+impl Refusal {
     fn new(error: &'static str, code: u32, text: impl Into<String>) -> Self {
-        EntraError { error, code, text: text.into() }
+        Refusal { error, code, text: text.into(), suberror: None }
     }
 
     /// `invalid_client` answers 401, everything else 400 (PROTOCOL.md section 4).
@@ -54,21 +62,209 @@ impl EntraError {
         let trace = uuid::Uuid::new_v4().to_string();
         let corr = correlation_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let code = self.code;
-        let body = json!({
+        let mut body = json!({
             "error": self.error,
-            "error_description": format!(
-                "AADSTS{code}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}",
-                self.text
-            ),
+            "error_description": self.description(&trace, &corr, &ts),
             "error_codes": [code],
             "timestamp": ts,
             "trace_id": trace,
             "correlation_id": corr,
             "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
         });
+        if let Some(sub) = self.suberror {
+            body["suberror"] = json!(sub);
+        }
         let mut resp = (self.status(), Json(body)).into_response();
+        token_response_headers(&mut resp, &trace);
         resp.extensions_mut().insert(RequestLog { client_id, code: Some(code) });
         resp
+    }
+
+    /// `AADSTSnnnn: text` and the trace lines, as in `error_description`.
+    pub fn description(&self, trace: &str, correlation: &str, timestamp: &str) -> String {
+        format!(
+            "AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {timestamp}",
+            self.code, self.text
+        )
+    }
+
+    fn with_suberror(mut self, sub: &'static str) -> Self {
+        self.suberror = Some(sub);
+        self
+    }
+
+    // --- Endpoints and tenants -----------------------------------------------------------------
+
+    /// 900561: a GET on a token endpoint.
+    pub fn post_only() -> Self {
+        Self::new(
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST, OPTIONS requests. Received a GET request.",
+        )
+    }
+    /// 50059: an app-only grant at `/common` or `/organizations`, which name no tenant.
+    pub fn no_tenant_information() -> Self {
+        Self::new(
+            "invalid_request",
+            50059,
+            "No tenant-identifying information found in either the request or implied by any provided credentials.",
+        )
+    }
+
+    // --- Authorization code, refresh token -----------------------------------------------------
+
+    /// 70000: a code the emulator never issued, or issued to another client.
+    pub fn bad_code() -> Self {
+        Self::new("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid.")
+    }
+    /// 54005: a code redeemed twice.
+    pub fn code_redeemed() -> Self {
+        Self::new(
+            "invalid_grant",
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing \
+             refresh token.",
+        )
+    }
+    /// 70008: a code past its lifetime.
+    pub fn code_expired() -> Self {
+        Self::new(
+            "invalid_grant",
+            70008,
+            "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive \
+             authorization request for this user and resource.",
+        )
+    }
+    /// 500112: the exchange's `redirect_uri` differs from the authorize request's.
+    pub fn redirect_mismatch(got: &str, want: &str) -> Self {
+        Self::new(
+            "invalid_client",
+            500112,
+            format!(
+                "The reply address '{got}' does not match the reply address '{want}' provided when requesting \
+                 Authorization code."
+            ),
+        )
+    }
+    /// 50011: a `redirect_uri` the application does not register.
+    pub fn reply_url_not_registered(uri: &str, app_id: &str) -> Self {
+        Self::new(
+            "invalid_client",
+            50011,
+            format!(
+                "The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for \
+                 the application '{app_id}'. Make sure the redirect URI sent in the request matches one added to your \
+                 application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more \
+                 about how to fix this."
+            ),
+        )
+    }
+    /// 500113: the application registers no reply URL at all.
+    pub fn no_reply_url() -> Self {
+        Self::new("invalid_request", 500113, "No reply address is registered for the application.")
+    }
+    /// 501481: the PKCE verifier does not match the challenge (or is missing).
+    pub fn pkce_mismatch() -> Self {
+        Self::new(
+            "invalid_grant",
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        )
+    }
+    /// 9002313 for a refresh token the emulator cannot read.
+    pub fn bad_refresh_token() -> Self {
+        Self::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+    }
+    /// 65004: the user clicked Cancel on the consent page.
+    pub fn consent_declined() -> Self {
+        Self::new("access_denied", 65004, "User declined to consent to access the app.")
+    }
+    /// 650053: a delegated scope the resource does not expose.
+    pub fn unknown_scope(app_name: &str, scope: &str, resource_app_id: &str) -> Self {
+        Self::new(
+            "invalid_client",
+            650053,
+            format!(
+                "The application '{app_name}' asked for scope '{scope}' that doesn't exist on the resource \
+                 '{resource_app_id}'. Contact the app vendor."
+            ),
+        )
+    }
+    /// 70011 for a request whose scopes name more than one resource.
+    pub fn several_resources(scope: &str) -> Self {
+        Self::new(
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. \
+                     Scopes of more than one resource were requested."
+            ),
+        )
+    }
+    /// 70005: a `response_type` other than `code`.
+    pub fn unsupported_response_type(rt: &str) -> Self {
+        Self::new(
+            "unsupported_response_type",
+            70005,
+            format!("The provided value for the input parameter 'response_type' is not allowed for this request. \
+                     Expected value: code. Received value '{rt}'. The emulator serves the authorization code flow only."),
+        )
+    }
+
+    // --- On-behalf-of --------------------------------------------------------------------------
+
+    /// 500131: the incoming token was issued for another application.
+    pub fn obo_wrong_audience(aud: &str, app_id: &str, name: &str) -> Self {
+        Self::new(
+            "invalid_grant",
+            500131,
+            format!(
+                "Assertion audience does not match the Client app presenting the assertion. The audience in the \
+                 assertion was '{aud}' and the expected audience is '{app_id}' or one of the Application Uris of this \
+                 application with App ID '{app_id}'({name})."
+            ),
+        )
+    }
+    /// 500133: the incoming token has expired.
+    pub fn obo_expired(now: &str, exp: &str) -> Self {
+        Self::new(
+            "invalid_grant",
+            500133,
+            format!(
+                "Assertion is not within its valid time range. Ensure that the access token is not expired before \
+                 using it for user assertion, or request a new token. Current time: {now}, expiry time of assertion \
+                 {exp}."
+            ),
+        )
+    }
+    /// 7000114: an app-only token given as the user assertion.
+    pub fn obo_app_only(app_id: &str) -> Self {
+        Self::new(
+            "unauthorized_client",
+            7000114,
+            format!("Application '{app_id}' is not allowed to make application on-behalf-of calls."),
+        )
+    }
+    /// 50027 for an assertion that is not a token this tenant issued.
+    pub fn obo_bad_assertion() -> Self {
+        Self::new(
+            "invalid_grant",
+            50027,
+            "JWT token is invalid or malformed. The assertion is not a token issued by this tenant.",
+        )
+    }
+    /// 65001: no consent for the downstream API.
+    pub fn consent_required(client_id: &str, name: &str) -> Self {
+        Self::new(
+            "invalid_grant",
+            65001,
+            format!(
+                "The user or administrator has not consented to use the application with ID '{client_id}' named \
+                 '{name}'. Send an interactive authorization request for this user and resource."
+            ),
+        )
+        .with_suberror("consent_required")
     }
 
     // --- Request shape -------------------------------------------------------------------------
@@ -267,5 +463,19 @@ impl EntraError {
                 "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}. Review the documentation at {CERT_DOC} ."
             ),
         )
+    }
+}
+
+/// The headers Entra puts on token answers: no caching anywhere, the JSON charset, and
+/// `x-ms-request-id` equal to the body's `trace_id`.
+pub fn token_response_headers(resp: &mut Response, trace_id: &str) {
+    use axum::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA};
+    let h = resp.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(EXPIRES, HeaderValue::from_static("-1"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(trace_id) {
+        h.insert("x-ms-request-id", v);
     }
 }

@@ -13,12 +13,12 @@
 //! ```
 
 mod apps;
+mod authorize;
 mod discovery;
 pub mod errors;
 mod generate;
 mod graph;
-// Parts of the tenant model are used only by the grants that land with the rest of the tenant work.
-#[allow(dead_code)]
+mod serve;
 mod tenant;
 mod throttle;
 mod tls;
@@ -28,12 +28,13 @@ pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::secret::SecretString;
 use crate::{Error, Result};
-use apps::Registry;
+pub use apps::Registry;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -41,11 +42,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use errors::{EntraError, RequestLog};
+use errors::{Refusal, RequestLog};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tenant::Tenant;
 
 /// Largest request body accepted (larger ones get 413).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -74,6 +76,23 @@ pub struct EmulatorConfig {
     pub state_dir: Option<PathBuf>,
     /// One line per request on stderr.
     pub log: bool,
+    /// Apps an administrator has consented to at start (`--consented APPID`).
+    pub consented: Vec<String>,
+    /// Users (`UPN` or `UPN=Display Name`); one demo administrator when empty.
+    pub users: Vec<String>,
+    /// Domains of the tenant besides its initial `{name}.onmicrosoft.com` one.
+    pub domains: Vec<String>,
+    /// The authorize and admin-consent endpoints answer at once, as if the first user had
+    /// signed in and clicked Accept (for scripts and tests).
+    pub auto_consent: bool,
+    /// Lifetime of authorization codes, seconds (Entra: about 10 minutes).
+    pub code_lifetime: i64,
+    /// Lifetime of user access tokens, seconds; `None` draws 60 to 90 minutes, as Entra does.
+    /// Tests of expiry give it a value of zero or less.
+    pub user_token_lifetime: Option<i64>,
+    /// How long a client has to send its request headers, and then its body, before the
+    /// connection is closed ([`READ_TIMEOUT`] by default).
+    pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
 }
@@ -92,6 +111,13 @@ impl EmulatorConfig {
             allow_remote: false,
             state_dir: None,
             log: true,
+            consented: Vec::new(),
+            users: Vec::new(),
+            domains: Vec::new(),
+            auto_consent: false,
+            code_lifetime: 600,
+            user_token_lifetime: None,
+            read_timeout: READ_TIMEOUT,
             throttle: None,
         }
     }
@@ -112,11 +138,13 @@ pub fn parse_grant(s: &str) -> Result<(String, Vec<String>)> {
     Ok((resource.to_string(), roles))
 }
 
-/// Shared state of a running emulator. Holds the manifest registry, so that more endpoints
-/// (Graph `applications`, `addKey`/`removeKey`) can be routed on the same state.
+/// Shared state of a running emulator: the directory (applications and resources), the tenant
+/// (names, users, consent, grants in flight) and the token-signing key. Graph routes are served
+/// on the same state.
 pub struct AppState {
     tenant: String,
     registry: Registry,
+    directory: Tenant,
     grants: Vec<(String, Vec<String>)>,
     secret: Option<SecretString>,
     tls: bool,
@@ -127,6 +155,12 @@ pub struct AppState {
     /// `scheme://127.0.0.1:PORT`, without trailing slash: where clients reach the emulator, and
     /// a name of Microsoft Graph (the Graph resource id of a cloud registered with the emulator).
     base_url: String,
+    /// `base_url` and its other loopback spelling (`localhost` for `127.0.0.1`): the only hosts
+    /// a client assertion's `aud` may name.
+    base_urls: Vec<String>,
+    auto_consent: bool,
+    code_lifetime: i64,
+    user_token_lifetime: Option<i64>,
     throttle: Option<throttle::Throttle>,
 }
 
@@ -135,8 +169,7 @@ impl AppState {
     /// `localhost` too, which its TLS certificate names).
     fn is_own_url(&self, resource: &str) -> bool {
         let r = resource.trim_end_matches('/');
-        r.eq_ignore_ascii_case(&self.base_url)
-            || r.eq_ignore_ascii_case(&self.base_url.replacen("://127.0.0.1:", "://localhost:", 1))
+        self.base_urls.iter().any(|b| r.eq_ignore_ascii_case(b))
     }
 
     /// Whether `resource` names Microsoft Graph: its URI or app id, or the emulator's base URL.
@@ -158,14 +191,24 @@ impl AppState {
         self.registry.find(client_id)
     }
 
-    fn is_own_tenant(&self, t: &str) -> bool {
-        t.eq_ignore_ascii_case(&self.tenant)
+    /// The tenant's applications and resources.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    /// Accepts the emulator's tenant, `common` and `organizations`; refuses other GUIDs and DNS
-    /// names with 90002 and anything else with 900023.
-    fn check_tenant(&self, t: &str) -> std::result::Result<(), EntraError> {
-        if self.is_own_tenant(t) || t.eq_ignore_ascii_case("common") || t.eq_ignore_ascii_case("organizations") {
+    /// The emulator's own base URL (`http://127.0.0.1:PORT`), never the request's `Host`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn is_own_tenant(&self, t: &str) -> bool {
+        self.directory.is_named(t)
+    }
+
+    /// Accepts the emulator's tenant (its id or domains), `common` and `organizations`; refuses
+    /// other GUIDs and DNS names with 90002 and anything else with 900023.
+    fn check_tenant(&self, t: &str) -> std::result::Result<(), Refusal> {
+        if self.is_own_tenant(t) || is_multi_tenant(t) {
             return Ok(());
         }
         let dns = t.contains('.')
@@ -173,21 +216,40 @@ impl AppState {
             && t.split('.')
                 .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if uuid::Uuid::parse_str(t).is_ok() || dns || t.eq_ignore_ascii_case("consumers") {
-            Err(EntraError::tenant_not_found(t))
+            Err(Refusal::tenant_not_found(t))
         } else {
-            Err(EntraError::tenant_malformed(t))
+            Err(Refusal::tenant_malformed(t))
         }
     }
 
-    /// Roles granted for `resource`, or `None` when the resource is unknown.
-    fn roles_for(&self, resource: &str, app_id: &str) -> Option<Vec<String>> {
-        // The emulator's own URL is Graph: Graph's grants apply to it.
-        let resource = if self.is_own_url(resource) { token::GRAPH_APP_ID } else { resource };
-        let mut roles: Vec<String> = Vec::new();
-        let mut known = token::is_builtin_resource(resource, app_id);
+    /// The resource `identifier` names: an app of the tenant, a built-in one (the emulator's own
+    /// base URL names Microsoft Graph), or one known only from `--grant` (a v1 resource with a
+    /// derived app id).
+    pub fn resource(&self, identifier: &str) -> Option<Arc<Api>> {
+        let named = if self.is_own_url(identifier) { token::GRAPH_APP_ID } else { identifier };
+        if let Some(api) = self.registry.resource(named) {
+            return Some(api);
+        }
+        self.grants.iter().any(|(r, _)| token::same_resource(r, identifier)).then(|| {
+            Arc::new(Api {
+                app_id: token::resource_app_id(identifier),
+                display_name: identifier.trim_end_matches('/').to_string(),
+                identifier_uris: vec![identifier.trim_end_matches('/').to_string()],
+                token_version: TokenVersion::V1,
+                scopes: Vec::new(),
+                app_roles: Vec::new(),
+                builtin: true,
+            })
+        })
+    }
+
+    /// Roles `client` holds on `api`: the app role assignments consent made, then the `--grant`
+    /// shortcut's roles for that resource (a grant for the emulator's own URL is one for Graph).
+    fn roles_for(&self, api: &Api, client_id: &str) -> Vec<String> {
+        let mut roles = self.directory.roles(client_id, api);
         for (r, rs) in &self.grants {
-            if token::same_resource(r, resource) {
-                known = true;
+            let r = if self.is_own_url(r) { token::GRAPH_APP_ID } else { r.as_str() };
+            if api.is_named(r) || token::same_resource(r, &api.app_id) {
                 for role in rs {
                     if !roles.contains(role) {
                         roles.push(role.clone());
@@ -195,10 +257,11 @@ impl AppState {
                 }
             }
         }
-        known.then_some(roles)
+        roles
     }
 
-    /// `scheme://host` as the client addressed us (Host header), falling back to the URI.
+    /// `scheme://host` as the client addressed us (Host header), falling back to the URI: used
+    /// only in discovery documents, so that a client that called `localhost` is sent there.
     fn request_base(&self, headers: &HeaderMap, uri: &Uri) -> (String, String) {
         let host = uri
             .authority()
@@ -210,6 +273,11 @@ impl AppState {
     }
 }
 
+/// `common` and `organizations`: authorities that name no tenant.
+fn is_multi_tenant(t: &str) -> bool {
+    t.eq_ignore_ascii_case("common") || t.eq_ignore_ascii_case("organizations")
+}
+
 /// Validates a client assertion exactly as the token endpoint does, for an application whose
 /// `keyCredentials` are `creds`, posted to `endpoint` (the only accepted `aud`). Public so that
 /// fuzzing and embedders can drive the validation without HTTP.
@@ -219,18 +287,30 @@ pub fn verify_client_assertion(
     client_id: &str,
     endpoint: &str,
     now: time::OffsetDateTime,
-) -> std::result::Result<(), EntraError> {
+) -> std::result::Result<(), Refusal> {
     token::verify_assertion(creds, assertion, client_id, endpoint, now)
 }
 
-type St = State<Arc<AppState>>;
+/// What every handler extracts: the emulator's shared state.
+pub(crate) type SharedState = State<Arc<AppState>>;
 
 /// Builds the router for `state`: every endpoint the emulator serves, in one place.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, READ_TIMEOUT)
+}
+
+fn router_with(state: Arc<AppState>, read_timeout: std::time::Duration) -> Router {
     let log = state.log;
     Router::new()
-        .route("/{tenant}/oauth2/token", post(token_v1))
-        .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
+        .route("/{tenant}/oauth2/token", post(token_v1).get(token_get))
+        .route("/{tenant}/oauth2/v2.0/token", post(token_v2).get(token_get))
+        .route("/{tenant}/oauth2/authorize", get(authorize::authorize_v1).post(authorize::decide_v1))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize_v2).post(authorize::decide_v2))
+        .route("/{tenant}/v2.0/adminconsent", get(authorize::admin_consent).post(authorize::decide_admin_consent))
+        .route(
+            "/{tenant}/adminconsent",
+            get(authorize::admin_consent_legacy).post(authorize::decide_admin_consent_legacy),
+        )
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oidc_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(oidc_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
@@ -240,18 +320,40 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(graph::fallback)
         .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))
         .with_state(state)
 }
 
-async fn token_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let (base, _) = st.request_base(&headers, &uri);
-    token::handle(&st, &t, EndpointVersion::V1, &format!("{base}{}", uri.path()), &headers, &body)
+/// Runs `f` on the blocking pool: request handling reads manifest files, and file I/O never
+/// runs on the async workers (a slow or odd file must not stall every other request).
+pub(super) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn token_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let (base, _) = st.request_base(&headers, &uri);
-    token::handle(&st, &t, EndpointVersion::V2, &format!("{base}{}", uri.path()), &headers, &body)
+async fn token_v1(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    blocking(move || token::handle(&st, &t, EndpointVersion::V1, uri.path(), &headers, &body)).await
+}
+
+async fn token_v2(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    blocking(move || token::handle(&st, &t, EndpointVersion::V2, uri.path(), &headers, &body)).await
+}
+
+/// A GET on a token endpoint: Entra's 400 AADSTS900561, in its JSON error shape.
+async fn token_get(headers: HeaderMap) -> Response {
+    Refusal::post_only().into_response(token::correlation_header(&headers), None)
 }
 
 fn discovery_doc(st: &AppState, t: &str, headers: &HeaderMap, uri: &Uri, v2: bool) -> Response {
@@ -262,25 +364,47 @@ fn discovery_doc(st: &AppState, t: &str, headers: &HeaderMap, uri: &Uri, v2: boo
     Json(discovery::openid_configuration(st, &base, t, v2)).into_response()
 }
 
-async fn oidc_v2(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn oidc_v2(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     discovery_doc(&st, &t, &headers, &uri, true)
 }
 
-async fn oidc_v1(State(st): St, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+async fn oidc_v1(State(st): SharedState, Path(t): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     discovery_doc(&st, &t, &headers, &uri, false)
 }
 
-async fn jwks(State(st): St, Path(t): Path<String>) -> Response {
+async fn jwks(State(st): SharedState, Path(t): Path<String>) -> Response {
     if let Err(e) = st.check_tenant(&t) {
         return e.into_response(None, None);
     }
     Json(serde_json::json!({ "keys": [discovery::jwk(&st)] })).into_response()
 }
 
-async fn instance(State(st): St, uri: Uri, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn instance(
+    State(st): SharedState,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let (base, host) = st.request_base(&headers, &uri);
     Json(discovery::instance_discovery(&base, &host, q.get("authorization_endpoint").map(String::as_str)))
         .into_response()
+}
+
+/// Reads the request body within `timeout` (a client that announces a body and sends it byte by
+/// byte, or never, is answered 408 and disconnected), at most [`MAX_BODY`] bytes (413).
+async fn body_deadline(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            "request body not received in time",
+        )
+            .into_response(),
+        // Over the limit (or the client went away mid-body).
+        Ok(Err(_)) => (StatusCode::PAYLOAD_TOO_LARGE, [(axum::http::header::CONNECTION, "close")], "").into_response(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+    }
 }
 
 /// One line per request: method, path, client id, status, AADSTS code. Never a body.
@@ -316,6 +440,9 @@ pub struct EmulatorInfo {
     tenant: String,
     ca_file: Option<PathBuf>,
     signing_cert: Certificate,
+    domains: Vec<String>,
+    users: Vec<User>,
+    apps: Vec<(String, String)>,
 }
 
 impl EmulatorInfo {
@@ -349,6 +476,33 @@ impl EmulatorInfo {
     /// The JWKS URL.
     pub fn jwks_uri(&self) -> String {
         format!("{}/{}/discovery/v2.0/keys", self.base_url, self.tenant)
+    }
+    /// The tenant's domains: the initial `*.onmicrosoft.com` one first.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+    /// The tenant's users.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+    /// `(appId, display name)` of every application served at start, sorted by appId.
+    pub fn apps(&self) -> &[(String, String)] {
+        &self.apps
+    }
+    /// The Microsoft Graph base URL to give `keycred graph --graph-url`: the emulator itself.
+    pub fn graph_url(&self) -> &str {
+        &self.base_url
+    }
+    /// The v2 authorize endpoint (`/{tenant}/oauth2/v2.0/authorize`).
+    pub fn authorize_endpoint(&self, v: EndpointVersion) -> String {
+        match v {
+            EndpointVersion::V1 => format!("{}/{}/oauth2/authorize", self.base_url, self.tenant),
+            EndpointVersion::V2 => format!("{}/{}/oauth2/v2.0/authorize", self.base_url, self.tenant),
+        }
+    }
+    /// The v2 admin-consent endpoint (`/{tenant}/v2.0/adminconsent`).
+    pub fn admin_consent_endpoint(&self) -> String {
+        format!("{}/{}/v2.0/adminconsent", self.base_url, self.tenant)
     }
 }
 
@@ -419,10 +573,57 @@ fn check_config(cfg: &EmulatorConfig) -> Result<()> {
     Ok(())
 }
 
+/// The initial domain of the tenant: `{name}.onmicrosoft.com`, with a name derived from the
+/// tenant id so that two emulators differ.
+pub fn initial_domain(tenant: &str) -> String {
+    let short: String = tenant.chars().filter(|c| c.is_ascii_hexdigit()).take(8).collect();
+    format!("keycred{}.onmicrosoft.com", short.to_ascii_lowercase())
+}
+
+/// The tenant's names and users from the configuration.
+fn tenant_of(cfg: &EmulatorConfig) -> Result<Tenant> {
+    let initial = initial_domain(&cfg.tenant);
+    let mut domains = vec![initial.clone()];
+    for d in &cfg.domains {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = d.contains('.')
+            && d.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !ok {
+            return Err(Error::input(format!("--domain '{d}': not a DNS name"))
+                .with_hint("give a domain such as contoso.example"));
+        }
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    let user_domain = domains.get(1).unwrap_or(&initial).clone();
+    let mut users = Vec::new();
+    for spec in &cfg.users {
+        let u = User::parse(spec, &user_domain).map_err(|m| {
+            Error::input(m).with_hint("for example --user adele@contoso.example or --user \"megan=Megan Bowen\"")
+        })?;
+        if !users.iter().any(|x: &User| x.upn.eq_ignore_ascii_case(&u.upn)) {
+            users.push(u);
+        }
+    }
+    if users.is_empty() {
+        users.push(User::parse(&format!("admin@{user_domain}=Emulator Admin"), &user_domain).map_err(Error::input)?);
+    }
+    Ok(Tenant::new(&cfg.tenant, domains, users))
+}
+
 /// Starts the emulator on the current tokio runtime.
 pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
     let registry = Registry::load(&cfg.manifests, cfg.apps_dir.as_deref(), cfg.log)?;
+    let directory = tenant_of(&cfg)?;
+    for id in &cfg.consented {
+        let app = registry.find(id).ok_or_else(|| {
+            Error::input(format!("--consented {id}: no application with this appId"))
+                .with_hint("give the appId of an application whose manifest the emulator serves")
+        })?;
+        directory.admin_consent(&app, &registry);
+    }
     let (signing_cert, signing_key) = tokio::task::spawn_blocking(|| {
         cert::generate(&NewCertificate {
             subject: "CN=keycred emulator token signing".into(),
@@ -465,9 +666,18 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     let kid = signing_cert.x5t();
     let scheme = if cfg.tls { "https" } else { "http" };
     let base_url = format!("{scheme}://{shown}");
+    let mut base_urls = vec![base_url.clone()];
+    if shown.ip().is_loopback() {
+        base_urls.push(format!("{scheme}://localhost:{}", shown.port()));
+    }
     let state = Arc::new(AppState {
         tenant: cfg.tenant.to_ascii_lowercase(),
         registry,
+        directory,
+        base_urls,
+        auto_consent: cfg.auto_consent,
+        code_lifetime: cfg.code_lifetime,
+        user_token_lifetime: cfg.user_token_lifetime,
         grants: cfg.grants.clone(),
         secret: cfg.secret.clone(),
         tls: cfg.tls,
@@ -478,7 +688,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
     });
-    let app = router(state.clone());
+    let app = router_with(state.clone(), cfg.read_timeout);
+    let read_timeout = cfg.read_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
@@ -487,16 +698,20 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         Some(config) => {
             let listener =
                 tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
-            })
+            tokio::spawn(serve::serve(listener, app, read_timeout, stop))
         }
-        None => tokio::spawn(async move {
-            let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
-        }),
+        None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
     };
     Ok(EmulatorHandle {
-        info: EmulatorInfo { base_url, tenant: state.tenant.clone(), ca_file, signing_cert },
+        info: EmulatorInfo {
+            base_url,
+            tenant: state.tenant.clone(),
+            ca_file,
+            signing_cert,
+            domains: state.directory.domains.clone(),
+            users: state.directory.users.clone(),
+            apps: state.registry.list().iter().map(|a| (a.app_id.clone(), a.name().to_string())).collect(),
+        },
         stop: Some(stop_tx),
         task: Some(task),
         _temp: temp,

@@ -193,11 +193,6 @@ impl Tenant {
         }
     }
 
-    /// Whether an administrator consented to `client_id`.
-    pub fn is_admin_consented(&self, client_id: &str) -> bool {
-        self.grants.lock().map(|g| g.admin_consented.contains(&client_id.to_ascii_lowercase())).unwrap_or(false)
-    }
-
     /// A grant of delegated `scopes` on `api` to `client_id`, by `user_oid` alone or (when
     /// `None`) by an administrator for everyone.
     pub fn grant_scopes(&self, client_id: &str, api: &Api, user_oid: Option<&str>, scopes: &[String]) {

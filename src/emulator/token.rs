@@ -1,13 +1,21 @@
 //! The token endpoints (v1 `/oauth2/token`, v2 `/oauth2/v2.0/token`): request checks, client
 //! authentication (certificate assertion, or secret in the body or in `Authorization: Basic`, the
-//! methods the discovery document advertises), and issuing the access token, whose `aud` is the
-//! resource URI in v1 and the resource's app id in v2.
+//! methods the discovery document advertises), and the grants: client credentials, authorization
+//! code, refresh token and on-behalf-of (PROTOCOL.md sections 4, 5 and 5b).
+//!
+//! The token's shape is chosen by the resource, never by the endpoint: a resource whose manifest
+//! asks for v2 tokens (`api.requestedAccessTokenVersion` 2) gets them from both endpoints, and
+//! every other one, Microsoft Graph and the Office 365 Management APIs included, gets v1 tokens
+//! (`aud` the identifier as requested, `sts.windows.net` issuer, `appid`) from both.
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
-//! else would have been accepted.
+//! else would have been accepted. The assertion's `aud` must name the emulator's own configured
+//! base URL; the request's `Host` header plays no part.
 
-use super::errors::{EntraError, RequestLog};
+use super::apps::{Api, App, TokenVersion};
+use super::errors::{token_response_headers, Refusal, RequestLog};
+use super::tenant::{RefreshGrant, User};
 use super::{AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
 use crate::jwt::{self, dangerous};
@@ -21,65 +29,105 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Allowed clock skew for `exp` and `nbf`, seconds (Entra allows five minutes).
 pub const CLOCK_SKEW: i64 = 300;
-/// Lifetime of issued access tokens, seconds (Entra's usual `expires_in`).
+/// Lifetime of app-only access tokens, seconds (Entra's `expires_in`).
 pub const TOKEN_LIFETIME: i64 = 3599;
+/// Entra back-dates `iat` and `nbf` by five minutes, for clients whose clocks run behind.
+pub const BACKDATE: i64 = 300;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The on-behalf-of grant type.
+pub(super) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const GRAPH: &str = "https://graph.microsoft.com";
 pub(super) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-
-/// First-party resources whose app ids are public: a v2 token for them carries this `aud`.
-const WELL_KNOWN_RESOURCES: [(&str, &str); 3] = [
-    (GRAPH, GRAPH_APP_ID),
-    ("https://graph.windows.net", "00000002-0000-0000-c000-000000000000"),
-    ("https://manage.office.com", "c5393580-f805-4401-95e8-94b7a6ef2fc2"),
-];
+/// OpenID Connect scopes: about the sign-in, not a resource.
+pub(super) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 
 /// How the client proved itself: decides `appidacr`/`azpacr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ClientAuth {
+enum ClientProof {
     Secret,
     Certificate,
 }
 
-/// Handles one token request. `endpoint` is the exact URL the request hit (scheme, Host, path),
-/// the only `aud` an assertion may carry.
+impl ClientProof {
+    fn acr(self) -> &'static str {
+        match self {
+            ClientProof::Secret => "1",
+            ClientProof::Certificate => "2",
+        }
+    }
+}
+
+/// The `client-request-id` header, when it is a GUID (what Microsoft's libraries send).
+pub(super) fn correlation_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| uuid::Uuid::parse_str(v).is_ok())
+        .map(str::to_string)
+}
+
+/// A form body: Entra reads the first occurrence of a field; empty values count as missing.
+pub(super) fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if !v.is_empty() {
+            m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+    }
+    m
+}
+
+/// One token request.
+struct Req<'a> {
+    st: &'a AppState,
+    tenant: &'a str,
+    version: EndpointVersion,
+    /// The URLs an assertion's `aud` may name: the emulator's own base URLs with this path.
+    endpoints: Vec<String>,
+    form: HashMap<String, String>,
+}
+
+impl Req<'_> {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.form.get(name).map(String::as_str)
+    }
+    fn require(&self, name: &str) -> Result<&str, Refusal> {
+        self.field(name).ok_or_else(|| Refusal::missing_parameter(name))
+    }
+}
+
+/// Handles one token request at `path` (the request path, appended to the emulator's own base
+/// URL to give the only `aud` an assertion may carry).
 pub(super) fn handle(
     st: &AppState,
     tenant: &str,
     version: EndpointVersion,
-    endpoint: &str,
+    path: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    let form: HashMap<String, String> = {
-        let mut m = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            // Entra reads the first occurrence; empty values count as missing.
-            if !v.is_empty() {
-                m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-            }
-        }
-        m
-    };
+    let form = parse_form(body);
     let basic = basic_credentials(headers);
     let client_id = match &basic {
         Some(Ok((id, _))) => Some(id.as_str()),
         _ => form.get("client_id").map(String::as_str),
     }
     .map(|s| s.chars().take(64).collect::<String>());
-    let correlation = headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| uuid::Uuid::parse_str(v).is_ok())
-        .map(str::to_string);
-    match issue(st, tenant, version, endpoint, &form, basic) {
+    // MSAL sends `client-request-id` as a header; other clients put it in the form.
+    let correlation = correlation_header(headers)
+        .or_else(|| form.get("client-request-id").filter(|v| uuid::Uuid::parse_str(v).is_ok()).cloned());
+    let endpoints = st.base_urls.iter().map(|b| format!("{b}{path}")).collect();
+    let req = Req { st, tenant, version, endpoints, form };
+    match issue(&req, basic) {
         Ok(body) => {
             let mut resp = Json(body).into_response();
+            token_response_headers(&mut resp, &uuid::Uuid::new_v4().to_string());
             resp.extensions_mut().insert(RequestLog { client_id, code: None });
             resp
         }
@@ -87,178 +135,640 @@ pub(super) fn handle(
     }
 }
 
-fn issue(
-    st: &AppState,
-    tenant: &str,
-    version: EndpointVersion,
-    endpoint: &str,
-    form: &HashMap<String, String>,
-    basic: Option<Result<(String, SecretString), EntraError>>,
-) -> Result<Value, EntraError> {
-    st.check_tenant(tenant)?;
-    let field = |name: &str| form.get(name).map(String::as_str);
-    let grant_type = field("grant_type").ok_or_else(|| EntraError::missing_parameter("grant_type"))?;
+fn issue(req: &Req, basic: Option<Result<(String, SecretString), Refusal>>) -> Result<Value, Refusal> {
+    req.st.check_tenant(req.tenant)?;
+    let grant_type = req.require("grant_type")?;
     let basic = basic.transpose()?;
     let client_id = match &basic {
         Some((id, _)) => {
-            if field("client_assertion").is_some() || field("client_secret").is_some() {
-                return Err(EntraError::malformed_request(
+            if req.field("client_assertion").is_some() || req.field("client_secret").is_some() {
+                return Err(Refusal::malformed_request(
                     "The client authenticated both with an Authorization: Basic header and with a client_assertion or \
                      client_secret in the request body; use one method only.",
                 ));
             }
-            if field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
-                return Err(EntraError::malformed_request(
+            if req.field("client_id").is_some_and(|f| !f.eq_ignore_ascii_case(id)) {
+                return Err(Refusal::malformed_request(
                     "The 'client_id' parameter in the request body does not match the client id in the \
                      Authorization: Basic header.",
                 ));
             }
-            id.as_str()
+            id.clone()
         }
-        None => field("client_id").ok_or_else(|| EntraError::missing_parameter("client_id"))?,
+        None => req.require("client_id")?.to_string(),
     };
-    let resource = match version {
-        EndpointVersion::V1 => field("resource").ok_or_else(|| EntraError::missing_parameter("resource"))?.to_string(),
-        EndpointVersion::V2 => {
-            resource_from_scope(field("scope").ok_or_else(|| EntraError::missing_parameter("scope"))?)?
+    let secret = basic.as_ref().map(|(_, s)| s.expose().to_string());
+    let auth = || authenticate(req, &client_id, secret.as_deref());
+    match grant_type {
+        "client_credentials" => client_credentials(req, auth),
+        "authorization_code" => authorization_code(req, auth),
+        "refresh_token" => refresh_token(req, auth),
+        JWT_BEARER_GRANT => on_behalf_of(req, auth),
+        other => {
+            // As before the user flows existed: the resource is asked for first.
+            match req.version {
+                EndpointVersion::V1 => {
+                    req.require("resource")?;
+                }
+                EndpointVersion::V2 => {
+                    req.require("scope")?;
+                }
+            }
+            Err(Refusal::unsupported_grant_type(other))
         }
-    };
-    if grant_type != "client_credentials" {
-        return Err(EntraError::unsupported_grant_type(grant_type));
     }
-    let app = st.registry.find(client_id).ok_or_else(|| EntraError::app_not_found(client_id, tenant))?;
-    let auth = if let Some(assertion) = field("client_assertion") {
-        match field("client_assertion_type") {
+}
+
+/// Authenticates the client: the app must exist, and prove itself with a certificate assertion
+/// or the secret.
+fn authenticate(req: &Req, client_id: &str, basic_secret: Option<&str>) -> Result<(Arc<App>, ClientProof), Refusal> {
+    let st = req.st;
+    let app = st.registry.find(client_id).ok_or_else(|| Refusal::app_not_found(client_id, req.tenant))?;
+    let auth = if let Some(assertion) = req.field("client_assertion") {
+        match req.field("client_assertion_type") {
             Some(ASSERTION_TYPE) => {}
-            Some(_) => return Err(EntraError::malformed_jwt("Invalid client_assertion_type.")),
-            None => return Err(EntraError::missing_parameter("client_assertion_type")),
+            Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
+            None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
-        verify_assertion(&app.credentials, assertion, client_id, endpoint, crate::dates::now())?;
-        ClientAuth::Certificate
-    } else if let Some(secret) = basic.as_ref().map(|(_, s)| s.expose()).or(field("client_secret")) {
+        verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, crate::dates::now())?;
+        ClientProof::Certificate
+    } else if let Some(secret) = basic_secret.or(req.field("client_secret")) {
         // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
         let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
             || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
         if !ok {
-            return Err(EntraError::bad_secret(client_id));
+            return Err(Refusal::bad_secret(client_id));
         }
-        ClientAuth::Secret
+        ClientProof::Secret
     } else {
-        return Err(EntraError::missing_credential());
+        return Err(Refusal::missing_credential());
     };
-    let roles =
-        st.roles_for(&resource, &app.app_id).ok_or_else(|| EntraError::resource_not_found(&resource, tenant))?;
+    Ok((app, auth))
+}
 
-    let now = jwt::now_secs();
-    let exp = now + TOKEN_LIFETIME;
-    let acr = match auth {
-        ClientAuth::Secret => "1",
-        ClientAuth::Certificate => "2",
+fn client_credentials(
+    req: &Req,
+    auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>,
+) -> Result<Value, Refusal> {
+    let resource = match req.version {
+        EndpointVersion::V1 => req.require("resource")?.to_string(),
+        EndpointVersion::V2 => resource_from_scope(req.require("scope")?)?,
     };
-    let tid = &st.tenant;
-    let uti = {
-        use rand::RngCore;
-        let mut b = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut b);
-        b64url(&b)
-    };
+    // An app-only token is for one tenant; `common` and `organizations` name none.
+    if super::is_multi_tenant(req.tenant) {
+        return Err(Refusal::no_tenant_information());
+    }
+    let (app, auth) = auth()?;
+    let api = req.st.resource(&resource).ok_or_else(|| Refusal::resource_not_found(&resource, req.tenant))?;
+    let roles = req.st.roles_for(&api, &app.app_id);
+    let m = mint(req.st, &app, auth, &api, &resource, Subject::App { roles })?;
+    Ok(app_only_body(req.version, &m, &resource))
+}
+
+/// A signed access token and its times.
+struct Minted {
+    token: String,
+    /// Issue time as claimed (`iat` = `nbf`, back-dated).
+    nbf: i64,
+    exp: i64,
+    /// `expires_in`: seconds from now until `exp`.
+    expires_in: i64,
+}
+
+/// Whom a token is about.
+enum Subject<'a> {
+    /// The client itself (client credentials).
+    App { roles: Vec<String> },
+    /// A signed-in user, with the delegated scopes granted.
+    User { user: &'a User, scopes: Vec<String> },
+}
+
+fn uti() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    b64url(&b)
+}
+
+/// `sub` of user tokens: pairwise, so that two apps cannot correlate a user by it (`oid` is
+/// the same everywhere).
+fn pairwise_sub(user: &User, app_id: &str) -> String {
+    b64url(&sha256(format!("keycred-emulator sub {} {}", user.oid, app_id.to_ascii_lowercase()).as_bytes()))
+}
+
+fn v1_issuer(tid: &str) -> String {
+    format!("https://sts.windows.net/{tid}/")
+}
+fn v2_issuer(tid: &str) -> String {
+    format!("https://login.microsoftonline.com/{tid}/v2.0")
+}
+
+fn sign(st: &AppState, v1_header: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
     let mut header = Map::new();
     header.insert("typ".into(), json!("JWT"));
-    let mut claims = Map::new();
-    // v1 tokens name the resource as it was asked for; v2 tokens name it by its app id.
-    let aud = match version {
-        EndpointVersion::V1 => resource.clone(),
-        // The emulator's own URL names Graph (see `AppState::is_graph`).
-        EndpointVersion::V2 if st.is_own_url(&resource) => GRAPH_APP_ID.to_string(),
-        EndpointVersion::V2 => resource_app_id(&resource),
-    };
-    claims.insert("aud".into(), json!(aud));
-    match version {
-        EndpointVersion::V1 => {
-            header.insert("x5t".into(), json!(st.kid));
-            header.insert("kid".into(), json!(st.kid));
-            claims.insert("iss".into(), json!(format!("https://sts.windows.net/{tid}/")));
-            claims.insert("iat".into(), json!(now));
-            claims.insert("nbf".into(), json!(now));
-            claims.insert("exp".into(), json!(exp));
-            claims.insert("appid".into(), json!(app.app_id));
-            claims.insert("appidacr".into(), json!(acr));
-            claims.insert("idp".into(), json!(format!("https://sts.windows.net/{tid}/")));
-        }
-        EndpointVersion::V2 => {
-            header.insert("kid".into(), json!(st.kid));
-            claims.insert("iss".into(), json!(format!("https://login.microsoftonline.com/{tid}/v2.0")));
-            claims.insert("iat".into(), json!(now));
-            claims.insert("nbf".into(), json!(now));
-            claims.insert("exp".into(), json!(exp));
-            claims.insert("azp".into(), json!(app.app_id));
-            claims.insert("azpacr".into(), json!(acr));
-        }
+    if v1_header {
+        header.insert("x5t".into(), json!(st.kid));
     }
-    claims.insert("idtyp".into(), json!("app"));
-    claims.insert("oid".into(), json!(app.sp_object_id));
-    if !roles.is_empty() {
-        claims.insert("roles".into(), json!(roles));
-    }
-    claims.insert("sub".into(), json!(app.sp_object_id));
-    claims.insert("tid".into(), json!(tid));
-    claims.insert("uti".into(), json!(uti));
-    claims.insert(
-        "ver".into(),
-        json!(match version {
-            EndpointVersion::V1 => "1.0",
-            EndpointVersion::V2 => "2.0",
+    header.insert("kid".into(), json!(st.kid));
+    jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
+        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))
+}
+
+/// Issues an access token for `api` (named `requested` in the request) to `client`, in the
+/// shape the resource takes.
+fn mint(
+    st: &AppState,
+    client: &App,
+    auth: ClientProof,
+    api: &Api,
+    requested: &str,
+    subject: Subject,
+) -> Result<Minted, Refusal> {
+    let now = jwt::now_secs();
+    let lifetime = match subject {
+        Subject::App { .. } => TOKEN_LIFETIME,
+        // User tokens live a random 60 to 90 minutes, as Entra's do.
+        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
+            use rand::Rng;
+            rand::thread_rng().gen_range(3600..=5400)
         }),
-    );
-    let token = jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
-        .map_err(|_| EntraError::malformed_jwt("The emulator could not sign the token."))?;
-    Ok(match version {
+    };
+    let (nbf, exp) = (now - BACKDATE, now + lifetime);
+    let tid = &st.tenant;
+    let v1 = api.token_version == TokenVersion::V1;
+    let mut c = Map::new();
+    // v1 tokens name the resource as it was asked for (URI or GUID); v2 tokens by its app id.
+    let aud = if v1 { requested.to_string() } else { api.app_id.clone() };
+    c.insert("aud".into(), json!(aud));
+    c.insert("iss".into(), json!(if v1 { v1_issuer(tid) } else { v2_issuer(tid) }));
+    c.insert("iat".into(), json!(nbf));
+    c.insert("nbf".into(), json!(nbf));
+    c.insert("exp".into(), json!(exp));
+    match &subject {
+        Subject::App { roles } => {
+            if v1 {
+                c.insert("appid".into(), json!(client.app_id));
+                c.insert("appidacr".into(), json!(auth.acr()));
+                c.insert("idp".into(), json!(v1_issuer(tid)));
+            } else {
+                c.insert("azp".into(), json!(client.app_id));
+                c.insert("azpacr".into(), json!(auth.acr()));
+            }
+            c.insert("idtyp".into(), json!("app"));
+            c.insert("oid".into(), json!(client.sp_object_id));
+            if !roles.is_empty() {
+                c.insert("roles".into(), json!(roles));
+            }
+            c.insert("sub".into(), json!(client.sp_object_id));
+        }
+        Subject::User { user, scopes } => {
+            if v1 {
+                c.insert("acr".into(), json!("1"));
+                c.insert("amr".into(), json!(["pwd"]));
+                c.insert("appid".into(), json!(client.app_id));
+                c.insert("appidacr".into(), json!(auth.acr()));
+                let (given, family) = user.given_family();
+                c.insert("family_name".into(), json!(family));
+                c.insert("given_name".into(), json!(given));
+            } else {
+                c.insert("azp".into(), json!(client.app_id));
+                c.insert("azpacr".into(), json!(auth.acr()));
+            }
+            c.insert("name".into(), json!(user.name));
+            c.insert("oid".into(), json!(user.oid));
+            if !v1 {
+                c.insert("preferred_username".into(), json!(user.upn));
+            }
+            c.insert("scp".into(), json!(scopes.join(" ")));
+            c.insert("sub".into(), json!(pairwise_sub(user, &client.app_id)));
+            if v1 {
+                c.insert("unique_name".into(), json!(user.upn));
+                c.insert("upn".into(), json!(user.upn));
+            }
+        }
+    }
+    c.insert("tid".into(), json!(tid));
+    c.insert("uti".into(), json!(uti()));
+    c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
+    Ok(Minted { token: sign(st, v1, c)?, nbf, exp, expires_in: lifetime })
+}
+
+/// An ID token for `user` signed in to `client`: its version follows the endpoint (ID tokens
+/// are the client's, not a resource's).
+fn id_token(
+    st: &AppState,
+    version: EndpointVersion,
+    client: &App,
+    user: &User,
+    nonce: Option<&str>,
+) -> Result<String, Refusal> {
+    let now = jwt::now_secs();
+    let tid = &st.tenant;
+    let v1 = version == EndpointVersion::V1;
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(client.app_id));
+    c.insert("iss".into(), json!(if v1 { v1_issuer(tid) } else { v2_issuer(tid) }));
+    c.insert("iat".into(), json!(now - BACKDATE));
+    c.insert("nbf".into(), json!(now - BACKDATE));
+    c.insert("exp".into(), json!(now + 3600));
+    if v1 {
+        c.insert("amr".into(), json!(["pwd"]));
+        let (given, family) = user.given_family();
+        c.insert("family_name".into(), json!(family));
+        c.insert("given_name".into(), json!(given));
+    }
+    c.insert("name".into(), json!(user.name));
+    if let Some(n) = nonce {
+        c.insert("nonce".into(), json!(n));
+    }
+    c.insert("oid".into(), json!(user.oid));
+    if !v1 {
+        c.insert("preferred_username".into(), json!(user.upn));
+    }
+    c.insert("sub".into(), json!(pairwise_sub(user, &client.app_id)));
+    c.insert("tid".into(), json!(tid));
+    if v1 {
+        c.insert("unique_name".into(), json!(user.upn));
+        c.insert("upn".into(), json!(user.upn));
+    }
+    c.insert("uti".into(), json!(uti()));
+    c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
+    sign(st, v1, c)
+}
+
+fn app_only_body(version: EndpointVersion, m: &Minted, resource: &str) -> Value {
+    match version {
         EndpointVersion::V1 => json!({
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME.to_string(),
-            "ext_expires_in": TOKEN_LIFETIME.to_string(),
-            "expires_on": exp.to_string(),
-            "not_before": now.to_string(),
+            "expires_in": m.expires_in.to_string(),
+            "ext_expires_in": m.expires_in.to_string(),
+            "expires_on": m.exp.to_string(),
+            "not_before": m.nbf.to_string(),
             "resource": resource,
-            "access_token": token,
+            "access_token": m.token,
         }),
         EndpointVersion::V2 => json!({
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME,
-            "ext_expires_in": TOKEN_LIFETIME,
-            "access_token": token,
+            "expires_in": m.expires_in,
+            "ext_expires_in": m.expires_in,
+            "access_token": m.token,
         }),
-    })
+    }
+}
+
+/// What a user-flow request asks for: one resource (as named), its delegated scope values (or
+/// `.default`), and the OpenID scopes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Asked {
+    /// The resource as named: a URI or GUID, or Graph's GUID for bare scope names.
+    pub resource: String,
+    /// Scope values asked on it; empty with `.default`.
+    pub scopes: Vec<String>,
+    /// `.default` was asked: every permission consented.
+    pub default: bool,
+    /// `openid`, `profile`, `email`, `offline_access` as asked.
+    pub oidc: Vec<String>,
+}
+
+impl Asked {
+    /// Whether the `scope` parameter of a v2 answer shows the scopes with a resource prefix.
+    fn prefix(&self) -> Option<&str> {
+        (!self.resource.eq_ignore_ascii_case(GRAPH_APP_ID)).then_some(self.resource.as_str())
+    }
+}
+
+/// Splits a v2 `scope` parameter (PROTOCOL.md section 5b): `{resource}/{value}`,
+/// `{resource}/.default`, bare values (Microsoft Graph's), and OpenID scopes. All resource
+/// scopes must name one resource (70011 otherwise). With only OpenID scopes, the resource is
+/// Microsoft Graph, as Entra does.
+pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
+    let mut resource: Option<String> = None;
+    let mut scopes = Vec::new();
+    let mut default = false;
+    let mut oidc = Vec::new();
+    for s in scope.split_whitespace() {
+        if let Some(o) = OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s)) {
+            oidc.push(o.to_string());
+            continue;
+        }
+        let (r, value) = match s.rfind('/') {
+            // `https://x//.default` names `https://x/`.
+            Some(i) => (s[..i].to_string(), &s[i + 1..]),
+            None => (GRAPH_APP_ID.to_string(), s),
+        };
+        if r.is_empty() || value.is_empty() {
+            return Err(Refusal::invalid_scope(scope));
+        }
+        match &resource {
+            Some(prev)
+                if !same_resource(prev, &r)
+                    && !(prev.trim_end_matches('/').eq_ignore_ascii_case(r.trim_end_matches('/'))) =>
+            {
+                return Err(Refusal::several_resources(scope))
+            }
+            Some(_) => {}
+            None => resource = Some(r),
+        }
+        if value == ".default" {
+            default = true;
+        } else {
+            scopes.push(value.to_string());
+        }
+    }
+    let resource = resource.unwrap_or_else(|| GRAPH_APP_ID.to_string());
+    if resource == GRAPH_APP_ID && scopes.is_empty() && !default {
+        // Only OpenID scopes: a Microsoft Graph token carrying them.
+        scopes = oidc.iter().filter(|o| *o != "offline_access").cloned().collect();
+    }
+    Ok(Asked { resource, scopes, default, oidc })
+}
+
+/// The scopes a user token carries: with `.default` every scope consented; otherwise the
+/// asked ones, each of which must be consented (65001 otherwise). Unknown scope values: 650053.
+fn consented_scopes(
+    st: &AppState,
+    client: &App,
+    api: &Api,
+    user: &User,
+    asked: &Asked,
+) -> Result<Vec<String>, Refusal> {
+    let granted = st.directory.scopes(&client.app_id, api, &user.oid);
+    if asked.default {
+        if granted.is_empty() {
+            return Err(Refusal::consent_required(&client.app_id, client.name()));
+        }
+        return Ok(granted);
+    }
+    let mut out = Vec::new();
+    for s in &asked.scopes {
+        let known = api.scope_by_value(s).ok_or_else(|| Refusal::unknown_scope(client.name(), s, &api.app_id))?;
+        if !granted.iter().any(|g| g.eq_ignore_ascii_case(&known.value)) {
+            return Err(Refusal::consent_required(&client.app_id, client.name()));
+        }
+        out.push(known.value.clone());
+    }
+    Ok(out)
+}
+
+/// The answer to a user flow (code, refresh, on-behalf-of).
+#[allow(clippy::too_many_arguments)]
+fn user_body(
+    req: &Req,
+    client: &App,
+    auth: ClientProof,
+    api: &Api,
+    requested: &str,
+    user: &User,
+    scopes: Vec<String>,
+    oidc: &[String],
+    refresh: Option<RefreshGrant>,
+    nonce: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Value, Refusal> {
+    let st = req.st;
+    let shown: Vec<String> = scopes
+        .iter()
+        .map(|s| match prefix {
+            Some(p) if !OIDC_SCOPES.contains(&s.as_str()) => format!("{}/{s}", p.trim_end_matches('/')),
+            _ => s.clone(),
+        })
+        .collect();
+    let m = mint(st, client, auth, api, requested, Subject::User { user, scopes })?;
+    let v1 = req.version == EndpointVersion::V1;
+    let mut body = if v1 {
+        json!({
+            "token_type": "Bearer",
+            "scope": shown.join(" "),
+            "expires_in": m.expires_in.to_string(),
+            "ext_expires_in": m.expires_in.to_string(),
+            "expires_on": m.exp.to_string(),
+            "not_before": m.nbf.to_string(),
+            "resource": requested,
+            "access_token": m.token,
+        })
+    } else {
+        let mut all = shown.clone();
+        all.extend(oidc.iter().filter(|o| !shown.contains(o)).cloned());
+        json!({
+            "token_type": "Bearer",
+            "scope": all.join(" "),
+            "expires_in": m.expires_in,
+            "ext_expires_in": m.expires_in,
+            "access_token": m.token,
+        })
+    };
+    let o = body.as_object_mut().expect("object");
+    // v1 always returns a refresh token and an ID token; v2 only when offline_access and
+    // openid were asked.
+    let wants = |s: &str| oidc.iter().any(|o| o == s);
+    if let Some(g) = refresh.filter(|_| v1 || wants("offline_access")) {
+        o.insert("refresh_token".into(), json!(st.directory.issue_refresh(g)));
+    }
+    if v1 || wants("openid") {
+        o.insert("id_token".into(), json!(id_token(st, req.version, client, user, nonce)?));
+    }
+    if req.field("client_info") == Some("1") {
+        let info = json!({"uid": user.oid, "utid": st.tenant}).to_string();
+        o.insert("client_info".into(), json!(b64url(info.as_bytes())));
+    }
+    Ok(body)
+}
+
+fn authorization_code(
+    req: &Req,
+    auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>,
+) -> Result<Value, Refusal> {
+    let st = req.st;
+    let code = req.require("code")?;
+    let (client, auth) = auth()?;
+    let grant = st.directory.redeem_code(code).ok_or_else(Refusal::bad_code)?;
+    if !grant.client_id.eq_ignore_ascii_case(&client.app_id) {
+        return Err(Refusal::bad_code());
+    }
+    if jwt::now_secs() >= grant.expires_at {
+        return Err(Refusal::code_expired());
+    }
+    if grant.redeemed {
+        return Err(Refusal::code_redeemed());
+    }
+    match (&grant.redirect_uri, req.field("redirect_uri")) {
+        (Some(want), Some(got)) if !super::apps::same_reply_url(want, got) => {
+            return Err(Refusal::redirect_mismatch(got, want))
+        }
+        (Some(_), None) => return Err(Refusal::missing_parameter("redirect_uri")),
+        (None, Some(got)) if !client.has_reply_url(got) => {
+            return Err(Refusal::reply_url_not_registered(got, &client.app_id))
+        }
+        _ => {}
+    }
+    if let Some((challenge, method)) = &grant.pkce {
+        let verifier = req.field("code_verifier").unwrap_or("");
+        let ok = match method.as_str() {
+            "plain" => !verifier.is_empty() && verifier == challenge,
+            _ => !verifier.is_empty() && b64url(&sha256(verifier.as_bytes())) == *challenge,
+        };
+        if !ok {
+            return Err(Refusal::pkce_mismatch());
+        }
+    }
+    let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_code)?.clone();
+    // v1: the token request's `resource` may name another consented resource (the refresh
+    // token is multi-resource in Entra); otherwise the authorize request's.
+    let requested = match (req.version, req.field("resource")) {
+        (EndpointVersion::V1, Some(r)) => r.to_string(),
+        _ => grant.resource.clone(),
+    };
+    let api = st.resource(&requested).ok_or_else(|| Refusal::resource_not_found(&requested, req.tenant))?;
+    let scopes = if same_resource(&requested, &grant.resource) || api.is_named(&grant.resource) {
+        grant.scopes.clone()
+    } else {
+        let asked = Asked { resource: requested.clone(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() };
+        consented_scopes(st, &client, &api, &user, &asked)?
+    };
+    let refresh = RefreshGrant {
+        client_id: client.app_id.clone(),
+        user_oid: user.oid.clone(),
+        resource: requested.clone(),
+        scopes: scopes.clone(),
+        oidc: grant.oidc.clone(),
+    };
+    let prefix = (!requested.eq_ignore_ascii_case(GRAPH_APP_ID)).then_some(requested.as_str());
+    user_body(
+        req,
+        &client,
+        auth,
+        &api,
+        &requested,
+        &user,
+        scopes,
+        &grant.oidc,
+        Some(refresh),
+        grant.nonce.as_deref(),
+        prefix,
+    )
+}
+
+fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
+    let st = req.st;
+    let rt = req.require("refresh_token")?;
+    let (client, auth) = auth()?;
+    let grant = st.directory.refresh_grant(rt).ok_or_else(Refusal::bad_refresh_token)?;
+    if !grant.client_id.eq_ignore_ascii_case(&client.app_id) {
+        return Err(Refusal::bad_refresh_token());
+    }
+    let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_refresh_token)?.clone();
+    let asked = match (req.version, req.field("scope"), req.field("resource")) {
+        (EndpointVersion::V2, Some(s), _) => parse_user_scope(s)?,
+        (EndpointVersion::V1, _, Some(r)) => {
+            Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() }
+        }
+        _ => Asked {
+            resource: grant.resource.clone(),
+            scopes: grant.scopes.clone(),
+            default: false,
+            oidc: grant.oidc.clone(),
+        },
+    };
+    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
+    let scopes = consented_scopes(st, &client, &api, &user, &asked)?;
+    let oidc = if asked.oidc.is_empty() { grant.oidc.clone() } else { asked.oidc.clone() };
+    let refresh = RefreshGrant {
+        client_id: client.app_id.clone(),
+        user_oid: user.oid.clone(),
+        resource: asked.resource.clone(),
+        scopes: scopes.clone(),
+        oidc: oidc.clone(),
+    };
+    user_body(req, &client, auth, &api, &asked.resource, &user, scopes, &oidc, Some(refresh), None, asked.prefix())
+}
+
+/// Entra's timestamp style for OBO time errors (`2024-01-31T12:00:00.0000000Z`).
+fn obo_time(secs: f64) -> String {
+    entra_time(secs)
+}
+
+fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
+    let st = req.st;
+    if req.require("requested_token_use")? != "on_behalf_of" {
+        return Err(Refusal::unsupported_grant_type(&format!(
+            "{JWT_BEARER_GRANT} with requested_token_use={}",
+            req.field("requested_token_use").unwrap_or_default()
+        )));
+    }
+    let assertion = req.require("assertion")?;
+    let asked = match req.version {
+        EndpointVersion::V2 => parse_user_scope(req.require("scope")?)?,
+        EndpointVersion::V1 => Asked {
+            resource: req.require("resource")?.to_string(),
+            scopes: Vec::new(),
+            default: true,
+            oidc: req.field("scope").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+        },
+    };
+    let (client, auth) = auth()?;
+    // The incoming token must be one this tenant issued: signed with the emulator's key.
+    let d = dangerous::decode(assertion).map_err(|_| Refusal::obo_bad_assertion())?;
+    let public = st.signing_cert.rsa_public_key().unwrap_or_default();
+    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, public) {
+        return Err(Refusal::obo_bad_assertion());
+    }
+    if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(&st.tenant)) {
+        return Err(Refusal::obo_bad_assertion());
+    }
+    let aud = d.claim_str("aud").unwrap_or_default();
+    if !client.api.is_named(aud) {
+        return Err(Refusal::obo_wrong_audience(aud, &client.app_id, client.name()));
+    }
+    let now = jwt::now_secs() as f64;
+    let exp = d.claim_time("exp").unwrap_or(0.0);
+    if exp + (CLOCK_SKEW as f64) < now {
+        return Err(Refusal::obo_expired(&obo_time(now), &obo_time(exp)));
+    }
+    if d.claim_str("scp").is_none() {
+        return Err(Refusal::obo_app_only(&client.app_id));
+    }
+    let oid = d.claim_str("oid").unwrap_or_default();
+    let user = st.directory.user(oid).ok_or_else(Refusal::obo_bad_assertion)?.clone();
+    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, req.tenant))?;
+    let scopes = consented_scopes(st, &client, &api, &user, &asked)?;
+    let refresh = RefreshGrant {
+        client_id: client.app_id.clone(),
+        user_oid: user.oid.clone(),
+        resource: asked.resource.clone(),
+        scopes: scopes.clone(),
+        oidc: asked.oidc.clone(),
+    };
+    // On-behalf-of answers carry no ID token: the user did not sign in to this app.
+    let oidc: Vec<String> = asked.oidc.iter().filter(|o| *o == "offline_access").cloned().collect();
+    user_body(req, &client, auth, &api, &asked.resource, &user, scopes, &oidc, Some(refresh), None, asked.prefix())
 }
 
 /// The resource of a client-credentials `scope`: exactly one `<resource>/.default` (OIDC scopes
 /// such as `openid` are ignored, as Entra does). `https://x//.default` names `https://x/`.
-fn resource_from_scope(scope: &str) -> Result<String, EntraError> {
-    const OIDC: [&str; 4] = ["openid", "profile", "offline_access", "email"];
-    let scopes: Vec<&str> = scope.split_whitespace().filter(|s| !OIDC.contains(s)).collect();
+fn resource_from_scope(scope: &str) -> Result<String, Refusal> {
+    let scopes: Vec<&str> = scope.split_whitespace().filter(|s| !OIDC_SCOPES.contains(s)).collect();
     if let Some(bad) = scopes.iter().find(|s| !s.ends_with("/.default")) {
-        return Err(EntraError::scope_not_default(bad));
+        return Err(Refusal::scope_not_default(bad));
     }
     match scopes.as_slice() {
         [one] => {
             let r = &one[..one.len() - "/.default".len()];
             if r.is_empty() {
-                Err(EntraError::invalid_scope(scope))
+                Err(Refusal::invalid_scope(scope))
             } else {
                 Ok(r.to_string())
             }
         }
-        _ => Err(EntraError::invalid_scope(scope)),
+        _ => Err(Refusal::invalid_scope(scope)),
     }
 }
 
-/// The app id of a resource, what v2 tokens carry in `aud` (PROTOCOL.md section 5): the public
-/// id of a well-known first-party resource, the GUID of `api://{guid}` or of a resource given as a
-/// GUID, and for any other URI an id derived from it ([`super::apps::derived_id`] with kind
-/// "resource" and the URI without trailing `/`), the same in every run. Case and a trailing `/`
-/// do not matter, as for Entra's resource URIs.
+/// The app id of a resource known only by name (from `--grant`): the GUID itself, the GUID of
+/// `api://{guid}`, and for any other URI an id derived from it ([`super::apps::derived_id`]
+/// with kind "resource" and the URI without trailing `/`), the same in every run. Case and a
+/// trailing `/` do not matter, as for Entra's resource URIs.
 pub(super) fn resource_app_id(resource: &str) -> String {
-    let r = resource.trim_end_matches('/');
+    let r = resource.trim().trim_end_matches('/');
     let guid = |s: &str| (s.len() == 36).then(|| uuid::Uuid::try_parse(s).ok()).flatten().map(|g| g.to_string());
     if let Some(g) = guid(r) {
         return g;
@@ -266,34 +776,29 @@ pub(super) fn resource_app_id(resource: &str) -> String {
     if let Some(g) = r.get(..6).filter(|p| p.eq_ignore_ascii_case("api://")).and_then(|_| guid(&r[6..])) {
         return g;
     }
-    if let Some((_, id)) = WELL_KNOWN_RESOURCES.iter().find(|(uri, _)| uri.eq_ignore_ascii_case(r)) {
-        return id.to_string();
+    if r.eq_ignore_ascii_case(GRAPH) {
+        return GRAPH_APP_ID.to_string();
     }
     super::apps::derived_id("resource", r)
 }
 
-/// Whether two resource identifiers name the same resource: the same app id, so Graph's URI and
-/// its GUID match, as do `api://{guid}` and the GUID.
+/// Whether two resource names given on the command line or in a request name the same
+/// resource: the same app id, so `api://{guid}` and the GUID match.
 pub(super) fn same_resource(a: &str, b: &str) -> bool {
     resource_app_id(a) == resource_app_id(b)
-}
-
-/// Whether `r` is Microsoft Graph or the app itself, which every app may ask tokens for.
-pub(super) fn is_builtin_resource(r: &str, app_id: &str) -> bool {
-    same_resource(r, GRAPH) || same_resource(r, app_id)
 }
 
 /// RFC 6749 section 2.3.1 `client_secret_basic`: `Authorization: Basic base64(id:secret)` where
 /// id and secret are each form-urlencoded first. `None` without a Basic header (other schemes
 /// are not client authentication and are ignored, as Entra does).
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), EntraError>> {
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), Refusal>> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("Basic") {
         return None;
     }
     let bad = || {
-        EntraError::malformed_request(
+        Refusal::malformed_request(
             "The Authorization: Basic header must hold base64(client_id:client_secret), each form-urlencoded.",
         )
     };
@@ -303,7 +808,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString
         let (id, secret) = t.split_once(':').ok_or_else(bad)?;
         let (id, secret) = (form_decode(id), form_decode(secret));
         if id.is_empty() {
-            return Err(EntraError::missing_parameter("client_id"));
+            return Err(Refusal::missing_parameter("client_id"));
         }
         Ok((id, SecretString::new(secret)))
     }))
@@ -338,20 +843,33 @@ fn entra_time(secs: f64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// Validates a client assertion for the app whose `keyCredentials` are `creds`.
+/// Validates a client assertion for the app whose `keyCredentials` are `creds`, posted to
+/// `endpoint`.
 pub(super) fn verify_assertion(
     creds: &[KeyCredential],
     assertion: &str,
     client_id: &str,
     endpoint: &str,
     now: OffsetDateTime,
-) -> Result<(), EntraError> {
-    let d = dangerous::decode(assertion).map_err(|_| EntraError::malformed_jwt(""))?;
+) -> Result<(), Refusal> {
+    verify_assertion_at(creds, assertion, client_id, &[endpoint.to_string()], now)
+}
+
+/// Validates a client assertion whose `aud` may be any of `endpoints` (the same endpoint under
+/// each of the emulator's own names).
+fn verify_assertion_at(
+    creds: &[KeyCredential],
+    assertion: &str,
+    client_id: &str,
+    endpoints: &[String],
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    let d = dangerous::decode(assertion).map_err(|_| Refusal::malformed_jwt(""))?;
     let alg = match d.header.get("alg") {
         Some(Value::String(a)) => a.as_str(),
-        _ => return Err(EntraError::malformed_jwt("The token header has no 'alg'.")),
+        _ => return Err(Refusal::malformed_jwt("The token header has no 'alg'.")),
     };
-    let alg = SignatureAlg::from_jose(alg).ok_or_else(|| EntraError::unsupported_alg(alg))?;
+    let alg = SignatureAlg::from_jose(alg).ok_or_else(|| Refusal::unsupported_alg(alg))?;
 
     // Key selection by thumbprint only: `kid`, `jku`, `x5u` are ignored and `x5c` never adds a
     // key (subject-name/issuer trust is not emulated), so a certificate must be registered.
@@ -359,9 +877,9 @@ pub(super) fn verify_assertion(
     let (thumb, s256) = match (header_str("x5t"), header_str("x5t#S256")) {
         (Some(t), _) => (t, false),
         (None, Some(t)) => (t, true),
-        (None, None) => return Err(EntraError::no_thumbprint()),
+        (None, None) => return Err(Refusal::no_thumbprint()),
     };
-    let thumb = URL_SAFE_NO_PAD.decode(thumb.trim_end_matches('=')).map_err(|_| EntraError::no_thumbprint())?;
+    let thumb = URL_SAFE_NO_PAD.decode(thumb.trim_end_matches('=')).map_err(|_| Refusal::no_thumbprint())?;
     let matches = |c: &KeyCredential| {
         c.certificate.as_ref().is_some_and(|x| {
             if s256 {
@@ -372,44 +890,52 @@ pub(super) fn verify_assertion(
         })
     };
     let thumb_hex = hex_upper(&thumb);
-    let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| matches(c)).collect();
+    // One rule of usability (`KeyCredential::is_usable`, what the lock-out guard and `check`
+    // use): an entry Entra would not verify with (usage `Sign`, type `Symmetric`, a key no one
+    // can sign with) is as good as absent.
+    let candidates: Vec<&KeyCredential> = creds.iter().filter(|c| c.is_usable() && matches(c)).collect();
     if candidates.is_empty() {
-        return Err(EntraError::key_not_found(&thumb_hex, client_id));
+        return Err(Refusal::key_not_found(&thumb_hex, client_id));
     }
     let Some(cred) = candidates.iter().find(|c| c.is_valid_at(now)) else {
         let c = candidates[0];
         let end = c.end.or(c.certificate.as_ref().map(|x| x.not_after()));
         let expired = end.is_some_and(|e| now > e);
-        return Err(EntraError::key_out_of_dates(&thumb_hex, &found_key(c), expired));
+        return Err(Refusal::key_out_of_dates(&thumb_hex, &found_key(c), expired));
     };
     let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
     if !d.verify(alg, public) {
-        return Err(EntraError::bad_signature(&thumb_hex, &found_key(cred)));
+        return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
 
     // RFC 7519 allows `aud` as a string or an array; a one-element array names one audience and
     // is judged as that string. Only a longer array is "more than one audience value".
     let aud = match d.claims.get("aud") {
-        Some(Value::Array(a)) if a.len() > 1 => return Err(EntraError::multiple_audiences()),
+        Some(Value::Array(a)) if a.len() > 1 => return Err(Refusal::multiple_audiences()),
         Some(Value::Array(a)) => a.first(),
         other => other,
     };
     match aud {
-        Some(Value::String(a)) if a.trim_end_matches('/').eq_ignore_ascii_case(endpoint.trim_end_matches('/')) => {}
-        _ => return Err(EntraError::bad_audience()),
+        Some(Value::String(a))
+            if endpoints.iter().any(|e| a.trim_end_matches('/').eq_ignore_ascii_case(e.trim_end_matches('/'))) => {}
+        _ => return Err(Refusal::bad_audience()),
     }
     let iss = d.claim_str("iss").unwrap_or_default();
     if d.claim_str("sub") != Some(iss) {
-        return Err(EntraError::subject_mismatch(client_id));
+        return Err(Refusal::subject_mismatch(client_id));
     }
     if !iss.eq_ignore_ascii_case(client_id) {
-        return Err(EntraError::issuer_not_client());
+        return Err(Refusal::issuer_not_client());
     }
-    let exp = d.claim_time("exp").ok_or_else(|| EntraError::malformed_jwt("The token has no valid 'exp' claim."))?;
-    let nbf = d.claim_time("nbf");
+    // A time claim that is present but not a NumericDate (a string such as "NaN", a value
+    // beyond i64 seconds) makes the token malformed: skipping it would make it never expire.
+    let time = |name: &str| d.time_claim(name).map_err(|why| Refusal::malformed_jwt(&why));
+    let exp = time("exp")?.ok_or_else(|| Refusal::malformed_jwt("The token has no valid 'exp' claim."))?;
+    let nbf = time("nbf")?;
+    time("iat")?;
     let now_s = now.unix_timestamp() as f64;
     if exp + (CLOCK_SKEW as f64) < now_s || nbf.is_some_and(|n| n - (CLOCK_SKEW as f64) > now_s) {
-        return Err(EntraError::outside_time_range(
+        return Err(Refusal::outside_time_range(
             &entra_time(now_s),
             &entra_time(nbf.unwrap_or(now_s)),
             &entra_time(exp),
@@ -437,12 +963,23 @@ mod tests {
         assert!(same_resource("https://graph.microsoft.com/", "https://Graph.microsoft.com"));
         assert!(same_resource(GRAPH_APP_ID, GRAPH));
         assert!(!same_resource("api://a", "api://b"));
-        assert!(is_builtin_resource(
-            "api://11111111-1111-1111-1111-111111111111",
-            "11111111-1111-1111-1111-111111111111"
-        ));
-        assert!(!is_builtin_resource("https://other.example", "x"));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
+    }
+
+    #[test]
+    fn user_scopes_name_one_resource() {
+        let a = parse_user_scope("openid offline_access User.Read").unwrap();
+        assert_eq!(
+            (a.resource.as_str(), a.scopes.clone(), a.default),
+            (GRAPH_APP_ID, vec!["User.Read".to_string()], false)
+        );
+        assert_eq!(a.oidc, ["openid", "offline_access"]);
+        let a = parse_user_scope("api://mid/access_as_user").unwrap();
+        assert_eq!((a.resource.as_str(), a.scopes.clone()), ("api://mid", vec!["access_as_user".to_string()]));
+        let a = parse_user_scope("https://manage.office.com/.default openid").unwrap();
+        assert!(a.default && a.scopes.is_empty() && a.resource == "https://manage.office.com");
+        assert_eq!(parse_user_scope("User.Read api://mid/x").unwrap_err().code, 70011);
+        assert_eq!(parse_user_scope("openid profile").unwrap().scopes, ["openid", "profile"]);
     }
 }

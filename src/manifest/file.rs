@@ -66,13 +66,7 @@ impl Lock {
         let path = PathBuf::from(name);
         let deadline = Instant::now() + lock_wait()?;
         loop {
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| Error::io(&path, "create the lock file", e))?;
+            let file = open_lock_file(&path)?;
             match file.try_lock() {
                 // The holder before us removes the file before unlocking it: if the path no longer
                 // names the file we locked, we locked a removed file and must start again.
@@ -92,6 +86,37 @@ impl Lock {
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, "lock", e)),
             }
         }
+    }
+}
+
+/// Opens (creating it if needed) the lock file without following a symbolic link planted at its
+/// path (which would create or lock whatever it points to) and without blocking on a FIFO;
+/// anything but a regular file there is refused.
+fn open_lock_file(path: &Path) -> Result<fs::File> {
+    let refused = || {
+        Error::input(format!(
+            "{}: the lock file is a symbolic link or not a regular file; nothing was changed",
+            path.display()
+        ))
+        .with_hint("remove it (keycred creates a plain empty file there while it edits), then run the command again")
+    };
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refused()),
+        Err(e) => return Err(Error::io(path, "create the lock file", e)),
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(refused()),
+        Err(e) => Err(Error::io(path, "create the lock file", e)),
     }
 }
 

@@ -349,7 +349,9 @@ fn read_body(body: Option<&str>, field: &str, raw: Option<&Value>, defects: &mut
         defects.push(format!("{field} does not hold a DER X.509 certificate"));
         return None;
     };
-    if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
+    if let Some(d) = c.key_defect() {
+        defects.push(format!("{d}: no one can sign with this certificate's key"));
+    } else if !c.is_rsa() || c.key_bits() < crate::cert::MIN_RSA_BITS {
         defects.push(format!(
             "the certificate's key is not RSA of at least {} bits: Entra refuses it",
             crate::cert::MIN_RSA_BITS

@@ -134,7 +134,7 @@ impl TokenClient {
     pub fn new(options: ClientOptions) -> Result<Self> {
         let extra_roots = match &options.ca_file {
             Some(path) => {
-                let pem = crate::fsio::read(path)?;
+                let pem = crate::fsio::read_limited(path, crate::fsio::MAX_CREDENTIAL_BYTES)?;
                 let certs =
                     reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(|| {
                         Error::file(path, "no PEM certificate in the file")

@@ -5,13 +5,15 @@ use crate::rotation_support as support;
 
 use support::*;
 
-const TITLES: [&str; 8] = [
+const TITLES: [&str; 10] = [
     "Generate a certificate",
     "Add it to the sample app manifest",
     "Start the Entra emulator",
+    "Before consent: a token, but no roles",
+    "An administrator consents through the consent URL",
     "keycred check through the v1",
     "keycred check through the v2",
-    "Decode the v2 access token",
+    "Decode the access token (v1",
     "Rotate: add a second certificate, verify it, remove the first",
     "A request signed with the removed certificate is refused",
 ];
@@ -26,10 +28,25 @@ fn demo_text_shows_every_step() {
         assert!(h.starts_with(&format!("== {}. {t}", i + 1)), "{h}");
     }
     assert!(!out.stdout.contains("[FAIL]") && !out.stdout.contains("UNEXPECTED"), "{}", out.stdout);
-    let last = out.stdout.split("== 8.").nth(1).unwrap();
+    let last = out.stdout.split("== 10.").nth(1).unwrap();
     assert!(last.contains("refused as expected") && last.contains("AADSTS700027"), "{last}");
     assert!(out.stdout.contains("roles       ActivityFeed.Read, ServiceHealth.Read"), "{}", out.stdout);
     assert!(out.stdout.contains("signature   valid (emulator key)"), "{}", out.stdout);
+    // The Office 365 story: no roles before consent, the consent URL followed, tid read back.
+    let before = out.stdout.split("== 4.").nth(1).unwrap().split("== 5.").next().unwrap();
+    assert!(before.contains("roles       (none)"), "{before}");
+    let consent = out.stdout.split("== 5.").nth(1).unwrap().split("== 6.").next().unwrap();
+    assert!(
+        consent.contains("/common/oauth2/authorize?response_type=code&resource=https%3A%2F%2Fmanage.office.com"),
+        "{consent}"
+    );
+    assert!(consent.contains("prompt=admin_consent") && consent.contains("admin_consent True"), "{consent}");
+    assert!(consent.contains("code exchanged at /common: tid "), "{consent}");
+    assert!(
+        out.stdout.contains("aud         https://manage.office.com") && out.stdout.contains("ver         1.0"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -48,7 +65,7 @@ fn demo_json_is_one_document_and_keep_keeps_the_second_certificate() {
         assert!(s["title"].as_str().unwrap().starts_with(t), "{s}");
         assert!(!s["lines"].as_array().unwrap().is_empty(), "{s}");
     }
-    assert!(steps[7]["lines"][0].as_str().unwrap().contains("AADSTS700027"), "{}", steps[7]);
+    assert!(steps[9]["lines"][0].as_str().unwrap().contains("AADSTS700027"), "{}", steps[9]);
     // The manifest holds exactly the second certificate, whose thumbprint openssl agrees on.
     let manifest = keep.join("manifest.json");
     let entries = entries_of(&manifest);

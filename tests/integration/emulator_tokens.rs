@@ -77,7 +77,11 @@ async fn v1_success_body_has_string_numbers_and_app_claims() {
     assert_eq!(b["resource"], API);
     let exp_on: i64 = b["expires_on"].as_str().unwrap().parse().unwrap();
     let nb: i64 = b["not_before"].as_str().unwrap().parse().unwrap();
-    assert_eq!(exp_on - nb, b["expires_in"].as_str().unwrap().parse::<i64>().unwrap());
+    // Entra: expires_in 3599, iat = nbf = issue time minus five minutes.
+    assert_eq!(b["expires_in"], "3599");
+    assert_eq!(exp_on - nb, 3599 + 300);
+    let now = keycred::jwt::now_secs();
+    assert!((now - 300 - nb).abs() <= 5, "nbf {nb} is not five minutes before now {now}");
 
     let t = dangerous::decode(b["access_token"].as_str().unwrap()).unwrap();
     assert_eq!(t.header["alg"], "RS256");
@@ -106,90 +110,188 @@ async fn v1_success_body_has_string_numbers_and_app_claims() {
     assert_eq!(c["iat"].as_i64().unwrap(), nb);
 }
 
+/// An API app of the tenant that asks for v2 tokens, and a client app whose manifest requires
+/// its two app roles; the client is consented by an administrator at start.
+const V2_API_ID: &str = "5b1f3c2e-8d4a-4e6f-9a7b-2c3d4e5f6a7b";
+const V2_API_URI: &str = "api://keycred-v2-api";
+const ROLE_READ: &str = "3f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f1";
+const ROLE_WRITE: &str = "3f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f2";
+
+fn write_v2_api(dir: &TempDir) -> std::path::PathBuf {
+    let p = dir.path("v2-api.json");
+    let m = json!({
+        "id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "appId": V2_API_ID, "displayName": "keycred v2 API",
+        "identifierUris": [V2_API_URI],
+        "api": {"requestedAccessTokenVersion": 2, "oauth2PermissionScopes": []},
+        "appRoles": [
+            {"id": ROLE_READ, "value": "Data.Read", "allowedMemberTypes": ["Application"], "isEnabled": true},
+            {"id": ROLE_WRITE, "value": "Data.Write", "allowedMemberTypes": ["Application"], "isEnabled": true}
+        ],
+        "keyCredentials": []
+    });
+    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    p
+}
+
+/// Adds `requiredResourceAccess` for both roles of the v2 API to the test app's manifest.
+fn require_v2_roles(manifest: &std::path::Path) {
+    let mut m: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    m["requiredResourceAccess"] = json!([{"resourceAppId": V2_API_ID, "resourceAccess": [
+        {"id": ROLE_READ, "type": "Role"}, {"id": ROLE_WRITE, "type": "Role"}]}]);
+    std::fs::write(manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+async fn v2_api_fixture(consented: bool) -> Fixture {
+    let dir = TempDir::new("emu-v2-api");
+    let api = write_v2_api(&dir);
+    let cred = credential("emulator test app");
+    let manifest = dir.path("app.json");
+    write_manifest(&manifest, vec![valid_entry(&cred.cert)]);
+    require_v2_roles(&manifest);
+    let mut cfg = emulator_config(vec![manifest.clone(), api], vec![]);
+    if consented {
+        cfg.consented = vec![APP_ID.into()];
+    }
+    let emu = keycred::emulator::start(cfg).await.unwrap();
+    Fixture { dir, manifest, cred, emu }
+}
+
 #[tokio::test]
-async fn v2_success_body_has_numbers_and_v2_claims() {
-    let f = fixture().await;
-    let (s, b) = f.post_v2_assertion(&f.assertion(&f.v2())).await;
+async fn v2_tokens_only_for_a_resource_that_asks_for_them_from_both_endpoints() {
+    let f = v2_api_fixture(true).await;
+    let scope = format!("{V2_API_URI}/.default");
+    let (s, b) = v2_token_for(&f, &scope).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["token_type"], "Bearer");
     assert!(b["expires_in"].is_u64() && b["ext_expires_in"].is_u64(), "{b}");
     assert!(b.get("resource").is_none());
     let t = dangerous::decode(b["access_token"].as_str().unwrap()).unwrap();
     assert!(t.header.get("x5t").is_none());
     assert!(t.header["kid"].is_string());
-    let c = &t.claims;
-    assert_claims(
-        c,
-        &[
-            ("iss", json!(format!("https://login.microsoftonline.com/{TENANT}/v2.0"))),
-            ("azp", json!(APP_ID)),
-            ("azpacr", json!("2")),
-            ("ver", json!("2.0")),
-            // v2: the resource's app id; API is a URI the emulator derives a GUID for.
-            ("aud", json!(derived_resource_id(API))),
-            ("idtyp", json!("app")),
-        ],
-    );
+    let want = [
+        ("aud", json!(V2_API_ID)),
+        ("iss", json!(format!("https://login.microsoftonline.com/{TENANT}/v2.0"))),
+        ("azp", json!(APP_ID)),
+        ("azpacr", json!("2")),
+        ("ver", json!("2.0")),
+        ("idtyp", json!("app")),
+    ];
+    assert_claims(&t.claims, &want);
+    for absent in ["appid", "appidacr", "idp"] {
+        assert!(t.claims.get(absent).is_none(), "{absent} in a v2 token");
+    }
     assert_eq!(t.roles(), vec!["Data.Read", "Data.Write"]);
+    // The v1 endpoint gives the same v2 shape: the resource decides, not the endpoint.
+    let (s, b) = v1_token(&f, V2_API_URI).await;
+    assert_eq!(s, 200, "{b}");
+    assert_claims(&token_claims(&b), &want);
+    // Asked by its app id, the same.
+    let (_, b) = v2_token_for(&f, &format!("{V2_API_ID}/.default")).await;
+    assert_eq!(token_claims(&b)["aud"], V2_API_ID);
 }
 
 #[tokio::test]
-async fn v2_aud_is_the_resource_app_id_and_v1_aud_the_uri() {
+async fn roles_come_from_admin_consent_of_required_resource_access() {
+    // Not consented: Entra still issues the token, without roles (the API refuses it).
+    let f = v2_api_fixture(false).await;
+    let scope = format!("{V2_API_URI}/.default");
+    let (s, b) = v2_token_for(&f, &scope).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(token_claims(&b).get("roles").is_none(), "roles before consent: {b}");
+    // An administrator consents through the admin-consent endpoint: now the roles are there.
+    let url = format!(
+        "{}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1",
+        f.emu.admin_consent_endpoint(),
+        "http%3A%2F%2Flocalhost%2Fcallback",
+        "api%3A%2F%2Fkeycred-v2-api%2F.default"
+    );
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&f.manifest).unwrap()).unwrap();
+    m["web"] = json!({"redirectUris": ["http://localhost/callback"]});
+    std::fs::write(&f.manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let nofollow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = nofollow.get(&url).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Data.Read") && html.contains("Data.Write"), "{html}");
+    let accept = [
+        ("client_id", APP_ID),
+        ("redirect_uri", "http://localhost/callback"),
+        ("scope", "api://keycred-v2-api/.default"),
+        ("state", "s1"),
+        ("decision", "accept"),
+    ];
+    let r = nofollow.post(&url).form(&accept).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q.get("admin_consent").map(String::as_str), Some("True"), "{loc}");
+    assert_eq!(q.get("tenant").map(String::as_str), Some(TENANT));
+    assert_eq!(q.get("state").map(String::as_str), Some("s1"));
+    let (_, b) = v2_token_for(&f, &scope).await;
+    assert_eq!(
+        keycred::jwt::dangerous::decode(b["access_token"].as_str().unwrap()).unwrap().roles(),
+        vec!["Data.Read", "Data.Write"]
+    );
+}
+
+#[tokio::test]
+async fn first_party_resources_take_v1_tokens_from_both_endpoints() {
     const AAD_GRAPH: &str = "https://graph.windows.net";
     const O365_MGMT: &str = "https://manage.office.com";
-    const OTHER_APP: &str = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
-    let f = fixture_with(|c| {
-        for r in [AAD_GRAPH, O365_MGMT, OTHER_APP] {
-            c.grants.push((r.into(), vec!["Data.Read".into()]));
-        }
-    })
-    .await;
-    let other_guid_uri = format!("api://{OTHER_APP}");
-    let own_guid_uri = format!("api://{APP_ID}");
-    let cases: [(&str, &str); 9] = [
-        ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"),
-        ("https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000"),
-        ("00000003-0000-0000-c000-000000000000", "00000003-0000-0000-c000-000000000000"),
-        (AAD_GRAPH, "00000002-0000-0000-c000-000000000000"),
-        (O365_MGMT, "c5393580-f805-4401-95e8-94b7a6ef2fc2"),
-        (&own_guid_uri, APP_ID),
-        (APP_ID, APP_ID),
-        (&other_guid_uri, OTHER_APP),
-        (OTHER_APP, OTHER_APP),
+    const MTP: &str = "https://api.security.microsoft.com";
+    let f = fixture().await;
+    let cases: [&str; 8] = [
+        "https://graph.microsoft.com",
+        "https://graph.microsoft.com/",
+        "00000003-0000-0000-c000-000000000000",
+        AAD_GRAPH,
+        O365_MGMT,
+        "c5393580-f805-4401-95e8-94b7a6ef2fc2",
+        MTP,
+        // Known only from --grant: a resource without a manifest takes v1 tokens too.
+        API,
     ];
-    for (resource, want) in cases {
+    let iss = format!("https://sts.windows.net/{TENANT}/");
+    for resource in cases {
+        // v2 endpoint: `aud` is the identifier as requested (`//.default` for a trailing slash).
         let scope = format!("{resource}/.default");
         let (s, b) = v2_token_for(&f, &scope).await;
         assert_eq!(s, 200, "{scope}: {b}");
-        assert_eq!(token_claims(&b)["aud"], want, "v2 aud for {resource}");
-        // v1 keeps the resource as asked.
+        let c = token_claims(&b);
+        assert_eq!(c["aud"], resource, "v2 endpoint aud for {resource}");
+        assert_claims(
+            &c,
+            &[
+                ("iss", json!(iss)),
+                ("ver", json!("1.0")),
+                ("appid", json!(APP_ID)),
+                ("appidacr", json!("2")),
+                ("idp", json!(iss)),
+            ],
+        );
+        assert!(c.get("azp").is_none(), "no azp in a v1 token: {c:?}");
+        // v1 endpoint: the same shape.
         let (s, b) = v1_token(&f, resource).await;
         assert_eq!(s, 200, "{resource}: {b}");
-        assert_eq!(token_claims(&b)["aud"], resource, "v1 aud for {resource}");
+        let c = token_claims(&b);
+        assert_eq!(c["aud"], resource, "v1 aud for {resource}");
+        assert_eq!(c["ver"], "1.0");
+        assert!(c.get("azp").is_none());
     }
-    // Any other URI: a GUID derived from it, the same whatever its case or trailing slash, and
-    // the same in another emulator run (nothing random in it).
-    let want = derived_resource_id(API);
-    for scope in [format!("{API}/.default"), format!("{}//.default", API.to_uppercase())] {
-        let (s, b) = v2_token_for(&f, &scope).await;
-        assert_eq!(s, 200, "{scope}: {b}");
-        assert_eq!(token_claims(&b)["aud"], want.as_str(), "{scope}");
-    }
-    let g = fixture().await;
-    let (_, b) = v2_token_for(&g, &format!("{API}/.default")).await;
-    assert_eq!(token_claims(&b)["aud"], want.as_str());
-    assert_ne!(want, derived_resource_id("api://keycred-test-api-2"));
 }
 
 #[tokio::test]
-async fn graph_and_own_app_need_no_grant_and_carry_no_roles() {
+async fn own_app_needs_no_grant_and_unregistered_uris_are_unknown() {
     let f = fixture().await;
-    for r in ["https://graph.microsoft.com", &format!("api://{APP_ID}")] {
-        let (s, b) = v1_token(&f, r).await;
-        assert_eq!(s, 200, "{b}");
-        let t = dangerous::decode(b["access_token"].as_str().unwrap()).unwrap();
-        assert!(t.claims.get("roles").is_none(), "{:?}", t.claims);
-    }
+    // An app may ask a token for itself by its app id: no roles without consent.
+    let (s, b) = v1_token(&f, APP_ID).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(token_claims(&b).get("roles").is_none());
+    // `api://{appId}` names it only when it is one of its identifierUris.
+    let got = v1_token(&f, &format!("api://{APP_ID}")).await;
+    assert_entra_error(&got, 400, "invalid_resource", 500011);
+    let (s, b) = v1_token(&f, "https://graph.microsoft.com").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(token_claims(&b).get("roles").is_none(), "Graph without consent or --grant: no roles");
 }
 
 #[tokio::test]

@@ -354,11 +354,12 @@ async fn client_secret_basic_authenticates_like_the_form_secret() {
     let f = fixture_with(|c| c.secret = Some(keycred::secret::SecretString::new(SECRET))).await;
     let scope = format!("{API}/.default");
     let form = [("grant_type", "client_credentials"), ("scope", scope.as_str())];
-    // Right secret, client id only in the header: a token, azpacr "1" (secret).
+    // Right secret, client id only in the header: a token, appidacr "1" (secret).
     let (s, b) = post_basic(&f.v2(), basic(APP_ID, SECRET), &form).await;
     assert_eq!(s, 200, "{b}");
     let c = token_claims(&b);
-    assert_eq!((c["azp"].as_str(), c["azpacr"].as_str()), (Some(APP_ID), Some("1")));
+    // A v1 resource (known from --grant): `appid`/`appidacr`, "1" for a secret.
+    assert_eq!((c["appid"].as_str(), c["appidacr"].as_str()), (Some(APP_ID), Some("1")));
     // The same client_id in the body too is fine.
     let mut with_id = form.to_vec();
     with_id.push(("client_id", APP_ID));

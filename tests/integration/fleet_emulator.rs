@@ -198,7 +198,8 @@ fn a_rotation_against_the_emulators_throttling_waits_and_finishes() {
     let g = generated_with(12, "fleet-emu-throttle", Some(4.0));
     let work = TempDir::new("fleet-emu-throttle-out");
     let out_dir = work.0.display().to_string();
-    let o = fleet(&g, "rotate", &["--expiring-within", "30d", "--out-dir", &out_dir, "--concurrency", "4", "-o", "json"]);
+    let o =
+        fleet(&g, "rotate", &["--expiring-within", "30d", "--out-dir", &out_dir, "--concurrency", "4", "-o", "json"]);
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["throttled"].as_u64().unwrap() > 0, "the emulator never throttled: {v}");

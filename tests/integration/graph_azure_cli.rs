@@ -168,6 +168,50 @@ async fn application_objects_are_complete() {
     assert_eq!(kc["key"], Value::Null);
 }
 
+/// Point 3 for a legacy (Azure AD Graph) manifest: Graph's names and shape in the answer.
+#[tokio::test]
+async fn legacy_manifests_are_shown_in_graphs_shape() {
+    let dir = TempDir::new("graph-legacy");
+    let cred = credential("legacy app");
+    let c = &cred.cert;
+    let f = |t: time::OffsetDateTime| keycred::dates::format(t);
+    let m = json!({
+        "objectId": OBJECT_ID, "appId": APP_ID, "displayName": "legacy", "availableToOtherTenants": false,
+        "identifierUris": ["api://legacy"],
+        "keyCredentials": [{"customKeyIdentifier": c.custom_key_identifier(), "endDate": f(c.not_after()),
+            "keyId": uuid::Uuid::new_v4().to_string(), "startDate": f(c.not_before()), "type": "AsymmetricX509Cert",
+            "usage": "Verify", "value": c.value_b64()}],
+        "passwordCredentials": [{"customKeyIdentifier": null, "endDate": "2030-01-01T00:00:00Z",
+            "keyId": uuid::Uuid::new_v4().to_string(), "startDate": "2024-01-01T00:00:00Z", "value": null}],
+    });
+    let path = dir.path("legacy.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let emu =
+        start(emulator_config(vec![path], vec![(GRAPH.into(), vec!["Application.Read.All".into()])])).await.unwrap();
+    let v2 = emu.token_endpoint(EndpointVersion::V2);
+    let a = assertion_for(&cred, &v2, keycred::cert::SignatureAlg::Rs256);
+    let (_, t) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
+    let token = t["access_token"].as_str().unwrap();
+    let url = format!(
+        "{}/v1.0/applications(appId='{APP_ID}')?$select=id,identifierUris,keyCredentials,passwordCredentials",
+        emu.base_url()
+    );
+    let (s, _, b) = call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!((b["id"].as_str(), &b["identifierUris"]), (Some(OBJECT_ID), &json!(["api://legacy"])));
+    let k = &b["keyCredentials"][0];
+    assert_eq!(
+        (k["key"].as_str(), k["startDateTime"].as_str()),
+        (Some(c.value_b64().as_str()), Some(f(c.not_before()).as_str()))
+    );
+    assert!(k.get("value").is_none() && k.get("startDate").is_none(), "{k}");
+    let p = &b["passwordCredentials"][0];
+    assert_eq!(
+        (p["endDateTime"].as_str(), &p["secretText"], &p["hint"]),
+        (Some("2030-01-01T00:00:00Z"), &Value::Null, &Value::Null)
+    );
+}
+
 /// Points 4 and 6: az's PATCH body (key with line breaks, `@odata.type`, no customKeyIdentifier,
 /// displayName null) is accepted; the entry is stored canonical and filled as Graph fills it;
 /// the entries sent back by keyId with `key: null` are kept; the new certificate gets tokens and,
@@ -265,7 +309,8 @@ async fn passwords_are_added_once_and_removed() {
     assert!(!text.contains(&secret) && !hashes.contains(&secret), "the secret itself is never stored");
     let (s, b) = secret_token(&f.v2(), &secret).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(token_claims(&b)["azpacr"], "1", "authenticated by secret");
+    // A v1 resource (known from --grant): `appidacr` "1", authenticated by secret.
+    assert_eq!(token_claims(&b)["appidacr"], "1", "authenticated by secret");
     let (s, b) = secret_token(&f.v2(), &format!("{secret}x")).await;
     assert_entra_error(&(s, b), 401, "invalid_client", 7000215);
     // A restarted emulator on the same manifest still accepts it.

@@ -143,8 +143,15 @@ async fn proofs_with_padding_are_refused_and_a_missing_proof_is_said_missing() {
 #[tokio::test]
 async fn graph_accepts_v1_and_v2_graph_tokens_and_refuses_other_audiences() {
     let f = graph_fixture().await;
+    // Graph takes v1 tokens: from the v2 endpoint too, `aud` is the identifier as requested.
     let v2 = graph_token(&f).await;
-    assert_eq!(token_claims(&json!({"access_token": v2}))["aud"], "00000003-0000-0000-c000-000000000000");
+    assert_eq!(token_claims(&json!({"access_token": v2}))["aud"], "https://graph.microsoft.com");
+    assert_eq!(token_claims(&json!({"access_token": v2}))["ver"], "1.0");
+    // Requested by its app id, the same v1 token names Graph by that GUID.
+    let (s, b) = v2_token_for(&f, "00000003-0000-0000-c000-000000000000/.default").await;
+    assert_eq!(s, 200, "{b}");
+    let by_guid = b["access_token"].as_str().unwrap().to_string();
+    assert_eq!(token_claims(&b)["aud"], "00000003-0000-0000-c000-000000000000");
     let a = f.assertion(&f.v1());
     let form = [
         ("grant_type", "client_credentials"),
@@ -157,13 +164,13 @@ async fn graph_accepts_v1_and_v2_graph_tokens_and_refuses_other_audiences() {
     assert_eq!(s, 200, "{b}");
     let v1 = b["access_token"].as_str().unwrap().to_string();
     assert_eq!(token_claims(&b)["aud"], "https://graph.microsoft.com");
-    for (version, token) in [("v1", &v1), ("v2", &v2)] {
+    for (version, token) in [("v1", &v1), ("v2", &v2), ("by GUID", &by_guid)] {
         let r = client().get(app_url(&f, "")).bearer_auth(token).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{version} Graph token");
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["appId"], APP_ID);
     }
-    // A v2 token for another resource (aud = its app id) is not a Graph token.
+    // A token for another resource is not a Graph token.
     let (_, b) = v2_token_for(&f, &format!("{API}/.default")).await;
     let other = b["access_token"].as_str().unwrap();
     let r = client().get(app_url(&f, "")).bearer_auth(other).send().await.unwrap();

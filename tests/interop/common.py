@@ -13,7 +13,6 @@ import json
 import os
 import re
 import sys
-import uuid
 
 
 def env(name):
@@ -66,18 +65,21 @@ def expectations():
 
 
 def expected_aud(resource, ver):
-    """v1 tokens name the resource as asked; v2 tokens its app id (PROTOCOL.md section 5): Graph's
-    well-known id, or for another URI the id the emulator derives from it (SHA-256 of
-    "keycred-emulator resource <uri>", first 16 bytes as a version-4 UUID)."""
-    r = resource.rstrip("/")
-    if ver != "2.0":
-        return r
-    if r.lower() == "https://graph.microsoft.com":
-        return "00000003-0000-0000-c000-000000000000"
-    b = bytearray(hashlib.sha256(f"keycred-emulator resource {r.lower()}".encode()).digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return str(uuid.UUID(bytes=bytes(b)))
+    """The token's shape follows the resource (PROTOCOL.md section 5): Microsoft Graph and every
+    resource without a manifest asking for v2 take v1 tokens, whose `aud` names the resource as
+    it was asked for, whichever endpoint was called."""
+    if ver != "1.0":
+        raise AssertionError(f"{resource}: a v{ver} token; this resource takes v1 tokens")
+    return resource.rstrip("/")
+
+
+def check_v1_shape(label, c):
+    """What a v1 token carries and what it must not."""
+    tid = env("KEYCRED_TENANT").lower()
+    assert c.get("ver") == "1.0", f"{label}: ver {c.get('ver')!r}"
+    assert c.get("iss") == f"https://sts.windows.net/{tid}/", f"{label}: iss {c.get('iss')!r}"
+    assert "azp" not in c, f"{label}: azp in a v1 token"
+    assert c.get("appid") == env("KEYCRED_CLIENT_ID").lower(), f"{label}: appid {c.get('appid')!r}"
 
 
 def check_token(label, token, scope, roles):
@@ -88,4 +90,5 @@ def check_token(label, token, scope, roles):
     assert c.get("tid") == env("KEYCRED_TENANT").lower(), f"{label}: tid {c.get('tid')!r}"
     assert sorted(c.get("roles", [])) == sorted(roles), f"{label}: roles {c.get('roles')!r} != {roles!r}"
     assert c.get("idtyp") == "app", f"{label}: idtyp {c.get('idtyp')!r}"
+    check_v1_shape(label, c)
     print(f"ok {label}: {scope} -> roles {c.get('roles', [])}")

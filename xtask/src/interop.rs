@@ -18,7 +18,36 @@ const GRANTS: [(&str, &str); 2] = [
     ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
-const SCRIPTS: [&str; 2] = ["msal_client_credentials.py", "azure_identity.py"];
+const SCRIPTS: [&str; 4] =
+    ["msal_client_credentials.py", "azure_identity.py", "msal_user_flows.py", "azure_identity_obo.py"];
+/// The reply URL registered for the authorization code flow; the scripts never connect to it,
+/// they read the code from the emulator's redirect.
+const REDIRECT: &str = "http://localhost/interop-callback";
+/// The interop app: a web API (`api://keycred-interop`, delegated scope `access_as_user`) that
+/// signs users in and calls Microsoft Graph on their behalf (delegated `User.Read`, consented
+/// by the administrator at start with `--consented`).
+const MANIFEST: &str = r#"{
+  "id": "0f5c8f0e-6a51-4d8e-9a43-5f2b1c3d4e6f",
+  "appId": "11111111-1111-1111-1111-111111111111",
+  "displayName": "keycred interop web API",
+  "signInAudience": "AzureADMyOrg",
+  "identifierUris": ["api://keycred-interop"],
+  "keyCredentials": [],
+  "passwordCredentials": [],
+  "api": {
+    "requestedAccessTokenVersion": null,
+    "oauth2PermissionScopes": [
+      {"id": "4a1e2f3c-5b6d-4e7f-8a9b-0c1d2e3f4a5b", "value": "access_as_user", "type": "User", "isEnabled": true}
+    ]
+  },
+  "appRoles": [],
+  "requiredResourceAccess": [
+    {"resourceAppId": "00000003-0000-0000-c000-000000000000",
+     "resourceAccess": [{"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"}]}
+  ],
+  "web": {"redirectUris": ["http://localhost/interop-callback"]}
+}
+"#;
 /// Pinned: a new upstream release must not change what the check means between two runs.
 const PACKAGES: [&str; 3] = ["msal==1.39.0", "azure-identity==1.27.0", "azure-cli==2.91.0"];
 /// The Azure CLI script, run after [`SCRIPTS`].
@@ -46,8 +75,7 @@ pub fn run(root: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     keycred(&bin, &dir, &["new", "--name", "interop", "--days", "30"])?;
     let manifest = dir.join("manifest.json");
-    std::fs::copy(root.join("templates/manifest-ms-graph.json"), &manifest)
-        .map_err(|e| format!("cannot copy the manifest template: {e}"))?;
+    std::fs::write(&manifest, MANIFEST).map_err(|e| format!("cannot write the interop manifest: {e}"))?;
     keycred(&bin, &dir, &["manifest", "add", "manifest.json", "--cert", "interop.cer"])?;
     let app_id = json_str(&std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?, "appId")
         .ok_or("the manifest template has no appId")?;
@@ -57,6 +85,9 @@ pub fn run(root: &Path) -> Result<(), String> {
     for (resource, roles) in GRANTS {
         cmd.arg("--grant").arg(format!("{resource}={roles}"));
     }
+    // The user flows: the consent page answers at once, and the administrator has consented to
+    // the app's delegated Graph permission (what on-behalf-of needs downstream).
+    cmd.args(["--auto-consent", "--consented", &app_id]);
     cmd.args(["-o", "json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("xtask: running {cmd:?}");
     let mut child = Emulator(cmd.spawn().map_err(|e| format!("cannot start keycred emulate: {e}"))?);
@@ -88,6 +119,7 @@ pub fn run(root: &Path) -> Result<(), String> {
             .env("KEYCRED_CLIENT_ID", &app_id)
             .env("KEYCRED_BUNDLE", dir.join("interop.pem"))
             .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
+            .env("KEYCRED_REDIRECT", REDIRECT)
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // The emulator is on our loopback: a proxy from the developer's shell can't reach it,

@@ -70,6 +70,30 @@ pub fn ensure_openssl() -> Result<(), String> {
     }
 }
 
+/// Makes sure headless Chromium and its WebDriver are there: one test drives the emulator's
+/// consent page in a real browser. Debian's packages, installed with apt-get when missing.
+pub fn ensure_chromium() -> Result<(), String> {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    if present("/usr/bin/chromium") && present("/usr/bin/chromedriver") {
+        return Ok(());
+    }
+    eprintln!("xtask: chromium or chromedriver not found; installing them with apt-get");
+    let _ = Command::new("apt-get").arg("update").status();
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err("the consent-page test needs Chromium and chromedriver; install them \
+             (apt-get install chromium chromium-driver)"
+            .into())
+    }
+}
+
 /// The library without its default features (`cli`, `emulator`) builds, and none of the CLI's or
 /// the emulator's dependencies are in its tree: a library user compiles only the core.
 fn library_alone(cargo: &str) -> Result<(), String> {
@@ -98,6 +122,7 @@ fn library_alone(cargo: &str) -> Result<(), String> {
 fn test(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_openssl()?;
+    ensure_chromium()?;
     run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     library_alone(&cargo)?;

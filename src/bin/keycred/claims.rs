@@ -15,14 +15,20 @@ pub fn times(claims: &Map<String, Value>) -> Map<String, Value> {
     TIME_CLAIMS
         .iter()
         .filter_map(|k| {
-            let secs = match claims.get(*k)? {
-                Value::Number(n) => n.as_f64()?,
-                Value::String(s) => s.parse().ok()?,
-                _ => return None,
-            };
+            let secs = display_secs(claims.get(*k)?)?;
             Some((k.to_string(), Value::String(rfc3339(secs as i64)?)))
         })
         .collect()
+}
+
+/// The seconds a time claim shows, for display only: a NumericDate, or (other issuers write them)
+/// a number written as a string; never NaN or an infinity. Verification is stricter
+/// ([`keycred::jwt::Decoded::time_claim`]).
+fn display_secs(v: &Value) -> Option<f64> {
+    keycred::jwt::numeric_date(v).or_else(|| {
+        let f: f64 = v.as_str()?.trim().parse().ok()?;
+        (f.is_finite() && f.abs() < i64::MAX as f64).then_some(f)
+    })
 }
 
 /// A Unix time as RFC 3339 UTC.
@@ -42,12 +48,7 @@ pub fn display_value(name: &str, v: &Value) -> String {
         other => other.to_string(),
     };
     if TIME_CLAIMS.contains(&name) {
-        let secs = match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        if let Some(t) = secs.and_then(|s| rfc3339(s as i64)) {
+        if let Some(t) = display_secs(v).and_then(|s| rfc3339(s as i64)) {
             return format!("{base} ({t})");
         }
     }

@@ -177,7 +177,7 @@ impl CredArgs {
         if let Some(problem) = problem {
             eprintln!(
                 "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
-                cert.display()
+                super::output::printable(&cert.display().to_string())
             );
         }
         Ok(cred)
@@ -248,9 +248,14 @@ pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString
     }
     let mut s = String::new();
     std::io::stdin()
-        .take(limit)
+        .take(limit + 1)
         .read_to_string(&mut s)
         .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
+    // Over the limit is refused, not cut: a truncated token would fail later, confusingly.
+    if s.len() as u64 > limit {
+        return Err(Error::input(format!("{what}: stdin holds more than {limit} bytes; nothing was read"))
+            .with_hint("pipe in the value alone"));
+    }
     let s = s.trim();
     if s.is_empty() {
         return Err(Error::input(format!("{what}: stdin was empty"))

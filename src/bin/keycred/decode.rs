@@ -2,7 +2,7 @@
 //! as not verified.
 
 use super::claims::{display_value, times};
-use super::output::out_line;
+use super::output::{out_line, printable};
 use super::Ctx;
 use keycred::jwt::dangerous;
 use keycred::{error::exit, Result};
@@ -49,8 +49,10 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
 }
 
 fn print_map(m: &Map<String, Value>) {
-    let pairs: Vec<(&str, String)> = m.iter().map(|(k, v)| (k.as_str(), display_value(k, v))).collect();
-    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    // Escaped before aligning: a hostile claim must not move the columns or add lines.
+    let pairs: Vec<(String, String)> =
+        m.iter().map(|(k, v)| (printable(k).into_owned(), printable(&display_value(k, v)).into_owned())).collect();
+    let w = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 1;
     for (k, v) in pairs {
         out_line(&format!("  {:<w$}  {v}", format!("{k}:")));
     }

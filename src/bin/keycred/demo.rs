@@ -1,9 +1,13 @@
-//! `keycred demo`: the whole mission, offline, in a few seconds, against the embedded emulator.
+//! `keycred demo`: the Office 365 Management API setup, offline, in a few seconds, against the
+//! embedded emulator.
 //!
-//! Generate a certificate, put it in a sample manifest, start the emulator on a loopback port,
-//! check the credential through v1 and v2, show the token's roles, then rotate: a second
-//! certificate is added and verified, the first removed, and a request signed with the first is
-//! shown being refused with AADSTS700027.
+//! Generate a certificate, put it in a sample manifest that asks for the Office 365 Management
+//! APIs' application permissions, start the emulator on a loopback port, show that a token
+//! carries no roles before an administrator consents, consent through the printed URL (the
+//! emulator answers it at once, as an administrator clicking Accept would), exchange the code
+//! at `/common` and read the tenant id from the token, check the credential through v1 and v2
+//! with the roles now present, then rotate: a second certificate is added and verified, the
+//! first removed, and a request signed with the first is shown being refused with AADSTS700027.
 
 use super::output::{ensure_open, out_line};
 use super::Ctx;
@@ -20,10 +24,18 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The resource and roles the demo grants (the Office 365 Management APIs of seed 000).
+/// The resource and the application permissions the demo app asks for: the Office 365
+/// Management APIs (`c5393580-...`), `ActivityFeed.Read` and `ServiceHealth.Read`, by the ids
+/// of the emulator's catalogue (`templates/resources.json`).
 const RESOURCE: &str = "https://manage.office.com";
-const ROLES: [&str; 2] = ["ActivityFeed.Read", "ServiceHealth.Read"];
+const RESOURCE_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+const ROLES: [(&str, &str); 2] = [
+    ("ActivityFeed.Read", "594c1fb6-4f81-4475-ae41-0c394909246c"),
+    ("ServiceHealth.Read", "e2cea78f-e743-4d8f-a16a-75b629a038ae"),
+];
 const APP_ID: &str = "3f6c2b1e-8d4a-4e7b-9c1d-2a5e6f7b8c9d";
+/// The reply URL registered for the consent redirect.
+const REPLY_URL: &str = "https://localhost/keycred-demo";
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
@@ -178,7 +190,28 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
 
     out.head("Start the Entra emulator on a loopback port")?;
     let stage = start(manifest, app_id, out)?;
-    let mut failed = false;
+    let cert_auth = |cred: &Arc<LoadedCredential>| ClientAuth::Certificate {
+        cred: cred.clone(),
+        alg: SignatureAlg::Rs256,
+        x5c: false,
+    };
+    let app_only = TokenRequest {
+        authority: stage.authority.clone(),
+        tenant: stage.tenant.clone(),
+        client_id: stage.app_id.clone(),
+        version: EndpointVersion::V2,
+        target: Target::Scopes(vec![RESOURCE.into()]),
+        grant: Grant::ClientCredentials,
+        auth: cert_auth(&first),
+    };
+
+    out.head("Before consent: a token, but no roles (the API would refuse it)")?;
+    let mut failed = !no_roles_yet(&stage, &app_only, out)?;
+
+    out.head(
+        "An administrator consents through the consent URL (v1 authorize at /common, as the Office 365 setup does)",
+    )?;
+    failed |= !consent(&stage, &app_only, out)?;
     for (version, target, label) in [
         (EndpointVersion::V1, Target::Resource(RESOURCE.into()), "v1 (resource=)"),
         (EndpointVersion::V2, Target::Scopes(vec![RESOURCE.into()]), "v2 (scope=.../.default)"),
@@ -189,20 +222,12 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
 
     out.head("Rotate: add a second certificate, verify it, remove the first")?;
     let second = new_cert(dir, CREDENTIALS[1], force)?;
-    let req = TokenRequest {
-        authority: stage.authority.clone(),
-        tenant: stage.tenant.clone(),
-        client_id: stage.app_id.clone(),
-        version: EndpointVersion::V2,
-        target: Target::Scopes(vec![RESOURCE.into()]),
-        grant: Grant::ClientCredentials,
-        auth: ClientAuth::Certificate { cred: second.clone(), alg: SignatureAlg::Rs256, x5c: false },
-    };
+    let req = TokenRequest { auth: cert_auth(&second), ..app_only.clone() };
     rotate_to(&stage, &second, &first_key_id, &req, out)?;
 
     out.head("A request signed with the removed certificate is refused")?;
     let mut old = req;
-    old.auth = ClientAuth::Certificate { cred: first.clone(), alg: SignatureAlg::Rs256, x5c: false };
+    old.auth = cert_auth(&first);
     failed |= !refused(&stage.client, &old, out);
     // The emulator stops here, before the temporary directory goes away.
     stage.emu.shutdown();
@@ -214,28 +239,33 @@ fn write_manifest(dir: &Path, first: &LoadedCredential, out: &mut Out) -> Result
     let manifest_path = dir.join(MANIFEST);
     let template =
         manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
-    let mut m = manifest::Manifest::parse(&template, "templates/manifest-ms-graph.json")?;
+    let mut m = manifest::Manifest::parse(&with_consent_setup(&template)?, "templates/manifest-ms-graph.json")?;
     let app_id = ClientId::new(m.app_id().unwrap_or(APP_ID))?;
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
     let first_key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
     m = m.add_entry(entry)?;
     m.save(&manifest_path)?;
     out.line(format!("appId {app_id}, keyCredentials[0].keyId {first_key_id}"));
+    out.line(format!(
+        "requiredResourceAccess: {RESOURCE} ({RESOURCE_APP_ID}) {} (type Role)",
+        ROLES.map(|(r, _)| r).join(", ")
+    ));
+    out.line(format!("reply URL {REPLY_URL}"));
     out.line(format!("written to {}", manifest_path.display()));
     Ok((manifest_path, app_id, first_key_id))
 }
 
-/// Starts the emulator on the demo's manifest, granting the demo's roles.
+/// Starts the emulator on the demo's manifest; its consent page answers at once, as an
+/// administrator clicking Accept would.
 fn start(manifest: PathBuf, app_id: ClientId, out: &mut Out) -> Result<Stage> {
     let mut cfg = EmulatorConfig::new(vec![manifest.clone()]);
-    cfg.grants = vec![(RESOURCE.to_string(), ROLES.iter().map(|r| r.to_string()).collect())];
+    cfg.auto_consent = true;
     cfg.log = false;
     let emu = emulator::start_blocking(cfg)?;
     let info = emu.info();
     let tenant = TenantId::new(info.tenant())?;
     let authority = Authority::parse(info.base_url())?;
     out.line(format!("authority {}  tenant {tenant}", info.base_url()));
-    out.line(format!("granted {RESOURCE}: {}", ROLES.join(", ")));
     let client = TokenClient::new(ClientOptions::default())?;
     Ok(Stage { emu, authority, tenant, app_id, client, manifest })
 }
@@ -254,7 +284,7 @@ fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Ta
             client_id: stage.app_id.clone(),
             version,
             target,
-            expect_roles: ROLES.iter().map(|r| r.to_string()).collect(),
+            expect_roles: ROLES.iter().map(|(r, _)| r.to_string()).collect(),
             alg: SignatureAlg::Rs256,
         },
         &stage.client,
@@ -270,7 +300,7 @@ fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Ta
     let mut failed = report.exit_code != 0;
     if version == EndpointVersion::V2 {
         if let Some(t) = &report.access_token {
-            out.head("Decode the v2 access token (signature checked against the emulator's JWKS)")?;
+            out.head("Decode the access token (v1: Office 365 takes v1 tokens, whichever endpoint)")?;
             failed |= !show_token(t.expose(), stage.emu.info().jwks_public_key(), out)?;
         }
     }
@@ -282,7 +312,7 @@ fn show_token(token: &str, jwks_key: &[u8], out: &mut Out) -> Result<bool> {
     let d = jwt::dangerous::decode(token)?;
     let ok = d.verify(SignatureAlg::Rs256, jwks_key);
     out.line(format!("signature   {}", if ok { "valid (emulator key)" } else { "INVALID" }));
-    for c in ["aud", "iss", "azp", "tid", "idtyp", "ver"] {
+    for c in ["aud", "iss", "appid", "tid", "idtyp", "ver"] {
         if let Some(v) = d.claims.get(c) {
             out.line(format!("{c:<11} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
         }
@@ -350,4 +380,85 @@ fn refused(client: &TokenClient, old: &TokenRequest, out: &mut Out) -> bool {
             false
         }
     }
+}
+
+/// The sample manifest with what the Office 365 Management API setup registers: the
+/// application permissions (`requiredResourceAccess`, type `Role`) and the reply URL.
+fn with_consent_setup(template: &str) -> Result<String> {
+    let mut v: serde_json::Value = serde_json::from_str(template)
+        .map_err(|e| Error::internal(format!("the manifest template is not JSON: {e}")))?;
+    let access: Vec<serde_json::Value> = ROLES.iter().map(|(_, id)| json!({"id": id, "type": "Role"})).collect();
+    v["requiredResourceAccess"] = json!([{"resourceAppId": RESOURCE_APP_ID, "resourceAccess": access}]);
+    v["web"]["redirectUris"] = json!([REPLY_URL]);
+    serde_json::to_string_pretty(&v).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Before consent Entra issues the token without `roles`; returns whether that is so.
+fn no_roles_yet(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool> {
+    let before = stage.client.request_token_blocking(app_only)?;
+    let roles = jwt::dangerous::decode(before.access_token.expose())?.roles();
+    out.line(format!("roles       {}", if roles.is_empty() { "(none)".to_string() } else { roles.join(", ") }));
+    Ok(roles.is_empty())
+}
+
+/// The Office 365 Management API setup's consent: the v1 authorize URL with
+/// `prompt=admin_consent` at `/common`, the code from its redirect exchanged at `/common`, the
+/// tenant id read from the token. Returns whether consent was given and the tenant id is the
+/// emulator's.
+fn consent(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool> {
+    let url = keycred::consent::authorize_url_v1(
+        &stage.authority,
+        None,
+        &stage.app_id,
+        RESOURCE,
+        REPLY_URL,
+        Some(keycred::consent::Prompt::AdminConsent),
+        Some("keycred-demo"),
+    );
+    out.line(format!("open        {url}"));
+    let redirected = follow_consent(&url)?;
+    out.line(format!("redirected  {redirected}"));
+    let reply = keycred::consent::parse_redirect(&redirected)?;
+    out.line(format!("admin_consent {}", if reply.admin_consent { "True" } else { "missing" }));
+    let code = url::Url::parse(&redirected)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+        .ok_or_else(|| Error::internal("the consent redirect carries no code"))?;
+    let exchange = TokenRequest {
+        tenant: TenantId::common(),
+        version: EndpointVersion::V1,
+        target: Target::Resource(RESOURCE.into()),
+        grant: Grant::AuthorizationCode {
+            code: keycred::secret::SecretString::new(code),
+            redirect_uri: REPLY_URL.into(),
+        },
+        ..app_only.clone()
+    };
+    let user = stage.client.request_token_blocking(&exchange)?;
+    let d = jwt::dangerous::decode(user.access_token.expose())?;
+    let tid = d.claim_str("tid").unwrap_or_default().to_string();
+    out.line(format!("code exchanged at /common: tid {tid} (keep it for the client-credentials calls)"));
+    out.line(format!("signed in as {}", d.claim_str("upn").unwrap_or("?")));
+    Ok(reply.admin_consent && tid == stage.tenant.as_str())
+}
+
+/// Opens the consent URL as a browser would and returns where the emulator redirects it.
+fn follow_consent(url: &str) -> Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
+        let r = http.get(url).send().await.map_err(|e| Error::internal(format!("consent URL: {e}")))?;
+        r.headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| Error::internal(format!("the consent URL answered {} without a redirect", r.status())))
+    })
 }

@@ -14,8 +14,23 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Manifest file of an application (repeatable); edits on disk apply at the next request
-    #[arg(long = "manifest", value_name = "FILE", required_unless_present = "generate_tenant")]
+    #[arg(long = "manifest", value_name = "FILE", required_unless_present_any = ["apps_dir", "generate_tenant"])]
     pub manifests: Vec<PathBuf>,
+    /// Directory of application manifests (every *.json); files added, changed or removed apply at the next request
+    #[arg(long, value_name = "DIR")]
+    pub apps_dir: Option<PathBuf>,
+    /// Treat this app as consented by an administrator: its requiredResourceAccess becomes roles and scopes (repeatable)
+    #[arg(long = "consented", value_name = "APPID")]
+    pub consented: Vec<String>,
+    /// A user of the tenant, UPN or UPN=Display Name (repeatable); one demo administrator when omitted
+    #[arg(long = "user", value_name = "UPN")]
+    pub users: Vec<String>,
+    /// A domain of the tenant besides its initial *.onmicrosoft.com one (repeatable); works as the tenant in URLs
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Answer the sign-in and consent pages at once, as if the first user had clicked Accept
+    #[arg(long)]
+    pub auto_consent: bool,
     /// Graph requests per second per client; more are answered 429 with Retry-After, as Graph throttles
     #[arg(long, value_name = "RATE")]
     pub throttle: Option<f64>,
@@ -65,6 +80,11 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     cfg.secret = args.secret_env.as_deref().map(keycred::secret::from_env).transpose()?;
     cfg.tls = args.tls;
     cfg.allow_remote = args.allow_remote;
+    cfg.apps_dir = args.apps_dir.clone();
+    cfg.consented = args.consented.iter().map(|s| s.trim().to_string()).collect();
+    cfg.users = args.users.clone();
+    cfg.domains = args.domains.clone();
+    cfg.auto_consent = args.auto_consent;
     cfg.throttle = args.throttle;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -76,27 +96,58 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         let h = emulator::start(cfg).await?;
         let v1 = h.token_endpoint(EndpointVersion::V1);
         let v2 = h.token_endpoint(EndpointVersion::V2);
+        let authorize = h.authorize_endpoint(EndpointVersion::V2);
+        let authorize_v1 = h.authorize_endpoint(EndpointVersion::V1);
+        let admin_consent = h.admin_consent_endpoint();
         if ctx.json() {
             // One line, so that a script can read it while the emulator keeps running.
+            let apps: Vec<serde_json::Value> =
+                h.apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
+            let users: Vec<serde_json::Value> = h
+                .users()
+                .iter()
+                .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
+                .collect();
             let v = serde_json::json!({
                 "baseUrl": h.base_url(),
                 "tenant": h.tenant(),
+                "domains": h.domains(),
                 "tokenEndpointV1": v1,
                 "tokenEndpointV2": v2,
+                "authorizeEndpointV1": authorize_v1,
+                "authorizeEndpointV2": authorize,
+                "adminConsentEndpoint": admin_consent,
                 "jwksUri": h.jwks_uri(),
+                "graphUrl": h.graph_url(),
                 "caFile": h.ca_file().map(|p| p.display().to_string()),
+                "apps": apps,
+                "users": users,
             });
             out_line(&v.to_string());
         } else {
             let mut pairs = vec![
                 ("baseUrl", h.base_url().to_string()),
                 ("tenant", h.tenant().to_string()),
+                ("domains", h.domains().join(", ")),
                 ("tokenEndpointV1", v1),
                 ("tokenEndpointV2", v2),
+                ("authorizeEndpoint", authorize),
+                ("adminConsentEndpoint", admin_consent),
                 ("jwksUri", h.jwks_uri()),
+                ("graphUrl", h.graph_url().to_string()),
             ];
             if let Some(ca) = h.ca_file() {
                 pairs.push(("caFile", ca.display().to_string()));
+            }
+            let users: Vec<String> = h.users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
+            pairs.push(("users", users.join(", ")));
+            // Thousands of apps with --apps-dir: name the first ones, count the rest.
+            const SHOWN: usize = 20;
+            for (id, name) in h.apps().iter().take(SHOWN) {
+                pairs.push(("app", format!("{id}  {name}")));
+            }
+            if h.apps().len() > SHOWN {
+                pairs.push(("app", format!("... and {} more", h.apps().len() - SHOWN)));
             }
             print_pairs(&pairs);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");

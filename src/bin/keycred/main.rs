@@ -128,9 +128,13 @@ fn usage_error(e: &clap::Error) -> u8 {
         let _ = e.print();
         return exit::OK;
     }
-    if wants_json(std::env::args().skip(1)) {
+    // clap quotes the offending argument (and suggests `-- VALUE`): a private key or token
+    // pasted in the wrong place would be printed whole. Such values are masked.
+    let secrets: Vec<String> =
+        std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).filter(|a| looks_secret(a)).collect();
+    if wants_json(std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned())) {
         // clap's text: the message (maybe over several lines), tips, then "Usage: ...".
-        let text = e.render().to_string();
+        let text = redact(&e.render().to_string(), &secrets);
         let lines: Vec<&str> =
             text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
         let usage = lines.iter().position(|l| l.starts_with("Usage:")).unwrap_or(lines.len());
@@ -142,10 +146,53 @@ fn usage_error(e: &clap::Error) -> u8 {
             (None, None) => "see `keycred --help`".to_string(),
         };
         Ctx::new(OutputFormat::Json).print_error(&Error::input(message).with_hint(hint));
-    } else {
+    } else if secrets.is_empty() {
         let _ = e.print();
+    } else {
+        eprint!("{}", redact(&e.render().to_string(), &secrets));
     }
     exit::INPUT
+}
+
+/// Shown instead of an argument that looks like a key or token.
+const REDACTED: &str = "[value hidden: it looks like a key or token]";
+
+/// Whether a command-line argument looks like a secret: a PEM block (a private key pasted
+/// whole), a JWT (an access token or assertion, possibly after `Bearer `), or a long base64 run
+/// (a DER key or client secret pasted as text).
+fn looks_secret(arg: &str) -> bool {
+    if arg.contains("-----BEGIN") {
+        return true;
+    }
+    let b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    arg.split_whitespace().any(|word| {
+        let parts: Vec<&str> = word.split('.').collect();
+        let jwt = parts.len() >= 2 && parts[0].starts_with("eyJ") && parts[..2].iter().all(|p| b64url(p));
+        let base64 = word.len() >= 64 && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b));
+        jwt || base64
+    })
+}
+
+/// `text` with every occurrence of the `secrets` replaced by [`REDACTED`], and whatever PEM block
+/// remains (clap may show an argument cut or re-quoted) cut from its BEGIN line to its END line.
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+    }
+    while let Some(start) = out.find("-----BEGIN") {
+        let end = match out[start..].find("-----END") {
+            Some(e) => {
+                let after = start + e + "-----END".len();
+                out[after..].find("-----").map_or(out.len(), |d| after + d + "-----".len())
+            }
+            None => out.len(),
+        };
+        out.replace_range(start..end, REDACTED);
+    }
+    out
 }
 
 /// Whether the raw arguments ask for JSON output (`-o json`, `-ojson`, `--output json`,
@@ -166,7 +213,27 @@ fn wants_json(args: impl Iterator<Item = String>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wants_json;
+    use super::{looks_secret, redact, wants_json, REDACTED};
+
+    /// Issue 14, point 14: clap echoed a pasted private key in its usage error.
+    #[test]
+    fn secrets_are_masked_in_usage_errors() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl";
+        for s in [key, jwt, &format!("Bearer {jwt}"), &"QUJD".repeat(20)] {
+            assert!(looks_secret(s), "{s}");
+        }
+        for s in ["app.json", "--cert", "6731de76-14a6-49ae-97bc-6eba6914391e", "https://graph.microsoft.com/.default"]
+        {
+            assert!(!looks_secret(s), "{s}");
+        }
+        let text = format!("error: unexpected argument '{key}' found\n\n  tip: use '-- {key}'\n");
+        let shown = redact(&text, &[key.to_string()]);
+        assert!(!shown.contains("MIIE") && shown.contains(REDACTED), "{shown}");
+        // A block clap re-quoted (not the exact argument) is still cut.
+        let shown = redact("x '-----BEGIN RSA PRIVATE KEY-----\\nMIIB\\n-----END RSA PRIVATE KEY-----' y", &[]);
+        assert_eq!(shown, format!("x '{REDACTED}' y"));
+    }
 
     #[test]
     fn json_output_is_found_in_raw_arguments() {

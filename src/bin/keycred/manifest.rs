@@ -2,7 +2,7 @@
 //! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
 
 use super::common::FormatArgs;
-use super::output::out_line;
+use super::output::{out_line, printable};
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
@@ -204,6 +204,8 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
         return;
     }
     let none = || "-".to_string();
+    // Cells escaped before the widths are measured: a display name with terminal escapes or a
+    // newline must neither act on the terminal nor forge a row.
     let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -216,6 +218,7 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
                 if r.has_body { "yes" } else { "no" }.to_string(),
                 r.display_name.clone().unwrap_or_else(none),
             ]
+            .map(|c| printable(&c).into_owned())
         })
         .collect();
     let head = ["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"].map(String::from);

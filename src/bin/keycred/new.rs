@@ -19,7 +19,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let plan = a.new.plan()?;
     let (cert, key) = generate(ctx, &plan)?;
     let files = plan.write(&cert, &key)?;
-    let cred = cert.credential(dates::now());
+    let cred = cert.entra_values(dates::now());
     if ctx.json() {
         let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
         v["files"] = serde_json::to_value(&files).map_err(|e| Error::internal(e.to_string()))?;

@@ -38,7 +38,7 @@ impl Ctx {
     /// Prints a value as pretty JSON on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, v: &T) {
         let s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        out_line(&s);
+        write_stdout(&json_safe(&s));
     }
     /// Prints an error: text on stderr, or a JSON object on stderr with `-o json`.
     pub fn print_error(&self, e: &Error) {
@@ -46,11 +46,12 @@ impl Ctx {
             let v = serde_json::json!({
                 "error": { "exitCode": e.exit_code(), "message": e.message(), "hint": e.hint() }
             });
-            eprintln!("{v}");
+            eprintln!("{}", json_safe(&v.to_string()));
         } else {
-            eprintln!("keycred: error: {}", e.message());
+            // Messages quote inputs (file names, values read from files): escaped like stdout.
+            eprintln!("keycred: error: {}", printable(e.message()));
             if let Some(h) = e.hint() {
-                eprintln!("  hint: {h}");
+                eprintln!("  hint: {}", printable(h));
             }
         }
     }
@@ -64,10 +65,16 @@ impl Ctx {
 /// stop at their next step ([`ensure_open`]).
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Writes a line to stdout. A closed pipe is not an error: the reader has what it wanted, so
-/// later lines are dropped and [`ensure_open`] tells long commands to stop; the command returns
-/// to `main` normally, so destructors (the demo's temporary directory) run.
+/// Writes one line of text to stdout, control characters escaped (see [`printable`]). A closed
+/// pipe is not an error: the reader has what it wanted, so later lines are dropped and
+/// [`ensure_open`] tells long commands to stop; the command returns to `main` normally, so
+/// destructors (the demo's temporary directory) run.
 pub fn out_line(s: &str) {
+    write_stdout(&printable(s));
+}
+
+/// Writes `s` and a newline to stdout as it is (JSON documents, already escaped).
+fn write_stdout(s: &str) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
@@ -94,9 +101,51 @@ pub fn is_closed_stdout(e: &Error) -> bool {
         && STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
-/// Aligned `name: value` lines.
+/// `s` safe to print on a terminal: control characters (C0, DEL, C1: `\e[2J` would clear the
+/// screen, a newline would forge a line such as `roles: ...`) and the bidirectional overrides
+/// that reorder what is shown become visible escapes (`\x1b`, `\n`, `\u{202e}`). Every line of
+/// text output goes through it, whatever the data came from (a token's claims, a manifest).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || bidi(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() || bidi(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// serde_json output with DEL and the C1 controls (which it leaves raw, and which some terminals
+/// obey) written as `\u00XX` escapes; they only occur inside strings, so the JSON stays the same.
+fn json_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | ' ')) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push('\n'),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Aligned `name: value` lines, names and values escaped (see [`printable`]).
 pub fn print_pairs(pairs: &[(&str, String)]) {
-    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let pairs: Vec<(String, String)> =
+        pairs.iter().map(|(k, v)| (printable(k).into_owned(), printable(v).into_owned())).collect();
+    let w = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     for (k, v) in pairs {
         out_line(&format!("{:<w$}  {v}", format!("{k}:"), w = w + 1));
     }
@@ -154,4 +203,21 @@ pub fn print_rotation(ctx: &Ctx, report: &RotateReport, files: &Files) -> Result
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_safe, printable};
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain é ☃"), "plain é ☃");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(printable("x\nroles: Admin"), "x\\nroles: Admin");
+        assert_eq!(printable("\u{9b}31m \u{202e}abc"), "\\x9b31m \\u{202e}abc");
+        let j = json_safe("{\n  \"a\": \"\u{9b}x\u{7f}\"\n}");
+        assert_eq!(j, "{\n  \"a\": \"\\u009bx\\u007f\"\n}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["a"], "\u{9b}x\u{7f}");
+    }
 }

@@ -28,7 +28,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     for f in &a.files {
         // Only the certificate is shown: a key that cannot be read (no password) does not matter.
         let leaf = load_file(f, password.as_ref())?.certs.swap_remove(0);
-        creds.push((f, leaf.credential(now)));
+        creds.push((f, leaf.entra_values(now)));
     }
     if ctx.json() {
         if creds.len() == 1 {

@@ -11,7 +11,7 @@
 
 use super::{
     authenticate, bad_request, edit_app, find_app, forbidden, graph_error, json_body, not_found, objects, passwords,
-    storage_failure, EditError, St, SKEW,
+    storage_failure, EditError, SharedState, SKEW,
 };
 use crate::cert::{Certificate, SignatureAlg};
 use crate::emulator::App;
@@ -194,7 +194,7 @@ fn patched_key_credentials(m: &Manifest, entries: &[Value], now: OffsetDateTime)
     Ok(out)
 }
 
-pub(super) fn patch_app(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -283,7 +283,8 @@ fn check_proof(app: &App, proof: Option<&Value>) -> Result<(), ProofError> {
         return Err(bad_proof(format!("the proof must be signed RS256, not {}", d.alg().unwrap_or("(none)"))));
     }
     let now_t = dates::now();
-    let valid: Vec<_> = app.credentials.iter().filter(|c| c.certificate.is_some() && c.is_valid_at(now_t)).collect();
+    let valid: Vec<_> =
+        app.credentials.iter().filter(|c| c.certificate.is_some() && c.counts_as_valid_at(now_t)).collect();
     if valid.is_empty() {
         return Err(bad_proof(
             "the application has no valid certificate left to sign a proof; update keyCredentials with PATCH instead",
@@ -317,8 +318,9 @@ fn check_proof(app: &App, proof: Option<&Value>) -> Result<(), ProofError> {
         return Err(bad_proof(format!("the proof's iss must be the application's object id {oid} (not its appId)")));
     }
     let now = now_t.unix_timestamp() as f64;
-    let nbf = d.claim_time("nbf").ok_or_else(|| bad_proof("the proof has no nbf"))?;
-    let exp = d.claim_time("exp").ok_or_else(|| bad_proof("the proof has no exp"))?;
+    // A NumericDate only: `"NaN"` would slip through every comparison below.
+    let nbf = d.time_claim("nbf").map_err(bad_proof)?.ok_or_else(|| bad_proof("the proof has no nbf"))?;
+    let exp = d.time_claim("exp").map_err(bad_proof)?.ok_or_else(|| bad_proof("the proof has no exp"))?;
     if nbf > now + SKEW {
         return Err(bad_proof("the proof is not valid yet (nbf in the future)"));
     }
@@ -371,7 +373,7 @@ fn action_context(st: &super::AppState, kind: &str) -> String {
     format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
 }
 
-pub(super) fn add_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -439,7 +441,7 @@ fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
     }
 }
 
-pub(super) fn remove_key(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -482,7 +484,12 @@ fn authorize_password_change(
     Ok((app, body))
 }
 
-pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn add_password(
+    State(st): SharedState,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,
@@ -512,7 +519,12 @@ pub(super) fn add_password(State(st): St, Path(raw): Path<String>, headers: Head
     }
 }
 
-pub(super) fn remove_password(State(st): St, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) fn remove_password(
+    State(st): SharedState,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
         Ok(checked) => checked,
         Err(r) => return *r,

@@ -26,7 +26,7 @@ pub(super) mod odata;
 pub(super) mod passwords;
 
 use super::throttle::retry_after_secs;
-use super::{App, AppState};
+use super::{App, AppState, SharedState};
 use crate::cert::SignatureAlg;
 use crate::dates;
 use crate::jwt::dangerous;
@@ -58,8 +58,6 @@ const OWNED_BY: &str = "Application.ReadWrite.OwnedBy";
 const GRAPH_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
-type St = State<Arc<AppState>>;
-
 tokio::task_local! {
     /// The request's `client-request-id`, echoed in error bodies as Graph does.
     static CLIENT_REQUEST_ID: String;
@@ -70,37 +68,45 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/v1.0/applications",
-            get(|s: St, q: RawQuery, h: HeaderMap| blocking(move || list_applications(s, q, h))),
+            get(|s: SharedState, q: RawQuery, h: HeaderMap| blocking(move || list_applications(s, q, h))),
         )
         .route(
             "/v1.0/applications/{id}",
-            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| blocking(move || get_application(s, p, q, h)))
-                .patch(|s: St, p: Path<String>, h: HeaderMap, b: Bytes| blocking(move || keys::patch_app(s, p, h, b))),
+            get(|s: SharedState, p: Path<String>, q: RawQuery, h: HeaderMap| {
+                blocking(move || get_application(s, p, q, h))
+            })
+            .patch(|s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
+                blocking(move || keys::patch_app(s, p, h, b))
+            }),
         )
         .route(
             "/v1.0/applications/{id}/{action}",
-            post(|s: St, p: Path<(String, String)>, h: HeaderMap, b: Bytes| blocking(move || action(s, p, h, b))),
+            post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+                blocking(move || action(s, p, h, b))
+            }),
         )
         .route(
             "/v1.0/servicePrincipals",
-            get(|s: St, q: RawQuery, h: HeaderMap| blocking(move || list_service_principals(s, q, h))),
+            get(|s: SharedState, q: RawQuery, h: HeaderMap| blocking(move || list_service_principals(s, q, h))),
         )
         .route(
             "/v1.0/servicePrincipals/{id}",
-            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| {
+            get(|s: SharedState, p: Path<String>, q: RawQuery, h: HeaderMap| {
                 blocking(move || get_service_principal(s, p, q, h))
             }),
         )
         .route(
             "/v1.0/{reference}",
-            get(|s: St, p: Path<String>, q: RawQuery, h: HeaderMap| blocking(move || get_by_reference(s, p, q, h)))
-                .patch(|s: St, p: Path<String>, h: HeaderMap, b: Bytes| {
-                    blocking(move || patch_by_reference(s, p, h, b))
-                }),
+            get(|s: SharedState, p: Path<String>, q: RawQuery, h: HeaderMap| {
+                blocking(move || get_by_reference(s, p, q, h))
+            })
+            .patch(|s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
+                blocking(move || patch_by_reference(s, p, h, b))
+            }),
         )
         .route(
             "/v1.0/{reference}/{action}",
-            post(|s: St, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+            post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
                 blocking(move || action_by_reference(s, p, h, b))
             }),
         )
@@ -438,7 +444,7 @@ fn parse_query(raw: Option<&str>, entity: &EntityType) -> Result<Query, Box<Resp
     Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))
 }
 
-fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_applications(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -457,7 +463,7 @@ fn list_applications(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap)
     page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies, only.as_deref()))
 }
 
-fn list_service_principals(State(st): St, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_service_principals(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -486,7 +492,12 @@ fn entity(st: &AppState, collection: &str, query: &Query, e: Map<String, Value>)
     graph_json(Value::Object(out))
 }
 
-fn get_application(State(st): St, Path(raw): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+fn get_application(
+    State(st): SharedState,
+    Path(raw): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let who = match authenticate(&st, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -503,7 +514,7 @@ fn get_application(State(st): St, Path(raw): Path<String>, RawQuery(q): RawQuery
 }
 
 fn get_service_principal(
-    State(st): St,
+    State(st): SharedState,
     Path(raw): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -535,7 +546,7 @@ fn get_service_principal(
 
 /// `applications(appId='...')` and `servicePrincipals(appId='...')`; any other segment is
 /// Graph's "Resource not found for the segment".
-fn get_by_reference(st: St, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
+fn get_by_reference(st: SharedState, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
     if reference.starts_with("applications(") {
         get_application(st, Path(reference), q, headers)
     } else if reference.starts_with("servicePrincipals(") {
@@ -545,7 +556,7 @@ fn get_by_reference(st: St, Path(reference): Path<String>, q: RawQuery, headers:
     }
 }
 
-fn patch_by_reference(st: St, Path(reference): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+fn patch_by_reference(st: SharedState, Path(reference): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     if reference.starts_with("applications(") {
         keys::patch_app(st, Path(reference), headers, body)
     } else {
@@ -553,12 +564,12 @@ fn patch_by_reference(st: St, Path(reference): Path<String>, headers: HeaderMap,
     }
 }
 
-fn action(st: St, Path((id, action)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+fn action(st: SharedState, Path((id, action)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
     dispatch_action(st, id, &action, headers, body)
 }
 
 fn action_by_reference(
-    st: St,
+    st: SharedState,
     Path((reference, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -569,7 +580,7 @@ fn action_by_reference(
     dispatch_action(st, reference, &action, headers, body)
 }
 
-fn dispatch_action(st: St, id: String, action: &str, headers: HeaderMap, body: Bytes) -> Response {
+fn dispatch_action(st: SharedState, id: String, action: &str, headers: HeaderMap, body: Bytes) -> Response {
     // Graph's action names are case-insensitive.
     match action.to_ascii_lowercase().as_str() {
         "addkey" => keys::add_key(st, Path(id), headers, body),
@@ -591,7 +602,7 @@ fn unknown_segment(st: &AppState, headers: &HeaderMap, segment: &str) -> Respons
 
 /// Every request no route takes: under `/v1.0/` Graph's unknown-segment answer (after the token
 /// check), elsewhere Graph's answer for an unknown version. Never an empty body.
-pub(super) async fn fallback(State(st): St, req: Request) -> Response {
+pub(super) async fn fallback(State(st): SharedState, req: Request) -> Response {
     let (path, headers) = (req.uri().path().to_string(), req.headers().clone());
     blocking(move || fallback_blocking(&st, &path, &headers)).await
 }
@@ -619,7 +630,7 @@ fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response
 }
 
 /// A method a route does not take: Graph's 405, after the token check under `/v1.0/`.
-pub(super) async fn method_not_allowed(State(st): St, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+pub(super) async fn method_not_allowed(State(st): SharedState, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     blocking(move || method_not_allowed_blocking(&st, uri.path(), &headers)).await
 }
 

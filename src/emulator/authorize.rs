@@ -1,0 +1,541 @@
+//! The browser endpoints: sign-in and consent (`/{tenant}/oauth2/authorize` v1,
+//! `/{tenant}/oauth2/v2.0/authorize`, `/{tenant}/v2.0/adminconsent` and the older
+//! `/{tenant}/adminconsent`), as PROTOCOL.md section 5b describes them.
+//!
+//! A GET shows a small HTML page (no script, nothing fetched from elsewhere): the app's name, the
+//! permissions asked, the user to sign in as, and Accept and Cancel buttons that post the same
+//! parameters back. The answer is a redirect to the registered reply URL, as Entra sends it:
+//! `code`, `state`, `session_state`; or `admin_consent=True&tenant=...`; or `error` and
+//! `error_description` with the AADSTS text. Errors that make the reply URL untrustworthy (no or
+//! unknown `client_id`, a reply URL the app does not register, none registered) are shown on the
+//! emulator's own page and never redirected. With `--auto-consent` a GET is answered with the
+//! redirect at once, as if the first user (or the `login_hint` one) had clicked Accept.
+
+use super::apps::{AccessKind, Api, App};
+use super::errors::Refusal;
+use super::tenant::{CodeGrant, User};
+use super::token::{parse_form, parse_user_scope, Asked, OIDC_SCOPES};
+use super::{AppState, SharedState};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Which endpoint was called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `/oauth2/authorize`, `resource=`.
+    AuthorizeV1,
+    /// `/oauth2/v2.0/authorize`, `scope=`.
+    AuthorizeV2,
+    /// `/v2.0/adminconsent`.
+    AdminConsent,
+    /// `/adminconsent` (no v2.0).
+    AdminConsentLegacy,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::AuthorizeV1 => "oauth2/authorize",
+            Kind::AuthorizeV2 => "oauth2/v2.0/authorize",
+            Kind::AdminConsent => "v2.0/adminconsent",
+            Kind::AdminConsentLegacy => "adminconsent",
+        }
+    }
+    fn is_admin_consent(self) -> bool {
+        matches!(self, Kind::AdminConsent | Kind::AdminConsentLegacy)
+    }
+}
+
+/// A request that passed the checks that need no redirect.
+struct Pending {
+    kind: Kind,
+    tenant: String,
+    client: Arc<App>,
+    redirect: String,
+    /// `redirect_uri` as the request gave it (`None`: the registered one was used, v1).
+    redirect_given: Option<String>,
+    params: HashMap<String, String>,
+}
+
+impl Pending {
+    fn param(&self, n: &str) -> Option<&str> {
+        self.params.get(n).map(String::as_str)
+    }
+    /// An administrator consents: the admin-consent endpoints, or `prompt=admin_consent`.
+    fn admin(&self) -> bool {
+        self.kind.is_admin_consent() || self.param("prompt") == Some("admin_consent")
+    }
+}
+
+/// What the authorize request asks for, once checked.
+struct Ask {
+    api: Arc<Api>,
+    asked: Asked,
+}
+
+/// An answer shown on the emulator's own page (never redirected).
+struct PageError {
+    status: StatusCode,
+    code: Option<u32>,
+    text: String,
+}
+
+impl From<Refusal> for PageError {
+    fn from(e: Refusal) -> Self {
+        PageError { status: StatusCode::BAD_REQUEST, code: Some(e.code), text: e.text }
+    }
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f2f2f2;margin:0}\
+main{max-width:28rem;margin:3rem auto;background:#fff;padding:2rem;box-shadow:0 2px 6px rgba(0,0,0,.2)}\
+h1{font-size:1.4rem;margin-top:0}ul{padding-left:1.2rem}.muted{color:#666;font-size:.85rem}\
+button{padding:.5rem 1.4rem;margin-right:.5rem;font-size:1rem}button[value=accept]{background:#0067b8;color:#fff;border:0}\
+label{display:block;margin:.3rem 0}code{word-break:break-all}";
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
+         <body><main>{body}<p class=\"muted\">keycred emulator: a local imitation of Microsoft Entra ID sign-in.</p>\
+         </main></body></html>\n",
+        t = esc(title)
+    );
+    let mut r = (status, Html(html)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    r
+}
+
+fn error_page(e: PageError) -> Response {
+    let code = e.code.map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
+    let body = format!(
+        "<h1>Sorry, but we're having trouble signing you in.</h1><p id=\"error\">{}{}</p>",
+        esc(&code),
+        esc(&e.text)
+    );
+    page(e.status, "Sign in error", &body)
+}
+
+/// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
+fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
+    st.check_tenant(tenant)?;
+    if kind.is_admin_consent() && tenant.eq_ignore_ascii_case("common") {
+        return Err(PageError {
+            status: StatusCode::BAD_REQUEST,
+            code: None,
+            text: "Admin consent needs the tenant: use its id, one of its domains, or 'organizations' instead of \
+                   'common'."
+                .into(),
+        });
+    }
+    let client_id = params.get("client_id").ok_or_else(|| Refusal::missing_parameter("client_id"))?;
+    let client = st.registry.find(client_id).ok_or_else(|| Refusal::app_not_found(client_id, tenant))?;
+    let given = params.get("redirect_uri").cloned();
+    let redirect = match &given {
+        Some(r) if client.has_reply_url(r) => r.clone(),
+        Some(r) => return Err(Refusal::reply_url_not_registered(r, &client.app_id).into()),
+        None => client.reply_urls.first().cloned().ok_or_else(Refusal::no_reply_url)?,
+    };
+    Ok(Pending { kind, tenant: tenant.to_string(), client, redirect, redirect_given: given, params })
+}
+
+/// The checks answered by an error redirect: what is asked, and whether it exists.
+fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
+    let asked = match p.kind {
+        Kind::AuthorizeV1 => Asked {
+            resource: p.param("resource").unwrap_or(super::token::GRAPH_APP_ID).to_string(),
+            scopes: Vec::new(),
+            default: true,
+            oidc: vec!["openid".into()],
+        },
+        Kind::AuthorizeV2 => parse_user_scope(p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
+        Kind::AdminConsent | Kind::AdminConsentLegacy => match p.param("scope") {
+            Some(s) => parse_user_scope(s)?,
+            None => Asked {
+                resource: super::token::GRAPH_APP_ID.into(),
+                scopes: Vec::new(),
+                default: true,
+                oidc: Vec::new(),
+            },
+        },
+    };
+    if !p.kind.is_admin_consent() {
+        let rt = p.param("response_type").ok_or_else(|| Refusal::missing_parameter("response_type"))?;
+        if rt != "code" {
+            return Err(Refusal::unsupported_response_type(rt));
+        }
+    }
+    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
+    for s in &asked.scopes {
+        if api.scope_by_value(s).is_none() {
+            return Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id));
+        }
+    }
+    Ok(Ask { api, asked })
+}
+
+/// A redirect to the reply URL with `pairs`, in the query (or the fragment with
+/// `response_mode=fragment`). `form_post` is answered with a page whose button posts them, since
+/// the emulator's pages run no script.
+fn redirect(p: &Pending, pairs: &[(&str, String)]) -> Response {
+    let Ok(mut url) = url::Url::parse(&p.redirect) else {
+        return error_page(PageError {
+            status: StatusCode::BAD_REQUEST,
+            code: None,
+            text: "The reply URL is not a URL.".into(),
+        });
+    };
+    match p.param("response_mode") {
+        Some("form_post") => {
+            let fields: String = pairs
+                .iter()
+                .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+                .collect();
+            let body = format!(
+                "<h1>Signed in</h1><form method=\"post\" action=\"{}\">{fields}<button type=\"submit\" \
+                 value=\"accept\">Continue</button></form>",
+                esc(url.as_str())
+            );
+            page(StatusCode::OK, "Continue", &body)
+        }
+        Some("fragment") => {
+            let frag: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            url.set_fragment(Some(&frag));
+            found(url.as_str())
+        }
+        _ => {
+            url.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            found(url.as_str())
+        }
+    }
+}
+
+fn found(location: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    r
+}
+
+fn timestamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z"))
+        .unwrap_or_default()
+}
+
+/// An error sent to the reply URL: `error`, `error_description`, `error_uri`, `state`.
+fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Response {
+    let mut pairs = vec![("error", e.error.to_string())];
+    pairs.extend(extra.iter().cloned());
+    let corr = uuid::Uuid::new_v4().to_string();
+    pairs.push(("error_description", e.description(&uuid::Uuid::new_v4().to_string(), &corr, &timestamp())));
+    pairs.push(("error_uri", format!("https://login.microsoftonline.com/error?code={}", e.code)));
+    if let Some(s) = p.param("state") {
+        pairs.push(("state", s.to_string()));
+    }
+    redirect(p, &pairs)
+}
+
+/// The permissions an admin consent grants: the app's `requiredResourceAccess`, by name.
+fn required_names(st: &AppState, app: &App) -> Vec<String> {
+    app.required
+        .iter()
+        .map(|r| {
+            let api = st.resource(&r.resource_app_id);
+            let name = api.as_ref().and_then(|a| match r.kind {
+                AccessKind::Role => a.role_by_id(&r.id).map(|x| x.value.clone()),
+                AccessKind::Scope => a.scope_by_id(&r.id).map(|x| x.value.clone()),
+            });
+            let res = api.map(|a| a.display_name.clone()).unwrap_or_else(|| r.resource_app_id.clone());
+            let kind = match r.kind {
+                AccessKind::Role => "application permission",
+                AccessKind::Scope => "delegated permission",
+            };
+            format!("{}: {} ({kind})", res, name.unwrap_or_else(|| r.id.clone()))
+        })
+        .collect()
+}
+
+/// The consent page for a checked request.
+fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
+    let mut perms: Vec<String> = Vec::new();
+    if p.admin() {
+        perms.extend(required_names(st, &p.client));
+    }
+    if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
+        for s in &a.asked.scopes {
+            perms.push(format!("{}: {s} (delegated permission)", a.api.display_name));
+        }
+        if a.asked.default && !p.admin() {
+            perms.push(format!("{}: the permissions the app is configured for", a.api.display_name));
+        }
+        if a.asked.oidc.iter().any(|o| o == "openid") || p.kind == Kind::AuthorizeV1 {
+            perms.push("Sign you in and read your profile".into());
+        }
+        if a.asked.oidc.iter().any(|o| o == "offline_access") {
+            perms.push("Maintain access to data you have given it access to".into());
+        }
+    }
+    if perms.is_empty() {
+        perms.push("No permissions".into());
+    }
+    let hint = p.param("login_hint");
+    let users: String = st
+        .directory
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let checked = match hint {
+                Some(h) => h.eq_ignore_ascii_case(&u.upn),
+                None => i == 0,
+            };
+            format!(
+                "<label><input type=\"radio\" name=\"user\" value=\"{}\"{}> {} &lt;{}&gt;</label>",
+                esc(&u.upn),
+                if checked { " checked" } else { "" },
+                esc(&u.name),
+                esc(&u.upn)
+            )
+        })
+        .collect();
+    let hidden: String = {
+        let mut keys: Vec<&String> = p.params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision")).collect();
+        keys.sort();
+        keys.iter()
+            .map(|k| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(&p.params[*k])))
+            .collect()
+    };
+    let title = if p.admin() { "Permissions requested: accept for your organization" } else { "Permissions requested" };
+    let list: String = perms.iter().map(|x| format!("<li>{}</li>", esc(x))).collect();
+    let body = format!(
+        "<h1>{title}</h1><p><strong id=\"app\">{name}</strong><br><span class=\"muted\">App ID <code>{id}</code></span></p>\
+         <p>This app would like to:</p><ul id=\"permissions\">{list}</ul>\
+         <form method=\"post\" action=\"/{tenant}/{path}\">{hidden}<fieldset><legend>Sign in as</legend>{users}</fieldset>\
+         <p><button type=\"submit\" name=\"decision\" value=\"accept\" id=\"accept\">Accept</button>\
+         <button type=\"submit\" name=\"decision\" value=\"cancel\" id=\"cancel\">Cancel</button></p></form>",
+        title = esc(title),
+        name = esc(p.client.name()),
+        id = esc(&p.client.app_id),
+        tenant = esc(&p.tenant),
+        path = p.kind.path(),
+    );
+    page(StatusCode::OK, title, &body)
+}
+
+/// Accept: consent, then the redirect Entra sends.
+fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response {
+    if p.admin() {
+        st.directory.admin_consent(&p.client, &st.registry);
+    }
+    match p.kind {
+        Kind::AdminConsent => {
+            let scope = p.param("scope").map(str::to_string).unwrap_or_default();
+            let mut pairs = vec![("admin_consent", "True".to_string()), ("tenant", st.tenant.clone())];
+            if !scope.is_empty() {
+                pairs.push(("scope", scope));
+            }
+            if let Some(s) = p.param("state") {
+                pairs.push(("state", s.to_string()));
+            }
+            redirect(p, &pairs)
+        }
+        Kind::AdminConsentLegacy => {
+            let mut pairs = vec![("tenant", st.tenant.clone())];
+            if let Some(s) = p.param("state") {
+                pairs.push(("state", s.to_string()));
+            }
+            pairs.push(("admin_consent", "True".to_string()));
+            redirect(p, &pairs)
+        }
+        Kind::AuthorizeV1 | Kind::AuthorizeV2 => {
+            let Some(ask) = ask else { return consent_page(st, p, None) };
+            let api = &ask.api;
+            // The user consents to what is asked: the named scopes, or with `.default` the
+            // delegated permissions the app is configured for; OpenID scopes Graph exposes
+            // (openid, profile, email) come with signing in.
+            let mut values: Vec<String> = ask.asked.scopes.clone();
+            if ask.asked.default {
+                values.extend(
+                    p.client
+                        .required
+                        .iter()
+                        .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
+                        .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
+                );
+            }
+            values.extend(
+                ask.asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned(),
+            );
+            st.directory.grant_scopes(&p.client.app_id, api, Some(&user.oid), &values);
+            let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
+            let scopes: Vec<String> = if ask.asked.default {
+                granted
+            } else {
+                granted
+                    .into_iter()
+                    .filter(|g| values.iter().any(|v| v.eq_ignore_ascii_case(g)) || OIDC_SCOPES.contains(&g.as_str()))
+                    .collect()
+            };
+            let pkce = p
+                .param("code_challenge")
+                .map(|c| (c.to_string(), p.param("code_challenge_method").unwrap_or("plain").to_string()));
+            let code = st.directory.issue_code(CodeGrant {
+                client_id: p.client.app_id.clone(),
+                redirect_uri: p.redirect_given.clone(),
+                resource: ask.asked.resource.clone(),
+                scopes,
+                oidc: ask.asked.oidc.clone(),
+                user_oid: user.oid.clone(),
+                nonce: p.param("nonce").map(str::to_string),
+                pkce,
+                expires_at: crate::jwt::now_secs() + st.code_lifetime,
+                redeemed: false,
+            });
+            let mut pairs = vec![("code", code)];
+            if let Some(s) = p.param("state") {
+                pairs.push(("state", s.to_string()));
+            }
+            pairs.push(("session_state", uuid::Uuid::new_v4().to_string()));
+            if p.kind == Kind::AuthorizeV1 && p.admin() {
+                pairs.push(("admin_consent", "True".to_string()));
+            }
+            redirect(p, &pairs)
+        }
+    }
+}
+
+/// Cancel: `access_denied` with AADSTS65004 (and `error_subcode=cancel` on authorize).
+fn cancel(p: &Pending) -> Response {
+    let e = Refusal::consent_declined();
+    if p.kind.is_admin_consent() {
+        error_redirect(p, &e, &[])
+    } else {
+        error_redirect(p, &e, &[("error_subcode", "cancel".to_string())])
+    }
+}
+
+/// One request to a browser endpoint: `decision` is `None` for a GET (show the page, or accept
+/// at once with `--auto-consent`).
+fn respond(
+    st: &AppState,
+    tenant: &str,
+    kind: Kind,
+    params: HashMap<String, String>,
+    decision: Option<&str>,
+) -> Response {
+    let p = match prepare(st, tenant, kind, params) {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let ask = match ask(st, &p) {
+        Ok(a) => Some(a),
+        // The admin-consent endpoints consent to what the app is configured for; a scope they
+        // cannot read is reported the same way as on authorize.
+        Err(e) => return error_redirect(&p, &e, &[]),
+    };
+    let chosen = p.param("user").or(p.param("login_hint"));
+    let user = match chosen {
+        Some(u) => st.directory.user(u).cloned(),
+        None => st.directory.users.first().cloned(),
+    };
+    match (decision, st.auto_consent) {
+        (Some("cancel"), _) => cancel(&p),
+        (Some("accept"), _) | (None, true) => match user {
+            Some(u) => accept(st, &p, ask, &u),
+            None => error_page(PageError {
+                status: StatusCode::BAD_REQUEST,
+                code: Some(50034),
+                text: format!(
+                    "The user account {} does not exist in the {} directory. To sign into this application, the \
+                     account must be added to the directory.",
+                    chosen.unwrap_or_default(),
+                    p.tenant
+                ),
+            }),
+        },
+        _ => consent_page(st, &p, ask.as_ref()),
+    }
+}
+
+async fn get_kind(st: Arc<AppState>, tenant: String, kind: Kind, q: Option<String>) -> Response {
+    super::blocking(move || {
+        let params = parse_form(q.unwrap_or_default().as_bytes());
+        respond(&st, &tenant, kind, params, None)
+    })
+    .await
+}
+
+async fn post_kind(st: Arc<AppState>, tenant: String, kind: Kind, body: Bytes) -> Response {
+    super::blocking(move || {
+        let params = parse_form(&body);
+        let decision = params.get("decision").cloned();
+        respond(&st, &tenant, kind, params, decision.as_deref())
+    })
+    .await
+}
+
+pub(super) async fn authorize_v1(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
+    get_kind(st, t, Kind::AuthorizeV1, q).await
+}
+pub(super) async fn authorize_v2(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
+    get_kind(st, t, Kind::AuthorizeV2, q).await
+}
+pub(super) async fn admin_consent(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
+    get_kind(st, t, Kind::AdminConsent, q).await
+}
+pub(super) async fn admin_consent_legacy(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    get_kind(st, t, Kind::AdminConsentLegacy, q).await
+}
+pub(super) async fn decide_v1(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
+    post_kind(st, t, Kind::AuthorizeV1, body).await
+}
+pub(super) async fn decide_v2(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
+    post_kind(st, t, Kind::AuthorizeV2, body).await
+}
+pub(super) async fn decide_admin_consent(State(st): SharedState, Path(t): Path<String>, body: Bytes) -> Response {
+    post_kind(st, t, Kind::AdminConsent, body).await
+}
+pub(super) async fn decide_admin_consent_legacy(
+    State(st): SharedState,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Response {
+    post_kind(st, t, Kind::AdminConsentLegacy, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_text_is_escaped() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}

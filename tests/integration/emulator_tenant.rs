@@ -1,0 +1,759 @@
+//! The emulator as a tenant (issue 11): admin consent deciding roles, the sign-in and consent
+//! pages and their redirects, authorization code (PKCE, reuse, expiry, redirect checks),
+//! refresh tokens, on-behalf-of, users' claims, and the details clients and validators look at
+//! (headers, times, correlation ids, tenant names, `/common`, the assertion `aud` never taken
+//! from the `Host` header). Also manifests that are not regular files, and `--apps-dir`.
+
+use crate::emulator_support::*;
+
+use keycred::emulator::{start, EmulatorConfig, EmulatorHandle, EndpointVersion};
+use keycred::secret::SecretString;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+const SECRET: &str = "tenant-test-secret-value";
+const REPLY: &str = "http://localhost/callback";
+/// The web API in the middle of the on-behalf-of flow (the test app itself) exposes this.
+const MID_URI: &str = "api://keycred-mid";
+const MID_SCOPE_ID: &str = "7b2c6d1e-3f4a-4b5c-8d6e-9f0a1b2c3d4e";
+/// A second app: the client of the web API.
+const CLIENT2: &str = "2e4f6a8c-1b3d-4e5f-8a7b-9c0d1e2f3a4b";
+const GRAPH_USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+const O365_ACTIVITY_FEED: &str = "594c1fb6-4f81-4475-ae41-0c394909246c";
+
+struct Tenant {
+    dir: TempDir,
+    emu: EmulatorHandle,
+    cred: keycred::cert::LoadedCredential,
+    main: PathBuf,
+}
+
+/// The test app: a web API (`api://keycred-mid`, scope `access_as_user`) that also signs users
+/// in, needs Graph `User.Read` (delegated) and Office 365 `ActivityFeed.Read` (application).
+/// `CLIENT2` calls it. Both accept the shared secret.
+async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tenant {
+    let dir = TempDir::new("emu-tenant");
+    let cred = credential("tenant test app");
+    let main = dir.path("app.json");
+    let m = json!({
+        "id": OBJECT_ID, "appId": APP_ID, "displayName": "Contoso Audit Reader",
+        "identifierUris": [MID_URI],
+        "api": {"requestedAccessTokenVersion": null, "oauth2PermissionScopes": [
+            {"id": MID_SCOPE_ID, "value": "access_as_user", "type": "User", "isEnabled": true}]},
+        "web": {"redirectUris": [REPLY, "http://localhost/other"]},
+        "requiredResourceAccess": [
+            {"resourceAppId": "00000003-0000-0000-c000-000000000000", "resourceAccess": [{"id": GRAPH_USER_READ, "type": "Scope"}]},
+            {"resourceAppId": "c5393580-f805-4401-95e8-94b7a6ef2fc2", "resourceAccess": [{"id": O365_ACTIVITY_FEED, "type": "Role"}]}
+        ],
+        "keyCredentials": [valid_entry(&cred.cert)],
+    });
+    std::fs::write(&main, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let client2 = dir.path("client2.json");
+    let c = json!({
+        "appId": CLIENT2, "displayName": "Contoso Portal",
+        "web": {"redirectUris": [REPLY]},
+        "requiredResourceAccess": [{"resourceAppId": APP_ID, "resourceAccess": [{"id": MID_SCOPE_ID, "type": "Scope"}]}],
+        "keyCredentials": [],
+    });
+    std::fs::write(&client2, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+    let mut cfg = emulator_config(vec![main.clone(), client2], vec![]);
+    cfg.secret = Some(SecretString::new(SECRET));
+    cfg.auto_consent = true;
+    tweak(&mut cfg);
+    let emu = start(cfg).await.unwrap();
+    Tenant { dir, emu, cred, main }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GETs `url` and returns the status, the redirect's query (or fragment) pairs and the body.
+async fn get(url: &str) -> (u16, HashMap<String, String>, String) {
+    let r = no_redirects().get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let pairs = r
+        .headers()
+        .get("location")
+        .map(|l| url::Url::parse(l.to_str().unwrap()).unwrap())
+        .map(|u| {
+            let mut p: HashMap<String, String> = u.query_pairs().into_owned().collect();
+            if let Some(f) = u.fragment() {
+                p.extend(url::form_urlencoded::parse(f.as_bytes()).into_owned());
+            }
+            p.insert("_location".into(), u.as_str().to_string());
+            p
+        })
+        .unwrap_or_default();
+    (status, pairs, r.text().await.unwrap())
+}
+
+fn q(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn authorize_v2(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
+    format!(
+        "{}?client_id={client}&response_type=code&redirect_uri={}&scope={}&state=st4te{extra}",
+        emu.authorize_endpoint(EndpointVersion::V2),
+        q(REPLY),
+        q(scope)
+    )
+}
+
+/// A PKCE verifier and its S256 challenge, the challenge computed by openssl.
+fn pkce() -> (String, String) {
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_string();
+    let dir = TempDir::new("pkce");
+    let f = dir.path("v.txt");
+    std::fs::write(&f, &verifier).unwrap();
+    let out = openssl(&["dgst", "-sha256", "-binary", f.to_str().unwrap()]);
+    use base64::Engine;
+    (verifier, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out.stdout))
+}
+
+async fn code_for(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
+    let (s, p, body) = get(&authorize_v2(emu, client, scope, extra)).await;
+    assert_eq!(s, 302, "{body}");
+    assert_eq!(p.get("state").map(String::as_str), Some("st4te"), "{p:?}");
+    assert!(uuid::Uuid::parse_str(&p["session_state"]).is_ok(), "{p:?}");
+    p.get("code").cloned().unwrap_or_else(|| panic!("no code in {p:?}"))
+}
+
+async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", client),
+        ("code", code),
+        ("redirect_uri", REPLY),
+        ("client_secret", SECRET),
+    ];
+    form.extend_from_slice(extra);
+    post(&emu.token_endpoint(EndpointVersion::V2), &form).await
+}
+
+fn claims_of(token: &Value) -> serde_json::Map<String, Value> {
+    keycred::jwt::dangerous::decode(token.as_str().unwrap()).unwrap().claims
+}
+
+#[tokio::test]
+async fn authorization_code_gives_user_tokens_and_single_use_codes() {
+    let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
+    let (verifier, challenge) = pkce();
+    let extra = format!("&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256");
+    let code = code_for(&t.emu, APP_ID, "openid profile offline_access User.Read", &extra).await;
+    let (s, b) = redeem(&t.emu, APP_ID, &code, &[("code_verifier", &verifier)]).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["expires_in"].is_u64(), "v2 numbers: {b}");
+    let life = b["expires_in"].as_u64().unwrap();
+    assert!((3600..=5400).contains(&life), "user tokens live 60-90 minutes: {life}");
+    // Graph asked by a bare scope name: a v1 token whose aud is Graph's app id.
+    let c = claims_of(&b["access_token"]);
+    let user = t.emu.users()[0].clone();
+    assert_eq!(c["aud"], "00000003-0000-0000-c000-000000000000");
+    assert_eq!(c["ver"], "1.0");
+    assert_eq!(c["iss"], format!("https://sts.windows.net/{TENANT}/"));
+    assert_eq!(c["appid"], APP_ID);
+    assert_eq!(c["oid"], user.oid.as_str());
+    assert_eq!(c["upn"], user.upn.as_str());
+    assert_eq!(c["name"], user.name.as_str());
+    let scp: Vec<&str> = c["scp"].as_str().unwrap().split(' ').collect();
+    assert!(scp.contains(&"User.Read") && scp.contains(&"openid"), "{scp:?}");
+    assert_ne!(c["sub"], c["oid"], "sub is pairwise");
+    // The ID token: for the client, with the nonce and the tenant id (what the Office 365 setup reads).
+    let id = claims_of(&b["id_token"]);
+    assert_eq!(id["aud"], APP_ID);
+    assert_eq!(id["tid"], TENANT);
+    assert_eq!(id["nonce"], "n0nce");
+    assert_eq!(id["preferred_username"], user.upn.as_str());
+    assert_eq!(id["iss"], format!("https://login.microsoftonline.com/{TENANT}/v2.0"));
+    assert!(b["refresh_token"].is_string(), "offline_access asked: {b}");
+
+    // Single use: the second redemption is 54005.
+    let again = redeem(&t.emu, APP_ID, &code, &[("code_verifier", &verifier)]).await;
+    let d = assert_entra_error(&again, 400, "invalid_grant", 54005);
+    assert!(d.contains("already redeemed"), "{d}");
+    // PKCE: a wrong verifier is 501481; none at all too.
+    let code =
+        code_for(&t.emu, APP_ID, "User.Read", &format!("&code_challenge={challenge}&code_challenge_method=S256")).await;
+    assert_entra_error(
+        &redeem(&t.emu, APP_ID, &code, &[("code_verifier", "wrong-verifier-wrong-verifier-wrong-verif")]).await,
+        400,
+        "invalid_grant",
+        501481,
+    );
+    let code =
+        code_for(&t.emu, APP_ID, "User.Read", &format!("&code_challenge={challenge}&code_challenge_method=S256")).await;
+    assert_entra_error(&redeem(&t.emu, APP_ID, &code, &[]).await, 400, "invalid_grant", 501481);
+    // The redirect URI of the exchange must be the authorize request's, even if registered.
+    let code = code_for(&t.emu, APP_ID, "User.Read", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", APP_ID),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://localhost/other"),
+        ("client_secret", SECRET),
+    ];
+    let d = assert_entra_error(
+        &post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await,
+        401,
+        "invalid_client",
+        500112,
+    );
+    assert!(d.contains("'http://localhost/other'") && d.contains(&format!("'{REPLY}'")), "{d}");
+    // A code the emulator never issued, or issued to another app: 70000.
+    assert_entra_error(&redeem(&t.emu, APP_ID, "1.Anot-a-code", &[]).await, 400, "invalid_grant", 70000);
+    let code = code_for(&t.emu, APP_ID, "User.Read", "").await;
+    assert_entra_error(&redeem(&t.emu, CLIENT2, &code, &[]).await, 400, "invalid_grant", 70000);
+
+    // Refresh: a new access token and a new refresh token; the old one keeps working.
+    let rt = b["refresh_token"].as_str().unwrap().to_string();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", APP_ID),
+        ("refresh_token", rt.as_str()),
+        ("client_secret", SECRET),
+    ];
+    let (s, r1) = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    assert_eq!(s, 200, "{r1}");
+    assert_eq!(claims_of(&r1["access_token"])["oid"], user.oid.as_str());
+    assert!(r1["refresh_token"].is_string() && r1["refresh_token"] != b["refresh_token"]);
+    let (s, _) = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    assert_eq!(s, 200, "the old refresh token stays valid");
+    let bad = [
+        ("grant_type", "refresh_token"),
+        ("client_id", APP_ID),
+        ("refresh_token", "1.ARnope"),
+        ("client_secret", SECRET),
+    ];
+    assert_entra_error(&post(&t.emu.token_endpoint(EndpointVersion::V2), &bad).await, 400, "invalid_grant", 9002313);
+}
+
+#[tokio::test]
+async fn codes_expire() {
+    let t = tenant_with(|c| c.code_lifetime = 0).await;
+    let code = code_for(&t.emu, APP_ID, "openid", "").await;
+    let d = assert_entra_error(&redeem(&t.emu, APP_ID, &code, &[]).await, 400, "invalid_grant", 70008);
+    assert!(d.contains("expired"), "{d}");
+}
+
+/// The Office 365 Management API setup: admin consent through the v1 authorize URL at
+/// `/common`, the code redeemed at `/common` with `resource=`, the tenant id read from the
+/// answer, then client credentials whose token carries the role only after the consent.
+#[tokio::test]
+async fn office_365_management_setup_runs_end_to_end() {
+    let t = tenant_with(|_| {}).await;
+    let base = t.emu.base_url();
+    let v1_cc = |assertion: String| {
+        let url = t.emu.token_endpoint(EndpointVersion::V1);
+        async move {
+            post(
+                &url,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", APP_ID),
+                    ("resource", "https://manage.office.com"),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let assertion =
+        || assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V1), keycred::cert::SignatureAlg::Rs256);
+    let (s, b) = v1_cc(assertion()).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(token_claims(&b).get("roles").is_none(), "no roles before admin consent: {b}");
+
+    let url = format!(
+        "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
+        q("https://manage.office.com"),
+        q(REPLY)
+    );
+    let (s, p, body) = get(&url).await;
+    assert_eq!(s, 302, "{body}");
+    assert_eq!(p.get("admin_consent").map(String::as_str), Some("True"), "{p:?}");
+    let code = p["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", APP_ID),
+        ("code", code.as_str()),
+        ("redirect_uri", REPLY),
+        ("resource", "https://manage.office.com"),
+        ("client_secret", SECRET),
+    ];
+    let (s, b) = post(&format!("{base}/common/oauth2/token"), &form).await;
+    assert_eq!(s, 200, "{b}");
+    for k in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
+        assert!(b[k].is_string(), "v1 answers carry {k} as a string: {b}");
+    }
+    assert_eq!(b["resource"], "https://manage.office.com");
+    assert!(b["refresh_token"].is_string());
+    assert_eq!(claims_of(&b["id_token"])["tid"], TENANT, "the tenant id, read from the id_token");
+    let at = claims_of(&b["access_token"]);
+    assert_eq!(at["aud"], "https://manage.office.com");
+    assert_eq!(at["ver"], "1.0");
+    assert_eq!(at["upn"], t.emu.users()[0].upn.as_str());
+
+    let (s, b) = v1_cc(assertion()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(token_claims(&b)["roles"], json!(["ActivityFeed.Read"]), "the consented application permission");
+}
+
+#[tokio::test]
+async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
+    let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
+    let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
+    let (s, b) = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let c = token_claims(&b);
+    assert_eq!(c["roles"], json!(["ActivityFeed.Read"]));
+    assert_eq!(c["aud"], "https://manage.office.com", "v1 token from the v2 endpoint");
+    assert_eq!(c["ver"], "1.0");
+
+    // The v2 admin-consent endpoint answers as Entra does, and refuses /common.
+    let url = format!(
+        "{}?client_id={CLIENT2}&redirect_uri={}&scope={}&state=xyz",
+        t.emu.admin_consent_endpoint(),
+        q(REPLY),
+        q("api://keycred-mid/.default")
+    );
+    let (s, p, _) = get(&url).await;
+    assert_eq!(s, 302);
+    assert_eq!((p["admin_consent"].as_str(), p["tenant"].as_str(), p["state"].as_str()), ("True", TENANT, "xyz"));
+    assert_eq!(p["scope"], "api://keycred-mid/.default");
+    let common = url.replace(&format!("/{TENANT}/"), "/common/");
+    let (s, p, body) = get(&common).await;
+    assert_eq!((s, p.len()), (400, 0), "shown, not redirected: {body}");
+}
+
+#[tokio::test]
+async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_redirects() {
+    let t = tenant_with(|c| c.auto_consent = false).await;
+    let base = t.emu.authorize_endpoint(EndpointVersion::V2);
+    let cases = [
+        (format!("{base}?response_type=code&scope=openid&redirect_uri={}", q(REPLY)), "AADSTS900144"),
+        (
+            format!(
+                "{base}?client_id=11111111-2222-4333-8444-555555555555&response_type=code&scope=openid&redirect_uri={}",
+                q(REPLY)
+            ),
+            "AADSTS700016",
+        ),
+        (
+            format!(
+                "{base}?client_id={APP_ID}&response_type=code&scope=openid&redirect_uri={}",
+                q("https://evil.example/cb")
+            ),
+            "AADSTS50011",
+        ),
+    ];
+    for (url, code) in cases {
+        let (s, p, body) = get(&url).await;
+        assert_eq!(s, 400, "{url}: {body}");
+        assert!(p.is_empty(), "never redirected: {p:?}");
+        assert!(body.contains(code), "{code} on the page: {body}");
+    }
+    // The consent page: a real page, no script, nothing from elsewhere, Accept and Cancel.
+    let url = authorize_v2(&t.emu, APP_ID, "openid User.Read", "");
+    let (s, _, html) = get(&url).await;
+    assert_eq!(s, 200);
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("Contoso Audit Reader") && html.contains("User.Read"), "{html}");
+    assert!(html.contains("value=\"accept\"") && html.contains("value=\"cancel\""), "{html}");
+    assert!(!html.to_ascii_lowercase().contains("<script"), "no script");
+    assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
+    assert!(html.contains(&t.emu.users()[0].upn), "the user to sign in as");
+    // Cancel: access_denied with 65004 and the state, to the reply URL.
+    let form = [
+        ("client_id", APP_ID),
+        ("response_type", "code"),
+        ("redirect_uri", REPLY),
+        ("scope", "openid User.Read"),
+        ("state", "st4te"),
+        ("decision", "cancel"),
+    ];
+    let r = no_redirects().post(&url).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(REPLY), "{loc}");
+    let p: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(p["error"], "access_denied");
+    assert_eq!(p["error_subcode"], "cancel");
+    assert!(p["error_description"].starts_with("AADSTS65004: User declined to consent"), "{p:?}");
+    assert_eq!(p["state"], "st4te");
+    // Accept: the code.
+    let mut accept = form.to_vec();
+    accept.pop();
+    accept.push(("decision", "accept"));
+    let r = no_redirects().post(&url).form(&accept).send().await.unwrap();
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.query_pairs().any(|(k, _)| k == "code"), "{loc}");
+    // A scope the resource does not expose: redirected error 650053.
+    let (s, p, _) = get(&authorize_v2(&t.emu, APP_ID, "User.Fly", "")).await;
+    assert_eq!(s, 302);
+    assert!(p["error_description"].starts_with("AADSTS650053:"), "{p:?}");
+}
+
+/// A user token for the web API, as its client (`CLIENT2`) gets it.
+async fn user_token_for_mid(t: &Tenant) -> String {
+    let code = code_for(&t.emu, CLIENT2, &format!("{MID_URI}/access_as_user openid"), "").await;
+    let (s, b) = redeem(&t.emu, CLIENT2, &code, &[]).await;
+    assert_eq!(s, 200, "{b}");
+    let c = claims_of(&b["access_token"]);
+    assert_eq!(c["aud"], MID_URI, "v1 resource: aud as requested");
+    assert_eq!(c["scp"], "access_as_user");
+    b["access_token"].as_str().unwrap().to_string()
+}
+
+async fn obo(t: &Tenant, client: &str, assertion: &str, scope: &str) -> (u16, Value) {
+    post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", client),
+            ("client_secret", SECRET),
+            ("assertion", assertion),
+            ("scope", scope),
+            ("requested_token_use", "on_behalf_of"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
+    let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
+    let incoming = user_token_for_mid(&t).await;
+    let user = t.emu.users()[0].clone();
+    // The web API exchanges it for Graph (consented by the administrator).
+    let (s, b) = obo(&t, APP_ID, &incoming, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!(s, 200, "{b}");
+    let c = claims_of(&b["access_token"]);
+    assert_eq!(c["aud"], "https://graph.microsoft.com");
+    assert_eq!(c["appid"], APP_ID, "the middle tier is the client now");
+    assert_eq!(c["scp"], "User.Read");
+    assert_eq!(c["oid"], user.oid.as_str());
+    assert_eq!(c["upn"], user.upn.as_str());
+    assert!(b.get("id_token").is_none());
+    // `.default` works too.
+    let (s, _) = obo(&t, APP_ID, &incoming, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200);
+
+    // Another app presenting it: 500131.
+    let d = assert_entra_error(
+        &obo(&t, CLIENT2, &incoming, "https://graph.microsoft.com/.default").await,
+        400,
+        "invalid_grant",
+        500131,
+    );
+    assert!(d.contains(&format!("'{MID_URI}'")), "{d}");
+    // An app-only token: 7000114.
+    let cc = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT2),
+            ("client_secret", SECRET),
+            ("scope", "api://keycred-mid/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(cc.0, 200, "{}", cc.1);
+    let app_only = cc.1["access_token"].as_str().unwrap().to_string();
+    assert_entra_error(
+        &obo(&t, APP_ID, &app_only, "https://graph.microsoft.com/.default").await,
+        400,
+        "unauthorized_client",
+        7000114,
+    );
+    // A downstream API without consent: 65001, suberror consent_required.
+    let got = obo(&t, APP_ID, &incoming, "https://api.security.microsoft.com/.default").await;
+    assert_entra_error(&got, 400, "invalid_grant", 65001);
+    assert_eq!(got.1["suberror"], "consent_required");
+    // Not a token of this tenant (a forged signature): refused.
+    let mut forged = incoming.clone();
+    forged.pop();
+    forged.push(if incoming.ends_with('A') { 'B' } else { 'A' });
+    let (s, _) = obo(&t, APP_ID, &forged, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn on_behalf_of_refuses_an_expired_user_token_with_500133() {
+    // User tokens already past their expiry (and the five minutes of skew).
+    let t = tenant_with(|c| {
+        c.consented = vec![APP_ID.into()];
+        c.user_token_lifetime = Some(-400);
+    })
+    .await;
+    let incoming = user_token_for_mid(&t).await;
+    let d = assert_entra_error(
+        &obo(&t, APP_ID, &incoming, "https://graph.microsoft.com/.default").await,
+        400,
+        "invalid_grant",
+        500133,
+    );
+    assert!(d.contains("not within its valid time range"), "{d}");
+}
+
+#[tokio::test]
+async fn token_answers_carry_entras_headers_times_and_correlation() {
+    let t = tenant_with(|c| c.domains = vec!["contoso.example".into()]).await;
+    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", APP_ID),
+        ("client_secret", SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let corr = uuid::Uuid::new_v4().to_string();
+    let r = client().post(&url).header("client-request-id", &corr).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["cache-control"], "no-store, no-cache");
+    assert_eq!(h["pragma"], "no-cache");
+    assert!(h["content-type"].to_str().unwrap().starts_with("application/json"));
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["expires_in"], 3599);
+    let c = token_claims(&b);
+    let (iat, nbf, exp) = (c["iat"].as_i64().unwrap(), c["nbf"].as_i64().unwrap(), c["exp"].as_i64().unwrap());
+    assert_eq!(iat, nbf);
+    assert_eq!(exp - iat, 3599 + 300);
+
+    // Errors: the same headers, and the client-request-id (header or form field) as correlation_id.
+    let bad = [
+        ("grant_type", "client_credentials"),
+        ("client_id", APP_ID),
+        ("client_secret", "wrong"),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let r = client().post(&url).header("client-request-id", &corr).form(&bad).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store, no-cache");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["correlation_id"], corr.as_str());
+    let mut with_field = bad.to_vec();
+    with_field.push(("client-request-id", corr.as_str()));
+    let (_, b) = post(&url, &with_field).await;
+    assert_eq!(b["correlation_id"], corr.as_str());
+
+    // A GET on a token endpoint: 400 AADSTS900561 as JSON, on both endpoints.
+    for v in [EndpointVersion::V1, EndpointVersion::V2] {
+        let r = client().get(t.emu.token_endpoint(v)).send().await.unwrap();
+        let got = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+        assert_entra_error(&got, 400, "invalid_request", 900561);
+    }
+
+    // The tenant by its domains, and the v1 discovery document.
+    for name in [t.emu.domains()[0].clone(), "contoso.example".to_string()] {
+        assert!(name == "contoso.example" || name.ends_with(".onmicrosoft.com"), "{name}");
+        let (s, b) = post(&format!("{}/{name}/oauth2/v2.0/token", t.emu.base_url()), &form).await;
+        assert_eq!(s, 200, "{name}: {b}");
+        assert_eq!(token_claims(&b)["tid"], TENANT);
+    }
+    let d: Value = client()
+        .get(format!("{}/{TENANT}/.well-known/openid-configuration", t.emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["jwks_uri"], format!("{}/common/discovery/keys", t.emu.base_url()));
+    assert_eq!(d["scopes_supported"], json!(["openid"]));
+    assert_eq!(d["issuer"], format!("https://sts.windows.net/{TENANT}/"));
+
+    // Client credentials at /common and /organizations name no tenant: 50059.
+    for t2 in ["common", "organizations"] {
+        let got = post(&format!("{}/{t2}/oauth2/v2.0/token", t.emu.base_url()), &form).await;
+        assert_entra_error(&got, 400, "invalid_request", 50059);
+    }
+}
+
+#[tokio::test]
+async fn assertion_audience_comes_from_the_configured_base_url_not_the_host_header() {
+    let t = tenant_with(|_| {}).await;
+    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let path = url::Url::parse(&url).unwrap().path().to_string();
+    let addr = url::Url::parse(&url).unwrap().socket_addrs(|| None).unwrap()[0];
+    // A raw request, so that the Host header is exactly what an attacker sends.
+    let send = |aud: String| {
+        let a = assertion_for(&t.cred, &aud, keycred::cert::SignatureAlg::Rs256);
+        let path = path.clone();
+        async move {
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(client_credentials_form(APP_ID, "https://graph.microsoft.com/.default", &a))
+                .finish();
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+                write!(
+                    s,
+                    "POST {path} HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                let status: u16 = out[9..12].parse().unwrap();
+                let json = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+                // A chunked body: the JSON object sits between the first '{' and the last '}'.
+                let (a, b) = (json.find('{').unwrap(), json.rfind('}').unwrap());
+                (status, serde_json::from_str::<Value>(&json[a..=b]).unwrap())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // Minted for evil.example and sent with that Host: refused.
+    assert_entra_error(&send(format!("http://evil.example{path}")).await, 401, "invalid_client", 700023);
+    // Minted for the emulator: accepted whatever the Host says.
+    let (s, b) = send(url.clone()).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+#[cfg(unix)]
+fn mkfifo(p: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
+    let t = tenant_with(|_| {}).await;
+    let client2 = t.dir.path("client2.json");
+    std::fs::remove_file(&client2).unwrap();
+    mkfifo(&client2);
+    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT2),
+        ("client_secret", SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    // The app whose file became a FIFO keeps its last good version; nothing blocks.
+    let r = c.post(&url).form(&form).send().await.expect("answered, not hung");
+    assert_eq!(r.status().as_u16(), 200);
+    let main = [
+        ("grant_type", "client_credentials"),
+        ("client_id", APP_ID),
+        ("client_secret", SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    assert_eq!(c.post(&url).form(&main).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(t.emu.jwks_uri()).send().await.unwrap().status().as_u16(), 200);
+    // At start, a FIFO is refused as input, naming it.
+    let mut cfg = emulator_config(vec![t.main.clone(), client2.clone()], vec![]);
+    cfg.log = false;
+    let e = start(cfg).await.err().expect("a FIFO manifest is refused");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+#[tokio::test]
+async fn apps_dir_sees_apps_added_and_removed_without_restart() {
+    let dir = TempDir::new("emu-apps-dir");
+    let apps = dir.path("apps");
+    std::fs::create_dir(&apps).unwrap();
+    let write = |name: &str, id: &str| {
+        let m = json!({"appId": id, "displayName": name, "keyCredentials": []});
+        let tmp = apps.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, m.to_string()).unwrap();
+        std::fs::rename(&tmp, apps.join(format!("{name}.json"))).unwrap();
+    };
+    let ids: Vec<String> = (0..3).map(|i| format!("00000000-0000-4000-8000-00000000000{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        write(&format!("app{i}"), id);
+    }
+    let mut cfg = emulator_config(vec![], vec![]);
+    cfg.apps_dir = Some(apps.clone());
+    cfg.secret = Some(SecretString::new(SECRET));
+    let emu = start(cfg).await.unwrap();
+    assert_eq!(emu.apps().iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
+    let token = |id: String| {
+        let url = emu.token_endpoint(EndpointVersion::V2);
+        async move {
+            post(
+                &url,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", SECRET),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(token(ids[1].clone()).await.0, 200);
+    let new_id = "00000000-0000-4000-8000-000000000009".to_string();
+    assert_entra_error(&token(new_id.clone()).await, 400, "unauthorized_client", 700016);
+    write("app9", &new_id);
+    let (s, b) = token(new_id.clone()).await;
+    assert_eq!(s, 200, "an app added to the directory is served at once: {b}");
+    std::fs::remove_file(apps.join("app1.json")).unwrap();
+    assert_entra_error(&token(ids[1].clone()).await, 400, "unauthorized_client", 700016);
+    assert_eq!(token(ids[2].clone()).await.0, 200);
+}
+
+/// `keycred emulate` with a manifest swapped for a FIFO while it runs: requests for that app and
+/// for the others are answered (nothing blocks the workers), and SIGTERM still stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = TempDir::new("emu-fifo-cli");
+    let cred = credential("fifo app");
+    let a = dir.path("a.json");
+    write_manifest(&a, vec![valid_entry(&cred.cert)]);
+    let b = dir.path("b.json");
+    std::fs::write(&b, json!({"appId": CLIENT2, "keyCredentials": []}).to_string()).unwrap();
+    let mut child = std::process::Command::new(KEYCRED)
+        .args(["-o", "json", "emulate", "--tenant", TENANT, "--secret-env", "FIFO_TEST_SECRET"])
+        .arg("--manifest")
+        .arg(&a)
+        .arg("--manifest")
+        .arg(&b)
+        .env("FIFO_TEST_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let v2 = info["tokenEndpointV2"].as_str().unwrap().to_string();
+    std::fs::remove_file(&b).unwrap();
+    mkfifo(&b);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+        for id in [CLIENT2, APP_ID, CLIENT2] {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ];
+            let r = c.post(&v2).form(&form).send().await.expect("answered, not hung");
+            assert_eq!(r.status().as_u16(), 200, "{id}");
+        }
+    });
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM stops it cleanly");
+}
