@@ -37,6 +37,15 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 1.0 } else { 3.0 };
+    let tenant_n = if quick { 2_000 } else { 10_000 };
+    // `--tenant-only` (`cargo xtask bench --fleet`): only the token rate as the tenant grows.
+    if args.iter().any(|a| a == "--tenant-only") {
+        if let Err(e) = tenant_scale_bench(&credential(), secs, tenant_n) {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let openssl: Option<f64> = std::env::var("OPENSSL_RSA2048_SIGNS").ok().and_then(|s| s.parse().ok());
 
     let cred = credential();
@@ -50,8 +59,7 @@ fn main() {
     }
     println!();
 
-    match emulator_bench(&cred, secs).and_then(|()| tenant_scale_bench(&cred, secs, if quick { 2_000 } else { 10_000 }))
-    {
+    match emulator_bench(&cred, secs).and_then(|()| tenant_scale_bench(&cred, secs, tenant_n)) {
         Ok(()) => {}
         Err(e) => {
             eprintln!("bench: {e}");
@@ -86,20 +94,15 @@ fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize) -> Result<()
     let own = bench_manifest(&dir.0, cred)?;
     let generated = dir.0.join("tenant");
     keycred::emulator::generate_tenant(n, &generated, false).map_err(|e| e.to_string())?;
-    let mut many: Vec<PathBuf> = std::fs::read_dir(&generated)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    many.push(own.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let mut rates = Vec::new();
-    for manifests in [vec![own], many] {
-        let mut cfg = EmulatorConfig::new(manifests);
+    for apps_dir in [None, Some(generated)] {
+        let mut cfg = EmulatorConfig::new(vec![own.clone()]);
+        cfg.apps_dir = apps_dir;
         cfg.tenant = TENANT.into();
         cfg.grants = vec![(API.into(), vec!["Data.Read".into()])];
         cfg.log = false;

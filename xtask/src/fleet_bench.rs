@@ -33,12 +33,11 @@ impl Drop for Emulator {
     }
 }
 
-fn emulate(bin: &Path, manifests: &[PathBuf], tls: bool) -> Result<Emulator, String> {
+/// `keycred emulate --apps-dir DIR`, as a tenant of thousands of applications is served.
+fn emulate(bin: &Path, apps_dir: &Path, tls: bool) -> Result<Emulator, String> {
     let mut c = Command::new(bin);
     c.args(["emulate", "--tenant", TENANT, "--grant", &format!("{GRAPH}=Application.ReadWrite.All"), "-o", "json"]);
-    for m in manifests {
-        c.arg("--manifest").arg(m);
-    }
+    c.arg("--apps-dir").arg(apps_dir);
     if tls {
         c.arg("--tls");
     }
@@ -90,7 +89,7 @@ mod serde_json_lite {
 }
 
 struct Tenant {
-    manifests: Vec<PathBuf>,
+    dir: PathBuf,
     app_ids: Vec<String>,
     automation: String,
     bundle: String,
@@ -110,12 +109,6 @@ fn generate(bin: &Path, n: usize, dir: &Path) -> Result<Tenant, String> {
     let s = serde_json_lite::parse(&String::from_utf8_lossy(&o.stdout)).ok_or("generator summary")?;
     let automation = s.get("automationAppId").ok_or("automationAppId")?.to_string();
     let bundle = s.get("automationBundle").ok_or("automationBundle")?.to_string();
-    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&out)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    manifests.sort();
     let mut app_ids = Vec::new();
     for line in std::fs::read_to_string(out.join("ground-truth.jsonl")).map_err(|e| e.to_string())?.lines() {
         if let Some(id) = serde_json_lite::parse(line).and_then(|o| o.get("appId").map(str::to_string)) {
@@ -124,7 +117,7 @@ fn generate(bin: &Path, n: usize, dir: &Path) -> Result<Tenant, String> {
             }
         }
     }
-    Ok(Tenant { manifests, app_ids, automation, bundle })
+    Ok(Tenant { dir: out, app_ids, automation, bundle })
 }
 
 fn fleet(bin: &Path, emu: &Emulator, t: &Tenant, cmd: &str) -> Command {
@@ -161,7 +154,7 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     );
 
     let big = generate(bin, audit_n, tmp)?;
-    let emu = emulate(bin, &big.manifests, false)?;
+    let emu = emulate(bin, &big.dir, false)?;
     let mut walls = Vec::new();
     let mut peak: f64 = 0.0;
     for _ in 0..runs {
@@ -174,7 +167,7 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     drop(emu);
 
     let small = generate(bin, rotate_n + 1, tmp)?;
-    let emu = emulate(bin, &small.manifests, false)?;
+    let emu = emulate(bin, &small.dir, false)?;
     let apps_file = tmp.join("rotate-apps.txt");
     std::fs::write(&apps_file, small.app_ids.join("\n")).map_err(|e| e.to_string())?;
     let out_dir = tmp.join("rotated");
@@ -211,7 +204,7 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     let token_runs = if quick { 5 } else { 20 };
     let mut per = Vec::new();
     for tls in [false, true] {
-        let emu = emulate(bin, &small.manifests[..], tls)?;
+        let emu = emulate(bin, &small.dir, tls)?;
         let mut v = Vec::new();
         for _ in 0..token_runs {
             let mut c = Command::new(bin);

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::run(&root()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick]|interop|fuzz [--seconds N] [TARGET...]>");
+            eprintln!("usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]>");
             return ExitCode::from(2);
         }
     };
