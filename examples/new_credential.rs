@@ -21,7 +21,7 @@ fn main() -> keycred::Result<()> {
     // Everything is checked (subject, dates, directory, files in the way) before a key exists.
     let plan = Plan::new(
         NewCertificate { subject: "CN=my-daemon".into(), key_size: KeySize::Rsa2048, validity: Validity::Days(365) },
-        FileOptions { name: "my-daemon".into(), dir, pfx: false, password: None, force: false },
+        FileOptions { name: "my-daemon".into(), dir, pfx: None, password: None, force: false },
     )?;
     let (cert, key) = plan.generate()?;
     let files = plan.write(&cert, &key)?;

@@ -34,6 +34,8 @@ pub enum Outcome {
 /// One line of the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
+    /// Stable identifier for scripts (`cert_readable`, `key_matches`, ...): see [`names::ALL`].
+    pub id: &'static str,
     /// What was checked.
     pub step: String,
     /// Whether it passed (`null` when skipped).
@@ -100,7 +102,8 @@ impl Steps {
             Outcome::Fail => Some(false),
             Outcome::Skip => None,
         };
-        self.steps.push(Step { step: step.to_string(), ok, detail: detail.into(), outcome });
+        let id = names::ALL.iter().find(|(_, n)| *n == step).map_or("unknown", |(id, _)| *id);
+        self.steps.push(Step { id, step: step.to_string(), ok, detail: detail.into(), outcome });
     }
     fn skip(&mut self, names: &[&str], why: &str) {
         for n in names {
@@ -127,6 +130,19 @@ pub mod names {
     pub const TOKEN: &str = "token request";
     /// Roles.
     pub const ROLES: &str = "expected roles present";
+
+    /// Every step in order, with its id: ids are single tokens and never change, so scripts
+    /// branch on `id` and people read `step`.
+    pub const ALL: [(&str, &str); 8] = [
+        ("cert_readable", READABLE),
+        ("key_type", KEY_TYPE),
+        ("valid_now", VALIDITY),
+        ("key_matches", KEY_MATCH),
+        ("manifest_holds_cert", MANIFEST),
+        ("assertion_verifies", ASSERTION),
+        ("token_issued", TOKEN),
+        ("roles_present", ROLES),
+    ];
 }
 
 /// Runs every step against `client` and returns the report.
@@ -149,7 +165,7 @@ pub fn run(o: &CheckOptions, client: &TokenClient) -> Report {
     let cred = key_match_step(&mut s, o);
     // 5. Manifest.
     if let Some(path) = &o.manifest {
-        manifest_step(&mut s, path, &cert);
+        manifest_step(&mut s, path, &cert, &o.cert);
     }
     let Some(cred) = cred else {
         s.skip(&[ASSERTION, TOKEN, ROLES], "no usable private key");
@@ -229,6 +245,12 @@ fn validity_step(s: &mut Steps, cert: &Certificate, now: time::OffsetDateTime) {
 
 /// The private key loads and is the certificate's.
 fn key_match_step(s: &mut Steps, o: &CheckOptions) -> Option<LoadedCredential> {
+    // A key under 2048 bits cannot be loaded to compare: the size step already says why, so this
+    // one is skipped rather than failed under a misleading name.
+    if s.steps.iter().any(|st| st.step == names::KEY_TYPE && st.outcome == Outcome::Fail) {
+        s.push(names::KEY_MATCH, Outcome::Skip, format!("skipped: the key cannot be used ({})", names::KEY_TYPE));
+        return None;
+    }
     match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
         Ok(c) => {
             s.push(names::KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
@@ -289,8 +311,13 @@ fn token_step(
             Some(t)
         }
         Err(e) => {
-            let code = entra_code(&e).map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
             let first = e.message().lines().next().unwrap_or_default().to_string();
+            // Entra's own description already starts with its code: say it once.
+            let code = entra_code(&e)
+                .map(|c| format!("AADSTS{c}"))
+                .filter(|c| !first.contains(c.as_str()))
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
             let detail = match e.hint() {
                 Some(h) => format!("{code}{first} (hint: {h})"),
                 None => format!("{code}{first}"),
@@ -329,7 +356,7 @@ fn roles_step(s: &mut Steps, o: &CheckOptions, access_token: &SecretString) {
     }
 }
 
-fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
+fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate, cert_path: &std::path::Path) {
     let m = match Manifest::load(path) {
         Ok(m) => m,
         Err(e) => return s.push(names::MANIFEST, Outcome::Fail, e.to_string()),
@@ -341,10 +368,11 @@ fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate) {
             names::MANIFEST,
             Outcome::Fail,
             format!(
-                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert CERT)",
+                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert {})",
                 path.display(),
                 cert.thumbprint(),
-                path.display()
+                path.display(),
+                cert_path.display()
             ),
         );
     };

@@ -1,4 +1,4 @@
-//! Consent URLs: building the admin-consent (v2) and authorize (v1, seed 000) URLs an
+//! Consent URLs: building the admin-consent (v2) and authorize (v1, the Office 365 Management API's setup) URLs an
 //! administrator opens, and reading the URL the browser is redirected to afterwards.
 //!
 //! Every value is percent-encoded by `url`'s form serializer, so redirect URIs with their own
@@ -12,7 +12,7 @@ use url::Url;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Prompt {
-    /// `prompt=consent`: ask the signed-in user again (seed 004).
+    /// `prompt=consent`: ask the signed-in user again.
     Consent,
     /// `prompt=admin_consent`: ask an administrator to consent for the whole tenant.
     #[cfg_attr(feature = "cli", value(name = "admin_consent"))]
@@ -30,15 +30,21 @@ impl Prompt {
 
 /// Checks a reply URL the way Entra registers them: an absolute URL, https except for loopback
 /// (`http://localhost`), or a custom scheme (`msal{client-id}://auth` for native apps).
-pub fn check_redirect_uri(uri: &str) -> Result<()> {
+///
+/// A plain-http URL on another host is not refused: Entra no longer lets one be added, but older
+/// registrations still hold such URLs and Entra keeps honouring them. It returns the warning to
+/// show instead.
+pub fn check_redirect_uri(uri: &str) -> Result<Option<String>> {
     let hint = "give a reply URL registered on the application, such as https://localhost/callback";
     let url = Url::parse(uri)
         .map_err(|e| Error::input(format!("--redirect-uri '{uri}' is not an absolute URL ({e})")).with_hint(hint))?;
     if url.scheme() == "http" && !crate::authority::is_loopback_host(&url) {
-        return Err(Error::input(format!("--redirect-uri '{uri}' uses plain http"))
-            .with_hint("Entra accepts http reply URLs only for localhost; use https"));
+        return Ok(Some(format!(
+            "reply URL '{uri}' uses plain http: it works only if the application already has it registered \
+             (Entra accepts new http reply URLs for localhost only); prefer an https one"
+        )));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// v2 admin-consent URL: `{authority}/{tenant|organizations}/adminconsent?client_id=..`
@@ -63,7 +69,7 @@ pub fn admin_consent_url(
     format!("{}/{}/adminconsent?{}", authority.as_str(), encode_segment(tenant), q.finish())
 }
 
-/// v1 authorize URL of seed 000:
+/// v1 authorize URL of the Office 365 Management API's setup:
 /// `{authority}/{tenant|common}/oauth2/authorize?response_type=code&resource=..&client_id=..&redirect_uri=..`
 /// with an optional `prompt` and `state`.
 pub fn authorize_url_v1(
@@ -156,13 +162,14 @@ mod tests {
     #[test]
     fn reply_urls_are_https_loopback_http_or_a_custom_scheme() {
         for ok in ["https://app.example/cb", "http://localhost/cb", "http://127.0.0.1:5000/", "msalabc://auth"] {
-            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+            assert_eq!(check_redirect_uri(ok).unwrap(), None, "{ok}");
         }
-        for (bad, why) in [("notaurl", "not an absolute URL"), ("http://app.example/cb", "plain http")] {
-            let e = check_redirect_uri(bad).unwrap_err();
-            assert_eq!(e.exit_code(), 2);
-            assert!(e.to_string().contains(why) && e.to_string().contains(bad), "{e}");
-        }
+        // An older registration's http reply URL: built, with a warning.
+        let w = check_redirect_uri("http://app.example/cb").unwrap().unwrap();
+        assert!(w.contains("plain http") && w.contains("localhost only"), "{w}");
+        let e = check_redirect_uri("notaurl").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not an absolute URL") && e.to_string().contains("notaurl"), "{e}");
     }
 
     #[test]
@@ -180,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_authorize_url_matches_seed_000() {
+    fn v1_authorize_url_matches_the_office_365_management_api_setup() {
         let u = authorize_url_v1(
             &auth(),
             None,

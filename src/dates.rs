@@ -1,6 +1,6 @@
 //! Dates as users type them and as Entra writes them.
 //!
-//! Input accepts `YYYY-MM-DD` (midnight UTC, like makecert's `-b`/`-e` in the seed) or RFC 3339;
+//! Input accepts `YYYY-MM-DD` (midnight UTC, like makecert's `-b`/`-e`) or RFC 3339;
 //! output is always RFC 3339 in UTC with a `Z`, second precision, as the portal's manifests hold.
 
 use crate::{Error, Result};

@@ -174,4 +174,15 @@ mod tests {
         assert_eq!(nf.exit_code(), 2);
         assert!(nf.to_string().contains("/nope"));
     }
+
+    #[test]
+    fn notes_and_context_keep_kind_hint_and_source() {
+        let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::remote("refused").with_hint("retry later").with_source(cause);
+        let e = e.context("verification failed").with_note("the entry was taken out again");
+        assert_eq!(e.message(), "verification failed: refused; the entry was taken out again");
+        assert_eq!((e.kind(), e.exit_code(), e.hint()), (ErrorKind::Remote, 3, Some("retry later")));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(|s| s.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    }
 }

@@ -233,7 +233,7 @@ pub fn write_set(files: &[PlannedFile], force: bool) -> Result<()> {
         if let Some(dir) = f.path.parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(Error::input(format!("{}: directory does not exist", dir.display()))
-                    .with_hint("create it first or choose another --out-dir"));
+                    .with_hint("create it first, or choose another directory"));
             }
         }
     }
@@ -268,7 +268,8 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     if existing.is_empty() {
         return Ok(());
     }
-    Err(Error::input(format!("{} already exists; nothing was written", existing.join(", ")))
+    let verb = if existing.len() == 1 { "already exists" } else { "already exist" };
+    Err(Error::input(format!("{} {verb}; nothing was written", existing.join(", ")))
         .with_hint("allow replacing them, or choose another name or directory"))
 }
 

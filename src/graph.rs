@@ -385,17 +385,22 @@ pub fn interpret(method: &reqwest::Method, url: &str, status: u16, text: &str) -
     Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
 }
 
-/// The resource to ask Graph tokens for when talking to `graph_url`: Graph itself for a loopback
-/// URL (the emulator serves Graph on its own address but issues tokens for Graph), else the
-/// URL's host (national clouds have their own Graph).
+/// The resource a Graph token is requested for when Graph is at `graph_url`: that URL for a
+/// national cloud (`https://graph.microsoft.us`), but Graph itself for a loopback URL, where the
+/// emulator serves Graph and issues tokens for it.
 pub fn token_resource(graph_url: &str) -> Result<String> {
     let url = url::Url::parse(graph_url.trim())
-        .map_err(|e| Error::input(format!("--graph-url '{graph_url}' is not a URL ({e})")))?;
+        .map_err(|e| Error::input(format!("Graph URL '{graph_url}' is not a URL ({e})")))?;
     Ok(if crate::authority::is_loopback_host(&url) {
         GRAPH_RESOURCE.to_string()
     } else {
         graph_url.trim().trim_end_matches('/').to_string()
     })
+}
+
+/// The keyId of the application's certificate that `sel` picks, if any.
+pub fn key_id_of(app: &Application, sel: &crate::manifest::Selector) -> Option<String> {
+    credentials_of(app).into_iter().find(|c| sel.matches(c)).and_then(|c| c.key_id)
 }
 
 /// A reqwest error in words users understand (timeout, connection, TLS).
@@ -572,6 +577,14 @@ mod tests {
         let e = interpret(&reqwest::Method::PATCH, URL, 403, "denied").unwrap_err();
         assert!(e.message().contains("HTTP 403 Forbidden: unknown: denied"), "{e}");
         assert!(e.hint().unwrap().contains("Application.ReadWrite"));
+    }
+
+    #[test]
+    fn graph_tokens_are_for_the_cloud_s_graph_or_graph_itself_on_loopback() {
+        assert_eq!(token_resource("https://graph.microsoft.us/").unwrap(), "https://graph.microsoft.us");
+        assert_eq!(token_resource("http://127.0.0.1:8080").unwrap(), GRAPH_RESOURCE);
+        assert_eq!(token_resource("http://localhost:1/").unwrap(), GRAPH_RESOURCE);
+        assert_eq!(token_resource("not a url").unwrap_err().exit_code(), 2);
     }
 
     #[test]

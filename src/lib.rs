@@ -30,6 +30,7 @@ pub mod fleet;
 pub mod fsio;
 pub mod graph;
 pub mod ids;
+pub mod jwks;
 pub mod jwt;
 pub mod manifest;
 pub mod rotate;

@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn every_form_parses_to_the_same_digest() {
-        // Seed 000's x5t sample.
+        // The x5t sample of the Office 365 Management API's setup document.
         let x5t = "YyfshJC3rPQ-kpGo5dUaiY5t3iU";
         let d = parse_sha1(x5t).unwrap();
         let hex = hex_upper(&d);

@@ -1,10 +1,13 @@
 //! Distinguished names as text: printing a certificate's names unambiguously, and reading the
 //! `--subject` of a new certificate.
 //!
-//! Names print in RFC 4514 string form for attribute names and escaping (what `openssl x509
-//! -nameopt RFC2253` prints), with two differences kept from earlier keycred output and from how
-//! Windows and the Entra portal show names: attributes come in certificate order, separated by
-//! `, `, and non-ASCII characters print as themselves rather than as `\XX` escapes.
+//! Names print as RFC 4514 strings: attribute names, escaping and order are what `openssl x509
+//! -nameopt RFC2253` and Python cryptography's `rfc4514_string()` print, so the RDNs come last to
+//! first (`CN=App, O=Contoso, C=FR` for a certificate encoded C, O, CN, as .NET and the Entra
+//! portal also show it). Two presentation choices follow Windows and the portal: RDNs are
+//! separated by `, ` rather than `,`, and non-ASCII characters print as themselves rather than as
+//! `\XX` escapes. A `--subject` is read the same way, so the string keycred prints for a
+//! certificate is the string that makes it.
 
 use crate::{Error, Result};
 use rcgen::{DistinguishedName, DnType, DnValue};
@@ -35,9 +38,12 @@ const NAMES: &[(&str, &str)] = &[
     ("1.2.840.113549.1.9.1", "emailAddress"),
 ];
 
-/// `CN=App, O=Contoso\, Inc., C=FR`: RFC 4514 names and escaping, in certificate order.
+/// `CN=App, O=Contoso\, Inc., C=FR`: RFC 4514 names, escaping and order (RFC 4514 2.1: the
+/// last RDN of the encoded sequence comes first).
 pub fn format(name: &X509Name<'_>) -> String {
-    name.iter()
+    let rdns: Vec<_> = name.iter().collect();
+    rdns.iter()
+        .rev()
         .map(|rdn| {
             rdn.iter()
                 .map(|atv| {
@@ -109,7 +115,9 @@ pub fn escape(v: &str) -> String {
 
 /// Parses a `--subject` such as `CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR`: RFC 4514
 /// style, `,` (or `;`) between attributes, values escaped (`O=Contoso\, Inc.`, `\2C`) or quoted
-/// (`O="Contoso, Inc."`). Attributes keep the order given. Country, serial number and DN
+/// (`O="Contoso, Inc."`). As RFC 4514 2.1 orders a string, the first attribute is the last RDN
+/// encoded: `CN=App, O=Contoso, C=FR` encodes C, then O, then CN, as openssl, .NET and
+/// CertReq do. Country, serial number and DN
 /// qualifier are PrintableString and domain components and e-mail addresses IA5String, as RFC
 /// 5280 requires; lengths are held to RFC 5280's upper bounds.
 pub fn parse(dn: &str) -> Result<DistinguishedName> {
@@ -119,7 +127,9 @@ pub fn parse(dn: &str) -> Result<DistinguishedName> {
     };
     let mut out = DistinguishedName::new();
     let mut seen = Vec::new();
-    for (k, v) in split(dn).map_err(|why| bad(&why))? {
+    let mut pairs = split(dn).map_err(|why| bad(&why))?;
+    pairs.reverse();
+    for (k, v) in pairs {
         let upper = k.to_ascii_uppercase();
         if v.is_empty() {
             return Err(bad(&format!("{k} has an empty value")));
@@ -311,6 +321,13 @@ mod tests {
         assert!(parse("DC=contoso, DC=com").unwrap_err().to_string().contains("twice"));
         let dn = parse("C=FR").unwrap();
         assert!(matches!(dn.get(&DnType::CountryName), Some(DnValue::PrintableString(_))));
+    }
+
+    #[test]
+    fn parse_encodes_the_last_attribute_first() {
+        let dn = parse("CN=App, O=Contoso, C=FR").unwrap();
+        let order: Vec<_> = dn.iter().map(|(t, _)| t.clone()).collect();
+        assert_eq!(order, vec![DnType::CountryName, DnType::OrganizationName, DnType::CommonName]);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! when asked for, `NAME.pfx`, written all or nothing.
 //!
 //! [`Plan`] checks a whole request (name, directory, subject, dates, existing files) before a key
-//! is generated, so a rotation can check everything else too before it writes anything.
+//! is generated, so a rotation can check everything else too before it writes anything. A
+//! missing directory is created (0700, as the key inside is secret) only when the files are
+//! written.
 
+use super::pfx::Protection;
 use super::{generate, load::LoadedCredential, Certificate, NewCertificate, PrivateKey};
 use crate::secret::SecretString;
 use crate::{dates, fsio, Error, Result};
@@ -26,17 +29,30 @@ pub struct Files {
 /// Where the files of credential NAME go in a directory.
 #[derive(Debug, Clone)]
 pub struct FilePaths {
+    dir: PathBuf,
     key: PathBuf,
     cert: PathBuf,
     bundle: PathBuf,
     pfx: Option<PathBuf>,
+    pfx_protection: Protection,
 }
 
 impl FilePaths {
-    /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` when asked for.
+    /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` when asked for (modern protection).
     pub fn new(dir: &Path, name: &str, pfx: bool) -> Self {
+        Self::with_pfx(dir, name, pfx.then_some(Protection::Modern))
+    }
+    /// `DIR/NAME.key`, `.cer`, `.pem`, and `.pfx` protected as `pfx` says when given.
+    pub fn with_pfx(dir: &Path, name: &str, pfx: Option<Protection>) -> Self {
         let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-        FilePaths { key: path("key"), cert: path("cer"), bundle: path("pem"), pfx: pfx.then(|| path("pfx")) }
+        FilePaths {
+            dir: dir.to_path_buf(),
+            key: path("key"),
+            cert: path("cer"),
+            bundle: path("pem"),
+            pfx: pfx.map(|_| path("pfx")),
+            pfx_protection: pfx.unwrap_or(Protection::Modern),
+        }
     }
     /// Every path, in writing order.
     pub fn all(&self) -> impl Iterator<Item = &Path> {
@@ -76,13 +92,28 @@ pub fn write_files(
         })?;
         planned.push(fsio::PlannedFile {
             path: pfx.clone(),
-            data: super::pfx::export(cert, key, pw, alias)?,
+            data: super::pfx::export(cert, key, pw, alias, paths.pfx_protection)?,
             mode: fsio::SECRET_MODE,
         });
+    }
+    if !paths.dir.exists() {
+        create_private_dir(&paths.dir)?;
     }
     fsio::write_set(&planned, force)?;
     let s = |p: &PathBuf| p.display().to_string();
     Ok(Files { key: s(&paths.key), cert: s(&paths.cert), bundle: s(&paths.bundle), pfx: paths.pfx.as_ref().map(s) })
+}
+
+/// Creates `dir` and its missing parents, readable by the owner only (the key goes inside).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        Error::file(dir, format!("cannot create the directory: {e}"))
+            .with_hint("check the parent directory's permissions")
+    })
 }
 
 /// Where and how a new credential's files are written.
@@ -90,10 +121,10 @@ pub fn write_files(
 pub struct FileOptions {
     /// Base name of the files (a plain file name).
     pub name: String,
-    /// Directory for the files; it must exist.
+    /// Directory for the files; created (0700) when missing.
     pub dir: PathBuf,
-    /// Also write `NAME.pfx` (needs `password`).
-    pub pfx: bool,
+    /// Also write `NAME.pfx` (needs `password`), protected this way.
+    pub pfx: Option<Protection>,
     /// Encrypts the key (and protects the PFX).
     pub password: Option<SecretString>,
     /// Replace existing files.
@@ -122,15 +153,18 @@ impl Plan {
         }
         super::dn::parse(&req.subject)?;
         super::generate::resolve_validity(req.validity, dates::now())?;
-        if pfx && password.is_none() {
+        if pfx.is_some() && password.is_none() {
             return Err(Error::input("a PFX needs a password").with_hint("give the password that protects the PFX"));
         }
-        if !dir.is_dir() {
-            return Err(
-                Error::input(format!("{}: not a directory", dir.display())).with_hint("create the directory first")
-            );
+        // The directory, or the nearest of its parents that exists, must be a directory: the
+        // rest is created when the files are written.
+        if let Some(existing) = dir.ancestors().find(|a| a.exists()) {
+            if !existing.is_dir() {
+                return Err(Error::input(format!("{}: not a directory", existing.display()))
+                    .with_hint("give a directory (it is created when missing), not a file"));
+            }
         }
-        let paths = FilePaths::new(&dir, &name, pfx);
+        let paths = FilePaths::with_pfx(&dir, &name, pfx);
         if !force {
             fsio::ensure_absent(paths.all())?;
         }

@@ -83,6 +83,34 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// Why an RSA private key (PKCS#1 `RSAPrivateKey` DER) that aws-lc refused is unusable: its
+/// size when it can be read (aws-lc refuses keys under 2048 bits), else malformed.
+fn unusable_rsa(rsa_private_key: &[u8]) -> String {
+    match modulus_bits(rsa_private_key) {
+        Some(bits) if bits < super::MIN_RSA_BITS => {
+            format!("the RSA private key is {bits} bits; Entra requires at least {}", super::MIN_RSA_BITS)
+        }
+        _ => "the RSA private key is malformed".to_string(),
+    }
+}
+
+/// The modulus size of an `RSAPrivateKey ::= SEQUENCE { version, modulus, ... }`.
+fn modulus_bits(der: &[u8]) -> Option<usize> {
+    use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
+    let mut r = SliceReader::new(der).ok()?;
+    let n = r
+        .sequence(|r| {
+            let _version: u8 = r.decode()?;
+            let n: UintRef<'_> = r.decode()?;
+            // The rest (exponents, primes) is not needed for the size.
+            r.read_slice(r.remaining_len())?;
+            Ok(n.as_bytes().to_vec())
+        })
+        .ok()?;
+    let first = *n.first()?;
+    Some(n.len() * 8 - first.leading_zeros() as usize)
+}
+
 impl PrivateKey {
     /// From PKCS#8 DER. `origin` names the input in errors.
     pub fn from_pkcs8_der(der: &[u8], origin: &str) -> Result<Self> {
@@ -92,10 +120,10 @@ impl PrivateKey {
                 // Tell a non-RSA key from a broken one: the former deserves its own message.
                 let msg = match pkcs8::PrivateKeyInfo::try_from(der) {
                     Ok(info) if info.algorithm.oid != pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1") => {
-                        "the private key is not an RSA key"
+                        "the private key is not an RSA key".to_string()
                     }
-                    Ok(_) => "the RSA private key is not usable (under 2048 bits, or malformed)",
-                    Err(_) => "not a valid PKCS#8 private key",
+                    Ok(info) => unusable_rsa(info.private_key),
+                    Err(_) => "not a valid PKCS#8 private key".to_string(),
                 };
                 Err(Error::input(format!("{origin}: {msg}"))
                     .with_hint("Entra certificate credentials need an RSA key of at least 2048 bits"))
@@ -106,7 +134,8 @@ impl PrivateKey {
     /// From a PKCS#1 `RSA PRIVATE KEY` DER.
     fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self> {
         let pair = KeyPair::from_der(der).map_err(|_| {
-            Error::input(format!("{origin}: the RSA private key is not usable (under 2048 bits, or malformed)"))
+            Error::input(format!("{origin}: {}", unusable_rsa(der)))
+                .with_hint("Entra certificate credentials need an RSA key of at least 2048 bits")
         })?;
         use aws_lc_rs::encoding::AsDer;
         let pkcs8 =

@@ -21,7 +21,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// Minimum RSA key size Entra accepts for a certificate credential (seed 000).
+/// Minimum RSA key size Entra accepts for a certificate credential ("minimum key length is 2048").
 pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA key keycred accepts in a certificate credential. Entra documents no bound; keys
 /// this large are already impractical (a 16384-bit signature takes seconds), and without a bound
@@ -105,7 +105,7 @@ impl Certificate {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
-    /// Subject DN in certificate order, RFC 4514 escaping (`CN=App, O=Contoso\, Inc.`).
+    /// Subject DN as an RFC 4514 string, last RDN first (`CN=App, O=Contoso\, Inc.`).
     pub fn subject(&self) -> &str {
         &self.subject
     }
@@ -284,7 +284,7 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EntraValues {
-    /// Subject DN, certificate order, RFC 4514 escaping.
+    /// Subject DN as an RFC 4514 string, last RDN first.
     pub subject: String,
     /// Issuer DN, likewise.
     pub issuer: String,

@@ -1,7 +1,9 @@
 //! Building a `keyCredentials` entry for a certificate, in either manifest format.
 //!
 //! The values are the certificate's own (PROTOCOL.md section 1): `customKeyIdentifier` is the
-//! base64 SHA-1 of the DER and `key`/`value` the base64 DER. Entries are refused for certificates
+//! SHA-1 of the DER, as upper-case hex in Microsoft Graph entries (what Graph and the portal
+//! write themselves) and as base64 in legacy ones (what the legacy instructions say), and
+//! `key`/`value` the base64 DER. Entries are refused for certificates
 //! Entra would refuse, and for dates outside the certificate's validity, which Entra rejects too.
 
 use super::Format;
@@ -69,7 +71,11 @@ pub fn entry_for_at(
     // Field order as the portal and Graph return them (alphabetical), so an added entry looks
     // like its neighbours.
     let mut m = Map::new();
-    m.insert("customKeyIdentifier".into(), s(cert.custom_key_identifier()));
+    let cki = match format {
+        Format::MsGraph => cert.thumbprint().to_string(),
+        Format::AadGraph => cert.custom_key_identifier().to_string(),
+    };
+    m.insert("customKeyIdentifier".into(), s(cki));
     match format {
         Format::MsGraph => {
             let name = opts.display_name.clone().unwrap_or_else(|| cert.subject().to_string());

@@ -29,7 +29,8 @@ use uuid::Uuid;
 pub enum Format {
     /// Microsoft Graph (today's portal manifest): `key`, `startDateTime`, `endDateTime`, `displayName`.
     MsGraph,
-    /// Azure AD Graph (legacy, seed 000): `value`, `startDate`, `endDate`.
+    /// Azure AD Graph (legacy, what the Office 365 Management API setup documents): `value`,
+    /// `startDate`, `endDate`.
     AadGraph,
 }
 
@@ -91,8 +92,8 @@ pub struct KeyCredential {
     /// that is not a usable certificate, unreadable dates, no way to tell its validity); empty
     /// for a usable certificate entry. Such entries never count as a valid certificate.
     pub defects: Vec<String>,
-    /// What looks wrong without making the entry unusable (a hex `customKeyIdentifier`, one that
-    /// disagrees with the body).
+    /// What looks wrong without making the entry unusable (a `customKeyIdentifier` that is not
+    /// a thumbprint in base64 or hex, or that disagrees with the body).
     pub warnings: Vec<String>,
 }
 
@@ -174,6 +175,12 @@ impl Manifest {
 
     /// Parses the bytes read from the manifest file at `path`.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
+        if let Some(what) = certificate_like(&bytes) {
+            return Err(Error::input(format!("{}: this is {what}, not an app manifest", path.display())).with_hint(
+                "give the manifest JSON (downloaded from the portal's Manifest page, or `keycred manifest init`); \
+                 the certificate goes in --cert",
+            ));
+        }
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::file(path, "not UTF-8 text").with_hint("save the manifest as UTF-8"))?;
         Self::parse(&text, &path.display().to_string())
@@ -183,7 +190,10 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: Value = serde_json::from_str(body).map_err(|e| {
-            Error::input(format!("{origin}: malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+            // serde_json's message ends with the position: say it once.
+            let full = e.to_string();
+            let why = full.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&full);
+            Error::input(format!("{origin}: malformed JSON at line {} column {}: {why}", e.line(), e.column()))
                 .with_hint("fix the JSON (the portal's manifest editor shows the same position)")
         })?;
         let Value::Object(root) = value else {
@@ -231,18 +241,21 @@ impl Manifest {
         }
     }
 
-    /// The format, decided by existing entries, else by top-level keys; `None` when undecidable.
+    /// The format, decided by existing entries, else by top-level keys only one format has;
+    /// `None` when undecidable (then the caller asks for `--format` rather than guess).
     pub fn detect_format(&self) -> Option<Format> {
         if let Some(f) = self.raw_entries().iter().filter_map(Value::as_object).find_map(entry_format) {
             return Some(f);
         }
-        const GRAPH: [&str; 5] = ["id", "signInAudience", "api", "web", "requiredResourceAccess"];
-        const LEGACY: [&str; 5] = [
+        const GRAPH: [&str; 5] = ["api", "web", "spa", "publicClient", "isFallbackPublicClient"];
+        const LEGACY: [&str; 7] = [
             "objectId",
             "oauth2Permissions",
             "availableToOtherTenants",
             "oauth2AllowImplicitFlow",
             "replyUrlsWithType",
+            "replyUrls",
+            "allowPublicClient",
         ];
         if LEGACY.iter().any(|k| self.root.contains_key(*k)) {
             return Some(Format::AadGraph);
@@ -251,6 +264,14 @@ impl Manifest {
             return Some(Format::MsGraph);
         }
         None
+    }
+
+    /// The top-level keys present that both formats have (`id`, `signInAudience`,
+    /// `requiredResourceAccess`, ...), which tell nothing about the format: for messages.
+    pub fn shared_keys(&self) -> Vec<&'static str> {
+        const SHARED: [&str; 6] =
+            ["id", "appId", "displayName", "signInAudience", "requiredResourceAccess", "identifierUris"];
+        SHARED.into_iter().filter(|k| self.root.contains_key(*k)).collect()
     }
 
     /// The entries, read leniently: what cannot be read is left `None`.
@@ -263,9 +284,26 @@ impl Manifest {
     }
 }
 
-/// The format an entry is written in, by its field names; `None` when it has none of them.
+/// What a file given as a manifest is when it is a certificate or key (PEM, or DER, which starts
+/// with a SEQUENCE tag and a long length), so the message can say so instead of a JSON error.
+fn certificate_like(bytes: &[u8]) -> Option<&'static str> {
+    let start = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let start = &start[start.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(start.len())..];
+    if start.starts_with(b"-----BEGIN ") {
+        let label = start[11..].split(|b| *b == b'-').next().unwrap_or_default();
+        return Some(if label.ends_with(b"PRIVATE KEY") { "a PEM private key" } else { "a PEM certificate or key" });
+    }
+    if start.len() > 4 && start[0] == 0x30 && matches!(start[1], 0x81..=0x84) {
+        return Some("a DER (binary) certificate, key or PFX");
+    }
+    None
+}
+
+/// The format an entry is written in, by its date and body field names; `None` when it has
+/// none of them. `displayName` tells nothing: the portal's legacy editor wrote it into legacy
+/// entries too (PROTOCOL.md section 2).
 pub fn entry_format(o: &Map<String, Value>) -> Option<Format> {
-    if ["key", "startDateTime", "endDateTime", "displayName"].iter().any(|k| o.contains_key(*k)) {
+    if ["key", "startDateTime", "endDateTime"].iter().any(|k| o.contains_key(*k)) {
         return Some(Format::MsGraph);
     }
     if ["value", "startDate", "endDate"].iter().any(|k| o.contains_key(*k)) {
@@ -366,11 +404,17 @@ fn cki_warnings(cki: &str, certificate: Option<&Certificate>) -> Vec<String> {
     let mut warnings = Vec::new();
     let hex: String = cki.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
     let named = if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        warnings.push(
-            "customKeyIdentifier is the hex thumbprint, but the field is base64 (binary): write base64 of the SHA-1"
-                .to_string(),
-        );
-        thumbprint::parse_sha1(cki).ok()
+        // The hex thumbprint is what Graph and the portal write themselves (PROTOCOL.md sections
+        // 1 and 8): normal. Only separators make it something Graph would refuse (the field is
+        // Binary, so its JSON text must be base64).
+        if hex.len() != cki.len() {
+            warnings.push(
+                "customKeyIdentifier is a hex thumbprint with separators, which Graph refuses (the field is \
+                 base64): write the 40 hex digits alone, as Graph does"
+                    .to_string(),
+            );
+        }
+        thumbprint::parse_sha1(&hex).ok()
     } else if let Some(d) = hex_text_sha1(cki) {
         warnings.push(
             "customKeyIdentifier is the hex thumbprint encoded as text, not the SHA-1 itself: write base64 of the SHA-1"
@@ -476,7 +520,7 @@ pub enum Status {
     #[serde(rename = "expired")]
     Expired,
     /// Before its start.
-    #[serde(rename = "not yet valid")]
+    #[serde(rename = "not_yet_valid")]
     NotYetValid,
     /// Not a certificate Entra can verify with, whatever its dates (see the row's `problems`).
     #[serde(rename = "unusable")]
@@ -534,7 +578,8 @@ pub struct ListRow {
     pub start: Option<String>,
     /// End, RFC 3339 UTC.
     pub end: Option<String>,
-    /// `valid`, `expiring`, `expired`, `not yet valid` or `unusable`.
+    /// `valid`, `expiring`, `expired`, `not_yet_valid` or `unusable` (single tokens; text
+    /// output prints `not yet valid`).
     pub status: Status,
     /// Whether `key`/`value` holds the certificate.
     pub has_body: bool,
@@ -610,8 +655,12 @@ impl Manifest {
             (Some(have), _) => Ok(have),
             (None, Some(want)) => Ok(want),
             (None, None) => Err(Error::input(format!(
-                "{}: cannot tell whether the manifest is in ms-graph or aad-graph format (no entries, no telling keys)",
-                self.origin
+                "{}: cannot tell whether the manifest is in ms-graph or aad-graph format ({})",
+                self.origin,
+                match self.shared_keys() {
+                    k if k.is_empty() => "no entries, no telling keys".to_string(),
+                    k => format!("no entries, and {} occur in both formats", k.join(", ")),
+                }
             ))
             .with_hint("give the format: ms-graph (today's portal) or aad-graph (legacy)")),
         }

@@ -113,6 +113,10 @@ impl EntraError {
                 "check --tenant and --client-id: the application must be registered in that tenant, or an \
                  administrator of the tenant must consent to it{consent}"
             ),
+            Some(70003) => "the token endpoint does not serve this grant type; `keycred emulate` serves client \
+                            credentials (certificate or secret), on-behalf-of and the authorization code, and the \
+                            README says what else is and is not emulated"
+                .into(),
             Some(65001) => format!("consent has not been granted: an administrator can grant it{consent}"),
             Some(50079) => self.claims_hint(),
             Some(90002) | Some(900023) => "check --tenant: use the tenant id (GUID) or a verified domain".into(),

@@ -207,6 +207,35 @@ impl TokenClient {
         rt.block_on(self.request_token(req))
     }
 
+    /// GETs a JSON document (an OpenID configuration, a JWKS), for synchronous callers. A
+    /// non-200 answer or a body that is not JSON is a remote error naming `url`.
+    pub fn get_json_blocking(&self, url: &str) -> Result<serde_json::Value> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(async {
+            let resp = self
+                .http_for(url)
+                .get(url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| Error::remote(format!("cannot reach {url}: {}", chain(&e))))?;
+            let status = resp.status().as_u16();
+            let body = read_limited(resp).await.map_err(|e| match e {
+                ReadError::TooLarge => {
+                    Error::remote(format!("{url} answered a body over {MAX_ANSWER} bytes; not read"))
+                }
+                ReadError::Transport(e) => Error::remote(format!("cannot read the answer of {url}: {}", chain(&e))),
+            })?;
+            if status != 200 {
+                return Err(Error::remote(format!("{url} answered HTTP {status}")));
+            }
+            serde_json::from_str(&body).map_err(|e| Error::remote(format!("{url} did not answer JSON ({e})")))
+        })
+    }
+
     async fn post(&self, p: &PreparedRequest) -> Result<(u16, Option<String>, String)> {
         let resp = self
             .http_for(&p.url)

@@ -37,12 +37,12 @@ pub enum ClientAuth {
 pub enum Grant {
     /// App-only token (`client_credentials`).
     ClientCredentials,
-    /// On-behalf-of (seed 002): exchange the caller's token.
+    /// On-behalf-of: exchange the caller's token.
     OnBehalfOf {
         /// The incoming access token.
         assertion: SecretString,
     },
-    /// Authorization code exchange (seed 000).
+    /// Authorization code exchange (the Office 365 Management API's setup).
     AuthorizationCode {
         /// The code from the redirect.
         code: SecretString,
@@ -88,7 +88,7 @@ impl Target {
 pub struct TokenRequest {
     /// Login host.
     pub authority: Authority,
-    /// Tenant id or domain (`common` for the authorization-code exchange of seed 000).
+    /// Tenant id or domain (`common` for the Office 365 Management API's authorization-code exchange).
     pub tenant: TenantId,
     /// Application (client) id.
     pub client_id: ClientId,
@@ -153,7 +153,7 @@ impl PreparedRequest {
 }
 
 /// Turns a scope into what v2 expects: a bare resource (`https://x`, `api://id`, an app id GUID)
-/// becomes `https://x/.default`, one ending in `/` becomes `https://x//.default` (seed 001:
+/// becomes `https://x/.default`, one ending in `/` becomes `https://x//.default` (Microsoft's `.default` scope documentation:
 /// Entra strips one slash). Named permissions (`User.Read`, `https://x/User.Read`) pass as is.
 pub fn normalize_scope(scope: &str) -> String {
     let s = scope.trim();

@@ -29,7 +29,7 @@ fn openssl_rfc2253(t: &TempDir, cert: &str, which: &str) -> String {
     s.trim().split_once('=').unwrap().1.to_string()
 }
 
-/// keycred's form (certificate order, `, ` between RDNs) in OpenSSL's RFC 2253 order: split at
+/// keycred's form (RFC 4514 order, `, ` between RDNs) with OpenSSL's `,` separators: split at
 /// the separators, which are the commas no backslash escapes.
 fn keycred_as_rfc2253(dn: &str) -> String {
     let mut rdns = Vec::new();
@@ -44,7 +44,7 @@ fn keycred_as_rfc2253(dn: &str) -> String {
     }
     rdns.push(cur);
     let rdns: Vec<&str> = rdns.iter().map(|r| r.strip_prefix(' ').unwrap_or(r)).collect();
-    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+    rdns.join(",")
 }
 
 /// ASN.1 string type of the value after `attr` in `openssl asn1parse` output.
@@ -87,13 +87,14 @@ fn subjects_print_escaped_as_openssl_does_and_use_rfc_5280_string_types() {
     let b = ok_json(&run(&t, &["new", "--name", "b", "--subject", r#"CN=x, O="Contoso, Inc.""#, "-o", "json"]));
     assert_eq!(a["subject"], r"CN=x, O=Contoso\, Inc.");
     assert_eq!(a["subject"], b["subject"]);
-    assert_eq!(openssl_rfc2253(&t, "a.cer", "-subject"), r"O=Contoso\, Inc.,CN=x");
+    assert_eq!(openssl_rfc2253(&t, "a.cer", "-subject"), r"CN=x,O=Contoso\, Inc.");
 
     // A CA-issued certificate made by openssl: subject and issuer both agree.
     let ca = ("ca", r"/C=US/O=Fabrikam, Ltd./CN=Root \+ CA");
     openssl_ca_and_leaf(&t.0, ca, ("l", r"/CN=leaf; one/OU=\ spaced/O=Fabrikam, Ltd."), 5);
     let v = ok_json(&run(&t, &["show", "l.pem", "-o", "json"]));
-    assert_eq!(v["issuer"], r"C=US, O=Fabrikam\, Ltd., CN=Root \+ CA");
+    // `-subj` lists RDNs in encoding order; RFC 4514 reads them last to first.
+    assert_eq!(v["issuer"], r"CN=Root \+ CA, O=Fabrikam\, Ltd., C=US");
     assert_eq!(keycred_as_rfc2253(v["subject"].as_str().unwrap()), openssl_rfc2253(&t, "l.pem", "-subject"));
     assert_eq!(keycred_as_rfc2253(v["issuer"].as_str().unwrap()), openssl_rfc2253(&t, "l.pem", "-issuer"));
 }

@@ -76,8 +76,11 @@ fn new_agrees_with_openssl_on_every_value() {
     openssl(d, &["x509", "-in", "app.cer", "-outform", "DER", "-out", "app.der"]);
     assert_eq!(v["value"], base64::engine::general_purpose::STANDARD.encode(fs::read(d.join("app.der")).unwrap()));
     // Subject, dates, serial, key size, algorithm.
-    let subj = openssl(d, &["x509", "-in", "app.cer", "-noout", "-subject", "-nameopt", "sep_comma_plus_space"]);
-    assert_eq!(subj.trim(), "subject=CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR");
+    // RFC 4514 order in the string, so C is encoded first (RFC2253,-dn_rev prints encoding order).
+    let subj = openssl(d, &["x509", "-in", "app.cer", "-noout", "-subject", "-nameopt", "RFC2253"]);
+    assert_eq!(subj.trim(), "subject=CN=MyCompanyName MyAppName Cert,O=Contoso,C=FR");
+    let subj = openssl(d, &["x509", "-in", "app.cer", "-noout", "-subject", "-nameopt", "RFC2253,-dn_rev"]);
+    assert_eq!(subj.trim(), "subject=C=FR,O=Contoso,CN=MyCompanyName MyAppName Cert");
     assert_eq!(v["subject"], "CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR");
     assert_eq!(v["issuer"], v["subject"]);
     let dates = openssl(d, &["x509", "-in", "app.cer", "-noout", "-startdate", "-enddate", "-serial"]);
@@ -170,7 +173,8 @@ fn show_agrees_with_openssl_on_openssl_made_certificates() {
         let v = json(&keycred(d, &["show", f, "-o", "json"]));
         assert_eq!(v["thumbprint"], fp);
         assert_eq!(v["keySize"], 3072);
-        assert_eq!(v["subject"], "CN=openssl made, O=Fabrikam");
+        // `-subj /CN=../O=..` encodes CN first, so RFC 4514 (and `-nameopt RFC2253`) puts O first.
+        assert_eq!(v["subject"], "O=Fabrikam, CN=openssl made");
         assert_eq!(format!("serial={}\n", v["serialNumber"].as_str().unwrap()), serial);
         let problems = v["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "{problems:?}");
@@ -244,8 +248,8 @@ fn bad_input_is_refused_and_nothing_changes() {
         (&["new", "--name", "x", "--subject", "ZZ=1"], "unknown attribute"),
         (&["new", "--name", "x", "--not-before", "2027-01-01", "--not-after", "2026-01-01"], "not after"),
         (&["new", "--name", "x", "--not-before", "yesterday", "--not-after", "2026-01-01"], "not a date"),
-        (&["new", "--name", "keep"], "already exists"),
-        (&["new", "--name", "x", "--out-dir", "missing-dir"], "missing-dir"),
+        (&["new", "--name", "keep"], "already exist"),
+        (&["new", "--name", "x", "--out-dir", "garbage.cer/sub"], "garbage.cer"),
         (&["new", "--name", "x", "--out-dir", "garbage.cer"], "garbage.cer"),
         (&["new", "--name", "x", "--pfx", "--password-env", "NOT_SET_ANYWHERE"], "NOT_SET_ANYWHERE"),
         (&["new", "--name", "x", "--key-size", "abc"], "abc"),

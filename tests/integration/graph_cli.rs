@@ -402,7 +402,7 @@ fn no_valid_certificate_left_falls_back_to_patch() {
     }
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains(&lines[0]), "expired entry changed:\n{text}");
-    assert_eq!(ckis_of(&manifest), vec![old.custom_key_identifier(), new.cert.custom_key_identifier()]);
+    assert_eq!(ckis_of(&manifest), vec![old.custom_key_identifier(), new.cert.thumbprint()]);
     assert_eq!(token_with(base, APP_ID, &new, GRAPH).0, 200);
     // addKey itself is refused for such an app: a proof signed by the expired certificate.
     let old_cred = keycred::cert::load_credential(&dir.path("old.pem"), None, None).unwrap();

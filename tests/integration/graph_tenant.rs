@@ -453,3 +453,43 @@ async fn a_registered_key_id_cannot_take_another_certificate() {
     );
     assert_eq!(std::fs::read(&t.others[0].2).unwrap(), before);
 }
+
+#[tokio::test]
+async fn batch_runs_each_request_as_if_sent_alone() {
+    let t = tenant(2, &["Application.ReadWrite.All"], Some(3.0)).await;
+    let token = t.token().await;
+    let url = t.url("$batch");
+    let new = credential("batched");
+    let get = |id: &str, u: String| json!({"id": id, "method": "GET", "url": u});
+    let body = json!({"requests": [
+        get("1", format!("/applications(appId='{}')?$select=id", t.others[0].0)),
+        {"id": "2", "method": "PATCH", "url": format!("/applications/{}", t.others[1].1),
+         "headers": {"Content-Type": "application/json"},
+         "body": {"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64()}]}},
+        get("3", "/applications/00000000-0000-4000-8000-000000000000".into()),
+        {"id": "4", "method": "GET", "url": "/applications?$top=1", "dependsOn": ["3"]},
+        get("5", "/applications?$top=1".into()),
+    ]});
+    let (s, b) = send(Method::POST, &url, &token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    let r = b["responses"].as_array().unwrap();
+    let status: Vec<u64> = r.iter().map(|x| x["status"].as_u64().unwrap()).collect();
+    // Three requests per second: the fourth that runs is throttled on its own.
+    assert_eq!(status, vec![200, 204, 404, 424, 429], "{b}");
+    assert_eq!(r[0]["body"]["id"], t.others[0].1);
+    assert_eq!(r[2]["body"]["error"]["code"], "Request_ResourceNotFound");
+    assert_eq!(r[3]["body"]["error"]["code"], "FailedDependency");
+    assert_eq!(r[4]["body"]["error"]["code"], "TooManyRequests");
+    assert_eq!(r[4]["headers"]["retry-after"], "1");
+    let m = keycred::manifest::Manifest::load(&t.others[1].2).unwrap();
+    assert_eq!(m.credentials()[0].certificate.as_ref().unwrap().thumbprint(), new.cert.thumbprint());
+    // The envelope: token first, then at most 20 requests with unique ids.
+    let r = client().post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let many: Vec<Value> = (0..21).map(|i| get(&i.to_string(), "/applications".into())).collect();
+    let (s, b) = send(Method::POST, &url, &token, &json!({"requests": many})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (400, Some("BadRequest")), "{b}");
+    let (s, b) =
+        send(Method::POST, &url, &token, &json!({"requests": [get("a", "/x".into()), get("a", "/y".into())]})).await;
+    assert_eq!(s, 400, "{b}");
+}

@@ -97,7 +97,7 @@ fn make_fixtures(d: &Path) {
 
     // Manifests.
     let m = |kc: &str| {
-        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"keyCredentials\":{kc}}}")
+        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"web\":{{}},\"keyCredentials\":{kc}}}")
     };
     w("m-ok.json", m("[]").as_bytes());
     w("m-kc-object.json", m("{\"keyId\":\"x\"}").as_bytes());
@@ -343,8 +343,8 @@ fn cases() -> Vec<Case> {
         case("new 1024-bit", "new --name weak --out-dir {d} --key-size 1024", 2, &["1024"]),
         case("new bad subject", "new --name bad --out-dir {d} --subject garbage", 2, &["garbage"]),
         case("new negative days", "new --name neg --out-dir {d} --days -5", 2, &[]),
-        case("new into a missing directory", "new --name x --out-dir {d}/no/such/dir", 2, &["{d}/no/such/dir"]),
-        case("new over an existing file", "new --name good --out-dir {d} --subject CN=x", 2, &["exists"]),
+        case("new into a directory under a file", "new --name x --out-dir {d}/empty.pem/dir", 2, &["{d}/empty.pem"]),
+        case("new over an existing file", "new --name good --out-dir {d} --subject CN=x", 2, &["already exist"]),
         case("consent-url parse garbage", "consent-url --parse ::::not-a-url", 2, &["not-a-url"]),
     ];
     for c in &mut v {

@@ -14,7 +14,8 @@ const MANIFEST: &str = r#"{
   "appId": "6731de76-14a6-49ae-97bc-6eba6914391e",
   "displayName": "crash test",
   "keyCredentials": [],
-  "signInAudience": "AzureADMyOrg"
+  "signInAudience": "AzureADMyOrg",
+  "web": { "redirectUris": [] }
 }
 "#;
 

@@ -63,7 +63,7 @@ fn no_secret_in_any_command_or_the_emulator_log() {
     let manifest = dir.path("app.json");
     std::fs::write(
         &manifest,
-        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"keyCredentials\":[]}}"),
+        format!("{{\"id\":\"0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d\",\"appId\":\"{APP}\",\"web\":{{\"redirectUris\":[]}},\"keyCredentials\":[]}}"),
     )
     .unwrap();
     let m = manifest.to_str().unwrap().to_string();

@@ -241,7 +241,7 @@ fn list_rows_have_statuses_and_stable_names() {
         .unwrap();
     let rows = serde_json::to_value(m.list(now)).unwrap();
     let status: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(status, ["valid", "expired", "not yet valid", "expiring"]);
+    assert_eq!(status, ["valid", "expired", "not_yet_valid", "expiring"]);
     assert_eq!(
         rows[0],
         json!({"keyId": "01010101-0101-0101-0101-010101010101", "thumbprint": "0101010101010101010101010101010101010101",

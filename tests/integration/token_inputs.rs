@@ -88,21 +88,6 @@ fn empty_or_contradictory_inputs_are_refused_before_any_request() {
             "--raw and -o json",
         ),
         (
-            vec![
-                "token",
-                "--secret-env",
-                "S",
-                "--client-id",
-                CLIENT,
-                "--code",
-                "0.AX",
-                "--redirect-uri",
-                "http://app.example/cb",
-            ],
-            vec![("S", "s3cret-value")],
-            "--redirect-uri 'http://app.example/cb' uses plain http",
-        ),
-        (
             vec!["consent-url", "--client-id", CLIENT, "--redirect-uri", "notaurl"],
             vec![],
             "--redirect-uri 'notaurl' is not an absolute URL",

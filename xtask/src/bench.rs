@@ -53,14 +53,14 @@ fn row(name: &str, ours: &Stats, reference: Option<&Stats>) {
 }
 
 /// Runs the benchmarks.
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     // `--fleet`: only the tenant-scale figures (issue 12), for a run that concerns them alone.
     let fleet_only = args.iter().any(|a| a == "--fleet");
     crate::ensure_openssl()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     crate::run(Command::new(&cargo).args(["build", "--release", "--bin", "keycred"]))?;
-    let bin = root.join("target/release/keycred");
+    let bin = target.join("release/keycred");
     let tmp = std::env::temp_dir().join(format!("keycred-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let gen_runs = if quick { 3 } else { 21 };

@@ -7,7 +7,7 @@
 //! The libraries are the independent reference here: they build the client assertion from the
 //! discovered `token_endpoint`, pick the thumbprint and algorithm themselves, and refuse plain
 //! http, so passing means the emulator speaks Entra's protocol as they expect it. They come from
-//! PyPI into a virtual environment under `target/`, so a fresh clone needs nothing by hand.
+//! PyPI into a virtual environment in cargo's target directory, so a fresh clone needs nothing by hand.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -64,13 +64,13 @@ impl Drop for Emulator {
 }
 
 /// Runs the interop scripts; fails with the first script's failure or a setup problem.
-pub fn run(root: &Path) -> Result<(), String> {
-    let python = venv(root)?;
+pub fn run(root: &Path, target: &Path) -> Result<(), String> {
+    let python = venv(&target.join("interop-venv"), &PACKAGES)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     crate::run(Command::new(&cargo).args(["build", "--quiet", "--bin", "keycred"]))?;
-    let bin = root.join("target/debug/keycred");
+    let bin = target.join("debug/keycred");
 
-    let dir = root.join("target/interop-run");
+    let dir = target.join("interop-run");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     keycred(&bin, &dir, &["new", "--name", "interop", "--days", "30"])?;
@@ -160,15 +160,15 @@ pub fn run(root: &Path) -> Result<(), String> {
     }
 }
 
-/// The venv's python, with the client libraries installed (pip is a no-op when they are).
-fn venv(root: &Path) -> Result<PathBuf, String> {
-    let venv = root.join("target/interop-venv");
+/// The python of the virtual environment `venv` (created when missing), with `packages`
+/// installed (pip is a no-op when they are).
+pub fn venv(venv: &Path, packages: &[&str]) -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
     if !python.exists() {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success());
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(venv).status().is_ok_and(|s| s.success());
         if !ok {
             return Err(format!(
-                "cannot create a Python virtual environment at {}: the interop tests need python3 with \
+                "cannot create a Python virtual environment at {}: the tests need python3 with \
                  the venv module (apt-get install python3-venv)",
                 venv.display()
             ));
@@ -176,14 +176,14 @@ fn venv(root: &Path) -> Result<PathBuf, String> {
     }
     let ok = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-        .args(PACKAGES)
+        .args(packages)
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
         return Err(format!(
-            "pip could not install {} into {}: the interop tests need PyPI (check the network or a \
-             PIP_INDEX_URL mirror), then run `cargo xtask interop` again",
-            PACKAGES.join(" and "),
+            "pip could not install {} into {}: the tests need PyPI (check the network or a \
+             PIP_INDEX_URL mirror), then run the task again",
+            packages.join(" and "),
             venv.display()
         ));
     }
@@ -201,7 +201,7 @@ fn keycred(bin: &Path, dir: &Path, args: &[&str]) -> Result<(), String> {
 
 /// The string value of `"key": "..."` in a JSON text (xtask has no JSON parser; keycred's values
 /// here are URLs, GUIDs and paths, with `\\` and `\"` the only escapes that may occur).
-fn json_str(text: &str, key: &str) -> Option<String> {
+pub fn json_str(text: &str, key: &str) -> Option<String> {
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
     let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
     let mut out = String::new();

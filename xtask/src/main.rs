@@ -3,13 +3,19 @@
 //! and azure-identity get tokens from `keycred emulate --tls`; `cargo xtask fuzz` runs the fuzz
 //! targets.
 //!
-//! Tools the checks need (the openssl CLI, used as the independent reference) are checked for
-//! here and installed when missing and possible, so a fresh clone needs nothing by hand.
+//! Tools the checks need (the openssl CLI, Java keytool, NSS pk12util and Mono, used as
+//! independent references, and Python's cryptography package) are checked for here and
+//! installed when missing and possible, so a fresh clone needs nothing by hand; the tests that
+//! use them fail when they are missing, so a green run means they ran.
+//!
+//! Built binaries are looked for in cargo's target directory as `cargo metadata` reports it, so
+//! a `CARGO_TARGET_DIR` (or `build.target-dir`) set elsewhere is honoured.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod dist;
 mod fleet_bench;
 mod fuzz;
 mod interop;
@@ -18,11 +24,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("bench") => bench::run(&root(), &args[1..]),
-        Some("interop") => interop::run(&root()),
+        Some("bench") => bench::run(&root(), &target_dir(), &args[1..]),
+        Some("interop") => interop::run(&root(), &target_dir()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
+        Some("dist") => dist::run(&target_dir(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]>");
+            eprintln!(
+                "usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]|dist [--debug]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -40,6 +49,24 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, `build.target-dir` or `target/`), as
+/// `cargo metadata` reports it.
+pub fn target_dir() -> PathBuf {
+    target_dir_of(&mut Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())))
+}
+
+/// [`target_dir`] with `cargo`, the command it runs `cargo metadata` with.
+fn target_dir_of(cargo: &mut Command) -> PathBuf {
+    let out = cargo.args(["metadata", "--format-version", "1", "--no-deps", "--offline"]).current_dir(root()).output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            interop::json_str(&text, "target_directory").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+        }
+        _ => root().join("target"),
+    }
+}
+
 /// Runs a command in the workspace root, failing with its name when it fails.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {:?}", cmd);
@@ -51,23 +78,49 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Makes sure the openssl CLI is there: the tests compare keycred's output with it.
-pub fn ensure_openssl() -> Result<(), String> {
-    if Command::new("openssl").arg("version").output().map(|o| o.status.success()).unwrap_or(false) {
+/// The programs the tests check keycred's files with, and the Debian packages that have them.
+const TOOLS: [(&str, &str); 6] = [
+    ("openssl", "openssl"),
+    ("keytool", "default-jre-headless"),
+    ("pk12util", "libnss3-tools"),
+    ("certutil", "libnss3-tools"),
+    ("mono", "mono-runtime"),
+    ("mcs", "mono-mcs"),
+];
+/// Python packages the tests use (pinned, as the interop ones are).
+const TEST_PYTHON_PACKAGES: [&str; 1] = ["cryptography==46.0.3"];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Makes sure the test tools are there, installing the missing ones with apt-get.
+pub fn ensure_tools() -> Result<(), String> {
+    let mut missing: Vec<&str> = TOOLS.iter().filter(|(p, _)| !on_path(p)).map(|(_, pkg)| *pkg).collect();
+    missing.dedup();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: openssl CLI not found; installing it with apt-get");
+    eprintln!("xtask: installing {} with apt-get (the tests compare keycred's output with them)", missing.join(" "));
     let _ = Command::new("apt-get").arg("update").status();
     let ok = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "openssl"])
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success());
     if ok {
         Ok(())
     } else {
-        Err("the openssl CLI is required by the interop tests; install it (apt-get install openssl)".into())
+        Err(format!("the tests need {}; install them (apt-get install {})", missing.join(", "), missing.join(" ")))
     }
+}
+
+/// Makes sure the openssl CLI is there: the interop run compares keycred's output with it.
+pub fn ensure_openssl() -> Result<(), String> {
+    if on_path("openssl") {
+        return Ok(());
+    }
+    ensure_tools()
 }
 
 /// Makes sure headless Chromium and its WebDriver are there: one test drives the emulator's
@@ -121,8 +174,10 @@ fn library_alone(cargo: &str) -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    ensure_openssl()?;
+    ensure_tools()?;
     ensure_chromium()?;
+    let target = target_dir();
+    let python = interop::venv(&target.join("test-venv"), &TEST_PYTHON_PACKAGES)?;
     run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     library_alone(&cargo)?;
@@ -131,9 +186,24 @@ fn test(args: &[String]) -> Result<(), String> {
     // test` also builds every example and runs the tests of `emulator_in_test`.
     t.args(["test", "--workspace", "--locked", "--features", "keycred/fault-injection"]);
     t.args(args);
+    t.env("KEYCRED_TEST_PYTHON", &python);
     run(&mut t)?;
-    interop::run(&root())?;
+    interop::run(&root(), &target)?;
     run(Command::new(&cargo).args(["doc", "--no-deps", "--package", "keycred"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_follows_cargo_target_dir() {
+        let elsewhere = std::env::temp_dir().join("keycred-xtask-target");
+        let got = target_dir_of(Command::new("cargo").env("CARGO_TARGET_DIR", &elsewhere));
+        assert_eq!(got, elsewhere);
+        let got = target_dir_of(Command::new("cargo").env_remove("CARGO_TARGET_DIR"));
+        assert_eq!(got, root().join("target"));
+    }
 }

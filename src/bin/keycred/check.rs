@@ -15,7 +15,7 @@ pub struct Args {
     pub tenant: TenantArgs,
     #[command(flatten)]
     pub cred: CredArgs,
-    /// Manifest that should hold the certificate
+    /// Manifest that should hold the certificate (its appId is the client id when none is given)
     #[arg(long)]
     pub manifest: Option<PathBuf>,
     /// v2 scope(s); a bare resource gets /.default
@@ -50,7 +50,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         manifest: a.manifest.clone(),
         authority: a.tenant.authority()?,
         tenant: a.tenant.tenant()?,
-        client_id: a.tenant.client_id()?,
+        client_id: a.tenant.client_id_or_manifest(a.manifest.as_deref())?,
         version: target.default_version(),
         target,
         expect_roles: a.expect_roles.clone(),

@@ -5,6 +5,7 @@
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
+use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
@@ -214,6 +215,23 @@ impl TenantArgs {
             }
         })
     }
+    /// The client id: the one given, else the `appId` of `manifest` when the command has one
+    /// (the manifest is the app's registration, so its `appId` is the client id).
+    pub fn client_id_or_manifest(&self, manifest: Option<&std::path::Path>) -> Result<ClientId> {
+        match (&self.client_id, manifest) {
+            (None, Some(m)) => {
+                let manifest = Manifest::load(m)?;
+                let id = manifest.app_id().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+                    Error::input(format!("no client id given, and {} has no appId", m.display()))
+                        .with_hint("pass --client-id (or set AZURE_CLIENT_ID), or add the appId to the manifest")
+                })?;
+                ClientId::new(id).map_err(|e| e.context(format!("{}: appId", m.display())))
+            }
+            (None, None) => Err(Error::input("no client id given")
+                .with_hint("pass --client-id, set AZURE_CLIENT_ID, or pass --manifest to take the manifest's appId")),
+            (Some(_), _) => self.client_id(),
+        }
+    }
     /// The tenant, or a clear error naming the option. The tenant becomes a URL path segment
     /// (and the assertion's `aud`), so [`TenantId`] refuses anything but a GUID or DNS-name
     /// character rather than let it build another path (`x/../y`) or a broken URL.
@@ -270,7 +288,7 @@ pub struct NewCertArgs {
     /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)
     #[arg(long)]
     pub name: String,
-    /// Directory for the files
+    /// Directory for the files (created, owner-only, when missing)
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
     /// Subject DN (default CN=NAME), e.g. 'CN=MyCompanyName MyAppName Cert, O=Contoso, C=FR'
@@ -291,6 +309,10 @@ pub struct NewCertArgs {
     /// Also write NAME.pfx (PKCS#12, AES-256), protected by the --password-env password
     #[arg(long, requires = "password_env")]
     pub pfx: bool,
+    /// Write NAME.pfx in the legacy, WEAKER form (3DES, SHA-1 MAC) for Windows before Server
+    /// 2019, Mono and other consumers that cannot read AES-256 PFX files
+    #[arg(long, requires = "password_env")]
+    pub pfx_legacy: bool,
     /// Environment variable holding the passphrase for the key (and PFX)
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
@@ -317,13 +339,22 @@ impl NewCertArgs {
         };
         let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
         let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
-        if !a.out_dir.is_dir() {
-            return Err(Error::input(format!("--out-dir {}: not a directory", a.out_dir.display()))
-                .with_hint("create the directory first"));
+        if let Some(existing) = a.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
+            return Err(Error::input(format!(
+                "--out-dir {}: {} is not a directory",
+                a.out_dir.display(),
+                existing.display()
+            ))
+            .with_hint("give a directory (it is created when missing), not a file"));
         }
+        let pfx = match (a.pfx_legacy, a.pfx) {
+            (true, _) => Some(Protection::Legacy),
+            (false, true) => Some(Protection::Modern),
+            (false, false) => None,
+        };
         plan_files(
             NewCertificate { subject, key_size, validity },
-            FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx: a.pfx, password, force: a.force },
+            FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx, password, force: a.force },
         )
     }
 }
@@ -331,7 +362,7 @@ impl NewCertArgs {
 /// [`Plan::new`], refusing files in the way (unless `--force`) with a hint naming the options.
 pub fn plan_files(req: NewCertificate, files: FileOptions) -> Result<Plan> {
     if !files.force {
-        let paths = FilePaths::new(&files.dir, &files.name, files.pfx);
+        let paths = FilePaths::with_pfx(&files.dir, &files.name, files.pfx);
         fsio::ensure_absent(paths.all())
             .map_err(|e| e.with_hint("pass --force to replace, or choose another --name or --out-dir"))?;
     }

@@ -1,5 +1,6 @@
 //! `keycred consent-url`: build the URL an administrator opens to consent (v2 admin consent, or
-//! seed 000's v1 authorize URL), or read the URL the browser was redirected to afterwards.
+//! the v1 authorize URL of the Office 365 Management API's setup), or read the URL the browser
+//! was redirected to afterwards.
 
 use super::output::{out_line, print_pairs};
 use super::{Ctx, TenantArgs};
@@ -17,7 +18,8 @@ pub struct Args {
     /// Opaque value echoed back in the redirect
     #[arg(long)]
     pub state: Option<String>,
-    /// Build seed 000's v1 authorize URL (needs --resource) instead of the v2 admin-consent URL
+    /// Build the v1 authorize URL (as the Office 365 Management API's setup does; needs
+    /// --resource) instead of the v2 admin-consent URL
     #[arg(long, requires = "resource")]
     pub v1: bool,
     /// Resource URI for the v1 authorize URL
@@ -59,7 +61,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let client_id = a.tenant.client_id()?;
     let tenant = a.tenant.tenant_if_given()?;
     if let Some(r) = &a.redirect_uri {
-        consent::check_redirect_uri(r)?;
+        if let Some(w) = consent::check_redirect_uri(r)? {
+            eprintln!("keycred: warning: {w}");
+        }
     }
     let url = if a.v1 {
         let resource = a.resource.as_deref().unwrap_or_default();

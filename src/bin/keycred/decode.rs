@@ -8,12 +8,28 @@ use keycred::jwt::dangerous;
 use keycred::{error::exit, Result};
 use serde_json::{Map, Value};
 
-/// Decodes a JWT without verifying it.
+/// Decodes a JWT; with --verify, also checks its signature against the issuer's keys.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The token, or `-` to read it from stdin
     #[arg(value_name = "TOKEN|-")]
     pub token: String,
+    /// Verify the signature with the key the token names, from --jwks URL or from the
+    /// authority's OpenID configuration for --tenant (exit 4 when it does not verify)
+    #[arg(long)]
+    pub verify: bool,
+    /// JWKS URL to verify with (e.g. the emulator's, or https://login.microsoftonline.com/TENANT/discovery/v2.0/keys)
+    #[arg(long, value_name = "URL", requires = "verify", conflicts_with = "tenant")]
+    pub jwks: Option<String>,
+    /// Tenant whose keys verify the token (its OpenID configuration gives the JWKS)
+    #[arg(long, env = "AZURE_TENANT_ID", requires = "verify")]
+    pub tenant: Option<String>,
+    /// Authority host of --tenant (https; http only for loopback)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = keycred::authority::DEFAULT_AUTHORITY)]
+    pub authority: String,
+    /// Extra trusted root CA (PEM), for the emulator's --tls mode
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Fail (exit 4) unless `roles` holds ROLE; repeatable
     #[arg(long, value_name = "ROLE")]
     pub expect_role: Vec<String>,
@@ -30,15 +46,20 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         _ => token,
     };
     let d = dangerous::decode(token).map_err(|e| e.context("TOKEN"))?;
+    let verified = if a.verify { Some(verify(a, &d)?) } else { None };
     if ctx.json() {
         ctx.print_json(&serde_json::json!({
-            "verified": false,
+            "verified": verified.is_some(),
+            "verifiedWith": verified.as_ref().map(|(v, url)| serde_json::json!({"kid": v.kid, "alg": v.alg, "jwks": url})),
             "header": d.header,
             "claims": d.claims,
             "times": times(&d.claims),
         }));
     } else {
-        out_line("NOT VERIFIED: the signature was not checked; do not trust these values");
+        match &verified {
+            Some((v, url)) => out_line(&format!("signature valid: {} with key {} of {url}", v.alg, v.kid)),
+            None => out_line("NOT VERIFIED: the signature was not checked; do not trust these values"),
+        }
         out_line("header:");
         print_map(&d.header);
         out_line("claims:");
@@ -56,4 +77,37 @@ fn print_map(m: &Map<String, Value>) {
     for (k, v) in pairs {
         out_line(&format!("  {:<w$}  {v}", format!("{k}:")));
     }
+}
+
+/// Fetches the JWKS (given, or the `jwks_uri` of the tenant's OpenID configuration) and checks
+/// the signature; returns what verified it and the JWKS URL.
+fn verify(a: &Args, d: &keycred::jwt::Decoded) -> Result<(keycred::jwks::Verified, String)> {
+    let client = keycred::token::TokenClient::new(keycred::token::ClientOptions {
+        ca_file: a.ca_file.clone(),
+        ..Default::default()
+    })?;
+    let url = match (&a.jwks, &a.tenant) {
+        (Some(u), _) => u.clone(),
+        (None, tenant) => {
+            let authority = keycred::authority::Authority::parse(&a.authority)?;
+            let tenant = match tenant {
+                Some(t) => keycred::TenantId::new(t).map_err(|e| e.context("--tenant"))?,
+                None => return Err(keycred::Error::input("--verify needs the keys: --jwks URL or --tenant T")
+                    .with_hint(
+                    "give the tenant that issued the token (its tid claim) with --tenant, or the JWKS URL with --jwks",
+                )),
+            };
+            let config = format!(
+                "{}/{}/v2.0/.well-known/openid-configuration",
+                authority.as_str().trim_end_matches('/'),
+                tenant.as_str()
+            );
+            let doc = client.get_json_blocking(&config)?;
+            doc.get("jwks_uri").and_then(serde_json::Value::as_str).map(str::to_string).ok_or_else(|| {
+                keycred::Error::remote(format!("{config} has no jwks_uri")).with_hint("check --authority and --tenant")
+            })?
+        }
+    };
+    let set = client.get_json_blocking(&url)?;
+    Ok((keycred::jwks::verify(d, &set, &url)?, url))
 }

@@ -157,7 +157,7 @@ fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>
             key_size: KeySize::Rsa2048,
             validity: Validity::Days(365),
         },
-        FileOptions { name: name.to_string(), dir: dir.to_path_buf(), pfx: false, password: None, force },
+        FileOptions { name: name.to_string(), dir: dir.to_path_buf(), pfx: None, password: None, force },
     )?;
     let (cert, key) = plan.generate()?;
     let (_, cred) = plan.write_credential(cert, key)?;

@@ -195,7 +195,9 @@ impl Auth {
                     tenant: self.tenant()?,
                     client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
                     version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![graph::token_resource(&self.graph_url)?]),
+                    target: Target::Scopes(vec![
+                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
+                    ]),
                     grant: Grant::ClientCredentials,
                     auth,
                 };
@@ -254,7 +256,8 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 ));
             }
             let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
-            opts.verify_scope = format!("{}/.default", graph::token_resource(&auth.graph_url)?);
+            opts.verify_scope =
+                format!("{}/.default", graph::token_resource(&auth.graph_url).map_err(|e| e.context("--graph-url"))?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;
             opts.days = *days;

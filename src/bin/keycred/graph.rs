@@ -122,7 +122,7 @@ struct Session {
 
 impl Common {
     fn resource(&self) -> Result<String> {
-        graph::token_resource(&self.graph_url)
+        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
     }
 
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
@@ -212,7 +212,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 validity: Validity::Days(*days),
             };
             let files =
-                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: false, password: None, force: *force };
+                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
             rotate(common, new, files, *keep_old, ctx)?
         }
     }
@@ -267,15 +267,10 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
         (Some(k), _) => k.to_string(),
         (None, Some(t)) => {
             let sel = Selector::thumbprint(t)?;
-            graph::credentials_of(&s.app).into_iter().find(|c| sel.matches(c)).and_then(|c| c.key_id).ok_or_else(
-                || {
-                    Error::input(format!(
-                        "application {} has no certificate with {sel}; nothing was changed",
-                        s.app.app_id
-                    ))
+            graph::key_id_of(&s.app, &sel).ok_or_else(|| {
+                Error::input(format!("application {} has no certificate with {sel}; nothing was changed", s.app.app_id))
                     .with_hint("`keycred graph list` shows the application's certificates")
-                },
-            )?
+            })?
         }
         (None, None) => return Err(Error::input("say what to remove: --key-id or --thumbprint")),
     };

@@ -75,6 +75,15 @@ pub enum Command {
     /// Audit and rotate the credentials of many applications at once (tenant scale)
     #[command(subcommand)]
     Fleet(fleet::Cmd),
+    /// Print a shell completion script: `keycred completions bash > /etc/bash_completion.d/keycred`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `cargo xtask dist` writes it with the completions
+    #[command(hide = true)]
+    ManPage,
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,6 +116,12 @@ fn run() -> u8 {
         Command::Rotate(a) => rotate::run(a, &ctx),
         Command::Graph(a) => graph::run(a, &ctx),
         Command::Fleet(a) => fleet::run(a, &ctx),
+        Command::Completions { shell } => generated(|out| {
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "keycred", out)
+        }),
+        Command::ManPage => {
+            generated(|out| clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out))
+        }
     };
     match result {
         Ok(code) => code,
@@ -117,6 +132,16 @@ fn run() -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// Writes what `write` generates (a completion script, the man page) to stdout; a closed pipe is
+/// not an error.
+fn generated<R>(write: impl FnOnce(&mut dyn std::io::Write) -> R) -> keycred::Result<u8> {
+    let mut out = Vec::new();
+    write(&mut out);
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(exit::OK)
 }
 
 /// Prints clap's help, version or usage error. A script that asked for `-o json` gets the usage

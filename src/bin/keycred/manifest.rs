@@ -1,19 +1,26 @@
-//! `keycred manifest entry|add|list|remove|prune`: a certificate's `keyCredentials` entry, and
-//! editing an app manifest's collection of them. The work is in [`keycred::manifest`].
+//! `keycred manifest init|template|entry|add|list|remove|prune`: a starter manifest, a
+//! certificate's `keyCredentials` entry, and editing an app manifest's collection of them. The
+//! work is in [`keycred::manifest`].
 
-use super::common::FormatArgs;
+use super::common::{FormatArg, FormatArgs};
 use super::output::{out_line, printable};
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
-use keycred::manifest::{edit_file, entry_for, EntryOptions, Format, ListRow, LockoutGuard, Manifest, Selector};
-use keycred::{dates, Error, ErrorKind, Result};
+use keycred::manifest::{
+    edit_file, entry_for, templates, EntryOptions, Format, ListRow, LockoutGuard, Manifest, Selector,
+};
+use keycred::{dates, fsio, Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
+    /// Write a starter manifest (fresh ids unless given) to add certificates to
+    Init(InitArgs),
+    /// Print a sample manifest
+    Template(TemplateArgs),
     /// Print the keyCredentials entry for a certificate
     Entry(EntryArgs),
     /// Add a certificate to a manifest's keyCredentials
@@ -49,6 +56,33 @@ pub struct EntryArgs {
     /// End (YYYY-MM-DD or RFC 3339); the certificate's notAfter by default
     #[arg(long)]
     pub end: Option<String>,
+}
+
+/// `manifest init`.
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Manifest file to create (refused when it exists, unless --force)
+    pub manifest: PathBuf,
+    /// appId (the client id); a fresh random one by default
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// The application's name
+    #[arg(long, default_value = "MyCompanyName MyAppName")]
+    pub display_name: String,
+    /// Manifest format
+    #[arg(long, value_enum, default_value = "ms-graph")]
+    pub format: FormatArg,
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `manifest template`.
+#[derive(clap::Args, Debug)]
+pub struct TemplateArgs {
+    /// Manifest format
+    #[arg(long, value_enum, default_value = "ms-graph")]
+    pub format: FormatArg,
 }
 
 /// `manifest add`.
@@ -110,12 +144,55 @@ pub struct PruneArgs {
 /// Runs the command.
 pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     match cmd {
+        Cmd::Init(a) => init(a, ctx),
+        Cmd::Template(a) => {
+            // The template is JSON whatever -o says: it is meant to be saved and edited.
+            for line in templates::manifest(a.format.into()).lines() {
+                out_line(line);
+            }
+            Ok(exit::OK)
+        }
         Cmd::Entry(a) => entry(a, ctx),
         Cmd::Add(a) => add(a, ctx),
         Cmd::List(a) => list(a, ctx),
         Cmd::Remove(a) => remove(a, ctx),
         Cmd::Prune(a) => prune(a, ctx),
     }
+}
+
+fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
+    let app_id = match &a.app_id {
+        Some(s) => uuid::Uuid::parse_str(s.trim()).map_err(|_| {
+            Error::input(format!("--app-id '{s}': not a UUID")).with_hint(
+                "give the Application (client) ID the portal shows, e.g. 6731de76-14a6-49ae-97bc-6eba6914391e",
+            )
+        })?,
+        None => uuid::Uuid::new_v4(),
+    };
+    let format = Format::from(a.format);
+    let starter = templates::Starter { app_id, object_id: uuid::Uuid::new_v4(), display_name: a.display_name.clone() };
+    let text = templates::starter(format, &starter);
+    if !a.force {
+        fsio::ensure_absent([a.manifest.as_path()])?;
+    }
+    fsio::atomic_write(&a.manifest, text.as_bytes(), Some(fsio::PUBLIC_MODE))?;
+    let summary = serde_json::json!({
+        "manifest": a.manifest.display().to_string(),
+        "format": format.name(),
+        "appId": app_id.to_string(),
+        "objectId": starter.object_id.to_string(),
+    });
+    if ctx.json() {
+        ctx.print_json(&summary);
+    } else {
+        out_line(&format!(
+            "wrote {} ({} format, appId {app_id}); add a certificate with `keycred manifest add {} --cert CERT`",
+            a.manifest.display(),
+            format.name(),
+            a.manifest.display()
+        ));
+    }
+    Ok(exit::OK)
 }
 
 fn load_cert(a: &EntryArgs) -> Result<Certificate> {

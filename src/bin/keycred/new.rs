@@ -30,7 +30,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         pairs.push(("cert file", files.cert.clone()));
         pairs.push(("bundle file", files.bundle.clone()));
         if let Some(p) = &files.pfx {
-            pairs.push(("pfx file", p.clone()));
+            if a.new.pfx_legacy {
+                pairs.push(("pfx file", format!("{p} (legacy 3DES/SHA-1 protection: weaker, only for old consumers)")));
+            } else {
+                pairs.push(("pfx file", p.clone()));
+            }
         }
         print_pairs(&pairs);
     }

@@ -190,18 +190,22 @@ pub fn print_rotation(ctx: &Ctx, report: &RotateReport, files: &Files) -> Result
     }
     pairs.push(("thumbprint", report.thumbprint.clone()));
     pairs.push(("verified with", report.verified_with.clone().unwrap_or_else(|| "not verified (no --verify)".into())));
-    print_pairs(&pairs);
+    // One aligned block: the removed entries line up with the rest.
     if report.removed.is_empty() {
-        out_line("removed:       nothing");
+        pairs.push(("removed", "nothing".into()));
     }
     for r in &report.removed {
         let how = report.methods.as_ref().and_then(|m| m.removed).map(|m| format!(" ({m})")).unwrap_or_default();
-        out_line(&format!(
-            "removed:       keyId {} thumbprint {}{how}",
-            r.key_id.as_deref().unwrap_or("?"),
-            r.thumbprint.as_deref().unwrap_or("?")
+        pairs.push((
+            "removed",
+            format!(
+                "keyId {} thumbprint {}{how}",
+                r.key_id.as_deref().unwrap_or("?"),
+                r.thumbprint.as_deref().unwrap_or("?")
+            ),
         ));
     }
+    print_pairs(&pairs);
     Ok(())
 }
 

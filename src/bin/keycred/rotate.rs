@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     pub allow_lockout: bool,
     /// Obtain a token with the new certificate before removing anything
-    #[arg(long, requires_all = ["client_id", "tenant"])]
+    #[arg(long, requires = "tenant")]
     pub verify: bool,
     /// The app, tenant and authority, for --verify
     #[command(flatten)]
@@ -95,7 +95,7 @@ impl VerifyPlan {
         if !a.verify {
             return Ok(None);
         }
-        let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id()?);
+        let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id_or_manifest(Some(&a.manifest))?);
         let target = common::target(&a.scope, a.resource.as_deref())?;
         let authority = a.tenant.authority()?;
         let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;

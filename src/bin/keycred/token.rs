@@ -24,8 +24,9 @@ pub struct Args {
     /// Authenticate with the client secret held in this environment variable instead of a certificate
     #[arg(long, value_name = "VAR")]
     pub secret_env: Option<String>,
-    /// Scope (v2); a bare resource gets /.default. Repeatable
-    #[arg(long, value_name = "SCOPE", required_unless_present = "resource")]
+    /// Scope (v2); a bare resource gets /.default. Repeatable. Needed (or --resource) with
+    /// --obo and --code too: the API the token is for
+    #[arg(long, value_name = "SCOPE")]
     pub scope: Vec<String>,
     /// Resource URI; posts resource= to the v1 endpoint unless --endpoint v2
     #[arg(long, value_name = "URI", conflicts_with = "scope")]
@@ -41,7 +42,7 @@ pub struct Args {
     /// On-behalf-of: the incoming access token, or `-` to read it from stdin
     #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
     pub obo: Option<String>,
-    /// Authorization code to exchange (seed 000), or `-` to read it from stdin
+    /// Authorization code to exchange (the Office 365 Management API's setup), or `-` to read it from stdin
     #[arg(long, value_name = "CODE", requires = "redirect_uri")]
     pub code: Option<String>,
     /// Redirect URI the code was issued for
@@ -69,16 +70,25 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
-            keycred::consent::check_redirect_uri(r)?;
+            if let Some(w) = keycred::consent::check_redirect_uri(r)? {
+                eprintln!("keycred: warning: {w}");
+            }
             Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
     };
-    // Seed 000 exchanges the code at /common, before the user's tenant is known.
+    // The Office 365 Management API's setup exchanges the code at /common, before the user's tenant is known.
     let tenant = match (&a.tenant.tenant, &grant) {
         (None, Grant::AuthorizationCode { .. }) => TenantId::common(),
         _ => a.tenant.tenant()?,
     };
+    // What the token is for, before the credential is read: the commonest omission.
+    let target = common::target(&a.scope, a.resource.as_deref()).map_err(|e| {
+        e.with_hint(
+            "pass --scope S (v2) or --resource R (v1), e.g. --scope https://graph.microsoft.com/.default; with \
+             --obo or --code too, name the API the token is for",
+        )
+    })?;
     // A certificate from AZURE_CLIENT_CERTIFICATE_PATH yields to an explicit --secret-env; one
     // given on the command line next to it is a contradiction, not a preference to guess.
     let cert_from_env =
@@ -103,7 +113,6 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
         }
     };
-    let target = common::target(&a.scope, a.resource.as_deref())?;
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
         tenant,
@@ -144,7 +153,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             "extExpiresIn": resp.ext_expires_in,
             "expiresOn": rfc3339(expires_on),
             "resource": resp.resource,
-            "scope": resp.scope,
+            // Entra's v2 client-credentials answer has no `scope`: the one asked for stands in.
+            "scope": resp.scope.clone().or_else(|| requested_scope(&req)),
             "endpoint": req.endpoint(),
             "tenantId": tid,
             "claims": decoded.as_ref().map(|d| serde_json::Value::Object(d.claims.clone())),
@@ -182,4 +192,17 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The scope a v2 request asked for (space-separated), as sent.
+fn requested_scope(req: &keycred::token::TokenRequest) -> Option<String> {
+    match (&req.version, &req.target) {
+        (keycred::authority::EndpointVersion::V2, keycred::token::Target::Scopes(s)) => {
+            Some(s.iter().map(|s| keycred::token::request::normalize_scope(s)).collect::<Vec<_>>().join(" "))
+        }
+        (keycred::authority::EndpointVersion::V2, keycred::token::Target::Resource(r)) => {
+            Some(keycred::token::request::resource_to_scope(r))
+        }
+        _ => None,
+    }
 }

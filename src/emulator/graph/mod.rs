@@ -7,7 +7,8 @@
 //!   ([`odata`]), `GET /v1.0/applications/{id}` and `GET /v1.0/applications(appId='..')`;
 //! - `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array, `addKey`/`removeKey`
 //!   with a proof of possession ([`keys`]), `addPassword`/`removePassword` ([`passwords`]);
-//! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]).
+//! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]);
+//! - `POST /v1.0/$batch` ([`batch`]).
 //!
 //! Every call needs a bearer token this emulator issued for Graph: for `https://graph.microsoft.com`
 //! (a v1 token's `aud`) or its app id (v2), or for the emulator's own base URL, which is the
@@ -20,6 +21,7 @@
 //! in Graph's error shape, also for routes the emulator does not serve, and speak of the request,
 //! never of the manifest files or the CLI behind the emulator.
 
+mod batch;
 mod keys;
 pub(super) mod objects;
 pub(super) mod odata;
@@ -66,6 +68,7 @@ tokio::task_local! {
 /// The Graph routes, merged into the emulator's router.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/v1.0/$batch", post(batch::batch))
         .route(
             "/v1.0/applications",
             get(|s: SharedState, q: RawQuery, h: HeaderMap| blocking(move || list_applications(s, q, h))),
@@ -111,6 +114,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             }),
         )
         .layer(axum::middleware::from_fn(graph_headers))
+}
+
+/// The Graph routes alone, with Graph's answers for the rest: what a `$batch` runs its inner
+/// requests through.
+fn router(st: Arc<AppState>) -> axum::Router {
+    Router::new().merge(routes()).fallback(fallback).method_not_allowed_fallback(method_not_allowed).with_state(st)
 }
 
 /// Runs a handler on the blocking pool, in the request's `client-request-id` scope: handlers

@@ -26,6 +26,7 @@ pub fn write_manifest(path: &std::path::Path, entries: Vec<Value>) {
         "appId": APP_ID,
         "displayName": "keycred emulator test",
         "signInAudience": "AzureADMyOrg",
+        "web": { "redirectUris": [] },
         "keyCredentials": entries,
     });
     std::fs::write(path, serde_json::to_string_pretty(&m).unwrap()).unwrap();

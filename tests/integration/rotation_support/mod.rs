@@ -94,7 +94,7 @@ pub fn null_body_entry(cert: &Certificate) -> Value {
 pub fn write_manifest(path: &Path, object_id: &str, app_id: &str, entries: &[Value]) -> Vec<String> {
     let lines: Vec<String> = entries.iter().map(|e| format!("    {}", serde_json::to_string(e).unwrap())).collect();
     let text = format!(
-        "{{\n  \"id\": \"{object_id}\",\n  \"appId\": \"{app_id}\",\n  \"displayName\": \"keycred rotation test\",\n  \"signInAudience\": \"AzureADMyOrg\",\n  \"keyCredentials\": [\n{}\n  ],\n  \"passwordCredentials\": []\n}}\n",
+        "{{\n  \"id\": \"{object_id}\",\n  \"appId\": \"{app_id}\",\n  \"displayName\": \"keycred rotation test\",\n  \"signInAudience\": \"AzureADMyOrg\",\n  \"web\": {{ \"redirectUris\": [] }},\n  \"keyCredentials\": [\n{}\n  ],\n  \"passwordCredentials\": []\n}}\n",
         lines.join(",\n")
     );
     std::fs::write(path, text).unwrap();

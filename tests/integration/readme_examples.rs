@@ -1,0 +1,120 @@
+//! The README's examples, run in order in a fresh directory against the emulator, as a new user
+//! would type them (bug: its two `new --name my-daemon` lines collided, and `manifest add
+//! manifest.json` failed on a fresh machine).
+//!
+//! Every ```sh block runs, in order, with `sh -eu` and the keycred under test first on PATH,
+//! unless its first line is a comment starting `# not run by the README test` (a real tenant or
+//! the source tree is needed). A command `keycred emulate ... &` starts the emulator in the
+//! background, as the shell would; in the commands after it `http://127.0.0.1:PORT` and
+//! `TENANT` stand for the base URL and the tenant it printed, as the README says.
+
+use crate::common::TempDir;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const SKIP: &str = "# not run by the README test";
+
+/// The ```sh blocks of `text`, in order, with the line each starts at.
+fn sh_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (n, line) in text.lines().enumerate() {
+        match &mut current {
+            None if line.trim_start().starts_with("```sh") => current = Some((n + 2, String::new())),
+            Some(_) if line.trim_start().starts_with("```") => blocks.push(current.take().unwrap()),
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed ```sh block in README.md");
+    blocks
+}
+
+/// A block's commands: continuation lines joined.
+fn commands(block: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in block.lines() {
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                cur.push_str(head);
+                cur.push(' ');
+            }
+            None => {
+                cur.push_str(line);
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_examples_run_in_order_against_the_emulator() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let t = TempDir::new("readme");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_keycred")).parent().unwrap().display().to_string();
+    // One shell session, as a user types the examples: exports carry from block to block.
+    // The emulators' pids are kept to stop them when the script ends, however it ends (`jobs`
+    // in a command substitution sees no jobs).
+    let mut script = String::from("README_PIDS=\ntrap 'kill $README_PIDS 2>/dev/null || true' EXIT\n");
+    let (mut ran, mut emulators) = (0, 0);
+    for (line, block) in sh_blocks(&readme) {
+        if block.trim_start().starts_with(SKIP) {
+            continue;
+        }
+        ran += 1;
+        script.push_str(&format!("echo '== README.md block at line {line}' >&2\n"));
+        for cmd in commands(&block) {
+            let trimmed = cmd.trim();
+            if trimmed.starts_with("keycred emulate ") && trimmed.ends_with('&') {
+                // In the background, as the shell would; its first line (-o json) gives the
+                // base URL and the tenant the README calls http://127.0.0.1:PORT and TENANT.
+                emulators += 1;
+                let args = trimmed.trim_end_matches('&').trim_end();
+                script.push_str(&format!(
+                    "{args} -o json > .emulator.out 2> .emulator.log &\n\
+                     README_PIDS=\"$README_PIDS $!\"\n\
+                     n=0; until grep -q baseUrl .emulator.out 2>/dev/null; do n=$((n+1)); [ $n -lt 300 ]; sleep 0.1; done\n\
+                     README_BASE=$(sed -n 's/.*\"baseUrl\": *\"\\([^\"]*\\)\".*/\\1/p' .emulator.out)\n\
+                     README_TENANT=$(sed -n 's/.*\"tenant\": *\"\\([^\"]*\\)\".*/\\1/p' .emulator.out)\n"
+                ));
+                continue;
+            }
+            let cmd = if emulators > 0 {
+                cmd.replace("http://127.0.0.1:PORT", "$README_BASE").replace("TENANT", "$README_TENANT")
+            } else {
+                cmd
+            };
+            script.push_str(&cmd);
+            script.push('\n');
+        }
+    }
+    assert!(ran >= 3 && emulators == 1, "ran {ran} blocks with {emulators} emulators");
+    let mut c = Command::new("sh");
+    c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
+    c.env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AZURE_") || k.starts_with("KEYCRED_") {
+            c.env_remove(k);
+        }
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "the README's examples failed (exit {:?}); the last block started is named last:\n{}\n--- stdout:\n{}\n--- script:\n{script}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout),
+    );
+    // What the examples made: the certificates, the manifest holding them, the rotation's new one.
+    for f in ["my-daemon.pem", "my-daemon-pfx.pfx", "my-daemon-next.pem", "manifest.json"] {
+        assert!(t.path(f).exists(), "{f}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["keyCredentials"].as_array().unwrap().len(), 2, "my-daemon and my-daemon-next: {m}");
+}
