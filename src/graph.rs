@@ -74,9 +74,10 @@ pub struct GraphClient {
 pub type Renew =
     Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SecretString>> + Send>> + Send + Sync>;
 
-/// Largest Graph answer read: a page of 999 applications, each with a few certificates
-/// (about 1.5 KB of base64 each), stays well under it.
-pub const MAX_GRAPH_ANSWER: usize = 64 * 1024 * 1024;
+/// Largest collection page read (`GET /v1.0/applications?...`): a page of 999 applications, each
+/// with a few certificates (about 1.5 KB of base64 each), stays well under it. Every other Graph
+/// answer is held to the 1 MiB of [`crate::token::MAX_ANSWER`].
+pub const MAX_GRAPH_PAGE: usize = 64 * 1024 * 1024;
 
 /// Attempts of one request when Graph keeps answering 429/503 (the first one included).
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -181,11 +182,12 @@ impl GraphClient {
                 let status = resp.status().as_u16();
                 let retry_after =
                     resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-                let text = crate::token::read_limited_to(resp, MAX_GRAPH_ANSWER).await.map_err(|e| match e {
-                    crate::token::ReadError::TooLarge => Error::remote(format!(
-                        "{method} {url}: HTTP {status} with a body over {MAX_GRAPH_ANSWER} bytes; not read"
-                    ))
-                    .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"),
+                let limit = if request::is_collection(&call.path) { MAX_GRAPH_PAGE } else { crate::token::MAX_ANSWER };
+                let text = crate::token::read_limited_to(resp, limit).await.map_err(|e| match e {
+                    crate::token::ReadError::TooLarge => {
+                        Error::remote(format!("{method} {url}: HTTP {status} with a body over {limit} bytes; not read"))
+                            .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator")
+                    }
                     crate::token::ReadError::Transport(e) => Error::remote(format!(
                         "{method} {url}: reading the answer: {}",
                         crate::graph::describe_reqwest(&e)

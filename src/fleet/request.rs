@@ -128,6 +128,13 @@ pub fn page(url: &str, body: Value) -> Result<Page> {
     Ok(Page { items, next_link })
 }
 
+/// Whether `path` lists a collection (`/v1.0/applications?...`, `/v1.0/servicePrincipals?...`),
+/// whose pages may be far larger than one object.
+pub fn is_collection(path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or("");
+    p == Collection::Applications.path() || p == Collection::ServicePrincipals.path()
+}
+
 /// Whether an answer with `status` is throttling or a brief unavailability, to wait out.
 pub fn is_retryable(status: u16) -> bool {
     status == 429 || status == 503
@@ -221,6 +228,14 @@ mod tests {
         assert_eq!(parse_retry_after(Some("100000")), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after(Some("-1")), None);
         assert_eq!(parse_retry_after(None), None);
+    }
+
+    #[test]
+    fn only_collection_pages_are_collections() {
+        assert!(is_collection(&list_call(Collection::Applications, None).path));
+        assert!(is_collection("/v1.0/servicePrincipals?$top=999&$skiptoken=x"));
+        assert!(!is_collection("/v1.0/applications/abc?$select=id"));
+        assert!(!is_collection("/v1.0/applications(appId='x')?$select=id"));
     }
 
     #[test]
