@@ -5,7 +5,11 @@
 //!   `openssl speed rsa2048` signatures per second;
 //! - emulator throughput: an in-process emulator (logging off) with one registered certificate,
 //!   driven over loopback by a load generator on its own runtime at 1, 8 and 64 concurrent
-//!   clients, v1 and v2, with valid pre-signed assertions: requests/s, p50/p99 latency, errors.
+//!   clients, v1 and v2, with valid pre-signed assertions: requests/s, p50/p99 latency, errors;
+//! - the same at 8 clients (v2) with a generated tenant of 10,000 applications loaded beside the
+//!   bench app (2,000 with `--quick`): the per-request cost must not grow with the tenant;
+//! - `--keygen N`: seconds to generate N RSA-2048 certificates on 8 threads, the floor of a
+//!   fleet rotation of N applications (`cargo xtask bench` prints the two side by side).
 //!
 //! Benchmarks, not tests: they print figures and fail only when a request fails.
 
@@ -24,8 +28,24 @@ const POOL: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--keygen N`: seconds to generate N RSA-2048 certificates on 8 threads, the floor of a
+    // fleet rotation of N applications (`cargo xtask bench` compares the two).
+    if let Some(n) = args.iter().position(|a| a == "--keygen").and_then(|i| args.get(i + 1)) {
+        let n: usize = n.parse().expect("--keygen N");
+        println!("{:.3}", keygen_seconds(n));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 1.0 } else { 3.0 };
+    let tenant_n = if quick { 2_000 } else { 10_000 };
+    // `--tenant-only` (`cargo xtask bench --fleet`): only the token rate as the tenant grows.
+    if args.iter().any(|a| a == "--tenant-only") {
+        if let Err(e) = tenant_scale_bench(&credential(), secs, tenant_n) {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let openssl: Option<f64> = std::env::var("OPENSSL_RSA2048_SIGNS").ok().and_then(|s| s.parse().ok());
 
     let cred = credential();
@@ -39,13 +59,71 @@ fn main() {
     }
     println!();
 
-    match emulator_bench(&cred, secs) {
+    match emulator_bench(&cred, secs).and_then(|()| tenant_scale_bench(&cred, secs, tenant_n)) {
         Ok(()) => {}
         Err(e) => {
             eprintln!("bench: {e}");
             std::process::exit(1);
         }
     }
+}
+
+/// Seconds to generate `n` certificates on 8 threads: the threads `fleet rotate --concurrency 8`
+/// generates keys on, so that both get the same share of a machine shared with other work.
+fn keygen_seconds(n: usize) -> f64 {
+    let threads = 8;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    credential();
+                }
+            });
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
+/// The v2 token rate at 8 clients with only the bench app loaded, then with `n` generated
+/// applications beside it: the emulator must not slow down per request as the tenant grows.
+fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize) -> Result<(), String> {
+    let dir = Dir(std::env::temp_dir().join(format!("keycred-bench-tenant-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let own = bench_manifest(&dir.0, cred)?;
+    let generated = dir.0.join("tenant");
+    keycred::emulator::generate_tenant(n, &generated, false).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut rates = Vec::new();
+    for apps_dir in [None, Some(generated)] {
+        let mut cfg = EmulatorConfig::new(vec![own.clone()]);
+        cfg.apps_dir = apps_dir;
+        cfg.tenant = TENANT.into();
+        cfg.grants = vec![(API.into(), vec!["Data.Read".into()])];
+        cfg.log = false;
+        let emu = start_blocking(cfg).map_err(|e| format!("cannot start the emulator: {e}"))?;
+        let url = emu.token_endpoint(EndpointVersion::V2);
+        let r = rt.block_on(load(&url, Arc::new(bodies(cred, &url, EndpointVersion::V2)), 8, secs));
+        if let Some(e) = r.first_error {
+            return Err(format!("token request failed: {e}"));
+        }
+        rates.push(r.rps);
+        emu.shutdown();
+    }
+    println!();
+    println!(
+        "{:<44} {:>10.0} {:>10.0}   x{:.2}",
+        format!("v2 token, 8 clients, 1 app vs {n} apps (req/s)"),
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+    Ok(())
 }
 
 fn credential() -> LoadedCredential {
@@ -90,24 +168,7 @@ impl Drop for Dir {
 fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
     let dir = Dir(std::env::temp_dir().join(format!("keycred-bench-emu-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
-    let manifest = dir.0.join("app.json");
-    let c = &cred.cert;
-    let m = serde_json::json!({
-        "id": "0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d",
-        "appId": APP_ID,
-        "displayName": "keycred bench",
-        "keyCredentials": [{
-            "customKeyIdentifier": c.custom_key_identifier(),
-            "displayName": c.subject(),
-            "endDateTime": keycred::dates::format(c.not_after()),
-            "key": c.value_b64(),
-            "keyId": "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
-            "startDateTime": keycred::dates::format(c.not_before()),
-            "type": "AsymmetricX509Cert",
-            "usage": "Verify",
-        }],
-    });
-    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).map_err(|e| e.to_string())?;
+    let manifest = bench_manifest(&dir.0, cred)?;
     let mut cfg = EmulatorConfig::new(vec![manifest]);
     cfg.tenant = TENANT.into();
     cfg.grants = vec![(API.into(), vec!["Data.Read".into()])];
@@ -128,23 +189,7 @@ fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
     let mut failed = false;
     for version in [EndpointVersion::V1, EndpointVersion::V2] {
         let url = emu.token_endpoint(version);
-        let bodies: Arc<Vec<String>> = Arc::new(
-            (0..POOL)
-                .map(|_| {
-                    let a = jwt::client_assertion(cred, &params(&url, SignatureAlg::Rs256)).expect("sign");
-                    let mut f = url::form_urlencoded::Serializer::new(String::new());
-                    f.append_pair("grant_type", "client_credentials");
-                    f.append_pair("client_id", APP_ID);
-                    match version {
-                        EndpointVersion::V1 => f.append_pair("resource", API),
-                        EndpointVersion::V2 => f.append_pair("scope", &format!("{API}/.default")),
-                    };
-                    f.append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-                    f.append_pair("client_assertion", a.expose());
-                    f.finish()
-                })
-                .collect(),
-        );
+        let bodies: Arc<Vec<String>> = Arc::new(bodies(cred, &url, version));
         for clients in [1usize, 8, 64] {
             let r = rt.block_on(load(&url, bodies.clone(), clients, secs));
             let name =
@@ -163,6 +208,48 @@ fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// The bench application's manifest, with `cred`'s certificate registered.
+fn bench_manifest(dir: &std::path::Path, cred: &LoadedCredential) -> Result<PathBuf, String> {
+    let manifest = dir.join("app.json");
+    let c = &cred.cert;
+    let m = serde_json::json!({
+        "id": "0b6c8e1c-2f7e-4d36-9d2a-1c3e5f7a9b0d",
+        "appId": APP_ID,
+        "displayName": "keycred bench",
+        "keyCredentials": [{
+            "customKeyIdentifier": c.custom_key_identifier(),
+            "displayName": c.subject(),
+            "endDateTime": keycred::dates::format(c.not_after()),
+            "key": c.value_b64(),
+            "keyId": "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+            "startDateTime": keycred::dates::format(c.not_before()),
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+        }],
+    });
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).map_err(|e| e.to_string())?;
+    Ok(manifest)
+}
+
+/// [`POOL`] token request bodies for `url`, each with its own signed assertion.
+fn bodies(cred: &LoadedCredential, url: &str, version: EndpointVersion) -> Vec<String> {
+    (0..POOL)
+        .map(|_| {
+            let a = jwt::client_assertion(cred, &params(url, SignatureAlg::Rs256)).expect("sign");
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            f.append_pair("grant_type", "client_credentials");
+            f.append_pair("client_id", APP_ID);
+            match version {
+                EndpointVersion::V1 => f.append_pair("resource", API),
+                EndpointVersion::V2 => f.append_pair("scope", &format!("{API}/.default")),
+            };
+            f.append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+            f.append_pair("client_assertion", a.expose());
+            f.finish()
+        })
+        .collect()
 }
 
 fn version_name(v: EndpointVersion) -> &'static str {

@@ -10,9 +10,12 @@
 
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
+use crate::fleet::request;
+use crate::fleet::throttle::Limiter;
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Public cloud Graph.
 pub const GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -62,12 +65,26 @@ impl Application {
 pub struct GraphClient {
     http: reqwest::Client,
     base: String,
-    token: SecretString,
+    token: std::sync::RwLock<SecretString>,
+    limiter: Arc<Limiter>,
+    renew: Option<Renew>,
 }
+
+/// Gets a fresh Graph token, for runs longer than a token lives (about an hour).
+pub type Renew =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SecretString>> + Send>> + Send + Sync>;
+
+/// Largest collection page read (`GET /v1.0/applications?...`): a page of 999 applications, each
+/// with a few certificates (about 1.5 KB of base64 each), stays well under it. Every other Graph
+/// answer is held to the 1 MiB of [`crate::token::MAX_ANSWER`].
+pub const MAX_GRAPH_PAGE: usize = 64 * 1024 * 1024;
+
+/// Attempts of one request when Graph keeps answering 429/503 (the first one included).
+pub const MAX_ATTEMPTS: u32 = 8;
 
 impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphClient").field("base", &self.base).field("token", &"[redacted]").finish()
+        f.debug_struct("GraphClient").field("base", &self.base).field("token", &"[redacted]").finish_non_exhaustive()
     }
 }
 
@@ -85,7 +102,43 @@ impl GraphClient {
             return Err(Error::input(format!("Graph URL '{graph_url}' has a path, query or fragment"))
                 .with_hint(format!("give the Graph host only, such as {GRAPH_RESOURCE}")));
         }
-        Ok(GraphClient { http, base: url.as_str().trim_end_matches('/').to_string(), token })
+        // Alone, a client is limited only by its caller; a fleet run shares one limiter.
+        let limiter = Arc::new(Limiter::new(64));
+        Ok(GraphClient {
+            http,
+            base: url.as_str().trim_end_matches('/').to_string(),
+            token: std::sync::RwLock::new(token),
+            limiter,
+            renew: None,
+        })
+    }
+
+    /// The Graph base URL (scheme, host and port), without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Shares `limiter` with this client: every request then waits for a slot, and a throttled
+    /// answer lowers the concurrency of every client sharing it.
+    pub fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The limiter in use (its counters feed progress and summaries).
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Lets the client get a new token when Graph answers 401 (the token expired during a long
+    /// run); the request is then sent once more with it.
+    pub fn with_renew(mut self, renew: Renew) -> Self {
+        self.renew = Some(renew);
+        self
+    }
+
+    fn bearer(&self) -> String {
+        self.token.read().map(|t| t.expose().to_string()).unwrap_or_default()
     }
 
     /// The absolute URL of a call.
@@ -94,29 +147,89 @@ impl GraphClient {
     }
 
     /// Sends a prepared call and [`interpret`]s the answer; the only I/O of the Graph client.
-    async fn send(&self, call: GraphCall) -> Result<Option<Value>> {
+    ///
+    /// Every call carries a `client-request-id` (with `return-client-request-id: true`), kept
+    /// across its retries as Graph's guidance asks, and a failure names it (and Graph's
+    /// `request-id`). 429 and 503 are waited out (`Retry-After`, else jittered backoff,
+    /// [`request::backoff`]) and retried up to [`MAX_ATTEMPTS`] times in all, lowering the
+    /// shared limiter's concurrency; a 401 gets one retry with a renewed token when the client
+    /// can renew it.
+    pub async fn send(&self, call: GraphCall) -> Result<Option<Value>> {
         let url = self.url_of(&call);
         let method = call.method.clone();
-        let mut req = self.http.request(method.clone(), &url).bearer_auth(self.token.expose());
-        if let Some(b) = &call.body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            Error::remote(format!("{method} {url}: {}", crate::graph::describe_reqwest(&e)))
-                .with_hint("check the Graph URL and the network; the emulator prints its URL when it starts")
-        })?;
-        let status = resp.status().as_u16();
-        let text = crate::token::read_limited(resp).await.map_err(|e| match e {
-            crate::token::ReadError::TooLarge => Error::remote(format!(
-                "{method} {url}: HTTP {status} with a body over {} bytes; not read",
-                crate::token::MAX_ANSWER
-            ))
-            .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"),
-            crate::token::ReadError::Transport(e) => {
-                Error::remote(format!("{method} {url}: reading the answer: {}", crate::graph::describe_reqwest(&e)))
+        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0;
+        let mut renewed = false;
+        loop {
+            let (status, retry_after, text) = {
+                let _slot = self.limiter.acquire().await;
+                let mut req = self
+                    .http
+                    .request(method.clone(), &url)
+                    .bearer_auth(self.bearer())
+                    .header("client-request-id", &client_request_id)
+                    .header("return-client-request-id", "true");
+                if let Some(b) = &call.body {
+                    req = req.json(b);
+                }
+                let resp = req.send().await.map_err(|e| {
+                    Error::remote(format!(
+                        "{method} {url}: {} (client-request-id {client_request_id})",
+                        crate::graph::describe_reqwest(&e)
+                    ))
+                    .with_hint("check the Graph URL and the network; the emulator prints its URL when it starts")
+                })?;
+                let status = resp.status().as_u16();
+                let retry_after =
+                    resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let limit = if request::is_collection(&call.path) { MAX_GRAPH_PAGE } else { crate::token::MAX_ANSWER };
+                let text = crate::token::read_limited_to(resp, limit).await.map_err(|e| match e {
+                    crate::token::ReadError::TooLarge => {
+                        Error::remote(format!("{method} {url}: HTTP {status} with a body over {limit} bytes; not read"))
+                            .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator")
+                    }
+                    crate::token::ReadError::Transport(e) => Error::remote(format!(
+                        "{method} {url}: reading the answer: {}",
+                        crate::graph::describe_reqwest(&e)
+                    )),
+                })?;
+                (status, retry_after, text)
+            };
+            if status == 401 && !renewed {
+                if let Some(renew) = &self.renew {
+                    renewed = true;
+                    let fresh = renew().await?;
+                    if let Ok(mut t) = self.token.write() {
+                        *t = fresh;
+                    }
+                    continue;
+                }
             }
-        })?;
-        interpret(&method, &url, status, &text)
+            if request::is_retryable(status) {
+                attempt += 1;
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(Error::remote(format!(
+                        "{method} {url}: still throttled or unavailable after {MAX_ATTEMPTS} attempts \
+                         (client-request-id {client_request_id})"
+                    ))
+                    .with_hint(
+                        "Graph is throttling this application: run again later, or with a lower --concurrency",
+                    ));
+                }
+                let asked = request::parse_retry_after(retry_after.as_deref());
+                let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
+                self.limiter.throttled(wait);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return match interpret(&method, &url, status, &text) {
+                Ok(v) => {
+                    self.limiter.succeeded();
+                    Ok(v)
+                }
+                Err(e) => Err(e.with_note(request::ids(&client_request_id, &text))),
+            };
+        }
     }
 
     /// `GET /v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials`.

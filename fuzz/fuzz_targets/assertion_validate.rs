@@ -31,7 +31,7 @@ fn fixture() -> &'static Fixture {
             .unwrap()
             .add_entry(entry)
             .unwrap();
-        let cred = LoadedCredential { cert, chain: vec![], key, cert_path: Default::default() };
+        let cred = LoadedCredential::new(cert, vec![], key, std::path::Path::new("fuzz.pem")).unwrap();
         let valid = keycred::jwt::client_assertion(
             &cred,
             &keycred::jwt::AssertionParams {

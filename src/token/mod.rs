@@ -57,13 +57,22 @@ pub(crate) enum ReadError {
 
 /// Reads an answer body as text (lossy UTF-8), refusing one over [`MAX_ANSWER`] bytes, by its
 /// Content-Length when announced and by counting otherwise.
-pub(crate) async fn read_limited(mut resp: reqwest::Response) -> std::result::Result<String, ReadError> {
-    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+pub(crate) async fn read_limited(resp: reqwest::Response) -> std::result::Result<String, ReadError> {
+    read_limited_to(resp, MAX_ANSWER).await
+}
+
+/// [`read_limited`] with another limit (a Graph page of 999 applications with their
+/// certificates runs to megabytes).
+pub(crate) async fn read_limited_to(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<String, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge);
     }
     let mut buf = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
-        if buf.len() + chunk.len() > MAX_ANSWER {
+        if buf.len() + chunk.len() > limit {
             return Err(ReadError::TooLarge);
         }
         buf.extend_from_slice(&chunk);

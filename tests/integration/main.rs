@@ -6,6 +6,7 @@
 
 mod common;
 mod emulator_support;
+mod fleet_support;
 mod hardening_support;
 mod rotation_support;
 mod token_support;
@@ -24,6 +25,8 @@ mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
 mod first_steps;
+mod fleet_cli;
+mod fleet_emulator;
 mod fsio_links;
 mod graph_azure_cli;
 mod graph_cli;

@@ -55,6 +55,8 @@ fn row(name: &str, ours: &Stats, reference: Option<&Stats>) {
 /// Runs the benchmarks.
 pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    // `--fleet`: only the tenant-scale figures (issue 12), for a run that concerns them alone.
+    let fleet_only = args.iter().any(|a| a == "--fleet");
     crate::ensure_openssl()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     crate::run(Command::new(&cargo).args(["build", "--release", "--bin", "keycred"]))?;
@@ -65,6 +67,19 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     let fast_runs = if quick { 5 } else { 50 };
 
     println!("machine: {}", machine());
+    if fleet_only {
+        let mut ex = Command::new(&cargo);
+        ex.args(["bench", "--package", "keycred", "--bench", "bench", "--"]).current_dir(root);
+        ex.args([if quick { "--quick" } else { "--full" }, "--tenant-only"]);
+        let status = ex.status().map_err(|e| e.to_string())?;
+        let fleet = if status.success() {
+            crate::fleet_bench::run(root, &bin, &tmp, quick)
+        } else {
+            Err("the in-process benchmarks failed".into())
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        return fleet;
+    }
     println!("runs: {gen_runs} per key size, {fast_runs} per fast command; median [p10..p90]");
     println!();
     println!("{:<44} {:>30}   {:>30}   ratio", "", "keycred", "openssl");
@@ -154,11 +169,13 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
         ex.env("OPENSSL_RSA2048_SIGNS", format!("{s}"));
     }
     let status = ex.status().map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&tmp);
     if !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
         return Err("the in-process benchmarks failed".into());
     }
-    Ok(())
+    let fleet = crate::fleet_bench::run(root, &bin, &tmp, quick);
+    let _ = std::fs::remove_dir_all(&tmp);
+    fleet
 }
 
 /// `rsa 2048 bits 0.000600s 0.000017s 1666.0 58823.5` → 1666.0 signs/s.

@@ -16,6 +16,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod dist;
+mod fleet_bench;
 mod fuzz;
 mod interop;
 
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::run(&target_dir(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench [--quick]|interop|fuzz [--seconds N] [TARGET...]|dist [--debug]>"
+                "usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]|dist [--debug]>"
             );
             return ExitCode::from(2);
         }

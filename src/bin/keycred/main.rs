@@ -14,6 +14,7 @@ mod consent;
 mod decode;
 mod demo;
 mod emulate;
+mod fleet;
 mod graph;
 mod manifest;
 mod new;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Manage an application's certificates through Microsoft Graph
     #[command(subcommand)]
     Graph(graph::Cmd),
+    /// Audit and rotate the credentials of many applications at once (tenant scale)
+    #[command(subcommand)]
+    Fleet(fleet::Cmd),
     /// Print a shell completion script: `keycred completions bash > /etc/bash_completion.d/keycred`
     Completions {
         /// The shell
@@ -93,6 +97,11 @@ fn run() -> u8 {
         Err(e) => return usage_error(&e),
     };
     let ctx = Ctx::new(cli.output);
+    if cli.output == OutputFormat::Csv && !matches!(cli.command, Command::Fleet(_)) {
+        let e = Error::input("-o csv is only for `keycred fleet audit`").with_hint("use -o json or the default text");
+        ctx.print_error(&e);
+        return e.exit_code();
+    }
     let result = match &cli.command {
         Command::New(a) => new::run(a, &ctx),
         Command::Show(a) => show::run(a, &ctx),
@@ -106,6 +115,7 @@ fn run() -> u8 {
         Command::Demo(a) => demo::run(a, &ctx),
         Command::Rotate(a) => rotate::run(a, &ctx),
         Command::Graph(a) => graph::run(a, &ctx),
+        Command::Fleet(a) => fleet::run(a, &ctx),
         Command::Completions { shell } => generated(|out| {
             clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "keycred", out)
         }),

@@ -15,6 +15,8 @@ pub enum OutputFormat {
     Text,
     /// One JSON document on stdout, stable field names.
     Json,
+    /// Comma-separated values with a header line (`fleet audit` only), for spreadsheets.
+    Csv,
 }
 
 /// What every command gets: the output format and terminal facts.

@@ -1,0 +1,511 @@
+//! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
+//! Parses, calls [`keycred::fleet`], prints; the library does the work.
+
+use super::output::out_line;
+use super::{CredArgs, Ctx, OutputFormat};
+use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
+use keycred::cert::{KeySize, SignatureAlg};
+use keycred::fleet::audit::{self, CredStatus, Filters, Row};
+use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
+use keycred::fleet::throttle::Limiter;
+use keycred::fleet::{app_ids, parse_duration};
+use keycred::graph::{self, GraphClient, GRAPH_URL};
+use keycred::secret::{self, SecretString};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::{ClientId, Error, Result, TenantId};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The automation app and where Graph is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Auth {
+    /// Application (client) id of the automation app (it needs Application.ReadWrite.All)
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Tenant id
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant: String,
+    /// Authority host (https; http only for loopback)
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
+    pub authority: String,
+    #[command(flatten)]
+    pub cred: CredArgs,
+    /// Get the Graph token with the automation app's secret (environment variable)
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// Use this Graph access token (environment variable) instead of getting one
+    #[arg(long, value_name = "VAR")]
+    pub graph_token_env: Option<String>,
+    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
+    #[arg(long, default_value = GRAPH_URL)]
+    pub graph_url: String,
+    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of each HTTP request, seconds
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Which applications.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Select {
+    /// Credentials ending within this time (30d, 12h), or already ended
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: Option<String>,
+    /// Only this application (client) id (repeatable)
+    #[arg(long = "app-id", value_name = "GUID")]
+    pub app_ids: Vec<String>,
+    /// Only the application ids in this file (one a line; # comments)
+    #[arg(long, value_name = "FILE")]
+    pub apps_file: Option<PathBuf>,
+}
+
+/// `--status` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    /// Usable and not ending within the window.
+    Valid,
+    /// Usable and ending within the window.
+    Expiring,
+    /// Past its end.
+    Expired,
+    /// Before its start.
+    #[value(name = "not_yet_valid")]
+    NotYetValid,
+    /// Entra cannot verify with it.
+    Unusable,
+}
+
+impl From<StatusArg> for CredStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Valid => CredStatus::Valid,
+            StatusArg::Expiring => CredStatus::Expiring,
+            StatusArg::Expired => CredStatus::Expired,
+            StatusArg::NotYetValid => CredStatus::NotYetValid,
+            StatusArg::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
+/// `--fail-on` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A credential ends within the window.
+    Expiring,
+    /// A credential has ended.
+    Expired,
+    /// A certificate Entra cannot verify with.
+    Unusable,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Cmd {
+    /// Report every credential of the tenant's applications: status, days left, why unusable
+    Audit {
+        #[command(flatten)]
+        auth: Auth,
+        #[command(flatten)]
+        select: Select,
+        /// Only credentials with this status (repeatable, or comma-separated)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        status: Vec<StatusArg>,
+        /// Also service principals' credentials (SAML signing certificates live there)
+        #[arg(long)]
+        include_service_principals: bool,
+        /// Exit 4 when a reported credential is expiring, expired or unusable (repeatable)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        fail_on: Vec<FailOn>,
+    },
+    /// Rotate the certificates of many applications: new one added, verified, then the old removed
+    Rotate {
+        #[command(flatten)]
+        auth: Auth,
+        #[command(flatten)]
+        select: Select,
+        /// Directory for the new certificates (OUT_DIR/<appId>/NAME.key, .cer, .pem) and the journal
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// Base name of the new files (default: fleet-<start time>; a resumed run keeps its own)
+        #[arg(long)]
+        name: Option<String>,
+        /// RSA key size: 2048, 3072 or 4096
+        #[arg(long, default_value_t = 2048)]
+        key_size: u32,
+        /// Validity of the new certificates, days
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Applications rotated at a time
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Journal file that makes the run resumable (default OUT_DIR/fleet-journal.jsonl)
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Token attempts with each new certificate before giving up on it
+        #[arg(long, default_value_t = 6)]
+        verify_attempts: u32,
+    },
+}
+
+impl Auth {
+    fn tenant(&self) -> Result<TenantId> {
+        TenantId::new(&self.tenant).map_err(|e| e.context("--tenant"))
+    }
+
+    fn tokens(&self) -> Result<TokenClient> {
+        TokenClient::new(ClientOptions {
+            timeout: std::time::Duration::from_secs(self.timeout),
+            ca_file: self.ca_file.clone(),
+            ..ClientOptions::default()
+        })
+    }
+
+    /// The Graph client, with a token got as the automation app (renewed when it expires during
+    /// a long run), or the token given.
+    fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
+        let mut renew: Option<graph::Renew> = None;
+        let token: SecretString = match &self.graph_token_env {
+            Some(var) => secret::from_env(var)?,
+            None => {
+                let auth = match (&self.secret_env, self.cred.given()) {
+                    (Some(var), _) => ClientAuth::Secret(secret::from_env(var)?),
+                    (None, true) => ClientAuth::Certificate {
+                        cred: Arc::new(self.cred.load()?),
+                        alg: SignatureAlg::Rs256,
+                        x5c: false,
+                    },
+                    (None, false) => {
+                        return Err(Error::input("no way to get a Graph token").with_hint(
+                            "pass the automation app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR",
+                        ))
+                    }
+                };
+                let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                    Error::input("no client id given for the automation app")
+                        .with_hint("pass --client-id or set AZURE_CLIENT_ID")
+                })?;
+                let req = TokenRequest {
+                    authority: Authority::parse(&self.authority)?,
+                    tenant: self.tenant()?,
+                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
+                    version: EndpointVersion::V2,
+                    target: Target::Scopes(vec![
+                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
+                    ]),
+                    grant: Grant::ClientCredentials,
+                    auth,
+                };
+                let token = tokens.request_token_blocking(&req)?.access_token;
+                let tokens = tokens.clone();
+                renew = Some(Arc::new(move || {
+                    let (tokens, req) = (tokens.clone(), req.clone());
+                    Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
+                }));
+                token
+            }
+        };
+        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
+        Ok(match renew {
+            Some(r) => g.with_renew(r),
+            None => g,
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Runs `keycred fleet ...`.
+pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
+    match cmd {
+        Cmd::Audit { auth, select, status, include_service_principals, fail_on } => {
+            let window =
+                select.expiring_within.as_deref().map(|d| parse_duration(d, "--expiring-within")).transpose()?;
+            let filters = Filters {
+                window,
+                only_expiring: window.is_some(),
+                statuses: status.iter().map(|s| CredStatus::from(*s)).collect(),
+                app_ids: app_ids(&select.app_ids, select.apps_file.as_deref())?,
+                service_principals: *include_service_principals,
+            };
+            let tokens = auth.tokens()?;
+            let rt = runtime()?;
+            let g = auth.graph(&tokens)?;
+            run_audit(ctx, &rt, &g, &filters, fail_on)
+        }
+        Cmd::Rotate { auth, select, out_dir, name, key_size, days, concurrency, dry_run, journal, verify_attempts } => {
+            if ctx.format == OutputFormat::Csv {
+                return Err(Error::input("-o csv is for `fleet audit`").with_hint("use -o json or the default text"));
+            }
+            let ids = app_ids(&select.app_ids, select.apps_file.as_deref())?;
+            let window =
+                select.expiring_within.as_deref().map(|d| parse_duration(d, "--expiring-within")).transpose()?;
+            if window.is_none() && ids.is_empty() {
+                return Err(Error::input("say which applications to rotate").with_hint(
+                    "pass --expiring-within 30d (every app with a certificate ending within 30 days), or --app-id / --apps-file",
+                ));
+            }
+            let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
+            opts.verify_scope =
+                format!("{}/.default", graph::token_resource(&auth.graph_url).map_err(|e| e.context("--graph-url"))?);
+            opts.name = name.clone();
+            opts.key_size = KeySize::from_bits(*key_size)?;
+            opts.days = *days;
+            if let Some(w) = window {
+                opts.window = w;
+            }
+            opts.app_ids = ids;
+            opts.concurrency = *concurrency;
+            opts.dry_run = *dry_run;
+            opts.journal = journal.clone();
+            opts.verify_attempts = (*verify_attempts).max(1);
+            opts.check()?;
+            let tokens = auth.tokens()?;
+            let rt = runtime()?;
+            let g = auth.graph(&tokens)?.with_limiter(Arc::new(Limiter::new(*concurrency)));
+            run_rotate(ctx, &rt, g, tokens, opts)
+        }
+    }
+}
+
+const TABLE_HEADER: [&str; 9] = ["APP ID", "KIND", "STATUS", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
+
+fn table_line(cols: [&str; 9]) -> String {
+    format!(
+        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
+        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn table_row(r: &Row) -> String {
+    let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let name: String = r.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
+    table_line([
+        &r.app_id,
+        r.kind.name(),
+        r.status.name(),
+        &days,
+        r.end.as_deref().unwrap_or("-"),
+        r.thumbprint.as_deref().unwrap_or("-"),
+        r.key_id.as_deref().unwrap_or("-"),
+        &name,
+        r.reason.as_deref().unwrap_or(""),
+    ])
+}
+
+/// Writes to stdout; a closed pipe ends the process quietly, as [`out_line`] does.
+fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn run_audit(
+    ctx: &Ctx,
+    rt: &tokio::runtime::Runtime,
+    g: &GraphClient,
+    filters: &Filters,
+    fail_on: &[FailOn],
+) -> Result<u8> {
+    let spinner = ctx.stderr_is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let mut first = true;
+    let mut seen = 0u64;
+    // Streamed as pages arrive: rows are printed, never gathered.
+    let summary = rt.block_on(audit::run(g, filters, |r| {
+        seen += 1;
+        if let Some(pb) = &spinner {
+            pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
+        }
+        match ctx.format {
+            OutputFormat::Text => {
+                if first {
+                    out_line(&table_line(TABLE_HEADER));
+                }
+                out_line(&table_row(r));
+            }
+            OutputFormat::Json => {
+                let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
+                write_stdout(format!("{}{row}", if first { "{\n\"credentials\": [\n" } else { ",\n" }).as_bytes());
+            }
+            OutputFormat::Csv => {
+                let mut w = csv::WriterBuilder::new().has_headers(first).from_writer(Vec::new());
+                w.serialize(r).map_err(|e| Error::internal(format!("CSV: {e}")))?;
+                write_stdout(&w.into_inner().map_err(|e| Error::internal(format!("CSV: {e}")))?);
+            }
+        }
+        first = false;
+        Ok(())
+    }));
+    if let Some(pb) = &spinner {
+        pb.finish_and_clear();
+    }
+    let summary = summary?;
+    match ctx.format {
+        OutputFormat::Text => {
+            if first {
+                out_line("no credential matches");
+            }
+            out_line(&format!(
+                "{} applications{}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
+                summary.applications,
+                if filters.service_principals {
+                    format!(" and {} service principals", summary.service_principals)
+                } else {
+                    String::new()
+                },
+                summary.credentials,
+                summary.valid,
+                summary.expiring,
+                summary.expired,
+                summary.not_yet_valid,
+                summary.unusable
+            ));
+        }
+        OutputFormat::Json => {
+            let s = serde_json::to_string(&summary).map_err(|e| Error::internal(e.to_string()))?;
+            let open = if first { "{\n\"credentials\": [" } else { "\n" };
+            write_stdout(format!("{open}],\n\"summary\": {s}\n}}\n").as_bytes());
+        }
+        OutputFormat::Csv => {
+            if first {
+                // No row: the header alone, so that a spreadsheet still gets the columns.
+                write_stdout(format!("{}\n", audit::CSV_HEADER.join(",")).as_bytes());
+            }
+        }
+    }
+    let failing: Vec<String> = fail_on
+        .iter()
+        .map(|f| match f {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        })
+        .filter(|s| summary.with_status(*s) > 0)
+        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
+        .collect();
+    if !failing.is_empty() {
+        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
+            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
+    }
+    Ok(keycred::error::exit::OK)
+}
+
+/// Progress on a terminal: applications done out of selected, throttled waits, failures.
+struct Bar {
+    pb: indicatif::ProgressBar,
+    limiter: Arc<Limiter>,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Progress for Bar {
+    fn selected(&self) {
+        self.pb.inc_length(1);
+    }
+    fn finished(&self, o: &Outcome) {
+        if o.result == Result_::Failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pb.set_message(format!(
+            "{} failed, {} throttled waits, {} in flight allowed",
+            self.failed.load(Ordering::Relaxed),
+            self.limiter.throttled_count(),
+            self.limiter.limit()
+        ));
+        self.pb.inc(1);
+    }
+}
+
+fn run_rotate(
+    ctx: &Ctx,
+    rt: &tokio::runtime::Runtime,
+    g: GraphClient,
+    tokens: TokenClient,
+    opts: Options,
+) -> Result<u8> {
+    let dry_run = opts.dry_run;
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress: Arc<dyn Progress> = if ctx.stderr_is_terminal() {
+        let pb = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} apps  {msg}") {
+            pb.set_style(style);
+        }
+        Arc::new(Bar { pb, limiter: g.limiter().clone(), failed: Default::default() })
+    } else {
+        Arc::new(rotate::Quiet)
+    };
+    let summary = rt.block_on(async {
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "keycred: stopping after the current step of the applications in flight (Ctrl-C again to quit now)"
+                );
+                flag.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        rotate::run(Arc::new(g), Arc::new(tokens), opts, stop.clone(), progress).await
+    })?;
+    if ctx.json() {
+        ctx.print_json(&summary);
+    } else {
+        for o in &summary.apps {
+            let what = match o.result {
+                Result_::Rotated => "rotated",
+                Result_::AlreadyRotated => "already rotated",
+                Result_::Planned => "would rotate",
+                Result_::Interrupted => "interrupted",
+                Result_::Failed => "FAILED",
+            };
+            let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
+            let mut line =
+                format!("{}  {what:<15}  {}  removes {removed}", o.app_id, o.thumbprint.as_deref().unwrap_or("-"));
+            if let (Some(step), Some(r)) = (o.step, &o.reason) {
+                line.push_str(&format!("  at {step}: {r}"));
+            }
+            out_line(&line);
+        }
+        out_line(&format!(
+            "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} throttled waits",
+            summary.selected,
+            summary.rotated,
+            summary.already_rotated,
+            summary.planned,
+            summary.failed,
+            if summary.interrupted { ", interrupted" } else { "" },
+            summary.throttled
+        ));
+        if let Some(j) = &summary.journal {
+            out_line(&format!("journal: {j}"));
+        }
+    }
+    if dry_run || summary.all_rotated() {
+        return Ok(keycred::error::exit::OK);
+    }
+    if summary.interrupted {
+        return Err(Error::internal("interrupted; the journal records what was done")
+            .with_hint("run the same command again to resume"));
+    }
+    Err(Error::remote(format!("{} of {} applications were not rotated", summary.failed, summary.selected))
+        .with_hint("see each failure above; run the same command again to retry them"))
+}

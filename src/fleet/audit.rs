@@ -1,0 +1,434 @@
+//! `fleet audit`: every credential of every application (and, when asked, service principal),
+//! with its status, streamed page by page.
+//!
+//! Certificates are judged by the same rule as manifests ([`crate::manifest::read_entry`]): an
+//! entry Entra cannot verify a signature with is `unusable`, with the reason, whatever its dates.
+//! Secrets (`passwordCredentials`) are judged by their dates. On service principals a SAML
+//! token-signing certificate is a triple (a `Sign` key, a `Verify` key and the password of the
+//! PFX, sharing one `customKeyIdentifier`): it is reported once, as a certificate, and its
+//! password is never reported as a client secret.
+
+use super::pager::Objects;
+use super::request::{AppId, Collection};
+use crate::graph::GraphClient;
+use crate::manifest::read_entry;
+use crate::{dates, thumbprint, Result};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Where a credential stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredStatus {
+    /// Usable and not ending within the window.
+    Valid,
+    /// Usable and ending within the window.
+    Expiring,
+    /// Past its end.
+    Expired,
+    /// Before its start.
+    NotYetValid,
+    /// Entra cannot verify with it (see the reason).
+    Unusable,
+}
+
+impl CredStatus {
+    /// The name printed and serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredStatus::Valid => "valid",
+            CredStatus::Expiring => "expiring",
+            CredStatus::Expired => "expired",
+            CredStatus::NotYetValid => "not_yet_valid",
+            CredStatus::Unusable => "unusable",
+        }
+    }
+}
+
+/// Certificate or client secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A `keyCredentials` entry (or a SAML signing triple).
+    Certificate,
+    /// A `passwordCredentials` entry.
+    Secret,
+}
+
+impl Kind {
+    /// The name printed and serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Certificate => "certificate",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+/// One credential. JSON and CSV field names are a contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// `application` or `servicePrincipal`.
+    pub object_type: &'static str,
+    /// Application (client) id.
+    pub app_id: String,
+    /// The object's `displayName`.
+    pub display_name: Option<String>,
+    /// The credential's `keyId`.
+    pub key_id: Option<String>,
+    /// Certificate or secret.
+    pub kind: Kind,
+    /// SHA-1, upper-case hex (certificates).
+    pub thumbprint: Option<String>,
+    /// Start, RFC 3339 UTC.
+    pub start: Option<String>,
+    /// End, RFC 3339 UTC.
+    pub end: Option<String>,
+    /// Whole days from now to the end (negative once expired).
+    pub days_left: Option<i64>,
+    /// Status.
+    pub status: CredStatus,
+    /// Why it is unusable (empty otherwise).
+    pub reason: Option<String>,
+}
+
+/// The CSV columns, in order: [`Row`]'s fields.
+pub const CSV_HEADER: [&str; 11] = [
+    "objectType",
+    "appId",
+    "displayName",
+    "keyId",
+    "kind",
+    "thumbprint",
+    "start",
+    "end",
+    "daysLeft",
+    "status",
+    "reason",
+];
+
+/// Status by dates, `window` deciding what counts as expiring.
+fn by_dates(
+    start: Option<OffsetDateTime>,
+    end: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    window: Duration,
+) -> CredStatus {
+    match (start, end) {
+        (Some(s), _) if now < s => CredStatus::NotYetValid,
+        (_, Some(e)) if now > e => CredStatus::Expired,
+        (_, Some(e)) if (e - now) <= window => CredStatus::Expiring,
+        _ => CredStatus::Valid,
+    }
+}
+
+/// The rows of one application or service principal object as Graph returns it.
+pub fn rows_of(object: &Value, object_type: Collection, now: OffsetDateTime, window: Duration) -> Vec<Row> {
+    let s = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
+    let app_id = s("appId").unwrap_or_default();
+    let display_name = s("displayName");
+    let empty = Vec::new();
+    let keys = object.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let passwords = object.get("passwordCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let kind_name = match object_type {
+        Collection::Applications => "application",
+        Collection::ServicePrincipals => "servicePrincipal",
+    };
+    let row =
+        |key_id, kind, thumbprint, start: Option<OffsetDateTime>, end: Option<OffsetDateTime>, status, reason| Row {
+            object_type: kind_name,
+            app_id: app_id.clone(),
+            display_name: display_name.clone(),
+            key_id,
+            kind,
+            thumbprint,
+            start: start.map(dates::format),
+            end: end.map(dates::format),
+            days_left: end.map(|e| dates::days_between(now, e)),
+            status,
+            reason,
+        };
+    let mut out = Vec::new();
+    // SAML triples on service principals: one row per customKeyIdentifier, from its Verify key.
+    let mut saml_ckis: HashSet<String> = HashSet::new();
+    let mut sign_key_ids: HashSet<String> = HashSet::new();
+    let objects: Vec<&Map<String, Value>> = keys.iter().filter_map(Value::as_object).collect();
+    for (i, o) in objects.iter().enumerate() {
+        let usage = o.get("usage").and_then(Value::as_str).unwrap_or("");
+        let cki = o.get("customKeyIdentifier").and_then(Value::as_str).map(str::to_string);
+        let is_sp = object_type == Collection::ServicePrincipals;
+        if is_sp && usage.eq_ignore_ascii_case("Sign") {
+            if let Some(k) = o.get("keyId").and_then(Value::as_str) {
+                sign_key_ids.insert(k.to_ascii_lowercase());
+            }
+            if let Some(c) = &cki {
+                saml_ckis.insert(c.clone());
+            }
+            // Reported through its Verify twin when there is one.
+            let has_twin = objects.iter().any(|p| {
+                p.get("usage").and_then(Value::as_str).is_some_and(|u| u.eq_ignore_ascii_case("Verify"))
+                    && p.get("customKeyIdentifier").and_then(Value::as_str).map(str::to_string) == cki
+            });
+            if has_twin {
+                continue;
+            }
+        }
+        let c = read_entry(i, o);
+        // The private half of a SAML triple is not a sign-in credential: its usage is no defect.
+        let defects: Vec<&String> = c
+            .defects
+            .iter()
+            .filter(|d| !(is_sp && usage.eq_ignore_ascii_case("Sign") && d.starts_with("usage is")))
+            .collect();
+        let (status, reason) = if defects.is_empty() {
+            (by_dates(c.effective_start(), c.effective_end(), now, window), None)
+        } else {
+            (CredStatus::Unusable, Some(defects.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("; ")))
+        };
+        out.push(row(
+            c.key_id.clone(),
+            Kind::Certificate,
+            c.sha1().map(|d| thumbprint::hex_upper(&d)),
+            c.effective_start(),
+            c.effective_end(),
+            status,
+            reason,
+        ));
+    }
+    for p in passwords.iter().filter_map(Value::as_object) {
+        let key_id = p.get("keyId").and_then(Value::as_str).map(str::to_string);
+        let cki = p.get("customKeyIdentifier").and_then(Value::as_str);
+        let is_saml_password = key_id.as_deref().is_some_and(|k| sign_key_ids.contains(&k.to_ascii_lowercase()))
+            || cki.is_some_and(|c| saml_ckis.contains(c));
+        if is_saml_password {
+            continue;
+        }
+        let date = |k: &str| p.get(k).and_then(Value::as_str).and_then(dates::parse_manifest);
+        let (start, end) = (date("startDateTime"), date("endDateTime"));
+        out.push(row(key_id, Kind::Secret, None, start, end, by_dates(start, end, now, window), None));
+    }
+    out
+}
+
+/// What to report.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// What counts as expiring (default 30 days); with `only_expiring`, only credentials ending
+    /// within it (or already ended) are kept.
+    pub window: Option<Duration>,
+    /// Keep only credentials ending within the window, or already ended.
+    pub only_expiring: bool,
+    /// Keep only these statuses (all when empty).
+    pub statuses: Vec<CredStatus>,
+    /// Only these applications (all when empty).
+    pub app_ids: Vec<AppId>,
+    /// Service principals too.
+    pub service_principals: bool,
+}
+
+/// Default expiring window: the 30 days of [`crate::cert::EXPIRING_DAYS`].
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(crate::cert::EXPIRING_DAYS as u64 * 86_400);
+
+impl Filters {
+    /// The expiring window in use.
+    pub fn window(&self) -> Duration {
+        self.window.unwrap_or(DEFAULT_WINDOW)
+    }
+    /// Whether `row` is reported.
+    pub fn keeps(&self, row: &Row) -> bool {
+        (!self.only_expiring || matches!(row.status, CredStatus::Expiring | CredStatus::Expired))
+            && (self.statuses.is_empty() || self.statuses.contains(&row.status))
+    }
+}
+
+/// Counts, for the summary.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Applications read.
+    pub applications: u64,
+    /// Service principals read.
+    pub service_principals: u64,
+    /// Credentials reported.
+    pub credentials: u64,
+    /// Reported credentials per status.
+    pub valid: u64,
+    /// .
+    pub expiring: u64,
+    /// .
+    pub expired: u64,
+    /// .
+    pub not_yet_valid: u64,
+    /// .
+    pub unusable: u64,
+    /// Graph pages read.
+    pub pages: u64,
+    /// Answers 429/503 waited out.
+    pub throttled: u64,
+}
+
+impl Summary {
+    fn count(&mut self, s: CredStatus) {
+        self.credentials += 1;
+        match s {
+            CredStatus::Valid => self.valid += 1,
+            CredStatus::Expiring => self.expiring += 1,
+            CredStatus::Expired => self.expired += 1,
+            CredStatus::NotYetValid => self.not_yet_valid += 1,
+            CredStatus::Unusable => self.unusable += 1,
+        }
+    }
+    /// How many reported credentials have `s`.
+    pub fn with_status(&self, s: CredStatus) -> u64 {
+        match s {
+            CredStatus::Valid => self.valid,
+            CredStatus::Expiring => self.expiring,
+            CredStatus::Expired => self.expired,
+            CredStatus::NotYetValid => self.not_yet_valid,
+            CredStatus::Unusable => self.unusable,
+        }
+    }
+}
+
+/// Lists every application (then service principal, when asked) and hands each reported
+/// credential to `sink` as soon as its page is read.
+pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Result<()>) -> Result<Summary> {
+    let now = dates::now();
+    let mut sum = Summary::default();
+    let mut collections = vec![Collection::Applications];
+    if f.service_principals {
+        collections.push(Collection::ServicePrincipals);
+    }
+    for what in collections {
+        let mut objects = Objects::new(g, what, &f.app_ids);
+        while let Some(o) = objects.next().await? {
+            match what {
+                Collection::Applications => sum.applications += 1,
+                Collection::ServicePrincipals => sum.service_principals += 1,
+            }
+            for r in rows_of(&o, what, now, f.window()).iter().filter(|r| f.keeps(r)) {
+                sum.count(r.status);
+                sink(r)?;
+            }
+        }
+        sum.pages += objects.pages;
+    }
+    sum.throttled = g.limiter().throttled_count();
+    Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> OffsetDateTime {
+        dates::parse(s, "t").unwrap()
+    }
+
+    fn cert_entry(days: u32) -> (crate::cert::Certificate, Value) {
+        let (c, _) = crate::cert::generate(&crate::cert::NewCertificate {
+            subject: "CN=audit".into(),
+            key_size: crate::cert::KeySize::Rsa2048,
+            validity: crate::cert::Validity::Days(days),
+        })
+        .unwrap();
+        let e = crate::manifest::entry_for(&c, crate::manifest::Format::MsGraph, &Default::default()).unwrap();
+        (c, Value::Object(e))
+    }
+
+    #[test]
+    fn statuses_follow_the_dates_and_the_window() {
+        let w = Duration::from_secs(30 * 86_400);
+        let now = at("2026-12-01T00:00:00Z");
+        let s = |a: &str, b: &str| by_dates(Some(at(a)), Some(at(b)), now, w);
+        assert_eq!(s("2026-01-01", "2027-06-01"), CredStatus::Valid);
+        assert_eq!(s("2026-01-01", "2026-12-20"), CredStatus::Expiring);
+        assert_eq!(s("2026-01-01", "2026-11-30"), CredStatus::Expired);
+        assert_eq!(s("2026-12-02", "2027-12-01"), CredStatus::NotYetValid);
+        assert_eq!(
+            by_dates(Some(at("2026-01-01")), Some(at("2026-12-20")), now, Duration::from_secs(3600)),
+            CredStatus::Valid
+        );
+    }
+
+    #[test]
+    fn an_application_reports_certificates_secrets_and_unusable_entries_with_reasons() {
+        let (c, good) = cert_entry(365);
+        let mut bad_usage = good.clone();
+        bad_usage["usage"] = json!("Sign");
+        bad_usage["keyId"] = json!("7d1b7b4e-0000-4000-8000-000000000001");
+        let app = json!({
+            "id": "obj", "appId": "app-1", "displayName": "Payroll",
+            "keyCredentials": [good, bad_usage],
+            "passwordCredentials": [{"keyId": "p1", "hint": "abc", "startDateTime": "2026-01-01T00:00:00Z",
+                                      "endDateTime": "2026-12-10T00:00:00Z", "customKeyIdentifier": null, "secretText": null}],
+            "web": {"redirectUris": []}
+        });
+        let rows = rows_of(&app, Collection::Applications, dates::now(), DEFAULT_WINDOW);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].thumbprint.as_deref(), Some(c.thumbprint().as_str()));
+        assert_eq!(rows[0].status, CredStatus::Valid);
+        assert_eq!(rows[0].kind, Kind::Certificate);
+        assert!(rows[0].days_left.unwrap() >= 364);
+        assert_eq!(rows[1].status, CredStatus::Unusable);
+        assert!(rows[1].reason.as_deref().unwrap().contains("usage is \"Sign\""), "{:?}", rows[1].reason);
+        assert_eq!(rows[2].kind, Kind::Secret);
+        assert_eq!(rows[2].key_id.as_deref(), Some("p1"));
+        assert_eq!(rows[2].thumbprint, None);
+        assert_eq!(rows[2].display_name.as_deref(), Some("Payroll"));
+    }
+
+    #[test]
+    fn a_saml_triple_is_one_certificate_and_its_password_is_no_secret() {
+        let (c, verify) = cert_entry(365);
+        let cki = c.custom_key_identifier();
+        let sign_id = "5a1e0000-0000-4000-8000-00000000000a";
+        let mut sign = verify.clone();
+        sign["usage"] = json!("Sign");
+        sign["keyId"] = json!(sign_id);
+        sign["key"] = Value::Null;
+        let sp = json!({
+            "id": "sp", "appId": "app-2", "displayName": "SAML app",
+            "preferredTokenSigningKeyThumbprint": c.thumbprint().to_lowercase(),
+            "keyCredentials": [sign, verify],
+            "passwordCredentials": [
+                {"keyId": sign_id, "customKeyIdentifier": cki, "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"},
+                {"keyId": "other", "customKeyIdentifier": null, "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"}
+            ]
+        });
+        let rows = rows_of(&sp, Collection::ServicePrincipals, dates::now(), DEFAULT_WINDOW);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].kind, Kind::Certificate);
+        assert_eq!(rows[0].status, CredStatus::Valid);
+        assert_eq!(rows[0].object_type, "servicePrincipal");
+        assert_eq!(rows[1].kind, Kind::Secret);
+        assert_eq!(rows[1].key_id.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn filters_keep_what_ends_within_the_window_and_the_statuses_asked_for() {
+        let row = |status| Row {
+            object_type: "application",
+            app_id: "a".into(),
+            display_name: None,
+            key_id: None,
+            kind: Kind::Certificate,
+            thumbprint: None,
+            start: None,
+            end: None,
+            days_left: None,
+            status,
+            reason: None,
+        };
+        let f = Filters { only_expiring: true, ..Default::default() };
+        assert!(f.keeps(&row(CredStatus::Expiring)) && f.keeps(&row(CredStatus::Expired)));
+        assert!(!f.keeps(&row(CredStatus::Valid)) && !f.keeps(&row(CredStatus::Unusable)));
+        let f = Filters { statuses: vec![CredStatus::Unusable], ..Default::default() };
+        assert!(f.keeps(&row(CredStatus::Unusable)) && !f.keeps(&row(CredStatus::Expired)));
+    }
+}

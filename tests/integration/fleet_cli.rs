@@ -1,0 +1,473 @@
+//! `keycred fleet audit|rotate` against a tenant on loopback (`fleet_support`): an audit over
+//! several pages equals the tenant's ground truth in every output format, refusals are reported
+//! and change nothing else, throttled runs wait as told and finish, and a rotation killed with
+//! SIGKILL at random points and resumed ends with exactly one new verified certificate per
+//! selected application, having lost no valid credential.
+
+use crate::fleet_support::*;
+use keycred::dates;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// (appId, kind, status) of every credential, from the tenant as generated.
+fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
+    let mut s = BTreeSet::new();
+    for (i, a) in apps.iter().enumerate() {
+        let id = a["appId"].as_str().unwrap().to_string();
+        let certs: &[&str] = match MIXES[i % MIXES.len()] {
+            Mix::Valid => &["valid"],
+            Mix::Expiring => &["expiring"],
+            Mix::Expired => &["expired"],
+            Mix::Unusable => &["unusable"],
+            Mix::ValidAndExpiring => &["valid", "expiring"],
+        };
+        for c in certs {
+            s.insert((id.clone(), "certificate".into(), c.to_string()));
+        }
+        s.insert((id, "secret".into(), "valid".into()));
+    }
+    s
+}
+
+#[test]
+fn audit_over_several_pages_equals_the_tenants_ground_truth() {
+    let apps = tenant(23);
+    let t = FakeTenant::start(apps.clone(), 5);
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let rows = v["credentials"].as_array().unwrap();
+    let got: BTreeSet<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["appId"].as_str().unwrap().into(),
+                r["kind"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(got, ground_truth(&apps));
+    // Duplicates would hide in a set: count too (23 apps, 5 of them with two certificates, all with a secret).
+    assert_eq!(rows.len(), 23 + 23 / 5 + 23);
+    assert_eq!(v["summary"]["applications"], 23);
+    assert_eq!(v["summary"]["pages"], 5, "23 apps in pages of 5");
+    let unusable = rows.iter().find(|r| r["status"] == "unusable").unwrap();
+    assert!(unusable["reason"].as_str().unwrap().contains("usage is \"Sign\""), "{unusable}");
+    let expiring = rows.iter().find(|r| r["status"] == "expiring").unwrap();
+    assert!((9..=10).contains(&expiring["daysLeft"].as_i64().unwrap()), "{expiring}");
+    // Pages followed by nextLink, each request with its own client-request-id.
+    let log = t.log();
+    assert_eq!(log.len(), 5);
+    let ids: BTreeSet<_> = log.iter().map(|l| l.client_request_id.clone().expect("client-request-id sent")).collect();
+    assert_eq!(ids.len(), 5);
+}
+
+#[test]
+fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
+    let apps = tenant(12);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "csv".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = TempDir::new("fleet-csv");
+    let f = dir.path("audit.csv");
+    std::fs::write(&f, &out.stdout).unwrap();
+    // Python's csv module, a reader we did not write.
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; r=list(csv.DictReader(open(sys.argv[1], newline=''))); \
+             print(json.dumps({'fields': list(r[0].keys()), 'rows': r}))",
+            &f.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let v: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let fields: Vec<&str> = v["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "objectType",
+            "appId",
+            "displayName",
+            "keyId",
+            "kind",
+            "thumbprint",
+            "start",
+            "end",
+            "daysLeft",
+            "status",
+            "reason"
+        ]
+    );
+    let got: BTreeSet<(String, String, String)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["appId"].as_str().unwrap().into(),
+                r["kind"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(got, ground_truth(&apps));
+    // A reason holding quotes and a comma-free message survives quoting.
+    let unusable = v["rows"].as_array().unwrap().iter().find(|r| r["status"] == "unusable").unwrap();
+    assert!(unusable["reason"].as_str().unwrap().contains("usage is \"Sign\""), "{unusable}");
+}
+
+#[test]
+fn filters_and_fail_on_select_what_a_scheduled_job_asks_about() {
+    let apps = tenant(10);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let json = vec!["-o".to_string(), "json".to_string()];
+    let out =
+        run_fleet(&[fleet_args(&t, "audit"), json.clone(), vec!["--expiring-within".into(), "30d".into()]].concat());
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    let statuses: BTreeSet<&str> =
+        v["credentials"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, BTreeSet::from(["expiring", "expired"]));
+    // Within 5 days the certificates ending in 10 are not expiring.
+    let out =
+        run_fleet(&[fleet_args(&t, "audit"), json.clone(), vec!["--expiring-within".into(), "5d".into()]].concat());
+    let v = stdout_json(&out);
+    assert!(v["credentials"].as_array().unwrap().iter().all(|r| r["status"] == "expired"), "{v}");
+    let one = apps[3]["appId"].as_str().unwrap().to_string();
+    let out = run_fleet(
+        &[
+            fleet_args(&t, "audit"),
+            json.clone(),
+            vec!["--app-id".into(), one.clone(), "--status".into(), "unusable".into()],
+        ]
+        .concat(),
+    );
+    let v = stdout_json(&out);
+    let rows = v["credentials"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["appId"], one.as_str());
+    // --fail-on: exit 4 when something matches, 0 when nothing does.
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["--fail-on".into(), "expired".into()]].concat());
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 expired"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_fleet(
+        &[
+            fleet_args(&t, "audit"),
+            vec!["--status".into(), "valid".into(), "--fail-on".into(), "expired,unusable".into()],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("APP ID "), "{text}");
+    // Bad input: exit 2 naming it, and -o csv elsewhere refused.
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["--expiring-within".into(), "30 days".into()]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--expiring-within '30 days'"));
+    let out = run_fleet(&["show".to_string(), "x.pem".into(), "-o".into(), "csv".into()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Thumbprints of an app's certificate entries.
+fn thumbs(app: &Value) -> Vec<String> {
+    app["keyCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            keycred::manifest::read_entry(0, e.as_object().unwrap())
+                .sha1()
+                .map(|d| keycred::thumbprint::hex_upper(&d))
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Whether an app has a certificate entry valid now (the lock-out invariant).
+fn has_valid(app: &Value) -> bool {
+    let now = dates::now();
+    app["keyCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).counts_as_valid_at(now))
+}
+
+fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
+    [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
+        .concat()
+}
+
+/// After a rotation: every app that had an expiring or expired certificate has exactly one new
+/// certificate, whose key is on disk, and none of its old expiring/expired ones; every other
+/// certificate is as it was.
+fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        let app_id = b["appId"].as_str().unwrap();
+        if !selected.contains(&i) {
+            assert_eq!(b, a, "app {i} is not selected and must be unchanged");
+            continue;
+        }
+        let (tb, ta) = (thumbs(b), thumbs(a));
+        let new: Vec<&String> = ta.iter().filter(|t| !tb.contains(t)).collect();
+        assert_eq!(new.len(), 1, "app {i}: exactly one new certificate: {ta:?} after {tb:?}");
+        let on_disk = std::fs::read_dir(dir.0.join(app_id))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
+            .collect::<Vec<_>>();
+        assert_eq!(on_disk.len(), 1, "app {i}: one bundle on disk");
+        let cred = keycred::cert::load_credential(&on_disk[0].path(), None, None).unwrap();
+        assert_eq!(&cred.cert.thumbprint(), new[0], "app {i}: the registered certificate is the one on disk");
+        // Old ones: valid ones kept, expiring/expired ones removed.
+        let now = dates::now();
+        for e in b["keyCredentials"].as_array().unwrap() {
+            let c = keycred::manifest::read_entry(0, e.as_object().unwrap());
+            let t = keycred::thumbprint::hex_upper(&c.sha1().unwrap());
+            let ends_soon = c.effective_end().unwrap() - now <= time::Duration::days(30);
+            assert_eq!(ta.contains(&t), !(ends_soon && c.is_usable()), "app {i}: old certificate {t}");
+        }
+        assert!(has_valid(a), "app {i} has a valid certificate");
+    }
+}
+
+fn selected_indices(apps: &[Value]) -> Vec<usize> {
+    (0..apps.len())
+        .filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired | Mix::ValidAndExpiring))
+        .collect()
+}
+
+#[test]
+fn rotation_reports_refusing_apps_and_changes_nothing_else() {
+    let apps = tenant(10);
+    let t = FakeTenant::start(apps.clone(), 4);
+    let selected = selected_indices(&apps);
+    // Two of the selected apps refuse the PATCH.
+    let (r403, r400) = (selected[0], selected[3]);
+    {
+        let mut s = t.state.lock().unwrap();
+        s.refuse.insert(apps[r403]["appId"].as_str().unwrap().into(), 403);
+        s.refuse.insert(apps[r400]["appId"].as_str().unwrap().into(), 400);
+    }
+    let dir = TempDir::new("fleet-refuse");
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["selected"], selected.len() as u64);
+    assert_eq!(v["failed"], 2);
+    assert_eq!(v["rotated"], selected.len() as u64 - 2);
+    for (i, code) in [(r403, "Authorization_RequestDenied"), (r400, "KeyCredentialsInvalidValue")] {
+        let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap();
+        assert_eq!(o["result"], "failed");
+        assert_eq!(o["step"], "add");
+        let reason = o["reason"].as_str().unwrap();
+        assert!(reason.contains(code) && reason.contains("client-request-id "), "{reason}");
+    }
+    let after: Vec<Value> = t.apps();
+    let ok: Vec<usize> = selected.iter().copied().filter(|i| *i != r403 && *i != r400).collect();
+    assert_eq!(after[r403], apps[r403]);
+    assert_eq!(after[r400], apps[r400]);
+    let mut before_ok = apps.clone();
+    before_ok[r403] = after[r403].clone();
+    before_ok[r400] = after[r400].clone();
+    assert_rotated(&before_ok, &after, &dir, &ok);
+    // The journal stays (the run is unfinished) and a second run retries only what failed.
+    assert!(dir.path("fleet-journal.jsonl").exists());
+    t.state.lock().unwrap().refuse.clear();
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["rotated"], 2);
+    assert_eq!(v["alreadyRotated"], selected.len() as u64 - 2);
+    assert_rotated(&apps, &t.apps(), &dir, &selected);
+    assert!(!dir.path("fleet-journal.jsonl").exists(), "a finished journal is moved aside");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let apps = tenant(6);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-dry");
+    let out = run_fleet(
+        &[rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into(), "-o".into(), "json".into()]].concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["planned"], selected_indices(&apps).len() as u64);
+    assert!(v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["result"] == "planned" && !o["removed"].as_array().unwrap().is_empty()));
+    assert_eq!(t.apps(), apps);
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "nothing written");
+    assert!(t.log().iter().all(|l| l.method == "GET"));
+}
+
+#[test]
+fn a_throttled_run_waits_as_told_and_finishes() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 2);
+    {
+        let mut s = t.state.lock().unwrap();
+        s.throttle_every = Some(4);
+        s.retry_after = Some(1);
+    }
+    let dir = TempDir::new("fleet-throttle");
+    let out = run_fleet(
+        &[
+            rotate_args(&t, &dir.0.display().to_string()),
+            vec!["-o".into(), "json".into(), "--concurrency".into(), "3".into()],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let log = t.log();
+    let throttled: Vec<usize> = (0..log.len()).filter(|i| log[*i].status == 429).collect();
+    assert!(throttled.len() >= 2, "{log:?}");
+    assert_eq!(v["throttled"], throttled.len() as u64);
+    // The throttled request is sent again, with its client-request-id, no sooner than Retry-After.
+    for i in throttled {
+        let id = log[i].client_request_id.clone().unwrap();
+        let retry = log[i + 1..].iter().find(|l| l.client_request_id.as_deref() == Some(id.as_str())).expect("retried");
+        assert!(retry.at - log[i].at >= Duration::from_millis(1000), "retried {:?} after a 429", retry.at - log[i].at);
+    }
+    assert_rotated(&apps, &t.apps(), &dir, &selected_indices(&apps));
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app() {
+    use rand::Rng;
+    let apps = tenant(10);
+    let t = FakeTenant::start(apps.clone(), 3);
+    let dir = TempDir::new("fleet-kill");
+    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["--concurrency".into(), "3".into()]].concat();
+    let mut rng = rand::thread_rng();
+    let mut kills = 0;
+    for _ in 0..12 {
+        let mut child = keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..600)));
+        let exited = child.try_wait().unwrap();
+        if exited.is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let _ = child.wait();
+        // Between runs: nobody locked out, nobody with two new certificates.
+        for (i, (b, a)) in apps.iter().zip(t.apps()).enumerate() {
+            assert!(has_valid(&a) || !has_valid(b), "after a kill, app {i} lost its valid certificate");
+            let new = thumbs(&a).into_iter().filter(|x| !thumbs(b).contains(x)).count();
+            assert!(new <= 1, "after a kill, app {i} has {new} new certificates");
+        }
+        if exited.is_some() {
+            break;
+        }
+    }
+    eprintln!("killed {kills} times");
+    assert!(kills >= 1, "no run was killed: the test proves nothing");
+    let out = run_fleet(&[args.clone(), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "after {kills} kills: {}", String::from_utf8_lossy(&out.stderr));
+    assert_rotated(&apps, &t.apps(), &dir, &selected_indices(&apps));
+    // Every new certificate was verified: the token endpoint accepted each app's new key.
+    let v = stdout_json(&out);
+    assert_eq!(v["failed"], 0);
+}
+
+#[test]
+fn service_principals_report_a_saml_triple_once_and_never_its_password() {
+    let apps = tenant(2);
+    let t = FakeTenant::start(apps, 999);
+    let c = cert();
+    let mut verify = entry_ending_in(&c, 20);
+    let sign_id = "5a1e0000-0000-4000-8000-00000000000a";
+    let mut sign = verify.clone();
+    sign["usage"] = serde_json::json!("Sign");
+    sign["keyId"] = serde_json::json!(sign_id);
+    sign["key"] = Value::Null;
+    verify["keyId"] = serde_json::json!("5a1e0000-0000-4000-8000-00000000000b");
+    t.state.lock().unwrap().sps.push(serde_json::json!({
+        "id": "sp-1", "appId": "b0000000-0000-4000-8000-000000000001", "displayName": "SAML app",
+        "preferredTokenSigningKeyThumbprint": c.thumbprint().to_lowercase(),
+        "keyCredentials": [sign, verify],
+        "passwordCredentials": [{"keyId": sign_id, "customKeyIdentifier": c.custom_key_identifier(),
+            "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2030-01-01T00:00:00Z"}]
+    }));
+    let out = run_fleet(
+        &[fleet_args(&t, "audit"), vec!["--include-service-principals".into(), "-o".into(), "json".into()]].concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let sp: Vec<&Value> =
+        v["credentials"].as_array().unwrap().iter().filter(|r| r["objectType"] == "servicePrincipal").collect();
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    assert_eq!(sp[0]["kind"], "certificate");
+    assert_eq!(sp[0]["status"], "expiring");
+    assert_eq!(sp[0]["thumbprint"], c.thumbprint().as_str());
+    assert_eq!(v["summary"]["servicePrincipals"], 1);
+    // Without the flag, no service principal is read.
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
+    assert!(stdout_json(&out)["credentials"].as_array().unwrap().iter().all(|r| r["objectType"] == "application"));
+    assert!(t.log().iter().filter(|l| l.path == "/v1.0/servicePrincipals").count() == 1);
+}
+
+#[test]
+fn an_expired_graph_token_is_renewed_once_and_the_run_goes_on() {
+    // The automation app: one of the tenant's apps, signing in with its certificate.
+    let auto = keycred::cert::generate(&keycred::cert::NewCertificate {
+        subject: "CN=automation".into(),
+        key_size: keycred::cert::KeySize::Rsa2048,
+        validity: keycred::cert::Validity::Days(30),
+    })
+    .unwrap();
+    let mut apps = tenant(9);
+    apps[0]["keyCredentials"] = serde_json::json!([valid_entry(&auto.0)]);
+    let t = FakeTenant::start(apps, 2);
+    t.state.lock().unwrap().expire_tokens_after = Some(2);
+    let dir = TempDir::new("fleet-renew");
+    let bundle = dir.path("automation.pem");
+    std::fs::write(&bundle, format!("{}{}", auto.1.to_pem(None).unwrap(), auto.0.to_pem())).unwrap();
+    let args: Vec<String> = [
+        "fleet",
+        "audit",
+        "--tenant",
+        TENANT,
+        "--graph-url",
+        &t.url,
+        "--authority",
+        &t.url,
+        "--client-id",
+        apps_first_id(),
+        "--cert",
+        &bundle.display().to_string(),
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = keycred_command(&args, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out)["summary"]["applications"], 9);
+    let log = t.log();
+    assert_eq!(log.iter().filter(|l| l.status == 401).count(), 1, "{log:?}");
+    assert_eq!(t.state.lock().unwrap().token_requests, 2, "one token, then one renewal");
+}
+
+fn apps_first_id() -> &'static str {
+    "a0000000-0000-4000-8000-000000000000"
+}
