@@ -454,43 +454,42 @@ fn parse_query(raw: Option<&str>, entity: &EntityType) -> Result<Query, Box<Resp
 }
 
 fn list_applications(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    let who = match authenticate(&st, &headers) {
+    list(&st, raw.as_deref(), &headers, &objects::APPLICATION, "applications", objects::application)
+}
+
+fn list_service_principals(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let tenant = st.tenant().to_string();
+    list(&st, raw.as_deref(), &headers, &objects::SERVICE_PRINCIPAL, "servicePrincipals", |a, bodies, only| {
+        objects::service_principal(a, &tenant, bodies, only)
+    })
+}
+
+/// A collection GET: the caller authenticated first, then the query parsed, then the page of
+/// the applications the caller may read, each rendered by `render(app, with_bodies, only)`.
+fn list(
+    st: &AppState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    entity: &EntityType,
+    collection: &str,
+    render: impl Fn(&App, bool, Option<&[&str]>) -> Map<String, Value>,
+) -> Response {
+    let who = match authenticate(st, headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let query = match parse_query(raw.as_deref(), &objects::APPLICATION) {
+    let query = match parse_query(raw, entity) {
         Ok(q) => q,
         Err(r) => return *r,
     };
-    let mut apps = candidates(&st, &query);
+    let mut apps = candidates(st, &query);
     if !who.can_read_all() {
         // An application without a directory role sees itself only.
         apps.retain(|a| who.can_read(a));
     }
     let bodies = query.selects("keyCredentials");
     let only = query.needed();
-    page(&st, "applications", raw.as_deref(), &query, apps, |a| objects::application(a, bodies, only.as_deref()))
-}
-
-fn list_service_principals(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    let who = match authenticate(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let query = match parse_query(raw.as_deref(), &objects::SERVICE_PRINCIPAL) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
-    let mut apps = candidates(&st, &query);
-    if !who.can_read_all() {
-        apps.retain(|a| who.can_read(a));
-    }
-    let bodies = query.selects("keyCredentials");
-    let tenant = st.tenant().to_string();
-    let only = query.needed();
-    page(&st, "servicePrincipals", raw.as_deref(), &query, apps, |a| {
-        objects::service_principal(a, &tenant, bodies, only.as_deref())
-    })
+    page(st, collection, raw, &query, apps, |a| render(a, bodies, only.as_deref()))
 }
 
 /// One entity with `$select` applied and its `@odata.context`.
