@@ -58,6 +58,21 @@ fn every_command_refuses_a_tenant_that_is_not_one_path_segment() {
         graph("add", &["--new-cert", c]),
         graph("remove", &["--key-id", "9d1c9a3e-6f4b-4d55-9a57-0cf1d8a7e5b2"]),
         graph("rotate", &["--name", "n", "--out-dir", o]),
+        plain(&["fleet", "audit", "--cert", c, "--key", k, "--graph-url", base]),
+        plain(&[
+            "fleet",
+            "rotate",
+            "--cert",
+            c,
+            "--key",
+            k,
+            "--graph-url",
+            base,
+            "--out-dir",
+            o,
+            "--expiring-within",
+            "30d",
+        ]),
     ];
     for args in cases {
         for json in [false, true] {

@@ -17,7 +17,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The automation app and where Graph is.
+/// The automation app and where Graph is. Tenant, client id and authority are declared here
+/// rather than by flattening `TenantArgs`: that group accepts `--app-id` as another name of
+/// `--client-id`, and in `fleet` `--app-id` selects the applications to work on. The values go
+/// through the same checks (`TenantId::new`, `ClientId::new`, `Authority::parse`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Auth {
     /// Application (client) id of the automation app (it needs Application.ReadWrite.All)
