@@ -355,19 +355,43 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["--concurrency".into(), "3".into()]].concat();
     let mut rng = rand::thread_rng();
     let mut kills = 0;
-    for _ in 0..12 {
+    for round in 0..12 {
+        // The kill point is a request count, not a time: the tenant holds back the answer to
+        // that request (its change is applied), and the process is killed while it waits. A
+        // fast machine cannot finish a run before the kill; the first round kills early in the
+        // listing, later rounds anywhere in what is left.
+        {
+            let mut s = t.state.lock().unwrap();
+            let ahead = if round == 0 { rng.gen_range(1..=3) } else { rng.gen_range(1..=25) };
+            s.stall_at = Some(s.requests + ahead);
+            s.stalled = false;
+        }
         let mut child = keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..600)));
-        let exited = child.try_wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if t.state.lock().unwrap().stalled {
+                break None;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run neither finished nor reached its kill point");
+            std::thread::sleep(Duration::from_millis(2));
+        };
         if exited.is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
         }
         let _ = child.wait();
+        {
+            let mut s = t.state.lock().unwrap();
+            s.stall_at = None;
+            s.stalled = false; // releases the held answer, to a process that is gone
+        }
         // Between runs: nobody locked out, nobody with two new certificates.
         for (i, (b, a)) in apps.iter().zip(t.apps()).enumerate() {
             assert!(has_valid(&a) || !has_valid(b), "after a kill, app {i} lost its valid certificate");

@@ -58,6 +58,14 @@ pub struct Tenant {
     pub page_max: usize,
     pub graph_requests: u64,
     pub log: Vec<Logged>,
+    /// Requests of any kind (Graph and token) answered or being answered.
+    pub requests: u64,
+    /// When request number N has been handled (its change applied), its answer is held back
+    /// until the test clears [`Tenant::stalled`]: a process can be killed at a known point, with
+    /// the server's side of that request done and the client's not.
+    pub stall_at: Option<u64>,
+    /// Set while an answer is held back.
+    pub stalled: bool,
 }
 
 type Shared = Arc<Mutex<Tenant>>;
@@ -100,6 +108,7 @@ impl FakeTenant {
                     .route("/v1.0/servicePrincipals", get(list_sps))
                     .route("/v1.0/applications/{id}", get(get_app).patch(patch_app))
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
+                    .layer(axum::middleware::from_fn_with_state(st.clone(), stall))
                     .with_state((st, url.clone()));
                 url_tx.send(url).unwrap();
                 axum::serve(listener, app)
@@ -126,6 +135,26 @@ impl FakeTenant {
 }
 
 type St = State<(Shared, String)>;
+
+/// Counts every request and holds back the answer to request [`Tenant::stall_at`].
+async fn stall(State(st): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    let hold = {
+        let mut t = st.lock().unwrap();
+        t.requests += 1;
+        let hold = t.stall_at == Some(t.requests);
+        if hold {
+            t.stalled = true;
+        }
+        hold
+    };
+    // Bounded, so a test that forgets to release cannot hang the server's shutdown.
+    let until = Instant::now() + std::time::Duration::from_secs(30);
+    while hold && st.lock().unwrap().stalled && Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    response
+}
 
 fn graph_error(status: u16, code: &str, message: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message, "innerError": {
