@@ -449,8 +449,38 @@ fn candidates(st: &AppState, query: &Query) -> Vec<Arc<App>> {
     }
 }
 
-fn parse_query(raw: Option<&str>, entity: &EntityType) -> Result<Query, Box<Response>> {
-    Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))
+/// The prologue of every GET, in Graph's order: the caller is authenticated before the query
+/// is looked at (a bad token is 401 even when the query is also bad).
+fn caller_and_query(
+    st: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    entity: &EntityType,
+) -> Result<(Caller, Query), Box<Response>> {
+    let who = authenticate(st, headers)?;
+    let query = Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))?;
+    Ok((who, query))
+}
+
+/// A single-entity GET: prologue, then the application `found` (404 when none), then 403
+/// unless the caller may read it, then the entity rendered by `render`.
+fn get_one(
+    st: &AppState,
+    (raw, q, headers): (&str, Option<&str>, &HeaderMap),
+    entity_type: &EntityType,
+    found: impl FnOnce() -> Option<Arc<App>>,
+    render: impl FnOnce(&App, &Query) -> (&'static str, Map<String, Value>),
+) -> Response {
+    let (who, query) = match caller_and_query(st, headers, q, entity_type) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(app) = found() else { return not_found(raw) };
+    if !who.can_read(&app) {
+        return forbidden();
+    }
+    let (collection, e) = render(&app, &query);
+    entity(st, collection, &query, e)
 }
 
 fn list_applications(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
@@ -474,12 +504,8 @@ fn list(
     collection: &str,
     render: impl Fn(&App, bool, Option<&[&str]>) -> Map<String, Value>,
 ) -> Response {
-    let who = match authenticate(st, headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let query = match parse_query(raw, entity) {
-        Ok(q) => q,
+    let (who, query) = match caller_and_query(st, headers, raw, entity) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let mut apps = candidates(st, &query);
@@ -506,19 +532,13 @@ fn get_application(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let who = match authenticate(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let query = match parse_query(q.as_deref(), &objects::APPLICATION) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
-    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
-    if !who.can_read(&app) {
-        return forbidden();
-    }
-    entity(&st, "applications", &query, objects::application(&app, query.selects("keyCredentials"), None))
+    get_one(
+        &st,
+        (&raw, q.as_deref(), &headers),
+        &objects::APPLICATION,
+        || find_app(&st, &raw),
+        |app, query| ("applications", objects::application(app, query.selects("keyCredentials"), None)),
+    )
 }
 
 fn get_service_principal(
@@ -527,15 +547,7 @@ fn get_service_principal(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let who = match authenticate(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let query = match parse_query(q.as_deref(), &objects::SERVICE_PRINCIPAL) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
-    let app = match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
+    let found = || match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
         Some(id) => st.app(id),
         None => st
             .registry
@@ -544,12 +556,9 @@ fn get_service_principal(
             .find(|a| a.sp_object_id.eq_ignore_ascii_case(raw.trim()))
             .and_then(|a| st.registry.find(&a.app_id)),
     };
-    let Some(app) = app else { return not_found(&raw) };
-    if !who.can_read(&app) {
-        return forbidden();
-    }
-    let sp = objects::service_principal(&app, st.tenant(), query.selects("keyCredentials"), None);
-    entity(&st, "servicePrincipals", &query, sp)
+    get_one(&st, (&raw, q.as_deref(), &headers), &objects::SERVICE_PRINCIPAL, found, |app, query| {
+        ("servicePrincipals", objects::service_principal(app, st.tenant(), query.selects("keyCredentials"), None))
+    })
 }
 
 /// `applications(appId='...')` and `servicePrincipals(appId='...')`; any other segment is
