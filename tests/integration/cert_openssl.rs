@@ -1,6 +1,7 @@
 //! `keycred new` and `keycred show` checked against the openssl CLI, and their refusals.
 
 use crate::common;
+use common::keycred_bare;
 
 use common::snapshot;
 use std::fs;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn keycred(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keycred"))
+    keycred_bare()
         .args(args)
         .current_dir(dir)
         .env("PW", "correct horse battery")

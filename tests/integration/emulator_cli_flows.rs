@@ -8,7 +8,7 @@ use crate::rotation_support::cli;
 use keycred::emulator::{start_blocking, EndpointVersion};
 use serde_json::{json, Value};
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const REPLY: &str = "https://localhost/keycred-cli";
 const MID_URI: &str = "api://keycred-cli-mid";
@@ -39,7 +39,7 @@ fn write_app(dir: &TempDir) -> (std::path::PathBuf, keycred::cert::LoadedCredent
 fn follow(url: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let r = c.get(url).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 302, "{url}: {}", r.text().await.unwrap());
         r.headers()["location"].to_str().unwrap().to_string()
@@ -265,7 +265,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
 fn emulate_json_names_apps_users_graph_and_consent_urls() {
     let dir = TempDir::new("emu-cli-json");
     let (manifest, _, _) = write_app(&dir);
-    let mut child = Command::new(KEYCRED)
+    let mut child = keycred_bare()
         .args([
             "emulate",
             "--manifest",

@@ -67,6 +67,7 @@ async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tenant {
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(20))
         .build()
@@ -639,7 +640,7 @@ async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
     std::fs::remove_file(&client2).unwrap();
     mkfifo(&client2);
     let url = t.emu.token_endpoint(EndpointVersion::V2);
-    let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    let c = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(20)).build().unwrap();
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", CLIENT2),
@@ -722,7 +723,7 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
     write_manifest(&a, vec![valid_entry(&cred.cert)]);
     let b = dir.path("b.json");
     std::fs::write(&b, json!({"appId": CLIENT2, "keyCredentials": []}).to_string()).unwrap();
-    let mut child = std::process::Command::new(KEYCRED)
+    let mut child = keycred_bare()
         .args(["-o", "json", "emulate", "--tenant", TENANT, "--secret-env", "FIFO_TEST_SECRET"])
         .arg("--manifest")
         .arg(&a)
@@ -741,7 +742,7 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
     mkfifo(&b);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+        let c = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(20)).build().unwrap();
         for id in [CLIENT2, APP_ID, CLIENT2] {
             let form = [
                 ("grant_type", "client_credentials"),

@@ -207,7 +207,7 @@ async fn roles_come_from_admin_consent_of_required_resource_access() {
     let mut m: Value = serde_json::from_slice(&std::fs::read(&f.manifest).unwrap()).unwrap();
     m["web"] = json!({"redirectUris": ["http://localhost/callback"]});
     std::fs::write(&f.manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
-    let nofollow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let nofollow = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let page = nofollow.get(&url).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
@@ -473,7 +473,7 @@ fn config_refuses_remote_listen_and_bad_tenant() {
 
 /// `keycred -o json emulate ARGS --manifest MANIFEST`, and the ready line it printed.
 fn spawn_emulate(args: &[&str], manifest: &std::path::Path, stderr: Stdio) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
+    let mut child = keycred_bare()
         .args(["-o", "json", "emulate"])
         .args(args)
         .arg("--manifest")
@@ -538,11 +538,7 @@ fn cli_refuses_non_loopback_without_allow_remote() {
     let dir = TempDir::new("emu-test");
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![]);
-    let out = Command::new(env!("CARGO_BIN_EXE_keycred"))
-        .args(["emulate", "--listen", "0.0.0.0:0", "--manifest"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
+    let out = keycred_bare().args(["emulate", "--listen", "0.0.0.0:0", "--manifest"]).arg(&manifest).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }

@@ -392,6 +392,9 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
             s.stall_at = None;
             s.stalled = false; // releases the held answer, to a process that is gone
         }
+        // Requests the killed process had sent are still being handled: let them land first,
+        // so that they are checked here and cannot overtake the next run.
+        t.settle();
         // Between runs: nobody locked out, nobody with two new certificates.
         for (i, (b, a)) in apps.iter().zip(t.apps()).enumerate() {
             assert!(has_valid(&a) || !has_valid(b), "after a kill, app {i} lost its valid certificate");

@@ -289,7 +289,9 @@ async fn passwords_are_added_once_and_removed() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
     let base = f.emu.base_url().to_string();
-    let body = json!({"passwordCredential": {"displayName": null, "endDateTime": "2028-01-01T00:00:00Z",
+    // A year from now, not a fixed date: the test must not start failing on some future day.
+    let end = keycred::dates::format(keycred::dates::now() + time::Duration::days(365));
+    let body = json!({"passwordCredential": {"displayName": null, "endDateTime": end,
                                              "startDateTime": keycred::dates::format(keycred::dates::now())}});
     let (s, _, b) =
         call(Method::POST, &format!("{base}/v1.0/applications/{OBJECT_ID}/addPassword"), Some(&token), Some(&body))
@@ -298,7 +300,7 @@ async fn passwords_are_added_once_and_removed() {
     let secret = b["secretText"].as_str().unwrap().to_string();
     assert_eq!(secret.len(), 40);
     assert_eq!(b["hint"], json!(&secret[..3]));
-    assert_eq!(b["endDateTime"], "2028-01-01T00:00:00Z");
+    assert_eq!(b["endDateTime"], end.as_str());
     assert_eq!(b["@odata.context"], format!("{base}/v1.0/$metadata#microsoft.graph.passwordCredential"));
     let key_id = b["keyId"].as_str().unwrap().to_string();
     let (_, _, app) = call(Method::GET, &format!("{base}/v1.0/applications/{OBJECT_ID}"), Some(&token), None).await;

@@ -167,7 +167,11 @@ fn manifest_edits_keep_owner_group_and_mode() {
     }
     let d = TempDir::new("review-owner");
     let (m, cert) = manifest_and_cert(&d);
-    std::os::unix::fs::chown(&m, Some(65534), Some(65534)).unwrap();
+    if let Err(e) = std::os::unix::fs::chown(&m, Some(65534), Some(65534)) {
+        // Root in a user namespace that does not map uid 65534.
+        eprintln!("skipped: cannot give the manifest to uid 65534 ({e})");
+        return;
+    }
     std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o640)).unwrap();
     let (code, _, err) = run(&["manifest", "add", &m, "--cert", &cert]);
     assert_eq!(code, 0, "{err}");

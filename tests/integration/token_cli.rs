@@ -28,7 +28,7 @@ fn decode_shows_header_claims_and_times_not_verified() {
     assert_eq!(v["times"]["nbf"], gnu_date(1_735_686_000));
 
     // Text, from stdin.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keycred"))
+    let mut child = keycred_bare()
         .args(["decode", "-", "--expect-role", "A", "--expect-role", "C"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -28,7 +28,12 @@ struct Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        // SIGTERM lets the emulator stop cleanly; if it cannot be sent, SIGKILL, so that the
+        // wait below never hangs on an emulator nobody signalled.
+        let term = Command::new("kill").arg(self.child.id().to_string()).status();
+        if !term.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

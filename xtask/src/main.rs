@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("bench") => bench::run(&root(), &target_dir(), &args[1..]),
+        Some("bench") => ensure_tools().and_then(|()| bench::run(&root(), &target_dir(), &args[1..])),
         Some("interop") => interop::run(&root(), &target_dir()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
         Some("dist") => dist::run(&target_dir(), &args[1..]),
@@ -78,14 +78,20 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// The programs the tests check keycred's files with, and the Debian packages that have them.
-const TOOLS: [(&str, &str); 6] = [
+/// The programs the tests and benchmarks use (to check keycred's files, to signal processes,
+/// to run the README's examples, to render the man page, to measure peak memory), and the
+/// Debian packages that have them. Slim images lack even `kill` and `/usr/bin/time`.
+const TOOLS: [(&str, &str); 10] = [
     ("openssl", "openssl"),
     ("keytool", "default-jre-headless"),
     ("pk12util", "libnss3-tools"),
     ("certutil", "libnss3-tools"),
     ("mono", "mono-runtime"),
     ("mcs", "mono-mcs"),
+    ("kill", "procps"),
+    ("time", "time"),
+    ("jq", "jq"),
+    ("groff", "groff-base"),
 ];
 /// Python packages the tests use (pinned, as the interop ones are).
 const TEST_PYTHON_PACKAGES: [&str; 1] = ["cryptography==46.0.3"];
@@ -201,9 +207,12 @@ mod tests {
     #[test]
     fn target_dir_follows_cargo_target_dir() {
         let elsewhere = std::env::temp_dir().join("keycred-xtask-target");
-        let got = target_dir_of(Command::new("cargo").env("CARGO_TARGET_DIR", &elsewhere));
+        let got = target_dir_of(
+            Command::new("cargo").env("CARGO_TARGET_DIR", &elsewhere).env_remove("CARGO_BUILD_TARGET_DIR"),
+        );
         assert_eq!(got, elsewhere);
-        let got = target_dir_of(Command::new("cargo").env_remove("CARGO_TARGET_DIR"));
+        let got =
+            target_dir_of(Command::new("cargo").env_remove("CARGO_TARGET_DIR").env_remove("CARGO_BUILD_TARGET_DIR"));
         assert_eq!(got, root().join("target"));
     }
 }

@@ -47,8 +47,13 @@ impl Drop for TempDir {
     }
 }
 
-/// The keycred binary with `args`, no AZURE_* or KEYCRED_* variables from the developer's
-/// shell, and `env` added.
+/// `keycred` with no arguments yet, in the same clean environment as [`keycred_command`].
+pub fn keycred_bare() -> Command {
+    keycred_command::<&str>(&[], &[])
+}
+
+/// The keycred binary with `args`, no AZURE_* or KEYCRED_* variables (nor terminal settings)
+/// from the developer's shell, and `env` added.
 pub fn keycred_command<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(KEYCRED);
     c.args(args);
@@ -56,6 +61,10 @@ pub fn keycred_command<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Com
         if k.starts_with("AZURE_") || k.starts_with("KEYCRED_") {
             c.env_remove(k);
         }
+    }
+    // The caller's terminal settings change clap's wrapping and colours; the tests pin texts.
+    for k in ["COLUMNS", "LINES", "CLICOLOR_FORCE", "CLICOLOR", "NO_COLOR"] {
+        c.env_remove(k);
     }
     for (k, v) in env {
         c.env(k, v);

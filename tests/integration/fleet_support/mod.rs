@@ -66,6 +66,8 @@ pub struct Tenant {
     pub stall_at: Option<u64>,
     /// Set while an answer is held back.
     pub stalled: bool,
+    /// Requests being handled now (a killed client's requests are still handled after it died).
+    pub in_flight: u64,
 }
 
 type Shared = Arc<Mutex<Tenant>>;
@@ -129,6 +131,26 @@ impl FakeTenant {
     pub fn apps(&self) -> Vec<Value> {
         self.state.lock().unwrap().apps.values().cloned().collect()
     }
+    /// Waits (at most 10 s) until no request is being handled and none has come for 100 ms:
+    /// what a killed client had already sent has then been applied.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = (u64::MAX, Instant::now());
+        while Instant::now() < deadline {
+            let (requests, in_flight) = {
+                let t = self.state.lock().unwrap();
+                (t.requests, t.in_flight)
+            };
+            if requests != seen.0 || in_flight > 0 {
+                seen = (requests, Instant::now());
+            } else if seen.1.elapsed() >= std::time::Duration::from_millis(100) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the fake tenant is still busy 10 s after its client stopped");
+    }
+
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
     }
@@ -138,6 +160,16 @@ type St = State<(Shared, String)>;
 
 /// Counts every request and holds back the answer to request [`Tenant::stall_at`].
 async fn stall(State(st): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // A guard, not a decrement at the end: hyper drops the future of a request whose client
+    // has gone.
+    struct InFlight(Shared);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().in_flight -= 1;
+        }
+    }
+    st.lock().unwrap().in_flight += 1;
+    let _in_flight = InFlight(st.clone());
     let response = next.run(req).await;
     let hold = {
         let mut t = st.lock().unwrap();

@@ -42,7 +42,8 @@ pub fn require(program: &str, package: &str) -> String {
 
 /// Runs `program args` in `dir`; panics with its output on failure.
 pub fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let o = Command::new(program).args(args).current_dir(dir).output().unwrap();
+    // The tests read the tools' English output (keytool translates its own by locale).
+    let o = Command::new(program).args(args).current_dir(dir).env("LC_ALL", "C.UTF-8").output().unwrap();
     assert!(
         o.status.success(),
         "{program} {args:?} failed: {}{}",
