@@ -236,7 +236,8 @@ fn validity_step(s: &mut Steps, cert: &Certificate, now: time::OffsetDateTime) {
         s.push(
             VALIDITY,
             Outcome::Warn,
-            format!("warning: expires in {days} days ({})", dates::format(cert.not_after())),
+            // The outcome says it is a warning; the detail says what.
+            format!("expires in {days} days ({})", dates::format(cert.not_after())),
         );
     } else {
         s.push(VALIDITY, Outcome::Pass, format!("{days} days left (until {})", dates::format(cert.not_after())));

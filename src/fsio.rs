@@ -415,16 +415,18 @@ fn not_regular(path: &Path, m: &fs::Metadata) -> Error {
         } else if t.is_char_device() || t.is_block_device() {
             "a device"
         } else {
-            "not a regular file"
+            "a special file"
         }
     };
     #[cfg(not(unix))]
     let what = {
         let _ = m;
-        "not a regular file"
+        "a special file"
     };
-    Error::input(format!("{}: {what}, not a regular file; nothing was read", path.display()))
-        .with_hint("give the path of the manifest file itself")
+    // The hint says why: keycred reads each input whole, and a pipe or device may never end.
+    Error::input(format!("{}: {what}, not a regular file; nothing was read", path.display())).with_hint(
+        "give the path of a regular file: inputs are read whole, and a pipe or device may block or never end",
+    )
 }
 
 #[cfg(test)]

@@ -65,7 +65,19 @@ pub fn verify(token: &Decoded, jwks: &Value, origin: &str) -> Result<Verified> {
     aws_lc_rs::signature::RsaPublicKeyComponents { n: &n, e: &e }
         .verify(params, token.signing_input.as_bytes(), &token.signature)
         .map_err(|_| {
-            Error::check(format!("the signature does not verify with key {id} of {origin}: do not trust this token"))
+            let e = Error::check(format!(
+                "the signature does not verify with key {id} of {origin}: do not trust this token"
+            ));
+            if token.header.contains_key("nonce") {
+                // Microsoft Graph's access tokens are signed over a transformed header and are
+                // meant to be checked by Graph alone; the usual reason such a token "fails".
+                e.with_hint(
+                    "this token's header has a nonce, as Microsoft Graph's access tokens do: those are checked by \
+                     Graph alone and do not verify elsewhere; verify tokens issued for your own API instead",
+                )
+            } else {
+                e
+            }
         })?;
     Ok(Verified { kid: id.to_string(), alg: alg.jose() })
 }
@@ -110,6 +122,17 @@ mod tests {
         assert!(e.to_string().contains("no key with kid k1"), "{e}");
         let mut forged = dangerous::decode(&token).unwrap();
         forged.signing_input.push('x');
-        assert_eq!(verify(&forged, &set, "set").unwrap_err().exit_code(), 4);
+        let refused = verify(&forged, &set, "set").unwrap_err();
+        assert_eq!(refused.exit_code(), 4);
+        assert!(refused.hint().is_none(), "{refused:?}");
+        // A header with a nonce (Microsoft Graph's tokens) gets the hint that says why.
+        let mut header = serde_json::Map::new();
+        header.insert("kid".into(), "k1".into());
+        header.insert("nonce".into(), "abc".into());
+        let graph = crate::jwt::sign(&key, SignatureAlg::Rs256, header, &serde_json::json!({"aud": "x"})).unwrap();
+        let mut graph = dangerous::decode(&graph).unwrap();
+        graph.signing_input.push('x');
+        let e = verify(&graph, &set, "set").unwrap_err();
+        assert!(e.hint().unwrap().contains("Microsoft Graph"), "{e:?}");
     }
 }

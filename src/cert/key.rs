@@ -83,6 +83,11 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// What to do about a key Entra will not take (the message already says what is wrong with it).
+const SMALL_KEY_HINT: &str =
+    "make a new key and certificate with an RSA key of 2048 bits or more (keycred new makes 2048 by default), \
+     and register that certificate instead";
+
 /// Why an RSA private key (PKCS#1 `RSAPrivateKey` DER) that aws-lc refused is unusable: its
 /// size when it can be read (aws-lc refuses keys under 2048 bits), else malformed.
 fn unusable_rsa(rsa_private_key: &[u8]) -> String {
@@ -125,18 +130,15 @@ impl PrivateKey {
                     Ok(info) => unusable_rsa(info.private_key),
                     Err(_) => "not a valid PKCS#8 private key".to_string(),
                 };
-                Err(Error::input(format!("{origin}: {msg}"))
-                    .with_hint("Entra certificate credentials need an RSA key of at least 2048 bits"))
+                Err(Error::input(format!("{origin}: {msg}")).with_hint(SMALL_KEY_HINT))
             }
         }
     }
 
     /// From a PKCS#1 `RSA PRIVATE KEY` DER.
     fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self> {
-        let pair = KeyPair::from_der(der).map_err(|_| {
-            Error::input(format!("{origin}: {}", unusable_rsa(der)))
-                .with_hint("Entra certificate credentials need an RSA key of at least 2048 bits")
-        })?;
+        let pair = KeyPair::from_der(der)
+            .map_err(|_| Error::input(format!("{origin}: {}", unusable_rsa(der))).with_hint(SMALL_KEY_HINT))?;
         use aws_lc_rs::encoding::AsDer;
         let pkcs8 =
             pair.as_der().map_err(|_| Error::internal("cannot encode the private key as PKCS#8"))?.as_ref().to_vec();

@@ -215,8 +215,8 @@ fn expiring_certificate_warns_but_passes() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["outcome"], "warn");
     let d = v["detail"].as_str().unwrap();
-    assert!(d.starts_with("warning: expires in ") && d.contains(" days"), "{d}");
-    let days: i64 = d.trim_start_matches("warning: expires in ").split(' ').next().unwrap().parse().unwrap();
+    assert!(d.starts_with("expires in ") && d.contains(" days"), "{d}");
+    let days: i64 = d.trim_start_matches("expires in ").split(' ').next().unwrap().parse().unwrap();
     assert!((9..=10).contains(&days), "{d}");
     assert_eq!(step(&steps, "token request")["ok"], true);
 }
