@@ -8,7 +8,7 @@
 //! background, as the shell would; in the commands after it `http://127.0.0.1:PORT` and
 //! `TENANT` stand for the base URL and the tenant it printed, as the README says.
 
-use crate::common::TempDir;
+use crate::common::{openssl_fingerprint_hex, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -110,11 +110,39 @@ fn readme_examples_run_in_order_against_the_emulator() {
         String::from_utf8_lossy(&o.stderr),
         String::from_utf8_lossy(&o.stdout),
     );
-    // What the examples made: the certificates, the manifest holding them, the rotation's new one.
-    for f in ["my-daemon.pem", "my-daemon-pfx.pfx", "my-daemon-next.pem", "manifest.json"] {
+    // What the examples made: the certificates, the manifest holding them, the rotations' new ones.
+    for f in [
+        "my-daemon.pem",
+        "my-daemon-pfx.pfx",
+        "my-daemon-next.pem",
+        "spare.pem",
+        "my-daemon-graph.pem",
+        "manifest.json",
+    ] {
         assert!(t.path(f).exists(), "{f}");
     }
+    // The manifest the emulator served: `rotate` added my-daemon-next; through Graph, spare came
+    // and went, and `graph rotate` replaced my-daemon with my-daemon-graph. Thumbprints by openssl.
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.path("manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["keyCredentials"].as_array().unwrap().len(), 2, "my-daemon and my-daemon-next: {m}");
+    let mut got: Vec<String> = m["keyCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let der =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, e["key"].as_str().unwrap()).unwrap();
+            let f = t.path(&format!("entry-{i}.der"));
+            std::fs::write(&f, der).unwrap();
+            openssl_fingerprint_hex(&f.display().to_string(), &["-inform", "DER"], "sha1")
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = ["my-daemon-next.cer", "my-daemon-graph.cer"]
+        .iter()
+        .map(|f| openssl_fingerprint_hex(&t.path(f).display().to_string(), &[], "sha1"))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{m}");
 }
