@@ -23,10 +23,12 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Minimum RSA key size Entra accepts for a certificate credential ("minimum key length is 2048").
 pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA key keycred accepts in a certificate credential. Entra documents no bound; keys
-/// this large are already impractical (a 16384-bit signature takes seconds), and without a bound
-/// a hostile certificate with a megabit modulus would count as a credential.
-pub const MAX_RSA_BITS: usize = 16384;
+/// Largest RSA key keycred accepts in a certificate credential: the largest its cryptography
+/// library (aws-lc) signs and verifies with, so that a key `check` and the lock-out guard call
+/// usable is one keycred can sign with and the emulator can verify. Entra documents no bound;
+/// keys this large are already impractical, and without a bound a hostile certificate with a
+/// megabit modulus would count as a credential.
+pub const MAX_RSA_BITS: usize = 8192;
 /// Under this many days left, a certificate is reported as expiring.
 pub const EXPIRING_DAYS: i64 = 30;
 

@@ -359,12 +359,16 @@ fn rsa_keys_no_one_can_sign_with_are_unusable() {
     *even.last_mut().unwrap() &= 0xfe;
     let mut huge = vec![0xffu8; 125_000];
     huge[124_999] = 0x01;
+    // One byte over the bound: a modulus no aws-lc signature (so no emulator check) can use.
+    let mut over = vec![0xffu8; 1025];
+    over[1024] = 0x01;
     let bad = [
         ("exponent 1", rsa_public_key(&n, &[1]), "exponent is 1"),
         ("exponent 0", rsa_public_key(&n, &[0]), "exponent is 0"),
         ("exponent 65536", rsa_public_key(&n, &[1, 0, 0]), "exponent is 65536"),
         ("even modulus", rsa_public_key(&even, &[1, 0, 1]), "modulus is even"),
         ("1,000,000-bit modulus", rsa_public_key(&huge, &[1, 0, 1]), "1000000 bits"),
+        ("8200-bit modulus", rsa_public_key(&over, &[1, 0, 1]), "8200 bits"),
     ];
     let mut entries = vec![valid_entry(&real.cert)];
     for (name, key, why) in &bad {
@@ -386,7 +390,7 @@ fn rsa_keys_no_one_can_sign_with_are_unusable() {
     assert_eq!(code, 0, "{err}");
     let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["valid", "unusable", "unusable", "unusable", "unusable", "unusable"]);
+    assert_eq!(statuses, ["valid", "unusable", "unusable", "unusable", "unusable", "unusable", "unusable"]);
     // Removing the only real certificate is a lock-out, whatever the others' dates say.
     let before = std::fs::read(&m).unwrap();
     let (code, _, err) = run(&["manifest", "remove", &m, "--thumbprint", &real.cert.thumbprint()]);
