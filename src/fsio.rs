@@ -29,6 +29,27 @@ fn fault_before_rename() {
 #[cfg(not(feature = "fault-injection"))]
 fn fault_before_rename() {}
 
+/// Hook for full-disk tests that need no root (no tmpfs to mount): with
+/// `KEYCRED_FAULT_NO_SPACE_AT=N`, the Nth file this process stages fails after its data is
+/// written, with the error a full disk gives. Test-only, as [`fault_before_rename`].
+#[cfg(feature = "fault-injection")]
+fn fault_no_space() -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STAGED: AtomicUsize = AtomicUsize::new(0);
+    let at = std::env::var("KEYCRED_FAULT_NO_SPACE_AT").ok().and_then(|v| v.parse::<usize>().ok());
+    match at {
+        Some(n) if STAGED.fetch_add(1, Ordering::SeqCst) + 1 == n => {
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (injected)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_no_space() -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The file a document path stands for: the target when `path` is a symbolic link (a manifest
 /// linked from a shared checkout must be updated there, the link kept), else `path` itself.
 pub fn resolve_link(path: &Path) -> Result<PathBuf> {
@@ -116,6 +137,7 @@ pub fn stage(path: &Path, data: &[u8], mode: Option<u32>) -> Result<Staged> {
     keep_owner(&f, existing.as_ref(), &path)?;
     let result = (|| -> std::io::Result<()> {
         f.write_all(data)?;
+        fault_no_space()?;
         #[cfg(unix)]
         if let Some(m) = mode.or(existing_mode) {
             use std::os::unix::fs::PermissionsExt;

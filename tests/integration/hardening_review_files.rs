@@ -434,6 +434,30 @@ fn new_on_a_full_disk_leaves_nothing_behind() {
     assert!(left.is_empty(), "left behind: {left:?} ({err})");
 }
 
+/// The same without root: the fault hook fails the second file `new` stages (the certificate,
+/// after the key) as a full disk does. Nothing may be left: no key without its certificate, no
+/// temporary.
+#[test]
+fn new_failing_on_its_second_file_leaves_nothing_behind() {
+    let d = TempDir::new("review-nospace");
+    let out = d.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let args = ["new", "--subject", "CN=no space", "--out-dir", out.to_str().unwrap(), "--name", "app"];
+    for at in ["1", "2", "3"] {
+        let o = keycred_command(&args, &[("KEYCRED_FAULT_NO_SPACE_AT", at)]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "file {at} failing (an I/O failure): {err}");
+        assert!(err.contains("No space left on device"), "file {at}: {err}");
+        let left: Vec<String> =
+            std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.is_empty(), "file {at} failing left behind: {left:?} ({err})");
+    }
+    // And with no fault, the same command writes its three files.
+    let o = keycred_command(&args, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3);
+}
+
 // ---- "also": stale temporaries -------------------------------------------------------------
 
 /// Temporaries of keycred runs killed mid-write piled up; the next write removes those of dead
