@@ -9,8 +9,9 @@ use crate::emulator_support::*;
 
 use keycred::emulator::{start, EndpointVersion};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -25,8 +26,46 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// How long chromedriver may take to start, and the page to load after the click.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Starts chromedriver on a port it picks itself (`--port=0`), so that no other process can
+/// take the port between our choosing it and chromedriver listening on it; the port it printed.
+fn start_driver(log: std::fs::File) -> (Driver, u16) {
+    let mut driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    // It prints "ChromeDriver was started successfully on port N." once it listens; the rest of
+    // its output is read on another thread, so that chromedriver never blocks on a full pipe.
+    let out = driver.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let port = line
+                    .strip_prefix("ChromeDriver was started successfully on port ")
+                    .and_then(|p| p.trim_end_matches('.').parse().ok());
+                if let Some(port) = port {
+                    return (driver, port);
+                }
+                seen.push(line);
+            }
+            Err(e) => panic!("chromedriver did not say which port it listens on ({e}): {seen:?}"),
+        }
+    }
 }
 
 /// A loopback page for the browser to land on: answers every request with 200.
@@ -82,30 +121,23 @@ async fn headless_chromium_accepts_admin_consent_and_lands_on_the_reply_url() {
     std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let emu = start(emulator_config(vec![manifest], vec![])).await.unwrap();
 
-    let port = free_port();
     let log = std::fs::File::create(dir.path("chromedriver.log")).unwrap();
-    let _driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let c = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).no_proxy().build().unwrap();
+    let (mut driver, port) = start_driver(log);
+    let c = reqwest::Client::builder().timeout(PATIENCE).no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    // chromedriver needs a moment to listen; ask its status a bounded number of times.
+    // Listening is not yet ready for a session: ask its status until it is, within the deadline.
+    let deadline = Instant::now() + PATIENCE;
     let mut ready = false;
-    for _ in 0..100 {
+    while !ready && Instant::now() < deadline {
+        assert!(driver.0.try_wait().unwrap().is_none(), "chromedriver exited; see {}", dir.s("chromedriver.log"));
         if let Ok(r) = c.get(format!("{base}/status")).send().await {
-            if r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true) {
-                ready = true;
-                break;
-            }
+            ready = r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if !ready {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    assert!(ready, "chromedriver never became ready");
+    assert!(ready, "chromedriver was not ready within {PATIENCE:?}");
 
     let profile = dir.path("profile");
     let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
@@ -139,13 +171,14 @@ async fn headless_chromium_accepts_admin_consent_and_lands_on_the_reply_url() {
     let eid = el.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_string();
     wd(&c, reqwest::Method::POST, format!("{s}/element/{eid}/click"), Some(json!({}))).await;
     // The click submits the form; the browser follows the redirect to the landing page.
+    let deadline = Instant::now() + PATIENCE;
     let mut landed = String::new();
-    for _ in 0..100 {
+    while Instant::now() < deadline {
         landed = wd(&c, reqwest::Method::GET, format!("{s}/url"), None).await.as_str().unwrap().to_string();
         if landed.starts_with(&reply) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = c.delete(&s).send().await;
     assert!(landed.starts_with(&reply), "landed on {landed}");

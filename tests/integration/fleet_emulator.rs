@@ -194,8 +194,12 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
 
 #[test]
 fn a_rotation_against_the_emulators_throttling_waits_and_finishes() {
-    // 4 Graph requests per second for the automation app: a rotation needs several per app.
-    let g = generated_with(12, "fleet-emu-throttle", Some(4.0));
+    // Two Graph requests per second for the automation app, a burst of two: a rotation sends
+    // three or more per app back to back (read, read again, write), so it is throttled unless
+    // each comes half a second after the one two before, however fast or slow the machine. Not
+    // one a second: the two workers then share a single request per Retry-After, and the one
+    // that keeps losing the race comes close to its eight attempts.
+    let g = generated_with(12, "fleet-emu-throttle", Some(2.0));
     let work = TempDir::new("fleet-emu-throttle-out");
     let out_dir = work.0.display().to_string();
     let o =

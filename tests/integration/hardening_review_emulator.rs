@@ -141,20 +141,22 @@ fn read_until_closed(mut s: std::net::TcpStream) -> String {
 #[tokio::test]
 async fn slow_clients_are_disconnected() {
     let f = fixture_with(|c| c.read_timeout = Duration::from_secs(1)).await;
-    let (a, b, c) = (connect(&f), connect(&f), connect(&f));
     let path = url::Url::parse(&f.v2()).unwrap().path().to_string();
-    let answers = tokio::task::spawn_blocking(move || {
-        let mut a = a;
-        a.write_all(b"POST ").unwrap();
-        let mut b = b;
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant"
-        );
-        b.write_all(head.as_bytes()).unwrap();
-        (read_until_closed(a), read_until_closed(b), read_until_closed(c))
-    })
-    .await
-    .unwrap();
+    // What each client sends is written as soon as it connects, here: the timeout runs from the
+    // accept, so b's head must be complete well within its second for b to get its 408. Only
+    // the reads, which wait for the emulator, go to a blocking thread, whenever it starts.
+    let mut a = connect(&f);
+    a.write_all(b"POST ").unwrap();
+    let mut b = connect(&f);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant"
+    );
+    b.write_all(head.as_bytes()).unwrap();
+    let c = connect(&f);
+    let answers =
+        tokio::task::spawn_blocking(move || (read_until_closed(a), read_until_closed(b), read_until_closed(c)))
+            .await
+            .unwrap();
     assert!(!answers.0.starts_with("HTTP/1.1 200"), "{}", answers.0);
     assert!(answers.1.starts_with("HTTP/1.1 408"), "{}", answers.1);
     assert!(!answers.2.starts_with("HTTP/1.1 200"), "{}", answers.2);

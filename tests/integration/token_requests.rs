@@ -437,12 +437,17 @@ fn loopback_endpoints_are_reached_directly_whatever_the_proxy_variables_say() {
 
 #[test]
 fn connection_refused_is_remote_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A port bound but not listening: connecting to it is refused, and while the socket is held
+    // no other process (another test's server) can listen on it.
+    let bound = tokio::net::TcpSocket::new_v4().unwrap();
+    bound.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = bound.local_addr().unwrap().port();
     let o = token_with_secret(
         ("KC_S", "s3cret-value"),
         &format!("http://127.0.0.1:{port}"),
         &["--scope", "https://graph.microsoft.com/.default"],
     );
+    drop(bound);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("cannot reach the token endpoint"), "{}", stderr(&o));
 }

@@ -3,7 +3,7 @@
 
 use crate::token_support;
 
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use token_support::*;
@@ -57,31 +57,37 @@ fn ca_file_makes_the_emulator_certificate_trusted() {
         &p("ext.cnf"),
     ]);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _server = Server(
+    // s_server picks its own port (0) and prints "ACCEPT 127.0.0.1:PORT" once it listens: no
+    // other process can take the port between our choosing it and s_server binding it. Its
+    // later output is read on another thread, so that it never blocks on a full pipe.
+    let mut server = Server(
         Command::new(OPENSSL)
-            .args([
-                "s_server",
-                "-quiet",
-                "-www",
-                "-accept",
-                &format!("127.0.0.1:{port}"),
-                "-cert",
-                &p("leaf.pem"),
-                "-key",
-                &p("leaf.key"),
-            ])
+            .args(["s_server", "-www", "-accept", "127.0.0.1:0", "-cert", &p("leaf.pem"), "-key", &p("leaf.key")])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "openssl s_server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let out = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let port: u16 = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => match line.strip_prefix("ACCEPT 127.0.0.1:").and_then(|p| p.trim().parse().ok()) {
+                Some(port) => break port,
+                None => seen.push(line),
+            },
+            Err(e) => panic!("openssl s_server did not say where it listens ({e}): {seen:?}"),
+        }
+    };
+    assert!(server.0.try_wait().unwrap().is_none(), "openssl s_server exited");
     let authority = format!("https://127.0.0.1:{port}");
     let run = |extra: &[&str]| {
         let mut a =
