@@ -160,9 +160,15 @@ impl GraphClient {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         let mut renewed = false;
+        // The slot is kept across a retry's wait: a throttled request goes again first when the
+        // pause ends, instead of racing every request that queued behind the pause (it could
+        // otherwise lose each race and use up its attempts while the others make progress).
+        let mut slot = None;
         loop {
+            if slot.is_none() {
+                slot = Some(self.limiter.acquire().await);
+            }
             let (status, retry_after, text) = {
-                let _slot = self.limiter.acquire().await;
                 let mut req = self
                     .http
                     .request(method.clone(), &url)
@@ -220,6 +226,8 @@ impl GraphClient {
                 let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
                 self.limiter.throttled(wait);
                 tokio::time::sleep(wait).await;
+                // Another request may have been told to wait longer: that pause holds for all.
+                self.limiter.pause_over().await;
                 continue;
             }
             return match interpret(&method, &url, status, &text) {

@@ -109,6 +109,18 @@ impl Limiter {
         }
     }
 
+    /// Waits until no `Retry-After` pause is in force (for a request that keeps its slot while
+    /// it waits to be retried).
+    pub async fn pause_over(&self) {
+        loop {
+            let until = self.state.lock().expect("limiter lock").paused_until.filter(|t| *t > Instant::now());
+            match until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => return,
+            }
+        }
+    }
+
     /// Graph throttled a request: lower the limit and hold every request back for `wait`.
     pub fn throttled(&self, wait: Duration) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
@@ -194,5 +206,30 @@ mod tests {
         assert!(Instant::now() - start >= Duration::from_secs(5));
         assert_eq!(l.throttled_count(), 1);
         assert_eq!(l.waited_ms(), 5000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_kept_through_a_pause_goes_before_those_queued_behind_it() {
+        let l = std::sync::Arc::new(Limiter::new(1));
+        let held = l.acquire().await;
+        // Throttled: it keeps its slot, and another request queues behind the pause.
+        l.throttled(Duration::from_secs(2));
+        let start = Instant::now();
+        let queued = {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let _p = l.acquire().await;
+                Instant::now()
+            })
+        };
+        // A longer pause asked meanwhile holds for the kept request too.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        l.throttled(Duration::from_secs(3));
+        l.pause_over().await;
+        let retried = Instant::now();
+        assert!(retried - start >= Duration::from_millis(3500), "{:?}", retried - start);
+        assert!(!queued.is_finished(), "the queued request went first");
+        drop(held);
+        assert!(queued.await.unwrap() >= retried);
     }
 }
