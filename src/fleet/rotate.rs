@@ -15,7 +15,7 @@ use super::journal::{Header, Journal, Record, Step, VERSION};
 use super::pager::Objects;
 use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
-use crate::cert::files::{write_files, FilePaths};
+use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
@@ -96,9 +96,15 @@ impl Options {
                     .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
             }
         }
-        if !self.out_dir.is_dir() {
-            return Err(Error::input(format!("--out-dir {}: not a directory", self.out_dir.display()))
-                .with_hint("create the directory first"));
+        // The directory, or the nearest of its parents that exists, must be a directory: the
+        // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
+        if let Some(existing) = self.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
+            return Err(Error::input(format!(
+                "--out-dir {}: {} is not a directory",
+                self.out_dir.display(),
+                existing.display()
+            ))
+            .with_hint("give a directory (it is created when missing), not a file"));
         }
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
@@ -275,8 +281,7 @@ impl Run {
         let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
             .await
             .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
-        let dir = self.opts.out_dir.join(app_id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the directory", e))?;
+        // `OUT_DIR/<appId>/` is created by `write_files` when missing, 0700 (the key goes inside).
         // A resumed run may find the first files of a set a crash interrupted: replaced.
         write_files(&paths, &c, &k, None, &self.name, resumed)?;
         LoadedCredential::new(c, Vec::new(), k, &pem)
@@ -495,6 +500,9 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
     opts.check()?;
+    if !opts.dry_run && !opts.out_dir.exists() {
+        create_private_dir(&opts.out_dir)?;
+    }
     let started = dates::now();
     let fresh_name = format!("fleet-{}", dates::format(started).replace([':', '-'], ""));
     let journal = if opts.dry_run {

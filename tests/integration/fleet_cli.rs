@@ -498,3 +498,38 @@ fn an_expired_graph_token_is_renewed_once_and_the_run_goes_on() {
 fn apps_first_id() -> &'static str {
     "a0000000-0000-4000-8000-000000000000"
 }
+
+#[cfg(unix)]
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_missing_out_dir_is_created_and_every_directory_holding_keys_is_private() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-mkdir");
+    // Two levels missing, as `keycred new --out-dir` accepts.
+    let out_dir = dir.path("rotation/tonight");
+    let out = run_fleet(&[rotate_args(&t, &out_dir.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode_of(&out_dir), 0o700, "OUT_DIR holds keys: 0700");
+    let selected = selected_indices(&apps);
+    for i in &selected {
+        let app_dir = out_dir.join(apps[*i]["appId"].as_str().unwrap());
+        assert_eq!(mode_of(&app_dir), 0o700, "{}: 0700", app_dir.display());
+    }
+    assert_rotated(&apps, &t.apps(), &TempDir(out_dir.clone()), &selected);
+    // A file in the way is still refused, before anything is read or written.
+    let file = dir.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run_fleet(&rotate_args(&t, &file.join("sub").display().to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
