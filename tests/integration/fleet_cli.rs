@@ -533,3 +533,71 @@ fn a_missing_out_dir_is_created_and_every_directory_holding_keys_is_private() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[cfg(unix)]
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_missing_out_dir_is_created_and_every_directory_holding_keys_is_private() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-mkdir");
+    // Two levels missing, as `keycred new --out-dir` accepts.
+    let out_dir = dir.path("rotation/tonight");
+    let out = run_fleet(&[rotate_args(&t, &out_dir.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode_of(&out_dir), 0o700, "OUT_DIR holds keys: 0700");
+    let selected = selected_indices(&apps);
+    for i in &selected {
+        let app_dir = out_dir.join(apps[*i]["appId"].as_str().unwrap());
+        assert_eq!(mode_of(&app_dir), 0o700, "{}: 0700", app_dir.display());
+    }
+    assert_rotated(&apps, &t.apps(), &TempDir(out_dir.clone()), &selected);
+    // A file in the way is still refused, before anything is read or written.
+    let file = dir.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run_fleet(&rotate_args(&t, &file.join("sub").display().to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_journal_is_refused_at_once_with_exit_2() {
+    let apps = tenant(3);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-fifo");
+    let fifo = dir.path("journal.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let args =
+        [rotate_args(&t, &dir.0.display().to_string()), vec!["--journal".into(), fifo.display().to_string()]].concat();
+    let mut child = keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("a FIFO given as --journal hung the run (opened for reading, waiting for a writer)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("FIFO") && err.contains("journal.fifo"), "{err}");
+    assert_eq!(t.apps(), apps, "nothing changed");
+    assert!(t.log().iter().all(|l| l.method == "GET"), "nothing written to Graph");
+}
