@@ -139,6 +139,8 @@ pub enum Result_ {
     Interrupted,
     /// A step failed (see `reason`).
     Failed,
+    /// Left alone (see `reason`): no certificate to replace.
+    Skipped,
 }
 
 /// The report of one application. JSON field names are a contract.
@@ -159,7 +161,7 @@ pub struct Outcome {
     pub bundle: Option<String>,
     /// The step that failed or was interrupted.
     pub step: Option<&'static str>,
-    /// Why it failed.
+    /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
 }
 
@@ -177,6 +179,9 @@ pub struct Summary {
     pub planned: u64,
     /// Failed.
     pub failed: u64,
+    /// Listed but left alone, each with its reason (`result: "skipped"`): no certificate to
+    /// replace. Not counted in `selected`.
+    pub skipped: u64,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
     /// Answers 429/503 waited out.
@@ -227,10 +232,50 @@ fn creds_of(entries: &[Value]) -> Vec<KeyCredential> {
 }
 
 /// Whether the application Graph returned is to be rotated: named explicitly, or holding a
-/// certificate to replace.
+/// certificate to replace; and it has a certificate at all (see [`skip_reason`]).
 pub fn is_selected(app: &Value, explicit: bool, now: OffsetDateTime, window: Duration) -> bool {
-    let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
-    explicit || !to_replace(&creds_of(&entries), now, window, None).is_empty()
+    skip_reason(app, explicit, now, window).is_none()
+}
+
+/// Why the application Graph returned is left alone, or `None` when it is to be rotated. An
+/// application with no certificate (only client secrets, or no credential at all) is always
+/// left alone: there is nothing to replace, and secrets are not rotated. One named explicitly
+/// is otherwise rotated whatever its dates; any other only when it holds a certificate to
+/// replace.
+pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Duration) -> Option<String> {
+    let empty = Vec::new();
+    let entries = app.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let secrets = app.get("passwordCredentials").and_then(Value::as_array).map_or(0, Vec::len);
+    if entries.is_empty() {
+        return Some(if secrets > 0 {
+            "no certificate to replace: only client secrets, which fleet rotate does not rotate".to_string()
+        } else {
+            "no certificate to replace: the application has no credential".to_string()
+        });
+    }
+    if explicit {
+        return None;
+    }
+    let creds = creds_of(entries);
+    if !to_replace(&creds, now, window, None).is_empty() {
+        return None;
+    }
+    Some(if creds.iter().any(KeyCredential::is_usable) {
+        format!("no certificate to replace: none ends within {}", window_text(window))
+    } else {
+        "no certificate to replace: none is usable (see `keycred fleet audit`)".to_string()
+    })
+}
+
+/// `window` as `--expiring-within` takes it: `30d`, `12h`, `90m` or `45s`.
+fn window_text(window: Duration) -> String {
+    let s = window.as_secs();
+    match s {
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 struct Run {
@@ -546,6 +591,7 @@ pub async fn run(
                     Result_::Planned => s.planned += 1,
                     Result_::Interrupted => s.interrupted = true,
                     Result_::Failed => s.failed += 1,
+                    Result_::Skipped => s.skipped += 1,
                 }
                 s.apps.push(o);
             }
@@ -564,8 +610,23 @@ pub async fn run(
             let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
             // An application the journal knows is finished (or resumed) whatever its dates now.
             let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id).step.is_some());
-            if !known && !is_selected(&app, explicit, now, run.opts.window) {
-                continue;
+            if !known {
+                if let Some(reason) = skip_reason(&app, explicit, now, run.opts.window) {
+                    let o = Outcome {
+                        display_name: app.get("displayName").and_then(Value::as_str).map(str::to_string),
+                        app_id,
+                        result: Result_::Skipped,
+                        thumbprint: None,
+                        removed: Vec::new(),
+                        bundle: None,
+                        step: None,
+                        reason: Some(reason),
+                    };
+                    let mut s = summary.lock().expect("summary lock");
+                    s.skipped += 1;
+                    s.apps.push(o);
+                    continue;
+                }
             }
             summary.lock().expect("summary lock").selected += 1;
             progress.selected();

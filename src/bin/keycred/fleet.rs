@@ -472,13 +472,20 @@ fn run_rotate(
     if ctx.json() {
         ctx.print_json(&summary);
     } else {
-        for o in &summary.apps {
+        // The applications acted on first, then those left alone, each with its reason.
+        let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
+            summary.apps.iter().partition(|o| o.result == Result_::Skipped);
+        for o in acted.into_iter().chain(skipped) {
             let what = match o.result {
                 Result_::Rotated => "rotated",
                 Result_::AlreadyRotated => "already rotated",
                 Result_::Planned => "would rotate",
                 Result_::Interrupted => "interrupted",
                 Result_::Failed => "FAILED",
+                Result_::Skipped => {
+                    out_line(&format!("{}  {:<15}  {}", o.app_id, "skipped", o.reason.as_deref().unwrap_or("")));
+                    continue;
+                }
             };
             let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
             let mut line =
@@ -489,13 +496,14 @@ fn run_rotate(
             out_line(&line);
         }
         out_line(&format!(
-            "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} throttled waits",
+            "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} skipped; {} throttled waits",
             summary.selected,
             summary.rotated,
             summary.already_rotated,
             summary.planned,
             summary.failed,
             if summary.interrupted { ", interrupted" } else { "" },
+            summary.skipped,
             summary.throttled
         ));
         if let Some(j) = &summary.journal {
