@@ -634,3 +634,79 @@ fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
     assert_eq!(t.apps()[5], apps[5]);
     assert_eq!(thumbs(&t.apps()[0]).len(), 2, "app 0 got its new certificate and kept its valid one");
 }
+
+#[test]
+fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
+    let mut apps = tenant(5);
+    // Anyone who owns an app sets its display name: a terminal escape, a C1 control (NEL), and
+    // formulas a spreadsheet would run.
+    let hostile = "red \u{1b}[31m and \u{85} next";
+    apps[3]["displayName"] = serde_json::json!(hostile); // the unusable one: its row has a reason
+    let formulas = ["=HYPERLINK(\"x\")", "+1", "-1+2", "@SUM(A1)"];
+    for (i, f) in [0, 1, 2, 4].into_iter().zip(formulas) {
+        apps[i]["displayName"] = serde_json::json!(f);
+    }
+    let t = FakeTenant::start(apps.clone(), 999);
+    let escaped = "red \\x1b[31m and \\x85 next";
+
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "csv".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let raw = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!raw.contains('\u{1b}') && !raw.contains('\u{85}'), "raw control characters in the CSV: {raw:?}");
+    let dir = TempDir::new("fleet-csv-hostile");
+    let f = dir.path("audit.csv");
+    std::fs::write(&f, &out.stdout).unwrap();
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline='')))))",
+            &f.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&py.stdout).unwrap();
+    let of = |i: usize| -> Vec<&Value> { rows.iter().filter(|r| r["appId"] == apps[i]["appId"]).collect() };
+    for r in of(3) {
+        assert_eq!(r["displayName"], escaped, "{r}");
+    }
+    for (i, f) in [0, 1, 2, 4].into_iter().zip(formulas) {
+        let rs = of(i);
+        assert!(!rs.is_empty());
+        for r in rs {
+            assert_eq!(r["displayName"].as_str().unwrap(), format!("'{f}"), "app {i}: {r}");
+        }
+    }
+    // Only free text is prefixed: ids, thumbprints, dates and numbers stay data.
+    let expired = of(2).into_iter().find(|r| r["kind"] == "certificate").unwrap();
+    assert!(expired["daysLeft"].as_str().unwrap().parse::<i64>().unwrap() < 0, "{expired}");
+    for r in &rows {
+        for k in ["appId", "keyId", "thumbprint", "start", "end", "daysLeft"] {
+            assert!(!r[k].as_str().unwrap().starts_with('\''), "{k}: {r}");
+        }
+    }
+
+    // The table: escaped too, and escaped before padding, so the REASON column stays in place.
+    let out = run_fleet(&fleet_args(&t, "audit"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{85}'), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let col = |name: &str| lines[0].find(name).unwrap();
+    let (name_col, reason_col) = (col("NAME"), col("REASON"));
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with(apps[3]["appId"].as_str().unwrap()) && l.contains(" certificate "))
+        .unwrap();
+    assert!(row.is_ascii(), "{row}");
+    assert!(row[name_col..].starts_with(&escaped[..24.min(escaped.len())]), "{row}");
+    assert!(row[reason_col..].starts_with("usage is"), "the REASON column moved:\n{}\n{row}", lines[0]);
+
+    // JSON too: no raw C1 control (serde_json leaves them as they are).
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
+    let raw = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!raw.contains('\u{85}'), "{raw:?}");
+    let v = stdout_json(&out);
+    let r = v["credentials"].as_array().unwrap().iter().find(|r| r["appId"] == apps[3]["appId"]).unwrap();
+    assert_eq!(r["displayName"], hostile, "JSON keeps the name itself, escaped as JSON");
+}
