@@ -372,10 +372,21 @@ pub const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// fits).
 pub const MAX_CREDENTIAL_BYTES: u64 = 1024 * 1024;
 
+/// Largest `fleet rotate` journal read, in bytes: a few hundred bytes per application, so a
+/// run over a hundred thousand applications fits.
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a document (a manifest) with an error naming it: a regular file of at most
 /// [`MAX_DOCUMENT_BYTES`]. Anything else (a FIFO, a device, a socket) is refused without
 /// being opened for reading, since opening a FIFO blocks until a writer comes.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
+    read_regular(path, MAX_DOCUMENT_BYTES)
+}
+
+/// [`read`] with another size limit (a `fleet rotate` journal: [`MAX_JOURNAL_BYTES`]): a
+/// regular file of at most `limit` bytes, anything else refused without being opened for
+/// reading.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let m = fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
     // A directory goes on to the read, whose "Is a directory" names the mistake.
     if !m.is_file() && !m.is_dir() {
@@ -394,7 +405,10 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     if !m.is_file() && !m.is_dir() {
         return Err(not_regular(path, &m));
     }
-    read_capped(f, path, MAX_DOCUMENT_BYTES)
+    if m.is_file() && m.len() > limit {
+        return Err(too_big(path, limit));
+    }
+    read_capped(f, path, limit)
 }
 
 /// Reads a certificate, key or other input file of at most `limit` bytes, with an error naming

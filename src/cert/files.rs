@@ -105,7 +105,7 @@ pub fn write_files(
 }
 
 /// Creates `dir` and its missing parents, readable by the owner only (the key goes inside).
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub fn create_private_dir(dir: &Path) -> Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]

@@ -91,10 +91,13 @@ impl Journal {
     /// must be of the same tenant and Graph; its certificate name wins over `header.name`, so a
     /// resumed run writes the files the interrupted one started.
     pub fn open(path: &Path, header: Header) -> Result<Journal> {
-        let existing = match std::fs::read(path) {
-            Ok(b) => Some(b),
+        // Read as manifests are: a regular file only (a FIFO would block the open for ever),
+        // and at most MAX_JOURNAL_BYTES.
+        let existing = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(path, "read the journal", e)),
+            _ => Some(crate::fsio::read_regular(path, crate::fsio::MAX_JOURNAL_BYTES).map_err(|e| {
+                e.with_hint("give the journal file this command wrote (--journal), or a new path to start a new run")
+            })?),
         };
         let mut apps = HashMap::new();
         let (header, resumed) = match existing {

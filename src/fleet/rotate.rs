@@ -15,7 +15,7 @@ use super::journal::{Header, Journal, Record, Step, VERSION};
 use super::pager::Objects;
 use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
-use crate::cert::files::{write_files, FilePaths};
+use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
@@ -96,9 +96,15 @@ impl Options {
                     .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
             }
         }
-        if !self.out_dir.is_dir() {
-            return Err(Error::input(format!("--out-dir {}: not a directory", self.out_dir.display()))
-                .with_hint("create the directory first"));
+        // The directory, or the nearest of its parents that exists, must be a directory: the
+        // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
+        if let Some(existing) = self.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
+            return Err(Error::input(format!(
+                "--out-dir {}: {} is not a directory",
+                self.out_dir.display(),
+                existing.display()
+            ))
+            .with_hint("give a directory (it is created when missing), not a file"));
         }
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
@@ -133,6 +139,8 @@ pub enum Result_ {
     Interrupted,
     /// A step failed (see `reason`).
     Failed,
+    /// Left alone (see `reason`): no certificate to replace.
+    Skipped,
 }
 
 /// The report of one application. JSON field names are a contract.
@@ -153,7 +161,7 @@ pub struct Outcome {
     pub bundle: Option<String>,
     /// The step that failed or was interrupted.
     pub step: Option<&'static str>,
-    /// Why it failed.
+    /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
 }
 
@@ -171,6 +179,9 @@ pub struct Summary {
     pub planned: u64,
     /// Failed.
     pub failed: u64,
+    /// Listed but left alone, each with its reason (`result: "skipped"`): no certificate to
+    /// replace. Not counted in `selected`.
+    pub skipped: u64,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
     /// Answers 429/503 waited out.
@@ -221,10 +232,50 @@ fn creds_of(entries: &[Value]) -> Vec<KeyCredential> {
 }
 
 /// Whether the application Graph returned is to be rotated: named explicitly, or holding a
-/// certificate to replace.
+/// certificate to replace; and it has a certificate at all (see [`skip_reason`]).
 pub fn is_selected(app: &Value, explicit: bool, now: OffsetDateTime, window: Duration) -> bool {
-    let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
-    explicit || !to_replace(&creds_of(&entries), now, window, None).is_empty()
+    skip_reason(app, explicit, now, window).is_none()
+}
+
+/// Why the application Graph returned is left alone, or `None` when it is to be rotated. An
+/// application with no certificate (only client secrets, or no credential at all) is always
+/// left alone: there is nothing to replace, and secrets are not rotated. One named explicitly
+/// is otherwise rotated whatever its dates; any other only when it holds a certificate to
+/// replace.
+pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Duration) -> Option<String> {
+    let empty = Vec::new();
+    let entries = app.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let secrets = app.get("passwordCredentials").and_then(Value::as_array).map_or(0, Vec::len);
+    if entries.is_empty() {
+        return Some(if secrets > 0 {
+            "no certificate to replace: only client secrets, which fleet rotate does not rotate".to_string()
+        } else {
+            "no certificate to replace: the application has no credential".to_string()
+        });
+    }
+    if explicit {
+        return None;
+    }
+    let creds = creds_of(entries);
+    if !to_replace(&creds, now, window, None).is_empty() {
+        return None;
+    }
+    Some(if creds.iter().any(KeyCredential::is_usable) {
+        format!("no certificate to replace: none ends within {}", window_text(window))
+    } else {
+        "no certificate to replace: none is usable (see `keycred fleet audit`)".to_string()
+    })
+}
+
+/// `window` as `--expiring-within` takes it: `30d`, `12h`, `90m` or `45s`.
+fn window_text(window: Duration) -> String {
+    let s = window.as_secs();
+    match s {
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 struct Run {
@@ -275,8 +326,7 @@ impl Run {
         let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
             .await
             .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
-        let dir = self.opts.out_dir.join(app_id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the directory", e))?;
+        // `OUT_DIR/<appId>/` is created by `write_files` when missing, 0700 (the key goes inside).
         // A resumed run may find the first files of a set a crash interrupted: replaced.
         write_files(&paths, &c, &k, None, &self.name, resumed)?;
         LoadedCredential::new(c, Vec::new(), k, &pem)
@@ -495,6 +545,9 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
     opts.check()?;
+    if !opts.dry_run && !opts.out_dir.exists() {
+        create_private_dir(&opts.out_dir)?;
+    }
     let started = dates::now();
     let fresh_name = format!("fleet-{}", dates::format(started).replace([':', '-'], ""));
     let journal = if opts.dry_run {
@@ -538,6 +591,7 @@ pub async fn run(
                     Result_::Planned => s.planned += 1,
                     Result_::Interrupted => s.interrupted = true,
                     Result_::Failed => s.failed += 1,
+                    Result_::Skipped => s.skipped += 1,
                 }
                 s.apps.push(o);
             }
@@ -556,8 +610,23 @@ pub async fn run(
             let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
             // An application the journal knows is finished (or resumed) whatever its dates now.
             let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id).step.is_some());
-            if !known && !is_selected(&app, explicit, now, run.opts.window) {
-                continue;
+            if !known {
+                if let Some(reason) = skip_reason(&app, explicit, now, run.opts.window) {
+                    let o = Outcome {
+                        display_name: app.get("displayName").and_then(Value::as_str).map(str::to_string),
+                        app_id,
+                        result: Result_::Skipped,
+                        thumbprint: None,
+                        removed: Vec::new(),
+                        bundle: None,
+                        step: None,
+                        reason: Some(reason),
+                    };
+                    let mut s = summary.lock().expect("summary lock");
+                    s.skipped += 1;
+                    s.apps.push(o);
+                    continue;
+                }
             }
             summary.lock().expect("summary lock").selected += 1;
             progress.selected();

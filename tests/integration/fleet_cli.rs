@@ -303,12 +303,19 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = stdout_json(&out);
-    assert_eq!(v["planned"], selected_indices(&apps).len() as u64);
-    assert!(v["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|o| o["result"] == "planned" && !o["removed"].as_array().unwrap().is_empty()));
+    let selected = selected_indices(&apps);
+    assert_eq!(v["planned"], selected.len() as u64);
+    // Every selected app planned with what it removes; every other one skipped, with a reason.
+    assert_eq!(v["skipped"], (apps.len() - selected.len()) as u64);
+    for (i, a) in apps.iter().enumerate() {
+        let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == a["appId"]).unwrap();
+        if selected.contains(&i) {
+            assert!(o["result"] == "planned" && !o["removed"].as_array().unwrap().is_empty(), "{o}");
+        } else {
+            assert!(o["result"] == "skipped" && o["reason"].as_str().is_some_and(|r| !r.is_empty()), "{o}");
+        }
+    }
+    assert_eq!(v["apps"].as_array().unwrap().len(), apps.len());
     assert_eq!(t.apps(), apps);
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "nothing written");
     assert!(t.log().iter().all(|l| l.method == "GET"));
@@ -497,4 +504,209 @@ fn an_expired_graph_token_is_renewed_once_and_the_run_goes_on() {
 
 fn apps_first_id() -> &'static str {
     "a0000000-0000-4000-8000-000000000000"
+}
+
+#[cfg(unix)]
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_missing_out_dir_is_created_and_every_directory_holding_keys_is_private() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-mkdir");
+    // Two levels missing, as `keycred new --out-dir` accepts.
+    let out_dir = dir.path("rotation/tonight");
+    let out = run_fleet(&[rotate_args(&t, &out_dir.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode_of(&out_dir), 0o700, "OUT_DIR holds keys: 0700");
+    let selected = selected_indices(&apps);
+    for i in &selected {
+        let app_dir = out_dir.join(apps[*i]["appId"].as_str().unwrap());
+        assert_eq!(mode_of(&app_dir), 0o700, "{}: 0700", app_dir.display());
+    }
+    assert_rotated(&apps, &t.apps(), &TempDir(out_dir.clone()), &selected);
+    // A file in the way is still refused, before anything is read or written.
+    let file = dir.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run_fleet(&rotate_args(&t, &file.join("sub").display().to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_journal_is_refused_at_once_with_exit_2() {
+    let apps = tenant(3);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-fifo");
+    let fifo = dir.path("journal.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let args =
+        [rotate_args(&t, &dir.0.display().to_string()), vec!["--journal".into(), fifo.display().to_string()]].concat();
+    let mut child = keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("a FIFO given as --journal hung the run (opened for reading, waiting for a writer)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("FIFO") && err.contains("journal.fifo"), "{err}");
+    assert_eq!(t.apps(), apps, "nothing changed");
+    assert!(t.log().iter().all(|l| l.method == "GET"), "nothing written to Graph");
+}
+
+#[test]
+fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
+    let mut apps = tenant(5);
+    // One with only a client secret, one with no credential at all.
+    let mut secrets_only = app(5, Mix::Valid, &[cert()]);
+    secrets_only["keyCredentials"] = serde_json::json!([]);
+    let mut bare = app(6, Mix::Valid, &[cert()]);
+    bare["keyCredentials"] = serde_json::json!([]);
+    bare["passwordCredentials"] = serde_json::json!([]);
+    apps.push(secrets_only);
+    apps.push(bare);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-skip");
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let selected = selected_indices(&apps[..5]);
+    assert_eq!(v["selected"], selected.len() as u64);
+    assert_eq!(v["rotated"], selected.len() as u64);
+    assert_eq!(v["skipped"], 4);
+    let of = |i: usize| v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap().clone();
+    // apps 0 (valid), 3 (unusable), 5 (secrets only), 6 (nothing), each with its reason.
+    for (i, why) in
+        [(0, "none ends within 30d"), (3, "none is usable"), (5, "only client secrets"), (6, "no credential")]
+    {
+        let o = of(i);
+        assert_eq!(o["result"], "skipped", "app {i}: {o}");
+        assert!(o["reason"].as_str().unwrap().contains(why), "app {i}: {o}");
+        assert_eq!(o["displayName"], apps[i]["displayName"], "app {i}");
+    }
+    assert_eq!(t.apps()[5], apps[5]);
+    assert_eq!(t.apps()[6], apps[6]);
+    assert_rotated(&apps, &t.apps(), &dir, &selected);
+
+    // Named explicitly: an app with certificates is rotated whatever their dates, one with
+    // only a secret is still skipped (a certificate is never added where there was none).
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-skip-named");
+    let out = run_fleet(
+        &[
+            fleet_args(&t, "rotate"),
+            vec![
+                "--app-id".into(),
+                apps[0]["appId"].as_str().unwrap().into(),
+                "--app-id".into(),
+                apps[5]["appId"].as_str().unwrap().into(),
+                "--out-dir".into(),
+                dir.0.display().to_string(),
+            ],
+        ]
+        .concat(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.starts_with(apps[5]["appId"].as_str().unwrap())).unwrap();
+    assert!(line.contains("skipped") && line.contains("only client secrets"), "{text}");
+    assert!(text.contains("1 selected: 1 rotated") && text.contains("; 1 skipped;"), "{text}");
+    assert_eq!(t.apps()[5], apps[5]);
+    assert_eq!(thumbs(&t.apps()[0]).len(), 2, "app 0 got its new certificate and kept its valid one");
+}
+
+#[test]
+fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
+    let mut apps = tenant(5);
+    // Anyone who owns an app sets its display name: a terminal escape, a C1 control (NEL), and
+    // formulas a spreadsheet would run.
+    let hostile = "red \u{1b}[31m and \u{85} next";
+    apps[3]["displayName"] = serde_json::json!(hostile); // the unusable one: its row has a reason
+    let formulas = ["=HYPERLINK(\"x\")", "+1", "-1+2", "@SUM(A1)"];
+    for (i, f) in [0, 1, 2, 4].into_iter().zip(formulas) {
+        apps[i]["displayName"] = serde_json::json!(f);
+    }
+    let t = FakeTenant::start(apps.clone(), 999);
+    let escaped = "red \\x1b[31m and \\x85 next";
+
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "csv".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let raw = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!raw.contains('\u{1b}') && !raw.contains('\u{85}'), "raw control characters in the CSV: {raw:?}");
+    let dir = TempDir::new("fleet-csv-hostile");
+    let f = dir.path("audit.csv");
+    std::fs::write(&f, &out.stdout).unwrap();
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline='')))))",
+            &f.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&py.stdout).unwrap();
+    let of = |i: usize| -> Vec<&Value> { rows.iter().filter(|r| r["appId"] == apps[i]["appId"]).collect() };
+    for r in of(3) {
+        assert_eq!(r["displayName"], escaped, "{r}");
+    }
+    for (i, f) in [0, 1, 2, 4].into_iter().zip(formulas) {
+        let rs = of(i);
+        assert!(!rs.is_empty());
+        for r in rs {
+            assert_eq!(r["displayName"].as_str().unwrap(), format!("'{f}"), "app {i}: {r}");
+        }
+    }
+    // Only free text is prefixed: ids, thumbprints, dates and numbers stay data.
+    let expired = of(2).into_iter().find(|r| r["kind"] == "certificate").unwrap();
+    assert!(expired["daysLeft"].as_str().unwrap().parse::<i64>().unwrap() < 0, "{expired}");
+    for r in &rows {
+        for k in ["appId", "keyId", "thumbprint", "start", "end", "daysLeft"] {
+            assert!(!r[k].as_str().unwrap().starts_with('\''), "{k}: {r}");
+        }
+    }
+
+    // The table: escaped too, and escaped before padding, so the REASON column stays in place.
+    let out = run_fleet(&fleet_args(&t, "audit"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{85}'), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let col = |name: &str| lines[0].find(name).unwrap();
+    let (name_col, reason_col) = (col("NAME"), col("REASON"));
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with(apps[3]["appId"].as_str().unwrap()) && l.contains(" certificate "))
+        .unwrap();
+    assert!(row.is_ascii(), "{row}");
+    assert!(row[name_col..].starts_with(&escaped[..24.min(escaped.len())]), "{row}");
+    assert!(row[reason_col..].starts_with("usage is"), "the REASON column moved:\n{}\n{row}", lines[0]);
+
+    // JSON too: no raw C1 control (serde_json leaves them as they are).
+    let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
+    let raw = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!raw.contains('\u{85}'), "{raw:?}");
+    let v = stdout_json(&out);
+    let r = v["credentials"].as_array().unwrap().iter().find(|r| r["appId"] == apps[3]["appId"]).unwrap();
+    assert_eq!(r["displayName"], hostile, "JSON keeps the name itself, escaped as JSON");
 }

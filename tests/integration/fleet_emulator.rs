@@ -119,8 +119,10 @@ fn audit_of_a_generated_tenant_equals_its_ground_truth() {
         assert_eq!(got.get(k), Some(n), "{k:?}");
     }
     assert_eq!(got, want);
-    // Over 999 applications: two pages of $top=999.
+    // Over 999 applications: two pages of $top=999 (then the service principals' own pages).
     assert_eq!(v["summary"]["applications"], 1100);
+    let sp_pages = v["summary"]["servicePrincipals"].as_u64().unwrap().div_ceil(999).max(1);
+    assert_eq!(v["summary"]["pages"], 2 + sp_pages, "{}", v["summary"]);
     // Application credentials by keyId too: the same entries, not just the same counts.
     let ids = |rows: &mut dyn Iterator<Item = (String, String)>| rows.collect::<std::collections::BTreeSet<_>>();
     let want_ids = ids(&mut g
@@ -156,7 +158,11 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
         fleet(&g, "rotate", &["--expiring-within", "30d", "--out-dir", &out_dir, "--concurrency", "4", "-o", "json"]);
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["selected"], expiring_apps.len() as u64);
     assert_eq!(v["rotated"], expiring_apps.len() as u64);
+    assert_eq!(v["failed"], 0);
+    // Every other application of the tenant is reported left alone, with its reason.
+    assert_eq!(v["skipped"], before["summary"]["applications"].as_u64().unwrap() - expiring_apps.len() as u64);
     let after = json_of(&fleet(&g, "audit", &["-o", "json", "--expiring-within", "30d"]));
     let left: Vec<&Value> =
         after["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] == "certificate").collect();

@@ -75,8 +75,10 @@ fn readme_examples_run_in_order_against_the_emulator() {
                 // base URL and the tenant the README calls http://127.0.0.1:PORT and TENANT.
                 emulators += 1;
                 let args = trimmed.trim_end_matches('&').trim_end();
+                // The previous emulator's output removed first: the wait below must not read it.
                 script.push_str(&format!(
-                    "{args} -o json > .emulator.out 2> .emulator.log &\n\
+                    "rm -f .emulator.out\n\
+                     {args} -o json > .emulator.out 2> .emulator.log &\n\
                      README_PIDS=\"$README_PIDS $!\"\n\
                      n=0; until grep -q baseUrl .emulator.out 2>/dev/null; do n=$((n+1)); [ $n -lt 300 ]; sleep 0.1; done\n\
                      README_BASE=$(sed -n 's/.*\"baseUrl\": *\"\\([^\"]*\\)\".*/\\1/p' .emulator.out)\n\
@@ -93,7 +95,8 @@ fn readme_examples_run_in_order_against_the_emulator() {
             script.push('\n');
         }
     }
-    assert!(ran >= 3 && emulators == 1, "ran {ran} blocks with {emulators} emulators");
+    // The second emulator serves the tenant `fleet` works on; the commands after it use it.
+    assert!(ran >= 3 && emulators == 2, "ran {ran} blocks with {emulators} emulators");
     let mut c = Command::new("sh");
     c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
     c.env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()));

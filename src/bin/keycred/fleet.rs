@@ -1,7 +1,7 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
-use super::output::out_line;
+use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
@@ -293,19 +293,50 @@ fn table_line(cols: [&str; 9]) -> String {
 }
 
 fn table_row(r: &Row) -> String {
+    // Escaped before padding (and cutting the name), so that an escape cannot push the columns
+    // after it; `out_line` then finds nothing more to escape.
+    let cell = |v: Option<&str>, none: &str| printable(v.unwrap_or(none)).into_owned();
     let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-    let name: String = r.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
+    let name: String = cell(r.display_name.as_deref(), "-").chars().take(24).collect();
     table_line([
-        &r.app_id,
+        &cell(Some(&r.app_id), ""),
         r.kind.name(),
         r.status.name(),
         &days,
-        r.end.as_deref().unwrap_or("-"),
-        r.thumbprint.as_deref().unwrap_or("-"),
-        r.key_id.as_deref().unwrap_or("-"),
+        &cell(r.end.as_deref(), "-"),
+        &cell(r.thumbprint.as_deref(), "-"),
+        &cell(r.key_id.as_deref(), "-"),
         &name,
-        r.reason.as_deref().unwrap_or(""),
+        &cell(r.reason.as_deref(), ""),
     ])
+}
+
+/// A free-text CSV cell (a display name, anyone who owns the app sets it): control characters
+/// escaped as in the text output, and a leading `=`, `+`, `-` or `@`, which spreadsheets take
+/// for a formula, neutralised the OWASP way with a leading `'`.
+fn csv_text(s: &str) -> String {
+    let s = printable(s);
+    if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.into_owned()
+    }
+}
+
+/// `r` for a spreadsheet: every text escaped, free text also kept from being a formula; ids,
+/// thumbprints, dates and numbers as they are (a `-` there is data, not a formula).
+fn csv_row(r: &Row) -> Row {
+    let esc = |v: &Option<String>| v.as_deref().map(|s| printable(s).into_owned());
+    Row {
+        app_id: printable(&r.app_id).into_owned(),
+        display_name: r.display_name.as_deref().map(csv_text),
+        key_id: esc(&r.key_id),
+        thumbprint: esc(&r.thumbprint),
+        start: esc(&r.start),
+        end: esc(&r.end),
+        reason: r.reason.as_deref().map(csv_text),
+        ..r.clone()
+    }
 }
 
 /// Writes to stdout; a closed pipe ends the process quietly, as [`out_line`] does.
@@ -346,11 +377,12 @@ fn run_audit(
             }
             OutputFormat::Json => {
                 let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
+                let row = json_safe(&row);
                 write_stdout(format!("{}{row}", if first { "{\n\"credentials\": [\n" } else { ",\n" }).as_bytes());
             }
             OutputFormat::Csv => {
                 let mut w = csv::WriterBuilder::new().has_headers(first).from_writer(Vec::new());
-                w.serialize(r).map_err(|e| Error::internal(format!("CSV: {e}")))?;
+                w.serialize(csv_row(r)).map_err(|e| Error::internal(format!("CSV: {e}")))?;
                 write_stdout(&w.into_inner().map_err(|e| Error::internal(format!("CSV: {e}")))?);
             }
         }
@@ -472,13 +504,20 @@ fn run_rotate(
     if ctx.json() {
         ctx.print_json(&summary);
     } else {
-        for o in &summary.apps {
+        // The applications acted on first, then those left alone, each with its reason.
+        let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
+            summary.apps.iter().partition(|o| o.result == Result_::Skipped);
+        for o in acted.into_iter().chain(skipped) {
             let what = match o.result {
                 Result_::Rotated => "rotated",
                 Result_::AlreadyRotated => "already rotated",
                 Result_::Planned => "would rotate",
                 Result_::Interrupted => "interrupted",
                 Result_::Failed => "FAILED",
+                Result_::Skipped => {
+                    out_line(&format!("{}  {:<15}  {}", o.app_id, "skipped", o.reason.as_deref().unwrap_or("")));
+                    continue;
+                }
             };
             let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
             let mut line =
@@ -489,13 +528,14 @@ fn run_rotate(
             out_line(&line);
         }
         out_line(&format!(
-            "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} throttled waits",
+            "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} skipped; {} throttled waits",
             summary.selected,
             summary.rotated,
             summary.already_rotated,
             summary.planned,
             summary.failed,
             if summary.interrupted { ", interrupted" } else { "" },
+            summary.skipped,
             summary.throttled
         ));
         if let Some(j) = &summary.journal {

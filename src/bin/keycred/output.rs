@@ -126,7 +126,7 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// serde_json output with DEL and the C1 controls (which it leaves raw, and which some terminals
 /// obey) written as `\u00XX` escapes; they only occur inside strings, so the JSON stays the same.
-fn json_safe(s: &str) -> std::borrow::Cow<'_, str> {
+pub fn json_safe(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | ' ')) {
         return std::borrow::Cow::Borrowed(s);
     }
