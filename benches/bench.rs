@@ -7,9 +7,18 @@
 //!   driven over loopback by a load generator on its own runtime at 1, 8 and 64 concurrent
 //!   clients, v1 and v2, with valid pre-signed assertions: requests/s, p50/p99 latency, errors;
 //! - the same at 8 clients (v2) with a generated tenant of 10,000 applications loaded beside the
-//!   bench app (2,000 with `--quick`): the per-request cost must not grow with the tenant;
+//!   bench app (2,000 with `--quick`), against the bench app alone: the per-request cost must not
+//!   grow with the tenant (target: rate with N apps ≥ x0.90 of the rate with 1 app). Both
+//!   emulators run at once and are measured in interleaved rounds (5 rounds of 3 s a side;
+//!   `--quick` 3 of 1 s), each round alternating the sides in 15 slices a side (A B B A A B ...,
+//!   20 ms of warm-up per slice not counted), so that the shared machine's changing load falls on
+//!   both sides; printed:
+//!   each side's median [min..max], the ratio of medians with the per-round ratios' min..max, and
+//!   a verdict: `met` when every round's ratio meets the target, `missed` when none does,
+//!   `unresolved` when the rounds straddle it (the noise is larger than the margin);
 //! - `--keygen N`: seconds to generate N RSA-2048 certificates on 8 threads, the floor of a
-//!   fleet rotation of N applications (`cargo xtask bench` prints the two side by side).
+//!   fleet rotation of N applications (`cargo xtask bench` runs this binary directly, in rounds
+//!   alternating with `fleet rotate`, and prints the two side by side).
 //!
 //! Benchmarks, not tests: they print figures and fail only when a request fails.
 
@@ -38,9 +47,10 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 1.0 } else { 3.0 };
     let tenant_n = if quick { 2_000 } else { 10_000 };
+    let rounds = if quick { 3 } else { 5 };
     // `--tenant-only` (`cargo xtask bench --fleet`): only the token rate as the tenant grows.
     if args.iter().any(|a| a == "--tenant-only") {
-        if let Err(e) = tenant_scale_bench(&credential(), secs, tenant_n) {
+        if let Err(e) = tenant_scale_bench(&credential(), secs, tenant_n, rounds) {
             eprintln!("bench: {e}");
             std::process::exit(1);
         }
@@ -59,7 +69,7 @@ fn main() {
     }
     println!();
 
-    match emulator_bench(&cred, secs).and_then(|()| tenant_scale_bench(&cred, secs, tenant_n)) {
+    match emulator_bench(&cred, secs).and_then(|()| tenant_scale_bench(&cred, secs, tenant_n, rounds)) {
         Ok(()) => {}
         Err(e) => {
             eprintln!("bench: {e}");
@@ -86,9 +96,12 @@ fn keygen_seconds(n: usize) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// The v2 token rate at 8 clients with only the bench app loaded, then with `n` generated
-/// applications beside it: the emulator must not slow down per request as the tenant grows.
-fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize) -> Result<(), String> {
+/// The v2 token rate at 8 clients with only the bench app loaded (A) and with `n` generated
+/// applications beside it (B): the emulator must not slow down per request as the tenant grows.
+/// Both emulators run side by side and are measured in rounds, each round alternating the two
+/// in short slices (ABBA), so that a change of the shared machine's load falls on both sides;
+/// each round gives its own ratio B/A, and the verdict holds only when every round's ratio does.
+fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize, rounds: usize) -> Result<(), String> {
     let dir = Dir(std::env::temp_dir().join(format!("keycred-bench-tenant-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
     let own = bench_manifest(&dir.0, cred)?;
@@ -99,7 +112,7 @@ fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize) -> Result<()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let mut rates = Vec::new();
+    let mut sides = Vec::new();
     for apps_dir in [None, Some(generated)] {
         let mut cfg = EmulatorConfig::new(vec![own.clone()]);
         cfg.apps_dir = apps_dir;
@@ -108,22 +121,96 @@ fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize) -> Result<()
         cfg.log = false;
         let emu = start_blocking(cfg).map_err(|e| format!("cannot start the emulator: {e}"))?;
         let url = emu.token_endpoint(EndpointVersion::V2);
-        let r = rt.block_on(load(&url, Arc::new(bodies(cred, &url, EndpointVersion::V2)), 8, secs));
-        if let Some(e) = r.first_error {
-            return Err(format!("token request failed: {e}"));
+        let bodies = Arc::new(bodies(cred, &url, EndpointVersion::V2));
+        sides.push((emu, url, bodies));
+    }
+    // Each round gives each side `secs` of load in SLICES short slices, alternating ABBA within
+    // the round (A B B A A B ...; the next round starts with B), so that the two sides of one
+    // round see the same load of the machine to within a fraction of a second.
+    const SLICES: usize = 15;
+    let slice = secs / SLICES as f64;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let mut done = [0.0f64; 2];
+        for k in 0..2 * SLICES {
+            // ABBA: the side is the parity of ceil(k / 2), shifted by the round.
+            let i = (k.div_ceil(2) + r) % 2;
+            let (_, url, bodies) = &sides[i];
+            let res = rt.block_on(load(url, bodies.clone(), 8, slice, Duration::from_millis(20)));
+            if let Some(e) = res.first_error {
+                return Err(format!("token request failed: {e}"));
+            }
+            done[i] += res.rps * slice;
         }
-        rates.push(r.rps);
+        a.push(done[0] / secs);
+        b.push(done[1] / secs);
+    }
+    for (emu, _, _) in sides {
         emu.shutdown();
     }
     println!();
     println!(
-        "{:<44} {:>10.0} {:>10.0}   x{:.2}",
-        format!("v2 token, 8 clients, 1 app vs {n} apps (req/s)"),
-        rates[0],
-        rates[1],
-        rates[1] / rates[0]
+        "{:<48} {:>24} {:>24} {:>24} {:>9}  verdict",
+        format!("tenant scale, in-process ({rounds} rounds of {secs} s)"),
+        "with N apps [min..max]",
+        "1 app [min..max]",
+        "ratio [rounds min..max]",
+        "target"
+    );
+    let p = Pair::new(b, a);
+    println!(
+        "{:<48} {:>24} {:>24} {:>24} {:>9}  {}",
+        format!("v2 token, 8 clients, N = {n} apps (req/s)"),
+        p.side(0, 0, ""),
+        p.side(1, 0, ""),
+        p.ratio(),
+        "≥ x0.90",
+        p.verdict_at_least(0.90)
     );
     Ok(())
+}
+
+/// Two sides measured in the same rounds: `ours[r]` and `reference[r]` are round r's figures.
+struct Pair {
+    sides: [Vec<f64>; 2],
+    ratios: Vec<f64>,
+}
+
+impl Pair {
+    fn new(ours: Vec<f64>, reference: Vec<f64>) -> Pair {
+        let ratios = ours.iter().zip(&reference).map(|(o, r)| o / r).collect();
+        Pair { sides: [ours, reference], ratios }
+    }
+    /// "median [min..max]" of one side.
+    fn side(&self, i: usize, digits: usize, unit: &str) -> String {
+        let (med, lo, hi) = spread(&self.sides[i]);
+        format!("{med:.digits$}{unit} [{lo:.digits$}..{hi:.digits$}]")
+    }
+    /// "xM [lo..hi]": the ratio of the medians, and the range of the per-round ratios.
+    fn ratio(&self) -> String {
+        let (_, lo, hi) = spread(&self.ratios);
+        format!("x{:.2} [{lo:.2}..{hi:.2}]", spread(&self.sides[0]).0 / spread(&self.sides[1]).0)
+    }
+    /// Target "ratio ≥ t": met when every round's ratio is, missed when none is.
+    fn verdict_at_least(&self, t: f64) -> &'static str {
+        let (_, lo, hi) = spread(&self.ratios);
+        if lo >= t {
+            "met"
+        } else if hi < t {
+            "missed"
+        } else {
+            "unresolved"
+        }
+    }
+}
+
+/// (median, min, max).
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = s.len();
+    let med = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+    (med, s[0], s[n - 1])
 }
 
 fn credential() -> LoadedCredential {
@@ -191,7 +278,7 @@ fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
         let url = emu.token_endpoint(version);
         let bodies: Arc<Vec<String>> = Arc::new(bodies(cred, &url, version));
         for clients in [1usize, 8, 64] {
-            let r = rt.block_on(load(&url, bodies.clone(), clients, secs));
+            let r = rt.block_on(load(&url, bodies.clone(), clients, secs, Duration::from_millis(200)));
             let name =
                 format!("{} token, {clients} client{}", version_name(version), if clients == 1 { "" } else { "s" });
             println!("{name:<44} {:>10.0} {:>9.2} {:>9.2} {:>7}", r.rps, r.p50_ms, r.p99_ms, r.errors);
@@ -268,9 +355,8 @@ struct LoadResult {
 }
 
 /// `clients` tasks, each with its own keep-alive connection, post token requests back to back
-/// for `secs` seconds (after a short warm-up that is not counted).
-async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, secs: f64) -> LoadResult {
-    let warmup = Duration::from_millis(200);
+/// for `secs` seconds (after a `warmup` that is not counted).
+async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, secs: f64, warmup: Duration) -> LoadResult {
     let start = Instant::now() + warmup;
     let end = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
