@@ -339,6 +339,40 @@ async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
 }
 
 #[tokio::test]
+async fn the_older_admin_consent_endpoint_works_at_common() {
+    // The consent document's own example: `/common/adminconsent?client_id=...`. The administrator
+    // signs in and the tenant is theirs: the redirect names the emulator's tenant id.
+    let t = tenant_with(|_| {}).await;
+    let v2 = t.emu.admin_consent_endpoint();
+    let legacy = v2.replace(&format!("/{TENANT}/v2.0/adminconsent"), "/common/adminconsent");
+    assert!(legacy.ends_with("/common/adminconsent"), "{legacy}");
+    let (s, p, body) = get(&format!("{legacy}?client_id={APP_ID}&redirect_uri={}&state=abc", q(REPLY))).await;
+    assert_eq!(s, 302, "{body}");
+    assert_eq!(p["tenant"], TENANT);
+    assert_eq!(p["admin_consent"], "True");
+    assert_eq!(p["state"], "abc");
+    assert!(p["_location"].starts_with(REPLY), "{p:?}");
+    // Consent happened: the app's application permission is in its tokens now.
+    let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
+    let (s, b) = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(token_claims(&b)["roles"], json!(["ActivityFeed.Read"]));
+    // The v2 endpoint at common is still refused, on the emulator's page.
+    let (s, p, body) = get(&format!(
+        "{}?client_id={APP_ID}&redirect_uri={}&scope={}",
+        v2.replace(&format!("/{TENANT}/"), "/common/"),
+        q(REPLY),
+        q("https://manage.office.com/.default")
+    ))
+    .await;
+    assert_eq!((s, p.len()), (400, 0), "shown, not redirected: {body}");
+}
+
+#[tokio::test]
 async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_redirects() {
     let t = tenant_with(|c| c.auto_consent = false).await;
     let base = t.emu.authorize_endpoint(EndpointVersion::V2);
