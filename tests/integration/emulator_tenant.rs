@@ -373,6 +373,34 @@ async fn the_older_admin_consent_endpoint_works_at_common() {
 }
 
 #[tokio::test]
+async fn grants_the_emulator_does_not_serve_get_70003_naming_those_it_serves() {
+    let t = tenant_with(|_| {}).await;
+    let got = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "password"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("username", "someone@example.com"),
+            ("password", "x"),
+        ],
+    )
+    .await;
+    let d = assert_entra_error(&got, 400, "unsupported_grant_type", 70003);
+    // Entra's own text first, then the emulator's note, named as the emulator's.
+    assert!(d.starts_with("AADSTS70003: The app requested an unsupported grant type 'password'. "), "{d}");
+    let first = d.lines().next().unwrap();
+    assert!(first.contains("keycred's emulator serves only"), "{first}");
+    for g in
+        ["client_credentials", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    {
+        assert!(first.contains(g), "{g} named: {first}");
+    }
+    assert!(first.contains("on-behalf-of"), "{first}");
+}
+
+#[tokio::test]
 async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_redirects() {
     let t = tenant_with(|c| c.auto_consent = false).await;
     let base = t.emu.authorize_endpoint(EndpointVersion::V2);
