@@ -308,6 +308,77 @@ async fn office_365_management_setup_runs_end_to_end() {
 }
 
 #[tokio::test]
+async fn a_code_for_a_resource_with_only_application_permissions_and_its_refreshes_agree() {
+    // The Office 365 Management API setup: the app's permissions on manage.office.com are all
+    // application roles. The code exchange issues a user token with no delegated scope: no
+    // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
+    let t = tenant_with(|_| {}).await;
+    let base = t.emu.base_url();
+    let url = format!(
+        "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
+        q("https://manage.office.com"),
+        q(REPLY)
+    );
+    let (s, p, body) = get(&url).await;
+    assert_eq!(s, 302, "{body}");
+    let code = p["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", APP_ID),
+        ("code", code.as_str()),
+        ("redirect_uri", REPLY),
+        ("resource", "https://manage.office.com"),
+        ("client_secret", SECRET),
+    ];
+    let (s, b) = post(&format!("{base}/common/oauth2/token"), &form).await;
+    assert_eq!(s, 200, "{b}");
+    let at = claims_of(&b["access_token"]);
+    assert!(at.get("scp").is_none(), "no delegated permission, no scp claim: {at:?}");
+    assert_eq!(at["upn"], t.emu.users()[0].upn.as_str(), "a user token still");
+    let rt = b["refresh_token"].as_str().unwrap().to_string();
+    let v1 = post(
+        &t.emu.token_endpoint(EndpointVersion::V1),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+            ("resource", "https://manage.office.com"),
+        ],
+    )
+    .await;
+    assert_eq!(v1.0, 200, "v1 refresh behaves like the code exchange: {}", v1.1);
+    let c = claims_of(&v1.1["access_token"]);
+    assert!(c.get("scp").is_none(), "{c:?}");
+    assert_eq!(c["aud"], "https://manage.office.com");
+    let v2 = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(v2.0, 200, "{}", v2.1);
+    assert!(claims_of(&v2.1["access_token"]).get("scp").is_none());
+    // A resource the code was not for, with nothing consented on it, is still 65001.
+    let other = post(
+        &t.emu.token_endpoint(EndpointVersion::V1),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+            ("resource", "https://api.security.microsoft.com"),
+        ],
+    )
+    .await;
+    assert_entra_error(&other, 400, "invalid_grant", 65001);
+}
+
+#[tokio::test]
 async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
     let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
     let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
