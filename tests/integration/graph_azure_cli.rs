@@ -369,6 +369,28 @@ async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
     assert_eq!(m["keyCredentials"][1]["key"], new.cert.value_b64());
 }
 
+/// Point 6: Graph fills customKeyIdentifier only when it is missing; one the caller supplies
+/// (Binary, so base64 in JSON) is kept as given.
+#[tokio::test]
+async fn add_key_keeps_a_supplied_custom_key_identifier() {
+    use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH};
+    let f = az_fixture().await;
+    let token = token_for(&f, GRAPH).await;
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let new = credential("added with an identifier");
+    let cki = "cm90YXRpb24tMjAyNi0xMg==";
+    let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64(),
+                                        "customKeyIdentifier": cki, "displayName": "rotation 2026-12"},
+                      "passwordCredential": null,
+                      "proof": proof_of_possession(&f.cred, OBJECT_ID, PROOF_AUD_AAD_GRAPH).unwrap().expose()});
+    let (s, _, b) = call(Method::POST, &url, Some(&token), Some(&body)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["customKeyIdentifier"], cki);
+    assert_eq!(b["displayName"], "rotation 2026-12");
+    let m: Value = serde_json::from_slice(&std::fs::read(&f.manifest).unwrap()).unwrap();
+    assert_eq!(m["keyCredentials"][1]["customKeyIdentifier"], cki);
+}
+
 /// Point 7: every route the emulator does not serve answers Graph's JSON error, never an empty
 /// body; under /v1.0 the token is checked first.
 #[tokio::test]
