@@ -408,7 +408,7 @@ async fn graph_shaped_errors_everywhere() {
             Some(&token),
             400,
             "BadRequest",
-            Some("Resource not found for the segment 'me'."),
+            Some("/me request is only valid with delegated authentication flow."),
         ),
         (
             Method::GET,
@@ -422,8 +422,8 @@ async fn graph_shaped_errors_everywhere() {
             Method::GET,
             format!("{base}/v1.0/applications/{OBJECT_ID}/owners"),
             Some(&token),
-            405,
-            "Request_BadRequest",
+            501,
+            "NotImplemented",
             None,
         ),
         (
@@ -434,13 +434,27 @@ async fn graph_shaped_errors_everywhere() {
             "BadRequest",
             None,
         ),
+        (Method::DELETE, format!("{base}/v1.0/applications/{OBJECT_ID}"), Some(&token), 501, "NotImplemented", None),
+        (Method::POST, format!("{base}/v1.0/applications"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/users"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/organization"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/users"), None, 401, "InvalidAuthenticationToken", None),
+        // What Graph itself does not have keeps Graph's answers.
         (
-            Method::DELETE,
+            Method::GET,
+            format!("{base}/v1.0/nosuchset"),
+            Some(&token),
+            400,
+            "BadRequest",
+            Some("Resource not found for the segment 'nosuchset'."),
+        ),
+        (
+            Method::PUT,
             format!("{base}/v1.0/applications/{OBJECT_ID}"),
             Some(&token),
             405,
             "Request_BadRequest",
-            None,
+            Some("Specified HTTP method is not allowed for the request target."),
         ),
         (
             Method::GET,
@@ -463,6 +477,11 @@ async fn graph_shaped_errors_everywhere() {
         );
         if let Some(m) = message {
             assert_eq!(b["error"]["message"], m);
+        }
+        if status == 501 {
+            let m = b["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with(&format!("keycred's emulator does not serve {method} ")), "{m}");
+            assert!(m.contains("Microsoft Graph does"), "{m}");
         }
     }
     // The client's own client-request-id comes back in the error and the headers.
