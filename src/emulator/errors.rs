@@ -249,6 +249,16 @@ impl Refusal {
             "JWT token is invalid or malformed. The assertion is not a token issued by this tenant.",
         )
     }
+    /// 50013: an incoming user token whose signature does not verify with the tenant's key, as
+    /// Entra answers on-behalf-of calls (its text goes on with the key's thumbprint and dates).
+    pub fn obo_bad_signature() -> Self {
+        Self::new(
+            "invalid_grant",
+            50013,
+            "Assertion failed signature validation. [Reason - The provided signature value did not match the \
+             expected signature value.]",
+        )
+    }
     /// 65001: no consent for the downstream API.
     pub fn consent_required(client_id: &str, name: &str) -> Self {
         Self::new(

@@ -719,7 +719,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     let d = dangerous::decode(assertion).map_err(|_| Refusal::obo_bad_assertion())?;
     let public = st.signing_cert.rsa_public_key().unwrap_or_default();
     if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, public) {
-        return Err(Refusal::obo_bad_assertion());
+        return Err(Refusal::obo_bad_signature());
     }
     if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(&st.tenant)) {
         return Err(Refusal::obo_bad_assertion());

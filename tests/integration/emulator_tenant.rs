@@ -539,6 +539,28 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
     assert!(p["error_description"].starts_with("AADSTS650053:"), "{p:?}");
 }
 
+#[tokio::test]
+async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_without_the_tenant() {
+    let t = tenant_with(|c| c.auto_consent = false).await;
+    let url = t.emu.admin_consent_endpoint();
+    let scope = "https://manage.office.com/.default";
+    let (s, _, html) =
+        get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1", q(REPLY), q(scope))).await;
+    assert_eq!(s, 200, "the consent page: {html}");
+    let form =
+        [("client_id", APP_ID), ("redirect_uri", REPLY), ("scope", scope), ("state", "s1"), ("decision", "cancel")];
+    let r = no_redirects().post(&url).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(REPLY), "{loc}");
+    let p: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(p["error"], "access_denied");
+    assert!(p["error_description"].starts_with("AADSTS65004: User declined to consent to access the app."), "{p:?}");
+    assert_eq!(p["state"], "s1");
+    assert!(!p.contains_key("tenant"), "no tenant on refusal: {p:?}");
+    assert!(!p.contains_key("admin_consent"), "{p:?}");
+}
+
 /// A user token for the web API, as its client (`CLIENT2`) gets it.
 async fn user_token_for_mid(t: &Tenant) -> String {
     let code = code_for(&t.emu, CLIENT2, &format!("{MID_URI}/access_as_user openid"), "").await;
@@ -615,12 +637,23 @@ async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
     let got = obo(&t, APP_ID, &incoming, "https://api.security.microsoft.com/.default").await;
     assert_entra_error(&got, 400, "invalid_grant", 65001);
     assert_eq!(got.1["suberror"], "consent_required");
-    // Not a token of this tenant (a forged signature): refused.
-    let mut forged = incoming.clone();
-    forged.pop();
-    forged.push(if incoming.ends_with('A') { 'B' } else { 'A' });
-    let (s, _) = obo(&t, APP_ID, &forged, "https://graph.microsoft.com/.default").await;
-    assert_eq!(s, 400);
+    // Not a token of this tenant: a forged signature (a character in its middle changed, so
+    // that it still decodes; the last one may only carry padding bits).
+    let sig_start = incoming.rfind('.').unwrap() + 1;
+    let mid = sig_start + (incoming.len() - sig_start) / 2;
+    let mut forged = incoming.clone().into_bytes();
+    forged[mid] = if forged[mid] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    // Entra answers a user assertion whose signature does not verify with 50013 (observed in
+    // on-behalf-of calls: "Assertion failed signature validation. [Reason - The provided
+    // signature value did not match the expected signature value., ...]").
+    let d = assert_entra_error(
+        &obo(&t, APP_ID, &forged, "https://graph.microsoft.com/.default").await,
+        400,
+        "invalid_grant",
+        50013,
+    );
+    assert!(d.starts_with("AADSTS50013: Assertion failed signature validation."), "{d}");
 }
 
 #[tokio::test]

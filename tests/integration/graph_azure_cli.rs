@@ -315,11 +315,27 @@ async fn passwords_are_added_once_and_removed() {
     assert_eq!(token_claims(&b)["appidacr"], "1", "authenticated by secret");
     let (s, b) = secret_token(&f.v2(), &format!("{secret}x")).await;
     assert_entra_error(&(s, b), 401, "invalid_client", 7000215);
-    // A restarted emulator on the same manifest still accepts it.
-    let again =
-        start(emulator_config(vec![f.manifest.clone()], vec![(API.into(), vec!["Data.Read".into()])])).await.unwrap();
+    // A restarted emulator on the same manifest still accepts it, for that app only: another
+    // app of the tenant presenting it gets 7000215.
+    let other_id = "5a1e0c3b-7d2f-4e8a-9b6c-1f2e3d4c5b6a";
+    let other = f.dir.path("other.json");
+    std::fs::write(
+        &other,
+        serde_json::to_string(&json!({"appId": other_id, "displayName": "Another app", "keyCredentials": []})).unwrap(),
+    )
+    .unwrap();
+    let again = start(emulator_config(vec![f.manifest.clone(), other], vec![(API.into(), vec!["Data.Read".into()])]))
+        .await
+        .unwrap();
     let v2 = again.token_endpoint(EndpointVersion::V2);
     assert_eq!(secret_token(&v2, &secret).await.0, 200);
+    let scope = format!("{API}/.default");
+    let foreign = post(
+        &v2,
+        &[("grant_type", "client_credentials"), ("client_id", other_id), ("scope", &scope), ("client_secret", &secret)],
+    )
+    .await;
+    assert_entra_error(&foreign, 401, "invalid_client", 7000215);
     let (s, _, b) = call(
         Method::POST,
         &format!("{base}/v1.0/applications/{OBJECT_ID}/removePassword"),
