@@ -924,3 +924,74 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM stops it cleanly");
 }
+
+/// Microsoft Threat Protection (8ee8fdad-...) is `https://api.security.microsoft.com` only: the
+/// two other names the threat-protection document requests tokens for,
+/// `https://api.securitycenter.windows.com` and `.../windowsatpservice`, belong to
+/// WindowsDefenderATP (fc780465-...), as Microsoft's documents say and `templates/resources.json`
+/// has it. An app consented only to Threat Protection's roles gets tokens without `roles` for
+/// those two; consent to WindowsDefenderATP's roles puts them there.
+#[tokio::test]
+async fn threat_protection_roles_are_not_windows_defender_atp_roles() {
+    const MTP: &str = "8ee8fdad-f234-4243-8f3b-15c294843740";
+    const WDATP: &str = "fc780465-2017-40d4-a0c5-307022471b92";
+    const MTP_APP: &str = "0b7c5a6e-3d2f-4c1b-9a8e-7f6d5c4b3a21";
+    const WDATP_APP: &str = "1c8d6b7f-4e3a-4d2c-8b9f-8a7e6d5c4b32";
+    let dir = TempDir::new("emu-threat");
+    let write = |name: &str, app: &str, resource: &str, roles: &[&str]| {
+        let p = dir.path(name);
+        let access: Vec<Value> = roles.iter().map(|r| json!({"id": r, "type": "Role"})).collect();
+        let m = json!({"appId": app, "displayName": name,
+                       "requiredResourceAccess": [{"resourceAppId": resource, "resourceAccess": access}],
+                       "keyCredentials": []});
+        std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+        p
+    };
+    // Incident.Read.All and AdvancedHunting.Read.All; Alert.Read.All and Machine.Read.All.
+    let mtp = write(
+        "mtp.json",
+        MTP_APP,
+        MTP,
+        &["a9790345-4595-42e4-971a-ccdc79f19b7c", "7734e8e5-8dde-42fc-b5ae-6eafea078693"],
+    );
+    let wdatp = write(
+        "wdatp.json",
+        WDATP_APP,
+        WDATP,
+        &["71fe6b80-7034-4028-9ed8-0f316df9c3ff", "ea8291d3-4b9a-44b5-bc3a-6cea3026dc79"],
+    );
+    let mut cfg = emulator_config(vec![mtp, wdatp], vec![]);
+    cfg.secret = Some(SecretString::new(SECRET));
+    cfg.consented = vec![MTP_APP.into(), WDATP_APP.into()];
+    let emu = start(cfg).await.unwrap();
+    let token = |app: &'static str, resource: &'static str| {
+        let url = emu.token_endpoint(EndpointVersion::V2);
+        async move {
+            let scope = format!("{resource}/.default");
+            let (s, b) = post(
+                &url,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", app),
+                    ("client_secret", SECRET),
+                    ("scope", &scope),
+                ],
+            )
+            .await;
+            assert_eq!(s, 200, "{app} {resource}: {b}");
+            let c = token_claims(&b);
+            assert_eq!(c["aud"], resource, "v1 token, aud as requested");
+            c.get("roles").cloned()
+        }
+    };
+    let mut r = token(MTP_APP, "https://api.security.microsoft.com").await.expect("Threat Protection's roles");
+    r.as_array_mut().unwrap().sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(r, json!(["AdvancedHunting.Read.All", "Incident.Read.All"]));
+    for uri in ["https://api.securitycenter.windows.com", "https://securitycenter.onmicrosoft.com/windowsatpservice"] {
+        assert_eq!(token(MTP_APP, uri).await, None, "{uri} is WindowsDefenderATP's: no roles from Threat Protection");
+        let mut r = token(WDATP_APP, uri).await.unwrap_or_else(|| panic!("{uri}: WindowsDefenderATP's roles"));
+        r.as_array_mut().unwrap().sort_by_key(|v| v.as_str().unwrap().to_string());
+        assert_eq!(r, json!(["Alert.Read.All", "Machine.Read.All"]), "{uri}");
+    }
+    assert_eq!(token(WDATP_APP, "https://api.security.microsoft.com").await, None);
+}
