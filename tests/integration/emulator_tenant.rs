@@ -995,3 +995,39 @@ async fn threat_protection_roles_are_not_windows_defender_atp_roles() {
     }
     assert_eq!(token(WDATP_APP, "https://api.security.microsoft.com").await, None);
 }
+
+/// `/me` in the emulator's Graph: with a user's token it is a request Graph serves and the
+/// emulator does not (501 `NotImplemented`, saying so); with an app-only token, Graph's own 400.
+#[tokio::test]
+async fn graph_me_with_a_user_token_is_not_served_and_says_so() {
+    let t = tenant_with(|_| {}).await;
+    let code = code_for(&t.emu, APP_ID, "openid User.Read", "").await;
+    let (s, b) = redeem(&t.emu, APP_ID, &code, &[]).await;
+    assert_eq!(s, 200, "{b}");
+    let user_token = b["access_token"].as_str().unwrap().to_string();
+    let me = format!("{}/v1.0/me", t.emu.base_url());
+    let r = no_redirects().get(&me).bearer_auth(&user_token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "NotImplemented", "{e}");
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("keycred's emulator does not serve GET /v1.0/me;") && m.contains("Microsoft Graph does"),
+        "{m}"
+    );
+    let (s, b) = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let r = no_redirects().get(&me).bearer_auth(b["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["message"], "/me request is only valid with delegated authentication flow.");
+}
