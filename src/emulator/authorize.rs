@@ -137,7 +137,9 @@ fn error_page(e: PageError) -> Response {
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
 fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
     st.check_tenant(tenant)?;
-    if kind.is_admin_consent() && tenant.eq_ignore_ascii_case("common") {
+    // Only the v2 endpoint needs the tenant named (PROTOCOL 5b); at the older `/common/adminconsent`
+    // the administrator signs in and the tenant is theirs, as in the consent document's example.
+    if kind == Kind::AdminConsent && tenant.eq_ignore_ascii_case("common") {
         return Err(PageError {
             status: StatusCode::BAD_REQUEST,
             code: None,

@@ -249,6 +249,16 @@ impl Refusal {
             "JWT token is invalid or malformed. The assertion is not a token issued by this tenant.",
         )
     }
+    /// 50013: an incoming user token whose signature does not verify with the tenant's key, as
+    /// Entra answers on-behalf-of calls (its text goes on with the key's thumbprint and dates).
+    pub fn obo_bad_signature() -> Self {
+        Self::new(
+            "invalid_grant",
+            50013,
+            "Assertion failed signature validation. [Reason - The provided signature value did not match the \
+             expected signature value.]",
+        )
+    }
     /// 65001: no consent for the downstream API.
     pub fn consent_required(client_id: &str, name: &str) -> Self {
         Self::new(
@@ -286,9 +296,18 @@ impl Refusal {
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
     }
-    /// 70003: a grant type the emulator does not serve.
+    /// 70003: a grant type the emulator does not serve. Entra's sentence first; what follows is the
+    /// emulator's own note, named as such (Entra serves more grants than the emulator does).
     pub fn unsupported_grant_type(grant: &str) -> Self {
-        Self::new("unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant}'."))
+        Self::new(
+            "unsupported_grant_type",
+            70003,
+            format!(
+                "The app requested an unsupported grant type '{grant}'. keycred's emulator serves only \
+                 client_credentials, authorization_code, refresh_token and urn:ietf:params:oauth:grant-type:jwt-bearer \
+                 with requested_token_use=on_behalf_of (on-behalf-of); Microsoft Entra ID serves more."
+            ),
+        )
     }
     /// 1002012: client credentials with a scope that does not end in `/.default`.
     pub fn scope_not_default(scope: &str) -> Self {

@@ -319,6 +319,7 @@ fn router_with(state: Arc<AppState>, read_timeout: std::time::Duration) -> Route
         .merge(graph::routes())
         .fallback(graph::fallback)
         .method_not_allowed_fallback(graph::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), graph::unserved::layer))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))

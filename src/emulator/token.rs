@@ -339,7 +339,11 @@ fn mint(
             if !v1 {
                 c.insert("preferred_username".into(), json!(user.upn));
             }
-            c.insert("scp".into(), json!(scopes.join(" ")));
+            // No delegated permission (an app whose permissions on the resource are all
+            // application roles, consented by an administrator): no `scp` claim, never an empty one.
+            if !scopes.is_empty() {
+                c.insert("scp".into(), json!(scopes.join(" ")));
+            }
             c.insert("sub".into(), json!(pairwise_sub(user, &client.app_id)));
             if v1 {
                 c.insert("unique_name".into(), json!(user.upn));
@@ -659,6 +663,11 @@ fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), R
     let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_refresh_token)?.clone();
     let asked = match (req.version, req.field("scope"), req.field("resource")) {
         (EndpointVersion::V2, Some(s), _) => parse_user_scope(s)?,
+        // The code's own resource: what the code exchange gave (as `authorization_code` does),
+        // each scope still consented; another resource: everything consented on it.
+        (EndpointVersion::V1, _, Some(r)) if same_resource(r, &grant.resource) => {
+            Asked { resource: r.to_string(), scopes: grant.scopes.clone(), default: false, oidc: grant.oidc.clone() }
+        }
         (EndpointVersion::V1, _, Some(r)) => {
             Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() }
         }
@@ -710,7 +719,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     let d = dangerous::decode(assertion).map_err(|_| Refusal::obo_bad_assertion())?;
     let public = st.signing_cert.rsa_public_key().unwrap_or_default();
     if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, public) {
-        return Err(Refusal::obo_bad_assertion());
+        return Err(Refusal::obo_bad_signature());
     }
     if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(&st.tenant)) {
         return Err(Refusal::obo_bad_assertion());
@@ -724,7 +733,9 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     if exp + (CLOCK_SKEW as f64) < now {
         return Err(Refusal::obo_expired(&obo_time(now), &obo_time(exp)));
     }
-    if d.claim_str("scp").is_none() {
+    // An app-only token says so (`idtyp`); a user token may lack `scp` (no delegated permission).
+    let user_claims = ["upn", "preferred_username", "unique_name"].iter().any(|n| d.claim_str(n).is_some());
+    if d.claim_str("idtyp") == Some("app") || (d.claim_str("scp").is_none() && !user_claims) {
         return Err(Refusal::obo_app_only(&client.app_id));
     }
     let oid = d.claim_str("oid").unwrap_or_default();

@@ -308,6 +308,77 @@ async fn office_365_management_setup_runs_end_to_end() {
 }
 
 #[tokio::test]
+async fn a_code_for_a_resource_with_only_application_permissions_and_its_refreshes_agree() {
+    // The Office 365 Management API setup: the app's permissions on manage.office.com are all
+    // application roles. The code exchange issues a user token with no delegated scope: no
+    // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
+    let t = tenant_with(|_| {}).await;
+    let base = t.emu.base_url();
+    let url = format!(
+        "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
+        q("https://manage.office.com"),
+        q(REPLY)
+    );
+    let (s, p, body) = get(&url).await;
+    assert_eq!(s, 302, "{body}");
+    let code = p["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", APP_ID),
+        ("code", code.as_str()),
+        ("redirect_uri", REPLY),
+        ("resource", "https://manage.office.com"),
+        ("client_secret", SECRET),
+    ];
+    let (s, b) = post(&format!("{base}/common/oauth2/token"), &form).await;
+    assert_eq!(s, 200, "{b}");
+    let at = claims_of(&b["access_token"]);
+    assert!(at.get("scp").is_none(), "no delegated permission, no scp claim: {at:?}");
+    assert_eq!(at["upn"], t.emu.users()[0].upn.as_str(), "a user token still");
+    let rt = b["refresh_token"].as_str().unwrap().to_string();
+    let v1 = post(
+        &t.emu.token_endpoint(EndpointVersion::V1),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+            ("resource", "https://manage.office.com"),
+        ],
+    )
+    .await;
+    assert_eq!(v1.0, 200, "v1 refresh behaves like the code exchange: {}", v1.1);
+    let c = claims_of(&v1.1["access_token"]);
+    assert!(c.get("scp").is_none(), "{c:?}");
+    assert_eq!(c["aud"], "https://manage.office.com");
+    let v2 = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(v2.0, 200, "{}", v2.1);
+    assert!(claims_of(&v2.1["access_token"]).get("scp").is_none());
+    // A resource the code was not for, with nothing consented on it, is still 65001.
+    let other = post(
+        &t.emu.token_endpoint(EndpointVersion::V1),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("refresh_token", rt.as_str()),
+            ("resource", "https://api.security.microsoft.com"),
+        ],
+    )
+    .await;
+    assert_entra_error(&other, 400, "invalid_grant", 65001);
+}
+
+#[tokio::test]
 async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
     let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
     let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
@@ -336,6 +407,68 @@ async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
     let common = url.replace(&format!("/{TENANT}/"), "/common/");
     let (s, p, body) = get(&common).await;
     assert_eq!((s, p.len()), (400, 0), "shown, not redirected: {body}");
+}
+
+#[tokio::test]
+async fn the_older_admin_consent_endpoint_works_at_common() {
+    // The consent document's own example: `/common/adminconsent?client_id=...`. The administrator
+    // signs in and the tenant is theirs: the redirect names the emulator's tenant id.
+    let t = tenant_with(|_| {}).await;
+    let v2 = t.emu.admin_consent_endpoint();
+    let legacy = v2.replace(&format!("/{TENANT}/v2.0/adminconsent"), "/common/adminconsent");
+    assert!(legacy.ends_with("/common/adminconsent"), "{legacy}");
+    let (s, p, body) = get(&format!("{legacy}?client_id={APP_ID}&redirect_uri={}&state=abc", q(REPLY))).await;
+    assert_eq!(s, 302, "{body}");
+    assert_eq!(p["tenant"], TENANT);
+    assert_eq!(p["admin_consent"], "True");
+    assert_eq!(p["state"], "abc");
+    assert!(p["_location"].starts_with(REPLY), "{p:?}");
+    // Consent happened: the app's application permission is in its tokens now.
+    let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
+    let (s, b) = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(token_claims(&b)["roles"], json!(["ActivityFeed.Read"]));
+    // The v2 endpoint at common is still refused, on the emulator's page.
+    let (s, p, body) = get(&format!(
+        "{}?client_id={APP_ID}&redirect_uri={}&scope={}",
+        v2.replace(&format!("/{TENANT}/"), "/common/"),
+        q(REPLY),
+        q("https://manage.office.com/.default")
+    ))
+    .await;
+    assert_eq!((s, p.len()), (400, 0), "shown, not redirected: {body}");
+}
+
+#[tokio::test]
+async fn grants_the_emulator_does_not_serve_get_70003_naming_those_it_serves() {
+    let t = tenant_with(|_| {}).await;
+    let got = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "password"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("username", "someone@example.com"),
+            ("password", "x"),
+        ],
+    )
+    .await;
+    let d = assert_entra_error(&got, 400, "unsupported_grant_type", 70003);
+    // Entra's own text first, then the emulator's note, named as the emulator's.
+    assert!(d.starts_with("AADSTS70003: The app requested an unsupported grant type 'password'. "), "{d}");
+    let first = d.lines().next().unwrap();
+    assert!(first.contains("keycred's emulator serves only"), "{first}");
+    for g in
+        ["client_credentials", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    {
+        assert!(first.contains(g), "{g} named: {first}");
+    }
+    assert!(first.contains("on-behalf-of"), "{first}");
 }
 
 #[tokio::test]
@@ -404,6 +537,28 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
     let (s, p, _) = get(&authorize_v2(&t.emu, APP_ID, "User.Fly", "")).await;
     assert_eq!(s, 302);
     assert!(p["error_description"].starts_with("AADSTS650053:"), "{p:?}");
+}
+
+#[tokio::test]
+async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_without_the_tenant() {
+    let t = tenant_with(|c| c.auto_consent = false).await;
+    let url = t.emu.admin_consent_endpoint();
+    let scope = "https://manage.office.com/.default";
+    let (s, _, html) =
+        get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1", q(REPLY), q(scope))).await;
+    assert_eq!(s, 200, "the consent page: {html}");
+    let form =
+        [("client_id", APP_ID), ("redirect_uri", REPLY), ("scope", scope), ("state", "s1"), ("decision", "cancel")];
+    let r = no_redirects().post(&url).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(REPLY), "{loc}");
+    let p: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(p["error"], "access_denied");
+    assert!(p["error_description"].starts_with("AADSTS65004: User declined to consent to access the app."), "{p:?}");
+    assert_eq!(p["state"], "s1");
+    assert!(!p.contains_key("tenant"), "no tenant on refusal: {p:?}");
+    assert!(!p.contains_key("admin_consent"), "{p:?}");
 }
 
 /// A user token for the web API, as its client (`CLIENT2`) gets it.
@@ -482,12 +637,23 @@ async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
     let got = obo(&t, APP_ID, &incoming, "https://api.security.microsoft.com/.default").await;
     assert_entra_error(&got, 400, "invalid_grant", 65001);
     assert_eq!(got.1["suberror"], "consent_required");
-    // Not a token of this tenant (a forged signature): refused.
-    let mut forged = incoming.clone();
-    forged.pop();
-    forged.push(if incoming.ends_with('A') { 'B' } else { 'A' });
-    let (s, _) = obo(&t, APP_ID, &forged, "https://graph.microsoft.com/.default").await;
-    assert_eq!(s, 400);
+    // Not a token of this tenant: a forged signature (a character in its middle changed, so
+    // that it still decodes; the last one may only carry padding bits).
+    let sig_start = incoming.rfind('.').unwrap() + 1;
+    let mid = sig_start + (incoming.len() - sig_start) / 2;
+    let mut forged = incoming.clone().into_bytes();
+    forged[mid] = if forged[mid] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    // Entra answers a user assertion whose signature does not verify with 50013 (observed in
+    // on-behalf-of calls: "Assertion failed signature validation. [Reason - The provided
+    // signature value did not match the expected signature value., ...]").
+    let d = assert_entra_error(
+        &obo(&t, APP_ID, &forged, "https://graph.microsoft.com/.default").await,
+        400,
+        "invalid_grant",
+        50013,
+    );
+    assert!(d.starts_with("AADSTS50013: Assertion failed signature validation."), "{d}");
 }
 
 #[tokio::test]
@@ -757,4 +923,111 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
     // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM stops it cleanly");
+}
+
+/// Microsoft Threat Protection (8ee8fdad-...) is `https://api.security.microsoft.com` only: the
+/// two other names the threat-protection document requests tokens for,
+/// `https://api.securitycenter.windows.com` and `.../windowsatpservice`, belong to
+/// WindowsDefenderATP (fc780465-...), as Microsoft's documents say and `templates/resources.json`
+/// has it. An app consented only to Threat Protection's roles gets tokens without `roles` for
+/// those two; consent to WindowsDefenderATP's roles puts them there.
+#[tokio::test]
+async fn threat_protection_roles_are_not_windows_defender_atp_roles() {
+    const MTP: &str = "8ee8fdad-f234-4243-8f3b-15c294843740";
+    const WDATP: &str = "fc780465-2017-40d4-a0c5-307022471b92";
+    const MTP_APP: &str = "0b7c5a6e-3d2f-4c1b-9a8e-7f6d5c4b3a21";
+    const WDATP_APP: &str = "1c8d6b7f-4e3a-4d2c-8b9f-8a7e6d5c4b32";
+    let dir = TempDir::new("emu-threat");
+    let write = |name: &str, app: &str, resource: &str, roles: &[&str]| {
+        let p = dir.path(name);
+        let access: Vec<Value> = roles.iter().map(|r| json!({"id": r, "type": "Role"})).collect();
+        let m = json!({"appId": app, "displayName": name,
+                       "requiredResourceAccess": [{"resourceAppId": resource, "resourceAccess": access}],
+                       "keyCredentials": []});
+        std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+        p
+    };
+    // Incident.Read.All and AdvancedHunting.Read.All; Alert.Read.All and Machine.Read.All.
+    let mtp = write(
+        "mtp.json",
+        MTP_APP,
+        MTP,
+        &["a9790345-4595-42e4-971a-ccdc79f19b7c", "7734e8e5-8dde-42fc-b5ae-6eafea078693"],
+    );
+    let wdatp = write(
+        "wdatp.json",
+        WDATP_APP,
+        WDATP,
+        &["71fe6b80-7034-4028-9ed8-0f316df9c3ff", "ea8291d3-4b9a-44b5-bc3a-6cea3026dc79"],
+    );
+    let mut cfg = emulator_config(vec![mtp, wdatp], vec![]);
+    cfg.secret = Some(SecretString::new(SECRET));
+    cfg.consented = vec![MTP_APP.into(), WDATP_APP.into()];
+    let emu = start(cfg).await.unwrap();
+    let token = |app: &'static str, resource: &'static str| {
+        let url = emu.token_endpoint(EndpointVersion::V2);
+        async move {
+            let scope = format!("{resource}/.default");
+            let (s, b) = post(
+                &url,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", app),
+                    ("client_secret", SECRET),
+                    ("scope", &scope),
+                ],
+            )
+            .await;
+            assert_eq!(s, 200, "{app} {resource}: {b}");
+            let c = token_claims(&b);
+            assert_eq!(c["aud"], resource, "v1 token, aud as requested");
+            c.get("roles").cloned()
+        }
+    };
+    let mut r = token(MTP_APP, "https://api.security.microsoft.com").await.expect("Threat Protection's roles");
+    r.as_array_mut().unwrap().sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(r, json!(["AdvancedHunting.Read.All", "Incident.Read.All"]));
+    for uri in ["https://api.securitycenter.windows.com", "https://securitycenter.onmicrosoft.com/windowsatpservice"] {
+        assert_eq!(token(MTP_APP, uri).await, None, "{uri} is WindowsDefenderATP's: no roles from Threat Protection");
+        let mut r = token(WDATP_APP, uri).await.unwrap_or_else(|| panic!("{uri}: WindowsDefenderATP's roles"));
+        r.as_array_mut().unwrap().sort_by_key(|v| v.as_str().unwrap().to_string());
+        assert_eq!(r, json!(["Alert.Read.All", "Machine.Read.All"]), "{uri}");
+    }
+    assert_eq!(token(WDATP_APP, "https://api.security.microsoft.com").await, None);
+}
+
+/// `/me` in the emulator's Graph: with a user's token it is a request Graph serves and the
+/// emulator does not (501 `NotImplemented`, saying so); with an app-only token, Graph's own 400.
+#[tokio::test]
+async fn graph_me_with_a_user_token_is_not_served_and_says_so() {
+    let t = tenant_with(|_| {}).await;
+    let code = code_for(&t.emu, APP_ID, "openid User.Read", "").await;
+    let (s, b) = redeem(&t.emu, APP_ID, &code, &[]).await;
+    assert_eq!(s, 200, "{b}");
+    let user_token = b["access_token"].as_str().unwrap().to_string();
+    let me = format!("{}/v1.0/me", t.emu.base_url());
+    let r = no_redirects().get(&me).bearer_auth(&user_token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "NotImplemented", "{e}");
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("keycred's emulator does not serve GET /v1.0/me;") && m.contains("Microsoft Graph does"),
+        "{m}"
+    );
+    let (s, b) = post(
+        &t.emu.token_endpoint(EndpointVersion::V2),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", APP_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let r = no_redirects().get(&me).bearer_auth(b["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["message"], "/me request is only valid with delegated authentication flow.");
 }

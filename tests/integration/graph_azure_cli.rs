@@ -315,11 +315,27 @@ async fn passwords_are_added_once_and_removed() {
     assert_eq!(token_claims(&b)["appidacr"], "1", "authenticated by secret");
     let (s, b) = secret_token(&f.v2(), &format!("{secret}x")).await;
     assert_entra_error(&(s, b), 401, "invalid_client", 7000215);
-    // A restarted emulator on the same manifest still accepts it.
-    let again =
-        start(emulator_config(vec![f.manifest.clone()], vec![(API.into(), vec!["Data.Read".into()])])).await.unwrap();
+    // A restarted emulator on the same manifest still accepts it, for that app only: another
+    // app of the tenant presenting it gets 7000215.
+    let other_id = "5a1e0c3b-7d2f-4e8a-9b6c-1f2e3d4c5b6a";
+    let other = f.dir.path("other.json");
+    std::fs::write(
+        &other,
+        serde_json::to_string(&json!({"appId": other_id, "displayName": "Another app", "keyCredentials": []})).unwrap(),
+    )
+    .unwrap();
+    let again = start(emulator_config(vec![f.manifest.clone(), other], vec![(API.into(), vec!["Data.Read".into()])]))
+        .await
+        .unwrap();
     let v2 = again.token_endpoint(EndpointVersion::V2);
     assert_eq!(secret_token(&v2, &secret).await.0, 200);
+    let scope = format!("{API}/.default");
+    let foreign = post(
+        &v2,
+        &[("grant_type", "client_credentials"), ("client_id", other_id), ("scope", &scope), ("client_secret", &secret)],
+    )
+    .await;
+    assert_entra_error(&foreign, 401, "invalid_client", 7000215);
     let (s, _, b) = call(
         Method::POST,
         &format!("{base}/v1.0/applications/{OBJECT_ID}/removePassword"),
@@ -369,6 +385,28 @@ async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
     assert_eq!(m["keyCredentials"][1]["key"], new.cert.value_b64());
 }
 
+/// Point 6: Graph fills customKeyIdentifier only when it is missing; one the caller supplies
+/// (Binary, so base64 in JSON) is kept as given.
+#[tokio::test]
+async fn add_key_keeps_a_supplied_custom_key_identifier() {
+    use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH};
+    let f = az_fixture().await;
+    let token = token_for(&f, GRAPH).await;
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let new = credential("added with an identifier");
+    let cki = "cm90YXRpb24tMjAyNi0xMg==";
+    let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64(),
+                                        "customKeyIdentifier": cki, "displayName": "rotation 2026-12"},
+                      "passwordCredential": null,
+                      "proof": proof_of_possession(&f.cred, OBJECT_ID, PROOF_AUD_AAD_GRAPH).unwrap().expose()});
+    let (s, _, b) = call(Method::POST, &url, Some(&token), Some(&body)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["customKeyIdentifier"], cki);
+    assert_eq!(b["displayName"], "rotation 2026-12");
+    let m: Value = serde_json::from_slice(&std::fs::read(&f.manifest).unwrap()).unwrap();
+    assert_eq!(m["keyCredentials"][1]["customKeyIdentifier"], cki);
+}
+
 /// Point 7: every route the emulator does not serve answers Graph's JSON error, never an empty
 /// body; under /v1.0 the token is checked first.
 #[tokio::test]
@@ -386,7 +424,7 @@ async fn graph_shaped_errors_everywhere() {
             Some(&token),
             400,
             "BadRequest",
-            Some("Resource not found for the segment 'me'."),
+            Some("/me request is only valid with delegated authentication flow."),
         ),
         (
             Method::GET,
@@ -400,8 +438,8 @@ async fn graph_shaped_errors_everywhere() {
             Method::GET,
             format!("{base}/v1.0/applications/{OBJECT_ID}/owners"),
             Some(&token),
-            405,
-            "Request_BadRequest",
+            501,
+            "NotImplemented",
             None,
         ),
         (
@@ -412,13 +450,27 @@ async fn graph_shaped_errors_everywhere() {
             "BadRequest",
             None,
         ),
+        (Method::DELETE, format!("{base}/v1.0/applications/{OBJECT_ID}"), Some(&token), 501, "NotImplemented", None),
+        (Method::POST, format!("{base}/v1.0/applications"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/users"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/organization"), Some(&token), 501, "NotImplemented", None),
+        (Method::GET, format!("{base}/v1.0/users"), None, 401, "InvalidAuthenticationToken", None),
+        // What Graph itself does not have keeps Graph's answers.
         (
-            Method::DELETE,
+            Method::GET,
+            format!("{base}/v1.0/nosuchset"),
+            Some(&token),
+            400,
+            "BadRequest",
+            Some("Resource not found for the segment 'nosuchset'."),
+        ),
+        (
+            Method::PUT,
             format!("{base}/v1.0/applications/{OBJECT_ID}"),
             Some(&token),
             405,
             "Request_BadRequest",
-            None,
+            Some("Specified HTTP method is not allowed for the request target."),
         ),
         (
             Method::GET,
@@ -441,6 +493,11 @@ async fn graph_shaped_errors_everywhere() {
         );
         if let Some(m) = message {
             assert_eq!(b["error"]["message"], m);
+        }
+        if status == 501 {
+            let m = b["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with(&format!("keycred's emulator does not serve {method} ")), "{m}");
+            assert!(m.contains("Microsoft Graph does"), "{m}");
         }
     }
     // The client's own client-request-id comes back in the error and the headers.

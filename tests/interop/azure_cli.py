@@ -152,7 +152,9 @@ def main():
         t = az("account", "get-access-token")
         c = claims(t["accessToken"])
         assert c.get("appid", c.get("azp")) == app_id and c["tid"] == tenant, c
-        assert c["aud"].rstrip("/") in (base, "00000003-0000-0000-c000-000000000000"), c
+        # The cloud's Graph resource id is the emulator's base URL (with its `/`), and a Graph
+        # token for it names it as `aud`, as a national cloud's Graph tokens name its own URL.
+        assert c["aud"] == f"{base}/", c
         assert GRAPH_ROLE in c.get("roles", []), c
         print(f"ok az account get-access-token: aud {c['aud']}")
 
@@ -213,6 +215,9 @@ def main():
         az("ad", "app", "credential", "delete", "--id", app_id, "--key-id", now[0]["keyId"], "--cert")
         assert certs() == []
         must_fail("delete --key-id --cert: the certificate", token(base, tenant, app_id, second_cred), 700027)
+        # az's own calls outside the emulator (its first-run version check) went to the refusing
+        # listener: at least one proves the proxy settings were in force, so nothing left loopback.
+        assert len(proxied) >= 1, "no connection reached the refusing proxy listener: were the proxy variables used?"
         print(f"ok nothing left the loopback ({len(proxied)} connection(s) refused by the proxy listener)")
     finally:
         emu.terminate()

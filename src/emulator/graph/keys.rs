@@ -429,6 +429,18 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
         Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
     };
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
+    // Graph fills customKeyIdentifier only when it is missing; a supplied one is kept.
+    let supplied_cki = match kc.get("customKeyIdentifier") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                format!("keyCredential.customKeyIdentifier {v} is not a string."),
+            )
+        }
+    };
     let mut added = Map::new();
     let result = edit_app(&st, &app, |m| {
         let duplicate_cert = Selector::Thumbprint(cert.sha1());
@@ -446,7 +458,8 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
             ..EntryOptions::default()
         };
         let mut entry = entry_for(&cert, format, &opts)?;
-        entry.insert("customKeyIdentifier".into(), json!(filled_cki(&cert, format)));
+        let cki = supplied_cki.clone().unwrap_or_else(|| filled_cki(&cert, format));
+        entry.insert("customKeyIdentifier".into(), json!(cki));
         added = entry.clone();
         Ok(m.add_entry(entry)?)
     });

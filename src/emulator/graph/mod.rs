@@ -26,6 +26,7 @@ mod keys;
 pub(super) mod objects;
 pub(super) mod odata;
 pub(super) mod passwords;
+pub(super) mod unserved;
 
 use super::throttle::retry_after_secs;
 use super::{App, AppState, SharedState};
@@ -119,7 +120,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 /// The Graph routes alone, with Graph's answers for the rest: what a `$batch` runs its inner
 /// requests through.
 fn router(st: Arc<AppState>) -> axum::Router {
-    Router::new().merge(routes()).fallback(fallback).method_not_allowed_fallback(method_not_allowed).with_state(st)
+    Router::new()
+        .merge(routes())
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(st.clone(), unserved::layer))
+        .with_state(st)
 }
 
 /// Runs a handler on the blocking pool, in the request's `client-request-id` scope: handlers
@@ -135,14 +141,19 @@ async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
 /// Graph's `request-id` and `client-request-id` on every answer (the client's own id when it
 /// sent one), and the id kept for error bodies.
 async fn graph_headers(req: Request, next: Next) -> Response {
-    let client_id = req
-        .headers()
+    let headers = req.headers().clone();
+    with_graph_headers(&headers, next.run(req)).await
+}
+
+/// Runs `answer` in the scope of the request's `client-request-id` and adds Graph's headers.
+async fn with_graph_headers(headers: &HeaderMap, answer: impl std::future::Future<Output = Response>) -> Response {
+    let client_id = headers
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut resp = CLIENT_REQUEST_ID.scope(client_id.clone(), next.run(req)).await;
+    let mut resp = CLIENT_REQUEST_ID.scope(client_id.clone(), answer).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&client_id) {
         h.insert("client-request-id", v);
@@ -189,6 +200,8 @@ pub(super) struct Caller {
     /// The `oid` claim: the caller's service principal.
     pub object_id: String,
     pub roles: Vec<String>,
+    /// A user's (delegated) token, not an app-only one.
+    pub delegated: bool,
 }
 
 impl Caller {
@@ -274,7 +287,8 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     }
     let app_id = d.claim_str("appid").or_else(|| d.claim_str("azp")).unwrap_or("").to_string();
     let object_id = d.claim_str("oid").unwrap_or("").to_string();
-    Ok(Caller { app_id, object_id, roles: d.roles() })
+    let delegated = d.claim_str("idtyp") != Some("app");
+    Ok(Caller { app_id, object_id, roles: d.roles(), delegated })
 }
 
 /// The JSON body of a write request, read after the caller is authenticated. Graph answers a
