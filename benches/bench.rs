@@ -22,6 +22,10 @@
 //!
 //! Benchmarks, not tests: they print figures and fail only when a request fails.
 
+#[path = "support/paired.rs"]
+mod paired;
+use paired::Pair;
+
 use keycred::cert::{generate, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::emulator::{start_blocking, EmulatorConfig, EndpointVersion};
 use keycred::jwt::{self, AssertionParams};
@@ -168,49 +172,6 @@ fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize, rounds: usiz
         p.verdict_at_least(0.90)
     );
     Ok(())
-}
-
-/// Two sides measured in the same rounds: `ours[r]` and `reference[r]` are round r's figures.
-struct Pair {
-    sides: [Vec<f64>; 2],
-    ratios: Vec<f64>,
-}
-
-impl Pair {
-    fn new(ours: Vec<f64>, reference: Vec<f64>) -> Pair {
-        let ratios = ours.iter().zip(&reference).map(|(o, r)| o / r).collect();
-        Pair { sides: [ours, reference], ratios }
-    }
-    /// "median [min..max]" of one side.
-    fn side(&self, i: usize, digits: usize, unit: &str) -> String {
-        let (med, lo, hi) = spread(&self.sides[i]);
-        format!("{med:.digits$}{unit} [{lo:.digits$}..{hi:.digits$}]")
-    }
-    /// "xM [lo..hi]": the ratio of the medians, and the range of the per-round ratios.
-    fn ratio(&self) -> String {
-        let (_, lo, hi) = spread(&self.ratios);
-        format!("x{:.2} [{lo:.2}..{hi:.2}]", spread(&self.sides[0]).0 / spread(&self.sides[1]).0)
-    }
-    /// Target "ratio ≥ t": met when every round's ratio is, missed when none is.
-    fn verdict_at_least(&self, t: f64) -> &'static str {
-        let (_, lo, hi) = spread(&self.ratios);
-        if lo >= t {
-            "met"
-        } else if hi < t {
-            "missed"
-        } else {
-            "unresolved"
-        }
-    }
-}
-
-/// (median, min, max).
-fn spread(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    let n = s.len();
-    let med = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-    (med, s[0], s[n - 1])
 }
 
 fn credential() -> LoadedCredential {

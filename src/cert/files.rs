@@ -104,6 +104,19 @@ pub fn write_files(
     Ok(Files { key: s(&paths.key), cert: s(&paths.cert), bundle: s(&paths.bundle), pfx: paths.pfx.as_ref().map(s) })
 }
 
+/// Checks, before anything is written, that `dir` can be an output directory: it, or the
+/// nearest of its parents that exists, is a directory (the rest is created by
+/// [`create_private_dir`]). `flag` names the option in the message.
+pub fn check_out_dir(dir: &Path, flag: &str) -> Result<()> {
+    match dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
+        Some(existing) => {
+            Err(Error::input(format!("{flag} {}: {} is not a directory", dir.display(), existing.display()))
+                .with_hint("give a directory (it is created when missing), not a file"))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Creates `dir` and its missing parents, readable by the owner only (the key goes inside).
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     let mut b = std::fs::DirBuilder::new();

@@ -98,14 +98,7 @@ impl Options {
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
-        if let Some(existing) = self.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
-            return Err(Error::input(format!(
-                "--out-dir {}: {} is not a directory",
-                self.out_dir.display(),
-                existing.display()
-            ))
-            .with_hint("give a directory (it is created when missing), not a file"));
-        }
+        crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
                 "--days {}: the new certificates would already be within the expiring window",

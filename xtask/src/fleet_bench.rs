@@ -22,6 +22,10 @@
 //! The emulator's token rate with 10,000 applications loaded is measured in-process, in the same
 //! way, by `benches/bench.rs`.
 
+#[path = "../../benches/support/paired.rs"]
+mod paired;
+use paired::{side, spread, verdict, Pair};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -155,45 +159,17 @@ fn timed(mut c: Command) -> Result<(f64, f64), String> {
     Ok((f.next().unwrap_or(f64::NAN), f.next().unwrap_or(f64::NAN) / 1024.0))
 }
 
-/// (median, min, max).
-fn spread(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    let n = s.len();
-    let med = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-    (med, s[0], s[n - 1])
-}
-
-/// "median [min..max]" with a unit.
-fn side(v: &[f64], digits: usize, unit: &str) -> String {
-    let (med, lo, hi) = spread(v);
-    format!("{med:.digits$} [{lo:.digits$}..{hi:.digits$}] {unit}")
-}
-
-/// What a pair's per-round ratios say about a target of "ratio ≤ max".
-fn verdict_at_most(ratios: &[f64], max: f64) -> &'static str {
-    let (_, lo, hi) = spread(ratios);
-    if hi <= max {
-        "met"
-    } else if lo > max {
-        "missed"
-    } else {
-        "unresolved"
-    }
-}
-
 /// One paired row: keycred's side, the reference side (same rounds), the ratio of the medians
 /// with the per-round ratios' range, the target and the verdict.
 fn pair_row(name: &str, ours: &[f64], reference: &[f64], digits: usize, unit: &str, max: f64) {
-    let ratios: Vec<f64> = ours.iter().zip(reference).map(|(o, r)| o / r).collect();
-    let (_, lo, hi) = spread(&ratios);
-    let ratio = format!("x{:.2} [{lo:.2}..{hi:.2}]", spread(ours).0 / spread(reference).0);
+    let p = Pair::new(ours.to_vec(), reference.to_vec());
     println!(
-        "{name:<58} {:>24} {:>24} {ratio:>20} {:>8}  {}",
-        side(ours, digits, unit),
-        side(reference, digits, unit),
+        "{name:<58} {:>24} {:>24} {:>20} {:>8}  {}",
+        p.side(0, digits, unit),
+        p.side(1, digits, unit),
+        p.ratio(),
         format!("≤ x{max}"),
-        verdict_at_most(&ratios, max)
+        p.verdict_at_most(max)
     );
 }
 
@@ -201,13 +177,7 @@ fn pair_row(name: &str, ours: &[f64], reference: &[f64], digits: usize, unit: &s
 /// label says it as the issue does).
 fn single_row(name: &str, v: &[f64], digits: usize, unit: &str, max: f64, target: &str) {
     let (_, lo, hi) = spread(v);
-    let verdict = if hi < max {
-        "met"
-    } else if lo >= max {
-        "missed"
-    } else {
-        "unresolved"
-    };
+    let verdict = verdict(hi < max, lo >= max);
     println!("{name:<58} {:>24} {:>24} {:>20} {target:>8}  {verdict}", side(v, digits, unit), "", "");
 }
 
@@ -379,8 +349,9 @@ mod tests {
 
     #[test]
     fn a_verdict_needs_every_round() {
-        assert_eq!(verdict_at_most(&[1.1, 1.4, 1.2], 1.5), "met");
-        assert_eq!(verdict_at_most(&[1.1, 1.6, 1.2], 1.5), "unresolved");
-        assert_eq!(verdict_at_most(&[1.6, 1.7], 1.5), "missed");
+        let at_most = |r: &[f64], t| Pair { sides: [vec![], vec![]], ratios: r.to_vec() }.verdict_at_most(t);
+        assert_eq!(at_most(&[1.1, 1.4, 1.2], 1.5), "met");
+        assert_eq!(at_most(&[1.1, 1.6, 1.2], 1.5), "unresolved");
+        assert_eq!(at_most(&[1.6, 1.7], 1.5), "missed");
     }
 }

@@ -339,14 +339,7 @@ impl NewCertArgs {
         };
         let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
         let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
-        if let Some(existing) = a.out_dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
-            return Err(Error::input(format!(
-                "--out-dir {}: {} is not a directory",
-                a.out_dir.display(),
-                existing.display()
-            ))
-            .with_hint("give a directory (it is created when missing), not a file"));
-        }
+        keycred::cert::files::check_out_dir(&a.out_dir, "--out-dir")?;
         let pfx = match (a.pfx_legacy, a.pfx) {
             (true, _) => Some(Protection::Legacy),
             (false, true) => Some(Protection::Modern),
