@@ -467,16 +467,20 @@ impl EmulatorInfo {
     pub fn jwks_public_key(&self) -> &[u8] {
         self.signing_cert.rsa_public_key().unwrap_or_default()
     }
+    /// `{base}/{tenant}/{path}`: every endpoint URL of the emulator's tenant.
+    fn tenant_url(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base_url, self.tenant)
+    }
     /// The token endpoint of the emulator's tenant.
     pub fn token_endpoint(&self, v: EndpointVersion) -> String {
-        match v {
-            EndpointVersion::V1 => format!("{}/{}/oauth2/token", self.base_url, self.tenant),
-            EndpointVersion::V2 => format!("{}/{}/oauth2/v2.0/token", self.base_url, self.tenant),
-        }
+        self.tenant_url(match v {
+            EndpointVersion::V1 => "oauth2/token",
+            EndpointVersion::V2 => "oauth2/v2.0/token",
+        })
     }
     /// The JWKS URL.
     pub fn jwks_uri(&self) -> String {
-        format!("{}/{}/discovery/v2.0/keys", self.base_url, self.tenant)
+        self.tenant_url("discovery/v2.0/keys")
     }
     /// The tenant's domains: the initial `*.onmicrosoft.com` one first.
     pub fn domains(&self) -> &[String] {
@@ -494,16 +498,16 @@ impl EmulatorInfo {
     pub fn graph_url(&self) -> &str {
         &self.base_url
     }
-    /// The v2 authorize endpoint (`/{tenant}/oauth2/v2.0/authorize`).
+    /// The authorize endpoint (`/{tenant}/oauth2/authorize`, or `/oauth2/v2.0/authorize`).
     pub fn authorize_endpoint(&self, v: EndpointVersion) -> String {
-        match v {
-            EndpointVersion::V1 => format!("{}/{}/oauth2/authorize", self.base_url, self.tenant),
-            EndpointVersion::V2 => format!("{}/{}/oauth2/v2.0/authorize", self.base_url, self.tenant),
-        }
+        self.tenant_url(match v {
+            EndpointVersion::V1 => "oauth2/authorize",
+            EndpointVersion::V2 => "oauth2/v2.0/authorize",
+        })
     }
     /// The v2 admin-consent endpoint (`/{tenant}/v2.0/adminconsent`).
     pub fn admin_consent_endpoint(&self) -> String {
-        format!("{}/{}/v2.0/adminconsent", self.base_url, self.tenant)
+        self.tenant_url("v2.0/adminconsent")
     }
 }
 
