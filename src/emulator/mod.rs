@@ -19,6 +19,7 @@ pub mod errors;
 mod generate;
 mod graph;
 mod serve;
+mod signins;
 mod tenant;
 mod throttle;
 mod tls;
@@ -162,6 +163,8 @@ pub struct AppState {
     code_lifetime: i64,
     user_token_lifetime: Option<i64>,
     throttle: Option<throttle::Throttle>,
+    /// Each credential's latest sign-in, for Graph's credential activity report.
+    sign_ins: signins::SignIns,
 }
 
 impl AppState {
@@ -649,6 +652,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         log: cfg.log,
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
+        sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

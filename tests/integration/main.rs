@@ -21,6 +21,7 @@ mod check_cli;
 mod demo_cli;
 mod emulator_browser;
 mod emulator_cli_flows;
+mod emulator_sign_in_report;
 mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
