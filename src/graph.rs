@@ -8,6 +8,8 @@
 //!   Application.ReadWrite.*: sending only the new entry would wipe the others, so the array is
 //!   always read, extended, re-read to detect a concurrent change, and only then written.
 
+pub mod signins;
+
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
 use crate::fleet::request;

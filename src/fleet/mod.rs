@@ -7,15 +7,20 @@
 //! - [`pager`]: streams a collection page by page, so memory stays flat however large the tenant;
 //! - [`audit`]: every credential of every application (and service principal), classified;
 //! - [`journal`]: the append-only record that makes a rotation resumable after any crash;
-//! - [`rotate`]: new certificate, added by PATCH, verified with a token, then the expiring ones
-//!   removed, app by app, several at a time.
+//! - [`workers`]: the listing and worker pool every run shares;
+//! - [`rotate`] (and [`rotate_steps`]): phase 1, a new certificate added by PATCH, verified with
+//!   a token and handed over by the deploy hook, app by app, several at a time;
+//! - [`retire`]: phase 2, the older certificates removed on evidence.
 
 pub mod audit;
 pub mod journal;
 pub mod pager;
 pub mod request;
+pub mod retire;
 pub mod rotate;
+mod rotate_steps;
 pub mod throttle;
+pub mod workers;
 
 pub use request::AppId;
 
