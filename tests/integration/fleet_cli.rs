@@ -105,7 +105,8 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
             "end",
             "daysLeft",
             "status",
-            "reason"
+            "reason",
+            "lastSignIn"
         ]
     );
     let got: BTreeSet<(String, String, String)> = v["rows"]
@@ -208,10 +209,10 @@ fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
         .concat()
 }
 
-/// After a rotation: every app that had an expiring or expired certificate has exactly one new
-/// certificate, whose key is on disk, and none of its old expiring/expired ones; every other
-/// certificate is as it was.
-fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
+/// After a rotation (phase 1): every app that had an expiring or expired certificate has exactly
+/// one new certificate, whose key is on disk, and all its old ones, but for the expired ones
+/// when `remove_expired`; every other app is as it was.
+fn assert_rotated_removing(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize], remove_expired: bool) {
     for (i, (b, a)) in before.iter().zip(after).enumerate() {
         let app_id = b["appId"].as_str().unwrap();
         if !selected.contains(&i) {
@@ -229,22 +230,28 @@ fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[
         assert_eq!(on_disk.len(), 1, "app {i}: one bundle on disk");
         let cred = keycred::cert::load_credential(&on_disk[0].path(), None, None).unwrap();
         assert_eq!(&cred.cert.thumbprint(), new[0], "app {i}: the registered certificate is the one on disk");
-        // Old ones: valid ones kept, expiring/expired ones removed.
+        // Old ones: all kept (phase 1 removes nothing unless asked), but for the expired ones
+        // with --remove-expired.
         let now = dates::now();
         for e in b["keyCredentials"].as_array().unwrap() {
             let c = keycred::manifest::read_entry(0, e.as_object().unwrap());
             let t = keycred::thumbprint::hex_upper(&c.sha1().unwrap());
-            let ends_soon = c.effective_end().unwrap() - now <= time::Duration::days(30);
-            assert_eq!(ta.contains(&t), !(ends_soon && c.is_usable()), "app {i}: old certificate {t}");
+            let expired = c.effective_end().unwrap() < now;
+            assert_eq!(ta.contains(&t), !(remove_expired && expired), "app {i}: old certificate {t}");
         }
         assert!(has_valid(a), "app {i} has a valid certificate");
     }
 }
 
+/// [`assert_rotated_removing`] with nothing asked to be removed: every old certificate stays.
+fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
+    assert_rotated_removing(before, after, dir, selected, false)
+}
+
+/// The apps `--expiring-within 30d` rotates: a certificate ending within 30 days (or ended) and
+/// none lasting beyond (an app holding both is already rotated: phase 2 is for it).
 fn selected_indices(apps: &[Value]) -> Vec<usize> {
-    (0..apps.len())
-        .filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired | Mix::ValidAndExpiring))
-        .collect()
+    (0..apps.len()).filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired)).collect()
 }
 
 #[test]
@@ -298,19 +305,28 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let apps = tenant(6);
     let t = FakeTenant::start(apps.clone(), 999);
     let dir = TempDir::new("fleet-dry");
-    let out = run_fleet(
-        &[rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into(), "-o".into(), "json".into()]].concat(),
-    );
+    let dry = vec!["--dry-run".into(), "--remove-expired".into(), "-o".into(), "json".into()];
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), dry].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = stdout_json(&out);
     let selected = selected_indices(&apps);
     assert_eq!(v["planned"], selected.len() as u64);
-    // Every selected app planned with what it removes; every other one skipped, with a reason.
+    // Every selected app planned with what it removes (its expired certificates, as asked);
+    // every other one skipped, with a reason.
     assert_eq!(v["skipped"], (apps.len() - selected.len()) as u64);
     for (i, a) in apps.iter().enumerate() {
         let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == a["appId"]).unwrap();
         if selected.contains(&i) {
-            assert!(o["result"] == "planned" && !o["removed"].as_array().unwrap().is_empty(), "{o}");
+            let expired: Vec<&Value> = a["keyCredentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| dates::parse(e["endDateTime"].as_str().unwrap(), "end").unwrap() < dates::now())
+                .map(|e| &e["keyId"])
+                .collect();
+            assert_eq!(MIXES[i % MIXES.len()] == Mix::Expired, !expired.is_empty(), "app {i}");
+            assert_eq!(o["result"], "planned", "{o}");
+            assert_eq!(o["removed"].as_array().unwrap().iter().collect::<Vec<_>>(), expired, "{o}");
         } else {
             assert!(o["result"] == "skipped" && o["reason"].as_str().is_some_and(|r| !r.is_empty()), "{o}");
         }
@@ -359,7 +375,9 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     let apps = tenant(10);
     let t = FakeTenant::start(apps.clone(), 3);
     let dir = TempDir::new("fleet-kill");
-    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["--concurrency".into(), "3".into()]].concat();
+    // With removals, so that a kill can land between the add and the removal too.
+    let extra = vec!["--concurrency".into(), "3".into(), "--remove-expired".into()];
+    let args = [rotate_args(&t, &dir.0.display().to_string()), extra].concat();
     let mut rng = rand::thread_rng();
     let mut kills = 0;
     for round in 0..12 {
@@ -416,7 +434,7 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     assert!(kills >= 1, "no run was killed: the test proves nothing");
     let out = run_fleet(&[args.clone(), vec!["-o".into(), "json".into()]].concat());
     assert!(out.status.success(), "after {kills} kills: {}", String::from_utf8_lossy(&out.stderr));
-    assert_rotated(&apps, &t.apps(), &dir, &selected_indices(&apps));
+    assert_rotated_removing(&apps, &t.apps(), &dir, &selected_indices(&apps), true);
     // Every new certificate was verified: the token endpoint accepted each app's new key.
     let v = stdout_json(&out);
     assert_eq!(v["failed"], 0);
@@ -593,12 +611,17 @@ fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
     let selected = selected_indices(&apps[..5]);
     assert_eq!(v["selected"], selected.len() as u64);
     assert_eq!(v["rotated"], selected.len() as u64);
-    assert_eq!(v["skipped"], 4);
+    assert_eq!(v["skipped"], 5);
     let of = |i: usize| v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap().clone();
-    // apps 0 (valid), 3 (unusable), 5 (secrets only), 6 (nothing), each with its reason.
-    for (i, why) in
-        [(0, "none ends within 30d"), (3, "none is usable"), (5, "only client secrets"), (6, "no credential")]
-    {
+    // apps 0 (valid), 3 (unusable), 4 (a valid and an expiring one: rotated already), 5 (secrets
+    // only), 6 (nothing), each with its reason.
+    for (i, why) in [
+        (0, "none ends within 30d"),
+        (3, "none is usable"),
+        (4, "already rotated: keyId "),
+        (5, "only client secrets"),
+        (6, "no credential"),
+    ] {
         let o = of(i);
         assert_eq!(o["result"], "skipped", "app {i}: {o}");
         assert!(o["reason"].as_str().unwrap().contains(why), "app {i}: {o}");
@@ -633,6 +656,28 @@ fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
     assert!(text.contains("1 selected: 1 rotated") && text.contains("; 1 skipped;"), "{text}");
     assert_eq!(t.apps()[5], apps[5]);
     assert_eq!(thumbs(&t.apps()[0]).len(), 2, "app 0 got its new certificate and kept its valid one");
+}
+
+#[test]
+fn running_the_same_rotation_again_adds_no_second_certificate() {
+    // Phase 1 keeps the expiring certificates, so the second run finds them again: an app that
+    // already holds a certificate lasting beyond the window is left alone, not rotated twice.
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-twice");
+    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat();
+    let first = stdout_json(&run_fleet(&args));
+    assert_eq!(first["rotated"], selected_indices(&apps).len() as u64);
+    let once = t.apps();
+    let second = run_fleet(&args);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let v = stdout_json(&second);
+    assert_eq!((v["selected"].as_u64(), v["rotated"].as_u64()), (Some(0), Some(0)), "{v}");
+    assert_eq!(t.apps(), once, "nothing changed");
+    for i in selected_indices(&apps) {
+        let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap();
+        assert!(o["reason"].as_str().unwrap().starts_with("already rotated: keyId "), "{o}");
+    }
 }
 
 #[test]

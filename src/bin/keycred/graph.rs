@@ -1,18 +1,20 @@
-//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph.
+//! `keycred graph list|add|remove|rotate|retire`: an application's certificates through
+//! Microsoft Graph.
 //!
 //! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
-//! `keyCredentials` array with a Graph token, keeping every existing entry.
+//! `keyCredentials` array with a Graph token, keeping every existing entry. `rotate` is phase 1
+//! of the lifecycle (the old certificates stay), `retire` phase 2 ([`keycred::rotate`]).
 
-use super::common::plan_files;
-use super::output::{generate, out_line, print_pairs, print_rotation};
+use super::common::{plan_files, EvidenceArgs, PhaseOneArgs};
+use super::output::{deploy_outcome, out_line, print_pairs, print_retire, print_rotation, with_stages};
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
 use keycred::manifest::{ListRow, Selector};
-use keycred::rotate::{self, GraphRotation, Verify};
+use keycred::rotate::{self, GraphRetirement, GraphRotation, Verification, DEFAULT_DAYS, DEFAULT_KEY_BITS};
 use keycred::secret::{self, SecretString};
 use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
 use keycred::{dates, Error, Result};
@@ -82,13 +84,14 @@ pub enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// New certificate, added and verified, then the current one removed
+    /// Phase 1: a new certificate added beside the current one, verified and deployed; the
+    /// old ones stay unless named with --remove or --remove-expired
     Rotate {
         #[command(flatten)]
         common: Common,
-        /// Base name of the new certificate's files
+        /// Base name of the new certificate's files (default rotated-<UTC time>)
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Directory for the new files
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
@@ -96,17 +99,30 @@ pub enum Cmd {
         #[arg(long)]
         subject: Option<String>,
         /// RSA key size: 2048, 3072 or 4096
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
         key_size: u32,
         /// Validity in days
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
         days: u32,
         /// Replace existing files
         #[arg(long)]
         force: bool,
-        /// Keep the current certificate registered
+        #[command(flatten)]
+        phase_one: PhaseOneArgs,
+        /// Allow the removals to leave no currently valid certificate
         #[arg(long)]
-        keep_old: bool,
+        allow_lockout: bool,
+    },
+    /// Phase 2: the older certificates removed on evidence (the sign-in report, which the
+    /// Graph token must be allowed to read, AuditLog.Read.All; or --after, or --force)
+    Retire {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        evidence: EvidenceArgs,
+        /// Retire without evidence (the newest and the last valid certificate still stay)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -205,16 +221,17 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::Remove { common, key_id, thumbprint, force } => {
             remove(common, key_id.as_deref(), thumbprint.as_deref(), *force, ctx)?
         }
-        Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, keep_old } => {
+        Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, phase_one, allow_lockout } => {
+            let name = name.clone().unwrap_or_else(|| rotate::default_name(keycred::dates::now()));
             let new = NewCertificate {
                 subject: subject.clone().unwrap_or_else(|| format!("CN={name}")),
                 key_size: KeySize::from_bits(*key_size)?,
                 validity: Validity::Days(*days),
             };
-            let files =
-                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
-            rotate(common, new, files, *keep_old, ctx)?
+            let files = FileOptions { name, dir: out_dir.clone(), pfx: None, password: None, force: *force };
+            return rotate(common, new, files, phase_one, *allow_lockout, ctx);
         }
+        Cmd::Retire { common, evidence, force } => retire(common, evidence, *force, ctx)?,
     }
     Ok(keycred::error::exit::OK)
 }
@@ -291,29 +308,56 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
     Ok(())
 }
 
-fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bool, ctx: &Ctx) -> Result<()> {
+fn rotate(
+    common: &Common,
+    new: NewCertificate,
+    files: FileOptions,
+    phase_one: &PhaseOneArgs,
+    allow_lockout: bool,
+    ctx: &Ctx,
+) -> Result<u8> {
+    let (policy, deploy) = (phase_one.policy()?, phase_one.hook()?);
     let s = common.open()?;
     let current = s.cred.clone().ok_or_else(|| {
         Error::input("graph rotate needs the current certificate (--cert)")
-            .with_hint("it signs the proofs and is the one replaced")
+            .with_hint("it signs the proofs of possession")
     })?;
     let plan = plan_files(new, files)?;
-    let (cert, key) = generate(ctx, &plan)?;
-    // The verification's request; its credential becomes the new certificate.
-    let request = common.token_request(ClientAuth::Certificate {
-        cred: current.clone(),
-        alg: SignatureAlg::Rs256,
-        x5c: false,
-    })?;
+    let verify = Verification {
+        client: &s.tokens,
+        authority: common.tenant.authority()?,
+        tenant: common.tenant.tenant()?,
+        client_id: common.tenant.client_id()?,
+        target: Target::new(&[common.resource()?], None)?,
+    };
     let r = GraphRotation {
         graph: &s.graph,
         app: &s.app,
         current: &current,
         method: s.method,
         proof_aud: s.proof_aud,
-        keep_old,
+        policy,
+        allow_lockout,
+        verify,
+        deploy,
     };
-    let (report, written) =
-        s.rt.block_on(rotate::rotate_graph(&r, &plan, cert, key, Verify { client: &s.tokens, request }))?;
-    print_rotation(ctx, &report, &written)
+    let report = with_stages(ctx, |progress| s.rt.block_on(rotate::rotate_graph(&r, &plan, progress)))?;
+    print_rotation(ctx, &report)?;
+    deploy_outcome(report.deploy.as_ref())
+}
+
+fn retire(common: &Common, evidence: &EvidenceArgs, force: bool, ctx: &Ctx) -> Result<()> {
+    let evidence = evidence.evidence(force)?;
+    let s = common.open()?;
+    let r = GraphRetirement {
+        graph: &s.graph,
+        app: &s.app,
+        cred: s.cred.as_deref(),
+        method: s.method,
+        proof_aud: s.proof_aud,
+        evidence,
+    };
+    let report = with_stages(ctx, |progress| s.rt.block_on(rotate::retire_graph(&r, progress)))?;
+    print_retire(ctx, &report);
+    Ok(())
 }
