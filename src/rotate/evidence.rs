@@ -6,9 +6,11 @@
 //! retired. The older ones are the usable certificates that started before it (expired ones
 //! included); certificates that are not yet valid, unusable entries and secrets are left alone.
 //! An older certificate goes when there is evidence that nothing needs it any more:
-//! - [`Evidence::SignIns`]: the sign-in report shows the newest certificate signed in since it
-//!   was added, and the older one has not signed in since the newest did, nor for the quiet
-//!   period (the report lags sign-ins by hours, so a quiet period, not "unused right now");
+//! - [`Evidence::SignIns`]: the sign-in report shows the application switched to the newest
+//!   certificate (it signed in since it was added, and no older one signed in after it: while
+//!   one still does, every older certificate of the application stays), and the older one has
+//!   not signed in for the quiet period (the report lags sign-ins by hours, so a quiet period,
+//!   not "unused right now");
 //! - [`Evidence::After`]: the newest certificate started at least that long ago;
 //! - [`Evidence::Force`]: no evidence asked for.
 //!
@@ -120,10 +122,21 @@ pub fn decide(
         Ok(v) => v,
         Err(why) => return Decision { nothing: Some(why), ..Decision::default() },
     };
+    let expired = |c: &KeyCredential| c.effective_end().is_some_and(|e| e < now);
+    // Whether the application as a whole has switched to the newest certificate: while any
+    // older one is still used, none goes (but expired ones, which cannot be).
+    let switched = match evidence {
+        Evidence::SignIns { .. } => switched_over(&newest, older.iter().filter(|c| !expired(c)), sign_ins),
+        _ => Ok(None),
+    };
     let mut d = Decision { newest: Some(newest.clone()), ..Decision::default() };
     for c in older {
-        let expired = c.effective_end().is_some_and(|e| e < now);
-        match if expired { Ok(()) } else { judge(&newest, &c, evidence, sign_ins, now) } {
+        let verdict = match (&switched, expired(&c)) {
+            (_, true) => Ok(()),
+            (Err(why), false) => Err(why.clone()),
+            (Ok(new_last), false) => judge(&newest, &c, evidence, *new_last, sign_ins, now),
+        };
+        match verdict {
             Ok(()) => d.retire.push(c),
             Err(reason) => d.keep.push(Kept {
                 key_id: c.key_id.clone(),
@@ -135,61 +148,82 @@ pub fn decide(
     d
 }
 
-/// Whether the evidence allows retiring `old` beside `newest`, or why not.
-fn judge(
+fn last_of(report: &SignIns, c: &KeyCredential) -> Option<OffsetDateTime> {
+    c.key_id.as_deref().and_then(|k| report.last(k))
+}
+
+/// With sign-in evidence: the newest certificate's last sign-in, once the report shows the
+/// application switched to it (it signed in since it was added, and no older certificate
+/// after it); else why the application has not.
+fn switched_over<'a>(
     newest: &KeyCredential,
-    old: &KeyCredential,
-    evidence: &Evidence,
+    mut older: impl Iterator<Item = &'a KeyCredential>,
     sign_ins: Option<&std::result::Result<SignIns, String>>,
-    now: OffsetDateTime,
-) -> std::result::Result<(), String> {
-    let quiet_for = match evidence {
-        Evidence::Force => return Ok(()),
-        Evidence::After(grace) => {
-            let from = start_of(newest) + *grace;
-            return if now >= from {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the newest certificate ({}) started {}; the grace period allows retiring from {}",
-                    label(newest),
-                    dates::format(start_of(newest)),
-                    dates::format(from)
-                ))
-            };
-        }
-        Evidence::SignIns { quiet_for } => *quiet_for,
-    };
+) -> std::result::Result<Option<OffsetDateTime>, String> {
     let report = match sign_ins {
         Some(Ok(r)) => r,
         Some(Err(why)) => return Err(format!("no evidence: the sign-in report could not be read ({why})")),
         None => return Err("no evidence: no sign-in report was read".to_string()),
     };
-    let key = |c: &KeyCredential| c.key_id.as_deref().and_then(|k| report.last(k));
-    let Some(new_last) = key(newest).filter(|t| *t >= start_of(newest)) else {
+    let Some(new_last) = last_of(report, newest).filter(|t| *t >= start_of(newest)) else {
         return Err(format!(
             "the newest certificate ({}) has not signed in since it was added: deploy it first",
             label(newest)
         ));
     };
-    let Some(old_last) = key(old) else { return Ok(()) };
-    if old_last > new_last {
+    if let Some((c, t)) = older.find_map(|c| last_of(report, c).filter(|t| *t > new_last).map(|t| (c, t))) {
         return Err(format!(
-            "still in use: it signed in at {}, after the newest certificate's last sign-in ({})",
-            dates::format(old_last),
+            "still in use: {} signed in at {}, after the newest certificate's last sign-in ({})",
+            label(c),
+            dates::format(t),
             dates::format(new_last)
         ));
     }
-    let quiet_from = old_last + quiet_for;
-    if now < quiet_from {
-        return Err(format!(
-            "it last signed in at {}; it must be quiet for {} (until {})",
-            dates::format(old_last),
-            duration_text(quiet_for),
-            dates::format(quiet_from)
-        ));
+    Ok(Some(new_last))
+}
+
+/// Whether the evidence allows retiring `old` beside `newest` (for sign-ins, the application
+/// having switched at `new_last`), or why not.
+fn judge(
+    newest: &KeyCredential,
+    old: &KeyCredential,
+    evidence: &Evidence,
+    new_last: Option<OffsetDateTime>,
+    sign_ins: Option<&std::result::Result<SignIns, String>>,
+    now: OffsetDateTime,
+) -> std::result::Result<(), String> {
+    match evidence {
+        Evidence::Force => Ok(()),
+        Evidence::After(grace) => {
+            let from = start_of(newest) + *grace;
+            if now >= from {
+                return Ok(());
+            }
+            Err(format!(
+                "the newest certificate ({}) started {}; the grace period allows retiring from {}",
+                label(newest),
+                dates::format(start_of(newest)),
+                dates::format(from)
+            ))
+        }
+        Evidence::SignIns { quiet_for } => {
+            let report = match (sign_ins, new_last) {
+                (Some(Ok(r)), Some(_)) => r,
+                _ => return Err("no evidence: the application has not switched to the newest certificate".into()),
+            };
+            let Some(old_last) = last_of(report, old) else { return Ok(()) };
+            let quiet_from = old_last + *quiet_for;
+            if now < quiet_from {
+                return Err(format!(
+                    "it last signed in at {}; it must be quiet for {} (until {})",
+                    dates::format(old_last),
+                    duration_text(*quiet_for),
+                    dates::format(quiet_from)
+                ));
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// `d` as the flags take it: `24h`, `30d`, `90m`, `45s` (one day is `24h`, as people say it).
@@ -275,7 +309,11 @@ mod tests {
         assert!(why.contains("has not signed in since it was added: deploy it first"), "{why}");
         // Both used, the old one after the new one: something still holds it.
         let (n, why) = reason(report(&[("new", "2026-06-02T00:00:00Z"), ("old", "2026-06-09T00:00:00Z")]), &quiet);
-        assert_eq!((n, why.starts_with("still in use: it signed in at 2026-06-09T00:00:00Z")), (0, true), "{why}");
+        assert_eq!(
+            (n, why.starts_with("still in use: keyId old signed in at 2026-06-09T00:00:00Z")),
+            (0, true),
+            "{why}"
+        );
         // Switched over, but the old one was used within the quiet period.
         let (n, why) = reason(report(&[("new", "2026-06-09T12:00:00Z"), ("old", "2026-06-09T11:00:00Z")]), &quiet);
         assert_eq!(n, 0);
@@ -285,6 +323,12 @@ mod tests {
         assert_eq!(reason(report(&[("new", "2026-06-09T12:00:00Z")]), &quiet).0, 1);
         // A sign-in of the new one before its start (another credential's record) is no evidence.
         assert_eq!(reason(report(&[("new", "2026-05-01T00:00:00Z")]), &quiet).0, 0);
+        // One older certificate still used keeps every older one, however quiet the others.
+        let three = [creds[0].clone(), creds[1].clone(), cert(2, "unused", "2025-06-01", "2026-12-01")];
+        let r = report(&[("new", "2026-06-02T00:00:00Z"), ("old", "2026-06-09T00:00:00Z")]);
+        let d = decide(&three, &quiet, Some(&r), now);
+        assert_eq!((d.retire.len(), d.keep.len()), (0, 2));
+        assert!(d.keep.iter().all(|k| k.reason.starts_with("still in use: keyId old")), "{:?}", d.keep);
         // No report: kept, saying why; other evidence does not need one.
         let (n, why) = reason(Err("HTTP 403".into()), &quiet);
         assert_eq!((n, why.as_str()), (0, "no evidence: the sign-in report could not be read (HTTP 403)"));
