@@ -48,6 +48,7 @@ mod manifest_usable;
 mod readme_examples;
 mod rotation_cli;
 mod rotation_library;
+mod rotation_lifecycle;
 mod rotation_safety;
 mod tenant_refused;
 mod token_assertion;
