@@ -29,6 +29,7 @@ mod fleet_cli;
 mod fleet_emulator;
 mod fsio_links;
 mod graph_azure_cli;
+mod graph_batch_envelope;
 mod graph_cli;
 mod graph_emulator;
 mod graph_tenant;
