@@ -886,7 +886,28 @@ fn verify_assertion_at(
     if !d.verify(alg, public) {
         return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
+    check_critical_header(&d)?;
     check_assertion_claims(&d, client_id, endpoints, now)
+}
+
+/// RFC 7515 section 4.1.11: a `crit` header lists extensions the recipient must understand, or
+/// the JWS is invalid; an empty list is forbidden. Client assertions use none (MSAL and
+/// azure-identity send `alg`, `typ`, `x5t`/`x5t#S256`, `kid`, `x5c`), and the emulator
+/// implements none (not even RFC 7797's `b64`), so any `crit` makes the assertion malformed:
+/// 50027, Entra's code for an assertion that is not a valid JWT. Judged after the signature,
+/// as every other part of the token, so a forged token learns nothing from it.
+fn check_critical_header(d: &jwt::Decoded) -> Result<(), Refusal> {
+    let Some(crit) = d.header.get("crit") else { return Ok(()) };
+    let why = match crit.as_array() {
+        None => "The token header's 'crit' is not an array of header parameter names.".to_string(),
+        Some(names) if names.is_empty() => "The token header's 'crit' is an empty list, which RFC 7515 forbids.".into(),
+        Some(names) => {
+            // Named as JSON, at most a few and each cut short: they are the sender's text.
+            let names: Vec<String> = names.iter().take(4).map(|n| n.to_string().chars().take(64).collect()).collect();
+            format!("The token header's 'crit' lists extensions this service does not process: {}.", names.join(", "))
+        }
+    };
+    Err(Refusal::malformed_jwt(&why))
 }
 
 /// The registered, usable and currently valid key the assertion's `x5t` (or `x5t#S256`) names,
