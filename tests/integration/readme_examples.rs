@@ -125,10 +125,12 @@ fn readme_examples_run_in_order_against_the_emulator() {
         assert!(t.path(f).exists(), "{f}");
     }
     // The manifest the emulator served: `rotate` added my-daemon-next; through Graph, spare came
-    // and went, and `graph rotate` replaced my-daemon with my-daemon-graph. Thumbprints by openssl.
+    // and went, `graph rotate` added my-daemon-graph (its deploy hook copied the bundle) and
+    // `graph retire --after 0s` removed the two older ones. Thumbprints by openssl.
+    assert_eq!(std::fs::read(t.path("deployed.pem")).unwrap(), std::fs::read(t.path("my-daemon-graph.pem")).unwrap());
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.path("manifest.json")).unwrap()).unwrap();
-    let mut got: Vec<String> = m["keyCredentials"]
+    let got: Vec<String> = m["keyCredentials"]
         .as_array()
         .unwrap()
         .iter()
@@ -141,11 +143,18 @@ fn readme_examples_run_in_order_against_the_emulator() {
             openssl_fingerprint_hex(&f.display().to_string(), &["-inform", "DER"], "sha1")
         })
         .collect();
-    got.sort();
-    let mut want: Vec<String> = ["my-daemon-next.cer", "my-daemon-graph.cer"]
-        .iter()
-        .map(|f| openssl_fingerprint_hex(&t.path(f).display().to_string(), &[], "sha1"))
-        .collect();
-    want.sort();
+    let want = vec![openssl_fingerprint_hex(&t.s("my-daemon-graph.cer"), &[], "sha1")];
     assert_eq!(got, want, "{m}");
+    // The fleet's phase 2: every rotated app retired but the one rotating already, kept with
+    // its reason; every app rotated got its bundle from the deploy hook.
+    let retired: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("retired.json")).unwrap()).unwrap();
+    assert_eq!((retired["kept"].as_u64(), retired["failed"].as_u64()), (Some(1), Some(0)), "{retired}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("report.json")).unwrap()).unwrap();
+    for o in report["apps"].as_array().unwrap().iter().filter(|o| o["result"] == "rotated") {
+        let deployed = t.path(&format!("deployed/{}.pem", o["appId"].as_str().unwrap()));
+        assert!(deployed.exists(), "{o}");
+    }
+    assert_eq!(retired["retired"], report["rotated"], "{retired}");
 }
