@@ -91,7 +91,10 @@ fn label(c: &KeyCredential) -> String {
     }
 }
 
-/// The newest certificate of `creds` at `now` and the older ones, or why there is nothing to retire.
+/// The newest certificate of `creds` at `now` and the older ones, or why there is nothing to
+/// retire. Of two certificates starting the same second (dates have second precision), the one
+/// ending later is the newer, and of two alike the one later in `keyCredentials` (Graph and
+/// keycred append).
 fn split(creds: &[KeyCredential], now: OffsetDateTime) -> Result<(KeyCredential, Vec<KeyCredential>), String> {
     let newest = creds
         .iter()
@@ -100,7 +103,7 @@ fn split(creds: &[KeyCredential], now: OffsetDateTime) -> Result<(KeyCredential,
         .ok_or("no currently valid certificate: nothing can replace the older ones")?;
     let older: Vec<KeyCredential> = creds
         .iter()
-        .filter(|c| c.is_usable() && c.index != newest.index && start_of(c) < start_of(newest))
+        .filter(|c| c.is_usable() && c.index != newest.index && start_of(c) <= start_of(newest))
         .cloned()
         .collect();
     if older.is_empty() {
@@ -290,6 +293,11 @@ mod tests {
         assert_eq!(retired, ["old", "gone"]);
         let one = decide(&creds[1..3], &Evidence::Force, None, now);
         assert!(one.nothing.unwrap().starts_with("nothing to retire"), "{:?}", one.retire);
+        // Started the same second: the one appended later is the newer.
+        let twins = [cert(0, "first", "2026-05-30", "2027-05-30"), cert(1, "second", "2026-05-30", "2027-05-30")];
+        let d = decide(&twins, &Evidence::Force, None, now);
+        assert_eq!(d.newest.unwrap().key_id.as_deref(), Some("second"));
+        assert_eq!(d.retire[0].key_id.as_deref(), Some("first"));
         let none = decide(&creds[2..], &Evidence::Force, None, now);
         assert!(none.nothing.unwrap().starts_with("no currently valid certificate"));
     }

@@ -10,32 +10,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn stdout_json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    })
-}
-
-/// (appId, kind, status) of every credential, from the tenant as generated.
-fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
-    let mut s = BTreeSet::new();
-    for (i, a) in apps.iter().enumerate() {
-        let id = a["appId"].as_str().unwrap().to_string();
-        let certs: &[&str] = match MIXES[i % MIXES.len()] {
-            Mix::Valid => &["valid"],
-            Mix::Expiring => &["expiring"],
-            Mix::Expired => &["expired"],
-            Mix::Unusable => &["unusable"],
-            Mix::ValidAndExpiring => &["valid", "expiring"],
-        };
-        for c in certs {
-            s.insert((id.clone(), "certificate".into(), c.to_string()));
-        }
-        s.insert((id, "secret".into(), "valid".into()));
-    }
-    s
-}
-
 #[test]
 fn audit_over_several_pages_equals_the_tenants_ground_truth() {
     let apps = tenant(23);
@@ -179,21 +153,6 @@ fn filters_and_fail_on_select_what_a_scheduled_job_asks_about() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Thumbprints of an app's certificate entries.
-fn thumbs(app: &Value) -> Vec<String> {
-    app["keyCredentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            keycred::manifest::read_entry(0, e.as_object().unwrap())
-                .sha1()
-                .map(|d| keycred::thumbprint::hex_upper(&d))
-                .unwrap()
-        })
-        .collect()
-}
-
 /// Whether an app has a certificate entry valid now (the lock-out invariant).
 fn has_valid(app: &Value) -> bool {
     let now = dates::now();
@@ -202,11 +161,6 @@ fn has_valid(app: &Value) -> bool {
         .unwrap()
         .iter()
         .any(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).counts_as_valid_at(now))
-}
-
-fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
-    [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
-        .concat()
 }
 
 /// After a rotation (phase 1): every app that had an expiring or expired certificate has exactly
@@ -246,12 +200,6 @@ fn assert_rotated_removing(before: &[Value], after: &[Value], dir: &TempDir, sel
 /// [`assert_rotated_removing`] with nothing asked to be removed: every old certificate stays.
 fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
     assert_rotated_removing(before, after, dir, selected, false)
-}
-
-/// The apps `--expiring-within 30d` rotates: a certificate ending within 30 days (or ended) and
-/// none lasting beyond (an app holding both is already rotated: phase 2 is for it).
-fn selected_indices(apps: &[Value]) -> Vec<usize> {
-    (0..apps.len()).filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired)).collect()
 }
 
 #[test]
@@ -656,28 +604,6 @@ fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
     assert!(text.contains("1 selected: 1 rotated") && text.contains("; 1 skipped;"), "{text}");
     assert_eq!(t.apps()[5], apps[5]);
     assert_eq!(thumbs(&t.apps()[0]).len(), 2, "app 0 got its new certificate and kept its valid one");
-}
-
-#[test]
-fn running_the_same_rotation_again_adds_no_second_certificate() {
-    // Phase 1 keeps the expiring certificates, so the second run finds them again: an app that
-    // already holds a certificate lasting beyond the window is left alone, not rotated twice.
-    let apps = tenant(5);
-    let t = FakeTenant::start(apps.clone(), 999);
-    let dir = TempDir::new("fleet-twice");
-    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat();
-    let first = stdout_json(&run_fleet(&args));
-    assert_eq!(first["rotated"], selected_indices(&apps).len() as u64);
-    let once = t.apps();
-    let second = run_fleet(&args);
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
-    let v = stdout_json(&second);
-    assert_eq!((v["selected"].as_u64(), v["rotated"].as_u64()), (Some(0), Some(0)), "{v}");
-    assert_eq!(t.apps(), once, "nothing changed");
-    for i in selected_indices(&apps) {
-        let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap();
-        assert!(o["reason"].as_str().unwrap().starts_with("already rotated: keyId "), "{o}");
-    }
 }
 
 #[test]

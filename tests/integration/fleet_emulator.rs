@@ -281,3 +281,47 @@ fn a_rotation_against_the_emulators_throttling_waits_and_finishes() {
     assert!(v["selected"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(v["rotated"], v["selected"], "{v}");
 }
+
+#[test]
+fn unused_lists_every_credential_but_those_signed_in_within_the_duration() {
+    let g = generated(12, "fleet-emu-unused");
+    let ids = |v: &Value| -> std::collections::BTreeSet<String> {
+        v["credentials"].as_array().unwrap().iter().map(|r| r["keyId"].as_str().unwrap().to_string()).collect()
+    };
+    // One application signs in with one of its certificates (its bundle from the ground truth).
+    let used = g
+        .truth
+        .iter()
+        .find(|t| t["appId"] != g.automation.as_str() && t["bundle"].is_string() && t["status"] == "valid")
+        .unwrap();
+    let bundle = g.out.join(used["bundle"].as_str().unwrap());
+    let cred = keycred::cert::load_credential(&bundle, None, None).unwrap();
+    let url = format!("{}/{TENANT}/oauth2/v2.0/token", g.emu.base_url());
+    let assertion = signed_assertion(&cred, used["appId"].as_str().unwrap(), &url, keycred::cert::SignatureAlg::Rs256);
+    let app = used["appId"].as_str().unwrap();
+    let (status, _) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(post(&url, &client_credentials_form(app, &format!("{GRAPH}/.default"), &assertion)));
+    assert_eq!(status, 200);
+    let all = json_of(&fleet(&g, "audit", &["-o", "json"]));
+    // Signed in: that certificate, and the automation app's (each audit gets a Graph token).
+    let automation_key: String = g
+        .truth
+        .iter()
+        .find(|t| t["appId"] == g.automation.as_str())
+        .map(|t| t["keyId"].as_str().unwrap().to_string())
+        .unwrap();
+    let signed: std::collections::BTreeSet<String> = all["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["lastSignIn"].is_string())
+        .map(|r| r["keyId"].as_str().unwrap().to_string())
+        .collect();
+    let want: std::collections::BTreeSet<String> =
+        [automation_key, used["keyId"].as_str().unwrap().to_string()].into_iter().collect();
+    assert_eq!(signed, want);
+    let unused = json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "1h"]));
+    assert_eq!(ids(&unused), ids(&all).difference(&want).cloned().collect());
+    assert_eq!(ids(&json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "0s"]))), ids(&all));
+}

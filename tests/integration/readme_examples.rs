@@ -124,6 +124,11 @@ fn readme_examples_run_in_order_against_the_emulator() {
     ] {
         assert!(t.path(f).exists(), "{f}");
     }
+    what_the_examples_made(&t);
+}
+
+/// The manifest the emulator served and the fleet's two phases, as the examples left them.
+fn what_the_examples_made(t: &TempDir) {
     // The manifest the emulator served: `rotate` added my-daemon-next; through Graph, spare came
     // and went, `graph rotate` added my-daemon-graph (its deploy hook copied the bundle) and
     // `graph retire --after 0s` removed the two older ones. Thumbprints by openssl.

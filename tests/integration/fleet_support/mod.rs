@@ -19,7 +19,7 @@ use base64::Engine;
 use keycred::cert::{generate, Certificate, KeySize, NewCertificate, SignatureAlg, Validity};
 use keycred::dates;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -431,4 +431,56 @@ pub fn fleet_args(t: &FakeTenant, cmd: &str) -> Vec<String> {
 
 pub fn run_fleet(args: &[String]) -> std::process::Output {
     keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)]).output().unwrap()
+}
+
+pub fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// (appId, kind, status) of every credential, from the tenant as generated.
+pub fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
+    let mut s = BTreeSet::new();
+    for (i, a) in apps.iter().enumerate() {
+        let id = a["appId"].as_str().unwrap().to_string();
+        let certs: &[&str] = match MIXES[i % MIXES.len()] {
+            Mix::Valid => &["valid"],
+            Mix::Expiring => &["expiring"],
+            Mix::Expired => &["expired"],
+            Mix::Unusable => &["unusable"],
+            Mix::ValidAndExpiring => &["valid", "expiring"],
+        };
+        for c in certs {
+            s.insert((id.clone(), "certificate".into(), c.to_string()));
+        }
+        s.insert((id, "secret".into(), "valid".into()));
+    }
+    s
+}
+
+pub fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
+    [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
+        .concat()
+}
+
+/// The apps `--expiring-within 30d` rotates: a certificate ending within 30 days (or ended) and
+/// none lasting beyond (an app holding both is already rotated: phase 2 is for it).
+pub fn selected_indices(apps: &[Value]) -> Vec<usize> {
+    (0..apps.len()).filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired)).collect()
+}
+
+/// Thumbprints of an app's certificate entries.
+pub fn thumbs(app: &Value) -> Vec<String> {
+    app["keyCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            keycred::manifest::read_entry(0, e.as_object().unwrap())
+                .sha1()
+                .map(|d| keycred::thumbprint::hex_upper(&d))
+                .unwrap()
+        })
+        .collect()
 }
