@@ -14,7 +14,7 @@
 use super::apps::{AccessKind, Api, App};
 use super::errors::Refusal;
 use super::tenant::{CodeGrant, User};
-use super::token::{parse_form, parse_user_scope, Asked, OIDC_SCOPES};
+use super::token::{parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
 use super::{AppState, SharedState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -71,10 +71,12 @@ impl Pending {
     }
 }
 
-/// What the authorize request asks for, once checked.
+/// What the authorize request asks for, once checked: the first resource named (the code's) and
+/// any others, consented up front (the authorize leg may cover several resources).
 struct Ask {
     api: Arc<Api>,
     asked: Asked,
+    others: Vec<(Arc<Api>, Asked)>,
 }
 
 /// An answer shown on the emulator's own page (never redirected).
@@ -137,6 +139,11 @@ fn error_page(e: PageError) -> Response {
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
 fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
     st.check_tenant(tenant)?;
+    // The v2 endpoint takes `scope`; Entra shows AADSTS901002 on its own page for `resource`
+    // (the AADSTS reference; MSAL.NET issue 4918 quotes the page).
+    if kind == Kind::AuthorizeV2 && params.contains_key("resource") {
+        return Err(Refusal::resource_parameter_not_supported().into());
+    }
     // Only the v2 endpoint needs the tenant named (PROTOCOL 5b); at the older `/common/adminconsent`
     // the administrator signs in and the tenant is theirs, as in the consent document's example.
     if kind == Kind::AdminConsent && tenant.eq_ignore_ascii_case("common") {
@@ -161,22 +168,24 @@ fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, Stri
 
 /// The checks answered by an error redirect: what is asked, and whether it exists.
 fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
-    let asked = match p.kind {
-        Kind::AuthorizeV1 => Asked {
+    let default_graph = |oidc: Vec<String>| Asked {
+        resource: super::token::GRAPH_APP_ID.into(),
+        scopes: Vec::new(),
+        default: true,
+        oidc,
+    };
+    let scope = || p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"));
+    let groups = match p.kind {
+        Kind::AuthorizeV1 => vec![Asked {
             resource: p.param("resource").unwrap_or(super::token::GRAPH_APP_ID).to_string(),
-            scopes: Vec::new(),
-            default: true,
-            oidc: vec!["openid".into()],
-        },
-        Kind::AuthorizeV2 => parse_user_scope(p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
-        Kind::AdminConsent | Kind::AdminConsentLegacy => match p.param("scope") {
-            Some(s) => parse_user_scope(s)?,
-            None => Asked {
-                resource: super::token::GRAPH_APP_ID.into(),
-                scopes: Vec::new(),
-                default: true,
-                oidc: Vec::new(),
-            },
+            ..default_graph(vec!["openid".into()])
+        }],
+        // `scope` is required at `/v2.0/adminconsent` (Microsoft's admin consent documentation);
+        // the older `/adminconsent` takes none.
+        Kind::AuthorizeV2 | Kind::AdminConsent => parse_scope_resources(scope()?)?,
+        Kind::AdminConsentLegacy => match p.param("scope") {
+            Some(s) => parse_scope_resources(s)?,
+            None => vec![default_graph(Vec::new())],
         },
     };
     if !p.kind.is_admin_consent() {
@@ -185,13 +194,18 @@ fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
             return Err(Refusal::unsupported_response_type(rt));
         }
     }
-    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
-    for s in &asked.scopes {
-        if api.scope_by_value(s).is_none() {
+    let mut checked = Vec::new();
+    for asked in groups {
+        let api =
+            st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
+        if let Some(s) = asked.scopes.iter().find(|s| api.scope_by_value(s).is_none()) {
             return Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id));
         }
+        checked.push((api, asked));
     }
-    Ok(Ask { api, asked })
+    let mut checked = checked.into_iter();
+    let (api, asked) = checked.next().ok_or_else(|| Refusal::invalid_scope(p.param("scope").unwrap_or_default()))?;
+    Ok(Ask { api, asked, others: checked.collect() })
 }
 
 /// A redirect to the reply URL with `pairs`, in the query (or the fragment with
@@ -254,6 +268,12 @@ fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Respons
     let corr = uuid::Uuid::new_v4().to_string();
     pairs.push(("error_description", e.description(&uuid::Uuid::new_v4().to_string(), &corr, &timestamp())));
     pairs.push(("error_uri", format!("https://login.microsoftonline.com/error?code={}", e.code)));
+    // "admin_consent: Will be set to True to indicate that this response occurred on an admin
+    // consent flow" (Microsoft's admin consent documentation; a real Cancel, quoted in
+    // MicrosoftDocs/azure-docs issue 114009, has it too, and no `tenant`).
+    if p.kind.is_admin_consent() {
+        pairs.push(("admin_consent", "True".to_string()));
+    }
     if let Some(s) = p.param("state") {
         pairs.push(("state", s.to_string()));
     }
@@ -287,8 +307,10 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         perms.extend(required_names(st, &p.client));
     }
     if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
-        for s in &a.asked.scopes {
-            perms.push(format!("{}: {s} (delegated permission)", a.api.display_name));
+        for (api, asked) in std::iter::once((&a.api, &a.asked)).chain(a.others.iter().map(|(x, y)| (x, y))) {
+            for s in &asked.scopes {
+                perms.push(format!("{}: {s} (delegated permission)", api.display_name));
+            }
         }
         if a.asked.default && !p.admin() {
             perms.push(format!("{}: the permissions the app is configured for", a.api.display_name));
@@ -375,22 +397,11 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
         Kind::AuthorizeV1 | Kind::AuthorizeV2 => {
             let Some(ask) = ask else { return consent_page(st, p, None) };
             let api = &ask.api;
-            // The user consents to what is asked: the named scopes, or with `.default` the
-            // delegated permissions the app is configured for; OpenID scopes Graph exposes
-            // (openid, profile, email) come with signing in.
-            let mut values: Vec<String> = ask.asked.scopes.clone();
-            if ask.asked.default {
-                values.extend(
-                    p.client
-                        .required
-                        .iter()
-                        .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
-                        .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
-                );
+            // Every resource named is consented up front; the code is for the first.
+            for (other, asked) in &ask.others {
+                st.directory.grant_scopes(&p.client.app_id, other, Some(&user.oid), &consented_values(p, other, asked));
             }
-            values.extend(
-                ask.asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned(),
-            );
+            let values = consented_values(p, api, &ask.asked);
             st.directory.grant_scopes(&p.client.app_id, api, Some(&user.oid), &values);
             let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
             let scopes: Vec<String> = if ask.asked.default {
@@ -429,6 +440,57 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
     }
 }
 
+/// What the user consents to on `api`: the named scopes, or with `.default` the delegated
+/// permissions the app is configured for; OpenID scopes Graph exposes (openid, profile, email)
+/// come with signing in.
+fn consented_values(p: &Pending, api: &Api, asked: &Asked) -> Vec<String> {
+    let mut values: Vec<String> = asked.scopes.clone();
+    if asked.default {
+        values.extend(
+            p.client
+                .required
+                .iter()
+                .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
+                .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
+        );
+    }
+    values.extend(asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned());
+    values
+}
+
+/// Whether `user` may sign in to `p.client` with what `ask` asks without being shown anything:
+/// each named scope (OpenID ones aside) consented, by the user or an administrator, and for
+/// `.default` some delegated permission on that resource.
+fn silently_consented(st: &AppState, p: &Pending, ask: &Ask, user: &User) -> bool {
+    std::iter::once((&ask.api, &ask.asked)).chain(ask.others.iter().map(|(a, s)| (a, s))).all(|(api, asked)| {
+        let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
+        let named: Vec<&String> = asked.scopes.iter().filter(|s| !OIDC_SCOPES.contains(&s.as_str())).collect();
+        if asked.default {
+            !granted.is_empty()
+        } else {
+            named.iter().all(|s| granted.iter().any(|g| g.eq_ignore_ascii_case(s)))
+        }
+    })
+}
+
+/// `prompt=none`: nothing may be shown, so the request completes at once or fails with Entra's
+/// silent-sign-in errors (Microsoft's authorization code documentation: `login_required`,
+/// `interaction_required`; OpenID Connect Core 3.1.2.6: `consent_required`). The emulator keeps
+/// no browser session: with `--auto-consent` the scripted user (the `login_hint` one, else the
+/// first) is the one signed in; without it no one is, and the answer is `login_required`.
+fn silent(st: &AppState, p: &Pending, ask: Ask) -> Response {
+    let signed_in = match (st.auto_consent, p.param("login_hint")) {
+        (false, _) => None,
+        (true, Some(hint)) => st.directory.user(hint),
+        (true, None) => st.directory.users.first(),
+    };
+    let Some(user) = signed_in.cloned() else { return error_redirect(p, &Refusal::login_required(), &[]) };
+    if !silently_consented(st, p, &ask, &user) {
+        return error_redirect(p, &Refusal::silent_consent_required(&p.client.app_id, p.client.name()), &[]);
+    }
+    accept(st, p, Some(ask), &user)
+}
+
 /// Cancel: `access_denied` with AADSTS65004 (and `error_subcode=cancel` on authorize).
 fn cancel(p: &Pending) -> Response {
     let e = Refusal::consent_declined();
@@ -453,11 +515,15 @@ fn respond(
         Err(e) => return error_page(e),
     };
     let ask = match ask(st, &p) {
-        Ok(a) => Some(a),
+        Ok(a) => a,
         // The admin-consent endpoints consent to what the app is configured for; a scope they
         // cannot read is reported the same way as on authorize.
         Err(e) => return error_redirect(&p, &e, &[]),
     };
+    if decision.is_none() && !p.kind.is_admin_consent() && p.param("prompt") == Some("none") {
+        return silent(st, &p, ask);
+    }
+    let ask = Some(ask);
     let chosen = p.param("user").or(p.param("login_hint"));
     let user = match chosen {
         Some(u) => st.directory.user(u).cloned(),
