@@ -363,14 +363,7 @@ fn mint(
     subject: Subject,
 ) -> Result<Minted, Refusal> {
     let now = jwt::now_secs();
-    let lifetime = match subject {
-        Subject::App { .. } => TOKEN_LIFETIME,
-        // User tokens live a random 60 to 90 minutes, as Entra's do.
-        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
-            use rand::Rng;
-            rand::thread_rng().gen_range(3600..=5400)
-        }),
-    };
+    let lifetime = lifetime(st, &subject);
     let (nbf, exp) = (now - BACKDATE, now + lifetime);
     let tid = &st.tenant;
     let v1 = api.token_version == TokenVersion::V1;
@@ -383,7 +376,9 @@ fn mint(
     c.insert("nbf".into(), json!(nbf));
     c.insert("exp".into(), json!(exp));
     insert_opaque_claims(&mut c);
-    let idtyp = idtyp(api, &subject);
+    if let Some(t) = idtyp(api, &subject) {
+        c.insert("idtyp".into(), json!(t));
+    }
     match &subject {
         Subject::App { roles } => {
             if v1 {
@@ -393,9 +388,6 @@ fn mint(
             } else {
                 c.insert("azp".into(), json!(client.app_id));
                 c.insert("azpacr".into(), json!(auth.acr()));
-            }
-            if let Some(t) = idtyp {
-                c.insert("idtyp".into(), json!(t));
             }
             c.insert("oid".into(), json!(client.sp_object_id));
             if !roles.is_empty() {
@@ -415,9 +407,6 @@ fn mint(
             } else {
                 c.insert("azp".into(), json!(client.app_id));
                 c.insert("azpacr".into(), json!(auth.acr()));
-            }
-            if let Some(t) = idtyp {
-                c.insert("idtyp".into(), json!(t));
             }
             c.insert("name".into(), json!(user.name));
             c.insert("oid".into(), json!(user.oid));
@@ -441,6 +430,18 @@ fn mint(
     c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
     let graph = api.app_id.eq_ignore_ascii_case(GRAPH_APP_ID);
     Ok(Minted { token: sign(st, v1, graph, c)?, nbf, exp, expires_in: lifetime })
+}
+
+/// How long a token lives: app-only tokens 3599 s; user tokens a random 60 to 90 minutes, as
+/// Entra's do (unless the configuration fixes it, for tests of expiry).
+fn lifetime(st: &AppState, subject: &Subject) -> i64 {
+    match subject {
+        Subject::App { .. } => TOKEN_LIFETIME,
+        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
+            use rand::Rng;
+            rand::thread_rng().gen_range(3600..=5400)
+        }),
+    }
 }
 
 /// The `idtyp` claim of a token for `api`: only when the resource asks for the optional claim
@@ -743,18 +744,7 @@ fn authorization_code(
         }
     }
     let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_code)?.clone();
-    // The token leg names one resource (v1 `resource`, v2 `scope`), by default the authorize
-    // request's first. Another one must have been consented, as the authorize leg may cover
-    // several resources and the refresh token is multi-resource in Entra.
-    let asked = match (req.version, req.field("resource"), req.field("scope")) {
-        (EndpointVersion::V1, Some(r), _) => {
-            Some(Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() })
-        }
-        (EndpointVersion::V2, _, Some(s)) if s.split_whitespace().any(|x| !OIDC_SCOPES.contains(&x)) => {
-            Some(parse_user_scope(s)?)
-        }
-        _ => None,
-    };
+    let asked = token_leg_resource(req, &grant.oidc)?;
     let requested = asked.as_ref().map_or_else(|| grant.resource.clone(), |a| a.resource.clone());
     let api = st.resource(&requested).ok_or_else(|| Refusal::resource_not_found(&requested, req.tenant))?;
     let scopes = match &asked {
@@ -784,6 +774,21 @@ fn authorization_code(
         grant.nonce.as_deref(),
         prefix,
     )
+}
+
+/// The resource a code exchange names (v1 `resource`, v2 `scope`), when it names one; by default
+/// the code is for the authorize request's first. Another one must have been consented, as the
+/// authorize leg may cover several resources and the refresh token is multi-resource in Entra.
+fn token_leg_resource(req: &Req, oidc: &[String]) -> Result<Option<Asked>, Refusal> {
+    Ok(match (req.version, req.field("resource"), req.field("scope")) {
+        (EndpointVersion::V1, Some(r), _) => {
+            Some(Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: oidc.to_vec() })
+        }
+        (EndpointVersion::V2, _, Some(s)) if s.split_whitespace().any(|x| !OIDC_SCOPES.contains(&x)) => {
+            Some(parse_user_scope(s)?)
+        }
+        _ => None,
+    })
 }
 
 fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
@@ -1150,5 +1155,16 @@ mod tests {
         assert!(a.default && a.scopes.is_empty() && a.resource == "https://manage.office.com");
         assert_eq!(parse_user_scope("User.Read api://mid/x").unwrap_err().code, 70011);
         assert_eq!(parse_user_scope("openid profile").unwrap().scopes, ["openid", "profile"]);
+        // `.default` beside a named scope, of the same resource or another: 70011.
+        for s in ["https://graph.microsoft.com/.default User.Read", "api://mid/x https://graph.microsoft.com/.default"]
+        {
+            let e = parse_scope_resources(s).unwrap_err();
+            assert!(e.code == 70011 && e.text.ends_with("can't be combined with resource-specific scopes."), "{e:?}");
+        }
+        // The authorize leg's several resources, in the order named, each with the OpenID scopes.
+        let groups = parse_scope_resources("User.Read openid api://mid/x api://mid/y").unwrap();
+        let got: Vec<(&str, Vec<String>)> = groups.iter().map(|g| (g.resource.as_str(), g.scopes.clone())).collect();
+        assert_eq!(got, [(GRAPH_APP_ID, vec!["User.Read".into()]), ("api://mid", vec!["x".into(), "y".into()])]);
+        assert!(groups.iter().all(|g| g.oidc == ["openid"]));
     }
 }
