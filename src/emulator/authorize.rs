@@ -79,6 +79,13 @@ struct Ask {
     others: Vec<(Arc<Api>, Asked)>,
 }
 
+impl Ask {
+    /// Every resource asked, the code's first.
+    fn all(&self) -> impl Iterator<Item = (&Arc<Api>, &Asked)> {
+        std::iter::once((&self.api, &self.asked)).chain(self.others.iter().map(|(a, s)| (a, s)))
+    }
+}
+
 /// An answer shown on the emulator's own page (never redirected).
 struct PageError {
     status: StatusCode,
@@ -139,8 +146,7 @@ fn error_page(e: PageError) -> Response {
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
 fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
     st.check_tenant(tenant)?;
-    // The v2 endpoint takes `scope`; Entra shows AADSTS901002 on its own page for `resource`
-    // (the AADSTS reference; MSAL.NET issue 4918 quotes the page).
+    // `resource` at v2: AADSTS901002 on Entra's own page (MSAL.NET issue 4918 quotes it).
     if kind == Kind::AuthorizeV2 && params.contains_key("resource") {
         return Err(Refusal::resource_parameter_not_supported().into());
     }
@@ -168,25 +174,20 @@ fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, Stri
 
 /// The checks answered by an error redirect: what is asked, and whether it exists.
 fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
-    let default_graph = |oidc: Vec<String>| Asked {
-        resource: super::token::GRAPH_APP_ID.into(),
-        scopes: Vec::new(),
-        default: true,
-        oidc,
-    };
     let scope = || p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"));
     let groups = match p.kind {
         Kind::AuthorizeV1 => vec![Asked {
             resource: p.param("resource").unwrap_or(super::token::GRAPH_APP_ID).to_string(),
-            ..default_graph(vec!["openid".into()])
+            scopes: Vec::new(),
+            default: true,
+            oidc: vec!["openid".into()],
         }],
         // `scope` is required at `/v2.0/adminconsent` (Microsoft's admin consent documentation);
-        // the older `/adminconsent` takes none.
+        // the older `/adminconsent` takes none: what the app is configured for (Graph's `.default`).
         Kind::AuthorizeV2 | Kind::AdminConsent => parse_scope_resources(scope()?)?,
-        Kind::AdminConsentLegacy => match p.param("scope") {
-            Some(s) => parse_scope_resources(s)?,
-            None => vec![default_graph(Vec::new())],
-        },
+        Kind::AdminConsentLegacy => {
+            parse_scope_resources(p.param("scope").unwrap_or("00000003-0000-0000-c000-000000000000/.default"))?
+        }
     };
     if !p.kind.is_admin_consent() {
         let rt = p.param("response_type").ok_or_else(|| Refusal::missing_parameter("response_type"))?;
@@ -194,17 +195,16 @@ fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
             return Err(Refusal::unsupported_response_type(rt));
         }
     }
-    let mut checked = Vec::new();
-    for asked in groups {
+    let check = |asked: Asked| {
         let api =
             st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
-        if let Some(s) = asked.scopes.iter().find(|s| api.scope_by_value(s).is_none()) {
-            return Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id));
+        match asked.scopes.iter().find(|s| api.scope_by_value(s).is_none()) {
+            Some(s) => Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id)),
+            None => Ok((api, asked)),
         }
-        checked.push((api, asked));
-    }
-    let mut checked = checked.into_iter();
-    let (api, asked) = checked.next().ok_or_else(|| Refusal::invalid_scope(p.param("scope").unwrap_or_default()))?;
+    };
+    let mut checked = groups.into_iter().map(check).collect::<Result<Vec<_>, _>>()?.into_iter();
+    let (api, asked) = checked.next().ok_or_else(|| Refusal::invalid_scope(""))?;
     Ok(Ask { api, asked, others: checked.collect() })
 }
 
@@ -268,9 +268,8 @@ fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Respons
     let corr = uuid::Uuid::new_v4().to_string();
     pairs.push(("error_description", e.description(&uuid::Uuid::new_v4().to_string(), &corr, &timestamp())));
     pairs.push(("error_uri", format!("https://login.microsoftonline.com/error?code={}", e.code)));
-    // "admin_consent: Will be set to True to indicate that this response occurred on an admin
-    // consent flow" (Microsoft's admin consent documentation; a real Cancel, quoted in
-    // MicrosoftDocs/azure-docs issue 114009, has it too, and no `tenant`).
+    // "admin_consent: Will be set to True ... on an admin consent flow" (the admin consent
+    // documentation; a real Cancel has it too, MicrosoftDocs/azure-docs issue 114009).
     if p.kind.is_admin_consent() {
         pairs.push(("admin_consent", "True".to_string()));
     }
@@ -307,7 +306,7 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         perms.extend(required_names(st, &p.client));
     }
     if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
-        for (api, asked) in std::iter::once((&a.api, &a.asked)).chain(a.others.iter().map(|(x, y)| (x, y))) {
+        for (api, asked) in a.all() {
             for s in &asked.scopes {
                 perms.push(format!("{}: {s} (delegated permission)", api.display_name));
             }
@@ -440,9 +439,8 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
     }
 }
 
-/// What the user consents to on `api`: the named scopes, or with `.default` the delegated
-/// permissions the app is configured for; OpenID scopes Graph exposes (openid, profile, email)
-/// come with signing in.
+/// What the user consents to on `api`: the named scopes (with `.default`, the app's configured
+/// delegated permissions), and the OpenID scopes Graph exposes, which come with signing in.
 fn consented_values(p: &Pending, api: &Api, asked: &Asked) -> Vec<String> {
     let mut values: Vec<String> = asked.scopes.clone();
     if asked.default {
@@ -458,26 +456,10 @@ fn consented_values(p: &Pending, api: &Api, asked: &Asked) -> Vec<String> {
     values
 }
 
-/// Whether `user` may sign in to `p.client` with what `ask` asks without being shown anything:
-/// each named scope (OpenID ones aside) consented, by the user or an administrator, and for
-/// `.default` some delegated permission on that resource.
-fn silently_consented(st: &AppState, p: &Pending, ask: &Ask, user: &User) -> bool {
-    std::iter::once((&ask.api, &ask.asked)).chain(ask.others.iter().map(|(a, s)| (a, s))).all(|(api, asked)| {
-        let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
-        let named: Vec<&String> = asked.scopes.iter().filter(|s| !OIDC_SCOPES.contains(&s.as_str())).collect();
-        if asked.default {
-            !granted.is_empty()
-        } else {
-            named.iter().all(|s| granted.iter().any(|g| g.eq_ignore_ascii_case(s)))
-        }
-    })
-}
-
-/// `prompt=none`: nothing may be shown, so the request completes at once or fails with Entra's
-/// silent-sign-in errors (Microsoft's authorization code documentation: `login_required`,
-/// `interaction_required`; OpenID Connect Core 3.1.2.6: `consent_required`). The emulator keeps
-/// no browser session: with `--auto-consent` the scripted user (the `login_hint` one, else the
-/// first) is the one signed in; without it no one is, and the answer is `login_required`.
+/// `prompt=none`: the code at once, or Entra's silent-sign-in errors (`login_required`,
+/// `consent_required`). The emulator keeps no browser session: with `--auto-consent` its scripted
+/// user (`login_hint`'s, else the first) is signed in; without it no one is. Consent is there when
+/// each named scope (OpenID ones aside), or for `.default` some delegated permission, was granted.
 fn silent(st: &AppState, p: &Pending, ask: Ask) -> Response {
     let signed_in = match (st.auto_consent, p.param("login_hint")) {
         (false, _) => None,
@@ -485,7 +467,16 @@ fn silent(st: &AppState, p: &Pending, ask: Ask) -> Response {
         (true, None) => st.directory.users.first(),
     };
     let Some(user) = signed_in.cloned() else { return error_redirect(p, &Refusal::login_required(), &[]) };
-    if !silently_consented(st, p, &ask, &user) {
+    let consented = ask.all().all(|(api, asked)| {
+        let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
+        let has = |s: &String| OIDC_SCOPES.contains(&s.as_str()) || granted.iter().any(|g| g.eq_ignore_ascii_case(s));
+        if asked.default {
+            !granted.is_empty()
+        } else {
+            asked.scopes.iter().all(has)
+        }
+    });
+    if !consented {
         return error_redirect(p, &Refusal::silent_consent_required(&p.client.app_id, p.client.name()), &[]);
     }
     accept(st, p, Some(ask), &user)
@@ -523,7 +514,6 @@ fn respond(
     if decision.is_none() && !p.kind.is_admin_consent() && p.param("prompt") == Some("none") {
         return silent(st, &p, ask);
     }
-    let ask = Some(ask);
     let chosen = p.param("user").or(p.param("login_hint"));
     let user = match chosen {
         Some(u) => st.directory.user(u).cloned(),
@@ -532,7 +522,7 @@ fn respond(
     match (decision, st.auto_consent) {
         (Some("cancel"), _) => cancel(&p),
         (Some("accept"), _) | (None, true) => match user {
-            Some(u) => accept(st, &p, ask, &u),
+            Some(u) => accept(st, &p, Some(ask), &u),
             None => error_page(PageError {
                 status: StatusCode::BAD_REQUEST,
                 code: Some(50034),
@@ -544,7 +534,7 @@ fn respond(
                 ),
             }),
         },
-        _ => consent_page(st, &p, ask.as_ref()),
+        _ => consent_page(st, &p, Some(&ask)),
     }
 }
 
