@@ -10,8 +10,10 @@
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
-//! else would have been accepted. The assertion's `aud` must name the emulator's own configured
-//! base URL; the request's `Host` header plays no part.
+//! else would have been accepted. One comparison comes first, as in Entra: an `iss` naming
+//! another application than `client_id` is 700021 before any key is looked for (both values are
+//! the caller's own, so it tells nothing about what is registered). The assertion's `aud` must
+//! name the emulator's own configured base URL; the request's `Host` header plays no part.
 
 use super::apps::{Api, App, IdTyp, TokenVersion};
 use super::errors::{token_response_headers, Refusal, RequestLog};

@@ -5,7 +5,8 @@
 
 use crate::emulator_support::*;
 use crate::emulator_tenant::{
-    authorize_v2, claims_of, code_for, get, obo, q, redeem, tenant_with, user_token_for_mid, MID_URI, REPLY, SECRET,
+    authorize_v2, claims_of, code_for, get, obo, q, redeem, tenant_with, user_token_for_mid, v1_code_flow, MID_URI,
+    REPLY, SECRET,
 };
 
 use keycred::emulator::EndpointVersion;
@@ -168,23 +169,7 @@ async fn v1_answers_list_bare_scope_names() {
     });
     std::fs::write(&reader, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let t = tenant_with(|c| c.manifests.push(reader.clone())).await;
-    let url = format!(
-        "{}?response_type=code&resource={}&client_id={READER}&redirect_uri={}&prompt=admin_consent",
-        t.emu.authorize_endpoint(EndpointVersion::V1),
-        q("https://manage.office.com"),
-        q(REPLY)
-    );
-    let (s, p, body) = get(&url).await;
-    assert_eq!(s, 302, "{body}");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", READER),
-        ("code", p["code"].as_str()),
-        ("redirect_uri", REPLY),
-        ("resource", "https://manage.office.com"),
-        ("client_secret", SECRET),
-    ];
-    let (s, b) = post(&t.emu.token_endpoint(EndpointVersion::V1), &form).await;
+    let (s, b) = v1_code_flow(&t.emu, READER, "https://manage.office.com", "&prompt=admin_consent").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["resource"], "https://manage.office.com");
     assert_eq!(b["scope"], "ActivityFeed.Read ServiceHealth.Read");

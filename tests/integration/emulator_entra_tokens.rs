@@ -5,7 +5,7 @@
 //! application or signed with an unregistered certificate. Each test cites its evidence.
 
 use crate::emulator_support::*;
-use crate::emulator_tenant::{claims_of, code_for, q, redeem, tenant_with, REPLY, SECRET};
+use crate::emulator_tenant::{claims_of, code_for, redeem, tenant_with, v1_code_flow, SECRET};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -122,23 +122,7 @@ async fn graph_tokens_do_not_verify_as_ordinary_jwts_but_do_after_graphs_nonce_t
 #[tokio::test]
 async fn v1_id_tokens_are_unsigned_and_v2_id_tokens_signed() {
     let t = tenant_with(|_| {}).await;
-    let url = format!(
-        "{}?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}",
-        t.emu.authorize_endpoint(EndpointVersion::V1),
-        q(GRAPH),
-        q(REPLY)
-    );
-    let (s, p, body) = crate::emulator_tenant::get(&url).await;
-    assert_eq!(s, 302, "{body}");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", APP_ID),
-        ("code", p["code"].as_str()),
-        ("redirect_uri", REPLY),
-        ("resource", GRAPH),
-        ("client_secret", SECRET),
-    ];
-    let (s, b) = post(&t.emu.token_endpoint(EndpointVersion::V1), &form).await;
+    let (s, b) = v1_code_flow(&t.emu, APP_ID, GRAPH, "").await;
     assert_eq!(s, 200, "{b}");
     let id = b["id_token"].as_str().unwrap();
     let parts: Vec<&str> = id.split('.').collect();

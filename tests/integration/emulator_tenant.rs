@@ -139,6 +139,28 @@ pub(crate) async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra
     post(&emu.token_endpoint(EndpointVersion::V2), &form).await
 }
 
+/// The v1 authorization code flow of `client` for `resource` (`extra` appended to the authorize
+/// URL): the code read from the redirect and redeemed at the v1 token endpoint with `resource=`.
+pub(crate) async fn v1_code_flow(emu: &EmulatorHandle, client: &str, resource: &str, extra: &str) -> (u16, Value) {
+    let url = format!(
+        "{}?response_type=code&resource={}&client_id={client}&redirect_uri={}{extra}",
+        emu.authorize_endpoint(EndpointVersion::V1),
+        q(resource),
+        q(REPLY)
+    );
+    let (s, p, body) = get(&url).await;
+    assert_eq!(s, 302, "{body}");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client),
+        ("code", p["code"].as_str()),
+        ("redirect_uri", REPLY),
+        ("resource", resource),
+        ("client_secret", SECRET),
+    ];
+    post(&emu.token_endpoint(EndpointVersion::V1), &form).await
+}
+
 pub(crate) fn claims_of(token: &Value) -> serde_json::Map<String, Value> {
     keycred::jwt::dangerous::decode(token.as_str().unwrap()).unwrap().claims
 }
