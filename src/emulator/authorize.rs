@@ -10,18 +10,37 @@
 //! unknown `client_id`, a reply URL the app does not register, none registered) are shown on the
 //! emulator's own page and never redirected. With `--auto-consent` a GET is answered with the
 //! redirect at once, as if the first user (or the `login_hint` one) had clicked Accept.
+//!
+//! Hardening: the consent form carries a token bound to the page it came from (an HMAC over the
+//! tenant, endpoint, parameters and an expiry, keyed by a secret drawn at start), so a form on
+//! another site cannot post a consent (CSRF) and nothing is stored per page; every page forbids
+//! framing (`X-Frame-Options: DENY`, `frame-ancestors 'none'`); sign-in parameters are bounded
+//! ([`MAX_QUERY`] bytes in all, PKCE challenges as RFC 7636 shapes them) before anything of them
+//! is kept with a code.
 
 use super::apps::{AccessKind, Api, App};
 use super::errors::Refusal;
 use super::tenant::{CodeGrant, User};
-use super::token::{parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
+use super::token::{is_pkce_value, parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
 use super::{AppState, SharedState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The most bytes of sign-in parameters read: the query of a GET, or the decoded parameters a
+/// consent form posts back. Entra refuses an over-long query with 90015 and documents no limit;
+/// 8 KiB is HTTP's customary bound on a request line (RFC 9110 section 4.1 asks for at least
+/// 8000 octets), far above what MSAL, azure-identity or ASP.NET send.
+pub const MAX_QUERY: usize = 8 * 1024;
+/// The consent form's field carrying the page's token.
+const FORM_TOKEN: &str = "form_token";
+/// How long a consent page's form may be posted, seconds.
+const FORM_LIFETIME: i64 = 3600;
 
 /// Which endpoint was called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +148,17 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = esc(title)
     );
     let mut r = (status, Html(html)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    // No site may frame a page whose buttons grant consent (clickjacking): the old header for old
+    // browsers, CSP for the rest. The pages load nothing and run no script.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
     r
 }
 
@@ -345,10 +374,12 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         })
         .collect();
     let hidden: String = {
-        let mut keys: Vec<&String> = p.params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision")).collect();
-        keys.sort();
+        let keys = request_keys(&p.params);
+        let token = form_token(st, &p.tenant, p.kind, &p.params, crate::jwt::now_secs() + FORM_LIFETIME);
         keys.iter()
-            .map(|k| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(&p.params[*k])))
+            .map(|k| (k.as_str(), p.params[*k].as_str()))
+            .chain([(FORM_TOKEN, token.as_str())])
+            .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
             .collect()
     };
     let title = if p.admin() { "Permissions requested: accept for your organization" } else { "Permissions requested" };
@@ -505,7 +536,7 @@ fn respond(
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
-    let ask = match ask(st, &p) {
+    let ask = match ask(st, &p).and_then(|a| check_pkce(&p).map(|()| a)) {
         Ok(a) => a,
         // The admin-consent endpoints consent to what the app is configured for; a scope they
         // cannot read is reported the same way as on authorize.
@@ -540,8 +571,11 @@ fn respond(
 
 async fn get_kind(st: Arc<AppState>, tenant: String, kind: Kind, q: Option<String>) -> Response {
     super::blocking(move || {
-        let params = parse_form(q.unwrap_or_default().as_bytes());
-        respond(&st, &tenant, kind, params, None)
+        let q = q.unwrap_or_default();
+        if q.len() > MAX_QUERY {
+            return error_page(Refusal::query_too_long(MAX_QUERY).into());
+        }
+        respond(&st, &tenant, kind, parse_form(q.as_bytes()), None)
     })
     .await
 }
@@ -549,10 +583,93 @@ async fn get_kind(st: Arc<AppState>, tenant: String, kind: Kind, q: Option<Strin
 async fn post_kind(st: Arc<AppState>, tenant: String, kind: Kind, body: Bytes) -> Response {
     super::blocking(move || {
         let params = parse_form(&body);
+        // Decoded, the parameters a page's form posts back are never longer than its query was.
+        let size: usize = request_keys(&params).iter().map(|k| k.len() + params[*k].len() + 2).sum();
+        if size > MAX_QUERY {
+            return error_page(Refusal::query_too_long(MAX_QUERY).into());
+        }
+        if let Err(e) = check_form_token(&st, &tenant, kind, &params) {
+            return error_page(e);
+        }
         let decision = params.get("decision").cloned();
         respond(&st, &tenant, kind, params, decision.as_deref())
     })
     .await
+}
+
+/// The sign-in request's own parameter names, sorted: without the consent form's fields.
+fn request_keys(params: &HashMap<String, String>) -> Vec<&String> {
+    let mut keys: Vec<&String> =
+        params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision" | FORM_TOKEN)).collect();
+    keys.sort();
+    keys
+}
+
+/// The MAC binding a consent form to its page: the emulator's form key over the tenant and
+/// endpoint as addressed, the expiry and the request's parameters (line breaks normalised, as
+/// browsers send form values with CRLF).
+fn form_mac(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&st.form_key).expect("HMAC takes keys of any length");
+    let mut feed = |s: &str| {
+        let s = s.replace("\r\n", "\n").replace('\r', "\n");
+        mac.update(&(s.len() as u64).to_be_bytes());
+        mac.update(s.as_bytes());
+    };
+    feed("keycred consent form");
+    feed(tenant);
+    feed(kind.path());
+    feed(&exp.to_string());
+    for k in request_keys(params) {
+        feed(k);
+        feed(&params[k]);
+    }
+    mac
+}
+
+/// `EXPIRY.MAC` for a consent page's form.
+fn form_token(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> String {
+    let mac = form_mac(st, tenant, kind, params, exp).finalize().into_bytes();
+    format!("{exp}.{}", crate::thumbprint::b64url(&mac))
+}
+
+/// A consent POST must carry the token of a page this emulator showed for these very
+/// parameters, not yet expired: a form on another site cannot make one (it cannot read the page).
+fn check_form_token(
+    st: &AppState,
+    tenant: &str,
+    kind: Kind,
+    params: &HashMap<String, String>,
+) -> Result<(), PageError> {
+    let refused = || PageError {
+        status: StatusCode::BAD_REQUEST,
+        code: None,
+        text: "This consent was not posted from the consent page this emulator showed for the request (its form \
+               token is missing, altered, or over an hour old), so nothing was granted. Open the sign-in link again."
+            .into(),
+    };
+    let (exp, mac) = params.get(FORM_TOKEN).and_then(|t| t.split_once('.')).ok_or_else(refused)?;
+    let exp: i64 = exp.parse().map_err(|_| refused())?;
+    let mac = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, mac).map_err(|_| refused())?;
+    if exp < crate::jwt::now_secs() {
+        return Err(refused());
+    }
+    form_mac(st, tenant, kind, params, exp).verify_slice(&mac).map_err(|_| refused())
+}
+
+/// RFC 7636 section 4.2: a `code_challenge` is 43 to 128 characters of the unreserved set (an
+/// S256 one is 43); `code_challenge_method` is `S256` or `plain` (the default). Checked before a
+/// code keeps them, with Entra's codes (501491, 50149).
+fn check_pkce(p: &Pending) -> Result<(), Refusal> {
+    if p.kind.is_admin_consent() {
+        return Ok(());
+    }
+    if p.param("code_challenge").is_some_and(|c| !is_pkce_value(c)) {
+        return Err(Refusal::code_challenge_size());
+    }
+    if p.param("code_challenge_method").is_some_and(|m| m != "S256" && m != "plain") {
+        return Err(Refusal::code_challenge_method());
+    }
+    Ok(())
 }
 
 pub(super) async fn authorize_v1(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {

@@ -167,6 +167,29 @@ impl Refusal {
             "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
         )
     }
+    /// 501491: a `code_challenge` that is not 43 to 128 characters of RFC 7636's unreserved set
+    /// (Microsoft's error-code reference: "InvalidCodeChallengeMethodInvalidSize - Invalid size of
+    /// Code_Challenge parameter.").
+    pub fn code_challenge_size() -> Self {
+        Self::new("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+    }
+    /// 50149: a `code_challenge_method` other than `S256` and `plain` (Microsoft's error-code
+    /// reference, entra-docs pull request 1538).
+    pub fn code_challenge_method() -> Self {
+        Self::new("invalid_request", 50149, "Invalid Code_Challenge_method parameter.")
+    }
+    /// 90015: an authorize request whose query is over the emulator's bound (Entra's text as users
+    /// reported it: bitwarden/server issue 953, DuendeArchive/Support issue 770).
+    pub fn query_too_long(limit: usize) -> Self {
+        Self::new(
+            "invalid_request",
+            90015,
+            format!(
+                "Requested query string is too long. (This emulator reads at most {limit} bytes of sign-in \
+                 parameters; Entra's own limit is not documented.)"
+            ),
+        )
+    }
     /// 9002313 for a refresh token the emulator cannot read.
     pub fn bad_refresh_token() -> Self {
         Self::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")

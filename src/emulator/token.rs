@@ -548,6 +548,17 @@ impl Asked {
     }
 }
 
+/// The OpenID scopes of a `scope` parameter, once each (they are kept with the refresh token).
+fn oidc_scopes(scope: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in scope.split_whitespace().filter_map(|s| OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s))) {
+        if !out.iter().any(|x| x == o) {
+            out.push(o.to_string());
+        }
+    }
+    out
+}
+
 /// Splits a v2 `scope` parameter into what it asks of each resource, in the order they are
 /// first named (PROTOCOL.md section 5b): `{resource}/{value}`, `{resource}/.default`, bare values
 /// (Microsoft Graph's), and OpenID scopes (kept with every resource). `.default` beside any
@@ -562,7 +573,10 @@ pub(super) fn parse_scope_resources(scope: &str) -> Result<Vec<Asked>, Refusal> 
     let mut oidc = Vec::new();
     for s in scope.split_whitespace() {
         if let Some(o) = OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s)) {
-            oidc.push(o.to_string());
+            // Once each: what is asked is kept with the code and the refresh token.
+            if !oidc.iter().any(|x| x == o) {
+                oidc.push(o.to_string());
+            }
             continue;
         }
         let (r, value) = match s.rfind('/') {
@@ -636,7 +650,9 @@ fn consented_scopes(
         if !granted.iter().any(|g| g.eq_ignore_ascii_case(&known.value)) {
             return Err(Refusal::consent_required(&client.app_id, client.name()));
         }
-        out.push(known.value.clone());
+        if !out.contains(&known.value) {
+            out.push(known.value.clone());
+        }
     }
     Ok(out)
 }
@@ -735,15 +751,8 @@ fn authorization_code(
         }
         _ => {}
     }
-    if let Some((challenge, method)) = &grant.pkce {
-        let verifier = req.field("code_verifier").unwrap_or("");
-        let ok = match method.as_str() {
-            "plain" => !verifier.is_empty() && verifier == challenge,
-            _ => !verifier.is_empty() && b64url(&sha256(verifier.as_bytes())) == *challenge,
-        };
-        if !ok {
-            return Err(Refusal::pkce_mismatch());
-        }
+    if !pkce_verified(grant.pkce.as_ref(), req.field("code_verifier")) {
+        return Err(Refusal::pkce_mismatch());
     }
     let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_code)?.clone();
     let asked = token_leg_resource(req, &grant.oidc)?;
@@ -791,6 +800,31 @@ fn token_leg_resource(req: &Req, oidc: &[String]) -> Result<Option<Asked>, Refus
         }
         _ => None,
     })
+}
+
+/// Whether a PKCE value (`code_verifier`, or a `code_challenge`) has RFC 7636's form: 43 to 128
+/// characters of the unreserved set (`A-Z a-z 0-9 - . _ ~`).
+pub(super) fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Whether the token request's `code_verifier` answers the code's PKCE challenge. A code issued
+/// without a challenge takes no verifier: RFC 9700 section 4.8.2 has the server refuse one, so
+/// that an attacker cannot strip the challenge from a victim's authorization request (a PKCE
+/// downgrade), and Entra answers 501481 to a verifier sent for such a code (a client that sent
+/// `code_verifier=decoy` without a challenge: get-convex/convex-auth issue 457).
+fn pkce_verified(challenge: Option<&(String, String)>, verifier: Option<&str>) -> bool {
+    match (challenge, verifier) {
+        (None, None) => true,
+        (None, Some(_)) | (Some(_), None) => false,
+        (Some((challenge, method)), Some(v)) => {
+            is_pkce_value(v)
+                && match method.as_str() {
+                    "plain" => v == challenge,
+                    _ => b64url(&sha256(v.as_bytes())) == *challenge,
+                }
+        }
+    }
 }
 
 fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
@@ -852,7 +886,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
             resource: req.require("resource")?.to_string(),
             scopes: Vec::new(),
             default: true,
-            oidc: req.field("scope").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+            oidc: req.field("scope").map(oidc_scopes).unwrap_or_default(),
         },
     };
     let (client, auth) = auth()?;
@@ -1031,7 +1065,28 @@ fn verify_assertion_at(
     if !d.verify(alg, public) {
         return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
+    check_critical_header(&d)?;
     check_assertion_claims(&d, client_id, endpoints, now)
+}
+
+/// RFC 7515 section 4.1.11: a `crit` header lists extensions the recipient must understand, or
+/// the JWS is invalid; an empty list is forbidden. Client assertions use none (MSAL and
+/// azure-identity send `alg`, `typ`, `x5t`/`x5t#S256`, `kid`, `x5c`), and the emulator
+/// implements none (not even RFC 7797's `b64`), so any `crit` makes the assertion malformed:
+/// 50027, Entra's code for an assertion that is not a valid JWT. Judged after the signature,
+/// as every other part of the token, so a forged token learns nothing from it.
+fn check_critical_header(d: &jwt::Decoded) -> Result<(), Refusal> {
+    let Some(crit) = d.header.get("crit") else { return Ok(()) };
+    let why = match crit.as_array() {
+        None => "The token header's 'crit' is not an array of header parameter names.".to_string(),
+        Some(names) if names.is_empty() => "The token header's 'crit' is an empty list, which RFC 7515 forbids.".into(),
+        Some(names) => {
+            // Named as JSON, at most a few and each cut short: they are the sender's text.
+            let names: Vec<String> = names.iter().take(4).map(|n| n.to_string().chars().take(64).collect()).collect();
+            format!("The token header's 'crit' lists extensions this service does not process: {}.", names.join(", "))
+        }
+    };
+    Err(Refusal::malformed_jwt(&why))
 }
 
 /// The registered, usable and currently valid key the assertion's `x5t` (or `x5t#S256`) names,

@@ -66,15 +66,6 @@ pub(crate) async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tena
     Tenant { dir, emu, cred, main }
 }
 
-pub(crate) fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 /// GETs `url` and returns the status, the redirect's query (or fragment) pairs and the body.
 pub(crate) async fn get(url: &str) -> (u16, HashMap<String, String>, String) {
     let r = no_redirects().get(url).send().await.unwrap();
@@ -532,12 +523,14 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
     assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
     assert!(html.contains(&t.emu.users()[0].upn), "the user to sign in as");
     // Cancel: access_denied with 65004 and the state, to the reply URL.
+    let token = form_token(&html);
     let form = [
         ("client_id", APP_ID),
         ("response_type", "code"),
         ("redirect_uri", REPLY),
         ("scope", "openid User.Read"),
         ("state", "st4te"),
+        ("form_token", &token),
         ("decision", "cancel"),
     ];
     let r = no_redirects().post(&url).form(&form).send().await.unwrap();
@@ -570,8 +563,15 @@ async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_with_admin_cons
     let (s, _, html) =
         get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1", q(REPLY), q(scope))).await;
     assert_eq!(s, 200, "the consent page: {html}");
-    let form =
-        [("client_id", APP_ID), ("redirect_uri", REPLY), ("scope", scope), ("state", "s1"), ("decision", "cancel")];
+    let token = form_token(&html);
+    let form = [
+        ("client_id", APP_ID),
+        ("redirect_uri", REPLY),
+        ("scope", scope),
+        ("state", "s1"),
+        ("form_token", &token),
+        ("decision", "cancel"),
+    ];
     let r = no_redirects().post(&url).form(&form).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 302);
     let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();

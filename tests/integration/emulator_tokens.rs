@@ -220,11 +220,13 @@ async fn roles_come_from_admin_consent_of_required_resource_access() {
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Data.Read") && html.contains("Data.Write"), "{html}");
+    let token = form_token(&html);
     let accept = [
         ("client_id", APP_ID),
         ("redirect_uri", "http://localhost/callback"),
         ("scope", "api://keycred-v2-api/.default"),
         ("state", "s1"),
+        ("form_token", &token),
         ("decision", "accept"),
     ];
     let r = nofollow.post(&url).form(&accept).send().await.unwrap();
