@@ -19,6 +19,7 @@ pub mod errors;
 mod generate;
 mod graph;
 mod serve;
+mod signins;
 mod tenant;
 mod throttle;
 mod tls;
@@ -165,6 +166,8 @@ pub struct AppState {
     throttle: Option<throttle::Throttle>,
     /// Drawn at start: the key of the tokens binding consent forms to their pages.
     form_key: [u8; 32],
+    /// Each credential's latest sign-in, for Graph's credential activity report.
+    sign_ins: signins::SignIns,
 }
 
 impl AppState {
@@ -664,6 +667,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
+        sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

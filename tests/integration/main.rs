@@ -28,6 +28,7 @@ mod emulator_entra_signin;
 mod emulator_entra_tokens;
 mod emulator_pkce;
 mod emulator_sign_in_bounds;
+mod emulator_sign_in_report;
 mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
