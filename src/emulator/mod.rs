@@ -28,7 +28,7 @@ mod token;
 pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
-pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
@@ -164,10 +164,10 @@ pub struct AppState {
     code_lifetime: i64,
     user_token_lifetime: Option<i64>,
     throttle: Option<throttle::Throttle>,
-    /// Each credential's latest sign-in, for Graph's credential activity report.
-    sign_ins: signins::SignIns,
     /// Drawn at start: the key of the tokens binding consent forms to their pages.
     form_key: [u8; 32],
+    /// Each credential's latest sign-in, for Graph's credential activity report.
+    sign_ins: signins::SignIns,
 }
 
 impl AppState {
@@ -250,6 +250,7 @@ impl AppState {
                 scopes: Vec::new(),
                 app_roles: Vec::new(),
                 builtin: true,
+                idtyp: apps::IdTyp::Never,
             })
         })
     }
@@ -665,8 +666,8 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         log: cfg.log,
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
-        sign_ins: signins::SignIns::default(),
         form_key: rand::random(),
+        sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -164,7 +164,13 @@ pub(super) fn get(State(st): SharedState, Path(id): Path<String>, headers: Heade
             out.extend(e);
             graph_json(Value::Object(out))
         }
-        None => super::not_found(&id),
+        // Report ids are no directory object ids (base64, not GUIDs): what Graph answers for one
+        // it does not know is undocumented; the emulator says 404, the resource not found.
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        ),
     }
 }
 
