@@ -47,7 +47,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Generate an RSA key and a self-signed certificate for an app credential
-    #[command(mut_arg("name", |a| a.required(true)))]
+    #[command(mut_arg("name", |a| a.required(true).help("Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)")))]
     New(new::Args),
     /// Show the Entra values of certificates (thumbprint, customKeyIdentifier, x5t, ...)
     Show(show::Args),

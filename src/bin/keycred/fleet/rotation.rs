@@ -253,13 +253,17 @@ fn print_rotate(ctx: &Ctx, summary: &Summary) {
         };
         let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
         let mut line = format!(
-            "{}  {what:<15}  {}  keyId {}  removes {removed}",
+            "{}  {what:<15}  {}  keyId {}  bundle {}  removes {removed}",
             o.app_id,
             o.thumbprint.as_deref().unwrap_or("-"),
-            o.key_id.as_deref().unwrap_or("-")
+            o.key_id.as_deref().unwrap_or("-"),
+            o.bundle.as_deref().unwrap_or("-")
         );
         if let Some(d) = &o.deploy {
             line.push_str(&format!("  {}", deploy_text(d)));
+        }
+        if let Some(t) = &o.retire_from {
+            line.push_str(&format!("  retire from {t}"));
         }
         if let (Some(step), Some(r)) = (o.step, &o.reason) {
             line.push_str(&format!("  at {step}: {r}"));
