@@ -11,7 +11,7 @@
 //! certificate, verified, and removes nothing twice.
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
-use super::journal::{Header, Journal, Record, Step, VERSION};
+use super::journal::{AppState, Header, Journal, Record, Step, VERSION};
 use super::pager::Objects;
 use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
@@ -91,10 +91,7 @@ impl Options {
     /// Checks the options before anything is read or written.
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
-            if n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.') {
-                return Err(Error::input(format!("--name '{n}': must be a plain file name"))
-                    .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
-            }
+            super::journal::check_name(n, "--name")?;
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
@@ -293,22 +290,41 @@ impl Run {
         }
     }
 
-    /// The new certificate: the one on disk when an earlier run made it (journaled, or written
-    /// just before a crash), else a fresh one, written before Graph hears of it.
-    async fn credential(&self, app_id: &str, journaled: bool) -> Result<LoadedCredential> {
+    /// The new certificate: the one on disk when the journal recorded it (and its thumbprint,
+    /// which the file must match), else a fresh one, written before Graph hears of it. A key
+    /// the journal does not vouch for is never adopted: files a crash left before the journal
+    /// recorded them were never registered, and are replaced in a resumed run.
+    async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
         let paths = files(&self.opts.out_dir, app_id, &self.name);
         // The bundle is written last: its presence says the set is complete.
         let pem = paths.bundle().to_path_buf();
         let resumed = self.journal.as_ref().is_some_and(Journal::resumed);
-        if pem.exists() && (journaled || resumed) {
-            return cert::load_credential(&pem, None, None);
-        }
-        if journaled {
-            return Err(Error::input(format!(
-                "{}: the journal says this certificate was written, but the file is gone",
-                pem.display()
-            ))
-            .with_hint("restore the file, or move the journal aside to start a new run"));
+        if state.step.is_some_and(|s| s >= Step::Generated) {
+            let restart = "restore the file the journal names, or move the journal aside to start a new run";
+            let Some(recorded) = &state.thumbprint else {
+                return Err(Error::input(format!(
+                    "{}: the journal says this certificate was written but records no thumbprint for it",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            };
+            if !pem.exists() {
+                return Err(Error::input(format!(
+                    "{}: the journal says this certificate was written, but the file is gone",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            }
+            let cred = cert::load_credential(&pem, None, None)?;
+            let thumb = cred.cert.thumbprint();
+            if !recorded.eq_ignore_ascii_case(&thumb) {
+                return Err(Error::input(format!(
+                    "{}: holds certificate {thumb}, but the journal recorded {recorded}",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            }
+            return Ok(cred);
         }
         let req = NewCertificate {
             subject: format!("CN={app_id}"),
@@ -398,6 +414,8 @@ impl Run {
         let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
+            *step_name = "confirm";
+            confirm_done(app, app_id, &state)?;
             out.thumbprint = state.thumbprint;
             return Ok(Result_::AlreadyRotated);
         }
@@ -415,17 +433,8 @@ impl Run {
         }
 
         *step_name = "generate";
-        let cred = Arc::new(self.credential(app_id, done(Step::Generated)).await?);
+        let cred = Arc::new(self.credential(app_id, &state).await?);
         let thumb = cred.cert.thumbprint();
-        if let Some(t) = &state.thumbprint {
-            if !t.eq_ignore_ascii_case(&thumb) {
-                return Err(Error::input(format!(
-                    "{}: holds certificate {thumb}, but the journal recorded {t}",
-                    cred.cert_path.display()
-                ))
-                .with_hint("restore the file the journal names, or move the journal aside to start a new run"));
-            }
-        }
         out.thumbprint = Some(thumb.clone());
         out.bundle = Some(cred.cert_path.display().to_string());
         if !done(Step::Generated) {
@@ -526,6 +535,21 @@ impl Run {
             reason: None,
         }
     }
+}
+
+/// Checks with Graph (its listing of the application, `app`) what the journal says is done: the
+/// certificate the journal recorded is registered. A journal line is no proof on its own.
+fn confirm_done(app: &Value, app_id: &str, state: &AppState) -> Result<()> {
+    let recorded = state.thumbprint.as_deref().and_then(|t| crate::thumbprint::parse_sha1(t).ok());
+    let entries = app.get("keyCredentials").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if recorded.is_some() && creds_of(entries).iter().any(|c| c.sha1() == recorded) {
+        return Ok(());
+    }
+    Err(Error::check(format!(
+        "application {app_id}: the journal says it was rotated, but Graph does not list the certificate it recorded ({})",
+        state.thumbprint.as_deref().unwrap_or("no thumbprint recorded")
+    ))
+    .with_hint("move the journal aside to rotate this application again"))
 }
 
 /// Runs a rotation. `stop` (set by Ctrl-C) lets the applications in flight finish their current
