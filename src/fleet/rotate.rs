@@ -19,6 +19,7 @@ use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
+use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use crate::{dates, Error, Result};
@@ -32,6 +33,8 @@ use time::OffsetDateTime;
 
 /// Default journal file name, in OUT_DIR.
 pub const JOURNAL_NAME: &str = "fleet-journal.jsonl";
+/// The lock file a run holds in OUT_DIR.
+pub const OUT_DIR_LOCK: &str = "fleet-rotate.lock";
 
 /// What a rotation run does.
 #[derive(Clone, Debug)]
@@ -552,6 +555,21 @@ fn confirm_done(app: &Value, app_id: &str, state: &AppState) -> Result<()> {
     .with_hint("move the journal aside to rotate this application again"))
 }
 
+/// Locks the output directory (`OUT_DIR/fleet-rotate.lock`) and the journal (`<journal>.lock`),
+/// waiting as manifest edits do (`KEYCRED_LOCK_TIMEOUT`), off the async threads.
+async fn lock_run(opts: &Options) -> Result<Vec<FileLock>> {
+    let (out_dir, journal) = (opts.out_dir.clone(), opts.journal_path());
+    tokio::task::spawn_blocking(move || {
+        let activity = "rotating with it (fleet rotate)";
+        Ok(vec![
+            FileLock::acquire(out_dir.join(OUT_DIR_LOCK), &out_dir, activity)?,
+            FileLock::acquire(lock_path_of(&journal), &journal, activity)?,
+        ])
+    })
+    .await
+    .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
+}
+
 /// Runs a rotation. `stop` (set by Ctrl-C) lets the applications in flight finish their current
 /// step and starts no new one.
 pub async fn run(
@@ -565,6 +583,9 @@ pub async fn run(
     if !opts.dry_run && !opts.out_dir.exists() {
         create_private_dir(&opts.out_dir)?;
     }
+    // Held until the run returns: a second run over the same directory or journal would give
+    // an application two new certificates and lose a key.
+    let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts).await? };
     let started = dates::now();
     let fresh_name = format!("fleet-{}", dates::format(started).replace([':', '-'], ""));
     let journal = if opts.dry_run {

@@ -27,6 +27,7 @@ mod emulator_tokens;
 mod emulator_validation;
 mod first_steps;
 mod fleet_cli;
+mod fleet_concurrent_runs;
 mod fleet_emulator;
 mod fleet_journal_trust;
 mod fsio_links;
