@@ -728,7 +728,7 @@ fn tls_setup(
             d
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    crate::fsio::create_private_dir(&dir)?;
     let path = dir.join("emulator-ca.pem");
     crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
     Ok((Some(material.config), Some(path), temp))

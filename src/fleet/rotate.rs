@@ -15,13 +15,14 @@ use super::journal::{AppState, Header, Journal, Record, Step, VERSION};
 use super::pager::Objects;
 use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
-use crate::cert::files::{create_private_dir, write_files, FilePaths};
+use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
 use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use crate::fsio::{self, Links};
 use crate::{dates, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,6 +100,7 @@ impl Options {
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
         crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
+        fsio::check_private_dir(&self.out_dir, "--out-dir", Links::Follow)?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
                 "--days {}: the new certificates would already be within the expiring window",
@@ -298,6 +300,9 @@ impl Run {
     /// the journal does not vouch for is never adopted: files a crash left before the journal
     /// recorded them were never registered, and are replaced in a resumed run.
     async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
+        // Keycred makes this directory itself (0700): a link or a shared directory there was
+        // planted, and keys are neither read from nor written to it.
+        fsio::check_private_dir(&self.opts.out_dir.join(app_id), "the application's directory", Links::Refuse)?;
         let paths = files(&self.opts.out_dir, app_id, &self.name);
         // The bundle is written last: its presence says the set is complete.
         let pem = paths.bundle().to_path_buf();
@@ -580,8 +585,8 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
     opts.check()?;
-    if !opts.dry_run && !opts.out_dir.exists() {
-        create_private_dir(&opts.out_dir)?;
+    if !opts.dry_run {
+        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", Links::Follow)?;
     }
     // Held until the run returns: a second run over the same directory or journal would give
     // an application two new certificates and lose a key.

@@ -48,6 +48,7 @@ mod manifest_cli;
 mod manifest_edit;
 mod manifest_portal;
 mod manifest_usable;
+mod private_directories;
 mod readme_examples;
 mod rotation_cli;
 mod rotation_library;
