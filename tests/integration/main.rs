@@ -47,6 +47,7 @@ mod hardening_review_files;
 mod manifest_cli;
 mod manifest_edit;
 mod manifest_portal;
+mod manifest_thumbprint_selection;
 mod manifest_usable;
 mod private_directories;
 mod readme_examples;
