@@ -26,6 +26,7 @@ mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
 mod first_steps;
+mod fleet_audit_csv_cells;
 mod fleet_cli;
 mod fleet_concurrent_runs;
 mod fleet_emulator;
