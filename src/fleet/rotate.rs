@@ -158,6 +158,10 @@ pub struct Outcome {
     pub step: Option<&'static str>,
     /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
+    /// Entra's AADSTS code, when Entra's refusal made it fail.
+    pub aadsts: Option<u32>,
+    /// Graph's `error.code`, when Graph's refusal made it fail.
+    pub graph_code: Option<String>,
 }
 
 /// The whole run.
@@ -371,15 +375,12 @@ impl Run {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "the new certificate is registered but getting a token with it failed ({} attempts): {}; \
-                             nothing was removed",
-                            attempt,
-                            e.message()
-                        ),
-                    ))
+                    // Context and note keep Entra's code for the report.
+                    return Err(e
+                        .context(format!(
+                            "the new certificate is registered but getting a token with it failed ({attempt} attempts)"
+                        ))
+                        .with_note("nothing was removed"))
                 }
             }
         }
@@ -397,12 +398,15 @@ impl Run {
             bundle: None,
             step: None,
             reason: None,
+            aadsts: None,
+            graph_code: None,
         };
         let mut step_name = "read";
         match self.steps(&app, &app_id, &mut out, &mut step_name).await {
             Ok(r) => out.result = r,
             Err(e) => {
                 out.step = Some(step_name);
+                (out.aadsts, out.graph_code) = (e.aadsts(), e.graph_code().map(str::to_string));
                 out.reason = Some(match e.hint() {
                     Some(h) => format!("{} (hint: {h})", e.message()),
                     None => e.message().to_string(),
@@ -541,6 +545,8 @@ impl Run {
             bundle: Some(pem),
             step: None,
             reason: None,
+            aadsts: None,
+            graph_code: None,
         }
     }
 }
@@ -664,6 +670,8 @@ pub async fn run(
                         bundle: None,
                         step: None,
                         reason: Some(reason),
+                        aadsts: None,
+                        graph_code: None,
                     };
                     let mut s = summary.lock().expect("summary lock");
                     s.skipped += 1;
@@ -703,6 +711,8 @@ pub async fn run(
                     bundle: None,
                     step: Some("read"),
                     reason: Some("Graph lists no application with this id in the tenant".into()),
+                    aadsts: None,
+                    graph_code: None,
                 });
             }
         }

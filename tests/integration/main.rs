@@ -45,6 +45,7 @@ mod hardening_jwt;
 mod hardening_load;
 mod hardening_review_emulator;
 mod hardening_review_files;
+mod json_error_codes;
 mod manifest_cli;
 mod manifest_edit;
 mod manifest_portal;
