@@ -218,9 +218,7 @@ impl GraphClient {
                         "{method} {url}: still throttled or unavailable after {MAX_ATTEMPTS} attempts \
                          (client-request-id {client_request_id})"
                     ))
-                    .with_hint(
-                        "Graph is throttling this application: run again later, or with a lower --concurrency",
-                    );
+                    .with_hint("Graph is throttling this application: run again later, or with a lower --concurrency");
                     return Err(match graph_error_code(&text) {
                         Some(c) => e.with_graph_code(c),
                         None => e,

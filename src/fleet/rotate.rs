@@ -17,12 +17,12 @@ use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use crate::fsio::{self, Links};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
 use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
-use crate::fsio::{self, Links};
 use crate::{dates, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -380,7 +380,7 @@ impl Run {
                         .context(format!(
                             "the new certificate is registered but getting a token with it failed ({attempt} attempts)"
                         ))
-                        .with_note("nothing was removed"))
+                        .with_note("nothing was removed"));
                 }
             }
         }

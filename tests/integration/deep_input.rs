@@ -69,7 +69,21 @@ fn deeply_nested_answers_of_remote_services_are_refused() {
     );
     assert_refused(&token, 3, &server.base);
     let env = [("GT", "graph-token")];
-    let graph = run(&["graph", "list", "--app-id", APP_ID, "--tenant", TENANT, "--graph-token-env", "GT", "--graph-url", &server.base], &env);
+    let graph = run(
+        &[
+            "graph",
+            "list",
+            "--app-id",
+            APP_ID,
+            "--tenant",
+            TENANT,
+            "--graph-token-env",
+            "GT",
+            "--graph-url",
+            &server.base,
+        ],
+        &env,
+    );
     assert_refused(&graph, 3, &server.base);
     let audit =
         run(&["fleet", "audit", "--tenant", TENANT, "--graph-token-env", "GT", "--graph-url", &server.base], &env);
@@ -89,7 +103,9 @@ async fn deeply_nested_request_bodies_are_refused_by_the_emulator() {
             .header("content-type", "application/json")
             .body(deep.clone())
     };
-    for (method, path) in [(reqwest::Method::POST, "$batch"), (reqwest::Method::PATCH, &format!("applications/{OBJECT_ID}"))] {
+    for (method, path) in
+        [(reqwest::Method::POST, "$batch"), (reqwest::Method::PATCH, &format!("applications/{OBJECT_ID}"))]
+    {
         let r = send(method, path).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 400, "{path}");
     }

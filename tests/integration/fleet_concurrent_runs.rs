@@ -18,7 +18,8 @@ fn rotate_args(t: &FakeTenant, out_dir: &Path, journal: Option<&Path>) -> Vec<St
 }
 
 fn second_run(args: &[String]) -> (Option<i32>, String) {
-    let o = keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN), ("KEYCRED_LOCK_TIMEOUT", "0")]).output().unwrap();
+    let o =
+        keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN), ("KEYCRED_LOCK_TIMEOUT", "0")]).output().unwrap();
     (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
@@ -44,7 +45,10 @@ fn a_second_run_over_a_running_ones_directory_refuses_and_the_first_gives_one_ce
     }
     let (code, err) = second_run(&args);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("locked by") && err.contains("fleet-rotate.lock") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("locked by") && err.contains("fleet-rotate.lock") && err.contains("nothing was changed"),
+        "{err}"
+    );
     // The same journal from another directory is refused too.
     let (code, err) = second_run(&rotate_args(&t, &dir.path("elsewhere"), Some(&out.join("fleet-journal.jsonl"))));
     assert_eq!(code, Some(2), "{err}");
@@ -60,7 +64,11 @@ fn a_second_run_over_a_running_ones_directory_refuses_and_the_first_gives_one_ce
     // Each rotated application got exactly one new certificate, whose key is on disk.
     let thumbs = |v: &serde_json::Value| -> Vec<String> {
         let entries = v["keyCredentials"].as_array().unwrap();
-        entries.iter().filter_map(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).sha1()).map(|d| keycred::thumbprint::hex_upper(&d)).collect()
+        entries
+            .iter()
+            .filter_map(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).sha1())
+            .map(|d| keycred::thumbprint::hex_upper(&d))
+            .collect()
     };
     let mut rotated = 0;
     for (b, a) in apps.iter().zip(t.apps()) {
@@ -71,7 +79,11 @@ fn a_second_run_over_a_running_ones_directory_refuses_and_the_first_gives_one_ce
             continue;
         }
         rotated += 1;
-        let bundles: Vec<_> = std::fs::read_dir(&app_dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "pem")).collect();
+        let bundles: Vec<_> = std::fs::read_dir(&app_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
         assert_eq!(bundles.len(), 1, "{}", app_dir.display());
         let on_disk = keycred::cert::load_credential(&bundles[0], None, None).unwrap().cert.thumbprint();
         assert_eq!(new, vec![on_disk], "exactly one new certificate, the one on disk");

@@ -72,7 +72,11 @@ fn a_journal_whose_name_is_a_path_is_refused_and_nothing_is_registered() {
     std::fs::write(&journal, format!("{}\n", header(&t, &evil.join("k").display().to_string()))).unwrap();
     let o = rotate(&t, &dir.path("out"), &journal);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("the journal's certificate name") && stderr(&o).contains("must be a plain file name"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the journal's certificate name") && stderr(&o).contains("must be a plain file name"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(t.apps(), before, "Graph unchanged");
 }
 
@@ -153,7 +157,10 @@ fn a_done_line_is_confirmed_with_graph_before_the_app_is_reported_rotated() {
         assert_eq!(v["alreadyRotated"], 0, "{v}");
         let failed = outcome(&o);
         assert_eq!((&failed["result"], &failed["step"]), (&json!("failed"), &json!("confirm")), "{failed}");
-        assert!(failed["reason"].as_str().unwrap().contains("Graph does not list the certificate it recorded"), "{failed}");
+        assert!(
+            failed["reason"].as_str().unwrap().contains("Graph does not list the certificate it recorded"),
+            "{failed}"
+        );
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
         assert_eq!(t.apps(), before, "Graph unchanged");
     }

@@ -65,7 +65,11 @@ async fn filters_higher_than_graph_allows_are_refused_with_graphs_message() {
     let (s, v) = get(&q(&format!("(({a} or ({b} and {c})) and {d})")), &token).await;
     assert_eq!(
         (s, &v["error"]["code"], &v["error"]["message"]),
-        (400, &json!("Request_UnsupportedQuery"), &json!("Search filter expression has excessive height: 4. Max allowed: 3."))
+        (
+            400,
+            &json!("Request_UnsupportedQuery"),
+            &json!("Search filter expression has excessive height: 4. Max allowed: 3.")
+        )
     );
     let (s, v) = get(&q(&format!("({a} and {d}) or ({b} and {c} and {d})")), &token).await;
     assert_eq!((s, v["value"][0]["appId"].as_str()), (200, Some(APP_ID)), "{v}");

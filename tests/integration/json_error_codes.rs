@@ -23,7 +23,8 @@ fn entra_and_graph_refusals_carry_their_codes() {
 
     // Entra: a certificate the app does not hold is AADSTS700027.
     let common = ["--client-id", APP_ID, "--tenant", TENANT, "--authority", &base, "-o", "json"];
-    let token = cli(&[&["token", "--cert", &stranger, "--scope", &format!("{API}/.default")][..], &common].concat(), &[]);
+    let token =
+        cli(&[&["token", "--cert", &stranger, "--scope", &format!("{API}/.default")][..], &common].concat(), &[]);
     assert_eq!(token.code, 3, "{token:?}");
     let e = error_of(&token);
     assert_eq!((&e["aadsts"], &e["graphCode"], &e["exitCode"]), (&json!(700027), &Value::Null, &json!(3)), "{e}");
@@ -37,7 +38,20 @@ fn entra_and_graph_refusals_carry_their_codes() {
 
     // Graph: a token it does not accept is InvalidAuthenticationToken.
     let graph = cli(
-        &["graph", "list", "--app-id", APP_ID, "--tenant", TENANT, "--graph-token-env", "GT", "--graph-url", &base, "-o", "json"],
+        &[
+            "graph",
+            "list",
+            "--app-id",
+            APP_ID,
+            "--tenant",
+            TENANT,
+            "--graph-token-env",
+            "GT",
+            "--graph-url",
+            &base,
+            "-o",
+            "json",
+        ],
         &[("GT", "not-a-token")],
     );
     assert_eq!(graph.code, 3, "{graph:?}");

@@ -29,8 +29,11 @@ fn a_thumbprint_selects_bodies_by_their_digest_and_only_bodiless_entries_by_iden
     entry_c["key"] = Value::Null;
     let ids: Vec<String> = [&entry_a, &entry_b, &entry_c].iter().map(|e| e["keyId"].as_str().unwrap().into()).collect();
     let m = dir.path("app.json");
-    std::fs::write(&m, serde_json::to_string_pretty(&json!({"appId": APP_ID, "keyCredentials": [entry_a, entry_b, entry_c]})).unwrap())
-        .unwrap();
+    std::fs::write(
+        &m,
+        serde_json::to_string_pretty(&json!({"appId": APP_ID, "keyCredentials": [entry_a, entry_b, entry_c]})).unwrap(),
+    )
+    .unwrap();
 
     let o = remove(&m, &ta);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -45,9 +48,12 @@ fn a_thumbprint_selects_bodies_by_their_digest_and_only_bodiless_entries_by_iden
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(key_ids(&m), vec![ids[1].clone()]);
     // B by its body's digest (the last valid one: the lock-out guard needs --force).
-    let o = keycred_command(&["manifest", "remove", m.to_str().unwrap(), "--thumbprint", &b.cert.thumbprint(), "--force"], &[])
-        .output()
-        .unwrap();
+    let o = keycred_command(
+        &["manifest", "remove", m.to_str().unwrap(), "--thumbprint", &b.cert.thumbprint(), "--force"],
+        &[],
+    )
+    .output()
+    .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(key_ids(&m).is_empty());
 }

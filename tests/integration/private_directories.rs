@@ -72,7 +72,9 @@ fn every_directory_keycred_creates_is_0700_under_umask_000() {
     let t = FakeTenant::start(tenant(2), 999);
     let out = dir.path("rotation/tonight");
     let mut args = fleet_args(&t, "rotate");
-    args.extend(["--app-id", "a0000000-0000-4000-8000-000000000001", "--out-dir", out.to_str().unwrap()].map(String::from));
+    args.extend(
+        ["--app-id", "a0000000-0000-4000-8000-000000000001", "--out-dir", out.to_str().unwrap()].map(String::from),
+    );
     let o = umask_000(keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)])).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let app_dir = out.join("a0000000-0000-4000-8000-000000000001");
