@@ -78,6 +78,24 @@ pub struct AppState {
     pub thumbprint: Option<String>,
 }
 
+impl AppState {
+    /// Checks with Graph (its listing of the application, `app`) what the journal says is done:
+    /// the certificate the journal recorded is registered. A journal line is no proof on its own.
+    pub fn confirm_done(&self, app: &serde_json::Value, app_id: &str) -> Result<()> {
+        let recorded = self.thumbprint.as_deref().and_then(|t| crate::thumbprint::parse_sha1(t).ok());
+        let entries = app.get("keyCredentials").and_then(serde_json::Value::as_array);
+        let listed = entries.into_iter().flatten().enumerate().filter_map(|(i, e)| e.as_object().map(|o| (i, o)));
+        if recorded.is_some() && listed.map(|(i, o)| crate::manifest::read_entry(i, o)).any(|c| c.sha1() == recorded) {
+            return Ok(());
+        }
+        Err(Error::check(format!(
+            "application {app_id}: the journal says it was rotated, but Graph does not list the certificate it recorded ({})",
+            self.thumbprint.as_deref().unwrap_or("no thumbprint recorded")
+        ))
+        .with_hint("move the journal aside to rotate this application again"))
+    }
+}
+
 /// An open journal.
 #[derive(Debug)]
 pub struct Journal {

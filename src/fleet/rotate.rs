@@ -427,7 +427,7 @@ impl Run {
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
             *step_name = "confirm";
-            confirm_done(app, app_id, &state)?;
+            state.confirm_done(app, app_id)?;
             out.thumbprint = state.thumbprint;
             return Ok(Result_::AlreadyRotated);
         }
@@ -549,21 +549,6 @@ impl Run {
             graph_code: None,
         }
     }
-}
-
-/// Checks with Graph (its listing of the application, `app`) what the journal says is done: the
-/// certificate the journal recorded is registered. A journal line is no proof on its own.
-fn confirm_done(app: &Value, app_id: &str, state: &AppState) -> Result<()> {
-    let recorded = state.thumbprint.as_deref().and_then(|t| crate::thumbprint::parse_sha1(t).ok());
-    let entries = app.get("keyCredentials").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    if recorded.is_some() && creds_of(entries).iter().any(|c| c.sha1() == recorded) {
-        return Ok(());
-    }
-    Err(Error::check(format!(
-        "application {app_id}: the journal says it was rotated, but Graph does not list the certificate it recorded ({})",
-        state.thumbprint.as_deref().unwrap_or("no thumbprint recorded")
-    ))
-    .with_hint("move the journal aside to rotate this application again"))
 }
 
 /// Locks the output directory (`OUT_DIR/fleet-rotate.lock`) and the journal (`<journal>.lock`),
