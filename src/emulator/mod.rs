@@ -26,6 +26,7 @@ mod tls;
 mod token;
 
 pub use generate::{generate_tenant, TenantSummary};
+pub use graph::odata::{query_matches as graph_query_matches, QueryError as GraphQueryError};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
@@ -746,7 +747,7 @@ fn tls_setup(
             d
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    crate::fsio::create_private_dir(&dir)?;
     let path = dir.join("emulator-ca.pem");
     crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
     Ok((Some(material.config), Some(path), temp))

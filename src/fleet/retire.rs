@@ -222,12 +222,19 @@ pub async fn run(
             .with_hint("give --concurrency 1 or more (default 4)"));
     }
     let rotations = rotation_steps(&opts.out_dir, opts.tenant.as_str(), g.base())?;
+    if !opts.dry_run {
+        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", fsio::Links::Follow)?;
+    }
+    // Held until the run returns: no rotation of this directory, nor another retirement with
+    // this journal, while this one decides.
+    let _locks = if opts.dry_run {
+        Vec::new()
+    } else {
+        super::rotate::lock_run_at(opts.out_dir.clone(), opts.journal_path(), "retiring with it (fleet retire)").await?
+    };
     let journal = if opts.dry_run {
         None
     } else {
-        if !opts.out_dir.exists() && opts.journal.is_none() {
-            crate::cert::files::create_private_dir(&opts.out_dir)?;
-        }
         let header = Header {
             journal: VERSION,
             tenant: opts.tenant.to_string(),

@@ -19,10 +19,11 @@ use super::request::AppId;
 use super::rotate_steps::Run;
 use super::workers::{for_each_app, Progress};
 use crate::authority::Authority;
-use crate::cert::files::create_private_dir;
 use crate::cert::KeySize;
+use crate::fsio::{self, Links};
 use crate::graph::{self, GraphClient};
 use crate::ids::TenantId;
+use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::rotate::deploy::{DeployHook, DeployResult};
 use crate::rotate::RemovePolicy;
@@ -38,6 +39,8 @@ use time::OffsetDateTime;
 
 /// Default journal file name, in OUT_DIR.
 pub const JOURNAL_NAME: &str = "fleet-journal.jsonl";
+/// The lock file a run holds in OUT_DIR.
+pub const OUT_DIR_LOCK: &str = "fleet-rotate.lock";
 
 /// What a rotation run does.
 #[derive(Clone, Debug)]
@@ -103,14 +106,12 @@ impl Options {
     /// Checks the options before anything is read or written.
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
-            if n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.') {
-                return Err(Error::input(format!("--name '{n}': must be a plain file name"))
-                    .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
-            }
+            super::journal::check_name(n, "--name")?;
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
         crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
+        fsio::check_private_dir(&self.out_dir, "--out-dir", Links::Follow)?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
                 "--days {}: the new certificates would already be within the expiring window",
@@ -174,6 +175,10 @@ pub struct Outcome {
     pub step: Option<&'static str>,
     /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
+    /// Entra's AADSTS code, when Entra's refusal made it fail.
+    pub aadsts: Option<u32>,
+    /// Graph's `error.code`, when Graph's refusal made it fail.
+    pub graph_code: Option<String>,
 }
 
 /// The whole run.
@@ -231,6 +236,8 @@ impl Outcome {
             retire_from: None,
             step: None,
             reason: None,
+            aadsts: None,
+            graph_code: None,
         }
     }
 }
@@ -303,6 +310,24 @@ fn window_text(window: Duration) -> String {
     crate::rotate::evidence::duration_text(window)
 }
 
+/// Locks the output directory (`OUT_DIR/fleet-rotate.lock`) and the journal (`<journal>.lock`),
+/// waiting as manifest edits do (`KEYCRED_LOCK_TIMEOUT`), off the async threads. `fleet
+/// retire` takes the directory's lock too: it must not decide while a rotation is under way.
+pub(super) async fn lock_run_at(out_dir: PathBuf, journal: PathBuf, activity: &'static str) -> Result<Vec<FileLock>> {
+    tokio::task::spawn_blocking(move || {
+        Ok(vec![
+            FileLock::acquire(out_dir.join(OUT_DIR_LOCK), &out_dir, activity)?,
+            FileLock::acquire(lock_path_of(&journal), &journal, activity)?,
+        ])
+    })
+    .await
+    .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
+}
+
+async fn lock_run(opts: &Options, activity: &'static str) -> Result<Vec<FileLock>> {
+    lock_run_at(opts.out_dir.clone(), opts.journal_path(), activity).await
+}
+
 /// Runs a rotation. `stop` (set by Ctrl-C) lets the applications in flight finish their current
 /// step and starts no new one.
 pub async fn run(
@@ -313,9 +338,12 @@ pub async fn run(
     progress: Arc<dyn Progress<Outcome>>,
 ) -> Result<Summary> {
     opts.check()?;
-    if !opts.dry_run && !opts.out_dir.exists() {
-        create_private_dir(&opts.out_dir)?;
+    if !opts.dry_run {
+        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", Links::Follow)?;
     }
+    // Held until the run returns: a second run over the same directory or journal would give
+    // an application two new certificates and lose a key.
+    let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts, "rotating with it (fleet rotate)").await? };
     let started = dates::now();
     let fresh_name = crate::rotate::default_name(started);
     let journal = if opts.dry_run {

@@ -2,11 +2,12 @@
 //! key a crashed run left), add by PATCH, verify with a token, run the deploy hook, remove what
 //! was asked. Each is journaled once done and safe to redo.
 
-use super::journal::{Journal, Record, Step};
+use super::journal::{AppState, Journal, Record, Step};
 use super::rotate::{creds_of, Options, Outcome, Result_};
 use crate::authority::EndpointVersion;
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use crate::fsio::{self, Links};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::ClientId;
 use crate::manifest::Selector;
@@ -17,6 +18,36 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// The key the journal recorded for `state`, from `pem`: the file must be there and hold the
+/// certificate whose thumbprint the journal recorded.
+fn adopt(pem: &Path, state: &AppState) -> Result<LoadedCredential> {
+    let restart = "restore the file the journal names, or move the journal aside to start a new run";
+    let Some(recorded) = &state.thumbprint else {
+        return Err(Error::input(format!(
+            "{}: the journal says this certificate was written but records no thumbprint for it",
+            pem.display()
+        ))
+        .with_hint(restart));
+    };
+    if !pem.exists() {
+        return Err(Error::input(format!(
+            "{}: the journal says this certificate was written, but the file is gone",
+            pem.display()
+        ))
+        .with_hint(restart));
+    }
+    let cred = cert::load_credential(pem, None, None)?;
+    let thumb = cred.cert.thumbprint();
+    if !recorded.eq_ignore_ascii_case(&thumb) {
+        return Err(Error::input(format!(
+            "{}: holds certificate {thumb}, but the journal recorded {recorded}",
+            pem.display()
+        ))
+        .with_hint(restart));
+    }
+    Ok(cred)
+}
 
 /// One rotation run: what every application's steps share.
 pub(super) struct Run {
@@ -42,22 +73,20 @@ impl Run {
         }
     }
 
-    /// The new certificate: the one on disk when an earlier run made it (journaled, or written
-    /// just before a crash), else a fresh one, written before Graph hears of it.
-    async fn credential(&self, app_id: &str, journaled: bool) -> Result<LoadedCredential> {
+    /// The new certificate: the one on disk when the journal recorded it (and its thumbprint,
+    /// which the file must match), else a fresh one, written before Graph hears of it. A key
+    /// the journal does not vouch for is never adopted: files a crash left before the journal
+    /// recorded them were never registered, and are replaced in a resumed run.
+    async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
+        // Keycred makes this directory itself (0700): a link or a shared directory there was
+        // planted, and keys are neither read from nor written to it.
+        fsio::check_private_dir(&self.opts.out_dir.join(app_id), "the application's directory", Links::Refuse)?;
         let paths = files(&self.opts.out_dir, app_id, &self.name);
         // The bundle is written last: its presence says the set is complete.
         let pem = paths.bundle().to_path_buf();
         let resumed = self.journal.as_ref().is_some_and(Journal::resumed);
-        if pem.exists() && (journaled || resumed) {
-            return cert::load_credential(&pem, None, None);
-        }
-        if journaled {
-            return Err(Error::input(format!(
-                "{}: the journal says this certificate was written, but the file is gone",
-                pem.display()
-            ))
-            .with_hint("restore the file, or move the journal aside to start a new run"));
+        if state.step.is_some_and(|s| s >= Step::Generated) {
+            return adopt(&pem, state);
         }
         let req = NewCertificate {
             subject: format!("CN={app_id}"),
@@ -96,15 +125,12 @@ impl Run {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "the new certificate is registered but getting a token with it failed ({} attempts): {}; \
-                             nothing was removed",
-                            attempt,
-                            e.message()
-                        ),
-                    ))
+                    // Context and note keep Entra's code for the report.
+                    return Err(e
+                        .context(format!(
+                            "the new certificate is registered but getting a token with it failed ({attempt} attempts)"
+                        ))
+                        .with_note("nothing was removed"));
                 }
             }
         }
@@ -118,6 +144,7 @@ impl Run {
             Ok(r) => out.result = r,
             Err(e) => {
                 out.step = Some(step_name);
+                (out.aadsts, out.graph_code) = (e.aadsts(), e.graph_code().map(str::to_string));
                 out.reason = Some(match e.hint() {
                     Some(h) => format!("{} (hint: {h})", e.message()),
                     None => e.message().to_string(),
@@ -146,6 +173,8 @@ impl Run {
         let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
+            *step_name = "confirm";
+            state.confirm_done(app, app_id)?;
             out.thumbprint = state.thumbprint;
             return Ok(Result_::AlreadyRotated);
         }
@@ -158,7 +187,7 @@ impl Run {
             return Ok(Result_::Interrupted);
         }
         *step_name = "generate";
-        let cred = Arc::new(self.generate_step(app_id, done(Step::Generated), state.thumbprint.as_deref()).await?);
+        let cred = Arc::new(self.generate_step(app_id, &state).await?);
         out.thumbprint = Some(cred.cert.thumbprint());
         out.bundle = Some(cred.cert_path.display().to_string());
         for (step, name) in [(Step::Added, "add"), (Step::Verified, "verify")] {
@@ -206,21 +235,11 @@ impl Run {
         Ok(Result_::Rotated)
     }
 
-    /// The new credential, checked against the thumbprint the journal recorded, journaled.
-    async fn generate_step(&self, app_id: &str, journaled: bool, recorded: Option<&str>) -> Result<LoadedCredential> {
-        let cred = self.credential(app_id, journaled).await?;
-        let thumb = cred.cert.thumbprint();
-        if let Some(t) = recorded {
-            if !t.eq_ignore_ascii_case(&thumb) {
-                return Err(Error::input(format!(
-                    "{}: holds certificate {thumb}, but the journal recorded {t}",
-                    cred.cert_path.display()
-                ))
-                .with_hint("restore the file the journal names, or move the journal aside to start a new run"));
-            }
-        }
-        if !journaled {
-            self.record(app_id, Step::Generated, Some(thumb), Vec::new())?;
+    /// The new credential (the one the journal recorded, or a fresh one, then journaled).
+    async fn generate_step(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
+        let cred = self.credential(app_id, state).await?;
+        if state.step.is_none_or(|s| s < Step::Generated) {
+            self.record(app_id, Step::Generated, Some(cred.cert.thumbprint()), Vec::new())?;
         }
         Ok(cred)
     }
