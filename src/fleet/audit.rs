@@ -8,8 +8,8 @@
 //! PFX, sharing one `customKeyIdentifier`): it is reported once, as a certificate, and its
 //! password is never reported as a client secret.
 
-use super::pager::Objects;
-use super::request::{AppId, Collection};
+use crate::graph::call::{AppId, Collection};
+use crate::graph::pager::Objects;
 use crate::graph::GraphClient;
 use crate::manifest::read_entry;
 use crate::{dates, thumbprint, Result};

@@ -1,10 +1,9 @@
 //! Many applications at once (`keycred fleet audit|rotate`), with the identity of an automation
 //! app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
 //!
-//! - [`request`]: Graph requests and answers as plain values (paging, `client-request-id`,
-//!   throttling answers, backoff), no I/O;
-//! - [`throttle`]: the adaptive concurrency shared by every request of a run;
-//! - [`pager`]: streams a collection page by page, so memory stays flat however large the tenant;
+//! It sits on [`crate::graph`] (calls, paging, the adaptive limiter shared by every request of a
+//! run), which never imports it:
+//!
 //! - [`audit`]: every credential of every application (and service principal), classified;
 //! - [`journal`]: the append-only record that makes a rotation resumable after any crash;
 //! - [`rotate`]: new certificate, added by PATCH, verified with a token, then the expiring ones
@@ -12,12 +11,9 @@
 
 pub mod audit;
 pub mod journal;
-pub mod pager;
-pub mod request;
 pub mod rotate;
-pub mod throttle;
 
-pub use request::AppId;
+pub use crate::graph::call::AppId;
 
 use crate::{Error, Result};
 use std::path::Path;

@@ -12,8 +12,8 @@
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
 use super::journal::{Header, Journal, Record, Step, VERSION};
-use super::pager::Objects;
-use super::request::{AppId, Collection};
+use crate::graph::call::{AppId, Collection};
+use crate::graph::pager::Objects;
 use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};

@@ -7,7 +7,7 @@ use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
 use keycred::fleet::audit::{self, CredStatus, Filters, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
-use keycred::fleet::throttle::Limiter;
+use keycred::graph::limiter::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::{self, GraphClient, GRAPH_URL};
 use keycred::secret::{self, SecretString};

@@ -2,8 +2,8 @@
 //! given: only one page (at most 999 objects) is ever held, so memory stays flat however many
 //! applications the tenant has.
 
-use super::request::{self, AppId, Collection, Page};
-use crate::graph::{GraphCall, GraphClient};
+use super::call::{self as request, AppId, Collection, Page};
+use super::{GraphCall, GraphClient};
 use crate::Result;
 use serde_json::Value;
 use std::collections::{HashSet, VecDeque};

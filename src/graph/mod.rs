@@ -10,8 +10,12 @@
 
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
-use crate::fleet::request;
-use crate::fleet::throttle::Limiter;
+pub mod call;
+pub mod limiter;
+pub mod pager;
+
+use call as request;
+use limiter::Limiter;
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
 use serde_json::{json, Map, Value};
