@@ -70,6 +70,17 @@ impl ClientId {
     }
 }
 
+/// Application ids Microsoft gives its own first-party applications, the same in every tenant.
+pub mod well_known {
+    /// Microsoft Graph (`https://graph.microsoft.com`).
+    pub const MICROSOFT_GRAPH: &str = "00000003-0000-0000-c000-000000000000";
+    /// Azure AD Graph (`https://graph.windows.net`), retired but still the `aud` of the
+    /// addKey/removeKey proof in Graph's documentation.
+    pub const AZURE_AD_GRAPH: &str = "00000002-0000-0000-c000-000000000000";
+    /// The Office 365 Management APIs (`https://manage.office.com`).
+    pub const OFFICE_365_MANAGEMENT: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+}
+
 macro_rules! string_like {
     ($t:ty) => {
         impl FromStr for $t {

@@ -12,11 +12,11 @@
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
 use super::journal::{Header, Journal, Record, Step, VERSION};
-use crate::graph::call::{AppId, Collection};
-use crate::graph::pager::Objects;
 use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use crate::graph::call::{AppId, Collection};
+use crate::graph::pager::Objects;
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
 use crate::manifest::{read_entry, KeyCredential};

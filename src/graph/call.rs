@@ -1,13 +1,13 @@
-//! Graph at tenant scale as plain values, with no I/O (PROTOCOL.md section 8): the list calls an
-//! audit pages through, the pages and their `@odata.nextLink`, which answers are throttling
-//! (429, 503) and how long to wait for them (`Retry-After`, else jittered backoff), and the ids a
-//! failure names. The transport ([`crate::graph::GraphClient::send`]) applies them, so every
-//! rule is unit-tested on plain values, as [`crate::graph::interpret`] is.
+//! Graph requests and answers as plain values, with no I/O (PROTOCOL.md sections 7 and 8), as
+//! the token client's `prepare`/`interpret` are: the calls on one application, the list calls an
+//! audit pages through, what an answer means, and the ids a failure names. The client
+//! ([`super::GraphClient::send`]) sends them, so every rule here is unit-tested on plain values.
 
-use crate::graph::GraphCall;
+use crate::cert::Certificate;
+use crate::http::{excerpt, Method};
+use crate::secret::SecretString;
 use crate::{Error, Result};
-use serde_json::Value;
-use std::time::Duration;
+use serde_json::{json, Value};
 
 /// Graph's largest page for `GET /applications` (the default is 100).
 pub const MAX_PAGE: u32 = 999;
@@ -17,12 +17,58 @@ pub const APPLICATION_SELECT: &str = "id,appId,displayName,keyCredentials,passwo
 /// The service principal properties an audit reads (SAML signing certificates live there).
 pub const SERVICE_PRINCIPAL_SELECT: &str =
     "id,appId,displayName,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint";
-/// Longest wait honoured from one `Retry-After`; a longer one is a misbehaving server.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-/// First backoff step when Graph says nothing about how long to wait.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Cap of one backoff step.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// One Graph request, built without I/O: method, path under the Graph base URL, and JSON body.
+/// Its `Debug` leaves the body out: addKey and removeKey bodies hold a proof of possession.
+#[derive(Clone)]
+pub struct GraphCall {
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query, from `/v1.0/`.
+    pub path: String,
+    /// JSON body.
+    pub body: Option<Value>,
+}
+
+impl std::fmt::Debug for GraphCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphCall").field("method", &self.method).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl GraphCall {
+    /// `GET /v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials`; a quote in
+    /// the id is doubled, as OData string literals escape it.
+    pub fn get_by_app_id(app_id: &str) -> GraphCall {
+        let app_id = app_id.replace('\'', "''");
+        let path = format!("/v1.0/applications(appId='{app_id}')?$select=id,appId,keyCredentials");
+        GraphCall { method: Method::GET, path, body: None }
+    }
+    /// `GET /v1.0/applications/{id}?$select=id,appId,keyCredentials`.
+    pub fn get(id: &str) -> GraphCall {
+        let path = format!("/v1.0/applications/{id}?$select=id,appId,keyCredentials");
+        GraphCall { method: Method::GET, path, body: None }
+    }
+    /// `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array.
+    pub fn patch_key_credentials(id: &str, entries: &[Value]) -> GraphCall {
+        let body = json!({ "keyCredentials": entries });
+        GraphCall { method: Method::PATCH, path: format!("/v1.0/applications/{id}"), body: Some(body) }
+    }
+    /// `POST /v1.0/applications/{id}/addKey`: the certificate as a keyCredential, and the proof.
+    pub fn add_key(id: &str, cert: &Certificate, display_name: Option<&str>, proof: &SecretString) -> GraphCall {
+        let mut kc = json!({ "type": "AsymmetricX509Cert", "usage": "Verify", "key": cert.value_b64() });
+        if let Some(d) = display_name {
+            kc["displayName"] = json!(d);
+        }
+        let body = json!({ "keyCredential": kc, "passwordCredential": null, "proof": proof.expose() });
+        GraphCall { method: Method::POST, path: format!("/v1.0/applications/{id}/addKey"), body: Some(body) }
+    }
+    /// `POST /v1.0/applications/{id}/removeKey` with the proof.
+    pub fn remove_key(id: &str, key_id: &str, proof: &SecretString) -> GraphCall {
+        let body = json!({ "keyId": key_id, "proof": proof.expose() });
+        GraphCall { method: Method::POST, path: format!("/v1.0/applications/{id}/removeKey"), body: Some(body) }
+    }
+}
 
 /// An application (client) id, checked to be a GUID once, so that it can be put in a `$filter`
 /// and a file path without quoting worries.
@@ -81,51 +127,7 @@ pub fn list_call(what: Collection, app_id: Option<&AppId>) -> GraphCall {
     if let Some(id) = app_id {
         path.push_str(&format!("&$filter=appId%20eq%20'{id}'"));
     }
-    GraphCall { method: reqwest::Method::GET, path, body: None }
-}
-
-/// The call that fetches `next_link`, an absolute URL Graph gave: only on `base` (the bearer
-/// token must never be sent anywhere else), and followed as given, never rebuilt.
-pub fn next_call(base: &str, next_link: &str) -> Result<GraphCall> {
-    let same = match (url::Url::parse(base), url::Url::parse(next_link)) {
-        (Ok(a), Ok(b)) => a.origin() == b.origin(),
-        _ => false,
-    };
-    let path = next_link.get(base.len()..).filter(|p| same && p.starts_with('/'));
-    match path {
-        Some(p) => Ok(GraphCall { method: reqwest::Method::GET, path: p.to_string(), body: None }),
-        None => Err(Error::remote(format!("@odata.nextLink {next_link} points outside {base}; not followed"))
-            .with_hint("the Graph token is only ever sent to the Graph URL; check what answers there")),
-    }
-}
-
-/// A page of a collection.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Page {
-    /// The objects of this page.
-    pub items: Vec<Value>,
-    /// `@odata.nextLink` as given (see [`next_call`]); `None` on the last page.
-    pub next_link: Option<String>,
-}
-
-/// Reads a collection page answered to `url`.
-pub fn page(url: &str, body: Value) -> Result<Page> {
-    let Value::Object(mut o) = body else {
-        return Err(Error::remote(format!("GET {url}: the answer is not a JSON object")));
-    };
-    let items = match o.remove("value") {
-        Some(Value::Array(a)) => a,
-        _ => {
-            return Err(Error::remote(format!("GET {url}: the answer has no 'value' array"))
-                .with_hint("check the Graph URL: it must be Microsoft Graph or the keycred emulator"))
-        }
-    };
-    let next_link = match o.remove("@odata.nextLink") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(v) => return Err(Error::remote(format!("GET {url}: @odata.nextLink is {v}, not a URL"))),
-    };
-    Ok(Page { items, next_link })
+    GraphCall { method: Method::GET, path, body: None }
 }
 
 /// Whether `path` lists a collection (`/v1.0/applications?...`, `/v1.0/servicePrincipals?...`),
@@ -135,9 +137,34 @@ pub fn is_collection(path: &str) -> bool {
     p == Collection::Applications.path() || p == Collection::ServicePrincipals.path()
 }
 
-/// Whether an answer with `status` is throttling or a brief unavailability, to wait out.
-pub fn is_retryable(status: u16) -> bool {
-    status == 429 || status == 503
+/// Turns Graph's answer to `method url` (status and body) into the JSON it returned (`None` for
+/// an empty body) or a remote error naming Graph's code and message, with a hint for the usual
+/// statuses.
+pub fn interpret(method: &Method, url: &str, status: u16, text: &str) -> Result<Option<Value>> {
+    if (200..300).contains(&status) {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        return serde_json::from_str(text).map(Some).map_err(|_| {
+            Error::remote(format!("{method} {url}: HTTP {status} with a body that is not JSON: {}", excerpt(text)))
+        });
+    }
+    let v: Option<Value> = serde_json::from_str(text).ok();
+    let (code, message) = match v.as_ref().and_then(|v| v.get("error")) {
+        Some(e) => (
+            e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        ),
+        None => ("unknown".into(), excerpt(text)),
+    };
+    let hint = match status {
+        401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
+        403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
+        404 => "no such application: check the application (client) id and the tenant",
+        _ => "see the Graph error above",
+    };
+    let status = reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+    Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
 }
 
 /// What a failure quotes for support: our `client-request-id`, and Graph's `request-id` from
@@ -150,36 +177,52 @@ pub fn ids(client_request_id: &str, body: &str) -> String {
     }
 }
 
-/// `Retry-After` in seconds (what Graph sends), capped at [`MAX_RETRY_AFTER`]. An HTTP date or
-/// garbage gives `None`: the caller then backs off on its own.
-pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
-    let secs: f64 = v?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER))
-}
-
-/// How long to wait before retry number `attempt` (0-based): Graph's `Retry-After` when given,
-/// never less; otherwise exponential backoff from [`BACKOFF_BASE`] capped at [`BACKOFF_CAP`],
-/// with "equal jitter" (half fixed, half random) so that many clients throttled at once do not
-/// come back in step. `jitter` is a random number in `[0, 1)`.
-pub fn backoff(attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
-    let jitter = jitter.clamp(0.0, 1.0);
-    if let Some(wait) = retry_after {
-        // Up to a tenth more than asked, so that workers told the same wait spread out.
-        return wait + wait.mul_f64(0.1 * jitter);
-    }
-    let step = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_CAP);
-    step / 2 + (step / 2).mul_f64(jitter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    const URL: &str = "https://graph.microsoft.com/v1.0/applications/x";
+
+    #[test]
+    fn answers_become_json_or_errors_naming_graphs_code() {
+        let get = Method::GET;
+        assert_eq!(interpret(&get, URL, 200, r#"{"id":"x"}"#).unwrap(), Some(json!({"id": "x"})));
+        assert_eq!(interpret(&get, URL, 204, "").unwrap(), None);
+        let e = interpret(&get, URL, 200, "<html>").unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.message().contains("not JSON") && e.message().contains("<html>"), "{e}");
+        let body = r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'x' does not exist."}}"#;
+        let e = interpret(&get, URL, 404, body).unwrap_err();
+        assert_eq!(
+            e.message(),
+            format!("GET {URL}: HTTP 404 Not Found: Request_ResourceNotFound: Resource 'x' does not exist.")
+        );
+        assert!(e.hint().unwrap().contains("application (client) id"), "{:?}", e.hint());
+        let e = interpret(&Method::PATCH, URL, 403, "denied").unwrap_err();
+        assert!(e.message().contains("HTTP 403 Forbidden: unknown: denied"), "{e}");
+        assert!(e.hint().unwrap().contains("Application.ReadWrite"));
+    }
+
+    #[test]
+    fn calls_are_built_without_io_and_never_show_the_proof() {
+        let c = GraphCall::get_by_app_id("a'b");
+        assert_eq!(c.path, "/v1.0/applications(appId='a''b')?$select=id,appId,keyCredentials");
+        let proof = SecretString::new("eyJ.proof.sig");
+        let c = GraphCall::remove_key("obj", "kid", &proof);
+        assert_eq!(c.method, Method::POST);
+        assert_eq!(c.body, Some(json!({"keyId": "kid", "proof": "eyJ.proof.sig"})));
+        assert!(!format!("{c:?}").contains("eyJ"), "{c:?}");
+        let c = GraphCall::patch_key_credentials("obj", &[json!({"keyId": "k"})]);
+        assert_eq!(
+            (c.path.as_str(), c.body),
+            ("/v1.0/applications/obj", Some(json!({"keyCredentials": [{"keyId": "k"}]})))
+        );
+    }
 
     #[test]
     fn list_calls_select_only_what_is_read_and_ask_for_the_largest_page() {
         let c = list_call(Collection::Applications, None);
-        assert_eq!(c.method, reqwest::Method::GET);
+        assert_eq!(c.method, Method::GET);
         assert_eq!(
             c.path,
             "/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=999"
@@ -196,41 +239,6 @@ mod tests {
     }
 
     #[test]
-    fn pages_follow_next_link_as_given_and_only_on_the_graph_host() {
-        let base = "https://graph.microsoft.com";
-        let url = "https://graph.microsoft.com/v1.0/applications?$top=999";
-        let next = "https://graph.microsoft.com/v1.0/applications?$top=999&$skiptoken=RFNwd";
-        let p = page(url, json!({"@odata.context": "x", "value": [{"id": "1"}], "@odata.nextLink": next})).unwrap();
-        assert_eq!(p.items, vec![json!({"id": "1"})]);
-        assert_eq!(
-            next_call(base, p.next_link.as_deref().unwrap()).unwrap().path,
-            "/v1.0/applications?$top=999&$skiptoken=RFNwd"
-        );
-        assert_eq!(page(url, json!({"value": []})).unwrap().next_link, None);
-        for evil in [
-            "https://evil.example/v1.0/applications",
-            "https://graph.microsoft.com.evil.example/v1.0/x",
-            "http://graph.microsoft.com/v1.0/x",
-        ] {
-            let e = next_call(base, evil).unwrap_err();
-            assert!(e.to_string().contains("not followed"), "{evil}: {e}");
-        }
-        let e = page(url, json!({"values": []})).unwrap_err();
-        assert!(e.to_string().contains("no 'value' array"), "{e}");
-    }
-
-    #[test]
-    fn throttling_is_429_and_503_and_waits_what_graph_asked_for() {
-        assert!(is_retryable(429) && is_retryable(503));
-        assert!(!is_retryable(500) && !is_retryable(400) && !is_retryable(401));
-        assert_eq!(parse_retry_after(Some("7")), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
-        assert_eq!(parse_retry_after(Some("100000")), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after(Some("-1")), None);
-        assert_eq!(parse_retry_after(None), None);
-    }
-
-    #[test]
     fn only_collection_pages_are_collections() {
         assert!(is_collection(&list_call(Collection::Applications, None).path));
         assert!(is_collection("/v1.0/servicePrincipals?$top=999&$skiptoken=x"));
@@ -243,16 +251,5 @@ mod tests {
         let body = r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"date":"2025-02-20T10:52:24","request-id":"r-1","client-request-id":"c-1"}}}"#;
         assert_eq!(ids("mine", body), "client-request-id mine, request-id r-1");
         assert_eq!(ids("mine", "<html>bad gateway</html>"), "client-request-id mine");
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_never_waits_less_than_retry_after() {
-        assert_eq!(backoff(0, None, 0.0), Duration::from_millis(250));
-        assert_eq!(backoff(0, None, 1.0), Duration::from_millis(500));
-        assert_eq!(backoff(3, None, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff(30, None, 1.0), BACKOFF_CAP);
-        let w = Duration::from_secs(4);
-        assert_eq!(backoff(5, Some(w), 0.0), w);
-        assert_eq!(backoff(5, Some(w), 1.0), Duration::from_millis(4400));
     }
 }

@@ -7,6 +7,7 @@ use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::http::{Failure, FailureKind};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
 use keycred::token::Target;
@@ -255,6 +256,25 @@ impl TenantArgs {
 /// A `--tenant` value, checked.
 fn tenant_id(t: &str) -> Result<TenantId> {
     TenantId::new(t).map_err(|e| e.context("--tenant"))
+}
+
+/// A token endpoint's transport failure ([`Failure`], the error's source), with the options of
+/// this command line that fix it: the library says what to check, the command line says how.
+/// `timeout`: whether the command has `--timeout`.
+pub fn transport_hint(e: Error, timeout: bool) -> Error {
+    let hint = match Failure::kind_in(&e) {
+        Some(FailureKind::Timeout) if timeout => {
+            "check the network and --authority, or allow more time with --timeout SECS"
+        }
+        Some(FailureKind::Timeout) => "check the network and --authority",
+        Some(FailureKind::Tls) => {
+            "for the emulator's --tls mode pass its CA with --ca-file PEM; otherwise check proxies that intercept TLS"
+        }
+        Some(FailureKind::TooLarge) => "check --authority: it must be an Entra login host or the keycred emulator",
+        Some(_) => "check the network, the proxy settings and --authority",
+        None => return e,
+    };
+    e.with_hint(hint)
 }
 
 /// A secret argument's value, or with `-` the first `limit` bytes of stdin (so it stays out of

@@ -1,14 +1,15 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
+use super::common::transport_hint;
 use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
 use keycred::fleet::audit::{self, CredStatus, Filters, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
-use keycred::graph::limiter::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
+use keycred::graph::limiter::Limiter;
 use keycred::graph::{self, GraphClient, GRAPH_URL};
 use keycred::secret::{self, SecretString};
 use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
@@ -204,7 +205,7 @@ impl Auth {
                     grant: Grant::ClientCredentials,
                     auth,
                 };
-                let token = tokens.request_token_blocking(&req)?.access_token;
+                let token = tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token;
                 let tokens = tokens.clone();
                 renew = Some(Arc::new(move || {
                     let (tokens, req) = (tokens.clone(), req.clone());
@@ -213,7 +214,7 @@ impl Auth {
                 token
             }
         };
-        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
+        let g = GraphClient::new(&self.graph_url, token, tokens.transport())?;
         Ok(match renew {
             Some(r) => g.with_renew(r),
             None => g,

@@ -4,7 +4,7 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::common::plan_files;
+use super::common::{plan_files, transport_hint};
 use super::output::{generate, out_line, print_pairs, print_rotation};
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
@@ -151,7 +151,7 @@ impl Common {
                 (Some(var), _, _) => secret::from_env(var)?,
                 (None, Some(var), _) => {
                     let req = self.token_request(ClientAuth::Secret(secret::from_env(var)?))?;
-                    tokens.request_token_blocking(&req)?.access_token
+                    tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token
                 }
                 (None, None, Some(c)) => {
                     let req = self.token_request(ClientAuth::Certificate {
@@ -159,7 +159,7 @@ impl Common {
                         alg: SignatureAlg::Rs256,
                         x5c: false,
                     })?;
-                    tokens.request_token_blocking(&req)?.access_token
+                    tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token
                 }
                 (None, None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
                     "pass the app's certificate (--cert), or --secret-env VAR, or --graph-token-env VAR with a token",
@@ -169,8 +169,8 @@ impl Common {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())
-            .map_err(|e| e.context("--graph-url"))?;
+        let graph =
+            GraphClient::new(&self.graph_url, token, tokens.transport()).map_err(|e| e.context("--graph-url"))?;
         let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud =

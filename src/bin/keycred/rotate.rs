@@ -139,7 +139,10 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     };
     let cred = Arc::new(cred);
     let verify = verify.as_ref().map(|v| v.verify(&cred));
-    let report = match rotate::apply_prepared(&a.manifest, &prepared, &cred, verify) {
+    // A --verify token request that could not reach the endpoint gets this command's options.
+    let applied =
+        rotate::apply_prepared(&a.manifest, &prepared, &cred, verify).map_err(|e| common::transport_hint(e, false));
+    let report = match applied {
         Ok(r) => r,
         // The files stay when the manifest kept the new entry (a removal refused after the add):
         // they hold the key of a registered certificate.

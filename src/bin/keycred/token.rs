@@ -136,7 +136,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         ca_file: a.ca_file.clone(),
         ..Default::default()
     })?;
-    let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))?;
+    let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))
+        .map_err(|e| common::transport_hint(e, true))?;
     let decoded = dangerous::decode(resp.access_token.expose()).ok();
     let now = keycred::jwt::now_secs();
     let expires_on = resp.expires_on.unwrap_or(now + resp.expires_in as i64);
