@@ -13,9 +13,7 @@ pub mod audit;
 pub mod journal;
 pub mod rotate;
 
-pub use crate::graph::call::AppId;
-
-use crate::{Error, Result};
+use crate::{ClientId, Error, Result};
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,15 +40,15 @@ pub fn parse_duration(s: &str, what: &str) -> Result<Duration> {
 
 /// The application ids of `--app-id` and `--apps-file` (one id a line; blank lines and lines
 /// starting with `#` are skipped), each checked to be a GUID, duplicates dropped, order kept.
-pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<AppId>> {
-    let mut out: Vec<AppId> = Vec::new();
-    let mut push = |id: AppId| {
+pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<ClientId>> {
+    let mut out: Vec<ClientId> = Vec::new();
+    let mut push = |id: ClientId| {
         if !out.contains(&id) {
             out.push(id);
         }
     };
     for g in given {
-        push(AppId::parse(g, "--app-id")?);
+        push(ClientId::guid(g, "--app-id")?);
     }
     if let Some(path) = file {
         let bytes = crate::fsio::read(path)?;
@@ -60,7 +58,7 @@ pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<AppId>> {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            push(AppId::parse(l, &format!("{} line {}", path.display(), i + 1))?.clone());
+            push(ClientId::guid(l, &format!("{} line {}", path.display(), i + 1))?);
         }
     }
     Ok(out)
@@ -90,7 +88,7 @@ mod tests {
         let b = "22222222-2222-2222-2222-222222222222";
         std::fs::write(&f, format!("# tonight\n{b}\n\n  {}  \n{a}\n", a.to_uppercase())).unwrap();
         let ids = app_ids(&[a.to_string()], Some(&f)).unwrap();
-        assert_eq!(ids.iter().map(AppId::as_str).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), vec![a, b]);
         std::fs::write(&f, format!("{a}\nnot-an-id\n")).unwrap();
         let e = app_ids(&[], Some(&f)).unwrap_err();
         assert!(e.to_string().contains("apps.txt line 2: 'not-an-id'"), "{e}");

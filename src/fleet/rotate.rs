@@ -15,7 +15,7 @@ use super::journal::{Header, Journal, Record, Step, VERSION};
 use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{create_private_dir, write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
-use crate::graph::call::{AppId, Collection};
+use crate::graph::call::Collection;
 use crate::graph::pager::Objects;
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
@@ -54,7 +54,7 @@ pub struct Options {
     /// Certificates ending within it (or already ended) are replaced.
     pub window: Duration,
     /// Only these applications (rotated whatever their dates); all when empty.
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Applications rotated at a time.
     pub concurrency: usize,
     /// Print the plan, change nothing.

@@ -5,6 +5,7 @@
 
 use crate::cert::Certificate;
 use crate::http::{excerpt, Method};
+use crate::ids::ClientId;
 use crate::secret::SecretString;
 use crate::{Error, Result};
 use serde_json::{json, Value};
@@ -70,31 +71,6 @@ impl GraphCall {
     }
 }
 
-/// An application (client) id, checked to be a GUID once, so that it can be put in a `$filter`
-/// and a file path without quoting worries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct AppId(String);
-
-impl AppId {
-    /// Parses an app id; `origin` names the input in the error.
-    pub fn parse(s: &str, origin: &str) -> Result<AppId> {
-        let t = s.trim();
-        uuid::Uuid::parse_str(t)
-            .map(|u| AppId(u.hyphenated().to_string()))
-            .map_err(|_| Error::input(format!("{origin}: '{t}' is not an application (client) id")))
-    }
-    /// The id, lower-case hyphenated.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for AppId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Which collection to list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Collection {
@@ -122,10 +98,14 @@ impl Collection {
 /// The first page of a collection: `$select` of only what the audit reads, `$top=999`, and, for
 /// one application, `$filter=appId eq '...'` (one of the filters Graph supports by default).
 /// Credential dates cannot be filtered on the server (Graph answers 400), so that is done here.
-pub fn list_call(what: Collection, app_id: Option<&AppId>) -> GraphCall {
+/// The id is quoted as an OData string literal and percent-encoded (a no-op for the GUIDs of
+/// [`ClientId::guid`]), so no id can change the filter.
+pub fn list_call(what: Collection, app_id: Option<&ClientId>) -> GraphCall {
     let mut path = format!("{}?$select={}&$top={MAX_PAGE}", what.path(), what.select());
     if let Some(id) = app_id {
-        path.push_str(&format!("&$filter=appId%20eq%20'{id}'"));
+        let literal: String =
+            url::form_urlencoded::byte_serialize(id.as_str().replace('\'', "''").as_bytes()).collect();
+        path.push_str(&format!("&$filter=appId%20eq%20'{literal}'"));
     }
     GraphCall { method: Method::GET, path, body: None }
 }
@@ -227,15 +207,14 @@ mod tests {
             c.path,
             "/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=999"
         );
-        let id = AppId::parse("0A6F6F3C-0E1B-4C53-9E35-1A3C1E5C1D11", "--app-id").unwrap();
-        assert_eq!(id.as_str(), "0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11");
+        let id = ClientId::guid("0A6F6F3C-0E1B-4C53-9E35-1A3C1E5C1D11", "--app-id").unwrap();
         let c = list_call(Collection::ServicePrincipals, Some(&id));
         assert!(c.path.starts_with("/v1.0/servicePrincipals?$select="), "{}", c.path);
         assert!(c.path.contains("preferredTokenSigningKeyThumbprint"), "{}", c.path);
         assert!(c.path.ends_with("&$filter=appId%20eq%20'0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11'"), "{}", c.path);
-        let e = AppId::parse("x' or 1 eq 1", "apps.txt line 3").unwrap_err();
-        assert!(e.to_string().starts_with("apps.txt line 3: "), "{e}");
-        assert_eq!(e.exit_code(), 2);
+        // An id taken as given cannot close the literal or add to the filter.
+        let c = list_call(Collection::Applications, Some(&ClientId::new("x'or&$top=1").unwrap()));
+        assert!(c.path.ends_with("&$filter=appId%20eq%20'x%27%27or%26%24top%3D1'"), "{}", c.path);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! applications the tenant has. A Graph that hands out a link it gave before (or pages without
 //! end) is stopped with an error naming the link, instead of being followed forever.
 
-use super::call::{self, AppId, Collection, GraphCall};
+use super::call::{self, Collection, GraphCall};
 use super::GraphClient;
+use crate::ids::ClientId;
 use crate::{Error, Result};
 use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
@@ -98,7 +99,7 @@ pub struct Objects<'a> {
     /// Next call of the listing under way.
     next: Option<GraphCall>,
     /// Ids still to fetch one by one (few ids).
-    per_id: VecDeque<AppId>,
+    per_id: VecDeque<ClientId>,
     /// Ids kept from a full listing (many ids); `None` keeps everything.
     keep: Option<HashSet<String>>,
     buffered: VecDeque<Value>,
@@ -109,7 +110,7 @@ pub struct Objects<'a> {
 
 impl<'a> Objects<'a> {
     /// Every object of `what`, or only those whose `appId` is in `ids` when it is not empty.
-    pub fn new(g: &'a GraphClient, what: Collection, ids: &[AppId]) -> Self {
+    pub fn new(g: &'a GraphClient, what: Collection, ids: &[ClientId]) -> Self {
         let (next, per_id, keep) = if ids.is_empty() {
             (Some(call::list_call(what, None)), VecDeque::new(), None)
         } else if ids.len() <= FILTER_PER_ID_MAX {
