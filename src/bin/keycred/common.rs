@@ -1,16 +1,18 @@
 //! Arguments shared by several commands: the credential, the tenant and the authority (with the
 //! standard `AZURE_*` environment variables as fallbacks), the new certificate's options, the
-//! algorithm, the endpoint version and the token target. Each is declared once, here, and
+//! algorithm, the endpoint version, the token target, the client secret, how remote services are
+//! reached (`--ca-file`, `--timeout`) and where Graph is. Each is declared once, here, and
 //! flattened by the commands that take it.
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::graph::GRAPH_URL;
 use keycred::http::{Failure, FailureKind};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
-use keycred::token::Target;
+use keycred::token::{ClientOptions, Target, TokenClient};
 use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 
@@ -256,6 +258,79 @@ impl TenantArgs {
 /// A `--tenant` value, checked.
 fn tenant_id(t: &str) -> Result<TenantId> {
     TenantId::new(t).map_err(|e| e.context("--tenant"))
+}
+
+/// `--ca-file`: an extra trusted root CA (`decode` and `rotate`, which have no `--timeout`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CaFileArgs {
+    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl CaFileArgs {
+    /// A token client trusting the CA, with the default time limit.
+    pub fn client(&self) -> Result<TokenClient> {
+        TokenClient::new(ClientOptions { ca_file: self.ca_file.clone(), ..ClientOptions::default() })
+    }
+}
+
+/// `--ca-file` and `--timeout`: how a command reaches the token endpoint and Graph.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub ca: CaFileArgs,
+    /// Time limit of each HTTP request, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl HttpArgs {
+    /// The time limit; zero is refused (every request would fail at once).
+    pub fn timeout(&self) -> Result<std::time::Duration> {
+        if self.timeout == 0 {
+            return Err(Error::input("--timeout 0: give at least 1 second"));
+        }
+        Ok(std::time::Duration::from_secs(self.timeout))
+    }
+    /// A token client trusting `--ca-file`, with the `--timeout` limit.
+    pub fn client(&self) -> Result<TokenClient> {
+        let timeout = self.timeout()?;
+        TokenClient::new(ClientOptions { timeout, ca_file: self.ca.ca_file.clone(), ..ClientOptions::default() })
+    }
+}
+
+/// `--secret-env`: a client secret instead of a certificate.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecretEnvArgs {
+    /// Authenticate with the client secret held in this environment variable instead of a certificate
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+}
+
+impl SecretEnvArgs {
+    /// The secret, when `--secret-env` names a variable.
+    pub fn secret(&self) -> Result<Option<SecretString>> {
+        self.secret_env.as_deref().map(secret::from_env).transpose()
+    }
+}
+
+/// Where Graph is and, optionally, the Graph token to use (`graph` and `fleet`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// Use this Graph access token (environment variable) instead of getting one, e.g. an administrator's
+    #[arg(long, value_name = "VAR")]
+    pub graph_token_env: Option<String>,
+    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
+    #[arg(long, default_value = GRAPH_URL)]
+    pub graph_url: String,
+}
+
+impl GraphArgs {
+    /// The resource a Graph token is requested for (see [`keycred::graph::token_resource`]).
+    pub fn resource(&self) -> Result<String> {
+        keycred::graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
+    }
 }
 
 /// A token endpoint's transport failure ([`Failure`], the error's source), with the options of

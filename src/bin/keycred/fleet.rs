@@ -1,7 +1,7 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
-use super::common::transport_hint;
+use super::common::{transport_hint, GraphArgs, HttpArgs, SecretEnvArgs};
 use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
@@ -10,9 +10,9 @@ use keycred::fleet::audit::{self, CredStatus, Filters, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::limiter::Limiter;
-use keycred::graph::{self, GraphClient, GRAPH_URL};
+use keycred::graph::{self, GraphClient};
 use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,21 +35,12 @@ pub struct Auth {
     pub authority: String,
     #[command(flatten)]
     pub cred: CredArgs,
-    /// Get the Graph token with the automation app's secret (environment variable)
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
-    /// Use this Graph access token (environment variable) instead of getting one
-    #[arg(long, value_name = "VAR")]
-    pub graph_token_env: Option<String>,
-    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
-    #[arg(long, default_value = GRAPH_URL)]
-    pub graph_url: String,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each HTTP request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub secret: SecretEnvArgs,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// Which applications.
@@ -163,22 +154,18 @@ impl Auth {
     }
 
     fn tokens(&self) -> Result<TokenClient> {
-        TokenClient::new(ClientOptions {
-            timeout: std::time::Duration::from_secs(self.timeout),
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        })
+        self.http.client()
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
         let mut renew: Option<graph::Renew> = None;
-        let token: SecretString = match &self.graph_token_env {
+        let token: SecretString = match &self.graph.graph_token_env {
             Some(var) => secret::from_env(var)?,
             None => {
-                let auth = match (&self.secret_env, self.cred.given()) {
-                    (Some(var), _) => ClientAuth::Secret(secret::from_env(var)?),
+                let auth = match (self.secret.secret()?, self.cred.given()) {
+                    (Some(s), _) => ClientAuth::Secret(s),
                     (None, true) => ClientAuth::Certificate {
                         cred: Arc::new(self.cred.load()?),
                         alg: SignatureAlg::Rs256,
@@ -199,9 +186,7 @@ impl Auth {
                     tenant: self.tenant()?,
                     client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
                     version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![
-                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
-                    ]),
+                    target: Target::Scopes(vec![self.graph.resource()?]),
                     grant: Grant::ClientCredentials,
                     auth,
                 };
@@ -214,7 +199,7 @@ impl Auth {
                 token
             }
         };
-        let g = GraphClient::new(&self.graph_url, token, tokens.transport())?;
+        let g = GraphClient::new(&self.graph.graph_url, token, tokens.transport())?;
         Ok(match renew {
             Some(r) => g.with_renew(r),
             None => g,
@@ -260,8 +245,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 ));
             }
             let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
-            opts.verify_scope =
-                format!("{}/.default", graph::token_resource(&auth.graph_url).map_err(|e| e.context("--graph-url"))?);
+            opts.verify_scope = format!("{}/.default", auth.graph.resource()?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;
             opts.days = *days;

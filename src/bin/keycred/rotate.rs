@@ -1,14 +1,14 @@
 //! `keycred rotate`: new certificate, added beside the old ones, optionally verified, then the
 //! old ones removed as asked.
 
-use super::common::{self, FormatArgs, NewCertArgs, TenantArgs};
+use super::common::{self, CaFileArgs, FormatArgs, NewCertArgs, TenantArgs};
 use super::output::{generate, print_rotation};
 use super::Ctx;
 use keycred::authority::Authority;
 use keycred::cert::{LoadedCredential, SignatureAlg};
 use keycred::manifest::{EntryOptions, Manifest, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use keycred::{fsio, ClientId, Error, Result, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,9 +53,9 @@ pub struct Args {
     /// v1 resource for --verify
     #[arg(long)]
     pub resource: Option<String>,
-    /// Extra trusted root CA (PEM) for --verify
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    // --ca-file, for --verify.
+    #[command(flatten)]
+    pub ca: CaFileArgs,
 }
 
 /// What `--remove`, `--remove-expired` and `--keep-old` ask for.
@@ -98,7 +98,7 @@ impl VerifyPlan {
         let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id_or_manifest(Some(&a.manifest))?);
         let target = common::target(&a.scope, a.resource.as_deref())?;
         let authority = a.tenant.authority()?;
-        let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
+        let client = a.ca.client()?;
         Ok(Some(VerifyPlan { client, authority, tenant, client_id, target }))
     }
 
