@@ -342,6 +342,29 @@ fn an_audit_stops_with_exit_3_naming_a_next_link_graph_gives_again() {
 }
 
 #[test]
+fn an_audit_into_a_closed_pipe_stops_reading_pages_and_exits_0_quietly() {
+    // 23 applications in pages of two: a whole audit reads twelve pages.
+    let t = FakeTenant::start(tenant(23), 2);
+    for format in ["text", "json", "csv"] {
+        let before = t.log().len();
+        // stdout is a pipe whose reader is gone before keycred starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let args = [fleet_args(&t, "audit"), vec!["-o".into(), format.into()]].concat();
+        let out = keycred_command(&args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)]).stdout(writer).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: no error for a closed pipe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pages = t.log()[before..].iter().filter(|l| l.path == "/v1.0/applications").count();
+        // At most the page whose first row found stdout closed (JSON finds it at its opening brace).
+        assert!(pages <= 1, "{format}: {pages} pages read for nobody");
+    }
+}
+
+#[test]
 fn a_throttled_run_waits_as_told_and_finishes() {
     // End to end, once: the binary honours a real Retry-After and goes on. A run sends about 28
     // Graph requests: one of them is refused. Many refusals, concurrent workers and the pause
