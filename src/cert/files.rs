@@ -124,7 +124,8 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir).map_err(|e| {
-        Error::file(dir, format!("cannot create the directory: {e}"))
+        Error::file(dir, "cannot create the directory")
+            .caused_by(e)
             .with_hint("check the parent directory's permissions")
     })
 }

@@ -38,9 +38,9 @@ pub fn parse_duration(s: &str, what: &str) -> Result<Duration> {
     n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// The application ids of `--app-id` and `--apps-file` (one id a line; blank lines and lines
-/// starting with `#` are skipped), each checked to be a GUID, duplicates dropped, order kept.
-pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<ClientId>> {
+/// The application ids `given` and those of `file` (one id a line; blank lines and lines
+/// starting with `#` are skipped, each checked to be a GUID), duplicates dropped, order kept.
+pub fn app_ids(given: &[ClientId], file: Option<&Path>) -> Result<Vec<ClientId>> {
     let mut out: Vec<ClientId> = Vec::new();
     let mut push = |id: ClientId| {
         if !out.contains(&id) {
@@ -48,7 +48,7 @@ pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<ClientId>> {
         }
     };
     for g in given {
-        push(ClientId::guid(g, "--app-id")?);
+        push(g.clone());
     }
     if let Some(path) = file {
         let bytes = crate::fsio::read(path)?;
@@ -87,7 +87,7 @@ mod tests {
         let a = "11111111-1111-1111-1111-111111111111";
         let b = "22222222-2222-2222-2222-222222222222";
         std::fs::write(&f, format!("# tonight\n{b}\n\n  {}  \n{a}\n", a.to_uppercase())).unwrap();
-        let ids = app_ids(&[a.to_string()], Some(&f)).unwrap();
+        let ids = app_ids(&[ClientId::guid(a, "test").unwrap()], Some(&f)).unwrap();
         assert_eq!(ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), vec![a, b]);
         std::fs::write(&f, format!("{a}\nnot-an-id\n")).unwrap();
         let e = app_ids(&[], Some(&f)).unwrap_err();

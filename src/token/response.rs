@@ -82,8 +82,9 @@ pub fn interpret(status: u16, body: &str, url: &str, ctx: &HintContext) -> Resul
             excerpt(body)
         )));
     }
-    let raw: Raw = serde_json::from_value(Value::Object(obj))
-        .map_err(|e| Error::remote(format!("the token endpoint {url} answered an unexpected JSON shape ({e})")))?;
+    let raw: Raw = serde_json::from_value(Value::Object(obj)).map_err(|e| {
+        Error::remote(format!("the token endpoint {url} answered an unexpected JSON shape")).caused_by(e)
+    })?;
     let access_token = raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
         Error::remote(format!("the token endpoint {url} answered HTTP {status} without access_token"))
     })?;

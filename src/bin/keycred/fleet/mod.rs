@@ -52,11 +52,16 @@ pub struct Select {
     #[arg(long, value_name = "DURATION")]
     pub expiring_within: Option<String>,
     /// Only this application (client) id (repeatable)
-    #[arg(long = "app-id", value_name = "GUID")]
-    pub app_ids: Vec<String>,
+    #[arg(long = "app-id", value_name = "GUID", value_parser = guid)]
+    pub app_ids: Vec<ClientId>,
     /// Only the application ids in this file (one a line; # comments)
     #[arg(long, value_name = "FILE")]
     pub apps_file: Option<PathBuf>,
+}
+
+/// An application id given on the command line, checked by clap as it parses it.
+fn guid(s: &str) -> std::result::Result<ClientId, String> {
+    ClientId::guid(s, "--app-id").map_err(|_| "not an application (client) id (a GUID)".to_string())
 }
 
 /// `--status` values.
