@@ -12,9 +12,10 @@ use keycred::graph::GRAPH_URL;
 use keycred::http::{Failure, FailureKind};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
-use keycred::token::{ClientOptions, Target, TokenClient};
+use keycred::token::{ClientAuth, ClientOptions, Target, TokenClient, TokenRequest};
 use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `--alg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -330,6 +331,47 @@ impl GraphArgs {
     /// The resource a Graph token is requested for (see [`keycred::graph::token_resource`]).
     pub fn resource(&self) -> Result<String> {
         keycred::graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
+    }
+}
+
+/// How `graph` and `fleet` reach Graph: the credential that gets the Graph token (a certificate
+/// or a secret) or the token itself, where Graph is, and how requests travel.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GraphAccessArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+    #[command(flatten)]
+    pub secret: SecretEnvArgs,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+impl GraphAccessArgs {
+    /// The Graph token: the one `--graph-token-env` names, else one requested by `request` with
+    /// `--secret-env`'s secret or with `cred` (the certificate, loaded by the caller); the request
+    /// is returned too, to renew the token with.
+    pub fn graph_token(
+        &self,
+        tokens: &TokenClient,
+        cred: Option<Arc<LoadedCredential>>,
+        request: impl FnOnce(ClientAuth) -> Result<TokenRequest>,
+    ) -> Result<(SecretString, Option<TokenRequest>)> {
+        if let Some(var) = &self.graph.graph_token_env {
+            return Ok((secret::from_env(var)?, None));
+        }
+        let auth =
+            match (self.secret.secret()?, cred) {
+                (Some(s), _) => ClientAuth::Secret(s),
+                (None, Some(cred)) => ClientAuth::Certificate { cred, alg: SignatureAlg::Rs256, x5c: false },
+                (None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
+                    "pass the app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR with a token",
+                )),
+            };
+        let req = request(auth)?;
+        let token = tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token;
+        Ok((token, Some(req)))
     }
 }
 

@@ -4,16 +4,15 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::common::{plan_files, transport_hint, GraphArgs, HttpArgs, SecretEnvArgs};
+use super::common::{plan_files, GraphAccessArgs};
 use super::output::{generate, out_line, print_pairs, print_rotation};
-use super::{CredArgs, Ctx, TenantArgs};
+use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
 use keycred::rotate::{self, GraphRotation, Verify};
-use keycred::secret::{self, SecretString};
 use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use keycred::{dates, Error, Result};
 use std::path::{Path, PathBuf};
@@ -26,19 +25,13 @@ pub struct Common {
     #[command(flatten)]
     pub tenant: TenantArgs,
     #[command(flatten)]
-    pub cred: CredArgs,
-    #[command(flatten)]
-    pub secret: SecretEnvArgs,
-    #[command(flatten)]
-    pub graph: GraphArgs,
+    pub access: GraphAccessArgs,
     /// aud of the proof of possession: aad-graph (00000002-..., the addKey docs) or ms-graph (00000003-...)
     #[arg(long, value_enum, default_value_t = ProofAud::AadGraph)]
     pub proof_aud: ProofAud,
     /// Always PATCH the whole keyCredentials array instead of addKey/removeKey
     #[arg(long)]
     pub patch: bool,
-    #[command(flatten)]
-    pub http: HttpArgs,
 }
 
 /// `--proof-aud`: the `aud` of addKey/removeKey proofs.
@@ -136,7 +129,7 @@ impl Common {
             tenant: self.tenant.tenant()?,
             client_id: self.tenant.client_id()?,
             version: EndpointVersion::V2,
-            target: Target::new(&[self.graph.resource()?], None)?,
+            target: Target::new(&[self.access.graph.resource()?], None)?,
             grant: Grant::ClientCredentials,
             auth,
         })
@@ -145,33 +138,15 @@ impl Common {
     fn open(&self) -> Result<Session> {
         // Checked first, whichever way the Graph token is obtained.
         let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
-        let cred = if self.cred.given() { Some(Arc::new(self.cred.load()?)) } else { None };
-        let tokens = self.http.client()?;
-        let token: SecretString =
-            match (&self.graph.graph_token_env, self.secret.secret()?, &cred) {
-                (Some(var), _, _) => secret::from_env(var)?,
-                (None, Some(s), _) => {
-                    let req = self.token_request(ClientAuth::Secret(s))?;
-                    tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token
-                }
-                (None, None, Some(c)) => {
-                    let req = self.token_request(ClientAuth::Certificate {
-                        cred: c.clone(),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    })?;
-                    tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token
-                }
-                (None, None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
-                    "pass the app's certificate (--cert), or --secret-env VAR, or --graph-token-env VAR with a token",
-                )),
-            };
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let tokens = self.access.http.client()?;
+        let (token, _) = self.access.graph_token(&tokens, cred.clone(), |auth| self.token_request(auth))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph =
-            GraphClient::new(&self.graph.graph_url, token, tokens.transport()).map_err(|e| e.context("--graph-url"))?;
+            .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
+        let graph = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())
+            .map_err(|e| e.context("--graph-url"))?;
         let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
         let proof_aud = self.proof_aud.id();

@@ -3,18 +3,17 @@
 
 mod audit;
 
-use super::common::{transport_hint, GraphArgs, HttpArgs, SecretEnvArgs};
+use super::common::GraphAccessArgs;
 use super::output::out_line;
-use super::{CredArgs, Ctx, OutputFormat};
+use super::{Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::{KeySize, SignatureAlg};
+use keycred::cert::KeySize;
 use keycred::fleet::audit::{CredStatus, Filters};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::limiter::Limiter;
-use keycred::graph::{self, GraphClient};
-use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use keycred::graph::GraphClient;
+use keycred::token::{Grant, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,13 +35,7 @@ pub struct Auth {
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
     pub authority: String,
     #[command(flatten)]
-    pub cred: CredArgs,
-    #[command(flatten)]
-    pub secret: SecretEnvArgs,
-    #[command(flatten)]
-    pub graph: GraphArgs,
-    #[command(flatten)]
-    pub http: HttpArgs,
+    pub access: GraphAccessArgs,
 }
 
 /// Which applications.
@@ -161,54 +154,37 @@ impl Auth {
     }
 
     fn tokens(&self) -> Result<TokenClient> {
-        self.http.client()
+        self.access.http.client()
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
-        let mut renew: Option<graph::Renew> = None;
-        let token: SecretString = match &self.graph.graph_token_env {
-            Some(var) => secret::from_env(var)?,
-            None => {
-                let auth = match (self.secret.secret()?, self.cred.given()) {
-                    (Some(s), _) => ClientAuth::Secret(s),
-                    (None, true) => ClientAuth::Certificate {
-                        cred: Arc::new(self.cred.load()?),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    },
-                    (None, false) => {
-                        return Err(Error::input("no way to get a Graph token").with_hint(
-                            "pass the automation app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR",
-                        ))
-                    }
-                };
-                let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-                    Error::input("no client id given for the automation app")
-                        .with_hint("pass --client-id or set AZURE_CLIENT_ID")
-                })?;
-                let req = TokenRequest {
-                    authority: Authority::parse(&self.authority)?,
-                    tenant: self.tenant()?,
-                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
-                    version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![self.graph.resource()?]),
-                    grant: Grant::ClientCredentials,
-                    auth,
-                };
-                let token = tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token;
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let (token, req) = self.access.graph_token(tokens, cred, |auth| {
+            let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                Error::input("no client id given for the automation app")
+                    .with_hint("pass --client-id or set AZURE_CLIENT_ID")
+            })?;
+            Ok(TokenRequest {
+                authority: Authority::parse(&self.authority)?,
+                tenant: self.tenant()?,
+                client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
+                version: EndpointVersion::V2,
+                target: Target::Scopes(vec![self.access.graph.resource()?]),
+                grant: Grant::ClientCredentials,
+                auth,
+            })
+        })?;
+        let g = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())?;
+        Ok(match req {
+            Some(req) => {
                 let tokens = tokens.clone();
-                renew = Some(Arc::new(move || {
+                g.with_renew(Arc::new(move || {
                     let (tokens, req) = (tokens.clone(), req.clone());
                     Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
-                }));
-                token
+                }))
             }
-        };
-        let g = GraphClient::new(&self.graph.graph_url, token, tokens.transport())?;
-        Ok(match renew {
-            Some(r) => g.with_renew(r),
             None => g,
         })
     }
@@ -252,7 +228,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 ));
             }
             let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
-            opts.verify_scope = format!("{}/.default", auth.graph.resource()?);
+            opts.verify_scope = format!("{}/.default", auth.access.graph.resource()?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;
             opts.days = *days;
