@@ -107,7 +107,7 @@ impl Error {
     /// (`message: cause`): a reader sees why, and a program finds the cause itself through
     /// [`std::error::Error::source`] (or [`Error::find_source`]) instead of parsing text.
     pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.message = format!("{}: {}", self.message, crate::http::chain(&cause));
+        self.message = format!("{}: {}", self.message, chain(&cause));
         self.source = Some(Box::new(cause));
         self
     }
@@ -155,6 +155,21 @@ impl Error {
             ErrorKind::Internal => exit::FAILURE,
         }
     }
+}
+
+/// An error and its causes on one line, each cause once (reqwest's own message, for one, hides
+/// the root cause).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 impl fmt::Display for Error {

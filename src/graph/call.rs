@@ -1,14 +1,25 @@
 //! Graph requests and answers as plain values, with no I/O (PROTOCOL.md sections 7 and 8), as
 //! the token client's `prepare`/`interpret` are: the calls on one application, the list calls an
 //! audit pages through, what an answer means, and the ids a failure names. The client
-//! ([`super::GraphClient::send`]) sends them, so every rule here is unit-tested on plain values.
+//! (`GraphClient::send`) sends them, so every rule here is unit-tested on plain values.
 
 use crate::cert::Certificate;
 use crate::http::{excerpt, Method};
-use crate::ids::ClientId;
+use crate::ids::{well_known, ClientId};
 use crate::secret::SecretString;
 use crate::{Error, Result};
 use serde_json::{json, Value};
+
+/// Public cloud Graph.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com";
+/// The resource Graph tokens are issued for.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+/// Proof `aud` in the addKey/removeKey documentation (Azure AD Graph's id).
+pub const PROOF_AUD_AAD_GRAPH: &str = well_known::AZURE_AD_GRAPH;
+/// Proof `aud` in newer documentation (Microsoft Graph's id).
+pub const PROOF_AUD_MS_GRAPH: &str = well_known::MICROSOFT_GRAPH;
+/// Lifetime of a proof, seconds (the documentation's nbf + 10 minutes).
+pub const PROOF_LIFETIME: i64 = 600;
 
 /// Graph's largest page for `GET /applications` (the default is 100).
 pub const MAX_PAGE: u32 = 999;
@@ -18,6 +29,29 @@ pub const APPLICATION_SELECT: &str = "id,appId,displayName,keyCredentials,passwo
 /// The service principal properties an audit reads (SAML signing certificates live there).
 pub const SERVICE_PRINCIPAL_SELECT: &str =
     "id,appId,displayName,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint";
+
+/// An application as Graph returns it (the fields keycred reads).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    /// Object id.
+    pub id: String,
+    /// Application (client) id.
+    pub app_id: String,
+    /// The `keyCredentials` array, entries as returned.
+    pub key_credentials: Vec<Value>,
+}
+
+impl Application {
+    /// Reads an application from Graph's answer; one without `id` is a remote error.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(Application {
+            id: s("id").ok_or_else(|| Error::remote("Graph answered an application without 'id'"))?,
+            app_id: s("appId").unwrap_or_default(),
+            key_credentials: v.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default(),
+        })
+    }
+}
 
 /// One Graph request, built without I/O: method, path under the Graph base URL, and JSON body.
 /// Its `Debug` leaves the body out: addKey and removeKey bodies hold a proof of possession.

@@ -2,9 +2,8 @@
 //! sends a [`GraphCall`] through the [`Transport`](crate::http::Transport) seam, waits out
 //! throttling by the [`retry`] rules and renews an expired token.
 
-use super::call::{self, interpret, GraphCall};
+use super::call::{self, interpret, Application, GraphCall, GRAPH_RESOURCE};
 use super::limiter::Limiter;
-use super::{Application, GRAPH_RESOURCE};
 use crate::authority::check_transport;
 use crate::cert::Certificate;
 use crate::http::retry::{self, Attempts, Decision, Policy, Retryable};
@@ -59,7 +58,8 @@ impl std::fmt::Debug for GraphClient {
 
 impl GraphClient {
     /// A client for `graph_url` (https, or http on loopback) using `token`, sending through
-    /// `transport` (the token client's, [`crate::token::TokenClient::transport`], in production).
+    /// `transport` (in production the token client's, `TokenClient::transport`, so that both
+    /// trust the same CA and use the same time limit).
     /// A trailing `/v1.0` (as Graph Explorer shows URLs) is dropped: keycred adds the version.
     pub fn new(graph_url: &str, token: SecretString, transport: SharedTransport) -> Result<Self> {
         let mut url = url::Url::parse(graph_url.trim())

@@ -6,7 +6,8 @@
 //!   Application.ReadWrite.*: sending only the new entry would wipe the others, so the array is
 //!   always read, extended, re-read to detect a concurrent change, and only then written.
 
-use super::{GraphClient, PROOF_LIFETIME};
+use super::call::{Application, PROOF_LIFETIME};
+use super::client::GraphClient;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
@@ -21,28 +22,6 @@ pub fn proof_of_possession(cred: &LoadedCredential, object_id: &str, aud: &str) 
     let now = jwt::now_secs();
     let claims = json!({ "aud": aud, "iss": object_id, "nbf": now, "exp": now + PROOF_LIFETIME });
     Ok(SecretString::new(jwt::sign(&cred.key, SignatureAlg::Rs256, header, &claims)?))
-}
-
-/// An application as Graph returns it (the fields keycred reads).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Application {
-    /// Object id.
-    pub id: String,
-    /// Application (client) id.
-    pub app_id: String,
-    /// The `keyCredentials` array, entries as returned.
-    pub key_credentials: Vec<Value>,
-}
-
-impl Application {
-    pub(super) fn from_json(v: &Value) -> Result<Self> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Ok(Application {
-            id: s("id").ok_or_else(|| Error::remote("Graph answered an application without 'id'"))?,
-            app_id: s("appId").unwrap_or_default(),
-            key_credentials: v.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default(),
-        })
-    }
 }
 
 /// The keyId of the application's certificate that `sel` picks, if any.

@@ -1,9 +1,9 @@
 //! Microsoft Graph's application endpoints (PROTOCOL.md sections 7 and 8), client side.
 //!
-//! It sits on [`crate::http`] and never imports what is built on it ([`crate::fleet`]):
+//! It sits on [`crate::http`] and never imports what is built on it (`fleet`):
 //!
-//! - [`call`]: requests and answers as plain values (one application's calls, the list calls,
-//!   what an answer means), no I/O;
+//! - [`call`]: Graph as plain values, no I/O: its well-known URLs and ids, an application as
+//!   Graph answers it, one application's calls, the list calls, what an answer means;
 //! - [`client`]: [`GraphClient`], which sends them through the transport seam, waits out
 //!   throttling and renews an expired token;
 //! - [`limiter`]: the adaptive concurrency shared by every request of a run;
@@ -17,26 +17,17 @@ pub mod keys;
 pub mod limiter;
 pub mod pager;
 
-pub use call::{interpret, GraphCall};
+pub use call::{
+    interpret, Application, GraphCall, GRAPH_RESOURCE, GRAPH_URL, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH,
+    PROOF_LIFETIME,
+};
 pub use client::{GraphClient, Renew, MAX_ATTEMPTS, MAX_GRAPH_PAGE};
 pub use keys::{
     add_certificate, can_prove, credentials_of, ensure_not_locked_out, key_id_of, proof_of_possession,
-    remove_certificate, Application, Change, Method,
+    remove_certificate, Change, Method,
 };
 
-use crate::ids::well_known;
 use crate::{Error, Result};
-
-/// Public cloud Graph.
-pub const GRAPH_URL: &str = "https://graph.microsoft.com";
-/// The resource Graph tokens are issued for.
-pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
-/// Proof `aud` in the addKey/removeKey documentation (Azure AD Graph's id).
-pub const PROOF_AUD_AAD_GRAPH: &str = well_known::AZURE_AD_GRAPH;
-/// Proof `aud` in newer documentation (Microsoft Graph's id).
-pub const PROOF_AUD_MS_GRAPH: &str = well_known::MICROSOFT_GRAPH;
-/// Lifetime of a proof, seconds (the documentation's nbf + 10 minutes).
-pub const PROOF_LIFETIME: i64 = 600;
 
 /// The resource a Graph token is requested for when Graph is at `graph_url`: that URL for a
 /// national cloud (`https://graph.microsoft.us`), but Graph itself for a loopback URL, where the

@@ -4,7 +4,7 @@
 //! end) is stopped with an error naming the link, instead of being followed forever.
 
 use super::call::{self, Collection, GraphCall};
-use super::GraphClient;
+use super::client::GraphClient;
 use crate::ids::ClientId;
 use crate::{Error, Result};
 use serde_json::Value;

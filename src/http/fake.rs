@@ -2,7 +2,7 @@
 //! list, in order), and every request is logged with the time it was sent on tokio's clock, so
 //! tests on a paused clock check waits exactly, without a network and without sleeping.
 
-use super::{Failure, Request, Response, SendFuture, Transport};
+use super::exchange::{Failure, Request, Response, SendFuture, Transport};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;

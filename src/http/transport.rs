@@ -2,7 +2,7 @@
 //! extra root CA, proxies from the environment for remote hosts only, and answer bodies read
 //! within the request's limit.
 
-use super::{Failure, FailureKind, Request, Response, SendFuture, Transport};
+use super::exchange::{Failure, FailureKind, Request, Response, SendFuture, Transport};
 use crate::{Error, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,7 +95,7 @@ impl Transport for ReqwestTransport {
 /// A reqwest error, by kind. A TLS failure shows only in the words of its cause (reqwest reports
 /// it as a connection failure).
 fn failure(e: reqwest::Error) -> Failure {
-    let detail = super::chain(&e).to_ascii_lowercase();
+    let detail = crate::error::chain(&e).to_ascii_lowercase();
     let kind = if e.is_timeout() {
         FailureKind::Timeout
     } else if detail.contains("certificate") || detail.contains("tls") || detail.contains("handshake") {
