@@ -2,7 +2,10 @@
 //! JSON, an in-process emulator on 127.0.0.1:0, and form posts.
 #![allow(dead_code)]
 
+mod browser;
+
 pub use crate::common::*;
+pub use browser::*;
 use keycred::cert::{LoadedCredential, SignatureAlg};
 use keycred::emulator::{start, EmulatorConfig, EmulatorHandle, EndpointVersion};
 use keycred::jwt;
@@ -135,4 +138,12 @@ pub async fn v2_token_for(f: &Fixture, scope: &str) -> (u16, Value) {
 /// The claims of the access token in a successful token answer.
 pub fn token_claims(body: &Value) -> serde_json::Map<String, Value> {
     keycred::jwt::dangerous::decode(body["access_token"].as_str().unwrap()).unwrap().claims
+}
+
+/// The token a consent page's form carries (its hidden `form_token` field), which the page's
+/// POST must send back.
+pub fn form_token(html: &str) -> String {
+    let at = html.find("name=\"form_token\" value=\"").unwrap_or_else(|| panic!("no form token in {html}"));
+    let rest = &html[at + "name=\"form_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
 }
