@@ -29,6 +29,7 @@ pub mod error;
 pub mod fleet;
 pub mod fsio;
 pub mod graph;
+pub mod http;
 pub mod ids;
 pub mod jwks;
 pub mod jwt;

@@ -12,12 +12,12 @@
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
 use super::journal::{AppState, Header, Journal, Record, Step, VERSION};
-use super::pager::Objects;
-use super::request::{AppId, Collection};
 use crate::authority::{Authority, EndpointVersion};
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::fsio::{self, Links};
+use crate::graph::call::Collection;
+use crate::graph::pager::Objects;
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
 use crate::lock::{lock_path_of, FileLock};
@@ -58,7 +58,7 @@ pub struct Options {
     /// Certificates ending within it (or already ended) are replaced.
     pub window: Duration,
     /// Only these applications (rotated whatever their dates); all when empty.
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Applications rotated at a time.
     pub concurrency: usize,
     /// Print the plan, change nothing.
