@@ -33,6 +33,7 @@ pub mod ids;
 pub mod jwks;
 pub mod jwt;
 pub mod manifest;
+pub mod permissions;
 pub mod rotate;
 pub mod secret;
 pub mod thumbprint;

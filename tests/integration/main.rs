@@ -47,6 +47,7 @@ mod hardening_review_emulator;
 mod hardening_review_files;
 mod manifest_cli;
 mod manifest_edit;
+mod manifest_permissions;
 mod manifest_portal;
 mod manifest_usable;
 mod readme_examples;
