@@ -21,7 +21,7 @@
 use super::apps::{AccessKind, Api, App};
 use super::errors::Refusal;
 use super::tenant::{CodeGrant, User};
-use super::token::{is_pkce_value, parse_form, parse_user_scope, Asked, OIDC_SCOPES};
+use super::token::{is_pkce_value, parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
 use super::{AppState, SharedState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -90,10 +90,19 @@ impl Pending {
     }
 }
 
-/// What the authorize request asks for, once checked.
+/// What the authorize request asks for, once checked: the first resource named (the code's) and
+/// any others, consented up front (the authorize leg may cover several resources).
 struct Ask {
     api: Arc<Api>,
     asked: Asked,
+    others: Vec<(Arc<Api>, Asked)>,
+}
+
+impl Ask {
+    /// Every resource asked, the code's first.
+    fn all(&self) -> impl Iterator<Item = (&Arc<Api>, &Asked)> {
+        std::iter::once((&self.api, &self.asked)).chain(self.others.iter().map(|(a, s)| (a, s)))
+    }
 }
 
 /// An answer shown on the emulator's own page (never redirected).
@@ -166,6 +175,10 @@ fn error_page(e: PageError) -> Response {
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
 fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
     st.check_tenant(tenant)?;
+    // `resource` at v2: AADSTS901002 on Entra's own page (MSAL.NET issue 4918 quotes it).
+    if kind == Kind::AuthorizeV2 && params.contains_key("resource") {
+        return Err(Refusal::resource_parameter_not_supported().into());
+    }
     // Only the v2 endpoint needs the tenant named (PROTOCOL 5b); at the older `/common/adminconsent`
     // the administrator signs in and the tenant is theirs, as in the consent document's example.
     if kind == Kind::AdminConsent && tenant.eq_ignore_ascii_case("common") {
@@ -190,23 +203,20 @@ fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, Stri
 
 /// The checks answered by an error redirect: what is asked, and whether it exists.
 fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
-    let asked = match p.kind {
-        Kind::AuthorizeV1 => Asked {
+    let scope = || p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"));
+    let groups = match p.kind {
+        Kind::AuthorizeV1 => vec![Asked {
             resource: p.param("resource").unwrap_or(super::token::GRAPH_APP_ID).to_string(),
             scopes: Vec::new(),
             default: true,
             oidc: vec!["openid".into()],
-        },
-        Kind::AuthorizeV2 => parse_user_scope(p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
-        Kind::AdminConsent | Kind::AdminConsentLegacy => match p.param("scope") {
-            Some(s) => parse_user_scope(s)?,
-            None => Asked {
-                resource: super::token::GRAPH_APP_ID.into(),
-                scopes: Vec::new(),
-                default: true,
-                oidc: Vec::new(),
-            },
-        },
+        }],
+        // `scope` is required at `/v2.0/adminconsent` (Microsoft's admin consent documentation);
+        // the older `/adminconsent` takes none: what the app is configured for (Graph's `.default`).
+        Kind::AuthorizeV2 | Kind::AdminConsent => parse_scope_resources(scope()?)?,
+        Kind::AdminConsentLegacy => {
+            parse_scope_resources(p.param("scope").unwrap_or("00000003-0000-0000-c000-000000000000/.default"))?
+        }
     };
     if !p.kind.is_admin_consent() {
         let rt = p.param("response_type").ok_or_else(|| Refusal::missing_parameter("response_type"))?;
@@ -214,13 +224,17 @@ fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
             return Err(Refusal::unsupported_response_type(rt));
         }
     }
-    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
-    for s in &asked.scopes {
-        if api.scope_by_value(s).is_none() {
-            return Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id));
+    let check = |asked: Asked| {
+        let api =
+            st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
+        match asked.scopes.iter().find(|s| api.scope_by_value(s).is_none()) {
+            Some(s) => Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id)),
+            None => Ok((api, asked)),
         }
-    }
-    Ok(Ask { api, asked })
+    };
+    let mut checked = groups.into_iter().map(check).collect::<Result<Vec<_>, _>>()?.into_iter();
+    let (api, asked) = checked.next().ok_or_else(|| Refusal::invalid_scope(""))?;
+    Ok(Ask { api, asked, others: checked.collect() })
 }
 
 /// A redirect to the reply URL with `pairs`, in the query (or the fragment with
@@ -283,6 +297,11 @@ fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Respons
     let corr = uuid::Uuid::new_v4().to_string();
     pairs.push(("error_description", e.description(&uuid::Uuid::new_v4().to_string(), &corr, &timestamp())));
     pairs.push(("error_uri", format!("https://login.microsoftonline.com/error?code={}", e.code)));
+    // "admin_consent: Will be set to True ... on an admin consent flow" (the admin consent
+    // documentation; a real Cancel has it too, MicrosoftDocs/azure-docs issue 114009).
+    if p.kind.is_admin_consent() {
+        pairs.push(("admin_consent", "True".to_string()));
+    }
     if let Some(s) = p.param("state") {
         pairs.push(("state", s.to_string()));
     }
@@ -316,8 +335,10 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         perms.extend(required_names(st, &p.client));
     }
     if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
-        for s in &a.asked.scopes {
-            perms.push(format!("{}: {s} (delegated permission)", a.api.display_name));
+        for (api, asked) in a.all() {
+            for s in &asked.scopes {
+                perms.push(format!("{}: {s} (delegated permission)", api.display_name));
+            }
         }
         if a.asked.default && !p.admin() {
             perms.push(format!("{}: the permissions the app is configured for", a.api.display_name));
@@ -406,22 +427,11 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
         Kind::AuthorizeV1 | Kind::AuthorizeV2 => {
             let Some(ask) = ask else { return consent_page(st, p, None) };
             let api = &ask.api;
-            // The user consents to what is asked: the named scopes, or with `.default` the
-            // delegated permissions the app is configured for; OpenID scopes Graph exposes
-            // (openid, profile, email) come with signing in.
-            let mut values: Vec<String> = ask.asked.scopes.clone();
-            if ask.asked.default {
-                values.extend(
-                    p.client
-                        .required
-                        .iter()
-                        .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
-                        .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
-                );
+            // Every resource named is consented up front; the code is for the first.
+            for (other, asked) in &ask.others {
+                st.directory.grant_scopes(&p.client.app_id, other, Some(&user.oid), &consented_values(p, other, asked));
             }
-            values.extend(
-                ask.asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned(),
-            );
+            let values = consented_values(p, api, &ask.asked);
             st.directory.grant_scopes(&p.client.app_id, api, Some(&user.oid), &values);
             let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
             let scopes: Vec<String> = if ask.asked.default {
@@ -460,6 +470,49 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
     }
 }
 
+/// What the user consents to on `api`: the named scopes (with `.default`, the app's configured
+/// delegated permissions), and the OpenID scopes Graph exposes, which come with signing in.
+fn consented_values(p: &Pending, api: &Api, asked: &Asked) -> Vec<String> {
+    let mut values: Vec<String> = asked.scopes.clone();
+    if asked.default {
+        values.extend(
+            p.client
+                .required
+                .iter()
+                .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
+                .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
+        );
+    }
+    values.extend(asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned());
+    values
+}
+
+/// `prompt=none`: the code at once, or Entra's silent-sign-in errors (`login_required`,
+/// `consent_required`). The emulator keeps no browser session: with `--auto-consent` its scripted
+/// user (`login_hint`'s, else the first) is signed in; without it no one is. Consent is there when
+/// each named scope (OpenID ones aside), or for `.default` some delegated permission, was granted.
+fn silent(st: &AppState, p: &Pending, ask: Ask) -> Response {
+    let signed_in = match (st.auto_consent, p.param("login_hint")) {
+        (false, _) => None,
+        (true, Some(hint)) => st.directory.user(hint),
+        (true, None) => st.directory.users.first(),
+    };
+    let Some(user) = signed_in.cloned() else { return error_redirect(p, &Refusal::login_required(), &[]) };
+    let consented = ask.all().all(|(api, asked)| {
+        let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
+        let has = |s: &String| OIDC_SCOPES.contains(&s.as_str()) || granted.iter().any(|g| g.eq_ignore_ascii_case(s));
+        if asked.default {
+            !granted.is_empty()
+        } else {
+            asked.scopes.iter().all(has)
+        }
+    });
+    if !consented {
+        return error_redirect(p, &Refusal::silent_consent_required(&p.client.app_id, p.client.name()), &[]);
+    }
+    accept(st, p, Some(ask), &user)
+}
+
 /// Cancel: `access_denied` with AADSTS65004 (and `error_subcode=cancel` on authorize).
 fn cancel(p: &Pending) -> Response {
     let e = Refusal::consent_declined();
@@ -484,11 +537,14 @@ fn respond(
         Err(e) => return error_page(e),
     };
     let ask = match ask(st, &p).and_then(|a| check_pkce(&p).map(|()| a)) {
-        Ok(a) => Some(a),
+        Ok(a) => a,
         // The admin-consent endpoints consent to what the app is configured for; a scope they
         // cannot read is reported the same way as on authorize.
         Err(e) => return error_redirect(&p, &e, &[]),
     };
+    if decision.is_none() && !p.kind.is_admin_consent() && p.param("prompt") == Some("none") {
+        return silent(st, &p, ask);
+    }
     let chosen = p.param("user").or(p.param("login_hint"));
     let user = match chosen {
         Some(u) => st.directory.user(u).cloned(),
@@ -497,7 +553,7 @@ fn respond(
     match (decision, st.auto_consent) {
         (Some("cancel"), _) => cancel(&p),
         (Some("accept"), _) | (None, true) => match user {
-            Some(u) => accept(st, &p, ask, &u),
+            Some(u) => accept(st, &p, Some(ask), &u),
             None => error_page(PageError {
                 status: StatusCode::BAD_REQUEST,
                 code: Some(50034),
@@ -509,7 +565,7 @@ fn respond(
                 ),
             }),
         },
-        _ => consent_page(st, &p, ask.as_ref()),
+        _ => consent_page(st, &p, Some(&ask)),
     }
 }
 

@@ -27,7 +27,7 @@ mod token;
 pub use generate::{generate_tenant, TenantSummary};
 
 pub use crate::authority::EndpointVersion;
-pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
@@ -247,6 +247,7 @@ impl AppState {
                 scopes: Vec::new(),
                 app_roles: Vec::new(),
                 builtin: true,
+                idtyp: apps::IdTyp::Never,
             })
         })
     }

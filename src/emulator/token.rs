@@ -10,10 +10,12 @@
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
-//! else would have been accepted. The assertion's `aud` must name the emulator's own configured
-//! base URL; the request's `Host` header plays no part.
+//! else would have been accepted. One comparison comes first, as in Entra: an `iss` naming
+//! another application than `client_id` is 700021 before any key is looked for (both values are
+//! the caller's own, so it tells nothing about what is registered). The assertion's `aud` must
+//! name the emulator's own configured base URL; the request's `Host` header plays no part.
 
-use super::apps::{Api, App, TokenVersion};
+use super::apps::{Api, App, IdTyp, TokenVersion};
 use super::errors::{token_response_headers, Refusal, RequestLog};
 use super::tenant::{RefreshGrant, User};
 use super::{AppState, EndpointVersion};
@@ -137,6 +139,10 @@ pub(super) fn handle(
 
 fn issue(req: &Req, basic: Option<Result<(String, SecretString), Refusal>>) -> Result<Value, Refusal> {
     req.st.check_tenant(req.tenant)?;
+    // The v2 endpoint names resources in `scope` only; `resource` is refused whatever the grant.
+    if req.version == EndpointVersion::V2 && req.field("resource").is_some() {
+        return Err(Refusal::resource_parameter_not_supported());
+    }
     let grant_type = req.require("grant_type")?;
     let basic = basic.transpose()?;
     let client_id = match &basic {
@@ -243,11 +249,25 @@ enum Subject<'a> {
     User { user: &'a User, scopes: Vec<String> },
 }
 
-fn uti() -> String {
+/// `n` random bytes, base64url: the opaque values Entra puts in `uti`, `aio`, `rh` and Graph's
+/// `nonce` header.
+fn opaque(n: usize) -> String {
     use rand::RngCore;
-    let mut b = [0u8; 16];
+    let mut b = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut b);
     b64url(&b)
+}
+
+fn uti() -> String {
+    opaque(16)
+}
+
+/// The opaque claims Entra puts in every token it issues, access and ID tokens alike (the
+/// access-token claims reference lists `aio` and `rh` as internal claims resources must not
+/// use): random here, so that nothing can depend on their content.
+fn insert_opaque_claims(c: &mut Map<String, Value>) {
+    c.insert("aio".into(), json!(opaque(48)));
+    c.insert("rh".into(), json!(format!("0.{}.", opaque(40))));
 }
 
 /// `sub` of user tokens: pairwise, so that two apps cannot correlate a user by it (`oid` is
@@ -263,15 +283,75 @@ fn v2_issuer(tid: &str) -> String {
     format!("https://login.microsoftonline.com/{tid}/v2.0")
 }
 
-fn sign(st: &AppState, v1_header: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
-    let mut header = Map::new();
-    header.insert("typ".into(), json!("JWT"));
-    if v1_header {
-        header.insert("x5t".into(), json!(st.kid));
+/// Signs `claims` with the tenant's key, header `typ`, `alg`, (`x5t` for v1,) `kid`. A Microsoft
+/// Graph token (`graph`) also carries a `nonce` header and is signed over the header in which
+/// that nonce is replaced by its base64url SHA-256, as Graph's own tokens are: a third party that
+/// verifies it as an ordinary JWT fails, as against Entra, where Microsoft's access-token
+/// documentation warns that tokens for Microsoft's APIs "can use a special format that will not
+/// validate as a JWT" (and AzureAD identitymodel issue 609 shows the nonce transform).
+fn sign(st: &AppState, v1_header: bool, graph: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
+    let header = |nonce: Option<&str>| {
+        let mut h = Map::new();
+        h.insert("typ".into(), json!("JWT"));
+        if let Some(n) = nonce {
+            h.insert("nonce".into(), json!(n));
+        }
+        h.insert("alg".into(), json!(SignatureAlg::Rs256.jose()));
+        if v1_header {
+            h.insert("x5t".into(), json!(st.kid));
+        }
+        h.insert("kid".into(), json!(st.kid));
+        b64url(&serde_json::to_vec(&Value::Object(h)).unwrap_or_default())
+    };
+    let nonce = graph.then(|| opaque(32));
+    let hashed = nonce.as_deref().map(|n| b64url(&sha256(n.as_bytes())));
+    let payload = b64url(&serde_json::to_vec(&Value::Object(claims)).unwrap_or_default());
+    let signed = format!("{}.{payload}", header(hashed.as_deref()));
+    let signature = st
+        .signing_key
+        .sign(SignatureAlg::Rs256, signed.as_bytes())
+        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
+    Ok(format!("{}.{payload}.{}", header(nonce.as_deref()), b64url(&signature)))
+}
+
+/// Whether `d` bears this tenant's signature, as Entra and Graph check the tokens they issued:
+/// over the header as sent, or, for a token with a `nonce` header (Graph's), over the header
+/// whose nonce is replaced by its base64url SHA-256 (see [`sign`]).
+pub(super) fn signed_by_tenant(st: &AppState, d: &jwt::Decoded) -> bool {
+    let public = st.signing_cert.rsa_public_key().unwrap_or_default();
+    if d.alg() != Some("RS256") {
+        return false;
     }
-    header.insert("kid".into(), json!(st.kid));
-    jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
-        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))
+    let Some(nonce) = d.header.get("nonce").and_then(Value::as_str) else {
+        return d.verify(SignatureAlg::Rs256, public);
+    };
+    let mut header = d.header.clone();
+    header.insert("nonce".into(), json!(b64url(&sha256(nonce.as_bytes()))));
+    let payload = d.signing_input.split_once('.').map_or("", |(_, p)| p);
+    let Ok(h) = serde_json::to_vec(&Value::Object(header)) else { return false };
+    SignatureAlg::Rs256.verify(public, format!("{}.{payload}", b64url(&h)).as_bytes(), &d.signature)
+}
+
+/// Whether a token this tenant issued is app-only: `idtyp` says so when the resource asked for
+/// it; otherwise a user token has a delegated `scp` or a user's name claims (a user token
+/// without any delegated permission has no `scp`), and an app-only token neither.
+pub(super) fn is_app_only(d: &jwt::Decoded) -> bool {
+    match d.claim_str("idtyp") {
+        Some(t) => t == "app",
+        None => {
+            let user_claims = ["upn", "preferred_username", "unique_name"].iter().any(|n| d.claim_str(n).is_some());
+            d.claim_str("scp").is_none() && !user_claims
+        }
+    }
+}
+
+/// An unsigned JWT (`alg` `none`, empty signature), the v1 endpoint's ID token: Microsoft's v1
+/// authorization code documentation describes it as "An unsigned JSON Web Token (JWT)" and
+/// shows the header `{"typ": "JWT", "alg": "none"}`.
+fn unsigned(claims: Map<String, Value>) -> String {
+    let header = json!({"typ": "JWT", "alg": "none"});
+    let part = |v: &Value| b64url(&serde_json::to_vec(v).unwrap_or_default());
+    format!("{}.{}.", part(&header), part(&Value::Object(claims)))
 }
 
 /// Issues an access token for `api` (named `requested` in the request) to `client`, in the
@@ -285,14 +365,7 @@ fn mint(
     subject: Subject,
 ) -> Result<Minted, Refusal> {
     let now = jwt::now_secs();
-    let lifetime = match subject {
-        Subject::App { .. } => TOKEN_LIFETIME,
-        // User tokens live a random 60 to 90 minutes, as Entra's do.
-        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
-            use rand::Rng;
-            rand::thread_rng().gen_range(3600..=5400)
-        }),
-    };
+    let lifetime = lifetime(st, &subject);
     let (nbf, exp) = (now - BACKDATE, now + lifetime);
     let tid = &st.tenant;
     let v1 = api.token_version == TokenVersion::V1;
@@ -304,6 +377,10 @@ fn mint(
     c.insert("iat".into(), json!(nbf));
     c.insert("nbf".into(), json!(nbf));
     c.insert("exp".into(), json!(exp));
+    insert_opaque_claims(&mut c);
+    if let Some(t) = idtyp(api, &subject) {
+        c.insert("idtyp".into(), json!(t));
+    }
     match &subject {
         Subject::App { roles } => {
             if v1 {
@@ -314,7 +391,6 @@ fn mint(
                 c.insert("azp".into(), json!(client.app_id));
                 c.insert("azpacr".into(), json!(auth.acr()));
             }
-            c.insert("idtyp".into(), json!("app"));
             c.insert("oid".into(), json!(client.sp_object_id));
             if !roles.is_empty() {
                 c.insert("roles".into(), json!(roles));
@@ -354,7 +430,31 @@ fn mint(
     c.insert("tid".into(), json!(tid));
     c.insert("uti".into(), json!(uti()));
     c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
-    Ok(Minted { token: sign(st, v1, c)?, nbf, exp, expires_in: lifetime })
+    let graph = api.app_id.eq_ignore_ascii_case(GRAPH_APP_ID);
+    Ok(Minted { token: sign(st, v1, graph, c)?, nbf, exp, expires_in: lifetime })
+}
+
+/// How long a token lives: app-only tokens 3599 s; user tokens a random 60 to 90 minutes, as
+/// Entra's do (unless the configuration fixes it, for tests of expiry).
+fn lifetime(st: &AppState, subject: &Subject) -> i64 {
+    match subject {
+        Subject::App { .. } => TOKEN_LIFETIME,
+        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
+            use rand::Rng;
+            rand::thread_rng().gen_range(3600..=5400)
+        }),
+    }
+}
+
+/// The `idtyp` claim of a token for `api`: only when the resource asks for the optional claim
+/// (`optionalClaims.accessToken`), `app` in app-only tokens and, with `include_user_token`,
+/// `user` in user tokens (Microsoft's optional-claims reference).
+fn idtyp(api: &Api, subject: &Subject) -> Option<&'static str> {
+    match (subject, api.idtyp) {
+        (Subject::App { .. }, IdTyp::AppOnly | IdTyp::AppAndUser) => Some("app"),
+        (Subject::User { .. }, IdTyp::AppAndUser) => Some("user"),
+        _ => None,
+    }
 }
 
 /// An ID token for `user` signed in to `client`: its version follows the endpoint (ID tokens
@@ -375,6 +475,7 @@ fn id_token(
     c.insert("iat".into(), json!(now - BACKDATE));
     c.insert("nbf".into(), json!(now - BACKDATE));
     c.insert("exp".into(), json!(now + 3600));
+    insert_opaque_claims(&mut c);
     if v1 {
         c.insert("amr".into(), json!(["pwd"]));
         let (given, family) = user.given_family();
@@ -397,7 +498,13 @@ fn id_token(
     }
     c.insert("uti".into(), json!(uti()));
     c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
-    sign(st, v1, c)
+    // The v1 endpoint's ID tokens are unsigned, as Microsoft's v1 protocol documentation shows
+    // them; v2's are signed.
+    if v1 {
+        Ok(unsigned(c))
+    } else {
+        sign(st, false, false, c)
+    }
 }
 
 fn app_only_body(version: EndpointVersion, m: &Minted, resource: &str) -> Value {
@@ -452,14 +559,17 @@ fn oidc_scopes(scope: &str) -> Vec<String> {
     out
 }
 
-/// Splits a v2 `scope` parameter (PROTOCOL.md section 5b): `{resource}/{value}`,
-/// `{resource}/.default`, bare values (Microsoft Graph's), and OpenID scopes. All resource
-/// scopes must name one resource (70011 otherwise). With only OpenID scopes, the resource is
-/// Microsoft Graph, as Entra does.
-pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
-    let mut resource: Option<String> = None;
-    let mut scopes = Vec::new();
-    let mut default = false;
+/// Splits a v2 `scope` parameter into what it asks of each resource, in the order they are
+/// first named (PROTOCOL.md section 5b): `{resource}/{value}`, `{resource}/.default`, bare values
+/// (Microsoft Graph's), and OpenID scopes (kept with every resource). `.default` beside any
+/// named scope is 70011, as Entra answers (".default scope can't be combined with
+/// resource-specific scopes": oauth2-proxy issue 2158, MSAL.js issues 1063 and 4071). With only
+/// OpenID scopes, the resource is Microsoft Graph, as Entra does. The authorize leg may name
+/// several resources (Microsoft's authorization code documentation: "For the /authorize leg of
+/// the request, this parameter can cover multiple resources"); the token leg takes one
+/// ([`parse_user_scope`]).
+pub(super) fn parse_scope_resources(scope: &str) -> Result<Vec<Asked>, Refusal> {
+    let mut groups: Vec<Asked> = Vec::new();
     let mut oidc = Vec::new();
     for s in scope.split_whitespace() {
         if let Some(o) = OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s)) {
@@ -471,34 +581,51 @@ pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
         }
         let (r, value) = match s.rfind('/') {
             // `https://x//.default` names `https://x/`.
-            Some(i) => (s[..i].to_string(), &s[i + 1..]),
-            None => (GRAPH_APP_ID.to_string(), s),
+            Some(i) => (&s[..i], &s[i + 1..]),
+            None => (GRAPH_APP_ID, s),
         };
         if r.is_empty() || value.is_empty() {
             return Err(Refusal::invalid_scope(scope));
         }
-        match &resource {
-            Some(prev)
-                if !same_resource(prev, &r)
-                    && !(prev.trim_end_matches('/').eq_ignore_ascii_case(r.trim_end_matches('/'))) =>
-            {
-                return Err(Refusal::several_resources(scope))
+        let same = |g: &Asked| {
+            same_resource(&g.resource, r)
+                || g.resource.trim_end_matches('/').eq_ignore_ascii_case(r.trim_end_matches('/'))
+        };
+        let group = match groups.iter().position(same) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(Asked { resource: r.to_string(), scopes: Vec::new(), default: false, oidc: Vec::new() });
+                groups.last_mut().expect("just pushed")
             }
-            Some(_) => {}
-            None => resource = Some(r),
-        }
+        };
         if value == ".default" {
-            default = true;
+            group.default = true;
         } else {
-            scopes.push(value.to_string());
+            group.scopes.push(value.to_string());
         }
     }
-    let resource = resource.unwrap_or_else(|| GRAPH_APP_ID.to_string());
-    if resource == GRAPH_APP_ID && scopes.is_empty() && !default {
-        // Only OpenID scopes: a Microsoft Graph token carrying them.
-        scopes = oidc.iter().filter(|o| *o != "offline_access").cloned().collect();
+    if groups.iter().any(|g| g.default) && groups.iter().any(|g| !g.scopes.is_empty()) {
+        return Err(Refusal::default_combined(scope));
     }
-    Ok(Asked { resource, scopes, default, oidc })
+    if groups.is_empty() {
+        // Only OpenID scopes: a Microsoft Graph token carrying them.
+        let scopes = oidc.iter().filter(|o| *o != "offline_access").cloned().collect();
+        groups.push(Asked { resource: GRAPH_APP_ID.to_string(), scopes, default: false, oidc: Vec::new() });
+    }
+    for g in &mut groups {
+        g.oidc = oidc.clone();
+    }
+    Ok(groups)
+}
+
+/// The `scope` of a token request (code, refresh, on-behalf-of): one resource (70011 when it
+/// names several, the token leg being single-resource), as [`parse_scope_resources`] reads it.
+pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
+    let mut groups = parse_scope_resources(scope)?;
+    if groups.len() > 1 {
+        return Err(Refusal::several_resources(scope));
+    }
+    Ok(groups.remove(0))
 }
 
 /// The scopes a user token carries: with `.default` every scope consented; otherwise the
@@ -546,15 +673,18 @@ fn user_body(
     prefix: Option<&str>,
 ) -> Result<Value, Refusal> {
     let st = req.st;
+    let v1 = req.version == EndpointVersion::V1;
+    // v2 names each scope with its resource (Graph's bare); v1 lists the bare values, as the
+    // Office 365 Management API documentation shows a v1 answer ("scope":"ActivityFeed.Read
+    // ActivityReports.Read ServiceHealth.Read" beside "resource":"https://manage.office.com").
     let shown: Vec<String> = scopes
         .iter()
         .map(|s| match prefix {
-            Some(p) if !OIDC_SCOPES.contains(&s.as_str()) => format!("{}/{s}", p.trim_end_matches('/')),
+            Some(p) if !v1 && !OIDC_SCOPES.contains(&s.as_str()) => format!("{}/{s}", p.trim_end_matches('/')),
             _ => s.clone(),
         })
         .collect();
     let m = mint(st, client, auth, api, requested, Subject::User { user, scopes })?;
-    let v1 = req.version == EndpointVersion::V1;
     let mut body = if v1 {
         json!({
             "token_type": "Bearer",
@@ -625,18 +755,14 @@ fn authorization_code(
         return Err(Refusal::pkce_mismatch());
     }
     let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_code)?.clone();
-    // v1: the token request's `resource` may name another consented resource (the refresh
-    // token is multi-resource in Entra); otherwise the authorize request's.
-    let requested = match (req.version, req.field("resource")) {
-        (EndpointVersion::V1, Some(r)) => r.to_string(),
-        _ => grant.resource.clone(),
-    };
+    let asked = token_leg_resource(req, &grant.oidc)?;
+    let requested = asked.as_ref().map_or_else(|| grant.resource.clone(), |a| a.resource.clone());
     let api = st.resource(&requested).ok_or_else(|| Refusal::resource_not_found(&requested, req.tenant))?;
-    let scopes = if same_resource(&requested, &grant.resource) || api.is_named(&grant.resource) {
-        grant.scopes.clone()
-    } else {
-        let asked = Asked { resource: requested.clone(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() };
-        consented_scopes(st, &client, &api, &user, &asked)?
+    let scopes = match &asked {
+        Some(a) if !(same_resource(&requested, &grant.resource) || api.is_named(&grant.resource)) => {
+            consented_scopes(st, &client, &api, &user, a)?
+        }
+        _ => grant.scopes.clone(),
     };
     let refresh = RefreshGrant {
         client_id: client.app_id.clone(),
@@ -659,6 +785,21 @@ fn authorization_code(
         grant.nonce.as_deref(),
         prefix,
     )
+}
+
+/// The resource a code exchange names (v1 `resource`, v2 `scope`), when it names one; by default
+/// the code is for the authorize request's first. Another one must have been consented, as the
+/// authorize leg may cover several resources and the refresh token is multi-resource in Entra.
+fn token_leg_resource(req: &Req, oidc: &[String]) -> Result<Option<Asked>, Refusal> {
+    Ok(match (req.version, req.field("resource"), req.field("scope")) {
+        (EndpointVersion::V1, Some(r), _) => {
+            Some(Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: oidc.to_vec() })
+        }
+        (EndpointVersion::V2, _, Some(s)) if s.split_whitespace().any(|x| !OIDC_SCOPES.contains(&x)) => {
+            Some(parse_user_scope(s)?)
+        }
+        _ => None,
+    })
 }
 
 /// Whether a PKCE value (`code_verifier`, or a `code_challenge`) has RFC 7636's form: 43 to 128
@@ -751,8 +892,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     let (client, auth) = auth()?;
     // The incoming token must be one this tenant issued: signed with the emulator's key.
     let d = dangerous::decode(assertion).map_err(|_| Refusal::obo_bad_assertion())?;
-    let public = st.signing_cert.rsa_public_key().unwrap_or_default();
-    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, public) {
+    if !signed_by_tenant(st, &d) {
         return Err(Refusal::obo_bad_signature());
     }
     if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(&st.tenant)) {
@@ -767,9 +907,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     if exp + (CLOCK_SKEW as f64) < now {
         return Err(Refusal::obo_expired(&obo_time(now), &obo_time(exp)));
     }
-    // An app-only token says so (`idtyp`); a user token may lack `scp` (no delegated permission).
-    let user_claims = ["upn", "preferred_username", "unique_name"].iter().any(|n| d.claim_str(n).is_some());
-    if d.claim_str("idtyp") == Some("app") || (d.claim_str("scp").is_none() && !user_claims) {
+    if is_app_only(&d) {
         return Err(Refusal::obo_app_only(&client.app_id));
     }
     let oid = d.claim_str("oid").unwrap_or_default();
@@ -915,6 +1053,13 @@ fn verify_assertion_at(
         _ => return Err(Refusal::malformed_jwt("The token header has no 'alg'.")),
     };
     let alg = SignatureAlg::from_jose(alg).ok_or_else(|| Refusal::unsupported_alg(alg))?;
+    // An assertion made for another application is told apart before its key is looked for in
+    // this one's: Entra answers 700021, not "the key was not found" (azure-identity's
+    // troubleshooting guides, ClientAssertionCredential). Both values come from the caller, so
+    // comparing them first tells nothing about what is registered.
+    if d.claim_str("iss").is_some_and(|iss| !iss.eq_ignore_ascii_case(client_id)) {
+        return Err(Refusal::issuer_not_client());
+    }
     let (cred, thumb_hex) = registered_key(creds, &d, client_id, now)?;
     let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
     if !d.verify(alg, public) {
@@ -1067,5 +1212,16 @@ mod tests {
         assert!(a.default && a.scopes.is_empty() && a.resource == "https://manage.office.com");
         assert_eq!(parse_user_scope("User.Read api://mid/x").unwrap_err().code, 70011);
         assert_eq!(parse_user_scope("openid profile").unwrap().scopes, ["openid", "profile"]);
+        // `.default` beside a named scope, of the same resource or another: 70011.
+        for s in ["https://graph.microsoft.com/.default User.Read", "api://mid/x https://graph.microsoft.com/.default"]
+        {
+            let e = parse_scope_resources(s).unwrap_err();
+            assert!(e.code == 70011 && e.text.ends_with("can't be combined with resource-specific scopes."), "{e:?}");
+        }
+        // The authorize leg's several resources, in the order named, each with the OpenID scopes.
+        let groups = parse_scope_resources("User.Read openid api://mid/x api://mid/y").unwrap();
+        let got: Vec<(&str, Vec<String>)> = groups.iter().map(|g| (g.resource.as_str(), g.scopes.clone())).collect();
+        assert_eq!(got, [(GRAPH_APP_ID, vec!["User.Read".into()]), ("api://mid", vec!["x".into(), "y".into()])]);
+        assert!(groups.iter().all(|g| g.oidc == ["openid"]));
     }
 }
