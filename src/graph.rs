@@ -8,6 +8,8 @@
 //!   Application.ReadWrite.*: sending only the new entry would wipe the others, so the array is
 //!   always read, extended, re-read to detect a concurrent change, and only then written.
 
+pub mod access;
+
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
 use crate::fleet::request;
@@ -387,7 +389,7 @@ pub fn interpret(method: &reqwest::Method, url: &str, status: u16, text: &str) -
     };
     let hint = match status {
         401 => "the Graph token was refused: request it for https://graph.microsoft.com/.default",
-        403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All; addKey/removeKey need a valid proof",
+        403 => "the app lacks permission: PATCH needs Application.ReadWrite.OwnedBy or .All (`keycred manifest permission add MANIFEST --api graph --role Application.ReadWrite.OwnedBy`, then admin consent); addKey/removeKey need a valid proof",
         404 => "no such application: check the application (client) id and the tenant",
         _ => "see the Graph error above",
     };

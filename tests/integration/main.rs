@@ -40,6 +40,7 @@ mod graph_batch_envelope;
 mod graph_cli;
 mod graph_emulator;
 mod graph_entra_fidelity;
+mod graph_permissions;
 mod graph_tenant;
 mod hardening_corpus;
 mod hardening_crash;

@@ -21,6 +21,7 @@
 //! in Graph's error shape, also for routes the emulator does not serve, and speak of the request,
 //! never of the manifest files or the CLI behind the emulator.
 
+mod access;
 mod batch;
 mod keys;
 pub(super) mod objects;
