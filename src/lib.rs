@@ -34,6 +34,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod manifest;
 pub mod permissions;
+pub mod policy;
 pub mod rotate;
 pub mod secret;
 pub mod thumbprint;

@@ -97,6 +97,9 @@ pub struct EmulatorConfig {
     pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
+    /// The tenant's default app management policy (`--app-policy`): its body as served, and
+    /// what it restricts.
+    pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
 }
 
 impl EmulatorConfig {
@@ -121,6 +124,7 @@ impl EmulatorConfig {
             user_token_lifetime: None,
             read_timeout: READ_TIMEOUT,
             throttle: None,
+            app_policy: None,
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct AppState {
     throttle: Option<throttle::Throttle>,
     /// Drawn at start: the key of the tokens binding consent forms to their pages.
     form_key: [u8; 32],
+    /// The tenant's default app management policy, when one is given.
+    app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
 }
 
 impl AppState {
@@ -664,6 +670,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
+        app_policy: cfg.app_policy.clone(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -19,6 +19,7 @@ mod cert_openssl;
 mod cert_pfx_consumers;
 mod check_cli;
 mod demo_cli;
+mod emulator_app_policy;
 mod emulator_assertion_headers;
 mod emulator_browser;
 mod emulator_cli_flows;

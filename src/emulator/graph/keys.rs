@@ -288,6 +288,19 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
     if entries.is_none() && access.is_none() {
         return StatusCode::NO_CONTENT.into_response();
     }
+    // A new certificate (a keyId not registered yet) is checked against the tenant's policy as
+    // addKey is; registered ones sent back are not.
+    let registered: Vec<&Value> =
+        app.json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
+    for e in entries.into_iter().flatten().filter_map(Value::as_object) {
+        let new = crate::manifest::read_entry(0, e);
+        let is_new = e.get("keyId").is_none_or(|k| !registered.contains(&k));
+        if let (Some(start), Some(end), true) = (new.effective_start(), new.effective_end(), is_new && new.has_body) {
+            if let Err(r) = super::policies::check_key(&st, &app, start, end) {
+                return *r;
+            }
+        }
+    }
     let result = edit_app(&st, &app, |m| {
         let mut m = m.clone();
         if let Some(entries) = entries {
@@ -446,6 +459,9 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
         Ok(c) => c,
         Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
     };
+    if let Err(r) = super::policies::check_key(&st, &app, cert.not_before(), cert.not_after()) {
+        return *r;
+    }
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
     // Graph fills customKeyIdentifier only when it is missing; a supplied one is kept.
     let supplied_cki = match kc.get("customKeyIdentifier") {
@@ -563,6 +579,9 @@ pub(super) fn add_password(
         Ok(e) => e,
         Err(why) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why),
     };
+    if let Err(r) = super::policies::check_password(&st, &app, &entry) {
+        return *r;
+    }
     let key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
     let result = edit_app(&st, &app, |m| {
         // The hash first: a crash before the manifest names the credential leaves an unused hash.
