@@ -98,7 +98,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             return None;
         }
     }
-    (rest != "" && rest != "T").then_some(total)
+    (!rest.is_empty() && rest != "T").then_some(total)
 }
 
 fn restrictions(v: Option<&Value>) -> Vec<Restriction> {
