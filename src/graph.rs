@@ -9,6 +9,7 @@
 //!   always read, extended, re-read to detect a concurrent change, and only then written.
 
 pub mod access;
+pub mod policy;
 
 use crate::authority::check_transport;
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};

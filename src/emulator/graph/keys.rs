@@ -288,18 +288,8 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
     if entries.is_none() && access.is_none() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    // A new certificate (a keyId not registered yet) is checked against the tenant's policy as
-    // addKey is; registered ones sent back are not.
-    let registered: Vec<&Value> =
-        app.json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
-    for e in entries.into_iter().flatten().filter_map(Value::as_object) {
-        let new = crate::manifest::read_entry(0, e);
-        let is_new = e.get("keyId").is_none_or(|k| !registered.contains(&k));
-        if let (Some(start), Some(end), true) = (new.effective_start(), new.effective_end(), is_new && new.has_body) {
-            if let Err(r) = super::policies::check_key(&st, &app, start, end) {
-                return *r;
-            }
-        }
+    if let Err(r) = super::policies::check_patch(&st, &app, entries.map(Vec::as_slice).unwrap_or_default()) {
+        return *r;
     }
     let result = edit_app(&st, &app, |m| {
         let mut m = m.clone();

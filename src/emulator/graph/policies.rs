@@ -59,6 +59,22 @@ pub(super) fn check_key(
     }
 }
 
+/// Refuses (Graph's 400) a PATCH of `keyCredentials` adding a certificate the tenant policy
+/// forbids on `app`: a new entry (a keyId not registered yet) is checked as addKey is;
+/// registered ones sent back are not.
+pub(super) fn check_patch(st: &AppState, app: &App, entries: &[Value]) -> Result<(), Box<Response>> {
+    let registered: Vec<&Value> =
+        app.json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
+    for e in entries.iter().filter_map(Value::as_object) {
+        let new = crate::manifest::read_entry(0, e);
+        let is_new = e.get("keyId").is_none_or(|k| !registered.contains(&k));
+        if let (Some(start), Some(end), true) = (new.effective_start(), new.effective_end(), is_new && new.has_body) {
+            check_key(st, app, start, end)?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses (Graph's 400) a password the tenant policy forbids on `app`.
 pub(super) fn check_password(
     st: &AppState,
