@@ -217,13 +217,15 @@ impl GraphClient {
             if request::is_retryable(status) {
                 attempt += 1;
                 if attempt >= MAX_ATTEMPTS {
-                    return Err(Error::remote(format!(
+                    let e = Error::remote(format!(
                         "{method} {url}: still throttled or unavailable after {MAX_ATTEMPTS} attempts \
                          (client-request-id {client_request_id})"
                     ))
-                    .with_hint(
-                        "Graph is throttling this application: run again later, or with a lower --concurrency",
-                    ));
+                    .with_hint("Graph is throttling this application: run again later, or with a lower --concurrency");
+                    return Err(match graph_error_code(&text) {
+                        Some(c) => e.with_graph_code(c),
+                        None => e,
+                    });
                 }
                 let asked = request::parse_retry_after(retry_after.as_deref());
                 let wait = request::backoff(attempt - 1, asked, rand::random::<f64>());
@@ -381,9 +383,10 @@ pub fn interpret(method: &reqwest::Method, url: &str, status: u16, text: &str) -
         });
     }
     let v: Option<Value> = serde_json::from_str(text).ok();
+    let graph_code = graph_error_code(text);
     let (code, message) = match v.as_ref().and_then(|v| v.get("error")) {
         Some(e) => (
-            e.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            graph_code.clone().unwrap_or_else(|| "unknown".into()),
             e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
         ),
         None => ("unknown".into(), crate::token::response::excerpt(text)),
@@ -395,7 +398,17 @@ pub fn interpret(method: &reqwest::Method, url: &str, status: u16, text: &str) -
         _ => "see the Graph error above",
     };
     let status = reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
-    Err(Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint))
+    let e = Error::remote(format!("{method} {url}: HTTP {status}: {code}: {message}")).with_hint(hint);
+    Err(match graph_code {
+        Some(c) => e.with_graph_code(c),
+        None => e,
+    })
+}
+
+/// Graph's `error.code` in an error body, when it has one.
+pub fn graph_error_code(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    v.get("error")?.get("code")?.as_str().filter(|c| !c.is_empty()).map(str::to_string)
 }
 
 /// The resource a Graph token is requested for when Graph is at `graph_url`: that URL for a

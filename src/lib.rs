@@ -32,6 +32,7 @@ pub mod graph;
 pub mod ids;
 pub mod jwks;
 pub mod jwt;
+pub mod lock;
 pub mod manifest;
 pub mod permissions;
 pub mod policy;

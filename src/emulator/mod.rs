@@ -19,12 +19,14 @@ pub mod errors;
 mod generate;
 mod graph;
 mod serve;
+mod signins;
 mod tenant;
 mod throttle;
 mod tls;
 mod token;
 
 pub use generate::{generate_tenant, TenantSummary};
+pub use graph::odata::{query_matches as graph_query_matches, QueryError as GraphQueryError};
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
@@ -171,6 +173,8 @@ pub struct AppState {
     form_key: [u8; 32],
     /// The tenant's default app management policy, when one is given.
     app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
+    /// Each credential's latest sign-in, for Graph's credential activity report.
+    sign_ins: signins::SignIns,
 }
 
 impl AppState {
@@ -671,6 +675,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
         app_policy: cfg.app_policy.clone(),
+        sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -749,7 +754,7 @@ fn tls_setup(
             d
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    crate::fsio::create_private_dir(&dir)?;
     let path = dir.join("emulator-ca.pem");
     crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
     Ok((Some(material.config), Some(path), temp))

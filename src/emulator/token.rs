@@ -17,6 +17,7 @@
 
 use super::apps::{Api, App, IdTyp, TokenVersion};
 use super::errors::{token_response_headers, Refusal, RequestLog};
+use super::signins::{KeyKind, UsedCredential};
 use super::tenant::{RefreshGrant, User};
 use super::{AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
@@ -93,6 +94,9 @@ struct Req<'a> {
     /// The URLs an assertion's `aud` may name: the emulator's own base URLs with this path.
     endpoints: Vec<String>,
     form: HashMap<String, String>,
+    /// The client's credential, once [`authenticate`] has accepted it: the token issued is a
+    /// sign-in with it.
+    signed_in: std::cell::RefCell<Option<(String, UsedCredential)>>,
 }
 
 impl Req<'_> {
@@ -125,11 +129,13 @@ pub(super) fn handle(
     let correlation = correlation_header(headers)
         .or_else(|| form.get("client-request-id").filter(|v| uuid::Uuid::parse_str(v).is_ok()).cloned());
     let endpoints = st.base_urls.iter().map(|b| format!("{b}{path}")).collect();
-    let req = Req { st, tenant, version, endpoints, form };
+    let req = Req { st, tenant, version, endpoints, form, signed_in: Default::default() };
     match issue(&req, basic) {
         Ok(body) => {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            record_sign_in(&req, &request_id);
             let mut resp = Json(body).into_response();
-            token_response_headers(&mut resp, &uuid::Uuid::new_v4().to_string());
+            token_response_headers(&mut resp, &request_id);
             resp.extensions_mut().insert(RequestLog { client_id, code: None });
             resp
         }
@@ -196,15 +202,29 @@ fn authenticate(req: &Req, client_id: &str, basic_secret: Option<&str>) -> Resul
             Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
             None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
-        verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, crate::dates::now())?;
+        let now = crate::dates::now();
+        let key = verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, now)?;
+        *req.signed_in.borrow_mut() = key.key_id.clone().map(|key_id| {
+            let used = UsedCredential {
+                key_id,
+                kind: KeyKind::Certificate,
+                start: key.effective_start(),
+                end: key.effective_end(),
+            };
+            (app.app_id.clone(), used)
+        });
         ClientProof::Certificate
     } else if let Some(secret) = basic_secret.or(req.field("client_secret")) {
-        // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
-        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
-            || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
-        if !ok {
-            return Err(Refusal::bad_secret(client_id));
-        }
+        // The emulator-wide `--secret-env` secret (no credential of the app: nothing recorded),
+        // or one added to this app by addPassword.
+        let shared = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()));
+        let own = if shared {
+            None
+        } else {
+            let used = super::graph::passwords::matching_secret(&app, secret, crate::dates::now());
+            Some(used.ok_or_else(|| Refusal::bad_secret(client_id))?)
+        };
+        *req.signed_in.borrow_mut() = own.map(|used| (app.app_id.clone(), used));
         ClientProof::Secret
     } else {
         return Err(Refusal::missing_credential());
@@ -926,6 +946,18 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     user_body(req, &client, auth, &api, &asked.resource, &user, scopes, &oidc, Some(refresh), None, asked.prefix())
 }
 
+/// Records the sign-in of a request that got its token: the credential [`authenticate`]
+/// accepted (none for the emulator-wide secret), and the resource asked for, by app id.
+fn record_sign_in(req: &Req, request_id: &str) {
+    let Some((client, used)) = req.signed_in.borrow_mut().take() else { return };
+    let named = match req.version {
+        EndpointVersion::V1 => req.field("resource").map(str::to_string),
+        EndpointVersion::V2 => req.field("scope").and_then(|s| resource_from_scope(s).ok()),
+    };
+    let resource = named.and_then(|r| req.st.resource(&r)).map(|api| api.app_id.clone()).unwrap_or_default();
+    req.st.sign_ins.record(&client, used, crate::dates::now(), request_id, &resource);
+}
+
 /// The resource of a client-credentials `scope`: exactly one `<resource>/.default` (OIDC scopes
 /// such as `openid` are ignored, as Entra does). `https://x//.default` names `https://x/`.
 fn resource_from_scope(scope: &str) -> Result<String, Refusal> {
@@ -1035,18 +1067,18 @@ pub(super) fn verify_assertion(
     endpoint: &str,
     now: OffsetDateTime,
 ) -> Result<(), Refusal> {
-    verify_assertion_at(creds, assertion, client_id, &[endpoint.to_string()], now)
+    verify_assertion_at(creds, assertion, client_id, &[endpoint.to_string()], now).map(|_| ())
 }
 
 /// Validates a client assertion whose `aud` may be any of `endpoints` (the same endpoint under
-/// each of the emulator's own names).
-fn verify_assertion_at(
-    creds: &[KeyCredential],
+/// each of the emulator's own names); returns the registered credential that verified it.
+fn verify_assertion_at<'a>(
+    creds: &'a [KeyCredential],
     assertion: &str,
     client_id: &str,
     endpoints: &[String],
     now: OffsetDateTime,
-) -> Result<(), Refusal> {
+) -> Result<&'a KeyCredential, Refusal> {
     let d = dangerous::decode(assertion).map_err(|_| Refusal::malformed_jwt(""))?;
     let alg = match d.header.get("alg") {
         Some(Value::String(a)) => a.as_str(),
@@ -1066,7 +1098,8 @@ fn verify_assertion_at(
         return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
     check_critical_header(&d)?;
-    check_assertion_claims(&d, client_id, endpoints, now)
+    check_assertion_claims(&d, client_id, endpoints, now)?;
+    Ok(cred)
 }
 
 /// RFC 7515 section 4.1.11: a `crit` header lists extensions the recipient must understand, or

@@ -76,22 +76,9 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
     let t = FakeTenant::start(apps.clone(), 999);
     let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "csv".into()]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dir = TempDir::new("fleet-csv");
-    let f = dir.path("audit.csv");
-    std::fs::write(&f, &out.stdout).unwrap();
-    // Python's csv module, a reader we did not write.
-    let py = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import csv,json,sys; r=list(csv.DictReader(open(sys.argv[1], newline=''))); \
-             print(json.dumps({'fields': list(r[0].keys()), 'rows': r}))",
-            &f.display().to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
-    let v: Value = serde_json::from_slice(&py.stdout).unwrap();
-    let fields: Vec<&str> = v["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let rows = csv_rows(&out.stdout);
+    // Python's dict keeps the header's order, and serde_json (preserve_order) keeps Python's.
+    let fields: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         fields,
         [
@@ -108,9 +95,7 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
             "reason"
         ]
     );
-    let got: BTreeSet<(String, String, String)> = v["rows"]
-        .as_array()
-        .unwrap()
+    let got: BTreeSet<(String, String, String)> = rows
         .iter()
         .map(|r| {
             (
@@ -122,7 +107,7 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
         .collect();
     assert_eq!(got, ground_truth(&apps));
     // A reason holding quotes and a comma-free message survives quoting.
-    let unusable = v["rows"].as_array().unwrap().iter().find(|r| r["status"] == "unusable").unwrap();
+    let unusable = rows.iter().find(|r| r["status"] == "unusable").unwrap();
     assert!(unusable["reason"].as_str().unwrap().contains("usage is \"Sign\""), "{unusable}");
 }
 
@@ -653,19 +638,7 @@ fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let raw = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(!raw.contains('\u{1b}') && !raw.contains('\u{85}'), "raw control characters in the CSV: {raw:?}");
-    let dir = TempDir::new("fleet-csv-hostile");
-    let f = dir.path("audit.csv");
-    std::fs::write(&f, &out.stdout).unwrap();
-    let py = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import csv,json,sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline='')))))",
-            &f.display().to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
-    let rows: Vec<Value> = serde_json::from_slice(&py.stdout).unwrap();
+    let rows = csv_rows(&out.stdout);
     let of = |i: usize| -> Vec<&Value> { rows.iter().filter(|r| r["appId"] == apps[i]["appId"]).collect() };
     for r in of(3) {
         assert_eq!(r["displayName"], escaped, "{r}");

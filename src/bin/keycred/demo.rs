@@ -123,9 +123,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let dir: PathBuf = match &a.keep {
         Some(d) => {
             check_keep(d, a.force)?;
-            std::fs::create_dir_all(d).map_err(|e| {
-                Error::io(d, "create the directory", e).with_hint("give --keep a directory path you can write to")
-            })?;
+            // The demo's keys go inside: created 0700, and an existing one must not be writable
+            // by others.
+            keycred::fsio::ensure_private_dir(d, "--keep", keycred::fsio::Links::Follow)?;
             d.clone()
         }
         None => {

@@ -311,9 +311,9 @@ fn table_row(r: &Row) -> String {
     ])
 }
 
-/// A free-text CSV cell (a display name, anyone who owns the app sets it): control characters
-/// escaped as in the text output, and a leading `=`, `+`, `-` or `@`, which spreadsheets take
-/// for a formula, neutralised the OWASP way with a leading `'`.
+/// A text CSV cell: control characters escaped as in the text output, and a leading `=`, `+`,
+/// `-` or `@`, which spreadsheets take for a formula, neutralised the OWASP way with a leading
+/// `'`.
 fn csv_text(s: &str) -> String {
     let s = printable(s);
     if s.starts_with(['=', '+', '-', '@']) {
@@ -323,18 +323,20 @@ fn csv_text(s: &str) -> String {
     }
 }
 
-/// `r` for a spreadsheet: every text escaped, free text also kept from being a formula; ids,
-/// thumbprints, dates and numbers as they are (a `-` there is data, not a formula).
+/// `r` for a spreadsheet: every text cell escaped and kept from being a formula. Ids come from
+/// whatever Graph (or a stand-in for it) answered, so they are free text too; a well-formed id,
+/// thumbprint or date never starts with a formula character and is unchanged. `daysLeft` is a
+/// number, and a spreadsheet reads `-5` as one.
 fn csv_row(r: &Row) -> Row {
-    let esc = |v: &Option<String>| v.as_deref().map(|s| printable(s).into_owned());
+    let text = |v: &Option<String>| v.as_deref().map(csv_text);
     Row {
-        app_id: printable(&r.app_id).into_owned(),
-        display_name: r.display_name.as_deref().map(csv_text),
-        key_id: esc(&r.key_id),
-        thumbprint: esc(&r.thumbprint),
-        start: esc(&r.start),
-        end: esc(&r.end),
-        reason: r.reason.as_deref().map(csv_text),
+        app_id: csv_text(&r.app_id),
+        display_name: text(&r.display_name),
+        key_id: text(&r.key_id),
+        thumbprint: text(&r.thumbprint),
+        start: text(&r.start),
+        end: text(&r.end),
+        reason: text(&r.reason),
         ..r.clone()
     }
 }

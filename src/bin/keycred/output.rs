@@ -44,7 +44,13 @@ impl Ctx {
     pub fn print_error(&self, e: &Error) {
         if self.json() {
             let v = serde_json::json!({
-                "error": { "exitCode": e.exit_code(), "message": e.message(), "hint": e.hint() }
+                "error": {
+                    "exitCode": e.exit_code(),
+                    "message": e.message(),
+                    "hint": e.hint(),
+                    "aadsts": e.aadsts(),
+                    "graphCode": e.graph_code(),
+                }
             });
             eprintln!("{}", json_safe(&v.to_string()));
         } else {

@@ -8,7 +8,8 @@
 //! - `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array, `addKey`/`removeKey`
 //!   with a proof of possession ([`keys`]), `addPassword`/`removePassword` ([`passwords`]);
 //! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]);
-//! - `POST /v1.0/$batch` ([`batch`]).
+//! - `POST /v1.0/$batch` ([`batch`]);
+//! - `GET /beta/reports/appCredentialSignInActivities`, the credential sign-in report ([`signins`]).
 //!
 //! Every call needs a bearer token this emulator issued for Graph: for `https://graph.microsoft.com`
 //! (a v1 token's `aud`) or its app id (v2), or for the emulator's own base URL, which is the
@@ -28,6 +29,7 @@ pub(super) mod objects;
 pub(super) mod odata;
 pub(super) mod passwords;
 mod policies;
+mod signins;
 pub(super) mod unserved;
 
 use super::throttle::retry_after_secs;
@@ -140,6 +142,11 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             .patch(|s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
                 blocking(move || patch_by_reference(s, p, h, b))
             }),
+        )
+        .route(signins::PATH, get(|s: SharedState, q: RawQuery, h: HeaderMap| blocking(move || signins::list(s, q, h))))
+        .route(
+            "/beta/reports/appCredentialSignInActivities/{id}",
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || signins::get(s, p, h))),
         )
         .route(
             "/v1.0/{reference}/{action}",
@@ -695,7 +702,10 @@ fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response
                 Ok(_) => graph_error(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
-                    format!("This emulator serves Graph v1.0 only, not '{version}'."),
+                    format!(
+                        "This emulator serves Graph v1.0 only, not '{version}' (of beta, only \
+                         /beta/reports/appCredentialSignInActivities)."
+                    ),
                 ),
             }
         } else {

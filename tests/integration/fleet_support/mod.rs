@@ -432,3 +432,21 @@ pub fn fleet_args(t: &FakeTenant, cmd: &str) -> Vec<String> {
 pub fn run_fleet(args: &[String]) -> std::process::Output {
     keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)]).output().unwrap()
 }
+
+/// The rows of `fleet audit -o csv` output, read by Python's csv module (a reader we did not
+/// write), each as a JSON object keyed by the header.
+pub fn csv_rows(csv: &[u8]) -> Vec<Value> {
+    let dir = TempDir::new("fleet-csv");
+    let f = dir.path("audit.csv");
+    std::fs::write(&f, csv).unwrap();
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline='')))))",
+            &f.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    serde_json::from_slice(&py.stdout).unwrap()
+}
