@@ -3,7 +3,7 @@
 //! [`super::permissions`]) its API permissions. The work is in [`keycred::manifest`].
 
 use super::common::{FormatArg, FormatArgs};
-use super::output::{out_line, printable};
+use super::output::{out_line, print_table};
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
@@ -301,8 +301,7 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
         return;
     }
     let none = || "-".to_string();
-    // Cells escaped before the widths are measured: a display name with terminal escapes or a
-    // newline must neither act on the terminal nor forge a row.
+    // `print_table` escapes the cells (a display name may hold terminal escapes or newlines).
     let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -315,20 +314,9 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
                 if r.has_body { "yes" } else { "no" }.to_string(),
                 r.display_name.clone().unwrap_or_else(none),
             ]
-            .map(|c| printable(&c).into_owned())
         })
         .collect();
-    let head = ["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"].map(String::from);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&head).chain(&table) {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for row in std::iter::once(&head).chain(&table) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out_line(cells.join("  ").trim_end());
-    }
+    print_table(["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"], &table);
     // Problems are sentences: under the table rather than in a column.
     for r in rows {
         let which = r.key_id.as_deref().map_or_else(|| "entry without keyId".to_string(), |k| format!("keyId {k}"));

@@ -2,7 +2,7 @@
 //! permission add|remove|list` (a manifest's `requiredResourceAccess`). The work is in
 //! [`keycred::permissions`] and [`keycred::manifest`].
 
-use super::output::{out_line, printable};
+use super::output::{out_line, print_table};
 use super::Ctx;
 use keycred::error::exit;
 use keycred::manifest::{edit_file, AccessRow, Manifest};
@@ -95,21 +95,6 @@ pub fn catalogue(a: &CatalogueArgs, ctx: &Ctx) -> Result<u8> {
         rows.iter().map(|r| [r.api.clone(), r.kind.name().to_string(), r.name.clone(), r.id.clone()]).collect();
     print_table(["API", "TYPE", "NAME", "ID"], &table);
     Ok(exit::OK)
-}
-
-fn print_table(head: [&str; 4], rows: &[[String; 4]]) {
-    let head = head.map(String::from);
-    let rows: Vec<[String; 4]> = rows.iter().map(|r| r.clone().map(|c| printable(&c).into_owned())).collect();
-    let mut widths = [0usize; 4];
-    for row in std::iter::once(&head).chain(&rows) {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for row in std::iter::once(&head).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out_line(cells.join("  ").trim_end());
-    }
 }
 
 /// Prints `requiredResourceAccess` rows.
