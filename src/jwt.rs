@@ -170,7 +170,9 @@ impl Decoded {
             missing.join(", ")
         ))
         .with_hint(
-            "grant the application permission on the API and have an administrator consent, then request a new token",
+            "ask for the application permission (`keycred manifest permission add MANIFEST --api API --role NAME`, or \
+             `keycred graph permission add` on a registered app; `keycred permissions` lists the names), have an \
+             administrator consent (`keycred consent-url`), then request a new token",
         ))
     }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.

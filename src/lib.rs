@@ -35,6 +35,8 @@ pub mod jwks;
 pub mod jwt;
 pub mod lock;
 pub mod manifest;
+pub mod permissions;
+pub mod policy;
 pub mod rotate;
 pub mod secret;
 pub mod thumbprint;

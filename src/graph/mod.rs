@@ -9,13 +9,17 @@
 //! - [`limiter`]: the adaptive concurrency shared by every request of a run;
 //! - [`pager`]: streams a collection page by page, so memory stays flat however large the tenant;
 //! - [`keys`]: adding and removing an application's certificates, by `addKey`/`removeKey` with a
-//!   proof of possession or by `PATCH` of the whole `keyCredentials` array.
+//!   proof of possession or by `PATCH` of the whole `keyCredentials` array;
+//! - [`access`]: an application's API permissions (`requiredResourceAccess`);
+//! - [`policy`]: the app management policy in force for an application.
 
+pub mod access;
 pub mod call;
 pub mod client;
 pub mod keys;
 pub mod limiter;
 pub mod pager;
+pub mod policy;
 
 pub use call::{
     interpret, Application, GraphCall, GRAPH_RESOURCE, GRAPH_URL, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH,

@@ -1,4 +1,5 @@
-//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph.
+//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph;
+//! `keycred graph permission add|remove|list`: its API permissions (`requiredResourceAccess`).
 //!
 //! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
@@ -6,6 +7,7 @@
 
 use super::common::{plan_files, GraphAccessArgs};
 use super::output::{generate, out_line, print_pairs, print_rotation};
+use super::permissions::{print_access, Wanted};
 use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
@@ -110,6 +112,30 @@ pub enum Cmd {
         #[arg(long)]
         keep_old: bool,
     },
+    /// Edit the API permissions the application asks for (PATCH of requiredResourceAccess)
+    #[command(subcommand)]
+    Permission(PermissionCmd),
+}
+
+/// `keycred graph permission`.
+#[derive(clap::Subcommand, Debug)]
+pub enum PermissionCmd {
+    /// Ask for API permissions: add them to requiredResourceAccess
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        wanted: Wanted,
+    },
+    /// Remove API permissions from requiredResourceAccess
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        wanted: Wanted,
+    },
+    /// List requiredResourceAccess with the permissions' names
+    List(Common),
 }
 
 struct Session {
@@ -190,8 +216,38 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
             rotate(common, new, files, *keep_old, ctx)?
         }
+        Cmd::Permission(p) => permission(p, ctx)?,
     }
     Ok(keycred::error::exit::OK)
+}
+
+fn permission(cmd: &PermissionCmd, ctx: &Ctx) -> Result<()> {
+    // Names are resolved before any request: an unknown one costs no token.
+    let (common, edit) = match cmd {
+        PermissionCmd::List(c) => (c, None),
+        PermissionCmd::Add { common, wanted } => (common, Some((true, wanted.resolve()?))),
+        PermissionCmd::Remove { common, wanted } => (common, Some((false, wanted.resolve()?))),
+    };
+    let s = common.open()?;
+    let after = match &edit {
+        None => s.rt.block_on(s.graph.required_access(&s.app.id))?,
+        Some((add, (resource, ids))) => s.rt.block_on(s.graph.update_required_access(&s.app.id, |m| {
+            if *add {
+                m.add_access(resource, ids)
+            } else {
+                m.remove_access(resource, ids)
+            }
+        }))?,
+    };
+    let origin = format!("application {}", s.app.app_id);
+    if edit.is_some() && !ctx.json() {
+        out_line(&format!("{origin} now asks for:"));
+    }
+    print_access(ctx, &origin, &after.required_access()?);
+    if matches!(edit, Some((true, _))) && !ctx.json() {
+        out_line("an administrator must consent before tokens carry them (`keycred consent-url`)");
+    }
+    Ok(())
 }
 
 fn list(c: &Common, ctx: &Ctx) -> Result<()> {

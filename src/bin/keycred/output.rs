@@ -152,6 +152,24 @@ pub fn write_failed(what: &str, e: impl std::error::Error + Send + Sync + 'stati
 /// screen, a newline would forge a line such as `roles: ...`) and the bidirectional overrides
 /// that reorder what is shown become visible escapes (`\x1b`, `\n`, `\u{202e}`). Every line of
 /// text output goes through it, whatever the data came from (a token's claims, a manifest).
+/// Prints a table: a head, then rows, columns padded to their widest cell. Cells are escaped
+/// ([`printable`]) before the widths are measured: a cell with terminal escapes or a newline must
+/// neither act on the terminal nor forge a row.
+pub fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let head = head.map(String::from);
+    let rows: Vec<[String; N]> = rows.iter().map(|r| r.clone().map(|c| printable(&c).into_owned())).collect();
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&head).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&head).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out_line(cells.join("  ").trim_end());
+    }
+}
+
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !s.chars().any(|c| c.is_control() || bidi(c)) {
