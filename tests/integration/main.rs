@@ -48,6 +48,7 @@ mod graph_emulator;
 mod graph_entra_fidelity;
 mod graph_filter_limits;
 mod graph_permissions;
+mod graph_policy;
 mod graph_tenant;
 mod hardening_corpus;
 mod hardening_crash;
