@@ -364,9 +364,12 @@ impl Summary {
 pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Result<()>) -> Result<Summary> {
     let now = dates::now();
     // Not readable (no Policy.Read.All, or no policy): the column stays empty.
-    let policy = g.send(GraphCall::get_default_policy()).await.ok().flatten().and_then(|v| {
-        Policy::from_json(&v, "the tenant's default app management policy").ok()
-    });
+    let policy = g
+        .send(GraphCall::get_default_policy())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| Policy::from_json(&v, "the tenant's default app management policy").ok());
     let mut sum = Summary::default();
     let mut collections = vec![Collection::Applications];
     if f.service_principals {

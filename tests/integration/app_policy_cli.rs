@@ -71,8 +71,24 @@ fn add(t: &Tenant, name: &str, extra: &[&str]) -> Out {
     let base = t.emu.base_url();
     let out_dir = t.dir.s("out");
     let mut args = vec![
-        "graph", "add", "--app-id", APP_ID, "--tenant", TENANT, "--authority", base, "--graph-url", base, "--cert",
-        &t.pem, "--name", name, "--out-dir", &out_dir, "-o", "json",
+        "graph",
+        "add",
+        "--app-id",
+        APP_ID,
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--cert",
+        &t.pem,
+        "--name",
+        name,
+        "--out-dir",
+        &out_dir,
+        "-o",
+        "json",
     ];
     args.extend_from_slice(extra);
     cli(&args, &[])
@@ -138,8 +154,20 @@ fn fleet_audit_flags_a_two_year_certificate_grandfathered_on_an_old_app_and_viol
     let base = t.emu.base_url();
     let audit = |format: &str| {
         let args = [
-            "fleet", "audit", "--tenant", TENANT, "--authority", base, "--graph-url", base, "--client-id", APP_ID,
-            "--cert", &t.pem, "-o", format,
+            "fleet",
+            "audit",
+            "--tenant",
+            TENANT,
+            "--authority",
+            base,
+            "--graph-url",
+            base,
+            "--client-id",
+            APP_ID,
+            "--cert",
+            &t.pem,
+            "-o",
+            format,
         ];
         let out = cli(&args, &[]);
         assert_eq!(out.code, 0, "{out:?}");
@@ -169,8 +197,20 @@ fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
     let t = capped_tenant("policy-audit-403", &["Application.Read.All"]);
     let base = t.emu.base_url();
     let args = [
-        "fleet", "audit", "--tenant", TENANT, "--authority", base, "--graph-url", base, "--client-id", APP_ID, "--cert",
-        &t.pem, "-o", "json",
+        "fleet",
+        "audit",
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--client-id",
+        APP_ID,
+        "--cert",
+        &t.pem,
+        "-o",
+        "json",
     ];
     let out = cli(&args, &[]);
     assert_eq!(out.code, 0, "{out:?}");

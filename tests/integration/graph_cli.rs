@@ -73,7 +73,13 @@ fn self_rotation_list_add_remove() {
 
     let b = credential("graph app B", 365);
     write_cred(&app.dir, "b", &b);
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "addKey");
@@ -92,7 +98,13 @@ fn self_rotation_list_add_remove() {
     assert_eq!(token_with(base, APP_ID, &b, GRAPH).0, 200);
 
     // Adding the same certificate again is refused before any call changes anything.
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(entries_of(&app.manifest).len(), 3);
 
@@ -270,7 +282,13 @@ fn patch_keeps_every_other_entry() {
     let base = emu.base_url();
     let b = credential("patched B", 365);
     write_cred(&app.dir, "b", &b);
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--patch", "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--patch", "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "PATCH");

@@ -12,6 +12,7 @@ mod rotation_support;
 mod token_support;
 mod tools_support;
 
+mod app_policy_cli;
 mod cert_formats;
 mod cert_names;
 mod cert_new;
@@ -20,7 +21,6 @@ mod cert_pfx_consumers;
 mod check_cli;
 mod deep_input;
 mod demo_cli;
-mod app_policy_cli;
 mod emulator_app_policy;
 mod emulator_assertion_headers;
 mod emulator_browser;

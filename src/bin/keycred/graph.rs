@@ -11,8 +11,8 @@ use super::permissions::{print_access, Wanted};
 use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
-use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::cert::generate::resolve_validity;
+use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::policy::{Effective, DEFAULT_DAYS};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
@@ -406,9 +406,8 @@ fn add_generated(a: &AddArgs, name: &str, ctx: &Ctx) -> Result<()> {
     let (cert, key) = generate(ctx, &plan)?;
     let before = fsio::Snapshot::before(&plan.paths())?;
     let (files, new) = plan.write_credential(cert, key).map_err(|e| before.undo(e, ""))?;
-    let change = s
-        .rt
-        .block_on(graph::add_certificate(
+    let change =
+        s.rt.block_on(graph::add_certificate(
             &s.graph,
             &s.app,
             s.cred.as_deref(),
