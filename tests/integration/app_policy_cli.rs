@@ -10,25 +10,12 @@
 //! Graph's side of the cap (its 400 `CredentialInvalidLifetimeAsPerAppPolicy` on addKey) is
 //! tested in `emulator_app_policy`; here keycred must refuse before Graph has to.
 
+use crate::emulator_app_policy::{capped_policy, POLICY_ID};
 use crate::rotation_support as support;
 
 use keycred::emulator::{start_blocking, BlockingEmulator};
 use serde_json::{json, Value};
 use support::*;
-
-const POLICY_ID: &str = "2c9f8e0a-5d7b-4c1e-9a3f-6b8d0e2f4a1c";
-
-fn capped_policy() -> (Value, keycred::policy::Policy) {
-    let body = json!({
-        "id": POLICY_ID,
-        "displayName": "Certificates at most 90 days",
-        "isEnabled": true,
-        "applicationRestrictions": {"keyCredentials": [{"restrictionType": "asymmetricKeyLifetime",
-            "maxLifetime": "P90D", "restrictForAppsCreatedAfterDateTime": "2020-01-01T00:00:00Z", "state": "enabled"}]}
-    });
-    let p = keycred::policy::Policy::from_json(&body, "test").unwrap();
-    (body, p)
-}
 
 struct Tenant {
     dir: TempDir,
@@ -142,59 +129,8 @@ fn graph_add_without_policy_read_all_names_the_permission_unless_told_to_go_on()
     assert_eq!(lifetimes(&t)[1], 60);
 }
 
-#[test]
-fn fleet_audit_flags_a_two_year_certificate_grandfathered_on_an_old_app_and_violating_on_a_new_one() {
-    let apps = TempDir::new("policy-audit-apps");
-    let long = credential("two years", 730);
-    let (old_app, new_app) = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222");
-    let (old, new) = (apps.path("old.json"), apps.path("new.json"));
-    write_app(&old, "aaaaaaaa-1111-4111-8111-111111111111", old_app, "2019-06-01T00:00:00Z", &[entry(&long.cert)]);
-    write_app(&new, "bbbbbbbb-2222-4222-8222-222222222222", new_app, "2021-06-01T00:00:00Z", &[entry(&long.cert)]);
-    let t = capped_tenant_with("policy-audit", &["Application.Read.All", "Policy.Read.All"], &[old, new]);
-    let base = t.emu.base_url();
-    let audit = |format: &str| {
-        let args = [
-            "fleet",
-            "audit",
-            "--tenant",
-            TENANT,
-            "--authority",
-            base,
-            "--graph-url",
-            base,
-            "--client-id",
-            APP_ID,
-            "--cert",
-            &t.pem,
-            "-o",
-            format,
-        ];
-        let out = cli(&args, &[]);
-        assert_eq!(out.code, 0, "{out:?}");
-        out
-    };
-    let v = audit("json").json();
-    let policy_of = |app: &str| {
-        let rows = v["credentials"].as_array().unwrap();
-        rows.iter().find(|r| r["appId"] == app).unwrap()["policy"].clone()
-    };
-    assert_eq!(policy_of(old_app), "grandfathered");
-    assert_eq!(policy_of(new_app), "violates");
-    // The automation's own 30-day certificate is within the cap.
-    assert_eq!(policy_of(APP_ID), "ok");
-    let csv = audit("csv").stdout;
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "policy").unwrap();
-    let cell = |app: &str| csv.lines().find(|l| l.contains(app)).unwrap().split(',').nth(col).unwrap().to_string();
-    assert_eq!((cell(old_app), cell(new_app)), ("grandfathered".to_string(), "violates".to_string()));
-    let text = audit("text").stdout;
-    let line = text.lines().find(|l| l.starts_with(new_app)).unwrap();
-    assert!(line.contains("violates"), "{text}");
-}
-
-#[test]
-fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
-    let t = capped_tenant("policy-audit-403", &["Application.Read.All"]);
+/// `keycred fleet audit -o FORMAT`, signed in as the tenant's application.
+fn audit(t: &Tenant, format: &str) -> Out {
     let base = t.emu.base_url();
     let args = [
         "fleet",
@@ -210,10 +146,45 @@ fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
         "--cert",
         &t.pem,
         "-o",
-        "json",
+        format,
     ];
     let out = cli(&args, &[]);
     assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+#[test]
+fn fleet_audit_flags_a_two_year_certificate_grandfathered_on_an_old_app_and_violating_on_a_new_one() {
+    let apps = TempDir::new("policy-audit-apps");
+    let long = credential("two years", 730);
+    let (old_app, new_app) = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222");
+    let (old, new) = (apps.path("old.json"), apps.path("new.json"));
+    write_app(&old, "aaaaaaaa-1111-4111-8111-111111111111", old_app, "2019-06-01T00:00:00Z", &[entry(&long.cert)]);
+    write_app(&new, "bbbbbbbb-2222-4222-8222-222222222222", new_app, "2021-06-01T00:00:00Z", &[entry(&long.cert)]);
+    let t = capped_tenant_with("policy-audit", &["Application.Read.All", "Policy.Read.All"], &[old, new]);
+    let v = audit(&t, "json").json();
+    let policy_of = |app: &str| {
+        let rows = v["credentials"].as_array().unwrap();
+        rows.iter().find(|r| r["appId"] == app).unwrap()["policy"].clone()
+    };
+    assert_eq!(policy_of(old_app), "grandfathered");
+    assert_eq!(policy_of(new_app), "violates");
+    // The automation's own 30-day certificate is within the cap.
+    assert_eq!(policy_of(APP_ID), "ok");
+    let csv = audit(&t, "csv").stdout;
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "policy").unwrap();
+    let cell = |app: &str| csv.lines().find(|l| l.contains(app)).unwrap().split(',').nth(col).unwrap().to_string();
+    assert_eq!((cell(old_app), cell(new_app)), ("grandfathered".to_string(), "violates".to_string()));
+    let text = audit(&t, "text").stdout;
+    let line = text.lines().find(|l| l.starts_with(new_app)).unwrap();
+    assert!(line.contains("violates"), "{text}");
+}
+
+#[test]
+fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
+    let t = capped_tenant("policy-audit-403", &["Application.Read.All"]);
+    let out = audit(&t, "json");
     let row = out.json()["credentials"][0].clone();
     assert_eq!((row.as_object().unwrap().contains_key("policy"), &row["policy"]), (true, &Value::Null), "{row}");
 }
