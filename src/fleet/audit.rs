@@ -175,6 +175,64 @@ fn by_dates(
     }
 }
 
+/// What every row of one object shares, and how a row is made from a credential's facts.
+struct RowMaker<'a> {
+    object_type: &'static str,
+    app_id: String,
+    display_name: Option<String>,
+    now: OffsetDateTime,
+    created: Option<OffsetDateTime>,
+    /// The policy, for applications only.
+    policy: Option<&'a Policy>,
+}
+
+impl<'a> RowMaker<'a> {
+    fn new(object: &Value, object_type: Collection, now: OffsetDateTime, policy: Option<&'a Policy>) -> Self {
+        let s = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
+        let (object_type, policy) = match object_type {
+            Collection::Applications => ("application", policy),
+            Collection::ServicePrincipals => ("servicePrincipal", None),
+        };
+        RowMaker {
+            object_type,
+            app_id: s("appId").unwrap_or_default(),
+            display_name: s("displayName"),
+            now,
+            created: s("createdDateTime").as_deref().and_then(dates::parse_manifest),
+            policy,
+        }
+    }
+
+    fn row(
+        &self,
+        key_id: Option<String>,
+        kind: Kind,
+        thumbprint: Option<String>,
+        (start, end): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+        status: CredStatus,
+        reason: Option<String>,
+    ) -> Row {
+        let policy = self.policy.map(|p| match (start, end) {
+            (Some(s), Some(e)) => PolicyStanding::of(p, kind, self.created, s, e),
+            _ => PolicyStanding::Ok,
+        });
+        Row {
+            object_type: self.object_type,
+            app_id: self.app_id.clone(),
+            display_name: self.display_name.clone(),
+            key_id,
+            kind,
+            thumbprint,
+            start: start.map(dates::format),
+            end: end.map(dates::format),
+            days_left: end.map(|e| dates::days_between(self.now, e)),
+            status,
+            reason,
+            policy,
+        }
+    }
+}
+
 /// The rows of one application or service principal object as Graph returns it, judged against
 /// `policy` when there is one (applications only).
 pub fn rows_of(
@@ -184,39 +242,13 @@ pub fn rows_of(
     window: Duration,
     policy: Option<&Policy>,
 ) -> Vec<Row> {
-    let s = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
-    let app_id = s("appId").unwrap_or_default();
-    let display_name = s("displayName");
     let empty = Vec::new();
     let keys = object.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
     let passwords = object.get("passwordCredentials").and_then(Value::as_array).unwrap_or(&empty);
-    let kind_name = match object_type {
-        Collection::Applications => "application",
-        Collection::ServicePrincipals => "servicePrincipal",
+    let maker = RowMaker::new(object, object_type, now, policy);
+    let row = |key_id, kind, thumbprint, start, end, status, reason| {
+        maker.row(key_id, kind, thumbprint, (start, end), status, reason)
     };
-    let created = s("createdDateTime").as_deref().and_then(dates::parse_manifest);
-    let policy = policy.filter(|_| object_type == Collection::Applications);
-    let standing = |kind, start: Option<OffsetDateTime>, end: Option<OffsetDateTime>| {
-        policy.map(|p| match (start, end) {
-            (Some(s), Some(e)) => PolicyStanding::of(p, kind, created, s, e),
-            _ => PolicyStanding::Ok,
-        })
-    };
-    let row =
-        |key_id, kind, thumbprint, start: Option<OffsetDateTime>, end: Option<OffsetDateTime>, status, reason| Row {
-            object_type: kind_name,
-            app_id: app_id.clone(),
-            display_name: display_name.clone(),
-            key_id,
-            kind,
-            thumbprint,
-            start: start.map(dates::format),
-            end: end.map(dates::format),
-            days_left: end.map(|e| dates::days_between(now, e)),
-            status,
-            reason,
-            policy: standing(kind, start, end),
-        };
     let mut out = Vec::new();
     // SAML triples on service principals: one row per customKeyIdentifier, from its Verify key.
     let mut saml_ckis: HashSet<String> = HashSet::new();
