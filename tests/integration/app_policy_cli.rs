@@ -106,6 +106,36 @@ fn graph_add_over_the_policy_cap_exits_2_before_generating_and_changes_nothing()
 }
 
 #[test]
+fn graph_add_of_an_existing_certificate_longer_than_the_cap_is_refused_before_sending() {
+    let t = capped_tenant("policy-existing", &["Policy.Read.All"]);
+    let before = std::fs::read(&t.manifest).unwrap();
+    let year = credential("a year", 365);
+    write_cred(&t.dir, "year", &year);
+    let base = t.emu.base_url();
+    let cer = t.dir.s("year.cer");
+    let args = [
+        "graph",
+        "add",
+        "--app-id",
+        APP_ID,
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--cert",
+        &t.pem,
+        "--new-cert",
+        &cer,
+    ];
+    let out = cli(&args, &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("year.cer") && out.stderr.contains("at most 90 days"), "{out:?}");
+    assert_eq!(std::fs::read(&t.manifest).unwrap(), before);
+}
+
+#[test]
 fn graph_add_without_days_lasts_the_policy_cap_when_shorter_than_a_year() {
     let t = capped_tenant("policy-default", &["Policy.Read.All"]);
     let out = add(&t, "default", &[]);
