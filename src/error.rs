@@ -138,6 +138,25 @@ impl Error {
         self.source = Some(Box::new(source));
         self
     }
+    /// Attaches `cause` as the underlying cause and tells it after the message
+    /// (`message: cause`): a reader sees why, and a program finds the cause itself through
+    /// [`std::error::Error::source`] (or [`Error::find_source`]) instead of parsing text.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.message = format!("{}: {}", self.message, chain(&cause));
+        self.source = Some(Box::new(cause));
+        self
+    }
+    /// The first cause of type `T` in this error's chain of sources, if any.
+    pub fn find_source<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            if let Some(t) = e.downcast_ref::<T>() {
+                return Some(t);
+            }
+            cur = e.source();
+        }
+        None
+    }
     /// Prefixes the message with context (for instance the file it concerns).
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
@@ -171,6 +190,21 @@ impl Error {
             ErrorKind::Internal => exit::FAILURE,
         }
     }
+}
+
+/// An error and its causes on one line, each cause once (reqwest's own message, for one, hides
+/// the root cause).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 impl fmt::Display for Error {
@@ -223,5 +257,18 @@ mod tests {
         assert_eq!((e.aadsts(), e.graph_code()), (Some(700027), Some("Authorization_RequestDenied")));
         let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(source.map(|s| s.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    }
+
+    #[test]
+    fn a_cause_is_told_in_the_message_and_kept_as_the_source() {
+        let cause: std::result::Result<u8, _> = "x".parse::<u8>();
+        let e = Error::input("--days 'x': not a number").caused_by(cause.unwrap_err());
+        assert_eq!(e.message(), "--days 'x': not a number: invalid digit found in string");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.find_source::<std::num::ParseIntError>().is_some());
+        assert!(e.find_source::<std::io::Error>().is_none());
+        // Found however deep: a cause of a cause.
+        let outer = Error::remote("outer").caused_by(Error::input("inner").caused_by(std::io::Error::other("root")));
+        assert_eq!(outer.find_source::<std::io::Error>().map(|e| e.to_string()), Some("root".to_string()));
     }
 }

@@ -99,6 +99,9 @@ pub struct EmulatorConfig {
     pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
+    /// The tenant's default app management policy (`--app-policy`): its body as served, and
+    /// what it restricts.
+    pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
 }
 
 impl EmulatorConfig {
@@ -123,6 +126,7 @@ impl EmulatorConfig {
             user_token_lifetime: None,
             read_timeout: READ_TIMEOUT,
             throttle: None,
+            app_policy: None,
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct AppState {
     throttle: Option<throttle::Throttle>,
     /// Drawn at start: the key of the tokens binding consent forms to their pages.
     form_key: [u8; 32],
+    /// The tenant's default app management policy, when one is given.
+    app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
     /// Each credential's latest sign-in, for Graph's credential activity report.
     sign_ins: signins::SignIns,
 }
@@ -668,6 +674,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
+        app_policy: cfg.app_policy.clone(),
         sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);

@@ -12,13 +12,12 @@
 //! `already_retired`; decisions are always made again on Graph's current state.
 
 use super::journal::{self, Header, Journal, Record, Step, VERSION};
-use super::request::AppId;
 use super::rotate::{creds_of, JOURNAL_NAME};
 use super::workers::{for_each_app, Progress};
 use crate::graph::{signins, GraphClient};
 use crate::ids::TenantId;
 use crate::rotate::evidence::{decide, Evidence, Kept};
-use crate::{dates, fsio, Error, Result};
+use crate::{dates, fsio, ClientId, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -37,7 +36,7 @@ pub struct RetireOptions {
     /// Where the rotation's journal is, and where this run's goes.
     pub out_dir: PathBuf,
     /// Only these applications; all when empty.
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Applications handled at a time.
     pub concurrency: usize,
     /// Say what would be retired, change nothing.

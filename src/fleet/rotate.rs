@@ -15,14 +15,13 @@
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
 use super::journal::{Header, Journal, VERSION};
-use super::request::AppId;
 use super::rotate_steps::Run;
 use super::workers::{for_each_app, Progress};
 use crate::authority::Authority;
 use crate::cert::KeySize;
 use crate::fsio::{self, Links};
 use crate::graph::{self, GraphClient};
-use crate::ids::TenantId;
+use crate::ids::{ClientId, TenantId};
 use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::rotate::deploy::{DeployHook, DeployResult};
@@ -67,7 +66,7 @@ pub struct Options {
     /// The deploy hook, run once per application after its new certificate is verified.
     pub deploy: Option<DeployHook>,
     /// Only these applications (rotated whatever their dates); all when empty.
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Applications rotated at a time.
     pub concurrency: usize,
     /// Print the plan, change nothing.

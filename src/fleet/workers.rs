@@ -3,10 +3,10 @@
 //! honoured between applications. `fleet rotate` and `fleet retire` differ only in what they
 //! decide and do for one application.
 
-use super::pager::Objects;
-use super::request::{AppId, Collection};
+use crate::graph::call::Collection;
+use crate::graph::pager::Objects;
 use crate::graph::GraphClient;
-use crate::{Error, Result};
+use crate::{ClientId, Error, Result};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +40,7 @@ pub struct Listed<T> {
 /// most one page and `2 × concurrency` queued applications are held.
 pub async fn for_each_app<T, L, W, F>(
     g: &GraphClient,
-    ids: &[AppId],
+    ids: &[ClientId],
     concurrency: usize,
     stop: &AtomicBool,
     progress: Arc<dyn Progress<T>>,

@@ -8,8 +8,8 @@
 //! recorded. Only credentials of the application object (`credentialOrigin` `application`) are
 //! read: a service principal's own credentials are not the app registration's certificates.
 
+use super::pager::{next_call, page};
 use super::{GraphCall, GraphClient};
-use crate::fleet::request;
 use crate::Result;
 use serde::Deserialize;
 use serde_json::Value;
@@ -103,7 +103,7 @@ pub fn list_call(app_id: &str) -> GraphCall {
         .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect();
     let path = format!("{REPORT_PATH}?$filter=appId%20eq%20%27{literal}%27");
-    GraphCall { method: reqwest::Method::GET, path, body: None }
+    GraphCall { method: crate::http::Method::GET, path, body: None }
 }
 
 /// Every row of the report for `app_id`, following `@odata.nextLink` as given.
@@ -113,7 +113,7 @@ pub async fn rows_for(g: &GraphClient, app_id: &str) -> Result<Vec<CredentialAct
 
 /// Every row of the report, all applications together.
 pub async fn all_rows(g: &GraphClient) -> Result<Vec<CredentialActivity>> {
-    rows_from(g, GraphCall { method: reqwest::Method::GET, path: REPORT_PATH.to_string(), body: None }).await
+    rows_from(g, GraphCall { method: crate::http::Method::GET, path: REPORT_PATH.to_string(), body: None }).await
 }
 
 async fn rows_from(g: &GraphClient, first: GraphCall) -> Result<Vec<CredentialActivity>> {
@@ -122,14 +122,14 @@ async fn rows_from(g: &GraphClient, first: GraphCall) -> Result<Vec<CredentialAc
     while let Some(c) = call.take() {
         let url = g.url_of(&c);
         let body = g.send(c).await?.unwrap_or(Value::Null);
-        let page = request::page(&url, body)?;
-        for item in page.items {
+        let answer = page(&url, body)?;
+        for item in answer.items {
             // A row that does not parse (no keyId) says nothing about a credential.
             if let Ok(r) = serde_json::from_value::<CredentialActivity>(item) {
                 rows.push(r);
             }
         }
-        call = page.next_link.map(|n| request::next_call(g.base(), &n)).transpose()?;
+        call = answer.next_link.map(|n| next_call(g.base(), &n)).transpose()?;
     }
     Ok(rows)
 }

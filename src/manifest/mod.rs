@@ -2,14 +2,17 @@
 //!
 //! Reading is done on a parsed `serde_json::Value`; editing (in `edit`) splices the original
 //! text so that everything outside the touched entries keeps its exact bytes. `entry` builds new
-//! entries from certificates, `file` saves and edits manifest files safely, `templates` holds the
+//! entries from certificates, `file` saves and edits manifest files safely, `access` reads and
+//! edits `requiredResourceAccess` (the API permissions asked for), `templates` holds the
 //! sample manifests embedded in the binary.
 
+mod access;
 mod edit;
 mod entry;
 mod file;
 pub mod templates;
 
+pub use access::AccessRow;
 pub use entry::{entry_for, entry_for_at, EntryOptions};
 pub use file::{edit_file, FileEdit};
 

@@ -3,7 +3,7 @@
 //! (`--retire`) removes the older certificates on evidence. Parses, calls
 //! [`keycred::rotate`], prints.
 
-use super::common::{self, EvidenceArgs, FormatArgs, NewCertArgs, PhaseOneArgs, TenantArgs};
+use super::common::{self, CaFileArgs, EvidenceArgs, FormatArgs, NewCertArgs, PhaseOneArgs, TenantArgs};
 use super::output::{deploy_outcome, print_retire, print_rotation, with_stages};
 use super::Ctx;
 use keycred::graph::{GraphClient, GRAPH_URL};
@@ -11,7 +11,7 @@ use keycred::manifest::{EntryOptions, Manifest};
 use keycred::rotate::evidence::Evidence;
 use keycred::rotate::{self, ManifestRotation, Verification};
 use keycred::secret;
-use keycred::token::{ClientOptions, TokenClient};
+use keycred::token::TokenClient;
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -55,9 +55,9 @@ pub struct Args {
     /// v1 resource for --verify
     #[arg(long)]
     pub resource: Option<String>,
-    /// Extra trusted root CA (PEM) for --verify and Graph
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    // --ca-file, for --verify and Graph.
+    #[command(flatten)]
+    pub ca: CaFileArgs,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
     /// With --retire: a Graph token (in this environment variable) allowed to read the
@@ -96,7 +96,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     // key is generated or a file written.
     let format = a.format.resolve(&Manifest::load(&a.manifest)?)?;
     rotate::preflight(&a.manifest, Some(format), &policy)?;
-    let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
+    let client = a.ca.client()?;
     let verify = verification(a, &client)?;
     let r = ManifestRotation {
         manifest: a.manifest.clone(),
@@ -118,9 +118,12 @@ fn retire(a: &Args, ctx: &Ctx) -> Result<u8> {
     let evidence = a.evidence.evidence(a.new.force)?;
     let graph = match &a.graph_token_env {
         Some(var) => {
-            let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
-            let http = client.http_for(&a.graph_url).clone();
-            Some(GraphClient::new(&a.graph_url, secret::from_env(var)?, http).map_err(|e| e.context("--graph-url"))?)
+            let client = a.ca.client()?;
+            let transport = client.transport();
+            Some(
+                GraphClient::new(&a.graph_url, secret::from_env(var)?, transport)
+                    .map_err(|e| e.context("--graph-url"))?,
+            )
         }
         None => None,
     };

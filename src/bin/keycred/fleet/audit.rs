@@ -1,101 +1,203 @@
-//! `keycred fleet audit`: every credential of the tenant's applications as a table, JSON lines
-//! or CSV, streamed as Graph's pages arrive, with each one's last sign-in.
+//! `keycred fleet audit`'s output: every reported credential (with its last sign-in) streamed as its page arrives, never
+//! gathered (a tenant may hold millions), as a table, as CSV for spreadsheets, or as one JSON
+//! document that serde writes while the audit runs. A reader that closes stdout ends the audit
+//! at the next row, and the command exits 0, as every command does.
 
-use super::{Auth, Select};
-use crate::output::{json_safe, out_line, printable};
+use super::FailOn;
+use crate::output::{ensure_open, out_line, printable, write_failed, JsonSafe, Stdout};
 use crate::{Ctx, OutputFormat};
-use keycred::fleet::audit::{self, CredStatus, Filters, Row};
-use keycred::fleet::parse_duration;
+use keycred::fleet::audit::{self, CredStatus, Filters, Row, Summary};
 use keycred::graph::GraphClient;
 use keycred::{Error, Result};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::io::Write;
 
-/// Arguments of `fleet audit`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    auth: Auth,
-    #[command(flatten)]
-    select: Select,
-    /// Only credentials with this status (repeatable, or comma-separated)
-    #[arg(long, value_enum, value_delimiter = ',')]
-    status: Vec<StatusArg>,
-    /// Also service principals' credentials (SAML signing certificates live there)
-    #[arg(long)]
-    include_service_principals: bool,
-    /// Only credentials that have not signed in for this long, or never (Entra's "remove
-    /// unused credentials"); needs the sign-in report (AuditLog.Read.All)
-    #[arg(long, value_name = "DURATION")]
-    unused: Option<String>,
-    /// Exit 4 when a reported credential is expiring, expired or unusable (repeatable)
-    #[arg(long, value_enum, value_delimiter = ',')]
-    fail_on: Vec<FailOn>,
+/// What the audit hands each reported row to.
+type Sink<'s> = &'s mut dyn FnMut(&Row) -> Result<()>;
+/// The audit, run with a sink for its rows.
+type Audit<'a> = dyn FnMut(Sink<'_>) -> Result<Summary> + 'a;
+
+/// Runs `fleet audit` and prints its report; exit 4 when `--fail-on` finds what it names.
+pub(super) fn run_audit(
+    ctx: &Ctx,
+    rt: &tokio::runtime::Runtime,
+    g: &GraphClient,
+    filters: &Filters,
+    fail_on: &[FailOn],
+) -> Result<u8> {
+    let spinner = ctx.stderr_is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let mut seen = 0u64;
+    let mut audit = |sink: Sink<'_>| {
+        rt.block_on(audit::run(g, filters, |r| {
+            seen += 1;
+            if let Some(pb) = &spinner {
+                pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
+            }
+            sink(r)?;
+            // Stdout closed by its reader: nothing more is wanted, so no more pages are read.
+            ensure_open()
+        }))
+    };
+    let summary = match ctx.format {
+        OutputFormat::Text => text(&mut audit, filters),
+        OutputFormat::Json => json(&mut audit),
+        OutputFormat::Csv => csv(&mut audit),
+    };
+    if let Some(pb) = &spinner {
+        pb.finish_and_clear();
+    }
+    let summary = summary?;
+    if let Some(why) = &summary.sign_ins_unavailable {
+        eprintln!(
+            "keycred: warning: the sign-in report could not be read, so lastSignIn is empty: {} \
+             (it needs AuditLog.Read.All)",
+            printable(why)
+        );
+    }
+    fail_on_check(&summary, fail_on)
 }
 
-impl Args {
-    /// Runs `fleet audit`.
-    pub fn run(&self, ctx: &Ctx) -> Result<u8> {
-        let window = self.select.window()?;
-        let filters = Filters {
-            window,
-            only_expiring: window.is_some(),
-            statuses: self.status.iter().map(|s| CredStatus::from(*s)).collect(),
-            app_ids: self.select.apps.ids()?,
-            service_principals: self.include_service_principals,
-            unused: self.unused.as_deref().map(|d| parse_duration(d, "--unused")).transpose()?,
-        };
-        let tokens = self.auth.tokens()?;
-        let rt = super::runtime()?;
-        let g = self.auth.graph(&tokens)?;
-        run_audit(ctx, &rt, &g, &filters, &self.fail_on)
+/// Exit 4 when a reported credential has a status `--fail-on` names.
+fn fail_on_check(summary: &Summary, fail_on: &[FailOn]) -> Result<u8> {
+    let failing: Vec<String> = fail_on
+        .iter()
+        .map(|f| match f {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        })
+        .filter(|s| summary.with_status(*s) > 0)
+        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
+        .collect();
+    if !failing.is_empty() {
+        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
+            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
+    }
+    Ok(keycred::error::exit::OK)
+}
+
+/// The audit as a table, then a summary line.
+fn text(audit: &mut Audit<'_>, filters: &Filters) -> Result<Summary> {
+    let mut first = true;
+    let summary = audit(&mut |r| {
+        if std::mem::take(&mut first) {
+            out_line(&table_line(TABLE_HEADER));
+        }
+        out_line(&table_row(r));
+        Ok(())
+    })?;
+    if first {
+        out_line("no credential matches");
+    }
+    let sps = if filters.service_principals {
+        format!(" and {} service principals", summary.service_principals)
+    } else {
+        String::new()
+    };
+    out_line(&format!(
+        "{} applications{sps}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
+        summary.applications,
+        summary.credentials,
+        summary.valid,
+        summary.expiring,
+        summary.expired,
+        summary.not_yet_valid,
+        summary.unusable
+    ));
+    Ok(summary)
+}
+
+/// The audit as CSV: the header, then a record per row, each written out as it comes.
+fn csv(audit: &mut Audit<'_>) -> Result<Summary> {
+    let mut w = csv::Writer::from_writer(Stdout);
+    let summary = audit(&mut |r| {
+        w.serialize(csv_row(r)).map_err(|e| write_failed("the CSV", e))?;
+        w.flush().map_err(|e| write_failed("the CSV", e))
+    })?;
+    if summary.credentials == 0 {
+        // No row: the header alone, so that a spreadsheet still gets the columns.
+        w.write_record(audit::CSV_HEADER).map_err(|e| write_failed("the CSV", e))?;
+    }
+    w.flush().map_err(|e| write_failed("the CSV", e))?;
+    Ok(summary)
+}
+
+/// The audit as one JSON document, `{"credentials": [...], "summary": {...}}`, written by serde
+/// as the rows come.
+fn json(audit: &mut Audit<'_>) -> Result<Summary> {
+    let doc = Document { audit: RefCell::new(audit), outcome: RefCell::new(None) };
+    let mut out = serde_json::Serializer::pretty(JsonSafe(Stdout));
+    let written = doc.serialize(&mut out);
+    match (doc.outcome.into_inner(), written) {
+        // The audit's own failure first (a closed stdout is one: the command then exits 0).
+        (Some(Err(e)), _) => Err(e),
+        (_, Err(e)) => Err(write_failed("the audit", e)),
+        (Some(Ok(summary)), Ok(())) => {
+            out.into_inner().write_all(b"\n").map_err(|e| write_failed("the audit", e))?;
+            Ok(summary)
+        }
+        (None, Ok(())) => Err(Error::internal("the audit's JSON was written without running the audit")),
     }
 }
 
-/// `--status` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusArg {
-    /// Usable and not ending within the window.
-    Valid,
-    /// Usable and ending within the window.
-    Expiring,
-    /// Past its end.
-    Expired,
-    /// Before its start.
-    #[value(name = "not_yet_valid")]
-    NotYetValid,
-    /// Entra cannot verify with it.
-    Unusable,
+/// The JSON document: serialising it runs the audit (once), its rows going straight to the
+/// serializer; the outcome is kept for the caller.
+struct Document<'a> {
+    audit: RefCell<&'a mut Audit<'a>>,
+    outcome: RefCell<Option<Result<Summary>>>,
 }
 
-impl From<StatusArg> for CredStatus {
-    fn from(s: StatusArg) -> Self {
-        match s {
-            StatusArg::Valid => CredStatus::Valid,
-            StatusArg::Expiring => CredStatus::Expiring,
-            StatusArg::Expired => CredStatus::Expired,
-            StatusArg::NotYetValid => CredStatus::NotYetValid,
-            StatusArg::Unusable => CredStatus::Unusable,
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut doc = s.serialize_map(Some(2))?;
+        doc.serialize_entry("credentials", &Rows(self))?;
+        let summary = match &*self.outcome.borrow() {
+            Some(Ok(summary)) => summary.clone(),
+            _ => return Err(S::Error::custom("the audit stopped")),
+        };
+        doc.serialize_entry("summary", &summary)?;
+        doc.end()
+    }
+}
+
+/// The `credentials` array: the audit's rows, as it reports them.
+struct Rows<'d, 'a>(&'d Document<'a>);
+
+impl Serialize for Rows<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let mut failed = None;
+        let outcome = (self.0.audit.borrow_mut())(&mut |r| {
+            seq.serialize_element(r).map_err(|e| {
+                let stop =
+                    ensure_open().err().unwrap_or_else(|| Error::internal(format!("cannot write the audit: {e}")));
+                failed = Some(e);
+                stop
+            })
+        });
+        let stopped = outcome.is_err();
+        *self.0.outcome.borrow_mut() = Some(outcome);
+        match failed {
+            Some(e) => Err(e),
+            None if stopped => Err(S::Error::custom("the audit stopped")),
+            None => seq.end(),
         }
     }
 }
 
-/// `--fail-on` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailOn {
-    /// A credential ends within the window.
-    Expiring,
-    /// A credential has ended.
-    Expired,
-    /// A certificate Entra cannot verify with.
-    Unusable,
-}
+const TABLE_HEADER: [&str; 11] =
+    ["APP ID", "KIND", "STATUS", "POLICY", "DAYS", "END", "LAST SIGN-IN", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
 
-const TABLE_HEADER: [&str; 10] =
-    ["APP ID", "KIND", "STATUS", "DAYS", "END", "LAST SIGN-IN", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
-
-fn table_line(cols: [&str; 10]) -> String {
+fn table_line(cols: [&str; 11]) -> String {
     format!(
-        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9]
+        "{:<36}  {:<11}  {:<13}  {:<13}  {:>5}  {:<20}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
+        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9], cols[10]
     )
     .trim_end()
     .to_string()
@@ -111,6 +213,7 @@ fn table_row(r: &Row) -> String {
         &cell(Some(&r.app_id), ""),
         r.kind.name(),
         r.status.name(),
+        r.policy.map_or("-", |p| p.name()),
         &days,
         &cell(r.end.as_deref(), "-"),
         &cell(r.last_sign_in.as_deref(), "-"),
@@ -150,123 +253,4 @@ fn csv_row(r: &Row) -> Row {
         reason: text(&r.reason),
         ..r.clone()
     }
-}
-
-/// Writes to stdout; a closed pipe ends the process quietly, as [`out_line`] does.
-fn write_stdout(bytes: &[u8]) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
-        std::process::exit(0);
-    }
-}
-
-/// What follows the rows: a warning when the sign-in report could not be read, then the
-/// summary line (text), the summary object closing the document (JSON), or the header alone
-/// when no row was written (CSV).
-fn finish_output(ctx: &Ctx, summary: &audit::Summary, first: bool, filters: &Filters) -> Result<()> {
-    if let Some(why) = &summary.sign_ins_unavailable {
-        eprintln!(
-            "keycred: warning: the sign-in report could not be read, so lastSignIn is empty: {} \
-             (it needs AuditLog.Read.All)",
-            printable(why)
-        );
-    }
-    match ctx.format {
-        OutputFormat::Text => {
-            if first {
-                out_line("no credential matches");
-            }
-            out_line(&format!(
-                "{} applications{}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
-                summary.applications,
-                if filters.service_principals {
-                    format!(" and {} service principals", summary.service_principals)
-                } else {
-                    String::new()
-                },
-                summary.credentials,
-                summary.valid,
-                summary.expiring,
-                summary.expired,
-                summary.not_yet_valid,
-                summary.unusable
-            ));
-        }
-        OutputFormat::Json => {
-            let s = serde_json::to_string(summary).map_err(|e| Error::internal(e.to_string()))?;
-            let open = if first { "{\n\"credentials\": [" } else { "\n" };
-            write_stdout(format!("{open}],\n\"summary\": {s}\n}}\n").as_bytes());
-        }
-        OutputFormat::Csv => {
-            if first {
-                // No row: the header alone, so that a spreadsheet still gets the columns.
-                write_stdout(format!("{}\n", audit::CSV_HEADER.join(",")).as_bytes());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn run_audit(
-    ctx: &Ctx,
-    rt: &tokio::runtime::Runtime,
-    g: &GraphClient,
-    filters: &Filters,
-    fail_on: &[FailOn],
-) -> Result<u8> {
-    let spinner = ctx.stderr_is_terminal().then(|| {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    });
-    let mut first = true;
-    let mut seen = 0u64;
-    // Streamed as pages arrive: rows are printed, never gathered.
-    let summary = rt.block_on(audit::run(g, filters, |r| {
-        seen += 1;
-        if let Some(pb) = &spinner {
-            pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
-        }
-        match ctx.format {
-            OutputFormat::Text => {
-                if first {
-                    out_line(&table_line(TABLE_HEADER));
-                }
-                out_line(&table_row(r));
-            }
-            OutputFormat::Json => {
-                let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
-                let row = json_safe(&row);
-                write_stdout(format!("{}{row}", if first { "{\n\"credentials\": [\n" } else { ",\n" }).as_bytes());
-            }
-            OutputFormat::Csv => {
-                let mut w = csv::WriterBuilder::new().has_headers(first).from_writer(Vec::new());
-                w.serialize(csv_row(r)).map_err(|e| Error::internal(format!("CSV: {e}")))?;
-                write_stdout(&w.into_inner().map_err(|e| Error::internal(format!("CSV: {e}")))?);
-            }
-        }
-        first = false;
-        Ok(())
-    }));
-    if let Some(pb) = &spinner {
-        pb.finish_and_clear();
-    }
-    let summary = summary?;
-    finish_output(ctx, &summary, first, filters)?;
-    let failing: Vec<String> = fail_on
-        .iter()
-        .map(|f| match f {
-            FailOn::Expiring => CredStatus::Expiring,
-            FailOn::Expired => CredStatus::Expired,
-            FailOn::Unusable => CredStatus::Unusable,
-        })
-        .filter(|s| summary.with_status(*s) > 0)
-        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
-        .collect();
-    if !failing.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
-            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
-    }
-    Ok(keycred::error::exit::OK)
 }

@@ -1,19 +1,18 @@
 //! `keycred fleet audit|rotate|retire`: many applications at once with an automation app's
 //! identity. Parses, calls [`keycred::fleet`], prints; the library does the work. [`audit`]
-//! reports credentials; [`rotation`] runs phase 1 (`rotate`) and phase 2 (`retire`) of the
+//! prints the audit; [`rotation`] runs phase 1 (`rotate`) and phase 2 (`retire`) of the
 //! lifecycle.
 
 mod audit;
 mod rotation;
 
-use super::{CredArgs, Ctx, OutputFormat};
+use super::common::GraphAccessArgs;
+use super::{Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::SignatureAlg;
-use keycred::fleet::request::AppId;
+use keycred::fleet::audit::{CredStatus, Filters};
 use keycred::fleet::{app_ids, parse_duration};
-use keycred::graph::{self, GraphClient, GRAPH_URL};
-use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::graph::GraphClient;
+use keycred::token::{Grant, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,38 +34,23 @@ pub struct Auth {
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
     pub authority: String,
     #[command(flatten)]
-    pub cred: CredArgs,
-    /// Get the Graph token with the automation app's secret (environment variable)
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
-    /// Use this Graph access token (environment variable) instead of getting one
-    #[arg(long, value_name = "VAR")]
-    pub graph_token_env: Option<String>,
-    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
-    #[arg(long, default_value = GRAPH_URL)]
-    pub graph_url: String,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each HTTP request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub access: GraphAccessArgs,
 }
 
 /// Which applications, by id.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Apps {
     /// Only this application (client) id (repeatable)
-    #[arg(long = "app-id", value_name = "GUID")]
-    pub app_ids: Vec<String>,
+    #[arg(long = "app-id", value_name = "GUID", value_parser = guid)]
+    pub app_ids: Vec<ClientId>,
     /// Only the application ids in this file (one a line; # comments)
     #[arg(long, value_name = "FILE")]
     pub apps_file: Option<PathBuf>,
 }
 
 impl Apps {
-    /// The ids given, checked.
-    fn ids(&self) -> Result<Vec<AppId>> {
+    /// The ids given, checked, each once.
+    fn ids(&self) -> Result<Vec<ClientId>> {
         app_ids(&self.app_ids, self.apps_file.as_deref())
     }
 }
@@ -88,12 +72,74 @@ impl Select {
     }
 }
 
+/// An application id given on the command line, checked by clap as it parses it.
+fn guid(s: &str) -> std::result::Result<ClientId, String> {
+    ClientId::guid(s, "--app-id").map_err(|_| "not an application (client) id (a GUID)".to_string())
+}
+
+/// `--status` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    /// Usable and not ending within the window.
+    Valid,
+    /// Usable and ending within the window.
+    Expiring,
+    /// Past its end.
+    Expired,
+    /// Before its start.
+    #[value(name = "not_yet_valid")]
+    NotYetValid,
+    /// Entra cannot verify with it.
+    Unusable,
+}
+
+impl From<StatusArg> for CredStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Valid => CredStatus::Valid,
+            StatusArg::Expiring => CredStatus::Expiring,
+            StatusArg::Expired => CredStatus::Expired,
+            StatusArg::NotYetValid => CredStatus::NotYetValid,
+            StatusArg::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
+/// `--fail-on` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A credential ends within the window.
+    Expiring,
+    /// A credential has ended.
+    Expired,
+    /// A certificate Entra cannot verify with.
+    Unusable,
+}
+
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Report every credential of the tenant's applications: status, days left, last sign-in,
     /// why unusable
-    Audit(audit::Args),
+    Audit {
+        #[command(flatten)]
+        auth: Auth,
+        #[command(flatten)]
+        select: Select,
+        /// Only credentials with this status (repeatable, or comma-separated)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        status: Vec<StatusArg>,
+        /// Also service principals' credentials (SAML signing certificates live there)
+        #[arg(long)]
+        include_service_principals: bool,
+        /// Only credentials that have not signed in for this long, or never (Entra's "remove
+        /// unused credentials"); needs the sign-in report (AuditLog.Read.All)
+        #[arg(long, value_name = "DURATION")]
+        unused: Option<String>,
+        /// Exit 4 when a reported credential is expiring, expired or unusable (repeatable)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        fail_on: Vec<FailOn>,
+    },
     /// Phase 1 for many applications: a new certificate added beside the old ones, verified and
     /// deployed; the old ones stay unless named with --remove or --remove-expired
     Rotate(rotation::RotateArgs),
@@ -108,60 +154,37 @@ impl Auth {
     }
 
     pub(super) fn tokens(&self) -> Result<TokenClient> {
-        TokenClient::new(ClientOptions {
-            timeout: std::time::Duration::from_secs(self.timeout),
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        })
+        self.access.http.client()
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     pub(super) fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
-        let mut renew: Option<graph::Renew> = None;
-        let token: SecretString = match &self.graph_token_env {
-            Some(var) => secret::from_env(var)?,
-            None => {
-                let auth = match (&self.secret_env, self.cred.given()) {
-                    (Some(var), _) => ClientAuth::Secret(secret::from_env(var)?),
-                    (None, true) => ClientAuth::Certificate {
-                        cred: Arc::new(self.cred.load()?),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    },
-                    (None, false) => {
-                        return Err(Error::input("no way to get a Graph token").with_hint(
-                            "pass the automation app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR",
-                        ))
-                    }
-                };
-                let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-                    Error::input("no client id given for the automation app")
-                        .with_hint("pass --client-id or set AZURE_CLIENT_ID")
-                })?;
-                let req = TokenRequest {
-                    authority: Authority::parse(&self.authority)?,
-                    tenant: self.tenant()?,
-                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
-                    version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![
-                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
-                    ]),
-                    grant: Grant::ClientCredentials,
-                    auth,
-                };
-                let token = tokens.request_token_blocking(&req)?.access_token;
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let (token, req) = self.access.graph_token(tokens, cred, |auth| {
+            let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                Error::input("no client id given for the automation app")
+                    .with_hint("pass --client-id or set AZURE_CLIENT_ID")
+            })?;
+            Ok(TokenRequest {
+                authority: Authority::parse(&self.authority)?,
+                tenant: self.tenant()?,
+                client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
+                version: EndpointVersion::V2,
+                target: Target::Scopes(vec![self.access.graph.resource()?]),
+                grant: Grant::ClientCredentials,
+                auth,
+            })
+        })?;
+        let g = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())?;
+        Ok(match req {
+            Some(req) => {
                 let tokens = tokens.clone();
-                renew = Some(Arc::new(move || {
+                g.with_renew(Arc::new(move || {
                     let (tokens, req) = (tokens.clone(), req.clone());
                     Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
-                }));
-                token
+                }))
             }
-        };
-        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
-        Ok(match renew {
-            Some(r) => g.with_renew(r),
             None => g,
         })
     }
@@ -176,11 +199,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs `keycred fleet ...`.
 pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
-    if ctx.format == OutputFormat::Csv && !matches!(cmd, Cmd::Audit(_)) {
+    if ctx.format == OutputFormat::Csv && !matches!(cmd, Cmd::Audit { .. }) {
         return Err(Error::input("-o csv is for `fleet audit`").with_hint("use -o json or the default text"));
     }
     match cmd {
-        Cmd::Audit(a) => a.run(ctx),
+        Cmd::Audit { auth, select, status, include_service_principals, unused, fail_on } => {
+            let window = select.window()?;
+            let filters = Filters {
+                window,
+                only_expiring: window.is_some(),
+                statuses: status.iter().map(|s| CredStatus::from(*s)).collect(),
+                app_ids: select.apps.ids()?,
+                service_principals: *include_service_principals,
+                unused: unused.as_deref().map(|d| parse_duration(d, "--unused")).transpose()?,
+            };
+            let tokens = auth.tokens()?;
+            let rt = runtime()?;
+            let g = auth.graph(&tokens)?;
+            audit::run_audit(ctx, &rt, &g, &filters, fail_on)
+        }
         Cmd::Rotate(a) => a.run(ctx),
         Cmd::Retire(a) => a.run(ctx),
     }

@@ -9,9 +9,9 @@ use keycred::authority::Authority;
 use keycred::cert::KeySize;
 use keycred::fleet::retire::{self, RetireOptions, RetireOutcome, RetireSummary, Retired};
 use keycred::fleet::rotate::{self, Options, Outcome, Result_, Summary};
-use keycred::fleet::throttle::Limiter;
 use keycred::fleet::workers::{Progress, Quiet};
-use keycred::graph::{self, GraphClient};
+use keycred::graph::limiter::Limiter;
+use keycred::graph::GraphClient;
 use keycred::rotate::{DEFAULT_DAYS, DEFAULT_KEY_BITS};
 use keycred::{Error, Result};
 use std::future::Future;
@@ -92,8 +92,7 @@ impl RotateArgs {
         }
         let a = &self.auth;
         let mut opts = Options::new(a.tenant()?, Authority::parse(&a.authority)?, self.out_dir.clone());
-        opts.verify_scope =
-            format!("{}/.default", graph::token_resource(&a.graph_url).map_err(|e| e.context("--graph-url"))?);
+        opts.verify_scope = format!("{}/.default", a.access.graph.resource()?);
         opts.name = self.name.clone();
         opts.key_size = KeySize::from_bits(self.key_size)?;
         opts.days = self.days;
