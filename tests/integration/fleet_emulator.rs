@@ -4,64 +4,11 @@
 //! leave no expiring or expired certificate behind while every new one signs in.
 
 use crate::common::*;
-use keycred::emulator::{start_blocking, BlockingEmulator};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const GRAPH: &str = "https://graph.microsoft.com";
-
-struct Generated {
-    _dir: TempDir,
-    out: PathBuf,
-    truth: Vec<Value>,
-    automation: String,
-    bundle: String,
-    emu: BlockingEmulator,
-}
-
-fn generated(n: usize, tag: &str) -> Generated {
-    let dir = TempDir::new(tag);
-    let out = dir.path("tenant");
-    let o = keycred_command(
-        &[
-            "emulate",
-            "--generate-tenant",
-            &n.to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--with-keys",
-            "-o",
-            "json",
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let truth = std::fs::read_to_string(out.join("ground-truth.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let manifests: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    let roles = vec!["Application.ReadWrite.All".into(), "AuditLog.Read.All".into()];
-    let cfg = emulator_config(manifests, vec![(GRAPH.into(), roles)]);
-    let emu = start_blocking(cfg).unwrap();
-    Generated {
-        _dir: dir,
-        out,
-        truth,
-        automation: summary["automationAppId"].as_str().unwrap().into(),
-        bundle: summary["automationBundle"].as_str().unwrap().into(),
-        emu,
-    }
-}
 
 fn fleet(g: &Generated, cmd: &str, extra: &[&str]) -> std::process::Output {
     let base = g.emu.base_url().to_string();

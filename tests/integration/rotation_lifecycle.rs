@@ -21,7 +21,6 @@
 use crate::common::*;
 use keycred::authority::{Authority, EndpointVersion};
 use keycred::cert::{load_credential, LoadedCredential, SignatureAlg};
-use keycred::emulator::{start_blocking, BlockingEmulator};
 use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,54 +50,30 @@ done
 
 /// A generated tenant, served, with the ground truth of its application certificates.
 struct Tenant {
-    dir: TempDir,
-    out: PathBuf,
-    automation: String,
-    bundle: String,
+    g: Generated,
     /// Application certificates: (appId, keyId, bundle path when usable and started).
     certs: Vec<(String, String, Option<PathBuf>)>,
-    emu: BlockingEmulator,
 }
 
 fn tenant(tag: &str) -> Tenant {
-    let dir = TempDir::new(tag);
-    let out = dir.path("tenant");
-    let o = keycred_command(
-        &[
-            "emulate",
-            "--generate-tenant",
-            &APPS.to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--with-keys",
-            "-o",
-            "json",
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let automation = summary["automationAppId"].as_str().unwrap().to_string();
+    let g = generated(APPS, tag);
     let mut certs = Vec::new();
-    for line in std::fs::read_to_string(out.join("ground-truth.jsonl")).unwrap().lines() {
-        let t: Value = serde_json::from_str(line).unwrap();
-        if t["servicePrincipal"] == true || t["kind"] != "certificate" || t["appId"] == automation.as_str() {
+    for t in &g.truth {
+        if t["servicePrincipal"] == true || t["kind"] != "certificate" || t["appId"] == g.automation.as_str() {
             continue;
         }
         let usable = t["reason"].is_null() && (t["status"] == "valid" || t["status"] == "expiring");
-        let bundle = t["bundle"].as_str().filter(|_| usable).map(|b| out.join(b));
+        let bundle = t["bundle"].as_str().filter(|_| usable).map(|b| g.out.join(b));
         certs.push((t["appId"].as_str().unwrap().to_string(), t["keyId"].as_str().unwrap().to_string(), bundle));
     }
-    let manifests: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    let roles = vec!["Application.ReadWrite.All".to_string(), "AuditLog.Read.All".to_string()];
-    let emu = start_blocking(emulator_config(manifests, vec![(GRAPH.into(), roles)])).unwrap();
-    Tenant { dir, out, automation, bundle: summary["automationBundle"].as_str().unwrap().to_string(), certs, emu }
+    Tenant { g, certs }
+}
+
+impl std::ops::Deref for Tenant {
+    type Target = Generated;
+    fn deref(&self) -> &Generated {
+        &self.g
+    }
 }
 
 impl Tenant {
