@@ -55,3 +55,4 @@ mod token_hygiene;
 mod token_inputs;
 mod token_requests;
 mod token_tls;
+mod token_verification;
