@@ -3,13 +3,13 @@
 //! against `--audience`, each failure named and exit 4. Entra signs every tenant's tokens with
 //! the same keys (Microsoft's access-token documentation tells APIs to check `iss` and `tid` for
 //! that reason), so the tokens here are signed by one key and differ only in their claims. The
-//! OpenID configurations and the JWKS come from a scripted loopback server; the clock skew is
+//! OpenID configurations and the JWKS come from a loopback server; the clock skew is
 //! Microsoft.IdentityModel's `TokenValidationParameters.DefaultClockSkew` (300 s).
 //!
 //! And `AZURE_TENANT_ID`, which the README tells users to export, never makes `--verify`
 //! required: `decode TOKEN` alone decodes.
 
-use crate::token_support::{keycred, stderr, stdout, Reply, TestServer};
+use crate::token_support::{keycred, stderr, stdout};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use keycred::cert::{LoadedCredential, SignatureAlg};
@@ -37,9 +37,9 @@ impl Issuer {
         keycred::jwt::sign(&self.cred.key, SignatureAlg::Rs256, header, &claims).unwrap()
     }
 
-    /// Answers, in the order `decode --verify` asks: the v2 OpenID configuration, the v1 one,
-    /// then the JWKS (`--jwks` names this server, so `jwks_uri` is not followed).
-    fn server(&self) -> TestServer {
+    /// The tenant's v2 and v1 OpenID configurations and the JWKS they name, on a loopback
+    /// server of their own (stopped on drop).
+    fn server(&self) -> Published {
         use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
         let mut r = SliceReader::new(self.cred.cert.rsa_public_key().unwrap()).unwrap();
         let (n, e) = r
@@ -49,18 +49,55 @@ impl Issuer {
                 Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
             })
             .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": "k1",
                                     "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)}]});
-        TestServer::start(vec![
-            Reply::json(
-                200,
-                json!({"issuer": format!("https://login.microsoftonline.com/{TID}/v2.0"),
-                       "jwks_uri": "http://127.0.0.1:9/unused"})
-                .to_string(),
-            ),
-            Reply::json(200, json!({"issuer": format!("https://sts.windows.net/{TID}/")}).to_string()),
-            Reply::json(200, jwks.to_string()),
-        ])
+        let v2 = json!({"issuer": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+                        "jwks_uri": format!("{base}/{TID}/discovery/v2.0/keys")});
+        let v1 = json!({"issuer": format!("https://sts.windows.net/{TID}/"),
+                        "jwks_uri": format!("{base}/common/discovery/keys")});
+        let doc = |v: Value| {
+            axum::routing::get(move || {
+                let v = v.clone();
+                async move { axum::Json(v) }
+            })
+        };
+        let app = axum::Router::new()
+            .route(&format!("/{TID}/v2.0/.well-known/openid-configuration"), doc(v2))
+            .route(&format!("/{TID}/.well-known/openid-configuration"), doc(v1))
+            .route(&format!("/{TID}/discovery/v2.0/keys"), doc(jwks));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let stopped = async move {
+                    let _ = stopped.await;
+                };
+                axum::serve(listener, app).with_graceful_shutdown(stopped).await.unwrap();
+            });
+        });
+        Published { base, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+/// A running loopback server publishing an issuer's documents.
+struct Published {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -92,8 +129,7 @@ fn claims_with(changes: Value) -> Value {
 /// it; returns (exit code, stdout, stderr).
 fn verify(issuer: &Issuer, token: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let server = issuer.server();
-    let jwks = format!("{}/keys", server.base);
-    let mut args = vec!["decode", token, "--verify", "--authority", &server.base, "--jwks", &jwks];
+    let mut args = vec!["decode", token, "--verify", "--authority", &server.base];
     if !extra.contains(&"--tenant") && env.is_empty() {
         args.extend(["--tenant", TID]);
     }
@@ -157,7 +193,7 @@ fn verify_needs_a_tenant_that_names_one_directory() {
     let issuer = Issuer::new();
     let token = issuer.sign(claims());
     let server = issuer.server();
-    let jwks = format!("{}/keys", server.base);
+    let jwks = format!("{}/{TID}/discovery/v2.0/keys", server.base);
     let o = keycred(&["decode", &token, "--verify", "--jwks", &jwks], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--verify needs the tenant that issued the token"), "{}", stderr(&o));
@@ -176,8 +212,13 @@ fn azure_tenant_id_in_the_environment_never_makes_verify_required() {
     let o = keycred(&["decode", &token], &env);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("NOT VERIFIED"), "{}", stdout(&o));
-    // With --verify, the variable is the tenant checked (and --jwks does not conflict with it).
+    // With --verify, the variable is the tenant checked, and --jwks does not conflict with it.
     let (code, out, err) = verify(&issuer, &token, &[], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let server = issuer.server();
+    let jwks = format!("{}/{TID}/discovery/v2.0/keys", server.base);
+    let o = keycred(&["decode", &token, "--verify", "--authority", &server.base, "--jwks", &jwks], &env);
+    let (code, out, err) = (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("tenant {TID}")), "{out}");
     let (code, _, err) = verify(&issuer, &issuer.sign(claims_with(json!({"tid": OTHER_TID}))), &[], &env);
