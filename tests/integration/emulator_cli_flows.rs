@@ -35,17 +35,6 @@ fn write_app(dir: &TempDir) -> (std::path::PathBuf, keycred::cert::LoadedCredent
     (manifest, cred, pem)
 }
 
-/// Follows a URL once (as a browser would) and returns the `Location` it redirects to.
-fn follow(url: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let r = c.get(url).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 302, "{url}: {}", r.text().await.unwrap());
-        r.headers()["location"].to_str().unwrap().to_string()
-    })
-}
-
 fn query(url: &str, key: &str) -> Option<String> {
     url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
@@ -104,7 +93,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let url = out.json()["url"].as_str().unwrap_or_else(|| panic!("no url in {}", out.stdout)).to_string();
-    let redirected = follow(&url);
+    let redirected = follow_redirect(&url);
     let out = cli(&["consent-url", "--parse", &redirected, "-o", "json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["adminConsent"], true, "{}", out.stdout);
@@ -176,7 +165,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     assert_eq!(out.code, 0, "{out:?}");
     let url = out.json()["url"].as_str().unwrap().to_string();
     assert!(url.contains("/organizations/adminconsent?"), "{url}");
-    let out = cli(&["consent-url", "--parse", &follow(&url), "-o", "json"], &[]);
+    let out = cli(&["consent-url", "--parse", &follow_redirect(&url), "-o", "json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(
@@ -212,7 +201,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
         url::form_urlencoded::byte_serialize(REPLY.as_bytes()).collect::<String>(),
         url::form_urlencoded::byte_serialize(format!("{MID_URI}/access_as_user").as_bytes()).collect::<String>()
     );
-    let code = query(&follow(&url), "code").unwrap();
+    let code = query(&follow_redirect(&url), "code").unwrap();
     let out = cli(
         &[
             "token",

@@ -418,20 +418,14 @@ fn consent(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool
     out.line(format!("open        {url}"));
     let redirected = follow_consent(&url)?;
     out.line(format!("redirected  {redirected}"));
-    let reply = keycred::consent::parse_redirect(&redirected)?;
+    let reply = keycred::consent::parse_redirect(&redirected, "the consent redirect")?;
     out.line(format!("admin_consent {}", if reply.admin_consent { "True" } else { "missing" }));
-    let code = url::Url::parse(&redirected)
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
-        .ok_or_else(|| Error::internal("the consent redirect carries no code"))?;
+    let code = reply.code.clone().ok_or_else(|| Error::internal("the consent redirect carries no code"))?;
     let exchange = TokenRequest {
         tenant: TenantId::common(),
         version: EndpointVersion::V1,
         target: Target::Resource(RESOURCE.into()),
-        grant: Grant::AuthorizationCode {
-            code: keycred::secret::SecretString::new(code),
-            redirect_uri: REPLY_URL.into(),
-        },
+        grant: Grant::AuthorizationCode { code, redirect_uri: REPLY_URL.into() },
         ..app_only.clone()
     };
     let user = stage.client.request_token_blocking(&exchange)?;

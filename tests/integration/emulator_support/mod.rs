@@ -136,3 +136,14 @@ pub async fn v2_token_for(f: &Fixture, scope: &str) -> (u16, Value) {
 pub fn token_claims(body: &Value) -> serde_json::Map<String, Value> {
     keycred::jwt::dangerous::decode(body["access_token"].as_str().unwrap()).unwrap().claims
 }
+
+/// Follows a URL once (as a browser would) and returns the `Location` it redirects to.
+pub fn follow_redirect(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = c.get(url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 302, "{url}: {}", r.text().await.unwrap());
+        r.headers()["location"].to_str().unwrap().to_string()
+    })
+}
