@@ -27,7 +27,7 @@ pub mod error;
 pub mod request;
 pub mod response;
 
-pub use error::{entra_code, entra_error, EntraError, HintContext};
+pub use error::{entra_code, entra_error, EntraError, HintContext, Registration};
 pub use request::{ClientAuth, FormValue, Grant, PreparedRequest, Target, TokenRequest};
 pub use response::TokenResponse;
 
@@ -113,6 +113,8 @@ pub struct TokenClient {
     /// loopback is not ours, whatever `NO_PROXY` says.
     direct: reqwest::Client,
     options: ClientOptions,
+    /// Where the applications it asks tokens for have their certificates, for the hints.
+    registration: Registration,
 }
 
 /// How long to wait before retrying an answer with `status`, or `None` when it must not be
@@ -163,7 +165,14 @@ impl TokenClient {
             }
             b.build().map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", chain(&e))))
         };
-        Ok(TokenClient { http: build(false)?, direct: build(true)?, options })
+        Ok(TokenClient { http: build(false)?, direct: build(true)?, options, registration: Registration::Unknown })
+    }
+
+    /// The client for a command that knows where the application's certificates are registered
+    /// (a manifest file, Graph): a refusal's hint then names the way to fix it there.
+    pub fn with_registration(mut self, registration: Registration) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// The HTTP client (with the extra root CA and timeout) to reach `url` with, also for Graph
@@ -182,7 +191,7 @@ impl TokenClient {
 
     /// Requests a token. Entra refusals are [`EntraError`]s inside a remote [`Error`] (exit 3).
     pub async fn request_token(&self, req: &TokenRequest) -> Result<TokenResponse> {
-        let ctx = hint_context(req);
+        let ctx = hint_context(req, &self.registration);
         let mut attempt = 0;
         loop {
             // A fresh assertion per attempt: a retried one may have aged past its nbf window.
@@ -279,8 +288,9 @@ impl TokenClient {
     }
 }
 
-/// The hint inputs of a request: its certificate's thumbprint and the consent URL.
-fn hint_context(req: &TokenRequest) -> HintContext {
+/// The hint inputs of a request: its certificate's thumbprint, the consent URL, and where the
+/// application's certificates are registered.
+fn hint_context(req: &TokenRequest, registration: &Registration) -> HintContext {
     let (thumbprint, cert_path) = match &req.auth {
         ClientAuth::Certificate { cred, .. } => {
             (Some(cred.cert.thumbprint()), Some(cred.cert_path.display().to_string()))
@@ -289,7 +299,7 @@ fn hint_context(req: &TokenRequest) -> HintContext {
     };
     let tenant = Some(&req.tenant).filter(|t| !t.is_alias());
     let consent_url = consent::admin_consent_url(&req.authority, tenant, &req.client_id, None, None);
-    HintContext { thumbprint, cert_path, consent_url: Some(consent_url) }
+    HintContext { thumbprint, cert_path, consent_url: Some(consent_url), registration: registration.clone() }
 }
 
 /// An error and its causes on one line (reqwest's own message hides the root cause).

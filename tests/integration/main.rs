@@ -33,6 +33,7 @@ mod graph_azure_cli;
 mod graph_cli;
 mod graph_emulator;
 mod graph_tenant;
+mod hints_fit_the_situation;
 mod hardening_corpus;
 mod hardening_crash;
 mod hardening_fuzz_regressions;

@@ -4,7 +4,7 @@ use super::common::AlgArgs;
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::check::{self, CheckOptions, Outcome};
-use keycred::token::{ClientOptions, TokenClient};
+use keycred::token::{ClientOptions, Registration, TokenClient};
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -56,11 +56,16 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         expect_roles: a.expect_roles.clone(),
         alg: a.alg.get(),
     };
+    let registration = match &a.manifest {
+        Some(m) => Registration::Manifest(m.display().to_string()),
+        None => Registration::Unknown,
+    };
     let client = TokenClient::new(ClientOptions {
         timeout: std::time::Duration::from_secs(a.timeout),
         ca_file: a.ca_file.clone(),
         ..ClientOptions::default()
-    })?;
+    })?
+    .with_registration(registration);
     let report = check::run(&opts, &client);
     print_report(ctx, &report);
     Ok(report.exit_code)

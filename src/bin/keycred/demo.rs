@@ -18,7 +18,7 @@ use keycred::check::{self, CheckOptions};
 use keycred::emulator::{self, EmulatorConfig};
 use keycred::manifest::{self, EntryOptions, Format, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{dates, jwt, ClientId, Error, Result, TenantId};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -266,7 +266,8 @@ fn start(manifest: PathBuf, app_id: ClientId, out: &mut Out) -> Result<Stage> {
     let tenant = TenantId::new(info.tenant())?;
     let authority = Authority::parse(info.base_url())?;
     out.line(format!("authority {}  tenant {tenant}", info.base_url()));
-    let client = TokenClient::new(ClientOptions::default())?;
+    let client = TokenClient::new(ClientOptions::default())?
+        .with_registration(Registration::Manifest(manifest.display().to_string()));
     Ok(Stage { emu, authority, tenant, app_id, client, manifest })
 }
 

@@ -5,13 +5,13 @@ use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
-use keycred::fleet::audit::{self, CredStatus, Filters, Row};
+use keycred::fleet::audit::{self, CredStatus, Filters, Kind, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::throttle::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::{self, GraphClient, GRAPH_URL};
 use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +104,74 @@ pub enum FailOn {
     Unusable,
 }
 
+impl FailOn {
+    fn status(self) -> CredStatus {
+        match self {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
+/// The credentials `--fail-on` matched, by what can be done about them: the hint names what
+/// fixes each kind, and `fleet rotate` only for what it rotates.
+#[derive(Default)]
+struct Failing {
+    /// Applications' certificates ending or ended: `fleet rotate` replaces them.
+    app_certificates: u64,
+    /// Certificates Entra cannot verify with: nothing to rotate, they are to be removed.
+    unusable: u64,
+    /// Client secrets: never rotated by `fleet`.
+    secrets: u64,
+    /// Service principals' certificates (SAML signing): not rotated by `fleet`.
+    sp_certificates: u64,
+}
+
+impl Failing {
+    fn count(&mut self, r: &Row) {
+        let counter = match (r.kind, r.object_type, r.status) {
+            (Kind::Secret, _, _) => &mut self.secrets,
+            (Kind::Certificate, "servicePrincipal", _) => &mut self.sp_certificates,
+            (Kind::Certificate, _, CredStatus::Unusable) => &mut self.unusable,
+            (Kind::Certificate, _, _) => &mut self.app_certificates,
+        };
+        *counter += 1;
+    }
+
+    fn hint(&self) -> String {
+        let mut hints = Vec::new();
+        if self.app_certificates > 0 {
+            hints.push(format!(
+                "rotate the {} application certificate(s) with `keycred fleet rotate --expiring-within ... --out-dir DIR` \
+                 (--dry-run first)",
+                self.app_certificates
+            ));
+        }
+        if self.unusable > 0 {
+            hints.push(format!(
+                "remove the {} unusable certificate(s) (the reason column says why Entra cannot use them)",
+                self.unusable
+            ));
+        }
+        if self.secrets > 0 {
+            hints.push(format!(
+                "`fleet rotate` never rotates secrets: for the {} secret(s), add a new one (portal, or `az ad app \
+                 credential reset --append`), give it to its consumers, then remove the old one",
+                self.secrets
+            ));
+        }
+        if self.sp_certificates > 0 {
+            hints.push(format!(
+                "the {} service principal certificate(s) (SAML signing) are renewed in the portal (Enterprise \
+                 applications, Single sign-on), not by `fleet rotate`",
+                self.sp_certificates
+            ));
+        }
+        hints.join("; ")
+    }
+}
+
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
@@ -161,12 +229,14 @@ impl Auth {
         TenantId::new(&self.tenant).map_err(|e| e.context("--tenant"))
     }
 
+    /// The token client; the applications `fleet` works on are managed through Graph.
     fn tokens(&self) -> Result<TokenClient> {
-        TokenClient::new(ClientOptions {
+        Ok(TokenClient::new(ClientOptions {
             timeout: std::time::Duration::from_secs(self.timeout),
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
-        })
+        })?
+        .with_registration(Registration::Graph))
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
@@ -362,9 +432,14 @@ fn run_audit(
     });
     let mut first = true;
     let mut seen = 0u64;
+    let failing_statuses: Vec<CredStatus> = fail_on.iter().map(|f| f.status()).collect();
+    let mut failing = Failing::default();
     // Streamed as pages arrive: rows are printed, never gathered.
     let summary = rt.block_on(audit::run(g, filters, |r| {
         seen += 1;
+        if failing_statuses.contains(&r.status) {
+            failing.count(r);
+        }
         if let Some(pb) = &spinner {
             pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
         }
@@ -426,19 +501,13 @@ fn run_audit(
             }
         }
     }
-    let failing: Vec<String> = fail_on
+    let failed: Vec<String> = failing_statuses
         .iter()
-        .map(|f| match f {
-            FailOn::Expiring => CredStatus::Expiring,
-            FailOn::Expired => CredStatus::Expired,
-            FailOn::Unusable => CredStatus::Unusable,
-        })
-        .filter(|s| summary.with_status(*s) > 0)
-        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
+        .filter(|s| summary.with_status(**s) > 0)
+        .map(|s| format!("{} {}", summary.with_status(*s), s.name()))
         .collect();
-    if !failing.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
-            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
+    if !failed.is_empty() {
+        return Err(Error::check(format!("--fail-on: {} credentials", failed.join(", "))).with_hint(failing.hint()));
     }
     Ok(keycred::error::exit::OK)
 }

@@ -14,7 +14,7 @@ use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
 use keycred::manifest::{ListRow, Selector};
 use keycred::rotate::{self, GraphRotation, Verify};
 use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, ClientOptions, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{dates, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,7 +145,8 @@ impl Common {
             timeout: std::time::Duration::from_secs(self.timeout),
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
-        })?;
+        })?
+        .with_registration(Registration::Graph);
         let token: SecretString =
             match (&self.graph_token_env, &self.secret_env, &cred) {
                 (Some(var), _, _) => secret::from_env(var)?,

@@ -153,6 +153,15 @@ fn usage_error(e: &clap::Error) -> u8 {
         let _ = e.print();
         return exit::OK;
     }
+    if let Some(e) = misplaced_flag(e) {
+        Ctx::new(if wants_json(std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned())) {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Text
+        })
+        .print_error(&e);
+        return exit::INPUT;
+    }
     // clap quotes the offending argument (and suggests `-- VALUE`): a private key or token
     // pasted in the wrong place would be printed whole. Such values are masked.
     let secrets: Vec<String> =
@@ -177,6 +186,21 @@ fn usage_error(e: &clap::Error) -> u8 {
         eprint!("{}", redact(&e.render().to_string(), &secrets));
     }
     exit::INPUT
+}
+
+/// A subcommand that is one of the global flags (`keycred version`): clap would suggest the
+/// subcommand whose name looks closest (`assertion`), while the user wants the flag.
+fn misplaced_flag(e: &clap::Error) -> Option<Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    match e.get(ContextKind::InvalidSubcommand) {
+        Some(ContextValue::String(s)) if s == "version" => Some(
+            Error::input("unrecognized subcommand 'version'").with_hint("the version is printed by `keycred --version`"),
+        ),
+        _ => None,
+    }
 }
 
 /// Shown instead of an argument that looks like a key or token.
