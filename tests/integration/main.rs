@@ -22,6 +22,7 @@ mod consent_redirects;
 mod demo_cli;
 mod emulator_browser;
 mod emulator_cli_flows;
+mod emulator_scripts;
 mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
