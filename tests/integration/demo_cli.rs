@@ -219,3 +219,20 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
     let gone = cli(&["demo"], &[]);
     assert!(gone.stdout.contains("a temporary directory now removed; pass --keep DIR to keep them in DIR"), "{}", gone.stdout);
 }
+
+/// The refusal names the files in the way in plain English: one "already exists", several
+/// "already exist", never "exist(s)".
+#[test]
+fn files_in_the_way_are_named_in_plain_english() {
+    let dir = TempDir::new("demo-plural");
+    for (files, verb) in [(&["demo-app-2.cer"][..], "already exists;"), (&["manifest.json", "demo-app-1.key"], "already exist;")] {
+        let keep = dir.path(&format!("k{}", files.len()));
+        std::fs::create_dir(&keep).unwrap();
+        for f in files {
+            std::fs::write(keep.join(f), "mine").unwrap();
+        }
+        let out = cli(&["demo", "--keep", &keep.display().to_string()], &[]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains(verb) && !out.stderr.contains("(s)"), "{}", out.stderr);
+    }
+}

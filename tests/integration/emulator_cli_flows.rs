@@ -12,6 +12,7 @@ use std::process::Stdio;
 
 const REPLY: &str = "https://localhost/keycred-cli";
 const MID_URI: &str = "api://keycred-cli-mid";
+const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 
 /// The test app: a web API with `access_as_user`, Office 365 ActivityFeed.Read (Role) and
 /// Graph User.Read (Scope) required, a certificate registered.
@@ -286,4 +287,70 @@ fn emulate_json_names_apps_users_graph_and_consent_urls() {
     assert!(j["domains"][0].as_str().unwrap().ends_with(".onmicrosoft.com"), "{j}");
     assert_eq!(j["users"][0]["userPrincipalName"], "adele.vance@contoso.example");
     assert_eq!(j["users"][0]["displayName"], "Adele Vance");
+}
+
+/// A legacy (Azure AD Graph) manifest names the application with `name` (the legacy manifest
+/// reference: "name: the display name for the app"): the banner, the consent page and the
+/// emulator's Graph show that name, not the app id.
+#[test]
+fn a_legacy_manifests_name_is_the_applications_display_name() {
+    let dir = TempDir::new("legacy-name");
+    let m = dir.s("legacy.json");
+    let name = "Contoso Legacy Daemon";
+    let init = cli(&["manifest", "init", &m, "--format", "aad-graph", "--app-id", APP_ID, "--display-name", name], &[]);
+    assert_eq!(init.code, 0, "{init:?}");
+    let cred = credential("legacy app");
+    let pem = dir.path("legacy.pem");
+    std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
+    assert_eq!(cli(&["manifest", "add", &m, "--cert", &pem.display().to_string()], &[]).code, 0);
+    // The banner.
+    let mut child = keycred_bare()
+        .args(["emulate", "--manifest", &m, "--tenant", TENANT, "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let j: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": name}]));
+    // The consent page and Graph.
+    let cfg = emulator_config(
+        vec![m.clone().into()],
+        vec![(GRAPH_RESOURCE.into(), vec!["Application.Read.All".into()])],
+    );
+    let emu = start_blocking(cfg).unwrap();
+    let base = emu.base_url().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let page = rt.block_on(async {
+        let url = format!("{base}/{TENANT}/adminconsent?client_id={APP_ID}&redirect_uri=https://localhost:44321/");
+        reqwest::Client::builder().no_proxy().build().unwrap().get(url).send().await.unwrap().text().await.unwrap()
+    });
+    assert!(page.contains(&format!("<strong id=\"app\">{name}</strong>")), "{page}");
+    let token = cli(
+        &[
+            "token",
+            "--authority",
+            &base,
+            "--tenant",
+            TENANT,
+            "--client-id",
+            APP_ID,
+            "--cert",
+            &pem.display().to_string(),
+            "--scope",
+            GRAPH_RESOURCE,
+            "--raw",
+        ],
+        &[],
+    );
+    assert_eq!(token.code, 0, "{token:?}");
+    let app = rt.block_on(async {
+        let url = format!("{base}/v1.0/applications(appId='{APP_ID}')?$select=displayName");
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        c.get(url).bearer_auth(token.stdout.trim()).send().await.unwrap().json::<Value>().await.unwrap()
+    });
+    assert_eq!(app["displayName"], name, "{app}");
 }

@@ -698,9 +698,13 @@ fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
         .iter()
         .find(|l| l.starts_with(apps[3]["appId"].as_str().unwrap()) && l.contains(" certificate "))
         .unwrap();
-    assert!(row.is_ascii(), "{row}");
-    assert!(row[name_col..].starts_with(&escaped[..24.min(escaped.len())]), "{row}");
-    assert!(row[reason_col..].starts_with("usage is"), "the REASON column moved:\n{}\n{row}", lines[0]);
+    // Columns counted in characters: a name longer than its column ends with an ellipsis.
+    let row: Vec<char> = row.chars().collect();
+    let from = |col: usize| row[col..].iter().collect::<String>();
+    assert!(row.iter().all(|c| !c.is_control()), "{row:?}");
+    let shown = if escaped.chars().count() > 24 { format!("{}…", &escaped[..23]) } else { escaped.to_string() };
+    assert!(from(name_col).starts_with(&shown), "{}", from(0));
+    assert!(from(reason_col).starts_with("usage is"), "the REASON column moved:\n{}\n{}", lines[0], from(0));
 
     // JSON too: no raw C1 control (serde_json leaves them as they are).
     let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());
@@ -709,4 +713,53 @@ fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
     let v = stdout_json(&out);
     let r = v["credentials"].as_array().unwrap().iter().find(|r| r["appId"] == apps[3]["appId"]).unwrap();
     assert_eq!(r["displayName"], hostile, "JSON keeps the name itself, escaped as JSON");
+}
+
+/// The dry run's text names each application and says which keyIds are the certificates to be
+/// replaced: the new certificate's keyId does not exist until it is added. The real run then
+/// removes exactly those keyIds.
+#[test]
+fn dry_run_text_names_the_apps_and_the_key_ids_it_would_remove() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps.clone(), 999);
+    let dir = TempDir::new("fleet-dry-text");
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let selected = selected_indices(&apps);
+    let real = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    let report = stdout_json(&real);
+    for i in selected {
+        let (id, name) = (apps[i]["appId"].as_str().unwrap(), apps[i]["displayName"].as_str().unwrap());
+        let line = text.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{id}: {text}"));
+        assert!(line.contains(name) && line.contains("would rotate"), "{line}");
+        assert!(line.contains("(its keyId is given when it is added)"), "{line}");
+        let o = report["apps"].as_array().unwrap().iter().find(|o| o["appId"] == id).unwrap();
+        let removed: Vec<&str> = o["removed"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+        assert!(line.ends_with(&format!("then remove the replaced keyId {}", removed.join(", "))), "{line}\n{o}");
+    }
+}
+
+/// On a terminal of 100 columns (`COLUMNS`) the table fits, long values cut with an ellipsis;
+/// piped without `COLUMNS`, and in JSON, the values are whole.
+#[test]
+fn the_audit_table_fits_the_terminal_and_json_keeps_whole_values() {
+    let apps = tenant(5);
+    let t = FakeTenant::start(apps, 999);
+    let run = |columns: Option<&str>| {
+        let mut env = vec![("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)];
+        if let Some(c) = columns {
+            env.push(("COLUMNS", c));
+        }
+        let out = keycred_command(&fleet_args(&t, "audit"), &env).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let narrow = run(Some("100"));
+    let rows: Vec<&str> = narrow.lines().filter(|l| !l.contains(" applications, ")).collect();
+    assert!(rows.iter().all(|l| l.chars().count() <= 100), "{narrow}");
+    assert!(narrow.contains('…'), "{narrow}");
+    let whole = run(None);
+    assert!(whole.lines().next().unwrap().contains("THUMBPRINT") && !whole.contains('…'), "{whole}");
+    assert!(whole.lines().any(|l| l.chars().count() > 200), "{whole}");
 }

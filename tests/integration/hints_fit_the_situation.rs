@@ -106,8 +106,8 @@ fn fail_on_sends_to_fleet_rotate_only_what_it_rotates() {
     assert!(secrets_only.contains("`fleet rotate` never rotates secrets"), "{secrets_only}");
     assert!(!secrets_only.contains("keycred fleet rotate --expiring-within"), "{secrets_only}");
     let both = run(vec![app_with_expired(1, "secret"), app_with_expired(2, "certificate")]);
-    assert!(both.contains("rotate the 1 application certificate(s) with `keycred fleet rotate"), "{both}");
-    assert!(both.contains("for the 1 secret(s)"), "{both}");
+    assert!(both.contains("rotate the 1 application certificate with `keycred fleet rotate"), "{both}");
+    assert!(both.contains("never rotates secrets (1 secret here)"), "{both}");
 }
 
 #[test]

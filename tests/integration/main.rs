@@ -18,6 +18,7 @@ mod cert_new;
 mod cert_openssl;
 mod cert_pfx_consumers;
 mod check_cli;
+mod cli_help;
 mod consent_redirects;
 mod demo_cli;
 mod emulator_browser;

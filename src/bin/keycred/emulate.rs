@@ -3,7 +3,7 @@
 //! Prints where it listens (and, with `--tls`, the CA file to trust), then serves; the library
 //! ([`keycred::emulator`]) does the work.
 
-use super::output::{out_line, print_pairs};
+use super::output::{count, out_line, print_pairs};
 use super::Ctx;
 use keycred::emulator::{self, EmulatorConfig, EmulatorHandle, EndpointVersion};
 use keycred::{fsio, Error, Result};
@@ -212,17 +212,25 @@ fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Resu
             "automationBundle": s.automation_bundle.display().to_string(),
             "groundTruth": s.ground_truth.display().to_string(),
             "credentials": s.by_status,
+            "servicePrincipalCredentials": s.on_service_principals,
         });
         out_line(&v.to_string());
     } else {
         let counts: Vec<String> = s.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let on_sps = match s.on_service_principals {
+            0 => String::new(),
+            n => format!(
+                "; {} on service principals, which `keycred fleet audit` lists with --include-service-principals",
+                count(n as u64, "is", "are")
+            ),
+        };
         print_pairs(&[
             ("dir", s.dir.display().to_string()),
             ("apps", s.apps.to_string()),
             ("automationAppId", s.automation_app_id.clone()),
             ("automationBundle", s.automation_bundle.display().to_string()),
             ("groundTruth", s.ground_truth.display().to_string()),
-            ("credentials", counts.join(", ")),
+            ("credentials", format!("{}{on_sps}", counts.join(", "))),
         ]);
     }
     Ok(keycred::error::exit::OK)

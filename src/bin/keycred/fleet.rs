@@ -1,11 +1,14 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
+mod audit_text;
+
 use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
-use keycred::fleet::audit::{self, CredStatus, Filters, Kind, Row};
+use audit_text::{Failing, Table};
+use keycred::fleet::audit::{self, CredStatus, Filters, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::throttle::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
@@ -114,68 +117,14 @@ impl FailOn {
     }
 }
 
-/// The credentials `--fail-on` matched, by what can be done about them: the hint names what
-/// fixes each kind, and `fleet rotate` only for what it rotates.
-#[derive(Default)]
-struct Failing {
-    /// Applications' certificates ending or ended: `fleet rotate` replaces them.
-    app_certificates: u64,
-    /// Certificates Entra cannot verify with: nothing to rotate, they are to be removed.
-    unusable: u64,
-    /// Client secrets: never rotated by `fleet`.
-    secrets: u64,
-    /// Service principals' certificates (SAML signing): not rotated by `fleet`.
-    sp_certificates: u64,
-}
-
-impl Failing {
-    fn count(&mut self, r: &Row) {
-        let counter = match (r.kind, r.object_type, r.status) {
-            (Kind::Secret, _, _) => &mut self.secrets,
-            (Kind::Certificate, "servicePrincipal", _) => &mut self.sp_certificates,
-            (Kind::Certificate, _, CredStatus::Unusable) => &mut self.unusable,
-            (Kind::Certificate, _, _) => &mut self.app_certificates,
-        };
-        *counter += 1;
-    }
-
-    fn hint(&self) -> String {
-        let mut hints = Vec::new();
-        if self.app_certificates > 0 {
-            hints.push(format!(
-                "rotate the {} application certificate(s) with `keycred fleet rotate --expiring-within ... --out-dir DIR` \
-                 (--dry-run first)",
-                self.app_certificates
-            ));
-        }
-        if self.unusable > 0 {
-            hints.push(format!(
-                "remove the {} unusable certificate(s) (the reason column says why Entra cannot use them)",
-                self.unusable
-            ));
-        }
-        if self.secrets > 0 {
-            hints.push(format!(
-                "`fleet rotate` never rotates secrets: for the {} secret(s), add a new one (portal, or `az ad app \
-                 credential reset --append`), give it to its consumers, then remove the old one",
-                self.secrets
-            ));
-        }
-        if self.sp_certificates > 0 {
-            hints.push(format!(
-                "the {} service principal certificate(s) (SAML signing) are renewed in the portal (Enterprise \
-                 applications, Single sign-on), not by `fleet rotate`",
-                self.sp_certificates
-            ));
-        }
-        hints.join("; ")
-    }
-}
-
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Report every credential of the tenant's applications: status, days left, why unusable
+    #[command(
+        after_help = "Output: a table fitted to the terminal's width (whole values with -o json), -o json, or -o csv \
+                      (comma-separated values for spreadsheets, offered by this command only)."
+    )]
     Audit {
         #[command(flatten)]
         auth: Auth,
@@ -351,36 +300,6 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     }
 }
 
-const TABLE_HEADER: [&str; 9] = ["APP ID", "KIND", "STATUS", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
-
-fn table_line(cols: [&str; 9]) -> String {
-    format!(
-        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
-    )
-    .trim_end()
-    .to_string()
-}
-
-fn table_row(r: &Row) -> String {
-    // Escaped before padding (and cutting the name), so that an escape cannot push the columns
-    // after it; `out_line` then finds nothing more to escape.
-    let cell = |v: Option<&str>, none: &str| printable(v.unwrap_or(none)).into_owned();
-    let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-    let name: String = cell(r.display_name.as_deref(), "-").chars().take(24).collect();
-    table_line([
-        &cell(Some(&r.app_id), ""),
-        r.kind.name(),
-        r.status.name(),
-        &days,
-        &cell(r.end.as_deref(), "-"),
-        &cell(r.thumbprint.as_deref(), "-"),
-        &cell(r.key_id.as_deref(), "-"),
-        &name,
-        &cell(r.reason.as_deref(), ""),
-    ])
-}
-
 /// A free-text CSV cell (a display name, anyone who owns the app sets it): control characters
 /// escaped as in the text output, and a leading `=`, `+`, `-` or `@`, which spreadsheets take
 /// for a formula, neutralised the OWASP way with a leading `'`.
@@ -434,6 +353,7 @@ fn run_audit(
     let mut seen = 0u64;
     let failing_statuses: Vec<CredStatus> = fail_on.iter().map(|f| f.status()).collect();
     let mut failing = Failing::default();
+    let table = Table::for_stdout();
     // Streamed as pages arrive: rows are printed, never gathered.
     let summary = rt.block_on(audit::run(g, filters, |r| {
         seen += 1;
@@ -446,9 +366,9 @@ fn run_audit(
         match ctx.format {
             OutputFormat::Text => {
                 if first {
-                    out_line(&table_line(TABLE_HEADER));
+                    out_line(&table.header());
                 }
-                out_line(&table_row(r));
+                out_line(&table.row(r));
             }
             OutputFormat::Json => {
                 let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
@@ -510,6 +430,37 @@ fn run_audit(
         return Err(Error::check(format!("--fail-on: {} credentials", failed.join(", "))).with_hint(failing.hint()));
     }
     Ok(keycred::error::exit::OK)
+}
+
+/// One application's line: its id and name, what happened, and the keyIds involved. A dry run's
+/// keyIds are those of the certificates it would remove: the new certificate's keyId does not
+/// exist yet (Graph's entry gets it when the certificate is added).
+fn outcome_line(o: &Outcome) -> String {
+    let name: String = o.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
+    let head = format!("{}  {name:<24}", o.app_id);
+    let removed = |verb: &str| match o.removed.is_empty() {
+        true => format!("{verb} nothing"),
+        false => format!("{verb} keyId {}", o.removed.join(", ")),
+    };
+    let new = |o: &Outcome| o.thumbprint.as_deref().map(|t| format!("new thumbprint {t}")).unwrap_or_default();
+    let failure = match (o.step, &o.reason) {
+        (Some(step), Some(r)) => format!("at {step}: {r}"),
+        (Some(step), None) => format!("at {step}"),
+        (None, r) => r.clone().unwrap_or_default(),
+    };
+    let what = match o.result {
+        Result_::Rotated => format!("rotated          {}  {}", new(o), removed("removed")),
+        Result_::AlreadyRotated => format!("already rotated  {}", new(o)),
+        Result_::Planned => format!(
+            "would rotate     new certificate in {} (its keyId is given when it is added), then {}",
+            o.bundle.as_deref().unwrap_or("?"),
+            removed("remove the replaced")
+        ),
+        Result_::Interrupted => format!("interrupted      {failure}"),
+        Result_::Failed => format!("FAILED           {failure}"),
+        Result_::Skipped => format!("skipped          {}", o.reason.as_deref().unwrap_or("")),
+    };
+    format!("{head}  {what}").trim_end().to_string()
 }
 
 /// Progress on a terminal: applications done out of selected, throttled waits, failures.
@@ -577,24 +528,7 @@ fn run_rotate(
         let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
             summary.apps.iter().partition(|o| o.result == Result_::Skipped);
         for o in acted.into_iter().chain(skipped) {
-            let what = match o.result {
-                Result_::Rotated => "rotated",
-                Result_::AlreadyRotated => "already rotated",
-                Result_::Planned => "would rotate",
-                Result_::Interrupted => "interrupted",
-                Result_::Failed => "FAILED",
-                Result_::Skipped => {
-                    out_line(&format!("{}  {:<15}  {}", o.app_id, "skipped", o.reason.as_deref().unwrap_or("")));
-                    continue;
-                }
-            };
-            let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
-            let mut line =
-                format!("{}  {what:<15}  {}  removes {removed}", o.app_id, o.thumbprint.as_deref().unwrap_or("-"));
-            if let (Some(step), Some(r)) = (o.step, &o.reason) {
-                line.push_str(&format!("  at {step}: {r}"));
-            }
-            out_line(&line);
+            out_line(&outcome_line(o));
         }
         out_line(&format!(
             "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} skipped; {} throttled waits",

@@ -116,9 +116,9 @@ fn run() -> u8 {
         Command::Rotate(a) => rotate::run(a, &ctx),
         Command::Graph(a) => graph::run(a, &ctx),
         Command::Fleet(a) => fleet::run(a, &ctx),
-        Command::Completions { shell } => generated(|out| {
-            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "keycred", out)
-        }),
+        Command::Completions { shell } => {
+            generated(|out| clap_complete::generate(*shell, &mut completion_command(), "keycred", out))
+        }
         Command::ManPage => {
             generated(|out| clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out))
         }
@@ -132,6 +132,20 @@ fn run() -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// The command line as completions offer it: without the hidden subcommands (`man-page`, for
+/// `cargo xtask dist`), which clap_complete would list like the others.
+fn completion_command() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let mut root = clap::Command::new("keycred")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(a) = full.get_about() {
+        root = root.about(a.clone());
+    }
+    root.propagate_version(true)
 }
 
 /// Writes what `write` generates (a completion script, the man page) to stdout; a closed pipe is

@@ -11,7 +11,7 @@
 
 mod commands;
 
-use super::output::{ensure_open, out_line};
+use super::output::{count, ensure_open, out_line};
 use super::Ctx;
 use commands::{shell_line, Flow};
 use keycred::authority::{Authority, EndpointVersion};
@@ -85,9 +85,10 @@ fn check_keep(d: &Path, force: bool) -> Result<()> {
             demo_files(d).iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
         if !existing.is_empty() {
             return Err(Error::input(format!(
-                "--keep {}: {} already exist(s); nothing was written",
+                "--keep {}: {} already {}; nothing was written",
                 d.display(),
-                existing.join(", ")
+                existing.join(", "),
+                if existing.len() == 1 { "exists" } else { "exist" }
             ))
             .with_hint("pass --force to replace them, or give --keep another directory"));
         }
@@ -409,8 +410,8 @@ fn rotate_to(
     }
     let listed = manifest::Manifest::load(&stage.manifest)?.list(dates::now());
     out.line(format!(
-        "manifest now holds {} certificate(s): {}",
-        listed.len(),
+        "manifest now holds {}: {}",
+        count(listed.len() as u64, "certificate", "certificates"),
         listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")
     ));
     Ok(())
