@@ -167,8 +167,10 @@ pub fn parse_redirect(redirected: &str, what: &str) -> Result<ConsentReply> {
     let admin_consent = get("admin_consent").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let code = get("code").filter(|c| !c.is_empty()).map(SecretString::new);
     if tenant.is_none() && !admin_consent && code.is_none() {
-        return Err(Error::input(format!("{what}: the URL has no consent answer (no tenant, admin_consent, code or error)"))
-            .with_hint("paste the address the browser was redirected to, with its query string"));
+        return Err(Error::input(format!(
+            "{what}: the URL has no consent answer (no tenant, admin_consent, code or error)"
+        ))
+        .with_hint("paste the address the browser was redirected to, with its query string"));
     }
     Ok(ConsentReply { tenant, admin_consent, state: get("state"), code })
 }
@@ -196,7 +198,9 @@ pub fn authorization_code(input: &SecretString, redirect_uri: &str, state: Optio
     if !value.contains("://") {
         if state.is_some() {
             return Err(Error::input("--state needs the whole redirect URL in --code, to compare its state")
-                .with_hint("pass --code 'https://.../cb?code=...&state=...' as the browser showed it, or leave --state out"));
+                .with_hint(
+                    "pass --code 'https://.../cb?code=...&state=...' as the browser showed it, or leave --state out",
+                ));
         }
         return Ok(input.clone());
     }
@@ -300,7 +304,10 @@ mod tests {
     fn a_reply_with_a_parameter_twice_or_a_tenant_that_is_no_id_is_refused() {
         let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
         for (url, want) in [
-            (format!("https://a.example/cb?tenant={t}&admin_consent=True&admin_consent=False"), "'admin_consent' appears"),
+            (
+                format!("https://a.example/cb?tenant={t}&admin_consent=True&admin_consent=False"),
+                "'admin_consent' appears",
+            ),
             ("https://a.example/cb?code=c1&state=s#code=c2".to_string(), "'code' appears"),
             ("https://a.example/cb?tenant=evil.example%2F..&admin_consent=True".to_string(), "is not a tenant id"),
         ] {

@@ -130,7 +130,9 @@ fn shown(v: &str) -> String {
 
 /// A NumericDate as RFC 3339, or the number when out of range.
 fn instant(secs: f64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64).map(crate::dates::format).unwrap_or_else(|_| secs.to_string())
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .map(crate::dates::format)
+        .unwrap_or_else(|_| secs.to_string())
 }
 
 #[cfg(test)]
@@ -143,13 +145,20 @@ mod tests {
     const NOW: f64 = 1_700_000_000.0;
 
     fn token(claims: Value) -> Decoded {
-        crate::jwt::dangerous::decode(&format!("{}.{}.", b64url(br#"{"alg":"RS256"}"#), b64url(claims.to_string().as_bytes())))
-            .unwrap()
+        crate::jwt::dangerous::decode(&format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"RS256"}"#),
+            b64url(claims.to_string().as_bytes())
+        ))
+        .unwrap()
     }
 
     fn want(audiences: &[&str]) -> Expected {
         Expected {
-            issuers: vec![format!("https://sts.windows.net/{TID}/"), format!("https://login.microsoftonline.com/{TID}/v2.0")],
+            issuers: vec![
+                format!("https://sts.windows.net/{TID}/"),
+                format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            ],
             tenant_id: TID.into(),
             audiences: audiences.iter().map(|s| s.to_string()).collect(),
         }

@@ -206,7 +206,8 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
     assert_eq!(demo["displayName"], copied["displayName"]);
     assert_eq!(entries_of(&std::path::Path::new(&copy).join("manifest.json")).len(), 1);
     // The rotation's command removes the entry the rotation removed.
-    let removed = steps[8]["lines"].as_array().unwrap().iter().find_map(|l| l.as_str().unwrap().strip_prefix("removed  keyId "));
+    let removed =
+        steps[8]["lines"].as_array().unwrap().iter().find_map(|l| l.as_str().unwrap().strip_prefix("removed  keyId "));
     let key_id = removed.unwrap().split(' ').next().unwrap();
     assert!(commands(8)[0].contains(&format!("--remove {key_id} ")), "{:?}", commands(8));
 
@@ -215,9 +216,17 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
     let text = cli(&["demo", "--keep", &keep2], &[]);
     assert_eq!(text.code, 0, "{text:?}");
     assert!(text.stdout.contains("\n   $ keycred new --name demo-app-1 "), "{}", text.stdout);
-    assert!(text.stdout.contains(&format!("Done. The files are kept in {keep2}:\n   {keep2}/manifest.json\n")), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("Done. The files are kept in {keep2}:\n   {keep2}/manifest.json\n")),
+        "{}",
+        text.stdout
+    );
     let gone = cli(&["demo"], &[]);
-    assert!(gone.stdout.contains("a temporary directory now removed; pass --keep DIR to keep them in DIR"), "{}", gone.stdout);
+    assert!(
+        gone.stdout.contains("a temporary directory now removed; pass --keep DIR to keep them in DIR"),
+        "{}",
+        gone.stdout
+    );
 }
 
 /// The refusal names the files in the way in plain English: one "already exists", several
@@ -225,7 +234,9 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
 #[test]
 fn files_in_the_way_are_named_in_plain_english() {
     let dir = TempDir::new("demo-plural");
-    for (files, verb) in [(&["demo-app-2.cer"][..], "already exists;"), (&["manifest.json", "demo-app-1.key"], "already exist;")] {
+    for (files, verb) in
+        [(&["demo-app-2.cer"][..], "already exists;"), (&["manifest.json", "demo-app-1.key"], "already exist;")]
+    {
         let keep = dir.path(&format!("k{}", files.len()));
         std::fs::create_dir(&keep).unwrap();
         for f in files {

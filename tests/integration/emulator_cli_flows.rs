@@ -317,10 +317,8 @@ fn a_legacy_manifests_name_is_the_applications_display_name() {
     let j: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": name}]));
     // The consent page and Graph.
-    let cfg = emulator_config(
-        vec![m.clone().into()],
-        vec![(GRAPH_RESOURCE.into(), vec!["Application.Read.All".into()])],
-    );
+    let cfg =
+        emulator_config(vec![m.clone().into()], vec![(GRAPH_RESOURCE.into(), vec!["Application.Read.All".into()])]);
     let emu = start_blocking(cfg).unwrap();
     let base = emu.base_url().to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

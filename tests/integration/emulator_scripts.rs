@@ -61,7 +61,11 @@ fn the_first_json_line_and_the_ready_file_come_once_the_port_is_bound() {
     // A second emulator will not take over that file (nor start).
     let second = keycred_command(&[&args[..], &["--ready-file", &ready_s]].concat(), &[]).output().unwrap();
     assert_eq!(second.status.code(), Some(2), "{}", String::from_utf8_lossy(&second.stderr));
-    assert!(String::from_utf8_lossy(&second.stderr).contains("--ready-file"), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("--ready-file"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert_eq!(serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&ready).unwrap()).unwrap(), v);
     // Stopped, it removes its ready file.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);

@@ -157,7 +157,10 @@ fn a_token_of_the_tenant_within_its_lifetime_and_for_the_audience_verifies() {
                                             "exp": now() - 120, "ver": "2.0"})));
     let (code, out, err) = verify(&issuer, &v2, &[], &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.lines().nth(1).unwrap().starts_with("claims valid: issuer https://login.microsoftonline.com/"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap().starts_with("claims valid: issuer https://login.microsoftonline.com/"),
+        "{out}"
+    );
     assert!(out.contains("audience not checked (no --audience)"), "{out}");
 }
 

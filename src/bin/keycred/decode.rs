@@ -120,12 +120,10 @@ struct Verification {
 fn verify(a: &Args, d: &keycred::jwt::Decoded) -> Result<Verification> {
     let tenant = match a.tenant.as_deref() {
         Some(t) => TenantId::new(t).map_err(|e| e.context("--tenant"))?,
-        None => {
-            return Err(Error::input("--verify needs the tenant that issued the token").with_hint(
-                "pass --tenant (or set AZURE_TENANT_ID): Entra signs every tenant's tokens with the same keys, so only \
+        None => return Err(Error::input("--verify needs the tenant that issued the token").with_hint(
+            "pass --tenant (or set AZURE_TENANT_ID): Entra signs every tenant's tokens with the same keys, so only \
                  iss and tid say the token is your tenant's",
-            ))
-        }
+        )),
     };
     if tenant.is_alias() {
         return Err(Error::input(format!("--tenant {tenant}: names no tenant, so --verify cannot check iss and tid"))

@@ -5,9 +5,9 @@ mod audit_text;
 
 use super::output::{json_safe, out_line, printable};
 use super::{CredArgs, Ctx, OutputFormat};
+use audit_text::{Failing, Table};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::{KeySize, SignatureAlg};
-use audit_text::{Failing, Table};
 use keycred::fleet::audit::{self, CredStatus, Filters, Row};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::throttle::Limiter;

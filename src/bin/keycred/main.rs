@@ -211,7 +211,8 @@ fn misplaced_flag(e: &clap::Error) -> Option<Error> {
     }
     match e.get(ContextKind::InvalidSubcommand) {
         Some(ContextValue::String(s)) if s == "version" => Some(
-            Error::input("unrecognized subcommand 'version'").with_hint("the version is printed by `keycred --version`"),
+            Error::input("unrecognized subcommand 'version'")
+                .with_hint("the version is printed by `keycred --version`"),
         ),
         _ => None,
     }

@@ -163,9 +163,7 @@ fn args(a: &[&str]) -> Vec<String> {
 /// up, else in single quotes (`'` written `'\''`). `TOKEN=$(`, `)` and `$TOKEN` are shell syntax
 /// of [`Flow::decode`] and stay as they are (`$TOKEN` in double quotes).
 pub fn shell_line(args: &[String]) -> String {
-    let safe = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
-    };
+    let safe = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
     let mut line = String::new();
     for (i, a) in args.iter().enumerate() {
         let word = match a.as_str() {
@@ -202,7 +200,9 @@ mod tests {
         let decode = f.decode();
         // `TOKEN=$( ... )`: the keycred command inside.
         all.push(decode[0][1..decode[0].len() - 1].to_vec());
-        all.push(decode[1].iter().map(|a| if a == "$TOKEN" { "eyJ0.e30.c2ln".to_string() } else { a.clone() }).collect());
+        all.push(
+            decode[1].iter().map(|a| if a == "$TOKEN" { "eyJ0.e30.c2ln".to_string() } else { a.clone() }).collect(),
+        );
         for cmd in all {
             assert_eq!(cmd[0], "keycred");
             if let Err(e) = crate::Cli::try_parse_from(&cmd) {

@@ -172,7 +172,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
                 for f in &files {
                     out_line(&format!("   {f}"));
                 }
-                out_line("Run the commands above on them (with your tenant's --authority and --tenant, or the emulator's).");
+                out_line(
+                    "Run the commands above on them (with your tenant's --authority and --tenant, or the emulator's).",
+                );
             }
             None => out_line(&format!(
                 "Done. The files were written to {}, a temporary directory now removed; pass --keep DIR to keep \
@@ -186,11 +188,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
 
 fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>> {
     let plan = Plan::new(
-        NewCertificate {
-            subject: commands::subject(name),
-            key_size: KeySize::Rsa2048,
-            validity: Validity::Days(365),
-        },
+        NewCertificate { subject: commands::subject(name), key_size: KeySize::Rsa2048, validity: Validity::Days(365) },
         FileOptions { name: name.to_string(), dir: dir.to_path_buf(), pfx: None, password: None, force },
     )?;
     let (cert, key) = plan.generate()?;
