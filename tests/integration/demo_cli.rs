@@ -181,9 +181,9 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
     let commands = |i: usize| -> Vec<String> {
         steps[i]["commands"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
     };
-    for i in 0..steps.len() {
+    for (i, step) in steps.iter().enumerate() {
         let cmds = commands(i);
-        assert!(!cmds.is_empty(), "step {}: no command: {}", i + 1, steps[i]);
+        assert!(!cmds.is_empty(), "step {}: no command: {step}", i + 1);
         for c in &cmds {
             assert!(c.starts_with("keycred ") || c.starts_with("TOKEN=$(keycred "), "{c}");
         }

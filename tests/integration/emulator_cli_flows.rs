@@ -7,8 +7,6 @@ use crate::rotation_support::cli;
 
 use keycred::emulator::{start_blocking, EndpointVersion};
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::process::Stdio;
 
 const REPLY: &str = "https://localhost/keycred-cli";
 const MID_URI: &str = "api://keycred-cli-mid";
@@ -255,29 +253,16 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
 fn emulate_json_names_apps_users_graph_and_consent_urls() {
     let dir = TempDir::new("emu-cli-json");
     let (manifest, _, _) = write_app(&dir);
-    let mut child = keycred_bare()
-        .args([
-            "emulate",
-            "--manifest",
-            &manifest.display().to_string(),
-            "--tenant",
-            TENANT,
-            "--domain",
-            "contoso.example",
-            "--user",
-            "adele.vance@contoso.example",
-            "-o",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let j: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let j = emulate_announcement(&[
+        "--manifest",
+        &manifest.display().to_string(),
+        "--tenant",
+        TENANT,
+        "--domain",
+        "contoso.example",
+        "--user",
+        "adele.vance@contoso.example",
+    ]);
     let base = j["baseUrl"].as_str().unwrap();
     assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": "CLI flows app"}]));
     assert_eq!(j["graphUrl"], base);
@@ -304,17 +289,7 @@ fn a_legacy_manifests_name_is_the_applications_display_name() {
     std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
     assert_eq!(cli(&["manifest", "add", &m, "--cert", &pem.display().to_string()], &[]).code, 0);
     // The banner.
-    let mut child = keycred_bare()
-        .args(["emulate", "--manifest", &m, "--tenant", TENANT, "-o", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let j: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let j = emulate_announcement(&["--manifest", &m, "--tenant", TENANT]);
     assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": name}]));
     // The consent page and Graph.
     let cfg =

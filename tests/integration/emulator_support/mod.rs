@@ -147,3 +147,21 @@ pub fn follow_redirect(url: &str) -> String {
         r.headers()["location"].to_str().unwrap().to_string()
     })
 }
+
+/// `keycred emulate ARGS -o json`'s first line, parsed (the emulator is stopped once it is read).
+pub fn emulate_announcement(args: &[&str]) -> Value {
+    use std::io::BufRead;
+    let mut child = keycred_bare()
+        .arg("emulate")
+        .args(args)
+        .args(["-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
