@@ -30,6 +30,7 @@ mod emulator_validation;
 mod first_steps;
 mod fleet_cli;
 mod fleet_emulator;
+mod fleet_output;
 mod fsio_links;
 mod graph_azure_cli;
 mod graph_cli;
