@@ -84,6 +84,23 @@ pub struct Api {
     pub app_roles: Vec<Permission>,
     /// A built-in first-party resource (no manifest file).
     pub builtin: bool,
+    /// Which of its access tokens carry the optional `idtyp` claim.
+    pub idtyp: IdTyp,
+}
+
+/// The optional `idtyp` claim, as a resource asks for it in `optionalClaims.accessToken`: by
+/// default Entra emits it in no token; named, in app-only tokens (`app`); with the additional
+/// property `include_user_token`, in user tokens too (`user`). Microsoft's optional-claims
+/// reference, <https://learn.microsoft.com/entra/identity-platform/optional-claims-reference>.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdTyp {
+    /// Not asked for: no `idtyp` claim.
+    #[default]
+    Never,
+    /// In app-only tokens only.
+    AppOnly,
+    /// In app-only and user tokens.
+    AppAndUser,
 }
 
 impl Api {
@@ -255,6 +272,21 @@ fn read_api(root: &Map<String, Value>, app_id: &str, display_name: &str, builtin
         scopes,
         app_roles,
         builtin,
+        idtyp: read_idtyp(root),
+    }
+}
+
+/// `optionalClaims.accessToken[]` entry named `idtyp`, and its `include_user_token`.
+fn read_idtyp(root: &Map<String, Value>) -> IdTyp {
+    let claims = root.get("optionalClaims").and_then(|o| o.get("accessToken")).and_then(Value::as_array);
+    let Some(entry) = claims.into_iter().flatten().find(|c| c.get("name").and_then(Value::as_str) == Some("idtyp"))
+    else {
+        return IdTyp::Never;
+    };
+    if strings(entry.get("additionalProperties")).iter().any(|p| p == "include_user_token") {
+        IdTyp::AppAndUser
+    } else {
+        IdTyp::AppOnly
     }
 }
 

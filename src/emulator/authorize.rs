@@ -10,18 +10,37 @@
 //! unknown `client_id`, a reply URL the app does not register, none registered) are shown on the
 //! emulator's own page and never redirected. With `--auto-consent` a GET is answered with the
 //! redirect at once, as if the first user (or the `login_hint` one) had clicked Accept.
+//!
+//! Hardening: the consent form carries a token bound to the page it came from (an HMAC over the
+//! tenant, endpoint, parameters and an expiry, keyed by a secret drawn at start), so a form on
+//! another site cannot post a consent (CSRF) and nothing is stored per page; every page forbids
+//! framing (`X-Frame-Options: DENY`, `frame-ancestors 'none'`); sign-in parameters are bounded
+//! ([`MAX_QUERY`] bytes in all, PKCE challenges as RFC 7636 shapes them) before anything of them
+//! is kept with a code.
 
 use super::apps::{AccessKind, Api, App};
 use super::errors::Refusal;
 use super::tenant::{CodeGrant, User};
-use super::token::{parse_form, parse_user_scope, Asked, OIDC_SCOPES};
+use super::token::{is_pkce_value, parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
 use super::{AppState, SharedState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The most bytes of sign-in parameters read: the query of a GET, or the decoded parameters a
+/// consent form posts back. Entra refuses an over-long query with 90015 and documents no limit;
+/// 8 KiB is HTTP's customary bound on a request line (RFC 9110 section 4.1 asks for at least
+/// 8000 octets), far above what MSAL, azure-identity or ASP.NET send.
+pub const MAX_QUERY: usize = 8 * 1024;
+/// The consent form's field carrying the page's token.
+const FORM_TOKEN: &str = "form_token";
+/// How long a consent page's form may be posted, seconds.
+const FORM_LIFETIME: i64 = 3600;
 
 /// Which endpoint was called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +90,19 @@ impl Pending {
     }
 }
 
-/// What the authorize request asks for, once checked.
+/// What the authorize request asks for, once checked: the first resource named (the code's) and
+/// any others, consented up front (the authorize leg may cover several resources).
 struct Ask {
     api: Arc<Api>,
     asked: Asked,
+    others: Vec<(Arc<Api>, Asked)>,
+}
+
+impl Ask {
+    /// Every resource asked, the code's first.
+    fn all(&self) -> impl Iterator<Item = (&Arc<Api>, &Asked)> {
+        std::iter::once((&self.api, &self.asked)).chain(self.others.iter().map(|(a, s)| (a, s)))
+    }
 }
 
 /// An answer shown on the emulator's own page (never redirected).
@@ -120,7 +148,17 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = esc(title)
     );
     let mut r = (status, Html(html)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    // No site may frame a page whose buttons grant consent (clickjacking): the old header for old
+    // browsers, CSP for the rest. The pages load nothing and run no script.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
     r
 }
 
@@ -137,6 +175,10 @@ fn error_page(e: PageError) -> Response {
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
 fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, String>) -> Result<Pending, PageError> {
     st.check_tenant(tenant)?;
+    // `resource` at v2: AADSTS901002 on Entra's own page (MSAL.NET issue 4918 quotes it).
+    if kind == Kind::AuthorizeV2 && params.contains_key("resource") {
+        return Err(Refusal::resource_parameter_not_supported().into());
+    }
     // Only the v2 endpoint needs the tenant named (PROTOCOL 5b); at the older `/common/adminconsent`
     // the administrator signs in and the tenant is theirs, as in the consent document's example.
     if kind == Kind::AdminConsent && tenant.eq_ignore_ascii_case("common") {
@@ -161,23 +203,20 @@ fn prepare(st: &AppState, tenant: &str, kind: Kind, params: HashMap<String, Stri
 
 /// The checks answered by an error redirect: what is asked, and whether it exists.
 fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
-    let asked = match p.kind {
-        Kind::AuthorizeV1 => Asked {
+    let scope = || p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"));
+    let groups = match p.kind {
+        Kind::AuthorizeV1 => vec![Asked {
             resource: p.param("resource").unwrap_or(super::token::GRAPH_APP_ID).to_string(),
             scopes: Vec::new(),
             default: true,
             oidc: vec!["openid".into()],
-        },
-        Kind::AuthorizeV2 => parse_user_scope(p.param("scope").ok_or_else(|| Refusal::missing_parameter("scope"))?)?,
-        Kind::AdminConsent | Kind::AdminConsentLegacy => match p.param("scope") {
-            Some(s) => parse_user_scope(s)?,
-            None => Asked {
-                resource: super::token::GRAPH_APP_ID.into(),
-                scopes: Vec::new(),
-                default: true,
-                oidc: Vec::new(),
-            },
-        },
+        }],
+        // `scope` is required at `/v2.0/adminconsent` (Microsoft's admin consent documentation);
+        // the older `/adminconsent` takes none: what the app is configured for (Graph's `.default`).
+        Kind::AuthorizeV2 | Kind::AdminConsent => parse_scope_resources(scope()?)?,
+        Kind::AdminConsentLegacy => {
+            parse_scope_resources(p.param("scope").unwrap_or("00000003-0000-0000-c000-000000000000/.default"))?
+        }
     };
     if !p.kind.is_admin_consent() {
         let rt = p.param("response_type").ok_or_else(|| Refusal::missing_parameter("response_type"))?;
@@ -185,13 +224,17 @@ fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
             return Err(Refusal::unsupported_response_type(rt));
         }
     }
-    let api = st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
-    for s in &asked.scopes {
-        if api.scope_by_value(s).is_none() {
-            return Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id));
+    let check = |asked: Asked| {
+        let api =
+            st.resource(&asked.resource).ok_or_else(|| Refusal::resource_not_found(&asked.resource, &p.tenant))?;
+        match asked.scopes.iter().find(|s| api.scope_by_value(s).is_none()) {
+            Some(s) => Err(Refusal::unknown_scope(p.client.name(), s, &api.app_id)),
+            None => Ok((api, asked)),
         }
-    }
-    Ok(Ask { api, asked })
+    };
+    let mut checked = groups.into_iter().map(check).collect::<Result<Vec<_>, _>>()?.into_iter();
+    let (api, asked) = checked.next().ok_or_else(|| Refusal::invalid_scope(""))?;
+    Ok(Ask { api, asked, others: checked.collect() })
 }
 
 /// A redirect to the reply URL with `pairs`, in the query (or the fragment with
@@ -254,6 +297,11 @@ fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Respons
     let corr = uuid::Uuid::new_v4().to_string();
     pairs.push(("error_description", e.description(&uuid::Uuid::new_v4().to_string(), &corr, &timestamp())));
     pairs.push(("error_uri", format!("https://login.microsoftonline.com/error?code={}", e.code)));
+    // "admin_consent: Will be set to True ... on an admin consent flow" (the admin consent
+    // documentation; a real Cancel has it too, MicrosoftDocs/azure-docs issue 114009).
+    if p.kind.is_admin_consent() {
+        pairs.push(("admin_consent", "True".to_string()));
+    }
     if let Some(s) = p.param("state") {
         pairs.push(("state", s.to_string()));
     }
@@ -287,8 +335,10 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         perms.extend(required_names(st, &p.client));
     }
     if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
-        for s in &a.asked.scopes {
-            perms.push(format!("{}: {s} (delegated permission)", a.api.display_name));
+        for (api, asked) in a.all() {
+            for s in &asked.scopes {
+                perms.push(format!("{}: {s} (delegated permission)", api.display_name));
+            }
         }
         if a.asked.default && !p.admin() {
             perms.push(format!("{}: the permissions the app is configured for", a.api.display_name));
@@ -324,10 +374,12 @@ fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
         })
         .collect();
     let hidden: String = {
-        let mut keys: Vec<&String> = p.params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision")).collect();
-        keys.sort();
+        let keys = request_keys(&p.params);
+        let token = form_token(st, &p.tenant, p.kind, &p.params, crate::jwt::now_secs() + FORM_LIFETIME);
         keys.iter()
-            .map(|k| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(&p.params[*k])))
+            .map(|k| (k.as_str(), p.params[*k].as_str()))
+            .chain([(FORM_TOKEN, token.as_str())])
+            .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
             .collect()
     };
     let title = if p.admin() { "Permissions requested: accept for your organization" } else { "Permissions requested" };
@@ -375,22 +427,11 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
         Kind::AuthorizeV1 | Kind::AuthorizeV2 => {
             let Some(ask) = ask else { return consent_page(st, p, None) };
             let api = &ask.api;
-            // The user consents to what is asked: the named scopes, or with `.default` the
-            // delegated permissions the app is configured for; OpenID scopes Graph exposes
-            // (openid, profile, email) come with signing in.
-            let mut values: Vec<String> = ask.asked.scopes.clone();
-            if ask.asked.default {
-                values.extend(
-                    p.client
-                        .required
-                        .iter()
-                        .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
-                        .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
-                );
+            // Every resource named is consented up front; the code is for the first.
+            for (other, asked) in &ask.others {
+                st.directory.grant_scopes(&p.client.app_id, other, Some(&user.oid), &consented_values(p, other, asked));
             }
-            values.extend(
-                ask.asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned(),
-            );
+            let values = consented_values(p, api, &ask.asked);
             st.directory.grant_scopes(&p.client.app_id, api, Some(&user.oid), &values);
             let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
             let scopes: Vec<String> = if ask.asked.default {
@@ -429,6 +470,49 @@ fn accept(st: &AppState, p: &Pending, ask: Option<Ask>, user: &User) -> Response
     }
 }
 
+/// What the user consents to on `api`: the named scopes (with `.default`, the app's configured
+/// delegated permissions), and the OpenID scopes Graph exposes, which come with signing in.
+fn consented_values(p: &Pending, api: &Api, asked: &Asked) -> Vec<String> {
+    let mut values: Vec<String> = asked.scopes.clone();
+    if asked.default {
+        values.extend(
+            p.client
+                .required
+                .iter()
+                .filter(|r| r.kind == AccessKind::Scope && api.app_id.eq_ignore_ascii_case(&r.resource_app_id))
+                .filter_map(|r| api.scope_by_id(&r.id).map(|s| s.value.clone())),
+        );
+    }
+    values.extend(asked.oidc.iter().filter(|o| *o != "offline_access" && api.scope_by_value(o).is_some()).cloned());
+    values
+}
+
+/// `prompt=none`: the code at once, or Entra's silent-sign-in errors (`login_required`,
+/// `consent_required`). The emulator keeps no browser session: with `--auto-consent` its scripted
+/// user (`login_hint`'s, else the first) is signed in; without it no one is. Consent is there when
+/// each named scope (OpenID ones aside), or for `.default` some delegated permission, was granted.
+fn silent(st: &AppState, p: &Pending, ask: Ask) -> Response {
+    let signed_in = match (st.auto_consent, p.param("login_hint")) {
+        (false, _) => None,
+        (true, Some(hint)) => st.directory.user(hint),
+        (true, None) => st.directory.users.first(),
+    };
+    let Some(user) = signed_in.cloned() else { return error_redirect(p, &Refusal::login_required(), &[]) };
+    let consented = ask.all().all(|(api, asked)| {
+        let granted = st.directory.scopes(&p.client.app_id, api, &user.oid);
+        let has = |s: &String| OIDC_SCOPES.contains(&s.as_str()) || granted.iter().any(|g| g.eq_ignore_ascii_case(s));
+        if asked.default {
+            !granted.is_empty()
+        } else {
+            asked.scopes.iter().all(has)
+        }
+    });
+    if !consented {
+        return error_redirect(p, &Refusal::silent_consent_required(&p.client.app_id, p.client.name()), &[]);
+    }
+    accept(st, p, Some(ask), &user)
+}
+
 /// Cancel: `access_denied` with AADSTS65004 (and `error_subcode=cancel` on authorize).
 fn cancel(p: &Pending) -> Response {
     let e = Refusal::consent_declined();
@@ -452,12 +536,15 @@ fn respond(
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
-    let ask = match ask(st, &p) {
-        Ok(a) => Some(a),
+    let ask = match ask(st, &p).and_then(|a| check_pkce(&p).map(|()| a)) {
+        Ok(a) => a,
         // The admin-consent endpoints consent to what the app is configured for; a scope they
         // cannot read is reported the same way as on authorize.
         Err(e) => return error_redirect(&p, &e, &[]),
     };
+    if decision.is_none() && !p.kind.is_admin_consent() && p.param("prompt") == Some("none") {
+        return silent(st, &p, ask);
+    }
     let chosen = p.param("user").or(p.param("login_hint"));
     let user = match chosen {
         Some(u) => st.directory.user(u).cloned(),
@@ -466,7 +553,7 @@ fn respond(
     match (decision, st.auto_consent) {
         (Some("cancel"), _) => cancel(&p),
         (Some("accept"), _) | (None, true) => match user {
-            Some(u) => accept(st, &p, ask, &u),
+            Some(u) => accept(st, &p, Some(ask), &u),
             None => error_page(PageError {
                 status: StatusCode::BAD_REQUEST,
                 code: Some(50034),
@@ -478,14 +565,17 @@ fn respond(
                 ),
             }),
         },
-        _ => consent_page(st, &p, ask.as_ref()),
+        _ => consent_page(st, &p, Some(&ask)),
     }
 }
 
 async fn get_kind(st: Arc<AppState>, tenant: String, kind: Kind, q: Option<String>) -> Response {
     super::blocking(move || {
-        let params = parse_form(q.unwrap_or_default().as_bytes());
-        respond(&st, &tenant, kind, params, None)
+        let q = q.unwrap_or_default();
+        if q.len() > MAX_QUERY {
+            return error_page(Refusal::query_too_long(MAX_QUERY).into());
+        }
+        respond(&st, &tenant, kind, parse_form(q.as_bytes()), None)
     })
     .await
 }
@@ -493,10 +583,93 @@ async fn get_kind(st: Arc<AppState>, tenant: String, kind: Kind, q: Option<Strin
 async fn post_kind(st: Arc<AppState>, tenant: String, kind: Kind, body: Bytes) -> Response {
     super::blocking(move || {
         let params = parse_form(&body);
+        // Decoded, the parameters a page's form posts back are never longer than its query was.
+        let size: usize = request_keys(&params).iter().map(|k| k.len() + params[*k].len() + 2).sum();
+        if size > MAX_QUERY {
+            return error_page(Refusal::query_too_long(MAX_QUERY).into());
+        }
+        if let Err(e) = check_form_token(&st, &tenant, kind, &params) {
+            return error_page(e);
+        }
         let decision = params.get("decision").cloned();
         respond(&st, &tenant, kind, params, decision.as_deref())
     })
     .await
+}
+
+/// The sign-in request's own parameter names, sorted: without the consent form's fields.
+fn request_keys(params: &HashMap<String, String>) -> Vec<&String> {
+    let mut keys: Vec<&String> =
+        params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision" | FORM_TOKEN)).collect();
+    keys.sort();
+    keys
+}
+
+/// The MAC binding a consent form to its page: the emulator's form key over the tenant and
+/// endpoint as addressed, the expiry and the request's parameters (line breaks normalised, as
+/// browsers send form values with CRLF).
+fn form_mac(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&st.form_key).expect("HMAC takes keys of any length");
+    let mut feed = |s: &str| {
+        let s = s.replace("\r\n", "\n").replace('\r', "\n");
+        mac.update(&(s.len() as u64).to_be_bytes());
+        mac.update(s.as_bytes());
+    };
+    feed("keycred consent form");
+    feed(tenant);
+    feed(kind.path());
+    feed(&exp.to_string());
+    for k in request_keys(params) {
+        feed(k);
+        feed(&params[k]);
+    }
+    mac
+}
+
+/// `EXPIRY.MAC` for a consent page's form.
+fn form_token(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> String {
+    let mac = form_mac(st, tenant, kind, params, exp).finalize().into_bytes();
+    format!("{exp}.{}", crate::thumbprint::b64url(&mac))
+}
+
+/// A consent POST must carry the token of a page this emulator showed for these very
+/// parameters, not yet expired: a form on another site cannot make one (it cannot read the page).
+fn check_form_token(
+    st: &AppState,
+    tenant: &str,
+    kind: Kind,
+    params: &HashMap<String, String>,
+) -> Result<(), PageError> {
+    let refused = || PageError {
+        status: StatusCode::BAD_REQUEST,
+        code: None,
+        text: "This consent was not posted from the consent page this emulator showed for the request (its form \
+               token is missing, altered, or over an hour old), so nothing was granted. Open the sign-in link again."
+            .into(),
+    };
+    let (exp, mac) = params.get(FORM_TOKEN).and_then(|t| t.split_once('.')).ok_or_else(refused)?;
+    let exp: i64 = exp.parse().map_err(|_| refused())?;
+    let mac = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, mac).map_err(|_| refused())?;
+    if exp < crate::jwt::now_secs() {
+        return Err(refused());
+    }
+    form_mac(st, tenant, kind, params, exp).verify_slice(&mac).map_err(|_| refused())
+}
+
+/// RFC 7636 section 4.2: a `code_challenge` is 43 to 128 characters of the unreserved set (an
+/// S256 one is 43); `code_challenge_method` is `S256` or `plain` (the default). Checked before a
+/// code keeps them, with Entra's codes (501491, 50149).
+fn check_pkce(p: &Pending) -> Result<(), Refusal> {
+    if p.kind.is_admin_consent() {
+        return Ok(());
+    }
+    if p.param("code_challenge").is_some_and(|c| !is_pkce_value(c)) {
+        return Err(Refusal::code_challenge_size());
+    }
+    if p.param("code_challenge_method").is_some_and(|m| m != "S256" && m != "plain") {
+        return Err(Refusal::code_challenge_method());
+    }
+    Ok(())
 }
 
 pub(super) async fn authorize_v1(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {

@@ -1,6 +1,7 @@
 //! Discovery documents as Microsoft's client libraries fetch them: OpenID configuration (v1 and
 //! v2), the JWKS holding the emulator's token-signing key, and instance discovery
-//! (PROTOCOL.md section 6). URLs inside them use the host the client called.
+//! (PROTOCOL.md section 6). URLs inside them use the emulator's own base URL (by the loopback
+//! name the client called, `127.0.0.1` or `localhost`), never a host taken from the request.
 
 use super::AppState;
 use serde_json::{json, Value};
@@ -36,7 +37,7 @@ fn modulus_exponent(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-/// `/.well-known/openid-configuration`. `base` is the URL the client used, `tenant` the path
+/// `/.well-known/openid-configuration`. `base` is the emulator's base URL, `tenant` the path
 /// segment it asked for; for `common`/`organizations` the issuer keeps Entra's `{tenantid}`
 /// placeholder.
 pub(super) fn openid_configuration(st: &AppState, base: &str, tenant: &str, v2: bool) -> Value {

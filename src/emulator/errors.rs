@@ -167,6 +167,29 @@ impl Refusal {
             "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
         )
     }
+    /// 501491: a `code_challenge` that is not 43 to 128 characters of RFC 7636's unreserved set
+    /// (Microsoft's error-code reference: "InvalidCodeChallengeMethodInvalidSize - Invalid size of
+    /// Code_Challenge parameter.").
+    pub fn code_challenge_size() -> Self {
+        Self::new("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+    }
+    /// 50149: a `code_challenge_method` other than `S256` and `plain` (Microsoft's error-code
+    /// reference, entra-docs pull request 1538).
+    pub fn code_challenge_method() -> Self {
+        Self::new("invalid_request", 50149, "Invalid Code_Challenge_method parameter.")
+    }
+    /// 90015: an authorize request whose query is over the emulator's bound (Entra's text as users
+    /// reported it: bitwarden/server issue 953, DuendeArchive/Support issue 770).
+    pub fn query_too_long(limit: usize) -> Self {
+        Self::new(
+            "invalid_request",
+            90015,
+            format!(
+                "Requested query string is too long. (This emulator reads at most {limit} bytes of sign-in \
+                 parameters; Entra's own limit is not documented.)"
+            ),
+        )
+    }
     /// 9002313 for a refresh token the emulator cannot read.
     pub fn bad_refresh_token() -> Self {
         Self::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
@@ -196,6 +219,31 @@ impl Refusal {
                      Scopes of more than one resource were requested."
             ),
         )
+    }
+    /// 70011: `.default` asked together with named scopes, which Entra refuses in user flows as
+    /// in client credentials (observed wording, e.g. oauth2-proxy issue 2158 and MSAL.js issues
+    /// 1063 and 4071).
+    pub fn default_combined(scope: &str) -> Self {
+        let mut r = Self::invalid_scope(scope);
+        r.text.push_str(" .default scope can't be combined with resource-specific scopes.");
+        r
+    }
+    /// 901002: `resource` sent to a v2 endpoint, which takes `scope` instead (the AADSTS
+    /// reference, <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
+    pub fn resource_parameter_not_supported() -> Self {
+        Self::new("invalid_request", 901002, "The 'resource' request parameter is not supported.")
+    }
+    /// 50058 with `error=login_required`: `prompt=none` and no signed-in user to sign in silently.
+    pub fn login_required() -> Self {
+        Self::new("login_required", 50058, "A silent sign-in request was sent but no user is signed in.")
+    }
+    /// 65001 with `error=consent_required` (OpenID Connect Core 3.1.2.6): `prompt=none` and a
+    /// permission the user has not consented to, which only an interactive request can ask.
+    pub fn silent_consent_required(client_id: &str, name: &str) -> Self {
+        let mut r = Self::consent_required(client_id, name);
+        r.error = "consent_required";
+        r.suberror = None;
+        r
     }
     /// 70005: a `response_type` other than `code`.
     pub fn unsupported_response_type(rt: &str) -> Self {
@@ -405,10 +453,11 @@ impl Refusal {
             format!("Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256,PS256'"),
         )
     }
-    /// 700027, "The key was not found.": the thumbprint matches no registered certificate.
+    /// 700027, "The key was not found.": the thumbprint matches no registered certificate, in
+    /// Entra's current wording (MSAL.js issue 8339, 2026; Keycloak issue 19425, 2023).
     pub fn key_not_found(thumbprint_hex: &str, client_id: &str) -> Self {
         Self::new("invalid_client", 700027, format!(
-            "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint_hex}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}']."
+            "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint_hex}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}']."
         ))
     }
     /// 700027 for a registered key used outside its start/end dates.

@@ -19,15 +19,17 @@ pub mod errors;
 mod generate;
 mod graph;
 mod serve;
+mod signins;
 mod tenant;
 mod throttle;
 mod tls;
 mod token;
 
 pub use generate::{generate_tenant, TenantSummary};
+pub use graph::odata::{query_matches as graph_query_matches, QueryError as GraphQueryError};
 
 pub use crate::authority::EndpointVersion;
-pub use apps::{AccessKind, Api, App, Permission, RequiredAccess, TokenVersion};
+pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
@@ -51,6 +53,8 @@ use tenant::Tenant;
 
 /// Largest request body accepted (larger ones get 413).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Longest resource name (URI or app id) a request may give; longer ones name no resource.
+pub const MAX_RESOURCE: usize = 2048;
 
 /// How to run the emulator.
 #[derive(Clone, Debug)]
@@ -95,6 +99,9 @@ pub struct EmulatorConfig {
     pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
+    /// The tenant's default app management policy (`--app-policy`): its body as served, and
+    /// what it restricts.
+    pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
 }
 
 impl EmulatorConfig {
@@ -119,6 +126,7 @@ impl EmulatorConfig {
             user_token_lifetime: None,
             read_timeout: READ_TIMEOUT,
             throttle: None,
+            app_policy: None,
         }
     }
 }
@@ -147,7 +155,6 @@ pub struct AppState {
     directory: Tenant,
     grants: Vec<(String, Vec<String>)>,
     secret: Option<SecretString>,
-    tls: bool,
     signing_key: PrivateKey,
     signing_cert: Certificate,
     kid: String,
@@ -162,6 +169,12 @@ pub struct AppState {
     code_lifetime: i64,
     user_token_lifetime: Option<i64>,
     throttle: Option<throttle::Throttle>,
+    /// Drawn at start: the key of the tokens binding consent forms to their pages.
+    form_key: [u8; 32],
+    /// The tenant's default app management policy, when one is given.
+    app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
+    /// Each credential's latest sign-in, for Graph's credential activity report.
+    sign_ins: signins::SignIns,
 }
 
 impl AppState {
@@ -226,6 +239,11 @@ impl AppState {
     /// base URL names Microsoft Graph), or one known only from `--grant` (a v1 resource with a
     /// derived app id).
     pub fn resource(&self, identifier: &str) -> Option<Arc<Api>> {
+        // Resource names are kept with codes and refresh tokens: none is longer than this (a
+        // trailing run of `/` would otherwise still name a `--grant` resource).
+        if identifier.len() > MAX_RESOURCE {
+            return None;
+        }
         let named = if self.is_own_url(identifier) { token::GRAPH_APP_ID } else { identifier };
         if let Some(api) = self.registry.resource(named) {
             return Some(api);
@@ -239,6 +257,7 @@ impl AppState {
                 scopes: Vec::new(),
                 app_roles: Vec::new(),
                 builtin: true,
+                idtyp: apps::IdTyp::Never,
             })
         })
     }
@@ -260,16 +279,22 @@ impl AppState {
         roles
     }
 
-    /// `scheme://host` as the client addressed us (Host header), falling back to the URI: used
-    /// only in discovery documents, so that a client that called `localhost` is sent there.
+    /// The base URL for discovery documents and its host: one of the emulator's own configured
+    /// names, the one the client addressed (a client that called `localhost` is sent there),
+    /// else the configured base URL. The `Host` header only picks among those names: a forged
+    /// one never reaches a document, whose `token_endpoint` and `jwks_uri` clients trust.
     fn request_base(&self, headers: &HeaderMap, uri: &Uri) -> (String, String) {
-        let host = uri
+        let asked = uri
             .authority()
             .map(|a| a.as_str().to_string())
-            .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-            .unwrap_or_else(|| "localhost".to_string());
-        let scheme = if self.tls { "https" } else { "http" };
-        (format!("{scheme}://{host}"), host)
+            .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
+        let host_of = |b: &str| b.split_once("://").map_or(String::new(), |(_, h)| h.to_string());
+        let base = asked
+            .and_then(|a| self.base_urls.iter().find(|b| host_of(b).eq_ignore_ascii_case(&a)))
+            .unwrap_or(&self.base_url)
+            .clone();
+        let host = host_of(&base);
+        (base, host)
     }
 }
 
@@ -642,13 +667,15 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         user_token_lifetime: cfg.user_token_lifetime,
         grants: cfg.grants.clone(),
         secret: cfg.secret.clone(),
-        tls: cfg.tls,
         signing_key,
         signing_cert: signing_cert.clone(),
         kid,
         log: cfg.log,
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
+        form_key: rand::random(),
+        app_policy: cfg.app_policy.clone(),
+        sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -727,7 +754,7 @@ fn tls_setup(
             d
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    crate::fsio::create_private_dir(&dir)?;
     let path = dir.join("emulator-ca.pem");
     crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
     Ok((Some(material.config), Some(path), temp))

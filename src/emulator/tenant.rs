@@ -9,10 +9,30 @@
 //! which become `scp` in user tokens). A user's consent on the consent page grants the scopes
 //! asked, for that user only. Consent is a snapshot: permissions added to the manifest later
 //! need consent again. It is held in memory, for the life of the emulator.
+//!
+//! Codes and refresh tokens in flight are bounded ([`MAX_CODES`], [`MAX_REFRESH_TOKENS`] and the
+//! bytes they hold), so that a flood of sign-ins, even unauthenticated ones, cannot grow the
+//! emulator without end: each is forgotten at its expiry, and when a bound is reached the oldest
+//! goes first.
 
 use super::apps::{AccessKind, Api, App, Registry};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
+
+/// Most authorization codes held at once (redeemed ones count until they are forgotten).
+pub const MAX_CODES: usize = 4096;
+/// Most bytes the held codes may take (a code carries its request's `nonce`, PKCE challenge and
+/// resource: up to some kilobytes each).
+pub const MAX_CODE_BYTES: usize = 4 << 20;
+/// Most refresh tokens held at once.
+pub const MAX_REFRESH_TOKENS: usize = 4096;
+/// Most bytes the held refresh tokens may take.
+pub const MAX_REFRESH_BYTES: usize = 4 << 20;
+/// A code is forgotten an hour after it expires: until then, redeeming it says "expired"
+/// (70008) rather than "not valid" (70000).
+const EXPIRED_CODE_GRACE: i64 = 3600;
+/// Refresh tokens are forgotten after 90 days, Entra's inactivity limit for them.
+const REFRESH_LIFETIME: i64 = 90 * 24 * 3600;
 
 /// A user of the tenant (a work account).
 #[derive(Clone, Debug)]
@@ -87,6 +107,27 @@ pub struct CodeGrant {
     pub redeemed: bool,
 }
 
+impl CodeGrant {
+    /// Bytes it takes in memory, about.
+    fn weight(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Self>()
+            + self.client_id.len()
+            + opt(&self.redirect_uri)
+            + self.resource.len()
+            + strings_weight(&self.scopes)
+            + strings_weight(&self.oidc)
+            + self.user_oid.len()
+            + opt(&self.nonce)
+            + self.pkce.as_ref().map_or(0, |(c, m)| c.len() + m.len())
+    }
+}
+
+/// Bytes a list of strings takes, about.
+fn strings_weight(v: &[String]) -> usize {
+    v.iter().map(|s| s.len() + std::mem::size_of::<String>()).sum()
+}
+
 /// A refresh token's grant.
 #[derive(Clone, Debug)]
 pub struct RefreshGrant {
@@ -100,6 +141,75 @@ pub struct RefreshGrant {
     pub scopes: Vec<String>,
     /// OpenID scopes of the original grant.
     pub oidc: Vec<String>,
+}
+
+impl RefreshGrant {
+    /// Bytes it takes in memory, about.
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.client_id.len()
+            + self.user_oid.len()
+            + self.resource.len()
+            + strings_weight(&self.scopes)
+            + strings_weight(&self.oidc)
+    }
+}
+
+/// Grants in flight under the random tokens handed out for them, oldest first, within a count
+/// and a byte budget. Every entry of one table lives as long as the others, so the oldest is
+/// also the first to expire: expired entries are dropped from the front at each insertion, and
+/// when the budget is still exceeded, the oldest live ones go too.
+struct Bounded<T> {
+    items: HashMap<String, Held<T>>,
+    order: VecDeque<String>,
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+}
+
+struct Held<T> {
+    value: T,
+    /// Unix time from which the entry is forgotten.
+    forget_at: i64,
+    bytes: usize,
+}
+
+impl<T> Bounded<T> {
+    fn new(max_items: usize, max_bytes: usize) -> Self {
+        Bounded { items: HashMap::new(), order: VecDeque::new(), bytes: 0, max_items, max_bytes }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(k) = self.order.pop_front() {
+            if let Some(h) = self.items.remove(&k) {
+                self.bytes -= h.bytes;
+            }
+        }
+    }
+
+    fn insert(&mut self, key: String, value: T, weight: usize, forget_at: i64, now: i64) {
+        while self.order.front().is_some_and(|k| self.items.get(k).is_none_or(|h| h.forget_at <= now)) {
+            self.pop_oldest();
+        }
+        let bytes = weight + 2 * key.len();
+        while !self.order.is_empty() && (self.items.len() >= self.max_items || self.bytes + bytes > self.max_bytes) {
+            self.pop_oldest();
+        }
+        self.bytes += bytes;
+        self.order.push_back(key.clone());
+        self.items.insert(key, Held { value, forget_at, bytes });
+    }
+
+    /// The live entry under `key`.
+    fn get_mut(&mut self, key: &str, now: i64) -> Option<&mut T> {
+        self.items.get_mut(key).filter(|h| h.forget_at > now).map(|h| &mut h.value)
+    }
+
+    /// How many entries are held, and their bytes.
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        (self.items.len(), self.bytes)
+    }
 }
 
 /// Who granted a delegated permission.
@@ -130,8 +240,8 @@ pub struct Tenant {
     /// Users; the first is the one the consent page offers first.
     pub users: Vec<User>,
     grants: Mutex<Grants>,
-    codes: Mutex<HashMap<String, CodeGrant>>,
-    refresh: Mutex<HashMap<String, RefreshGrant>>,
+    codes: Mutex<Bounded<CodeGrant>>,
+    refresh: Mutex<Bounded<RefreshGrant>>,
 }
 
 fn random_token(prefix: &str) -> String {
@@ -149,8 +259,8 @@ impl Tenant {
             domains,
             users,
             grants: Mutex::default(),
-            codes: Mutex::default(),
-            refresh: Mutex::default(),
+            codes: Mutex::new(Bounded::new(MAX_CODES, MAX_CODE_BYTES)),
+            refresh: Mutex::new(Bounded::new(MAX_REFRESH_TOKENS, MAX_REFRESH_BYTES)),
         }
     }
 
@@ -232,10 +342,8 @@ impl Tenant {
     pub fn issue_code(&self, grant: CodeGrant) -> String {
         let code = random_token("1.A");
         if let Ok(mut codes) = self.codes.lock() {
-            let now = crate::jwt::now_secs();
-            // Forget codes long expired, so the map stays small.
-            codes.retain(|_, c| c.expires_at + 3600 > now);
-            codes.insert(code.clone(), grant);
+            let (weight, forget_at) = (grant.weight(), grant.expires_at.saturating_add(EXPIRED_CODE_GRACE));
+            codes.insert(code.clone(), grant, weight, forget_at, crate::jwt::now_secs());
         }
         code
     }
@@ -244,7 +352,7 @@ impl Tenant {
     /// second redemption sees `redeemed`).
     pub fn redeem_code(&self, code: &str) -> Option<CodeGrant> {
         let mut codes = self.codes.lock().ok()?;
-        let c = codes.get_mut(code)?;
+        let c = codes.get_mut(code, crate::jwt::now_secs())?;
         let before = c.clone();
         c.redeemed = true;
         Some(before)
@@ -254,14 +362,24 @@ impl Tenant {
     pub fn issue_refresh(&self, grant: RefreshGrant) -> String {
         let token = random_token("1.AR");
         if let Ok(mut r) = self.refresh.lock() {
-            r.insert(token.clone(), grant);
+            let now = crate::jwt::now_secs();
+            let weight = grant.weight();
+            r.insert(token.clone(), grant, weight, now.saturating_add(REFRESH_LIFETIME), now);
         }
         token
     }
 
     /// The grant of a refresh token (which stays valid, as in Entra).
     pub fn refresh_grant(&self, token: &str) -> Option<RefreshGrant> {
-        self.refresh.lock().ok()?.get(token).cloned()
+        self.refresh.lock().ok()?.get_mut(token, crate::jwt::now_secs()).map(|g| g.clone())
+    }
+
+    /// Codes and refresh tokens held: `((codes, bytes), (refresh tokens, bytes))`.
+    #[cfg(test)]
+    fn in_flight(&self) -> ((usize, usize), (usize, usize)) {
+        let codes = self.codes.lock().map(|c| c.size()).unwrap_or_default();
+        let refresh = self.refresh.lock().map(|r| r.size()).unwrap_or_default();
+        (codes, refresh)
     }
 }
 
@@ -279,5 +397,91 @@ mod tests {
         assert_eq!(u.oid, User::parse("MEGAN@x.onmicrosoft.com", "y").unwrap().oid, "oid ignores case");
         assert!(User::parse("@x", "d").is_err());
         assert!(User::parse("a b@x", "d").is_err());
+    }
+
+    fn tenant() -> Tenant {
+        Tenant::new("72f988bf-86f1-41af-91ab-2d7cd011db47", vec!["x.onmicrosoft.com".into()], Vec::new())
+    }
+
+    /// A code as a sign-in with the largest parameters leaves it: an 8 KB `nonce`.
+    fn code(nonce_len: usize, expires_at: i64) -> CodeGrant {
+        CodeGrant {
+            client_id: "6731de76-14a6-49ae-97bc-6eba6914391e".into(),
+            redirect_uri: Some("http://localhost/callback".into()),
+            resource: "00000003-0000-0000-c000-000000000000".into(),
+            scopes: vec!["User.Read".into()],
+            oidc: vec!["openid".into()],
+            user_oid: "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6".into(),
+            nonce: Some("n".repeat(nonce_len)),
+            pkce: Some(("c".repeat(128), "S256".into())),
+            expires_at,
+            redeemed: false,
+        }
+    }
+
+    fn refresh() -> RefreshGrant {
+        RefreshGrant {
+            client_id: "6731de76-14a6-49ae-97bc-6eba6914391e".into(),
+            user_oid: "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6".into(),
+            resource: "00000003-0000-0000-c000-000000000000".into(),
+            scopes: vec!["User.Read".into()],
+            oidc: vec!["openid".into(), "offline_access".into()],
+        }
+    }
+
+    #[test]
+    fn codes_in_flight_stay_within_their_budget_however_many_are_issued() {
+        let t = tenant();
+        let later = crate::jwt::now_secs() + 600;
+        let fill = |n: usize| {
+            let mut last = String::new();
+            for _ in 0..n {
+                last = t.issue_code(code(8 * 1024, later));
+            }
+            last
+        };
+        fill(1_000);
+        let after_n = t.in_flight().0;
+        let newest = fill(10_000);
+        let after_10n = t.in_flight().0;
+        // Large codes meet the byte budget first: the same number held after N and after 10N.
+        assert!(after_n.1 <= MAX_CODE_BYTES && after_10n.1 <= MAX_CODE_BYTES, "{after_n:?} {after_10n:?}");
+        assert_eq!(after_n, after_10n);
+        assert!(after_10n.0 > 100, "the budget still holds hundreds of sign-ins: {after_10n:?}");
+        // The newest is redeemable; the oldest went first.
+        assert!(t.redeem_code(&newest).is_some());
+        // Small codes meet the count bound.
+        for _ in 0..MAX_CODES + 500 {
+            t.issue_code(code(36, later));
+        }
+        assert_eq!(t.in_flight().0 .0, MAX_CODES);
+    }
+
+    #[test]
+    fn codes_are_forgotten_an_hour_after_they_expire() {
+        let t = tenant();
+        let now = crate::jwt::now_secs();
+        let old = t.issue_code(code(36, now - EXPIRED_CODE_GRACE - 1));
+        assert!(t.redeem_code(&old).is_none(), "past the grace hour: forgotten");
+        // Expired, but within the hour: still known, so that redeeming it says "expired".
+        let recent = t.issue_code(code(36, now - 60));
+        assert!(t.redeem_code(&recent).is_some());
+        // The forgotten one is gone from memory too, not only hidden.
+        assert_eq!(t.in_flight().0 .0, 1, "{:?}", t.in_flight());
+    }
+
+    #[test]
+    fn refresh_tokens_in_flight_are_bounded() {
+        let t = tenant();
+        let first = t.issue_refresh(refresh());
+        for _ in 0..MAX_REFRESH_TOKENS {
+            t.issue_refresh(refresh());
+        }
+        let last = t.issue_refresh(refresh());
+        let (n, bytes) = t.in_flight().1;
+        assert_eq!(n, MAX_REFRESH_TOKENS);
+        assert!(bytes <= MAX_REFRESH_BYTES, "{bytes}");
+        assert!(t.refresh_grant(&first).is_none(), "the oldest went first");
+        assert!(t.refresh_grant(&last).is_some());
     }
 }

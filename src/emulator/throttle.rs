@@ -29,11 +29,6 @@ impl Throttle {
         Throttle { rate, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// Requests per second per client.
-    pub fn rate(&self) -> f64 {
-        self.rate
-    }
-
     fn capacity(&self) -> f64 {
         self.rate.max(1.0)
     }

@@ -10,11 +10,14 @@
 //!
 //! Checks run in the order that leaks least: the assertion's key and signature are verified
 //! before any of its claims is judged, so an unsigned or forged token learns nothing about what
-//! else would have been accepted. The assertion's `aud` must name the emulator's own configured
-//! base URL; the request's `Host` header plays no part.
+//! else would have been accepted. One comparison comes first, as in Entra: an `iss` naming
+//! another application than `client_id` is 700021 before any key is looked for (both values are
+//! the caller's own, so it tells nothing about what is registered). The assertion's `aud` must
+//! name the emulator's own configured base URL; the request's `Host` header plays no part.
 
-use super::apps::{Api, App, TokenVersion};
+use super::apps::{Api, App, IdTyp, TokenVersion};
 use super::errors::{token_response_headers, Refusal, RequestLog};
+use super::signins::{KeyKind, UsedCredential};
 use super::tenant::{RefreshGrant, User};
 use super::{AppState, EndpointVersion};
 use crate::cert::SignatureAlg;
@@ -91,6 +94,9 @@ struct Req<'a> {
     /// The URLs an assertion's `aud` may name: the emulator's own base URLs with this path.
     endpoints: Vec<String>,
     form: HashMap<String, String>,
+    /// The client's credential, once [`authenticate`] has accepted it: the token issued is a
+    /// sign-in with it.
+    signed_in: std::cell::RefCell<Option<(String, UsedCredential)>>,
 }
 
 impl Req<'_> {
@@ -123,11 +129,13 @@ pub(super) fn handle(
     let correlation = correlation_header(headers)
         .or_else(|| form.get("client-request-id").filter(|v| uuid::Uuid::parse_str(v).is_ok()).cloned());
     let endpoints = st.base_urls.iter().map(|b| format!("{b}{path}")).collect();
-    let req = Req { st, tenant, version, endpoints, form };
+    let req = Req { st, tenant, version, endpoints, form, signed_in: Default::default() };
     match issue(&req, basic) {
         Ok(body) => {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            record_sign_in(&req, &request_id);
             let mut resp = Json(body).into_response();
-            token_response_headers(&mut resp, &uuid::Uuid::new_v4().to_string());
+            token_response_headers(&mut resp, &request_id);
             resp.extensions_mut().insert(RequestLog { client_id, code: None });
             resp
         }
@@ -137,6 +145,10 @@ pub(super) fn handle(
 
 fn issue(req: &Req, basic: Option<Result<(String, SecretString), Refusal>>) -> Result<Value, Refusal> {
     req.st.check_tenant(req.tenant)?;
+    // The v2 endpoint names resources in `scope` only; `resource` is refused whatever the grant.
+    if req.version == EndpointVersion::V2 && req.field("resource").is_some() {
+        return Err(Refusal::resource_parameter_not_supported());
+    }
     let grant_type = req.require("grant_type")?;
     let basic = basic.transpose()?;
     let client_id = match &basic {
@@ -190,15 +202,29 @@ fn authenticate(req: &Req, client_id: &str, basic_secret: Option<&str>) -> Resul
             Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
             None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
-        verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, crate::dates::now())?;
+        let now = crate::dates::now();
+        let key = verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, now)?;
+        *req.signed_in.borrow_mut() = key.key_id.clone().map(|key_id| {
+            let used = UsedCredential {
+                key_id,
+                kind: KeyKind::Certificate,
+                start: key.effective_start(),
+                end: key.effective_end(),
+            };
+            (app.app_id.clone(), used)
+        });
         ClientProof::Certificate
     } else if let Some(secret) = basic_secret.or(req.field("client_secret")) {
-        // The emulator-wide `--secret-env` secret, or one added to this app by addPassword.
-        let ok = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
-            || super::graph::passwords::secret_matches(&app, secret, crate::dates::now());
-        if !ok {
-            return Err(Refusal::bad_secret(client_id));
-        }
+        // The emulator-wide `--secret-env` secret (no credential of the app: nothing recorded),
+        // or one added to this app by addPassword.
+        let shared = st.secret.as_ref().is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()));
+        let own = if shared {
+            None
+        } else {
+            let used = super::graph::passwords::matching_secret(&app, secret, crate::dates::now());
+            Some(used.ok_or_else(|| Refusal::bad_secret(client_id))?)
+        };
+        *req.signed_in.borrow_mut() = own.map(|used| (app.app_id.clone(), used));
         ClientProof::Secret
     } else {
         return Err(Refusal::missing_credential());
@@ -243,11 +269,25 @@ enum Subject<'a> {
     User { user: &'a User, scopes: Vec<String> },
 }
 
-fn uti() -> String {
+/// `n` random bytes, base64url: the opaque values Entra puts in `uti`, `aio`, `rh` and Graph's
+/// `nonce` header.
+fn opaque(n: usize) -> String {
     use rand::RngCore;
-    let mut b = [0u8; 16];
+    let mut b = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut b);
     b64url(&b)
+}
+
+fn uti() -> String {
+    opaque(16)
+}
+
+/// The opaque claims Entra puts in every token it issues, access and ID tokens alike (the
+/// access-token claims reference lists `aio` and `rh` as internal claims resources must not
+/// use): random here, so that nothing can depend on their content.
+fn insert_opaque_claims(c: &mut Map<String, Value>) {
+    c.insert("aio".into(), json!(opaque(48)));
+    c.insert("rh".into(), json!(format!("0.{}.", opaque(40))));
 }
 
 /// `sub` of user tokens: pairwise, so that two apps cannot correlate a user by it (`oid` is
@@ -263,15 +303,75 @@ fn v2_issuer(tid: &str) -> String {
     format!("https://login.microsoftonline.com/{tid}/v2.0")
 }
 
-fn sign(st: &AppState, v1_header: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
-    let mut header = Map::new();
-    header.insert("typ".into(), json!("JWT"));
-    if v1_header {
-        header.insert("x5t".into(), json!(st.kid));
+/// Signs `claims` with the tenant's key, header `typ`, `alg`, (`x5t` for v1,) `kid`. A Microsoft
+/// Graph token (`graph`) also carries a `nonce` header and is signed over the header in which
+/// that nonce is replaced by its base64url SHA-256, as Graph's own tokens are: a third party that
+/// verifies it as an ordinary JWT fails, as against Entra, where Microsoft's access-token
+/// documentation warns that tokens for Microsoft's APIs "can use a special format that will not
+/// validate as a JWT" (and AzureAD identitymodel issue 609 shows the nonce transform).
+fn sign(st: &AppState, v1_header: bool, graph: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
+    let header = |nonce: Option<&str>| {
+        let mut h = Map::new();
+        h.insert("typ".into(), json!("JWT"));
+        if let Some(n) = nonce {
+            h.insert("nonce".into(), json!(n));
+        }
+        h.insert("alg".into(), json!(SignatureAlg::Rs256.jose()));
+        if v1_header {
+            h.insert("x5t".into(), json!(st.kid));
+        }
+        h.insert("kid".into(), json!(st.kid));
+        b64url(&serde_json::to_vec(&Value::Object(h)).unwrap_or_default())
+    };
+    let nonce = graph.then(|| opaque(32));
+    let hashed = nonce.as_deref().map(|n| b64url(&sha256(n.as_bytes())));
+    let payload = b64url(&serde_json::to_vec(&Value::Object(claims)).unwrap_or_default());
+    let signed = format!("{}.{payload}", header(hashed.as_deref()));
+    let signature = st
+        .signing_key
+        .sign(SignatureAlg::Rs256, signed.as_bytes())
+        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
+    Ok(format!("{}.{payload}.{}", header(nonce.as_deref()), b64url(&signature)))
+}
+
+/// Whether `d` bears this tenant's signature, as Entra and Graph check the tokens they issued:
+/// over the header as sent, or, for a token with a `nonce` header (Graph's), over the header
+/// whose nonce is replaced by its base64url SHA-256 (see [`sign`]).
+pub(super) fn signed_by_tenant(st: &AppState, d: &jwt::Decoded) -> bool {
+    let public = st.signing_cert.rsa_public_key().unwrap_or_default();
+    if d.alg() != Some("RS256") {
+        return false;
     }
-    header.insert("kid".into(), json!(st.kid));
-    jwt::sign(&st.signing_key, SignatureAlg::Rs256, header, &Value::Object(claims))
-        .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))
+    let Some(nonce) = d.header.get("nonce").and_then(Value::as_str) else {
+        return d.verify(SignatureAlg::Rs256, public);
+    };
+    let mut header = d.header.clone();
+    header.insert("nonce".into(), json!(b64url(&sha256(nonce.as_bytes()))));
+    let payload = d.signing_input.split_once('.').map_or("", |(_, p)| p);
+    let Ok(h) = serde_json::to_vec(&Value::Object(header)) else { return false };
+    SignatureAlg::Rs256.verify(public, format!("{}.{payload}", b64url(&h)).as_bytes(), &d.signature)
+}
+
+/// Whether a token this tenant issued is app-only: `idtyp` says so when the resource asked for
+/// it; otherwise a user token has a delegated `scp` or a user's name claims (a user token
+/// without any delegated permission has no `scp`), and an app-only token neither.
+pub(super) fn is_app_only(d: &jwt::Decoded) -> bool {
+    match d.claim_str("idtyp") {
+        Some(t) => t == "app",
+        None => {
+            let user_claims = ["upn", "preferred_username", "unique_name"].iter().any(|n| d.claim_str(n).is_some());
+            d.claim_str("scp").is_none() && !user_claims
+        }
+    }
+}
+
+/// An unsigned JWT (`alg` `none`, empty signature), the v1 endpoint's ID token: Microsoft's v1
+/// authorization code documentation describes it as "An unsigned JSON Web Token (JWT)" and
+/// shows the header `{"typ": "JWT", "alg": "none"}`.
+fn unsigned(claims: Map<String, Value>) -> String {
+    let header = json!({"typ": "JWT", "alg": "none"});
+    let part = |v: &Value| b64url(&serde_json::to_vec(v).unwrap_or_default());
+    format!("{}.{}.", part(&header), part(&Value::Object(claims)))
 }
 
 /// Issues an access token for `api` (named `requested` in the request) to `client`, in the
@@ -285,14 +385,7 @@ fn mint(
     subject: Subject,
 ) -> Result<Minted, Refusal> {
     let now = jwt::now_secs();
-    let lifetime = match subject {
-        Subject::App { .. } => TOKEN_LIFETIME,
-        // User tokens live a random 60 to 90 minutes, as Entra's do.
-        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
-            use rand::Rng;
-            rand::thread_rng().gen_range(3600..=5400)
-        }),
-    };
+    let lifetime = lifetime(st, &subject);
     let (nbf, exp) = (now - BACKDATE, now + lifetime);
     let tid = &st.tenant;
     let v1 = api.token_version == TokenVersion::V1;
@@ -304,6 +397,10 @@ fn mint(
     c.insert("iat".into(), json!(nbf));
     c.insert("nbf".into(), json!(nbf));
     c.insert("exp".into(), json!(exp));
+    insert_opaque_claims(&mut c);
+    if let Some(t) = idtyp(api, &subject) {
+        c.insert("idtyp".into(), json!(t));
+    }
     match &subject {
         Subject::App { roles } => {
             if v1 {
@@ -314,7 +411,6 @@ fn mint(
                 c.insert("azp".into(), json!(client.app_id));
                 c.insert("azpacr".into(), json!(auth.acr()));
             }
-            c.insert("idtyp".into(), json!("app"));
             c.insert("oid".into(), json!(client.sp_object_id));
             if !roles.is_empty() {
                 c.insert("roles".into(), json!(roles));
@@ -354,7 +450,31 @@ fn mint(
     c.insert("tid".into(), json!(tid));
     c.insert("uti".into(), json!(uti()));
     c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
-    Ok(Minted { token: sign(st, v1, c)?, nbf, exp, expires_in: lifetime })
+    let graph = api.app_id.eq_ignore_ascii_case(GRAPH_APP_ID);
+    Ok(Minted { token: sign(st, v1, graph, c)?, nbf, exp, expires_in: lifetime })
+}
+
+/// How long a token lives: app-only tokens 3599 s; user tokens a random 60 to 90 minutes, as
+/// Entra's do (unless the configuration fixes it, for tests of expiry).
+fn lifetime(st: &AppState, subject: &Subject) -> i64 {
+    match subject {
+        Subject::App { .. } => TOKEN_LIFETIME,
+        Subject::User { .. } => st.user_token_lifetime.unwrap_or_else(|| {
+            use rand::Rng;
+            rand::thread_rng().gen_range(3600..=5400)
+        }),
+    }
+}
+
+/// The `idtyp` claim of a token for `api`: only when the resource asks for the optional claim
+/// (`optionalClaims.accessToken`), `app` in app-only tokens and, with `include_user_token`,
+/// `user` in user tokens (Microsoft's optional-claims reference).
+fn idtyp(api: &Api, subject: &Subject) -> Option<&'static str> {
+    match (subject, api.idtyp) {
+        (Subject::App { .. }, IdTyp::AppOnly | IdTyp::AppAndUser) => Some("app"),
+        (Subject::User { .. }, IdTyp::AppAndUser) => Some("user"),
+        _ => None,
+    }
 }
 
 /// An ID token for `user` signed in to `client`: its version follows the endpoint (ID tokens
@@ -375,6 +495,7 @@ fn id_token(
     c.insert("iat".into(), json!(now - BACKDATE));
     c.insert("nbf".into(), json!(now - BACKDATE));
     c.insert("exp".into(), json!(now + 3600));
+    insert_opaque_claims(&mut c);
     if v1 {
         c.insert("amr".into(), json!(["pwd"]));
         let (given, family) = user.given_family();
@@ -397,7 +518,13 @@ fn id_token(
     }
     c.insert("uti".into(), json!(uti()));
     c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
-    sign(st, v1, c)
+    // The v1 endpoint's ID tokens are unsigned, as Microsoft's v1 protocol documentation shows
+    // them; v2's are signed.
+    if v1 {
+        Ok(unsigned(c))
+    } else {
+        sign(st, false, false, c)
+    }
 }
 
 fn app_only_body(version: EndpointVersion, m: &Minted, resource: &str) -> Value {
@@ -441,50 +568,84 @@ impl Asked {
     }
 }
 
-/// Splits a v2 `scope` parameter (PROTOCOL.md section 5b): `{resource}/{value}`,
-/// `{resource}/.default`, bare values (Microsoft Graph's), and OpenID scopes. All resource
-/// scopes must name one resource (70011 otherwise). With only OpenID scopes, the resource is
-/// Microsoft Graph, as Entra does.
-pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
-    let mut resource: Option<String> = None;
-    let mut scopes = Vec::new();
-    let mut default = false;
+/// The OpenID scopes of a `scope` parameter, once each (they are kept with the refresh token).
+fn oidc_scopes(scope: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in scope.split_whitespace().filter_map(|s| OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s))) {
+        if !out.iter().any(|x| x == o) {
+            out.push(o.to_string());
+        }
+    }
+    out
+}
+
+/// Splits a v2 `scope` parameter into what it asks of each resource, in the order they are
+/// first named (PROTOCOL.md section 5b): `{resource}/{value}`, `{resource}/.default`, bare values
+/// (Microsoft Graph's), and OpenID scopes (kept with every resource). `.default` beside any
+/// named scope is 70011, as Entra answers (".default scope can't be combined with
+/// resource-specific scopes": oauth2-proxy issue 2158, MSAL.js issues 1063 and 4071). With only
+/// OpenID scopes, the resource is Microsoft Graph, as Entra does. The authorize leg may name
+/// several resources (Microsoft's authorization code documentation: "For the /authorize leg of
+/// the request, this parameter can cover multiple resources"); the token leg takes one
+/// ([`parse_user_scope`]).
+pub(super) fn parse_scope_resources(scope: &str) -> Result<Vec<Asked>, Refusal> {
+    let mut groups: Vec<Asked> = Vec::new();
     let mut oidc = Vec::new();
     for s in scope.split_whitespace() {
         if let Some(o) = OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(s)) {
-            oidc.push(o.to_string());
+            // Once each: what is asked is kept with the code and the refresh token.
+            if !oidc.iter().any(|x| x == o) {
+                oidc.push(o.to_string());
+            }
             continue;
         }
         let (r, value) = match s.rfind('/') {
             // `https://x//.default` names `https://x/`.
-            Some(i) => (s[..i].to_string(), &s[i + 1..]),
-            None => (GRAPH_APP_ID.to_string(), s),
+            Some(i) => (&s[..i], &s[i + 1..]),
+            None => (GRAPH_APP_ID, s),
         };
         if r.is_empty() || value.is_empty() {
             return Err(Refusal::invalid_scope(scope));
         }
-        match &resource {
-            Some(prev)
-                if !same_resource(prev, &r)
-                    && !(prev.trim_end_matches('/').eq_ignore_ascii_case(r.trim_end_matches('/'))) =>
-            {
-                return Err(Refusal::several_resources(scope))
+        let same = |g: &Asked| {
+            same_resource(&g.resource, r)
+                || g.resource.trim_end_matches('/').eq_ignore_ascii_case(r.trim_end_matches('/'))
+        };
+        let group = match groups.iter().position(same) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(Asked { resource: r.to_string(), scopes: Vec::new(), default: false, oidc: Vec::new() });
+                groups.last_mut().expect("just pushed")
             }
-            Some(_) => {}
-            None => resource = Some(r),
-        }
+        };
         if value == ".default" {
-            default = true;
+            group.default = true;
         } else {
-            scopes.push(value.to_string());
+            group.scopes.push(value.to_string());
         }
     }
-    let resource = resource.unwrap_or_else(|| GRAPH_APP_ID.to_string());
-    if resource == GRAPH_APP_ID && scopes.is_empty() && !default {
-        // Only OpenID scopes: a Microsoft Graph token carrying them.
-        scopes = oidc.iter().filter(|o| *o != "offline_access").cloned().collect();
+    if groups.iter().any(|g| g.default) && groups.iter().any(|g| !g.scopes.is_empty()) {
+        return Err(Refusal::default_combined(scope));
     }
-    Ok(Asked { resource, scopes, default, oidc })
+    if groups.is_empty() {
+        // Only OpenID scopes: a Microsoft Graph token carrying them.
+        let scopes = oidc.iter().filter(|o| *o != "offline_access").cloned().collect();
+        groups.push(Asked { resource: GRAPH_APP_ID.to_string(), scopes, default: false, oidc: Vec::new() });
+    }
+    for g in &mut groups {
+        g.oidc = oidc.clone();
+    }
+    Ok(groups)
+}
+
+/// The `scope` of a token request (code, refresh, on-behalf-of): one resource (70011 when it
+/// names several, the token leg being single-resource), as [`parse_scope_resources`] reads it.
+pub(super) fn parse_user_scope(scope: &str) -> Result<Asked, Refusal> {
+    let mut groups = parse_scope_resources(scope)?;
+    if groups.len() > 1 {
+        return Err(Refusal::several_resources(scope));
+    }
+    Ok(groups.remove(0))
 }
 
 /// The scopes a user token carries: with `.default` every scope consented; otherwise the
@@ -509,7 +670,9 @@ fn consented_scopes(
         if !granted.iter().any(|g| g.eq_ignore_ascii_case(&known.value)) {
             return Err(Refusal::consent_required(&client.app_id, client.name()));
         }
-        out.push(known.value.clone());
+        if !out.contains(&known.value) {
+            out.push(known.value.clone());
+        }
     }
     Ok(out)
 }
@@ -530,15 +693,18 @@ fn user_body(
     prefix: Option<&str>,
 ) -> Result<Value, Refusal> {
     let st = req.st;
+    let v1 = req.version == EndpointVersion::V1;
+    // v2 names each scope with its resource (Graph's bare); v1 lists the bare values, as the
+    // Office 365 Management API documentation shows a v1 answer ("scope":"ActivityFeed.Read
+    // ActivityReports.Read ServiceHealth.Read" beside "resource":"https://manage.office.com").
     let shown: Vec<String> = scopes
         .iter()
         .map(|s| match prefix {
-            Some(p) if !OIDC_SCOPES.contains(&s.as_str()) => format!("{}/{s}", p.trim_end_matches('/')),
+            Some(p) if !v1 && !OIDC_SCOPES.contains(&s.as_str()) => format!("{}/{s}", p.trim_end_matches('/')),
             _ => s.clone(),
         })
         .collect();
     let m = mint(st, client, auth, api, requested, Subject::User { user, scopes })?;
-    let v1 = req.version == EndpointVersion::V1;
     let mut body = if v1 {
         json!({
             "token_type": "Bearer",
@@ -605,29 +771,18 @@ fn authorization_code(
         }
         _ => {}
     }
-    if let Some((challenge, method)) = &grant.pkce {
-        let verifier = req.field("code_verifier").unwrap_or("");
-        let ok = match method.as_str() {
-            "plain" => !verifier.is_empty() && verifier == challenge,
-            _ => !verifier.is_empty() && b64url(&sha256(verifier.as_bytes())) == *challenge,
-        };
-        if !ok {
-            return Err(Refusal::pkce_mismatch());
-        }
+    if !pkce_verified(grant.pkce.as_ref(), req.field("code_verifier")) {
+        return Err(Refusal::pkce_mismatch());
     }
     let user = st.directory.user(&grant.user_oid).ok_or_else(Refusal::bad_code)?.clone();
-    // v1: the token request's `resource` may name another consented resource (the refresh
-    // token is multi-resource in Entra); otherwise the authorize request's.
-    let requested = match (req.version, req.field("resource")) {
-        (EndpointVersion::V1, Some(r)) => r.to_string(),
-        _ => grant.resource.clone(),
-    };
+    let asked = token_leg_resource(req, &grant.oidc)?;
+    let requested = asked.as_ref().map_or_else(|| grant.resource.clone(), |a| a.resource.clone());
     let api = st.resource(&requested).ok_or_else(|| Refusal::resource_not_found(&requested, req.tenant))?;
-    let scopes = if same_resource(&requested, &grant.resource) || api.is_named(&grant.resource) {
-        grant.scopes.clone()
-    } else {
-        let asked = Asked { resource: requested.clone(), scopes: Vec::new(), default: true, oidc: grant.oidc.clone() };
-        consented_scopes(st, &client, &api, &user, &asked)?
+    let scopes = match &asked {
+        Some(a) if !(same_resource(&requested, &grant.resource) || api.is_named(&grant.resource)) => {
+            consented_scopes(st, &client, &api, &user, a)?
+        }
+        _ => grant.scopes.clone(),
     };
     let refresh = RefreshGrant {
         client_id: client.app_id.clone(),
@@ -650,6 +805,46 @@ fn authorization_code(
         grant.nonce.as_deref(),
         prefix,
     )
+}
+
+/// The resource a code exchange names (v1 `resource`, v2 `scope`), when it names one; by default
+/// the code is for the authorize request's first. Another one must have been consented, as the
+/// authorize leg may cover several resources and the refresh token is multi-resource in Entra.
+fn token_leg_resource(req: &Req, oidc: &[String]) -> Result<Option<Asked>, Refusal> {
+    Ok(match (req.version, req.field("resource"), req.field("scope")) {
+        (EndpointVersion::V1, Some(r), _) => {
+            Some(Asked { resource: r.to_string(), scopes: Vec::new(), default: true, oidc: oidc.to_vec() })
+        }
+        (EndpointVersion::V2, _, Some(s)) if s.split_whitespace().any(|x| !OIDC_SCOPES.contains(&x)) => {
+            Some(parse_user_scope(s)?)
+        }
+        _ => None,
+    })
+}
+
+/// Whether a PKCE value (`code_verifier`, or a `code_challenge`) has RFC 7636's form: 43 to 128
+/// characters of the unreserved set (`A-Z a-z 0-9 - . _ ~`).
+pub(super) fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Whether the token request's `code_verifier` answers the code's PKCE challenge. A code issued
+/// without a challenge takes no verifier: RFC 9700 section 4.8.2 has the server refuse one, so
+/// that an attacker cannot strip the challenge from a victim's authorization request (a PKCE
+/// downgrade), and Entra answers 501481 to a verifier sent for such a code (a client that sent
+/// `code_verifier=decoy` without a challenge: get-convex/convex-auth issue 457).
+fn pkce_verified(challenge: Option<&(String, String)>, verifier: Option<&str>) -> bool {
+    match (challenge, verifier) {
+        (None, None) => true,
+        (None, Some(_)) | (Some(_), None) => false,
+        (Some((challenge, method)), Some(v)) => {
+            is_pkce_value(v)
+                && match method.as_str() {
+                    "plain" => v == challenge,
+                    _ => b64url(&sha256(v.as_bytes())) == *challenge,
+                }
+        }
+    }
 }
 
 fn refresh_token(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Refusal>) -> Result<Value, Refusal> {
@@ -711,14 +906,13 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
             resource: req.require("resource")?.to_string(),
             scopes: Vec::new(),
             default: true,
-            oidc: req.field("scope").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+            oidc: req.field("scope").map(oidc_scopes).unwrap_or_default(),
         },
     };
     let (client, auth) = auth()?;
     // The incoming token must be one this tenant issued: signed with the emulator's key.
     let d = dangerous::decode(assertion).map_err(|_| Refusal::obo_bad_assertion())?;
-    let public = st.signing_cert.rsa_public_key().unwrap_or_default();
-    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, public) {
+    if !signed_by_tenant(st, &d) {
         return Err(Refusal::obo_bad_signature());
     }
     if d.claim_str("tid").is_some_and(|t| !t.eq_ignore_ascii_case(&st.tenant)) {
@@ -733,9 +927,7 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     if exp + (CLOCK_SKEW as f64) < now {
         return Err(Refusal::obo_expired(&obo_time(now), &obo_time(exp)));
     }
-    // An app-only token says so (`idtyp`); a user token may lack `scp` (no delegated permission).
-    let user_claims = ["upn", "preferred_username", "unique_name"].iter().any(|n| d.claim_str(n).is_some());
-    if d.claim_str("idtyp") == Some("app") || (d.claim_str("scp").is_none() && !user_claims) {
+    if is_app_only(&d) {
         return Err(Refusal::obo_app_only(&client.app_id));
     }
     let oid = d.claim_str("oid").unwrap_or_default();
@@ -752,6 +944,18 @@ fn on_behalf_of(req: &Req, auth: impl Fn() -> Result<(Arc<App>, ClientProof), Re
     // On-behalf-of answers carry no ID token: the user did not sign in to this app.
     let oidc: Vec<String> = asked.oidc.iter().filter(|o| *o == "offline_access").cloned().collect();
     user_body(req, &client, auth, &api, &asked.resource, &user, scopes, &oidc, Some(refresh), None, asked.prefix())
+}
+
+/// Records the sign-in of a request that got its token: the credential [`authenticate`]
+/// accepted (none for the emulator-wide secret), and the resource asked for, by app id.
+fn record_sign_in(req: &Req, request_id: &str) {
+    let Some((client, used)) = req.signed_in.borrow_mut().take() else { return };
+    let named = match req.version {
+        EndpointVersion::V1 => req.field("resource").map(str::to_string),
+        EndpointVersion::V2 => req.field("scope").and_then(|s| resource_from_scope(s).ok()),
+    };
+    let resource = named.and_then(|r| req.st.resource(&r)).map(|api| api.app_id.clone()).unwrap_or_default();
+    req.st.sign_ins.record(&client, used, crate::dates::now(), request_id, &resource);
 }
 
 /// The resource of a client-credentials `scope`: exactly one `<resource>/.default` (OIDC scopes
@@ -863,30 +1067,59 @@ pub(super) fn verify_assertion(
     endpoint: &str,
     now: OffsetDateTime,
 ) -> Result<(), Refusal> {
-    verify_assertion_at(creds, assertion, client_id, &[endpoint.to_string()], now)
+    verify_assertion_at(creds, assertion, client_id, &[endpoint.to_string()], now).map(|_| ())
 }
 
 /// Validates a client assertion whose `aud` may be any of `endpoints` (the same endpoint under
-/// each of the emulator's own names).
-fn verify_assertion_at(
-    creds: &[KeyCredential],
+/// each of the emulator's own names); returns the registered credential that verified it.
+fn verify_assertion_at<'a>(
+    creds: &'a [KeyCredential],
     assertion: &str,
     client_id: &str,
     endpoints: &[String],
     now: OffsetDateTime,
-) -> Result<(), Refusal> {
+) -> Result<&'a KeyCredential, Refusal> {
     let d = dangerous::decode(assertion).map_err(|_| Refusal::malformed_jwt(""))?;
     let alg = match d.header.get("alg") {
         Some(Value::String(a)) => a.as_str(),
         _ => return Err(Refusal::malformed_jwt("The token header has no 'alg'.")),
     };
     let alg = SignatureAlg::from_jose(alg).ok_or_else(|| Refusal::unsupported_alg(alg))?;
+    // An assertion made for another application is told apart before its key is looked for in
+    // this one's: Entra answers 700021, not "the key was not found" (azure-identity's
+    // troubleshooting guides, ClientAssertionCredential). Both values come from the caller, so
+    // comparing them first tells nothing about what is registered.
+    if d.claim_str("iss").is_some_and(|iss| !iss.eq_ignore_ascii_case(client_id)) {
+        return Err(Refusal::issuer_not_client());
+    }
     let (cred, thumb_hex) = registered_key(creds, &d, client_id, now)?;
     let public = cred.certificate.as_ref().and_then(|c| c.rsa_public_key()).unwrap_or_default();
     if !d.verify(alg, public) {
         return Err(Refusal::bad_signature(&thumb_hex, &found_key(cred)));
     }
-    check_assertion_claims(&d, client_id, endpoints, now)
+    check_critical_header(&d)?;
+    check_assertion_claims(&d, client_id, endpoints, now)?;
+    Ok(cred)
+}
+
+/// RFC 7515 section 4.1.11: a `crit` header lists extensions the recipient must understand, or
+/// the JWS is invalid; an empty list is forbidden. Client assertions use none (MSAL and
+/// azure-identity send `alg`, `typ`, `x5t`/`x5t#S256`, `kid`, `x5c`), and the emulator
+/// implements none (not even RFC 7797's `b64`), so any `crit` makes the assertion malformed:
+/// 50027, Entra's code for an assertion that is not a valid JWT. Judged after the signature,
+/// as every other part of the token, so a forged token learns nothing from it.
+fn check_critical_header(d: &jwt::Decoded) -> Result<(), Refusal> {
+    let Some(crit) = d.header.get("crit") else { return Ok(()) };
+    let why = match crit.as_array() {
+        None => "The token header's 'crit' is not an array of header parameter names.".to_string(),
+        Some(names) if names.is_empty() => "The token header's 'crit' is an empty list, which RFC 7515 forbids.".into(),
+        Some(names) => {
+            // Named as JSON, at most a few and each cut short: they are the sender's text.
+            let names: Vec<String> = names.iter().take(4).map(|n| n.to_string().chars().take(64).collect()).collect();
+            format!("The token header's 'crit' lists extensions this service does not process: {}.", names.join(", "))
+        }
+    };
+    Err(Refusal::malformed_jwt(&why))
 }
 
 /// The registered, usable and currently valid key the assertion's `x5t` (or `x5t#S256`) names,
@@ -1012,5 +1245,16 @@ mod tests {
         assert!(a.default && a.scopes.is_empty() && a.resource == "https://manage.office.com");
         assert_eq!(parse_user_scope("User.Read api://mid/x").unwrap_err().code, 70011);
         assert_eq!(parse_user_scope("openid profile").unwrap().scopes, ["openid", "profile"]);
+        // `.default` beside a named scope, of the same resource or another: 70011.
+        for s in ["https://graph.microsoft.com/.default User.Read", "api://mid/x https://graph.microsoft.com/.default"]
+        {
+            let e = parse_scope_resources(s).unwrap_err();
+            assert!(e.code == 70011 && e.text.ends_with("can't be combined with resource-specific scopes."), "{e:?}");
+        }
+        // The authorize leg's several resources, in the order named, each with the OpenID scopes.
+        let groups = parse_scope_resources("User.Read openid api://mid/x api://mid/y").unwrap();
+        let got: Vec<(&str, Vec<String>)> = groups.iter().map(|g| (g.resource.as_str(), g.scopes.clone())).collect();
+        assert_eq!(got, [(GRAPH_APP_ID, vec!["User.Read".into()]), ("api://mid", vec!["x".into(), "y".into()])]);
+        assert!(groups.iter().all(|g| g.oidc == ["openid"]));
     }
 }

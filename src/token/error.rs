@@ -195,6 +195,9 @@ impl EntraError {
         if let Some(h) = hint {
             e = e.with_hint(h);
         }
+        if let Some(code) = self.code() {
+            e = e.with_aadsts(code);
+        }
         e.with_source(self)
     }
 }
@@ -231,7 +234,7 @@ pub fn entra_error(e: &Error) -> Option<&EntraError> {
 
 /// The AADSTS code of a refusal (`700027`, ...), for callers that branch on it.
 pub fn entra_code(e: &Error) -> Option<u32> {
-    entra_error(e).and_then(EntraError::code)
+    e.aadsts().or_else(|| entra_error(e).and_then(EntraError::code))
 }
 
 #[cfg(test)]
@@ -272,7 +275,7 @@ mod tests {
         assert!(h.contains("--new-cert c.pem") && !h.contains("manifest"), "{h}");
         let unknown = e.hint(&HintContext { registration: Registration::Unknown, ..ctx }).unwrap();
         assert!(unknown.contains("if a rotation replaced it, sign with the new certificate"), "{unknown}");
-        assert_eq!(entra_code(&err), Some(700027));
+        assert_eq!((entra_code(&err), err.aadsts()), (Some(700027), Some(700027)));
         assert_eq!(entra_code(&Error::remote("x")), None);
     }
 

@@ -2,7 +2,8 @@
 //! pages and their redirects, authorization code (PKCE, reuse, expiry, redirect checks),
 //! refresh tokens, on-behalf-of, users' claims, and the details clients and validators look at
 //! (headers, times, correlation ids, tenant names, `/common`, the assertion `aud` never taken
-//! from the `Host` header). Also manifests that are not regular files, and `--apps-dir`.
+//! from the `Host` header). Also manifests that are not regular files, and `--apps-dir`. Its
+//! tenant fixture and request helpers serve the other tests of the user flows too.
 
 use crate::emulator_support::*;
 
@@ -12,27 +13,27 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const SECRET: &str = "tenant-test-secret-value";
-const REPLY: &str = "http://localhost/callback";
+pub(crate) const SECRET: &str = "tenant-test-secret-value";
+pub(crate) const REPLY: &str = "http://localhost/callback";
 /// The web API in the middle of the on-behalf-of flow (the test app itself) exposes this.
-const MID_URI: &str = "api://keycred-mid";
-const MID_SCOPE_ID: &str = "7b2c6d1e-3f4a-4b5c-8d6e-9f0a1b2c3d4e";
+pub(crate) const MID_URI: &str = "api://keycred-mid";
+pub(crate) const MID_SCOPE_ID: &str = "7b2c6d1e-3f4a-4b5c-8d6e-9f0a1b2c3d4e";
 /// A second app: the client of the web API.
-const CLIENT2: &str = "2e4f6a8c-1b3d-4e5f-8a7b-9c0d1e2f3a4b";
-const GRAPH_USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
-const O365_ACTIVITY_FEED: &str = "594c1fb6-4f81-4475-ae41-0c394909246c";
+pub(crate) const CLIENT2: &str = "2e4f6a8c-1b3d-4e5f-8a7b-9c0d1e2f3a4b";
+pub(crate) const GRAPH_USER_READ: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+pub(crate) const O365_ACTIVITY_FEED: &str = "594c1fb6-4f81-4475-ae41-0c394909246c";
 
-struct Tenant {
-    dir: TempDir,
-    emu: EmulatorHandle,
-    cred: keycred::cert::LoadedCredential,
-    main: PathBuf,
+pub(crate) struct Tenant {
+    pub(crate) dir: TempDir,
+    pub(crate) emu: EmulatorHandle,
+    pub(crate) cred: keycred::cert::LoadedCredential,
+    pub(crate) main: PathBuf,
 }
 
 /// The test app: a web API (`api://keycred-mid`, scope `access_as_user`) that also signs users
 /// in, needs Graph `User.Read` (delegated) and Office 365 `ActivityFeed.Read` (application).
 /// `CLIENT2` calls it. Both accept the shared secret.
-async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tenant {
+pub(crate) async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tenant {
     let dir = TempDir::new("emu-tenant");
     let cred = credential("tenant test app");
     let main = dir.path("app.json");
@@ -65,17 +66,8 @@ async fn tenant_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Tenant {
     Tenant { dir, emu, cred, main }
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 /// GETs `url` and returns the status, the redirect's query (or fragment) pairs and the body.
-async fn get(url: &str) -> (u16, HashMap<String, String>, String) {
+pub(crate) async fn get(url: &str) -> (u16, HashMap<String, String>, String) {
     let r = no_redirects().get(url).send().await.unwrap();
     let status = r.status().as_u16();
     let pairs = r
@@ -94,11 +86,11 @@ async fn get(url: &str) -> (u16, HashMap<String, String>, String) {
     (status, pairs, r.text().await.unwrap())
 }
 
-fn q(s: &str) -> String {
+pub(crate) fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn authorize_v2(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
+pub(crate) fn authorize_v2(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
     format!(
         "{}?client_id={client}&response_type=code&redirect_uri={}&scope={}&state=st4te{extra}",
         emu.authorize_endpoint(EndpointVersion::V2),
@@ -118,7 +110,7 @@ fn pkce() -> (String, String) {
     (verifier, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out.stdout))
 }
 
-async fn code_for(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
+pub(crate) async fn code_for(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
     let (s, p, body) = get(&authorize_v2(emu, client, scope, extra)).await;
     assert_eq!(s, 302, "{body}");
     assert_eq!(p.get("state").map(String::as_str), Some("st4te"), "{p:?}");
@@ -126,7 +118,7 @@ async fn code_for(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) 
     p.get("code").cloned().unwrap_or_else(|| panic!("no code in {p:?}"))
 }
 
-async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra: &[(&str, &str)]) -> (u16, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("client_id", client),
@@ -138,7 +130,29 @@ async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra: &[(&str, 
     post(&emu.token_endpoint(EndpointVersion::V2), &form).await
 }
 
-fn claims_of(token: &Value) -> serde_json::Map<String, Value> {
+/// The v1 authorization code flow of `client` for `resource` (`extra` appended to the authorize
+/// URL): the code read from the redirect and redeemed at the v1 token endpoint with `resource=`.
+pub(crate) async fn v1_code_flow(emu: &EmulatorHandle, client: &str, resource: &str, extra: &str) -> (u16, Value) {
+    let url = format!(
+        "{}?response_type=code&resource={}&client_id={client}&redirect_uri={}{extra}",
+        emu.authorize_endpoint(EndpointVersion::V1),
+        q(resource),
+        q(REPLY)
+    );
+    let (s, p, body) = get(&url).await;
+    assert_eq!(s, 302, "{body}");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client),
+        ("code", p["code"].as_str()),
+        ("redirect_uri", REPLY),
+        ("resource", resource),
+        ("client_secret", SECRET),
+    ];
+    post(&emu.token_endpoint(EndpointVersion::V1), &form).await
+}
+
+pub(crate) fn claims_of(token: &Value) -> serde_json::Map<String, Value> {
     keycred::jwt::dangerous::decode(token.as_str().unwrap()).unwrap().claims
 }
 
@@ -509,12 +523,14 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
     assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
     assert!(html.contains(&t.emu.users()[0].upn), "the user to sign in as");
     // Cancel: access_denied with 65004 and the state, to the reply URL.
+    let token = form_token(&html);
     let form = [
         ("client_id", APP_ID),
         ("response_type", "code"),
         ("redirect_uri", REPLY),
         ("scope", "openid User.Read"),
         ("state", "st4te"),
+        ("form_token", &token),
         ("decision", "cancel"),
     ];
     let r = no_redirects().post(&url).form(&form).send().await.unwrap();
@@ -540,15 +556,22 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
 }
 
 #[tokio::test]
-async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_without_the_tenant() {
+async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_with_admin_consent_and_without_the_tenant() {
     let t = tenant_with(|c| c.auto_consent = false).await;
     let url = t.emu.admin_consent_endpoint();
     let scope = "https://manage.office.com/.default";
     let (s, _, html) =
         get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1", q(REPLY), q(scope))).await;
     assert_eq!(s, 200, "the consent page: {html}");
-    let form =
-        [("client_id", APP_ID), ("redirect_uri", REPLY), ("scope", scope), ("state", "s1"), ("decision", "cancel")];
+    let token = form_token(&html);
+    let form = [
+        ("client_id", APP_ID),
+        ("redirect_uri", REPLY),
+        ("scope", scope),
+        ("state", "s1"),
+        ("form_token", &token),
+        ("decision", "cancel"),
+    ];
     let r = no_redirects().post(&url).form(&form).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 302);
     let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
@@ -558,11 +581,14 @@ async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_without_the_ten
     assert!(p["error_description"].starts_with("AADSTS65004: User declined to consent to access the app."), "{p:?}");
     assert_eq!(p["state"], "s1");
     assert!(!p.contains_key("tenant"), "no tenant on refusal: {p:?}");
-    assert!(!p.contains_key("admin_consent"), "{p:?}");
+    // "admin_consent: Will be set to True to indicate that this response occurred on an admin
+    // consent flow" (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent, error
+    // response); a real Cancel has it too (MicrosoftDocs/azure-docs issue 114009).
+    assert_eq!(p.get("admin_consent").map(String::as_str), Some("True"), "{p:?}");
 }
 
 /// A user token for the web API, as its client (`CLIENT2`) gets it.
-async fn user_token_for_mid(t: &Tenant) -> String {
+pub(crate) async fn user_token_for_mid(t: &Tenant) -> String {
     let code = code_for(&t.emu, CLIENT2, &format!("{MID_URI}/access_as_user openid"), "").await;
     let (s, b) = redeem(&t.emu, CLIENT2, &code, &[]).await;
     assert_eq!(s, 200, "{b}");
@@ -572,7 +598,7 @@ async fn user_token_for_mid(t: &Tenant) -> String {
     b["access_token"].as_str().unwrap().to_string()
 }
 
-async fn obo(t: &Tenant, client: &str, assertion: &str, scope: &str) -> (u16, Value) {
+pub(crate) async fn obo(t: &Tenant, client: &str, assertion: &str, scope: &str) -> (u16, Value) {
     post(
         &t.emu.token_endpoint(EndpointVersion::V2),
         &[

@@ -102,11 +102,13 @@ async fn v1_success_body_has_string_numbers_and_app_claims() {
             ("idp", json!(format!("https://sts.windows.net/{TENANT}/"))),
             ("appid", json!(APP_ID)),
             ("appidacr", json!("2")),
-            ("idtyp", json!("app")),
             ("tid", json!(TENANT)),
             ("ver", json!("1.0")),
         ],
     );
+    // `idtyp` is an optional claim the resource asks for; this one does not
+    // (https://learn.microsoft.com/entra/identity-platform/optional-claims-reference).
+    assert!(c.get("idtyp").is_none(), "{c:?}");
     assert_eq!(c["oid"], c["sub"]);
     assert!(uuid::Uuid::parse_str(c["oid"].as_str().unwrap()).is_ok());
     assert!(c["uti"].is_string());
@@ -179,10 +181,10 @@ async fn v2_tokens_only_for_a_resource_that_asks_for_them_from_both_endpoints() 
         ("azp", json!(APP_ID)),
         ("azpacr", json!("2")),
         ("ver", json!("2.0")),
-        ("idtyp", json!("app")),
     ];
     assert_claims(&t.claims, &want);
-    for absent in ["appid", "appidacr", "idp"] {
+    // `idtyp` only when the resource asks for it (optional-claims reference).
+    for absent in ["appid", "appidacr", "idp", "idtyp"] {
         assert!(t.claims.get(absent).is_none(), "{absent} in a v2 token");
     }
     assert_eq!(t.roles(), vec!["Data.Read", "Data.Write"]);
@@ -218,11 +220,13 @@ async fn roles_come_from_admin_consent_of_required_resource_access() {
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Data.Read") && html.contains("Data.Write"), "{html}");
+    let token = form_token(&html);
     let accept = [
         ("client_id", APP_ID),
         ("redirect_uri", "http://localhost/callback"),
         ("scope", "api://keycred-v2-api/.default"),
         ("state", "s1"),
+        ("form_token", &token),
         ("decision", "accept"),
     ];
     let r = nofollow.post(&url).form(&accept).send().await.unwrap();

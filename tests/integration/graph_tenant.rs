@@ -211,7 +211,11 @@ async fn throttled_clients_get_429_in_graphs_shape_with_retry_after() {
     assert_eq!(b["error"]["code"], "TooManyRequests", "{b}");
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(retry, 1, "half a second to the next request, rounded up");
-    assert_eq!(h["x-ms-throttle-scope"], "Tenant_Application_All");
+    // Graph's documented forms (https://learn.microsoft.com/graph/throttling-limits, identity and
+    // access service limits): `<Scope>/<Limit>/<ApplicationId>/<TenantId>`, and a reason such as
+    // ResourceUnitLimitExceeded.
+    assert_eq!(h["x-ms-throttle-scope"], format!("Tenant_Application/ReadWrite/{APP_ID}/{TENANT}").as_str());
+    assert_eq!(h["x-ms-throttle-information"], "ResourceUnitLimitExceeded");
     std::thread::sleep(std::time::Duration::from_secs(retry));
     assert_eq!(get(&url, Some(&token)).await.0, 200, "waiting Retry-After is enough");
 }

@@ -1,6 +1,9 @@
 //! The emulator under load: 10,000 token requests from 64 concurrent loopback clients, a mix of
 //! valid assertions and several kinds of invalid ones. Every answer must be the expected one
-//! (no 5xx, no wrong accept, no wrong refusal), and the resident memory must stay flat.
+//! (no 5xx, no wrong accept, no wrong refusal), and the resident memory must stay flat. And a
+//! flood of distinct sign-ins with the largest parameters the emulator reads: its memory after
+//! 11,000 of them is that after the first 1,000 (what it keeps of them is bounded), without
+//! waiting out a clock (`cargo xtask flood` runs the same flood for a minute, for figures).
 //!
 //! The emulator runs as a `keycred emulate` child process, so that its memory is measured alone:
 //! not with the clients' buffers, nor with the other tests that run in this binary at the same
@@ -30,6 +33,29 @@ impl Drop for Emulator {
 }
 
 impl Emulator {
+    /// `keycred -o json emulate --tenant TENANT ARGS... --manifest MANIFEST`, and its ready line.
+    fn start(args: &[&str], manifest: &std::path::Path) -> (Emulator, Value) {
+        let mut emu = Emulator(
+            Command::new(KEYCRED)
+                .args(["-o", "json", "emulate", "--tenant", TENANT])
+                .args(args)
+                .arg("--manifest")
+                .arg(manifest)
+                // glibc makes up to eight allocator arenas per core: fixed here, so that what
+                // fragmentation adds does not depend on the machine. A leak stays resident.
+                .env("MALLOC_ARENA_MAX", "2")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        std::io::BufReader::new(emu.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: the ready line {line:?}"));
+        (emu, info)
+    }
+
     /// A number of `/proc/<pid>/status`: kB for `VmRSS` and `VmHWM`, a count for `Threads`.
     /// Panics when it cannot be read, so that a missing reading never passes for a flat one.
     fn status(&mut self, field: &str) -> u64 {
@@ -105,22 +131,7 @@ async fn ten_thousand_requests_from_64_clients() {
     let manifest = dir.path("app.json");
     write_manifest(&manifest, vec![valid_entry(&cred.cert)]);
     let grant = format!("{API}=Data.Read,Data.Write");
-    let mut emu = Emulator(
-        Command::new(KEYCRED)
-            .args(["-o", "json", "emulate", "--tenant", TENANT, "--grant", &grant, "--manifest"])
-            .arg(&manifest)
-            // glibc makes up to eight allocator arenas per core: fixed here, so that what
-            // fragmentation adds does not depend on the machine. A leak stays resident.
-            .env("MALLOC_ARENA_MAX", "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(emu.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: the ready line {line:?}"));
+    let (mut emu, info) = Emulator::start(&["--grant", &grant], &manifest);
     let (aud, v1) = (info["tokenEndpointV2"].as_str().unwrap(), info["tokenEndpointV1"].as_str().unwrap());
 
     let other = credential("load attacker");
@@ -178,4 +189,81 @@ async fn ten_thousand_requests_from_64_clients() {
     eprintln!("{seen}");
     assert!(rss_after < rss_before + 64 * 1024, "VmRSS grew: {seen}");
     assert!(hwm_after < hwm_before + 64 * 1024, "VmHWM grew: {seen}");
+}
+
+/// `keycred emulate --auto-consent` serving one app that signs users in at `reply`, its memory
+/// to be read; and its authorize endpoint.
+fn sign_in_emulator_process(dir: &TempDir, reply: &str) -> (Emulator, String) {
+    let manifest = dir.path("app.json");
+    let m = json!({"appId": APP_ID, "displayName": "flooded", "web": {"redirectUris": [reply]}, "keyCredentials": []});
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let (emu, info) = Emulator::start(&["--auto-consent"], &manifest);
+    let base = info["baseUrl"].as_str().unwrap();
+    (emu, format!("{base}/{TENANT}/oauth2/v2.0/authorize"))
+}
+
+/// Sends sign-ins `from..to` (each distinct: its own nonce, PKCE challenge and state, the query
+/// just under the 8 KiB the emulator reads) from `clients` tasks; each must be answered with a
+/// code. The mistakes, at most three.
+async fn sign_ins(http: &reqwest::Client, authorize: &str, reply: &str, from: usize, to: usize) -> Vec<String> {
+    let next = Arc::new(AtomicUsize::new(from));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, next, authorize, reply) = (http.clone(), next.clone(), authorize.to_string(), reply.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut mistakes = Vec::new();
+            let padding = "N".repeat(7 * 1024);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= to {
+                    break;
+                }
+                let challenge = format!("{i:0>128}");
+                let url = format!(
+                    "{authorize}?client_id={APP_ID}&response_type=code&redirect_uri={}&scope=openid&state=s{i}\
+                     &code_challenge={challenge}&code_challenge_method=plain&nonce={i}-{padding}",
+                    url::form_urlencoded::byte_serialize(reply.as_bytes()).collect::<String>()
+                );
+                let r = http.get(&url).send().await.unwrap();
+                let location = r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or("").to_string();
+                if (r.status().as_u16() != 302 || !location.contains("code=")) && mistakes.len() < 3 {
+                    mistakes.push(format!("sign-in {i}: {} {location}", r.status()));
+                }
+            }
+            mistakes
+        }));
+    }
+    let mut mistakes = Vec::new();
+    for t in tasks {
+        mistakes.extend(t.await.unwrap());
+    }
+    mistakes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_stays_flat_under_a_flood_of_sign_ins_with_maximal_parameters() {
+    let dir = TempDir::new("emu-flood");
+    let reply = "http://localhost/flooded";
+    let (mut emu, authorize) = sign_in_emulator_process(&dir, reply);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(16)
+        .build()
+        .unwrap();
+    // N sign-ins, then 10 N more. Each leaves a code holding about 7 KB of parameters: without
+    // bounds, the second round would add some 80 MB. The first round fills what is kept and
+    // starts the threads and arenas the load needs, as the warm-up above does.
+    const N: usize = 1_000;
+    let mistakes = sign_ins(&http, &authorize, reply, 0, N).await;
+    assert!(mistakes.is_empty(), "{mistakes:?}");
+    let (rss_before, hwm_before) = (emu.status("VmRSS"), emu.status("VmHWM"));
+    let mistakes = sign_ins(&http, &authorize, reply, N, 11 * N).await;
+    assert!(mistakes.is_empty(), "{mistakes:?}");
+    let (rss_after, hwm_after) = (emu.status("VmRSS"), emu.status("VmHWM"));
+    let seen = format!("emulator VmRSS {rss_before} -> {rss_after} kB, VmHWM {hwm_before} -> {hwm_after} kB");
+    eprintln!("{seen}");
+    // Flat: within 20 % of what the first N left, both at the end and at the peak.
+    assert!(rss_after * 5 <= rss_before * 6, "VmRSS grew: {seen}");
+    assert!(hwm_after * 5 <= hwm_before * 6, "VmHWM grew: {seen}");
 }

@@ -28,7 +28,7 @@ import uuid
 
 import msal
 
-from common import claims, env, sha1_thumbprint, split_bundle
+from common import claims, env, header, sha1_thumbprint, split_bundle
 
 GRAPH_ROLE = "Application.ReadWrite.OwnedBy"
 
@@ -156,6 +156,9 @@ def main():
         # token for it names it as `aud`, as a national cloud's Graph tokens name its own URL.
         assert c["aud"] == f"{base}/", c
         assert GRAPH_ROLE in c.get("roles", []), c
+        # A Graph token, as Graph's are: a nonce header, signed over its hash (the Azure CLI, which
+        # never verifies access tokens, takes it; the emulator's Graph below checks it).
+        assert "nonce" in header(t["accessToken"]) and c.get("idtyp") == "app", (header(t["accessToken"]), c)
         print(f"ok az account get-access-token: aud {c['aud']}")
 
         for ident in (app_id, object_id):

@@ -35,10 +35,10 @@ const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const GRAPH: &str = "https://graph.microsoft.com";
 
 /// A running `keycred emulate`, stopped (SIGTERM, then waited for) on drop.
-struct Emulator {
-    child: Child,
-    base: String,
-    ca_file: Option<String>,
+pub(crate) struct Emulator {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) ca_file: Option<String>,
 }
 
 impl Drop for Emulator {
@@ -71,7 +71,7 @@ fn emulate(bin: &Path, apps_dir: &Path, tls: bool) -> Result<Emulator, String> {
 
 /// Just enough JSON for the emulator's ready line and the generator's summary (flat objects of
 /// strings and numbers): xtask keeps to the standard library.
-mod serde_json_lite {
+pub(crate) mod serde_json_lite {
     pub struct Obj(Vec<(String, String)>);
     impl Obj {
         pub fn get(&self, k: &str) -> Option<&str> {

@@ -1,7 +1,7 @@
 //! Developer tasks for keycred (the cargo-xtask pattern): `cargo xtask test` runs every check CI
 //! runs; `cargo xtask bench` measures keycred against openssl; `cargo xtask interop` has MSAL Python
 //! and azure-identity get tokens from `keycred emulate --tls`; `cargo xtask fuzz` runs the fuzz
-//! targets.
+//! targets; `cargo xtask flood` measures the emulator's memory under a minute of sign-ins.
 //!
 //! Tools the checks need (the openssl CLI, Java keytool, NSS pk12util and Mono, used as
 //! independent references, and Python's cryptography package) are checked for here and
@@ -17,6 +17,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod dist;
 mod fleet_bench;
+mod flood;
 mod fuzz;
 mod interop;
 
@@ -27,10 +28,12 @@ fn main() -> ExitCode {
         Some("bench") => ensure_tools().and_then(|()| bench::run(&root(), &target_dir(), &args[1..])),
         Some("interop") => interop::run(&root(), &target_dir()),
         Some("fuzz") => fuzz::run_all(&args[1..]),
+        Some("flood") => flood::run(&target_dir(), &args[1..]),
         Some("dist") => dist::run(&target_dir(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]|dist [--debug]>"
+                "usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]|\
+                 flood [--seconds N] [--debug]|dist [--debug]>"
             );
             return ExitCode::from(2);
         }

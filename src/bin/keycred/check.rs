@@ -1,10 +1,10 @@
 //! `keycred check`: one line per step with a mark and the reason; `-o json` gives the steps.
 
-use super::common::AlgArgs;
+use super::common::{AlgArgs, HttpArgs};
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::check::{self, CheckOptions, Outcome};
-use keycred::token::{ClientOptions, Registration, TokenClient};
+use keycred::token::Registration;
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -29,12 +29,8 @@ pub struct Args {
     pub expect_roles: Vec<String>,
     #[command(flatten)]
     pub alg: AlgArgs,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of the token request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// Runs `keycred check`.
@@ -60,12 +56,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         Some(m) => Registration::Manifest(m.display().to_string()),
         None => Registration::Unknown,
     };
-    let client = TokenClient::new(ClientOptions {
-        timeout: std::time::Duration::from_secs(a.timeout),
-        ca_file: a.ca_file.clone(),
-        ..ClientOptions::default()
-    })?
-    .with_registration(registration);
+    let client = a.http.client()?.with_registration(registration);
     let report = check::run(&opts, &client);
     print_report(ctx, &report);
     Ok(report.exit_code)

@@ -33,9 +33,8 @@ pub struct Args {
     /// Authority host of --tenant (https; http only for loopback)
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = keycred::authority::DEFAULT_AUTHORITY)]
     pub authority: String,
-    /// Extra trusted root CA (PEM), for the emulator's --tls mode
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub ca: super::common::CaFileArgs,
     /// Fail (exit 4) unless `roles` holds ROLE; repeatable
     #[arg(long, value_name = "ROLE")]
     pub expect_role: Vec<String>,
@@ -130,10 +129,7 @@ fn verify(a: &Args, d: &keycred::jwt::Decoded) -> Result<Verification> {
             .with_hint("give the tenant id (GUID) or a domain of the tenant that should have issued the token"));
     }
     let authority = keycred::authority::Authority::parse(&a.authority)?;
-    let client = keycred::token::TokenClient::new(keycred::token::ClientOptions {
-        ca_file: a.ca_file.clone(),
-        ..Default::default()
-    })?;
+    let client = a.ca.client()?;
     let base = format!("{}/{}", authority.as_str().trim_end_matches('/'), tenant.as_str());
     let v2 = openid_configuration(&client, &format!("{base}/v2.0/.well-known/openid-configuration"), "jwks_uri")?;
     let v1 = openid_configuration(&client, &format!("{base}/.well-known/openid-configuration"), "issuer")?;

@@ -6,6 +6,13 @@
 //! its own 429 with `Retry-After` in its headers while the others succeed. Requests run in the
 //! order given; one whose `dependsOn` names a request that failed answers 424. A batch saves
 //! round trips, not quota.
+//!
+//! An inner request's own `Authorization` header is dropped: the batch is authorised by the
+//! envelope's token, as Graph's is (its SDKs leave inner requests unauthenticated,
+//! msgraph-sdk-dotnet-core pull request 956), and an inner header must not run a request under
+//! another token than the one the envelope was checked with. Inner answers go into the envelope
+//! whole, as Graph puts them, up to [`MAX_ANSWERS`] bytes for the batch; an answer past that
+//! budget is replaced by an inner 500 error saying so, never by an empty success.
 
 use super::{caller, graph_error, json_body, SharedState};
 use axum::body::{Body, Bytes};
@@ -19,6 +26,9 @@ use tower::ServiceExt;
 
 /// Graph's limit on the requests of one batch.
 pub const MAX_REQUESTS: usize = 20;
+/// The most bytes of inner answers one batch carries (Graph documents no limit; each of the
+/// emulator's answers is bounded by its 4 MiB manifests and 999-entry pages).
+pub const MAX_ANSWERS: usize = 16 * 1024 * 1024;
 
 fn invalid(message: impl Into<String>) -> Response {
     graph_error(StatusCode::BAD_REQUEST, "BadRequest", message)
@@ -76,10 +86,19 @@ fn parse(body: &Value) -> Result<Vec<Inner>, String> {
     Ok(out)
 }
 
-/// Runs one inner request through `router`; its `(status, headers, body)` for the envelope.
-async fn run(router: axum::Router, outer: &HeaderMap, r: &Inner) -> (u16, Map<String, Value>, Value) {
+/// Runs one inner request through `router`; its `(status, headers, body)` for the envelope,
+/// the body read within what is left of the batch's `budget` (and taken from it).
+async fn run(
+    router: axum::Router,
+    outer: &HeaderMap,
+    r: &Inner,
+    budget: &mut usize,
+) -> (u16, Map<String, Value>, Value) {
     let mut req = Request::builder().method(r.method.clone()).uri(format!("/v1.0{}", r.url));
     for (k, v) in &r.headers {
+        if k.eq_ignore_ascii_case("authorization") {
+            continue;
+        }
         if let Some(v) = v.as_str() {
             req = req.header(k.as_str(), v);
         }
@@ -107,9 +126,27 @@ async fn run(router: axum::Router, outer: &HeaderMap, r: &Inner) -> (u16, Map<St
             headers.insert(name.to_string(), json!(v));
         }
     }
-    let bytes = axum::body::to_bytes(resp.into_body(), super::super::MAX_BODY).await.unwrap_or_default();
+    let Ok(bytes) = axum::body::to_bytes(resp.into_body(), *budget).await else {
+        let e = graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generalException",
+            format!(
+                "The answer to request '{}' does not fit in this batch: the emulator puts at most {MAX_ANSWERS} bytes \
+                 of answers in one batch. Send it on its own, or ask for less ($top, $select).",
+                r.id
+            ),
+        );
+        return (500, Map::new(), body_json(e).await);
+    };
+    *budget -= bytes.len();
     let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     (status, headers, body)
+}
+
+/// The JSON body of an answer the emulator made itself (small: an error).
+async fn body_json(resp: Response) -> Value {
+    let bytes = axum::body::to_bytes(resp.into_body(), super::super::MAX_BODY).await.unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 pub(super) async fn batch(State(st): SharedState, headers: HeaderMap, body: Bytes) -> Response {
@@ -134,6 +171,7 @@ pub(super) async fn batch(State(st): SharedState, headers: HeaderMap, body: Byte
     let router = super::router(st);
     let mut statuses: HashMap<String, u16> = HashMap::new();
     let mut responses = Vec::new();
+    let mut budget = MAX_ANSWERS;
     for r in &requests {
         let failed = r.depends_on.iter().any(|d| statuses.get(d).is_none_or(|s| *s >= 400));
         let (status, hdrs, body) = if failed {
@@ -142,10 +180,9 @@ pub(super) async fn batch(State(st): SharedState, headers: HeaderMap, body: Byte
                 "FailedDependency",
                 "This request depends on a request of the batch that failed.",
             );
-            let bytes = axum::body::to_bytes(resp.into_body(), super::super::MAX_BODY).await.unwrap_or_default();
-            (424, Map::new(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            (424, Map::new(), body_json(resp).await)
         } else {
-            run(router.clone(), &headers, r).await
+            run(router.clone(), &headers, r, &mut budget).await
         };
         statuses.insert(r.id.clone(), status);
         let mut entry = Map::new();

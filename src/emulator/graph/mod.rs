@@ -8,7 +8,8 @@
 //! - `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array, `addKey`/`removeKey`
 //!   with a proof of possession ([`keys`]), `addPassword`/`removePassword` ([`passwords`]);
 //! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]);
-//! - `POST /v1.0/$batch` ([`batch`]).
+//! - `POST /v1.0/$batch` ([`batch`]);
+//! - `GET /beta/reports/appCredentialSignInActivities`, the credential sign-in report ([`signins`]).
 //!
 //! Every call needs a bearer token this emulator issued for Graph: for `https://graph.microsoft.com`
 //! (a v1 token's `aud`) or its app id (v2), or for the emulator's own base URL, which is the
@@ -21,16 +22,18 @@
 //! in Graph's error shape, also for routes the emulator does not serve, and speak of the request,
 //! never of the manifest files or the CLI behind the emulator.
 
+mod access;
 mod batch;
 mod keys;
 pub(super) mod objects;
 pub(super) mod odata;
 pub(super) mod passwords;
+mod policies;
+mod signins;
 pub(super) mod unserved;
 
 use super::throttle::retry_after_secs;
 use super::{App, AppState, SharedState};
-use crate::cert::SignatureAlg;
 use crate::dates;
 use crate::jwt::dangerous;
 use crate::manifest::{edit_file, Manifest};
@@ -62,8 +65,35 @@ const GRAPH_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 tokio::task_local! {
-    /// The request's `client-request-id`, echoed in error bodies as Graph does.
-    static CLIENT_REQUEST_ID: String;
+    /// The request's ids, for its headers and its error bodies.
+    static REQUEST_IDS: RequestIds;
+}
+
+/// Graph's `request-id` (one per request: the header and an error body's `innerError` carry
+/// the same) and the client's `client-request-id` when it sent one. Without one, Graph puts its
+/// `request-id` in the error body's `client-request-id` and sends no such header (observed in the
+/// Azure CLI's recorded Graph traffic, `test_app_resolution.yaml`).
+#[derive(Clone)]
+struct RequestIds {
+    request: String,
+    client: Option<String>,
+}
+
+impl RequestIds {
+    fn fresh() -> Self {
+        RequestIds { request: uuid::Uuid::new_v4().to_string(), client: None }
+    }
+    fn current() -> Self {
+        REQUEST_IDS.try_with(|i| i.clone()).unwrap_or_else(|_| RequestIds::fresh())
+    }
+}
+
+/// `GET /v1.0/applications/{id}/{navigation}`: only `appManagementPolicies` is served.
+fn get_navigation(State(st): SharedState, Path((id, nav)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if nav == "appManagementPolicies" {
+        return policies::get_assigned(&st, &id, &headers);
+    }
+    not_found(&format!("{id}/{nav}"))
 }
 
 /// The Graph routes, merged into the emulator's router.
@@ -87,7 +117,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/v1.0/applications/{id}/{action}",
             post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
                 blocking(move || action(s, p, h, b))
-            }),
+            })
+            .get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| blocking(move || get_navigation(s, p, h))),
+        )
+        .route(
+            "/v1.0/policies/{name}",
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || policies::get_policy(s, p, h))),
         )
         .route(
             "/v1.0/servicePrincipals",
@@ -107,6 +142,11 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             .patch(|s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
                 blocking(move || patch_by_reference(s, p, h, b))
             }),
+        )
+        .route(signins::PATH, get(|s: SharedState, q: RawQuery, h: HeaderMap| blocking(move || signins::list(s, q, h))))
+        .route(
+            "/beta/reports/appCredentialSignInActivities/{id}",
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || signins::get(s, p, h))),
         )
         .route(
             "/v1.0/{reference}/{action}",
@@ -132,33 +172,33 @@ fn router(st: Arc<AppState>) -> axum::Router {
 /// read and write manifest files, which must never hold up the async workers (a slow disk, or a
 /// file replaced by a FIFO, would stall every endpoint).
 async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
-    let id = CLIENT_REQUEST_ID.try_with(|c| c.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
-    tokio::task::spawn_blocking(move || CLIENT_REQUEST_ID.sync_scope(id, f)).await.unwrap_or_else(|_| {
+    let ids = RequestIds::current();
+    tokio::task::spawn_blocking(move || REQUEST_IDS.sync_scope(ids, f)).await.unwrap_or_else(|_| {
         graph_error(StatusCode::INTERNAL_SERVER_ERROR, "generalException", "The request failed inside the emulator.")
     })
 }
 
-/// Graph's `request-id` and `client-request-id` on every answer (the client's own id when it
-/// sent one), and the id kept for error bodies.
+/// Graph's `request-id` on every answer, and `client-request-id` when the client sent one; the
+/// ids kept for error bodies.
 async fn graph_headers(req: Request, next: Next) -> Response {
     let headers = req.headers().clone();
     with_graph_headers(&headers, next.run(req)).await
 }
 
-/// Runs `answer` in the scope of the request's `client-request-id` and adds Graph's headers.
+/// Runs `answer` in the scope of the request's ids and adds Graph's headers.
 async fn with_graph_headers(headers: &HeaderMap, answer: impl std::future::Future<Output = Response>) -> Response {
-    let client_id = headers
+    let client = headers
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut resp = CLIENT_REQUEST_ID.scope(client_id.clone(), answer).await;
+        .map(str::to_string);
+    let ids = RequestIds { client, ..RequestIds::fresh() };
+    let mut resp = REQUEST_IDS.scope(ids.clone(), answer).await;
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&client_id) {
+    if let Some(Ok(v)) = ids.client.as_deref().map(HeaderValue::from_str) {
         h.insert("client-request-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&ids.request) {
         h.insert("request-id", v);
     }
     resp
@@ -166,8 +206,7 @@ async fn with_graph_headers(headers: &HeaderMap, answer: impl std::future::Futur
 
 /// A Graph error answer: `{"error": {"code", "message", "innerError"}}`, the date without `Z`.
 pub(super) fn graph_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let client_request_id =
-        CLIENT_REQUEST_ID.try_with(|c| c.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    let ids = RequestIds::current();
     let date = dates::format(dates::now());
     let body = json!({
         "error": {
@@ -175,8 +214,8 @@ pub(super) fn graph_error(status: StatusCode, code: &str, message: impl Into<Str
             "message": message.into(),
             "innerError": {
                 "date": date.trim_end_matches('Z'),
-                "request-id": uuid::Uuid::new_v4().to_string(),
-                "client-request-id": client_request_id,
+                "request-id": &ids.request,
+                "client-request-id": ids.client.as_deref().unwrap_or(&ids.request),
             }
         }
     });
@@ -250,11 +289,15 @@ pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller,
             );
             let h = r.headers_mut();
             h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
-            h.insert("x-ms-throttle-scope", HeaderValue::from_static("Tenant_Application_All"));
-            if let Ok(v) = HeaderValue::from_str(&format!("The application exceeded {} requests per second.", t.rate()))
+            // Graph's documented values (throttling limits, identity and access service limits):
+            // `<Scope>/<Limit>/<ApplicationId>/<TenantId>`, and a reason such as
+            // ResourceUnitLimitExceeded, the emulator's bucket counting each request as one unit.
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("Tenant_Application/ReadWrite/{}/{}", who.app_id, st.tenant()))
             {
-                h.insert("x-ms-throttle-information", v);
+                h.insert("x-ms-throttle-scope", v);
             }
+            h.insert("x-ms-throttle-information", HeaderValue::from_static("ResourceUnitLimitExceeded"));
             return Err(Box::new(r));
         }
     }
@@ -270,8 +313,8 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
         .or_else(|| auth.strip_prefix("bearer "))
         .ok_or_else(|| unauthorized("Access token is empty."))?;
     let d = dangerous::decode(token).map_err(|_| unauthorized("IDX14100: JWT is not well formed."))?;
-    if d.alg() != Some("RS256") || !d.verify(SignatureAlg::Rs256, st.signing_cert.rsa_public_key().unwrap_or_default())
-    {
+    // Graph checks its tokens' special signature (over the hashed nonce), as the token endpoint made it.
+    if !super::token::signed_by_tenant(st, &d) {
         return Err(unauthorized("Access token validation failure. Invalid signature."));
     }
     let aud = d.claim_str("aud").unwrap_or("");
@@ -287,7 +330,7 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     }
     let app_id = d.claim_str("appid").or_else(|| d.claim_str("azp")).unwrap_or("").to_string();
     let object_id = d.claim_str("oid").unwrap_or("").to_string();
-    let delegated = d.claim_str("idtyp") != Some("app");
+    let delegated = !super::token::is_app_only(&d);
     Ok(Caller { app_id, object_id, roles: d.roles(), delegated })
 }
 
@@ -375,6 +418,16 @@ pub(super) fn find_app(st: &AppState, raw: &str) -> Option<Arc<App>> {
 }
 
 pub(super) fn not_found(raw: &str) -> Response {
+    // An id that is not a GUID (nor an alternate key such as `applications(appId='...')`) is no
+    // object identifier at all: Graph answers 400 "Invalid object identifier", not 404 (observed
+    // answers quoted in public code, e.g. `Request_BadRequest` "Invalid object identifier 'MyGroup'.").
+    if !raw.contains('(') && uuid::Uuid::try_parse(raw).is_err() {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            format!("Invalid object identifier '{raw}'."),
+        );
+    }
     graph_error(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
@@ -649,7 +702,10 @@ fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response
                 Ok(_) => graph_error(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
-                    format!("This emulator serves Graph v1.0 only, not '{version}'."),
+                    format!(
+                        "This emulator serves Graph v1.0 only, not '{version}' (of beta, only \
+                         /beta/reports/appCredentialSignInActivities)."
+                    ),
                 ),
             }
         } else {

@@ -8,6 +8,7 @@
 //! The secrets are 40 random characters (about 230 bits), so a plain digest is as strong as a
 //! slow one here. A secret is accepted for its own application only, between its dates.
 
+use crate::emulator::signins::{KeyKind, UsedCredential};
 use crate::emulator::App;
 use crate::manifest::Manifest;
 use crate::thumbprint::sha256;
@@ -63,27 +64,30 @@ pub fn drop_hash(manifest: &Path, key_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `secret` is a current password credential of `app`.
-pub fn secret_matches(app: &App, secret: &str, now: OffsetDateTime) -> bool {
+/// The current password credential of `app` whose secret is `secret`, if any: its `keyId` and
+/// dates, for the sign-in record.
+pub fn matching_secret(app: &App, secret: &str, now: OffsetDateTime) -> Option<UsedCredential> {
     let hashes = read_hashes(&app.path);
     if hashes.is_empty() {
-        return false;
+        return None;
     }
     let given = sha256(secret.as_bytes());
-    let Some(Value::Array(creds)) = app.json.get("passwordCredentials") else { return false };
-    creds.iter().filter_map(Value::as_object).any(|c| {
+    let Some(Value::Array(creds)) = app.json.get("passwordCredentials") else { return None };
+    creds.iter().filter_map(Value::as_object).find_map(|c| {
         let date =
             |a: &str, b: &str| c.get(a).or_else(|| c.get(b)).and_then(Value::as_str).and_then(dates::parse_manifest);
-        let current = date("startDateTime", "startDate").is_none_or(|s| s <= now)
-            && date("endDateTime", "endDate").is_none_or(|e| now <= e);
-        let stored = c
-            .get("keyId")
-            .and_then(Value::as_str)
-            .and_then(|k| hashes.get(&k.to_ascii_lowercase()))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let (start, end) = (date("startDateTime", "startDate"), date("endDateTime", "endDate"));
+        let current = start.is_none_or(|s| s <= now) && end.is_none_or(|e| now <= e);
+        let key_id = c.get("keyId").and_then(Value::as_str)?;
+        let stored = hashes.get(&key_id.to_ascii_lowercase()).and_then(Value::as_str);
         // Compare digests of digests, so the comparison time says nothing about the stored value.
-        current && stored.is_some_and(|h| sha256(h.as_bytes()) == sha256(hex(&given).as_bytes()))
+        let same = stored.is_some_and(|h| sha256(h.as_bytes()) == sha256(hex(&given).as_bytes()));
+        (current && same).then(|| UsedCredential {
+            key_id: key_id.to_string(),
+            kind: KeyKind::ClientSecret,
+            start,
+            end,
+        })
     })
 }
 

@@ -1,13 +1,12 @@
-//! `fleet audit`'s text presentation: the table, fitted to the terminal's width, and the hint
-//! of `--fail-on`, which names what fixes each kind of credential it matched.
+//! `fleet audit`'s table, fitted to the terminal's width.
 //!
 //! Whole, the table is about 215 columns wide. On a narrower terminal (or `COLUMNS`) the
 //! thumbprint and key id give way first, cut with an ellipsis and then left out, then the name,
 //! the date and the app id are cut; `-o json` and `-o csv` always hold whole values, and so does
 //! the table when stdout is not a terminal (a file, a pipe).
 
-use super::super::output::{count, printable};
-use keycred::fleet::audit::{CredStatus, Kind, Row};
+use crate::output::printable;
+use keycred::fleet::audit::Row;
 
 /// The columns before REASON: header, whole width, narrowest width.
 const COLUMNS: [(&str, usize, usize); 8] = [
@@ -109,68 +108,6 @@ fn fit(s: &str, width: usize) -> String {
     let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
     cut
-}
-
-/// The credentials `--fail-on` matched, by what can be done about them: the hint names what
-/// fixes each kind, and `fleet rotate` only for what it rotates.
-#[derive(Default)]
-pub struct Failing {
-    /// Applications' certificates ending or ended: `fleet rotate` replaces them.
-    app_certificates: u64,
-    /// Certificates Entra cannot verify with: nothing to rotate, they are to be removed.
-    unusable: u64,
-    /// Client secrets: never rotated by `fleet`.
-    secrets: u64,
-    /// Service principals' certificates (SAML signing): not rotated by `fleet`.
-    sp_certificates: u64,
-}
-
-impl Failing {
-    /// Counts a credential `--fail-on` matched.
-    pub fn count(&mut self, r: &Row) {
-        let counter = match (r.kind, r.object_type, r.status) {
-            (Kind::Secret, _, _) => &mut self.secrets,
-            (Kind::Certificate, "servicePrincipal", _) => &mut self.sp_certificates,
-            (Kind::Certificate, _, CredStatus::Unusable) => &mut self.unusable,
-            (Kind::Certificate, _, _) => &mut self.app_certificates,
-        };
-        *counter += 1;
-    }
-
-    /// What to do about them, kind by kind.
-    pub fn hint(&self) -> String {
-        let mut hints = Vec::new();
-        if self.app_certificates > 0 {
-            hints.push(format!(
-                "rotate the {} with `keycred fleet rotate --expiring-within ... --out-dir DIR` (--dry-run first)",
-                count(self.app_certificates, "application certificate", "application certificates")
-            ));
-        }
-        if self.unusable > 0 {
-            hints.push(format!(
-                "remove the {} (the reason column says why Entra cannot use them)",
-                count(self.unusable, "unusable certificate", "unusable certificates")
-            ));
-        }
-        if self.secrets > 0 {
-            hints.push(format!(
-                "`fleet rotate` never rotates secrets ({} here): add a new one (portal, or `az ad app credential \
-                 reset --append`), give it to its consumers, then remove the old one",
-                count(self.secrets, "secret", "secrets")
-            ));
-        }
-        if self.sp_certificates > 0 {
-            hints.push(format!(
-                "{} (SAML signing) renewed in the portal (Enterprise applications, Single sign-on), not by \
-                 `fleet rotate`",
-                match self.sp_certificates {
-                    1 => "the service principal certificate is".to_string(),
-                    n => format!("the {n} service principal certificates are"),
-                }
-            ));
-        }
-        hints.join("; ")
-    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,20 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
-mod audit_text;
+mod audit;
+mod table;
 
-use super::output::{json_safe, out_line, printable};
-use super::{CredArgs, Ctx, OutputFormat};
-use audit_text::{Failing, Table};
+use super::common::GraphAccessArgs;
+use super::output::out_line;
+use super::{Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::{KeySize, SignatureAlg};
-use keycred::fleet::audit::{self, CredStatus, Filters, Row};
+use keycred::cert::KeySize;
+use keycred::fleet::audit::{CredStatus, Filters};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
-use keycred::fleet::throttle::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
-use keycred::graph::{self, GraphClient, GRAPH_URL};
-use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Registration, Target, TokenClient, TokenRequest};
+use keycred::graph::limiter::Limiter;
+use keycred::graph::GraphClient;
+use keycred::token::{Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,22 +36,7 @@ pub struct Auth {
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
     pub authority: String,
     #[command(flatten)]
-    pub cred: CredArgs,
-    /// Get the Graph token with the automation app's secret (environment variable)
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
-    /// Use this Graph access token (environment variable) instead of getting one
-    #[arg(long, value_name = "VAR")]
-    pub graph_token_env: Option<String>,
-    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
-    #[arg(long, default_value = GRAPH_URL)]
-    pub graph_url: String,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each HTTP request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub access: GraphAccessArgs,
 }
 
 /// Which applications.
@@ -61,11 +46,16 @@ pub struct Select {
     #[arg(long, value_name = "DURATION")]
     pub expiring_within: Option<String>,
     /// Only this application (client) id (repeatable)
-    #[arg(long = "app-id", value_name = "GUID")]
-    pub app_ids: Vec<String>,
+    #[arg(long = "app-id", value_name = "GUID", value_parser = guid)]
+    pub app_ids: Vec<ClientId>,
     /// Only the application ids in this file (one a line; # comments)
     #[arg(long, value_name = "FILE")]
     pub apps_file: Option<PathBuf>,
+}
+
+/// An application id given on the command line, checked by clap as it parses it.
+fn guid(s: &str) -> std::result::Result<ClientId, String> {
+    ClientId::guid(s, "--app-id").map_err(|_| "not an application (client) id (a GUID)".to_string())
 }
 
 /// `--status` values.
@@ -180,61 +170,37 @@ impl Auth {
 
     /// The token client; the applications `fleet` works on are managed through Graph.
     fn tokens(&self) -> Result<TokenClient> {
-        Ok(TokenClient::new(ClientOptions {
-            timeout: std::time::Duration::from_secs(self.timeout),
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        })?
-        .with_registration(Registration::Graph))
+        Ok(self.access.http.client()?.with_registration(Registration::Graph))
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
-        let mut renew: Option<graph::Renew> = None;
-        let token: SecretString = match &self.graph_token_env {
-            Some(var) => secret::from_env(var)?,
-            None => {
-                let auth = match (&self.secret_env, self.cred.given()) {
-                    (Some(var), _) => ClientAuth::Secret(secret::from_env(var)?),
-                    (None, true) => ClientAuth::Certificate {
-                        cred: Arc::new(self.cred.load()?),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    },
-                    (None, false) => {
-                        return Err(Error::input("no way to get a Graph token").with_hint(
-                            "pass the automation app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR",
-                        ))
-                    }
-                };
-                let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-                    Error::input("no client id given for the automation app")
-                        .with_hint("pass --client-id or set AZURE_CLIENT_ID")
-                })?;
-                let req = TokenRequest {
-                    authority: Authority::parse(&self.authority)?,
-                    tenant: self.tenant()?,
-                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
-                    version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![
-                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
-                    ]),
-                    grant: Grant::ClientCredentials,
-                    auth,
-                };
-                let token = tokens.request_token_blocking(&req)?.access_token;
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let (token, req) = self.access.graph_token(tokens, cred, |auth| {
+            let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                Error::input("no client id given for the automation app")
+                    .with_hint("pass --client-id or set AZURE_CLIENT_ID")
+            })?;
+            Ok(TokenRequest {
+                authority: Authority::parse(&self.authority)?,
+                tenant: self.tenant()?,
+                client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
+                version: EndpointVersion::V2,
+                target: Target::Scopes(vec![self.access.graph.resource()?]),
+                grant: Grant::ClientCredentials,
+                auth,
+            })
+        })?;
+        let g = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())?;
+        Ok(match req {
+            Some(req) => {
                 let tokens = tokens.clone();
-                renew = Some(Arc::new(move || {
+                g.with_renew(Arc::new(move || {
                     let (tokens, req) = (tokens.clone(), req.clone());
                     Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
-                }));
-                token
+                }))
             }
-        };
-        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
-        Ok(match renew {
-            Some(r) => g.with_renew(r),
             None => g,
         })
     }
@@ -263,7 +229,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             let tokens = auth.tokens()?;
             let rt = runtime()?;
             let g = auth.graph(&tokens)?;
-            run_audit(ctx, &rt, &g, &filters, fail_on)
+            audit::run_audit(ctx, &rt, &g, &filters, fail_on)
         }
         Cmd::Rotate { auth, select, out_dir, name, key_size, days, concurrency, dry_run, journal, verify_attempts } => {
             if ctx.format == OutputFormat::Csv {
@@ -278,8 +244,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 ));
             }
             let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
-            opts.verify_scope =
-                format!("{}/.default", graph::token_resource(&auth.graph_url).map_err(|e| e.context("--graph-url"))?);
+            opts.verify_scope = format!("{}/.default", auth.access.graph.resource()?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;
             opts.days = *days;
@@ -298,138 +263,6 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             run_rotate(ctx, &rt, g, tokens, opts)
         }
     }
-}
-
-/// A free-text CSV cell (a display name, anyone who owns the app sets it): control characters
-/// escaped as in the text output, and a leading `=`, `+`, `-` or `@`, which spreadsheets take
-/// for a formula, neutralised the OWASP way with a leading `'`.
-fn csv_text(s: &str) -> String {
-    let s = printable(s);
-    if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.into_owned()
-    }
-}
-
-/// `r` for a spreadsheet: every text escaped, free text also kept from being a formula; ids,
-/// thumbprints, dates and numbers as they are (a `-` there is data, not a formula).
-fn csv_row(r: &Row) -> Row {
-    let esc = |v: &Option<String>| v.as_deref().map(|s| printable(s).into_owned());
-    Row {
-        app_id: printable(&r.app_id).into_owned(),
-        display_name: r.display_name.as_deref().map(csv_text),
-        key_id: esc(&r.key_id),
-        thumbprint: esc(&r.thumbprint),
-        start: esc(&r.start),
-        end: esc(&r.end),
-        reason: r.reason.as_deref().map(csv_text),
-        ..r.clone()
-    }
-}
-
-/// Writes to stdout; a closed pipe ends the process quietly, as [`out_line`] does.
-fn write_stdout(bytes: &[u8]) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
-        std::process::exit(0);
-    }
-}
-
-fn run_audit(
-    ctx: &Ctx,
-    rt: &tokio::runtime::Runtime,
-    g: &GraphClient,
-    filters: &Filters,
-    fail_on: &[FailOn],
-) -> Result<u8> {
-    let spinner = ctx.stderr_is_terminal().then(|| {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    });
-    let mut first = true;
-    let mut seen = 0u64;
-    let failing_statuses: Vec<CredStatus> = fail_on.iter().map(|f| f.status()).collect();
-    let mut failing = Failing::default();
-    let table = Table::for_stdout();
-    // Streamed as pages arrive: rows are printed, never gathered.
-    let summary = rt.block_on(audit::run(g, filters, |r| {
-        seen += 1;
-        if failing_statuses.contains(&r.status) {
-            failing.count(r);
-        }
-        if let Some(pb) = &spinner {
-            pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
-        }
-        match ctx.format {
-            OutputFormat::Text => {
-                if first {
-                    out_line(&table.header());
-                }
-                out_line(&table.row(r));
-            }
-            OutputFormat::Json => {
-                let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
-                let row = json_safe(&row);
-                write_stdout(format!("{}{row}", if first { "{\n\"credentials\": [\n" } else { ",\n" }).as_bytes());
-            }
-            OutputFormat::Csv => {
-                let mut w = csv::WriterBuilder::new().has_headers(first).from_writer(Vec::new());
-                w.serialize(csv_row(r)).map_err(|e| Error::internal(format!("CSV: {e}")))?;
-                write_stdout(&w.into_inner().map_err(|e| Error::internal(format!("CSV: {e}")))?);
-            }
-        }
-        first = false;
-        Ok(())
-    }));
-    if let Some(pb) = &spinner {
-        pb.finish_and_clear();
-    }
-    let summary = summary?;
-    match ctx.format {
-        OutputFormat::Text => {
-            if first {
-                out_line("no credential matches");
-            }
-            out_line(&format!(
-                "{} applications{}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
-                summary.applications,
-                if filters.service_principals {
-                    format!(" and {} service principals", summary.service_principals)
-                } else {
-                    String::new()
-                },
-                summary.credentials,
-                summary.valid,
-                summary.expiring,
-                summary.expired,
-                summary.not_yet_valid,
-                summary.unusable
-            ));
-        }
-        OutputFormat::Json => {
-            let s = serde_json::to_string(&summary).map_err(|e| Error::internal(e.to_string()))?;
-            let open = if first { "{\n\"credentials\": [" } else { "\n" };
-            write_stdout(format!("{open}],\n\"summary\": {s}\n}}\n").as_bytes());
-        }
-        OutputFormat::Csv => {
-            if first {
-                // No row: the header alone, so that a spreadsheet still gets the columns.
-                write_stdout(format!("{}\n", audit::CSV_HEADER.join(",")).as_bytes());
-            }
-        }
-    }
-    let failed: Vec<String> = failing_statuses
-        .iter()
-        .filter(|s| summary.with_status(**s) > 0)
-        .map(|s| format!("{} {}", summary.with_status(*s), s.name()))
-        .collect();
-    if !failed.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failed.join(", "))).with_hint(failing.hint()));
-    }
-    Ok(keycred::error::exit::OK)
 }
 
 /// One application's line: its id and name, what happened, and the keyIds involved. A dry run's
