@@ -9,10 +9,11 @@ use crate::output::printable;
 use keycred::fleet::audit::Row;
 
 /// The columns before REASON: header, whole width, narrowest width.
-const COLUMNS: [(&str, usize, usize); 8] = [
+const COLUMNS: [(&str, usize, usize); 9] = [
     ("APP ID", 36, 9),
     ("KIND", 11, 11),
     ("STATUS", 13, 13),
+    ("POLICY", 13, 13),
     ("DAYS", 5, 5),
     ("END", 20, 10),
     ("THUMBPRINT", 40, 12),
@@ -21,8 +22,11 @@ const COLUMNS: [(&str, usize, usize); 8] = [
 ];
 /// How the columns give way when the terminal is narrow, in order: the thumbprint and the key id
 /// (which the portal shows too, and json and csv hold whole) are cut, then left out; then the
-/// name, the date and, last, the app id are cut.
-const GIVE_WAY: [(usize, bool); 7] = [(5, false), (6, false), (6, true), (5, true), (7, false), (4, false), (0, false)];
+/// name, the date and the app id are cut; last, the policy standing is left out.
+const GIVE_WAY: [(usize, bool); 8] =
+    [(6, false), (7, false), (7, true), (6, true), (8, false), (5, false), (0, false), (3, true)];
+/// DAYS, a number: right-aligned.
+const DAYS: usize = 4;
 /// REASON keeps this much room while the others shrink; at worst it gets what is left.
 const REASON_MIN: usize = 16;
 /// Between two columns.
@@ -30,7 +34,7 @@ const GAP: &str = "  ";
 
 /// The widths of the table's columns (0: left out), REASON last (`None`: whole).
 pub struct Table {
-    widths: [usize; 8],
+    widths: [usize; 9],
     reason: Option<usize>,
 }
 
@@ -39,8 +43,8 @@ impl Table {
     pub fn new(columns: Option<usize>) -> Self {
         let mut widths = COLUMNS.map(|(_, w, _)| w);
         let Some(total) = columns else { return Table { widths, reason: None } };
-        let used = |w: &[usize; 8]| w.iter().filter(|&&w| w > 0).map(|w| w + GAP.len()).sum::<usize>();
-        let over = |w: &[usize; 8]| (used(w) + REASON_MIN).saturating_sub(total);
+        let used = |w: &[usize; 9]| w.iter().filter(|&&w| w > 0).map(|w| w + GAP.len()).sum::<usize>();
+        let over = |w: &[usize; 9]| (used(w) + REASON_MIN).saturating_sub(total);
         for (i, leave_out) in GIVE_WAY {
             match leave_out {
                 true if over(&widths) > 0 => widths[i] = 0,
@@ -72,6 +76,7 @@ impl Table {
             cell(Some(&r.app_id), ""),
             r.kind.name().to_string(),
             r.status.name().to_string(),
+            r.policy.map_or("-", |p| p.name()).to_string(),
             r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
             cell(r.end.as_deref(), "-"),
             cell(r.thumbprint.as_deref(), "-"),
@@ -81,12 +86,11 @@ impl Table {
         self.line(cells, cell(r.reason.as_deref(), ""))
     }
 
-    fn line(&self, cells: [String; 8], reason: String) -> String {
+    fn line(&self, cells: [String; 9], reason: String) -> String {
         let mut out = String::new();
         for (i, c) in cells.iter().enumerate().filter(|(i, _)| self.widths[*i] > 0) {
             let c = fit(c, self.widths[i]);
-            // DAYS is a number: right-aligned.
-            if i == 3 {
+            if i == DAYS {
                 out.push_str(&format!("{c:>w$}{GAP}", w = self.widths[i]));
             } else {
                 out.push_str(&format!("{c:<w$}{GAP}", w = self.widths[i]));
@@ -126,9 +130,9 @@ mod tests {
         }
         // Narrow: the key id and thumbprint left out (json and csv keep them), the app id whole
         // as long as it can be.
-        let h = Table::new(Some(120)).header();
-        assert!(!h.contains("KEY ID") && !h.contains("THUMBPRINT"), "{h}");
-        assert_eq!(Table::new(Some(120)).widths[0], 36);
+        let h = Table::new(Some(130)).header();
+        assert!(!h.contains("KEY ID") && !h.contains("THUMBPRINT") && h.contains("POLICY"), "{h}");
+        assert_eq!(Table::new(Some(130)).widths[0], 36);
         assert!(Table::new(Some(80)).widths[0] < 36);
         assert!(Table::new(Some(170)).header().contains("THUMBPRINT"));
         // Wide enough: nothing cut.
