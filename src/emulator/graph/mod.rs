@@ -23,12 +23,15 @@
 //! never of the manifest files or the CLI behind the emulator.
 
 mod batch;
+mod error;
 mod keys;
 pub(super) mod objects;
 pub(super) mod odata;
 pub(super) mod passwords;
 mod signins;
 pub(super) mod unserved;
+
+pub(super) use error::{Answer, GraphError};
 
 use super::throttle::retry_after_secs;
 use super::{App, AppState, SharedState};
@@ -156,11 +159,17 @@ fn router(st: Arc<AppState>) -> axum::Router {
 /// Runs a handler on the blocking pool, in the request's `client-request-id` scope: handlers
 /// read and write manifest files, which must never hold up the async workers (a slow disk, or a
 /// file replaced by a FIFO, would stall every endpoint).
-async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+async fn blocking<R: IntoResponse>(f: impl FnOnce() -> R + Send + 'static) -> Response {
     let ids = RequestIds::current();
-    tokio::task::spawn_blocking(move || REQUEST_IDS.sync_scope(ids, f)).await.unwrap_or_else(|_| {
-        graph_error(StatusCode::INTERNAL_SERVER_ERROR, "generalException", "The request failed inside the emulator.")
-    })
+    tokio::task::spawn_blocking(move || REQUEST_IDS.sync_scope(ids, || f().into_response())).await.unwrap_or_else(
+        |_| {
+            graph_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generalException",
+                "The request failed inside the emulator.",
+            )
+        },
+    )
 }
 
 /// Graph's `request-id` on every answer, and `client-request-id` when the client sent one; the
@@ -214,10 +223,6 @@ fn graph_json(v: Value) -> Response {
     resp
 }
 
-fn query_error(e: QueryError) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, e.code, e.message)
-}
-
 /// The caller, from a bearer token this emulator issued for Graph.
 pub(super) struct Caller {
     pub app_id: String,
@@ -258,12 +263,12 @@ impl Caller {
 
 /// Authenticates the request (401 in Graph's words), then takes one request from the caller's
 /// `--throttle` bucket (429 with `Retry-After`).
-pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
     let who = caller(st, headers)?;
     if let Some(t) = &st.throttle {
         if let Err(wait) = t.take(&who.app_id) {
             let secs = retry_after_secs(wait);
-            let mut r = graph_error(
+            let mut r = GraphError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 format!(
@@ -271,27 +276,26 @@ pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller,
                     st.tenant(),
                     who.app_id
                 ),
-            );
-            let h = r.headers_mut();
-            h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+            )
+            .with_header(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
             // Graph's documented values (throttling limits, identity and access service limits):
             // `<Scope>/<Limit>/<ApplicationId>/<TenantId>`, and a reason such as
             // ResourceUnitLimitExceeded, the emulator's bucket counting each request as one unit.
             if let Ok(v) =
                 HeaderValue::from_str(&format!("Tenant_Application/ReadWrite/{}/{}", who.app_id, st.tenant()))
             {
-                h.insert("x-ms-throttle-scope", v);
+                r = r.with_header("x-ms-throttle-scope", v);
             }
-            h.insert("x-ms-throttle-information", HeaderValue::from_static("ResourceUnitLimitExceeded"));
-            return Err(Box::new(r));
+            return Err(
+                r.with_header("x-ms-throttle-information", HeaderValue::from_static("ResourceUnitLimitExceeded"))
+            );
         }
     }
     Ok(who)
 }
 
-fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
-    let unauthorized =
-        |m: &str| Box::new(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m.to_string()));
+fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
+    let unauthorized = |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
     let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let token = auth
         .strip_prefix("Bearer ")
@@ -321,23 +325,21 @@ fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
 
 /// The JSON body of a write request, read after the caller is authenticated. Graph answers a
 /// body that is not JSON with 400 BadRequest, and a Content-Type other than JSON with 415.
-pub(super) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
+pub(super) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, GraphError> {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
         let shown = if content_type.is_empty() { "(none)" } else { content_type };
-        return Err(Box::new(graph_error(
+        return Err(GraphError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BadRequest",
             format!("Content-Type {shown} is not supported; send the request body as application/json."),
-        )));
+        ));
     }
     serde_json::from_slice(body).map_err(|_| {
-        Box::new(graph_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
+        GraphError::bad_request(
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-        ))
+        )
     })
 }
 
@@ -365,7 +367,7 @@ pub(super) fn edit_app(
     st: &AppState,
     app: &App,
     mut f: impl FnMut(&Manifest) -> Result<Manifest, EditError>,
-) -> Result<(), Box<Response>> {
+) -> Result<(), GraphError> {
     let mut refusal = None;
     let result = edit_file(&app.path, |m| {
         f(m).map_err(|e| match e {
@@ -377,17 +379,17 @@ pub(super) fn edit_app(
         })
     });
     match (result, refusal) {
-        (_, Some((status, code, message))) => Err(Box::new(graph_error(status, code, message))),
+        (_, Some((status, code, message))) => Err(GraphError::new(status, code, message)),
         (Ok(_), None) => Ok(()),
-        (Err(e), None) => Err(Box::new(storage_failure(st, app, &e))),
+        (Err(e), None) => Err(storage_failure(st, app, &e)),
     }
 }
 
-pub(super) fn storage_failure(st: &AppState, app: &App, e: &crate::Error) -> Response {
+pub(super) fn storage_failure(st: &AppState, app: &App, e: &crate::Error) -> GraphError {
     if st.log {
         eprintln!("keycred emulate: could not update application {}: {e}", app.app_id);
     }
-    graph_error(
+    GraphError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "generalException",
         "The application could not be updated; the emulator's log says why.",
@@ -402,26 +404,26 @@ pub(super) fn find_app(st: &AppState, raw: &str) -> Option<Arc<App>> {
     st.registry.find_by_object_id(raw)
 }
 
-pub(super) fn not_found(raw: &str) -> Response {
+pub(super) fn not_found(raw: &str) -> GraphError {
     // An id that is not a GUID (nor an alternate key such as `applications(appId='...')`) is no
     // object identifier at all: Graph answers 400 "Invalid object identifier", not 404 (observed
     // answers quoted in public code, e.g. `Request_BadRequest` "Invalid object identifier 'MyGroup'.").
     if !raw.contains('(') && uuid::Uuid::try_parse(raw).is_err() {
-        return graph_error(
+        return GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
             format!("Invalid object identifier '{raw}'."),
         );
     }
-    graph_error(
+    GraphError::new(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
         format!("Resource '{raw}' does not exist or one of its queried reference-property objects are not present."),
     )
 }
 
-pub(super) fn forbidden() -> Response {
-    graph_error(
+pub(super) fn forbidden() -> GraphError {
+    GraphError::new(
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
         "Insufficient privileges to complete the operation.",
@@ -508,9 +510,9 @@ fn caller_and_query(
     headers: &HeaderMap,
     raw: Option<&str>,
     entity: &EntityType,
-) -> Result<(Caller, Query), Box<Response>> {
+) -> Result<(Caller, Query), GraphError> {
     let who = authenticate(st, headers)?;
-    let query = Query::parse(raw, entity).map_err(|e| Box::new(query_error(e)))?;
+    let query = Query::parse(raw, entity)?;
     Ok((who, query))
 }
 
@@ -522,24 +524,21 @@ fn get_one(
     entity_type: &EntityType,
     found: impl FnOnce() -> Option<Arc<App>>,
     render: impl FnOnce(&App, &Query) -> (&'static str, Map<String, Value>),
-) -> Response {
-    let (who, query) = match caller_and_query(st, headers, q, entity_type) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let Some(app) = found() else { return not_found(raw) };
+) -> Answer {
+    let (who, query) = caller_and_query(st, headers, q, entity_type)?;
+    let app = found().ok_or_else(|| not_found(raw))?;
     if !who.can_read(&app) {
-        return forbidden();
+        return Err(forbidden());
     }
     let (collection, e) = render(&app, &query);
-    entity(st, collection, &query, e)
+    Ok(entity(st, collection, &query, e))
 }
 
-fn list_applications(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_applications(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Answer {
     list(&st, raw.as_deref(), &headers, &objects::APPLICATION, "applications", objects::application)
 }
 
-fn list_service_principals(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+fn list_service_principals(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Answer {
     let tenant = st.tenant().to_string();
     list(&st, raw.as_deref(), &headers, &objects::SERVICE_PRINCIPAL, "servicePrincipals", |a, bodies, only| {
         objects::service_principal(a, &tenant, bodies, only)
@@ -555,11 +554,8 @@ fn list(
     entity: &EntityType,
     collection: &str,
     render: impl Fn(&App, bool, Option<&[&str]>) -> Map<String, Value>,
-) -> Response {
-    let (who, query) = match caller_and_query(st, headers, raw, entity) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+) -> Answer {
+    let (who, query) = caller_and_query(st, headers, raw, entity)?;
     let mut apps = candidates(st, &query);
     if !who.can_read_all() {
         // An application without a directory role sees itself only.
@@ -567,7 +563,7 @@ fn list(
     }
     let bodies = query.selects("keyCredentials");
     let only = query.needed();
-    page(st, collection, raw, &query, apps, |a| render(a, bodies, only.as_deref()))
+    Ok(page(st, collection, raw, &query, apps, |a| render(a, bodies, only.as_deref())))
 }
 
 /// One entity with `$select` applied and its `@odata.context`.
@@ -583,7 +579,7 @@ fn get_application(
     Path(raw): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
+) -> Answer {
     get_one(
         &st,
         (&raw, q.as_deref(), &headers),
@@ -598,7 +594,7 @@ fn get_service_principal(
     Path(raw): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
+) -> Answer {
     let found = || match raw.strip_prefix("servicePrincipals(appId='").and_then(|r| r.strip_suffix("')")) {
         Some(id) => st.app(id),
         None => st
@@ -615,7 +611,7 @@ fn get_service_principal(
 
 /// `applications(appId='...')` and `servicePrincipals(appId='...')`; any other segment is
 /// Graph's "Resource not found for the segment".
-fn get_by_reference(st: SharedState, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Response {
+fn get_by_reference(st: SharedState, Path(reference): Path<String>, q: RawQuery, headers: HeaderMap) -> Answer {
     if reference.starts_with("applications(") {
         get_application(st, Path(reference), q, headers)
     } else if reference.starts_with("servicePrincipals(") {
@@ -625,7 +621,7 @@ fn get_by_reference(st: SharedState, Path(reference): Path<String>, q: RawQuery,
     }
 }
 
-fn patch_by_reference(st: SharedState, Path(reference): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+fn patch_by_reference(st: SharedState, Path(reference): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
     if reference.starts_with("applications(") {
         keys::patch_app(st, Path(reference), headers, body)
     } else {
@@ -633,7 +629,7 @@ fn patch_by_reference(st: SharedState, Path(reference): Path<String>, headers: H
     }
 }
 
-fn action(st: SharedState, Path((id, action)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+fn action(st: SharedState, Path((id, action)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Answer {
     dispatch_action(st, id, &action, headers, body)
 }
 
@@ -642,31 +638,29 @@ fn action_by_reference(
     Path((reference, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     if !reference.starts_with("applications(") {
         return unknown_segment(&st, &headers, &reference);
     }
     dispatch_action(st, reference, &action, headers, body)
 }
 
-fn dispatch_action(st: SharedState, id: String, action: &str, headers: HeaderMap, body: Bytes) -> Response {
+fn dispatch_action(st: SharedState, id: String, action: &str, headers: HeaderMap, body: Bytes) -> Answer {
     // Graph's action names are case-insensitive.
     match action.to_ascii_lowercase().as_str() {
         "addkey" => keys::add_key(st, Path(id), headers, body),
         "removekey" => keys::remove_key(st, Path(id), headers, body),
-        "addpassword" => keys::add_password(st, Path(id), headers, body),
-        "removepassword" => keys::remove_password(st, Path(id), headers, body),
+        "addpassword" => passwords::add_password(st, Path(id), headers, body),
+        "removepassword" => passwords::remove_password(st, Path(id), headers, body),
         _ => unknown_segment(&st, &headers, action),
     }
 }
 
 /// A path under `/v1.0` the emulator does not serve: 401 without a good token, as Graph checks
 /// the token first, then Graph's 400 for an unknown segment.
-fn unknown_segment(st: &AppState, headers: &HeaderMap, segment: &str) -> Response {
-    if let Err(r) = authenticate(st, headers) {
-        return *r;
-    }
-    graph_error(StatusCode::BAD_REQUEST, "BadRequest", format!("Resource not found for the segment '{segment}'."))
+fn unknown_segment(st: &AppState, headers: &HeaderMap, segment: &str) -> Answer {
+    authenticate(st, headers)?;
+    Err(GraphError::bad_request(format!("Resource not found for the segment '{segment}'.")))
 }
 
 /// Every request no route takes: under `/v1.0/` Graph's unknown-segment answer (after the token
@@ -676,28 +670,22 @@ pub(super) async fn fallback(State(st): SharedState, req: Request) -> Response {
     blocking(move || fallback_blocking(&st, &path, &headers)).await
 }
 
-fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response {
+fn fallback_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Answer {
     let mut segments = path.trim_start_matches('/').split('/');
     let version = segments.next().unwrap_or("");
     if version == "v1.0" || version.eq_ignore_ascii_case("beta") {
         let first = segments.next().unwrap_or("");
         if version != "v1.0" {
-            match authenticate(st, headers) {
-                Err(r) => *r,
-                Ok(_) => graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    format!(
-                        "This emulator serves Graph v1.0 only, not '{version}' (of beta, only \
-                         /beta/reports/appCredentialSignInActivities)."
-                    ),
-                ),
-            }
+            authenticate(st, headers)?;
+            Err(GraphError::bad_request(format!(
+                "This emulator serves Graph v1.0 only, not '{version}' (of beta, only \
+                 /beta/reports/appCredentialSignInActivities)."
+            )))
         } else {
             unknown_segment(st, headers, first)
         }
     } else {
-        graph_error(StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {version}"))
+        Err(GraphError::bad_request(format!("Invalid version: {version}")))
     }
 }
 
@@ -706,15 +694,13 @@ pub(super) async fn method_not_allowed(State(st): SharedState, uri: axum::http::
     blocking(move || method_not_allowed_blocking(&st, uri.path(), &headers)).await
 }
 
-fn method_not_allowed_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Response {
+fn method_not_allowed_blocking(st: &AppState, path: &str, headers: &HeaderMap) -> Answer {
     if path.starts_with("/v1.0/") {
-        if let Err(r) = authenticate(st, headers) {
-            return *r;
-        }
+        authenticate(st, headers)?;
     }
-    graph_error(
+    Err(GraphError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "Request_BadRequest",
         "Specified HTTP method is not allowed for the request target.",
-    )
+    ))
 }
