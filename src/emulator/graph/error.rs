@@ -3,8 +3,7 @@
 //! checks chain with `?` instead of unwrapping a ready-made response at each step.
 
 use super::{graph_error, QueryError};
-use axum::http::header::IntoHeaderName;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// What a Graph handler answers: a success, or Graph's error.
@@ -18,17 +17,17 @@ pub(in crate::emulator) struct GraphError {
     status: StatusCode,
     code: String,
     message: String,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl GraphError {
     pub(in crate::emulator) fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        GraphError { status, code: code.into(), message: message.into(), headers: HeaderMap::new() }
+        GraphError { status, code: code.into(), message: message.into(), headers: Vec::new() }
     }
 
     /// The same refusal with one more header.
-    pub(in crate::emulator) fn with_header(mut self, name: impl IntoHeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+    pub(in crate::emulator) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -47,7 +46,7 @@ impl From<QueryError> for GraphError {
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let mut resp = graph_error(self.status, &self.code, self.message);
-        resp.headers_mut().extend(self.headers);
+        resp.headers_mut().extend(self.headers.into_iter().map(|(n, v)| (Some(n), v)));
         resp
     }
 }

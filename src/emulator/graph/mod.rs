@@ -40,7 +40,7 @@ use crate::jwt::dangerous;
 use crate::manifest::{edit_file, Manifest};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -284,11 +284,12 @@ pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller,
             if let Ok(v) =
                 HeaderValue::from_str(&format!("Tenant_Application/ReadWrite/{}/{}", who.app_id, st.tenant()))
             {
-                r = r.with_header("x-ms-throttle-scope", v);
+                r = r.with_header(HeaderName::from_static("x-ms-throttle-scope"), v);
             }
-            return Err(
-                r.with_header("x-ms-throttle-information", HeaderValue::from_static("ResourceUnitLimitExceeded"))
-            );
+            return Err(r.with_header(
+                HeaderName::from_static("x-ms-throttle-information"),
+                HeaderValue::from_static("ResourceUnitLimitExceeded"),
+            ));
         }
     }
     Ok(who)

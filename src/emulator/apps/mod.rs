@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 const RACY: Duration = Duration::from_secs(2);
 
 /// The catalogue of built-in resources.
-const CATALOGUE: &str = include_str!("../../templates/resources.json");
+const CATALOGUE: &str = include_str!("../../../templates/resources.json");
 
 /// Which access token shape a resource takes (PROTOCOL.md section 5): chosen by the resource,
 /// whichever endpoint was called.
