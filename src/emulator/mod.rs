@@ -39,8 +39,8 @@ pub use tenant::User;
 
 pub use config::{initial_domain, parse_grant, EmulatorConfig, MAX_BODY, MAX_RESOURCE};
 pub use handle::{start, start_blocking, BlockingEmulator, EmulatorHandle, EmulatorInfo};
-use router::blocking;
 pub use router::router;
+use router::{blocking, blocking_or};
 use state::{is_multi_tenant, SharedState};
 pub use state::{verify_client_assertion, AppState};
 

@@ -51,8 +51,17 @@ pub(super) fn router_with(state: Arc<AppState>, read_timeout: std::time::Duratio
 
 /// Runs `f` on the blocking pool: request handling reads manifest files, and file I/O never
 /// runs on the async workers (a slow or odd file must not stall every other request).
-pub(super) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+pub(super) async fn blocking<R: IntoResponse>(f: impl FnOnce() -> R + Send + 'static) -> Response {
+    blocking_or(f, || StatusCode::INTERNAL_SERVER_ERROR.into_response()).await
+}
+
+/// [`blocking`] with the answer for a handler that panicked chosen by the caller (Graph answers
+/// in its own error shape): the one place handlers reach the blocking pool.
+pub(super) async fn blocking_or<R: IntoResponse>(
+    f: impl FnOnce() -> R + Send + 'static,
+    failed: impl FnOnce() -> Response,
+) -> Response {
+    tokio::task::spawn_blocking(move || f().into_response()).await.unwrap_or_else(|_| failed())
 }
 
 pub(super) async fn token_v1(
