@@ -32,7 +32,8 @@ impl Authority {
         let s = s.trim();
         let full = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
         let url = Url::parse(&full).map_err(|e| {
-            Error::input(format!("authority '{s}' is not a URL ({e})"))
+            Error::input(format!("authority '{s}' is not a URL"))
+                .caused_by(e)
                 .with_hint(format!("use a URL such as {DEFAULT_AUTHORITY}"))
         })?;
         check_transport(&url, "authority")?;

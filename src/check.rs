@@ -44,6 +44,8 @@ pub struct Step {
     pub detail: String,
     /// pass, warn, fail or skip.
     pub outcome: Outcome,
+    /// Entra's AADSTS code, when the step failed on Entra's refusal (the token request).
+    pub aadsts: Option<u32>,
 }
 
 /// What to check.
@@ -103,7 +105,7 @@ impl Steps {
             Outcome::Skip => None,
         };
         let id = names::ALL.iter().find(|(_, n)| *n == step).map_or("unknown", |(id, _)| *id);
-        self.steps.push(Step { id, step: step.to_string(), ok, detail: detail.into(), outcome });
+        self.steps.push(Step { id, step: step.to_string(), ok, detail: detail.into(), outcome, aadsts: None });
     }
     fn skip(&mut self, names: &[&str], why: &str) {
         for n in names {
@@ -325,6 +327,9 @@ fn token_step(
             };
             s.remote_refused = e.kind() == ErrorKind::Remote;
             s.push(names::TOKEN, Outcome::Fail, detail);
+            if let Some(last) = s.steps.last_mut() {
+                last.aadsts = entra_code(&e);
+            }
             None
         }
     }

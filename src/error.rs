@@ -36,12 +36,23 @@ pub enum ErrorKind {
 }
 
 /// A keycred error: a kind, a message that names the input, an optional hint saying how to fix
-/// it, and the underlying cause when there is one.
+/// it, the code the remote service answered when it refused (so scripts branch on codes, not on
+/// the message's text), and the underlying cause when there is one.
 pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    remote: RemoteCodes,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// The codes a remote service gave with its refusal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RemoteCodes {
+    /// Entra's AADSTS number (`700027`).
+    aadsts: Option<u32>,
+    /// Graph's `error.code` (`Authorization_RequestDenied`).
+    graph: Option<String>,
 }
 
 /// Result alias used across the crate.
@@ -50,7 +61,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), hint: None, source: None }
+        Error { kind, message: message.into(), hint: None, remote: RemoteCodes::default(), source: None }
     }
     /// Bad input or usage (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
@@ -91,17 +102,60 @@ impl Error {
             }
             _ => (ErrorKind::Internal, None),
         };
-        Error { kind, message: format!("cannot {action} {}: {err}", path.display()), hint, source: Some(Box::new(err)) }
+        Error {
+            kind,
+            message: format!("cannot {action} {}: {err}", path.display()),
+            hint,
+            remote: RemoteCodes::default(),
+            source: Some(Box::new(err)),
+        }
     }
     /// Adds a hint: what the user can do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
+    /// Records Entra's AADSTS code of the refusal this error reports.
+    pub fn with_aadsts(mut self, code: u32) -> Self {
+        self.remote.aadsts = Some(code);
+        self
+    }
+    /// Records Graph's `error.code` of the refusal this error reports.
+    pub fn with_graph_code(mut self, code: impl Into<String>) -> Self {
+        self.remote.graph = Some(code.into());
+        self
+    }
+    /// Entra's AADSTS code, when Entra refused.
+    pub fn aadsts(&self) -> Option<u32> {
+        self.remote.aadsts
+    }
+    /// Graph's `error.code`, when Graph refused.
+    pub fn graph_code(&self) -> Option<&str> {
+        self.remote.graph.as_deref()
+    }
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+    /// Attaches `cause` as the underlying cause and tells it after the message
+    /// (`message: cause`): a reader sees why, and a program finds the cause itself through
+    /// [`std::error::Error::source`] (or [`Error::find_source`]) instead of parsing text.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.message = format!("{}: {}", self.message, chain(&cause));
+        self.source = Some(Box::new(cause));
+        self
+    }
+    /// The first cause of type `T` in this error's chain of sources, if any.
+    pub fn find_source<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            if let Some(t) = e.downcast_ref::<T>() {
+                return Some(t);
+            }
+            cur = e.source();
+        }
+        None
     }
     /// Prefixes the message with context (for instance the file it concerns).
     pub fn context(mut self, context: impl fmt::Display) -> Self {
@@ -138,6 +192,21 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, each cause once (reqwest's own message, for one, hides
+/// the root cause).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -150,6 +219,8 @@ impl fmt::Debug for Error {
             .field("kind", &self.kind)
             .field("message", &self.message)
             .field("hint", &self.hint)
+            .field("aadsts", &self.remote.aadsts)
+            .field("graph_code", &self.remote.graph)
             .finish()
     }
 }
@@ -179,10 +250,25 @@ mod tests {
     fn notes_and_context_keep_kind_hint_and_source() {
         let cause = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let e = Error::remote("refused").with_hint("retry later").with_source(cause);
+        let e = e.with_aadsts(700027).with_graph_code("Authorization_RequestDenied");
         let e = e.context("verification failed").with_note("the entry was taken out again");
         assert_eq!(e.message(), "verification failed: refused; the entry was taken out again");
         assert_eq!((e.kind(), e.exit_code(), e.hint()), (ErrorKind::Remote, 3, Some("retry later")));
+        assert_eq!((e.aadsts(), e.graph_code()), (Some(700027), Some("Authorization_RequestDenied")));
         let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(source.map(|s| s.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    }
+
+    #[test]
+    fn a_cause_is_told_in_the_message_and_kept_as_the_source() {
+        let cause: std::result::Result<u8, _> = "x".parse::<u8>();
+        let e = Error::input("--days 'x': not a number").caused_by(cause.unwrap_err());
+        assert_eq!(e.message(), "--days 'x': not a number: invalid digit found in string");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.find_source::<std::num::ParseIntError>().is_some());
+        assert!(e.find_source::<std::io::Error>().is_none());
+        // Found however deep: a cause of a cause.
+        let outer = Error::remote("outer").caused_by(Error::input("inner").caused_by(std::io::Error::other("root")));
+        assert_eq!(outer.find_source::<std::io::Error>().map(|e| e.to_string()), Some("root".to_string()));
     }
 }

@@ -365,6 +365,91 @@ impl Snapshot {
     }
 }
 
+/// Mode of the directories keycred creates: private keys go inside.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Whether a symbolic link may stand for a directory keycred writes keys into: the directory a
+/// user names may be a link they made; one keycred makes itself (`OUT_DIR/<appId>`) may not,
+/// since a link there was planted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Links {
+    /// A link is followed and its target checked.
+    Follow,
+    /// A link is refused.
+    Refuse,
+}
+
+/// Checks a directory keycred is about to write private keys into, when it exists (`Ok(false)`
+/// when it does not): a directory (with [`Links::Refuse`], not a symbolic link to one), and not
+/// writable by its group or others, who could plant or swap the files written there. `what`
+/// names it in the message (`--out-dir`).
+pub fn check_private_dir(dir: &Path, what: &str, links: Links) -> Result<bool> {
+    let refuse = |why: String, hint: &str| {
+        Error::input(format!("{what} {}: {why}; nothing was written", dir.display())).with_hint(hint.to_string())
+    };
+    let m = match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(dir, "read", e)),
+        Ok(m) if m.file_type().is_symlink() && links == Links::Refuse => {
+            return Err(refuse(
+                "a symbolic link, where keycred creates a directory for private keys".into(),
+                "remove the link: keycred creates the directory itself",
+            ))
+        }
+        Ok(m) if m.file_type().is_symlink() => fs::metadata(dir).map_err(|e| Error::io(dir, "follow", e))?,
+        Ok(m) => m,
+    };
+    if !m.is_dir() {
+        return Err(refuse("not a directory".into(), "give a directory (it is created when missing), not a file"));
+    }
+    let mode = mode_of(&m);
+    if mode & 0o022 != 0 {
+        return Err(refuse(
+            format!("writable by its group or others (mode {mode:04o}), who could plant or swap the key files"),
+            &format!("make it private first (chmod go-w {}), or give another directory", dir.display()),
+        ));
+    }
+    Ok(true)
+}
+
+/// Creates `dir` and its missing parents, each exactly [`PRIVATE_DIR_MODE`] whatever the umask
+/// (set again after creation: a umask can only take bits away, and one such as 0277 would leave
+/// the owner unable to write). Existing directories are left as they are.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    for d in missing.into_iter().rev() {
+        let mut b = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, PRIVATE_DIR_MODE);
+        match b.create(d) {
+            Ok(()) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(d, fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+                        .map_err(|e| Error::io(d, "make private", e))?;
+                }
+            }
+            // Made by someone else meanwhile: the caller checks it ([`check_private_dir`]).
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::file(d, format!("cannot create the directory: {e}"))
+                    .with_hint("check the parent directory's permissions"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_private_dir`], then [`create_private_dir`] when it is missing.
+pub fn ensure_private_dir(dir: &Path, what: &str, links: Links) -> Result<()> {
+    if !check_private_dir(dir, what, links)? {
+        create_private_dir(dir)?;
+        check_private_dir(dir, what, links)?;
+    }
+    Ok(())
+}
+
 /// Largest manifest (or other document keycred edits) read, in bytes. Portal manifests are a few
 /// kilobytes; a hundred certificates with their bodies stay far below this.
 pub const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;

@@ -46,7 +46,12 @@ impl TenantId {
 }
 
 /// An application (client) id, as registered (a GUID in Entra). Not empty, no whitespace.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// [`ClientId::new`] takes the id as given (a token request sends it as it is, and Entra says
+/// when it knows no such application); [`ClientId::guid`] also requires a GUID and writes it
+/// lower-case hyphenated, for the ids keycred puts into an OData `$filter` or a file path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct ClientId(String);
 
 impl ClientId {
@@ -64,10 +69,29 @@ impl ClientId {
         }
         Ok(ClientId(s.to_string()))
     }
+    /// Checks an application id that must be a GUID (surrounding whitespace dropped), and
+    /// writes it lower-case hyphenated; `origin` names the input in the error.
+    pub fn guid(s: &str, origin: &str) -> Result<ClientId> {
+        let t = s.trim();
+        uuid::Uuid::parse_str(t)
+            .map(|u| ClientId(u.hyphenated().to_string()))
+            .map_err(|_| Error::input(format!("{origin}: '{t}' is not an application (client) id")))
+    }
     /// The id as sent (`client_id=`, `iss` and `sub` of the assertion).
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Application ids Microsoft gives its own first-party applications, the same in every tenant.
+pub mod well_known {
+    /// Microsoft Graph (`https://graph.microsoft.com`).
+    pub const MICROSOFT_GRAPH: &str = "00000003-0000-0000-c000-000000000000";
+    /// Azure AD Graph (`https://graph.windows.net`), retired but still the `aud` of the
+    /// addKey/removeKey proof in Graph's documentation.
+    pub const AZURE_AD_GRAPH: &str = "00000002-0000-0000-c000-000000000000";
+    /// The Office 365 Management APIs (`https://manage.office.com`).
+    pub const OFFICE_365_MANAGEMENT: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 }
 
 macro_rules! string_like {
@@ -133,5 +157,17 @@ mod tests {
         assert!(ClientId::new("  ").unwrap_err().message().contains("empty"));
         assert_eq!(ClientId::new("a b").unwrap_err().exit_code(), 2);
         assert_eq!("abc".parse::<ClientId>().unwrap().to_string(), "abc");
+    }
+
+    #[test]
+    fn an_application_id_put_in_a_filter_or_a_path_is_a_guid_written_one_way() {
+        let id = ClientId::guid(" 0A6F6F3C-0E1B-4C53-9E35-1A3C1E5C1D11\n", "--app-id").unwrap();
+        assert_eq!(id.as_str(), "0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"0a6f6f3c-0e1b-4c53-9e35-1a3c1e5c1d11\"");
+        for bad in ["x' or 1 eq 1", "../x", "abc", ""] {
+            let e = ClientId::guid(bad, "apps.txt line 3").unwrap_err();
+            assert!(e.to_string().starts_with("apps.txt line 3: '"), "{bad}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
     }
 }

@@ -39,8 +39,9 @@ pub fn now_secs() -> i64 {
 /// Signs a JWT with `header` (to which `alg` is added) and `claims`.
 pub fn sign(key: &PrivateKey, alg: SignatureAlg, mut header: Map<String, Value>, claims: &Value) -> Result<String> {
     header.insert("alg".into(), Value::String(alg.jose().into()));
-    let h = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::internal(e.to_string()))?;
-    let c = serde_json::to_vec(claims).map_err(|e| Error::internal(e.to_string()))?;
+    let h = serde_json::to_vec(&Value::Object(header))
+        .map_err(|e| Error::internal("cannot encode the JWT header").caused_by(e))?;
+    let c = serde_json::to_vec(claims).map_err(|e| Error::internal("cannot encode the JWT claims").caused_by(e))?;
     let signing_input = format!("{}.{}", b64url(&h), b64url(&c));
     let sig = key.sign(alg, signing_input.as_bytes())?;
     Ok(format!("{signing_input}.{}", b64url(&sig)))
@@ -169,7 +170,9 @@ impl Decoded {
             missing.join(", ")
         ))
         .with_hint(
-            "grant the application permission on the API and have an administrator consent, then request a new token",
+            "ask for the application permission (`keycred manifest permission add MANIFEST --api API --role NAME`, or \
+             `keycred graph permission add` on a registered app; `keycred permissions` lists the names), have an \
+             administrator consent (`keycred consent-url`), then request a new token",
         ))
     }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
@@ -213,7 +216,7 @@ pub mod dangerous {
 
     fn object(bytes: &[u8], name: &str) -> Result<Map<String, Value>> {
         let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::input(format!("not a JWT: the {name} is not JSON ({e})")))?;
+            .map_err(|e| Error::input(format!("not a JWT: the {name} is not JSON")).caused_by(e))?;
         let Value::Object(map) = v else {
             return Err(Error::input(format!("not a JWT: the {name} is not a JSON object")));
         };

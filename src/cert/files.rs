@@ -97,7 +97,7 @@ pub fn write_files(
         });
     }
     if !paths.dir.exists() {
-        create_private_dir(&paths.dir)?;
+        fsio::create_private_dir(&paths.dir)?;
     }
     fsio::write_set(&planned, force)?;
     let s = |p: &PathBuf| p.display().to_string();
@@ -106,7 +106,7 @@ pub fn write_files(
 
 /// Checks, before anything is written, that `dir` can be an output directory: it, or the
 /// nearest of its parents that exists, is a directory (the rest is created by
-/// [`create_private_dir`]). `flag` names the option in the message.
+/// [`fsio::create_private_dir`]). `flag` names the option in the message.
 pub fn check_out_dir(dir: &Path, flag: &str) -> Result<()> {
     match dir.ancestors().find(|d| d.exists()).filter(|d| !d.is_dir()) {
         Some(existing) => {
@@ -115,18 +115,6 @@ pub fn check_out_dir(dir: &Path, flag: &str) -> Result<()> {
         }
         None => Ok(()),
     }
-}
-
-/// Creates `dir` and its missing parents, readable by the owner only (the key goes inside).
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|e| {
-        Error::file(dir, format!("cannot create the directory: {e}"))
-            .with_hint("check the parent directory's permissions")
-    })
 }
 
 /// Where and how a new credential's files are written.

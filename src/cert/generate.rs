@@ -115,7 +115,7 @@ pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
         KeySize::Rsa4096 => RsaKeySize::_4096,
     };
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, size)
-        .map_err(|e| Error::internal(format!("RSA key generation failed: {e}")))?;
+        .map_err(|e| Error::internal("RSA key generation failed").caused_by(e))?;
     let certificate = self_signed(&key, dn, not_before, not_after)?;
     let private = PrivateKey::from_generated(key.serialize_der())?;
     Ok((certificate, private))
@@ -135,7 +135,7 @@ fn self_signed(
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.self_signed(key).map_err(|e| Error::internal(format!("certificate signing failed: {e}")))?;
+    let cert = params.self_signed(key).map_err(|e| Error::internal("certificate signing failed").caused_by(e))?;
     Certificate::from_der(cert.der(), "generated certificate")
 }
 
@@ -150,7 +150,7 @@ impl KeySigner {
     /// For `key` (RSA, signing sha256WithRSAEncryption).
     pub fn new(key: &PrivateKey) -> Result<Self> {
         let pair = KeyPair::try_from(key.pkcs8_der())
-            .map_err(|e| Error::internal(format!("cannot use the private key for signing certificates: {e}")))?;
+            .map_err(|e| Error::internal("cannot use the private key for signing certificates").caused_by(e))?;
         Ok(KeySigner { pair })
     }
 

@@ -179,7 +179,7 @@ impl PrivateKey {
                 .with_hint("name the variable holding the passphrase with --password-env VAR")
         })?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
-            .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key ({e})")))?;
+            .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key")).caused_by(e))?;
         // The file chooses the key derivation's cost: bounded before any work is done.
         if let Ok(alg) = pkcs8::der::Encode::to_der(&info.encryption_algorithm) {
             super::cost::check_encryption(&alg, "encrypted private key", origin)?;
@@ -239,10 +239,10 @@ impl PrivateKey {
                 let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(600_000, &salt, &iv)
                     .map_err(|e| Error::internal(format!("cannot set up key encryption: {e}")))?;
                 let info = pkcs8::PrivateKeyInfo::try_from(self.pkcs8.expose())
-                    .map_err(|e| Error::internal(format!("cannot re-read the private key: {e}")))?;
+                    .map_err(|e| Error::internal("cannot re-read the private key").caused_by(e))?;
                 let doc = info
                     .encrypt_with_params(params, pw.expose())
-                    .map_err(|e| Error::internal(format!("cannot encrypt the private key: {e}")))?;
+                    .map_err(|e| Error::internal("cannot encrypt the private key").caused_by(e))?;
                 Ok(pem::encode(&pem::Pem::new("ENCRYPTED PRIVATE KEY", doc.as_bytes().to_vec())))
             }
         }

@@ -180,7 +180,7 @@ fn is_pkcs7(b: &[u8]) -> bool {
 
 fn read_pem(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Contents> {
     let blocks = pem::parse_many(bytes).map_err(|e| {
-        Error::input(format!("{origin}: malformed PEM ({e})")).with_hint("check that the file was not truncated")
+        Error::input(format!("{origin}: malformed PEM")).caused_by(e).with_hint("check that the file was not truncated")
     })?;
     if blocks.is_empty() {
         return Err(Error::input(format!("{origin}: malformed PEM (no complete block)"))

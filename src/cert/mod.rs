@@ -57,7 +57,8 @@ impl Certificate {
     /// Parses a DER certificate. `origin` names the input in errors.
     pub fn from_der(der: &[u8], origin: &str) -> Result<Self> {
         let (rest, x509) = X509Certificate::from_der(der).map_err(|e| {
-            Error::input(format!("{origin}: not a valid X.509 certificate ({e})"))
+            Error::input(format!("{origin}: not a valid X.509 certificate"))
+                .caused_by(e)
                 .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file")
         })?;
         if !rest.is_empty() {

@@ -224,7 +224,7 @@ pub(super) fn is_pfx(der: &[u8]) -> bool {
 pub(super) fn read(bytes: &[u8], password: Option<&SecretString>, origin: &str) -> Result<PfxContents> {
     let info_hint = format!("inspect it with `openssl pkcs12 -in {origin} -info -nokeys`");
     let pfx = pkcs12::pfx::Pfx::from_der(bytes).map_err(|e| {
-        Error::input(format!("{origin}: not a readable PFX ({e})")).with_hint(format!(
+        Error::input(format!("{origin}: not a readable PFX")).caused_by(e).with_hint(format!(
             "{info_hint}; if openssl reads it, re-export it: openssl pkcs12 -in {origin} -nodes | openssl pkcs12 -export -out new.pfx"
         ))
     })?;

@@ -57,6 +57,9 @@ pub struct EmulatorConfig {
     pub read_timeout: std::time::Duration,
     /// Graph requests per second per client (`--throttle`); more are answered 429.
     pub throttle: Option<f64>,
+    /// The tenant's default app management policy (`--app-policy`): its body as served, and
+    /// what it restricts.
+    pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
 }
 
 impl EmulatorConfig {
@@ -81,6 +84,7 @@ impl EmulatorConfig {
             user_token_lifetime: None,
             read_timeout: READ_TIMEOUT,
             throttle: None,
+            app_policy: None,
         }
     }
 }

@@ -394,8 +394,9 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
     check_tenant_args(n, out)?;
     let work = partial_dir(out)?;
     let result = (|| -> Result<TenantSummary> {
-        std::fs::create_dir(&work).map_err(|e| Error::io(&work, "create", e))?;
-        std::fs::create_dir(work.join("keys")).map_err(|e| Error::io(&work, "create", e))?;
+        // 0700 whatever the umask: `keys/` holds private keys, and the tenant's directory is
+        // this one renamed.
+        crate::fsio::create_private_dir(&work.join("keys"))?;
         let now = dates::now().replace_nanosecond(0).unwrap_or(dates::now());
         let automation_key = new_key()?;
         let shared: Vec<PrivateKey> = (0..SHARED_KEYS.min(n)).map(|_| new_key()).collect::<Result<_>>()?;

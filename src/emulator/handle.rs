@@ -172,6 +172,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         base_url: base_url.clone(),
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
+        app_policy: cfg.app_policy.clone(),
         sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
@@ -251,7 +252,7 @@ pub(super) fn tls_setup(
             d
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+    crate::fsio::create_private_dir(&dir)?;
     let path = dir.join("emulator-ca.pem");
     crate::fsio::atomic_write(&path, material.ca_pem.as_bytes(), Some(0o644))?;
     Ok((Some(material.config), Some(path), temp))

@@ -40,6 +40,8 @@ pub struct AppState {
     pub(super) throttle: Option<throttle::Throttle>,
     /// Drawn at start: the key of the tokens binding consent forms to their pages.
     pub(super) form_key: [u8; 32],
+    /// The tenant's default app management policy, when one is given.
+    pub(super) app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
     /// Each credential's latest sign-in, for Graph's credential activity report.
     pub(super) sign_ins: signins::SignIns,
 }

@@ -8,11 +8,11 @@
 //! PFX, sharing one `customKeyIdentifier`): it is reported once, as a certificate, and its
 //! password is never reported as a client secret.
 
-use super::pager::Objects;
-use super::request::{AppId, Collection};
+use crate::graph::call::Collection;
+use crate::graph::pager::Objects;
 use crate::graph::GraphClient;
 use crate::manifest::read_entry;
-use crate::{dates, thumbprint, Result};
+use crate::{dates, thumbprint, ClientId, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -225,7 +225,7 @@ pub struct Filters {
     /// Keep only these statuses (all when empty).
     pub statuses: Vec<CredStatus>,
     /// Only these applications (all when empty).
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Service principals too.
     pub service_principals: bool,
 }

@@ -7,6 +7,12 @@
 //! then redone, and every step is safe to redo: each looks at Graph before changing it). The
 //! first line records the run's settings (the certificate name, the tenant), so a resumed run
 //! writes the same files and refuses a journal of another tenant.
+//!
+//! A journal decides which key on disk a resumed run adopts, so it is trusted only as far as it
+//! can be: it must belong to the user running keycred and be writable by no one else, and its
+//! certificate name must be a plain file name (the files stay inside `OUT_DIR/<appId>/`).
+//! The rotation adopts a key only when the journal recorded its thumbprint, and confirms with
+//! Graph what the journal says is done ([`super::rotate`]).
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -72,6 +78,24 @@ pub struct AppState {
     pub thumbprint: Option<String>,
 }
 
+impl AppState {
+    /// Checks with Graph (its listing of the application, `app`) what the journal says is done:
+    /// the certificate the journal recorded is registered. A journal line is no proof on its own.
+    pub fn confirm_done(&self, app: &serde_json::Value, app_id: &str) -> Result<()> {
+        let recorded = self.thumbprint.as_deref().and_then(|t| crate::thumbprint::parse_sha1(t).ok());
+        let entries = app.get("keyCredentials").and_then(serde_json::Value::as_array);
+        let listed = entries.into_iter().flatten().enumerate().filter_map(|(i, e)| e.as_object().map(|o| (i, o)));
+        if recorded.is_some() && listed.map(|(i, o)| crate::manifest::read_entry(i, o)).any(|c| c.sha1() == recorded) {
+            return Ok(());
+        }
+        Err(Error::check(format!(
+            "application {app_id}: the journal says it was rotated, but Graph does not list the certificate it recorded ({})",
+            self.thumbprint.as_deref().unwrap_or("no thumbprint recorded")
+        ))
+        .with_hint("move the journal aside to rotate this application again"))
+    }
+}
+
 /// An open journal.
 #[derive(Debug)]
 pub struct Journal {
@@ -85,6 +109,42 @@ pub struct Journal {
 
 /// Journal format version written.
 pub const VERSION: u32 = 1;
+
+/// Checks that `name` (the base name of the new certificates' files, from `--name` or a
+/// journal, named by `what`) is a plain file name: the files must land in `OUT_DIR/<appId>/`,
+/// not wherever a path would lead.
+pub fn check_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() || name.contains(['/', '\\', '\0']) || name.starts_with('.') {
+        return Err(Error::input(format!("{what} '{name}': must be a plain file name"))
+            .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
+    }
+    Ok(())
+}
+
+/// Refuses a journal another user could have written: one owned by someone else, or writable
+/// by its group or others. Such a journal could make a run adopt a planted key.
+fn check_trusted(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+        // SAFETY: geteuid(2) has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let refuse = |why: String| {
+            Error::input(format!("{}: {why}: a journal decides which key files a run adopts; nothing was done", path.display()))
+                .with_hint("if you wrote it, make it yours and not writable by others (chmod go-w); else move it aside and start a new run")
+        };
+        if m.uid() != me {
+            return Err(refuse(format!("owned by uid {}, not by the user running keycred (uid {me})", m.uid())));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(refuse(format!("writable by its group or others (mode {:04o})", m.mode() & 0o7777)));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
 
 impl Journal {
     /// Opens the journal at `path`, creating it with `header` when absent. An existing journal
@@ -108,7 +168,9 @@ impl Journal {
                 (header, false)
             }
             Some(bytes) => {
+                check_trusted(path)?;
                 let (old, records) = parse(path, &bytes)?;
+                check_name(&old.name, &format!("{}: the journal's certificate name", path.display()))?;
                 if old.tenant != header.tenant || old.graph_url != header.graph_url {
                     return Err(Error::input(format!(
                         "{}: the journal is of tenant {} at {}, not {} at {}",
@@ -279,5 +341,22 @@ mod tests {
             .unwrap();
         let e = Journal::open(&p, header("t", "n")).unwrap_err();
         assert!(e.to_string().contains("line 2: not a keycred journal record"), "{e}");
+        // A line nested a million deep is an unreadable line, not a stack overflow.
+        let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        std::fs::write(&p, format!("{text}{deep}\n")).unwrap();
+        let e = Journal::open(&p, header("t", "n")).unwrap_err();
+        assert!(e.to_string().contains("line 2: not a keycred journal record"), "{e}");
+    }
+
+    #[test]
+    fn names_are_plain_file_names() {
+        for ok in ["fleet-20261201T000000Z", "k", "a.b"] {
+            check_name(ok, "--name").unwrap();
+        }
+        for bad in ["", "/tmp/evil/k", "../k", "a/b", "a\\b", ".hidden", "a\0b"] {
+            let e = check_name(bad, "--name").unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("must be a plain file name"), "{e}");
+        }
     }
 }

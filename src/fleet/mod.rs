@@ -1,10 +1,9 @@
 //! Many applications at once (`keycred fleet audit|rotate`), with the identity of an automation
 //! app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
 //!
-//! - [`request`]: Graph requests and answers as plain values (paging, `client-request-id`,
-//!   throttling answers, backoff), no I/O;
-//! - [`throttle`]: the adaptive concurrency shared by every request of a run;
-//! - [`pager`]: streams a collection page by page, so memory stays flat however large the tenant;
+//! It sits on [`crate::graph`] (calls, paging, the adaptive limiter shared by every request of a
+//! run), which never imports it:
+//!
 //! - [`audit`]: every credential of every application (and service principal), classified;
 //! - [`journal`]: the append-only record that makes a rotation resumable after any crash;
 //! - [`rotate`]: new certificate, added by PATCH, verified with a token, then the expiring ones
@@ -12,14 +11,9 @@
 
 pub mod audit;
 pub mod journal;
-pub mod pager;
-pub mod request;
 pub mod rotate;
-pub mod throttle;
 
-pub use request::AppId;
-
-use crate::{Error, Result};
+use crate::{ClientId, Error, Result};
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,17 +38,17 @@ pub fn parse_duration(s: &str, what: &str) -> Result<Duration> {
     n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// The application ids of `--app-id` and `--apps-file` (one id a line; blank lines and lines
-/// starting with `#` are skipped), each checked to be a GUID, duplicates dropped, order kept.
-pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<AppId>> {
-    let mut out: Vec<AppId> = Vec::new();
-    let mut push = |id: AppId| {
+/// The application ids `given` and those of `file` (one id a line; blank lines and lines
+/// starting with `#` are skipped, each checked to be a GUID), duplicates dropped, order kept.
+pub fn app_ids(given: &[ClientId], file: Option<&Path>) -> Result<Vec<ClientId>> {
+    let mut out: Vec<ClientId> = Vec::new();
+    let mut push = |id: ClientId| {
         if !out.contains(&id) {
             out.push(id);
         }
     };
     for g in given {
-        push(AppId::parse(g, "--app-id")?);
+        push(g.clone());
     }
     if let Some(path) = file {
         let bytes = crate::fsio::read(path)?;
@@ -64,7 +58,7 @@ pub fn app_ids(given: &[String], file: Option<&Path>) -> Result<Vec<AppId>> {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            push(AppId::parse(l, &format!("{} line {}", path.display(), i + 1))?.clone());
+            push(ClientId::guid(l, &format!("{} line {}", path.display(), i + 1))?);
         }
     }
     Ok(out)
@@ -93,8 +87,8 @@ mod tests {
         let a = "11111111-1111-1111-1111-111111111111";
         let b = "22222222-2222-2222-2222-222222222222";
         std::fs::write(&f, format!("# tonight\n{b}\n\n  {}  \n{a}\n", a.to_uppercase())).unwrap();
-        let ids = app_ids(&[a.to_string()], Some(&f)).unwrap();
-        assert_eq!(ids.iter().map(AppId::as_str).collect::<Vec<_>>(), vec![a, b]);
+        let ids = app_ids(&[ClientId::guid(a, "test").unwrap()], Some(&f)).unwrap();
+        assert_eq!(ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), vec![a, b]);
         std::fs::write(&f, format!("{a}\nnot-an-id\n")).unwrap();
         let e = app_ids(&[], Some(&f)).unwrap_err();
         assert!(e.to_string().contains("apps.txt line 2: 'not-an-id'"), "{e}");

@@ -11,14 +11,16 @@
 //! certificate, verified, and removes nothing twice.
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
-use super::journal::{Header, Journal, Record, Step, VERSION};
-use super::pager::Objects;
-use super::request::{AppId, Collection};
+use super::journal::{AppState, Header, Journal, Record, Step, VERSION};
 use crate::authority::{Authority, EndpointVersion};
-use crate::cert::files::{create_private_dir, write_files, FilePaths};
+use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use crate::fsio::{self, Links};
+use crate::graph::call::Collection;
+use crate::graph::pager::Objects;
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::{ClientId, TenantId};
+use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use crate::{dates, Error, Result};
@@ -32,6 +34,8 @@ use time::OffsetDateTime;
 
 /// Default journal file name, in OUT_DIR.
 pub const JOURNAL_NAME: &str = "fleet-journal.jsonl";
+/// The lock file a run holds in OUT_DIR.
+pub const OUT_DIR_LOCK: &str = "fleet-rotate.lock";
 
 /// What a rotation run does.
 #[derive(Clone, Debug)]
@@ -54,7 +58,7 @@ pub struct Options {
     /// Certificates ending within it (or already ended) are replaced.
     pub window: Duration,
     /// Only these applications (rotated whatever their dates); all when empty.
-    pub app_ids: Vec<AppId>,
+    pub app_ids: Vec<ClientId>,
     /// Applications rotated at a time.
     pub concurrency: usize,
     /// Print the plan, change nothing.
@@ -91,14 +95,12 @@ impl Options {
     /// Checks the options before anything is read or written.
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
-            if n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.') {
-                return Err(Error::input(format!("--name '{n}': must be a plain file name"))
-                    .with_hint("the files go to OUT_DIR/<appId>/NAME.key, .cer and .pem"));
-            }
+            super::journal::check_name(n, "--name")?;
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
         crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
+        fsio::check_private_dir(&self.out_dir, "--out-dir", Links::Follow)?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
                 "--days {}: the new certificates would already be within the expiring window",
@@ -156,6 +158,10 @@ pub struct Outcome {
     pub step: Option<&'static str>,
     /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
+    /// Entra's AADSTS code, when Entra's refusal made it fail.
+    pub aadsts: Option<u32>,
+    /// Graph's `error.code`, when Graph's refusal made it fail.
+    pub graph_code: Option<String>,
 }
 
 /// The whole run.
@@ -293,22 +299,44 @@ impl Run {
         }
     }
 
-    /// The new certificate: the one on disk when an earlier run made it (journaled, or written
-    /// just before a crash), else a fresh one, written before Graph hears of it.
-    async fn credential(&self, app_id: &str, journaled: bool) -> Result<LoadedCredential> {
+    /// The new certificate: the one on disk when the journal recorded it (and its thumbprint,
+    /// which the file must match), else a fresh one, written before Graph hears of it. A key
+    /// the journal does not vouch for is never adopted: files a crash left before the journal
+    /// recorded them were never registered, and are replaced in a resumed run.
+    async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
+        // Keycred makes this directory itself (0700): a link or a shared directory there was
+        // planted, and keys are neither read from nor written to it.
+        fsio::check_private_dir(&self.opts.out_dir.join(app_id), "the application's directory", Links::Refuse)?;
         let paths = files(&self.opts.out_dir, app_id, &self.name);
         // The bundle is written last: its presence says the set is complete.
         let pem = paths.bundle().to_path_buf();
         let resumed = self.journal.as_ref().is_some_and(Journal::resumed);
-        if pem.exists() && (journaled || resumed) {
-            return cert::load_credential(&pem, None, None);
-        }
-        if journaled {
-            return Err(Error::input(format!(
-                "{}: the journal says this certificate was written, but the file is gone",
-                pem.display()
-            ))
-            .with_hint("restore the file, or move the journal aside to start a new run"));
+        if state.step.is_some_and(|s| s >= Step::Generated) {
+            let restart = "restore the file the journal names, or move the journal aside to start a new run";
+            let Some(recorded) = &state.thumbprint else {
+                return Err(Error::input(format!(
+                    "{}: the journal says this certificate was written but records no thumbprint for it",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            };
+            if !pem.exists() {
+                return Err(Error::input(format!(
+                    "{}: the journal says this certificate was written, but the file is gone",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            }
+            let cred = cert::load_credential(&pem, None, None)?;
+            let thumb = cred.cert.thumbprint();
+            if !recorded.eq_ignore_ascii_case(&thumb) {
+                return Err(Error::input(format!(
+                    "{}: holds certificate {thumb}, but the journal recorded {recorded}",
+                    pem.display()
+                ))
+                .with_hint(restart));
+            }
+            return Ok(cred);
         }
         let req = NewCertificate {
             subject: format!("CN={app_id}"),
@@ -347,15 +375,12 @@ impl Run {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "the new certificate is registered but getting a token with it failed ({} attempts): {}; \
-                             nothing was removed",
-                            attempt,
-                            e.message()
-                        ),
-                    ))
+                    // Context and note keep Entra's code for the report.
+                    return Err(e
+                        .context(format!(
+                            "the new certificate is registered but getting a token with it failed ({attempt} attempts)"
+                        ))
+                        .with_note("nothing was removed"));
                 }
             }
         }
@@ -373,12 +398,15 @@ impl Run {
             bundle: None,
             step: None,
             reason: None,
+            aadsts: None,
+            graph_code: None,
         };
         let mut step_name = "read";
         match self.steps(&app, &app_id, &mut out, &mut step_name).await {
             Ok(r) => out.result = r,
             Err(e) => {
                 out.step = Some(step_name);
+                (out.aadsts, out.graph_code) = (e.aadsts(), e.graph_code().map(str::to_string));
                 out.reason = Some(match e.hint() {
                     Some(h) => format!("{} (hint: {h})", e.message()),
                     None => e.message().to_string(),
@@ -398,6 +426,8 @@ impl Run {
         let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
+            *step_name = "confirm";
+            state.confirm_done(app, app_id)?;
             out.thumbprint = state.thumbprint;
             return Ok(Result_::AlreadyRotated);
         }
@@ -415,17 +445,8 @@ impl Run {
         }
 
         *step_name = "generate";
-        let cred = Arc::new(self.credential(app_id, done(Step::Generated)).await?);
+        let cred = Arc::new(self.credential(app_id, &state).await?);
         let thumb = cred.cert.thumbprint();
-        if let Some(t) = &state.thumbprint {
-            if !t.eq_ignore_ascii_case(&thumb) {
-                return Err(Error::input(format!(
-                    "{}: holds certificate {thumb}, but the journal recorded {t}",
-                    cred.cert_path.display()
-                ))
-                .with_hint("restore the file the journal names, or move the journal aside to start a new run"));
-            }
-        }
         out.thumbprint = Some(thumb.clone());
         out.bundle = Some(cred.cert_path.display().to_string());
         if !done(Step::Generated) {
@@ -524,8 +545,25 @@ impl Run {
             bundle: Some(pem),
             step: None,
             reason: None,
+            aadsts: None,
+            graph_code: None,
         }
     }
+}
+
+/// Locks the output directory (`OUT_DIR/fleet-rotate.lock`) and the journal (`<journal>.lock`),
+/// waiting as manifest edits do (`KEYCRED_LOCK_TIMEOUT`), off the async threads.
+async fn lock_run(opts: &Options) -> Result<Vec<FileLock>> {
+    let (out_dir, journal) = (opts.out_dir.clone(), opts.journal_path());
+    tokio::task::spawn_blocking(move || {
+        let activity = "rotating with it (fleet rotate)";
+        Ok(vec![
+            FileLock::acquire(out_dir.join(OUT_DIR_LOCK), &out_dir, activity)?,
+            FileLock::acquire(lock_path_of(&journal), &journal, activity)?,
+        ])
+    })
+    .await
+    .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
 }
 
 /// Runs a rotation. `stop` (set by Ctrl-C) lets the applications in flight finish their current
@@ -538,9 +576,12 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
     opts.check()?;
-    if !opts.dry_run && !opts.out_dir.exists() {
-        create_private_dir(&opts.out_dir)?;
+    if !opts.dry_run {
+        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", Links::Follow)?;
     }
+    // Held until the run returns: a second run over the same directory or journal would give
+    // an application two new certificates and lose a key.
+    let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts).await? };
     let started = dates::now();
     let fresh_name = format!("fleet-{}", dates::format(started).replace([':', '-'], ""));
     let journal = if opts.dry_run {
@@ -614,6 +655,8 @@ pub async fn run(
                         bundle: None,
                         step: None,
                         reason: Some(reason),
+                        aadsts: None,
+                        graph_code: None,
                     };
                     let mut s = summary.lock().expect("summary lock");
                     s.skipped += 1;
@@ -653,6 +696,8 @@ pub async fn run(
                     bundle: None,
                     step: Some("read"),
                     reason: Some("Graph lists no application with this id in the tenant".into()),
+                    aadsts: None,
+                    graph_code: None,
                 });
             }
         }

@@ -119,7 +119,7 @@ fn layout(text: &str) -> Result<Layout> {
     while b.get(i) == Some(&b'"') {
         let key_end = scan_string(b, i);
         let key: String = serde_json::from_str(&text[i..key_end])
-            .map_err(|e| Error::internal(format!("member name at byte {i}: {e}")))?;
+            .map_err(|e| Error::internal(format!("member name at byte {i}")).caused_by(e))?;
         let colon = skip_ws(b, key_end);
         let vstart = skip_ws(b, colon + 1);
         let vend = scan_value(b, vstart);

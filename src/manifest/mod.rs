@@ -2,14 +2,17 @@
 //!
 //! Reading is done on a parsed `serde_json::Value`; editing (in `edit`) splices the original
 //! text so that everything outside the touched entries keeps its exact bytes. `entry` builds new
-//! entries from certificates, `file` saves and edits manifest files safely, `templates` holds the
+//! entries from certificates, `file` saves and edits manifest files safely, `access` reads and
+//! edits `requiredResourceAccess` (the API permissions asked for), `templates` holds the
 //! sample manifests embedded in the binary.
 
+mod access;
 mod edit;
 mod entry;
 mod file;
 pub mod templates;
 
+pub use access::AccessRow;
 pub use entry::{entry_for, entry_for_at, EntryOptions};
 pub use file::{edit_file, FileEdit};
 
@@ -88,6 +91,9 @@ pub struct KeyCredential {
     pub certificate: Option<Certificate>,
     /// Whether the body field holds anything (it is `null` in downloaded manifests).
     pub has_body: bool,
+    /// SHA-1 of the body's bytes when it is base64: the certificate's thumbprint, also when
+    /// the certificate itself cannot be read.
+    pub body_sha1: Option<[u8; 20]>,
     /// Why Entra could not verify a signature with this entry (wrong `type` or `usage`, a body
     /// that is not a usable certificate, unreadable dates, no way to tell its validity); empty
     /// for a usable certificate entry. Such entries never count as a valid certificate.
@@ -331,6 +337,10 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
     }
     let body_field = if given("key").is_some() || !o.contains_key("value") { "key" } else { "value" };
     let body = s("key").or_else(|| s("value")).filter(|b| !b.is_empty());
+    let body_sha1 = body
+        .as_deref()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .map(|der| thumbprint::sha1(&der));
     let certificate = read_body(body.as_deref(), body_field, given(body_field), &mut defects);
     let mut date = |names: [&str; 2]| -> Option<OffsetDateTime> {
         let (name, v) = names.iter().find_map(|n| given(n).map(|v| (*n, v)))?;
@@ -364,6 +374,7 @@ pub fn read_entry(index: usize, o: &Map<String, Value>) -> KeyCredential {
         start,
         end,
         has_body: body.is_some(),
+        body_sha1,
         certificate,
         defects,
         warnings,
@@ -468,7 +479,8 @@ fn non_object_row(v: &Value) -> ListRow {
 pub enum Selector {
     /// By `keyId`.
     KeyId(Uuid),
-    /// By the certificate's SHA-1 (from its body, or from `customKeyIdentifier`).
+    /// By the certificate's SHA-1: of its body when the entry has one, else as its
+    /// `customKeyIdentifier` names it.
     Thumbprint([u8; 20]),
 }
 
@@ -489,11 +501,11 @@ impl Selector {
     pub fn matches(&self, c: &KeyCredential) -> bool {
         match self {
             Selector::KeyId(id) => c.key_id.as_deref().and_then(|k| Uuid::parse_str(k.trim()).ok()) == Some(*id),
-            // Both the body and customKeyIdentifier count: a hand-edited entry may disagree, and
-            // either way the user means that entry.
-            Selector::Thumbprint(t) => {
-                c.sha1() == Some(*t) || c.custom_key_identifier.as_deref().and_then(cki_sha1) == Some(*t)
-            }
+            // The body is the certificate: its digest decides, whatever customKeyIdentifier
+            // says (anyone may write any identifier on an entry of another certificate, so it
+            // names only the entries that have no body to hash).
+            Selector::Thumbprint(t) if c.has_body => c.body_sha1 == Some(*t),
+            Selector::Thumbprint(t) => c.custom_key_identifier.as_deref().and_then(cki_sha1) == Some(*t),
         }
     }
 }

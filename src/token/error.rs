@@ -146,6 +146,9 @@ impl EntraError {
         if let Some(h) = hint {
             e = e.with_hint(h);
         }
+        if let Some(code) = self.code() {
+            e = e.with_aadsts(code);
+        }
         e.with_source(self)
     }
 }
@@ -182,7 +185,7 @@ pub fn entra_error(e: &Error) -> Option<&EntraError> {
 
 /// The AADSTS code of a refusal (`700027`, ...), for callers that branch on it.
 pub fn entra_code(e: &Error) -> Option<u32> {
-    entra_error(e).and_then(EntraError::code)
+    e.aadsts().or_else(|| entra_error(e).and_then(EntraError::code))
 }
 
 #[cfg(test)]
@@ -212,7 +215,7 @@ mod tests {
         let err = e.into_error(&ctx);
         assert_eq!(err.exit_code(), 3);
         assert!(err.hint().unwrap().contains("`keycred manifest add MANIFEST --cert c.pem`"));
-        assert_eq!(entra_code(&err), Some(700027));
+        assert_eq!((entra_code(&err), err.aadsts()), (Some(700027), Some(700027)));
         assert_eq!(entra_code(&Error::remote("x")), None);
     }
 

@@ -27,12 +27,16 @@ pub mod error;
 pub mod request;
 pub mod response;
 
+pub use crate::http::MAX_ANSWER;
 pub use error::{entra_code, entra_error, EntraError, HintContext};
 pub use request::{ClientAuth, FormValue, Grant, PreparedRequest, Target, TokenRequest};
 pub use response::TokenResponse;
 
+use crate::http::retry::{self, Attempts, Decision, Policy, Retryable};
+use crate::http::{Failure, FailureKind, Method, ReqwestTransport, SharedTransport, TransportOptions};
 use crate::{consent, Error, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default time limit of one HTTP exchange.
@@ -43,49 +47,12 @@ pub const MAX_RETRIES: u32 = 3;
 /// minutes without being told.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
-/// Largest answer body read from a token endpoint or Graph. Real answers are a few KB; a server
-/// that streams more (a misconfigured proxy, a hostile host) must not make keycred buffer it all.
-pub const MAX_ANSWER: usize = 1024 * 1024;
-
-/// Why [`read_limited`] failed.
-pub(crate) enum ReadError {
-    /// The body is over [`MAX_ANSWER`] bytes (nothing past the limit was read).
-    TooLarge,
-    /// The transport failed while reading.
-    Transport(reqwest::Error),
-}
-
-/// Reads an answer body as text (lossy UTF-8), refusing one over [`MAX_ANSWER`] bytes, by its
-/// Content-Length when announced and by counting otherwise.
-pub(crate) async fn read_limited(resp: reqwest::Response) -> std::result::Result<String, ReadError> {
-    read_limited_to(resp, MAX_ANSWER).await
-}
-
-/// [`read_limited`] with another limit (a Graph page of 999 applications with their
-/// certificates runs to megabytes).
-pub(crate) async fn read_limited_to(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> std::result::Result<String, ReadError> {
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(ReadError::TooLarge);
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
-        if buf.len() + chunk.len() > limit {
-            return Err(ReadError::TooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
 /// How the client talks to the endpoint.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Time limit of one attempt.
     pub timeout: Duration,
-    /// An extra trusted root CA (PEM), for the emulator's `--tls` mode.
+    /// An extra trusted root CA (PEM), for the emulator's TLS mode.
     pub ca_file: Option<PathBuf>,
     /// Retries of 429 and 5xx answers.
     pub max_retries: u32,
@@ -104,75 +71,47 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// The retry rules: 429 and 5xx retried `max_retries` times, each wait (`Retry-After`, else
+    /// backoff from half a second) capped at `max_retry_wait`, without jitter (one person waits,
+    /// not a fleet of workers).
+    pub fn retry_policy(&self) -> Policy {
+        Policy {
+            retryable: Retryable::ThrottlingAndServerErrors,
+            max_attempts: self.max_retries.saturating_add(1),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: self.max_retry_wait,
+            max_retry_after: self.max_retry_wait,
+            jitter: false,
+            renew_on_401: false,
+        }
+    }
+}
+
 /// An HTTP client for token endpoints.
 #[derive(Clone, Debug)]
 pub struct TokenClient {
-    /// For remote hosts: honours `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`.
-    http: reqwest::Client,
-    /// For loopback hosts (the emulator, local test servers): never through a proxy, whose own
-    /// loopback is not ours, whatever `NO_PROXY` says.
-    direct: reqwest::Client,
+    transport: SharedTransport,
     options: ClientOptions,
 }
 
-/// How long to wait before retrying an answer with `status`, or `None` when it must not be
-/// retried. `retry_after` is the header's value; `attempt` counts from 0.
-pub fn retry_delay(status: u16, retry_after: Option<&str>, attempt: u32, options: &ClientOptions) -> Option<Duration> {
-    if attempt >= options.max_retries || !(status == 429 || (500..600).contains(&status)) {
-        return None;
-    }
-    // Retry-After may also be an HTTP date; then fall back to exponential backoff.
-    let wait = retry_after
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or_else(|| Duration::from_millis(500 << attempt.min(6)));
-    Some(wait.min(options.max_retry_wait))
-}
-
 impl TokenClient {
-    /// Builds the client. A bad `ca_file` is an input error naming the file.
+    /// Builds the client on reqwest. A bad `ca_file` is an input error naming the file.
     pub fn new(options: ClientOptions) -> Result<Self> {
-        let extra_roots = match &options.ca_file {
-            Some(path) => {
-                let pem = crate::fsio::read_limited(path, crate::fsio::MAX_CREDENTIAL_BYTES)?;
-                let certs =
-                    reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(|| {
-                        Error::file(path, "no PEM certificate in the file")
-                            .with_hint("give the CA certificate in PEM (-----BEGIN CERTIFICATE-----)")
-                    })?;
-                Some(certs)
-            }
-            None => None,
-        };
-        let build = |direct: bool| {
-            let mut b = reqwest::Client::builder()
-                .timeout(options.timeout)
-                .connect_timeout(options.timeout)
-                .user_agent(concat!("keycred/", env!("CARGO_PKG_VERSION")))
-                // The blocking wrapper runs each request on its own short-lived runtime; pooled
-                // connections would outlive it and fail on the next call.
-                .pool_max_idle_per_host(0)
-                // A token endpoint never redirects a POST legitimately; following one would resend
-                // the client secret or assertion elsewhere.
-                .redirect(reqwest::redirect::Policy::none());
-            if direct {
-                b = b.no_proxy();
-            }
-            if let Some(certs) = &extra_roots {
-                b = b.tls_certs_merge(certs.clone());
-            }
-            b.build().map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", chain(&e))))
-        };
-        Ok(TokenClient { http: build(false)?, direct: build(true)?, options })
+        let transport =
+            ReqwestTransport::new(&TransportOptions { timeout: options.timeout, ca_file: options.ca_file.clone() })?;
+        Ok(TokenClient { transport: Arc::new(transport), options })
     }
 
-    /// The HTTP client (with the extra root CA and timeout) to reach `url` with, also for Graph
-    /// calls: direct for loopback hosts, else through the environment's proxy if any.
-    pub fn http_for(&self, url: &str) -> &reqwest::Client {
-        match url::Url::parse(url) {
-            Ok(u) if crate::authority::is_loopback_host(&u) => &self.direct,
-            _ => &self.http,
-        }
+    /// A client sending through `transport` (a scripted one in tests); `options.ca_file` is then
+    /// the transport's business and ignored here.
+    pub fn with_transport(transport: SharedTransport, options: ClientOptions) -> Self {
+        TokenClient { transport, options }
+    }
+
+    /// The transport (with the extra root CA and timeout), to share with a Graph client.
+    pub fn transport(&self) -> SharedTransport {
+        self.transport.clone()
     }
 
     /// The options in use.
@@ -181,102 +120,87 @@ impl TokenClient {
     }
 
     /// Requests a token. Entra refusals are [`EntraError`]s inside a remote [`Error`] (exit 3).
+    /// 429 and 5xx answers are retried by [`ClientOptions::retry_policy`].
     pub async fn request_token(&self, req: &TokenRequest) -> Result<TokenResponse> {
         let ctx = hint_context(req);
-        let mut attempt = 0;
+        let policy = self.options.retry_policy();
+        let mut attempts = Attempts::default();
         loop {
             // A fresh assertion per attempt: a retried one may have aged past its nbf window.
             let prepared = req.prepare()?;
-            let (status, retry_after, body) = self.post(&prepared).await?;
-            if let Some(wait) = retry_delay(status, retry_after.as_deref(), attempt, &self.options) {
-                attempt += 1;
-                tokio::time::sleep(wait).await;
-                continue;
+            let answer = self.post(&prepared).await?;
+            match retry::decide(&policy, answer.status, attempts, answer.retry_after(), 0.0) {
+                Decision::Retry(wait) => {
+                    attempts.record(Decision::Retry(wait));
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return response::interpret(answer.status, &answer.body, &prepared.url, &ctx),
             }
-            return response::interpret(status, &body, &prepared.url, &ctx);
         }
     }
 
     /// [`request_token`](Self::request_token) for synchronous callers (the CLI). Must not be
     /// called from inside a tokio runtime.
     pub fn request_token_blocking(&self, req: &TokenRequest) -> Result<TokenResponse> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        rt.block_on(self.request_token(req))
+        block_on(self.request_token(req))
     }
 
     /// GETs a JSON document (an OpenID configuration, a JWKS), for synchronous callers. A
     /// non-200 answer or a body that is not JSON is a remote error naming `url`.
     pub fn get_json_blocking(&self, url: &str) -> Result<serde_json::Value> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        rt.block_on(async {
-            let resp = self
-                .http_for(url)
-                .get(url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await
-                .map_err(|e| Error::remote(format!("cannot reach {url}: {}", chain(&e))))?;
-            let status = resp.status().as_u16();
-            let body = read_limited(resp).await.map_err(|e| match e {
-                ReadError::TooLarge => {
-                    Error::remote(format!("{url} answered a body over {MAX_ANSWER} bytes; not read"))
-                }
-                ReadError::Transport(e) => Error::remote(format!("cannot read the answer of {url}: {}", chain(&e))),
-            })?;
-            if status != 200 {
-                return Err(Error::remote(format!("{url} answered HTTP {status}")));
-            }
-            serde_json::from_str(&body).map_err(|e| Error::remote(format!("{url} did not answer JSON ({e})")))
-        })
+        block_on(self.get_json(url))
     }
 
-    async fn post(&self, p: &PreparedRequest) -> Result<(u16, Option<String>, String)> {
-        let resp = self
-            .http_for(&p.url)
-            .post(&p.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(p.encode_body())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&p.url, &e))?;
-        let status = resp.status().as_u16();
-        let retry_after =
-            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = read_limited(resp).await.map_err(|e| match e {
-            ReadError::TooLarge => Error::remote(format!(
-                "the token endpoint {} answered HTTP {status} with a body over {} bytes; not read",
-                p.url, MAX_ANSWER
-            ))
-            .with_hint("check --authority: it must be an Entra login host or the keycred emulator"),
-            ReadError::Transport(e) => self.transport_error(&p.url, &e),
+    /// GETs a JSON document; see [`get_json_blocking`](Self::get_json_blocking).
+    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value> {
+        let req = crate::http::Request::new(Method::GET, url).header("accept", "application/json");
+        let answer = self.transport.send(req).await.map_err(|f| match f.kind() {
+            FailureKind::TooLarge => Error::remote(format!("{url} answered {}", f.detail())).with_source(f),
+            _ => Error::remote(format!("cannot reach {url}")).caused_by(f),
         })?;
-        Ok((status, retry_after, body))
+        if answer.status != 200 {
+            return Err(Error::remote(format!("{url} answered HTTP {}", answer.status)));
+        }
+        serde_json::from_str(&answer.body).map_err(|e| Error::remote(format!("{url} did not answer JSON")).caused_by(e))
     }
 
-    fn transport_error(&self, url: &str, e: &reqwest::Error) -> Error {
-        if e.is_timeout() {
-            return Error::remote(format!(
+    async fn post(&self, p: &PreparedRequest) -> Result<crate::http::Response> {
+        let req = crate::http::Request::new(Method::POST, &p.url)
+            .header("accept", "application/json")
+            .body("application/x-www-form-urlencoded", p.encode_body().into_bytes());
+        self.transport.send(req).await.map_err(|f| self.transport_error(&p.url, f))
+    }
+
+    /// A transport failure in the token endpoint's words. The hints name what to check, not how
+    /// a command line sets it: the CLI adds its options from the [`Failure`] kind (the source).
+    fn transport_error(&self, url: &str, f: Failure) -> Error {
+        let e = match f.kind() {
+            FailureKind::Timeout => Error::remote(format!(
                 "no answer from the token endpoint {url} within {} s",
                 self.options.timeout.as_secs_f64()
             ))
-            .with_hint("check the network and --authority, or allow more time with --timeout SECS");
-        }
-        let detail = chain(e);
-        let lower = detail.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-            return Error::remote(format!("TLS failure talking to the token endpoint {url}: {detail}"))
-                .with_hint("for the emulator's --tls mode pass its CA with --ca-file PEM; otherwise check proxies that intercept TLS");
-        }
-        Error::remote(format!("cannot reach the token endpoint {url}: {detail}"))
-            .with_hint("check the network, the proxy settings and --authority")
+            .with_hint("check the network and the authority host, or allow more time"),
+            FailureKind::Tls => {
+                Error::remote(format!("TLS failure talking to the token endpoint {url}: {}", f.detail())).with_hint(
+                    "trust the emulator's CA when it runs with TLS; otherwise check proxies that intercept TLS",
+                )
+            }
+            FailureKind::TooLarge => Error::remote(format!("the token endpoint {url} answered {}", f.detail()))
+                .with_hint("check the authority host: it must be an Entra login host or the keycred emulator"),
+            _ => Error::remote(format!("cannot reach the token endpoint {url}: {}", f.detail()))
+                .with_hint("check the network, the proxy settings and the authority host"),
+        };
+        e.with_source(f)
     }
+}
+
+/// Runs `f` to completion on a runtime of its own (the blocking wrappers).
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
+    rt.block_on(f)
 }
 
 /// The hint inputs of a request: its certificate's thumbprint and the consent URL.
@@ -292,35 +216,84 @@ fn hint_context(req: &TokenRequest) -> HintContext {
     HintContext { thumbprint, cert_path, consent_url: Some(consent_url) }
 }
 
-/// An error and its causes on one line (reqwest's own message hides the root cause).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let m = s.to_string();
-        if !parts.iter().any(|p| p.contains(&m)) {
-            parts.push(m);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn retries_only_429_and_5xx_with_bounded_waits() {
-        let o = ClientOptions::default();
-        assert_eq!(retry_delay(503, Some("2"), 0, &o), Some(Duration::from_secs(2)));
-        assert_eq!(retry_delay(429, Some("3600"), 0, &o), Some(MAX_RETRY_WAIT));
-        assert_eq!(retry_delay(500, None, 1, &o), Some(Duration::from_millis(1000)));
-        assert_eq!(retry_delay(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"), 0, &o), Some(Duration::from_millis(500)));
-        assert_eq!(retry_delay(503, Some("1"), 3, &o), None);
-        assert_eq!(retry_delay(400, None, 0, &o), None);
-        assert_eq!(retry_delay(401, Some("1"), 0, &o), None);
-        assert_eq!(retry_delay(200, None, 0, &o), None);
+    use crate::http::fake::{reply, Fake};
+    use crate::secret::SecretString;
+
+    const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ.a.b"}"#;
+
+    fn secret_request() -> TokenRequest {
+        TokenRequest {
+            authority: crate::authority::Authority::parse("https://login.microsoftonline.com").unwrap(),
+            tenant: "contoso.onmicrosoft.com".parse().unwrap(),
+            client_id: "11111111-2222-3333-4444-555555555555".parse().unwrap(),
+            version: crate::authority::EndpointVersion::V2,
+            target: Target::Scopes(vec!["https://graph.microsoft.com/.default".into()]),
+            grant: Grant::ClientCredentials,
+            auth: ClientAuth::Secret(SecretString::new("s3cret")),
+        }
+    }
+
+    /// The gaps between the requests the fake received.
+    fn gaps(fake: &Fake) -> Vec<Duration> {
+        fake.sent().windows(2).map(|w| w[1].at - w[0].at).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_and_failing_answers_are_retried_after_retry_after_capped_or_backoff() {
+        let fake = Fake::script(vec![
+            reply(503, r#"{"error":"temporarily_unavailable"}"#, &[("retry-after", "2")]),
+            reply(429, r#"{"error":"too_many_requests"}"#, &[("retry-after", "3600")]),
+            reply(500, "<html>oops</html>", &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            reply(200, TOKEN, &[]),
+        ]);
+        let client = TokenClient::with_transport(fake.clone(), ClientOptions::default());
+        let t = client.request_token(&secret_request()).await.unwrap();
+        assert_eq!(t.access_token.expose(), "eyJ.a.b");
+        // As asked; capped at MAX_RETRY_WAIT; an HTTP date is no wait: backoff of the third try.
+        assert_eq!(gaps(&fake), [Duration::from_secs(2), MAX_RETRY_WAIT, Duration::from_secs(2)]);
+        let sent = fake.sent();
+        assert!(sent.iter().all(|s| s.request.method == Method::POST
+            && s.request.url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"));
+        assert_eq!(sent[0].request.header_value("content-type"), Some("application/x-www-form-urlencoded"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_last_retry_the_last_answer_is_the_error() {
+        let busy = || reply(503, r#"{"error":"temporarily_unavailable","error_description":"AADSTS90033: busy"}"#, &[]);
+        let fake = Fake::script(vec![busy(), busy(), busy(), busy()]);
+        let client = TokenClient::with_transport(fake.clone(), ClientOptions::default());
+        let e = client.request_token(&secret_request()).await.unwrap_err();
+        assert_eq!(entra_code(&e), Some(90033), "{e}");
+        assert_eq!(fake.sent().len(), 1 + MAX_RETRIES as usize);
+        assert_eq!(gaps(&fake), [Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_not_retried() {
+        for status in [400, 401, 403] {
+            let body =
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#;
+            let fake = Fake::script(vec![reply(status, body, &[("retry-after", "1")])]);
+            let client = TokenClient::with_transport(fake.clone(), ClientOptions::default());
+            let e = client.request_token(&secret_request()).await.unwrap_err();
+            assert_eq!((entra_code(&e), fake.sent().len()), (Some(7000215), 1), "{status}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_failure_keeps_its_kind_for_the_caller_s_hint() {
+        let fake = Fake::script(vec![Err(Failure::new(FailureKind::Timeout, "operation timed out"))]);
+        let options = ClientOptions { timeout: Duration::from_secs(7), ..Default::default() };
+        let e = TokenClient::with_transport(fake, options).request_token(&secret_request()).await.unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.message().starts_with("no answer from the token endpoint https://login.microsoftonline.com/"), "{e}");
+        assert!(e.message().ends_with("within 7 s"), "{e}");
+        assert_eq!(Failure::kind_in(&e), Some(FailureKind::Timeout));
+        assert!(!e.hint().unwrap().contains("--"), "the library names no option: {:?}", e.hint());
     }
 
     #[test]

@@ -211,12 +211,13 @@ impl TokenRequest {
             (EndpointVersion::V2, Target::Scopes(scopes)) => {
                 let scopes: Vec<String> = scopes.iter().map(|s| normalize_scope(s)).collect();
                 if scopes.is_empty() {
-                    return Err(Error::input("no scope given").with_hint("pass --scope RESOURCE/.default"));
+                    return Err(Error::input("no scope given")
+                        .with_hint("ask for RESOURCE/.default, for example https://graph.microsoft.com/.default"));
                 }
                 if matches!(self.grant, Grant::ClientCredentials) {
                     if let Some(bad) = scopes.iter().find(|s| !s.ends_with(DEFAULT_SCOPE_SUFFIX)) {
                         return Err(Error::input(format!(
-                            "--scope {bad}: client credentials accept only a scope ending in /.default"
+                            "scope {bad}: client credentials accept only a scope ending in /.default"
                         ))
                         .with_hint("ask for RESOURCE/.default; the token carries the app roles granted on RESOURCE"));
                     }
@@ -232,7 +233,7 @@ impl TokenRequest {
                         "the v1 endpoint takes one resource, {} scopes were given",
                         scopes.len()
                     ))
-                    .with_hint("pass one --resource, or use --endpoint v2 for several scopes"))
+                    .with_hint("ask for one resource, or use the v2 endpoint for several scopes"))
                 }
             },
         }

@@ -7,8 +7,7 @@ use crate::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// How much of an unexpected body an error message quotes.
-pub const BODY_EXCERPT_CHARS: usize = 200;
+pub use crate::http::{excerpt, BODY_EXCERPT_CHARS};
 
 /// A successful token response, v1 or v2.
 #[derive(Clone, Debug)]
@@ -59,20 +58,6 @@ struct Raw {
     access_token: Option<String>,
 }
 
-/// The first `BODY_EXCERPT_CHARS` characters of a body, on one line.
-pub fn excerpt(body: &str) -> String {
-    let one_line: String = body.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let trimmed = one_line.trim();
-    let mut out: String = trimmed.chars().take(BODY_EXCERPT_CHARS).collect();
-    if trimmed.chars().count() > BODY_EXCERPT_CHARS {
-        out.push_str("...");
-    }
-    if out.is_empty() {
-        out = "(empty body)".into();
-    }
-    out
-}
-
 /// Interprets an HTTP answer from `url`. `ctx` feeds the hints of Entra errors.
 pub fn interpret(status: u16, body: &str, url: &str, ctx: &HintContext) -> Result<TokenResponse> {
     let json: Option<Value> = serde_json::from_str(body).ok();
@@ -82,9 +67,9 @@ pub fn interpret(status: u16, body: &str, url: &str, ctx: &HintContext) -> Resul
             excerpt(body)
         ))
         .with_hint(if body.trim_start().starts_with('<') {
-            "an HTML page usually comes from a proxy, a captive portal or a wrong --authority"
+            "an HTML page usually comes from a proxy, a captive portal or a wrong authority host"
         } else {
-            "check --authority: it must be an Entra login host or the keycred emulator"
+            "check the authority host: it must be an Entra login host or the keycred emulator"
         }));
     };
     if obj.contains_key("error") {
@@ -97,8 +82,9 @@ pub fn interpret(status: u16, body: &str, url: &str, ctx: &HintContext) -> Resul
             excerpt(body)
         )));
     }
-    let raw: Raw = serde_json::from_value(Value::Object(obj))
-        .map_err(|e| Error::remote(format!("the token endpoint {url} answered an unexpected JSON shape ({e})")))?;
+    let raw: Raw = serde_json::from_value(Value::Object(obj)).map_err(|e| {
+        Error::remote(format!("the token endpoint {url} answered an unexpected JSON shape")).caused_by(e)
+    })?;
     let access_token = raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
         Error::remote(format!("the token endpoint {url} answered HTTP {status} without access_token"))
     })?;

@@ -21,10 +21,6 @@ struct Generated {
 }
 
 fn generated(n: usize, tag: &str) -> Generated {
-    generated_with(n, tag, None)
-}
-
-fn generated_with(n: usize, tag: &str, throttle: Option<f64>) -> Generated {
     let dir = TempDir::new(tag);
     let out = dir.path("tenant");
     let o = keycred_command(
@@ -54,8 +50,7 @@ fn generated_with(n: usize, tag: &str, throttle: Option<f64>) -> Generated {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    let mut cfg = emulator_config(manifests, vec![(GRAPH.into(), vec!["Application.ReadWrite.All".into()])]);
-    cfg.throttle = throttle;
+    let cfg = emulator_config(manifests, vec![(GRAPH.into(), vec!["Application.ReadWrite.All".into()])]);
     let emu = start_blocking(cfg).unwrap();
     Generated {
         _dir: dir,
@@ -196,23 +191,4 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
         .unwrap();
         assert!(t.status.success(), "{app}: {}", String::from_utf8_lossy(&t.stderr));
     }
-}
-
-#[test]
-fn a_rotation_against_the_emulators_throttling_waits_and_finishes() {
-    // Two Graph requests per second for the automation app, a burst of two: a rotation sends
-    // three or more per app back to back (read, read again, write), so it is throttled unless
-    // each comes half a second after the one two before, however fast or slow the machine.
-    let g = generated_with(12, "fleet-emu-throttle", Some(2.0));
-    let work = TempDir::new("fleet-emu-throttle-out");
-    let out_dir = work.0.display().to_string();
-    let o =
-        fleet(&g, "rotate", &["--expiring-within", "30d", "--out-dir", &out_dir, "--concurrency", "4", "-o", "json"]);
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v["throttled"].as_u64().unwrap() > 0, "the emulator never throttled: {v}");
-    assert_eq!(v["failed"], 0);
-    // Every selected app rotated, throttling or not.
-    assert!(v["selected"].as_u64().unwrap() > 0, "{v}");
-    assert_eq!(v["rotated"], v["selected"], "{v}");
 }

@@ -303,6 +303,6 @@ async fn patch_key_credentials_must_be_an_array() {
         400,
         "Request_BadRequest",
     );
-    assert!(msg.contains("keyCredentials only") && msg.contains("'displayName'"), "{msg}");
+    assert!(msg.contains("keyCredentials and requiredResourceAccess only") && msg.contains("'displayName'"), "{msg}");
     assert_eq!(std::fs::read(&f.manifest).unwrap(), before);
 }

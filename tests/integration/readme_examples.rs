@@ -95,8 +95,9 @@ fn readme_examples_run_in_order_against_the_emulator() {
             script.push('\n');
         }
     }
-    // The second emulator serves the tenant `fleet` works on; the commands after it use it.
-    assert!(ran >= 3 && emulators == 2, "ran {ran} blocks with {emulators} emulators");
+    // The second emulator serves the tenant `fleet` works on; the third, the API permissions
+    // setups (Office 365 Management API, Threat Protection).
+    assert!(ran >= 3 && emulators == 3, "ran {ran} blocks with {emulators} emulators");
     let mut c = Command::new("sh");
     c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
     c.env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()));
@@ -121,8 +122,35 @@ fn readme_examples_run_in_order_against_the_emulator() {
         "spare.pem",
         "my-daemon-graph.pem",
         "manifest.json",
+        "o365-reader.json",
+        "mtp-reader.json",
     ] {
         assert!(t.path(f).exists(), "{f}");
+    }
+    // The permissions setups wrote the ids Microsoft publishes: ActivityFeed.Read and
+    // ServiceHealth.Read in the Office 365 Management API's setup document, Incident.Read.All and
+    // AdvancedHunting.Read.All in Microsoft 365 Defender's API documents.
+    for (file, resource, ids) in [
+        (
+            "o365-reader.json",
+            "c5393580-f805-4401-95e8-94b7a6ef2fc2",
+            ["594c1fb6-4f81-4475-ae41-0c394909246c", "e2cea78f-e743-4d8f-a16a-75b629a038ae"],
+        ),
+        (
+            "mtp-reader.json",
+            "8ee8fdad-f234-4243-8f3b-15c294843740",
+            ["a9790345-4595-42e4-971a-ccdc79f19b7c", "7734e8e5-8dde-42fc-b5ae-6eafea078693"],
+        ),
+    ] {
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.path(file)).unwrap()).unwrap();
+        let block = m["requiredResourceAccess"].as_array().unwrap().iter().find(|b| b["resourceAppId"] == resource);
+        let got: Vec<(&str, &str)> = block.unwrap()["resourceAccess"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["id"].as_str().unwrap(), a["type"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, ids.map(|i| (i, "Role")), "{file}");
     }
     // The manifest the emulator served: `rotate` added my-daemon-next; through Graph, spare came
     // and went, and `graph rotate` replaced my-daemon with my-daemon-graph. Thumbprints by openssl.

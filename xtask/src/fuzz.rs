@@ -10,7 +10,8 @@ use crate::{root, run};
 use std::process::Command;
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: &[&str] = &["cert_load", "manifest_roundtrip", "assertion_validate", "token_response"];
+pub const TARGETS: &[&str] =
+    &["cert_load", "manifest_roundtrip", "assertion_validate", "token_response", "graph_filter"];
 
 pub fn run_all(args: &[String]) -> Result<(), String> {
     let mut seconds: u64 = 60;

@@ -1,10 +1,9 @@
 //! `keycred check`: one line per step with a mark and the reason; `-o json` gives the steps.
 
-use super::common::AlgArgs;
+use super::common::{AlgArgs, HttpArgs};
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::check::{self, CheckOptions, Outcome};
-use keycred::token::{ClientOptions, TokenClient};
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -29,12 +28,8 @@ pub struct Args {
     pub expect_roles: Vec<String>,
     #[command(flatten)]
     pub alg: AlgArgs,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of the token request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// Runs `keycred check`.
@@ -56,11 +51,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         expect_roles: a.expect_roles.clone(),
         alg: a.alg.get(),
     };
-    let client = TokenClient::new(ClientOptions {
-        timeout: std::time::Duration::from_secs(a.timeout),
-        ca_file: a.ca_file.clone(),
-        ..ClientOptions::default()
-    })?;
+    let client = a.http.client()?;
     let report = check::run(&opts, &client);
     print_report(ctx, &report);
     Ok(report.exit_code)

@@ -1,17 +1,21 @@
 //! Arguments shared by several commands: the credential, the tenant and the authority (with the
 //! standard `AZURE_*` environment variables as fallbacks), the new certificate's options, the
-//! algorithm, the endpoint version and the token target. Each is declared once, here, and
+//! algorithm, the endpoint version, the token target, the client secret, how remote services are
+//! reached (`--ca-file`, `--timeout`) and where Graph is. Each is declared once, here, and
 //! flattened by the commands that take it.
 
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::graph::GRAPH_URL;
+use keycred::http::{Failure, FailureKind};
 use keycred::manifest::{Format, Manifest};
 use keycred::secret::{self, SecretString};
-use keycred::token::Target;
+use keycred::token::{ClientAuth, ClientOptions, Target, TokenClient, TokenRequest};
 use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `--alg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -255,6 +259,139 @@ impl TenantArgs {
 /// A `--tenant` value, checked.
 fn tenant_id(t: &str) -> Result<TenantId> {
     TenantId::new(t).map_err(|e| e.context("--tenant"))
+}
+
+/// `--ca-file`: an extra trusted root CA (`decode` and `rotate`, which have no `--timeout`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CaFileArgs {
+    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl CaFileArgs {
+    /// A token client trusting the CA, with the default time limit.
+    pub fn client(&self) -> Result<TokenClient> {
+        TokenClient::new(ClientOptions { ca_file: self.ca_file.clone(), ..ClientOptions::default() })
+    }
+}
+
+/// `--ca-file` and `--timeout`: how a command reaches the token endpoint and Graph.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub ca: CaFileArgs,
+    /// Time limit of each HTTP request, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl HttpArgs {
+    /// The time limit; zero is refused (every request would fail at once).
+    pub fn timeout(&self) -> Result<std::time::Duration> {
+        if self.timeout == 0 {
+            return Err(Error::input("--timeout 0: give at least 1 second"));
+        }
+        Ok(std::time::Duration::from_secs(self.timeout))
+    }
+    /// A token client trusting `--ca-file`, with the `--timeout` limit.
+    pub fn client(&self) -> Result<TokenClient> {
+        let timeout = self.timeout()?;
+        TokenClient::new(ClientOptions { timeout, ca_file: self.ca.ca_file.clone(), ..ClientOptions::default() })
+    }
+}
+
+/// `--secret-env`: a client secret instead of a certificate.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecretEnvArgs {
+    /// Authenticate with the client secret held in this environment variable instead of a certificate
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+}
+
+impl SecretEnvArgs {
+    /// The secret, when `--secret-env` names a variable.
+    pub fn secret(&self) -> Result<Option<SecretString>> {
+        self.secret_env.as_deref().map(secret::from_env).transpose()
+    }
+}
+
+/// Where Graph is and, optionally, the Graph token to use (`graph` and `fleet`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// Use this Graph access token (environment variable) instead of getting one, e.g. an administrator's
+    #[arg(long, value_name = "VAR")]
+    pub graph_token_env: Option<String>,
+    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
+    #[arg(long, default_value = GRAPH_URL)]
+    pub graph_url: String,
+}
+
+impl GraphArgs {
+    /// The resource a Graph token is requested for (see [`keycred::graph::token_resource`]).
+    pub fn resource(&self) -> Result<String> {
+        keycred::graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
+    }
+}
+
+/// How `graph` and `fleet` reach Graph: the credential that gets the Graph token (a certificate
+/// or a secret) or the token itself, where Graph is, and how requests travel.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GraphAccessArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+    #[command(flatten)]
+    pub secret: SecretEnvArgs,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+impl GraphAccessArgs {
+    /// The Graph token: the one `--graph-token-env` names, else one requested by `request` with
+    /// `--secret-env`'s secret or with `cred` (the certificate, loaded by the caller); the request
+    /// is returned too, to renew the token with.
+    pub fn graph_token(
+        &self,
+        tokens: &TokenClient,
+        cred: Option<Arc<LoadedCredential>>,
+        request: impl FnOnce(ClientAuth) -> Result<TokenRequest>,
+    ) -> Result<(SecretString, Option<TokenRequest>)> {
+        if let Some(var) = &self.graph.graph_token_env {
+            return Ok((secret::from_env(var)?, None));
+        }
+        let auth =
+            match (self.secret.secret()?, cred) {
+                (Some(s), _) => ClientAuth::Secret(s),
+                (None, Some(cred)) => ClientAuth::Certificate { cred, alg: SignatureAlg::Rs256, x5c: false },
+                (None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
+                    "pass the app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR with a token",
+                )),
+            };
+        let req = request(auth)?;
+        let token = tokens.request_token_blocking(&req).map_err(|e| transport_hint(e, true))?.access_token;
+        Ok((token, Some(req)))
+    }
+}
+
+/// A token endpoint's transport failure ([`Failure`], the error's source), with the options of
+/// this command line that fix it: the library says what to check, the command line says how.
+/// `timeout`: whether the command has `--timeout`.
+pub fn transport_hint(e: Error, timeout: bool) -> Error {
+    let hint = match Failure::kind_in(&e) {
+        Some(FailureKind::Timeout) if timeout => {
+            "check the network and --authority, or allow more time with --timeout SECS"
+        }
+        Some(FailureKind::Timeout) => "check the network and --authority",
+        Some(FailureKind::Tls) => {
+            "for the emulator's --tls mode pass its CA with --ca-file PEM; otherwise check proxies that intercept TLS"
+        }
+        Some(FailureKind::TooLarge) => "check --authority: it must be an Entra login host or the keycred emulator",
+        Some(_) => "check the network, the proxy settings and --authority",
+        None => return e,
+    };
+    e.with_hint(hint)
 }
 
 /// A secret argument's value, or with `-` the first `limit` bytes of stdin (so it stays out of

@@ -27,9 +27,8 @@ pub struct Args {
     /// Authority host of --tenant (https; http only for loopback)
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = keycred::authority::DEFAULT_AUTHORITY)]
     pub authority: String,
-    /// Extra trusted root CA (PEM), for the emulator's --tls mode
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub ca: super::common::CaFileArgs,
     /// Fail (exit 4) unless `roles` holds ROLE; repeatable
     #[arg(long, value_name = "ROLE")]
     pub expect_role: Vec<String>,
@@ -82,10 +81,7 @@ fn print_map(m: &Map<String, Value>) {
 /// Fetches the JWKS (given, or the `jwks_uri` of the tenant's OpenID configuration) and checks
 /// the signature; returns what verified it and the JWKS URL.
 fn verify(a: &Args, d: &keycred::jwt::Decoded) -> Result<(keycred::jwks::Verified, String)> {
-    let client = keycred::token::TokenClient::new(keycred::token::ClientOptions {
-        ca_file: a.ca_file.clone(),
-        ..Default::default()
-    })?;
+    let client = a.ca.client()?;
     let url = match (&a.jwks, &a.tenant) {
         (Some(u), _) => u.clone(),
         (None, tenant) => {

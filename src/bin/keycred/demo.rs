@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// Management APIs (`c5393580-...`), `ActivityFeed.Read` and `ServiceHealth.Read`, by the ids
 /// of the emulator's catalogue (`templates/resources.json`).
 const RESOURCE: &str = "https://manage.office.com";
-const RESOURCE_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+const RESOURCE_APP_ID: &str = keycred::ids::well_known::OFFICE_365_MANAGEMENT;
 const ROLES: [(&str, &str); 2] = [
     ("ActivityFeed.Read", "594c1fb6-4f81-4475-ae41-0c394909246c"),
     ("ServiceHealth.Read", "e2cea78f-e743-4d8f-a16a-75b629a038ae"),
@@ -123,9 +123,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let dir: PathBuf = match &a.keep {
         Some(d) => {
             check_keep(d, a.force)?;
-            std::fs::create_dir_all(d).map_err(|e| {
-                Error::io(d, "create the directory", e).with_hint("give --keep a directory path you can write to")
-            })?;
+            // The demo's keys go inside: created 0700, and an existing one must not be writable
+            // by others.
+            keycred::fsio::ensure_private_dir(d, "--keep", keycred::fsio::Links::Follow)?;
             d.clone()
         }
         None => {

@@ -34,6 +34,10 @@ pub struct Args {
     /// Graph requests per second per client; more are answered 429 with Retry-After, as Graph throttles
     #[arg(long, value_name = "RATE")]
     pub throttle: Option<f64>,
+    /// The tenant's default app management policy: a JSON file shaped like Graph's
+    /// defaultAppManagementPolicy (credential lifetime caps are enforced on addKey, addPassword, PATCH)
+    #[arg(long, value_name = "FILE")]
+    pub app_policy: Option<std::path::PathBuf>,
     /// Write N application manifests with a realistic mix of credentials into --out, then exit
     #[arg(long, value_name = "N", requires = "out", conflicts_with = "manifests")]
     pub generate_tenant: Option<usize>,
@@ -108,6 +112,14 @@ fn config_of(args: &Args) -> Result<EmulatorConfig> {
     cfg.domains = args.domains.clone();
     cfg.auto_consent = args.auto_consent;
     cfg.throttle = args.throttle;
+    if let Some(path) = &args.app_policy {
+        let body: serde_json::Value = serde_json::from_slice(&keycred::fsio::read(path)?).map_err(|e| {
+            Error::input(format!("--app-policy {}: not JSON ({e})", path.display()))
+                .with_hint("give a body shaped like Graph's defaultAppManagementPolicy")
+        })?;
+        let policy = keycred::policy::Policy::from_json(&body, &format!("--app-policy {}", path.display()))?;
+        cfg.app_policy = Some((body, policy));
+    }
     Ok(cfg)
 }
 

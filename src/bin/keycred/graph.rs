@@ -1,20 +1,21 @@
-//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph.
+//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph;
+//! `keycred graph permission add|remove|list`: its API permissions (`requiredResourceAccess`).
 //!
 //! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::common::plan_files;
+use super::common::{plan_files, GraphAccessArgs};
 use super::output::{generate, out_line, print_pairs, print_rotation};
-use super::{CredArgs, Ctx, TenantArgs};
+use super::permissions::{print_access, Wanted};
+use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
-use keycred::graph::{self, Application, GraphClient, Method, GRAPH_URL};
+use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
 use keycred::rotate::{self, GraphRotation, Verify};
-use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use keycred::{dates, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,28 +27,31 @@ pub struct Common {
     #[command(flatten)]
     pub tenant: TenantArgs,
     #[command(flatten)]
-    pub cred: CredArgs,
-    /// Request the Graph token with this app's secret (environment variable) instead of the certificate
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
-    /// Use this Graph access token (environment variable), e.g. an administrator's, for PATCH
-    #[arg(long, value_name = "VAR")]
-    pub graph_token_env: Option<String>,
-    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
-    #[arg(long, default_value = GRAPH_URL)]
-    pub graph_url: String,
+    pub access: GraphAccessArgs,
     /// aud of the proof of possession: aad-graph (00000002-..., the addKey docs) or ms-graph (00000003-...)
-    #[arg(long, default_value = "aad-graph", value_parser = ["aad-graph", "ms-graph"])]
-    pub proof_aud: String,
+    #[arg(long, value_enum, default_value_t = ProofAud::AadGraph)]
+    pub proof_aud: ProofAud,
     /// Always PATCH the whole keyCredentials array instead of addKey/removeKey
     #[arg(long)]
     pub patch: bool,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each HTTP request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+}
+
+/// `--proof-aud`: the `aud` of addKey/removeKey proofs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProofAud {
+    /// Azure AD Graph's id, as in the addKey documentation
+    AadGraph,
+    /// Microsoft Graph's id, as in newer documentation
+    MsGraph,
+}
+
+impl ProofAud {
+    fn id(self) -> &'static str {
+        match self {
+            ProofAud::AadGraph => graph::PROOF_AUD_AAD_GRAPH,
+            ProofAud::MsGraph => graph::PROOF_AUD_MS_GRAPH,
+        }
+    }
 }
 
 /// Subcommands.
@@ -108,6 +112,30 @@ pub enum Cmd {
         #[arg(long)]
         keep_old: bool,
     },
+    /// Edit the API permissions the application asks for (PATCH of requiredResourceAccess)
+    #[command(subcommand)]
+    Permission(PermissionCmd),
+}
+
+/// `keycred graph permission`.
+#[derive(clap::Subcommand, Debug)]
+pub enum PermissionCmd {
+    /// Ask for API permissions: add them to requiredResourceAccess
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        wanted: Wanted,
+    },
+    /// Remove API permissions from requiredResourceAccess
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        wanted: Wanted,
+    },
+    /// List requiredResourceAccess with the permissions' names
+    List(Common),
 }
 
 struct Session {
@@ -121,17 +149,13 @@ struct Session {
 }
 
 impl Common {
-    fn resource(&self) -> Result<String> {
-        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))
-    }
-
     fn token_request(&self, auth: ClientAuth) -> Result<TokenRequest> {
         Ok(TokenRequest {
             authority: self.tenant.authority()?,
             tenant: self.tenant.tenant()?,
             client_id: self.tenant.client_id()?,
             version: EndpointVersion::V2,
-            target: Target::new(&[self.resource()?], None)?,
+            target: Target::new(&[self.access.graph.resource()?], None)?,
             grant: Grant::ClientCredentials,
             auth,
         })
@@ -140,41 +164,18 @@ impl Common {
     fn open(&self) -> Result<Session> {
         // Checked first, whichever way the Graph token is obtained.
         let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
-        let cred = if self.cred.given() { Some(Arc::new(self.cred.load()?)) } else { None };
-        let tokens = TokenClient::new(ClientOptions {
-            timeout: std::time::Duration::from_secs(self.timeout),
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        })?;
-        let token: SecretString =
-            match (&self.graph_token_env, &self.secret_env, &cred) {
-                (Some(var), _, _) => secret::from_env(var)?,
-                (None, Some(var), _) => {
-                    let req = self.token_request(ClientAuth::Secret(secret::from_env(var)?))?;
-                    tokens.request_token_blocking(&req)?.access_token
-                }
-                (None, None, Some(c)) => {
-                    let req = self.token_request(ClientAuth::Certificate {
-                        cred: c.clone(),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    })?;
-                    tokens.request_token_blocking(&req)?.access_token
-                }
-                (None, None, None) => return Err(Error::input("no way to get a Graph token").with_hint(
-                    "pass the app's certificate (--cert), or --secret-env VAR, or --graph-token-env VAR with a token",
-                )),
-            };
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let tokens = self.access.http.client()?;
+        let (token, _) = self.access.graph_token(&tokens, cred.clone(), |auth| self.token_request(auth))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-        let graph = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())
+            .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
+        let graph = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())
             .map_err(|e| e.context("--graph-url"))?;
         let app = rt.block_on(graph.get_by_app_id(app_id.as_str()))?;
         let method = if self.patch { Method::Patch } else { Method::Auto };
-        let proof_aud =
-            if self.proof_aud == "ms-graph" { graph::PROOF_AUD_MS_GRAPH } else { graph::PROOF_AUD_AAD_GRAPH };
+        let proof_aud = self.proof_aud.id();
         Ok(Session { rt, graph, tokens, app, cred, method, proof_aud })
     }
 }
@@ -215,8 +216,38 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
             rotate(common, new, files, *keep_old, ctx)?
         }
+        Cmd::Permission(p) => permission(p, ctx)?,
     }
     Ok(keycred::error::exit::OK)
+}
+
+fn permission(cmd: &PermissionCmd, ctx: &Ctx) -> Result<()> {
+    // Names are resolved before any request: an unknown one costs no token.
+    let (common, edit) = match cmd {
+        PermissionCmd::List(c) => (c, None),
+        PermissionCmd::Add { common, wanted } => (common, Some((true, wanted.resolve()?))),
+        PermissionCmd::Remove { common, wanted } => (common, Some((false, wanted.resolve()?))),
+    };
+    let s = common.open()?;
+    let after = match &edit {
+        None => s.rt.block_on(s.graph.required_access(&s.app.id))?,
+        Some((add, (resource, ids))) => s.rt.block_on(s.graph.update_required_access(&s.app.id, |m| {
+            if *add {
+                m.add_access(resource, ids)
+            } else {
+                m.remove_access(resource, ids)
+            }
+        }))?,
+    };
+    let origin = format!("application {}", s.app.app_id);
+    if edit.is_some() && !ctx.json() {
+        out_line(&format!("{origin} now asks for:"));
+    }
+    print_access(ctx, &origin, &after.required_access()?);
+    if matches!(edit, Some((true, _))) && !ctx.json() {
+        out_line("an administrator must consent before tokens carry them (`keycred consent-url`)");
+    }
+    Ok(())
 }
 
 fn list(c: &Common, ctx: &Ctx) -> Result<()> {

@@ -18,6 +18,7 @@ mod fleet;
 mod graph;
 mod manifest;
 mod new;
+mod permissions;
 mod rotate;
 mod show;
 mod token;
@@ -50,7 +51,7 @@ pub enum Command {
     New(new::Args),
     /// Show the Entra values of certificates (thumbprint, customKeyIdentifier, x5t, ...)
     Show(show::Args),
-    /// Edit an app manifest's keyCredentials
+    /// Edit an app manifest's keyCredentials and API permissions
     #[command(subcommand)]
     Manifest(manifest::Cmd),
     /// Sign a client assertion (JWT) with a certificate
@@ -61,6 +62,8 @@ pub enum Command {
     Decode(decode::Args),
     /// Build or parse admin-consent URLs
     ConsentUrl(consent::Args),
+    /// List the built-in catalogue of API permissions (names and ids Microsoft publishes)
+    Permissions(permissions::CatalogueArgs),
     /// Run the local Entra token endpoint emulator
     Emulate(emulate::Args),
     /// Check end to end that a credential works
@@ -110,6 +113,7 @@ fn run() -> u8 {
         Command::Token(a) => token::run(a, &ctx),
         Command::Decode(a) => decode::run(a, &ctx),
         Command::ConsentUrl(a) => consent::run(a, &ctx),
+        Command::Permissions(a) => permissions::catalogue(a, &ctx),
         Command::Emulate(a) => emulate::run(a, &ctx),
         Command::Check(a) => check::run(a, &ctx),
         Command::Demo(a) => demo::run(a, &ctx),

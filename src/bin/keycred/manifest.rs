@@ -1,9 +1,9 @@
-//! `keycred manifest init|template|entry|add|list|remove|prune`: a starter manifest, a
-//! certificate's `keyCredentials` entry, and editing an app manifest's collection of them. The
-//! work is in [`keycred::manifest`].
+//! `keycred manifest init|template|entry|add|list|remove|prune|permission`: a starter manifest, a
+//! certificate's `keyCredentials` entry, editing an app manifest's collection of them, and (in
+//! [`super::permissions`]) its API permissions. The work is in [`keycred::manifest`].
 
 use super::common::{FormatArg, FormatArgs};
-use super::output::{out_line, printable};
+use super::output::{out_line, print_table};
 use super::Ctx;
 use keycred::cert::{load_file, Certificate};
 use keycred::error::exit;
@@ -31,6 +31,9 @@ pub enum Cmd {
     Remove(RemoveArgs),
     /// Remove expired entries
     Prune(PruneArgs),
+    /// Edit the API permissions the app asks for (requiredResourceAccess)
+    #[command(subcommand)]
+    Permission(super::permissions::ManifestCmd),
 }
 
 /// What describes the new entry.
@@ -60,6 +63,7 @@ pub struct EntryArgs {
 
 /// `manifest init`.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("init_which").multiple(true).args(["role", "scope"])))]
 pub struct InitArgs {
     /// Manifest file to create (refused when it exists, unless --force)
     pub manifest: PathBuf,
@@ -75,6 +79,15 @@ pub struct InitArgs {
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
+    /// Ask for permissions on this API (short name, resource URI or appId); with --role/--scope
+    #[arg(long, requires = "init_which")]
+    pub api: Option<String>,
+    /// An application permission on --api, by name or id (repeatable)
+    #[arg(long, requires = "api")]
+    pub role: Vec<String>,
+    /// A delegated permission on --api, by name or id (repeatable)
+    #[arg(long, requires = "api")]
+    pub scope: Vec<String>,
 }
 
 /// `manifest template`.
@@ -157,6 +170,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::List(a) => list(a, ctx),
         Cmd::Remove(a) => remove(a, ctx),
         Cmd::Prune(a) => prune(a, ctx),
+        Cmd::Permission(c) => super::permissions::run_manifest(c, ctx),
     }
 }
 
@@ -171,7 +185,13 @@ fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
     };
     let format = Format::from(a.format);
     let starter = templates::Starter { app_id, object_id: uuid::Uuid::new_v4(), display_name: a.display_name.clone() };
-    let text = templates::starter(format, &starter);
+    let mut text = templates::starter(format, &starter);
+    if let Some(api) = &a.api {
+        // Resolved before anything is written: an unknown name leaves no file behind.
+        let wanted = super::permissions::Wanted { api: api.clone(), role: a.role.clone(), scope: a.scope.clone() };
+        let (app_id, ids) = wanted.resolve()?;
+        text = Manifest::parse(&text, "starter")?.add_access(&app_id, &ids)?.text().to_string();
+    }
     if !a.force {
         fsio::ensure_absent([a.manifest.as_path()])?;
     }
@@ -281,8 +301,7 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
         return;
     }
     let none = || "-".to_string();
-    // Cells escaped before the widths are measured: a display name with terminal escapes or a
-    // newline must neither act on the terminal nor forge a row.
+    // `print_table` escapes the cells (a display name may hold terminal escapes or newlines).
     let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -295,20 +314,9 @@ fn print_rows(ctx: &Ctx, rows: &[ListRow]) {
                 if r.has_body { "yes" } else { "no" }.to_string(),
                 r.display_name.clone().unwrap_or_else(none),
             ]
-            .map(|c| printable(&c).into_owned())
         })
         .collect();
-    let head = ["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"].map(String::from);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&head).chain(&table) {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for row in std::iter::once(&head).chain(&table) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out_line(cells.join("  ").trim_end());
-    }
+    print_table(["KEY ID", "THUMBPRINT", "STATUS", "START", "END", "BODY", "DISPLAY NAME"], &table);
     // Problems are sentences: under the table rather than in a column.
     for r in rows {
         let which = r.key_id.as_deref().map_or_else(|| "entry without keyId".to_string(), |k| format!("keyId {k}"));

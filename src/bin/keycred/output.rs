@@ -44,7 +44,13 @@ impl Ctx {
     pub fn print_error(&self, e: &Error) {
         if self.json() {
             let v = serde_json::json!({
-                "error": { "exitCode": e.exit_code(), "message": e.message(), "hint": e.hint() }
+                "error": {
+                    "exitCode": e.exit_code(),
+                    "message": e.message(),
+                    "hint": e.hint(),
+                    "aadsts": e.aadsts(),
+                    "graphCode": e.graph_code(),
+                }
             });
             eprintln!("{}", json_safe(&v.to_string()));
         } else {
@@ -101,10 +107,69 @@ pub fn is_closed_stdout(e: &Error) -> bool {
         && STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
+/// Stdout for documents written in pieces by a serializer (`fleet audit`'s JSON and CSV). A
+/// failed write means the reader closed stdout, as for [`out_line`]: stdout is marked closed, so
+/// the command stops at its next [`ensure_open`] and exits 0.
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        std::io::stdout().lock().write(buf).inspect_err(|_| STDOUT_CLOSED.store(true, Ordering::Relaxed))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().lock().flush().inspect_err(|_| STDOUT_CLOSED.store(true, Ordering::Relaxed))
+    }
+}
+
+/// A writer passing serde_json's output through [`json_safe`]. serde_json hands over each string
+/// fragment whole (it splits them only at the characters it escapes itself, all ASCII), so no
+/// character is ever cut between two writes.
+pub struct JsonSafe<W>(pub W);
+
+impl<W: Write> Write for JsonSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(s) => self.0.write_all(json_safe(s).as_bytes())?,
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The error a failed write to stdout ends a command with: [`ensure_open`]'s when the reader
+/// closed it (success), else an unexpected failure naming `what` and keeping the cause.
+pub fn write_failed(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    ensure_open().err().unwrap_or_else(|| Error::internal(format!("cannot write {what}")).caused_by(e))
+}
+
 /// `s` safe to print on a terminal: control characters (C0, DEL, C1: `\e[2J` would clear the
 /// screen, a newline would forge a line such as `roles: ...`) and the bidirectional overrides
 /// that reorder what is shown become visible escapes (`\x1b`, `\n`, `\u{202e}`). Every line of
 /// text output goes through it, whatever the data came from (a token's claims, a manifest).
+/// Prints a table: a head, then rows, columns padded to their widest cell. Cells are escaped
+/// ([`printable`]) before the widths are measured: a cell with terminal escapes or a newline must
+/// neither act on the terminal nor forge a row.
+pub fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let head = head.map(String::from);
+    let rows: Vec<[String; N]> = rows.iter().map(|r| r.clone().map(|c| printable(&c).into_owned())).collect();
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&head).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&head).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out_line(cells.join("  ").trim_end());
+    }
+}
+
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !s.chars().any(|c| c.is_control() || bidi(c)) {
@@ -220,6 +285,9 @@ mod tests {
         assert_eq!(printable("x\nroles: Admin"), "x\\nroles: Admin");
         assert_eq!(printable("\u{9b}31m \u{202e}abc"), "\\x9b31m \\u{202e}abc");
         let j = json_safe("{\n  \"a\": \"\u{9b}x\u{7f}\"\n}");
+        let mut through = super::JsonSafe(Vec::new());
+        serde_json::to_writer(&mut through, &serde_json::json!({"a": "\u{9b}x\u{7f}"})).unwrap();
+        assert_eq!(String::from_utf8(through.0).unwrap(), "{\"a\":\"\\u009bx\\u007f\"}");
         assert_eq!(j, "{\n  \"a\": \"\\u009bx\\u007f\"\n}");
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["a"], "\u{9b}x\u{7f}");

@@ -1,14 +1,14 @@
 //! `keycred rotate`: new certificate, added beside the old ones, optionally verified, then the
 //! old ones removed as asked.
 
-use super::common::{self, FormatArgs, NewCertArgs, TenantArgs};
+use super::common::{self, CaFileArgs, FormatArgs, NewCertArgs, TenantArgs};
 use super::output::{generate, print_rotation};
 use super::Ctx;
 use keycred::authority::Authority;
 use keycred::cert::{LoadedCredential, SignatureAlg};
 use keycred::manifest::{EntryOptions, Manifest, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use keycred::{fsio, ClientId, Error, Result, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,9 +53,9 @@ pub struct Args {
     /// v1 resource for --verify
     #[arg(long)]
     pub resource: Option<String>,
-    /// Extra trusted root CA (PEM) for --verify
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    // --ca-file, for --verify.
+    #[command(flatten)]
+    pub ca: CaFileArgs,
 }
 
 /// What `--remove`, `--remove-expired` and `--keep-old` ask for.
@@ -98,7 +98,7 @@ impl VerifyPlan {
         let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id_or_manifest(Some(&a.manifest))?);
         let target = common::target(&a.scope, a.resource.as_deref())?;
         let authority = a.tenant.authority()?;
-        let client = TokenClient::new(ClientOptions { ca_file: a.ca_file.clone(), ..ClientOptions::default() })?;
+        let client = a.ca.client()?;
         Ok(Some(VerifyPlan { client, authority, tenant, client_id, target }))
     }
 
@@ -139,7 +139,10 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     };
     let cred = Arc::new(cred);
     let verify = verify.as_ref().map(|v| v.verify(&cred));
-    let report = match rotate::apply_prepared(&a.manifest, &prepared, &cred, verify) {
+    // A --verify token request that could not reach the endpoint gets this command's options.
+    let applied =
+        rotate::apply_prepared(&a.manifest, &prepared, &cred, verify).map_err(|e| common::transport_hint(e, false));
+    let report = match applied {
         Ok(r) => r,
         // The files stay when the manifest kept the new entry (a removal refused after the add):
         // they hold the key of a registered certificate.

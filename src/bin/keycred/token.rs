@@ -3,16 +3,14 @@
 //! in JSON output).
 
 use super::claims::{key_claim_pairs, rfc3339};
-use super::common::{self, read_arg_or_stdin, AlgArgs, EndpointArg};
+use super::common::{self, read_arg_or_stdin, AlgArgs, EndpointArg, HttpArgs, SecretEnvArgs};
 use super::output::{out_line, print_pairs, with_spinner};
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::jwt::dangerous;
 use keycred::secret;
-use keycred::token::{ClientAuth, ClientOptions, Grant, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, TokenRequest};
 use keycred::{error::exit, Error, Result, TenantId};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Requests a token and shows its type, expiry and the claims that matter.
 #[derive(clap::Args, Debug)]
@@ -21,9 +19,8 @@ pub struct Args {
     pub tenant: TenantArgs,
     #[command(flatten)]
     pub cred: CredArgs,
-    /// Authenticate with the client secret held in this environment variable instead of a certificate
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretEnvArgs,
     /// Scope (v2); a bare resource gets /.default. Repeatable. Needed (or --resource) with
     /// --obo and --code too: the API the token is for
     #[arg(long, value_name = "SCOPE")]
@@ -54,19 +51,13 @@ pub struct Args {
     /// Print only the access token
     #[arg(long)]
     pub raw: bool,
-    /// Seconds to wait for the token endpoint
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub timeout: u64,
-    /// Extra trusted root CA (PEM), for the emulator's --tls mode
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// Builds the library request from the arguments.
 fn build_request(a: &Args) -> Result<TokenRequest> {
-    if a.timeout == 0 {
-        return Err(Error::input("--timeout 0: give at least 1 second"));
-    }
+    a.http.timeout()?;
     let grant = match (&a.obo, &a.code, &a.redirect_uri) {
         (Some(t), _, _) => Grant::OnBehalfOf { assertion: read_arg_or_stdin(t, "--obo", 64 * 1024)? },
         (None, Some(c), Some(r)) => {
@@ -93,12 +84,12 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
     // given on the command line next to it is a contradiction, not a preference to guess.
     let cert_from_env =
         a.cred.cert.as_ref().map(|c| c.as_os_str()) == std::env::var_os("AZURE_CLIENT_CERTIFICATE_PATH").as_deref();
-    if a.secret_env.is_some() && a.cred.given() && !cert_from_env {
+    if a.secret.secret_env.is_some() && a.cred.given() && !cert_from_env {
         return Err(Error::input("both --secret-env and --cert given: which credential should sign in?")
             .with_hint("pass either --cert (certificate) or --secret-env (client secret)"));
     }
-    let auth = match &a.secret_env {
-        Some(var) => ClientAuth::Secret(secret::from_env(var)?),
+    let auth = match a.secret.secret()? {
+        Some(s) => ClientAuth::Secret(s),
         // Like the Azure SDKs' EnvironmentCredential: a secret in AZURE_CLIENT_SECRET is used
         // when no certificate is given.
         None if !a.cred.given() && std::env::var_os("AZURE_CLIENT_SECRET").is_some() => {
@@ -131,12 +122,9 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             .with_hint("--raw prints the bare token alone; -o json prints it as accessToken with the rest"));
     }
     let req = build_request(a)?;
-    let client = TokenClient::new(ClientOptions {
-        timeout: Duration::from_secs(a.timeout),
-        ca_file: a.ca_file.clone(),
-        ..Default::default()
-    })?;
-    let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))?;
+    let client = a.http.client()?;
+    let resp = with_spinner(ctx, "requesting a token", || client.request_token_blocking(&req))
+        .map_err(|e| common::transport_hint(e, true))?;
     let decoded = dangerous::decode(resp.access_token.expose()).ok();
     let now = keycred::jwt::now_secs();
     let expires_on = resp.expires_on.unwrap_or(now + resp.expires_in as i64);

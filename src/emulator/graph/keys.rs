@@ -226,6 +226,10 @@ fn new_key_credential(
     Ok(to_format(entry, format))
 }
 
+/// The properties a PATCH of an application may set here (`passwordCredentials` only as Graph
+/// allows it: sending back the existing ones).
+const PATCHABLE: [&str; 3] = ["keyCredentials", "passwordCredentials", "requiredResourceAccess"];
+
 pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
     let who = authenticate(&st, &headers)?;
     let body = json_body(&headers, &body)?;
@@ -250,17 +254,21 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
             ));
         }
     }
-    if let Some(other) =
-        props.keys().find(|k| !k.starts_with('@') && *k != "keyCredentials" && *k != "passwordCredentials")
-    {
+    if let Some(other) = props.keys().find(|k| !k.starts_with('@') && !PATCHABLE.contains(&k.as_str())) {
         return Err(GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
-            format!("This emulator changes keyCredentials only; the body also sets '{other}'."),
+            format!(
+                "This emulator changes keyCredentials and requiredResourceAccess only; the body also sets '{other}'."
+            ),
         ));
     }
+    let access = props.get("requiredResourceAccess");
+    if let Some(Err(why)) = access.map(super::access::check) {
+        return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", why));
+    }
     let entries = match props.get("keyCredentials") {
-        Some(Value::Array(entries)) => entries,
+        Some(Value::Array(entries)) => Some(entries),
         Some(_) => {
             return Err(GraphError::new(
                 StatusCode::BAD_REQUEST,
@@ -268,11 +276,22 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
                 "keyCredentials is not an array; send the whole collection as an array of keyCredential objects.",
             ))
         }
-        None => return Ok(StatusCode::NO_CONTENT.into_response()),
+        None => None,
     };
+    if entries.is_none() && access.is_none() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    super::policies::check_patch(&st, &app, entries.map(Vec::as_slice).unwrap_or_default())?;
     let result = edit_app(&st, &app, |m| {
-        let new = patched_key_credentials(m, entries, dates::now())?;
-        Ok(m.replace_key_credentials(&new)?)
+        let mut m = m.clone();
+        if let Some(entries) = entries {
+            let new = patched_key_credentials(&m, entries, dates::now())?;
+            m = m.replace_key_credentials(&new)?;
+        }
+        if let Some(access) = access {
+            m = m.set_member("requiredResourceAccess", access)?;
+        }
+        Ok(m)
     });
     result?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -416,6 +435,7 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
         Ok(c) => c,
         Err(e) => return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string())),
     };
+    super::policies::check_key(&st, &app, cert.not_before(), cert.not_after())?;
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
     // Graph fills customKeyIdentifier only when it is missing; a supplied one is kept.
     let supplied_cki = match kc.get("customKeyIdentifier") {

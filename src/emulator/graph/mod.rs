@@ -22,6 +22,7 @@
 //! in Graph's error shape, also for routes the emulator does not serve, and speak of the request,
 //! never of the manifest files or the CLI behind the emulator.
 
+mod access;
 mod batch;
 mod caller;
 mod error;
@@ -29,6 +30,7 @@ mod keys;
 pub(super) mod objects;
 pub(super) mod odata;
 pub(super) mod passwords;
+mod policies;
 mod read;
 mod signins;
 pub(super) mod unserved;
@@ -82,6 +84,14 @@ impl RequestIds {
     }
 }
 
+/// `GET /v1.0/applications/{id}/{navigation}`: only `appManagementPolicies` is served.
+fn get_navigation(State(st): SharedState, Path((id, nav)): Path<(String, String)>, headers: HeaderMap) -> Answer {
+    if nav == "appManagementPolicies" {
+        return policies::get_assigned(&st, &id, &headers);
+    }
+    Err(not_found(&format!("{id}/{nav}")))
+}
+
 /// The Graph routes, merged into the emulator's router.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -103,7 +113,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/v1.0/applications/{id}/{action}",
             post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
                 blocking(move || action(s, p, h, b))
-            }),
+            })
+            .get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| blocking(move || get_navigation(s, p, h))),
+        )
+        .route(
+            "/v1.0/policies/{name}",
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || policies::get_policy(s, p, h))),
         )
         .route(
             "/v1.0/servicePrincipals",

@@ -7,6 +7,11 @@
 //! with `and`/`or`. Anything else is refused with the code and text Graph answers, so a script
 //! that works here does not rely on a query the real service would refuse (filtering on
 //! credential dates, notably, answers 400 `Request_UnsupportedQuery` on Graph too).
+//!
+//! A filter is also bounded as Graph bounds it, so that no query can exhaust the parser's stack:
+//! parentheses nest at most [`MAX_NESTING`] deep (the OData library Graph parses with stops
+//! recursing at a limit of its own), and the expression tree, `and`/`or` chains counted as one
+//! node each, is at most [`MAX_HEIGHT`] high (the directory's "excessive height" rule).
 
 use serde_json::{Map, Value};
 
@@ -17,7 +22,9 @@ pub const MAX_TOP: usize = 999;
 /// A refusal of a query option: Graph's error code and message, answered with 400.
 #[derive(Debug, PartialEq, Eq)]
 pub struct QueryError {
+    /// Graph's `error.code`: `BadRequest` or `Request_UnsupportedQuery`.
     pub code: &'static str,
+    /// Graph's `error.message`.
     pub message: String,
 }
 
@@ -149,6 +156,15 @@ impl Query {
     }
 }
 
+/// Whether `entity` is in the answer to the query string `raw` on `/applications`
+/// (`/servicePrincipals` when `service_principals`), or Graph's refusal of the query: what the
+/// emulator's Graph does with a query, without a server (the `$filter` fuzz target drives the
+/// parser through it).
+pub fn query_matches(raw: &str, service_principals: bool, entity: &Map<String, Value>) -> Result<bool, QueryError> {
+    let types = if service_principals { &super::objects::SERVICE_PRINCIPAL } else { &super::objects::APPLICATION };
+    Ok(Query::parse(Some(raw), types)?.matches(entity))
+}
+
 fn parse_select(v: &str, entity: &EntityType) -> Result<Vec<&'static str>, QueryError> {
     let mut out = Vec::new();
     for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -177,15 +193,27 @@ fn decode_skiptoken(v: &str) -> Option<usize> {
     std::str::from_utf8(&bytes).ok()?.strip_prefix("keycred-emulator:")?.parse().ok()
 }
 
-/// A parsed `$filter`.
+/// How deep parentheses may nest in a `$filter`. Graph parses with the OData library, whose
+/// parser counts its recursive calls and refuses past a limit (`FilterLimit`, 800 calls by
+/// default, several calls per parenthesis) with "Recursion depth exceeded allowed limit.";
+/// the exact depth at which Graph stops is not documented, this is of the same order.
+pub const MAX_NESTING: usize = 100;
+
+/// Graph's limit on the height of a directory filter's expression tree, a comparison counting
+/// 1 and an `and`/`or` chain one more than its highest member: Graph refuses `((A or (B and C))
+/// and D)` (height 4) with "Search filter expression has excessive height: 4. Max allowed: 3."
+/// and accepts `(A and D) or (B and C and D)` (microsoftgraph/microsoft-graph-docs#3641).
+pub const MAX_HEIGHT: usize = 3;
+
+/// A parsed `$filter`. `and`/`or` chains are one node each, as Graph counts them.
 #[derive(Debug, PartialEq)]
 pub enum Filter {
     Eq(&'static str, String),
     StartsWith(&'static str, String),
     Any(&'static str, String),
     Date(&'static str, Cmp, time::OffsetDateTime),
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,10 +231,16 @@ impl Filter {
                     out.push(p)
                 }
             }
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                a.properties(out);
-                b.properties(out);
-            }
+            Filter::And(all) | Filter::Or(all) => all.iter().for_each(|f| f.properties(out)),
+        }
+    }
+
+    /// The height of the expression tree: 1 for a comparison, one more than the highest member
+    /// for a chain. Called only on trees the parser built, at most [`MAX_NESTING`] deep.
+    pub fn height(&self) -> usize {
+        match self {
+            Filter::And(all) | Filter::Or(all) => 1 + all.iter().map(Filter::height).max().unwrap_or(0),
+            _ => 1,
         }
     }
 
@@ -226,8 +260,8 @@ impl Filter {
                     Cmp::Le => t <= *at,
                 })
             }
-            Filter::And(a, b) => a.eval(e) && b.eval(e),
-            Filter::Or(a, b) => a.eval(e) || b.eval(e),
+            Filter::And(all) => all.iter().all(|f| f.eval(e)),
+            Filter::Or(all) => all.iter().any(|f| f.eval(e)),
         }
     }
 }
@@ -308,13 +342,23 @@ struct Parser<'a> {
     pos: usize,
     entity: &'a EntityType,
     text: &'a str,
+    /// Parentheses open around the current position.
+    nesting: usize,
 }
 
+/// Parses a `$filter` for `entity`: Graph's refusal when it is not one Graph accepts by default,
+/// nested too deep or too high (see [`MAX_NESTING`], [`MAX_HEIGHT`]).
 pub fn parse_filter(s: &str, entity: &EntityType) -> Result<Filter, QueryError> {
-    let mut p = Parser { toks: tokenize(s)?, pos: 0, entity, text: s };
+    let mut p = Parser { toks: tokenize(s)?, pos: 0, entity, text: s, nesting: 0 };
     let f = p.or()?;
     if p.pos != p.toks.len() {
         return Err(p.invalid());
+    }
+    let height = f.height();
+    if height > MAX_HEIGHT {
+        return Err(unsupported(format!(
+            "Search filter expression has excessive height: {height}. Max allowed: {MAX_HEIGHT}."
+        )));
     }
     Ok(f)
 }
@@ -344,20 +388,34 @@ impl Parser<'_> {
             _ => Err(self.invalid()),
         }
     }
+    /// `a or b or ...`, one node however long the chain (a chain nested pair by pair would be
+    /// as deep as it is long).
     fn or(&mut self) -> Result<Filter, QueryError> {
-        let mut f = self.and()?;
+        let mut all = vec![self.and()?];
         while self.peek_word("or") {
             self.pos += 1;
-            f = Filter::Or(Box::new(f), Box::new(self.and()?));
+            all.push(self.and()?);
         }
-        Ok(f)
+        Ok(if all.len() == 1 { all.remove(0) } else { Filter::Or(all) })
     }
     fn and(&mut self) -> Result<Filter, QueryError> {
-        let mut f = self.atom()?;
+        let mut all = vec![self.atom()?];
         while self.peek_word("and") {
             self.pos += 1;
-            f = Filter::And(Box::new(f), Box::new(self.atom()?));
+            all.push(self.atom()?);
         }
+        Ok(if all.len() == 1 { all.remove(0) } else { Filter::And(all) })
+    }
+    /// `( expression )`: the only place the parser recurses, so bounding the nesting bounds the
+    /// stack whatever the input.
+    fn parenthesized(&mut self) -> Result<Filter, QueryError> {
+        if self.nesting == MAX_NESTING {
+            return Err(bad("Invalid filter clause: Recursion depth exceeded allowed limit."));
+        }
+        self.nesting += 1;
+        let f = self.or()?;
+        self.expect(Tok::Close)?;
+        self.nesting -= 1;
         Ok(f)
     }
     /// The property a name refers to; an unknown name is Graph's "Could not find a property".
@@ -366,11 +424,7 @@ impl Parser<'_> {
     }
     fn atom(&mut self) -> Result<Filter, QueryError> {
         match self.next() {
-            Some(Tok::Open) => {
-                let f = self.or()?;
-                self.expect(Tok::Close)?;
-                Ok(f)
-            }
+            Some(Tok::Open) => self.parenthesized(),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("startswith") => {
                 self.expect(Tok::Open)?;
                 let Some(Tok::Word(name)) = self.next() else { return Err(self.invalid()) };
@@ -481,6 +535,45 @@ mod tests {
         assert_eq!(parse_filter("appId ne 'x'", &T).unwrap_err().code, "Request_UnsupportedQuery");
         assert_eq!(parse_filter("appId eq 'x", &T).unwrap_err().code, "BadRequest");
         assert_eq!(parse_filter("appId eq 'x' extra", &T).unwrap_err().code, "BadRequest");
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_stack_is() {
+        let nested = |n: usize| format!("{}appId eq 'a1'{}", "(".repeat(n), ")".repeat(n));
+        assert!(eval(&nested(MAX_NESTING)));
+        let too_deep = ("BadRequest", "Invalid filter clause: Recursion depth exceeded allowed limit.");
+        for n in [MAX_NESTING + 1, 100_000] {
+            let e = parse_filter(&nested(n), &T).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), too_deep, "{n} levels");
+        }
+        // Unbalanced: refused at the limit too, never recursing further.
+        assert_eq!(parse_filter(&"(".repeat(100_000), &T).unwrap_err().message, too_deep.1);
+    }
+
+    #[test]
+    fn chains_are_one_node_and_the_height_is_graphs() {
+        // 100,000 alternatives: one `or` node, parsed, evaluated and dropped without recursing
+        // once per clause.
+        let chain = vec!["appId eq 'zz'"; 100_000].join(" or ") + " or appId eq 'a1'";
+        let f = parse_filter(&chain, &T).unwrap();
+        assert_eq!(f.height(), 2);
+        assert!(f.eval(&entity()));
+        // microsoftgraph/microsoft-graph-docs#3641: height 4 refused, the same as an `or` of
+        // `and`s (height 3) accepted.
+        let e = parse_filter(
+            "((identifierUris/any(c:c eq 'api://pay') or (appId eq 'x' and displayName eq 'y')) and \
+             startswith(displayName,'pay'))",
+            &T,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("Request_UnsupportedQuery", "Search filter expression has excessive height: 4. Max allowed: 3.")
+        );
+        assert!(eval(
+            "(identifierUris/any(c:c eq 'api://pay') and startswith(displayName,'pay')) or \
+             (appId eq 'x' and displayName eq 'y' and startswith(displayName,'pay'))"
+        ));
     }
 
     #[test]

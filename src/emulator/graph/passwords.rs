@@ -189,6 +189,7 @@ pub(super) fn add_password(
         Ok(e) => e,
         Err(why) => return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", why)),
     };
+    super::policies::check_password(&st, &app, &entry)?;
     let key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
     let result = edit_app(&st, &app, |m| {
         // The hash first: a crash before the manifest names the credential leaves an unused hash.

@@ -147,3 +147,57 @@ pub fn form_token(html: &str) -> String {
     let rest = &html[at + "name=\"form_token\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
+
+/// `keycred emulate` as a child process, killed on drop: for attacks that could crash the
+/// process they hit (a stack overflow aborts it), which must abort no other test.
+pub struct EmulateProcess {
+    child: std::process::Child,
+    /// Its base URL.
+    pub base: String,
+    /// Its v2 token endpoint.
+    pub v2: String,
+    /// The app it serves (APP_ID) and that app's certificate.
+    pub cred: LoadedCredential,
+}
+
+impl Drop for EmulateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `keycred emulate` serving one app (APP_ID, with `api://caller` as identifier URI)
+/// granted `roles` on Microsoft Graph.
+pub fn emulate_process(dir: &TempDir, roles: &str) -> EmulateProcess {
+    use std::io::BufRead;
+    let cred = credential("emulate process app");
+    let manifest = dir.path("app.json");
+    let m = json!({"id": OBJECT_ID, "appId": APP_ID, "displayName": "emulate process app", "identifierUris": ["api://caller"],
+                   "signInAudience": "AzureADMyOrg", "keyCredentials": [valid_entry(&cred.cert)]});
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let grant = format!("https://graph.microsoft.com={roles}");
+    let mut child = keycred_bare()
+        .args(["-o", "json", "emulate", "--tenant", TENANT, "--grant", &grant, "--manifest"])
+        .arg(&manifest)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: the ready line {line:?}"));
+    let s = |k: &str| info[k].as_str().unwrap().to_string();
+    EmulateProcess { base: s("baseUrl"), v2: s("tokenEndpointV2"), cred, child }
+}
+
+impl EmulateProcess {
+    /// A Graph token of the app.
+    pub async fn graph_token(&self) -> String {
+        let a = assertion_for(&self.cred, &self.v2, SignatureAlg::Rs256);
+        let (s, b) = post(&self.v2, &client_credentials_form(APP_ID, "https://graph.microsoft.com/.default", &a)).await;
+        assert_eq!(s, 200, "{b}");
+        b["access_token"].as_str().unwrap().to_string()
+    }
+}

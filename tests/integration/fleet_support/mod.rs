@@ -56,6 +56,11 @@ pub struct Tenant {
     pub retry_after: Option<u64>,
     /// Largest page served, whatever `$top` asks.
     pub page_max: usize,
+    /// While above zero, every page of `GET /v1.0/applications` gives the same
+    /// `@odata.nextLink` (that of the second page), as a broken Graph or proxy could; each such
+    /// answer counts one down, so a client that does not notice still ends, instead of hanging
+    /// its test.
+    pub repeat_next_link: u64,
     pub graph_requests: u64,
     pub log: Vec<Logged>,
     /// Requests of any kind (Graph and token) answered or being answered.
@@ -245,10 +250,13 @@ async fn list(State((st, url)): St, Query(q): Query<HashMap<String, String>>, he
         .collect();
     let page: Vec<Value> = all.iter().skip(skip).take(top).map(|a| (*a).clone()).collect();
     let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications", "value": page});
-    if skip + top < all.len() {
-        let select = q.get("$select").cloned().unwrap_or_default();
-        body["@odata.nextLink"] =
-            json!(format!("{url}/v1.0/applications?$select={select}&$top={top}&$skiptoken={}", skip + top));
+    let select = q.get("$select").cloned().unwrap_or_default();
+    let link = |skip: usize| format!("{url}/v1.0/applications?$select={select}&$top={top}&$skiptoken={skip}");
+    if t.repeat_next_link > 0 {
+        t.repeat_next_link -= 1;
+        body["@odata.nextLink"] = json!(link(top));
+    } else if skip + top < all.len() {
+        body["@odata.nextLink"] = json!(link(skip + top));
     }
     Json(body).into_response()
 }
@@ -431,4 +439,22 @@ pub fn fleet_args(t: &FakeTenant, cmd: &str) -> Vec<String> {
 
 pub fn run_fleet(args: &[String]) -> std::process::Output {
     keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)]).output().unwrap()
+}
+
+/// The rows of `fleet audit -o csv` output, read by Python's csv module (a reader we did not
+/// write), each as a JSON object keyed by the header.
+pub fn csv_rows(csv: &[u8]) -> Vec<Value> {
+    let dir = TempDir::new("fleet-csv");
+    let f = dir.path("audit.csv");
+    std::fs::write(&f, csv).unwrap();
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline='')))))",
+            &f.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    serde_json::from_slice(&py.stdout).unwrap()
 }

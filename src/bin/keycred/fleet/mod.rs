@@ -1,17 +1,19 @@
 //! `keycred fleet audit|rotate`: many applications at once with an automation app's identity.
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
-use super::output::{json_safe, out_line, printable};
-use super::{CredArgs, Ctx, OutputFormat};
+mod audit;
+
+use super::common::GraphAccessArgs;
+use super::output::out_line;
+use super::{Ctx, OutputFormat};
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
-use keycred::cert::{KeySize, SignatureAlg};
-use keycred::fleet::audit::{self, CredStatus, Filters, Row};
+use keycred::cert::KeySize;
+use keycred::fleet::audit::{CredStatus, Filters};
 use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
-use keycred::fleet::throttle::Limiter;
 use keycred::fleet::{app_ids, parse_duration};
-use keycred::graph::{self, GraphClient, GRAPH_URL};
-use keycred::secret::{self, SecretString};
-use keycred::token::{ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::graph::limiter::Limiter;
+use keycred::graph::GraphClient;
+use keycred::token::{Grant, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,22 +35,7 @@ pub struct Auth {
     #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY)]
     pub authority: String,
     #[command(flatten)]
-    pub cred: CredArgs,
-    /// Get the Graph token with the automation app's secret (environment variable)
-    #[arg(long, value_name = "VAR")]
-    pub secret_env: Option<String>,
-    /// Use this Graph access token (environment variable) instead of getting one
-    #[arg(long, value_name = "VAR")]
-    pub graph_token_env: Option<String>,
-    /// Microsoft Graph base URL (national clouds: https://graph.microsoft.us, ...)
-    #[arg(long, default_value = GRAPH_URL)]
-    pub graph_url: String,
-    /// Extra trusted root CA (PEM), e.g. the emulator's --tls CA
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each HTTP request, seconds
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub access: GraphAccessArgs,
 }
 
 /// Which applications.
@@ -58,11 +45,16 @@ pub struct Select {
     #[arg(long, value_name = "DURATION")]
     pub expiring_within: Option<String>,
     /// Only this application (client) id (repeatable)
-    #[arg(long = "app-id", value_name = "GUID")]
-    pub app_ids: Vec<String>,
+    #[arg(long = "app-id", value_name = "GUID", value_parser = guid)]
+    pub app_ids: Vec<ClientId>,
     /// Only the application ids in this file (one a line; # comments)
     #[arg(long, value_name = "FILE")]
     pub apps_file: Option<PathBuf>,
+}
+
+/// An application id given on the command line, checked by clap as it parses it.
+fn guid(s: &str) -> std::result::Result<ClientId, String> {
+    ClientId::guid(s, "--app-id").map_err(|_| "not an application (client) id (a GUID)".to_string())
 }
 
 /// `--status` values.
@@ -162,60 +154,37 @@ impl Auth {
     }
 
     fn tokens(&self) -> Result<TokenClient> {
-        TokenClient::new(ClientOptions {
-            timeout: std::time::Duration::from_secs(self.timeout),
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        })
+        self.access.http.client()
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
-        let mut renew: Option<graph::Renew> = None;
-        let token: SecretString = match &self.graph_token_env {
-            Some(var) => secret::from_env(var)?,
-            None => {
-                let auth = match (&self.secret_env, self.cred.given()) {
-                    (Some(var), _) => ClientAuth::Secret(secret::from_env(var)?),
-                    (None, true) => ClientAuth::Certificate {
-                        cred: Arc::new(self.cred.load()?),
-                        alg: SignatureAlg::Rs256,
-                        x5c: false,
-                    },
-                    (None, false) => {
-                        return Err(Error::input("no way to get a Graph token").with_hint(
-                            "pass the automation app's --client-id with --cert or --secret-env VAR, or --graph-token-env VAR",
-                        ))
-                    }
-                };
-                let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-                    Error::input("no client id given for the automation app")
-                        .with_hint("pass --client-id or set AZURE_CLIENT_ID")
-                })?;
-                let req = TokenRequest {
-                    authority: Authority::parse(&self.authority)?,
-                    tenant: self.tenant()?,
-                    client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
-                    version: EndpointVersion::V2,
-                    target: Target::Scopes(vec![
-                        graph::token_resource(&self.graph_url).map_err(|e| e.context("--graph-url"))?
-                    ]),
-                    grant: Grant::ClientCredentials,
-                    auth,
-                };
-                let token = tokens.request_token_blocking(&req)?.access_token;
+        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let (token, req) = self.access.graph_token(tokens, cred, |auth| {
+            let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                Error::input("no client id given for the automation app")
+                    .with_hint("pass --client-id or set AZURE_CLIENT_ID")
+            })?;
+            Ok(TokenRequest {
+                authority: Authority::parse(&self.authority)?,
+                tenant: self.tenant()?,
+                client_id: ClientId::new(&client_id).map_err(|e| e.context("--client-id"))?,
+                version: EndpointVersion::V2,
+                target: Target::Scopes(vec![self.access.graph.resource()?]),
+                grant: Grant::ClientCredentials,
+                auth,
+            })
+        })?;
+        let g = GraphClient::new(&self.access.graph.graph_url, token, tokens.transport())?;
+        Ok(match req {
+            Some(req) => {
                 let tokens = tokens.clone();
-                renew = Some(Arc::new(move || {
+                g.with_renew(Arc::new(move || {
                     let (tokens, req) = (tokens.clone(), req.clone());
                     Box::pin(async move { tokens.request_token(&req).await.map(|t| t.access_token) })
-                }));
-                token
+                }))
             }
-        };
-        let g = GraphClient::new(&self.graph_url, token, tokens.http_for(&self.graph_url).clone())?;
-        Ok(match renew {
-            Some(r) => g.with_renew(r),
             None => g,
         })
     }
@@ -244,7 +213,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             let tokens = auth.tokens()?;
             let rt = runtime()?;
             let g = auth.graph(&tokens)?;
-            run_audit(ctx, &rt, &g, &filters, fail_on)
+            audit::run_audit(ctx, &rt, &g, &filters, fail_on)
         }
         Cmd::Rotate { auth, select, out_dir, name, key_size, days, concurrency, dry_run, journal, verify_attempts } => {
             if ctx.format == OutputFormat::Csv {
@@ -259,8 +228,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
                 ));
             }
             let mut opts = Options::new(auth.tenant()?, Authority::parse(&auth.authority)?, out_dir.clone());
-            opts.verify_scope =
-                format!("{}/.default", graph::token_resource(&auth.graph_url).map_err(|e| e.context("--graph-url"))?);
+            opts.verify_scope = format!("{}/.default", auth.access.graph.resource()?);
             opts.name = name.clone();
             opts.key_size = KeySize::from_bits(*key_size)?;
             opts.days = *days;
@@ -279,168 +247,6 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
             run_rotate(ctx, &rt, g, tokens, opts)
         }
     }
-}
-
-const TABLE_HEADER: [&str; 9] = ["APP ID", "KIND", "STATUS", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
-
-fn table_line(cols: [&str; 9]) -> String {
-    format!(
-        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
-    )
-    .trim_end()
-    .to_string()
-}
-
-fn table_row(r: &Row) -> String {
-    // Escaped before padding (and cutting the name), so that an escape cannot push the columns
-    // after it; `out_line` then finds nothing more to escape.
-    let cell = |v: Option<&str>, none: &str| printable(v.unwrap_or(none)).into_owned();
-    let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-    let name: String = cell(r.display_name.as_deref(), "-").chars().take(24).collect();
-    table_line([
-        &cell(Some(&r.app_id), ""),
-        r.kind.name(),
-        r.status.name(),
-        &days,
-        &cell(r.end.as_deref(), "-"),
-        &cell(r.thumbprint.as_deref(), "-"),
-        &cell(r.key_id.as_deref(), "-"),
-        &name,
-        &cell(r.reason.as_deref(), ""),
-    ])
-}
-
-/// A free-text CSV cell (a display name, anyone who owns the app sets it): control characters
-/// escaped as in the text output, and a leading `=`, `+`, `-` or `@`, which spreadsheets take
-/// for a formula, neutralised the OWASP way with a leading `'`.
-fn csv_text(s: &str) -> String {
-    let s = printable(s);
-    if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.into_owned()
-    }
-}
-
-/// `r` for a spreadsheet: every text escaped, free text also kept from being a formula; ids,
-/// thumbprints, dates and numbers as they are (a `-` there is data, not a formula).
-fn csv_row(r: &Row) -> Row {
-    let esc = |v: &Option<String>| v.as_deref().map(|s| printable(s).into_owned());
-    Row {
-        app_id: printable(&r.app_id).into_owned(),
-        display_name: r.display_name.as_deref().map(csv_text),
-        key_id: esc(&r.key_id),
-        thumbprint: esc(&r.thumbprint),
-        start: esc(&r.start),
-        end: esc(&r.end),
-        reason: r.reason.as_deref().map(csv_text),
-        ..r.clone()
-    }
-}
-
-/// Writes to stdout; a closed pipe ends the process quietly, as [`out_line`] does.
-fn write_stdout(bytes: &[u8]) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
-        std::process::exit(0);
-    }
-}
-
-fn run_audit(
-    ctx: &Ctx,
-    rt: &tokio::runtime::Runtime,
-    g: &GraphClient,
-    filters: &Filters,
-    fail_on: &[FailOn],
-) -> Result<u8> {
-    let spinner = ctx.stderr_is_terminal().then(|| {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    });
-    let mut first = true;
-    let mut seen = 0u64;
-    // Streamed as pages arrive: rows are printed, never gathered.
-    let summary = rt.block_on(audit::run(g, filters, |r| {
-        seen += 1;
-        if let Some(pb) = &spinner {
-            pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
-        }
-        match ctx.format {
-            OutputFormat::Text => {
-                if first {
-                    out_line(&table_line(TABLE_HEADER));
-                }
-                out_line(&table_row(r));
-            }
-            OutputFormat::Json => {
-                let row = serde_json::to_string(r).map_err(|e| Error::internal(e.to_string()))?;
-                let row = json_safe(&row);
-                write_stdout(format!("{}{row}", if first { "{\n\"credentials\": [\n" } else { ",\n" }).as_bytes());
-            }
-            OutputFormat::Csv => {
-                let mut w = csv::WriterBuilder::new().has_headers(first).from_writer(Vec::new());
-                w.serialize(csv_row(r)).map_err(|e| Error::internal(format!("CSV: {e}")))?;
-                write_stdout(&w.into_inner().map_err(|e| Error::internal(format!("CSV: {e}")))?);
-            }
-        }
-        first = false;
-        Ok(())
-    }));
-    if let Some(pb) = &spinner {
-        pb.finish_and_clear();
-    }
-    let summary = summary?;
-    match ctx.format {
-        OutputFormat::Text => {
-            if first {
-                out_line("no credential matches");
-            }
-            out_line(&format!(
-                "{} applications{}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
-                summary.applications,
-                if filters.service_principals {
-                    format!(" and {} service principals", summary.service_principals)
-                } else {
-                    String::new()
-                },
-                summary.credentials,
-                summary.valid,
-                summary.expiring,
-                summary.expired,
-                summary.not_yet_valid,
-                summary.unusable
-            ));
-        }
-        OutputFormat::Json => {
-            let s = serde_json::to_string(&summary).map_err(|e| Error::internal(e.to_string()))?;
-            let open = if first { "{\n\"credentials\": [" } else { "\n" };
-            write_stdout(format!("{open}],\n\"summary\": {s}\n}}\n").as_bytes());
-        }
-        OutputFormat::Csv => {
-            if first {
-                // No row: the header alone, so that a spreadsheet still gets the columns.
-                write_stdout(format!("{}\n", audit::CSV_HEADER.join(",")).as_bytes());
-            }
-        }
-    }
-    let failing: Vec<String> = fail_on
-        .iter()
-        .map(|f| match f {
-            FailOn::Expiring => CredStatus::Expiring,
-            FailOn::Expired => CredStatus::Expired,
-            FailOn::Unusable => CredStatus::Unusable,
-        })
-        .filter(|s| summary.with_status(*s) > 0)
-        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
-        .collect();
-    if !failing.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
-            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
-    }
-    Ok(keycred::error::exit::OK)
 }
 
 /// Progress on a terminal: applications done out of selected, throttled waits, failures.

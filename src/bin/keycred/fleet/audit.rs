@@ -1,0 +1,244 @@
+//! `keycred fleet audit`'s output: every reported credential streamed as its page arrives, never
+//! gathered (a tenant may hold millions), as a table, as CSV for spreadsheets, or as one JSON
+//! document that serde writes while the audit runs. A reader that closes stdout ends the audit
+//! at the next row, and the command exits 0, as every command does.
+
+use super::FailOn;
+use crate::output::{ensure_open, out_line, printable, write_failed, JsonSafe, Stdout};
+use crate::{Ctx, OutputFormat};
+use keycred::fleet::audit::{self, CredStatus, Filters, Row, Summary};
+use keycred::graph::GraphClient;
+use keycred::{Error, Result};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::io::Write;
+
+/// What the audit hands each reported row to.
+type Sink<'s> = &'s mut dyn FnMut(&Row) -> Result<()>;
+/// The audit, run with a sink for its rows.
+type Audit<'a> = dyn FnMut(Sink<'_>) -> Result<Summary> + 'a;
+
+/// Runs `fleet audit` and prints its report; exit 4 when `--fail-on` finds what it names.
+pub(super) fn run_audit(
+    ctx: &Ctx,
+    rt: &tokio::runtime::Runtime,
+    g: &GraphClient,
+    filters: &Filters,
+    fail_on: &[FailOn],
+) -> Result<u8> {
+    let spinner = ctx.stderr_is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let mut seen = 0u64;
+    let mut audit = |sink: Sink<'_>| {
+        rt.block_on(audit::run(g, filters, |r| {
+            seen += 1;
+            if let Some(pb) = &spinner {
+                pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
+            }
+            sink(r)?;
+            // Stdout closed by its reader: nothing more is wanted, so no more pages are read.
+            ensure_open()
+        }))
+    };
+    let summary = match ctx.format {
+        OutputFormat::Text => text(&mut audit, filters),
+        OutputFormat::Json => json(&mut audit),
+        OutputFormat::Csv => csv(&mut audit),
+    };
+    if let Some(pb) = &spinner {
+        pb.finish_and_clear();
+    }
+    fail_on_check(&summary?, fail_on)
+}
+
+/// Exit 4 when a reported credential has a status `--fail-on` names.
+fn fail_on_check(summary: &Summary, fail_on: &[FailOn]) -> Result<u8> {
+    let failing: Vec<String> = fail_on
+        .iter()
+        .map(|f| match f {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        })
+        .filter(|s| summary.with_status(*s) > 0)
+        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
+        .collect();
+    if !failing.is_empty() {
+        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
+            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
+    }
+    Ok(keycred::error::exit::OK)
+}
+
+/// The audit as a table, then a summary line.
+fn text(audit: &mut Audit<'_>, filters: &Filters) -> Result<Summary> {
+    let mut first = true;
+    let summary = audit(&mut |r| {
+        if std::mem::take(&mut first) {
+            out_line(&table_line(TABLE_HEADER));
+        }
+        out_line(&table_row(r));
+        Ok(())
+    })?;
+    if first {
+        out_line("no credential matches");
+    }
+    let sps = if filters.service_principals {
+        format!(" and {} service principals", summary.service_principals)
+    } else {
+        String::new()
+    };
+    out_line(&format!(
+        "{} applications{sps}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
+        summary.applications,
+        summary.credentials,
+        summary.valid,
+        summary.expiring,
+        summary.expired,
+        summary.not_yet_valid,
+        summary.unusable
+    ));
+    Ok(summary)
+}
+
+/// The audit as CSV: the header, then a record per row, each written out as it comes.
+fn csv(audit: &mut Audit<'_>) -> Result<Summary> {
+    let mut w = csv::Writer::from_writer(Stdout);
+    let summary = audit(&mut |r| {
+        w.serialize(csv_row(r)).map_err(|e| write_failed("the CSV", e))?;
+        w.flush().map_err(|e| write_failed("the CSV", e))
+    })?;
+    if summary.credentials == 0 {
+        // No row: the header alone, so that a spreadsheet still gets the columns.
+        w.write_record(audit::CSV_HEADER).map_err(|e| write_failed("the CSV", e))?;
+    }
+    w.flush().map_err(|e| write_failed("the CSV", e))?;
+    Ok(summary)
+}
+
+/// The audit as one JSON document, `{"credentials": [...], "summary": {...}}`, written by serde
+/// as the rows come.
+fn json(audit: &mut Audit<'_>) -> Result<Summary> {
+    let doc = Document { audit: RefCell::new(audit), outcome: RefCell::new(None) };
+    let mut out = serde_json::Serializer::pretty(JsonSafe(Stdout));
+    let written = doc.serialize(&mut out);
+    match (doc.outcome.into_inner(), written) {
+        // The audit's own failure first (a closed stdout is one: the command then exits 0).
+        (Some(Err(e)), _) => Err(e),
+        (_, Err(e)) => Err(write_failed("the audit", e)),
+        (Some(Ok(summary)), Ok(())) => {
+            out.into_inner().write_all(b"\n").map_err(|e| write_failed("the audit", e))?;
+            Ok(summary)
+        }
+        (None, Ok(())) => Err(Error::internal("the audit's JSON was written without running the audit")),
+    }
+}
+
+/// The JSON document: serialising it runs the audit (once), its rows going straight to the
+/// serializer; the outcome is kept for the caller.
+struct Document<'a> {
+    audit: RefCell<&'a mut Audit<'a>>,
+    outcome: RefCell<Option<Result<Summary>>>,
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut doc = s.serialize_map(Some(2))?;
+        doc.serialize_entry("credentials", &Rows(self))?;
+        let summary = match &*self.outcome.borrow() {
+            Some(Ok(summary)) => summary.clone(),
+            _ => return Err(S::Error::custom("the audit stopped")),
+        };
+        doc.serialize_entry("summary", &summary)?;
+        doc.end()
+    }
+}
+
+/// The `credentials` array: the audit's rows, as it reports them.
+struct Rows<'d, 'a>(&'d Document<'a>);
+
+impl Serialize for Rows<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let mut failed = None;
+        let outcome = (self.0.audit.borrow_mut())(&mut |r| {
+            seq.serialize_element(r).map_err(|e| {
+                let stop =
+                    ensure_open().err().unwrap_or_else(|| Error::internal(format!("cannot write the audit: {e}")));
+                failed = Some(e);
+                stop
+            })
+        });
+        let stopped = outcome.is_err();
+        *self.0.outcome.borrow_mut() = Some(outcome);
+        match failed {
+            Some(e) => Err(e),
+            None if stopped => Err(S::Error::custom("the audit stopped")),
+            None => seq.end(),
+        }
+    }
+}
+
+const TABLE_HEADER: [&str; 9] = ["APP ID", "KIND", "STATUS", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
+
+fn table_line(cols: [&str; 9]) -> String {
+    format!(
+        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
+        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn table_row(r: &Row) -> String {
+    // Escaped before padding (and cutting the name), so that an escape cannot push the columns
+    // after it; `out_line` then finds nothing more to escape.
+    let cell = |v: Option<&str>, none: &str| printable(v.unwrap_or(none)).into_owned();
+    let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let name: String = cell(r.display_name.as_deref(), "-").chars().take(24).collect();
+    table_line([
+        &cell(Some(&r.app_id), ""),
+        r.kind.name(),
+        r.status.name(),
+        &days,
+        &cell(r.end.as_deref(), "-"),
+        &cell(r.thumbprint.as_deref(), "-"),
+        &cell(r.key_id.as_deref(), "-"),
+        &name,
+        &cell(r.reason.as_deref(), ""),
+    ])
+}
+
+/// A text CSV cell: control characters escaped as in the text output, and a leading `=`, `+`,
+/// `-` or `@`, which spreadsheets take for a formula, neutralised the OWASP way with a leading
+/// `'`.
+fn csv_text(s: &str) -> String {
+    let s = printable(s);
+    if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.into_owned()
+    }
+}
+
+/// `r` for a spreadsheet: every text cell escaped and kept from being a formula. Ids come from
+/// whatever Graph (or a stand-in for it) answered, so they are free text too; a well-formed id,
+/// thumbprint or date never starts with a formula character and is unchanged. `daysLeft` is a
+/// number, and a spreadsheet reads `-5` as one.
+fn csv_row(r: &Row) -> Row {
+    let text = |v: &Option<String>| v.as_deref().map(csv_text);
+    Row {
+        app_id: csv_text(&r.app_id),
+        display_name: text(&r.display_name),
+        key_id: text(&r.key_id),
+        thumbprint: text(&r.thumbprint),
+        start: text(&r.start),
+        end: text(&r.end),
+        reason: text(&r.reason),
+        ..r.clone()
+    }
+}
