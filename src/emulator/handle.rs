@@ -109,13 +109,6 @@ pub struct EmulatorHandle {
     _temp: Option<TempDir>,
 }
 
-impl std::ops::Deref for EmulatorHandle {
-    type Target = EmulatorInfo;
-    fn deref(&self) -> &EmulatorInfo {
-        &self.info
-    }
-}
-
 impl EmulatorHandle {
     /// What the emulator tells its users.
     pub fn info(&self) -> &EmulatorInfo {
@@ -285,13 +278,6 @@ pub struct BlockingEmulator {
     info: EmulatorInfo,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::ops::Deref for BlockingEmulator {
-    type Target = EmulatorInfo;
-    fn deref(&self) -> &EmulatorInfo {
-        &self.info
-    }
 }
 
 impl BlockingEmulator {

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use keycred::emulator::{start_blocking, EmulatorConfig};
 //! let emu = start_blocking(EmulatorConfig::new(vec!["app.json".into()]))?;
-//! println!("{}", emu.token_endpoint(keycred::authority::EndpointVersion::V2));
+//! println!("{}", emu.info().token_endpoint(keycred::authority::EndpointVersion::V2));
 //! # Ok::<(), keycred::Error>(())
 //! ```
 
