@@ -7,11 +7,19 @@
 //! token-signing certificate is a triple (a `Sign` key, a `Verify` key and the password of the
 //! PFX, sharing one `customKeyIdentifier`): it is reported once, as a certificate, and its
 //! password is never reported as a client secret.
+//!
+//! An application's credentials are also judged against the tenant's default app management
+//! policy, when it can be read (`Policy.Read.All`): `violates` when longer than the policy allows,
+//! `grandfathered` when longer but the application was created before the restriction's
+//! `restrictForAppsCreatedAfterDateTime` (Graph lets such applications keep and add them), `ok`
+//! otherwise. Policies assigned to single applications are not read (one request per
+//! application); the column is empty when no policy could be read, and for service principals.
 
-use crate::graph::call::Collection;
+use crate::graph::call::{Collection, GraphCall};
 use crate::graph::pager::Objects;
 use crate::graph::GraphClient;
 use crate::manifest::read_entry;
+use crate::policy::Policy;
 use crate::{dates, thumbprint, ClientId, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -44,6 +52,44 @@ impl CredStatus {
             CredStatus::Expired => "expired",
             CredStatus::NotYetValid => "not_yet_valid",
             CredStatus::Unusable => "unusable",
+        }
+    }
+}
+
+/// A credential against the app management policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyStanding {
+    /// Longer than the policy allows for this application.
+    Violates,
+    /// Longer than the policy allows, on an application created before the restriction.
+    Grandfathered,
+    /// Within the policy.
+    Ok,
+}
+
+impl PolicyStanding {
+    /// The name printed and serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyStanding::Violates => "violates",
+            PolicyStanding::Grandfathered => "grandfathered",
+            PolicyStanding::Ok => "ok",
+        }
+    }
+
+    /// Where a credential of `kind` valid from `start` to `end` stands, on an application
+    /// created at `created`.
+    fn of(p: &Policy, kind: Kind, created: Option<OffsetDateTime>, start: OffsetDateTime, end: OffsetDateTime) -> Self {
+        // An unknown creation date makes every restriction apply: what would be refused at all.
+        let refused = |c| match kind {
+            Kind::Certificate => p.check_key(c, start, end).is_some(),
+            Kind::Secret => p.check_password(c, start, Some(end)).is_some(),
+        };
+        match (refused(created), refused(None)) {
+            (true, _) => PolicyStanding::Violates,
+            (false, true) => PolicyStanding::Grandfathered,
+            (false, false) => PolicyStanding::Ok,
         }
     }
 }
@@ -94,10 +140,12 @@ pub struct Row {
     pub status: CredStatus,
     /// Why it is unusable (empty otherwise).
     pub reason: Option<String>,
+    /// Against the tenant's app management policy (empty when it could not be read).
+    pub policy: Option<PolicyStanding>,
 }
 
 /// The CSV columns, in order: [`Row`]'s fields.
-pub const CSV_HEADER: [&str; 11] = [
+pub const CSV_HEADER: [&str; 12] = [
     "objectType",
     "appId",
     "displayName",
@@ -109,6 +157,7 @@ pub const CSV_HEADER: [&str; 11] = [
     "daysLeft",
     "status",
     "reason",
+    "policy",
 ];
 
 /// Status by dates, `window` deciding what counts as expiring.
@@ -126,32 +175,80 @@ fn by_dates(
     }
 }
 
-/// The rows of one application or service principal object as Graph returns it.
-pub fn rows_of(object: &Value, object_type: Collection, now: OffsetDateTime, window: Duration) -> Vec<Row> {
-    let s = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
-    let app_id = s("appId").unwrap_or_default();
-    let display_name = s("displayName");
-    let empty = Vec::new();
-    let keys = object.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
-    let passwords = object.get("passwordCredentials").and_then(Value::as_array).unwrap_or(&empty);
-    let kind_name = match object_type {
-        Collection::Applications => "application",
-        Collection::ServicePrincipals => "servicePrincipal",
-    };
-    let row =
-        |key_id, kind, thumbprint, start: Option<OffsetDateTime>, end: Option<OffsetDateTime>, status, reason| Row {
-            object_type: kind_name,
-            app_id: app_id.clone(),
-            display_name: display_name.clone(),
+/// What every row of one object shares, and how a row is made from a credential's facts.
+struct RowMaker<'a> {
+    object_type: &'static str,
+    app_id: String,
+    display_name: Option<String>,
+    now: OffsetDateTime,
+    created: Option<OffsetDateTime>,
+    /// The policy, for applications only.
+    policy: Option<&'a Policy>,
+}
+
+impl<'a> RowMaker<'a> {
+    fn new(object: &Value, object_type: Collection, now: OffsetDateTime, policy: Option<&'a Policy>) -> Self {
+        let s = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
+        let (object_type, policy) = match object_type {
+            Collection::Applications => ("application", policy),
+            Collection::ServicePrincipals => ("servicePrincipal", None),
+        };
+        RowMaker {
+            object_type,
+            app_id: s("appId").unwrap_or_default(),
+            display_name: s("displayName"),
+            now,
+            created: s("createdDateTime").as_deref().and_then(dates::parse_manifest),
+            policy,
+        }
+    }
+
+    fn row(
+        &self,
+        key_id: Option<String>,
+        kind: Kind,
+        thumbprint: Option<String>,
+        (start, end): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+        status: CredStatus,
+        reason: Option<String>,
+    ) -> Row {
+        let policy = self.policy.map(|p| match (start, end) {
+            (Some(s), Some(e)) => PolicyStanding::of(p, kind, self.created, s, e),
+            _ => PolicyStanding::Ok,
+        });
+        Row {
+            object_type: self.object_type,
+            app_id: self.app_id.clone(),
+            display_name: self.display_name.clone(),
             key_id,
             kind,
             thumbprint,
             start: start.map(dates::format),
             end: end.map(dates::format),
-            days_left: end.map(|e| dates::days_between(now, e)),
+            days_left: end.map(|e| dates::days_between(self.now, e)),
             status,
             reason,
-        };
+            policy,
+        }
+    }
+}
+
+/// The rows of one application or service principal object as Graph returns it, judged against
+/// `policy` when there is one (applications only).
+pub fn rows_of(
+    object: &Value,
+    object_type: Collection,
+    now: OffsetDateTime,
+    window: Duration,
+    policy: Option<&Policy>,
+) -> Vec<Row> {
+    let empty = Vec::new();
+    let keys = object.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let passwords = object.get("passwordCredentials").and_then(Value::as_array).unwrap_or(&empty);
+    let maker = RowMaker::new(object, object_type, now, policy);
+    let row = |key_id, kind, thumbprint, start, end, status, reason| {
+        maker.row(key_id, kind, thumbprint, (start, end), status, reason)
+    };
     let mut out = Vec::new();
     // SAML triples on service principals: one row per customKeyIdentifier, from its Verify key.
     let mut saml_ckis: HashSet<String> = HashSet::new();
@@ -298,6 +395,13 @@ impl Summary {
 /// credential to `sink` as soon as its page is read.
 pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Result<()>) -> Result<Summary> {
     let now = dates::now();
+    // Not readable (no Policy.Read.All, or no policy): the column stays empty.
+    let policy = g
+        .send(GraphCall::get_default_policy())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| Policy::from_json(&v, "the tenant's default app management policy").ok());
     let mut sum = Summary::default();
     let mut collections = vec![Collection::Applications];
     if f.service_principals {
@@ -310,7 +414,7 @@ pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Res
                 Collection::Applications => sum.applications += 1,
                 Collection::ServicePrincipals => sum.service_principals += 1,
             }
-            for r in rows_of(&o, what, now, f.window()).iter().filter(|r| f.keeps(r)) {
+            for r in rows_of(&o, what, now, f.window(), policy.as_ref()).iter().filter(|r| f.keeps(r)) {
                 sum.count(r.status);
                 sink(r)?;
             }
@@ -369,7 +473,7 @@ mod tests {
                                       "endDateTime": "2026-12-10T00:00:00Z", "customKeyIdentifier": null, "secretText": null}],
             "web": {"redirectUris": []}
         });
-        let rows = rows_of(&app, Collection::Applications, dates::now(), DEFAULT_WINDOW);
+        let rows = rows_of(&app, Collection::Applications, dates::now(), DEFAULT_WINDOW, None);
         assert_eq!(rows.len(), 3, "{rows:?}");
         assert_eq!(rows[0].thumbprint.as_deref(), Some(c.thumbprint().as_str()));
         assert_eq!(rows[0].status, CredStatus::Valid);
@@ -401,7 +505,7 @@ mod tests {
                 {"keyId": "other", "customKeyIdentifier": null, "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"}
             ]
         });
-        let rows = rows_of(&sp, Collection::ServicePrincipals, dates::now(), DEFAULT_WINDOW);
+        let rows = rows_of(&sp, Collection::ServicePrincipals, dates::now(), DEFAULT_WINDOW, None);
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows[0].kind, Kind::Certificate);
         assert_eq!(rows[0].status, CredStatus::Valid);
@@ -424,6 +528,7 @@ mod tests {
             days_left: None,
             status,
             reason: None,
+            policy: None,
         };
         let f = Filters { only_expiring: true, ..Default::default() };
         assert!(f.keeps(&row(CredStatus::Expiring)) && f.keeps(&row(CredStatus::Expired)));

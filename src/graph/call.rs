@@ -25,7 +25,7 @@ pub const PROOF_LIFETIME: i64 = 600;
 pub const MAX_PAGE: u32 = 999;
 /// The application properties an audit reads; naming `keyCredentials` makes Graph return the
 /// certificate bodies, which the usability rule needs.
-pub const APPLICATION_SELECT: &str = "id,appId,displayName,keyCredentials,passwordCredentials";
+pub const APPLICATION_SELECT: &str = "id,appId,displayName,createdDateTime,keyCredentials,passwordCredentials";
 /// The service principal properties an audit reads (SAML signing certificates live there).
 pub const SERVICE_PRINCIPAL_SELECT: &str =
     "id,appId,displayName,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint";
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(c.method, Method::GET);
         assert_eq!(
             c.path,
-            "/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=999"
+            "/v1.0/applications?$select=id,appId,displayName,createdDateTime,keyCredentials,passwordCredentials&$top=999"
         );
         let id = ClientId::guid("0A6F6F3C-0E1B-4C53-9E35-1A3C1E5C1D11", "--app-id").unwrap();
         let c = list_call(Collection::ServicePrincipals, Some(&id));

@@ -11,9 +11,10 @@ use emulator_support::*;
 use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH};
 use serde_json::{json, Value};
 
-const POLICY_ID: &str = "2c9f8e0a-5d7b-4c1e-9a3f-6b8d0e2f4a1c";
+pub(crate) const POLICY_ID: &str = "2c9f8e0a-5d7b-4c1e-9a3f-6b8d0e2f4a1c";
 
-fn capped_policy() -> (Value, keycred::policy::Policy) {
+/// A policy capping certificates at 90 days on applications created after 2020-01-01.
+pub(crate) fn capped_policy() -> (Value, keycred::policy::Policy) {
     let body = json!({
         "id": POLICY_ID,
         "displayName": "Credentials at most 90 days",

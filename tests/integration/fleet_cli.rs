@@ -92,7 +92,8 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
             "end",
             "daysLeft",
             "status",
-            "reason"
+            "reason",
+            "policy"
         ]
     );
     let got: BTreeSet<(String, String, String)> = rows
@@ -316,7 +317,7 @@ fn an_audit_stops_with_exit_3_naming_a_next_link_graph_gives_again() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     let e: Value = serde_json::from_str(err.trim()).unwrap();
     let link = format!(
-        "{}/v1.0/applications?$select=id,appId,displayName,keyCredentials,passwordCredentials&$top=2&$skiptoken=2",
+        "{}/v1.0/applications?$select=id,appId,displayName,createdDateTime,keyCredentials,passwordCredentials&$top=2&$skiptoken=2",
         t.url
     );
     let message = e["error"]["message"].as_str().unwrap();

@@ -73,7 +73,13 @@ fn self_rotation_list_add_remove() {
 
     let b = credential("graph app B", 365);
     write_cred(&app.dir, "b", &b);
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "addKey");
@@ -92,7 +98,13 @@ fn self_rotation_list_add_remove() {
     assert_eq!(token_with(base, APP_ID, &b, GRAPH).0, 200);
 
     // Adding the same certificate again is refused before any call changes anything.
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(entries_of(&app.manifest).len(), 3);
 
@@ -270,7 +282,13 @@ fn patch_keeps_every_other_entry() {
     let base = emu.info().base_url();
     let b = credential("patched B", 365);
     write_cred(&app.dir, "b", &b);
-    let out = graph("add", base, APP_ID, &["--cert", &app.a_pem, "--patch", "--new-cert", &app.dir.s("b.cer")], &[]);
+    let out = graph(
+        "add",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--patch", "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["method"], "PATCH");
@@ -303,7 +321,7 @@ fn patch_without_write_role_is_refused_with_3() {
         "add",
         emu.info().base_url(),
         APP_ID,
-        &["--cert", &app.a_pem, "--patch", "--new-cert", &app.dir.s("b.cer")],
+        &["--cert", &app.a_pem, "--patch", "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
         &[],
     );
     assert_eq!(out.code, 3, "{out:?}");
@@ -390,7 +408,7 @@ fn no_valid_certificate_left_falls_back_to_patch() {
         let old_pem = dir.s("old.pem");
         let mut extra: Vec<&str> = m.iter().map(|s| if *s == "old.pem" { old_pem.as_str() } else { s }).collect();
         let new_cer = dir.s("new.cer");
-        extra.extend(["--graph-token-env", "KC_TEST_GRAPH_TOKEN", "--new-cert", &new_cer]);
+        extra.extend(["--graph-token-env", "KC_TEST_GRAPH_TOKEN", "--policy-unknown-ok", "--new-cert", &new_cer]);
         let out = graph("add", base, APP_ID, &extra, &[("KC_TEST_GRAPH_TOKEN", &admin_token)]);
         if !with_cert {
             // Already added by the first round: refused as a duplicate, nothing changed.

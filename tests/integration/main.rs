@@ -12,6 +12,7 @@ mod rotation_support;
 mod token_support;
 mod tools_support;
 
+mod app_policy_cli;
 mod cert_formats;
 mod cert_names;
 mod cert_new;

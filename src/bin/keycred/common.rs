@@ -461,13 +461,19 @@ pub struct NewCertArgs {
 impl NewCertArgs {
     /// Validates the arguments; generates and writes nothing.
     pub fn plan(&self) -> Result<Plan> {
+        self.plan_with_default(keycred::graph::policy::DEFAULT_DAYS)
+    }
+
+    /// [`Self::plan`], lasting `default_days` when neither --days nor --not-after is given (an
+    /// app management policy's cap can shorten the usual 365).
+    pub fn plan_with_default(&self, default_days: u32) -> Result<Plan> {
         let a = self;
         if a.name.is_empty() || a.name.contains(['/', '\\']) {
             return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
                 .with_hint("use --out-dir for the directory"));
         }
         let key_size = KeySize::from_bits(a.key_size)?;
-        let days = a.days.unwrap_or(365);
+        let days = a.days.unwrap_or(default_days);
         let validity = match (&a.not_before, &a.not_after) {
             (Some(b), Some(e)) => Validity::Range(dates::parse(b, "--not-before")?, dates::parse(e, "--not-after")?),
             (Some(b), None) => Validity::StartDays(dates::parse(b, "--not-before")?, days),

@@ -5,18 +5,20 @@
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::common::{plan_files, GraphAccessArgs};
+use super::common::{plan_files, GraphAccessArgs, NewCertArgs};
 use super::output::{generate, out_line, print_pairs, print_rotation};
 use super::permissions::{print_access, Wanted};
 use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::files::FileOptions;
+use keycred::cert::generate::resolve_validity;
 use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::graph::policy::{Effective, DEFAULT_DAYS};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
 use keycred::rotate::{self, GraphRotation, Verify};
 use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
-use keycred::{dates, Error, Result};
+use keycred::{dates, fsio, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,17 +61,9 @@ impl ProofAud {
 pub enum Cmd {
     /// List the application's certificates
     List(Common),
-    /// Add a certificate (addKey with a proof, or PATCH)
-    Add {
-        #[command(flatten)]
-        common: Common,
-        /// The certificate to add (PEM, DER or PFX)
-        #[arg(long = "new-cert")]
-        new_cert: PathBuf,
-        /// displayName of the new entry
-        #[arg(long)]
-        display_name: Option<String>,
-    },
+    /// Add a certificate (addKey with a proof, or PATCH): an existing one (--new-cert) or a new
+    /// self-signed one (--name), checked first against the application's app management policy
+    Add(AddArgs),
     /// Remove a certificate (removeKey with a proof, or PATCH)
     #[command(group(clap::ArgGroup::new("what").required(true).args(["key_id", "thumbprint"])))]
     Remove {
@@ -115,6 +109,70 @@ pub enum Cmd {
     /// Edit the API permissions the application asks for (PATCH of requiredResourceAccess)
     #[command(subcommand)]
     Permission(PermissionCmd),
+}
+
+/// `keycred graph add`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["new_cert", "name"])))]
+pub struct AddArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The certificate to add (PEM, DER or PFX)
+    #[arg(long = "new-cert")]
+    new_cert: Option<PathBuf>,
+    #[command(flatten)]
+    generate: GenerateArgs,
+    /// displayName of the new entry
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Proceed, with a warning, when the app management policy cannot be read (no Policy.Read.All)
+    #[arg(long)]
+    policy_unknown_ok: bool,
+}
+
+/// `keycred graph add --name ...`: the certificate generated and its files.
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// Generate a new self-signed certificate: base name of its files (NAME.key, NAME.cer, NAME.pem)
+    #[arg(long, conflicts_with = "new_cert")]
+    name: Option<String>,
+    /// Directory for the new files
+    #[arg(long, default_value = ".")]
+    out_dir: PathBuf,
+    /// Subject DN of the new certificate (default CN=NAME)
+    #[arg(long, requires = "name")]
+    subject: Option<String>,
+    /// RSA key size: 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048)]
+    key_size: u32,
+    /// Validity in days [default: 365, or the app management policy's cap when shorter]
+    #[arg(long, requires = "name", conflicts_with = "not_after")]
+    days: Option<u32>,
+    /// End of validity (YYYY-MM-DD or RFC 3339)
+    #[arg(long, requires = "name")]
+    not_after: Option<String>,
+    /// Replace existing files
+    #[arg(long, requires = "name")]
+    force: bool,
+}
+
+impl GenerateArgs {
+    /// The same arguments as `keycred new` takes, to plan the files the same way.
+    fn new_cert_args(&self, name: &str) -> NewCertArgs {
+        NewCertArgs {
+            name: name.to_string(),
+            out_dir: self.out_dir.clone(),
+            subject: self.subject.clone(),
+            key_size: self.key_size,
+            days: self.days,
+            not_before: None,
+            not_after: self.not_after.clone(),
+            pfx: false,
+            pfx_legacy: false,
+            password_env: None,
+            force: self.force,
+        }
+    }
 }
 
 /// `keycred graph permission`.
@@ -202,7 +260,7 @@ fn print_change(ctx: &Ctx, what: &str, change: &graph::Change) {
 pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     match cmd {
         Cmd::List(c) => list(c, ctx)?,
-        Cmd::Add { common, new_cert, display_name } => add(common, new_cert, display_name.as_deref(), ctx)?,
+        Cmd::Add(a) => add(a, ctx)?,
         Cmd::Remove { common, key_id, thumbprint, force } => {
             remove(common, key_id.as_deref(), thumbprint.as_deref(), *force, ctx)?
         }
@@ -272,23 +330,101 @@ fn list(c: &Common, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn add(common: &Common, new_cert: &Path, display_name: Option<&str>, ctx: &Ctx) -> Result<()> {
-    let new = load_file(new_cert, None)?
+fn add(a: &AddArgs, ctx: &Ctx) -> Result<()> {
+    match (&a.new_cert, &a.generate.name) {
+        (Some(path), _) => add_existing(a, path, ctx),
+        (None, Some(name)) => add_generated(a, name, ctx),
+        (None, None) => Err(Error::input("say what to add: --new-cert FILE, or --name NAME to generate one")),
+    }
+}
+
+/// The application's app management policy, or `None` when it could not be read for lack of
+/// `Policy.Read.All` and `--policy-unknown-ok` says to go on without it.
+fn effective_policy(s: &Session, unknown_ok: bool) -> Result<Option<Effective>> {
+    match s.rt.block_on(s.graph.effective_policy(&s.app.id)) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.message().contains("HTTP 403 ") => {
+            if unknown_ok {
+                eprintln!(
+                    "keycred: warning: the app management policy could not be read (Graph refused: Policy.Read.All \
+                     missing); going on without checking the certificate against it"
+                );
+                return Ok(None);
+            }
+            Err(Error::remote(format!(
+                "cannot read the app management policy of application {}: reading it needs the Microsoft Graph \
+                 permission Policy.Read.All; nothing was generated or sent ({})",
+                s.app.app_id,
+                e.message()
+            ))
+            .with_hint(
+                "grant Policy.Read.All (`keycred graph permission add --api graph --role Policy.Read.All`, then admin \
+                 consent), or pass --policy-unknown-ok to add without checking",
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn add_existing(a: &AddArgs, path: &Path, ctx: &Ctx) -> Result<()> {
+    let new = load_file(path, None)?
         .certs
         .into_iter()
         .next()
-        .ok_or_else(|| Error::input(format!("{}: no certificate in the file", new_cert.display())))?;
-    let s = common.open()?;
+        .ok_or_else(|| Error::input(format!("{}: no certificate in the file", path.display())))?;
+    let s = a.common.open()?;
+    if let Some(p) = effective_policy(&s, a.policy_unknown_ok)? {
+        p.check(new.not_after() - new.not_before(), new.subject_der() == new.issuer_der())
+            .map_err(|e| e.context(path.display()))?;
+    }
     let change = s.rt.block_on(graph::add_certificate(
         &s.graph,
         &s.app,
         s.cred.as_deref(),
         &new,
-        display_name,
+        a.display_name.as_deref(),
         s.method,
         s.proof_aud,
     ))?;
     print_change(ctx, "added keyId", &change);
+    Ok(())
+}
+
+/// Generates a self-signed certificate within the policy, writes its files, registers it; the
+/// files are put back as they were when the registration fails.
+fn add_generated(a: &AddArgs, name: &str, ctx: &Ctx) -> Result<()> {
+    let args = a.generate.new_cert_args(name);
+    // The arguments and the files in the way are checked before any request.
+    args.plan()?;
+    let s = a.common.open()?;
+    let policy = effective_policy(&s, a.policy_unknown_ok)?;
+    let plan = args.plan_with_default(policy.as_ref().map_or(DEFAULT_DAYS, Effective::default_days))?;
+    if let Some(p) = &policy {
+        let (start, end) = resolve_validity(plan.request().validity, dates::now())?;
+        p.check(end - start, true)?;
+    }
+    let (cert, key) = generate(ctx, &plan)?;
+    let before = fsio::Snapshot::before(&plan.paths())?;
+    let (files, new) = plan.write_credential(cert, key).map_err(|e| before.undo(e, ""))?;
+    let change =
+        s.rt.block_on(graph::add_certificate(
+            &s.graph,
+            &s.app,
+            s.cred.as_deref(),
+            &new.cert,
+            a.display_name.as_deref(),
+            s.method,
+            s.proof_aud,
+        ))
+        .map_err(|e| before.undo(e, "the application is unchanged; "))?;
+    if ctx.json() {
+        let mut v = serde_json::to_value(&change).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::to_value(&files).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.print_json(&v);
+    } else {
+        print_change(ctx, "added keyId", &change);
+        print_pairs(&[("key file", files.key.clone()), ("cert file", files.cert.clone())]);
+    }
     Ok(())
 }
 

@@ -183,12 +183,13 @@ impl Serialize for Rows<'_, '_> {
     }
 }
 
-const TABLE_HEADER: [&str; 9] = ["APP ID", "KIND", "STATUS", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
+const TABLE_HEADER: [&str; 10] =
+    ["APP ID", "KIND", "STATUS", "POLICY", "DAYS", "END", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
 
-fn table_line(cols: [&str; 9]) -> String {
+fn table_line(cols: [&str; 10]) -> String {
     format!(
-        "{:<36}  {:<11}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
+        "{:<36}  {:<11}  {:<13}  {:<13}  {:>5}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
+        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9]
     )
     .trim_end()
     .to_string()
@@ -204,6 +205,7 @@ fn table_row(r: &Row) -> String {
         &cell(Some(&r.app_id), ""),
         r.kind.name(),
         r.status.name(),
+        r.policy.map_or("-", |p| p.name()),
         &days,
         &cell(r.end.as_deref(), "-"),
         &cell(r.thumbprint.as_deref(), "-"),
