@@ -99,7 +99,7 @@ fn exchange(base: &str, pem: &str, code: &str, extra: &[&str]) -> Out {
 #[test]
 fn parse_prints_the_code_and_compares_the_state() {
     let (emu, _pem, _dir) = setup();
-    let landed = signed_in(emu.base_url(), "s-42");
+    let landed = signed_in(emu.info().base_url(), "s-42");
     let out = cli(&["consent-url", "--parse", &landed, "--state", "s-42", "-o", "json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let v = out.json();
@@ -138,7 +138,7 @@ fn parse_refuses_a_parameter_twice_and_a_tenant_that_is_not_an_id() {
 #[test]
 fn token_code_takes_the_whole_redirect_url_and_checks_its_state() {
     let (emu, pem, _dir) = setup();
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     // A state that does not match: refused before anything is sent, so the code stays unused.
     let landed = signed_in(&base, "s-7");
     let out = exchange(&base, &pem, &landed, &["--state", "s-8"]);

@@ -45,7 +45,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     let mut cfg = emulator_config(vec![manifest], vec![]);
     cfg.auto_consent = true;
     let emu = start_blocking(cfg).unwrap();
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let pem = pem.display().to_string();
 
     // Before consent: no roles for Office 365.
@@ -196,7 +196,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     // `token --obo`: a user token for the web API (the v2 consent flow), exchanged for Graph.
     let url = format!(
         "{}?client_id={APP_ID}&response_type=code&redirect_uri={}&scope={}",
-        emu.authorize_endpoint(EndpointVersion::V2),
+        emu.info().authorize_endpoint(EndpointVersion::V2),
         url::form_urlencoded::byte_serialize(REPLY.as_bytes()).collect::<String>(),
         url::form_urlencoded::byte_serialize(format!("{MID_URI}/access_as_user").as_bytes()).collect::<String>()
     );
@@ -295,7 +295,7 @@ fn a_legacy_manifests_name_is_the_applications_display_name() {
     let cfg =
         emulator_config(vec![m.clone().into()], vec![(GRAPH_RESOURCE.into(), vec!["Application.Read.All".into()])]);
     let emu = start_blocking(cfg).unwrap();
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let page = rt.block_on(async {
         let url = format!("{base}/{TENANT}/adminconsent?client_id={APP_ID}&redirect_uri=https://localhost:44321/");

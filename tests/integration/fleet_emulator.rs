@@ -63,7 +63,7 @@ fn generated(n: usize, tag: &str) -> Generated {
 }
 
 fn fleet(g: &Generated, cmd: &str, extra: &[&str]) -> std::process::Output {
-    let base = g.emu.base_url().to_string();
+    let base = g.emu.info().base_url().to_string();
     let mut args: Vec<&str> = vec![
         "fleet",
         cmd,
@@ -163,7 +163,7 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
         after["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] == "certificate").collect();
     assert!(left.is_empty(), "still expiring: {left:?}");
     // Each new certificate gets a token from the emulator, checked here with keycred token.
-    let base = g.emu.base_url().to_string();
+    let base = g.emu.info().base_url().to_string();
     for app in &expiring_apps {
         let dir = Path::new(&out_dir).join(app);
         let pem = std::fs::read_dir(&dir)

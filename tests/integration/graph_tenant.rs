@@ -54,14 +54,14 @@ async fn tenant(others: usize, roles: &[&str], throttle: Option<f64>) -> Tenant 
 
 impl Tenant {
     async fn token(&self) -> String {
-        let v2 = self.emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+        let v2 = self.emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
         let a = assertion_for(&self.caller, &v2, keycred::cert::SignatureAlg::Rs256);
         let (s, b) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
         assert_eq!(s, 200, "{b}");
         b["access_token"].as_str().unwrap().to_string()
     }
     fn url(&self, tail: &str) -> String {
-        format!("{}/v1.0/{tail}", self.emu.base_url())
+        format!("{}/v1.0/{tail}", self.emu.info().base_url())
     }
 }
 
@@ -106,7 +106,7 @@ fn app_ids(pages: &[Value]) -> Vec<String> {
 async fn applications_page_with_top_and_next_link_and_select_trims_each_entity() {
     let t = tenant(250, &["Application.Read.All"], None).await;
     let token = t.token().await;
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let all = pages(&t.url("applications?$select=id,appId,displayName&$top=100"), &token).await;
     let sizes: Vec<usize> = all.iter().map(|p| p["value"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, vec![100, 100, 51]);
@@ -307,12 +307,12 @@ async fn service_principals_carry_their_own_saml_credentials() {
     });
     std::fs::write(&m, v.to_string()).unwrap();
     let emu = start(emulator_config(vec![m], vec![(GRAPH.into(), vec!["Application.Read.All".into()])])).await.unwrap();
-    let v2 = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+    let v2 = emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
     let a = assertion_for(&caller, &v2, keycred::cert::SignatureAlg::Rs256);
     let (_, tok) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
     let oid = token_claims(&tok)["oid"].as_str().unwrap().to_string();
     let token = tok["access_token"].as_str().unwrap();
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let (s, _, b) = get(&format!("{base}/v1.0/servicePrincipals?$filter=appId%20eq%20'{APP_ID}'&$select=id,appId,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint"), Some(token)).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["@odata.context"], format!("{base}/v1.0/$metadata#servicePrincipals(id,appId,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint)"));
@@ -372,7 +372,7 @@ fn a_generated_tenant_is_served_and_its_automation_app_signs_in() {
             None,
         )
         .unwrap();
-        let v2 = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+        let v2 = emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
         let a = keycred::jwt::client_assertion(
             &bundle,
             &keycred::jwt::AssertionParams {
@@ -388,7 +388,10 @@ fn a_generated_tenant_is_served_and_its_automation_app_signs_in() {
         assert_eq!(s, 200, "{tok}");
         let token = tok["access_token"].as_str().unwrap();
         let all = pages(
-            &format!("{}/v1.0/applications?$top=25&$select=appId,keyCredentials,passwordCredentials", emu.base_url()),
+            &format!(
+                "{}/v1.0/applications?$top=25&$select=appId,keyCredentials,passwordCredentials",
+                emu.info().base_url()
+            ),
             token,
         )
         .await;

@@ -27,7 +27,7 @@ fn an_unregistered_certificate_is_registered_where_the_application_is_managed() 
     let manifest = dir.path("app.json");
     write_manifest(&manifest, OBJECT_ID, APP_ID, &[entry(&registered.cert)]);
     let emu = emulator(&[&manifest], &[(API, &["Data.Read"])], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let app = ["--client-id", APP_ID, "--tenant", TENANT, "--authority", base, "--cert", &old, "-o", "json"];
 
     // Through Graph: nothing about a manifest, which a Graph-managed application does not have.

@@ -161,24 +161,25 @@ impl Drop for ReadyFile {
 /// can read it while the emulator keeps running.
 fn announcement(h: &EmulatorHandle) -> serde_json::Value {
     let apps: Vec<serde_json::Value> =
-        h.apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
+        h.info().apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
     let users: Vec<serde_json::Value> = h
+        .info()
         .users()
         .iter()
         .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
         .collect();
     serde_json::json!({
-        "baseUrl": h.base_url(),
-        "tenant": h.tenant(),
-        "domains": h.domains(),
-        "tokenEndpointV1": h.token_endpoint(EndpointVersion::V1),
-        "tokenEndpointV2": h.token_endpoint(EndpointVersion::V2),
-        "authorizeEndpointV1": h.authorize_endpoint(EndpointVersion::V1),
-        "authorizeEndpointV2": h.authorize_endpoint(EndpointVersion::V2),
-        "adminConsentEndpoint": h.admin_consent_endpoint(),
-        "jwksUri": h.jwks_uri(),
-        "graphUrl": h.graph_url(),
-        "caFile": h.ca_file().map(|p| p.display().to_string()),
+        "baseUrl": h.info().base_url(),
+        "tenant": h.info().tenant(),
+        "domains": h.info().domains(),
+        "tokenEndpointV1": h.info().token_endpoint(EndpointVersion::V1),
+        "tokenEndpointV2": h.info().token_endpoint(EndpointVersion::V2),
+        "authorizeEndpointV1": h.info().authorize_endpoint(EndpointVersion::V1),
+        "authorizeEndpointV2": h.info().authorize_endpoint(EndpointVersion::V2),
+        "adminConsentEndpoint": h.info().admin_consent_endpoint(),
+        "jwksUri": h.info().jwks_uri(),
+        "graphUrl": h.info().graph_url(),
+        "caFile": h.info().ca_file().map(|p| p.display().to_string()),
         "apps": apps,
         "users": users,
     })
@@ -187,28 +188,28 @@ fn announcement(h: &EmulatorHandle) -> serde_json::Value {
 /// Prints the running emulator's endpoints, users and (the first) apps as name/value lines.
 fn print_text(h: &EmulatorHandle) {
     let mut pairs = vec![
-        ("baseUrl", h.base_url().to_string()),
-        ("tenant", h.tenant().to_string()),
-        ("domains", h.domains().join(", ")),
-        ("tokenEndpointV1", h.token_endpoint(EndpointVersion::V1)),
-        ("tokenEndpointV2", h.token_endpoint(EndpointVersion::V2)),
-        ("authorizeEndpoint", h.authorize_endpoint(EndpointVersion::V2)),
-        ("adminConsentEndpoint", h.admin_consent_endpoint()),
-        ("jwksUri", h.jwks_uri()),
-        ("graphUrl", h.graph_url().to_string()),
+        ("baseUrl", h.info().base_url().to_string()),
+        ("tenant", h.info().tenant().to_string()),
+        ("domains", h.info().domains().join(", ")),
+        ("tokenEndpointV1", h.info().token_endpoint(EndpointVersion::V1)),
+        ("tokenEndpointV2", h.info().token_endpoint(EndpointVersion::V2)),
+        ("authorizeEndpoint", h.info().authorize_endpoint(EndpointVersion::V2)),
+        ("adminConsentEndpoint", h.info().admin_consent_endpoint()),
+        ("jwksUri", h.info().jwks_uri()),
+        ("graphUrl", h.info().graph_url().to_string()),
     ];
-    if let Some(ca) = h.ca_file() {
+    if let Some(ca) = h.info().ca_file() {
         pairs.push(("caFile", ca.display().to_string()));
     }
-    let users: Vec<String> = h.users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
+    let users: Vec<String> = h.info().users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
     pairs.push(("users", users.join(", ")));
     // Thousands of apps with --apps-dir: name the first ones, count the rest.
     const SHOWN: usize = 20;
-    for (id, name) in h.apps().iter().take(SHOWN) {
+    for (id, name) in h.info().apps().iter().take(SHOWN) {
         pairs.push(("app", format!("{id}  {name}")));
     }
-    if h.apps().len() > SHOWN {
-        pairs.push(("app", format!("... and {} more", h.apps().len() - SHOWN)));
+    if h.info().apps().len() > SHOWN {
+        pairs.push(("app", format!("... and {} more", h.info().apps().len() - SHOWN)));
     }
     print_pairs(&pairs);
 }

@@ -61,10 +61,10 @@ pub async fn fixture_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Fixture {
 
 impl Fixture {
     pub fn v1(&self) -> String {
-        self.emu.token_endpoint(EndpointVersion::V1)
+        self.emu.info().token_endpoint(EndpointVersion::V1)
     }
     pub fn v2(&self) -> String {
-        self.emu.token_endpoint(EndpointVersion::V2)
+        self.emu.info().token_endpoint(EndpointVersion::V2)
     }
     /// A correct RS256 assertion for `aud`.
     pub fn assertion(&self, aud: &str) -> String {
