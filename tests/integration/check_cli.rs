@@ -380,7 +380,7 @@ fn decode_verify_checks_the_signature_with_the_issuers_keys() {
     let jwks = v["verifiedWith"]["jwks"].as_str().unwrap().to_string();
     assert!(jwks.starts_with(&base), "{jwks}");
     assert_eq!(v["verifiedWith"]["alg"], "RS256");
-    let text = cli(&["decode", &token, "--verify", "--jwks", &jwks], &[]);
+    let text = cli(&["decode", &token, "--verify", "--jwks", &jwks, "--authority", &base, "--tenant", TENANT], &[]);
     assert_eq!(text.code, 0, "{text:?}");
     assert!(text.stdout.starts_with("signature valid: RS256 with key "), "{}", text.stdout);
     // Unverified unless asked.
@@ -393,7 +393,7 @@ fn decode_verify_checks_the_signature_with_the_issuers_keys() {
     let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     claims["roles"] = serde_json::json!(["Everything.All"]);
     let forged = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
-    let out = cli(&["decode", &forged, "--verify", "--jwks", &jwks], &[]);
+    let out = cli(&["decode", &forged, "--verify", "--jwks", &jwks, "--authority", &base, "--tenant", TENANT], &[]);
     assert_eq!(out.code, 4, "{out:?}");
     assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
 }

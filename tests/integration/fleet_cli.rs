@@ -10,12 +10,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn stdout_json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    })
-}
-
 /// (appId, kind, status) of every credential, from the tenant as generated.
 fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
     let mut s = BTreeSet::new();
@@ -189,11 +183,6 @@ fn has_valid(app: &Value) -> bool {
         .any(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).counts_as_valid_at(now))
 }
 
-fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
-    [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
-        .concat()
-}
-
 /// After a rotation: every app that had an expiring or expired certificate has exactly one new
 /// certificate, whose key is on disk, and none of its old expiring/expired ones; every other
 /// certificate is as it was.
@@ -225,12 +214,6 @@ fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[
         }
         assert!(has_valid(a), "app {i} has a valid certificate");
     }
-}
-
-fn selected_indices(apps: &[Value]) -> Vec<usize> {
-    (0..apps.len())
-        .filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired | Mix::ValidAndExpiring))
-        .collect()
 }
 
 #[test]
@@ -718,9 +701,13 @@ fn hostile_display_names_are_escaped_in_csv_and_the_table_and_never_formulas() {
         .iter()
         .find(|l| l.starts_with(apps[3]["appId"].as_str().unwrap()) && l.contains(" certificate "))
         .unwrap();
-    assert!(row.is_ascii(), "{row}");
-    assert!(row[name_col..].starts_with(&escaped[..24.min(escaped.len())]), "{row}");
-    assert!(row[reason_col..].starts_with("usage is"), "the REASON column moved:\n{}\n{row}", lines[0]);
+    // Columns counted in characters: a name longer than its column ends with an ellipsis.
+    let row: Vec<char> = row.chars().collect();
+    let from = |col: usize| row[col..].iter().collect::<String>();
+    assert!(row.iter().all(|c| !c.is_control()), "{row:?}");
+    let shown = if escaped.chars().count() > 24 { format!("{}…", &escaped[..23]) } else { escaped.to_string() };
+    assert!(from(name_col).starts_with(&shown), "{}", from(0));
+    assert!(from(reason_col).starts_with("usage is"), "the REASON column moved:\n{}\n{}", lines[0], from(0));
 
     // JSON too: no raw C1 control (serde_json leaves them as they are).
     let out = run_fleet(&[fleet_args(&t, "audit"), vec!["-o".into(), "json".into()]].concat());

@@ -534,3 +534,35 @@ async fn batch_runs_each_request_as_if_sent_alone() {
         send(Method::POST, &url, &token, &json!({"requests": [get("a", "/x".into()), get("a", "/y".into())]})).await;
     assert_eq!(s, 400, "{b}");
 }
+
+/// The generator's summary counts the SAML certificates of service principals with the rest,
+/// and says so: `fleet audit` lists them only with `--include-service-principals`.
+#[test]
+fn the_generated_tenants_summary_says_which_credentials_are_on_service_principals() {
+    let dir = TempDir::new("graph-gen-sp");
+    let out = dir.path("tenant");
+    let o = keycred_command(&["emulate", "--generate-tenant", "30", "--out", &out.display().to_string()], &[])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let truth = std::fs::read_to_string(out.join("ground-truth.jsonl")).unwrap();
+    let on_sps = truth.lines().filter(|l| l.contains("\"servicePrincipal\":true")).count();
+    assert!(on_sps >= 1, "{truth}");
+    let verb = if on_sps == 1 { "is" } else { "are" };
+    assert!(
+        text.contains(&format!(
+            "; {on_sps} {verb} on service principals, which `keycred fleet audit` lists with --include-service-principals"
+        )),
+        "{text}"
+    );
+    let json_out = dir.path("tenant-json");
+    let o = keycred_command(
+        &["emulate", "--generate-tenant", "30", "--out", &json_out.display().to_string(), "-o", "json"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["servicePrincipalCredentials"], on_sps);
+}

@@ -8,7 +8,7 @@ use keycred::authority::Authority;
 use keycred::cert::{LoadedCredential, SignatureAlg};
 use keycred::manifest::{EntryOptions, Manifest, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{fsio, ClientId, Error, Result, TenantId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,7 +98,7 @@ impl VerifyPlan {
         let (tenant, client_id) = (a.tenant.tenant()?, a.tenant.client_id_or_manifest(Some(&a.manifest))?);
         let target = common::target(&a.scope, a.resource.as_deref())?;
         let authority = a.tenant.authority()?;
-        let client = a.ca.client()?;
+        let client = a.ca.client()?.with_registration(Registration::Manifest(a.manifest.display().to_string()));
         Ok(Some(VerifyPlan { client, authority, tenant, client_id, target }))
     }
 

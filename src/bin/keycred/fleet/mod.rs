@@ -2,6 +2,7 @@
 //! Parses, calls [`keycred::fleet`], prints; the library does the work.
 
 mod audit;
+mod table;
 
 use super::common::GraphAccessArgs;
 use super::output::out_line;
@@ -13,7 +14,7 @@ use keycred::fleet::rotate::{self, Options, Outcome, Progress, Result_};
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::limiter::Limiter;
 use keycred::graph::GraphClient;
-use keycred::token::{Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,10 +97,24 @@ pub enum FailOn {
     Unusable,
 }
 
+impl FailOn {
+    fn status(self) -> CredStatus {
+        match self {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Report every credential of the tenant's applications: status, days left, why unusable
+    #[command(
+        after_help = "Output: a table fitted to the terminal's width (whole values with -o json), -o json, or -o csv \
+                      (comma-separated values for spreadsheets, offered by this command only)."
+    )]
     Audit {
         #[command(flatten)]
         auth: Auth,
@@ -153,8 +168,9 @@ impl Auth {
         TenantId::new(&self.tenant).map_err(|e| e.context("--tenant"))
     }
 
+    /// The token client; the applications `fleet` works on are managed through Graph.
     fn tokens(&self) -> Result<TokenClient> {
-        self.access.http.client()
+        Ok(self.access.http.client()?.with_registration(Registration::Graph))
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during
@@ -249,6 +265,37 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     }
 }
 
+/// One application's line: its id and name, what happened, and the keyIds involved. A dry run's
+/// keyIds are those of the certificates it would remove: the new certificate's keyId does not
+/// exist yet (Graph's entry gets it when the certificate is added).
+fn outcome_line(o: &Outcome) -> String {
+    let name: String = o.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
+    let head = format!("{}  {name:<24}", o.app_id);
+    let removed = |verb: &str| match o.removed.is_empty() {
+        true => format!("{verb} nothing"),
+        false => format!("{verb} keyId {}", o.removed.join(", ")),
+    };
+    let new = |o: &Outcome| o.thumbprint.as_deref().map(|t| format!("new thumbprint {t}")).unwrap_or_default();
+    let failure = match (o.step, &o.reason) {
+        (Some(step), Some(r)) => format!("at {step}: {r}"),
+        (Some(step), None) => format!("at {step}"),
+        (None, r) => r.clone().unwrap_or_default(),
+    };
+    let what = match o.result {
+        Result_::Rotated => format!("rotated          {}  {}", new(o), removed("removed")),
+        Result_::AlreadyRotated => format!("already rotated  {}", new(o)),
+        Result_::Planned => format!(
+            "would rotate     new certificate in {} (its keyId is given when it is added), then {}",
+            o.bundle.as_deref().unwrap_or("?"),
+            removed("remove the replaced")
+        ),
+        Result_::Interrupted => format!("interrupted      {failure}"),
+        Result_::Failed => format!("FAILED           {failure}"),
+        Result_::Skipped => format!("skipped          {}", o.reason.as_deref().unwrap_or("")),
+    };
+    format!("{head}  {what}").trim_end().to_string()
+}
+
 /// Progress on a terminal: applications done out of selected, throttled waits, failures.
 struct Bar {
     pb: indicatif::ProgressBar,
@@ -314,24 +361,7 @@ fn run_rotate(
         let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
             summary.apps.iter().partition(|o| o.result == Result_::Skipped);
         for o in acted.into_iter().chain(skipped) {
-            let what = match o.result {
-                Result_::Rotated => "rotated",
-                Result_::AlreadyRotated => "already rotated",
-                Result_::Planned => "would rotate",
-                Result_::Interrupted => "interrupted",
-                Result_::Failed => "FAILED",
-                Result_::Skipped => {
-                    out_line(&format!("{}  {:<15}  {}", o.app_id, "skipped", o.reason.as_deref().unwrap_or("")));
-                    continue;
-                }
-            };
-            let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
-            let mut line =
-                format!("{}  {what:<15}  {}  removes {removed}", o.app_id, o.thumbprint.as_deref().unwrap_or("-"));
-            if let (Some(step), Some(r)) = (o.step, &o.reason) {
-                line.push_str(&format!("  at {step}: {r}"));
-            }
-            out_line(&line);
+            out_line(&outcome_line(o));
         }
         out_line(&format!(
             "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} skipped; {} throttled waits",
