@@ -124,7 +124,7 @@ fn tenant_scale_bench(cred: &LoadedCredential, secs: f64, n: usize, rounds: usiz
         cfg.grants = vec![(API.into(), vec!["Data.Read".into()])];
         cfg.log = false;
         let emu = start_blocking(cfg).map_err(|e| format!("cannot start the emulator: {e}"))?;
-        let url = emu.token_endpoint(EndpointVersion::V2);
+        let url = emu.info().token_endpoint(EndpointVersion::V2);
         let bodies = Arc::new(bodies(cred, &url, EndpointVersion::V2));
         sides.push((emu, url, bodies));
     }
@@ -236,7 +236,7 @@ fn emulator_bench(cred: &LoadedCredential, secs: f64) -> Result<(), String> {
     );
     let mut failed = false;
     for version in [EndpointVersion::V1, EndpointVersion::V2] {
-        let url = emu.token_endpoint(version);
+        let url = emu.info().token_endpoint(version);
         let bodies: Arc<Vec<String>> = Arc::new(bodies(cred, &url, version));
         for clients in [1usize, 8, 64] {
             let r = rt.block_on(load(&url, bodies.clone(), clients, secs, Duration::from_millis(200)));

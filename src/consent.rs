@@ -5,6 +5,7 @@
 //! query strings survive the round trip.
 
 use crate::authority::Authority;
+use crate::secret::SecretString;
 use crate::{ClientId, Error, Result, TenantId};
 use url::Url;
 
@@ -103,28 +104,41 @@ fn encode_segment(s: &str) -> String {
 /// What a consent redirect says when consent was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentReply {
-    /// The tenant that consented (`tenant`), when the reply names it.
+    /// The tenant that consented (`tenant`, a GUID), when the reply names it.
     pub tenant: Option<String>,
     /// `admin_consent=True` (v2 admin consent).
     pub admin_consent: bool,
     /// The `state` echoed back.
     pub state: Option<String>,
-    /// Whether the reply carries an authorization `code` (v1 authorize); the code itself is not
-    /// kept here because it is a credential.
-    pub has_code: bool,
+    /// The authorization `code` (v1 authorize, or any authorize request): short-lived and single
+    /// use, a credential all the same (its `Debug` is redacted).
+    pub code: Option<SecretString>,
 }
 
-/// Reads the URL the browser was redirected to after consent. A refusal
-/// (`?error=..&error_description=..`) is a remote error (exit 3) carrying both.
-pub fn parse_redirect(redirected: &str) -> Result<ConsentReply> {
+/// Reads the URL the browser was redirected to after consent or sign-in; `what` names it in
+/// errors (`--parse`, `--code`). A refusal (`?error=..&error_description=..`) is a remote error
+/// (exit 3) carrying both. Refused as input (exit 2): a parameter that appears twice (Entra sends
+/// each once; which one a reader keeps differs, so `admin_consent=True&admin_consent=False` must
+/// not read as granted) and a `tenant` that is not a GUID (Entra names the consenting tenant by
+/// its id).
+pub fn parse_redirect(redirected: &str, what: &str) -> Result<ConsentReply> {
     let url = Url::parse(redirected.trim()).map_err(|e| {
-        Error::input(format!("--parse: '{}' is not a URL ({e})", redirected.trim()))
-            .with_hint("paste the whole address the browser was sent to after consent")
+        Error::input(format!("{what}: '{}' is not a URL ({e})", redirected.trim()))
+            .with_hint("paste the whole address the browser was sent to")
     })?;
     // Entra answers in the query, or in the fragment for response_mode=fragment.
     let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     if let Some(f) = url.fragment() {
         pairs.extend(url::form_urlencoded::parse(f.as_bytes()).into_owned());
+    }
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(n, _)| n == name) {
+            return Err(Error::input(format!(
+                "{what}: the parameter '{name}' appears more than once in the URL; Entra sends each once, so the \
+                 URL was altered and cannot be trusted"
+            ))
+            .with_hint("paste the address exactly as the browser shows it after the redirect"));
+        }
     }
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(err) = get("error") {
@@ -142,13 +156,75 @@ pub fn parse_redirect(redirected: &str) -> Result<ConsentReply> {
         return Err(Error::remote(msg).with_hint(hint));
     }
     let tenant = get("tenant");
-    let admin_consent = get("admin_consent").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let has_code = get("code").is_some();
-    if tenant.is_none() && !admin_consent && !has_code {
-        return Err(Error::input("--parse: the URL has no consent answer (no tenant, admin_consent, code or error)")
-            .with_hint("paste the address the browser was redirected to, with its query string"));
+    if let Some(t) = &tenant {
+        if uuid::Uuid::parse_str(t).is_err() {
+            return Err(Error::input(format!(
+                "{what}: tenant={t:?} is not a tenant id; Entra names the tenant that consented by its id (a GUID)"
+            ))
+            .with_hint("paste the address exactly as the browser shows it after the redirect"));
+        }
     }
-    Ok(ConsentReply { tenant, admin_consent, state: get("state"), has_code })
+    let admin_consent = get("admin_consent").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let code = get("code").filter(|c| !c.is_empty()).map(SecretString::new);
+    if tenant.is_none() && !admin_consent && code.is_none() {
+        return Err(Error::input(format!(
+            "{what}: the URL has no consent answer (no tenant, admin_consent, code or error)"
+        ))
+        .with_hint("paste the address the browser was redirected to, with its query string"));
+    }
+    Ok(ConsentReply { tenant, admin_consent, state: get("state"), code })
+}
+
+/// Compares the reply's `state` with the one the consent URL was built with (`--state`). A
+/// missing or different state fails the check (exit 4): the redirect may answer someone else's
+/// request (RFC 6749 section 10.12).
+pub fn check_state(reply: &ConsentReply, expected: &str) -> Result<()> {
+    match reply.state.as_deref() {
+        Some(s) if s == expected => Ok(()),
+        got => Err(Error::check(format!(
+            "the redirect's state is {}, not {expected:?} (--state): it does not answer the request you made",
+            got.map_or("missing".to_string(), |s| format!("{s:?}"))
+        ))
+        .with_hint("open the consent or sign-in URL again and use the address it redirects to")),
+    }
+}
+
+/// The authorization code `token --code` exchanges: the value as given, or the `code` of a
+/// redirect URL pasted whole (`https://localhost/cb?code=...&state=...`), read by
+/// [`parse_redirect`] and checked against `state` when given. Such a URL must have been the
+/// reply URL the code is for (`redirect_uri`): the same scheme, host, port and path.
+pub fn authorization_code(input: &SecretString, redirect_uri: &str, state: Option<&str>) -> Result<SecretString> {
+    let value = input.expose().trim();
+    if !value.contains("://") {
+        if state.is_some() {
+            return Err(Error::input("--state needs the whole redirect URL in --code, to compare its state")
+                .with_hint(
+                    "pass --code 'https://.../cb?code=...&state=...' as the browser showed it, or leave --state out",
+                ));
+        }
+        return Ok(input.clone());
+    }
+    let reply = parse_redirect(value, "--code")?;
+    let code = reply.code.clone().ok_or_else(|| {
+        Error::input("--code: the redirect URL carries no code")
+            .with_hint("an admin-consent redirect has none: open the sign-in (authorize) URL and paste where it lands")
+    })?;
+    let (got, want) = (Url::parse(value).ok(), Url::parse(redirect_uri).ok());
+    let address = |u: &Url| format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path());
+    if let (Some(got), Some(want)) = (&got, &want) {
+        if (address(got), got.port_or_known_default()) != (address(want), want.port_or_known_default()) {
+            return Err(Error::input(format!(
+                "--code: the browser was sent to {}, not to --redirect-uri {redirect_uri}: the code is valid only \
+                 with the reply URL it was issued for",
+                address(got)
+            ))
+            .with_hint("pass the reply URL of the sign-in request as --redirect-uri"));
+        }
+    }
+    if let Some(s) = state {
+        check_state(&reply, s)?;
+    }
+    Ok(code)
 }
 
 #[cfg(test)]
@@ -207,17 +283,56 @@ mod tests {
 
     #[test]
     fn parse_reply_and_refusal() {
-        let r = parse_redirect("https://app.example/cb?tenant=t-1&admin_consent=True&state=42").unwrap();
-        assert_eq!(r.tenant.as_deref(), Some("t-1"));
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let r = parse_redirect(&format!("https://app.example/cb?tenant={t}&admin_consent=True&state=42"), "--parse")
+            .unwrap();
+        assert_eq!(r.tenant.as_deref(), Some(t));
         assert!(r.admin_consent);
         assert_eq!(r.state.as_deref(), Some("42"));
         let e = parse_redirect(
             "https://app.example/cb?error=access_denied&error_description=AADSTS65004%3A+User+declined.%0D%0ATrace+ID%3A+x",
+            "--parse",
         )
         .unwrap_err();
         assert_eq!(e.exit_code(), 3);
         assert_eq!(e.message(), "consent was refused: access_denied: AADSTS65004: User declined.");
-        assert_eq!(parse_redirect("nope").unwrap_err().exit_code(), 2);
-        assert_eq!(parse_redirect("https://app.example/cb").unwrap_err().exit_code(), 2);
+        assert_eq!(parse_redirect("nope", "--parse").unwrap_err().exit_code(), 2);
+        assert_eq!(parse_redirect("https://app.example/cb", "--parse").unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn a_reply_with_a_parameter_twice_or_a_tenant_that_is_no_id_is_refused() {
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        for (url, want) in [
+            (
+                format!("https://a.example/cb?tenant={t}&admin_consent=True&admin_consent=False"),
+                "'admin_consent' appears",
+            ),
+            ("https://a.example/cb?code=c1&state=s#code=c2".to_string(), "'code' appears"),
+            ("https://a.example/cb?tenant=evil.example%2F..&admin_consent=True".to_string(), "is not a tenant id"),
+        ] {
+            let e = parse_redirect(&url, "--parse").unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{url}");
+            assert!(e.message().contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_code_is_taken_from_a_redirect_url_with_its_state_checked() {
+        let cb = "https://localhost/cb";
+        let url = SecretString::new("https://localhost/cb?code=0.AXo-code&state=s1&session_state=x");
+        assert_eq!(authorization_code(&url, cb, None).unwrap().expose(), "0.AXo-code");
+        assert_eq!(authorization_code(&url, cb, Some("s1")).unwrap().expose(), "0.AXo-code");
+        let e = authorization_code(&url, cb, Some("s2")).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.message().contains(r#"state is "s1", not "s2""#), "{e}");
+        let e = authorization_code(&url, "https://localhost/other", None).unwrap_err();
+        assert!(e.message().contains("not to --redirect-uri https://localhost/other"), "{e}");
+        // A bare code passes as it is; --state cannot be checked on it.
+        let bare = SecretString::new("0.AXo-code");
+        assert_eq!(authorization_code(&bare, cb, None).unwrap().expose(), "0.AXo-code");
+        assert!(authorization_code(&bare, cb, Some("s1")).unwrap_err().message().contains("--state needs"));
+        let e = authorization_code(&SecretString::new("https://localhost/cb?error=access_denied"), cb, None);
+        assert_eq!(e.unwrap_err().exit_code(), 3);
     }
 }

@@ -16,6 +16,17 @@ pub const DEFAULT_ASSERTION_LIFETIME: u64 = 600;
 /// Longest lifetime keycred signs.
 pub const MAX_ASSERTION_LIFETIME: u64 = 3600;
 
+/// WindowsDefenderATP's app id and identifier URIs (`templates/resources.json`, from Microsoft's
+/// documents). The threat-protection setup requests tokens for two of these names besides
+/// Microsoft Threat Protection's own, so a role missing from their tokens is one of
+/// WindowsDefenderATP's application permissions, not Threat Protection's.
+const WINDOWS_DEFENDER_ATP: [&str; 4] = [
+    "fc780465-2017-40d4-a0c5-307022471b92",
+    "https://api.securitycenter.windows.com",
+    "https://securitycenter.onmicrosoft.com/windowsatpservice",
+    "https://api.securitycenter.microsoft.com",
+];
+
 /// What to put in a client assertion.
 #[derive(Clone, Debug)]
 pub struct AssertionParams {
@@ -169,11 +180,24 @@ impl Decoded {
             if missing.len() > 1 { "s" } else { "" },
             missing.join(", ")
         ))
-        .with_hint(
-            "ask for the application permission (`keycred manifest permission add MANIFEST --api API --role NAME`, or \
-             `keycred graph permission add` on a registered app; `keycred permissions` lists the names), have an \
-             administrator consent (`keycred consent-url`), then request a new token",
-        ))
+        .with_hint(self.roles_hint()))
+    }
+    /// How to get the missing roles, for the API the token is for (`aud`).
+    fn roles_hint(&self) -> String {
+        let aud = self.claim_str("aud").unwrap_or_default().trim_end_matches('/');
+        if WINDOWS_DEFENDER_ATP.iter().any(|n| n.eq_ignore_ascii_case(aud)) {
+            return format!(
+                "{aud} is WindowsDefenderATP's (app id {}), not Microsoft Threat Protection's, although the threat \
+                 protection setup asks tokens for it: ask for WindowsDefenderATP's application permissions \
+                 (`keycred manifest permission add MANIFEST --api defender-atp --role Alert.Read.All`, ...), have \
+                 an administrator consent, then request a new token",
+                WINDOWS_DEFENDER_ATP[0]
+            );
+        }
+        "ask for the application permission (`keycred manifest permission add MANIFEST --api API --role NAME`, or \
+         `keycred graph permission add` on a registered app; `keycred permissions` lists the names), have an \
+         administrator consent (`keycred consent-url`), then request a new token"
+            .to_string()
     }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
     pub fn verify(&self, alg: SignatureAlg, rsa_public_key: &[u8]) -> bool {

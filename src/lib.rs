@@ -41,6 +41,7 @@ pub mod rotate;
 pub mod secret;
 pub mod thumbprint;
 pub mod token;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{ClientId, TenantId};

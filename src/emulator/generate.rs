@@ -48,6 +48,9 @@ pub struct TenantSummary {
     /// Credentials by intended status (`valid`, `expiring`, `expired`, `not_yet_valid`,
     /// `unusable`), certificates and secrets together; a SAML triple counts once.
     pub by_status: BTreeMap<String, usize>,
+    /// How many of them are service principals' (SAML signing certificates): `fleet audit`
+    /// lists those only with `--include-service-principals`.
+    pub on_service_principals: usize,
     /// The ground-truth file.
     pub ground_truth: PathBuf,
 }
@@ -363,19 +366,21 @@ fn write_app(work: &Path, files: &AppFiles) -> Result<()> {
     Ok(())
 }
 
-/// Writes `ground-truth.jsonl` (sorted truths) into `work`; returns the count of each status and
-/// the automation app's key file as it will be named under `out`.
+/// Writes `ground-truth.jsonl` (sorted truths) into `work`; returns the count of each status, of
+/// those on service principals, and the automation app's key file as it will be named under `out`.
 fn write_ground_truth(
     work: &Path,
     out: &Path,
     truths: &[(usize, Vec<Value>)],
-) -> Result<(BTreeMap<String, usize>, PathBuf)> {
+) -> Result<(BTreeMap<String, usize>, usize, PathBuf)> {
     let mut by_status = BTreeMap::new();
+    let mut on_service_principals = 0;
     let mut lines = String::new();
     let mut automation_bundle = PathBuf::new();
     for (i, t) in truths.iter() {
         for line in t {
             *by_status.entry(line["status"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
+            on_service_principals += usize::from(line["servicePrincipal"] == true);
             if *i == 0 {
                 if let Some(b) = line["bundle"].as_str() {
                     automation_bundle = out.join(b);
@@ -386,7 +391,7 @@ fn write_ground_truth(
         }
     }
     write(&work.join("ground-truth.jsonl"), lines.as_bytes(), 0o644)?;
-    Ok((by_status, automation_bundle))
+    Ok((by_status, on_service_principals, automation_bundle))
 }
 
 /// Writes a tenant of `n` applications into `out`, which must not exist yet (or be empty).
@@ -403,7 +408,7 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
         let automation = generated_id("app", 0);
         let mut truths = write_apps(&work, n, now, &shared, &automation_key, &automation, with_keys)?;
         truths.sort_by_key(|(i, _)| *i);
-        let (by_status, automation_bundle) = write_ground_truth(&work, out, &truths)?;
+        let (by_status, on_service_principals, automation_bundle) = write_ground_truth(&work, out, &truths)?;
         if out.exists() {
             std::fs::remove_dir(out).map_err(|e| Error::io(out, "replace", e))?;
         }
@@ -414,6 +419,7 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
             automation_app_id: automation,
             automation_bundle,
             by_status,
+            on_service_principals,
             ground_truth: out.join("ground-truth.jsonl"),
         })
     })();

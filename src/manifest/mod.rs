@@ -236,7 +236,8 @@ impl Manifest {
     }
     /// Display name of the app.
     pub fn display_name(&self) -> Option<&str> {
-        self.root.get("displayName").and_then(Value::as_str)
+        // The legacy (Azure AD Graph) manifest names the application `name`.
+        ["displayName", "name"].iter().find_map(|k| self.root.get(*k).and_then(Value::as_str))
     }
 
     /// The raw `keyCredentials` entries.

@@ -15,6 +15,22 @@ pub struct HintContext {
     pub cert_path: Option<String>,
     /// The admin-consent URL for this app and tenant.
     pub consent_url: Option<String>,
+    /// Where the application's certificates are registered, as far as the command knows.
+    pub registration: Registration,
+}
+
+/// Where an application's certificates are registered, as the command that asks for the token
+/// knows it: the hint for a certificate Entra does not know (700027) says how to register one
+/// there, and never sends a Graph-managed application to a manifest file it does not have.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Registration {
+    /// Not known (`keycred token`): every way is named.
+    #[default]
+    Unknown,
+    /// This manifest file, uploaded in the portal (`check --manifest`, `rotate`, the demo).
+    Manifest(String),
+    /// Microsoft Graph (`keycred graph`, `keycred fleet`): there is no manifest file.
+    Graph,
 }
 
 /// Entra's error body, parsed.
@@ -86,16 +102,7 @@ impl EntraError {
     pub fn hint(&self, ctx: &HintContext) -> Option<String> {
         let consent = ctx.consent_url.as_deref().map(|u| format!(": {u}")).unwrap_or_default();
         let h = match self.code() {
-            Some(700027) => match (&ctx.thumbprint, &ctx.cert_path) {
-                (Some(tp), Some(path)) => format!(
-                    "the certificate with SHA-1 thumbprint {tp} is not registered on the application: add it with \
-                     `keycred manifest add MANIFEST --cert {path}` and upload the manifest (or upload the \
-                     certificate in the portal), then retry after a few minutes"
-                ),
-                _ => "the signing certificate is not registered on the application: add it with \
-                      `keycred manifest add MANIFEST --cert CERT` and upload the manifest"
-                    .into(),
-            },
+            Some(700027) => self.unknown_key_hint(ctx),
             Some(700024) => "the assertion is outside its valid time range: check this machine's clock \
                              (for example `timedatectl`), Entra tolerates only a few minutes of skew"
                 .into(),
@@ -127,6 +134,48 @@ impl EntraError {
             _ => return None,
         };
         Some(h)
+    }
+
+    /// 700027 by its reason: a key the application does not have (how to register one depends
+    /// on where its certificates live, and a rotation removes the old one on purpose), a key
+    /// outside its registered dates, or a key file that is not the registered certificate's.
+    fn unknown_key_hint(&self, ctx: &HintContext) -> String {
+        let which = match &ctx.thumbprint {
+            Some(tp) => format!("the certificate with SHA-1 thumbprint {tp}"),
+            None => "the signing certificate".to_string(),
+        };
+        let cert = ctx.cert_path.as_deref().unwrap_or("CERT");
+        let reason = self.first_line();
+        if reason.contains("The key used is expired") || reason.contains("is not yet valid") {
+            return format!(
+                "{which} is registered, but outside the dates of its entry: sign with a certificate that is valid \
+                 now, or register a new one (`keycred rotate`, `keycred graph rotate`)"
+            );
+        }
+        if reason.contains("signature value did not match") {
+            return format!(
+                "{which} is registered, but the private key that signed is not its key: pass the key that goes with \
+                 the certificate (--key, or a PEM bundle holding both)"
+            );
+        }
+        let rotated = "if a rotation replaced it, sign with the new certificate";
+        match &ctx.registration {
+            Registration::Manifest(m) => format!(
+                "{which} is not registered on the application: add it with `keycred manifest add {m} --cert {cert}` \
+                 and upload the manifest (or upload the certificate in the portal), then retry after a few minutes; \
+                 {rotated}"
+            ),
+            Registration::Graph => format!(
+                "{which} is not registered on the application: {rotated}; to register it, run `keycred graph add \
+                 --cert REGISTERED.pem --new-cert {cert}` (the proof is signed by a certificate still registered) \
+                 or use the portal; a certificate just added can take a few minutes to be accepted"
+            ),
+            Registration::Unknown => format!(
+                "{which} is not registered on the application; {rotated}; to register it, upload it in the portal, \
+                 run `keycred graph add --new-cert {cert}`, or `keycred manifest add MANIFEST --cert {cert}` and \
+                 upload the manifest"
+            ),
+        }
     }
 
     fn claims_hint(&self) -> String {
@@ -211,10 +260,21 @@ mod tests {
              invalid signature. [Reason - The key was not found., Thumbprint of key used by client: 'ABC'] \
              (trace ID t-1, correlation ID c-1)"
         );
-        let ctx = HintContext { thumbprint: Some("ABC".into()), cert_path: Some("c.pem".into()), consent_url: None };
-        let err = e.into_error(&ctx);
+        let ctx = HintContext {
+            thumbprint: Some("ABC".into()),
+            cert_path: Some("c.pem".into()),
+            registration: Registration::Manifest("app.json".into()),
+            ..Default::default()
+        };
+        let err = e.clone().into_error(&ctx);
         assert_eq!(err.exit_code(), 3);
-        assert!(err.hint().unwrap().contains("`keycred manifest add MANIFEST --cert c.pem`"));
+        assert!(err.hint().unwrap().contains("`keycred manifest add app.json --cert c.pem`"), "{err:?}");
+        // An application managed through Graph has no manifest to add to.
+        let graph = HintContext { registration: Registration::Graph, ..ctx.clone() };
+        let h = e.hint(&graph).unwrap();
+        assert!(h.contains("--new-cert c.pem") && !h.contains("manifest"), "{h}");
+        let unknown = e.hint(&HintContext { registration: Registration::Unknown, ..ctx }).unwrap();
+        assert!(unknown.contains("if a rotation replaced it, sign with the new certificate"), "{unknown}");
         assert_eq!((entra_code(&err), err.aadsts()), (Some(700027), Some(700027)));
         assert_eq!(entra_code(&Error::remote("x")), None);
     }

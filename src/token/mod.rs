@@ -28,7 +28,7 @@ pub mod request;
 pub mod response;
 
 pub use crate::http::MAX_ANSWER;
-pub use error::{entra_code, entra_error, EntraError, HintContext};
+pub use error::{entra_code, entra_error, EntraError, HintContext, Registration};
 pub use request::{ClientAuth, FormValue, Grant, PreparedRequest, Target, TokenRequest};
 pub use response::TokenResponse;
 
@@ -93,6 +93,8 @@ impl ClientOptions {
 pub struct TokenClient {
     transport: SharedTransport,
     options: ClientOptions,
+    /// Where the applications it asks tokens for have their certificates, for the hints.
+    registration: Registration,
 }
 
 impl TokenClient {
@@ -100,13 +102,20 @@ impl TokenClient {
     pub fn new(options: ClientOptions) -> Result<Self> {
         let transport =
             ReqwestTransport::new(&TransportOptions { timeout: options.timeout, ca_file: options.ca_file.clone() })?;
-        Ok(TokenClient { transport: Arc::new(transport), options })
+        Ok(TokenClient { transport: Arc::new(transport), options, registration: Registration::Unknown })
     }
 
     /// A client sending through `transport` (a scripted one in tests); `options.ca_file` is then
     /// the transport's business and ignored here.
     pub fn with_transport(transport: SharedTransport, options: ClientOptions) -> Self {
-        TokenClient { transport, options }
+        TokenClient { transport, options, registration: Registration::Unknown }
+    }
+
+    /// The client for a command that knows where the application's certificates are registered
+    /// (a manifest file, Graph): a refusal's hint then names the way to fix it there.
+    pub fn with_registration(mut self, registration: Registration) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// The transport (with the extra root CA and timeout), to share with a Graph client.
@@ -122,7 +131,7 @@ impl TokenClient {
     /// Requests a token. Entra refusals are [`EntraError`]s inside a remote [`Error`] (exit 3).
     /// 429 and 5xx answers are retried by [`ClientOptions::retry_policy`].
     pub async fn request_token(&self, req: &TokenRequest) -> Result<TokenResponse> {
-        let ctx = hint_context(req);
+        let ctx = hint_context(req, &self.registration);
         let policy = self.options.retry_policy();
         let mut attempts = Attempts::default();
         loop {
@@ -203,8 +212,9 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     rt.block_on(f)
 }
 
-/// The hint inputs of a request: its certificate's thumbprint and the consent URL.
-fn hint_context(req: &TokenRequest) -> HintContext {
+/// The hint inputs of a request: its certificate's thumbprint, the consent URL, and where the
+/// application's certificates are registered.
+fn hint_context(req: &TokenRequest, registration: &Registration) -> HintContext {
     let (thumbprint, cert_path) = match &req.auth {
         ClientAuth::Certificate { cred, .. } => {
             (Some(cred.cert.thumbprint()), Some(cred.cert_path.display().to_string()))
@@ -213,7 +223,7 @@ fn hint_context(req: &TokenRequest) -> HintContext {
     };
     let tenant = Some(&req.tenant).filter(|t| !t.is_alias());
     let consent_url = consent::admin_consent_url(&req.authority, tenant, &req.client_id, None, None);
-    HintContext { thumbprint, cert_path, consent_url: Some(consent_url) }
+    HintContext { thumbprint, cert_path, consent_url: Some(consent_url), registration: registration.clone() }
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ fn capped_tenant(tag: &str, roles: &[&str]) -> Tenant {
 }
 
 fn add(t: &Tenant, name: &str, extra: &[&str]) -> Out {
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let out_dir = t.dir.s("out");
     let mut args = vec![
         "graph",
@@ -111,7 +111,7 @@ fn graph_add_of_an_existing_certificate_longer_than_the_cap_is_refused_before_se
     let before = std::fs::read(&t.manifest).unwrap();
     let year = credential("a year", 365);
     write_cred(&t.dir, "year", &year);
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let cer = t.dir.s("year.cer");
     let args = [
         "graph",
@@ -161,7 +161,7 @@ fn graph_add_without_policy_read_all_names_the_permission_unless_told_to_go_on()
 
 /// `keycred fleet audit -o FORMAT`, signed in as the tenant's application.
 fn audit(t: &Tenant, format: &str) -> Out {
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let args = [
         "fleet",
         "audit",

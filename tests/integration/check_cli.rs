@@ -27,7 +27,7 @@ fn setup() -> Setup {
 
 fn check(s: &Setup, extra: &[&str]) -> Out {
     let mut args =
-        vec!["check", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.base_url(), "-o", "json"];
+        vec!["check", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.info().base_url(), "-o", "json"];
     args.extend_from_slice(extra);
     cli(&args, &[])
 }
@@ -80,7 +80,7 @@ fn all_steps_pass_v2_and_v1() {
         assert_eq!(step(&steps, "RSA key of at least 2048 bits")["detail"], "RSA 2048 bits");
         let endpoint = if target[0] == "--scope" { "/oauth2/v2.0/token" } else { "/oauth2/token" };
         let tok = step(&steps, "token request")["detail"].as_str().unwrap().to_string();
-        assert!(tok.contains(&format!("{}/{TENANT}{endpoint}", s.emu.base_url())), "{tok}");
+        assert!(tok.contains(&format!("{}/{TENANT}{endpoint}", s.emu.info().base_url())), "{tok}");
         assert_eq!(step(&steps, "expected roles present")["detail"], "token roles: [Data.Read, Data.Write]");
     }
     // Text output: one marked line per step.
@@ -92,7 +92,7 @@ fn all_steps_pass_v2_and_v1() {
             "--tenant",
             TENANT,
             "--authority",
-            s.emu.base_url(),
+            s.emu.info().base_url(),
             "--cert",
             &s.bundle,
             "--scope",
@@ -255,7 +255,7 @@ fn missing_target_is_usage_error() {
 fn steps_have_ids_and_the_client_id_comes_from_the_manifest() {
     let s = setup();
     let m = s.manifest.display().to_string();
-    let args = ["check", "--tenant", TENANT, "--authority", s.emu.base_url(), "-o", "json"];
+    let args = ["check", "--tenant", TENANT, "--authority", s.emu.info().base_url(), "-o", "json"];
     let mut with = args.to_vec();
     with.extend(["--cert", &s.bundle, "--manifest", &m, "--scope", API]);
     let out = cli(&with, &[]);
@@ -332,7 +332,7 @@ fn a_small_key_is_named_by_its_size_under_the_size_step() {
 #[test]
 fn token_json_names_the_scope_asked_for() {
     let s = setup();
-    let base = ["token", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.base_url(), "--cert"];
+    let base = ["token", "--client-id", APP_ID, "--tenant", TENANT, "--authority", s.emu.info().base_url(), "--cert"];
     let mut args = base.to_vec();
     args.extend([s.bundle.as_str(), "--scope", API, "-o", "json"]);
     let out = cli(&args, &[]);
@@ -353,7 +353,7 @@ fn token_json_names_the_scope_asked_for() {
 #[test]
 fn decode_verify_checks_the_signature_with_the_issuers_keys() {
     let s = setup();
-    let base = s.emu.base_url().to_string();
+    let base = s.emu.info().base_url().to_string();
     let out = cli(
         &[
             "token",
@@ -380,7 +380,7 @@ fn decode_verify_checks_the_signature_with_the_issuers_keys() {
     let jwks = v["verifiedWith"]["jwks"].as_str().unwrap().to_string();
     assert!(jwks.starts_with(&base), "{jwks}");
     assert_eq!(v["verifiedWith"]["alg"], "RS256");
-    let text = cli(&["decode", &token, "--verify", "--jwks", &jwks], &[]);
+    let text = cli(&["decode", &token, "--verify", "--jwks", &jwks, "--authority", &base, "--tenant", TENANT], &[]);
     assert_eq!(text.code, 0, "{text:?}");
     assert!(text.stdout.starts_with("signature valid: RS256 with key "), "{}", text.stdout);
     // Unverified unless asked.
@@ -393,7 +393,7 @@ fn decode_verify_checks_the_signature_with_the_issuers_keys() {
     let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     claims["roles"] = serde_json::json!(["Everything.All"]);
     let forged = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
-    let out = cli(&["decode", &forged, "--verify", "--jwks", &jwks], &[]);
+    let out = cli(&["decode", &forged, "--verify", "--jwks", &jwks, "--authority", &base, "--tenant", TENANT], &[]);
     assert_eq!(out.code, 4, "{out:?}");
     assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
 }

@@ -1,5 +1,6 @@
 //! `keycred demo` as a user runs it: every headed step, the final refusal with AADSTS700027,
-//! one JSON document with `-o json`, and the files kept with `--keep`.
+//! one JSON document with `-o json`, the files kept with `--keep` and said where, and each step's
+//! equivalent `keycred` command line, which a user can copy.
 
 use crate::rotation_support as support;
 
@@ -157,4 +158,92 @@ fn demo_piped_into_a_closed_reader_exits_0_and_removes_its_temporary_directory()
     assert!(out.stderr.is_empty(), "no error for a closed pipe: {}", String::from_utf8_lossy(&out.stderr));
     let left: Vec<_> = std::fs::read_dir(tmp.path("")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "the temporary directory was removed: {left:?}");
+}
+
+/// Runs a printed command line in `sh`, with `from` (the demo's directory) replaced by `to`.
+fn run_printed(line: &str, from: &str, to: &str) -> std::process::Output {
+    let bin_dir = std::path::Path::new(KEYCRED).parent().unwrap().display().to_string();
+    std::process::Command::new("sh")
+        .args(["-euc", &line.replace(from, to)])
+        .env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn demo_prints_each_steps_command_line_and_where_the_files_are() {
+    let dir = TempDir::new("demo-commands");
+    let keep = dir.s("kept");
+    let out = cli(&["demo", "-o", "json", "--keep", &keep], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let j = out.json();
+    let steps = j["steps"].as_array().unwrap();
+    let commands = |i: usize| -> Vec<String> {
+        steps[i]["commands"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let cmds = commands(i);
+        assert!(!cmds.is_empty(), "step {}: no command: {step}", i + 1);
+        for c in &cmds {
+            assert!(c.starts_with("keycred ") || c.starts_with("TOKEN=$(keycred "), "{c}");
+        }
+    }
+    // The files kept are listed, and exist.
+    let files: Vec<&str> = j["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(files.len(), 7, "{files:?}");
+    assert!(files.iter().all(|f| f.starts_with(&keep) && std::path::Path::new(f).exists()), "{files:?}");
+    // Copied into another directory, the first two steps' commands make the same application.
+    let copy = dir.s("copy");
+    for line in [commands(0), commands(1)].concat() {
+        let o = run_printed(&line, &keep, &copy);
+        assert!(o.status.success(), "{line}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(d).join("manifest.json")).unwrap()).unwrap()
+    };
+    let (demo, copied) = (read(&keep), read(&copy));
+    assert_eq!(demo["appId"], copied["appId"]);
+    assert_eq!(demo["displayName"], copied["displayName"]);
+    assert_eq!(entries_of(&std::path::Path::new(&copy).join("manifest.json")).len(), 1);
+    // The rotation's command removes the entry the rotation removed.
+    let removed =
+        steps[8]["lines"].as_array().unwrap().iter().find_map(|l| l.as_str().unwrap().strip_prefix("removed  keyId "));
+    let key_id = removed.unwrap().split(' ').next().unwrap();
+    assert!(commands(8)[0].contains(&format!("--remove {key_id} ")), "{:?}", commands(8));
+
+    // In text: `$ ` before each command, and the end says where the files are.
+    let keep2 = dir.s("kept2");
+    let text = cli(&["demo", "--keep", &keep2], &[]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains("\n   $ keycred new --name demo-app-1 "), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("Done. The files are kept in {keep2}:\n   {keep2}/manifest.json\n")),
+        "{}",
+        text.stdout
+    );
+    let gone = cli(&["demo"], &[]);
+    assert!(
+        gone.stdout.contains("a temporary directory now removed; pass --keep DIR to keep them in DIR"),
+        "{}",
+        gone.stdout
+    );
+}
+
+/// The refusal names the files in the way in plain English: one "already exists", several
+/// "already exist", never "exist(s)".
+#[test]
+fn files_in_the_way_are_named_in_plain_english() {
+    let dir = TempDir::new("demo-plural");
+    for (files, verb) in
+        [(&["demo-app-2.cer"][..], "already exists;"), (&["manifest.json", "demo-app-1.key"], "already exist;")]
+    {
+        let keep = dir.path(&format!("k{}", files.len()));
+        std::fs::create_dir(&keep).unwrap();
+        for f in files {
+            std::fs::write(keep.join(f), "mine").unwrap();
+        }
+        let out = cli(&["demo", "--keep", &keep.display().to_string()], &[]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains(verb) && !out.stderr.contains("(s)"), "{}", out.stderr);
+    }
 }

@@ -53,7 +53,7 @@ async fn add_key(f: &Fixture, days: u32) -> (u16, Value) {
         "passwordCredential": null,
         "proof": proof.expose(),
     });
-    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.info().base_url());
     let token = graph_token(f).await;
     let r = client().post(url).bearer_auth(token).json(&body).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
@@ -98,7 +98,7 @@ async fn patch_with_a_new_certificate_over_the_cap_is_refused() {
     let token = graph_token(&f).await;
     let long = credential_for_days("long", 365);
     let body = json!({"keyCredentials": [valid_entry(&f.cred.cert), valid_entry(&long.cert)]});
-    let url = format!("{}/v1.0/applications/{OBJECT_ID}", f.emu.base_url());
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}", f.emu.info().base_url());
     let r = client().patch(&url).bearer_auth(&token).json(&body).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let b: Value = r.json().await.unwrap();
@@ -107,7 +107,7 @@ async fn patch_with_a_new_certificate_over_the_cap_is_refused() {
 
 #[tokio::test]
 async fn the_default_policy_is_served_to_callers_with_policy_read_all_only() {
-    let url = |f: &Fixture| format!("{}/v1.0/policies/defaultAppManagementPolicy", f.emu.base_url());
+    let url = |f: &Fixture| format!("{}/v1.0/policies/defaultAppManagementPolicy", f.emu.info().base_url());
     let f = fixture(&[]).await;
     let r = client().get(url(&f)).bearer_auth(graph_token(&f).await).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
@@ -118,7 +118,7 @@ async fn the_default_policy_is_served_to_callers_with_policy_read_all_only() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["id"], POLICY_ID);
     assert_eq!(b["applicationRestrictions"]["keyCredentials"][0]["maxLifetime"], "P90D");
-    let assigned = format!("{}/v1.0/applications/{OBJECT_ID}/appManagementPolicies", f.emu.base_url());
+    let assigned = format!("{}/v1.0/applications/{OBJECT_ID}/appManagementPolicies", f.emu.info().base_url());
     let r = client().get(assigned).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["value"], json!([]));

@@ -152,7 +152,7 @@ async fn headless_chromium_accepts_admin_consent_and_lands_on_the_reply_url() {
 
     let url = format!(
         "{}?client_id={APP_ID}&redirect_uri={}&state=browser-state&scope={}",
-        emu.admin_consent_endpoint(),
+        emu.info().admin_consent_endpoint(),
         url::form_urlencoded::byte_serialize(reply.as_bytes()).collect::<String>(),
         url::form_urlencoded::byte_serialize(b"https://manage.office.com/.default").collect::<String>()
     );
@@ -189,7 +189,7 @@ async fn headless_chromium_accepts_admin_consent_and_lands_on_the_reply_url() {
     assert_eq!(q.get("state").map(String::as_str), Some("browser-state"));
 
     // The consent took effect: the app's token now carries the role.
-    let v2 = emu.token_endpoint(EndpointVersion::V2);
+    let v2 = emu.info().token_endpoint(EndpointVersion::V2);
     let a = assertion_for(&cred, &v2, keycred::cert::SignatureAlg::Rs256);
     let (st, b) = post(&v2, &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a)).await;
     assert_eq!(st, 200, "{b}");

@@ -7,11 +7,10 @@ use crate::rotation_support::cli;
 
 use keycred::emulator::{start_blocking, EndpointVersion};
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::process::Stdio;
 
 const REPLY: &str = "https://localhost/keycred-cli";
 const MID_URI: &str = "api://keycred-cli-mid";
+const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 
 /// The test app: a web API with `access_as_user`, Office 365 ActivityFeed.Read (Role) and
 /// Graph User.Read (Scope) required, a certificate registered.
@@ -35,17 +34,6 @@ fn write_app(dir: &TempDir) -> (std::path::PathBuf, keycred::cert::LoadedCredent
     (manifest, cred, pem)
 }
 
-/// Follows a URL once (as a browser would) and returns the `Location` it redirects to.
-fn follow(url: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let r = c.get(url).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 302, "{url}: {}", r.text().await.unwrap());
-        r.headers()["location"].to_str().unwrap().to_string()
-    })
-}
-
 fn query(url: &str, key: &str) -> Option<String> {
     url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
@@ -57,7 +45,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     let mut cfg = emulator_config(vec![manifest], vec![]);
     cfg.auto_consent = true;
     let emu = start_blocking(cfg).unwrap();
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let pem = pem.display().to_string();
 
     // Before consent: no roles for Office 365.
@@ -104,7 +92,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let url = out.json()["url"].as_str().unwrap_or_else(|| panic!("no url in {}", out.stdout)).to_string();
-    let redirected = follow(&url);
+    let redirected = follow_redirect(&url);
     let out = cli(&["consent-url", "--parse", &redirected, "-o", "json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["adminConsent"], true, "{}", out.stdout);
@@ -176,7 +164,7 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     assert_eq!(out.code, 0, "{out:?}");
     let url = out.json()["url"].as_str().unwrap().to_string();
     assert!(url.contains("/organizations/adminconsent?"), "{url}");
-    let out = cli(&["consent-url", "--parse", &follow(&url), "-o", "json"], &[]);
+    let out = cli(&["consent-url", "--parse", &follow_redirect(&url), "-o", "json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(
@@ -208,11 +196,11 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     // `token --obo`: a user token for the web API (the v2 consent flow), exchanged for Graph.
     let url = format!(
         "{}?client_id={APP_ID}&response_type=code&redirect_uri={}&scope={}",
-        emu.authorize_endpoint(EndpointVersion::V2),
+        emu.info().authorize_endpoint(EndpointVersion::V2),
         url::form_urlencoded::byte_serialize(REPLY.as_bytes()).collect::<String>(),
         url::form_urlencoded::byte_serialize(format!("{MID_URI}/access_as_user").as_bytes()).collect::<String>()
     );
-    let code = query(&follow(&url), "code").unwrap();
+    let code = query(&follow_redirect(&url), "code").unwrap();
     let out = cli(
         &[
             "token",
@@ -265,29 +253,16 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
 fn emulate_json_names_apps_users_graph_and_consent_urls() {
     let dir = TempDir::new("emu-cli-json");
     let (manifest, _, _) = write_app(&dir);
-    let mut child = keycred_bare()
-        .args([
-            "emulate",
-            "--manifest",
-            &manifest.display().to_string(),
-            "--tenant",
-            TENANT,
-            "--domain",
-            "contoso.example",
-            "--user",
-            "adele.vance@contoso.example",
-            "-o",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let j: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let j = emulate_announcement(&[
+        "--manifest",
+        &manifest.display().to_string(),
+        "--tenant",
+        TENANT,
+        "--domain",
+        "contoso.example",
+        "--user",
+        "adele.vance@contoso.example",
+    ]);
     let base = j["baseUrl"].as_str().unwrap();
     assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": "CLI flows app"}]));
     assert_eq!(j["graphUrl"], base);
@@ -297,4 +272,58 @@ fn emulate_json_names_apps_users_graph_and_consent_urls() {
     assert!(j["domains"][0].as_str().unwrap().ends_with(".onmicrosoft.com"), "{j}");
     assert_eq!(j["users"][0]["userPrincipalName"], "adele.vance@contoso.example");
     assert_eq!(j["users"][0]["displayName"], "Adele Vance");
+}
+
+/// A legacy (Azure AD Graph) manifest names the application with `name` (the legacy manifest
+/// reference: "name: the display name for the app"): the banner, the consent page and the
+/// emulator's Graph show that name, not the app id.
+#[test]
+fn a_legacy_manifests_name_is_the_applications_display_name() {
+    let dir = TempDir::new("legacy-name");
+    let m = dir.s("legacy.json");
+    let name = "Contoso Legacy Daemon";
+    let init = cli(&["manifest", "init", &m, "--format", "aad-graph", "--app-id", APP_ID, "--display-name", name], &[]);
+    assert_eq!(init.code, 0, "{init:?}");
+    let cred = credential("legacy app");
+    let pem = dir.path("legacy.pem");
+    std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
+    assert_eq!(cli(&["manifest", "add", &m, "--cert", &pem.display().to_string()], &[]).code, 0);
+    // The banner.
+    let j = emulate_announcement(&["--manifest", &m, "--tenant", TENANT]);
+    assert_eq!(j["apps"], json!([{"appId": APP_ID, "displayName": name}]));
+    // The consent page and Graph.
+    let cfg =
+        emulator_config(vec![m.clone().into()], vec![(GRAPH_RESOURCE.into(), vec!["Application.Read.All".into()])]);
+    let emu = start_blocking(cfg).unwrap();
+    let base = emu.info().base_url().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let page = rt.block_on(async {
+        let url = format!("{base}/{TENANT}/adminconsent?client_id={APP_ID}&redirect_uri=https://localhost:44321/");
+        reqwest::Client::builder().no_proxy().build().unwrap().get(url).send().await.unwrap().text().await.unwrap()
+    });
+    assert!(page.contains(&format!("<strong id=\"app\">{name}</strong>")), "{page}");
+    let token = cli(
+        &[
+            "token",
+            "--authority",
+            &base,
+            "--tenant",
+            TENANT,
+            "--client-id",
+            APP_ID,
+            "--cert",
+            &pem.display().to_string(),
+            "--scope",
+            GRAPH_RESOURCE,
+            "--raw",
+        ],
+        &[],
+    );
+    assert_eq!(token.code, 0, "{token:?}");
+    let app = rt.block_on(async {
+        let url = format!("{base}/v1.0/applications(appId='{APP_ID}')?$select=displayName");
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        c.get(url).bearer_auth(token.stdout.trim()).send().await.unwrap().json::<Value>().await.unwrap()
+    });
+    assert_eq!(app["displayName"], name, "{app}");
 }

@@ -34,7 +34,7 @@ async fn o365_roles(emu: &EmulatorHandle) -> Vec<String> {
         ("client_secret", SECRET),
         ("scope", "https://manage.office.com/.default"),
     ];
-    let (s, b) = post(&emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let (s, b) = post(&emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_eq!(s, 200, "{b}");
     token_claims(&b).get("roles").map(|r| serde_json::from_value(r.clone()).unwrap()).unwrap_or_default()
 }
@@ -57,7 +57,7 @@ async fn a_consent_is_posted_only_from_the_page_shown_for_that_request() {
     refused(&submit(&url, &consent_form(scope, Some("4102444800.AAAA"), "accept")).await, "made-up token");
     // The page's token does not carry over to other parameters, nor to another endpoint.
     refused(&submit(&url, &consent_form("openid User.Read", Some(&token), "accept")).await, "scope changed");
-    let v1 = emu.authorize_endpoint(EndpointVersion::V1);
+    let v1 = emu.info().authorize_endpoint(EndpointVersion::V1);
     refused(&submit(&v1, &consent_form(scope, Some(&token), "accept")).await, "other endpoint");
     // The page's own form: the code.
     let p = submit(&url, &consent_form(scope, Some(&token), "accept")).await;
@@ -67,7 +67,7 @@ async fn a_consent_is_posted_only_from_the_page_shown_for_that_request() {
     // An administrator's consent, forged from another site, grants nothing; from its page, it does.
     let admin = format!(
         "{}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1",
-        emu.admin_consent_endpoint(),
+        emu.info().admin_consent_endpoint(),
         enc(REPLY),
         enc("https://manage.office.com/.default")
     );
@@ -136,7 +136,7 @@ fn get_with_host(base: &str, path: &str, host: &str) -> Value {
 #[tokio::test]
 async fn discovery_documents_name_the_emulators_own_endpoints_whatever_the_host_header() {
     let (_dir, emu) = sign_in_emulator(false).await;
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let localhost = base.replace("://127.0.0.1:", "://localhost:");
     let port = url::Url::parse(&base).unwrap().port().unwrap();
     let paths = [

@@ -53,7 +53,7 @@ async fn default_beside_a_named_scope_is_70011_in_every_user_flow() {
     let mut form =
         vec![("grant_type", "refresh_token"), ("client_id", APP_ID), ("refresh_token", rt), ("client_secret", SECRET)];
     form.extend_from_slice(&combined);
-    let got = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let got = post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_entra_error(&got, 400, "invalid_scope", 70011);
     // On-behalf-of.
     let incoming = user_token_for_mid(&t).await;
@@ -87,7 +87,7 @@ async fn the_authorize_leg_may_name_several_resources_and_the_token_leg_one() {
     // The other one was consented up front: the refresh token gets a token for it.
     let rt = b["refresh_token"].as_str().unwrap();
     let refresh = |scope: String| {
-        let url = t.emu.token_endpoint(EndpointVersion::V2);
+        let url = t.emu.info().token_endpoint(EndpointVersion::V2);
         let rt = rt.to_string();
         async move {
             let form = [
@@ -132,14 +132,14 @@ async fn resource_at_the_v2_endpoints_is_901002() {
     ] {
         let mut form = cc.to_vec();
         form.extend(extra);
-        let got = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+        let got = post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await;
         let d = assert_entra_error(&got, 400, "invalid_request", 901002);
         assert!(d.starts_with("AADSTS901002: The 'resource' request parameter is not supported."), "{d}");
     }
     // The v1 endpoint takes it.
     let mut form = cc.to_vec();
     form.push(("resource", "https://graph.microsoft.com"));
-    let (s, b) = post(&t.emu.token_endpoint(EndpointVersion::V1), &form).await;
+    let (s, b) = post(&t.emu.info().token_endpoint(EndpointVersion::V1), &form).await;
     assert_eq!(s, 200, "{b}");
 
     let url =
@@ -182,7 +182,7 @@ async fn v1_answers_list_bare_scope_names() {
         ("resource", "https://manage.office.com"),
         ("client_secret", SECRET),
     ];
-    let (s, r) = post(&t.emu.token_endpoint(EndpointVersion::V1), &form).await;
+    let (s, r) = post(&t.emu.info().token_endpoint(EndpointVersion::V1), &form).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["scope"], "ActivityFeed.Read ServiceHealth.Read");
 }

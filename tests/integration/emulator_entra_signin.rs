@@ -85,7 +85,7 @@ async fn prompt_login_consent_and_select_account_show_the_page_with_the_hinted_u
 #[tokio::test]
 async fn admin_consent_errors_carry_admin_consent_true_and_scope_is_required() {
     let t = tenant_with(|c| c.auto_consent = false).await;
-    let url = t.emu.admin_consent_endpoint();
+    let url = t.emu.info().admin_consent_endpoint();
     let (s, p, body) = get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&state=s2", q(REPLY))).await;
     assert_eq!(s, 302, "{body}");
     assert!(p["_location"].starts_with(REPLY), "{p:?}");

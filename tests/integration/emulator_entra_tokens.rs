@@ -49,7 +49,7 @@ fn header_of(token: &str) -> Map<String, Value> {
 async fn app_only(t: &crate::emulator_tenant::Tenant, scope: &str) -> String {
     let form =
         [("grant_type", "client_credentials"), ("client_id", APP_ID), ("client_secret", SECRET), ("scope", scope)];
-    let (s, b) = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let (s, b) = post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_eq!(s, 200, "{scope}: {b}");
     b["access_token"].as_str().unwrap().to_string()
 }
@@ -65,7 +65,7 @@ async fn app_only(t: &crate::emulator_tenant::Tenant, scope: &str) -> String {
 async fn graph_tokens_do_not_verify_as_ordinary_jwts_but_do_after_graphs_nonce_transform() {
     let t = tenant_with(|c| c.grants = vec![(GRAPH.into(), vec!["Application.Read.All".into()])]).await;
     let dir = TempDir::new("graph-nonce");
-    let key = jwks_public_pem(&t.emu.jwks_uri(), &dir).await;
+    let key = jwks_public_pem(&t.emu.info().jwks_uri(), &dir).await;
     let token = app_only(&t, &format!("{GRAPH}/.default")).await;
     let d = keycred::jwt::dangerous::decode(&token).unwrap();
     let header = header_of(&token);
@@ -89,7 +89,7 @@ async fn graph_tokens_do_not_verify_as_ordinary_jwts_but_do_after_graphs_nonce_t
 
     // The emulator's Graph checks its tokens as Graph does: this one passes, one whose nonce was
     // changed does not.
-    let graph = format!("{}/v1.0/applications?$select=appId", t.emu.base_url());
+    let graph = format!("{}/v1.0/applications?$select=appId", t.emu.info().base_url());
     let r = client().get(&graph).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let mut changed = header.clone();
@@ -103,10 +103,11 @@ async fn graph_tokens_do_not_verify_as_ordinary_jwts_but_do_after_graphs_nonce_t
     assert_eq!(r.status().as_u16(), 401);
 
     // `keycred decode --verify` refuses it and says why.
-    let args = vec!["decode".to_string(), token, "--verify".into(), "--authority".into(), t.emu.base_url().to_string()]
-        .into_iter()
-        .chain(["--tenant".to_string(), TENANT.to_string()])
-        .collect::<Vec<_>>();
+    let args =
+        vec!["decode".to_string(), token, "--verify".into(), "--authority".into(), t.emu.info().base_url().to_string()]
+            .into_iter()
+            .chain(["--tenant".to_string(), TENANT.to_string()])
+            .collect::<Vec<_>>();
     let out = tokio::task::spawn_blocking(move || keycred_command(&args, &[]).output().unwrap()).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
@@ -138,7 +139,7 @@ async fn v1_id_tokens_are_unsigned_and_v2_id_tokens_signed() {
     assert_eq!(s, 200, "{b}");
     let v2 = keycred::jwt::dangerous::decode(b["id_token"].as_str().unwrap()).unwrap();
     assert_eq!(v2.alg(), Some("RS256"));
-    assert!(v2.verify(SignatureAlg::Rs256, t.emu.jwks_public_key()), "the v2 ID token is signed");
+    assert!(v2.verify(SignatureAlg::Rs256, t.emu.info().jwks_public_key()), "the v2 ID token is signed");
 }
 
 /// Claims follow Microsoft's references. `idtyp` is an optional claim: "By default it's only

@@ -73,7 +73,7 @@ async fn repeated_openid_scopes_are_kept_once() {
     let scope = "openid offline_access User.Read ".repeat(50);
     let url = format!(
         "{}?client_id={APP_ID}&response_type=code&redirect_uri={}&scope={}",
-        emu.authorize_endpoint(EndpointVersion::V2),
+        emu.info().authorize_endpoint(EndpointVersion::V2),
         enc(REPLY),
         enc(&scope)
     );
@@ -91,7 +91,7 @@ async fn repeated_openid_scopes_are_kept_once() {
         ("refresh_token", b["refresh_token"].as_str().unwrap()),
         ("scope", scope.as_str()),
     ];
-    let (s, b) = post(&emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let (s, b) = post(&emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_eq!(s, 200, "{b}");
     let mut granted: Vec<&str> = b["scope"].as_str().unwrap().split(' ').collect();
     granted.sort();

@@ -67,7 +67,7 @@ struct SignedIn {
 
 async fn signed_in() -> SignedIn {
     let (dir, emu, [a, b]) = tenant(&["AuditLog.Read.All", "Application.ReadWrite.All"]).await;
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let ids = key_ids(&dir);
     let first_a = sign_in(&base, &a, GRAPH_SCOPE).await;
     let graph = {
@@ -189,7 +189,7 @@ async fn reading_the_report_needs_audit_log_read_all_or_directory_read_all() {
         (&["Reports.Read.All", "Application.ReadWrite.All"][..], 403),
     ] {
         let (_dir, emu, [a, _]) = tenant(roles).await;
-        let base = emu.base_url().to_string();
+        let base = emu.info().base_url().to_string();
         let url = format!("{base}/{TENANT}/oauth2/v2.0/token");
         let assertion = signed_assertion(&a, APP_ID, &url, SignatureAlg::Rs256);
         let token = post(&url, &client_credentials_form(APP_ID, GRAPH_SCOPE, &assertion)).await.1["access_token"]

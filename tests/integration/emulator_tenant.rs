@@ -93,7 +93,7 @@ pub(crate) fn q(s: &str) -> String {
 pub(crate) fn authorize_v2(emu: &EmulatorHandle, client: &str, scope: &str, extra: &str) -> String {
     format!(
         "{}?client_id={client}&response_type=code&redirect_uri={}&scope={}&state=st4te{extra}",
-        emu.authorize_endpoint(EndpointVersion::V2),
+        emu.info().authorize_endpoint(EndpointVersion::V2),
         q(REPLY),
         q(scope)
     )
@@ -127,7 +127,7 @@ pub(crate) async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra
         ("client_secret", SECRET),
     ];
     form.extend_from_slice(extra);
-    post(&emu.token_endpoint(EndpointVersion::V2), &form).await
+    post(&emu.info().token_endpoint(EndpointVersion::V2), &form).await
 }
 
 /// The v1 authorization code flow of `client` for `resource` (`extra` appended to the authorize
@@ -135,7 +135,7 @@ pub(crate) async fn redeem(emu: &EmulatorHandle, client: &str, code: &str, extra
 pub(crate) async fn v1_code_flow(emu: &EmulatorHandle, client: &str, resource: &str, extra: &str) -> (u16, Value) {
     let url = format!(
         "{}?response_type=code&resource={}&client_id={client}&redirect_uri={}{extra}",
-        emu.authorize_endpoint(EndpointVersion::V1),
+        emu.info().authorize_endpoint(EndpointVersion::V1),
         q(resource),
         q(REPLY)
     );
@@ -149,7 +149,7 @@ pub(crate) async fn v1_code_flow(emu: &EmulatorHandle, client: &str, resource: &
         ("resource", resource),
         ("client_secret", SECRET),
     ];
-    post(&emu.token_endpoint(EndpointVersion::V1), &form).await
+    post(&emu.info().token_endpoint(EndpointVersion::V1), &form).await
 }
 
 pub(crate) fn claims_of(token: &Value) -> serde_json::Map<String, Value> {
@@ -169,7 +169,7 @@ async fn authorization_code_gives_user_tokens_and_single_use_codes() {
     assert!((3600..=5400).contains(&life), "user tokens live 60-90 minutes: {life}");
     // Graph asked by a bare scope name: a v1 token whose aud is Graph's app id.
     let c = claims_of(&b["access_token"]);
-    let user = t.emu.users()[0].clone();
+    let user = t.emu.info().users()[0].clone();
     assert_eq!(c["aud"], "00000003-0000-0000-c000-000000000000");
     assert_eq!(c["ver"], "1.0");
     assert_eq!(c["iss"], format!("https://sts.windows.net/{TENANT}/"));
@@ -215,7 +215,7 @@ async fn authorization_code_gives_user_tokens_and_single_use_codes() {
         ("client_secret", SECRET),
     ];
     let d = assert_entra_error(
-        &post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await,
+        &post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await,
         401,
         "invalid_client",
         500112,
@@ -234,11 +234,11 @@ async fn authorization_code_gives_user_tokens_and_single_use_codes() {
         ("refresh_token", rt.as_str()),
         ("client_secret", SECRET),
     ];
-    let (s, r1) = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let (s, r1) = post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_eq!(s, 200, "{r1}");
     assert_eq!(claims_of(&r1["access_token"])["oid"], user.oid.as_str());
     assert!(r1["refresh_token"].is_string() && r1["refresh_token"] != b["refresh_token"]);
-    let (s, _) = post(&t.emu.token_endpoint(EndpointVersion::V2), &form).await;
+    let (s, _) = post(&t.emu.info().token_endpoint(EndpointVersion::V2), &form).await;
     assert_eq!(s, 200, "the old refresh token stays valid");
     let bad = [
         ("grant_type", "refresh_token"),
@@ -246,7 +246,12 @@ async fn authorization_code_gives_user_tokens_and_single_use_codes() {
         ("refresh_token", "1.ARnope"),
         ("client_secret", SECRET),
     ];
-    assert_entra_error(&post(&t.emu.token_endpoint(EndpointVersion::V2), &bad).await, 400, "invalid_grant", 9002313);
+    assert_entra_error(
+        &post(&t.emu.info().token_endpoint(EndpointVersion::V2), &bad).await,
+        400,
+        "invalid_grant",
+        9002313,
+    );
 }
 
 #[tokio::test]
@@ -263,9 +268,9 @@ async fn codes_expire() {
 #[tokio::test]
 async fn office_365_management_setup_runs_end_to_end() {
     let t = tenant_with(|_| {}).await;
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let v1_cc = |assertion: String| {
-        let url = t.emu.token_endpoint(EndpointVersion::V1);
+        let url = t.emu.info().token_endpoint(EndpointVersion::V1);
         async move {
             post(
                 &url,
@@ -280,8 +285,9 @@ async fn office_365_management_setup_runs_end_to_end() {
             .await
         }
     };
-    let assertion =
-        || assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V1), keycred::cert::SignatureAlg::Rs256);
+    let assertion = || {
+        assertion_for(&t.cred, &t.emu.info().token_endpoint(EndpointVersion::V1), keycred::cert::SignatureAlg::Rs256)
+    };
     let (s, b) = v1_cc(assertion()).await;
     assert_eq!(s, 200, "{b}");
     assert!(token_claims(&b).get("roles").is_none(), "no roles before admin consent: {b}");
@@ -314,7 +320,7 @@ async fn office_365_management_setup_runs_end_to_end() {
     let at = claims_of(&b["access_token"]);
     assert_eq!(at["aud"], "https://manage.office.com");
     assert_eq!(at["ver"], "1.0");
-    assert_eq!(at["upn"], t.emu.users()[0].upn.as_str());
+    assert_eq!(at["upn"], t.emu.info().users()[0].upn.as_str());
 
     let (s, b) = v1_cc(assertion()).await;
     assert_eq!(s, 200, "{b}");
@@ -327,7 +333,7 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     // application roles. The code exchange issues a user token with no delegated scope: no
     // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
     let t = tenant_with(|_| {}).await;
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let url = format!(
         "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
         q("https://manage.office.com"),
@@ -348,10 +354,10 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     assert_eq!(s, 200, "{b}");
     let at = claims_of(&b["access_token"]);
     assert!(at.get("scp").is_none(), "no delegated permission, no scp claim: {at:?}");
-    assert_eq!(at["upn"], t.emu.users()[0].upn.as_str(), "a user token still");
+    assert_eq!(at["upn"], t.emu.info().users()[0].upn.as_str(), "a user token still");
     let rt = b["refresh_token"].as_str().unwrap().to_string();
     let v1 = post(
-        &t.emu.token_endpoint(EndpointVersion::V1),
+        &t.emu.info().token_endpoint(EndpointVersion::V1),
         &[
             ("grant_type", "refresh_token"),
             ("client_id", APP_ID),
@@ -366,7 +372,7 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     assert!(c.get("scp").is_none(), "{c:?}");
     assert_eq!(c["aud"], "https://manage.office.com");
     let v2 = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &[
             ("grant_type", "refresh_token"),
             ("client_id", APP_ID),
@@ -379,7 +385,7 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     assert!(claims_of(&v2.1["access_token"]).get("scp").is_none());
     // A resource the code was not for, with nothing consented on it, is still 65001.
     let other = post(
-        &t.emu.token_endpoint(EndpointVersion::V1),
+        &t.emu.info().token_endpoint(EndpointVersion::V1),
         &[
             ("grant_type", "refresh_token"),
             ("client_id", APP_ID),
@@ -395,9 +401,10 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
 #[tokio::test]
 async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
     let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
-    let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
+    let a =
+        assertion_for(&t.cred, &t.emu.info().token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
     let (s, b) = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a),
     )
     .await;
@@ -410,7 +417,7 @@ async fn consented_flag_and_admin_consent_endpoint_grant_the_roles() {
     // The v2 admin-consent endpoint answers as Entra does, and refuses /common.
     let url = format!(
         "{}?client_id={CLIENT2}&redirect_uri={}&scope={}&state=xyz",
-        t.emu.admin_consent_endpoint(),
+        t.emu.info().admin_consent_endpoint(),
         q(REPLY),
         q("api://keycred-mid/.default")
     );
@@ -428,7 +435,7 @@ async fn the_older_admin_consent_endpoint_works_at_common() {
     // The consent document's own example: `/common/adminconsent?client_id=...`. The administrator
     // signs in and the tenant is theirs: the redirect names the emulator's tenant id.
     let t = tenant_with(|_| {}).await;
-    let v2 = t.emu.admin_consent_endpoint();
+    let v2 = t.emu.info().admin_consent_endpoint();
     let legacy = v2.replace(&format!("/{TENANT}/v2.0/adminconsent"), "/common/adminconsent");
     assert!(legacy.ends_with("/common/adminconsent"), "{legacy}");
     let (s, p, body) = get(&format!("{legacy}?client_id={APP_ID}&redirect_uri={}&state=abc", q(REPLY))).await;
@@ -438,9 +445,10 @@ async fn the_older_admin_consent_endpoint_works_at_common() {
     assert_eq!(p["state"], "abc");
     assert!(p["_location"].starts_with(REPLY), "{p:?}");
     // Consent happened: the app's application permission is in its tokens now.
-    let a = assertion_for(&t.cred, &t.emu.token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
+    let a =
+        assertion_for(&t.cred, &t.emu.info().token_endpoint(EndpointVersion::V2), keycred::cert::SignatureAlg::Rs256);
     let (s, b) = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &client_credentials_form(APP_ID, "https://manage.office.com/.default", &a),
     )
     .await;
@@ -461,7 +469,7 @@ async fn the_older_admin_consent_endpoint_works_at_common() {
 async fn grants_the_emulator_does_not_serve_get_70003_naming_those_it_serves() {
     let t = tenant_with(|_| {}).await;
     let got = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &[
             ("grant_type", "password"),
             ("client_id", APP_ID),
@@ -488,7 +496,7 @@ async fn grants_the_emulator_does_not_serve_get_70003_naming_those_it_serves() {
 #[tokio::test]
 async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_redirects() {
     let t = tenant_with(|c| c.auto_consent = false).await;
-    let base = t.emu.authorize_endpoint(EndpointVersion::V2);
+    let base = t.emu.info().authorize_endpoint(EndpointVersion::V2);
     let cases = [
         (format!("{base}?response_type=code&scope=openid&redirect_uri={}", q(REPLY)), "AADSTS900144"),
         (
@@ -521,7 +529,7 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
     assert!(html.contains("value=\"accept\"") && html.contains("value=\"cancel\""), "{html}");
     assert!(!html.to_ascii_lowercase().contains("<script"), "no script");
     assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
-    assert!(html.contains(&t.emu.users()[0].upn), "the user to sign in as");
+    assert!(html.contains(&t.emu.info().users()[0].upn), "the user to sign in as");
     // Cancel: access_denied with 65004 and the state, to the reply URL.
     let token = form_token(&html);
     let form = [
@@ -558,7 +566,7 @@ async fn untrustworthy_reply_urls_are_shown_on_the_emulators_page_and_cancel_red
 #[tokio::test]
 async fn cancel_on_the_v2_admin_consent_endpoint_redirects_65004_with_admin_consent_and_without_the_tenant() {
     let t = tenant_with(|c| c.auto_consent = false).await;
-    let url = t.emu.admin_consent_endpoint();
+    let url = t.emu.info().admin_consent_endpoint();
     let scope = "https://manage.office.com/.default";
     let (s, _, html) =
         get(&format!("{url}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1", q(REPLY), q(scope))).await;
@@ -600,7 +608,7 @@ pub(crate) async fn user_token_for_mid(t: &Tenant) -> String {
 
 pub(crate) async fn obo(t: &Tenant, client: &str, assertion: &str, scope: &str) -> (u16, Value) {
     post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("client_id", client),
@@ -617,7 +625,7 @@ pub(crate) async fn obo(t: &Tenant, client: &str, assertion: &str, scope: &str) 
 async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
     let t = tenant_with(|c| c.consented = vec![APP_ID.into()]).await;
     let incoming = user_token_for_mid(&t).await;
-    let user = t.emu.users()[0].clone();
+    let user = t.emu.info().users()[0].clone();
     // The web API exchanges it for Graph (consented by the administrator).
     let (s, b) = obo(&t, APP_ID, &incoming, "https://graph.microsoft.com/User.Read").await;
     assert_eq!(s, 200, "{b}");
@@ -642,7 +650,7 @@ async fn on_behalf_of_exchanges_user_tokens_only_for_the_right_audience() {
     assert!(d.contains(&format!("'{MID_URI}'")), "{d}");
     // An app-only token: 7000114.
     let cc = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &[
             ("grant_type", "client_credentials"),
             ("client_id", CLIENT2),
@@ -703,7 +711,7 @@ async fn on_behalf_of_refuses_an_expired_user_token_with_500133() {
 #[tokio::test]
 async fn token_answers_carry_entras_headers_times_and_correlation() {
     let t = tenant_with(|c| c.domains = vec!["contoso.example".into()]).await;
-    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let url = t.emu.info().token_endpoint(EndpointVersion::V2);
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", APP_ID),
@@ -742,33 +750,33 @@ async fn token_answers_carry_entras_headers_times_and_correlation() {
 
     // A GET on a token endpoint: 400 AADSTS900561 as JSON, on both endpoints.
     for v in [EndpointVersion::V1, EndpointVersion::V2] {
-        let r = client().get(t.emu.token_endpoint(v)).send().await.unwrap();
+        let r = client().get(t.emu.info().token_endpoint(v)).send().await.unwrap();
         let got = (r.status().as_u16(), r.json::<Value>().await.unwrap());
         assert_entra_error(&got, 400, "invalid_request", 900561);
     }
 
     // The tenant by its domains, and the v1 discovery document.
-    for name in [t.emu.domains()[0].clone(), "contoso.example".to_string()] {
+    for name in [t.emu.info().domains()[0].clone(), "contoso.example".to_string()] {
         assert!(name == "contoso.example" || name.ends_with(".onmicrosoft.com"), "{name}");
-        let (s, b) = post(&format!("{}/{name}/oauth2/v2.0/token", t.emu.base_url()), &form).await;
+        let (s, b) = post(&format!("{}/{name}/oauth2/v2.0/token", t.emu.info().base_url()), &form).await;
         assert_eq!(s, 200, "{name}: {b}");
         assert_eq!(token_claims(&b)["tid"], TENANT);
     }
     let d: Value = client()
-        .get(format!("{}/{TENANT}/.well-known/openid-configuration", t.emu.base_url()))
+        .get(format!("{}/{TENANT}/.well-known/openid-configuration", t.emu.info().base_url()))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(d["jwks_uri"], format!("{}/common/discovery/keys", t.emu.base_url()));
+    assert_eq!(d["jwks_uri"], format!("{}/common/discovery/keys", t.emu.info().base_url()));
     assert_eq!(d["scopes_supported"], json!(["openid"]));
     assert_eq!(d["issuer"], format!("https://sts.windows.net/{TENANT}/"));
 
     // Client credentials at /common and /organizations name no tenant: 50059.
     for t2 in ["common", "organizations"] {
-        let got = post(&format!("{}/{t2}/oauth2/v2.0/token", t.emu.base_url()), &form).await;
+        let got = post(&format!("{}/{t2}/oauth2/v2.0/token", t.emu.info().base_url()), &form).await;
         assert_entra_error(&got, 400, "invalid_request", 50059);
     }
 }
@@ -776,7 +784,7 @@ async fn token_answers_carry_entras_headers_times_and_correlation() {
 #[tokio::test]
 async fn assertion_audience_comes_from_the_configured_base_url_not_the_host_header() {
     let t = tenant_with(|_| {}).await;
-    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let url = t.emu.info().token_endpoint(EndpointVersion::V2);
     let path = url::Url::parse(&url).unwrap().path().to_string();
     let addr = url::Url::parse(&url).unwrap().socket_addrs(|| None).unwrap()[0];
     // A raw request, so that the Host header is exactly what an attacker sends.
@@ -831,7 +839,7 @@ async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
     let client2 = t.dir.path("client2.json");
     std::fs::remove_file(&client2).unwrap();
     mkfifo(&client2);
-    let url = t.emu.token_endpoint(EndpointVersion::V2);
+    let url = t.emu.info().token_endpoint(EndpointVersion::V2);
     let c = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(20)).build().unwrap();
     let form = [
         ("grant_type", "client_credentials"),
@@ -849,7 +857,7 @@ async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
         ("scope", "https://graph.microsoft.com/.default"),
     ];
     assert_eq!(c.post(&url).form(&main).send().await.unwrap().status().as_u16(), 200);
-    assert_eq!(c.get(t.emu.jwks_uri()).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(t.emu.info().jwks_uri()).send().await.unwrap().status().as_u16(), 200);
     // At start, a FIFO is refused as input, naming it.
     let mut cfg = emulator_config(vec![t.main.clone(), client2.clone()], vec![]);
     cfg.log = false;
@@ -876,9 +884,9 @@ async fn apps_dir_sees_apps_added_and_removed_without_restart() {
     cfg.apps_dir = Some(apps.clone());
     cfg.secret = Some(SecretString::new(SECRET));
     let emu = start(cfg).await.unwrap();
-    assert_eq!(emu.apps().iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(emu.info().apps().iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
     let token = |id: String| {
-        let url = emu.token_endpoint(EndpointVersion::V2);
+        let url = emu.info().token_endpoint(EndpointVersion::V2);
         async move {
             post(
                 &url,
@@ -991,7 +999,7 @@ async fn threat_protection_roles_are_not_windows_defender_atp_roles() {
     cfg.consented = vec![MTP_APP.into(), WDATP_APP.into()];
     let emu = start(cfg).await.unwrap();
     let token = |app: &'static str, resource: &'static str| {
-        let url = emu.token_endpoint(EndpointVersion::V2);
+        let url = emu.info().token_endpoint(EndpointVersion::V2);
         async move {
             let scope = format!("{resource}/.default");
             let (s, b) = post(
@@ -1031,7 +1039,7 @@ async fn graph_me_with_a_user_token_is_not_served_and_says_so() {
     let (s, b) = redeem(&t.emu, APP_ID, &code, &[]).await;
     assert_eq!(s, 200, "{b}");
     let user_token = b["access_token"].as_str().unwrap().to_string();
-    let me = format!("{}/v1.0/me", t.emu.base_url());
+    let me = format!("{}/v1.0/me", t.emu.info().base_url());
     let r = no_redirects().get(&me).bearer_auth(&user_token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 501);
     let e: Value = r.json().await.unwrap();
@@ -1042,7 +1050,7 @@ async fn graph_me_with_a_user_token_is_not_served_and_says_so() {
         "{m}"
     );
     let (s, b) = post(
-        &t.emu.token_endpoint(EndpointVersion::V2),
+        &t.emu.info().token_endpoint(EndpointVersion::V2),
         &[
             ("grant_type", "client_credentials"),
             ("client_id", APP_ID),

@@ -208,7 +208,7 @@ async fn roles_come_from_admin_consent_of_required_resource_access() {
     // An administrator consents through the admin-consent endpoint: now the roles are there.
     let url = format!(
         "{}?client_id={APP_ID}&redirect_uri={}&scope={}&state=s1",
-        f.emu.admin_consent_endpoint(),
+        f.emu.info().admin_consent_endpoint(),
         "http%3A%2F%2Flocalhost%2Fcallback",
         "api%3A%2F%2Fkeycred-v2-api%2F.default"
     );
@@ -311,7 +311,7 @@ async fn token_verifies_against_the_jwks_and_openssl() {
     let token = b["access_token"].as_str().unwrap().to_string();
     let t = dangerous::decode(&token).unwrap();
 
-    let jwks: Value = client().get(f.emu.jwks_uri()).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = client().get(f.emu.info().jwks_uri()).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "RSA");
     assert_eq!(key["kid"], t.header["kid"]);
@@ -324,7 +324,7 @@ async fn token_verifies_against_the_jwks_and_openssl() {
     let cert = Certificate::from_der(&der, "x5c").unwrap();
     assert!(t.verify(SignatureAlg::Rs256, cert.rsa_public_key().unwrap()), "x5c key verifies");
     assert_eq!(key["x5t"], cert.x5t());
-    assert_eq!(cert.rsa_public_key().unwrap(), f.emu.jwks_public_key());
+    assert_eq!(cert.rsa_public_key().unwrap(), f.emu.info().jwks_public_key());
 
     // openssl, independently: the modulus matches and the signature verifies.
     let dir = TempDir::new("emu-test");
@@ -352,7 +352,7 @@ async fn token_verifies_against_the_jwks_and_openssl() {
 #[tokio::test]
 async fn discovery_documents_point_at_the_emulator() {
     let f = fixture().await;
-    let base = f.emu.base_url().to_string();
+    let base = f.emu.info().base_url().to_string();
     let c = client();
     let v2: Value = c
         .get(format!("{base}/{TENANT}/v2.0/.well-known/openid-configuration"))
@@ -363,7 +363,7 @@ async fn discovery_documents_point_at_the_emulator() {
         .await
         .unwrap();
     assert_eq!(v2["token_endpoint"], f.v2());
-    assert_eq!(v2["jwks_uri"], f.emu.jwks_uri());
+    assert_eq!(v2["jwks_uri"], f.emu.info().jwks_uri());
     assert_eq!(v2["issuer"], format!("https://login.microsoftonline.com/{TENANT}/v2.0"));
     assert_eq!(
         v2["token_endpoint_auth_methods_supported"],
@@ -417,8 +417,8 @@ async fn removing_the_credential_on_disk_fails_the_next_request_with_700027() {
 #[tokio::test]
 async fn tls_serves_https_trusted_through_the_ca_file() {
     let f = fixture_with(|c| c.tls = true).await;
-    assert!(f.emu.base_url().starts_with("https://127.0.0.1:"));
-    let ca_path = f.emu.ca_file().unwrap().to_path_buf();
+    assert!(f.emu.info().base_url().starts_with("https://127.0.0.1:"));
+    let ca_path = f.emu.info().ca_file().unwrap().to_path_buf();
     let ca = std::fs::read(&ca_path).unwrap();
     assert!(String::from_utf8_lossy(&ca).starts_with("-----BEGIN CERTIFICATE-----"));
     let http = reqwest::Client::builder()
@@ -435,7 +435,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
     let b: Value = r.json().await.unwrap();
     assert!(b["access_token"].is_string());
     // "localhost" is in the certificate too, and the audience follows the Host used.
-    let port = f.emu.base_url().rsplit(':').next().unwrap().to_string();
+    let port = f.emu.info().base_url().rsplit(':').next().unwrap().to_string();
     let url = format!("https://localhost:{port}/{TENANT}/oauth2/v2.0/token");
     let a = f.assertion(&url);
     let form = [form[0], form[1], form[2], form[3], ("client_assertion", a.as_str())];
@@ -443,7 +443,7 @@ async fn tls_serves_https_trusted_through_the_ca_file() {
     assert_eq!(r.status().as_u16(), 200);
     // Without the CA the server is not trusted.
     let plain = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).no_proxy().build().unwrap();
-    assert!(plain.get(f.emu.jwks_uri()).send().await.is_err());
+    assert!(plain.get(f.emu.info().jwks_uri()).send().await.is_err());
     let emu = f.emu;
     emu.shutdown().await;
     assert!(!ca_path.exists(), "the temporary CA file is removed at shutdown");
@@ -458,7 +458,7 @@ fn blocking_emulator_serves_sync_callers() {
     let mut cfg = keycred::emulator::EmulatorConfig::new(vec![manifest]);
     cfg.log = false;
     let emu = keycred::emulator::start_blocking(cfg).unwrap();
-    let url = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+    let url = emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
     let a = assertion_for(&cred, &url, SignatureAlg::Rs256);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (s, b) = rt.block_on(post(&url, &client_credentials_form(APP_ID, "https://graph.microsoft.com/.default", &a)));

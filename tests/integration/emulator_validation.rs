@@ -223,7 +223,7 @@ async fn unknown_app_is_700016() {
 #[tokio::test]
 async fn unknown_tenant_is_90002_and_malformed_tenant_is_900023() {
     let f = fixture().await;
-    let base = f.emu.base_url().to_string();
+    let base = f.emu.info().base_url().to_string();
     let form = [("grant_type", "client_credentials"), ("client_id", APP_ID), ("scope", "api://x/.default")];
     for t in ["00000000-1111-2222-3333-444444444444", "contoso.onmicrosoft.com"] {
         let got = post(&format!("{base}/{t}/oauth2/v2.0/token"), &form).await;

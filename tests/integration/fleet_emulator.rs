@@ -11,7 +11,7 @@ use std::path::Path;
 const GRAPH: &str = "https://graph.microsoft.com";
 
 fn fleet(g: &Generated, cmd: &str, extra: &[&str]) -> std::process::Output {
-    let base = g.emu.base_url().to_string();
+    let base = g.emu.info().base_url().to_string();
     let mut args: Vec<&str> = vec![
         "fleet",
         cmd,
@@ -175,7 +175,7 @@ fn rotation_then_retirement_of_a_generated_tenant_leaves_nothing_expiring_and_ev
 
 /// Each new certificate gets a token from the emulator, checked here with `keycred token`.
 fn signs_in_with_new_certificates(g: &Generated, out_dir: &str, apps: &std::collections::BTreeSet<String>) {
-    let base = g.emu.base_url().to_string();
+    let base = g.emu.info().base_url().to_string();
     for app in apps {
         let dir = Path::new(out_dir).join(app);
         let pem = std::fs::read_dir(&dir)
@@ -219,7 +219,7 @@ fn unused_lists_every_credential_but_those_signed_in_within_the_duration() {
         .unwrap();
     let bundle = g.out.join(used["bundle"].as_str().unwrap());
     let cred = keycred::cert::load_credential(&bundle, None, None).unwrap();
-    let url = format!("{}/{TENANT}/oauth2/v2.0/token", g.emu.base_url());
+    let url = format!("{}/{TENANT}/oauth2/v2.0/token", g.emu.info().base_url());
     let assertion = signed_assertion(&cred, used["appId"].as_str().unwrap(), &url, keycred::cert::SignatureAlg::Rs256);
     let app = used["appId"].as_str().unwrap();
     let (status, _) = tokio::runtime::Runtime::new()

@@ -78,7 +78,7 @@ fn az_key_credential(cert: &keycred::cert::Certificate) -> Value {
 async fn collection_lookups_answer_as_az_expects() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let base = f.emu.base_url();
+    let base = f.emu.info().base_url();
     let url = format!("{base}/v1.0/applications?$filter=appId%20eq%20%27{APP_ID}%27");
     let (s, ct, b) = call(Method::GET, &url, Some(&token), None).await;
     assert_eq!(s, 200, "{b}");
@@ -100,7 +100,7 @@ async fn collection_lookups_answer_as_az_expects() {
 #[tokio::test]
 async fn graph_under_the_emulators_own_url() {
     let f = az_fixture().await;
-    let base = f.emu.base_url().to_string();
+    let base = f.emu.info().base_url().to_string();
     for resource in [format!("{base}/"), base.clone()] {
         let form = [
             ("grant_type", "client_credentials"),
@@ -133,7 +133,8 @@ async fn application_objects_are_complete() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
     let (s, _, b) =
-        call(Method::GET, &format!("{}/v1.0/applications/{OBJECT_ID}", f.emu.base_url()), Some(&token), None).await;
+        call(Method::GET, &format!("{}/v1.0/applications/{OBJECT_ID}", f.emu.info().base_url()), Some(&token), None)
+            .await;
     assert_eq!(s, 200, "{b}");
     for p in [
         "id",
@@ -188,13 +189,13 @@ async fn legacy_manifests_are_shown_in_graphs_shape() {
     std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let emu =
         start(emulator_config(vec![path], vec![(GRAPH.into(), vec!["Application.Read.All".into()])])).await.unwrap();
-    let v2 = emu.token_endpoint(EndpointVersion::V2);
+    let v2 = emu.info().token_endpoint(EndpointVersion::V2);
     let a = assertion_for(&cred, &v2, keycred::cert::SignatureAlg::Rs256);
     let (_, t) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
     let token = t["access_token"].as_str().unwrap();
     let url = format!(
         "{}/v1.0/applications(appId='{APP_ID}')?$select=id,identifierUris,keyCredentials,passwordCredentials",
-        emu.base_url()
+        emu.info().base_url()
     );
     let (s, _, b) = call(Method::GET, &url, Some(token), None).await;
     assert_eq!(s, 200, "{b}");
@@ -220,7 +221,7 @@ async fn legacy_manifests_are_shown_in_graphs_shape() {
 async fn patch_bodies_as_az_sends_them() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let base = f.emu.base_url().to_string();
+    let base = f.emu.info().base_url().to_string();
     let url = format!("{base}/v1.0/applications/{OBJECT_ID}");
     let before: Value = serde_json::from_slice(&std::fs::read(&f.manifest).unwrap()).unwrap();
     let old = before["keyCredentials"][0].clone();
@@ -288,7 +289,7 @@ async fn secret_token(endpoint: &str, secret: &str) -> (u16, Value) {
 async fn passwords_are_added_once_and_removed() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let base = f.emu.base_url().to_string();
+    let base = f.emu.info().base_url().to_string();
     // A year from now, not a fixed date: the test must not start failing on some future day.
     let end = keycred::dates::format(keycred::dates::now() + time::Duration::days(365));
     let body = json!({"passwordCredential": {"displayName": null, "endDateTime": end,
@@ -327,7 +328,7 @@ async fn passwords_are_added_once_and_removed() {
     let again = start(emulator_config(vec![f.manifest.clone(), other], vec![(API.into(), vec!["Data.Read".into()])]))
         .await
         .unwrap();
-    let v2 = again.token_endpoint(EndpointVersion::V2);
+    let v2 = again.info().token_endpoint(EndpointVersion::V2);
     assert_eq!(secret_token(&v2, &secret).await.0, 200);
     let scope = format!("{API}/.default");
     let foreign = post(
@@ -365,7 +366,7 @@ async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
     use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH};
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.info().base_url());
     let new = credential("added by addKey");
     let body = |aud: &str| {
         json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": pem_body(&new.cert)},
@@ -392,7 +393,7 @@ async fn add_key_keeps_a_supplied_custom_key_identifier() {
     use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH};
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.info().base_url());
     let new = credential("added with an identifier");
     let cki = "cm90YXRpb24tMjAyNi0xMg==";
     let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64(),
@@ -413,7 +414,7 @@ async fn add_key_keeps_a_supplied_custom_key_identifier() {
 async fn graph_shaped_errors_everywhere() {
     let f = az_fixture().await;
     let token = token_for(&f, GRAPH).await;
-    let base = f.emu.base_url();
+    let base = f.emu.info().base_url();
     // (method, URL, bearer token, status, Graph error code, message)
     type Case<'a> = (Method, String, Option<&'a str>, u16, &'a str, Option<&'a str>);
     let cases: Vec<Case> = vec![

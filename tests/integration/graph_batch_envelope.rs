@@ -23,7 +23,7 @@ async fn graph_with_notes(notes_len: usize) -> (TempDir, EmulatorHandle, String)
     let emu = start(emulator_config(vec![manifest], vec![(GRAPH.into(), vec!["Application.Read.All".into()])]))
         .await
         .unwrap();
-    let v2 = emu.token_endpoint(EndpointVersion::V2);
+    let v2 = emu.info().token_endpoint(EndpointVersion::V2);
     let a = assertion_for(&cred, &v2, keycred::cert::SignatureAlg::Rs256);
     let (s, b) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
     assert_eq!(s, 200, "{b}");
@@ -32,7 +32,7 @@ async fn graph_with_notes(notes_len: usize) -> (TempDir, EmulatorHandle, String)
 
 async fn batch(emu: &EmulatorHandle, token: &str, requests: Vec<Value>) -> Vec<Value> {
     let r = client()
-        .post(format!("{}/v1.0/$batch", emu.base_url()))
+        .post(format!("{}/v1.0/$batch", emu.info().base_url()))
         .bearer_auth(token)
         .json(&json!({ "requests": requests }))
         .send()

@@ -62,7 +62,7 @@ fn graph_token(base: &str, client_id: &str, cred: &LoadedCredential) -> String {
 fn self_rotation_list_add_remove() {
     let app = app(true);
     let emu = emulator(&[&app.manifest], &[], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let out = graph("list", base, APP_ID, &["--cert", &app.a_pem], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let rows = out.json();
@@ -130,7 +130,7 @@ fn self_rotation_list_add_remove() {
 fn rotate_adds_and_verifies_keeping_the_old_certificate_and_removes_only_what_is_named() {
     let app = app(true);
     let emu = emulator(&[&app.manifest], &[], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     std::fs::create_dir(app.dir.path("new")).unwrap();
     // Phase 1 keeps the current certificate: running instances still hold it.
     let out =
@@ -192,7 +192,7 @@ fn header(cred: &LoadedCredential) -> Map<String, Value> {
 fn proofs_are_checked() {
     let app = app(true);
     let emu = emulator(&[&app.manifest], &[], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let token = graph_token(base, APP_ID, &app.a);
     let before = std::fs::read(&app.manifest).unwrap();
     let new = credential("proof test new", 365);
@@ -299,7 +299,7 @@ fn proofs_are_checked() {
 fn patch_keeps_every_other_entry() {
     let app = app(true);
     let emu = emulator(&[&app.manifest], &[(GRAPH, &["Application.ReadWrite.All"])], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let b = credential("patched B", 365);
     write_cred(&app.dir, "b", &b);
     let out = graph(
@@ -339,7 +339,7 @@ fn patch_without_write_role_is_refused_with_3() {
     write_cred(&app.dir, "b", &b);
     let out = graph(
         "add",
-        emu.base_url(),
+        emu.info().base_url(),
         APP_ID,
         &["--cert", &app.a_pem, "--patch", "--policy-unknown-ok", "--new-cert", &app.dir.s("b.cer")],
         &[],
@@ -355,14 +355,14 @@ fn removing_the_last_valid_certificate_needs_force() {
     let app = app(false);
     let emu = emulator(&[&app.manifest], &[], false);
     let before = std::fs::read(&app.manifest).unwrap();
-    let out = graph("remove", emu.base_url(), APP_ID, &["--cert", &app.a_pem, "--key-id", &app.key_ids[0]], &[]);
+    let out = graph("remove", emu.info().base_url(), APP_ID, &["--cert", &app.a_pem, "--key-id", &app.key_ids[0]], &[]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
     // A base64url thumbprint may start with '-': it is a value, not an unknown flag.
     let out = graph(
         "remove",
-        emu.base_url(),
+        emu.info().base_url(),
         APP_ID,
         &["--cert", &app.a_pem, "--thumbprint", "-Ze6vZe-wCQTTnl2_zKJm3Z1ZXw"],
         &[],
@@ -375,7 +375,8 @@ fn removing_the_last_valid_certificate_needs_force() {
     );
     assert_eq!(std::fs::read(&app.manifest).unwrap(), before);
     let thumb = app.a.cert.thumbprint();
-    let out = graph("remove", emu.base_url(), APP_ID, &["--cert", &app.a_pem, "--thumbprint", &thumb, "--force"], &[]);
+    let out =
+        graph("remove", emu.info().base_url(), APP_ID, &["--cert", &app.a_pem, "--thumbprint", &thumb, "--force"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["method"], "removeKey");
     assert_eq!(entries_of(&app.manifest).len(), 0);
@@ -397,7 +398,7 @@ fn no_valid_certificate_left_falls_back_to_patch() {
     let admin_manifest = dir.path("admin.json");
     write_manifest(&admin_manifest, ADMIN_OBJECT_ID, ADMIN_APP_ID, &[entry(&credential("admin", 365).cert)]);
     let emu = emulator(&[&manifest, &admin_manifest], &[(GRAPH, &["Application.ReadWrite.All"])], true);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let out = cli(
         &[
             "token",
@@ -461,7 +462,7 @@ fn get_returns_key_bodies_only_when_key_credentials_are_selected() {
     // Graph: `key` is "returned only on $select for a single object [...]; otherwise, it's always null".
     let app = app(false);
     let emu = emulator(&[&app.manifest], &[], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let token = graph_token(base, APP_ID, &app.a);
     let body_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, app.a.cert.der());
     let get = |query: &str| {
@@ -496,7 +497,7 @@ fn get_returns_key_bodies_only_when_key_credentials_are_selected() {
 fn graph_url_is_a_host_a_trailing_version_is_dropped() {
     let app = app(false);
     let emu = emulator(&[&app.manifest], &[], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let list = |graph_url: &str| {
         let mut args = vec!["graph", "list", "--app-id", APP_ID, "--tenant", TENANT, "--authority", base];
         args.extend(["--graph-url", graph_url, "--cert", &app.a_pem, "-o", "json"]);
@@ -521,7 +522,7 @@ fn remove_takes_exactly_one_of_key_id_and_thumbprint() {
     for extra in [&both[..], &[]] {
         let mut args = vec!["--cert", app.a_pem.as_str(), "--force"];
         args.extend_from_slice(extra);
-        let out = graph("remove", emu.base_url(), APP_ID, &args, &[]);
+        let out = graph("remove", emu.info().base_url(), APP_ID, &args, &[]);
         assert_eq!(out.code, 2, "{out:?}");
         assert!(out.stderr.contains("--key-id") && out.stderr.contains("--thumbprint"), "{}", out.stderr);
     }
@@ -545,7 +546,7 @@ fn entries_that_cannot_verify_do_not_count_as_valid_certificates() {
     let emu = emulator(&[&manifest], &[], false);
     let before = std::fs::read(&manifest).unwrap();
     let key_a = entries[0]["keyId"].as_str().unwrap();
-    let out = graph("remove", emu.base_url(), APP_ID, &["--cert", &a_pem, "--key-id", key_a], &[]);
+    let out = graph("remove", emu.info().base_url(), APP_ID, &["--cert", &a_pem, "--key-id", key_a], &[]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
@@ -560,7 +561,7 @@ fn rotate_refused_by_graph_leaves_no_new_files() {
     std::fs::create_dir(&out_dir).unwrap();
     // PATCH without Application.ReadWrite.*: Graph refuses the registration.
     let args = ["--cert", app.a_pem.as_str(), "--patch", "--name", "c", "--out-dir", out_dir.to_str().unwrap()];
-    let out = graph("rotate", emu.base_url(), APP_ID, &args, &[]);
+    let out = graph("rotate", emu.info().base_url(), APP_ID, &args, &[]);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("the application is unchanged; the new files were removed"), "{}", out.stderr);
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0, "no key or certificate file left");

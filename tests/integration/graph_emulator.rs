@@ -33,7 +33,7 @@ async fn graph_token(f: &Fixture) -> String {
 }
 
 fn app_url(f: &Fixture, tail: &str) -> String {
-    format!("{}/v1.0/applications/{OBJECT_ID}{tail}", f.emu.base_url())
+    format!("{}/v1.0/applications/{OBJECT_ID}{tail}", f.emu.info().base_url())
 }
 
 /// Sends `body` as it is with this Content-Type, `token` as bearer when given.

@@ -13,7 +13,7 @@ const GRAPH: &str = "https://graph.microsoft.com";
 
 async fn graph_fixture() -> (Fixture, String) {
     let f = fixture_with(|c| c.grants.push((GRAPH.into(), vec!["Application.ReadWrite.All".into()]))).await;
-    let v2 = f.emu.token_endpoint(EndpointVersion::V2);
+    let v2 = f.emu.info().token_endpoint(EndpointVersion::V2);
     let (s, b) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &f.assertion(&v2))).await;
     assert_eq!(s, 200, "{b}");
     let token = b["access_token"].as_str().unwrap().to_string();
@@ -49,7 +49,7 @@ async fn call(
 #[tokio::test]
 async fn one_request_id_per_answer_and_the_client_request_id_echoed_or_replaced_by_it() {
     let (f, token) = graph_fixture().await;
-    let url = format!("{}/v1.0/applications/{}", f.emu.base_url(), uuid::Uuid::new_v4());
+    let url = format!("{}/v1.0/applications/{}", f.emu.info().base_url(), uuid::Uuid::new_v4());
     let (s, h, b) = call(Method::GET, &url, &token, None).await;
     assert_eq!((s, b["error"]["code"].as_str()), (404, Some("Request_ResourceNotFound")), "{b}");
     let inner = &b["error"]["innerError"];
@@ -68,7 +68,7 @@ async fn one_request_id_per_answer_and_the_client_request_id_echoed_or_replaced_
     assert_eq!(inner["request-id"], h["request-id"].to_str().unwrap());
     assert_ne!(inner["request-id"], mine.as_str());
     // A success carries its request-id too.
-    let (s, h, _) = call(Method::GET, &format!("{}/v1.0/applications", f.emu.base_url()), &token, None).await;
+    let (s, h, _) = call(Method::GET, &format!("{}/v1.0/applications", f.emu.info().base_url()), &token, None).await;
     assert_eq!(s, 200);
     assert!(uuid::Uuid::parse_str(h["request-id"].to_str().unwrap()).is_ok());
 }
@@ -81,7 +81,7 @@ async fn one_request_id_per_answer_and_the_client_request_id_echoed_or_replaced_
 #[tokio::test]
 async fn an_object_id_that_is_not_a_guid_is_400_invalid_object_identifier() {
     let (f, token) = graph_fixture().await;
-    let base = format!("{}/v1.0", f.emu.base_url());
+    let base = format!("{}/v1.0", f.emu.info().base_url());
     for (method, url) in [
         (Method::GET, format!("{base}/applications/not-a-guid")),
         (Method::GET, format!("{base}/servicePrincipals/not-a-guid")),

@@ -39,7 +39,7 @@ fn graph_permission_add_and_remove_patch_required_resource_access() {
     let manifest = dir.path("app.json");
     let lines = write_manifest(&manifest, OBJECT_ID, APP_ID, &[entry(&a.cert)]);
     let emu = emulator(&[&manifest], &[(GRAPH, &["Application.ReadWrite.All"])], false);
-    let base = emu.base_url();
+    let base = emu.info().base_url();
 
     let out = permission("add", base, &pem, &["--api", "office365", "--role", "ActivityFeed.Read"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -75,7 +75,7 @@ fn graph_permission_add_without_a_write_permission_is_refused_and_changes_nothin
     write_manifest(&manifest, OBJECT_ID, APP_ID, &[entry(&a.cert)]);
     let emu = emulator(&[&manifest], &[], false);
     let before = std::fs::read(&manifest).unwrap();
-    let out = permission("add", emu.base_url(), &pem, &["--api", "office365", "--role", "ActivityFeed.Read"]);
+    let out = permission("add", emu.info().base_url(), &pem, &["--api", "office365", "--role", "ActivityFeed.Read"]);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("403"), "{}", out.stderr);
     assert_eq!(std::fs::read(&manifest).unwrap(), before);

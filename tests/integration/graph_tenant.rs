@@ -54,14 +54,14 @@ async fn tenant(others: usize, roles: &[&str], throttle: Option<f64>) -> Tenant 
 
 impl Tenant {
     async fn token(&self) -> String {
-        let v2 = self.emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+        let v2 = self.emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
         let a = assertion_for(&self.caller, &v2, keycred::cert::SignatureAlg::Rs256);
         let (s, b) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
         assert_eq!(s, 200, "{b}");
         b["access_token"].as_str().unwrap().to_string()
     }
     fn url(&self, tail: &str) -> String {
-        format!("{}/v1.0/{tail}", self.emu.base_url())
+        format!("{}/v1.0/{tail}", self.emu.info().base_url())
     }
 }
 
@@ -106,7 +106,7 @@ fn app_ids(pages: &[Value]) -> Vec<String> {
 async fn applications_page_with_top_and_next_link_and_select_trims_each_entity() {
     let t = tenant(250, &["Application.Read.All"], None).await;
     let token = t.token().await;
-    let base = t.emu.base_url();
+    let base = t.emu.info().base_url();
     let all = pages(&t.url("applications?$select=id,appId,displayName&$top=100"), &token).await;
     let sizes: Vec<usize> = all.iter().map(|p| p["value"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, vec![100, 100, 51]);
@@ -307,12 +307,12 @@ async fn service_principals_carry_their_own_saml_credentials() {
     });
     std::fs::write(&m, v.to_string()).unwrap();
     let emu = start(emulator_config(vec![m], vec![(GRAPH.into(), vec!["Application.Read.All".into()])])).await.unwrap();
-    let v2 = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+    let v2 = emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
     let a = assertion_for(&caller, &v2, keycred::cert::SignatureAlg::Rs256);
     let (_, tok) = post(&v2, &client_credentials_form(APP_ID, &format!("{GRAPH}/.default"), &a)).await;
     let oid = token_claims(&tok)["oid"].as_str().unwrap().to_string();
     let token = tok["access_token"].as_str().unwrap();
-    let base = emu.base_url();
+    let base = emu.info().base_url();
     let (s, _, b) = get(&format!("{base}/v1.0/servicePrincipals?$filter=appId%20eq%20'{APP_ID}'&$select=id,appId,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint"), Some(token)).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["@odata.context"], format!("{base}/v1.0/$metadata#servicePrincipals(id,appId,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint)"));
@@ -372,7 +372,7 @@ fn a_generated_tenant_is_served_and_its_automation_app_signs_in() {
             None,
         )
         .unwrap();
-        let v2 = emu.token_endpoint(keycred::emulator::EndpointVersion::V2);
+        let v2 = emu.info().token_endpoint(keycred::emulator::EndpointVersion::V2);
         let a = keycred::jwt::client_assertion(
             &bundle,
             &keycred::jwt::AssertionParams {
@@ -388,7 +388,10 @@ fn a_generated_tenant_is_served_and_its_automation_app_signs_in() {
         assert_eq!(s, 200, "{tok}");
         let token = tok["access_token"].as_str().unwrap();
         let all = pages(
-            &format!("{}/v1.0/applications?$top=25&$select=appId,keyCredentials,passwordCredentials", emu.base_url()),
+            &format!(
+                "{}/v1.0/applications?$top=25&$select=appId,keyCredentials,passwordCredentials",
+                emu.info().base_url()
+            ),
             token,
         )
         .await;
@@ -530,4 +533,36 @@ async fn batch_runs_each_request_as_if_sent_alone() {
     let (s, b) =
         send(Method::POST, &url, &token, &json!({"requests": [get("a", "/x".into()), get("a", "/y".into())]})).await;
     assert_eq!(s, 400, "{b}");
+}
+
+/// The generator's summary counts the SAML certificates of service principals with the rest,
+/// and says so: `fleet audit` lists them only with `--include-service-principals`.
+#[test]
+fn the_generated_tenants_summary_says_which_credentials_are_on_service_principals() {
+    let dir = TempDir::new("graph-gen-sp");
+    let out = dir.path("tenant");
+    let o = keycred_command(&["emulate", "--generate-tenant", "30", "--out", &out.display().to_string()], &[])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let truth = std::fs::read_to_string(out.join("ground-truth.jsonl")).unwrap();
+    let on_sps = truth.lines().filter(|l| l.contains("\"servicePrincipal\":true")).count();
+    assert!(on_sps >= 1, "{truth}");
+    let verb = if on_sps == 1 { "is" } else { "are" };
+    assert!(
+        text.contains(&format!(
+            "; {on_sps} {verb} on service principals, which `keycred fleet audit` lists with --include-service-principals"
+        )),
+        "{text}"
+    );
+    let json_out = dir.path("tenant-json");
+    let o = keycred_command(
+        &["emulate", "--generate-tenant", "30", "--out", &json_out.display().to_string(), "-o", "json"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["servicePrincipalCredentials"], on_sps);
 }

@@ -64,7 +64,7 @@ async fn add_key_proofs_need_numeric_dates() {
     assert_eq!(s, 200, "{b}");
     let token = b["access_token"].as_str().unwrap().to_string();
     let new = credential("rotated in");
-    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.base_url());
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.info().base_url());
     let proof = |exp: Value| {
         let now = jwt::now_secs();
         let claims = json!({"aud": PROOF_AUD_AAD_GRAPH, "iss": OBJECT_ID, "nbf": now, "exp": exp});
@@ -114,7 +114,7 @@ async fn unusable_entries_do_not_verify_assertions() {
 }
 
 fn connect(f: &Fixture) -> std::net::TcpStream {
-    let url = url::Url::parse(f.emu.base_url()).unwrap();
+    let url = url::Url::parse(f.emu.info().base_url()).unwrap();
     let s = std::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).unwrap();
     // Bounds the test, far above the emulator's 1 s read timeout set below.
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();

@@ -18,7 +18,7 @@ fn entra_and_graph_refusals_carry_their_codes() {
     let manifest = dir.path("app.json");
     write_manifest(&manifest, OBJECT_ID, APP_ID, &[entry(&registered.cert)]);
     let emu = emulator(&[&manifest], &[(API, &["Data.Read"])], false);
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let stranger = write_cred(&dir, "stranger", &credential("not registered", 365));
 
     // Entra: a certificate the app does not hold is AADSTS700027.

@@ -6,7 +6,8 @@
 //! unless its first line is a comment starting `# not run by the README test` (a real tenant or
 //! the source tree is needed). A command `keycred emulate ... &` starts the emulator in the
 //! background, as the shell would; in the commands after it `http://127.0.0.1:PORT` and
-//! `TENANT` stand for the base URL and the tenant it printed, as the README says.
+//! `TENANT` stand for the base URL and the tenant it printed, as the README says. One that
+//! redirects its own output (`> FILE &`, the scripting pattern) runs exactly as written.
 
 use crate::common::{openssl_fingerprint_hex, TempDir};
 use std::path::Path;
@@ -70,6 +71,11 @@ fn readme_examples_run_in_order_against_the_emulator() {
         script.push_str(&format!("echo '== README.md block at line {line}' >&2\n"));
         for cmd in commands(&block) {
             let trimmed = cmd.trim();
+            if trimmed.starts_with("keycred emulate ") && trimmed.ends_with('&') && trimmed.contains('>') {
+                // The README's own wait (a FIFO read): as written, its pid kept for the cleanup.
+                script.push_str(&format!("{trimmed}\nREADME_PIDS=\"$README_PIDS $!\"\n"));
+                continue;
+            }
             if trimmed.starts_with("keycred emulate ") && trimmed.ends_with('&') {
                 // In the background, as the shell would; its first line (-o json) gives the
                 // base URL and the tenant the README calls http://127.0.0.1:PORT and TENANT.
@@ -95,9 +101,10 @@ fn readme_examples_run_in_order_against_the_emulator() {
             script.push('\n');
         }
     }
-    // The second emulator serves the tenant `fleet` works on; the third, the API permissions
-    // setups (Office 365 Management API, Threat Protection).
-    assert!(ran >= 3 && emulators == 3, "ran {ran} blocks with {emulators} emulators");
+    // The quick start's, the emulator section's, the one `fleet` works on, and the API
+    // permissions setups' (Office 365 Management API, Threat Protection); the commands after
+    // each use it.
+    assert!(ran >= 4 && emulators == 4, "ran {ran} blocks with {emulators} emulators");
     let mut c = Command::new("sh");
     c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
     c.env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()));
@@ -116,6 +123,7 @@ fn readme_examples_run_in_order_against_the_emulator() {
     );
     // What the examples made: the certificates, the manifest holding them, the rotations' new ones.
     for f in [
+        "quickstart.pem",
         "my-daemon.pem",
         "my-daemon-pfx.pfx",
         "my-daemon-next.pem",

@@ -64,10 +64,20 @@ impl Setup {
         cli(&args, &[])
     }
     fn verify_args(&self) -> Vec<String> {
-        ["--verify", "--client-id", APP_ID, "--tenant", TENANT, "--authority", self.emu.base_url(), "--scope", API]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "--verify",
+            "--client-id",
+            APP_ID,
+            "--tenant",
+            TENANT,
+            "--authority",
+            self.emu.info().base_url(),
+            "--scope",
+            API,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
     fn text(&self) -> String {
         std::fs::read_to_string(&self.manifest).unwrap()
@@ -102,7 +112,7 @@ fn remove_expired_with_verify_keeps_valid_and_null_body_entries() {
     let j = out.json();
     let new_thumb = openssl_sha1(&st.dir.path("new/next.cer"));
     assert_eq!(j["thumbprint"], new_thumb);
-    assert_eq!(j["verifiedWith"], format!("{}/{TENANT}/oauth2/v2.0/token", st.emu.base_url()));
+    assert_eq!(j["verifiedWith"], format!("{}/{TENANT}/oauth2/v2.0/token", st.emu.info().base_url()));
     let removed = j["removed"].as_array().unwrap();
     assert_eq!(removed.len(), 1, "{j}");
     assert_eq!(removed[0]["keyId"], st.key_ids[0]);
@@ -118,8 +128,8 @@ fn remove_expired_with_verify_keeps_valid_and_null_body_entries() {
     assert_eq!(entries[1]["key"], Value::Null);
     // The new certificate gets a token from the emulator; so does the old valid one.
     let new_cred = keycred::cert::load_credential(&st.dir.path("new/next.pem"), None, None).unwrap();
-    assert_eq!(token_with(st.emu.base_url(), APP_ID, &new_cred, API).0, 200);
-    assert_eq!(token_with(st.emu.base_url(), APP_ID, &st.valid, API).0, 200);
+    assert_eq!(token_with(st.emu.info().base_url(), APP_ID, &new_cred, API).0, 200);
+    assert_eq!(token_with(st.emu.info().base_url(), APP_ID, &st.valid, API).0, 200);
 }
 
 #[test]
@@ -137,7 +147,7 @@ fn remove_named_entry() {
     assert!(text.contains(&st.lines[0]) && text.contains(&st.lines[2]), "{text}");
     assert!(!text.contains(&st.lines[1]), "{text}");
     // The removed certificate is now refused.
-    let (status, body) = token_with(st.emu.base_url(), APP_ID, &st.valid, API);
+    let (status, body) = token_with(st.emu.info().base_url(), APP_ID, &st.valid, API);
     assert_eq!(status, 401);
     assert_eq!(body["error_codes"][0], 700027);
 }
@@ -180,7 +190,7 @@ fn keep_old_removes_nothing() {
 fn failing_verify_leaves_manifest_byte_identical() {
     let st = setup();
     let before = std::fs::read(&st.manifest).unwrap();
-    let base = st.emu.base_url().to_string();
+    let base = st.emu.info().base_url().to_string();
     // (client, target option, target): a client the app is not, an unknown scope, an unknown v1 resource.
     let attempts = [
         (ADMIN_APP_ID, "--scope", API),
@@ -234,7 +244,8 @@ fn bad_input_generates_and_writes_nothing() {
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(st.new_files(), Vec::<String>::new());
     // --verify without a target.
-    let out = st.rotate(&["--verify", "--client-id", APP_ID, "--tenant", TENANT, "--authority", st.emu.base_url()]);
+    let out =
+        st.rotate(&["--verify", "--client-id", APP_ID, "--tenant", TENANT, "--authority", st.emu.info().base_url()]);
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(st.new_files(), Vec::<String>::new());
     assert_eq!(std::fs::read(&st.manifest).unwrap(), before);

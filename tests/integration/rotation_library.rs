@@ -29,7 +29,7 @@ fn a_failed_verification_keeps_the_aadsts_code_and_puts_the_manifest_back() {
     let new = Arc::new(credential("new", 365));
     let client = TokenClient::new(ClientOptions::default()).unwrap();
     let request = TokenRequest {
-        authority: Authority::parse(emu.base_url()).unwrap(),
+        authority: Authority::parse(emu.info().base_url()).unwrap(),
         tenant: TENANT.parse().unwrap(),
         client_id: APP_ID.parse().unwrap(),
         version: EndpointVersion::V2,

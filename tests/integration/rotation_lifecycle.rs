@@ -92,7 +92,7 @@ impl Tenant {
 
     /// Runs `keycred fleet CMD` as the automation app; returns its JSON report.
     fn fleet(&self, cmd: &str, extra: &[&str]) -> Value {
-        let base = self.emu.base_url().to_string();
+        let base = self.emu.info().base_url().to_string();
         let mut args: Vec<&str> = vec!["fleet", cmd, "--tenant", TENANT, "--authority", &base, "--graph-url", &base];
         args.extend_from_slice(&["--client-id", &self.automation, "--cert", &self.bundle, "-o", "json"]);
         args.extend_from_slice(extra);
@@ -145,7 +145,7 @@ impl Fleet {
                 new_key_id: Mutex::new(None),
             });
             let cred = Arc::new(load_credential(&bundle, None, None).unwrap());
-            let job = Job { i: i.clone(), tokens: tokens.clone(), base: t.emu.base_url().to_string(), cred };
+            let job = Job { i: i.clone(), tokens: tokens.clone(), base: t.emu.info().base_url().to_string(), cred };
             rt.spawn(job.run(handover.to_path_buf(), stop.clone()));
             instances.push(i);
         }

@@ -108,7 +108,7 @@ fn the_deploy_hook_gets_the_new_credentials_values_and_retiring_needs_evidence()
 fn a_manifest_is_retired_on_sign_ins_once_the_app_switched_and_the_old_key_is_quiet() {
     let a = app();
     let emu = emulator(&[&a.manifest], &[(GRAPH, &["AuditLog.Read.All"])], false);
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     assert_eq!(token_with(&base, APP_ID, &a.old, GRAPH).0, 200, "the old key in use");
     let verify =
         ["--verify", "--tenant", TENANT, "--authority", &base, "--scope", "https://graph.microsoft.com/.default"];
@@ -148,7 +148,7 @@ fn a_manifest_is_retired_on_sign_ins_once_the_app_switched_and_the_old_key_is_qu
 fn graph_retire_removes_the_old_certificate_once_the_report_shows_it_unused() {
     let a = app();
     let emu = emulator(&[&a.manifest], &[(GRAPH, &["AuditLog.Read.All"])], false);
-    let base = emu.base_url().to_string();
+    let base = emu.info().base_url().to_string();
     let old_pem = a.dir.s("old.pem");
     let common = ["--app-id", APP_ID, "--tenant", TENANT, "--authority", &base, "--graph-url", &base, "-o", "json"];
     let graph = |sub: &str, extra: &[&str]| {

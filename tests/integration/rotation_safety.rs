@@ -119,7 +119,7 @@ fn a_failed_verification_puts_back_the_files_force_replaced() {
             "--tenant",
             TENANT,
             "--authority",
-            emu.base_url(),
+            emu.info().base_url(),
             "--scope",
             API,
         ],

@@ -95,12 +95,22 @@ fn consent_url_build_and_parse() {
          &prompt=admin_consent"
     );
     let o = keycred(
-        &["consent-url", "--parse", "https://app.example/cb?tenant=t-9&admin_consent=True&state=xyz", "-o", "json"],
+        &[
+            "consent-url",
+            "--parse",
+            "https://app.example/cb?tenant=9188040d-6c67-4c5b-b112-36a304b66dad&admin_consent=True&state=xyz",
+            "-o",
+            "json",
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v, serde_json::json!({"tenant": "t-9", "adminConsent": true, "state": "xyz", "hasCode": false}));
+    assert_eq!(
+        v,
+        serde_json::json!({"tenant": "9188040d-6c67-4c5b-b112-36a304b66dad", "adminConsent": true, "state": "xyz",
+                           "stateChecked": false, "hasCode": false, "code": null})
+    );
     let o = keycred(
         &[
             "consent-url",

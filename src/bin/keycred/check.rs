@@ -4,6 +4,7 @@ use super::common::{AlgArgs, HttpArgs};
 use super::output::out_line;
 use super::{CredArgs, Ctx, TenantArgs};
 use keycred::check::{self, CheckOptions, Outcome};
+use keycred::token::Registration;
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -51,7 +52,11 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         expect_roles: a.expect_roles.clone(),
         alg: a.alg.get(),
     };
-    let client = a.http.client()?;
+    let registration = match &a.manifest {
+        Some(m) => Registration::Manifest(m.display().to_string()),
+        None => Registration::Unknown,
+    };
+    let client = a.http.client()?.with_registration(registration);
     let report = check::run(&opts, &client);
     print_report(ctx, &report);
     Ok(report.exit_code)

@@ -3,10 +3,10 @@
 //! Prints where it listens (and, with `--tls`, the CA file to trust), then serves; the library
 //! ([`keycred::emulator`]) does the work.
 
-use super::output::{out_line, print_pairs};
+use super::output::{count, out_line, print_pairs};
 use super::Ctx;
 use keycred::emulator::{self, EmulatorConfig, EmulatorHandle, EndpointVersion};
-use keycred::{Error, Result};
+use keycred::{fsio, Error, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -65,6 +65,10 @@ pub struct Args {
     /// Allow listening on a non-loopback address (anyone who reaches it gets tokens)
     #[arg(long)]
     pub allow_remote: bool,
+    /// Once the port is bound, write what `-o json` prints (base URL, tenant, endpoints) to this
+    /// file, for scripts that wait for it; refused if it exists, removed when the emulator stops
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -73,6 +77,11 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         return generate(n, out, args.with_keys, ctx);
     }
     let cfg = config_of(args)?;
+    if let Some(f) = &args.ready_file {
+        fsio::ensure_absent([f.as_path()]).map_err(|e| {
+            e.with_hint("remove it (an emulator that was killed leaves it behind) or choose another --ready-file")
+        })?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,14 +89,19 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     rt.block_on(async {
         let stop = StopSignals::register()?;
         let h = emulator::start(cfg).await?;
+        // The port is bound: the ready file first, then stdout, so that a script reading
+        // either can connect at once.
+        let doc = announcement(&h);
+        let ready = ReadyFile::write(args.ready_file.as_deref(), &doc)?;
         if ctx.json() {
-            print_json(&h);
+            out_line(&doc.to_string());
         } else {
             print_text(&h);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");
         }
         stop.wait().await;
         h.shutdown().await;
+        drop(ready);
         Ok(keycred::error::exit::OK)
     })
 }
@@ -123,59 +137,79 @@ fn config_of(args: &Args) -> Result<EmulatorConfig> {
     Ok(cfg)
 }
 
-/// Prints the running emulator's endpoints, users and apps as one JSON line, so that a script
+/// The ready file: written once the port is bound, removed when the emulator stops (dropped).
+struct ReadyFile(Option<PathBuf>);
+
+impl ReadyFile {
+    fn write(path: Option<&std::path::Path>, doc: &serde_json::Value) -> Result<ReadyFile> {
+        let Some(path) = path else { return Ok(ReadyFile(None)) };
+        fsio::atomic_write(path, format!("{doc}\n").as_bytes(), Some(0o644))?;
+        Ok(ReadyFile(Some(path.to_path_buf())))
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The running emulator's endpoints, users and apps as one JSON object: the first line on
+/// stdout with `-o json` (flushed once the port is bound) and the ready file, so that a script
 /// can read it while the emulator keeps running.
-fn print_json(h: &EmulatorHandle) {
+fn announcement(h: &EmulatorHandle) -> serde_json::Value {
     let apps: Vec<serde_json::Value> =
-        h.apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
+        h.info().apps().iter().map(|(id, name)| serde_json::json!({"appId": id, "displayName": name})).collect();
     let users: Vec<serde_json::Value> = h
+        .info()
         .users()
         .iter()
         .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
         .collect();
-    let v = serde_json::json!({
-        "baseUrl": h.base_url(),
-        "tenant": h.tenant(),
-        "domains": h.domains(),
-        "tokenEndpointV1": h.token_endpoint(EndpointVersion::V1),
-        "tokenEndpointV2": h.token_endpoint(EndpointVersion::V2),
-        "authorizeEndpointV1": h.authorize_endpoint(EndpointVersion::V1),
-        "authorizeEndpointV2": h.authorize_endpoint(EndpointVersion::V2),
-        "adminConsentEndpoint": h.admin_consent_endpoint(),
-        "jwksUri": h.jwks_uri(),
-        "graphUrl": h.graph_url(),
-        "caFile": h.ca_file().map(|p| p.display().to_string()),
+    serde_json::json!({
+        "baseUrl": h.info().base_url(),
+        "tenant": h.info().tenant(),
+        "domains": h.info().domains(),
+        "tokenEndpointV1": h.info().token_endpoint(EndpointVersion::V1),
+        "tokenEndpointV2": h.info().token_endpoint(EndpointVersion::V2),
+        "authorizeEndpointV1": h.info().authorize_endpoint(EndpointVersion::V1),
+        "authorizeEndpointV2": h.info().authorize_endpoint(EndpointVersion::V2),
+        "adminConsentEndpoint": h.info().admin_consent_endpoint(),
+        "jwksUri": h.info().jwks_uri(),
+        "graphUrl": h.info().graph_url(),
+        "caFile": h.info().ca_file().map(|p| p.display().to_string()),
         "apps": apps,
         "users": users,
-    });
-    out_line(&v.to_string());
+    })
 }
 
 /// Prints the running emulator's endpoints, users and (the first) apps as name/value lines.
 fn print_text(h: &EmulatorHandle) {
     let mut pairs = vec![
-        ("baseUrl", h.base_url().to_string()),
-        ("tenant", h.tenant().to_string()),
-        ("domains", h.domains().join(", ")),
-        ("tokenEndpointV1", h.token_endpoint(EndpointVersion::V1)),
-        ("tokenEndpointV2", h.token_endpoint(EndpointVersion::V2)),
-        ("authorizeEndpoint", h.authorize_endpoint(EndpointVersion::V2)),
-        ("adminConsentEndpoint", h.admin_consent_endpoint()),
-        ("jwksUri", h.jwks_uri()),
-        ("graphUrl", h.graph_url().to_string()),
+        ("baseUrl", h.info().base_url().to_string()),
+        ("tenant", h.info().tenant().to_string()),
+        ("domains", h.info().domains().join(", ")),
+        ("tokenEndpointV1", h.info().token_endpoint(EndpointVersion::V1)),
+        ("tokenEndpointV2", h.info().token_endpoint(EndpointVersion::V2)),
+        ("authorizeEndpoint", h.info().authorize_endpoint(EndpointVersion::V2)),
+        ("adminConsentEndpoint", h.info().admin_consent_endpoint()),
+        ("jwksUri", h.info().jwks_uri()),
+        ("graphUrl", h.info().graph_url().to_string()),
     ];
-    if let Some(ca) = h.ca_file() {
+    if let Some(ca) = h.info().ca_file() {
         pairs.push(("caFile", ca.display().to_string()));
     }
-    let users: Vec<String> = h.users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
+    let users: Vec<String> = h.info().users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
     pairs.push(("users", users.join(", ")));
     // Thousands of apps with --apps-dir: name the first ones, count the rest.
     const SHOWN: usize = 20;
-    for (id, name) in h.apps().iter().take(SHOWN) {
+    for (id, name) in h.info().apps().iter().take(SHOWN) {
         pairs.push(("app", format!("{id}  {name}")));
     }
-    if h.apps().len() > SHOWN {
-        pairs.push(("app", format!("... and {} more", h.apps().len() - SHOWN)));
+    if h.info().apps().len() > SHOWN {
+        pairs.push(("app", format!("... and {} more", h.info().apps().len() - SHOWN)));
     }
     print_pairs(&pairs);
 }
@@ -191,17 +225,25 @@ fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Resu
             "automationBundle": s.automation_bundle.display().to_string(),
             "groundTruth": s.ground_truth.display().to_string(),
             "credentials": s.by_status,
+            "servicePrincipalCredentials": s.on_service_principals,
         });
         out_line(&v.to_string());
     } else {
         let counts: Vec<String> = s.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let on_sps = match s.on_service_principals {
+            0 => String::new(),
+            n => format!(
+                "; {} on service principals, which `keycred fleet audit` lists with --include-service-principals",
+                count(n as u64, "is", "are")
+            ),
+        };
         print_pairs(&[
             ("dir", s.dir.display().to_string()),
             ("apps", s.apps.to_string()),
             ("automationAppId", s.automation_app_id.clone()),
             ("automationBundle", s.automation_bundle.display().to_string()),
             ("groundTruth", s.ground_truth.display().to_string()),
-            ("credentials", counts.join(", ")),
+            ("credentials", format!("{}{on_sps}", counts.join(", "))),
         ]);
     }
     Ok(keycred::error::exit::OK)

@@ -122,9 +122,9 @@ fn run() -> u8 {
         Command::Rotate(a) => rotate::run(a, &ctx),
         Command::Graph(a) => graph::run(a, &ctx),
         Command::Fleet(a) => fleet::run(a, &ctx),
-        Command::Completions { shell } => generated(|out| {
-            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "keycred", out)
-        }),
+        Command::Completions { shell } => {
+            generated(|out| clap_complete::generate(*shell, &mut completion_command(), "keycred", out))
+        }
         Command::ManPage => {
             generated(|out| clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out))
         }
@@ -138,6 +138,20 @@ fn run() -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// The command line as completions offer it: without the hidden subcommands (`man-page`, for
+/// `cargo xtask dist`), which clap_complete would list like the others.
+fn completion_command() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let mut root = clap::Command::new("keycred")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(a) = full.get_about() {
+        root = root.about(a.clone());
+    }
+    root.propagate_version(true)
 }
 
 /// Writes what `write` generates (a completion script, the man page) to stdout; a closed pipe is
@@ -158,6 +172,15 @@ fn usage_error(e: &clap::Error) -> u8 {
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return exit::OK;
+    }
+    if let Some(e) = misplaced_flag(e) {
+        Ctx::new(if wants_json(std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned())) {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Text
+        })
+        .print_error(&e);
+        return exit::INPUT;
     }
     // clap quotes the offending argument (and suggests `-- VALUE`): a private key or token
     // pasted in the wrong place would be printed whole. Such values are masked.
@@ -183,6 +206,22 @@ fn usage_error(e: &clap::Error) -> u8 {
         eprint!("{}", redact(&e.render().to_string(), &secrets));
     }
     exit::INPUT
+}
+
+/// A subcommand that is one of the global flags (`keycred version`): clap would suggest the
+/// subcommand whose name looks closest (`assertion`), while the user wants the flag.
+fn misplaced_flag(e: &clap::Error) -> Option<Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    match e.get(ContextKind::InvalidSubcommand) {
+        Some(ContextValue::String(s)) if s == "version" => Some(
+            Error::input("unrecognized subcommand 'version'")
+                .with_hint("the version is printed by `keycred --version`"),
+        ),
+        _ => None,
+    }
 }
 
 /// Shown instead of an argument that looks like a key or token.

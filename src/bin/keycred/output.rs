@@ -16,7 +16,9 @@ pub enum OutputFormat {
     Text,
     /// One JSON document on stdout, stable field names.
     Json,
-    /// Comma-separated values with a header line (`fleet audit` only), for spreadsheets.
+    /// Comma-separated values with a header line, for spreadsheets: `fleet audit` only, so it is
+    /// listed in that command's help alone.
+    #[value(hide = true)]
     Csv,
 }
 
@@ -207,6 +209,11 @@ pub fn json_safe(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `n` with the noun agreeing with it: `1 certificate`, `2 certificates`.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// Aligned `name: value` lines, names and values escaped (see [`printable`]).
 pub fn print_pairs(pairs: &[(&str, String)]) {
     let pairs: Vec<(String, String)> =
@@ -350,7 +357,14 @@ pub fn print_retire(ctx: &Ctx, r: &RetireReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{json_safe, printable};
+    use super::{count, json_safe, printable};
+
+    #[test]
+    fn counted_nouns_agree_with_their_number() {
+        assert_eq!(count(1, "file", "files"), "1 file");
+        assert_eq!(count(0, "file", "files"), "0 files");
+        assert_eq!(count(2, "secret", "secrets"), "2 secrets");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -11,7 +11,7 @@ use keycred::manifest::{EntryOptions, Manifest};
 use keycred::rotate::evidence::Evidence;
 use keycred::rotate::{self, ManifestRotation, Verification};
 use keycred::secret;
-use keycred::token::TokenClient;
+use keycred::token::{Registration, TokenClient};
 use keycred::{Error, Result};
 use std::path::PathBuf;
 
@@ -96,7 +96,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     // key is generated or a file written.
     let format = a.format.resolve(&Manifest::load(&a.manifest)?)?;
     rotate::preflight(&a.manifest, Some(format), &policy)?;
-    let client = a.ca.client()?;
+    // A refusal's hint says where the app's certificates live: this manifest.
+    let client = a.ca.client()?.with_registration(Registration::Manifest(a.manifest.display().to_string()));
     let verify = verification(a, &client)?;
     let r = ManifestRotation {
         manifest: a.manifest.clone(),

@@ -39,12 +39,17 @@ pub struct Args {
     /// On-behalf-of: the incoming access token, or `-` to read it from stdin
     #[arg(long, value_name = "TOKEN|-", conflicts_with = "code")]
     pub obo: Option<String>,
-    /// Authorization code to exchange (the Office 365 Management API's setup), or `-` to read it from stdin
-    #[arg(long, value_name = "CODE", requires = "redirect_uri")]
+    /// Authorization code to exchange (the Office 365 Management API's setup): the code, the
+    /// whole URL the browser was redirected to, or `-` to read either from stdin
+    #[arg(long, value_name = "CODE|URL", requires = "redirect_uri")]
     pub code: Option<String>,
     /// Redirect URI the code was issued for
     #[arg(long, value_name = "URI", requires = "code")]
     pub redirect_uri: Option<String>,
+    /// With --code URL: the state the sign-in URL was built with; the redirect must echo it
+    /// (exit 4 otherwise)
+    #[arg(long, requires = "code")]
+    pub state: Option<String>,
     /// Fail (exit 4) unless the token's roles hold ROLE; repeatable
     #[arg(long, value_name = "ROLE")]
     pub expect_role: Vec<String>,
@@ -64,7 +69,9 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             if let Some(w) = keycred::consent::check_redirect_uri(r)? {
                 eprintln!("keycred: warning: {w}");
             }
-            Grant::AuthorizationCode { code: read_arg_or_stdin(c, "--code", 64 * 1024)?, redirect_uri: r.clone() }
+            let given = read_arg_or_stdin(c, "--code", 64 * 1024)?;
+            let code = keycred::consent::authorization_code(&given, r, a.state.as_deref())?;
+            Grant::AuthorizationCode { code, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,
     };

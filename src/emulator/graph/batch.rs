@@ -14,7 +14,7 @@
 //! whole, as Graph puts them, up to [`MAX_ANSWERS`] bytes for the batch; an answer past that
 //! budget is replaced by an inner 500 error saying so, never by an empty success.
 
-use super::{caller, graph_error, json_body, SharedState};
+use super::{caller, graph_error, json_body, GraphError, SharedState};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -155,14 +155,14 @@ pub(super) async fn batch(State(st): SharedState, headers: HeaderMap, body: Byte
         let (st, headers) = (st.clone(), headers.clone());
         tokio::task::spawn_blocking(move || caller(&st, &headers).map(|_| ()))
             .await
-            .unwrap_or_else(|_| Err(Box::new(invalid("The batch could not be read."))))
+            .unwrap_or_else(|_| Err(GraphError::bad_request("The batch could not be read.")))
     };
     if let Err(r) = checked {
-        return *r;
+        return r.into_response();
     }
     let body = match json_body(&headers, &body) {
         Ok(b) => b,
-        Err(r) => return *r,
+        Err(r) => return r.into_response(),
     };
     let requests = match parse(&body) {
         Ok(r) => r,

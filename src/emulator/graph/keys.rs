@@ -1,6 +1,5 @@
 //! Changing an application's credentials: `PATCH` of the whole `keyCredentials` collection,
-//! `addKey`/`removeKey` with a proof of possession (PROTOCOL.md section 7), and
-//! `addPassword`/`removePassword`.
+//! `addKey`/`removeKey` with a proof of possession (PROTOCOL.md section 7).
 //!
 //! What Graph does with a PATCH body is done here too: entries sent back by `keyId` with
 //! `"key": null` (as GET returns them) keep what is registered; a new certificate's base64 may
@@ -10,8 +9,8 @@
 //! certificate's validity; two entries with one `keyId`, or one certificate twice, are refused.
 
 use super::{
-    authenticate, bad_request, edit_app, find_app, forbidden, graph_error, json_body, not_found, objects, passwords,
-    storage_failure, EditError, SharedState, SKEW,
+    authenticate, bad_request, edit_app, find_app, forbidden, json_body, not_found, objects, Answer, EditError,
+    GraphError, SharedState, SKEW,
 };
 use crate::cert::{Certificate, SignatureAlg};
 use crate::emulator::App;
@@ -22,7 +21,7 @@ use crate::{dates, thumbprint};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -231,21 +230,15 @@ fn new_key_credential(
 /// allows it: sending back the existing ones).
 const PATCHABLE: [&str; 3] = ["keyCredentials", "passwordCredentials", "requiredResourceAccess"];
 
-pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let who = match authenticate(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let body = match json_body(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let Some(app) = find_app(&st, &raw) else { return not_found(&raw) };
+pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
+    let who = authenticate(&st, &headers)?;
+    let body = json_body(&headers, &body)?;
+    let Some(app) = find_app(&st, &raw) else { return Err(not_found(&raw)) };
     if !who.can_write(&app) {
-        return forbidden();
+        return Err(forbidden());
     }
     let Some(props) = body.as_object() else {
-        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object.");
+        return Err(GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object."));
     };
     if let Some(p) = props.get("passwordCredentials") {
         let current: Vec<Value> = objects::password_credentials(app.json.get("passwordCredentials"))
@@ -254,43 +247,41 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
             .collect();
         let sent: Vec<Value> = objects::password_credentials(Some(p)).iter().map(|c| c["keyId"].clone()).collect();
         if sent.iter().any(|k| !current.contains(k)) {
-            return graph_error(
+            return Err(GraphError::new(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
                 "New password credentials must be generated using service actions.",
-            );
+            ));
         }
     }
     if let Some(other) = props.keys().find(|k| !k.starts_with('@') && !PATCHABLE.contains(&k.as_str())) {
-        return graph_error(
+        return Err(GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
             format!(
                 "This emulator changes keyCredentials and requiredResourceAccess only; the body also sets '{other}'."
             ),
-        );
+        ));
     }
     let access = props.get("requiredResourceAccess");
     if let Some(Err(why)) = access.map(super::access::check) {
-        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why);
+        return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", why));
     }
     let entries = match props.get("keyCredentials") {
         Some(Value::Array(entries)) => Some(entries),
         Some(_) => {
-            return graph_error(
+            return Err(GraphError::new(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
                 "keyCredentials is not an array; send the whole collection as an array of keyCredential objects.",
-            )
+            ))
         }
         None => None,
     };
     if entries.is_none() && access.is_none() {
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    if let Err(r) = super::policies::check_patch(&st, &app, entries.map(Vec::as_slice).unwrap_or_default()) {
-        return *r;
-    }
+    super::policies::check_patch(&st, &app, entries.map(Vec::as_slice).unwrap_or_default())?;
     let result = edit_app(&st, &app, |m| {
         let mut m = m.clone();
         if let Some(entries) = entries {
@@ -302,10 +293,8 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
         }
         Ok(m)
     });
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => *r,
-    }
+    result?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A refused proof: status, Graph code, message.
@@ -396,14 +385,14 @@ fn authorize_key_change(
     raw: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Arc<App>, Value), Box<Response>> {
+) -> Result<(Arc<App>, Value), GraphError> {
     let who = authenticate(st, headers)?;
     let body = json_body(headers, body)?;
-    let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
+    let app = find_app(st, raw).ok_or_else(|| not_found(raw))?;
     if !who.app_id.eq_ignore_ascii_case(&app.app_id) && !who.can_write(&app) {
-        return Err(Box::new(forbidden()));
+        return Err(forbidden());
     }
-    check_proof(&app, body.get("proof")).map_err(|(status, code, why)| Box::new(graph_error(status, code, why)))?;
+    check_proof(&app, body.get("proof")).map_err(|(status, code, why)| GraphError::new(status, code, why))?;
     Ok((app, body))
 }
 
@@ -423,46 +412,41 @@ fn check_key_kind(kc: &Value) -> Result<(), String> {
 }
 
 /// The `@odata.context` of an action's answer.
-fn action_context(st: &super::AppState, kind: &str) -> String {
+pub(super) fn action_context(st: &super::AppState, kind: &str) -> String {
     format!("{}/v1.0/$metadata#microsoft.graph.{kind}", st.base_url)
 }
 
-pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(checked) => checked,
-        Err(r) => return *r,
-    };
+pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
+    let (app, body) = authorize_key_change(&st, &raw, &headers, &body)?;
     let kc = body.get("keyCredential").cloned().unwrap_or(Value::Null);
     if let Err(why) = check_key_kind(&kc) {
-        return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why);
+        return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", why));
     }
     let Some(der) = kc.get("key").and_then(decode_key) else {
-        return graph_error(
+        return Err(GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
             "keyCredential.key must hold the base64 DER certificate.",
-        );
+        ));
     };
     let cert = match Certificate::from_der(&der, "keyCredential.key")
         .and_then(|c| c.ensure_usable("keyCredential.key", dates::now()).map(|()| c))
     {
         Ok(c) => c,
-        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string()),
+        Err(e) => return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string())),
     };
-    if let Err(r) = super::policies::check_key(&st, &app, cert.not_before(), cert.not_after()) {
-        return *r;
-    }
+    super::policies::check_key(&st, &app, cert.not_before(), cert.not_after())?;
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
     // Graph fills customKeyIdentifier only when it is missing; a supplied one is kept.
     let supplied_cki = match kc.get("customKeyIdentifier") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(v) => {
-            return graph_error(
+            return Err(GraphError::new(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
                 format!("keyCredential.customKeyIdentifier {v} is not a string."),
-            )
+            ))
         }
     };
     let mut added = Map::new();
@@ -487,21 +471,17 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
         added = entry.clone();
         Ok(m.add_entry(entry)?)
     });
-    match result {
-        Ok(()) => {
-            let shown = objects::key_credentials(Some(&json!([added])), false).remove(0);
-            let mut v = Map::new();
-            v.insert("@odata.context".into(), json!(action_context(&st, "keyCredential")));
-            v.extend(shown.as_object().cloned().unwrap_or_default());
-            (StatusCode::OK, Json(Value::Object(v))).into_response()
-        }
-        Err(r) => *r,
-    }
+    result?;
+    let shown = objects::key_credentials(Some(&json!([added])), false).remove(0);
+    let mut v = Map::new();
+    v.insert("@odata.context".into(), json!(action_context(&st, "keyCredential")));
+    v.extend(shown.as_object().cloned().unwrap_or_default());
+    Ok((StatusCode::OK, Json(Value::Object(v))).into_response())
 }
 
 /// The `keyId` of a removeKey or removePassword body.
-fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
-    let refuse = |m: String| Box::new(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", m));
+pub(super) fn key_id_of(body: &Value) -> Result<uuid::Uuid, GraphError> {
+    let refuse = |m: String| GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", m);
     match body.get("keyId") {
         Some(Value::String(k)) => {
             uuid::Uuid::try_parse(k.trim()).map_err(|_| refuse(format!("keyId '{}' is not a GUID.", k.trim())))
@@ -511,15 +491,9 @@ fn key_id_of(body: &Value) -> Result<uuid::Uuid, Box<Response>> {
     }
 }
 
-pub(super) fn remove_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let (app, body) = match authorize_key_change(&st, &raw, &headers, &body) {
-        Ok(checked) => checked,
-        Err(r) => return *r,
-    };
-    let id = match key_id_of(&body) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+pub(super) fn remove_key(State(st): SharedState, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
+    let (app, body) = authorize_key_change(&st, &raw, &headers, &body)?;
+    let id = key_id_of(&body)?;
     let sel = Selector::KeyId(id);
     let result = edit_app(&st, &app, |m| {
         if !m.credentials().iter().any(|c| sel.matches(c)) {
@@ -531,99 +505,6 @@ pub(super) fn remove_key(State(st): SharedState, Path(raw): Path<String>, header
         }
         Ok(m.remove_entries(std::slice::from_ref(&sel))?)
     });
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => *r,
-    }
-}
-
-/// The authenticated writer of `raw` and the action's body (an empty body is `{}`, as Graph
-/// accepts addPassword without one).
-fn authorize_password_change(
-    st: &super::AppState,
-    raw: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Arc<App>, Value), Box<Response>> {
-    let who = authenticate(st, headers)?;
-    let body = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_body(headers, body)? };
-    let app = find_app(st, raw).ok_or_else(|| Box::new(not_found(raw)))?;
-    if !who.can_write(&app) {
-        return Err(Box::new(forbidden()));
-    }
-    Ok((app, body))
-}
-
-pub(super) fn add_password(
-    State(st): SharedState,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
-        Ok(checked) => checked,
-        Err(r) => return *r,
-    };
-    let secret = passwords::new_secret();
-    let entry = match passwords::new_entry(&body, &secret, dates::now()) {
-        Ok(e) => e,
-        Err(why) => return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", why),
-    };
-    if let Err(r) = super::policies::check_password(&st, &app, &entry) {
-        return *r;
-    }
-    let key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
-    let result = edit_app(&st, &app, |m| {
-        // The hash first: a crash before the manifest names the credential leaves an unused hash.
-        passwords::store_hash(&app.path, &key_id, &secret)?;
-        let mut list = passwords::entries(m);
-        list.push(Value::Object(entry.clone()));
-        Ok(m.set_member("passwordCredentials", &Value::Array(list))?)
-    });
-    match result {
-        Ok(()) => {
-            let mut v = Map::new();
-            v.insert("@odata.context".into(), json!(action_context(&st, "passwordCredential")));
-            v.extend(entry);
-            v.insert("secretText".into(), json!(secret));
-            (StatusCode::OK, Json(Value::Object(v))).into_response()
-        }
-        Err(r) => *r,
-    }
-}
-
-pub(super) fn remove_password(
-    State(st): SharedState,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (app, body) = match authorize_password_change(&st, &raw, &headers, &body) {
-        Ok(checked) => checked,
-        Err(r) => return *r,
-    };
-    let id = match key_id_of(&body) {
-        Ok(id) => id.to_string(),
-        Err(r) => return *r,
-    };
-    let result = edit_app(&st, &app, |m| {
-        let list = passwords::entries(m);
-        let same = |c: &Value| c.get("keyId").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(&id));
-        if !list.iter().any(same) {
-            return Err(EditError::Refused(
-                StatusCode::NOT_FOUND,
-                "Request_ResourceNotFound",
-                format!("No password credential with keyId '{id}' exists on this application."),
-            ));
-        }
-        let kept: Vec<Value> = list.into_iter().filter(|c| !same(c)).collect();
-        Ok(m.set_member("passwordCredentials", &Value::Array(kept))?)
-    });
-    match result {
-        Ok(()) => match passwords::drop_hash(&app.path, &id) {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => storage_failure(&st, &app, &e),
-        },
-        Err(r) => *r,
-    }
+    result?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -146,6 +146,8 @@ pub fn application(app: &App, with_bodies: bool, only: Option<&[&str]>) -> Map<S
             "appId" => json!(app.app_id),
             "keyCredentials" => json!(key_credentials(root.get("keyCredentials"), with_bodies)),
             "passwordCredentials" => json!(password_credentials(root.get("passwordCredentials"))),
+            // A legacy manifest's `name` is the application's display name.
+            "displayName" => json!(app.display_name),
             _ => match root.get(name) {
                 // A downloaded manifest holds `null` where Graph has a default collection.
                 Some(Value::Null) | None => application_default(name),
@@ -166,7 +168,7 @@ pub fn service_principal(app: &App, tenant: &str, with_bodies: bool, only: Optio
     if let Some(Value::Array(uris)) = root.get("identifierUris") {
         names.extend(uris.iter().cloned());
     }
-    let display = root.get("displayName").cloned().unwrap_or(Value::Null);
+    let display = json!(app.display_name);
     let mut out = Map::new();
     for &name in SERVICE_PRINCIPAL.properties {
         if only.is_some_and(|o| !o.contains(&name)) {

@@ -8,14 +8,25 @@
 //! The secrets are 40 random characters (about 230 bits), so a plain digest is as strong as a
 //! slow one here. A secret is accepted for its own application only, between its dates.
 
+use super::keys::{action_context, key_id_of};
+use super::{
+    authenticate, edit_app, find_app, forbidden, json_body, not_found, storage_failure, Answer, EditError, GraphError,
+    SharedState,
+};
 use crate::emulator::signins::{KeyKind, UsedCredential};
 use crate::emulator::App;
 use crate::manifest::Manifest;
 use crate::thumbprint::sha256;
 use crate::{dates, Error, Result};
+use axum::body::Bytes;
+use axum::extract::{Path as RoutePath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Where the secret hashes of a manifest live.
@@ -147,6 +158,78 @@ pub fn entries(m: &Manifest) -> Vec<Value> {
         Some(Value::Array(a)) => a.clone(),
         _ => Vec::new(),
     }
+}
+
+/// The authenticated writer of `raw` and the action's body (an empty body is `{}`, as Graph
+/// accepts addPassword without one).
+fn authorize_password_change(
+    st: &super::AppState,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<(Arc<App>, Value), GraphError> {
+    let who = authenticate(st, headers)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_body(headers, body)? };
+    let app = find_app(st, raw).ok_or_else(|| not_found(raw))?;
+    if !who.can_write(&app) {
+        return Err(forbidden());
+    }
+    Ok((app, body))
+}
+
+pub(super) fn add_password(
+    State(st): SharedState,
+    RoutePath(raw): RoutePath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let (app, body) = authorize_password_change(&st, &raw, &headers, &body)?;
+    let secret = new_secret();
+    let entry = match new_entry(&body, &secret, dates::now()) {
+        Ok(e) => e,
+        Err(why) => return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", why)),
+    };
+    super::policies::check_password(&st, &app, &entry)?;
+    let key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
+    let result = edit_app(&st, &app, |m| {
+        // The hash first: a crash before the manifest names the credential leaves an unused hash.
+        store_hash(&app.path, &key_id, &secret)?;
+        let mut list = entries(m);
+        list.push(Value::Object(entry.clone()));
+        Ok(m.set_member("passwordCredentials", &Value::Array(list))?)
+    });
+    result?;
+    let mut v = Map::new();
+    v.insert("@odata.context".into(), json!(action_context(&st, "passwordCredential")));
+    v.extend(entry);
+    v.insert("secretText".into(), json!(secret));
+    Ok((StatusCode::OK, Json(Value::Object(v))).into_response())
+}
+
+pub(super) fn remove_password(
+    State(st): SharedState,
+    RoutePath(raw): RoutePath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let (app, body) = authorize_password_change(&st, &raw, &headers, &body)?;
+    let id = key_id_of(&body)?.to_string();
+    let result = edit_app(&st, &app, |m| {
+        let list = entries(m);
+        let same = |c: &Value| c.get("keyId").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(&id));
+        if !list.iter().any(same) {
+            return Err(EditError::Refused(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("No password credential with keyId '{id}' exists on this application."),
+            ));
+        }
+        let kept: Vec<Value> = list.into_iter().filter(|c| !same(c)).collect();
+        Ok(m.set_member("passwordCredentials", &Value::Array(kept))?)
+    });
+    result?;
+    drop_hash(&app.path, &id).map_err(|e| storage_failure(&st, &app, &e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

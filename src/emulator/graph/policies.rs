@@ -10,13 +10,13 @@
 //! before a restriction's `restrictForAppsCreatedAfterDateTime` (their `createdDateTime`) are
 //! not restricted. Per-app policies and their assignment are not emulated (README says so).
 
-use super::{authenticate, find_app, forbidden, graph_error, not_found, AppState, SharedState};
+use super::{authenticate, find_app, forbidden, not_found, Answer, AppState, GraphError, SharedState};
 use crate::dates;
 use crate::emulator::App;
 use crate::policy::Violation;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -42,8 +42,8 @@ fn created(app: &App) -> Option<OffsetDateTime> {
     app.json.get("createdDateTime").and_then(Value::as_str).and_then(dates::parse_manifest)
 }
 
-fn refuse(v: Violation) -> Box<Response> {
-    Box::new(graph_error(StatusCode::BAD_REQUEST, v.code, v.message))
+fn refuse(v: Violation) -> GraphError {
+    GraphError::new(StatusCode::BAD_REQUEST, v.code, v.message)
 }
 
 /// Refuses (Graph's 400) a certificate from `start` to `end` the tenant policy forbids on `app`.
@@ -52,7 +52,7 @@ pub(super) fn check_key(
     app: &App,
     start: OffsetDateTime,
     end: OffsetDateTime,
-) -> Result<(), Box<Response>> {
+) -> Result<(), GraphError> {
     match st.app_policy.as_ref().and_then(|(_, p)| p.check_key(created(app), start, end)) {
         Some(v) => Err(refuse(v)),
         None => Ok(()),
@@ -62,7 +62,7 @@ pub(super) fn check_key(
 /// Refuses (Graph's 400) a PATCH of `keyCredentials` adding a certificate the tenant policy
 /// forbids on `app`: a new entry (a keyId not registered yet) is checked as addKey is;
 /// registered ones sent back are not.
-pub(super) fn check_patch(st: &AppState, app: &App, entries: &[Value]) -> Result<(), Box<Response>> {
+pub(super) fn check_patch(st: &AppState, app: &App, entries: &[Value]) -> Result<(), GraphError> {
     let registered: Vec<&Value> =
         app.json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
     for e in entries.iter().filter_map(Value::as_object) {
@@ -80,7 +80,7 @@ pub(super) fn check_password(
     st: &AppState,
     app: &App,
     entry: &serde_json::Map<String, Value>,
-) -> Result<(), Box<Response>> {
+) -> Result<(), GraphError> {
     let date = |k: &str| entry.get(k).and_then(Value::as_str).and_then(dates::parse_manifest);
     let start = date("startDateTime").unwrap_or_else(dates::now);
     match st.app_policy.as_ref().and_then(|(_, p)| p.check_password(created(app), start, date("endDateTime"))) {
@@ -90,13 +90,10 @@ pub(super) fn check_password(
 }
 
 /// `GET /v1.0/policies/{name}`: the default policy, or the per-app policies (none here).
-pub(super) fn get_policy(State(st): SharedState, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let who = match authenticate(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub(super) fn get_policy(State(st): SharedState, Path(name): Path<String>, headers: HeaderMap) -> Answer {
+    let who = authenticate(&st, &headers)?;
     if !who.has(POLICY_READ) {
-        return forbidden();
+        return Err(forbidden());
     }
     let base = format!("{}/v1.0/$metadata", st.base_url);
     match name.as_str() {
@@ -105,29 +102,26 @@ pub(super) fn get_policy(State(st): SharedState, Path(name): Path<String>, heade
             if let Some(o) = body.as_object_mut() {
                 o.insert("@odata.context".into(), json!(format!("{base}#policies/defaultAppManagementPolicy/$entity")));
             }
-            (StatusCode::OK, Json(body)).into_response()
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
         "appManagementPolicies" => {
             let body = json!({"@odata.context": format!("{base}#policies/appManagementPolicies"), "value": []});
-            (StatusCode::OK, Json(body)).into_response()
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
-        other => not_found(&format!("policies/{other}")),
+        other => Err(not_found(&format!("policies/{other}"))),
     }
 }
 
 /// `GET /v1.0/applications/{id}/appManagementPolicies`: the policies assigned to the
 /// application (none: per-app assignment is not emulated).
-pub(super) fn get_assigned(st: &AppState, raw: &str, headers: &HeaderMap) -> Response {
-    let who = match authenticate(st, headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub(super) fn get_assigned(st: &AppState, raw: &str, headers: &HeaderMap) -> Answer {
+    let who = authenticate(st, headers)?;
     if !who.has(POLICY_READ) {
-        return forbidden();
+        return Err(forbidden());
     }
     if find_app(st, raw).is_none() {
-        return not_found(raw);
+        return Err(not_found(raw));
     }
     let body = json!({"@odata.context": format!("{}/v1.0/$metadata#appManagementPolicies", st.base_url), "value": []});
-    (StatusCode::OK, Json(body)).into_response()
+    Ok((StatusCode::OK, Json(body)).into_response())
 }

@@ -14,12 +14,11 @@
 //! this report, is answered 501 by the emulator rather than refused as Graph would not.
 
 use super::odata::{self, EntityType, Query};
-use super::{authenticate, graph_error, graph_json, query_error, Caller};
+use super::{authenticate, graph_json, Answer, Caller, GraphError};
 use crate::emulator::signins::Activity;
 use crate::emulator::{AppState, SharedState};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
@@ -86,26 +85,26 @@ fn render(st: &AppState, a: &Activity) -> Map<String, Value> {
 
 /// The caller, when it may read the report: authenticated (401), within its throttle (429),
 /// holding one of [`REPORT_ROLES`] (403).
-fn reader(st: &AppState, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+fn reader(st: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
     let who = authenticate(st, headers)?;
     if !REPORT_ROLES.iter().any(|r| who.roles.iter().any(|have| have == r)) {
-        return Err(Box::new(super::forbidden()));
+        return Err(super::forbidden());
     }
     Ok(who)
 }
 
 /// The query, refusing `$orderby` with a 501: Graph serves it on this report, the emulator does not.
-fn report_query(raw: Option<&str>) -> Result<Query, Box<Response>> {
+fn report_query(raw: Option<&str>) -> Result<Query, GraphError> {
     let asks_orderby = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
         .any(|(k, _)| k.trim_start_matches('$').eq_ignore_ascii_case("orderby"));
     if asks_orderby {
-        return Err(Box::new(graph_error(
+        return Err(GraphError::new(
             StatusCode::NOT_IMPLEMENTED,
             "NotImplemented",
             "keycred's emulator does not serve $orderby on this report; Microsoft Graph does.",
-        )));
+        ));
     }
-    Query::parse(raw, &APP_CREDENTIAL_SIGN_IN_ACTIVITY).map_err(|e| Box::new(query_error(e)))
+    Ok(Query::parse(raw, &APP_CREDENTIAL_SIGN_IN_ACTIVITY)?)
 }
 
 fn context(st: &AppState) -> String {
@@ -113,11 +112,8 @@ fn context(st: &AppState) -> String {
 }
 
 /// `GET /beta/reports/appCredentialSignInActivities`: a page of the report.
-pub(super) fn list(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    let query = match reader(&st, &headers).and_then(|_| report_query(raw.as_deref())) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
+pub(super) fn list(State(st): SharedState, RawQuery(raw): RawQuery, headers: HeaderMap) -> Answer {
+    let query = reader(&st, &headers).and_then(|_| report_query(raw.as_deref()))?;
     // `appId eq` (how the report is read app by app) picks the records before any is rendered.
     let only_app = match &query.filter {
         Some(odata::Filter::Eq("appId", id)) => Some(id.to_ascii_lowercase()),
@@ -148,30 +144,26 @@ pub(super) fn list(State(st): SharedState, RawQuery(raw): RawQuery, headers: Hea
         out.insert("@odata.nextLink".into(), json!(format!("{}{PATH}?{}", st.base_url(), next.finish())));
     }
     out.insert("value".into(), Value::Array(value));
-    graph_json(Value::Object(out))
+    Ok(graph_json(Value::Object(out)))
 }
 
 /// `GET /beta/reports/appCredentialSignInActivities/{id}`: one entity, or Graph's 404.
-pub(super) fn get(State(st): SharedState, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = reader(&st, &headers) {
-        return *r;
-    }
+pub(super) fn get(State(st): SharedState, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    reader(&st, &headers)?;
     let found = st.sign_ins.all().iter().map(|a| render(&st, a)).find(|e| e.get("id") == Some(&json!(id)));
-    match found {
-        Some(e) => {
-            let mut out = Map::new();
-            out.insert("@odata.context".into(), json!(format!("{}/$entity", context(&st))));
-            out.extend(e);
-            graph_json(Value::Object(out))
-        }
-        // Report ids are no directory object ids (base64, not GUIDs): what Graph answers for one
-        // it does not know is undocumented; the emulator says 404, the resource not found.
-        None => graph_error(
+    // Report ids are no directory object ids (base64, not GUIDs): what Graph answers for one it
+    // does not know is undocumented; the emulator says 404, the resource not found.
+    let e = found.ok_or_else(|| {
+        GraphError::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
             format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
-        ),
-    }
+        )
+    })?;
+    let mut out = Map::new();
+    out.insert("@odata.context".into(), json!(format!("{}/$entity", context(&st))));
+    out.extend(e);
+    Ok(graph_json(Value::Object(out)))
 }
 
 #[cfg(test)]

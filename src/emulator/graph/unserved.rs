@@ -9,7 +9,7 @@
 //! The lists below hold only requests Graph's v1.0 reference documents; anything else falls
 //! through to the router.
 
-use super::{authenticate, blocking, graph_error, with_graph_headers};
+use super::{authenticate, blocking, with_graph_headers, Answer, GraphError};
 use crate::emulator::AppState;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -181,26 +181,23 @@ pub(in crate::emulator) async fn layer(State(st): State<Arc<AppState>>, req: Req
     with_graph_headers(&outer, blocking(move || answer(&st, target, &method, &path, &headers))).await
 }
 
-fn answer(st: &AppState, target: Target, method: &Method, path: &str, headers: &axum::http::HeaderMap) -> Response {
-    let who = match authenticate(st, headers) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+fn answer(st: &AppState, target: Target, method: &Method, path: &str, headers: &axum::http::HeaderMap) -> Answer {
+    let who = authenticate(st, headers)?;
     if target == Target::Me && !who.delegated {
-        return graph_error(
+        return Err(GraphError::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "/me request is only valid with delegated authentication flow.",
-        );
+        ));
     }
-    graph_error(
+    Err(GraphError::new(
         StatusCode::NOT_IMPLEMENTED,
         "NotImplemented",
         format!(
             "keycred's emulator does not serve {method} {path}; Microsoft Graph does. The emulator serves the \
              application and service principal requests that credential rotation and audits use."
         ),
-    )
+    ))
 }
 
 #[cfg(test)]

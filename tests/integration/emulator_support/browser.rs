@@ -49,7 +49,7 @@ pub fn enc(s: &str) -> String {
 pub fn authorize_url(emu: &EmulatorHandle, extra: &str) -> String {
     format!(
         "{}?client_id={APP_ID}&response_type=code&redirect_uri={}&scope={}&state=st4te{extra}",
-        emu.authorize_endpoint(EndpointVersion::V2),
+        emu.info().authorize_endpoint(EndpointVersion::V2),
         enc(REPLY),
         enc("openid offline_access User.Read")
     )
@@ -115,5 +115,5 @@ pub async fn redeem(emu: &EmulatorHandle, code: &str, extra: &[(&str, &str)]) ->
         ("client_secret", SECRET),
     ];
     form.extend_from_slice(extra);
-    post(&emu.token_endpoint(EndpointVersion::V2), &form).await
+    post(&emu.info().token_endpoint(EndpointVersion::V2), &form).await
 }

@@ -61,10 +61,10 @@ pub async fn fixture_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Fixture {
 
 impl Fixture {
     pub fn v1(&self) -> String {
-        self.emu.token_endpoint(EndpointVersion::V1)
+        self.emu.info().token_endpoint(EndpointVersion::V1)
     }
     pub fn v2(&self) -> String {
-        self.emu.token_endpoint(EndpointVersion::V2)
+        self.emu.info().token_endpoint(EndpointVersion::V2)
     }
     /// A correct RS256 assertion for `aud`.
     pub fn assertion(&self, aud: &str) -> String {
@@ -170,24 +170,14 @@ impl Drop for EmulateProcess {
 /// Starts `keycred emulate` serving one app (APP_ID, with `api://caller` as identifier URI)
 /// granted `roles` on Microsoft Graph.
 pub fn emulate_process(dir: &TempDir, roles: &str) -> EmulateProcess {
-    use std::io::BufRead;
     let cred = credential("emulate process app");
     let manifest = dir.path("app.json");
     let m = json!({"id": OBJECT_ID, "appId": APP_ID, "displayName": "emulate process app", "identifierUris": ["api://caller"],
                    "signInAudience": "AzureADMyOrg", "keyCredentials": [valid_entry(&cred.cert)]});
     std::fs::write(&manifest, m.to_string()).unwrap();
     let grant = format!("https://graph.microsoft.com={roles}");
-    let mut child = keycred_bare()
-        .args(["-o", "json", "emulate", "--tenant", TENANT, "--grant", &grant, "--manifest"])
-        .arg(&manifest)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: the ready line {line:?}"));
+    let manifest = manifest.display().to_string();
+    let (child, info) = spawn_emulate(&["--tenant", TENANT, "--grant", &grant, "--manifest", &manifest]);
     let s = |k: &str| info[k].as_str().unwrap().to_string();
     EmulateProcess { base: s("baseUrl"), v2: s("tokenEndpointV2"), cred, child }
 }
@@ -200,4 +190,40 @@ impl EmulateProcess {
         assert_eq!(s, 200, "{b}");
         b["access_token"].as_str().unwrap().to_string()
     }
+}
+
+/// Follows a URL once (as a browser would) and returns the `Location` it redirects to.
+pub fn follow_redirect(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = c.get(url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 302, "{url}: {}", r.text().await.unwrap());
+        r.headers()["location"].to_str().unwrap().to_string()
+    })
+}
+
+/// `keycred emulate ARGS -o json` started, with its first line (printed once it listens) parsed.
+pub fn spawn_emulate(args: &[&str]) -> (std::process::Child, Value) {
+    use std::io::BufRead;
+    let mut child = keycred_bare()
+        .args(["-o", "json", "emulate"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: the ready line {line:?}"));
+    (child, info)
+}
+
+/// `keycred emulate ARGS -o json`'s first line, parsed (the emulator is stopped once it is read).
+pub fn emulate_announcement(args: &[&str]) -> Value {
+    let (mut child, info) = spawn_emulate(args);
+    let _ = child.kill();
+    let _ = child.wait();
+    info
 }

@@ -441,6 +441,7 @@ pub fn run_fleet(args: &[String]) -> std::process::Output {
     keycred_command(args, &[("FLEET_GRAPH_TOKEN", GRAPH_TOKEN)]).output().unwrap()
 }
 
+/// stdout parsed as JSON, or a panic showing both streams.
 pub fn stdout_json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -467,6 +468,7 @@ pub fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
     s
 }
 
+/// `fleet rotate` of every app with a certificate ending within 30 days, into `out_dir`.
 pub fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
     [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
         .concat()

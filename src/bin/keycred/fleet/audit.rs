@@ -3,10 +3,11 @@
 //! document that serde writes while the audit runs. A reader that closes stdout ends the audit
 //! at the next row, and the command exits 0, as every command does.
 
+use super::table::Table;
 use super::FailOn;
-use crate::output::{ensure_open, out_line, printable, write_failed, JsonSafe, Stdout};
+use crate::output::{count, ensure_open, out_line, printable, write_failed, JsonSafe, Stdout};
 use crate::{Ctx, OutputFormat};
-use keycred::fleet::audit::{self, CredStatus, Filters, Row, Summary};
+use keycred::fleet::audit::{self, CredStatus, Filters, Kind, Row, Summary};
 use keycred::graph::GraphClient;
 use keycred::{Error, Result};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
@@ -33,9 +34,14 @@ pub(super) fn run_audit(
         pb
     });
     let mut seen = 0u64;
+    let failing_statuses: Vec<CredStatus> = fail_on.iter().map(|f| f.status()).collect();
+    let mut failing = Failing::default();
     let mut audit = |sink: Sink<'_>| {
         rt.block_on(audit::run(g, filters, |r| {
             seen += 1;
+            if failing_statuses.contains(&r.status) {
+                failing.count(r);
+            }
             if let Some(pb) = &spinner {
                 pb.set_message(format!("{seen} credentials, {} throttled waits", g.limiter().throttled_count()));
             }
@@ -60,36 +66,95 @@ pub(super) fn run_audit(
             printable(why)
         );
     }
-    fail_on_check(&summary, fail_on)
+    fail_on_check(&summary, fail_on, &failing)
 }
 
-/// Exit 4 when a reported credential has a status `--fail-on` names.
-fn fail_on_check(summary: &Summary, fail_on: &[FailOn]) -> Result<u8> {
+/// Exit 4 when a reported credential has a status `--fail-on` names, the hint saying what fixes
+/// each kind of credential found.
+fn fail_on_check(summary: &Summary, fail_on: &[FailOn], found: &Failing) -> Result<u8> {
     let failing: Vec<String> = fail_on
         .iter()
-        .map(|f| match f {
-            FailOn::Expiring => CredStatus::Expiring,
-            FailOn::Expired => CredStatus::Expired,
-            FailOn::Unusable => CredStatus::Unusable,
-        })
+        .map(|f| f.status())
         .filter(|s| summary.with_status(*s) > 0)
         .map(|s| format!("{} {}", summary.with_status(s), s.name()))
         .collect();
     if !failing.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", ")))
-            .with_hint("rotate them with `keycred fleet rotate --expiring-within ...`"));
+        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", "))).with_hint(found.hint()));
     }
     Ok(keycred::error::exit::OK)
+}
+
+/// The credentials `--fail-on` matched, by what can be done about them: the hint names what
+/// fixes each kind, and `fleet rotate` only for what it rotates.
+#[derive(Default)]
+struct Failing {
+    /// Applications' certificates ending or ended: `fleet rotate` replaces them.
+    app_certificates: u64,
+    /// Certificates Entra cannot verify with: nothing to rotate, they are to be removed.
+    unusable: u64,
+    /// Client secrets: never rotated by `fleet`.
+    secrets: u64,
+    /// Service principals' certificates (SAML signing): not rotated by `fleet`.
+    sp_certificates: u64,
+}
+
+impl Failing {
+    /// Counts a credential `--fail-on` matched.
+    fn count(&mut self, r: &Row) {
+        let counter = match (r.kind, r.object_type, r.status) {
+            (Kind::Secret, _, _) => &mut self.secrets,
+            (Kind::Certificate, "servicePrincipal", _) => &mut self.sp_certificates,
+            (Kind::Certificate, _, CredStatus::Unusable) => &mut self.unusable,
+            (Kind::Certificate, _, _) => &mut self.app_certificates,
+        };
+        *counter += 1;
+    }
+
+    /// What to do about them, kind by kind.
+    fn hint(&self) -> String {
+        let mut hints = Vec::new();
+        if self.app_certificates > 0 {
+            hints.push(format!(
+                "rotate the {} with `keycred fleet rotate --expiring-within ... --out-dir DIR` (--dry-run first)",
+                count(self.app_certificates, "application certificate", "application certificates")
+            ));
+        }
+        if self.unusable > 0 {
+            hints.push(format!(
+                "remove the {} (the reason column says why Entra cannot use them)",
+                count(self.unusable, "unusable certificate", "unusable certificates")
+            ));
+        }
+        if self.secrets > 0 {
+            hints.push(format!(
+                "`fleet rotate` never rotates secrets ({} here): add a new one (portal, or `az ad app credential \
+                 reset --append`), give it to its consumers, then remove the old one",
+                count(self.secrets, "secret", "secrets")
+            ));
+        }
+        if self.sp_certificates > 0 {
+            hints.push(format!(
+                "{} (SAML signing) renewed in the portal (Enterprise applications, Single sign-on), not by \
+                 `fleet rotate`",
+                match self.sp_certificates {
+                    1 => "the service principal certificate is".to_string(),
+                    n => format!("the {n} service principal certificates are"),
+                }
+            ));
+        }
+        hints.join("; ")
+    }
 }
 
 /// The audit as a table, then a summary line.
 fn text(audit: &mut Audit<'_>, filters: &Filters) -> Result<Summary> {
     let mut first = true;
+    let table = Table::for_stdout();
     let summary = audit(&mut |r| {
         if std::mem::take(&mut first) {
-            out_line(&table_line(TABLE_HEADER));
+            out_line(&table.header());
         }
-        out_line(&table_row(r));
+        out_line(&table.row(r));
         Ok(())
     })?;
     if first {
@@ -189,39 +254,6 @@ impl Serialize for Rows<'_, '_> {
             None => seq.end(),
         }
     }
-}
-
-const TABLE_HEADER: [&str; 11] =
-    ["APP ID", "KIND", "STATUS", "POLICY", "DAYS", "END", "LAST SIGN-IN", "THUMBPRINT", "KEY ID", "NAME", "REASON"];
-
-fn table_line(cols: [&str; 11]) -> String {
-    format!(
-        "{:<36}  {:<11}  {:<13}  {:<13}  {:>5}  {:<20}  {:<20}  {:<40}  {:<36}  {:<24}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9], cols[10]
-    )
-    .trim_end()
-    .to_string()
-}
-
-fn table_row(r: &Row) -> String {
-    // Escaped before padding (and cutting the name), so that an escape cannot push the columns
-    // after it; `out_line` then finds nothing more to escape.
-    let cell = |v: Option<&str>, none: &str| printable(v.unwrap_or(none)).into_owned();
-    let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-    let name: String = cell(r.display_name.as_deref(), "-").chars().take(24).collect();
-    table_line([
-        &cell(Some(&r.app_id), ""),
-        r.kind.name(),
-        r.status.name(),
-        r.policy.map_or("-", |p| p.name()),
-        &days,
-        &cell(r.end.as_deref(), "-"),
-        &cell(r.last_sign_in.as_deref(), "-"),
-        &cell(r.thumbprint.as_deref(), "-"),
-        &cell(r.key_id.as_deref(), "-"),
-        &name,
-        &cell(r.reason.as_deref(), ""),
-    ])
 }
 
 /// A text CSV cell: control characters escaped as in the text output, and a leading `=`, `+`,

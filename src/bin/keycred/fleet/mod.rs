@@ -5,6 +5,7 @@
 
 mod audit;
 mod rotation;
+mod table;
 
 use super::common::GraphAccessArgs;
 use super::{Ctx, OutputFormat};
@@ -12,7 +13,7 @@ use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::fleet::audit::{CredStatus, Filters};
 use keycred::fleet::{app_ids, parse_duration};
 use keycred::graph::GraphClient;
-use keycred::token::{Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{ClientId, Error, Result, TenantId};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,11 +117,25 @@ pub enum FailOn {
     Unusable,
 }
 
+impl FailOn {
+    fn status(self) -> CredStatus {
+        match self {
+            FailOn::Expiring => CredStatus::Expiring,
+            FailOn::Expired => CredStatus::Expired,
+            FailOn::Unusable => CredStatus::Unusable,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Report every credential of the tenant's applications: status, days left, last sign-in,
     /// why unusable
+    #[command(
+        after_help = "Output: a table fitted to the terminal's width (whole values with -o json), -o json, or -o csv \
+                      (comma-separated values for spreadsheets, offered by this command only)."
+    )]
     Audit {
         #[command(flatten)]
         auth: Auth,
@@ -153,8 +168,9 @@ impl Auth {
         TenantId::new(&self.tenant).map_err(|e| e.context("--tenant"))
     }
 
+    /// The token client; the applications `fleet` works on are managed through Graph.
     pub(super) fn tokens(&self) -> Result<TokenClient> {
-        self.access.http.client()
+        Ok(self.access.http.client()?.with_registration(Registration::Graph))
     }
 
     /// The Graph client, with a token got as the automation app (renewed when it expires during

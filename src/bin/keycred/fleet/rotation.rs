@@ -230,6 +230,53 @@ where
     })
 }
 
+/// One application's line: its id and name, what happened, what to deploy (the new
+/// certificate's thumbprint, keyId and bundle), the deploy hook's result, the keyIds removed, and
+/// when retiring becomes possible. A dry run's keyIds are those of the certificates it would
+/// remove: the new certificate's keyId does not exist yet (Graph's entry gets it when the
+/// certificate is added).
+fn outcome_line(o: &Outcome) -> String {
+    let name: String = o.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
+    let head = format!("{}  {name:<24}", o.app_id);
+    let removed = |verb: &str| match o.removed.is_empty() {
+        true => format!("{verb} nothing"),
+        false => format!("{verb} keyId {}", o.removed.join(", ")),
+    };
+    let new = |o: &Outcome| {
+        let mut s = o.thumbprint.as_deref().map(|t| format!("new thumbprint {t}")).unwrap_or_default();
+        if let Some(k) = &o.key_id {
+            s.push_str(&format!(" keyId {k}"));
+        }
+        if let Some(b) = &o.bundle {
+            s.push_str(&format!(" bundle {b}"));
+        }
+        s
+    };
+    let failure = match (o.step, &o.reason) {
+        (Some(step), Some(r)) => format!("at {step}: {r}"),
+        (Some(step), None) => format!("at {step}"),
+        (None, r) => r.clone().unwrap_or_default(),
+    };
+    let after = |o: &Outcome| {
+        let deploy = o.deploy.as_ref().map(|d| format!("  {}", deploy_text(d))).unwrap_or_default();
+        let retire = o.retire_from.as_deref().map(|t| format!("  retire from {t}")).unwrap_or_default();
+        format!("{deploy}{retire}")
+    };
+    let what = match o.result {
+        Result_::Rotated => format!("rotated          {}{}  {}", new(o), after(o), removed("removed")),
+        Result_::AlreadyRotated => format!("already rotated  {}", new(o)),
+        Result_::Planned => format!(
+            "would rotate     new certificate in {} (its keyId is given when it is added), then {}",
+            o.bundle.as_deref().unwrap_or("?"),
+            removed("remove")
+        ),
+        Result_::Interrupted => format!("interrupted      {failure}"),
+        Result_::Failed => format!("FAILED           {failure}"),
+        Result_::Skipped => format!("skipped          {}", o.reason.as_deref().unwrap_or("")),
+    };
+    format!("{head}  {what}").trim_end().to_string()
+}
+
 fn print_rotate(ctx: &Ctx, summary: &Summary) {
     if ctx.json() {
         ctx.print_json(summary);
@@ -239,35 +286,7 @@ fn print_rotate(ctx: &Ctx, summary: &Summary) {
     let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
         summary.apps.iter().partition(|o| o.result == Result_::Skipped);
     for o in acted.into_iter().chain(skipped) {
-        let what = match o.result {
-            Result_::Rotated => "rotated",
-            Result_::AlreadyRotated => "already rotated",
-            Result_::Planned => "would rotate",
-            Result_::Interrupted => "interrupted",
-            Result_::Failed => "FAILED",
-            Result_::Skipped => {
-                out_line(&format!("{}  {:<15}  {}", o.app_id, "skipped", o.reason.as_deref().unwrap_or("")));
-                continue;
-            }
-        };
-        let removed = if o.removed.is_empty() { "-".to_string() } else { o.removed.join(",") };
-        let mut line = format!(
-            "{}  {what:<15}  {}  keyId {}  bundle {}  removes {removed}",
-            o.app_id,
-            o.thumbprint.as_deref().unwrap_or("-"),
-            o.key_id.as_deref().unwrap_or("-"),
-            o.bundle.as_deref().unwrap_or("-")
-        );
-        if let Some(d) = &o.deploy {
-            line.push_str(&format!("  {}", deploy_text(d)));
-        }
-        if let Some(t) = &o.retire_from {
-            line.push_str(&format!("  retire from {t}"));
-        }
-        if let (Some(step), Some(r)) = (o.step, &o.reason) {
-            line.push_str(&format!("  at {step}: {r}"));
-        }
-        out_line(&line);
+        out_line(&outcome_line(o));
     }
     out_line(&format!(
         "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} deployed, {} deploy failed; \

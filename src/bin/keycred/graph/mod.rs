@@ -19,7 +19,7 @@ use keycred::cert::{load_file, LoadedCredential};
 use keycred::graph::policy::{Effective, DEFAULT_DAYS};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
-use keycred::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{ClientAuth, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{dates, fsio, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,7 +205,7 @@ impl Common {
         // Checked first, whichever way the Graph token is obtained.
         let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
         let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
-        let tokens = self.access.http.client()?;
+        let tokens = self.access.http.client()?.with_registration(Registration::Graph);
         let (token, _) = self.access.graph_token(&tokens, cred.clone(), |auth| self.token_request(auth))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -18,17 +18,21 @@
 //! ([`MAX_QUERY`] bytes in all, PKCE challenges as RFC 7636 shapes them) before anything of them
 //! is kept with a code.
 
+mod form;
+mod page;
+
+use form::{check_form_token, check_pkce, request_keys};
+use page::{consent_page, error_page, esc, page};
+
 use super::apps::{AccessKind, Api, App};
 use super::errors::Refusal;
 use super::tenant::{CodeGrant, User};
-use super::token::{is_pkce_value, parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
+use super::token::{parse_form, parse_scope_resources, Asked, OIDC_SCOPES};
 use super::{AppState, SharedState};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -116,60 +120,6 @@ impl From<Refusal> for PageError {
     fn from(e: Refusal) -> Self {
         PageError { status: StatusCode::BAD_REQUEST, code: Some(e.code), text: e.text }
     }
-}
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f2f2f2;margin:0}\
-main{max-width:28rem;margin:3rem auto;background:#fff;padding:2rem;box-shadow:0 2px 6px rgba(0,0,0,.2)}\
-h1{font-size:1.4rem;margin-top:0}ul{padding-left:1.2rem}.muted{color:#666;font-size:.85rem}\
-button{padding:.5rem 1.4rem;margin-right:.5rem;font-size:1rem}button[value=accept]{background:#0067b8;color:#fff;border:0}\
-label{display:block;margin:.3rem 0}code{word-break:break-all}";
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
-         <body><main>{body}<p class=\"muted\">keycred emulator: a local imitation of Microsoft Entra ID sign-in.</p>\
-         </main></body></html>\n",
-        t = esc(title)
-    );
-    let mut r = (status, Html(html)).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
-    // No site may frame a page whose buttons grant consent (clickjacking): the old header for old
-    // browsers, CSP for the rest. The pages load nothing and run no script.
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    r
-}
-
-fn error_page(e: PageError) -> Response {
-    let code = e.code.map(|c| format!("AADSTS{c}: ")).unwrap_or_default();
-    let body = format!(
-        "<h1>Sorry, but we're having trouble signing you in.</h1><p id=\"error\">{}{}</p>",
-        esc(&code),
-        esc(&e.text)
-    );
-    page(e.status, "Sign in error", &body)
 }
 
 /// The checks whose failure makes the reply URL untrustworthy, and so is shown on the page.
@@ -306,97 +256,6 @@ fn error_redirect(p: &Pending, e: &Refusal, extra: &[(&str, String)]) -> Respons
         pairs.push(("state", s.to_string()));
     }
     redirect(p, &pairs)
-}
-
-/// The permissions an admin consent grants: the app's `requiredResourceAccess`, by name.
-fn required_names(st: &AppState, app: &App) -> Vec<String> {
-    app.required
-        .iter()
-        .map(|r| {
-            let api = st.resource(&r.resource_app_id);
-            let name = api.as_ref().and_then(|a| match r.kind {
-                AccessKind::Role => a.role_by_id(&r.id).map(|x| x.value.clone()),
-                AccessKind::Scope => a.scope_by_id(&r.id).map(|x| x.value.clone()),
-            });
-            let res = api.map(|a| a.display_name.clone()).unwrap_or_else(|| r.resource_app_id.clone());
-            let kind = match r.kind {
-                AccessKind::Role => "application permission",
-                AccessKind::Scope => "delegated permission",
-            };
-            format!("{}: {} ({kind})", res, name.unwrap_or_else(|| r.id.clone()))
-        })
-        .collect()
-}
-
-/// The consent page for a checked request.
-fn consent_page(st: &AppState, p: &Pending, ask: Option<&Ask>) -> Response {
-    let mut perms: Vec<String> = Vec::new();
-    if p.admin() {
-        perms.extend(required_names(st, &p.client));
-    }
-    if let Some(a) = ask.filter(|_| !p.kind.is_admin_consent()) {
-        for (api, asked) in a.all() {
-            for s in &asked.scopes {
-                perms.push(format!("{}: {s} (delegated permission)", api.display_name));
-            }
-        }
-        if a.asked.default && !p.admin() {
-            perms.push(format!("{}: the permissions the app is configured for", a.api.display_name));
-        }
-        if a.asked.oidc.iter().any(|o| o == "openid") || p.kind == Kind::AuthorizeV1 {
-            perms.push("Sign you in and read your profile".into());
-        }
-        if a.asked.oidc.iter().any(|o| o == "offline_access") {
-            perms.push("Maintain access to data you have given it access to".into());
-        }
-    }
-    if perms.is_empty() {
-        perms.push("No permissions".into());
-    }
-    let hint = p.param("login_hint");
-    let users: String = st
-        .directory
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            let checked = match hint {
-                Some(h) => h.eq_ignore_ascii_case(&u.upn),
-                None => i == 0,
-            };
-            format!(
-                "<label><input type=\"radio\" name=\"user\" value=\"{}\"{}> {} &lt;{}&gt;</label>",
-                esc(&u.upn),
-                if checked { " checked" } else { "" },
-                esc(&u.name),
-                esc(&u.upn)
-            )
-        })
-        .collect();
-    let hidden: String = {
-        let keys = request_keys(&p.params);
-        let token = form_token(st, &p.tenant, p.kind, &p.params, crate::jwt::now_secs() + FORM_LIFETIME);
-        keys.iter()
-            .map(|k| (k.as_str(), p.params[*k].as_str()))
-            .chain([(FORM_TOKEN, token.as_str())])
-            .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
-            .collect()
-    };
-    let title = if p.admin() { "Permissions requested: accept for your organization" } else { "Permissions requested" };
-    let list: String = perms.iter().map(|x| format!("<li>{}</li>", esc(x))).collect();
-    let body = format!(
-        "<h1>{title}</h1><p><strong id=\"app\">{name}</strong><br><span class=\"muted\">App ID <code>{id}</code></span></p>\
-         <p>This app would like to:</p><ul id=\"permissions\">{list}</ul>\
-         <form method=\"post\" action=\"/{tenant}/{path}\">{hidden}<fieldset><legend>Sign in as</legend>{users}</fieldset>\
-         <p><button type=\"submit\" name=\"decision\" value=\"accept\" id=\"accept\">Accept</button>\
-         <button type=\"submit\" name=\"decision\" value=\"cancel\" id=\"cancel\">Cancel</button></p></form>",
-        title = esc(title),
-        name = esc(p.client.name()),
-        id = esc(&p.client.app_id),
-        tenant = esc(&p.tenant),
-        path = p.kind.path(),
-    );
-    page(StatusCode::OK, title, &body)
 }
 
 /// Accept: consent, then the redirect Entra sends.
@@ -597,81 +456,6 @@ async fn post_kind(st: Arc<AppState>, tenant: String, kind: Kind, body: Bytes) -
     .await
 }
 
-/// The sign-in request's own parameter names, sorted: without the consent form's fields.
-fn request_keys(params: &HashMap<String, String>) -> Vec<&String> {
-    let mut keys: Vec<&String> =
-        params.keys().filter(|k| !matches!(k.as_str(), "user" | "decision" | FORM_TOKEN)).collect();
-    keys.sort();
-    keys
-}
-
-/// The MAC binding a consent form to its page: the emulator's form key over the tenant and
-/// endpoint as addressed, the expiry and the request's parameters (line breaks normalised, as
-/// browsers send form values with CRLF).
-fn form_mac(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&st.form_key).expect("HMAC takes keys of any length");
-    let mut feed = |s: &str| {
-        let s = s.replace("\r\n", "\n").replace('\r', "\n");
-        mac.update(&(s.len() as u64).to_be_bytes());
-        mac.update(s.as_bytes());
-    };
-    feed("keycred consent form");
-    feed(tenant);
-    feed(kind.path());
-    feed(&exp.to_string());
-    for k in request_keys(params) {
-        feed(k);
-        feed(&params[k]);
-    }
-    mac
-}
-
-/// `EXPIRY.MAC` for a consent page's form.
-fn form_token(st: &AppState, tenant: &str, kind: Kind, params: &HashMap<String, String>, exp: i64) -> String {
-    let mac = form_mac(st, tenant, kind, params, exp).finalize().into_bytes();
-    format!("{exp}.{}", crate::thumbprint::b64url(&mac))
-}
-
-/// A consent POST must carry the token of a page this emulator showed for these very
-/// parameters, not yet expired: a form on another site cannot make one (it cannot read the page).
-fn check_form_token(
-    st: &AppState,
-    tenant: &str,
-    kind: Kind,
-    params: &HashMap<String, String>,
-) -> Result<(), PageError> {
-    let refused = || PageError {
-        status: StatusCode::BAD_REQUEST,
-        code: None,
-        text: "This consent was not posted from the consent page this emulator showed for the request (its form \
-               token is missing, altered, or over an hour old), so nothing was granted. Open the sign-in link again."
-            .into(),
-    };
-    let (exp, mac) = params.get(FORM_TOKEN).and_then(|t| t.split_once('.')).ok_or_else(refused)?;
-    let exp: i64 = exp.parse().map_err(|_| refused())?;
-    let mac = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, mac).map_err(|_| refused())?;
-    if exp < crate::jwt::now_secs() {
-        return Err(refused());
-    }
-    form_mac(st, tenant, kind, params, exp).verify_slice(&mac).map_err(|_| refused())
-}
-
-/// RFC 7636 section 4.2: a `code_challenge` is 43 to 128 characters of the unreserved set (an
-/// S256 one is 43); `code_challenge_method` is `S256` or `plain` (the default). Checked before a
-/// code keeps them, with Entra's codes (501491, 50149).
-fn check_pkce(p: &Pending) -> Result<(), Refusal> {
-    if p.kind.is_admin_consent() {
-        return Ok(());
-    }
-    if p.param("code_challenge").is_some_and(|c| !is_pkce_value(c)) {
-        return Err(Refusal::code_challenge_size());
-    }
-    if p.param("code_challenge_method").is_some_and(|m| m != "S256" && m != "plain") {
-        return Err(Refusal::code_challenge_method());
-    }
-    Ok(())
-}
-
 pub(super) async fn authorize_v1(State(st): SharedState, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
     get_kind(st, t, Kind::AuthorizeV1, q).await
 }
@@ -703,14 +487,4 @@ pub(super) async fn decide_admin_consent_legacy(
     body: Bytes,
 ) -> Response {
     post_kind(st, t, Kind::AdminConsentLegacy, body).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_text_is_escaped() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
-    }
 }

@@ -9,8 +9,11 @@
 //! with the roles now present, then rotate: a second certificate is added and verified, the
 //! first removed, and a request signed with the first is shown being refused with AADSTS700027.
 
-use super::output::{ensure_open, out_line};
+mod commands;
+
+use super::output::{count, ensure_open, out_line};
 use super::Ctx;
+use commands::{shell_line, Flow};
 use keycred::authority::{Authority, EndpointVersion};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::{KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
@@ -18,7 +21,7 @@ use keycred::check::{self, CheckOptions};
 use keycred::emulator::{self, EmulatorConfig};
 use keycred::manifest::{self, EntryOptions, Format, Selector};
 use keycred::rotate::{self, RemovePolicy, Verify};
-use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Target, TokenClient, TokenRequest};
+use keycred::token::{entra_code, ClientAuth, ClientOptions, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{dates, jwt, ClientId, Error, Result, TenantId};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -34,8 +37,12 @@ const ROLES: [(&str, &str); 2] = [
     ("ServiceHealth.Read", "e2cea78f-e743-4d8f-a16a-75b629a038ae"),
 ];
 const APP_ID: &str = "3f6c2b1e-8d4a-4e7b-9c1d-2a5e6f7b8c9d";
+/// The demo application's display name.
+const DEMO_NAME: &str = "keycred demo";
 /// The reply URL registered for the consent redirect.
 const REPLY_URL: &str = "https://localhost/keycred-demo";
+/// The `state` of the consent URL.
+const STATE: &str = "keycred-demo";
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
@@ -78,9 +85,10 @@ fn check_keep(d: &Path, force: bool) -> Result<()> {
             demo_files(d).iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
         if !existing.is_empty() {
             return Err(Error::input(format!(
-                "--keep {}: {} already exist(s); nothing was written",
+                "--keep {}: {} already {}; nothing was written",
                 d.display(),
-                existing.join(", ")
+                existing.join(", "),
+                if existing.len() == 1 { "exists" } else { "exist" }
             ))
             .with_hint("pass --force to replace them, or give --keep another directory"));
         }
@@ -103,8 +111,20 @@ impl Out<'_> {
             out_line("");
             out_line(&format!("== {}. {title}", self.step));
         }
-        self.log.push(json!({ "step": self.step, "title": title, "lines": [] }));
+        self.log.push(json!({ "step": self.step, "title": title, "commands": [], "lines": [] }));
         Ok(())
+    }
+    /// The command lines that do what this step does, printed before its results.
+    fn commands(&mut self, cmds: &[Vec<String>]) {
+        for c in cmds {
+            let line = shell_line(c);
+            if !self.ctx.json() {
+                out_line(&format!("   $ {line}"));
+            }
+            if let Some(last) = self.log.last_mut() {
+                last["commands"].as_array_mut().expect("commands is an array").push(json!(line));
+            }
+        }
     }
     fn line(&mut self, s: impl Into<String>) {
         let s = s.into();
@@ -138,13 +158,29 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     };
     let mut out = Out { ctx, step: 0, log: Vec::new() };
     let code = demo(&dir, a.force, &mut out)?;
+    let files: Vec<String> = demo_files(&dir).iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
     if ctx.json() {
-        ctx.print_json(&json!({ "directory": dir.display().to_string(), "kept": a.keep.is_some(), "steps": out.log }));
+        ctx.print_json(&json!({
+            "directory": dir.display().to_string(), "kept": a.keep.is_some(),
+            "files": if a.keep.is_some() { files.clone() } else { Vec::new() }, "steps": out.log,
+        }));
     } else {
         out_line("");
         match &a.keep {
-            Some(d) => out_line(&format!("Done. Files kept in {}", d.display())),
-            None => out_line("Done. (pass --keep DIR to keep the files)"),
+            Some(d) => {
+                out_line(&format!("Done. The files are kept in {}:", d.display()));
+                for f in &files {
+                    out_line(&format!("   {f}"));
+                }
+                out_line(
+                    "Run the commands above on them (with your tenant's --authority and --tenant, or the emulator's).",
+                );
+            }
+            None => out_line(&format!(
+                "Done. The files were written to {}, a temporary directory now removed; pass --keep DIR to keep \
+                 them in DIR (created if missing) and run the commands above on them.",
+                dir.display()
+            )),
         }
     }
     Ok(code)
@@ -152,11 +188,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
 
 fn new_cert(dir: &Path, name: &str, force: bool) -> Result<Arc<LoadedCredential>> {
     let plan = Plan::new(
-        NewCertificate {
-            subject: format!("CN={name}, O=keycred demo"),
-            key_size: KeySize::Rsa2048,
-            validity: Validity::Days(365),
-        },
+        NewCertificate { subject: commands::subject(name), key_size: KeySize::Rsa2048, validity: Validity::Days(365) },
         FileOptions { name: name.to_string(), dir: dir.to_path_buf(), pfx: None, password: None, force },
     )?;
     let (cert, key) = plan.generate()?;
@@ -172,12 +204,16 @@ struct Stage {
     app_id: ClientId,
     client: TokenClient,
     manifest: PathBuf,
+    /// The command lines of the steps.
+    flow: Flow,
 }
 
 /// The demo in `dir`; `force` lets it replace files of an earlier demo ([`check_keep`] has refused
 /// them otherwise, and a fresh temporary directory has none).
 fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
+    let flow = Flow::new(dir, APP_ID);
     out.head("Generate a certificate (RSA-2048, self-signed)")?;
+    out.commands(&[flow.new_cert(CREDENTIALS[0])]);
     let first = new_cert(dir, CREDENTIALS[0], force)?;
     out.line(format!("subject              {}", first.cert.subject()));
     out.line(format!("thumbprint           {}", first.cert.thumbprint()));
@@ -186,10 +222,11 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     out.line(format!("files                {}/demo-app-1.{{key,cer,pem}}", dir.display()));
 
     out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)")?;
+    out.commands(&flow.manifest());
     let (manifest, app_id, first_key_id) = write_manifest(dir, &first, out)?;
 
     out.head("Start the Entra emulator on a loopback port")?;
-    let stage = start(manifest, app_id, out)?;
+    let stage = start(manifest, app_id, flow, out)?;
     let cert_auth = |cred: &Arc<LoadedCredential>| ClientAuth::Certificate {
         cred: cred.clone(),
         alg: SignatureAlg::Rs256,
@@ -206,6 +243,7 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     };
 
     out.head("Before consent: a token, but no roles (the API would refuse it)")?;
+    out.commands(&[stage.flow.token(CREDENTIALS[0])]);
     let mut failed = !no_roles_yet(&stage, &app_only, out)?;
 
     out.head(
@@ -221,11 +259,13 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     }
 
     out.head("Rotate: add a second certificate, verify it, remove the first")?;
+    out.commands(&[stage.flow.rotate(&first_key_id)]);
     let second = new_cert(dir, CREDENTIALS[1], force)?;
     let req = TokenRequest { auth: cert_auth(&second), ..app_only.clone() };
     rotate_to(&stage, &second, &first_key_id, &req, out)?;
 
     out.head("A request signed with the removed certificate is refused")?;
+    out.commands(&[stage.flow.token(CREDENTIALS[0])]);
     let mut old = req;
     old.auth = cert_auth(&first);
     failed |= !refused(&stage.client, &old, out);
@@ -237,8 +277,13 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
 /// Writes the sample manifest holding `first`; returns its path, the app id and the entry's keyId.
 fn write_manifest(dir: &Path, first: &LoadedCredential, out: &mut Out) -> Result<(PathBuf, ClientId, String)> {
     let manifest_path = dir.join(MANIFEST);
-    let template =
-        manifest::templates::manifest(Format::MsGraph).replace("00000000-0000-0000-0000-000000000000", APP_ID);
+    // What `keycred manifest init MANIFEST --app-id APP_ID --display-name DEMO_NAME` writes.
+    let starter = manifest::templates::Starter {
+        app_id: uuid::Uuid::parse_str(APP_ID).map_err(|e| Error::internal(e.to_string()))?,
+        object_id: uuid::Uuid::new_v4(),
+        display_name: DEMO_NAME.into(),
+    };
+    let template = manifest::templates::starter(Format::MsGraph, &starter);
     let mut m = manifest::Manifest::parse(&with_consent_setup(&template)?, "templates/manifest-ms-graph.json")?;
     let app_id = ClientId::new(m.app_id().unwrap_or(APP_ID))?;
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
@@ -257,7 +302,7 @@ fn write_manifest(dir: &Path, first: &LoadedCredential, out: &mut Out) -> Result
 
 /// Starts the emulator on the demo's manifest; its consent page answers at once, as an
 /// administrator clicking Accept would.
-fn start(manifest: PathBuf, app_id: ClientId, out: &mut Out) -> Result<Stage> {
+fn start(manifest: PathBuf, app_id: ClientId, mut flow: Flow, out: &mut Out) -> Result<Stage> {
     let mut cfg = EmulatorConfig::new(vec![manifest.clone()]);
     cfg.auto_consent = true;
     cfg.log = false;
@@ -265,14 +310,19 @@ fn start(manifest: PathBuf, app_id: ClientId, out: &mut Out) -> Result<Stage> {
     let info = emu.info();
     let tenant = TenantId::new(info.tenant())?;
     let authority = Authority::parse(info.base_url())?;
+    (flow.authority, flow.tenant) = (info.base_url().to_string(), tenant.to_string());
+    let listen = info.base_url().trim_start_matches("http://");
+    out.commands(&[flow.emulate(listen)]);
     out.line(format!("authority {}  tenant {tenant}", info.base_url()));
-    let client = TokenClient::new(ClientOptions::default())?;
-    Ok(Stage { emu, authority, tenant, app_id, client, manifest })
+    let client = TokenClient::new(ClientOptions::default())?
+        .with_registration(Registration::Manifest(manifest.display().to_string()));
+    Ok(Stage { emu, authority, tenant, app_id, client, manifest, flow })
 }
 
 /// `keycred check` of the first certificate through one endpoint; for v2 also the token decoded
 /// and its signature checked. Returns whether anything failed.
 fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Target, out: &mut Out) -> Result<bool> {
+    out.commands(&[stage.flow.check(version == EndpointVersion::V1)]);
     let report = check::run(
         &CheckOptions {
             cert: dir.join("demo-app-1.pem"),
@@ -301,6 +351,7 @@ fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Ta
     if version == EndpointVersion::V2 {
         if let Some(t) = &report.access_token {
             out.head("Decode the access token (v1: Office 365 takes v1 tokens, whichever endpoint)")?;
+            out.commands(&stage.flow.decode());
             failed |= !show_token(t.expose(), stage.emu.info().jwks_public_key(), out)?;
         }
     }
@@ -357,8 +408,8 @@ fn rotate_to(
     }
     let listed = manifest::Manifest::load(&stage.manifest)?.list(dates::now());
     out.line(format!(
-        "manifest now holds {} certificate(s): {}",
-        listed.len(),
+        "manifest now holds {}: {}",
+        count(listed.len() as u64, "certificate", "certificates"),
         listed.iter().filter_map(|r| r.thumbprint.clone()).collect::<Vec<_>>().join(", ")
     ));
     Ok(())
@@ -413,25 +464,21 @@ fn consent(stage: &Stage, app_only: &TokenRequest, out: &mut Out) -> Result<bool
         RESOURCE,
         REPLY_URL,
         Some(keycred::consent::Prompt::AdminConsent),
-        Some("keycred-demo"),
+        Some(STATE),
     );
+    out.commands(&[stage.flow.consent_url(STATE)]);
     out.line(format!("open        {url}"));
     let redirected = follow_consent(&url)?;
     out.line(format!("redirected  {redirected}"));
-    let reply = keycred::consent::parse_redirect(&redirected)?;
+    out.commands(&stage.flow.exchange(&redirected, STATE));
+    let reply = keycred::consent::parse_redirect(&redirected, "the consent redirect")?;
     out.line(format!("admin_consent {}", if reply.admin_consent { "True" } else { "missing" }));
-    let code = url::Url::parse(&redirected)
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
-        .ok_or_else(|| Error::internal("the consent redirect carries no code"))?;
+    let code = reply.code.clone().ok_or_else(|| Error::internal("the consent redirect carries no code"))?;
     let exchange = TokenRequest {
         tenant: TenantId::common(),
         version: EndpointVersion::V1,
         target: Target::Resource(RESOURCE.into()),
-        grant: Grant::AuthorizationCode {
-            code: keycred::secret::SecretString::new(code),
-            redirect_uri: REPLY_URL.into(),
-        },
+        grant: Grant::AuthorizationCode { code, redirect_uri: REPLY_URL.into() },
         ..app_only.clone()
     };
     let user = stage.client.request_token_blocking(&exchange)?;
