@@ -1,5 +1,5 @@
-//! Many applications at once (`keycred fleet audit|rotate`), with the identity of an automation
-//! app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
+//! Many applications at once (`keycred fleet audit|rotate|retire`), with the identity of an
+//! automation app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
 //!
 //! It sits on [`crate::graph`] (calls, paging, the adaptive limiter shared by every request of a
 //! run), which never imports it:
