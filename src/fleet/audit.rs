@@ -17,13 +17,13 @@
 
 use crate::graph::call::{Collection, GraphCall};
 use crate::graph::pager::Objects;
-use crate::graph::GraphClient;
+use crate::graph::{signins, GraphClient};
 use crate::manifest::read_entry;
 use crate::policy::Policy;
 use crate::{dates, thumbprint, ClientId, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -142,10 +142,13 @@ pub struct Row {
     pub reason: Option<String>,
     /// Against the tenant's app management policy (empty when it could not be read).
     pub policy: Option<PolicyStanding>,
+    /// When it last signed in, from Graph's sign-in report (empty when the report has no
+    /// sign-in of it, or could not be read).
+    pub last_sign_in: Option<String>,
 }
 
 /// The CSV columns, in order: [`Row`]'s fields.
-pub const CSV_HEADER: [&str; 12] = [
+pub const CSV_HEADER: [&str; 13] = [
     "objectType",
     "appId",
     "displayName",
@@ -158,6 +161,7 @@ pub const CSV_HEADER: [&str; 12] = [
     "status",
     "reason",
     "policy",
+    "lastSignIn",
 ];
 
 /// Status by dates, `window` deciding what counts as expiring.
@@ -229,6 +233,7 @@ impl<'a> RowMaker<'a> {
             status,
             reason,
             policy,
+            last_sign_in: None,
         }
     }
 }
@@ -325,6 +330,9 @@ pub struct Filters {
     pub app_ids: Vec<ClientId>,
     /// Service principals too.
     pub service_principals: bool,
+    /// Keep only credentials that have not signed in for this long (or never, as far as the
+    /// sign-in report says): Entra's "remove unused credentials" recommendation.
+    pub unused: Option<Duration>,
 }
 
 /// Default expiring window: the 30 days of [`crate::cert::EXPIRING_DAYS`].
@@ -366,6 +374,8 @@ pub struct Summary {
     pub pages: u64,
     /// Answers 429/503 waited out.
     pub throttled: u64,
+    /// Why the sign-in report could not be read (`lastSignIn` is then empty); `null` when read.
+    pub sign_ins_unavailable: Option<String>,
 }
 
 impl Summary {
@@ -391,8 +401,26 @@ impl Summary {
     }
 }
 
+/// Last sign-ins from Graph's report, by credential origin, appId and keyId (lower case).
+type LastSignIns = HashMap<(&'static str, String, String), OffsetDateTime>;
+
+/// Reads the whole sign-in report (it needs AuditLog.Read.All).
+async fn last_sign_ins(g: &GraphClient) -> Result<LastSignIns> {
+    let mut m = LastSignIns::new();
+    for r in signins::all_rows(g).await? {
+        let (Some(t), Some(app)) = (r.last_sign_in(), r.app_id.as_deref()) else { continue };
+        let origin = if r.of_application() { "application" } else { "servicePrincipal" };
+        let e = m.entry((origin, app.to_ascii_lowercase(), r.key_id.to_ascii_lowercase())).or_insert(t);
+        *e = (*e).max(t);
+    }
+    Ok(m)
+}
+
 /// Lists every application (then service principal, when asked) and hands each reported
-/// credential to `sink` as soon as its page is read.
+/// credential to `sink` as soon as its page is read, with its last sign-in from the report.
+/// The report is read first, all of it (one entry per credential that signed in); when it
+/// cannot be read, `lastSignIn` stays empty and the summary says why, unless `unused` was
+/// asked for, which needs it.
 pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Result<()>) -> Result<Summary> {
     let now = dates::now();
     // Not readable (no Policy.Read.All, or no policy): the column stays empty.
@@ -403,6 +431,14 @@ pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Res
         .flatten()
         .and_then(|v| Policy::from_json(&v, "the tenant's default app management policy").ok());
     let mut sum = Summary::default();
+    let last = match last_sign_ins(g).await {
+        Ok(m) => m,
+        Err(e) if f.unused.is_none() => {
+            sum.sign_ins_unavailable = Some(e.message().to_string());
+            LastSignIns::new()
+        }
+        Err(e) => return Err(e.context("reading the sign-in report, which the unused filter needs")),
+    };
     let mut collections = vec![Collection::Applications];
     if f.service_principals {
         collections.push(Collection::ServicePrincipals);
@@ -414,9 +450,19 @@ pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Res
                 Collection::Applications => sum.applications += 1,
                 Collection::ServicePrincipals => sum.service_principals += 1,
             }
-            for r in rows_of(&o, what, now, f.window(), policy.as_ref()).iter().filter(|r| f.keeps(r)) {
-                sum.count(r.status);
-                sink(r)?;
+            for mut r in rows_of(&o, what, now, f.window(), policy.as_ref()) {
+                let key = (
+                    r.object_type,
+                    r.app_id.to_ascii_lowercase(),
+                    r.key_id.clone().unwrap_or_default().to_ascii_lowercase(),
+                );
+                let t = last.get(&key).copied();
+                r.last_sign_in = t.map(dates::format);
+                let unused = f.unused.is_none_or(|d| t.is_none_or(|t| now - t >= d));
+                if f.keeps(&r) && unused {
+                    sum.count(r.status);
+                    sink(&r)?;
+                }
             }
         }
         sum.pages += objects.pages;
@@ -529,6 +575,7 @@ mod tests {
             status,
             reason: None,
             policy: None,
+            last_sign_in: None,
         };
         let f = Filters { only_expiring: true, ..Default::default() };
         assert!(f.keeps(&row(CredStatus::Expiring)) && f.keeps(&row(CredStatus::Expired)));

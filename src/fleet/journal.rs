@@ -31,6 +31,8 @@ pub enum Step {
     Added,
     /// A token was obtained as the application with the new certificate.
     Verified,
+    /// The deploy hook succeeded with the new certificate (only when one was given).
+    Deployed,
     /// The expiring and expired certificates are gone from Graph.
     Removed,
     /// Nothing left to do.

@@ -1,17 +1,22 @@
-//! Many applications at once (`keycred fleet audit|rotate`), with the identity of an automation
-//! app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
+//! Many applications at once (`keycred fleet audit|rotate|retire`), with the identity of an
+//! automation app that holds `Application.ReadWrite.All` (PROTOCOL.md section 8).
 //!
 //! It sits on [`crate::graph`] (calls, paging, the adaptive limiter shared by every request of a
 //! run), which never imports it:
 //!
 //! - [`audit`]: every credential of every application (and service principal), classified;
 //! - [`journal`]: the append-only record that makes a rotation resumable after any crash;
-//! - [`rotate`]: new certificate, added by PATCH, verified with a token, then the expiring ones
-//!   removed, app by app, several at a time.
+//! - [`workers`]: the listing and worker pool every run shares;
+//! - [`rotate`] (and [`rotate_steps`]): phase 1, a new certificate added by PATCH, verified with
+//!   a token and handed over by the deploy hook, app by app, several at a time;
+//! - [`retire`]: phase 2, the older certificates removed on evidence.
 
 pub mod audit;
 pub mod journal;
+pub mod retire;
 pub mod rotate;
+mod rotate_steps;
+pub mod workers;
 
 use crate::{ClientId, Error, Result};
 use std::path::Path;

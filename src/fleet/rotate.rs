@@ -1,34 +1,38 @@
-//! `fleet rotate`: for each selected application, a new certificate generated and written to
-//! `OUT_DIR/<appId>/<name>.*`, added by PATCH of the whole `keyCredentials` array (re-read just
-//! before writing, [`GraphClient::update_key_credentials`]), verified by getting a token as that
-//! application with it, and only then the certificates that were expiring or expired removed,
-//! never leaving the application without a valid certificate.
+//! `fleet rotate`, phase 1 of the lifecycle ([`crate::rotate`]) for many applications: for each
+//! selected application, a new certificate generated and written to `OUT_DIR/<appId>/<name>.*`,
+//! added by PATCH of the whole `keyCredentials` array (re-read just before writing,
+//! [`GraphClient::update_key_credentials`]), verified by getting a token as that application
+//! with it, handed over by the deploy hook, and only then what was asked removed (nothing by
+//! default: the old certificates go in phase 2, `fleet retire`), never leaving the application
+//! without a valid certificate.
 //!
 //! Each step is journaled ([`super::journal`]) once it has happened, and each is safe to redo:
 //! a resumed run reuses the key already on disk instead of generating another, adds the
-//! certificate only when Graph does not list it yet, and removes only what Graph still lists.
-//! So a run killed at any moment and run again gives every selected application exactly one new
-//! certificate, verified, and removes nothing twice.
+//! certificate only when Graph does not list it yet, runs the deploy hook again only when it has
+//! not succeeded, and removes only what Graph still lists. So a run killed at any moment and run
+//! again gives every selected application exactly one new certificate, verified, and removes
+//! nothing twice. The steps of one application are in [`super::rotate_steps`].
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
-use super::journal::{AppState, Header, Journal, Record, Step, VERSION};
-use crate::authority::{Authority, EndpointVersion};
-use crate::cert::files::{write_files, FilePaths};
-use crate::cert::{self, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use super::journal::{Header, Journal, VERSION};
+use super::rotate_steps::Run;
+use super::workers::{for_each_app, Progress};
+use crate::authority::Authority;
+use crate::cert::KeySize;
 use crate::fsio::{self, Links};
-use crate::graph::call::Collection;
-use crate::graph::pager::Objects;
-use crate::graph::{self, Application, GraphClient};
+use crate::graph::{self, GraphClient};
 use crate::ids::{ClientId, TenantId};
 use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::{read_entry, KeyCredential};
-use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use crate::rotate::deploy::{DeployHook, DeployResult};
+use crate::rotate::RemovePolicy;
+use crate::token::TokenClient;
 use crate::{dates, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -55,8 +59,12 @@ pub struct Options {
     pub key_size: KeySize,
     /// Validity of the new certificates, days.
     pub days: u32,
-    /// Certificates ending within it (or already ended) are replaced.
+    /// Applications holding a certificate ending within it (or already ended) are rotated.
     pub window: Duration,
+    /// What is removed once the new certificate is in, proven and deployed (nothing by default).
+    pub remove: RemovePolicy,
+    /// The deploy hook, run once per application after its new certificate is verified.
+    pub deploy: Option<DeployHook>,
     /// Only these applications (rotated whatever their dates); all when empty.
     pub app_ids: Vec<ClientId>,
     /// Applications rotated at a time.
@@ -81,8 +89,10 @@ impl Options {
             out_dir,
             name: None,
             key_size: KeySize::Rsa2048,
-            days: 365,
+            days: crate::rotate::DEFAULT_DAYS,
             window: DEFAULT_WINDOW,
+            remove: RemovePolicy::KeepOld,
+            deploy: None,
             app_ids: Vec::new(),
             concurrency: 4,
             dry_run: false,
@@ -115,7 +125,7 @@ impl Options {
         Ok(())
     }
 
-    fn journal_path(&self) -> PathBuf {
+    pub(super) fn journal_path(&self) -> PathBuf {
         self.journal.clone().unwrap_or_else(|| self.out_dir.join(JOURNAL_NAME))
     }
 }
@@ -150,10 +160,16 @@ pub struct Outcome {
     pub result: Result_,
     /// Thumbprint of the new certificate.
     pub thumbprint: Option<String>,
+    /// keyId of the new certificate, as Graph lists it.
+    pub key_id: Option<String>,
     /// keyIds removed (or, with `--dry-run`, to remove).
     pub removed: Vec<String>,
-    /// The new certificate's bundle (key + certificate).
+    /// The new certificate's bundle (key + certificate): what to deploy.
     pub bundle: Option<String>,
+    /// How the deploy hook ended; `null` without one (or when an earlier run deployed).
+    pub deploy: Option<DeployResult>,
+    /// The earliest time `fleet retire` can remove the old certificates on the default evidence.
+    pub retire_from: Option<String>,
     /// The step that failed or was interrupted.
     pub step: Option<&'static str>,
     /// Why it failed, or why it was skipped.
@@ -178,6 +194,10 @@ pub struct Summary {
     pub planned: u64,
     /// Failed.
     pub failed: u64,
+    /// Deploy hooks that succeeded.
+    pub deployed: u64,
+    /// Deploy hooks that failed (their applications keep their old certificates too).
+    pub deploy_failed: u64,
     /// Listed but left alone, each with its reason (`result: "skipped"`): no certificate to
     /// replace. Not counted in `selected`.
     pub skipped: u64,
@@ -192,26 +212,37 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether every selected application ended with a verified valid certificate.
+    /// Whether every selected application ended with a verified valid certificate, handed
+    /// over when a deploy hook was given.
     pub fn all_rotated(&self) -> bool {
-        !self.interrupted && self.failed == 0 && self.planned == 0
+        !self.interrupted && self.failed == 0 && self.planned == 0 && self.deploy_failed == 0
     }
 }
 
-/// Told as the run goes (progress bars).
-pub trait Progress: Send + Sync {
-    /// One more application selected.
-    fn selected(&self) {}
-    /// An application finished.
-    fn finished(&self, _o: &Outcome) {}
+impl Outcome {
+    /// A fresh outcome of `app` (as Graph listed it) with `result`.
+    pub(super) fn of(app: &Value, result: Result_) -> Outcome {
+        let s = |k: &str| app.get(k).and_then(Value::as_str).map(str::to_string);
+        Outcome {
+            app_id: s("appId").unwrap_or_default().to_ascii_lowercase(),
+            display_name: s("displayName"),
+            result,
+            thumbprint: None,
+            key_id: None,
+            removed: Vec::new(),
+            bundle: None,
+            deploy: None,
+            retire_from: None,
+            step: None,
+            reason: None,
+            aadsts: None,
+            graph_code: None,
+        }
+    }
 }
 
-/// No progress shown.
-pub struct Quiet;
-impl Progress for Quiet {}
-
-/// The certificates `fleet rotate` replaces on `creds`: usable ones ending within `window` or
-/// already ended, never `keep` (the new certificate).
+/// The certificates that make `fleet rotate` select an application: usable ones ending within
+/// `window` or already ended, never `keep` (the new certificate).
 pub fn to_replace(
     creds: &[KeyCredential],
     now: OffsetDateTime,
@@ -226,7 +257,7 @@ pub fn to_replace(
         .collect()
 }
 
-fn creds_of(entries: &[Value]) -> Vec<KeyCredential> {
+pub(super) fn creds_of(entries: &[Value]) -> Vec<KeyCredential> {
     entries.iter().enumerate().filter_map(|(i, v)| v.as_object().map(|o| read_entry(i, o))).collect()
 }
 
@@ -240,7 +271,9 @@ pub fn is_selected(app: &Value, explicit: bool, now: OffsetDateTime, window: Dur
 /// application with no certificate (only client secrets, or no credential at all) is always
 /// left alone: there is nothing to replace, and secrets are not rotated. One named explicitly
 /// is otherwise rotated whatever its dates; any other only when it holds a certificate to
-/// replace.
+/// replace and none that already lasts beyond the window (a rotation in progress, or done by
+/// an earlier run: its older certificates are for `fleet retire`, and rotating again would add
+/// a second new one).
 pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Duration) -> Option<String> {
     let empty = Vec::new();
     let entries = app.get("keyCredentials").and_then(Value::as_array).unwrap_or(&empty);
@@ -256,307 +289,31 @@ pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Dur
         return None;
     }
     let creds = creds_of(entries);
-    if !to_replace(&creds, now, window, None).is_empty() {
-        return None;
+    let lasting = creds.iter().filter(|c| c.is_usable()).find(|c| c.effective_end().is_some_and(|e| e - now > window));
+    match (to_replace(&creds, now, window, None).is_empty(), lasting) {
+        (false, None) => None,
+        (false, Some(c)) => Some(format!(
+            "already rotated: {} lasts beyond {}; retire the older certificates with `fleet retire`",
+            c.key_id.as_deref().map(|k| format!("keyId {k}")).unwrap_or_else(|| "a certificate".into()),
+            window_text(window)
+        )),
+        (true, _) if creds.iter().any(KeyCredential::is_usable) => {
+            Some(format!("no certificate to replace: none ends within {}", window_text(window)))
+        }
+        (true, _) => Some("no certificate to replace: none is usable (see `keycred fleet audit`)".to_string()),
     }
-    Some(if creds.iter().any(KeyCredential::is_usable) {
-        format!("no certificate to replace: none ends within {}", window_text(window))
-    } else {
-        "no certificate to replace: none is usable (see `keycred fleet audit`)".to_string()
-    })
 }
 
 /// `window` as `--expiring-within` takes it: `30d`, `12h`, `90m` or `45s`.
 fn window_text(window: Duration) -> String {
-    let s = window.as_secs();
-    match s {
-        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
-        _ if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
-        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
-        _ => format!("{s}s"),
-    }
-}
-
-struct Run {
-    g: Arc<GraphClient>,
-    tokens: Arc<TokenClient>,
-    opts: Options,
-    journal: Option<Journal>,
-    name: String,
-    stop: Arc<AtomicBool>,
-}
-
-/// Where an application's files go: `OUT_DIR/<appId>/<name>.key`, `.cer`, `.pem`.
-fn files(out_dir: &Path, app_id: &str, name: &str) -> FilePaths {
-    FilePaths::new(&out_dir.join(app_id), name, false)
-}
-
-impl Run {
-    fn record(&self, app_id: &str, step: Step, thumbprint: Option<String>, removed: Vec<String>) -> Result<()> {
-        match &self.journal {
-            Some(j) => j.record(Record { app_id: app_id.to_string(), step, thumbprint, removed }),
-            None => Ok(()),
-        }
-    }
-
-    /// The new certificate: the one on disk when the journal recorded it (and its thumbprint,
-    /// which the file must match), else a fresh one, written before Graph hears of it. A key
-    /// the journal does not vouch for is never adopted: files a crash left before the journal
-    /// recorded them were never registered, and are replaced in a resumed run.
-    async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
-        // Keycred makes this directory itself (0700): a link or a shared directory there was
-        // planted, and keys are neither read from nor written to it.
-        fsio::check_private_dir(&self.opts.out_dir.join(app_id), "the application's directory", Links::Refuse)?;
-        let paths = files(&self.opts.out_dir, app_id, &self.name);
-        // The bundle is written last: its presence says the set is complete.
-        let pem = paths.bundle().to_path_buf();
-        let resumed = self.journal.as_ref().is_some_and(Journal::resumed);
-        if state.step.is_some_and(|s| s >= Step::Generated) {
-            let restart = "restore the file the journal names, or move the journal aside to start a new run";
-            let Some(recorded) = &state.thumbprint else {
-                return Err(Error::input(format!(
-                    "{}: the journal says this certificate was written but records no thumbprint for it",
-                    pem.display()
-                ))
-                .with_hint(restart));
-            };
-            if !pem.exists() {
-                return Err(Error::input(format!(
-                    "{}: the journal says this certificate was written, but the file is gone",
-                    pem.display()
-                ))
-                .with_hint(restart));
-            }
-            let cred = cert::load_credential(&pem, None, None)?;
-            let thumb = cred.cert.thumbprint();
-            if !recorded.eq_ignore_ascii_case(&thumb) {
-                return Err(Error::input(format!(
-                    "{}: holds certificate {thumb}, but the journal recorded {recorded}",
-                    pem.display()
-                ))
-                .with_hint(restart));
-            }
-            return Ok(cred);
-        }
-        let req = NewCertificate {
-            subject: format!("CN={app_id}"),
-            key_size: self.opts.key_size,
-            validity: Validity::Days(self.opts.days),
-        };
-        // Key generation is the real cost of a rotation: off the async threads.
-        let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
-            .await
-            .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
-        // `OUT_DIR/<appId>/` is created by `write_files` when missing, 0700 (the key goes inside).
-        // A resumed run may find the first files of a set a crash interrupted: replaced.
-        write_files(&paths, &c, &k, None, &self.name, resumed)?;
-        LoadedCredential::new(c, Vec::new(), k, &pem)
-    }
-
-    async fn verify(&self, app_id: &str, cred: &Arc<LoadedCredential>) -> Result<()> {
-        let req = TokenRequest {
-            authority: self.opts.authority.clone(),
-            tenant: self.opts.tenant.clone(),
-            client_id: ClientId::new(app_id)?,
-            version: EndpointVersion::V2,
-            target: Target::Scopes(vec![self.opts.verify_scope.clone()]),
-            grant: Grant::ClientCredentials,
-            auth: ClientAuth::Certificate { cred: cred.clone(), alg: SignatureAlg::Rs256, x5c: false },
-        };
-        let mut wait = self.opts.verify_wait;
-        let mut attempt = 1;
-        loop {
-            match self.tokens.request_token(&req).await {
-                Ok(_) => return Ok(()),
-                // Entra takes a moment to accept a key just added; a refusal may be that.
-                Err(_) if attempt < self.opts.verify_attempts && !self.stop.load(Ordering::Relaxed) => {
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    // Context and note keep Entra's code for the report.
-                    return Err(e
-                        .context(format!(
-                            "the new certificate is registered but getting a token with it failed ({attempt} attempts)"
-                        ))
-                        .with_note("nothing was removed"));
-                }
-            }
-        }
-    }
-
-    async fn rotate_app(&self, app: Value) -> Outcome {
-        let s = |k: &str| app.get(k).and_then(Value::as_str).map(str::to_string);
-        let app_id = s("appId").unwrap_or_default().to_ascii_lowercase();
-        let mut out = Outcome {
-            app_id: app_id.clone(),
-            display_name: s("displayName"),
-            result: Result_::Failed,
-            thumbprint: None,
-            removed: Vec::new(),
-            bundle: None,
-            step: None,
-            reason: None,
-            aadsts: None,
-            graph_code: None,
-        };
-        let mut step_name = "read";
-        match self.steps(&app, &app_id, &mut out, &mut step_name).await {
-            Ok(r) => out.result = r,
-            Err(e) => {
-                out.step = Some(step_name);
-                (out.aadsts, out.graph_code) = (e.aadsts(), e.graph_code().map(str::to_string));
-                out.reason = Some(match e.hint() {
-                    Some(h) => format!("{} (hint: {h})", e.message()),
-                    None => e.message().to_string(),
-                });
-            }
-        }
-        out
-    }
-
-    async fn steps(
-        &self,
-        app: &Value,
-        app_id: &str,
-        out: &mut Outcome,
-        step_name: &mut &'static str,
-    ) -> Result<Result_> {
-        let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
-        let done = |s: Step| state.step.is_some_and(|d| d >= s);
-        if done(Step::Done) {
-            *step_name = "confirm";
-            state.confirm_done(app, app_id)?;
-            out.thumbprint = state.thumbprint;
-            return Ok(Result_::AlreadyRotated);
-        }
-        let id = app
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::remote("Graph listed an application without 'id'"))?
-            .to_string();
-        let interrupted = |name: &'static str, out: &mut Outcome| {
-            out.step = Some(name);
-            Ok(Result_::Interrupted)
-        };
-        if self.stop.load(Ordering::Relaxed) {
-            return interrupted("generate", out);
-        }
-
-        *step_name = "generate";
-        let cred = Arc::new(self.credential(app_id, &state).await?);
-        let thumb = cred.cert.thumbprint();
-        out.thumbprint = Some(thumb.clone());
-        out.bundle = Some(cred.cert_path.display().to_string());
-        if !done(Step::Generated) {
-            self.record(app_id, Step::Generated, Some(thumb.clone()), Vec::new())?;
-        }
-
-        if !done(Step::Added) {
-            if self.stop.load(Ordering::Relaxed) {
-                return interrupted("add", out);
-            }
-            *step_name = "add";
-            let current: Application = self.g.get(&id).await?;
-            let present = graph::credentials_of(&current).iter().any(|c| c.sha1() == Some(cred.cert.sha1()));
-            if !present {
-                graph::add_certificate(
-                    &self.g,
-                    &current,
-                    None,
-                    &cred.cert,
-                    None,
-                    graph::Method::Patch,
-                    graph::PROOF_AUD_AAD_GRAPH,
-                )
-                .await?;
-            }
-            self.record(app_id, Step::Added, None, Vec::new())?;
-        }
-
-        if !done(Step::Verified) {
-            if self.stop.load(Ordering::Relaxed) {
-                return interrupted("verify", out);
-            }
-            *step_name = "verify";
-            self.verify(app_id, &cred).await?;
-            self.record(app_id, Step::Verified, None, Vec::new())?;
-        }
-
-        if !done(Step::Removed) {
-            if self.stop.load(Ordering::Relaxed) {
-                return interrupted("remove", out);
-            }
-            *step_name = "remove";
-            out.removed = self.remove_old(&id, app_id, cred.cert.sha1()).await?;
-            self.record(app_id, Step::Removed, None, out.removed.clone())?;
-        }
-        self.record(app_id, Step::Done, None, Vec::new())?;
-        Ok(Result_::Rotated)
-    }
-
-    /// Removes the certificates to replace as Graph lists them now; refuses to leave no valid
-    /// certificate. Reads only when there is nothing to remove.
-    async fn remove_old(&self, id: &str, app_id: &str, new_sha1: [u8; 20]) -> Result<Vec<String>> {
-        let window = self.opts.window;
-        let plan = |entries: &[Value]| -> Result<(Vec<Value>, Vec<String>)> {
-            let now = dates::now();
-            let creds = creds_of(entries);
-            let gone = to_replace(&creds, now, window, Some(new_sha1));
-            let keep_valid = creds.iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));
-            if !gone.is_empty() && !keep_valid {
-                return Err(Error::check(format!(
-                    "application {app_id}: removing the expiring certificates would leave no valid one; nothing was removed"
-                )));
-            }
-            let removed = creds.iter().filter(|c| gone.contains(&c.index)).filter_map(|c| c.key_id.clone()).collect();
-            let after = entries.iter().enumerate().filter(|(i, _)| !gone.contains(i)).map(|(_, v)| v.clone()).collect();
-            Ok((after, removed))
-        };
-        let current = self.g.get(id).await?;
-        if plan(&current.key_credentials)?.1.is_empty() {
-            return Ok(Vec::new());
-        }
-        let removed = Mutex::new(Vec::new());
-        self.g
-            .update_key_credentials(id, |before| {
-                let (after, r) = plan(before)?;
-                *removed.lock().expect("lock") = r;
-                Ok(after)
-            })
-            .await?;
-        Ok(removed.into_inner().unwrap_or_default())
-    }
-
-    fn plan_only(&self, app: &Value) -> Outcome {
-        let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
-        let creds = creds_of(&entries);
-        let gone = to_replace(&creds, dates::now(), self.opts.window, None);
-        let s = |k: &str| app.get(k).and_then(Value::as_str).map(str::to_string);
-        let app_id = s("appId").unwrap_or_default().to_ascii_lowercase();
-        let pem = files(&self.opts.out_dir, &app_id, &self.name).bundle().display().to_string();
-        Outcome {
-            app_id,
-            display_name: s("displayName"),
-            result: Result_::Planned,
-            thumbprint: None,
-            removed: creds.iter().filter(|c| gone.contains(&c.index)).filter_map(|c| c.key_id.clone()).collect(),
-            bundle: Some(pem),
-            step: None,
-            reason: None,
-            aadsts: None,
-            graph_code: None,
-        }
-    }
+    crate::rotate::evidence::duration_text(window)
 }
 
 /// Locks the output directory (`OUT_DIR/fleet-rotate.lock`) and the journal (`<journal>.lock`),
-/// waiting as manifest edits do (`KEYCRED_LOCK_TIMEOUT`), off the async threads.
-async fn lock_run(opts: &Options) -> Result<Vec<FileLock>> {
-    let (out_dir, journal) = (opts.out_dir.clone(), opts.journal_path());
+/// waiting as manifest edits do (`KEYCRED_LOCK_TIMEOUT`), off the async threads. `fleet
+/// retire` takes the directory's lock too: it must not decide while a rotation is under way.
+pub(super) async fn lock_run_at(out_dir: PathBuf, journal: PathBuf, activity: &'static str) -> Result<Vec<FileLock>> {
     tokio::task::spawn_blocking(move || {
-        let activity = "rotating with it (fleet rotate)";
         Ok(vec![
             FileLock::acquire(out_dir.join(OUT_DIR_LOCK), &out_dir, activity)?,
             FileLock::acquire(lock_path_of(&journal), &journal, activity)?,
@@ -566,6 +323,10 @@ async fn lock_run(opts: &Options) -> Result<Vec<FileLock>> {
     .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
 }
 
+async fn lock_run(opts: &Options, activity: &'static str) -> Result<Vec<FileLock>> {
+    lock_run_at(opts.out_dir.clone(), opts.journal_path(), activity).await
+}
+
 /// Runs a rotation. `stop` (set by Ctrl-C) lets the applications in flight finish their current
 /// step and starts no new one.
 pub async fn run(
@@ -573,7 +334,7 @@ pub async fn run(
     tokens: Arc<TokenClient>,
     opts: Options,
     stop: Arc<AtomicBool>,
-    progress: Arc<dyn Progress>,
+    progress: Arc<dyn Progress<Outcome>>,
 ) -> Result<Summary> {
     opts.check()?;
     if !opts.dry_run {
@@ -581,9 +342,9 @@ pub async fn run(
     }
     // Held until the run returns: a second run over the same directory or journal would give
     // an application two new certificates and lose a key.
-    let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts).await? };
+    let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts, "rotating with it (fleet rotate)").await? };
     let started = dates::now();
-    let fresh_name = format!("fleet-{}", dates::format(started).replace([':', '-'], ""));
+    let fresh_name = crate::rotate::default_name(started);
     let journal = if opts.dry_run {
         None
     } else {
@@ -602,104 +363,39 @@ pub async fn run(
         Some(j) => j.header().name.clone(),
         None => opts.name.clone().unwrap_or(fresh_name),
     };
-    let explicit = !opts.app_ids.is_empty();
-    let concurrency = opts.concurrency;
+    let (explicit, now) = (!opts.app_ids.is_empty(), dates::now());
+    let (ids, concurrency, window) = (opts.app_ids.clone(), opts.concurrency, opts.window);
     let run = Arc::new(Run { g: g.clone(), tokens, opts, journal, name, stop: stop.clone() });
-    let summary = Arc::new(Mutex::new(Summary::default()));
-
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(concurrency * 2);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (run, rx, summary, progress) = (run.clone(), rx.clone(), summary.clone(), progress.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(app) = next else { break };
-                let o = if run.opts.dry_run { run.plan_only(&app) } else { run.rotate_app(app).await };
-                progress.finished(&o);
-                let mut s = summary.lock().expect("summary lock");
-                match o.result {
-                    Result_::Rotated => s.rotated += 1,
-                    Result_::AlreadyRotated => s.already_rotated += 1,
-                    Result_::Planned => s.planned += 1,
-                    Result_::Interrupted => s.interrupted = true,
-                    Result_::Failed => s.failed += 1,
-                    Result_::Skipped => s.skipped += 1,
-                }
-                s.apps.push(o);
-            }
-        }));
-    }
-
-    // Streamed: one page of applications in memory, and at most 2 x concurrency queued.
-    let listing: Result<()> = async {
-        let mut objects = Objects::new(&g, Collection::Applications, &run.opts.app_ids);
-        let now = dates::now();
-        while let Some(app) = objects.next().await? {
-            if stop.load(Ordering::Relaxed) {
-                summary.lock().expect("summary lock").interrupted = true;
-                break;
-            }
-            let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
-            // An application the journal knows is finished (or resumed) whatever its dates now.
-            let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id).step.is_some());
-            if !known {
-                if let Some(reason) = skip_reason(&app, explicit, now, run.opts.window) {
-                    let o = Outcome {
-                        display_name: app.get("displayName").and_then(Value::as_str).map(str::to_string),
-                        app_id,
-                        result: Result_::Skipped,
-                        thumbprint: None,
-                        removed: Vec::new(),
-                        bundle: None,
-                        step: None,
-                        reason: Some(reason),
-                        aadsts: None,
-                        graph_code: None,
-                    };
-                    let mut s = summary.lock().expect("summary lock");
-                    s.skipped += 1;
-                    s.apps.push(o);
-                    continue;
-                }
-            }
-            summary.lock().expect("summary lock").selected += 1;
-            progress.selected();
-            if tx.send(app).await.is_err() {
-                break;
+    let leave = |app: &Value| {
+        let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        // An application the journal knows is finished (or resumed) whatever its dates now.
+        let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id).step.is_some());
+        let reason = if known { None } else { skip_reason(app, explicit, now, window) }?;
+        Some(Outcome { reason: Some(reason), ..Outcome::of(app, Result_::Skipped) })
+    };
+    let worker = run.clone();
+    let work = move |app: Value| {
+        let run = worker.clone();
+        async move {
+            if run.opts.dry_run {
+                run.plan_only(&app)
+            } else {
+                run.rotate_app(app).await
             }
         }
-        Ok(())
-    }
-    .await;
-    drop(tx);
-    for w in workers {
-        w.await.map_err(|e| Error::internal(format!("a rotation worker stopped: {e}")))?;
-    }
-    listing?;
+    };
+    let listed = for_each_app(&g, &ids, concurrency, &stop, progress, leave, work).await?;
     let run = Arc::into_inner(run).ok_or_else(|| Error::internal("rotation workers still running"))?;
-    let mut s = std::mem::take(&mut *summary.lock().expect("summary lock"));
-    s.apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    let mut s = summarize(listed.outcomes, listed.selected, listed.interrupted);
     s.throttled = g.limiter().throttled_count();
-    if explicit {
-        for id in &run.opts.app_ids {
-            if !s.apps.iter().any(|o| o.app_id == id.as_str()) {
-                s.selected += 1;
-                s.failed += 1;
-                s.apps.push(Outcome {
-                    app_id: id.to_string(),
-                    display_name: None,
-                    result: Result_::Failed,
-                    thumbprint: None,
-                    removed: Vec::new(),
-                    bundle: None,
-                    step: Some("read"),
-                    reason: Some("Graph lists no application with this id in the tenant".into()),
-                    aadsts: None,
-                    graph_code: None,
-                });
-            }
+    for id in &ids {
+        if !s.apps.iter().any(|o| o.app_id == id.as_str()) {
+            s.selected += 1;
+            s.failed += 1;
+            let mut o = Outcome::of(&serde_json::json!({ "appId": id.as_str() }), Result_::Failed);
+            o.step = Some("read");
+            o.reason = Some("Graph lists no application with this id in the tenant".into());
+            s.apps.push(o);
         }
     }
     if let Some(j) = run.journal {
@@ -708,5 +404,28 @@ pub async fn run(
     Ok(s)
 }
 
-/// The statuses `fleet rotate` replaces, for messages.
+/// The summary of these outcomes, sorted by appId.
+fn summarize(mut apps: Vec<Outcome>, selected: u64, interrupted: bool) -> Summary {
+    let mut s = Summary { selected, interrupted, ..Summary::default() };
+    for o in &apps {
+        match o.result {
+            Result_::Rotated => s.rotated += 1,
+            Result_::AlreadyRotated => s.already_rotated += 1,
+            Result_::Planned => s.planned += 1,
+            Result_::Interrupted => s.interrupted = true,
+            Result_::Failed => s.failed += 1,
+            Result_::Skipped => s.skipped += 1,
+        }
+        match o.deploy.as_ref().map(DeployResult::ok) {
+            Some(true) => s.deployed += 1,
+            Some(false) => s.deploy_failed += 1,
+            None => {}
+        }
+    }
+    apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    s.apps = apps;
+    s
+}
+
+/// The statuses that make `fleet rotate` select an application, for messages.
 pub const REPLACED: [CredStatus; 2] = [CredStatus::Expiring, CredStatus::Expired];

@@ -11,7 +11,8 @@
 //! - [`keys`]: adding and removing an application's certificates, by `addKey`/`removeKey` with a
 //!   proof of possession or by `PATCH` of the whole `keyCredentials` array;
 //! - [`access`]: an application's API permissions (`requiredResourceAccess`);
-//! - [`policy`]: the app management policy in force for an application.
+//! - [`policy`]: the app management policy in force for an application;
+//! - [`signins`]: the credential sign-in report (when each credential last signed in).
 
 pub mod access;
 pub mod call;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod limiter;
 pub mod pager;
 pub mod policy;
+pub mod signins;
 
 pub use call::{
     interpret, Application, GraphCall, GRAPH_RESOURCE, GRAPH_URL, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH,

@@ -10,26 +10,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// (appId, kind, status) of every credential, from the tenant as generated.
-fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
-    let mut s = BTreeSet::new();
-    for (i, a) in apps.iter().enumerate() {
-        let id = a["appId"].as_str().unwrap().to_string();
-        let certs: &[&str] = match MIXES[i % MIXES.len()] {
-            Mix::Valid => &["valid"],
-            Mix::Expiring => &["expiring"],
-            Mix::Expired => &["expired"],
-            Mix::Unusable => &["unusable"],
-            Mix::ValidAndExpiring => &["valid", "expiring"],
-        };
-        for c in certs {
-            s.insert((id.clone(), "certificate".into(), c.to_string()));
-        }
-        s.insert((id, "secret".into(), "valid".into()));
-    }
-    s
-}
-
 #[test]
 fn audit_over_several_pages_equals_the_tenants_ground_truth() {
     let apps = tenant(23);
@@ -87,7 +67,8 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
             "daysLeft",
             "status",
             "reason",
-            "policy"
+            "policy",
+            "lastSignIn"
         ]
     );
     let got: BTreeSet<(String, String, String)> = rows
@@ -158,21 +139,6 @@ fn filters_and_fail_on_select_what_a_scheduled_job_asks_about() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Thumbprints of an app's certificate entries.
-fn thumbs(app: &Value) -> Vec<String> {
-    app["keyCredentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            keycred::manifest::read_entry(0, e.as_object().unwrap())
-                .sha1()
-                .map(|d| keycred::thumbprint::hex_upper(&d))
-                .unwrap()
-        })
-        .collect()
-}
-
 /// Whether an app has a certificate entry valid now (the lock-out invariant).
 fn has_valid(app: &Value) -> bool {
     let now = dates::now();
@@ -183,10 +149,10 @@ fn has_valid(app: &Value) -> bool {
         .any(|e| keycred::manifest::read_entry(0, e.as_object().unwrap()).counts_as_valid_at(now))
 }
 
-/// After a rotation: every app that had an expiring or expired certificate has exactly one new
-/// certificate, whose key is on disk, and none of its old expiring/expired ones; every other
-/// certificate is as it was.
-fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
+/// After a rotation (phase 1): every app that had an expiring or expired certificate has exactly
+/// one new certificate, whose key is on disk, and all its old ones, but for the expired ones
+/// when `remove_expired`; every other app is as it was.
+fn assert_rotated_removing(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize], remove_expired: bool) {
     for (i, (b, a)) in before.iter().zip(after).enumerate() {
         let app_id = b["appId"].as_str().unwrap();
         if !selected.contains(&i) {
@@ -204,16 +170,22 @@ fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[
         assert_eq!(on_disk.len(), 1, "app {i}: one bundle on disk");
         let cred = keycred::cert::load_credential(&on_disk[0].path(), None, None).unwrap();
         assert_eq!(&cred.cert.thumbprint(), new[0], "app {i}: the registered certificate is the one on disk");
-        // Old ones: valid ones kept, expiring/expired ones removed.
+        // Old ones: all kept (phase 1 removes nothing unless asked), but for the expired ones
+        // with --remove-expired.
         let now = dates::now();
         for e in b["keyCredentials"].as_array().unwrap() {
             let c = keycred::manifest::read_entry(0, e.as_object().unwrap());
             let t = keycred::thumbprint::hex_upper(&c.sha1().unwrap());
-            let ends_soon = c.effective_end().unwrap() - now <= time::Duration::days(30);
-            assert_eq!(ta.contains(&t), !(ends_soon && c.is_usable()), "app {i}: old certificate {t}");
+            let expired = c.effective_end().unwrap() < now;
+            assert_eq!(ta.contains(&t), !(remove_expired && expired), "app {i}: old certificate {t}");
         }
         assert!(has_valid(a), "app {i} has a valid certificate");
     }
+}
+
+/// [`assert_rotated_removing`] with nothing asked to be removed: every old certificate stays.
+fn assert_rotated(before: &[Value], after: &[Value], dir: &TempDir, selected: &[usize]) {
+    assert_rotated_removing(before, after, dir, selected, false)
 }
 
 #[test]
@@ -267,19 +239,28 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let apps = tenant(6);
     let t = FakeTenant::start(apps.clone(), 999);
     let dir = TempDir::new("fleet-dry");
-    let out = run_fleet(
-        &[rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into(), "-o".into(), "json".into()]].concat(),
-    );
+    let dry = vec!["--dry-run".into(), "--remove-expired".into(), "-o".into(), "json".into()];
+    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), dry].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = stdout_json(&out);
     let selected = selected_indices(&apps);
     assert_eq!(v["planned"], selected.len() as u64);
-    // Every selected app planned with what it removes; every other one skipped, with a reason.
+    // Every selected app planned with what it removes (its expired certificates, as asked);
+    // every other one skipped, with a reason.
     assert_eq!(v["skipped"], (apps.len() - selected.len()) as u64);
     for (i, a) in apps.iter().enumerate() {
         let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == a["appId"]).unwrap();
         if selected.contains(&i) {
-            assert!(o["result"] == "planned" && !o["removed"].as_array().unwrap().is_empty(), "{o}");
+            let expired: Vec<&Value> = a["keyCredentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| dates::parse(e["endDateTime"].as_str().unwrap(), "end").unwrap() < dates::now())
+                .map(|e| &e["keyId"])
+                .collect();
+            assert_eq!(MIXES[i % MIXES.len()] == Mix::Expired, !expired.is_empty(), "app {i}");
+            assert_eq!(o["result"], "planned", "{o}");
+            assert_eq!(o["removed"].as_array().unwrap().iter().collect::<Vec<_>>(), expired, "{o}");
         } else {
             assert!(o["result"] == "skipped" && o["reason"].as_str().is_some_and(|r| !r.is_empty()), "{o}");
         }
@@ -335,14 +316,15 @@ fn an_audit_into_a_closed_pipe_stops_reading_pages_and_exits_0_quietly() {
 
 #[test]
 fn a_throttled_run_waits_as_told_and_finishes() {
-    // End to end, once: the binary honours a real Retry-After and goes on. A run sends about 28
-    // Graph requests: one of them is refused. Many refusals, concurrent workers and the pause
-    // they share are unit-tested on a paused clock (`graph::client`), not waited out here.
+    // End to end, once: the binary honours a real Retry-After and goes on. A run sends about 13
+    // Graph requests (3 pages, then 5 for each of the 2 apps rotated): one of them is refused.
+    // Many refusals, concurrent workers and the pause they share are unit-tested on a paused
+    // clock (`graph::client`), not waited out here.
     let apps = tenant(5);
     let t = FakeTenant::start(apps.clone(), 2);
     {
         let mut s = t.state.lock().unwrap();
-        s.throttle_every = Some(20);
+        s.throttle_every = Some(10);
         s.retry_after = Some(1);
     }
     let dir = TempDir::new("fleet-throttle");
@@ -374,7 +356,9 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     let apps = tenant(10);
     let t = FakeTenant::start(apps.clone(), 3);
     let dir = TempDir::new("fleet-kill");
-    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["--concurrency".into(), "3".into()]].concat();
+    // With removals, so that a kill can land between the add and the removal too.
+    let extra = vec!["--concurrency".into(), "3".into(), "--remove-expired".into()];
+    let args = [rotate_args(&t, &dir.0.display().to_string()), extra].concat();
     let mut rng = rand::thread_rng();
     let mut kills = 0;
     for round in 0..12 {
@@ -431,7 +415,7 @@ fn sigkill_at_random_points_then_resume_gives_one_verified_certificate_per_app()
     assert!(kills >= 1, "no run was killed: the test proves nothing");
     let out = run_fleet(&[args.clone(), vec!["-o".into(), "json".into()]].concat());
     assert!(out.status.success(), "after {kills} kills: {}", String::from_utf8_lossy(&out.stderr));
-    assert_rotated(&apps, &t.apps(), &dir, &selected_indices(&apps));
+    assert_rotated_removing(&apps, &t.apps(), &dir, &selected_indices(&apps), true);
     // Every new certificate was verified: the token endpoint accepted each app's new key.
     let v = stdout_json(&out);
     assert_eq!(v["failed"], 0);
@@ -608,12 +592,17 @@ fn apps_with_nothing_to_replace_are_reported_skipped_with_their_reason() {
     let selected = selected_indices(&apps[..5]);
     assert_eq!(v["selected"], selected.len() as u64);
     assert_eq!(v["rotated"], selected.len() as u64);
-    assert_eq!(v["skipped"], 4);
+    assert_eq!(v["skipped"], 5);
     let of = |i: usize| v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap().clone();
-    // apps 0 (valid), 3 (unusable), 5 (secrets only), 6 (nothing), each with its reason.
-    for (i, why) in
-        [(0, "none ends within 30d"), (3, "none is usable"), (5, "only client secrets"), (6, "no credential")]
-    {
+    // apps 0 (valid), 3 (unusable), 4 (a valid and an expiring one: rotated already), 5 (secrets
+    // only), 6 (nothing), each with its reason.
+    for (i, why) in [
+        (0, "none ends within 30d"),
+        (3, "none is usable"),
+        (4, "already rotated: keyId "),
+        (5, "only client secrets"),
+        (6, "no credential"),
+    ] {
         let o = of(i);
         assert_eq!(o["result"], "skipped", "app {i}: {o}");
         assert!(o["reason"].as_str().unwrap().contains(why), "app {i}: {o}");

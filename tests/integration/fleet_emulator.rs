@@ -1,66 +1,14 @@
 //! `keycred fleet` against the emulator's Graph and a tenant made by `emulate --generate-tenant`:
 //! the audit equals the generator's own ground truth (`ground-truth.jsonl`, written by code that
-//! shares nothing with the audit's reading), and a rotation leaves no expiring or expired
-//! certificate behind while every new one signs in.
+//! shares nothing with the audit's reading), and a rotation (phase 1) then a retirement (phase 2)
+//! leave no expiring or expired certificate behind while every new one signs in.
 
 use crate::common::*;
-use keycred::emulator::{start_blocking, BlockingEmulator};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const GRAPH: &str = "https://graph.microsoft.com";
-
-struct Generated {
-    _dir: TempDir,
-    out: PathBuf,
-    truth: Vec<Value>,
-    automation: String,
-    bundle: String,
-    emu: BlockingEmulator,
-}
-
-fn generated(n: usize, tag: &str) -> Generated {
-    let dir = TempDir::new(tag);
-    let out = dir.path("tenant");
-    let o = keycred_command(
-        &[
-            "emulate",
-            "--generate-tenant",
-            &n.to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--with-keys",
-            "-o",
-            "json",
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let truth = std::fs::read_to_string(out.join("ground-truth.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let manifests: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    let cfg = emulator_config(manifests, vec![(GRAPH.into(), vec!["Application.ReadWrite.All".into()])]);
-    let emu = start_blocking(cfg).unwrap();
-    Generated {
-        _dir: dir,
-        out,
-        truth,
-        automation: summary["automationAppId"].as_str().unwrap().into(),
-        bundle: summary["automationBundle"].as_str().unwrap().into(),
-        emu,
-    }
-}
 
 fn fleet(g: &Generated, cmd: &str, extra: &[&str]) -> std::process::Output {
     let base = g.emu.info().base_url().to_string();
@@ -135,19 +83,56 @@ fn audit_of_a_generated_tenant_equals_its_ground_truth() {
     let _ = &g.out;
 }
 
-#[test]
-fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certificate_signs_in() {
-    let g = generated(40, "fleet-emu-rotate");
-    let work = TempDir::new("fleet-emu-out");
-    let out_dir = work.0.display().to_string();
-    let before = json_of(&fleet(&g, "audit", &["-o", "json"]));
-    let expiring_apps: std::collections::BTreeSet<String> = before["credentials"]
+/// Certificate keyIds an audit reports expiring or expired.
+fn expiring(audit: &Value) -> Vec<String> {
+    audit["credentials"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["kind"] == "certificate" && (r["status"] == "expiring" || r["status"] == "expired"))
-        .map(|r| r["appId"].as_str().unwrap().to_string())
-        .collect();
+        .map(|r| r["keyId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The apps `fleet rotate --expiring-within 30d` rotates, from an audit: a certificate ending
+/// within 30 days (or ended) and none lasting beyond; one holding both is in the middle of a
+/// rotation already (left for phase 2).
+fn to_rotate(audit: &Value) -> std::collections::BTreeSet<String> {
+    let mut statuses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in audit["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] == "certificate") {
+        statuses.entry(r["appId"].as_str().unwrap().into()).or_default().push(r["status"].as_str().unwrap().into());
+    }
+    statuses
+        .into_iter()
+        .filter(|(_, s)| s.iter().any(|x| x == "expiring" || x == "expired"))
+        .filter(|(_, s)| !s.iter().any(|x| x == "valid" || x == "not_yet_valid"))
+        .map(|(a, _)| a)
+        .collect()
+}
+
+/// (apps, certificates) a retirement without evidence removes once `rotated` have their new
+/// certificate: the usable certificates that have started, from the generator's ground truth,
+/// but the newest of each app.
+fn to_retire(truth: &[Value], rotated: &std::collections::BTreeSet<String>) -> (u64, u64) {
+    let mut started: BTreeMap<String, u64> = BTreeMap::new();
+    for t in truth.iter().filter(|t| t["servicePrincipal"] != true && t["kind"] == "certificate") {
+        if t["reason"].is_null() && t["status"] != "not_yet_valid" {
+            *started.entry(t["appId"].as_str().unwrap().into()).or_default() += 1;
+        }
+    }
+    for a in rotated {
+        *started.entry(a.clone()).or_default() += 1;
+    }
+    started.values().filter(|n| **n > 1).fold((0, 0), |(apps, certs), n| (apps + 1, certs + n - 1))
+}
+
+#[test]
+fn rotation_then_retirement_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certificate_signs_in() {
+    let g = generated(40, "fleet-emu-rotate");
+    let work = TempDir::new("fleet-emu-out");
+    let out_dir = work.0.display().to_string();
+    let before = json_of(&fleet(&g, "audit", &["-o", "json"]));
+    let expiring_apps = to_rotate(&before);
     assert!(!expiring_apps.is_empty());
     let o =
         fleet(&g, "rotate", &["--expiring-within", "30d", "--out-dir", &out_dir, "--concurrency", "4", "-o", "json"]);
@@ -158,14 +143,41 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
     assert_eq!(v["failed"], 0);
     // Every other application of the tenant is reported left alone, with its reason.
     assert_eq!(v["skipped"], before["summary"]["applications"].as_u64().unwrap() - expiring_apps.len() as u64);
+    // Phase 1 removed nothing: every expiring or expired certificate is still there.
+    let during = json_of(&fleet(&g, "audit", &["-o", "json", "--expiring-within", "30d"]));
+    assert_eq!(expiring(&during), expiring(&before));
+
+    // Phase 2 on a grace period of zero: every app holding more than one usable certificate that
+    // has started keeps only its newest.
+    let (apps, certificates) = to_retire(&g.truth, &expiring_apps);
+    assert!(apps > expiring_apps.len() as u64, "the tenant has rotations in progress too");
+    let o = fleet(&g, "retire", &["--after", "0s", "--out-dir", &out_dir, "-o", "json"]);
+    let r = json_of(&o);
+    assert!(o.status.success(), "{r}");
+    assert_eq!((r["retired"].as_u64(), r["certificates"].as_u64()), (Some(apps), Some(certificates)), "{r}");
+    assert_eq!((r["kept"].as_u64(), r["failed"].as_u64(), r["evidence"].as_str()), (Some(0), Some(0), Some("after")));
     let after = json_of(&fleet(&g, "audit", &["-o", "json", "--expiring-within", "30d"]));
     let left: Vec<&Value> =
         after["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] == "certificate").collect();
     assert!(left.is_empty(), "still expiring: {left:?}");
-    // Each new certificate gets a token from the emulator, checked here with keycred token.
+    // The verification was a sign-in of each new certificate, which the audit shows.
+    let all = json_of(&fleet(&g, "audit", &["-o", "json"]));
+    let new_rows: Vec<&Value> = all["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| expiring_apps.contains(r["appId"].as_str().unwrap()) && r["kind"] == "certificate")
+        .collect();
+    assert_eq!(new_rows.len(), expiring_apps.len(), "one certificate left per rotated app");
+    assert!(new_rows.iter().all(|r| r["lastSignIn"].is_string()), "{new_rows:?}");
+    signs_in_with_new_certificates(&g, &out_dir, &expiring_apps);
+}
+
+/// Each new certificate gets a token from the emulator, checked here with `keycred token`.
+fn signs_in_with_new_certificates(g: &Generated, out_dir: &str, apps: &std::collections::BTreeSet<String>) {
     let base = g.emu.info().base_url().to_string();
-    for app in &expiring_apps {
-        let dir = Path::new(&out_dir).join(app);
+    for app in apps {
+        let dir = Path::new(out_dir).join(app);
         let pem = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -191,4 +203,48 @@ fn rotation_of_a_generated_tenant_leaves_nothing_expiring_and_every_new_certific
         .unwrap();
         assert!(t.status.success(), "{app}: {}", String::from_utf8_lossy(&t.stderr));
     }
+}
+
+#[test]
+fn unused_lists_every_credential_but_those_signed_in_within_the_duration() {
+    let g = generated(12, "fleet-emu-unused");
+    let ids = |v: &Value| -> std::collections::BTreeSet<String> {
+        v["credentials"].as_array().unwrap().iter().map(|r| r["keyId"].as_str().unwrap().to_string()).collect()
+    };
+    // One application signs in with one of its certificates (its bundle from the ground truth).
+    let used = g
+        .truth
+        .iter()
+        .find(|t| t["appId"] != g.automation.as_str() && t["bundle"].is_string() && t["status"] == "valid")
+        .unwrap();
+    let bundle = g.out.join(used["bundle"].as_str().unwrap());
+    let cred = keycred::cert::load_credential(&bundle, None, None).unwrap();
+    let url = format!("{}/{TENANT}/oauth2/v2.0/token", g.emu.info().base_url());
+    let assertion = signed_assertion(&cred, used["appId"].as_str().unwrap(), &url, keycred::cert::SignatureAlg::Rs256);
+    let app = used["appId"].as_str().unwrap();
+    let (status, _) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(post(&url, &client_credentials_form(app, &format!("{GRAPH}/.default"), &assertion)));
+    assert_eq!(status, 200);
+    let all = json_of(&fleet(&g, "audit", &["-o", "json"]));
+    // Signed in: that certificate, and the automation app's (each audit gets a Graph token).
+    let automation_key: String = g
+        .truth
+        .iter()
+        .find(|t| t["appId"] == g.automation.as_str())
+        .map(|t| t["keyId"].as_str().unwrap().to_string())
+        .unwrap();
+    let signed: std::collections::BTreeSet<String> = all["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["lastSignIn"].is_string())
+        .map(|r| r["keyId"].as_str().unwrap().to_string())
+        .collect();
+    let want: std::collections::BTreeSet<String> =
+        [automation_key, used["keyId"].as_str().unwrap().to_string()].into_iter().collect();
+    assert_eq!(signed, want);
+    let unused = json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "1h"]));
+    assert_eq!(ids(&unused), ids(&all).difference(&want).cloned().collect());
+    assert_eq!(ids(&json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "0s"]))), ids(&all));
 }

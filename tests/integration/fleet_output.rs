@@ -3,19 +3,20 @@
 
 use crate::fleet_support::*;
 
-/// The dry run's text names each application and says which keyIds are the certificates to be
-/// replaced: the new certificate's keyId does not exist until it is added. The real run then
-/// removes exactly those keyIds.
+/// The dry run's text names each application and says which keyIds are the certificates it would
+/// remove (here the expired ones, as asked; nothing for the others): the new certificate's keyId
+/// does not exist until it is added. The real run then removes exactly those keyIds.
 #[test]
 fn dry_run_text_names_the_apps_and_the_key_ids_it_would_remove() {
     let apps = tenant(5);
     let t = FakeTenant::start(apps.clone(), 999);
     let dir = TempDir::new("fleet-dry-text");
-    let out = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into()]].concat());
+    let args = [rotate_args(&t, &dir.0.display().to_string()), vec!["--remove-expired".into()]].concat();
+    let out = run_fleet(&[args.clone(), vec!["--dry-run".into()]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let selected = selected_indices(&apps);
-    let real = run_fleet(&[rotate_args(&t, &dir.0.display().to_string()), vec!["-o".into(), "json".into()]].concat());
+    let real = run_fleet(&[args, vec!["-o".into(), "json".into()]].concat());
     let report = stdout_json(&real);
     for i in selected {
         let (id, name) = (apps[i]["appId"].as_str().unwrap(), apps[i]["displayName"].as_str().unwrap());
@@ -24,7 +25,11 @@ fn dry_run_text_names_the_apps_and_the_key_ids_it_would_remove() {
         assert!(line.contains("(its keyId is given when it is added)"), "{line}");
         let o = report["apps"].as_array().unwrap().iter().find(|o| o["appId"] == id).unwrap();
         let removed: Vec<&str> = o["removed"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
-        assert!(line.ends_with(&format!("then remove the replaced keyId {}", removed.join(", "))), "{line}\n{o}");
+        let expired = MIXES[i % MIXES.len()] == Mix::Expired;
+        assert_eq!(removed.is_empty(), !expired, "{o}");
+        let then =
+            if expired { format!("then remove keyId {}", removed.join(", ")) } else { "then remove nothing".into() };
+        assert!(line.ends_with(&then), "{line}\n{o}");
     }
 }
 

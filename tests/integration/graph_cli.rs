@@ -127,13 +127,34 @@ fn self_rotation_list_add_remove() {
 }
 
 #[test]
-fn rotate_adds_verifies_and_removes_the_old_certificate() {
+fn rotate_adds_and_verifies_keeping_the_old_certificate_and_removes_only_what_is_named() {
     let app = app(true);
     let emu = emulator(&[&app.manifest], &[], false);
     let base = emu.info().base_url();
     std::fs::create_dir(app.dir.path("new")).unwrap();
+    // Phase 1 keeps the current certificate: running instances still hold it.
     let out =
-        graph("rotate", base, APP_ID, &["--cert", &app.a_pem, "--name", "c", "--out-dir", &app.dir.s("new")], &[]);
+        graph("rotate", base, APP_ID, &["--cert", &app.a_pem, "--name", "b", "--out-dir", &app.dir.s("new")], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let j = out.json();
+    assert_eq!(j["methods"], json!({"added": "addKey", "removed": null}));
+    assert_eq!(j["removed"], json!([]));
+    let b = keycred::cert::load_credential(&app.dir.path("new/b.pem"), None, None).unwrap();
+    assert_eq!(j["keyId"], j["added"]["keyId"]);
+    assert_eq!(j["deploy"], Value::Null);
+    assert!(j["retireFrom"].as_str().is_some(), "{j}");
+    assert_eq!(entries_of(&app.manifest).len(), 3);
+    assert_eq!(token_with(base, APP_ID, &app.a, GRAPH).0, 200, "the old certificate still signs in");
+    assert_eq!(token_with(base, APP_ID, &b, GRAPH).0, 200);
+
+    // Naming the old certificate removes it once the new one is verified.
+    let out = graph(
+        "rotate",
+        base,
+        APP_ID,
+        &["--cert", &app.a_pem, "--name", "c", "--out-dir", &app.dir.s("new"), "--remove", &app.key_ids[0]],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     // The shape of `keycred rotate -o json`, plus the Graph methods used.
@@ -147,12 +168,11 @@ fn rotate_adds_verifies_and_removes_the_old_certificate() {
     assert_eq!(j["verifiedWith"], format!("{base}/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(j["files"]["bundle"], app.dir.s("new/c.pem"));
     assert_eq!(j["thumbprint"], c.cert.thumbprint());
-    // On disk: P kept byte for byte, A gone, C added.
+    // On disk: P kept byte for byte, A gone, B and C added.
     let text = std::fs::read_to_string(&app.manifest).unwrap();
     assert!(!text.contains(&app.lines[0]), "{text}");
     assert!(text.contains(&app.lines[1]), "{text}");
-    assert_eq!(ckis_of(&app.manifest)[1], c.cert.thumbprint());
-    assert_eq!(entries_of(&app.manifest).len(), 2);
+    assert_eq!(ckis_of(&app.manifest)[1..], [b.cert.thumbprint(), c.cert.thumbprint()]);
     // The old certificate is refused with 700027 quoting its thumbprint; the new one works.
     let (status, body) = token_with(base, APP_ID, &app.a, GRAPH);
     assert_eq!(status, 401);

@@ -135,9 +135,14 @@ fn readme_examples_run_in_order_against_the_emulator() {
     ] {
         assert!(t.path(f).exists(), "{f}");
     }
-    // The permissions setups wrote the ids Microsoft publishes: ActivityFeed.Read and
-    // ServiceHealth.Read in the Office 365 Management API's setup document, Incident.Read.All and
-    // AdvancedHunting.Read.All in Microsoft 365 Defender's API documents.
+    permissions_the_setups_wrote(&t);
+    what_the_examples_made(&t);
+}
+
+/// The permissions setups wrote the ids Microsoft publishes: ActivityFeed.Read and
+/// ServiceHealth.Read in the Office 365 Management API's setup document, Incident.Read.All and
+/// AdvancedHunting.Read.All in Microsoft 365 Defender's API documents.
+fn permissions_the_setups_wrote(t: &TempDir) {
     for (file, resource, ids) in [
         (
             "o365-reader.json",
@@ -160,11 +165,17 @@ fn readme_examples_run_in_order_against_the_emulator() {
             .collect();
         assert_eq!(got, ids.map(|i| (i, "Role")), "{file}");
     }
+}
+
+/// The manifest the emulator served and the fleet's two phases, as the examples left them.
+fn what_the_examples_made(t: &TempDir) {
     // The manifest the emulator served: `rotate` added my-daemon-next; through Graph, spare came
-    // and went, and `graph rotate` replaced my-daemon with my-daemon-graph. Thumbprints by openssl.
+    // and went, `graph rotate` added my-daemon-graph (its deploy hook copied the bundle) and
+    // `graph retire --after 0s` removed the two older ones. Thumbprints by openssl.
+    assert_eq!(std::fs::read(t.path("deployed.pem")).unwrap(), std::fs::read(t.path("my-daemon-graph.pem")).unwrap());
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.path("manifest.json")).unwrap()).unwrap();
-    let mut got: Vec<String> = m["keyCredentials"]
+    let got: Vec<String> = m["keyCredentials"]
         .as_array()
         .unwrap()
         .iter()
@@ -177,11 +188,18 @@ fn readme_examples_run_in_order_against_the_emulator() {
             openssl_fingerprint_hex(&f.display().to_string(), &["-inform", "DER"], "sha1")
         })
         .collect();
-    got.sort();
-    let mut want: Vec<String> = ["my-daemon-next.cer", "my-daemon-graph.cer"]
-        .iter()
-        .map(|f| openssl_fingerprint_hex(&t.path(f).display().to_string(), &[], "sha1"))
-        .collect();
-    want.sort();
+    let want = vec![openssl_fingerprint_hex(&t.s("my-daemon-graph.cer"), &[], "sha1")];
     assert_eq!(got, want, "{m}");
+    // The fleet's phase 2: every rotated app retired but the one rotating already, kept with
+    // its reason; every app rotated got its bundle from the deploy hook.
+    let retired: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("retired.json")).unwrap()).unwrap();
+    assert_eq!((retired["kept"].as_u64(), retired["failed"].as_u64()), (Some(1), Some(0)), "{retired}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("report.json")).unwrap()).unwrap();
+    for o in report["apps"].as_array().unwrap().iter().filter(|o| o["result"] == "rotated") {
+        let deployed = t.path(&format!("deployed/{}.pem", o["appId"].as_str().unwrap()));
+        assert!(deployed.exists(), "{o}");
+    }
+    assert_eq!(retired["retired"], report["rotated"], "{retired}");
 }

@@ -53,8 +53,9 @@ fn force_replaces_files_only_and_allow_lockout_allows_a_lockout() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("last currently valid certificate"), "{}", out.stderr);
     assert!(out.stderr.contains("only becomes valid on 2048-06-01T00:00:00Z"), "{}", out.stderr);
-    // The hint speaks of rotate's own flags, not of `manifest add` or a --force that would not help.
-    assert!(out.stderr.contains("--allow-lockout") && out.stderr.contains("--keep-old"), "{}", out.stderr);
+    // The hint speaks of rotate's own flags (keeping the old entries is leaving out the
+    // removals), not of `manifest add` or a --force that would not help.
+    assert!(out.stderr.contains("--allow-lockout") && out.stderr.contains("--remove-expired"), "{}", out.stderr);
     assert!(!out.stderr.contains("manifest add") && !out.stderr.contains("--force"), "{}", out.stderr);
     assert_eq!(std::fs::read(&st.manifest).unwrap(), before);
     assert_eq!(st.new_dir(), files_before, "a refused rotation touched the files");

@@ -8,9 +8,13 @@ use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
 use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::fleet::parse_duration;
 use keycred::graph::GRAPH_URL;
 use keycred::http::{Failure, FailureKind};
 use keycred::manifest::{Format, Manifest};
+use keycred::rotate::deploy::DeployHook;
+use keycred::rotate::evidence::Evidence;
+use keycred::rotate::RemovePolicy;
 use keycred::secret::{self, SecretString};
 use keycred::token::{ClientAuth, ClientOptions, Target, TokenClient, TokenRequest};
 use keycred::{dates, fsio, ClientId, Error, Result, TenantId};
@@ -422,9 +426,10 @@ pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString
 /// The new certificate and its files (`keycred new`, `keycred rotate`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct NewCertArgs {
-    /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)
+    /// Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx); rotations default
+    /// to rotated-<UTC time>
     #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
     /// Directory for the files (created, owner-only, when missing)
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
@@ -468,8 +473,9 @@ impl NewCertArgs {
     /// app management policy's cap can shorten the usual 365).
     pub fn plan_with_default(&self, default_days: u32) -> Result<Plan> {
         let a = self;
-        if a.name.is_empty() || a.name.contains(['/', '\\']) {
-            return Err(Error::input(format!("--name '{}': must be a plain file name", a.name))
+        let name = a.name.clone().unwrap_or_else(|| keycred::rotate::default_name(dates::now()));
+        if name.is_empty() || name.contains(['/', '\\']) {
+            return Err(Error::input(format!("--name '{name}': must be a plain file name"))
                 .with_hint("use --out-dir for the directory"));
         }
         let key_size = KeySize::from_bits(a.key_size)?;
@@ -480,7 +486,7 @@ impl NewCertArgs {
             (None, Some(e)) => Validity::Until(dates::parse(e, "--not-after")?),
             (None, None) => Validity::Days(days),
         };
-        let subject = a.subject.clone().unwrap_or_else(|| format!("CN={}", a.name));
+        let subject = a.subject.clone().unwrap_or_else(|| format!("CN={name}"));
         let password: Option<SecretString> = a.password_env.as_deref().map(secret::from_env).transpose()?;
         keycred::cert::files::check_out_dir(&a.out_dir, "--out-dir")?;
         let pfx = match (a.pfx_legacy, a.pfx) {
@@ -490,7 +496,7 @@ impl NewCertArgs {
         };
         plan_files(
             NewCertificate { subject, key_size, validity },
-            FileOptions { name: a.name.clone(), dir: a.out_dir.clone(), pfx, password, force: a.force },
+            FileOptions { name, dir: a.out_dir.clone(), pfx, password, force: a.force },
         )
     }
 }
@@ -503,4 +509,85 @@ pub fn plan_files(req: NewCertificate, files: FileOptions) -> Result<Plan> {
             .map_err(|e| e.with_hint("pass --force to replace, or choose another --name or --out-dir"))?;
     }
     Plan::new(req, files)
+}
+
+/// Phase 1 of a rotation, as `rotate`, `graph rotate` and `fleet rotate` all take it: what is
+/// removed once the new certificate is in (nothing by default), and the deploy hook.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PhaseOneArgs {
+    /// Remove this certificate once the new one is in and verified: a keyId or a thumbprint
+    /// (hex, base64 or base64url), repeatable. By default nothing is removed
+    // base64url thumbprints start with '-' one time in 64: they are values, not flags.
+    #[arg(long = "remove", value_name = "KEYID|THUMBPRINT", allow_hyphen_values = true)]
+    pub remove: Vec<String>,
+    /// Remove expired certificates once the new one is in (an expired one cannot be in use)
+    #[arg(long, conflicts_with = "remove")]
+    pub remove_expired: bool,
+    /// Run CMD (split into words, no shell) once per app after its new certificate is verified,
+    /// with KEYCRED_APP_ID, KEYCRED_KEY_ID, KEYCRED_THUMBPRINT, KEYCRED_BUNDLE (and KEYCRED_PFX)
+    /// in its environment; a failed CMD stops that app's removals
+    #[arg(long, value_name = "CMD")]
+    pub deploy: Option<String>,
+    /// Time limit of one run of the deploy hook (30s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub deploy_timeout: String,
+    /// Keep the old certificates: the default now (accepted for older scripts)
+    #[arg(long, hide = true, conflicts_with_all = ["remove", "remove_expired"])]
+    pub keep_old: bool,
+}
+
+impl PhaseOneArgs {
+    /// What to remove, the hint naming the flag on a bad value.
+    pub fn policy(&self) -> Result<RemovePolicy> {
+        let sels = self
+            .remove
+            .iter()
+            .map(|r| {
+                keycred::rotate::removal_selector(r).map_err(|e| {
+                    let hint = e.hint().unwrap_or_default().to_string();
+                    Error::input(format!("--remove {}; nothing was changed", e.message())).with_hint(hint)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RemovePolicy::new(sels, self.remove_expired))
+    }
+    /// The deploy hook, when one is given.
+    pub fn hook(&self) -> Result<Option<DeployHook>> {
+        let timeout = parse_duration(&self.deploy_timeout, "--deploy-timeout")?;
+        self.deploy.as_deref().map(|cmd| DeployHook::parse(cmd, timeout, "--deploy")).transpose()
+    }
+}
+
+/// Phase 2 of a rotation: what counts as evidence that an older certificate is unused.
+/// `--force` (no evidence) is declared by each command: `rotate` already has one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvidenceArgs {
+    /// Retire an older certificate once the sign-in report shows the newest one in use and the
+    /// older one unused for this long (default 24h)
+    #[arg(long, value_name = "DURATION")]
+    pub quiet_for: Option<String>,
+    /// Retire once the newest certificate started this long ago, whatever the sign-ins (7d, 0s)
+    #[arg(long, value_name = "DURATION", conflicts_with = "quiet_for")]
+    pub after: Option<String>,
+}
+
+impl EvidenceArgs {
+    /// The evidence asked for; `force` (the command's `--force`) asks for none.
+    pub fn evidence(&self, force: bool) -> Result<Evidence> {
+        if force {
+            if self.after.is_some() || self.quiet_for.is_some() {
+                return Err(Error::input("--force retires without evidence: --after and --quiet-for do not apply")
+                    .with_hint("give --force alone, or --after DURATION, or --quiet-for DURATION"));
+            }
+            return Ok(Evidence::Force);
+        }
+        if let Some(a) = &self.after {
+            return Ok(Evidence::After(parse_duration(a, "--after")?));
+        }
+        let quiet_for = match &self.quiet_for {
+            Some(q) => parse_duration(q, "--quiet-for")?,
+            None => keycred::rotate::evidence::DEFAULT_QUIET_FOR,
+        };
+        Ok(Evidence::SignIns { quiet_for })
+    }
 }

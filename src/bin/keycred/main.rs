@@ -48,6 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Generate an RSA key and a self-signed certificate for an app credential
+    #[command(mut_arg("name", |a| a.required(true).help("Base name of the files: NAME.key, NAME.cer, NAME.pem (and NAME.pfx)")))]
     New(new::Args),
     /// Show the Entra values of certificates (thumbprint, customKeyIdentifier, x5t, ...)
     Show(show::Args),
@@ -70,7 +71,8 @@ pub enum Command {
     Check(check::Args),
     /// Run the offline demonstration against the embedded emulator
     Demo(demo::Args),
-    /// Rotate the certificate of a manifest file
+    /// Rotate the certificate of a manifest file: add a new one (phase 1), or --retire the older ones (phase 2)
+    #[command(mut_arg("force", |a| a.help("Replace existing files; with --retire, retire without evidence")))]
     Rotate(rotate::Args),
     /// Manage an application's certificates through Microsoft Graph
     #[command(subcommand)]

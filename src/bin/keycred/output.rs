@@ -1,8 +1,9 @@
 //! Presentation: text or JSON output, error printing, progress on terminals only.
 
-use keycred::cert::files::{Files, Plan};
+use keycred::cert::files::Plan;
 use keycred::cert::{Certificate, KeySize, PrivateKey};
-use keycred::rotate::RotateReport;
+use keycred::rotate::deploy::DeployResult;
+use keycred::rotate::{RetireReport, RetireResult, RotateReport, Stage};
 use keycred::{Error, Result};
 use serde::Serialize;
 use std::io::{ErrorKind, IsTerminal, Write};
@@ -246,17 +247,50 @@ pub fn generate(ctx: &Ctx, plan: &Plan) -> Result<(Certificate, PrivateKey)> {
     }
 }
 
-/// Prints what a rotation did (`keycred rotate`, `keycred graph rotate`): the report, with the
-/// files written, in JSON; the added entry, the verification and the removals in text.
-pub fn print_rotation(ctx: &Ctx, report: &RotateReport, files: &Files) -> Result<()> {
+/// Runs `f` with a spinner on stderr (a terminal only) that names each rotation stage as it
+/// starts; `f` gets the progress callback the library calls.
+pub fn with_stages<T>(ctx: &Ctx, f: impl FnOnce(&dyn Fn(Stage)) -> T) -> T {
+    if !ctx.stderr_is_terminal() {
+        return f(&|_| {});
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    let r = f(&|stage: Stage| pb.set_message(stage.describe()));
+    pb.finish_and_clear();
+    r
+}
+
+/// The exit code of a rotation whose deploy hook ran: 4 when it failed (the new certificate is
+/// registered and verified; nothing was removed).
+pub fn deploy_outcome(d: Option<&DeployResult>) -> Result<u8> {
+    match d {
+        Some(d) if !d.ok() => Err(Error::check(format!(
+            "the deploy hook failed: {}; the new certificate is registered and nothing was removed",
+            d.reason.as_deref().unwrap_or("no reason given")
+        ))
+        .with_hint("fix the hook and deploy the new bundle; retire the old certificates once it is in use")),
+        _ => Ok(keycred::error::exit::OK),
+    }
+}
+
+/// How a deploy hook ended, in a word and its reason.
+pub fn deploy_text(d: &DeployResult) -> String {
+    match (d.ok(), &d.reason) {
+        (true, _) => "deployed".to_string(),
+        (false, Some(r)) => format!("deploy_failed ({r})"),
+        (false, None) => "deploy_failed".to_string(),
+    }
+}
+
+/// Prints what a rotation did (`keycred rotate`, `keycred graph rotate`): the report in JSON;
+/// in text the added entry, the verification, the removals, what to deploy and when retiring
+/// becomes possible.
+pub fn print_rotation(ctx: &Ctx, report: &RotateReport) -> Result<()> {
     if ctx.json() {
-        let mut v = serde_json::to_value(report).map_err(|e| Error::internal(e.to_string()))?;
-        v["files"] = serde_json::to_value(files).map_err(|e| Error::internal(e.to_string()))?;
-        ctx.print_json(&v);
+        ctx.print_json(report);
         return Ok(());
     }
-    let key_id = report.added.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-    let mut pairs = vec![("added keyId", key_id)];
+    let mut pairs = vec![("added keyId", report.key_id.clone())];
     if let Some(m) = &report.methods {
         pairs.push(("method", m.added.to_string()));
     }
@@ -277,8 +311,48 @@ pub fn print_rotation(ctx: &Ctx, report: &RotateReport, files: &Files) -> Result
             ),
         ));
     }
+    if let Some(f) = &report.files {
+        pairs.push(("bundle", f.bundle.clone()));
+        if let Some(p) = &f.pfx {
+            pairs.push(("pfx", p.clone()));
+        }
+    }
+    if let Some(d) = &report.deploy {
+        pairs.push(("deploy", deploy_text(d)));
+    }
+    if let (Some(t), true) = (&report.retire_from, report.deploy.as_ref().is_none_or(DeployResult::ok)) {
+        pairs.push(("retire from", format!("{t} (once the old certificates have not signed in for 24h)")));
+    }
     print_pairs(&pairs);
     Ok(())
+}
+
+/// Prints what retiring one application did (`rotate --retire`, `graph retire`).
+pub fn print_retire(ctx: &Ctx, r: &RetireReport) {
+    if ctx.json() {
+        ctx.print_json(r);
+        return;
+    }
+    let result = match r.result {
+        RetireResult::Retired => "retired",
+        RetireResult::Kept => "kept",
+        RetireResult::Skipped => "nothing to retire",
+    };
+    let mut pairs = vec![("result", result.to_string()), ("evidence", r.evidence.to_string())];
+    if let Some(n) = &r.newest {
+        pairs.push(("newest", format!("keyId {} (stays)", n.key_id.as_deref().unwrap_or("?"))));
+    }
+    for row in &r.retired {
+        let (k, t) = (row.key_id.as_deref().unwrap_or("?"), row.thumbprint.as_deref().unwrap_or("?"));
+        pairs.push(("retired", format!("keyId {k} thumbprint {t}")));
+    }
+    for k in &r.kept {
+        pairs.push(("kept", format!("keyId {}: {}", k.key_id.as_deref().unwrap_or("?"), k.reason)));
+    }
+    if let Some(why) = &r.reason {
+        pairs.push(("reason", why.clone()));
+    }
+    print_pairs(&pairs);
 }
 
 #[cfg(test)]

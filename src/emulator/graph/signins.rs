@@ -151,7 +151,15 @@ pub(super) fn list(State(st): SharedState, RawQuery(raw): RawQuery, headers: Hea
 pub(super) fn get(State(st): SharedState, Path(id): Path<String>, headers: HeaderMap) -> Answer {
     reader(&st, &headers)?;
     let found = st.sign_ins.all().iter().map(|a| render(&st, a)).find(|e| e.get("id") == Some(&json!(id)));
-    let e = found.ok_or_else(|| super::not_found(&id))?;
+    // Report ids are no directory object ids (base64, not GUIDs): what Graph answers for one it
+    // does not know is undocumented; the emulator says 404, the resource not found.
+    let e = found.ok_or_else(|| {
+        GraphError::new(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        )
+    })?;
     let mut out = Map::new();
     out.insert("@odata.context".into(), json!(format!("{}/$entity", context(&st))));
     out.extend(e);

@@ -215,3 +215,60 @@ pub fn snapshot(d: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     }
     m
 }
+
+/// A tenant made by `keycred emulate --generate-tenant N --with-keys`, served by an in-process
+/// emulator granting Graph's `Application.ReadWrite.All` and `AuditLog.Read.All` to every app.
+pub struct Generated {
+    pub dir: TempDir,
+    /// The tenant's directory (manifests, `keys/`, `ground-truth.jsonl`).
+    pub out: PathBuf,
+    /// `ground-truth.jsonl`, one value a line.
+    pub truth: Vec<Value>,
+    /// The automation app's id and PEM bundle.
+    pub automation: String,
+    pub bundle: String,
+    pub emu: keycred::emulator::BlockingEmulator,
+}
+
+pub fn generated(n: usize, tag: &str) -> Generated {
+    let dir = TempDir::new(tag);
+    let out = dir.path("tenant");
+    let o = keycred_command(
+        &[
+            "emulate",
+            "--generate-tenant",
+            &n.to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--with-keys",
+            "-o",
+            "json",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let truth = std::fs::read_to_string(out.join("ground-truth.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let manifests: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    let roles = vec!["Application.ReadWrite.All".into(), "AuditLog.Read.All".into()];
+    let cfg = emulator_config(manifests, vec![("https://graph.microsoft.com".into(), roles)]);
+    let emu = keycred::emulator::start_blocking(cfg).unwrap();
+    Generated {
+        dir,
+        out,
+        truth,
+        automation: summary["automationAppId"].as_str().unwrap().into(),
+        bundle: summary["automationBundle"].as_str().unwrap().into(),
+        emu,
+    }
+}

@@ -19,7 +19,7 @@ use base64::Engine;
 use keycred::cert::{generate, Certificate, KeySize, NewCertificate, SignatureAlg, Validity};
 use keycred::dates;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -448,17 +448,50 @@ pub fn stdout_json(out: &std::process::Output) -> Value {
     })
 }
 
+/// (appId, kind, status) of every credential, from the tenant as generated.
+pub fn ground_truth(apps: &[Value]) -> BTreeSet<(String, String, String)> {
+    let mut s = BTreeSet::new();
+    for (i, a) in apps.iter().enumerate() {
+        let id = a["appId"].as_str().unwrap().to_string();
+        let certs: &[&str] = match MIXES[i % MIXES.len()] {
+            Mix::Valid => &["valid"],
+            Mix::Expiring => &["expiring"],
+            Mix::Expired => &["expired"],
+            Mix::Unusable => &["unusable"],
+            Mix::ValidAndExpiring => &["valid", "expiring"],
+        };
+        for c in certs {
+            s.insert((id.clone(), "certificate".into(), c.to_string()));
+        }
+        s.insert((id, "secret".into(), "valid".into()));
+    }
+    s
+}
+
 /// `fleet rotate` of every app with a certificate ending within 30 days, into `out_dir`.
 pub fn rotate_args(t: &FakeTenant, out_dir: &str) -> Vec<String> {
     [fleet_args(t, "rotate"), vec!["--expiring-within".into(), "30d".into(), "--out-dir".into(), out_dir.into()]]
         .concat()
 }
 
-/// The apps of [`tenant`] with a certificate ending within 30 days (or ended): those a rotation
-/// selects.
+/// The apps `--expiring-within 30d` rotates: a certificate ending within 30 days (or ended) and
+/// none lasting beyond (an app holding both is already rotated: phase 2 is for it).
 pub fn selected_indices(apps: &[Value]) -> Vec<usize> {
-    (0..apps.len())
-        .filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired | Mix::ValidAndExpiring))
+    (0..apps.len()).filter(|i| matches!(MIXES[i % MIXES.len()], Mix::Expiring | Mix::Expired)).collect()
+}
+
+/// Thumbprints of an app's certificate entries.
+pub fn thumbs(app: &Value) -> Vec<String> {
+    app["keyCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            keycred::manifest::read_entry(0, e.as_object().unwrap())
+                .sha1()
+                .map(|d| keycred::thumbprint::hex_upper(&d))
+                .unwrap()
+        })
         .collect()
 }
 

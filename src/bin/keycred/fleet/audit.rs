@@ -1,4 +1,4 @@
-//! `keycred fleet audit`'s output: every reported credential streamed as its page arrives, never
+//! `keycred fleet audit`'s output: every reported credential (with its last sign-in) streamed as its page arrives, never
 //! gathered (a tenant may hold millions), as a table, as CSV for spreadsheets, or as one JSON
 //! document that serde writes while the audit runs. A reader that closes stdout ends the audit
 //! at the next row, and the command exits 0, as every command does.
@@ -58,7 +58,15 @@ pub(super) fn run_audit(
     if let Some(pb) = &spinner {
         pb.finish_and_clear();
     }
-    fail_on_check(&summary?, fail_on, &failing)
+    let summary = summary?;
+    if let Some(why) = &summary.sign_ins_unavailable {
+        eprintln!(
+            "keycred: warning: the sign-in report could not be read, so lastSignIn is empty: {} \
+             (it needs AuditLog.Read.All)",
+            printable(why)
+        );
+    }
+    fail_on_check(&summary, fail_on, &failing)
 }
 
 /// Exit 4 when a reported credential has a status `--fail-on` names, the hint saying what fixes
@@ -273,6 +281,7 @@ fn csv_row(r: &Row) -> Row {
         thumbprint: text(&r.thumbprint),
         start: text(&r.start),
         end: text(&r.end),
+        last_sign_in: text(&r.last_sign_in),
         reason: text(&r.reason),
         ..r.clone()
     }

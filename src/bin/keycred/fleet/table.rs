@@ -1,30 +1,43 @@
 //! `fleet audit`'s table, fitted to the terminal's width.
 //!
-//! Whole, the table is about 215 columns wide. On a narrower terminal (or `COLUMNS`) the
+//! Whole, the table is about 240 columns wide. On a narrower terminal (or `COLUMNS`) the
 //! thumbprint and key id give way first, cut with an ellipsis and then left out, then the name,
-//! the date and the app id are cut; `-o json` and `-o csv` always hold whole values, and so does
-//! the table when stdout is not a terminal (a file, a pipe).
+//! the date and the last sign-in are cut, the last sign-in left out, and the app id cut; `-o
+//! json` and `-o csv` always hold whole values, and so does the table when stdout is not a
+//! terminal (a file, a pipe).
 
 use crate::output::printable;
 use keycred::fleet::audit::Row;
 
 /// The columns before REASON: header, whole width, narrowest width.
-const COLUMNS: [(&str, usize, usize); 9] = [
+const COLUMNS: [(&str, usize, usize); 10] = [
     ("APP ID", 36, 9),
     ("KIND", 11, 11),
     ("STATUS", 13, 13),
     ("POLICY", 13, 13),
     ("DAYS", 5, 5),
     ("END", 20, 10),
+    ("LAST SIGN-IN", 20, 10),
     ("THUMBPRINT", 40, 12),
     ("KEY ID", 36, 12),
     ("NAME", 24, 10),
 ];
 /// How the columns give way when the terminal is narrow, in order: the thumbprint and the key id
 /// (which the portal shows too, and json and csv hold whole) are cut, then left out; then the
-/// name, the date and the app id are cut; last, the policy standing is left out.
-const GIVE_WAY: [(usize, bool); 8] =
-    [(6, false), (7, false), (7, true), (6, true), (8, false), (5, false), (0, false), (3, true)];
+/// name, the date and the last sign-in are cut, the last sign-in left out, the app id cut; last,
+/// the policy standing is left out.
+const GIVE_WAY: [(usize, bool); 10] = [
+    (7, false),
+    (8, false),
+    (8, true),
+    (7, true),
+    (9, false),
+    (5, false),
+    (6, false),
+    (6, true),
+    (0, false),
+    (3, true),
+];
 /// DAYS, a number: right-aligned.
 const DAYS: usize = 4;
 /// REASON keeps this much room while the others shrink; at worst it gets what is left.
@@ -34,7 +47,7 @@ const GAP: &str = "  ";
 
 /// The widths of the table's columns (0: left out), REASON last (`None`: whole).
 pub struct Table {
-    widths: [usize; 9],
+    widths: [usize; 10],
     reason: Option<usize>,
 }
 
@@ -43,8 +56,8 @@ impl Table {
     pub fn new(columns: Option<usize>) -> Self {
         let mut widths = COLUMNS.map(|(_, w, _)| w);
         let Some(total) = columns else { return Table { widths, reason: None } };
-        let used = |w: &[usize; 9]| w.iter().filter(|&&w| w > 0).map(|w| w + GAP.len()).sum::<usize>();
-        let over = |w: &[usize; 9]| (used(w) + REASON_MIN).saturating_sub(total);
+        let used = |w: &[usize; 10]| w.iter().filter(|&&w| w > 0).map(|w| w + GAP.len()).sum::<usize>();
+        let over = |w: &[usize; 10]| (used(w) + REASON_MIN).saturating_sub(total);
         for (i, leave_out) in GIVE_WAY {
             match leave_out {
                 true if over(&widths) > 0 => widths[i] = 0,
@@ -79,6 +92,7 @@ impl Table {
             r.policy.map_or("-", |p| p.name()).to_string(),
             r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
             cell(r.end.as_deref(), "-"),
+            cell(r.last_sign_in.as_deref(), "-"),
             cell(r.thumbprint.as_deref(), "-"),
             cell(r.key_id.as_deref(), "-"),
             cell(r.display_name.as_deref(), "-"),
@@ -86,7 +100,7 @@ impl Table {
         self.line(cells, cell(r.reason.as_deref(), ""))
     }
 
-    fn line(&self, cells: [String; 9], reason: String) -> String {
+    fn line(&self, cells: [String; 10], reason: String) -> String {
         let mut out = String::new();
         for (i, c) in cells.iter().enumerate().filter(|(i, _)| self.widths[*i] > 0) {
             let c = fit(c, self.widths[i]);
@@ -134,7 +148,10 @@ mod tests {
         assert!(!h.contains("KEY ID") && !h.contains("THUMBPRINT") && h.contains("POLICY"), "{h}");
         assert_eq!(Table::new(Some(130)).widths[0], 36);
         assert!(Table::new(Some(80)).widths[0] < 36);
-        assert!(Table::new(Some(170)).header().contains("THUMBPRINT"));
+        assert!(Table::new(Some(190)).header().contains("THUMBPRINT"));
+        // The last sign-in is cut before it is left out, and left out before the app id is cut.
+        assert!(Table::new(Some(150)).header().contains("LAST SIGN-IN"), "{}", Table::new(Some(150)).header());
+        assert!(!Table::new(Some(130)).header().contains("LAST SIGN-IN"));
         // Wide enough: nothing cut.
         assert_eq!(Table::new(Some(300)).widths, COLUMNS.map(|(_, w, _)| w));
         assert_eq!(fit("6731de76-14a6-49ae-97bc-6eba6914391e", 13), "6731de76-14a…");

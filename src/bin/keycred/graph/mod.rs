@@ -1,22 +1,24 @@
-//! `keycred graph list|add|remove|rotate`: an application's certificates through Microsoft Graph;
-//! `keycred graph permission add|remove|list`: its API permissions (`requiredResourceAccess`).
+//! `keycred graph list|add|remove|rotate|retire`: an application's certificates through
+//! Microsoft Graph; `keycred graph permission add|remove|list`: its API permissions
+//! (`requiredResourceAccess`). `rotate` and `retire` (phases 1 and 2 of the lifecycle) are in
+//! [`rotation`].
 //!
 //! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
-use super::common::{plan_files, GraphAccessArgs, NewCertArgs};
-use super::output::{generate, out_line, print_pairs, print_rotation};
+mod rotation;
+
+use super::common::{GraphAccessArgs, NewCertArgs};
+use super::output::{generate, out_line, print_pairs};
 use super::permissions::{print_access, Wanted};
 use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
-use keycred::cert::files::FileOptions;
 use keycred::cert::generate::resolve_validity;
-use keycred::cert::{load_file, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::cert::{load_file, LoadedCredential};
 use keycred::graph::policy::{Effective, DEFAULT_DAYS};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
-use keycred::rotate::{self, GraphRotation, Verify};
 use keycred::token::{ClientAuth, Grant, Registration, Target, TokenClient, TokenRequest};
 use keycred::{dates, fsio, Error, Result};
 use std::path::{Path, PathBuf};
@@ -80,32 +82,12 @@ pub enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// New certificate, added and verified, then the current one removed
-    Rotate {
-        #[command(flatten)]
-        common: Common,
-        /// Base name of the new certificate's files
-        #[arg(long)]
-        name: String,
-        /// Directory for the new files
-        #[arg(long, default_value = ".")]
-        out_dir: PathBuf,
-        /// Subject DN of the new certificate (default CN=NAME)
-        #[arg(long)]
-        subject: Option<String>,
-        /// RSA key size: 2048, 3072 or 4096
-        #[arg(long, default_value_t = 2048)]
-        key_size: u32,
-        /// Validity in days
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-        /// Replace existing files
-        #[arg(long)]
-        force: bool,
-        /// Keep the current certificate registered
-        #[arg(long)]
-        keep_old: bool,
-    },
+    /// Phase 1: a new certificate added beside the current one, verified and deployed; the
+    /// old ones stay unless named with --remove or --remove-expired
+    Rotate(rotation::RotateArgs),
+    /// Phase 2: the older certificates removed on evidence (the sign-in report, which the
+    /// Graph token must be allowed to read, AuditLog.Read.All; or --after, or --force)
+    Retire(rotation::RetireArgs),
     /// Edit the API permissions the application asks for (PATCH of requiredResourceAccess)
     #[command(subcommand)]
     Permission(PermissionCmd),
@@ -160,7 +142,7 @@ impl GenerateArgs {
     /// The same arguments as `keycred new` takes, to plan the files the same way.
     fn new_cert_args(&self, name: &str) -> NewCertArgs {
         NewCertArgs {
-            name: name.to_string(),
+            name: Some(name.to_string()),
             out_dir: self.out_dir.clone(),
             subject: self.subject.clone(),
             key_size: self.key_size,
@@ -264,16 +246,8 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::Remove { common, key_id, thumbprint, force } => {
             remove(common, key_id.as_deref(), thumbprint.as_deref(), *force, ctx)?
         }
-        Cmd::Rotate { common, name, out_dir, subject, key_size, days, force, keep_old } => {
-            let new = NewCertificate {
-                subject: subject.clone().unwrap_or_else(|| format!("CN={name}")),
-                key_size: KeySize::from_bits(*key_size)?,
-                validity: Validity::Days(*days),
-            };
-            let files =
-                FileOptions { name: name.clone(), dir: out_dir.clone(), pfx: None, password: None, force: *force };
-            rotate(common, new, files, *keep_old, ctx)?
-        }
+        Cmd::Rotate(a) => return rotation::rotate(a, ctx),
+        Cmd::Retire(a) => rotation::retire(a, ctx)?,
         Cmd::Permission(p) => permission(p, ctx)?,
     }
     Ok(keycred::error::exit::OK)
@@ -456,31 +430,4 @@ fn remove(common: &Common, key_id: Option<&str>, thumbprint: Option<&str>, force
     ))?;
     print_change(ctx, "removed keyId", &change);
     Ok(())
-}
-
-fn rotate(common: &Common, new: NewCertificate, files: FileOptions, keep_old: bool, ctx: &Ctx) -> Result<()> {
-    let s = common.open()?;
-    let current = s.cred.clone().ok_or_else(|| {
-        Error::input("graph rotate needs the current certificate (--cert)")
-            .with_hint("it signs the proofs and is the one replaced")
-    })?;
-    let plan = plan_files(new, files)?;
-    let (cert, key) = generate(ctx, &plan)?;
-    // The verification's request; its credential becomes the new certificate.
-    let request = common.token_request(ClientAuth::Certificate {
-        cred: current.clone(),
-        alg: SignatureAlg::Rs256,
-        x5c: false,
-    })?;
-    let r = GraphRotation {
-        graph: &s.graph,
-        app: &s.app,
-        current: &current,
-        method: s.method,
-        proof_aud: s.proof_aud,
-        keep_old,
-    };
-    let (report, written) =
-        s.rt.block_on(rotate::rotate_graph(&r, &plan, cert, key, Verify { client: &s.tokens, request }))?;
-    print_rotation(ctx, &report, &written)
 }
