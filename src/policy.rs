@@ -10,7 +10,7 @@
 //! applications created on or before that date are not restricted ("grandfathered").
 //!
 //! Graph's refusal of a too long credential is 400 `CredentialInvalidLifetimeAsPerAppPolicy`,
-//! "Credential lifetime exceeds the max value allowed as per assigned policy '<policy id>'." (as
+//! "Credential lifetime exceeds the max value allowed as per assigned policy '`<policy id>`'." (as
 //! quoted from the Azure CLI's output in public setup guides, and matched on by code in
 //! Microsoft's Teams Toolkit `aadAppClient`).
 

@@ -7,7 +7,7 @@
 //! - [`audit`]: every credential of every application (and service principal), classified;
 //! - [`journal`]: the append-only record that makes a rotation resumable after any crash;
 //! - [`workers`]: the listing and worker pool every run shares;
-//! - [`rotate`] (and [`rotate_steps`]): phase 1, a new certificate added by PATCH, verified with
+//! - [`rotate`] (and `rotate_steps`): phase 1, a new certificate added by PATCH, verified with
 //!   a token and handed over by the deploy hook, app by app, several at a time;
 //! - [`retire`]: phase 2, the older certificates removed on evidence.
 

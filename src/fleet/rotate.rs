@@ -11,7 +11,7 @@
 //! certificate only when Graph does not list it yet, runs the deploy hook again only when it has
 //! not succeeded, and removes only what Graph still lists. So a run killed at any moment and run
 //! again gives every selected application exactly one new certificate, verified, and removes
-//! nothing twice. The steps of one application are in [`super::rotate_steps`].
+//! nothing twice. The steps of one application are in `super::rotate_steps`.
 
 use super::audit::{CredStatus, DEFAULT_WINDOW};
 use super::journal::{Header, Journal, VERSION};
