@@ -58,7 +58,6 @@ mod graph_permissions;
 mod graph_tenant;
 mod hardening_corpus;
 mod hardening_crash;
-mod hardening_fuzz_regressions;
 mod hardening_hygiene;
 mod hardening_jwt;
 mod hardening_load;
