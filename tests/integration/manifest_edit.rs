@@ -302,15 +302,10 @@ fn concurrent_edits_of_one_file_keep_every_entry() {
 #[test]
 fn add_then_remove_without_key_credentials_leaves_only_an_empty_array() {
     let text = include_str!("../corpus/fuzz/manifest_roundtrip-no-keycredentials.json");
-    let (cert, _) = generate(&NewCertificate {
-        subject: "CN=fuzz regression".into(),
-        key_size: KeySize::Rsa2048,
-        validity: Validity::Days(30),
-    })
-    .unwrap();
+    let cert = cert(0);
     let m = Manifest::parse(text, "crash.json").unwrap();
     let format = m.detect_format().unwrap_or(Format::MsGraph);
-    let added = m.add_entry(entry_for(&cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let added = m.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
     let idx: Vec<usize> =
         added.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
     assert_eq!(idx.len(), 1);
@@ -319,7 +314,7 @@ fn add_then_remove_without_key_credentials_leaves_only_an_empty_array() {
     want["keyCredentials"] = json!([]);
     assert_eq!(serde_json::from_str::<Value>(removed.text()).unwrap(), want);
     // Once the array exists, the round trip is exact.
-    let again = removed.add_entry(entry_for(&cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let again = removed.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
     let idx: Vec<usize> =
         again.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
     assert_eq!(again.remove_indices(&idx).unwrap().text(), removed.text());
@@ -331,15 +326,10 @@ fn add_then_remove_without_key_credentials_leaves_only_an_empty_array() {
 #[test]
 fn add_then_remove_on_an_empty_array_with_blanks_keeps_the_rest_of_the_file() {
     let text = include_str!("../corpus/fuzz/manifest_roundtrip-empty-array-with-space.json");
-    let (cert, _) = generate(&NewCertificate {
-        subject: "CN=fuzz regression 2".into(),
-        key_size: KeySize::Rsa2048,
-        validity: Validity::Days(30),
-    })
-    .unwrap();
+    let cert = cert(0);
     let m = Manifest::parse(text, "crash.json").unwrap();
     let format = m.detect_format().unwrap_or(Format::AadGraph);
-    let added = m.add_entry(entry_for(&cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let added = m.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
     let idx: Vec<usize> =
         added.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
     let removed = added.remove_indices(&idx).unwrap();
