@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         // Without a keyCredentials array, add creates one and remove leaves it empty; an empty
         // array loses the blanks between its brackets (`[ ]` -> `[]`). Both found by this target
-        // and pinned in tests/hardening_fuzz_regressions.rs: the JSON is the same otherwise.
+        // and pinned in tests/integration/manifest_edit.rs: the JSON is the same otherwise.
         // Manifest accepts the BOM that portal downloads carry; serde_json does not.
         let json = |t: &str| -> serde_json::Value { serde_json::from_str(t.trim_start_matches('\u{feff}')).unwrap() };
         let mut want = json(m.text());

@@ -1,4 +1,4 @@
-//! Regression tests for certificate and key loading defects found by a black-box review: every
+//! Certificates and keys load as openssl reads them (each case below was once mishandled): every
 //! fixture is made by the openssl CLI, every value checked against openssl.
 //!
 //! - PFX files with plaintext bags, no MAC or an empty password were refused ("holds no

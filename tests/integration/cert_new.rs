@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{keycred_command, openssl, openssl_ca_and_leaf, snapshot, TempDir};
+use common::{keycred_bounded, keycred_command, openssl, openssl_ca_and_leaf, snapshot, TempDir};
 use serde_json::Value;
 use std::process::Output;
 
@@ -185,4 +185,61 @@ fn not_after_or_not_before_alone_and_days_with_a_start() {
     assert!(help.contains("from --not-before or from now [default: 365]"), "{help}");
     assert!(help.contains("[default: now]"), "{help}");
     assert!(help.contains("[default: start + --days]"), "{help}");
+}
+
+/// `new` writes all its files or none: on a full disk, a key written without its certificate
+/// would make the rerun refuse because the key exists. Runs `new` in a one-page tmpfs (the key
+/// fits, the certificate does not); needs root (mount), and says it was skipped otherwise.
+#[test]
+fn new_on_a_full_disk_leaves_nothing_behind() {
+    let d = TempDir::new("new-full-disk");
+    let mnt = d.path("full");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4k,mode=0755", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let out = mnt.to_str().unwrap();
+    let (code, _, err) = keycred_bounded(&["new", "--subject", "CN=full disk", "--out-dir", out, "--name", "app"], &[]);
+    assert_ne!(code, 0, "the one-page file system should be too small for key and certificate: {err}");
+    let left: Vec<String> =
+        std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.is_empty(), "left behind: {left:?} ({err})");
+}
+
+/// The same without root: the fault hook fails the second file `new` stages (the certificate,
+/// after the key) as a full disk does. Nothing may be left: no key without its certificate, no
+/// temporary.
+#[test]
+fn new_failing_on_its_second_file_leaves_nothing_behind() {
+    let d = TempDir::new("new-no-space");
+    let out = d.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let args = ["new", "--subject", "CN=no space", "--out-dir", out.to_str().unwrap(), "--name", "app"];
+    for at in ["1", "2", "3"] {
+        let o = keycred_command(&args, &[("KEYCRED_FAULT_NO_SPACE_AT", at)]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "file {at} failing (an I/O failure): {err}");
+        assert!(err.contains("No space left on device"), "file {at}: {err}");
+        let left: Vec<String> =
+            std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.is_empty(), "file {at} failing left behind: {left:?} ({err})");
+    }
+    // And with no fault, the same command writes its three files.
+    let o = keycred_command(&args, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3);
 }

@@ -1,4 +1,4 @@
-//! The emulator as a tenant (issue 11): admin consent deciding roles, the sign-in and consent
+//! The emulator as a tenant: admin consent deciding roles, the sign-in and consent
 //! pages and their redirects, authorization code (PKCE, reuse, expiry, redirect checks),
 //! refresh tokens, on-behalf-of, users' claims, and the details clients and validators look at
 //! (headers, times, correlation ids, tenant names, `/common`, the assertion `aud` never taken

@@ -6,6 +6,7 @@ use crate::emulator_support;
 
 use emulator_support::*;
 use keycred::cert::SignatureAlg;
+use keycred::jwt;
 use keycred::thumbprint::b64url;
 use serde_json::{json, Value};
 
@@ -421,4 +422,69 @@ async fn client_secret_basic_conflicts_are_invalid_request() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// `exp`/`nbf`/`iat` must be NumericDates (JSON numbers within i64 seconds), else 400 AADSTS50027
+/// naming the claim: a string `"NaN"` would pass every time check (each comparison with NaN is
+/// false), so such an assertion would never expire.
+#[tokio::test]
+async fn time_claims_that_are_not_numeric_dates_are_malformed() {
+    let f = fixture().await;
+    let aud = f.v2();
+    let now = jwt::now_secs();
+    let beyond_i64: Value = serde_json::from_str("1e19").unwrap();
+    let cases: Vec<(&str, &str, Value)> = vec![
+        ("exp NaN", "exp", json!("NaN")),
+        ("exp inf", "exp", json!("inf")),
+        ("exp a numeric string", "exp", json!((now + 600).to_string())),
+        ("exp beyond i64 seconds", "exp", beyond_i64),
+        ("exp huge unsigned", "exp", json!(u64::MAX)),
+        ("nbf NaN", "nbf", json!("NaN")),
+        ("nbf an object", "nbf", json!({"n": 1})),
+        ("iat NaN", "iat", json!("NaN")),
+    ];
+    let mut failures = Vec::new();
+    for (name, claim, value) in cases {
+        let mut c = f.claims(&aud);
+        c[claim] = value;
+        let got = f.post_v2_assertion(&f.signed(f.header(), c)).await;
+        let ok = got.0 == 400
+            && got.1["error"] == "invalid_request"
+            && got.1["error_codes"] == json!([50027])
+            && got.1["error_description"].as_str().is_some_and(|d| d.contains(&format!("'{claim}'")));
+        if !ok {
+            failures
+                .push(format!("[{name}] expected 400 invalid_request 50027 naming '{claim}', got {} {}", got.0, got.1));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Fractions are NumericDates (MSAL sends float exp/iat): still accepted.
+    let mut c = f.claims(&aud);
+    c["exp"] = json!(now as f64 + 600.5);
+    c["iat"] = json!(now as f64 + 0.25);
+    let got = f.post_v2_assertion(&f.signed(f.header(), c)).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+}
+
+/// An entry Entra (and `keycred check`) call unusable (usage `Sign`, type `Symmetric`) must not
+/// verify assertions (401 AADSTS700027); the same certificate as a `Verify` entry does.
+#[tokio::test]
+async fn unusable_entries_do_not_verify_assertions() {
+    let f = fixture().await;
+    let assertion = f.assertion(&f.v2());
+    for (field, value) in [("usage", "Sign"), ("type", "Symmetric"), ("usage", "Encrypt")] {
+        let mut e = valid_entry(&f.cred.cert);
+        e[field] = json!(value);
+        write_manifest(&f.manifest, vec![e]);
+        let got = f.post_v2_assertion(&assertion).await;
+        assert_entra_error(&got, 401, "invalid_client", 700027);
+        assert!(
+            got.1["error_description"].as_str().unwrap().contains("key was not found"),
+            "{field} {value}: {}",
+            got.1
+        );
+    }
+    write_manifest(&f.manifest, vec![valid_entry(&f.cred.cert)]);
+    let got = f.post_v2_assertion(&assertion).await;
+    assert_eq!(got.0, 200, "{}", got.1);
 }

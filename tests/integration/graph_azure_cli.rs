@@ -1,5 +1,5 @@
 //! The emulator's Graph answers requests exactly as the Azure CLI (2.91.0) sends them and as
-//! Graph documents the answers (issue 16, one test per point): collection lookups by `$filter`,
+//! Graph documents the answers, one test per request shape: collection lookups by `$filter`,
 //! Graph under the emulator's own base URL, complete application objects, PATCH bodies with line
 //! breaks and `@odata.type`, password credentials, entries filled as Graph fills them, and
 //! Graph-shaped errors on every route. Thumbprints are computed with openssl, not with keycred.
@@ -72,7 +72,7 @@ fn az_key_credential(cert: &keycred::cert::Certificate) -> Value {
     })
 }
 
-/// Point 1: az resolves an app id with `$filter=appId eq '...'` (percent-encoded as Python's
+/// az resolves an app id with `$filter=appId eq '...'` (percent-encoded as Python's
 /// `quote(safe='')` does) and a URI with `identifierUris/any(s:s eq '...')`.
 #[tokio::test]
 async fn collection_lookups_answer_as_az_expects() {
@@ -95,7 +95,7 @@ async fn collection_lookups_answer_as_az_expects() {
     assert_eq!((s, b["error"]["code"].as_str()), (401, Some("InvalidAuthenticationToken")), "{b}");
 }
 
-/// Point 2: with Graph at the emulator, az asks tokens for the emulator's base URL: they carry
+/// With Graph at the emulator, az asks tokens for the emulator's base URL: they carry
 /// that `aud` (v1) and Graph accepts them, Graph's grants included.
 #[tokio::test]
 async fn graph_under_the_emulators_own_url() {
@@ -127,7 +127,7 @@ async fn graph_under_the_emulators_own_url() {
     assert_entra_error(&(s, b), 400, "invalid_resource", 500011);
 }
 
-/// Point 3: a `$select`-less GET returns the whole application, `passwordCredentials` included.
+/// A `$select`-less GET returns the whole application, `passwordCredentials` included.
 #[tokio::test]
 async fn application_objects_are_complete() {
     let f = az_fixture().await;
@@ -169,7 +169,7 @@ async fn application_objects_are_complete() {
     assert_eq!(kc["key"], Value::Null);
 }
 
-/// Point 3 for a legacy (Azure AD Graph) manifest: Graph's names and shape in the answer.
+/// The whole application for a legacy (Azure AD Graph) manifest: Graph's names and shape in the answer.
 #[tokio::test]
 async fn legacy_manifests_are_shown_in_graphs_shape() {
     let dir = TempDir::new("graph-legacy");
@@ -213,7 +213,7 @@ async fn legacy_manifests_are_shown_in_graphs_shape() {
     );
 }
 
-/// Points 4 and 6: az's PATCH body (key with line breaks, `@odata.type`, no customKeyIdentifier,
+/// az's PATCH body (key with line breaks, `@odata.type`, no customKeyIdentifier,
 /// displayName null) is accepted; the entry is stored canonical and filled as Graph fills it;
 /// the entries sent back by keyId with `key: null` are kept; the new certificate gets tokens and,
 /// once the collection is replaced without it, the old one gets AADSTS700027.
@@ -282,7 +282,7 @@ async fn secret_token(endpoint: &str, secret: &str) -> (u16, Value) {
     .await
 }
 
-/// Point 5: addPassword answers the secret once; the manifest keeps the credential without it,
+/// addPassword answers the secret once; the manifest keeps the credential without it,
 /// the hash beside it; the secret works at the token endpoint for that app only, survives a
 /// restart, and stops working after removePassword.
 #[tokio::test]
@@ -359,7 +359,7 @@ async fn passwords_are_added_once_and_removed() {
     assert_eq!(b["error"]["message"], "New password credentials must be generated using service actions.");
 }
 
-/// Point 6: addKey fills customKeyIdentifier and displayName as Graph does; a proof for
+/// addKey fills customKeyIdentifier and displayName as Graph does; a proof for
 /// Microsoft Graph's own id is refused 401 Authentication_MissingOrMalformed.
 #[tokio::test]
 async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
@@ -386,7 +386,7 @@ async fn add_key_fills_entries_and_refuses_ms_graph_proofs() {
     assert_eq!(m["keyCredentials"][1]["key"], new.cert.value_b64());
 }
 
-/// Point 6: Graph fills customKeyIdentifier only when it is missing; one the caller supplies
+/// Graph fills customKeyIdentifier only when it is missing; one the caller supplies
 /// (Binary, so base64 in JSON) is kept as given.
 #[tokio::test]
 async fn add_key_keeps_a_supplied_custom_key_identifier() {
@@ -408,7 +408,7 @@ async fn add_key_keeps_a_supplied_custom_key_identifier() {
     assert_eq!(m["keyCredentials"][1]["customKeyIdentifier"], cki);
 }
 
-/// Point 7: every route the emulator does not serve answers Graph's JSON error, never an empty
+/// Every route the emulator does not serve answers Graph's JSON error, never an empty
 /// body; under /v1.0 the token is checked first.
 #[tokio::test]
 async fn graph_shaped_errors_everywhere() {

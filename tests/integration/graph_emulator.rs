@@ -5,8 +5,9 @@
 use crate::emulator_support;
 
 use emulator_support::*;
-use keycred::cert::{generate, NewCertificate, Validity};
+use keycred::cert::{generate, NewCertificate, SignatureAlg, Validity};
 use keycred::graph::{proof_of_possession, PROOF_AUD_AAD_GRAPH};
+use keycred::jwt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -305,4 +306,42 @@ async fn patch_key_credentials_must_be_an_array() {
     );
     assert!(msg.contains("keyCredentials and requiredResourceAccess only") && msg.contains("'displayName'"), "{msg}");
     assert_eq!(std::fs::read(&f.manifest).unwrap(), before);
+}
+
+/// addKey proofs need NumericDates too: a proof with `exp: "NaN"` (or a far future) must not
+/// escape the ten-minute rule.
+#[tokio::test]
+async fn add_key_proofs_need_numeric_dates() {
+    let f = fixture_with(|c| {
+        c.grants.push(("https://graph.microsoft.com".into(), vec!["Application.ReadWrite.OwnedBy".into()]))
+    })
+    .await;
+    let (s, b) = v2_token_for(&f, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200, "{b}");
+    let token = b["access_token"].as_str().unwrap().to_string();
+    let new = credential("rotated in");
+    let url = format!("{}/v1.0/applications/{OBJECT_ID}/addKey", f.emu.info().base_url());
+    let proof = |exp: Value| {
+        let now = jwt::now_secs();
+        let claims = json!({"aud": PROOF_AUD_AAD_GRAPH, "iss": OBJECT_ID, "nbf": now, "exp": exp});
+        jwt::sign(&f.cred.key, SignatureAlg::Rs256, f.header(), &claims).unwrap()
+    };
+    let send = |p: String| {
+        let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64()},
+                          "passwordCredential": null, "proof": p});
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let r = client().post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for exp in [json!("NaN"), json!("Infinity"), json!("99999999999")] {
+        let (s, b) = send(proof(exp.clone())).await;
+        assert_eq!(s, 400, "exp {exp}: {b}");
+        let msg = b["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("'exp'") && msg.contains("NumericDate"), "exp {exp}: {msg}");
+    }
+    // The same proof with a numeric exp is accepted: the refusals are not a broken fixture.
+    let (s, b) = send(proof(json!(jwt::now_secs() + 600))).await;
+    assert_eq!(s, 200, "{b}");
 }

@@ -1,4 +1,4 @@
-//! The emulator's Graph at tenant scale (issue 12): `GET /v1.0/applications` pages with `$top`
+//! The emulator's Graph at tenant scale: `GET /v1.0/applications` pages with `$top`
 //! and `@odata.nextLink`, `$select` and the default `$filter` forms; service principals with their
 //! own (SAML) credentials; `--throttle` answering 429 with `Retry-After`; ownership for
 //! Application.ReadWrite.OwnedBy; duplicate key ids refused; `--generate-tenant` served as is.

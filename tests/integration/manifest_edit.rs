@@ -1,5 +1,6 @@
 //! Library-level tests of manifest editing: add then remove gives back the original bytes on both
-//! sample formats and on layout variations; refusals; concurrent edits of one file.
+//! sample formats, on layout variations and on inputs the fuzz targets found (`tests/corpus/fuzz/`);
+//! refusals; concurrent edits of one file.
 
 use keycred::cert::{generate, Certificate, KeySize, NewCertificate, Validity};
 use keycred::manifest::{self, edit_file, entry_for, templates, EntryOptions, Format, Manifest, Selector};
@@ -291,4 +292,46 @@ fn concurrent_edits_of_one_file_keep_every_entry() {
     assert!(!edit_file(&path, |m| Ok(m.clone())).unwrap().written);
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A manifest object without `keyCredentials` (the legacy entry template, which the
+/// manifest_roundtrip fuzz target mutated into a manifest: crash-590ca65e in
+/// `tests/corpus/fuzz/`). `add` creates the array and `remove` leaves it empty, so the bytes
+/// differ from the original by `"keyCredentials": []` only, which remove cannot know it should
+/// undo; with an existing array, add then remove gives back the exact bytes.
+#[test]
+fn add_then_remove_without_key_credentials_leaves_only_an_empty_array() {
+    let text = include_str!("../corpus/fuzz/manifest_roundtrip-no-keycredentials.json");
+    let cert = cert(0);
+    let m = Manifest::parse(text, "crash.json").unwrap();
+    let format = m.detect_format().unwrap_or(Format::MsGraph);
+    let added = m.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let idx: Vec<usize> =
+        added.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
+    assert_eq!(idx.len(), 1);
+    let removed = added.remove_indices(&idx).unwrap();
+    let mut want: Value = serde_json::from_str(text).unwrap();
+    want["keyCredentials"] = json!([]);
+    assert_eq!(serde_json::from_str::<Value>(removed.text()).unwrap(), want);
+    // Once the array exists, the round trip is exact.
+    let again = removed.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let idx: Vec<usize> =
+        again.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
+    assert_eq!(again.remove_indices(&idx).unwrap().text(), removed.text());
+}
+
+/// `"keyCredentials":[ ]`, blanks inside an empty array (found by the manifest_roundtrip fuzz
+/// target, crash-f714eb3a).
+/// Add then remove gives `[]`: the same JSON, the rest of the file byte for byte.
+#[test]
+fn add_then_remove_on_an_empty_array_with_blanks_keeps_the_rest_of_the_file() {
+    let text = include_str!("../corpus/fuzz/manifest_roundtrip-empty-array-with-space.json");
+    let cert = cert(0);
+    let m = Manifest::parse(text, "crash.json").unwrap();
+    let format = m.detect_format().unwrap_or(Format::AadGraph);
+    let added = m.add_entry(entry_for(cert, format, &EntryOptions::default()).unwrap()).unwrap();
+    let idx: Vec<usize> =
+        added.credentials().iter().filter(|c| c.sha1() == Some(cert.sha1())).map(|c| c.index).collect();
+    let removed = added.remove_indices(&idx).unwrap();
+    assert_eq!(removed.text(), text.replacen("\"keyCredentials\":[ ]", "\"keyCredentials\":[]", 1));
 }

@@ -148,3 +148,107 @@ fn prune_does_not_count_unusable_entries_as_valid() {
     assert!(err.contains("no currently valid certificate"), "{err}");
     assert_eq!(std::fs::read(&m).unwrap(), before);
 }
+
+/// A certificate whose SubjectPublicKeyInfo holds this PKCS#1 RSAPublicKey, issued by a
+/// throw-away CA (the key has no private half; the structure is all that matters).
+struct RawRsaKey(Vec<u8>);
+
+impl rcgen::PublicKeyData for RawRsaKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+fn der_len(n: usize) -> Vec<u8> {
+    if n < 0x80 {
+        return vec![n as u8];
+    }
+    let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|&b| b == 0).collect();
+    [vec![0x80 | bytes.len() as u8], bytes].concat()
+}
+
+fn der_uint(v: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = v.iter().copied().skip_while(|&b| b == 0).collect();
+    if v.is_empty() || v[0] & 0x80 != 0 {
+        v.insert(0, 0);
+    }
+    [vec![0x02], der_len(v.len()), v].concat()
+}
+
+fn rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let body = [der_uint(n), der_uint(e)].concat();
+    [vec![0x30], der_len(body.len()), body].concat()
+}
+
+fn certificate_with_key(cn: &str, key: Vec<u8>) -> keycred::cert::Certificate {
+    let mut ca = rcgen::CertificateParams::default();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(60);
+    let cert = params.signed_by(&RawRsaKey(key), &issuer).unwrap();
+    keycred::cert::Certificate::from_der(cert.der(), cn).unwrap()
+}
+
+/// Certificates no one can sign with (a public exponent of 0, 1 or 2^16, an even modulus, a
+/// modulus over 8192 bits) are not valid certificates: refused by `manifest add`, listed
+/// `unusable`, and not counted by the lock-out guard, so the only real certificate cannot go.
+#[test]
+fn rsa_keys_no_one_can_sign_with_are_unusable() {
+    let d = TempDir::new("rsa-unusable");
+    let real = credential_for_days("real", 90);
+    let n = {
+        // The real modulus: RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }.
+        use pkcs8::der::Decode;
+        let items = Vec::<pkcs8::der::asn1::Int>::from_der(real.cert.rsa_public_key().unwrap()).unwrap();
+        items[0].as_bytes().to_vec()
+    };
+    let mut even = n.clone();
+    *even.last_mut().unwrap() &= 0xfe;
+    let mut huge = vec![0xffu8; 125_000];
+    huge[124_999] = 0x01;
+    // One byte over the bound: a modulus no aws-lc signature (so no emulator check) can use.
+    let mut over = vec![0xffu8; 1025];
+    over[1024] = 0x01;
+    let bad = [
+        ("exponent 1", rsa_public_key(&n, &[1]), "exponent is 1"),
+        ("exponent 0", rsa_public_key(&n, &[0]), "exponent is 0"),
+        ("exponent 65536", rsa_public_key(&n, &[1, 0, 0]), "exponent is 65536"),
+        ("even modulus", rsa_public_key(&even, &[1, 0, 1]), "modulus is even"),
+        ("1,000,000-bit modulus", rsa_public_key(&huge, &[1, 0, 1]), "1000000 bits"),
+        ("8200-bit modulus", rsa_public_key(&over, &[1, 0, 1]), "8200 bits"),
+    ];
+    let mut entries = vec![valid_entry(&real.cert)];
+    for (name, key, why) in &bad {
+        let cert = certificate_with_key(name, key.clone());
+        assert!(cert.key_defect().is_some_and(|d| d.contains(why)), "{name}: {:?}", cert.key_defect());
+        let pem = d.path(&format!("{}.pem", name.replace([' ', ','], "_")));
+        std::fs::write(&pem, cert.to_pem()).unwrap();
+        write(&d.path("one.json"), &[valid_entry(&real.cert)]);
+        let before = std::fs::read(d.path("one.json")).unwrap();
+        let (code, _, err) = run(&["manifest", "add", &d.s("one.json"), "--cert", pem.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains("unusable") && err.contains(why), "{name}: {err}");
+        assert_eq!(std::fs::read(d.path("one.json")).unwrap(), before);
+        entries.push(valid_entry(&cert));
+    }
+    let m = d.s("app.json");
+    write(std::path::Path::new(&m), &entries);
+    let (code, out, err) = run(&["-o", "json", "manifest", "list", &m]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["valid", "unusable", "unusable", "unusable", "unusable", "unusable", "unusable"]);
+    // Removing the only real certificate is a lock-out, whatever the others' dates say.
+    let before = std::fs::read(&m).unwrap();
+    let (code, _, err) = run(&["manifest", "remove", &m, "--thumbprint", &real.cert.thumbprint()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("last currently valid certificate"), "{err}");
+    assert_eq!(std::fs::read(&m).unwrap(), before);
+}

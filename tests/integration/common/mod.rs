@@ -72,6 +72,42 @@ pub fn keycred_command<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Com
     c
 }
 
+/// Runs `cmd` with stdin `input`; `None` if it did not end within 60 s (then it is killed): a
+/// hang is the bug some tests pin (a FIFO read, an endless stream), and must fail the test
+/// rather than hang the suite.
+pub fn run_bounded(mut cmd: Command, input: &[u8]) -> Option<(i32, String, String)> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = writer.join();
+    let o = child.wait_with_output().unwrap();
+    Some((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    ))
+}
+
+/// keycred with `args` and `env` (see [`keycred_command`]), bounded as [`run_bounded`]: exit
+/// code, stdout, stderr. Panics if it hung.
+pub fn keycred_bounded(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    run_bounded(keycred_command(args, env), b"").unwrap_or_else(|| panic!("keycred {args:?} hung"))
+}
+
 /// Runs the openssl CLI with `args` (and `env`) and asserts that it succeeded.
 pub fn openssl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(OPENSSL).args(args).envs(env.iter().copied()).output().expect("run openssl");
