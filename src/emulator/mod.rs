@@ -31,7 +31,8 @@ mod tls;
 mod token;
 
 pub use generate::{generate_tenant, TenantSummary};
-pub use graph::odata::{query_matches as graph_query_matches, QueryError as GraphQueryError};
+pub use graph::objects::query_matches as graph_query_matches;
+pub use graph::odata::QueryError as GraphQueryError;
 
 pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};

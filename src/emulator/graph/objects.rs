@@ -12,7 +12,7 @@
 //! signing certificates live there); the emulator reads them from an optional `servicePrincipal`
 //! object in the manifest, an emulator-only section described in the README.
 
-use super::odata::EntityType;
+use super::odata::{EntityType, Query, QueryError};
 use crate::emulator::App;
 use serde_json::{json, Map, Value};
 
@@ -97,6 +97,15 @@ pub const SERVICE_PRINCIPAL: EntityType = EntityType {
     any: &["servicePrincipalNames", "tags"],
     dates: &["createdDateTime"],
 };
+
+/// Whether `entity` is in the answer to the query string `raw` on `/applications`
+/// (`/servicePrincipals` when `service_principals`), or Graph's refusal of the query: what the
+/// emulator's Graph does with a query, without a server (the `$filter` fuzz target drives the
+/// parser through it).
+pub fn query_matches(raw: &str, service_principals: bool, entity: &Map<String, Value>) -> Result<bool, QueryError> {
+    let types = if service_principals { &SERVICE_PRINCIPAL } else { &APPLICATION };
+    Ok(Query::parse(Some(raw), types)?.matches(entity))
+}
 
 /// Graph's value of a property for a registration that never set it.
 fn application_default(name: &str) -> Value {

@@ -156,15 +156,6 @@ impl Query {
     }
 }
 
-/// Whether `entity` is in the answer to the query string `raw` on `/applications`
-/// (`/servicePrincipals` when `service_principals`), or Graph's refusal of the query: what the
-/// emulator's Graph does with a query, without a server (the `$filter` fuzz target drives the
-/// parser through it).
-pub fn query_matches(raw: &str, service_principals: bool, entity: &Map<String, Value>) -> Result<bool, QueryError> {
-    let types = if service_principals { &super::objects::SERVICE_PRINCIPAL } else { &super::objects::APPLICATION };
-    Ok(Query::parse(Some(raw), types)?.matches(entity))
-}
-
 fn parse_select(v: &str, entity: &EntityType) -> Result<Vec<&'static str>, QueryError> {
     let mut out = Vec::new();
     for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
