@@ -290,9 +290,9 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     if existing.is_empty() {
         return Ok(());
     }
-    let verb = if existing.len() == 1 { "already exists" } else { "already exist" };
+    let (verb, them) = if existing.len() == 1 { ("already exists", "it") } else { ("already exist", "them") };
     Err(Error::input(format!("{} {verb}; nothing was written", existing.join(", ")))
-        .with_hint("allow replacing them, or choose another name or directory"))
+        .with_hint(format!("allow replacing {them}, or choose another name or directory")))
 }
 
 /// Files about to be written, as they were before: absent, or (with `--force`) their bytes and

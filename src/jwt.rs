@@ -180,17 +180,19 @@ impl Decoded {
             if missing.len() > 1 { "s" } else { "" },
             missing.join(", ")
         ))
-        .with_hint(self.roles_hint()))
+        .with_hint(self.roles_hint(&missing)))
     }
-    /// How to get the missing roles, for the API the token is for (`aud`).
-    fn roles_hint(&self) -> String {
+    /// How to get the `missing` roles, for the API the token is for (`aud`).
+    fn roles_hint(&self, missing: &[&str]) -> String {
         let aud = self.claim_str("aud").unwrap_or_default().trim_end_matches('/');
         if WINDOWS_DEFENDER_ATP.iter().any(|n| n.eq_ignore_ascii_case(aud)) {
+            // The roles that were expected, so the command asks for exactly what is missing.
+            let roles: String = missing.iter().map(|r| format!(" --role {r}")).collect();
             return format!(
                 "{aud} is WindowsDefenderATP's (app id {}), not Microsoft Threat Protection's, although the threat \
                  protection setup asks tokens for it: ask for WindowsDefenderATP's application permissions \
-                 (`keycred manifest permission add MANIFEST --api defender-atp --role Alert.Read.All`, ...), have \
-                 an administrator consent, then request a new token",
+                 (`keycred manifest permission add MANIFEST --api defender-atp{roles}`), have an administrator \
+                 consent, then request a new token",
                 WINDOWS_DEFENDER_ATP[0]
             );
         }

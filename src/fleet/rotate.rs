@@ -220,6 +220,15 @@ impl Summary {
 }
 
 impl Outcome {
+    /// Whether the application was found rotated: by an earlier run of the journal, or left
+    /// alone because a certificate already lasts beyond the window.
+    pub fn found_rotated(&self) -> bool {
+        match self.result {
+            Result_::AlreadyRotated => true,
+            Result_::Skipped => self.reason.as_deref().is_some_and(|r| r.starts_with(ALREADY_ROTATED)),
+            _ => false,
+        }
+    }
     /// A fresh outcome of `app` (as Graph listed it) with `result`.
     pub(super) fn of(app: &Value, result: Result_) -> Outcome {
         let s = |k: &str| app.get(k).and_then(Value::as_str).map(str::to_string);
@@ -267,6 +276,10 @@ pub fn is_selected(app: &Value, explicit: bool, now: OffsetDateTime, window: Dur
     skip_reason(app, explicit, now, window).is_none()
 }
 
+/// How [`skip_reason`] starts for an application left alone because a certificate already lasts
+/// beyond the window: rotated before, by hand or by a run without this journal.
+pub const ALREADY_ROTATED: &str = "already rotated";
+
 /// Why the application Graph returned is left alone, or `None` when it is to be rotated. An
 /// application with no certificate (only client secrets, or no credential at all) is always
 /// left alone: there is nothing to replace, and secrets are not rotated. One named explicitly
@@ -293,7 +306,7 @@ pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Dur
     match (to_replace(&creds, now, window, None).is_empty(), lasting) {
         (false, None) => None,
         (false, Some(c)) => Some(format!(
-            "already rotated: {} lasts beyond {}; retire the older certificates with `fleet retire`",
+            "{ALREADY_ROTATED}: {} lasts beyond {}; retire the older certificates with `fleet retire`",
             c.key_id.as_deref().map(|k| format!("keyId {k}")).unwrap_or_else(|| "a certificate".into()),
             window_text(window)
         )),

@@ -8,7 +8,7 @@ use support::*;
 
 const TITLES: [&str; 10] = [
     "Generate a certificate",
-    "Add it to the sample app manifest",
+    "Add it to a starter app manifest asking for the Office 365 Management API roles",
     "Start the Entra emulator",
     "Before consent: a token, but no roles",
     "An administrator consents through the consent URL",
@@ -204,6 +204,17 @@ fn demo_prints_each_steps_command_line_and_where_the_files_are() {
     let (demo, copied) = (read(&keep), read(&copy));
     assert_eq!(demo["appId"], copied["appId"]);
     assert_eq!(demo["displayName"], copied["displayName"]);
+    // The permissions and the reply URL too, without which a replayed consent fails
+    // (AADSTS50011) and the token carries no roles: the Office 365 Management API's
+    // ActivityFeed.Read and ServiceHealth.Read, the demo's reply URL, and nothing else.
+    let office = serde_json::json!([{"resourceAppId": "c5393580-f805-4401-95e8-94b7a6ef2fc2", "resourceAccess": [
+        {"id": "594c1fb6-4f81-4475-ae41-0c394909246c", "type": "Role"},
+        {"id": "e2cea78f-e743-4d8f-a16a-75b629a038ae", "type": "Role"}]}]);
+    assert_eq!(demo["requiredResourceAccess"], office, "{demo}");
+    assert_eq!(copied["requiredResourceAccess"], demo["requiredResourceAccess"]);
+    assert_eq!(demo["web"]["redirectUris"], serde_json::json!(["https://localhost/keycred-demo"]), "{demo}");
+    assert_eq!(copied["web"]["redirectUris"], demo["web"]["redirectUris"]);
+    assert!(commands(1)[0].contains(" --api https://manage.office.com --role ActivityFeed.Read "), "{:?}", commands(1));
     assert_eq!(entries_of(&std::path::Path::new(&copy).join("manifest.json")).len(), 1);
     // The rotation's command removes the entry the rotation removed.
     let removed =

@@ -62,8 +62,16 @@ fn manifest_init_writes_a_starter_that_add_and_the_emulator_accept() {
     let before = std::fs::read(t.path("m.json")).unwrap();
     let o = run(&t, &["manifest", "init", "m.json"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    // The hint names the flag that replaces it, in the singular for one file.
+    assert!(err.contains("pass --force to replace it, or choose another name"), "{err}");
     assert_eq!(std::fs::read(t.path("m.json")).unwrap(), before);
+    // A reply URL Entra would not accept on a new registration is refused before writing.
+    let o = run(&t, &["manifest", "init", "r.json", "--reply-url", "http://app.example/cb"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--reply-url 'http://app.example/cb'"));
+    assert!(!t.path("r.json").exists());
     // Fresh ids by default, and the legacy shape on request.
     let v = ok_json(&t, &["manifest", "init", "legacy.json", "--format", "aad-graph", "-o", "json"]);
     let legacy: Value = serde_json::from_str(&std::fs::read_to_string(t.path("legacy.json")).unwrap()).unwrap();

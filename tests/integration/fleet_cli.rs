@@ -120,7 +120,23 @@ fn filters_and_fail_on_select_what_a_scheduled_job_asks_about() {
     // --fail-on: exit 4 when something matches, 0 when nothing does.
     let out = run_fleet(&[fleet_args(&t, "audit"), vec!["--fail-on".into(), "expired".into()]].concat());
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 expired"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--fail-on: 2 expired credentials"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One credential is one, not "credentials".
+    let out = run_fleet(
+        &[
+            fleet_args(&t, "audit"),
+            vec!["--app-id".into(), one.clone(), "--status".into(), "unusable".into()],
+            vec!["--fail-on".into(), "unusable".into()],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--fail-on: 1 unusable credential") && !err.contains("1 unusable credentials"), "{err}");
     let out = run_fleet(
         &[
             fleet_args(&t, "audit"),
@@ -137,6 +153,11 @@ fn filters_and_fail_on_select_what_a_scheduled_job_asks_about() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--expiring-within '30 days'"));
     let out = run_fleet(&["show".to_string(), "x.pem".into(), "-o".into(), "csv".into()]);
     assert_eq!(out.status.code(), Some(2));
+    // The help of the command that takes -o csv lists it; the others' do not offer it.
+    let help =
+        |cmd: &str| String::from_utf8_lossy(&run_fleet(&["fleet".into(), cmd.into(), "-h".into()]).stdout).into_owned();
+    assert!(help("audit").contains("[possible values: text, json, csv]"), "{}", help("audit"));
+    assert!(help("rotate").contains("[possible values: text, json]"), "{}", help("rotate"));
 }
 
 /// Whether an app has a certificate entry valid now (the lock-out invariant).

@@ -51,6 +51,27 @@ fn running_the_same_rotation_again_adds_no_second_certificate() {
         let o = v["apps"].as_array().unwrap().iter().find(|o| o["appId"] == apps[i]["appId"]).unwrap();
         assert!(o["reason"].as_str().unwrap().starts_with("already rotated: keyId "), "{o}");
     }
+    // The text summary counts those rows as the rows read: already rotated, not merely skipped.
+    // This run's own and app 4's (which held a lasting certificate from the start).
+    let rotated = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["reason"].as_str().unwrap().starts_with("already rotated: "))
+        .count();
+    assert_eq!(rotated, selected_indices(&apps).len() + 1, "{v}");
+    let dry = [rotate_args(&t, &dir.0.display().to_string()), vec!["--dry-run".into()]].concat();
+    let out = run_fleet(&dry);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" skipped ") && l.contains(" already rotated: keyId ")).count(),
+        rotated,
+        "{text}"
+    );
+    let summary = text.lines().find(|l| l.starts_with("0 selected: ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(summary.contains(&format!(", {rotated} already rotated, ")), "{summary}");
+    assert!(summary.contains(&format!("; {} skipped; ", apps.len() - rotated)), "{summary}");
 }
 
 #[test]

@@ -76,6 +76,14 @@ fn missing_roles_for_windows_defender_atp_name_its_permissions() {
         let err = stderr(&o);
         assert_eq!(err.contains("WindowsDefenderATP's application permissions"), defender, "{aud}: {err}");
     }
+    // The command it offers asks for the role that was expected, not a fixed example.
+    let token = fake_access_token(json!({"aud": "https://api.securitycenter.windows.com", "tid": TENANT,
+                                         "idtyp": "app", "roles": ["Alert.Read.All"]}));
+    let o = keycred(&["decode", &token, "--expect-role", "Machine.Read.All", "--expect-role", "Alert.Read.All"], &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("permission add MANIFEST --api defender-atp --role Machine.Read.All`"), "{err}");
+    assert!(!err.contains("--role Alert.Read.All"), "{err}");
 }
 
 /// An application with one credential of `kind` ("certificate" or "secret"), expired.

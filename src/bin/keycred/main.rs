@@ -97,7 +97,8 @@ fn main() -> std::process::ExitCode {
 
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
 fn run() -> u8 {
-    let cli = match Cli::try_parse() {
+    let parsed = command().try_get_matches().and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => return usage_error(&e),
     };
@@ -125,9 +126,7 @@ fn run() -> u8 {
         Command::Completions { shell } => {
             generated(|out| clap_complete::generate(*shell, &mut completion_command(), "keycred", out))
         }
-        Command::ManPage => {
-            generated(|out| clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out))
-        }
+        Command::ManPage => generated(|out| clap_mangen::Man::new(command()).render(out)),
     };
     match result {
         Ok(code) => code,
@@ -140,10 +139,27 @@ fn run() -> u8 {
     }
 }
 
+/// The command line: [`Cli`]'s, with `fleet audit`'s `-o` listing csv, which it alone takes (the
+/// global `-o` hides that value from every other command's help).
+fn command() -> clap::Command {
+    use clap::builder::TypedValueParser;
+    let output = <Cli as clap::CommandFactory>::command()
+        .get_arguments()
+        .find(|a| a.get_id() == "output")
+        .cloned()
+        .expect("Cli has -o")
+        .global(false)
+        .value_parser(
+            clap::builder::PossibleValuesParser::new(["text", "json", "csv"])
+                .map(|v| <OutputFormat as clap::ValueEnum>::from_str(&v, false).expect("a listed value")),
+        );
+    <Cli as clap::CommandFactory>::command().mut_subcommand("fleet", |f| f.mut_subcommand("audit", |a| a.arg(output)))
+}
+
 /// The command line as completions offer it: without the hidden subcommands (`man-page`, for
 /// `cargo xtask dist`), which clap_complete would list like the others.
 fn completion_command() -> clap::Command {
-    let full = <Cli as clap::CommandFactory>::command();
+    let full = command();
     let mut root = clap::Command::new("keycred")
         .version(env!("CARGO_PKG_VERSION"))
         .args(full.get_arguments().cloned())

@@ -79,7 +79,8 @@ pub struct InitArgs {
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
-    /// Ask for permissions on this API (short name, resource URI or appId); with --role/--scope
+    /// Ask for permissions on this API (short name, resource URI or appId), in place of the
+    /// sample's Microsoft Graph one; with --role/--scope
     #[arg(long, requires = "init_which")]
     pub api: Option<String>,
     /// An application permission on --api, by name or id (repeatable)
@@ -88,6 +89,9 @@ pub struct InitArgs {
     /// A delegated permission on --api, by name or id (repeatable)
     #[arg(long, requires = "api")]
     pub scope: Vec<String>,
+    /// A reply (redirect) URL of the web platform, replacing the sample's (repeatable)
+    #[arg(long, value_name = "URL")]
+    pub reply_url: Vec<String>,
 }
 
 /// `manifest template`.
@@ -185,15 +189,16 @@ fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
     };
     let format = Format::from(a.format);
     let starter = templates::Starter { app_id, object_id: uuid::Uuid::new_v4(), display_name: a.display_name.clone() };
-    let mut text = templates::starter(format, &starter);
-    if let Some(api) = &a.api {
-        // Resolved before anything is written: an unknown name leaves no file behind.
-        let wanted = super::permissions::Wanted { api: api.clone(), role: a.role.clone(), scope: a.scope.clone() };
-        let (app_id, ids) = wanted.resolve()?;
-        text = Manifest::parse(&text, "starter")?.add_access(&app_id, &ids)?.text().to_string();
-    }
+    let wanted = a.api.as_ref().map(|api| super::permissions::Wanted {
+        api: api.clone(),
+        role: a.role.clone(),
+        scope: a.scope.clone(),
+    });
+    // Built before anything is written: an unknown name or a bad URL leaves no file behind.
+    let text = starter_text(format, &starter, wanted.as_ref(), &a.reply_url)?;
     if !a.force {
-        fsio::ensure_absent([a.manifest.as_path()])?;
+        fsio::ensure_absent([a.manifest.as_path()])
+            .map_err(|e| e.with_hint("pass --force to replace it, or choose another name"))?;
     }
     fsio::atomic_write(&a.manifest, text.as_bytes(), Some(fsio::PUBLIC_MODE))?;
     let summary = serde_json::json!({
@@ -213,6 +218,55 @@ fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// The starter manifest of `format` asking for `wanted`'s permissions, with `reply_urls` (when
+/// any) as its web reply URLs in place of the sample's. `manifest init` writes it; `keycred demo`
+/// builds its manifest with it, so that the `manifest init` line it prints makes the same file.
+pub fn starter_text(
+    format: Format,
+    starter: &templates::Starter,
+    wanted: Option<&super::permissions::Wanted>,
+    reply_urls: &[String],
+) -> Result<String> {
+    let mut m = Manifest::parse(&templates::starter(format, starter), "starter")?;
+    if let Some(wanted) = wanted {
+        let (app_id, ids) = wanted.resolve()?;
+        // The sample's Microsoft Graph permission only shows the shape: asking for permissions
+        // replaces it, so the application asks for nothing it was not told to.
+        m = m.set_member("requiredResourceAccess", &Value::Array(Vec::new()))?.add_access(&app_id, &ids)?;
+    }
+    if !reply_urls.is_empty() {
+        for url in reply_urls {
+            check_reply_url(url)?;
+        }
+        m = match format {
+            Format::MsGraph => {
+                let mut web = m.root().get("web").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+                web["redirectUris"] = Value::from(reply_urls.to_vec());
+                m.set_member("web", &web)?
+            }
+            Format::AadGraph => {
+                let urls: Vec<Value> =
+                    reply_urls.iter().map(|u| serde_json::json!({"url": u, "type": "Web"})).collect();
+                m.set_member("replyUrlsWithType", &Value::Array(urls))?
+            }
+        };
+    }
+    Ok(m.text().to_string())
+}
+
+/// A reply URL Entra lets a new registration hold: absolute, and https unless on loopback.
+fn check_reply_url(url: &str) -> Result<()> {
+    let hint = "give an absolute https URL, such as https://localhost/callback (plain http only for localhost)";
+    match keycred::consent::check_redirect_uri(url) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(Error::input(format!(
+            "--reply-url '{url}' uses plain http: Entra accepts new http reply URLs for localhost only"
+        ))
+        .with_hint(hint)),
+        Err(_) => Err(Error::input(format!("--reply-url '{url}' is not an absolute URL")).with_hint(hint)),
+    }
 }
 
 fn load_cert(a: &EntryArgs) -> Result<Certificate> {

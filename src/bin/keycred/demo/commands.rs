@@ -41,10 +41,14 @@ impl Flow {
     /// `manifest init` and `manifest add` of the first credential.
     pub fn manifest(&self) -> Vec<Vec<String>> {
         let m = self.file(MANIFEST);
-        vec![
-            args(&["keycred", "manifest", "init", &m, "--app-id", &self.app_id, "--display-name", DEMO_NAME]),
-            args(&["keycred", "manifest", "add", &m, "--cert", &self.file(&format!("{}.cer", CREDENTIALS[0]))]),
-        ]
+        let mut init =
+            args(&["keycred", "manifest", "init", &m, "--app-id", &self.app_id, "--display-name", DEMO_NAME]);
+        init.extend(args(&["--api", RESOURCE]));
+        for (role, _) in ROLES {
+            init.extend(args(&["--role", role]));
+        }
+        init.extend(args(&["--reply-url", REPLY_URL]));
+        vec![init, args(&["keycred", "manifest", "add", &m, "--cert", &self.file(&format!("{}.cer", CREDENTIALS[0]))])]
     }
 
     /// The emulator, as the demo runs it: consent pages answered at once.

@@ -221,7 +221,7 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
     out.line(format!("x5t                  {}", first.cert.x5t()));
     out.line(format!("files                {}/demo-app-1.{{key,cer,pem}}", dir.display()));
 
-    out.head("Add it to the sample app manifest (templates/manifest-ms-graph.json)")?;
+    out.head("Add it to a starter app manifest asking for the Office 365 Management API roles")?;
     out.commands(&flow.manifest());
     let (manifest, app_id, first_key_id) = write_manifest(dir, &first, out)?;
 
@@ -277,14 +277,19 @@ fn demo(dir: &Path, force: bool, out: &mut Out) -> Result<u8> {
 /// Writes the sample manifest holding `first`; returns its path, the app id and the entry's keyId.
 fn write_manifest(dir: &Path, first: &LoadedCredential, out: &mut Out) -> Result<(PathBuf, ClientId, String)> {
     let manifest_path = dir.join(MANIFEST);
-    // What `keycred manifest init MANIFEST --app-id APP_ID --display-name DEMO_NAME` writes.
+    // What the `keycred manifest init` line of [`Flow::manifest`] writes.
     let starter = manifest::templates::Starter {
         app_id: uuid::Uuid::parse_str(APP_ID).map_err(|e| Error::internal(e.to_string()))?,
         object_id: uuid::Uuid::new_v4(),
         display_name: DEMO_NAME.into(),
     };
-    let template = manifest::templates::starter(Format::MsGraph, &starter);
-    let mut m = manifest::Manifest::parse(&with_consent_setup(&template)?, "templates/manifest-ms-graph.json")?;
+    let wanted = super::permissions::Wanted {
+        api: RESOURCE.into(),
+        role: ROLES.map(|(r, _)| r.to_string()).to_vec(),
+        scope: Vec::new(),
+    };
+    let text = super::manifest::starter_text(Format::MsGraph, &starter, Some(&wanted), &[REPLY_URL.into()])?;
+    let mut m = manifest::Manifest::parse(&text, "the demo's starter manifest")?;
     let app_id = ClientId::new(m.app_id().unwrap_or(APP_ID))?;
     let entry = manifest::entry_for(&first.cert, Format::MsGraph, &EntryOptions::default())?;
     let first_key_id = entry["keyId"].as_str().unwrap_or_default().to_string();
@@ -431,17 +436,6 @@ fn refused(client: &TokenClient, old: &TokenRequest, out: &mut Out) -> bool {
             false
         }
     }
-}
-
-/// The sample manifest with what the Office 365 Management API setup registers: the
-/// application permissions (`requiredResourceAccess`, type `Role`) and the reply URL.
-fn with_consent_setup(template: &str) -> Result<String> {
-    let mut v: serde_json::Value = serde_json::from_str(template)
-        .map_err(|e| Error::internal(format!("the manifest template is not JSON: {e}")))?;
-    let access: Vec<serde_json::Value> = ROLES.iter().map(|(_, id)| json!({"id": id, "type": "Role"})).collect();
-    v["requiredResourceAccess"] = json!([{"resourceAppId": RESOURCE_APP_ID, "resourceAccess": access}]);
-    v["web"]["redirectUris"] = json!([REPLY_URL]);
-    serde_json::to_string_pretty(&v).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Before consent Entra issues the token without `roles`; returns whether that is so.

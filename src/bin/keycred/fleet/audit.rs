@@ -76,10 +76,13 @@ fn fail_on_check(summary: &Summary, fail_on: &[FailOn], found: &Failing) -> Resu
         .iter()
         .map(|f| f.status())
         .filter(|s| summary.with_status(*s) > 0)
-        .map(|s| format!("{} {}", summary.with_status(s), s.name()))
+        .map(|s| {
+            let n = summary.with_status(s);
+            format!("{n} {} credential{}", s.name(), if n == 1 { "" } else { "s" })
+        })
         .collect();
     if !failing.is_empty() {
-        return Err(Error::check(format!("--fail-on: {} credentials", failing.join(", "))).with_hint(found.hint()));
+        return Err(Error::check(format!("--fail-on: {}", failing.join(", "))).with_hint(found.hint()));
     }
     Ok(keycred::error::exit::OK)
 }

@@ -288,18 +288,22 @@ fn print_rotate(ctx: &Ctx, summary: &Summary) {
     for o in acted.into_iter().chain(skipped) {
         out_line(&outcome_line(o));
     }
+    // The skipped rows that say "already rotated" are counted as such, as their rows read (the
+    // JSON keeps them `skipped`, with that reason).
+    let rotated_before =
+        summary.apps.iter().filter(|o| o.result == Result_::Skipped && o.found_rotated()).count() as u64;
     out_line(&format!(
         "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} deployed, {} deploy failed; \
          {} skipped; {} throttled waits",
         summary.selected,
         summary.rotated,
-        summary.already_rotated,
+        summary.already_rotated + rotated_before,
         summary.planned,
         summary.failed,
         if summary.interrupted { ", interrupted" } else { "" },
         summary.deployed,
         summary.deploy_failed,
-        summary.skipped,
+        summary.skipped - rotated_before,
         summary.throttled
     ));
     if let Some(j) = &summary.journal {
