@@ -15,6 +15,7 @@ pub mod audit;
 pub mod journal;
 pub mod retire;
 pub mod rotate;
+mod rotate_model;
 mod rotate_steps;
 pub mod workers;
 

@@ -3,7 +3,7 @@
 //! was asked. Each is journaled once done and safe to redo.
 
 use super::journal::{AppState, Journal, Record, Step};
-use super::rotate::{creds_of, Options, Outcome, Result_};
+use super::rotate_model::{creds_of, Options, Outcome, Result_};
 use crate::authority::EndpointVersion;
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, LoadedCredential, NewCertificate, SignatureAlg, Validity};

@@ -1,5 +1,5 @@
 //! The credential lifecycle, one model for a manifest file ([`manifest`]), one application in
-//! Microsoft Graph ([`graph_app`]) and a whole tenant ([`crate::fleet`]): **add, deploy,
+//! Microsoft Graph ([`graph_app`]) and a whole tenant (the `fleet` module, built on this one): **add, deploy,
 //! observe, retire**.
 //!
 //! 1. *Add* (phase 1): a new certificate is generated, its files written, it is registered
