@@ -5,7 +5,7 @@
 //! (base64url segments, headers, claims). Decoding without verification lives in [`dangerous`] so
 //! that a caller cannot mistake it for a check.
 
-use crate::cert::{LoadedCredential, PrivateKey, SignatureAlg};
+use crate::cert::{LoadedCredential, SignatureAlg, Signer};
 use crate::secret::SecretString;
 use crate::thumbprint::b64url;
 use crate::{Error, Result};
@@ -48,7 +48,7 @@ pub fn now_secs() -> i64 {
 }
 
 /// Signs a JWT with `header` (to which `alg` is added) and `claims`.
-pub fn sign(key: &PrivateKey, alg: SignatureAlg, mut header: Map<String, Value>, claims: &Value) -> Result<String> {
+pub fn sign(key: &dyn Signer, alg: SignatureAlg, mut header: Map<String, Value>, claims: &Value) -> Result<String> {
     header.insert("alg".into(), Value::String(alg.jose().into()));
     let h = serde_json::to_vec(&Value::Object(header))
         .map_err(|e| Error::internal("cannot encode the JWT header").caused_by(e))?;
@@ -91,7 +91,7 @@ pub fn client_assertion(cred: &LoadedCredential, p: &AssertionParams) -> Result<
         "iat": now,
         "exp": now + p.lifetime as i64,
     });
-    Ok(SecretString::new(sign(&cred.key, p.alg, header, &claims)?))
+    Ok(SecretString::new(sign(&*cred.key, p.alg, header, &claims)?))
 }
 
 /// A NumericDate (RFC 7519 section 2): a JSON number of seconds since the epoch, fractions

@@ -4,6 +4,7 @@
 //! sha256WithRSAEncryption, a random positive serial, CA:false, digitalSignature, clientAuth and
 //! a subject key identifier.
 
+use super::signer::{RcgenKey, Signer};
 use super::{Certificate, PrivateKey};
 use crate::{dates, Error, Result};
 use rcgen::{
@@ -121,12 +122,48 @@ pub fn generate(req: &NewCertificate) -> Result<(Certificate, PrivateKey)> {
     Ok((certificate, private))
 }
 
+/// A self-signed certificate for the key `signer` holds (on a token, in a vault, or a key file),
+/// made as [`generate`] makes them: only the signature goes through the signer.
+pub fn self_signed_with(signer: &dyn Signer, subject: &str, validity: Validity) -> Result<Certificate> {
+    let dn = super::dn::parse(subject)?;
+    let (not_before, not_after) = resolve_validity(validity, dates::now())?;
+    let key = RcgenKey::new(signer);
+    let params = credential_params(dn, not_before, not_after);
+    let cert = params.self_signed(&key).map_err(|e| key.error("certificate signing", e))?;
+    Certificate::from_der(cert.der(), "generated certificate")
+}
+
+/// A PKCS#10 certificate signing request (PEM) for the key `signer` holds, asking for what
+/// [`generate`] puts in its certificates (subject, clientAuth, digitalSignature), for a CA to
+/// issue the certificate.
+pub fn request_with(signer: &dyn Signer, subject: &str) -> Result<String> {
+    let dn = super::dn::parse(subject)?;
+    let key = RcgenKey::new(signer);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let csr = params.serialize_request(&key).map_err(|e| key.error("certificate request signing", e))?;
+    csr.pem().map_err(|e| Error::internal("cannot encode the certificate request").caused_by(e))
+}
+
 fn self_signed(
     key: &KeyPair,
     dn: rcgen::DistinguishedName,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Certificate> {
+    let params = credential_params(dn, not_before, not_after);
+    let cert = params.self_signed(key).map_err(|e| Error::internal("certificate signing failed").caused_by(e))?;
+    Certificate::from_der(cert.der(), "generated certificate")
+}
+
+/// What an Entra client certificate carries (see the module header).
+fn credential_params(
+    dn: rcgen::DistinguishedName,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.not_before = not_before;
@@ -135,8 +172,7 @@ fn self_signed(
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = params.self_signed(key).map_err(|e| Error::internal("certificate signing failed").caused_by(e))?;
-    Certificate::from_der(cert.der(), "generated certificate")
+    params
 }
 
 /// Self-signed certificates for one existing key, read once: each certificate costs a signature,

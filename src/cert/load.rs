@@ -6,10 +6,11 @@
 //! message saying what they are and how to convert them. Certificates never need the key's
 //! password: a key that cannot be read is reported only to what signs.
 
-use super::{pfx, Certificate, PrivateKey};
+use super::{pfx, Certificate, PrivateKey, Signer};
 use crate::secret::SecretString;
 use crate::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Everything one file holds.
 #[derive(Debug)]
@@ -34,8 +35,9 @@ pub struct LoadedCredential {
     pub cert: Certificate,
     /// The rest of the chain, if any (for `x5c`).
     pub chain: Vec<Certificate>,
-    /// The private key.
-    pub key: PrivateKey,
+    /// What signs with the private key: a key read from a file, or a key that stays on a token
+    /// or in a vault.
+    pub key: Arc<dyn Signer>,
     /// Where the certificate came from.
     pub cert_path: PathBuf,
 }
@@ -45,18 +47,30 @@ impl LoadedCredential {
     /// not the certificate's. `cert_path` names where the certificate came from (or is written),
     /// for messages.
     pub fn new(cert: Certificate, chain: Vec<Certificate>, key: PrivateKey, cert_path: &Path) -> Result<Self> {
-        Self::checked(cert, chain, key, cert_path, "the private key")
+        Self::checked(cert, chain, Arc::new(key), cert_path, "the private key")
+    }
+
+    /// A credential whose key is held by `signer` (a token, a vault), refused when the signer's
+    /// key is not the certificate's.
+    pub fn with_signer(
+        cert: Certificate,
+        chain: Vec<Certificate>,
+        signer: Arc<dyn Signer>,
+        cert_path: &Path,
+    ) -> Result<Self> {
+        let name = signer.describe();
+        Self::checked(cert, chain, signer, cert_path, &name)
     }
 
     /// [`LoadedCredential::new`], the refusal naming the key as `key_name`.
     fn checked(
         cert: Certificate,
         chain: Vec<Certificate>,
-        key: PrivateKey,
+        key: Arc<dyn Signer>,
         cert_path: &Path,
         key_name: &str,
     ) -> Result<Self> {
-        if !key.matches(&cert) {
+        if !super::signer::matches(key.as_ref(), &cert) {
             return Err(Error::input(format!(
                 "{key_name} does not match the certificate in {} (thumbprint {})",
                 cert_path.display(),
@@ -267,7 +281,7 @@ pub fn load_credential(
             }
         },
     };
-    LoadedCredential::checked(cert, chain, key, cert_path, &format!("the private key in {key_origin}"))
+    LoadedCredential::checked(cert, chain, Arc::new(key), cert_path, &format!("the private key in {key_origin}"))
 }
 
 /// Reads the private key of a `--key` file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the

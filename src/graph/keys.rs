@@ -21,7 +21,7 @@ pub fn proof_of_possession(cred: &LoadedCredential, object_id: &str, aud: &str) 
     header.insert("x5t".into(), json!(cred.cert.x5t()));
     let now = jwt::now_secs();
     let claims = json!({ "aud": aud, "iss": object_id, "nbf": now, "exp": now + PROOF_LIFETIME });
-    Ok(SecretString::new(jwt::sign(&cred.key, SignatureAlg::Rs256, header, &claims)?))
+    Ok(SecretString::new(jwt::sign(&*cred.key, SignatureAlg::Rs256, header, &claims)?))
 }
 
 /// The keyId of the application's certificate that `sel` picks, if any.

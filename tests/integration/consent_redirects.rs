@@ -19,7 +19,8 @@ fn setup() -> (keycred::emulator::BlockingEmulator, String, TempDir) {
     let dir = TempDir::new("redirects");
     let cred = credential("redirects app");
     let pem = dir.path("app.pem");
-    std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
+    std::fs::write(&pem, format!("{}{}", cred.key.exportable().unwrap().to_pem(None).unwrap(), cred.cert.to_pem()))
+        .unwrap();
     let m = json!({
         "id": OBJECT_ID, "appId": APP_ID, "displayName": "Redirects app",
         "web": {"redirectUris": [REPLY]},

@@ -57,7 +57,8 @@ fn deeply_nested_answers_of_remote_services_are_refused() {
     let dir = TempDir::new("deep-answers");
     let cert = credential("deep answers");
     let bundle = dir.path("b.pem");
-    std::fs::write(&bundle, format!("{}{}", cert.key.to_pem(None).unwrap(), cert.cert.to_pem())).unwrap();
+    std::fs::write(&bundle, format!("{}{}", cert.key.exportable().unwrap().to_pem(None).unwrap(), cert.cert.to_pem()))
+        .unwrap();
     // A million levels: 2 MB, over the 1 MiB answer limit, so half as many, within it.
     let server = TestServer::start(vec![Reply::json(200, nested(500_000))]);
     let token = run(

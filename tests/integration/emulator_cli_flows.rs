@@ -17,7 +17,8 @@ const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 fn write_app(dir: &TempDir) -> (std::path::PathBuf, keycred::cert::LoadedCredential, std::path::PathBuf) {
     let cred = credential("cli flows app");
     let pem = dir.path("app.pem");
-    std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
+    std::fs::write(&pem, format!("{}{}", cred.key.exportable().unwrap().to_pem(None).unwrap(), cred.cert.to_pem()))
+        .unwrap();
     let m = json!({
         "id": OBJECT_ID, "appId": APP_ID, "displayName": "CLI flows app",
         "identifierUris": [MID_URI],
@@ -286,7 +287,8 @@ fn a_legacy_manifests_name_is_the_applications_display_name() {
     assert_eq!(init.code, 0, "{init:?}");
     let cred = credential("legacy app");
     let pem = dir.path("legacy.pem");
-    std::fs::write(&pem, format!("{}{}", cred.key.to_pem(None).unwrap(), cred.cert.to_pem())).unwrap();
+    std::fs::write(&pem, format!("{}{}", cred.key.exportable().unwrap().to_pem(None).unwrap(), cred.cert.to_pem()))
+        .unwrap();
     assert_eq!(cli(&["manifest", "add", &m, "--cert", &pem.display().to_string()], &[]).code, 0);
     // The banner.
     let j = emulate_announcement(&["--manifest", &m, "--tenant", TENANT]);

@@ -22,7 +22,7 @@ fn header(t: &FakeTenant, name: &str) -> String {
 fn plant(dir: &std::path::Path, name: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let c = credential_for_days("planted", 30);
-    let (key, cert) = (c.key.to_pem(None).unwrap(), c.cert.to_pem());
+    let (key, cert) = (c.key.exportable().unwrap().to_pem(None).unwrap(), c.cert.to_pem());
     std::fs::write(dir.join(format!("{name}.key")), &key).unwrap();
     std::fs::write(dir.join(format!("{name}.cer")), &cert).unwrap();
     std::fs::write(dir.join(format!("{name}.pem")), format!("{key}{cert}")).unwrap();

@@ -207,7 +207,7 @@ fn proofs_are_checked() {
     };
     let now = keycred::jwt::now_secs();
     let sign = |cred: &LoadedCredential, claims: Value| {
-        keycred::jwt::sign(&cred.key, SignatureAlg::Rs256, header(cred), &claims).unwrap()
+        keycred::jwt::sign(&*cred.key, SignatureAlg::Rs256, header(cred), &claims).unwrap()
     };
     let stranger = credential("not registered", 365);
     let cases = [

@@ -324,7 +324,7 @@ async fn add_key_proofs_need_numeric_dates() {
     let proof = |exp: Value| {
         let now = jwt::now_secs();
         let claims = json!({"aud": PROOF_AUD_AAD_GRAPH, "iss": OBJECT_ID, "nbf": now, "exp": exp});
-        jwt::sign(&f.cred.key, SignatureAlg::Rs256, f.header(), &claims).unwrap()
+        jwt::sign(&*f.cred.key, SignatureAlg::Rs256, f.header(), &claims).unwrap()
     };
     let send = |p: String| {
         let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": new.cert.value_b64()},

@@ -159,7 +159,7 @@ async fn ten_thousand_requests_from_64_clients() {
     let mut expired = claims();
     expired["exp"] = json!(keycred::jwt::now_secs() - 3600);
     expired["nbf"] = json!(keycred::jwt::now_secs() - 7200);
-    pool.push((keycred::jwt::sign(&cred.key, SignatureAlg::Rs256, header(), &expired).unwrap(), 401, Some(700024)));
+    pool.push((keycred::jwt::sign(&*cred.key, SignatureAlg::Rs256, header(), &expired).unwrap(), 401, Some(700024)));
     pool.push(("not.a.jwt".into(), 400, Some(50027)));
     let pool = Arc::new(pool);
     let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).no_proxy().build().unwrap();

@@ -34,7 +34,7 @@ impl Issuer {
         let mut header = serde_json::Map::new();
         header.insert("typ".into(), json!("JWT"));
         header.insert("kid".into(), json!("k1"));
-        keycred::jwt::sign(&self.cred.key, SignatureAlg::Rs256, header, &claims).unwrap()
+        keycred::jwt::sign(&*self.cred.key, SignatureAlg::Rs256, header, &claims).unwrap()
     }
 
     /// The tenant's v2 and v1 OpenID configurations and the JWKS they name, on a loopback

@@ -72,7 +72,7 @@ impl Fixture {
     }
     /// Signs `claims` (completed with defaults) with the registered key and `header`.
     pub fn signed(&self, header: Map<String, Value>, claims: Value) -> String {
-        jwt::sign(&self.cred.key, SignatureAlg::Rs256, header, &claims).unwrap()
+        jwt::sign(&*self.cred.key, SignatureAlg::Rs256, header, &claims).unwrap()
     }
     /// A header with the registered certificate's x5t.
     pub fn header(&self) -> Map<String, Value> {

@@ -71,7 +71,7 @@ pub fn credential(cn: &str, days: u32) -> LoadedCredential {
 
 /// Writes NAME.pem (key then certificate), NAME.cer and NAME.key; returns the bundle path.
 pub fn write_cred(dir: &TempDir, name: &str, cred: &LoadedCredential) -> String {
-    let key = cred.key.to_pem(None).unwrap();
+    let key = cred.key.exportable().unwrap().to_pem(None).unwrap();
     std::fs::write(dir.path(&format!("{name}.key")), &key).unwrap();
     std::fs::write(dir.path(&format!("{name}.cer")), cred.cert.to_pem()).unwrap();
     std::fs::write(dir.path(&format!("{name}.pem")), format!("{key}{}", cred.cert.to_pem())).unwrap();
