@@ -148,9 +148,17 @@ fn token_code_takes_the_whole_redirect_url_and_checks_its_state() {
     let out = exchange(&base, &pem, &landed, &["--state", "s-7"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["tenantId"], TENANT);
-    // Without --state, the URL alone; and a bare code still works with --state refused on it.
+    // Without --state, the URL alone, with a warning that its state went unchecked; and a bare
+    // code still works with --state refused on it.
     let out = exchange(&base, &pem, &signed_in(&base, "s-9"), &[]);
     assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("warning: the redirect carries state \"s-9\", which was not checked"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("pass --state"), "{}", out.stderr);
+    assert!(!exchange(&base, &pem, &signed_in(&base, "s-12"), &["--state", "s-12"]).stderr.contains("warning"));
     let code = code_of(&signed_in(&base, "s-10"));
     let out = exchange(&base, &pem, &code, &["--state", "s-10"]);
     assert_eq!(out.code, 2, "{out:?}");

@@ -78,6 +78,12 @@ fn manifest_init_writes_a_starter_that_add_and_the_emulator_accept() {
     assert_eq!(legacy["appId"], v["appId"]);
     assert_ne!(v["appId"], "11111111-1111-1111-1111-111111111111");
     assert_eq!(legacy["objectId"], v["objectId"]);
+    // Without --display-name the app is named after its manifest, not after Microsoft's
+    // placeholder, in both shapes (the legacy one keeps its name in `name`).
+    assert_eq!(legacy["name"], "legacy", "{legacy}");
+    ok_json(&t, &["manifest", "init", "payroll-daemon.json", "-o", "json"]);
+    let named: Value = serde_json::from_str(&std::fs::read_to_string(t.path("payroll-daemon.json")).unwrap()).unwrap();
+    assert_eq!(named["displayName"], "payroll-daemon");
     // A certificate goes in without --format.
     ok_json(&t, &["new", "--name", "app", "-o", "json"]);
     let e = ok_json(&t, &["manifest", "add", "m.json", "--cert", "app.cer", "-o", "json"]);

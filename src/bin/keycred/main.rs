@@ -80,7 +80,8 @@ pub enum Command {
     /// Audit and rotate the credentials of many applications at once (tenant scale)
     #[command(subcommand)]
     Fleet(fleet::Cmd),
-    /// Print a shell completion script: `keycred completions bash > /etc/bash_completion.d/keycred`
+    /// Print a shell completion script, e.g. `keycred completions bash >
+    /// ~/.local/share/bash-completion/completions/keycred`
     Completions {
         /// The shell
         #[arg(value_enum)]

@@ -70,9 +70,10 @@ pub struct InitArgs {
     /// appId (the client id); a fresh random one by default
     #[arg(long)]
     pub app_id: Option<String>,
-    /// The application's name
-    #[arg(long, default_value = "MyCompanyName MyAppName")]
-    pub display_name: String,
+    /// The application's name (default: the manifest file's name without its extension, as in
+    /// `daemon.json` -> `daemon`)
+    #[arg(long)]
+    pub display_name: Option<String>,
     /// Manifest format
     #[arg(long, value_enum, default_value = "ms-graph")]
     pub format: FormatArg,
@@ -178,6 +179,18 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
     }
 }
 
+/// `--display-name`, else the manifest's file name without its extension (a placeholder such as
+/// Microsoft's sample "MyCompanyName MyAppName" would end up in the portal unnoticed).
+fn init_display_name(a: &InitArgs) -> String {
+    a.display_name.clone().unwrap_or_else(|| {
+        a.manifest
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "keycred app".into())
+    })
+}
+
 fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
     let app_id = match &a.app_id {
         Some(s) => uuid::Uuid::parse_str(s.trim()).map_err(|_| {
@@ -188,7 +201,7 @@ fn init(a: &InitArgs, ctx: &Ctx) -> Result<u8> {
         None => uuid::Uuid::new_v4(),
     };
     let format = Format::from(a.format);
-    let starter = templates::Starter { app_id, object_id: uuid::Uuid::new_v4(), display_name: a.display_name.clone() };
+    let starter = templates::Starter { app_id, object_id: uuid::Uuid::new_v4(), display_name: init_display_name(a) };
     let wanted = a.api.as_ref().map(|api| super::permissions::Wanted {
         api: api.clone(),
         role: a.role.clone(),

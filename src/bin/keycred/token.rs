@@ -60,6 +60,22 @@ pub struct Args {
     pub http: HttpArgs,
 }
 
+/// A redirect URL pasted whole carries the `state` the sign-in request was made with; without
+/// `--state` nothing compares it, and a redirect answering someone else's request would be
+/// redeemed unnoticed: say so (a warning, as the code may come from a flow without state).
+fn unchecked_state(given: &keycred::secret::SecretString, expected: Option<&str>) -> Option<String> {
+    let value = given.expose().trim();
+    if expected.is_some() || !value.contains("://") {
+        return None;
+    }
+    let state = keycred::consent::parse_redirect(value, "--code").ok()?.state?;
+    Some(format!(
+        "the redirect carries state {:?}, which was not checked: pass --state with the value the sign-in URL \
+         was built with (keycred consent-url --state) so that a redirect answering another request is refused",
+        crate::output::printable(&state)
+    ))
+}
+
 /// Builds the library request from the arguments.
 fn build_request(a: &Args) -> Result<TokenRequest> {
     a.http.timeout()?;
@@ -71,6 +87,9 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
             }
             let given = read_arg_or_stdin(c, "--code", 64 * 1024)?;
             let code = keycred::consent::authorization_code(&given, r, a.state.as_deref())?;
+            if let Some(w) = unchecked_state(&given, a.state.as_deref()) {
+                eprintln!("keycred: warning: {w}");
+            }
             Grant::AuthorizationCode { code, redirect_uri: r.clone() }
         }
         _ => Grant::ClientCredentials,

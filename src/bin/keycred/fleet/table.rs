@@ -1,8 +1,9 @@
 //! `fleet audit`'s table, fitted to the terminal's width.
 //!
 //! Whole, the table is about 240 columns wide. On a narrower terminal (or `COLUMNS`) the
-//! thumbprint and key id give way first, cut with an ellipsis and then left out, then the name,
-//! the date and the last sign-in are cut, the last sign-in left out, and the app id cut; `-o
+//! thumbprint and key id give way first, cut with an ellipsis and then left out, then the name is
+//! cut, the dates cut to the day, the last sign-in, the policy and the name left out, and only
+//! then (under 100 columns) the app id cut; `-o
 //! json` and `-o csv` always hold whole values, and so does the table when stdout is not a
 //! terminal (a file, a pipe).
 
@@ -24,9 +25,10 @@ const COLUMNS: [(&str, usize, usize); 10] = [
 ];
 /// How the columns give way when the terminal is narrow, in order: the thumbprint and the key id
 /// (which the portal shows too, and json and csv hold whole) are cut, then left out; then the
-/// name, the date and the last sign-in are cut, the last sign-in left out, the app id cut; last,
-/// the policy standing is left out.
-const GIVE_WAY: [(usize, bool); 10] = [
+/// name is cut, the dates cut to the day, the last sign-in left out; then the policy standing and
+/// the name are left out; the app id, what a setup engineer acts on, is cut only when nothing
+/// else can give way (under about 100 columns).
+const GIVE_WAY: [(usize, bool); 11] = [
     (7, false),
     (8, false),
     (8, true),
@@ -35,13 +37,18 @@ const GIVE_WAY: [(usize, bool); 10] = [
     (5, false),
     (6, false),
     (6, true),
-    (0, false),
     (3, true),
+    (9, true),
+    (0, false),
 ];
+/// END and LAST SIGN-IN: dates, cut to the day rather than with an ellipsis.
+const DATES: [usize; 2] = [5, 6];
+/// A date's day, `2027-12-08`.
+const DAY: usize = 10;
 /// DAYS, a number: right-aligned.
 const DAYS: usize = 4;
 /// REASON keeps this much room while the others shrink; at worst it gets what is left.
-const REASON_MIN: usize = 16;
+const REASON_MIN: usize = 14;
 /// Between two columns.
 const GAP: &str = "  ";
 
@@ -72,7 +79,14 @@ impl Table {
     /// when stdout is not a terminal.
     pub fn for_stdout() -> Self {
         let from_env = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
-        let terminal = || terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0));
+        // A terminal that reports no width (a pty nobody sized) is taken as 80 columns, as most
+        // tools do, rather than as no terminal at all.
+        let terminal = || {
+            terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| match usize::from(w.0) {
+                0 => 80,
+                w => w,
+            })
+        };
         Table::new(from_env.or_else(terminal))
     }
 
@@ -103,7 +117,10 @@ impl Table {
     fn line(&self, cells: [String; 10], reason: String) -> String {
         let mut out = String::new();
         for (i, c) in cells.iter().enumerate().filter(|(i, _)| self.widths[*i] > 0) {
-            let c = fit(c, self.widths[i]);
+            let c = match DATES.contains(&i) && self.widths[i] >= DAY && c.chars().count() > self.widths[i] {
+                true => c.chars().take(DAY).collect(),
+                false => fit(c, self.widths[i]),
+            };
             if i == DAYS {
                 out.push_str(&format!("{c:>w$}{GAP}", w = self.widths[i]));
             } else {
@@ -140,8 +157,32 @@ mod tests {
             let t = Table::new(Some(columns));
             let h = t.header();
             assert!(h.chars().count() <= columns, "{columns}: {h}");
-            assert!(h.starts_with("APP ID") && h.contains("STATUS") && h.contains("NAME"), "{columns}: {h}");
+            assert!(h.starts_with("APP ID") && h.contains("STATUS") && h.contains("END"), "{columns}: {h}");
+            assert_eq!(h.contains("NAME"), columns >= 120, "{columns}: {h}");
         }
+        // At 100 columns the app id is whole (the policy and the name give way), and a date is
+        // cut to its day, not with an ellipsis.
+        let t = Table::new(Some(100));
+        assert_eq!(t.widths[0], 36);
+        assert!(!t.header().contains("POLICY"));
+        let row = Row {
+            object_type: "application",
+            app_id: "6731de76-14a6-49ae-97bc-6eba6914391e".into(),
+            display_name: Some("daemon".into()),
+            key_id: None,
+            kind: keycred::fleet::audit::Kind::Certificate,
+            thumbprint: None,
+            start: None,
+            end: Some("2027-12-08T10:11:12Z".into()),
+            days_left: Some(365),
+            status: keycred::fleet::audit::CredStatus::Valid,
+            reason: None,
+            policy: None,
+            last_sign_in: None,
+        };
+        let line = t.row(&row);
+        assert!(line.starts_with("6731de76-14a6-49ae-97bc-6eba6914391e  "), "{line}");
+        assert!(line.contains("2027-12-08") && !line.contains("2027-12-08T") && !line.contains('…'), "{line}");
         // Narrow: the key id and thumbprint left out (json and csv keep them), the app id whole
         // as long as it can be.
         let h = Table::new(Some(130)).header();
