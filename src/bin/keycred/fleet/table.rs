@@ -3,9 +3,8 @@
 //! Whole, the table is about 240 columns wide. On a narrower terminal (or `COLUMNS`) the
 //! thumbprint and key id give way first, cut with an ellipsis and then left out, then the name is
 //! cut, the dates cut to the day, the last sign-in, the policy and the name left out, and only
-//! then (under 100 columns) the app id cut; `-o
-//! json` and `-o csv` always hold whole values, and so does the table when stdout is not a
-//! terminal (a file, a pipe).
+//! then (under 100 columns) the app id cut; `-o json` and `-o csv` always hold whole values,
+//! and so does the table when stdout is not a terminal (a file, a pipe).
 
 use crate::output::printable;
 use keycred::fleet::audit::Row;
