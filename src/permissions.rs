@@ -8,6 +8,7 @@
 //! not in it are accepted as given, since a tenant's own APIs and Microsoft's many others have
 //! ids keycred cannot know.
 
+use crate::wording::{Action, Input};
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -47,10 +48,10 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         [Kind::Role, Kind::Scope].into_iter().find(|k| k.name().eq_ignore_ascii_case(s))
     }
-    fn flag(self) -> &'static str {
+    fn flag(self) -> Input {
         match self {
-            Kind::Role => "--role",
-            Kind::Scope => "--scope",
+            Kind::Role => Input::Role,
+            Kind::Scope => Input::Scope,
         }
     }
 }
@@ -227,9 +228,12 @@ pub fn find_api(s: &str) -> Result<Resource> {
         .flat_map(|a| a.short_names.iter().copied().chain(a.identifier_uris.iter().map(String::as_str)))
         .collect();
     let near = nearest(s, &names);
-    Err(Error::input(format!("--api '{s}': not an API keycred knows{}", did_you_mean(&near))).with_hint(
-        "give a short name (graph, office365, threat-protection, defender-atp, aad-graph), a resource URI, or the \
-         resource's appId; `keycred permissions` lists the catalogue",
+    Err(Error::input(format!("{} '{s}': not an API keycred knows{}", Input::Api, did_you_mean(&near))).with_hint(
+        format!(
+            "give a short name (graph, office365, threat-protection, defender-atp, aad-graph), a resource URI, or \
+             the resource's appId; {} lists it",
+            Action::ListPermissions { api: None }
+        ),
     ))
 }
 
@@ -269,8 +273,8 @@ pub fn resolve(resource: &Resource, kind: Kind, name: &str) -> Result<String> {
         did_you_mean(&near)
     ))
     .with_hint(format!(
-        "`keycred permissions --api {}` lists the known names; a permission keycred does not know can be given by its id",
-        api.short_names.first().copied().unwrap_or(&api.app_id)
+        "{} lists the known names; a permission keycred does not know can be given by its id",
+        Action::ListPermissions { api: Some(api.short_names.first().copied().unwrap_or(&api.app_id).to_string()) }
     )))
 }
 
@@ -359,7 +363,7 @@ mod tests {
         assert!(e.message().contains("did you mean ActivityFeed.Read, ActivityFeed.ReadDlp?"), "{}", e.message());
         let mtp = find_api("mtp").unwrap();
         let e = resolve(&mtp, Kind::Scope, "Incident.Read.All").unwrap_err();
-        assert!(e.message().contains("is a role of Microsoft Threat Protection: use --role"), "{}", e.message());
+        assert!(e.message().contains("is a role of Microsoft Threat Protection: use the role"), "{}", e.message());
         let other = find_api("6731de76-14a6-49ae-97bc-6eba6914391e").unwrap();
         assert!(resolve(&other, Kind::Role, "Things.Read").unwrap_err().message().contains("by id"));
     }

@@ -7,6 +7,7 @@ use super::state::AppState;
 use super::{apps, serve, signins, tenant, throttle, tls};
 use super::{EndpointVersion, User};
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
+use crate::wording::Input;
 use crate::{Error, Result};
 use apps::Registry;
 use axum::Router;
@@ -193,7 +194,7 @@ pub(super) fn load_tenant(cfg: &EmulatorConfig) -> Result<(Registry, Tenant)> {
     let directory = tenant_of(cfg)?;
     for id in &cfg.consented {
         let app = registry.find(id).ok_or_else(|| {
-            Error::input(format!("--consented {id}: no application with this appId"))
+            Error::input(format!("{} {id}: no application with this appId", Input::Consented))
                 .with_hint("give the appId of an application whose manifest the emulator serves")
         })?;
         directory.admin_consent(&app, &registry);
@@ -218,7 +219,7 @@ pub(super) async fn signing_identity() -> Result<(Certificate, PrivateKey)> {
 pub(super) async fn bind(cfg: &EmulatorConfig) -> Result<(tokio::net::TcpListener, SocketAddr)> {
     let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
         Error::input(format!("cannot listen on {}: {e}", cfg.listen))
-            .with_hint("choose another --listen address or port (port 0 picks a free one)")
+            .with_hint(format!("choose another {} address or port (port 0 picks a free one)", Input::Listen))
     })?;
     let local = tcp.local_addr().map_err(|e| Error::internal(format!("no local address: {e}")))?;
     let shown =

@@ -13,6 +13,7 @@ use crate::ids::{ClientId, TenantId};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::rotate::deploy::{DeployHook, DeployResult};
 use crate::rotate::RemovePolicy;
+use crate::wording::Input;
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -92,22 +93,28 @@ impl Options {
     /// Checks the options before anything is read or written.
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
-            super::journal::check_name(n, "--name")?;
+            super::journal::check_name(n, &Input::Name.to_string())?;
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
-        crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
-        fsio::check_private_dir(&self.out_dir, "--out-dir", Links::Follow)?;
+        let out_dir = Input::OutDir.to_string();
+        crate::cert::files::check_out_dir(&self.out_dir, &out_dir)?;
+        fsio::check_private_dir(&self.out_dir, &out_dir, Links::Follow)?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
-                "--days {}: the new certificates would already be within the expiring window",
+                "{} {}: the new certificates would already be within the expiring window",
+                Input::Days,
                 self.days
             ))
-            .with_hint("give --days longer than --expiring-within, or the next run rotates them again"));
+            .with_hint(format!(
+                "give {} longer than {}, or the next run rotates them again",
+                Input::Days,
+                Input::ExpiringWithin
+            )));
         }
         if self.concurrency == 0 {
-            return Err(Error::input("--concurrency 0: at least one application at a time")
-                .with_hint("give --concurrency 1 or more (default 4)"));
+            return Err(Error::input(format!("{} 0: at least one application at a time", Input::Concurrency))
+                .with_hint(format!("give {} as 1 or more (default 4)", Input::Concurrency)));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::cert::files::Plan;
 use crate::cert::LoadedCredential;
 use crate::graph::{self, signins, Application, Change, GraphClient, Method};
 use crate::manifest::{ListRow, Selector};
+use crate::wording::{Action, Input};
 use crate::{dates, fsio, Error, Result};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ fn preflight(app: &Application, policy: &RemovePolicy) -> Result<()> {
                 "application {} has no certificate with {s}; nothing was changed",
                 app.app_id
             ))
-            .with_hint("`keycred graph list` shows the application's certificates"));
+            .with_hint(format!("{} shows the application's certificates", Action::ListGraphCertificates)));
         }
     }
     Ok(())
@@ -151,10 +152,13 @@ fn new_leaves_valid(r: &GraphRotation<'_>, new: &crate::cert::Certificate) -> Re
         r.app.app_id
     ))
     .with_note(format!("the new certificate only becomes valid on {}", dates::format(new.not_before())))
-    .with_hint(
-        "keep the old certificates for now (leave out --remove and --remove-expired) and retire them once the new \
-         certificate is valid, or pass --allow-lockout if that is intended",
-    ))
+    .with_hint(format!(
+        "keep the old certificates for now (leave out {} and {}) and retire them once the new certificate is valid, \
+         or give {} if that is intended",
+        Input::Remove,
+        Input::RemoveExpired,
+        Input::AllowLockout
+    )))
 }
 
 /// Removes what the policy picks, as Graph lists the application now, one at a time; the new
