@@ -39,7 +39,7 @@ impl Prompt {
 pub fn check_redirect_uri(uri: &str) -> Result<Option<String>> {
     let hint = "give a reply URL registered on the application, such as https://localhost/callback";
     let url = Url::parse(uri).map_err(|e| {
-        Error::input(format!("{} '{uri}' is not an absolute URL ({e})", Input::RedirectUri)).with_hint(hint)
+        Error::input(format!("{} '{uri}' is not an absolute URL", Input::RedirectUri)).caused_by(e).with_hint(hint)
     })?;
     if url.scheme() == "http" && !crate::authority::is_loopback_host(&url) {
         return Ok(Some(format!(
@@ -125,7 +125,8 @@ pub struct ConsentReply {
 /// its id).
 pub fn parse_redirect(redirected: &str, what: &str) -> Result<ConsentReply> {
     let url = Url::parse(redirected.trim()).map_err(|e| {
-        Error::input(format!("{what}: '{}' is not a URL ({e})", redirected.trim()))
+        Error::input(format!("{what}: '{}' is not a URL", redirected.trim()))
+            .caused_by(e)
             .with_hint("paste the whole address the browser was sent to")
     })?;
     // Entra answers in the query, or in the fragment for response_mode=fragment.

@@ -386,7 +386,7 @@ fn keystore_error(e: p12_keystore::error::Error, password: Option<&SecretString>
         E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) => Error::input(format!("{origin}: wrong PFX password"))
             .with_hint(format!("check {} (or AZURE_CLIENT_CERTIFICATE_PASSWORD)", Input::PasswordEnv)),
         E::UnsupportedEncryptionScheme | E::UnsupportedMacAlgorithm => {
-            Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read ({e})")).with_hint(format!(
+            Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read")).caused_by(e).with_hint(format!(
                 "{info_hint}; re-export it with AES-256: openssl pkcs12 -in {origin} -nodes | openssl pkcs12 -export -out new.pfx"
             ))
         }

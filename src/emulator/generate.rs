@@ -207,7 +207,7 @@ fn build_app(
         m.insert("servicePrincipal".into(), sp);
     }
     let manifest = serde_json::to_string_pretty(&Value::Object(m))
-        .map_err(|e| Error::internal(format!("cannot encode a manifest: {e}")))?;
+        .map_err(|e| Error::internal("cannot encode a manifest").caused_by(e))?;
     let secrets = (!secrets.is_empty()).then(|| Value::Object(secrets).to_string());
     Ok(AppFiles { manifest, secrets, bundles, truth })
 }

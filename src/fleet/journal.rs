@@ -268,7 +268,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Header, Vec<Record>)> {
     let lines: Vec<&str> = text.lines().collect();
     let n = lines.len();
     let bad = |i: usize, e: serde_json::Error| {
-        Error::file(path, format!("line {}: not a keycred journal record ({e})", i + 1)).with_hint(format!(
+        Error::file(path, format!("line {}: not a keycred journal record", i + 1)).caused_by(e).with_hint(format!(
             "give as {} the journal this command wrote, or another path to start a new run",
             Input::Journal
         ))

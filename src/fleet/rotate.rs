@@ -111,7 +111,7 @@ pub(super) async fn lock_run_at(out_dir: PathBuf, journal: PathBuf, activity: &'
         ])
     })
     .await
-    .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
+    .map_err(|e| Error::internal("locking stopped").caused_by(e))?
 }
 
 async fn lock_run(opts: &Options, activity: &'static str) -> Result<Vec<FileLock>> {

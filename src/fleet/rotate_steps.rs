@@ -96,7 +96,7 @@ impl Run {
         // Key generation is the real cost of a rotation: off the async threads.
         let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
             .await
-            .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
+            .map_err(|e| Error::internal("key generation stopped").caused_by(e))??;
         // `OUT_DIR/<appId>/` is created by `write_files` when missing, 0700 (the key goes inside).
         // A resumed run may find the first files of a set a crash interrupted: replaced.
         write_files(&paths, &c, &k, None, &self.name, resumed)?;

@@ -93,7 +93,7 @@ where
     .await;
     drop(tx);
     for w in workers {
-        w.await.map_err(|e| Error::internal(format!("a fleet worker stopped: {e}")))?;
+        w.await.map_err(|e| Error::internal("a fleet worker stopped").caused_by(e))?;
     }
     listing?;
     let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes lock"));

@@ -313,7 +313,7 @@ pub async fn retire_manifest(
         report.ok_or_else(|| Error::internal("the manifest was not read"))
     })
     .await
-    .map_err(|e| Error::internal(format!("the retire task stopped: {e}")))?
+    .map_err(|e| Error::internal("the retire task stopped").caused_by(e))?
 }
 
 /// Refuses a new certificate that cannot serve, naming its dates rather than an input file: the
