@@ -14,7 +14,7 @@
 use super::journal::{self, Header, Journal, Record, Step, VERSION};
 use super::rotate::{creds_of, JOURNAL_NAME};
 use super::workers::{for_each_app, Progress};
-use crate::graph::{signins, GraphClient};
+use crate::graph::{self, signins, GraphClient};
 use crate::ids::TenantId;
 use crate::rotate::evidence::{decide, Evidence, Kept};
 use crate::wording::{Action, Input};
@@ -347,9 +347,10 @@ impl RetireRun {
         self.g
             .update_key_credentials(&id, |before| {
                 let now = dates::now();
-                let again = decide(&creds_of(before), evidence, sign_ins.as_ref(), now);
+                let creds = graph::read_credentials(before);
+                let again = decide(&creds, evidence, sign_ins.as_ref(), now);
                 let gone: Vec<usize> = again.retire.iter().map(|c| c.index).collect();
-                let left_valid = creds_of(before).iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));
+                let left_valid = creds.iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));
                 if !gone.is_empty() && !left_valid {
                     return Err(Error::check("retiring would leave no valid certificate; nothing was removed"));
                 }

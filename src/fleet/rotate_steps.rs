@@ -290,9 +290,9 @@ impl Run {
         current: Application,
     ) -> Result<Vec<String>> {
         let policy = &self.opts.remove;
-        let plan = |entries: &[Value]| -> Result<(Vec<Value>, Vec<String>)> {
+        let plan = |entries: &[graph::KeyCredential]| -> Result<(Vec<graph::KeyCredential>, Vec<String>)> {
             let now = dates::now();
-            let creds = creds_of(entries);
+            let creds = graph::read_credentials(entries);
             let gone: Vec<usize> =
                 creds.iter().filter(|c| c.sha1() != Some(new_sha1) && policy.picks(c, now)).map(|c| c.index).collect();
             let keep_valid = creds.iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));

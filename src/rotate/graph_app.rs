@@ -83,7 +83,7 @@ pub async fn rotate_graph(r: &GraphRotation<'_>, plan: &Plan, progress: &dyn Fn(
         .request_token(&req)
         .await
         .map_err(|e| e.context("the new certificate was added but cannot get a token, so the old one was kept"))?;
-    let key_id = added.key_credential.get("keyId").and_then(Value::as_str).map(str::to_string);
+    let key_id = added.key_credential.key_id.clone();
     let key_id = match key_id {
         Some(k) => k,
         None => key_id_of(r.graph, &r.app.id, &new).await?,
@@ -112,9 +112,9 @@ pub async fn rotate_graph(r: &GraphRotation<'_>, plan: &Plan, progress: &dyn Fn(
         }
     };
     let now = dates::now();
-    let rows = removed.iter().filter_map(|c| c.key_credential.as_object()).map(|o| row(o, now)).collect();
+    let rows = removed.iter().map(|c| row(&c.key_credential.to_map(), now)).collect();
     Ok(RotateReport {
-        added: added.key_credential,
+        added: Value::Object(added.key_credential.to_map()),
         key_id,
         thumbprint: new.cert.thumbprint(),
         removed: rows,
@@ -214,9 +214,7 @@ pub async fn retire_graph(r: &GraphRetirement<'_>, progress: &dyn Fn(Stage)) -> 
         let Some(key_id) = &c.key_id else { continue };
         let app = r.graph.get(&r.app.id).await?;
         let change = graph::remove_certificate(r.graph, &app, r.cred, key_id, r.method, r.proof_aud, false).await?;
-        if let Some(o) = change.key_credential.as_object() {
-            retired.push(row(o, dates::now()));
-        }
+        retired.push(row(&change.key_credential.to_map(), dates::now()));
     }
     Ok(RetireReport::of(&d, &r.evidence, retired, dates::now()))
 }
