@@ -22,7 +22,7 @@ pub const MAX_ASSERTION_LIFETIME: u64 = 3600;
 /// Microsoft Threat Protection's own, so a role missing from their tokens is one of
 /// WindowsDefenderATP's application permissions, not Threat Protection's.
 const WINDOWS_DEFENDER_ATP: [&str; 4] = [
-    "fc780465-2017-40d4-a0c5-307022471b92",
+    crate::ids::well_known::WINDOWS_DEFENDER_ATP,
     "https://api.securitycenter.windows.com",
     "https://securitycenter.onmicrosoft.com/windowsatpservice",
     "https://api.securitycenter.microsoft.com",

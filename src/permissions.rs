@@ -8,6 +8,7 @@
 //! not in it are accepted as given, since a tenant's own APIs and Microsoft's many others have
 //! ids keycred cannot know.
 
+use crate::ids::well_known;
 use crate::wording::{Action, Input};
 use crate::{Error, Result};
 use serde::Serialize;
@@ -19,11 +20,11 @@ const CATALOGUE: &str = include_str!("../templates/resources.json");
 
 /// Short names accepted for `--api`, by resource appId: what people call these APIs.
 const SHORT_NAMES: [(&str, &[&str]); 5] = [
-    ("00000003-0000-0000-c000-000000000000", &["graph", "microsoft-graph", "msgraph"]),
-    ("c5393580-f805-4401-95e8-94b7a6ef2fc2", &["office365", "o365", "office-365-management", "manage"]),
-    ("8ee8fdad-f234-4243-8f3b-15c294843740", &["threat-protection", "mtp", "m365-defender", "defender"]),
-    ("fc780465-2017-40d4-a0c5-307022471b92", &["defender-atp", "wdatp", "mde", "windowsdefenderatp"]),
-    ("00000002-0000-0000-c000-000000000000", &["aad-graph", "azure-ad-graph", "aadgraph"]),
+    (well_known::MICROSOFT_GRAPH, &["graph", "microsoft-graph", "msgraph"]),
+    (well_known::OFFICE_365_MANAGEMENT, &["office365", "o365", "office-365-management", "manage"]),
+    (well_known::THREAT_PROTECTION, &["threat-protection", "mtp", "m365-defender", "defender"]),
+    (well_known::WINDOWS_DEFENDER_ATP, &["defender-atp", "wdatp", "mde", "windowsdefenderatp"]),
+    (well_known::AZURE_AD_GRAPH, &["aad-graph", "azure-ad-graph", "aadgraph"]),
 ];
 
 /// `Role` (an application permission, in app-only tokens' `roles`) or `Scope` (a delegated
@@ -319,6 +320,14 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_well_known_app_ids_are_the_catalogue_s() {
+        // Defined once in `ids::well_known`; the catalogue (templates/resources.json) must agree.
+        for (id, _) in SHORT_NAMES {
+            assert!(catalogue().iter().any(|a| a.app_id == id), "{id} is not in the catalogue");
+        }
+    }
 
     #[test]
     fn apis_are_found_by_uri_app_id_display_and_short_name() {
