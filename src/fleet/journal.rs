@@ -40,6 +40,21 @@ pub enum Step {
     Done,
 }
 
+impl Step {
+    /// The step as a verb, what a run does to reach it (`generate` for [`Step::Generated`]): how
+    /// an outcome names the step it stopped at.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Step::Generated => "generate",
+            Step::Added => "add",
+            Step::Verified => "verify",
+            Step::Deployed => "deploy",
+            Step::Removed => "remove",
+            Step::Done => "finish",
+        }
+    }
+}
+
 /// The first line: what the run is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

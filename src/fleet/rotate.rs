@@ -33,7 +33,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub(super) use super::rotate_model::creds_of;
-pub use super::rotate_model::{Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK};
+pub use super::rotate_model::{At, Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK};
 
 /// The certificates that make `fleet rotate` select an application: usable ones ending within
 /// `window` or already ended, never `keep` (the new certificate).
@@ -184,7 +184,7 @@ pub async fn run(
             s.selected += 1;
             s.failed += 1;
             let mut o = Outcome::of(&serde_json::json!({ "appId": id.as_str() }), Result_::Failed);
-            o.step = Some("read");
+            o.step = Some(At::Read);
             o.reason = Some("Graph lists no application with this id in the tenant".into());
             s.apps.push(o);
         }

@@ -5,6 +5,7 @@
 //! imports the other's caller.
 
 use super::audit::DEFAULT_WINDOW;
+use super::journal::Step;
 use crate::authority::Authority;
 use crate::cert::KeySize;
 use crate::fsio::{self, Links};
@@ -142,6 +143,42 @@ pub enum Result_ {
     Skipped,
 }
 
+/// Where one application's rotation stopped: reading it from Graph, confirming what an earlier
+/// run of the journal did, or on the way to one of the journal's steps (named by its verb,
+/// `add` on the way to [`Step::Added`]). Written as that name in JSON and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Reading the application as Graph lists it now.
+    Read,
+    /// Confirming that Graph still lists what the journal says was done.
+    Confirm,
+    /// Reaching this step of the journal.
+    Step(Step),
+}
+
+impl At {
+    /// The name in reports: `read`, `confirm`, or the step's verb.
+    pub fn name(self) -> &'static str {
+        match self {
+            At::Read => "read",
+            At::Confirm => "confirm",
+            At::Step(s) => s.verb(),
+        }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The report of one application. JSON field names are a contract.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,7 +202,7 @@ pub struct Outcome {
     /// The earliest time `fleet retire` can remove the old certificates on the default evidence.
     pub retire_from: Option<String>,
     /// The step that failed or was interrupted.
-    pub step: Option<&'static str>,
+    pub step: Option<At>,
     /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
     /// Entra's AADSTS code, when Entra's refusal made it fail.
