@@ -3,6 +3,7 @@
 //! Remote authorities must be https; plain http is accepted only for loopback addresses, where
 //! the emulator and test servers run.
 
+use crate::wording::Input;
 use crate::{Error, Result, TenantId};
 use url::Url;
 
@@ -39,7 +40,8 @@ impl Authority {
         check_transport(&url, "authority")?;
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
             return Err(Error::input(format!("authority '{s}' has a path, query or fragment")).with_hint(format!(
-                "give the login host only, such as {DEFAULT_AUTHORITY}, and the tenant with --tenant / AZURE_TENANT_ID"
+                "give the login host only, such as {DEFAULT_AUTHORITY}, and the tenant as {} or AZURE_TENANT_ID",
+                Input::Tenant
             )));
         }
         Ok(Authority(url.as_str().trim_end_matches('/').to_string()))
@@ -109,7 +111,7 @@ mod tests {
             let e = Authority::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
             assert!(e.to_string().contains("has a path, query or fragment"), "{bad}: {e}");
-            assert!(e.hint().unwrap().contains("--tenant"), "{bad}");
+            assert!(e.hint().unwrap().contains("the tenant as"), "{bad}");
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::jwt::{self, AssertionParams};
 use crate::manifest::Manifest;
 use crate::secret::SecretString;
 use crate::token::{entra_code, ClientAuth, Grant, Target, TokenClient, TokenRequest};
+use crate::wording::Action;
 use crate::{dates, thumbprint, ClientId, ErrorKind, TenantId};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -374,11 +375,13 @@ fn manifest_step(s: &mut Steps, path: &std::path::Path, cert: &Certificate, cert
             names::MANIFEST,
             Outcome::Fail,
             format!(
-                "{}: no keyCredentials entry for thumbprint {} (add it: keycred manifest add {} --cert {})",
+                "{}: no keyCredentials entry for thumbprint {} (add it: {})",
                 path.display(),
                 cert.thumbprint(),
-                path.display(),
-                cert_path.display()
+                Action::AddToManifest {
+                    manifest: Some(path.display().to_string()),
+                    cert: Some(cert_path.display().to_string())
+                }
             ),
         );
     };

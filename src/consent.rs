@@ -6,6 +6,7 @@
 
 use crate::authority::Authority;
 use crate::secret::SecretString;
+use crate::wording::Input;
 use crate::{ClientId, Error, Result, TenantId};
 use url::Url;
 
@@ -37,8 +38,9 @@ impl Prompt {
 /// show instead.
 pub fn check_redirect_uri(uri: &str) -> Result<Option<String>> {
     let hint = "give a reply URL registered on the application, such as https://localhost/callback";
-    let url = Url::parse(uri)
-        .map_err(|e| Error::input(format!("--redirect-uri '{uri}' is not an absolute URL ({e})")).with_hint(hint))?;
+    let url = Url::parse(uri).map_err(|e| {
+        Error::input(format!("{} '{uri}' is not an absolute URL", Input::RedirectUri)).caused_by(e).with_hint(hint)
+    })?;
     if url.scheme() == "http" && !crate::authority::is_loopback_host(&url) {
         return Ok(Some(format!(
             "reply URL '{uri}' uses plain http: it works only if the application already has it registered \
@@ -123,7 +125,8 @@ pub struct ConsentReply {
 /// its id).
 pub fn parse_redirect(redirected: &str, what: &str) -> Result<ConsentReply> {
     let url = Url::parse(redirected.trim()).map_err(|e| {
-        Error::input(format!("{what}: '{}' is not a URL ({e})", redirected.trim()))
+        Error::input(format!("{what}: '{}' is not a URL", redirected.trim()))
+            .caused_by(e)
             .with_hint("paste the whole address the browser was sent to")
     })?;
     // Entra answers in the query, or in the fragment for response_mode=fragment.
@@ -182,8 +185,9 @@ pub fn check_state(reply: &ConsentReply, expected: &str) -> Result<()> {
     match reply.state.as_deref() {
         Some(s) if s == expected => Ok(()),
         got => Err(Error::check(format!(
-            "the redirect's state is {}, not {expected:?} (--state): it does not answer the request you made",
-            got.map_or("missing".to_string(), |s| format!("{s:?}"))
+            "the redirect's state is {}, not {expected:?} ({}): it does not answer the request you made",
+            got.map_or("missing".to_string(), |s| format!("{s:?}")),
+            Input::State
         ))
         .with_hint("open the consent or sign-in URL again and use the address it redirects to")),
     }
@@ -197,16 +201,22 @@ pub fn authorization_code(input: &SecretString, redirect_uri: &str, state: Optio
     let value = input.expose().trim();
     if !value.contains("://") {
         if state.is_some() {
-            return Err(Error::input("--state needs the whole redirect URL in --code, to compare its state")
-                .with_hint(
-                    "pass --code 'https://.../cb?code=...&state=...' as the browser showed it, or leave --state out",
-                ));
+            return Err(Error::input(format!(
+                "{} needs the whole redirect URL in {}, to compare its state",
+                Input::State,
+                Input::Code
+            ))
+            .with_hint(format!(
+                "give {} as 'https://.../cb?code=...&state=...', as the browser showed it, or leave {} out",
+                Input::Code,
+                Input::State
+            )));
         }
         return Ok(input.clone());
     }
-    let reply = parse_redirect(value, "--code")?;
+    let reply = parse_redirect(value, &Input::Code.to_string())?;
     let code = reply.code.clone().ok_or_else(|| {
-        Error::input("--code: the redirect URL carries no code")
+        Error::input(format!("{}: the redirect URL carries no code", Input::Code))
             .with_hint("an admin-consent redirect has none: open the sign-in (authorize) URL and paste where it lands")
     })?;
     let (got, want) = (Url::parse(value).ok(), Url::parse(redirect_uri).ok());
@@ -214,11 +224,13 @@ pub fn authorization_code(input: &SecretString, redirect_uri: &str, state: Optio
     if let (Some(got), Some(want)) = (&got, &want) {
         if (address(got), got.port_or_known_default()) != (address(want), want.port_or_known_default()) {
             return Err(Error::input(format!(
-                "--code: the browser was sent to {}, not to --redirect-uri {redirect_uri}: the code is valid only \
-                 with the reply URL it was issued for",
-                address(got)
+                "{}: the browser was sent to {}, not to {} {redirect_uri}: the code is valid only with the reply \
+                 URL it was issued for",
+                Input::Code,
+                address(got),
+                Input::RedirectUri
             ))
-            .with_hint("pass the reply URL of the sign-in request as --redirect-uri"));
+            .with_hint(format!("give the reply URL of the sign-in request as {}", Input::RedirectUri)));
         }
     }
     if let Some(s) = state {
@@ -327,11 +339,11 @@ mod tests {
         assert_eq!(e.exit_code(), 4);
         assert!(e.message().contains(r#"state is "s1", not "s2""#), "{e}");
         let e = authorization_code(&url, "https://localhost/other", None).unwrap_err();
-        assert!(e.message().contains("not to --redirect-uri https://localhost/other"), "{e}");
+        assert!(e.message().contains("not to the redirect URI https://localhost/other"), "{e}");
         // A bare code passes as it is; --state cannot be checked on it.
         let bare = SecretString::new("0.AXo-code");
         assert_eq!(authorization_code(&bare, cb, None).unwrap().expose(), "0.AXo-code");
-        assert!(authorization_code(&bare, cb, Some("s1")).unwrap_err().message().contains("--state needs"));
+        assert!(authorization_code(&bare, cb, Some("s1")).unwrap_err().message().contains("the state needs"));
         let e = authorization_code(&SecretString::new("https://localhost/cb?error=access_denied"), cb, None);
         assert_eq!(e.unwrap_err().exit_code(), 3);
     }

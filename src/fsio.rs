@@ -164,11 +164,13 @@ fn keep_owner(f: &fs::File, existing: Option<&fs::Metadata>, path: &Path) -> Res
         if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
             std::os::unix::fs::fchown(f, Some(old.uid()), Some(old.gid())).map_err(|e| {
                 Error::input(format!(
-                    "{}: cannot keep its owner and group ({}:{}) when replacing it: {e}; nothing was changed",
+                    "{}: cannot keep its owner and group ({}:{}) when replacing it",
                     path.display(),
                     old.uid(),
                     old.gid()
                 ))
+                .caused_by(e)
+                .with_note("nothing was changed")
                 .with_hint("run keycred as the file's owner (or as root), or change the file's owner first")
             })?;
         }
@@ -433,7 +435,8 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
             // Made by someone else meanwhile: the caller checks it ([`check_private_dir`]).
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(Error::file(d, format!("cannot create the directory: {e}"))
+                return Err(Error::file(d, "cannot create the directory")
+                    .caused_by(e)
                     .with_hint("check the parent directory's permissions"))
             }
         }

@@ -92,6 +92,10 @@ pub mod well_known {
     pub const AZURE_AD_GRAPH: &str = "00000002-0000-0000-c000-000000000000";
     /// The Office 365 Management APIs (`https://manage.office.com`).
     pub const OFFICE_365_MANAGEMENT: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+    /// Microsoft Threat Protection (Microsoft 365 Defender).
+    pub const THREAT_PROTECTION: &str = "8ee8fdad-f234-4243-8f3b-15c294843740";
+    /// WindowsDefenderATP (Microsoft Defender for Endpoint).
+    pub const WINDOWS_DEFENDER_ATP: &str = "fc780465-2017-40d4-a0c5-307022471b92";
 }
 
 macro_rules! string_like {

@@ -8,6 +8,7 @@
 use crate::cert::{LoadedCredential, SignatureAlg, Signer};
 use crate::secret::SecretString;
 use crate::thumbprint::b64url;
+use crate::wording::Action;
 use crate::{Error, Result};
 use serde_json::{json, Map, Value};
 
@@ -21,7 +22,7 @@ pub const MAX_ASSERTION_LIFETIME: u64 = 3600;
 /// Microsoft Threat Protection's own, so a role missing from their tokens is one of
 /// WindowsDefenderATP's application permissions, not Threat Protection's.
 const WINDOWS_DEFENDER_ATP: [&str; 4] = [
-    "fc780465-2017-40d4-a0c5-307022471b92",
+    crate::ids::well_known::WINDOWS_DEFENDER_ATP,
     "https://api.securitycenter.windows.com",
     "https://securitycenter.onmicrosoft.com/windowsatpservice",
     "https://api.securitycenter.microsoft.com",
@@ -186,20 +187,26 @@ impl Decoded {
     fn roles_hint(&self, missing: &[&str]) -> String {
         let aud = self.claim_str("aud").unwrap_or_default().trim_end_matches('/');
         if WINDOWS_DEFENDER_ATP.iter().any(|n| n.eq_ignore_ascii_case(aud)) {
-            // The roles that were expected, so the command asks for exactly what is missing.
-            let roles: String = missing.iter().map(|r| format!(" --role {r}")).collect();
+            // The roles that were expected, so the request asks for exactly what is missing.
+            let ask = Action::AddPermission {
+                api: Some("defender-atp".into()),
+                roles: missing.iter().map(|r| r.to_string()).collect(),
+            };
             return format!(
                 "{aud} is WindowsDefenderATP's (app id {}), not Microsoft Threat Protection's, although the threat \
-                 protection setup asks tokens for it: ask for WindowsDefenderATP's application permissions \
-                 (`keycred manifest permission add MANIFEST --api defender-atp{roles}`), have an administrator \
-                 consent, then request a new token",
+                 protection setup asks tokens for it: ask for WindowsDefenderATP's application permissions ({ask}), \
+                 have an administrator consent, then request a new token",
                 WINDOWS_DEFENDER_ATP[0]
             );
         }
-        "ask for the application permission (`keycred manifest permission add MANIFEST --api API --role NAME`, or \
-         `keycred graph permission add` on a registered app; `keycred permissions` lists the names), have an \
-         administrator consent (`keycred consent-url`), then request a new token"
-            .to_string()
+        format!(
+            "ask for the application permission ({}, or {} on a registered app; {} lists the names), have an \
+             administrator consent ({}), then request a new token",
+            Action::AddPermission { api: None, roles: Vec::new() },
+            Action::AddGraphPermission,
+            Action::ListPermissions { api: None },
+            Action::ConsentUrl
+        )
     }
     /// Verifies the signature with a PKCS#1 RSAPublicKey DER, for `alg`.
     pub fn verify(&self, alg: SignatureAlg, rsa_public_key: &[u8]) -> bool {

@@ -42,6 +42,7 @@ pub mod secret;
 pub mod thumbprint;
 pub mod token;
 pub mod verify;
+pub mod wording;
 
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{ClientId, TenantId};

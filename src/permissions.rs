@@ -8,6 +8,8 @@
 //! not in it are accepted as given, since a tenant's own APIs and Microsoft's many others have
 //! ids keycred cannot know.
 
+use crate::ids::well_known;
+use crate::wording::{Action, Input};
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -18,11 +20,11 @@ const CATALOGUE: &str = include_str!("../templates/resources.json");
 
 /// Short names accepted for `--api`, by resource appId: what people call these APIs.
 const SHORT_NAMES: [(&str, &[&str]); 5] = [
-    ("00000003-0000-0000-c000-000000000000", &["graph", "microsoft-graph", "msgraph"]),
-    ("c5393580-f805-4401-95e8-94b7a6ef2fc2", &["office365", "o365", "office-365-management", "manage"]),
-    ("8ee8fdad-f234-4243-8f3b-15c294843740", &["threat-protection", "mtp", "m365-defender", "defender"]),
-    ("fc780465-2017-40d4-a0c5-307022471b92", &["defender-atp", "wdatp", "mde", "windowsdefenderatp"]),
-    ("00000002-0000-0000-c000-000000000000", &["aad-graph", "azure-ad-graph", "aadgraph"]),
+    (well_known::MICROSOFT_GRAPH, &["graph", "microsoft-graph", "msgraph"]),
+    (well_known::OFFICE_365_MANAGEMENT, &["office365", "o365", "office-365-management", "manage"]),
+    (well_known::THREAT_PROTECTION, &["threat-protection", "mtp", "m365-defender", "defender"]),
+    (well_known::WINDOWS_DEFENDER_ATP, &["defender-atp", "wdatp", "mde", "windowsdefenderatp"]),
+    (well_known::AZURE_AD_GRAPH, &["aad-graph", "azure-ad-graph", "aadgraph"]),
 ];
 
 /// `Role` (an application permission, in app-only tokens' `roles`) or `Scope` (a delegated
@@ -47,10 +49,10 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         [Kind::Role, Kind::Scope].into_iter().find(|k| k.name().eq_ignore_ascii_case(s))
     }
-    fn flag(self) -> &'static str {
+    fn flag(self) -> Input {
         match self {
-            Kind::Role => "--role",
-            Kind::Scope => "--scope",
+            Kind::Role => Input::Role,
+            Kind::Scope => Input::Scope,
         }
     }
 }
@@ -227,9 +229,12 @@ pub fn find_api(s: &str) -> Result<Resource> {
         .flat_map(|a| a.short_names.iter().copied().chain(a.identifier_uris.iter().map(String::as_str)))
         .collect();
     let near = nearest(s, &names);
-    Err(Error::input(format!("--api '{s}': not an API keycred knows{}", did_you_mean(&near))).with_hint(
-        "give a short name (graph, office365, threat-protection, defender-atp, aad-graph), a resource URI, or the \
-         resource's appId; `keycred permissions` lists the catalogue",
+    Err(Error::input(format!("{} '{s}': not an API keycred knows{}", Input::Api, did_you_mean(&near))).with_hint(
+        format!(
+            "give a short name (graph, office365, threat-protection, defender-atp, aad-graph), a resource URI, or \
+             the resource's appId; {} lists it",
+            Action::ListPermissions { api: None }
+        ),
     ))
 }
 
@@ -269,8 +274,8 @@ pub fn resolve(resource: &Resource, kind: Kind, name: &str) -> Result<String> {
         did_you_mean(&near)
     ))
     .with_hint(format!(
-        "`keycred permissions --api {}` lists the known names; a permission keycred does not know can be given by its id",
-        api.short_names.first().copied().unwrap_or(&api.app_id)
+        "{} lists the known names; a permission keycred does not know can be given by its id",
+        Action::ListPermissions { api: Some(api.short_names.first().copied().unwrap_or(&api.app_id).to_string()) }
     )))
 }
 
@@ -317,6 +322,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_well_known_app_ids_are_the_catalogue_s() {
+        // Defined once in `ids::well_known`; the catalogue (templates/resources.json) must agree.
+        for (id, _) in SHORT_NAMES {
+            assert!(catalogue().iter().any(|a| a.app_id == id), "{id} is not in the catalogue");
+        }
+    }
+
+    #[test]
     fn apis_are_found_by_uri_app_id_display_and_short_name() {
         for s in [
             "https://manage.office.com/",
@@ -359,7 +372,7 @@ mod tests {
         assert!(e.message().contains("did you mean ActivityFeed.Read, ActivityFeed.ReadDlp?"), "{}", e.message());
         let mtp = find_api("mtp").unwrap();
         let e = resolve(&mtp, Kind::Scope, "Incident.Read.All").unwrap_err();
-        assert!(e.message().contains("is a role of Microsoft Threat Protection: use --role"), "{}", e.message());
+        assert!(e.message().contains("is a role of Microsoft Threat Protection: use the role"), "{}", e.message());
         let other = find_api("6731de76-14a6-49ae-97bc-6eba6914391e").unwrap();
         assert!(resolve(&other, Kind::Role, "Things.Read").unwrap_err().message().contains("by id"));
     }

@@ -10,6 +10,7 @@
 //! `nbf`; [`CLOCK_SKEW_SECS`] is the same.
 
 use crate::jwt::Decoded;
+use crate::wording::Input;
 use crate::{Error, Result};
 use serde_json::Value;
 
@@ -54,7 +55,7 @@ pub fn claims(token: &Decoded, want: &Expected, now: f64) -> Result<Checked> {
             want.issuers.join(" or "),
             want.tenant_id
         ))
-        .with_hint("Entra signs every tenant's tokens with the same keys: only iss and tid say whose token it is; pass the tenant that should have issued it with --tenant"));
+        .with_hint(format!("Entra signs every tenant's tokens with the same keys: only iss and tid say whose token it is; give the tenant that should have issued it as {}", Input::Tenant)));
     }
     let tid = token.claim_str("tid").unwrap_or_default();
     if !tid.eq_ignore_ascii_case(&want.tenant_id) {
@@ -63,7 +64,7 @@ pub fn claims(token: &Decoded, want: &Expected, now: f64) -> Result<Checked> {
             shown(tid),
             want.tenant_id
         ))
-        .with_hint("pass the tenant that should have issued the token with --tenant"));
+        .with_hint(format!("give the tenant that should have issued the token as {}", Input::Tenant)));
     }
     let audience = match want.audiences.is_empty() {
         true => None,
@@ -115,7 +116,10 @@ fn audience(token: &Decoded, accepted: &[String]) -> Result<String> {
             if auds.is_empty() { "missing".to_string() } else { auds.join(", ") },
             accepted.join(" or ")
         ))
-        .with_hint("request the token for the API that checks it (--scope or --resource), or give the audience it was requested for")),
+        .with_hint(format!(
+            "request the token for the API that checks it ({}), or give the audience it was requested for",
+            Input::Target
+        ))),
     }
 }
 

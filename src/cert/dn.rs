@@ -9,6 +9,7 @@
 //! `\XX` escapes. A `--subject` is read the same way, so the string keycred prints for a
 //! certificate is the string that makes it.
 
+use crate::wording::Input;
 use crate::{Error, Result};
 use rcgen::{DistinguishedName, DnType, DnValue};
 use x509_parser::der_parser::asn1_rs::{Any, Tag, ToDer};
@@ -122,7 +123,7 @@ pub fn escape(v: &str) -> String {
 /// 5280 requires; lengths are held to RFC 5280's upper bounds.
 pub fn parse(dn: &str) -> Result<DistinguishedName> {
     let bad = |why: &str| {
-        Error::input(format!("--subject '{dn}': {why}"))
+        Error::input(format!("{} '{dn}': {why}", Input::Subject))
             .with_hint("write the DN as TYPE=value pairs separated by commas, e.g. 'CN=My App Cert, O=Contoso, C=FR'; escape a comma in a value as \\, or quote the value: O=\"Contoso, Inc.\"")
     };
     let mut out = DistinguishedName::new();

@@ -6,6 +6,7 @@
 
 use super::signer::{RcgenKey, Signer};
 use super::{Certificate, PrivateKey};
+use crate::wording::Input;
 use crate::{dates, Error, Result};
 use rcgen::{
     CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize, SerialNumber,
@@ -32,11 +33,11 @@ impl KeySize {
             3072 => Ok(KeySize::Rsa3072),
             4096 => Ok(KeySize::Rsa4096),
             b if b < 2048 => {
-                Err(Error::input(format!("--key-size {b}: Entra requires RSA keys of at least 2048 bits"))
-                    .with_hint("use --key-size 2048, 3072 or 4096"))
+                Err(Error::input(format!("{} {b}: Entra requires RSA keys of at least 2048 bits", Input::KeySize))
+                    .with_hint(format!("give {} as 2048, 3072 or 4096", Input::KeySize)))
             }
-            b => Err(Error::input(format!("--key-size {b}: unsupported RSA key size"))
-                .with_hint("use --key-size 2048, 3072 or 4096")),
+            b => Err(Error::input(format!("{} {b}: unsupported RSA key size", Input::KeySize))
+                .with_hint(format!("give {} as 2048, 3072 or 4096", Input::KeySize))),
         }
     }
     /// Bits.
@@ -87,20 +88,25 @@ pub fn resolve_validity(v: Validity, now: OffsetDateTime) -> Result<(OffsetDateT
     };
     if end <= start {
         let (start_name, start) = match v {
-            Validity::Until(_) => ("now", dates::format(now)),
-            _ => ("--not-before", dates::format(start)),
+            Validity::Until(_) => ("now".to_string(), dates::format(now)),
+            _ => (Input::NotBefore.to_string(), dates::format(start)),
         };
-        return Err(Error::input(format!("--not-after {} is not after {start_name} {start}", dates::format(end)))
-            .with_hint("give a --not-after later than the start of validity"));
+        return Err(Error::input(format!(
+            "{} {} is not after {start_name} {start}",
+            Input::NotAfter,
+            dates::format(end)
+        ))
+        .with_hint(format!("give {} later than the start of validity", Input::NotAfter)));
     }
     Ok((start, end))
 }
 
 fn days(d: u32) -> Result<Duration> {
     match d {
-        0 => Err(Error::input("--days 0: the certificate would never be valid").with_hint("use --days 1 or more")),
+        0 => Err(Error::input(format!("{} 0: the certificate would never be valid", Input::Days))
+            .with_hint(format!("give {} as 1 or more", Input::Days))),
         d if d > 3650 * 3 => {
-            Err(Error::input(format!("--days {d}: more than 30 years")).with_hint("use a shorter validity"))
+            Err(Error::input(format!("{} {d}: more than 30 years", Input::Days)).with_hint("use a shorter validity"))
         }
         d => Ok(Duration::days(d as i64)),
     }

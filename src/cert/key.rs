@@ -5,6 +5,7 @@
 //! Python's `cryptography` all read.
 
 use crate::secret::{SecretBytes, SecretString};
+use crate::wording::{Action, Input};
 use crate::{Error, Result};
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{self, KeyPair as _};
@@ -84,9 +85,13 @@ impl fmt::Debug for PrivateKey {
 }
 
 /// What to do about a key Entra will not take (the message already says what is wrong with it).
-const SMALL_KEY_HINT: &str =
-    "make a new key and certificate with an RSA key of 2048 bits or more (keycred new makes 2048 by default), \
-     and register that certificate instead";
+fn small_key_hint() -> String {
+    format!(
+        "make a new key and certificate with an RSA key of 2048 bits or more ({}), and register that certificate \
+         instead",
+        Action::NewCertificate { key_size: Some(2048) }
+    )
+}
 
 /// Why an RSA private key (PKCS#1 `RSAPrivateKey` DER) that aws-lc refused is unusable: its
 /// size when it can be read (aws-lc refuses keys under 2048 bits), else malformed.
@@ -130,7 +135,7 @@ impl PrivateKey {
                     Ok(info) => unusable_rsa(info.private_key),
                     Err(_) => "not a valid PKCS#8 private key".to_string(),
                 };
-                Err(Error::input(format!("{origin}: {msg}")).with_hint(SMALL_KEY_HINT))
+                Err(Error::input(format!("{origin}: {msg}")).with_hint(small_key_hint()))
             }
         }
     }
@@ -138,7 +143,7 @@ impl PrivateKey {
     /// From a PKCS#1 `RSA PRIVATE KEY` DER.
     fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self> {
         let pair = KeyPair::from_der(der)
-            .map_err(|_| Error::input(format!("{origin}: {}", unusable_rsa(der))).with_hint(SMALL_KEY_HINT))?;
+            .map_err(|_| Error::input(format!("{origin}: {}", unusable_rsa(der))).with_hint(small_key_hint()))?;
         use aws_lc_rs::encoding::AsDer;
         let pkcs8 =
             pair.as_der().map_err(|_| Error::internal("cannot encode the private key as PKCS#8"))?.as_ref().to_vec();
@@ -149,8 +154,10 @@ impl PrivateKey {
     /// needs `password`).
     pub fn from_pem_block(block: &pem::Pem, password: Option<&SecretString>, origin: &str) -> Result<Self> {
         if block.tag() == "EC PRIVATE KEY" {
-            return Err(Error::input(format!("{origin}: the private key is an EC key, not RSA"))
-                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`"));
+            return Err(Error::input(format!("{origin}: the private key is an EC key, not RSA")).with_hint(format!(
+                "Entra certificate credentials need an RSA key: create one with {}",
+                Action::NewCertificate { key_size: None }
+            )));
         }
         // OpenSSL's "traditional" encryption (`openssl genrsa -aes256`): MD5-based key derivation
         // that no maintained Rust crate implements, so it is converted rather than read.
@@ -161,8 +168,9 @@ impl PrivateKey {
                  which keycred does not decrypt"
             ))
             .with_hint(format!(
-                "convert it to encrypted PKCS#8 and pass its passphrase with --password-env VAR: \
-                 openssl pkcs8 -topk8 -in {origin} -out key-pkcs8.pem"
+                "convert it to encrypted PKCS#8 and give its passphrase through {}: \
+                 openssl pkcs8 -topk8 -in {origin} -out key-pkcs8.pem",
+                Input::PasswordEnv
             )));
         }
         match block.tag() {
@@ -176,7 +184,7 @@ impl PrivateKey {
     fn from_encrypted_pkcs8_der(der: &[u8], password: Option<&SecretString>, origin: &str) -> Result<Self> {
         let password = password.ok_or_else(|| {
             Error::input(format!("{origin}: the private key is encrypted and no password was given"))
-                .with_hint("name the variable holding the passphrase with --password-env VAR")
+                .with_hint(format!("give the passphrase through {}", Input::PasswordEnv))
         })?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
             .map_err(|e| Error::input(format!("{origin}: malformed encrypted private key")).caused_by(e))?;
@@ -186,7 +194,7 @@ impl PrivateKey {
         }
         let doc = info.decrypt(password.expose()).map_err(|_| {
             Error::input(format!("{origin}: wrong password for the encrypted private key"))
-                .with_hint("check the variable named by --password-env")
+                .with_hint(format!("check {}", Input::PasswordEnv))
         })?;
         Self::from_pkcs8_der(doc.as_bytes(), origin)
     }

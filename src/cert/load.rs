@@ -8,6 +8,7 @@
 
 use super::{pfx, Certificate, PrivateKey, Signer};
 use crate::secret::SecretString;
+use crate::wording::{Action, Input};
 use crate::{fsio, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,16 +130,19 @@ impl Contents {
                         "extract the certificates as PEM: openssl pkcs7 -print_certs -in {origin} -out certs.pem"
                     ))
             }
-            (Some(Other::Csr), _) => Error::input(format!(
-                "{origin}: a certificate signing request, not a certificate"
-            ))
-            .with_hint("give the certificate the CA issued for it, or create a self-signed one with `keycred new`"),
+            (Some(Other::Csr), _) => {
+                Error::input(format!("{origin}: a certificate signing request, not a certificate")).with_hint(format!(
+                    "give the certificate the CA issued for it, or create a self-signed one with {}",
+                    Action::NewCertificate { key_size: None }
+                ))
+            }
             (Some(Other::Pfx), _) => Error::input(format!("{origin}: the PFX holds no certificate"))
                 .with_hint(format!("inspect it with `openssl pkcs12 -in {origin} -info -nokeys`")),
             (None, Some(_)) => Error::input(format!("{origin}: no certificate in the file, only a private key"))
-                .with_hint(
-                    "give the certificate (.cer), the key+cert .pem bundle or the .pfx; a key file goes with --key",
-                ),
+                .with_hint(format!(
+                    "give the certificate (.cer), the key+cert .pem bundle or the .pfx; a key file is {}",
+                    Input::Key
+                )),
             (None, None) => Error::input(format!("{origin}: no certificate in the file"))
                 .with_hint("give a PEM (-----BEGIN CERTIFICATE-----), DER or PFX file"),
         }
@@ -277,7 +281,7 @@ pub fn load_credential(
                     "{}: the file holds a certificate but no private key",
                     cert_path.display()
                 ))
-                .with_hint("add --key KEY, or give a PEM bundle (key + cert) or a PFX"))
+                .with_hint(format!("give {} too, or a PEM bundle (key + cert) or a PFX", Input::Key)))
             }
         },
     };
@@ -293,9 +297,9 @@ fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<Private
     match c.key {
         Some(key) => key,
         None if !c.certs.is_empty() => Err(Error::input(format!("{origin}: a certificate, not a private key"))
-            .with_hint("give the certificate with --cert and its private key with --key")),
+            .with_hint(format!("give the certificate as {} and its private key as {}", Input::Cert, Input::Key))),
         None => Err(Error::input(format!("{origin}: no private key in the file"))
-            .with_hint("give a PEM or DER private key (PKCS#8 or PKCS#1), or a PFX, with --key")),
+            .with_hint(format!("give a PEM or DER private key (PKCS#8 or PKCS#1), or a PFX, as {}", Input::Key))),
     }
 }
 

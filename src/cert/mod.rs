@@ -18,6 +18,7 @@ pub use load::{load_bytes, load_credential, load_file, LoadedCredential, LoadedF
 pub use signer::Signer;
 
 use crate::thumbprint::{b64, b64url, hex_upper, sha1, sha256};
+use crate::wording::Action;
 use crate::{dates, Error, Result};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -207,25 +208,29 @@ impl Certificate {
     pub fn ensure_usable(&self, origin: &str, now: OffsetDateTime) -> Result<()> {
         if !self.is_rsa() {
             return Err(Error::input(format!("{origin}: the certificate's key is {}, not RSA", self.key_algorithm))
-                .with_hint("Entra certificate credentials need an RSA key: create one with `keycred new`"));
+                .with_hint(format!(
+                    "Entra certificate credentials need an RSA key: create one with {}",
+                    Action::NewCertificate { key_size: None }
+                )));
         }
         if let Some(d) = self.key_defect() {
-            return Err(Error::input(format!("{origin}: the certificate's RSA key is unusable: {d}"))
-                .with_hint("no one can sign with this key; create a new certificate with `keycred new`"));
+            return Err(Error::input(format!("{origin}: the certificate's RSA key is unusable: {d}")).with_hint(
+                format!("no one can sign with this key; create {}", Action::NewCertificate { key_size: None }),
+            ));
         }
         if self.key_bits < MIN_RSA_BITS {
             return Err(Error::input(format!(
                 "{origin}: the certificate's RSA key has {} bits; Entra requires at least {MIN_RSA_BITS}",
                 self.key_bits
             ))
-            .with_hint("create a new certificate with `keycred new --key-size 2048` (or 3072, 4096)"));
+            .with_hint(format!("create {} (or 3072, 4096)", Action::NewCertificate { key_size: Some(2048) })));
         }
         if now > self.not_after {
             return Err(Error::input(format!(
                 "{origin}: the certificate expired on {}",
                 dates::format(self.not_after)
             ))
-            .with_hint("create a new certificate with `keycred new`"));
+            .with_hint(format!("create {}", Action::NewCertificate { key_size: None })));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 
 use super::{Certificate, PrivateKey};
 use crate::secret::{SecretBytes, SecretString};
+use crate::wording::Input;
 use crate::{Error, Result};
 use cms::cert::x509::attr::{Attribute, Attributes};
 use cms::cert::x509::spki::AlgorithmIdentifierOwned;
@@ -379,13 +380,13 @@ fn keystore_error(e: p12_keystore::error::Error, password: Option<&SecretString>
     match e {
         E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) if password.is_none() => {
             Error::input(format!("{origin}: the PFX is password-protected and no password was given")).with_hint(
-                "name the variable holding the password with --password-env VAR (or set AZURE_CLIENT_CERTIFICATE_PASSWORD)",
+                format!("give the password through {} (or set AZURE_CLIENT_CERTIFICATE_PASSWORD)", Input::PasswordEnv),
             )
         }
         E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) => Error::input(format!("{origin}: wrong PFX password"))
-            .with_hint("check the variable named by --password-env (or AZURE_CLIENT_CERTIFICATE_PASSWORD)"),
+            .with_hint(format!("check {} (or AZURE_CLIENT_CERTIFICATE_PASSWORD)", Input::PasswordEnv)),
         E::UnsupportedEncryptionScheme | E::UnsupportedMacAlgorithm => {
-            Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read ({e})")).with_hint(format!(
+            Error::input(format!("{origin}: the PFX uses an encryption keycred cannot read")).caused_by(e).with_hint(format!(
                 "{info_hint}; re-export it with AES-256: openssl pkcs12 -in {origin} -nodes | openssl pkcs12 -export -out new.pfx"
             ))
         }

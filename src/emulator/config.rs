@@ -4,6 +4,7 @@
 use super::tenant;
 use super::{User, READ_TIMEOUT};
 use crate::secret::SecretString;
+use crate::wording::Input;
 use crate::{Error, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -92,8 +93,8 @@ impl EmulatorConfig {
 /// Parses `RESOURCE=ROLE[,ROLE...]` (as `--grant` takes it).
 pub fn parse_grant(s: &str) -> Result<(String, Vec<String>)> {
     let bad = || {
-        Error::input(format!("--grant '{s}': expected RESOURCE=ROLE[,ROLE...]"))
-            .with_hint("for example --grant https://graph.microsoft.com=Application.ReadWrite.OwnedBy,User.Read.All")
+        Error::input(format!("{} '{s}': expected RESOURCE=ROLE[,ROLE...]", Input::Grant))
+            .with_hint("for example https://graph.microsoft.com=Application.ReadWrite.OwnedBy,User.Read.All")
     };
     let (resource, roles) = s.rsplit_once('=').ok_or_else(bad)?;
     let resource = resource.trim();
@@ -106,18 +107,24 @@ pub fn parse_grant(s: &str) -> Result<(String, Vec<String>)> {
 
 pub(super) fn check_config(cfg: &EmulatorConfig) -> Result<()> {
     if uuid::Uuid::parse_str(&cfg.tenant).is_err() {
-        return Err(Error::input(format!("--tenant '{}': not a GUID", cfg.tenant))
+        return Err(Error::input(format!("{} '{}': not a GUID", Input::Tenant, cfg.tenant))
             .with_hint("give the tenant as a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or omit it"));
     }
     if let Some(rate) = cfg.throttle {
         if !(rate.is_finite() && rate > 0.0) {
-            return Err(Error::input(format!("--throttle {rate}: not a positive number of requests per second"))
-                .with_hint("for example --throttle 5 (five Graph requests per second per client)"));
+            return Err(Error::input(format!(
+                "{} {rate}: not a positive number of requests per second",
+                Input::Throttle
+            ))
+            .with_hint(format!("for example {} 5 (five Graph requests per second per client)", Input::Throttle)));
         }
     }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
-        return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(
-            "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or add --allow-remote",
+        return Err(Error::input(format!("{} {}: not a loopback address", Input::Listen, cfg.listen)).with_hint(
+            format!(
+                "the emulator hands out tokens to anyone who can reach it; listen on 127.0.0.1 or give {}",
+                Input::AllowRemote
+            ),
         ));
     }
     Ok(())
@@ -139,7 +146,7 @@ pub(super) fn tenant_of(cfg: &EmulatorConfig) -> Result<Tenant> {
         let ok = d.contains('.')
             && d.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if !ok {
-            return Err(Error::input(format!("--domain '{d}': not a DNS name"))
+            return Err(Error::input(format!("{} '{d}': not a DNS name", Input::Domain))
                 .with_hint("give a domain such as contoso.example"));
         }
         if !domains.contains(&d) {
@@ -150,7 +157,7 @@ pub(super) fn tenant_of(cfg: &EmulatorConfig) -> Result<Tenant> {
     let mut users = Vec::new();
     for spec in &cfg.users {
         let u = User::parse(spec, &user_domain).map_err(|m| {
-            Error::input(m).with_hint("for example --user adele@contoso.example or --user \"megan=Megan Bowen\"")
+            Error::input(m).with_hint("for example adele@contoso.example, or \"megan=Megan Bowen\" with a display name")
         })?;
         if !users.iter().any(|x: &User| x.upn.eq_ignore_ascii_case(&u.upn)) {
             users.push(u);

@@ -20,6 +20,7 @@
 use super::apps::derived_id;
 use crate::cert::{self, Certificate, KeySigner, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::thumbprint::sha256;
+use crate::wording::Input;
 use crate::{dates, Error, Result};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -206,7 +207,7 @@ fn build_app(
         m.insert("servicePrincipal".into(), sp);
     }
     let manifest = serde_json::to_string_pretty(&Value::Object(m))
-        .map_err(|e| Error::internal(format!("cannot encode a manifest: {e}")))?;
+        .map_err(|e| Error::internal("cannot encode a manifest").caused_by(e))?;
     let secrets = (!secrets.is_empty()).then(|| Value::Object(secrets).to_string());
     Ok(AppFiles { manifest, secrets, bundles, truth })
 }
@@ -289,13 +290,14 @@ fn new_key() -> Result<PrivateKey> {
 /// Refuses an application count out of range and an `--out` that exists and is not an empty directory.
 fn check_tenant_args(n: usize, out: &Path) -> Result<()> {
     if n == 0 || n > MAX_APPS {
-        return Err(Error::input(format!("--generate-tenant {n}: not between 1 and {MAX_APPS}"))
-            .with_hint("give the number of applications to generate, for example --generate-tenant 1000"));
+        return Err(Error::input(format!("{} {n}: not between 1 and {MAX_APPS}", Input::GenerateTenant)).with_hint(
+            format!("give the number of applications to generate as {}, for example 1000", Input::GenerateTenant),
+        ));
     }
     if out.exists() {
         let empty = out.is_dir() && std::fs::read_dir(out).map_err(|e| Error::io(out, "read", e))?.next().is_none();
         if !empty {
-            return Err(Error::input(format!("--out {}: already exists", out.display()))
+            return Err(Error::input(format!("{} {}: already exists", Input::Out, out.display()))
                 .with_hint("give a new directory; generated tenants are never written over existing files"));
         }
     }
@@ -308,7 +310,9 @@ fn partial_dir(out: &Path) -> Result<PathBuf> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = out.file_name().ok_or_else(|| Error::input(format!("--out {}: not a directory path", out.display())))?;
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::input(format!("{} {}: not a directory path", Input::Out, out.display())))?;
     Ok(parent.join(format!(".{}.keycred-{}.partial", name.to_string_lossy(), uuid::Uuid::new_v4().simple())))
 }
 

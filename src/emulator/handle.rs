@@ -7,6 +7,7 @@ use super::state::AppState;
 use super::{apps, serve, signins, tenant, throttle, tls};
 use super::{EndpointVersion, User};
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
+use crate::wording::Input;
 use crate::{Error, Result};
 use apps::Registry;
 use axum::Router;
@@ -193,7 +194,7 @@ pub(super) fn load_tenant(cfg: &EmulatorConfig) -> Result<(Registry, Tenant)> {
     let directory = tenant_of(cfg)?;
     for id in &cfg.consented {
         let app = registry.find(id).ok_or_else(|| {
-            Error::input(format!("--consented {id}: no application with this appId"))
+            Error::input(format!("{} {id}: no application with this appId", Input::Consented))
                 .with_hint("give the appId of an application whose manifest the emulator serves")
         })?;
         directory.admin_consent(&app, &registry);
@@ -211,16 +212,17 @@ pub(super) async fn signing_identity() -> Result<(Certificate, PrivateKey)> {
         })
     })
     .await
-    .map_err(|e| Error::internal(format!("key generation task failed: {e}")))?
+    .map_err(|e| Error::internal("key generation task failed").caused_by(e))?
 }
 
 /// Binds the listen address; returns the listener and the address to show (loopback for a wildcard).
 pub(super) async fn bind(cfg: &EmulatorConfig) -> Result<(tokio::net::TcpListener, SocketAddr)> {
     let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
-        Error::input(format!("cannot listen on {}: {e}", cfg.listen))
-            .with_hint("choose another --listen address or port (port 0 picks a free one)")
+        Error::input(format!("cannot listen on {}", cfg.listen))
+            .caused_by(e)
+            .with_hint(format!("choose another {} address or port (port 0 picks a free one)", Input::Listen))
     })?;
-    let local = tcp.local_addr().map_err(|e| Error::internal(format!("no local address: {e}")))?;
+    let local = tcp.local_addr().map_err(|e| Error::internal("no local address").caused_by(e))?;
     let shown =
         if local.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port()) } else { local };
     Ok((tcp, shown))
@@ -265,7 +267,7 @@ pub(super) fn spawn_server(
     Ok(match tls {
         Some(config) => {
             let listener =
-                tls::TlsListener::new(tcp, config).map_err(|e| Error::internal(format!("TLS listener: {e}")))?;
+                tls::TlsListener::new(tcp, config).map_err(|e| Error::internal("TLS listener").caused_by(e))?;
             tokio::spawn(serve::serve(listener, app, read_timeout, stop))
         }
         None => tokio::spawn(serve::serve(serve::TcpAcceptor(tcp), app, read_timeout, stop)),
@@ -315,7 +317,7 @@ pub fn start_blocking(cfg: EmulatorConfig) -> Result<BlockingEmulator> {
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(Error::internal(format!("cannot start the emulator's runtime: {e}"))));
+                    let _ = ready_tx.send(Err(Error::internal("cannot start the emulator's runtime").caused_by(e)));
                     return;
                 }
             };
@@ -332,7 +334,7 @@ pub fn start_blocking(cfg: EmulatorConfig) -> Result<BlockingEmulator> {
                 }
             });
         })
-        .map_err(|e| Error::internal(format!("cannot start the emulator thread: {e}")))?;
+        .map_err(|e| Error::internal("cannot start the emulator thread").caused_by(e))?;
     match ready_rx.recv() {
         Ok(Ok(info)) => Ok(BlockingEmulator { info, stop: Some(stop_tx), thread: Some(thread) }),
         Ok(Err(e)) => {

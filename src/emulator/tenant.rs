@@ -16,6 +16,7 @@
 //! goes first.
 
 use super::apps::{AccessKind, Api, App, Registry};
+use crate::wording::Input;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -55,7 +56,10 @@ impl User {
         let upn = if upn.contains('@') { upn.to_string() } else { format!("{upn}@{default_domain}") };
         let (local, domain) = upn.split_once('@').unwrap_or_default();
         if local.is_empty() || domain.is_empty() || upn.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("--user '{spec}': expected UPN or UPN=Display Name, such as adele@contoso.example"));
+            return Err(format!(
+                "{} '{spec}': expected UPN or UPN=Display Name, such as adele@contoso.example",
+                Input::User
+            ));
         }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),

@@ -14,6 +14,7 @@
 //! The rotation adopts a key only when the journal recorded its thumbprint, and confirms with
 //! Graph what the journal says is done ([`super::rotate`]).
 
+use crate::wording::Input;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -37,6 +38,21 @@ pub enum Step {
     Removed,
     /// Nothing left to do.
     Done,
+}
+
+impl Step {
+    /// The step as a verb, what a run does to reach it (`generate` for [`Step::Generated`]): how
+    /// an outcome names the step it stopped at.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Step::Generated => "generate",
+            Step::Added => "add",
+            Step::Verified => "verify",
+            Step::Deployed => "deploy",
+            Step::Removed => "remove",
+            Step::Done => "finish",
+        }
+    }
 }
 
 /// The first line: what the run is.
@@ -158,7 +174,10 @@ impl Journal {
         let existing = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             _ => Some(crate::fsio::read_regular(path, crate::fsio::MAX_JOURNAL_BYTES).map_err(|e| {
-                e.with_hint("give the journal file this command wrote (--journal), or a new path to start a new run")
+                e.with_hint(format!(
+                    "give as {} the journal file this command wrote, or a new path to start a new run",
+                    Input::Journal
+                ))
             })?),
         };
         let mut apps = HashMap::new();
@@ -264,14 +283,16 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Header, Vec<Record>)> {
     let lines: Vec<&str> = text.lines().collect();
     let n = lines.len();
     let bad = |i: usize, e: serde_json::Error| {
-        Error::file(path, format!("line {}: not a keycred journal record ({e})", i + 1))
-            .with_hint("give the journal this command wrote (--journal), or another path to start a new run")
+        Error::file(path, format!("line {}: not a keycred journal record", i + 1)).caused_by(e).with_hint(format!(
+            "give as {} the journal this command wrote, or another path to start a new run",
+            Input::Journal
+        ))
     };
     let header: Header = match lines.first() {
         Some(l) => serde_json::from_str(l).map_err(|e| bad(0, e))?,
         None => {
             return Err(Error::file(path, "empty: not a keycred journal")
-                .with_hint("remove it, or give another --journal path"))
+                .with_hint(format!("remove it, or give another path as {}", Input::Journal)))
         }
     };
     if header.journal != VERSION {

@@ -14,9 +14,10 @@
 use super::journal::{self, Header, Journal, Record, Step, VERSION};
 use super::rotate::{creds_of, JOURNAL_NAME};
 use super::workers::{for_each_app, Progress};
-use crate::graph::{signins, GraphClient};
+use crate::graph::{self, signins, GraphClient};
 use crate::ids::TenantId;
 use crate::rotate::evidence::{decide, Evidence, Kept};
+use crate::wording::{Action, Input};
 use crate::{dates, fsio, ClientId, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -179,7 +180,7 @@ fn rotation_steps(out_dir: &Path, tenant: &str, graph_url: &str) -> Result<HashM
             header.tenant,
             header.graph_url
         ))
-        .with_hint("give the --out-dir of this tenant's rotation"));
+        .with_hint(format!("give as {} the directory of this tenant's rotation", Input::OutDir)));
     }
     let mut last: HashMap<String, Step> = HashMap::new();
     for r in records {
@@ -198,8 +199,9 @@ fn leave(app: &Value, rotations: &HashMap<String, Step>, done: bool) -> Option<R
     if let Some(step) = rotations.get(&o.app_id).filter(|s| **s != Step::Done) {
         o.result = Retired::Kept;
         o.reason = Some(format!(
-            "its rotation is not finished (last step done: {}); run `fleet rotate` again first",
-            serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            "its rotation is not finished (last step done: {}); run {} again first",
+            serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            Action::RotateFleet
         ));
         return Some(o);
     }
@@ -217,12 +219,12 @@ pub async fn run(
     progress: Arc<dyn Progress<RetireOutcome>>,
 ) -> Result<RetireSummary> {
     if opts.concurrency == 0 {
-        return Err(Error::input("--concurrency 0: at least one application at a time")
-            .with_hint("give --concurrency 1 or more (default 4)"));
+        return Err(Error::input(format!("{} 0: at least one application at a time", Input::Concurrency))
+            .with_hint(format!("give {} as 1 or more (default 4)", Input::Concurrency)));
     }
     let rotations = rotation_steps(&opts.out_dir, opts.tenant.as_str(), g.base())?;
     if !opts.dry_run {
-        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", fsio::Links::Follow)?;
+        fsio::ensure_private_dir(&opts.out_dir, &Input::OutDir.to_string(), fsio::Links::Follow)?;
     }
     // Held until the run returns: no rotation of this directory, nor another retirement with
     // this journal, while this one decides.
@@ -345,9 +347,10 @@ impl RetireRun {
         self.g
             .update_key_credentials(&id, |before| {
                 let now = dates::now();
-                let again = decide(&creds_of(before), evidence, sign_ins.as_ref(), now);
+                let creds = graph::read_credentials(before);
+                let again = decide(&creds, evidence, sign_ins.as_ref(), now);
                 let gone: Vec<usize> = again.retire.iter().map(|c| c.index).collect();
-                let left_valid = creds_of(before).iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));
+                let left_valid = creds.iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));
                 if !gone.is_empty() && !left_valid {
                     return Err(Error::check("retiring would leave no valid certificate; nothing was removed"));
                 }

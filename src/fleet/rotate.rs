@@ -23,6 +23,7 @@ use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::KeyCredential;
 use crate::rotate::deploy::DeployResult;
 use crate::token::TokenClient;
+use crate::wording::{Action, Input};
 use crate::{dates, Error, Result};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub(super) use super::rotate_model::creds_of;
-pub use super::rotate_model::{Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK};
+pub use super::rotate_model::{At, Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK};
 
 /// The certificates that make `fleet rotate` select an application: usable ones ending within
 /// `window` or already ended, never `keep` (the new certificate).
@@ -82,14 +83,15 @@ pub fn skip_reason(app: &Value, explicit: bool, now: OffsetDateTime, window: Dur
     match (to_replace(&creds, now, window, None).is_empty(), lasting) {
         (false, None) => None,
         (false, Some(c)) => Some(format!(
-            "{ALREADY_ROTATED}: {} lasts beyond {}; retire the older certificates with `fleet retire`",
+            "{ALREADY_ROTATED}: {} lasts beyond {}; retire the older certificates with {}",
             c.key_id.as_deref().map(|k| format!("keyId {k}")).unwrap_or_else(|| "a certificate".into()),
-            window_text(window)
+            window_text(window),
+            Action::RetireFleet
         )),
         (true, _) if creds.iter().any(KeyCredential::is_usable) => {
             Some(format!("no certificate to replace: none ends within {}", window_text(window)))
         }
-        (true, _) => Some("no certificate to replace: none is usable (see `keycred fleet audit`)".to_string()),
+        (true, _) => Some(format!("no certificate to replace: none is usable (see {})", Action::Audit)),
     }
 }
 
@@ -109,7 +111,7 @@ pub(super) async fn lock_run_at(out_dir: PathBuf, journal: PathBuf, activity: &'
         ])
     })
     .await
-    .map_err(|e| Error::internal(format!("locking stopped: {e}")))?
+    .map_err(|e| Error::internal("locking stopped").caused_by(e))?
 }
 
 async fn lock_run(opts: &Options, activity: &'static str) -> Result<Vec<FileLock>> {
@@ -127,7 +129,7 @@ pub async fn run(
 ) -> Result<Summary> {
     opts.check()?;
     if !opts.dry_run {
-        fsio::ensure_private_dir(&opts.out_dir, "--out-dir", Links::Follow)?;
+        fsio::ensure_private_dir(&opts.out_dir, &Input::OutDir.to_string(), Links::Follow)?;
     }
     // Held until the run returns: a second run over the same directory or journal would give
     // an application two new certificates and lose a key.
@@ -182,7 +184,7 @@ pub async fn run(
             s.selected += 1;
             s.failed += 1;
             let mut o = Outcome::of(&serde_json::json!({ "appId": id.as_str() }), Result_::Failed);
-            o.step = Some("read");
+            o.step = Some(At::Read);
             o.reason = Some("Graph lists no application with this id in the tenant".into());
             s.apps.push(o);
         }

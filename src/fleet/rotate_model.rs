@@ -5,6 +5,7 @@
 //! imports the other's caller.
 
 use super::audit::DEFAULT_WINDOW;
+use super::journal::Step;
 use crate::authority::Authority;
 use crate::cert::KeySize;
 use crate::fsio::{self, Links};
@@ -13,6 +14,7 @@ use crate::ids::{ClientId, TenantId};
 use crate::manifest::{read_entry, KeyCredential};
 use crate::rotate::deploy::{DeployHook, DeployResult};
 use crate::rotate::RemovePolicy;
+use crate::wording::Input;
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -92,22 +94,28 @@ impl Options {
     /// Checks the options before anything is read or written.
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
-            super::journal::check_name(n, "--name")?;
+            super::journal::check_name(n, &Input::Name.to_string())?;
         }
         // The directory, or the nearest of its parents that exists, must be a directory: the
         // rest is created (0700) when the run starts, as `keycred new --out-dir` does.
-        crate::cert::files::check_out_dir(&self.out_dir, "--out-dir")?;
-        fsio::check_private_dir(&self.out_dir, "--out-dir", Links::Follow)?;
+        let out_dir = Input::OutDir.to_string();
+        crate::cert::files::check_out_dir(&self.out_dir, &out_dir)?;
+        fsio::check_private_dir(&self.out_dir, &out_dir, Links::Follow)?;
         if Duration::from_secs(u64::from(self.days) * 86_400) <= self.window {
             return Err(Error::input(format!(
-                "--days {}: the new certificates would already be within the expiring window",
+                "{} {}: the new certificates would already be within the expiring window",
+                Input::Days,
                 self.days
             ))
-            .with_hint("give --days longer than --expiring-within, or the next run rotates them again"));
+            .with_hint(format!(
+                "give {} longer than {}, or the next run rotates them again",
+                Input::Days,
+                Input::ExpiringWithin
+            )));
         }
         if self.concurrency == 0 {
-            return Err(Error::input("--concurrency 0: at least one application at a time")
-                .with_hint("give --concurrency 1 or more (default 4)"));
+            return Err(Error::input(format!("{} 0: at least one application at a time", Input::Concurrency))
+                .with_hint(format!("give {} as 1 or more (default 4)", Input::Concurrency)));
         }
         Ok(())
     }
@@ -135,6 +143,42 @@ pub enum Result_ {
     Skipped,
 }
 
+/// Where one application's rotation stopped: reading it from Graph, confirming what an earlier
+/// run of the journal did, or on the way to one of the journal's steps (named by its verb,
+/// `add` on the way to [`Step::Added`]). Written as that name in JSON and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Reading the application as Graph lists it now.
+    Read,
+    /// Confirming that Graph still lists what the journal says was done.
+    Confirm,
+    /// Reaching this step of the journal.
+    Step(Step),
+}
+
+impl At {
+    /// The name in reports: `read`, `confirm`, or the step's verb.
+    pub fn name(self) -> &'static str {
+        match self {
+            At::Read => "read",
+            At::Confirm => "confirm",
+            At::Step(s) => s.verb(),
+        }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The report of one application. JSON field names are a contract.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -158,7 +202,7 @@ pub struct Outcome {
     /// The earliest time `fleet retire` can remove the old certificates on the default evidence.
     pub retire_from: Option<String>,
     /// The step that failed or was interrupted.
-    pub step: Option<&'static str>,
+    pub step: Option<At>,
     /// Why it failed, or why it was skipped.
     pub reason: Option<String>,
     /// Entra's AADSTS code, when Entra's refusal made it fail.

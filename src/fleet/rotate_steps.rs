@@ -3,7 +3,7 @@
 //! was asked. Each is journaled once done and safe to redo.
 
 use super::journal::{AppState, Journal, Record, Step};
-use super::rotate_model::{creds_of, Options, Outcome, Result_};
+use super::rotate_model::{creds_of, At, Options, Outcome, Result_};
 use crate::authority::EndpointVersion;
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, LoadedCredential, NewCertificate, SignatureAlg, Validity};
@@ -96,7 +96,7 @@ impl Run {
         // Key generation is the real cost of a rotation: off the async threads.
         let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
             .await
-            .map_err(|e| Error::internal(format!("key generation stopped: {e}")))??;
+            .map_err(|e| Error::internal("key generation stopped").caused_by(e))??;
         // `OUT_DIR/<appId>/` is created by `write_files` when missing, 0700 (the key goes inside).
         // A resumed run may find the first files of a set a crash interrupted: replaced.
         write_files(&paths, &c, &k, None, &self.name, resumed)?;
@@ -139,7 +139,7 @@ impl Run {
     pub(super) async fn rotate_app(&self, app: Value) -> Outcome {
         let mut out = Outcome::of(&app, Result_::Failed);
         let app_id = out.app_id.clone();
-        let mut step_name = "read";
+        let mut step_name = At::Read;
         match self.steps(&app, &app_id, &mut out, &mut step_name).await {
             Ok(r) => out.result = r,
             Err(e) => {
@@ -155,7 +155,7 @@ impl Run {
     }
 
     /// Whether Ctrl-C asked to stop; then the outcome says at which step.
-    fn stopped(&self, step: &'static str, out: &mut Outcome) -> bool {
+    fn stopped(&self, step: At, out: &mut Outcome) -> bool {
         let stop = self.stop.load(Ordering::Relaxed);
         if stop {
             out.step = Some(step);
@@ -163,17 +163,11 @@ impl Run {
         stop
     }
 
-    async fn steps(
-        &self,
-        app: &Value,
-        app_id: &str,
-        out: &mut Outcome,
-        step_name: &mut &'static str,
-    ) -> Result<Result_> {
+    async fn steps(&self, app: &Value, app_id: &str, out: &mut Outcome, step_name: &mut At) -> Result<Result_> {
         let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
-            *step_name = "confirm";
+            *step_name = At::Confirm;
             state.confirm_done(app, app_id)?;
             out.thumbprint = state.thumbprint;
             return Ok(Result_::AlreadyRotated);
@@ -183,35 +177,35 @@ impl Run {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::remote("Graph listed an application without 'id'"))?
             .to_string();
-        if self.stopped("generate", out) {
+        if self.stopped(At::Step(Step::Generated), out) {
             return Ok(Result_::Interrupted);
         }
-        *step_name = "generate";
+        *step_name = At::Step(Step::Generated);
         let cred = Arc::new(self.generate_step(app_id, &state).await?);
         out.thumbprint = Some(cred.cert.thumbprint());
         out.bundle = Some(cred.cert_path.display().to_string());
-        for (step, name) in [(Step::Added, "add"), (Step::Verified, "verify")] {
+        for step in [Step::Added, Step::Verified] {
             if done(step) {
                 continue;
             }
-            if self.stopped(name, out) {
+            if self.stopped(At::Step(step), out) {
                 return Ok(Result_::Interrupted);
             }
-            *step_name = name;
+            *step_name = At::Step(step);
             match step {
                 Step::Added => self.add_step(&id, &cred).await?,
                 _ => self.verify(app_id, &cred).await?,
             }
             self.record(app_id, step, None, Vec::new())?;
         }
-        *step_name = "read";
+        *step_name = At::Read;
         let current = self.g.get(&id).await?;
         out.key_id = graph::key_id_of(&current, &Selector::Thumbprint(cred.cert.sha1()));
         if !done(Step::Deployed) && self.opts.deploy.is_some() {
-            if self.stopped("deploy", out) {
+            if self.stopped(At::Step(Step::Deployed), out) {
                 return Ok(Result_::Interrupted);
             }
-            *step_name = "deploy";
+            *step_name = At::Step(Step::Deployed);
             let d = self.deploy_step(app_id, out, &cred).await;
             let ok = d.ok();
             out.deploy = Some(d);
@@ -224,10 +218,10 @@ impl Run {
         }
         out.retire_from = Some(crate::rotate::retire_from(dates::now(), cred.cert.not_before()));
         if !done(Step::Removed) {
-            if self.stopped("remove", out) {
+            if self.stopped(At::Step(Step::Removed), out) {
                 return Ok(Result_::Interrupted);
             }
-            *step_name = "remove";
+            *step_name = At::Step(Step::Removed);
             out.removed = self.remove_selected(&id, app_id, cred.cert.sha1(), current).await?;
             self.record(app_id, Step::Removed, None, out.removed.clone())?;
         }
@@ -290,9 +284,9 @@ impl Run {
         current: Application,
     ) -> Result<Vec<String>> {
         let policy = &self.opts.remove;
-        let plan = |entries: &[Value]| -> Result<(Vec<Value>, Vec<String>)> {
+        let plan = |entries: &[graph::KeyCredential]| -> Result<(Vec<graph::KeyCredential>, Vec<String>)> {
             let now = dates::now();
-            let creds = creds_of(entries);
+            let creds = graph::read_credentials(entries);
             let gone: Vec<usize> =
                 creds.iter().filter(|c| c.sha1() != Some(new_sha1) && policy.picks(c, now)).map(|c| c.index).collect();
             let keep_valid = creds.iter().any(|c| !gone.contains(&c.index) && c.counts_as_valid_at(now));

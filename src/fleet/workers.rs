@@ -10,7 +10,9 @@ use crate::{ClientId, Error, Result};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// Told as the run goes (progress bars).
 pub trait Progress<T>: Send + Sync {
@@ -36,8 +38,9 @@ pub struct Listed<T> {
 }
 
 /// Lists the applications (all, or those of `ids`) and, for each, either takes `leave(app)`'s
-/// outcome (an application left alone) or runs `work(app)` on one of `concurrency` workers. At
-/// most one page and `2 × concurrency` queued applications are held.
+/// outcome (an application left alone) or runs `work(app)` as a task of a [`JoinSet`], at most
+/// `concurrency` at a time (a [`Semaphore`]'s permits). At most one page and `concurrency`
+/// applications are held.
 pub async fn for_each_app<T, L, W, F>(
     g: &GraphClient,
     ids: &[ClientId],
@@ -53,23 +56,12 @@ where
     W: Fn(Value) -> F + Send + Sync + 'static,
     F: Future<Output = T> + Send,
 {
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(concurrency * 2);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    // A permit per application in flight: the listing waits for one before it spawns the next,
+    // so at most `concurrency` applications (and one page) are held however large the tenant.
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let work = Arc::new(work);
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (rx, outcomes, progress, work) = (rx.clone(), outcomes.clone(), progress.clone(), work.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(app) = next else { break };
-                let o = work(app).await;
-                progress.finished(&o);
-                outcomes.lock().expect("outcomes lock").push(o);
-            }
-        }));
-    }
+    let mut running = JoinSet::new();
+    let mut outcomes = Vec::new();
     let (mut selected, mut interrupted) = (0, false);
     let listing: Result<()> = async {
         let mut objects = Objects::new(g, Collection::Applications, ids);
@@ -79,23 +71,34 @@ where
                 break;
             }
             if let Some(o) = leave(&app) {
-                outcomes.lock().expect("outcomes lock").push(o);
+                outcomes.push(o);
                 continue;
             }
             selected += 1;
             progress.selected();
-            if tx.send(app).await.is_err() {
-                break;
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::internal("the fleet workers stopped").caused_by(e))?;
+            let (work, progress) = (work.clone(), progress.clone());
+            running.spawn(async move {
+                let o = work(app).await;
+                progress.finished(&o);
+                drop(permit);
+                o
+            });
+            // Collect what has finished meanwhile, so outcomes do not wait in the set.
+            while let Some(done) = running.try_join_next() {
+                outcomes.push(done.map_err(|e| Error::internal("a fleet worker stopped").caused_by(e))?);
             }
         }
         Ok(())
     }
     .await;
-    drop(tx);
-    for w in workers {
-        w.await.map_err(|e| Error::internal(format!("a fleet worker stopped: {e}")))?;
+    while let Some(done) = running.join_next().await {
+        outcomes.push(done.map_err(|e| Error::internal("a fleet worker stopped").caused_by(e))?);
     }
     listing?;
-    let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes lock"));
     Ok(Listed { outcomes, selected, interrupted })
 }

@@ -3,6 +3,7 @@
 //! audit pages through, what an answer means, and the ids a failure names. The client
 //! (`GraphClient::send`) sends them, so every rule here is unit-tested on plain values.
 
+use super::objects::KeyCredential;
 use crate::cert::Certificate;
 use crate::http::{excerpt, Method};
 use crate::ids::{well_known, ClientId};
@@ -29,29 +30,6 @@ pub const APPLICATION_SELECT: &str = "id,appId,displayName,createdDateTime,keyCr
 /// The service principal properties an audit reads (SAML signing certificates live there).
 pub const SERVICE_PRINCIPAL_SELECT: &str =
     "id,appId,displayName,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint";
-
-/// An application as Graph returns it (the fields keycred reads).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Application {
-    /// Object id.
-    pub id: String,
-    /// Application (client) id.
-    pub app_id: String,
-    /// The `keyCredentials` array, entries as returned.
-    pub key_credentials: Vec<Value>,
-}
-
-impl Application {
-    /// Reads an application from Graph's answer; one without `id` is a remote error.
-    pub fn from_json(v: &Value) -> Result<Self> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Ok(Application {
-            id: s("id").ok_or_else(|| Error::remote("Graph answered an application without 'id'"))?,
-            app_id: s("appId").unwrap_or_default(),
-            key_credentials: v.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default(),
-        })
-    }
-}
 
 /// One Graph request, built without I/O: method, path under the Graph base URL, and JSON body.
 /// Its `Debug` leaves the body out: addKey and removeKey bodies hold a proof of possession.
@@ -85,7 +63,7 @@ impl GraphCall {
         GraphCall { method: Method::GET, path, body: None }
     }
     /// `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array.
-    pub fn patch_key_credentials(id: &str, entries: &[Value]) -> GraphCall {
+    pub fn patch_key_credentials(id: &str, entries: &[KeyCredential]) -> GraphCall {
         let body = json!({ "keyCredentials": entries });
         GraphCall { method: Method::PATCH, path: format!("/v1.0/applications/{id}"), body: Some(body) }
     }
@@ -237,11 +215,13 @@ mod tests {
         assert_eq!(c.method, Method::POST);
         assert_eq!(c.body, Some(json!({"keyId": "kid", "proof": "eyJ.proof.sig"})));
         assert!(!format!("{c:?}").contains("eyJ"), "{c:?}");
-        let c = GraphCall::patch_key_credentials("obj", &[json!({"keyId": "k"})]);
-        assert_eq!(
-            (c.path.as_str(), c.body),
-            ("/v1.0/applications/obj", Some(json!({"keyCredentials": [{"keyId": "k"}]})))
-        );
+        let kc = KeyCredential { key_id: Some("k".into()), ..Default::default() };
+        let c = GraphCall::patch_key_credentials("obj", &[kc]);
+        let sent = json!({"keyCredentials": [{
+            "customKeyIdentifier": null, "displayName": null, "endDateTime": null, "key": null, "keyId": "k",
+            "startDateTime": null, "type": null, "usage": null
+        }]});
+        assert_eq!((c.path.as_str(), c.body), ("/v1.0/applications/obj", Some(sent)));
     }
 
     #[test]

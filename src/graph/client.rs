@@ -2,14 +2,16 @@
 //! sends a [`GraphCall`] through the [`Transport`](crate::http::Transport) seam, waits out
 //! throttling by the [`retry`] rules and renews an expired token.
 
-use super::call::{self, interpret, Application, GraphCall, GRAPH_RESOURCE};
+use super::call::{self, interpret, GraphCall, GRAPH_RESOURCE};
 use super::limiter::Limiter;
+use super::objects::{Application, KeyCredential};
 use crate::authority::check_transport;
 use crate::cert::Certificate;
 use crate::http::retry::{self, Attempts, Decision, Policy, Retryable};
 use crate::http::{FailureKind, Request, Response, SharedTransport, MAX_ANSWER};
 use crate::secret::SecretString;
 use crate::{Error, Result};
+use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,7 +208,7 @@ impl GraphClient {
     }
 
     /// `PATCH /v1.0/applications/{id}` with the whole `keyCredentials` array.
-    pub async fn patch_key_credentials(&self, id: &str, entries: &[Value]) -> Result<()> {
+    pub async fn patch_key_credentials(&self, id: &str, entries: &[KeyCredential]) -> Result<()> {
         self.send(GraphCall::patch_key_credentials(id, entries)).await?;
         Ok(())
     }
@@ -218,14 +220,14 @@ impl GraphClient {
         cert: &Certificate,
         display_name: Option<&str>,
         proof: &SecretString,
-    ) -> Result<Value> {
-        let mut v = self.send(GraphCall::add_key(id, cert, display_name, proof)).await?;
+    ) -> Result<KeyCredential> {
+        let v = self.send(GraphCall::add_key(id, cert, display_name, proof)).await?;
+        let mut kc = KeyCredential::deserialize(v.unwrap_or(Value::Null))
+            .map_err(|e| Error::remote("Graph answered addKey with no keyCredential").caused_by(e))?;
         // Graph's answer is the keyCredential plus OData annotations (`@odata.context`): keep
         // the keyCredential, the part that is keycred's stable output.
-        if let Some(Value::Object(o)) = v.as_mut() {
-            o.retain(|k, _| !k.starts_with("@odata."));
-        }
-        Ok(v.unwrap_or(Value::Null))
+        kc.rest.retain(|k, _| !k.starts_with("@odata."));
+        Ok(kc)
     }
 
     /// `POST /v1.0/applications/{id}/removeKey` with a proof.
@@ -237,9 +239,9 @@ impl GraphClient {
     /// Read-modify-write of `keyCredentials` that never overwrites a concurrent change: the
     /// array is re-read just before the PATCH and, if it changed since `change` was computed,
     /// the change is computed again (up to 5 times).
-    pub async fn update_key_credentials<F>(&self, id: &str, mut change: F) -> Result<Vec<Value>>
+    pub async fn update_key_credentials<F>(&self, id: &str, mut change: F) -> Result<Vec<KeyCredential>>
     where
-        F: FnMut(&[Value]) -> Result<Vec<Value>>,
+        F: FnMut(&[KeyCredential]) -> Result<Vec<KeyCredential>>,
     {
         for _ in 0..5 {
             let before = self.get(id).await?.key_credentials;

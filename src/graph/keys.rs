@@ -6,12 +6,13 @@
 //!   Application.ReadWrite.*: sending only the new entry would wipe the others, so the array is
 //!   always read, extended, re-read to detect a concurrent change, and only then written.
 
-use super::call::{Application, PROOF_LIFETIME};
+use super::call::PROOF_LIFETIME;
 use super::client::GraphClient;
+use super::objects::{Application, KeyCredential};
 use crate::cert::{Certificate, LoadedCredential, SignatureAlg};
 use crate::secret::SecretString;
 use crate::{jwt, Error, Result};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 /// Builds the proof-of-possession JWT for addKey/removeKey: RS256 with `x5t`, `aud`, `iss` = the
 /// application's **object id**, `nbf`, `exp` = nbf + 10 min.
@@ -46,16 +47,17 @@ pub struct Change {
     /// `addKey`, `removeKey` or `PATCH`.
     pub method: &'static str,
     /// The keyCredential added or removed.
-    pub key_credential: Value,
+    pub key_credential: KeyCredential,
 }
 
 /// The entries of an application, read like a manifest's.
 pub fn credentials_of(app: &Application) -> Vec<crate::manifest::KeyCredential> {
-    app.key_credentials
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.as_object().map(|o| crate::manifest::read_entry(i, o)))
-        .collect()
+    read_credentials(&app.key_credentials)
+}
+
+/// Graph's entries, read like a manifest's (`index` is the position in `entries`).
+pub fn read_credentials(entries: &[KeyCredential]) -> Vec<crate::manifest::KeyCredential> {
+    entries.iter().enumerate().map(|(i, c)| crate::manifest::read_entry(i, &c.to_map())).collect()
 }
 
 /// Whether `cred`'s certificate is a currently valid credential of `app` (so it can sign a proof).
@@ -90,12 +92,11 @@ pub async fn add_certificate(
         return Ok(Change { method: "addKey", key_credential: kc });
     }
     let opts = crate::manifest::EntryOptions { display_name: display_name.map(str::to_string), ..Default::default() };
-    let entry = Value::Object(crate::manifest::entry_for(new, crate::manifest::Format::MsGraph, &opts)?);
+    let entry = KeyCredential::from_map(crate::manifest::entry_for(new, crate::manifest::Format::MsGraph, &opts)?)?;
     let sha1 = new.sha1();
     g.update_key_credentials(&app.id, |before| {
         let mut after = before.to_vec();
-        let present =
-            before.iter().filter_map(Value::as_object).any(|o| crate::manifest::read_entry(0, o).sha1() == Some(sha1));
+        let present = read_credentials(before).iter().any(|c| c.sha1() == Some(sha1));
         if !present {
             after.push(entry.clone());
         }
@@ -159,7 +160,7 @@ pub async fn remove_certificate(
     g.update_key_credentials(&app.id, |before| {
         Ok(before
             .iter()
-            .filter(|v| !v.get("keyId").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(&key_id)))
+            .filter(|c| !c.key_id.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(&key_id)))
             .cloned()
             .collect())
     })

@@ -2,8 +2,8 @@
 //!
 //! It sits on [`crate::http`] and never imports what is built on it (`fleet`):
 //!
-//! - [`call`]: Graph as plain values, no I/O: its well-known URLs and ids, an application as
-//!   Graph answers it, one application's calls, the list calls, what an answer means;
+//! - [`objects`]: an application and its credentials as Graph answers them, typed;
+//! - [`call`]: Graph as plain values, no I/O: its well-known URLs and ids, one application's calls, the list calls, what an answer means;
 //! - [`client`]: [`GraphClient`], which sends them through the transport seam, waits out
 //!   throttling and renews an expired token;
 //! - [`limiter`]: the adaptive concurrency shared by every request of a run;
@@ -19,19 +19,20 @@ pub mod call;
 pub mod client;
 pub mod keys;
 pub mod limiter;
+pub mod objects;
 pub mod pager;
 pub mod policy;
 pub mod signins;
 
 pub use call::{
-    interpret, Application, GraphCall, GRAPH_RESOURCE, GRAPH_URL, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH,
-    PROOF_LIFETIME,
+    interpret, GraphCall, GRAPH_RESOURCE, GRAPH_URL, PROOF_AUD_AAD_GRAPH, PROOF_AUD_MS_GRAPH, PROOF_LIFETIME,
 };
 pub use client::{GraphClient, Renew, MAX_ATTEMPTS, MAX_GRAPH_PAGE};
 pub use keys::{
     add_certificate, can_prove, credentials_of, ensure_not_locked_out, key_id_of, proof_of_possession,
-    remove_certificate, Change, Method,
+    read_credentials, remove_certificate, Change, Method,
 };
+pub use objects::{Application, KeyCredential, PasswordCredential};
 
 use crate::{Error, Result};
 

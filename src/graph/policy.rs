@@ -9,6 +9,7 @@
 
 use super::{GraphCall, GraphClient};
 use crate::policy::Policy;
+use crate::wording::{Action, Input};
 use crate::{dates, Error, Result};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -79,7 +80,11 @@ impl Effective {
                 cap.whole_days(),
                 lifetime.whole_days()
             ))
-            .with_hint(format!("ask for --days {} or fewer (or leave --days out)", cap.whole_days())));
+            .with_hint(format!(
+                "ask for {} of {} or fewer (or leave it out)",
+                Input::Days,
+                cap.whole_days()
+            )));
         }
         if self_signed && self.policy.requires_trusted_ca(self.created) {
             return Err(Error::input(format!(
@@ -87,7 +92,10 @@ impl Effective {
                  self-signed one would be refused",
                 self.policy.name()
             ))
-            .with_hint("have your CA issue the certificate, then add it with `keycred graph add --new-cert FILE`"));
+            .with_hint(format!(
+                "have your CA issue the certificate, then add it with {}",
+                Action::AddThroughGraph { new_cert: None, proof: false }
+            )));
         }
         Ok(())
     }

@@ -121,7 +121,7 @@ impl Manifest {
                     self.origin(),
                     kind.name()
                 ))
-                .with_hint("`keycred manifest permission list` shows what the manifest asks for"));
+                .with_hint("the manifest's requiredResourceAccess lists what it asks for"));
             }
         }
         all.retain(|b| {

@@ -9,6 +9,7 @@
 
 use super::scan::{array_spans, indent_after_newline, layout, line_indent, scan_string, skip_ws, ArraySpans, Layout};
 use super::{Manifest, Selector};
+use crate::wording::Action;
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -294,7 +295,7 @@ impl Manifest {
                     "{}: no keyCredentials entry with {sel}; nothing was changed",
                     self.origin
                 ))
-                .with_hint("`keycred manifest list` shows the entries"));
+                .with_hint(format!("{} shows the entries", Action::ListEntries { manifest: None })));
             }
             indices.extend(found.iter().map(|c| c.index));
         }

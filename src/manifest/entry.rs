@@ -8,6 +8,7 @@
 
 use super::Format;
 use crate::cert::Certificate;
+use crate::wording::Input;
 use crate::{dates, Error, Result};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -38,33 +39,41 @@ pub fn entry_for_at(
     opts: &EntryOptions,
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>> {
-    cert.ensure_usable("--cert", now)?;
+    cert.ensure_usable(&Input::Cert.to_string(), now)?;
     let start = opts.start.unwrap_or(cert.not_before());
     let end = opts.end.unwrap_or(cert.not_after());
     let validity = format!("{} to {}", dates::format(cert.not_before()), dates::format(cert.not_after()));
     if start < cert.not_before() || start > cert.not_after() {
         return Err(Error::input(format!(
-            "--start {}: outside the certificate's validity ({validity})",
+            "{} {}: outside the certificate's validity ({validity})",
+            Input::Start,
             dates::format(start)
         ))
-        .with_hint(
-            "Entra refuses entry dates outside the certificate's validity; leave --start out to use notBefore",
-        ));
+        .with_hint(format!(
+            "Entra refuses entry dates outside the certificate's validity; leave {} out to use notBefore",
+            Input::Start
+        )));
     }
     if end > cert.not_after() || end < cert.not_before() {
         return Err(Error::input(format!(
-            "--end {}: outside the certificate's validity ({validity})",
+            "{} {}: outside the certificate's validity ({validity})",
+            Input::End,
             dates::format(end)
         ))
-        .with_hint("Entra refuses entry dates outside the certificate's validity; leave --end out to use notAfter"));
+        .with_hint(format!(
+            "Entra refuses entry dates outside the certificate's validity; leave {} out to use notAfter",
+            Input::End
+        )));
     }
     if end <= start {
         return Err(Error::input(format!(
-            "--end {} is not after --start {}",
+            "{} {} is not after {} {}",
+            Input::End,
             dates::format(end),
+            Input::Start,
             dates::format(start)
         ))
-        .with_hint("give an --end later than --start"));
+        .with_hint(format!("give {} later than {}", Input::End, Input::Start)));
     }
     let key_id = opts.key_id.unwrap_or_else(Uuid::new_v4).to_string();
     let s = |v: String| Value::String(v);

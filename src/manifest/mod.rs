@@ -23,6 +23,7 @@ pub use query::{ListRow, Selector, Status};
 
 use crate::cert::Certificate;
 use crate::thumbprint;
+use crate::wording::{Action, Input};
 use crate::{dates, fsio, Error, Result};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -186,8 +187,12 @@ impl Manifest {
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
         if let Some(what) = certificate_like(&bytes) {
             return Err(Error::input(format!("{}: this is {what}, not an app manifest", path.display())).with_hint(
-                "give the manifest JSON (downloaded from the portal's Manifest page, or `keycred manifest init`); \
-                 the certificate goes in --cert",
+                format!(
+                    "give the manifest JSON (downloaded from the portal's Manifest page, or {}); the certificate is \
+                     {}",
+                    Action::InitManifest,
+                    Input::Cert
+                ),
             ));
         }
         let text = String::from_utf8(bytes)
@@ -545,13 +550,13 @@ impl Manifest {
                     thumbprint::hex_upper(&d),
                     c.key_id.as_deref().unwrap_or("none")
                 ))
-                .with_hint("nothing to do; `keycred manifest list` shows the entries"));
+                .with_hint(format!("nothing to do; {} shows the entries", Action::ListEntries { manifest: None })));
             }
         }
         if let Some(id) = new.key_id.as_deref().and_then(|k| Uuid::parse_str(k).ok()) {
             if existing.iter().any(|c| Selector::KeyId(id).matches(c)) {
                 return Err(Error::input(format!("{}: keyId {id} is already used in keyCredentials", self.origin))
-                    .with_hint("leave --key-id out to get a fresh one"));
+                    .with_hint(format!("leave {} out to get a fresh one", Input::KeyId)));
             }
         }
         self.append_unchecked(&entry)

@@ -7,6 +7,7 @@
 
 use super::{cki_sha1, read_entry, KeyCredential, Manifest};
 use crate::cert::EXPIRING_DAYS;
+use crate::wording::{Action, Input};
 use crate::{dates, thumbprint, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,14 +52,15 @@ impl Selector {
     /// A `keyId` given on the command line.
     pub fn key_id(s: &str) -> Result<Selector> {
         Uuid::parse_str(s.trim()).map(Selector::KeyId).map_err(|_| {
-            Error::input(format!("--key-id '{s}': not a UUID")).with_hint(
-                "give the keyId as `keycred manifest list` shows it, e.g. 1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-            )
+            Error::input(format!("{} '{s}': not a UUID", Input::KeyId)).with_hint(format!(
+                "give the keyId as {} shows it, e.g. 1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                Action::ListEntries { manifest: None }
+            ))
         })
     }
     /// A thumbprint in any form (hex with or without colons, base64, base64url).
     pub fn thumbprint(s: &str) -> Result<Selector> {
-        thumbprint::parse_sha1(s).map(Selector::Thumbprint).map_err(|e| e.context("--thumbprint"))
+        thumbprint::parse_sha1(s).map(Selector::Thumbprint).map_err(|e| e.context(Input::Thumbprint))
     }
     /// Whether `c` is selected.
     pub fn matches(&self, c: &KeyCredential) -> bool {

@@ -9,6 +9,7 @@
 //! and the processes it started (its process group) are killed. Its output is kept only to say
 //! why it failed: the last lines of its stderr go into the report.
 
+use crate::wording::Input;
 use crate::{Error, Result};
 use serde::Serialize;
 use std::io::Read;
@@ -137,7 +138,7 @@ pub fn split_command(cmd: &str, what: &str) -> Result<Vec<String>> {
     }
     if words.is_empty() {
         return Err(Error::input(format!("{what}: no command given"))
-            .with_hint("give the command to run, for example --deploy './deploy.sh'"));
+            .with_hint(format!("give the command to run as {}, for example './deploy.sh'", Input::Deploy)));
     }
     Ok(words)
 }

@@ -11,6 +11,7 @@ use crate::cert::files::Plan;
 use crate::cert::LoadedCredential;
 use crate::graph::{self, signins, Application, Change, GraphClient, Method};
 use crate::manifest::{ListRow, Selector};
+use crate::wording::{Action, Input};
 use crate::{dates, fsio, Error, Result};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ fn preflight(app: &Application, policy: &RemovePolicy) -> Result<()> {
                 "application {} has no certificate with {s}; nothing was changed",
                 app.app_id
             ))
-            .with_hint("`keycred graph list` shows the application's certificates"));
+            .with_hint(format!("{} shows the application's certificates", Action::ListGraphCertificates)));
         }
     }
     Ok(())
@@ -82,7 +83,7 @@ pub async fn rotate_graph(r: &GraphRotation<'_>, plan: &Plan, progress: &dyn Fn(
         .request_token(&req)
         .await
         .map_err(|e| e.context("the new certificate was added but cannot get a token, so the old one was kept"))?;
-    let key_id = added.key_credential.get("keyId").and_then(Value::as_str).map(str::to_string);
+    let key_id = added.key_credential.key_id.clone();
     let key_id = match key_id {
         Some(k) => k,
         None => key_id_of(r.graph, &r.app.id, &new).await?,
@@ -111,9 +112,9 @@ pub async fn rotate_graph(r: &GraphRotation<'_>, plan: &Plan, progress: &dyn Fn(
         }
     };
     let now = dates::now();
-    let rows = removed.iter().filter_map(|c| c.key_credential.as_object()).map(|o| row(o, now)).collect();
+    let rows = removed.iter().map(|c| row(&c.key_credential.to_map(), now)).collect();
     Ok(RotateReport {
-        added: added.key_credential,
+        added: Value::Object(added.key_credential.to_map()),
         key_id,
         thumbprint: new.cert.thumbprint(),
         removed: rows,
@@ -151,10 +152,13 @@ fn new_leaves_valid(r: &GraphRotation<'_>, new: &crate::cert::Certificate) -> Re
         r.app.app_id
     ))
     .with_note(format!("the new certificate only becomes valid on {}", dates::format(new.not_before())))
-    .with_hint(
-        "keep the old certificates for now (leave out --remove and --remove-expired) and retire them once the new \
-         certificate is valid, or pass --allow-lockout if that is intended",
-    ))
+    .with_hint(format!(
+        "keep the old certificates for now (leave out {} and {}) and retire them once the new certificate is valid, \
+         or give {} if that is intended",
+        Input::Remove,
+        Input::RemoveExpired,
+        Input::AllowLockout
+    )))
 }
 
 /// Removes what the policy picks, as Graph lists the application now, one at a time; the new
@@ -210,9 +214,7 @@ pub async fn retire_graph(r: &GraphRetirement<'_>, progress: &dyn Fn(Stage)) -> 
         let Some(key_id) = &c.key_id else { continue };
         let app = r.graph.get(&r.app.id).await?;
         let change = graph::remove_certificate(r.graph, &app, r.cred, key_id, r.method, r.proof_aud, false).await?;
-        if let Some(o) = change.key_credential.as_object() {
-            retired.push(row(o, dates::now()));
-        }
+        retired.push(row(&change.key_credential.to_map(), dates::now()));
     }
     Ok(RetireReport::of(&d, &r.evidence, retired, dates::now()))
 }

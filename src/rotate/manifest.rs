@@ -18,6 +18,7 @@ use crate::manifest::{
     edit_file, entry_for_at, EntryOptions, Format, KeyCredential, ListRow, LockoutGuard, Manifest, Selector,
 };
 use crate::token::{ClientAuth, Grant};
+use crate::wording::{Action, Input};
 use crate::{dates, fsio, Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub fn preflight(manifest: &Path, format: Option<Format>, policy: &RemovePolicy)
                     "{}: no keyCredentials entry with {s}; nothing was changed",
                     manifest.display()
                 ))
-                .with_hint(format!("list the entries with `keycred manifest list {}`", manifest.display())));
+                .with_hint(format!("see {}", Action::ListEntries { manifest: Some(manifest.display().to_string()) })));
             }
         }
     }
@@ -312,7 +313,7 @@ pub async fn retire_manifest(
         report.ok_or_else(|| Error::internal("the manifest was not read"))
     })
     .await
-    .map_err(|e| Error::internal(format!("the retire task stopped: {e}")))?
+    .map_err(|e| Error::internal("the retire task stopped").caused_by(e))?
 }
 
 /// Refuses a new certificate that cannot serve, naming its dates rather than an input file: the
@@ -324,7 +325,12 @@ fn ensure_new_usable(new: &Certificate, now: time::OffsetDateTime) -> Result<()>
             dates::format(new.not_before()),
             dates::format(new.not_after())
         ))
-        .with_hint("give --not-before/--not-after dates that end in the future, or --days N"));
+        .with_hint(format!(
+            "give {} and {} dates that end in the future, or {}",
+            Input::NotBefore,
+            Input::NotAfter,
+            Input::Days
+        )));
     }
     new.ensure_usable("the new certificate", now)
 }
@@ -354,10 +360,13 @@ fn plan_removal(
             } else {
                 "the new certificate does not count as valid".to_string()
             };
-            e.with_note(format!("{when}; nothing was changed")).with_hint(
-                "keep the old entries for now (leave out --remove and --remove-expired) and retire them once the \
-                 new certificate is valid, or pass --allow-lockout if leaving no valid certificate is intended",
-            )
+            e.with_note(format!("{when}; nothing was changed")).with_hint(format!(
+                "keep the old entries for now (leave out {} and {}) and retire them once the new certificate is \
+                 valid, or give {} if leaving no valid certificate is intended",
+                Input::Remove,
+                Input::RemoveExpired,
+                Input::AllowLockout
+            ))
         })?;
     }
     let removed = picked.iter().map(|c| ListRow::of(c, now)).collect();

@@ -2,6 +2,7 @@
 //! (as its source) so callers can branch on the AADSTS code, and shown with a hint for the
 //! causes users meet most.
 
+use crate::wording::{Action, Input};
 use crate::Error;
 use serde_json::Value;
 use std::fmt;
@@ -112,24 +113,32 @@ impl EntraError {
             Some(7000215) => "use the secret's Value (shown once, when it was created), not its Secret ID; \
                               check also that the secret has not expired"
                 .into(),
-            Some(70011) | Some(1002012) => "client credentials need a scope ending in /.default, for example \
-                                           --scope https://graph.microsoft.com/.default (a resource that ends \
-                                           in / needs //.default)"
-                .into(),
-            Some(700016) => format!(
-                "check --tenant and --client-id: the application must be registered in that tenant, or an \
-                 administrator of the tenant must consent to it{consent}"
+            Some(70011) | Some(1002012) => format!(
+                "client credentials need a scope ending in /.default: give {} as https://graph.microsoft.com/.default, \
+                 for example (a resource that ends in / needs //.default)",
+                Input::Scope
             ),
-            Some(70003) => "the token endpoint does not serve this grant type; `keycred emulate` serves client \
-                            credentials (certificate or secret), on-behalf-of and the authorization code, and the \
-                            README says what else is and is not emulated"
-                .into(),
+            Some(700016) => format!(
+                "check {} and {}: the application must be registered in that tenant, or an \
+                 administrator of the tenant must consent to it{consent}",
+                Input::Tenant,
+                Input::ClientId
+            ),
+            Some(70003) => format!(
+                "the token endpoint does not serve this grant type; {} serves client credentials (certificate or \
+                 secret), on-behalf-of and the authorization code, and the README says what else is and is not \
+                 emulated",
+                Action::Emulate
+            ),
             Some(65001) => format!("consent has not been granted: an administrator can grant it{consent}"),
             Some(50079) => self.claims_hint(),
-            Some(90002) | Some(900023) => "check --tenant: use the tenant id (GUID) or a verified domain".into(),
-            Some(500011) => "the resource is not known in this tenant: check --scope/--resource, and that an \
-                             administrator consented to the API"
-                .into(),
+            Some(90002) | Some(900023) => {
+                format!("check {}: use the tenant id (GUID) or a verified domain", Input::Tenant)
+            }
+            Some(500011) => format!(
+                "the resource is not known in this tenant: check {}, and that an administrator consented to the API",
+                Input::Target
+            ),
             _ if self.error == "interaction_required" => self.claims_hint(),
             _ => return None,
         };
@@ -144,36 +153,40 @@ impl EntraError {
             Some(tp) => format!("the certificate with SHA-1 thumbprint {tp}"),
             None => "the signing certificate".to_string(),
         };
-        let cert = ctx.cert_path.as_deref().unwrap_or("CERT");
+        let cert = ctx.cert_path.clone();
         let reason = self.first_line();
         if reason.contains("The key used is expired") || reason.contains("is not yet valid") {
             return format!(
                 "{which} is registered, but outside the dates of its entry: sign with a certificate that is valid \
-                 now, or register a new one (`keycred rotate`, `keycred graph rotate`)"
+                 now, or register a new one ({})",
+                Action::Rotate
             );
         }
         if reason.contains("signature value did not match") {
             return format!(
                 "{which} is registered, but the private key that signed is not its key: pass the key that goes with \
-                 the certificate (--key, or a PEM bundle holding both)"
+                 the certificate ({}, or a PEM bundle holding both)",
+                Input::Key
             );
         }
         let rotated = "if a rotation replaced it, sign with the new certificate";
         match &ctx.registration {
             Registration::Manifest(m) => format!(
-                "{which} is not registered on the application: add it with `keycred manifest add {m} --cert {cert}` \
-                 and upload the manifest (or upload the certificate in the portal), then retry after a few minutes; \
-                 {rotated}"
+                "{which} is not registered on the application: add it with {} and upload the manifest (or upload \
+                 the certificate in the portal), then retry after a few minutes; {rotated}",
+                Action::AddToManifest { manifest: Some(m.clone()), cert }
             ),
             Registration::Graph => format!(
-                "{which} is not registered on the application: {rotated}; to register it, run `keycred graph add \
-                 --cert REGISTERED.pem --new-cert {cert}` (the proof is signed by a certificate still registered) \
-                 or use the portal; a certificate just added can take a few minutes to be accepted"
+                "{which} is not registered on the application: {rotated}; to register it, use {} (the proof is \
+                 signed by a certificate still registered) or the portal; a certificate just added can take a few \
+                 minutes to be accepted",
+                Action::AddThroughGraph { new_cert: cert, proof: true }
             ),
             Registration::Unknown => format!(
                 "{which} is not registered on the application; {rotated}; to register it, upload it in the portal, \
-                 run `keycred graph add --new-cert {cert}`, or `keycred manifest add MANIFEST --cert {cert}` and \
-                 upload the manifest"
+                 use {}, or {} and upload the manifest",
+                Action::AddThroughGraph { new_cert: cert.clone(), proof: false },
+                Action::AddToManifest { manifest: None, cert }
             ),
         }
     }
@@ -268,11 +281,11 @@ mod tests {
         };
         let err = e.clone().into_error(&ctx);
         assert_eq!(err.exit_code(), 3);
-        assert!(err.hint().unwrap().contains("`keycred manifest add app.json --cert c.pem`"), "{err:?}");
+        assert!(err.hint().unwrap().contains("a keyCredentials entry for c.pem in app.json"), "{err:?}");
         // An application managed through Graph has no manifest to add to.
         let graph = HintContext { registration: Registration::Graph, ..ctx.clone() };
         let h = e.hint(&graph).unwrap();
-        assert!(h.contains("--new-cert c.pem") && !h.contains("manifest"), "{h}");
+        assert!(h.contains("a Graph addKey call for c.pem") && !h.contains("manifest"), "{h}");
         let unknown = e.hint(&HintContext { registration: Registration::Unknown, ..ctx }).unwrap();
         assert!(unknown.contains("if a rotation replaced it, sign with the new certificate"), "{unknown}");
         assert_eq!((entra_code(&err), err.aadsts()), (Some(700027), Some(700027)));

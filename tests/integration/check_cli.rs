@@ -320,7 +320,7 @@ fn a_small_key_is_named_by_its_size_under_the_size_step() {
     assert_eq!(step(&steps, "RSA key of at least 2048 bits")["detail"], "RSA 1024 bits: Entra requires at least 2048");
     assert_eq!(step(&steps, "private key matches certificate")["outcome"], "skip");
     let detail = step(&steps, "manifest holds certificate")["detail"].as_str().unwrap().to_string();
-    assert!(detail.ends_with(&format!("--cert {b})")), "{detail}");
+    assert!(detail.ends_with(&format!("--cert {b}`)")), "{detail}");
     // `assertion` says the size too.
     let out = cli(&["assertion", "--client-id", APP_ID, "--tenant", TENANT, "--cert", &b], &[]);
     assert_eq!(out.code, 2, "{out:?}");

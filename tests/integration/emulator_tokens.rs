@@ -475,7 +475,7 @@ fn config_refuses_remote_listen_and_bad_tenant() {
     cfg.listen = "0.0.0.0:0".parse().unwrap();
     let e = keycred::emulator::start_blocking(cfg).err().unwrap();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.hint().unwrap().contains("--allow-remote"));
+    assert!(e.hint().unwrap().contains("the remote-listening permission"), "{e:?}");
     let mut cfg = keycred::emulator::EmulatorConfig::new(vec![manifest]);
     cfg.tenant = "contoso".into();
     assert_eq!(keycred::emulator::start_blocking(cfg).err().unwrap().exit_code(), 2);

@@ -267,7 +267,8 @@ fn authorization_code_prints_the_tenant_to_store() {
     assert_eq!(r.field("redirect_uri"), Some("http://localhost:8400/cb"));
 }
 
-/// Each frequent AADSTS code gets its hint; the message carries the code, the error, the first
+/// Each frequent AADSTS code gets its hint (in the library's own words: the command line names
+/// its options and commands, as `hints_fit_the_situation` checks); the message carries the code, the error, the first
 /// line of the description and both ids, never the timestamp line.
 #[test]
 fn each_hint_code_shows_its_hint() {
@@ -280,7 +281,7 @@ fn each_hint_code_shows_its_hint() {
             "invalid_client",
             "Client assertion contains an invalid signature. [Reason - The key was not found.]",
             401,
-            vec![thumb.clone(), format!("keycred manifest add MANIFEST --cert {}", cert.display())],
+            vec![thumb.clone(), format!("a keyCredentials entry for {} in the manifest", cert.display())],
         ),
         (700024, "invalid_client", "Client assertion is not within its valid time range.", 401, vec!["clock".into()]),
         (
@@ -297,7 +298,7 @@ fn each_hint_code_shows_its_hint() {
             "unauthorized_client",
             "Application with identifier 'x' was not found in the directory 'y'.",
             400,
-            vec!["--tenant".into(), format!("{}/{TENANT}/adminconsent?client_id={CLIENT}", server_placeholder())],
+            vec!["check the tenant and the client id".into(), format!("{}/{TENANT}/adminconsent?client_id={CLIENT}", server_placeholder())],
         ),
         (
             65001,

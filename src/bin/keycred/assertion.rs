@@ -40,7 +40,8 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let audience = match &a.audience {
         Some(u) => {
             let url = url::Url::parse(u).map_err(|e| {
-                Error::input(format!("--audience '{u}' is not a URL ({e})"))
+                Error::input(format!("--audience '{u}' is not a URL"))
+                    .caused_by(e)
                     .with_hint("give the token endpoint URL the assertion will be posted to")
             })?;
             check_transport(&url, "--audience")?;

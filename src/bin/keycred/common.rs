@@ -409,7 +409,7 @@ pub fn read_arg_or_stdin(v: &str, what: &str, limit: u64) -> Result<SecretString
     std::io::stdin()
         .take(limit + 1)
         .read_to_string(&mut s)
-        .map_err(|e| Error::input(format!("cannot read {what} from stdin: {e}")))?;
+        .map_err(|e| Error::input(format!("cannot read {what} from stdin")).caused_by(e))?;
     // Over the limit is refused, not cut: a truncated token would fail later, confusingly.
     if s.len() as u64 > limit {
         return Err(Error::input(format!("{what}: stdin holds more than {limit} bytes; nothing was read"))

@@ -85,7 +85,7 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
     rt.block_on(async {
         let stop = StopSignals::register()?;
         let h = emulator::start(cfg).await?;
@@ -128,7 +128,8 @@ fn config_of(args: &Args) -> Result<EmulatorConfig> {
     cfg.throttle = args.throttle;
     if let Some(path) = &args.app_policy {
         let body: serde_json::Value = serde_json::from_slice(&keycred::fsio::read(path)?).map_err(|e| {
-            Error::input(format!("--app-policy {}: not JSON ({e})", path.display()))
+            Error::input(format!("--app-policy {}: not JSON", path.display()))
+                .caused_by(e)
                 .with_hint("give a body shaped like Graph's defaultAppManagementPolicy")
         })?;
         let policy = keycred::policy::Policy::from_json(&body, &format!("--app-policy {}", path.display()))?;
@@ -263,7 +264,7 @@ struct StopSignals {
 
 impl StopSignals {
     fn register() -> Result<Self> {
-        let failed = |e: std::io::Error| Error::internal(format!("cannot listen for stop signals: {e}"));
+        let failed = |e: std::io::Error| Error::internal("cannot listen for stop signals").caused_by(e);
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};

@@ -22,6 +22,7 @@ mod permissions;
 mod rotate;
 mod show;
 mod token;
+mod wording;
 
 use common::{CredArgs, TenantArgs};
 use output::{Ctx, OutputFormat};
@@ -98,6 +99,8 @@ fn main() -> std::process::ExitCode {
 
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
 fn run() -> u8 {
+    // Library messages name this command line's options and commands from here on.
+    keycred::wording::install(&wording::Cli);
     let parsed = command().try_get_matches().and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
     let cli = match parsed {
         Ok(c) => c,

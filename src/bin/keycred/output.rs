@@ -40,7 +40,9 @@ impl Ctx {
     }
     /// Prints a value as pretty JSON on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, v: &T) {
-        let s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        // A value serde cannot write is still told as JSON (serde builds it, quotes escaped).
+        let s = serde_json::to_string_pretty(v)
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
         write_stdout(&json_safe(&s));
     }
     /// Prints an error: text on stderr, or a JSON object on stderr with `-o json`.

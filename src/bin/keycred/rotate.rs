@@ -137,7 +137,7 @@ fn retire(a: &Args, ctx: &Ctx) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
     let report = rt.block_on(rotate::retire_manifest(&a.manifest, &evidence, graph.as_ref()))?;
     print_retire(ctx, &report);
     Ok(keycred::error::exit::OK)

@@ -4,6 +4,7 @@
 
 use super::{builtins, read_app, uri_key, Api, App};
 use crate::thumbprint::sha256;
+use crate::wording::Input;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -168,8 +169,11 @@ impl Registry {
     /// or two files with the same `appId`, is an input error; at least one application is needed.
     pub fn load(paths: &[PathBuf], apps_dir: Option<&Path>, log: bool) -> Result<Self> {
         if paths.is_empty() && apps_dir.is_none() {
-            return Err(Error::input("no manifest given")
-                .with_hint("pass --manifest FILE (repeatable), one per application, or --apps-dir DIR"));
+            return Err(Error::input("no manifest given").with_hint(format!(
+                "give {} (one per application) or {}",
+                Input::Manifest,
+                Input::AppsDir
+            )));
         }
         let mut index = Index::default();
         for p in paths {
@@ -182,9 +186,8 @@ impl Registry {
             Some(d) => {
                 let meta = std::fs::metadata(d).map_err(|e| Error::io(d, "read", e))?;
                 if !meta.is_dir() {
-                    return Err(
-                        Error::file(d, "not a directory").with_hint("--apps-dir takes a directory of manifests")
-                    );
+                    return Err(Error::file(d, "not a directory")
+                        .with_hint(format!("{} is a directory of manifests", Input::AppsDir)));
                 }
                 let listed_at = SystemTime::now();
                 for p in list_dir(d)? {

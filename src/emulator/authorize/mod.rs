@@ -165,7 +165,8 @@ fn ask(st: &AppState, p: &Pending) -> Result<Ask, Refusal> {
         // the older `/adminconsent` takes none: what the app is configured for (Graph's `.default`).
         Kind::AuthorizeV2 | Kind::AdminConsent => parse_scope_resources(scope()?)?,
         Kind::AdminConsentLegacy => {
-            parse_scope_resources(p.param("scope").unwrap_or("00000003-0000-0000-c000-000000000000/.default"))?
+            let graph_default = format!("{}/.default", super::token::GRAPH_APP_ID);
+            parse_scope_resources(p.param("scope").unwrap_or(&graph_default))?
         }
     };
     if !p.kind.is_admin_consent() {

@@ -54,7 +54,7 @@ fn read_hashes(manifest: &Path) -> Map<String, Value> {
 /// Replaces the stored hashes.
 fn write_hashes(manifest: &Path, hashes: &Map<String, Value>) -> Result<()> {
     let text = serde_json::to_string_pretty(&Value::Object(hashes.clone()))
-        .map_err(|e| Error::internal(format!("cannot encode the secret hashes: {e}")))?;
+        .map_err(|e| Error::internal("cannot encode the secret hashes").caused_by(e))?;
     crate::fsio::atomic_write(&hashes_path(manifest), text.as_bytes(), Some(0o600))
 }
 

@@ -50,7 +50,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// The on-behalf-of grant type.
 pub(super) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const GRAPH: &str = "https://graph.microsoft.com";
-pub(super) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub(super) const GRAPH_APP_ID: &str = crate::ids::well_known::MICROSOFT_GRAPH;
 /// OpenID Connect scopes: about the sign-in, not a resource.
 pub(super) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 

@@ -152,7 +152,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
             tmp = tempfile::Builder::new()
                 .prefix("keycred-demo-")
                 .tempdir()
-                .map_err(|e| Error::internal(format!("cannot create a temporary directory: {e}")))?;
+                .map_err(|e| Error::internal("cannot create a temporary directory").caused_by(e))?;
             tmp.path().to_path_buf()
         }
     };
@@ -488,14 +488,14 @@ fn follow_consent(url: &str) -> Result<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
     rt.block_on(async {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(30))
             .build()
-            .map_err(|e| Error::internal(format!("HTTP client: {e}")))?;
-        let r = http.get(url).send().await.map_err(|e| Error::internal(format!("consent URL: {e}")))?;
+            .map_err(|e| Error::internal("HTTP client").caused_by(e))?;
+        let r = http.get(url).send().await.map_err(|e| Error::internal("consent URL").caused_by(e))?;
         r.headers()
             .get(reqwest::header::LOCATION)
             .and_then(|l| l.to_str().ok())

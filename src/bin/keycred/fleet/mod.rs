@@ -210,7 +210,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))
 }
 
 /// Runs `keycred fleet ...`.

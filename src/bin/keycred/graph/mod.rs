@@ -231,9 +231,9 @@ fn print_change(ctx: &Ctx, what: &str, change: &graph::Change) {
     } else {
         let kc = &change.key_credential;
         print_pairs(&[
-            (what, kc.get("keyId").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+            (what, kc.key_id.as_deref().unwrap_or("?").to_string()),
             ("method", change.method.to_string()),
-            ("customKeyIdentifier", kc.get("customKeyIdentifier").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+            ("customKeyIdentifier", kc.custom_key_identifier.as_deref().unwrap_or("?").to_string()),
         ]);
     }
 }
