@@ -10,7 +10,7 @@
 use super::{GraphCall, GraphClient};
 use crate::policy::Policy;
 use crate::{dates, Error, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 /// The days a new certificate lasts when none are given.
@@ -52,6 +52,15 @@ pub fn is_denied(e: &Error) -> bool {
     e.graph_code() == Some("Authorization_RequestDenied") || e.message().contains("HTTP 403 ")
 }
 
+/// Sends a policy read; a 404 (a Graph-compatible service without the policy endpoints) reads
+/// as no policy, which restricts nothing.
+async fn read_policy(g: &GraphClient, call: GraphCall) -> Result<Option<Value>> {
+    match g.send(call).await {
+        Err(e) if e.message().contains("HTTP 404 ") => Ok(None),
+        r => r,
+    }
+}
+
 /// The policy assigned to an application, from the answer of
 /// `GET /applications/{id}/appManagementPolicies` (Graph assigns at most one).
 fn assigned_of(answer: Option<&Value>) -> Result<Option<Policy>> {
@@ -75,11 +84,11 @@ pub struct TenantPolicies {
 impl GraphClient {
     /// The effective policy of the application with object id `id`.
     pub async fn effective_policy(&self, id: &str) -> Result<Effective> {
-        let assigned = self.send(GraphCall::get_assigned_policies(id)).await?;
+        let assigned = read_policy(self, GraphCall::get_assigned_policies(id)).await?;
         let policy = match assigned_of(assigned.as_ref())? {
             Some(p) => p,
             None => {
-                let body = self.send(GraphCall::get_default_policy()).await?.unwrap_or(Value::Null);
+                let body = read_policy(self, GraphCall::get_default_policy()).await?.unwrap_or(json!({}));
                 Policy::from_json(&body, "the tenant's app management policy")?
             }
         };
@@ -90,9 +99,9 @@ impl GraphClient {
 
     /// The tenant default policy and whether per-app policies exist: two reads for a whole run.
     pub async fn tenant_policies(&self) -> Result<TenantPolicies> {
-        let body = self.send(GraphCall::get_default_policy()).await?.unwrap_or(Value::Null);
+        let body = read_policy(self, GraphCall::get_default_policy()).await?.unwrap_or(json!({}));
         let default = Policy::from_json(&body, "the tenant's default app management policy")?;
-        let list = self.send(GraphCall::list_policies()).await?;
+        let list = read_policy(self, GraphCall::list_policies()).await?;
         let any_per_app = list.as_ref().and_then(|v| v["value"].as_array()).is_some_and(|a| !a.is_empty());
         Ok(TenantPolicies { default, any_per_app })
     }
@@ -104,7 +113,7 @@ impl TenantPolicies {
     pub async fn effective(&self, g: &GraphClient, app: &Value) -> Result<Effective> {
         let created = app.get("createdDateTime").and_then(Value::as_str).and_then(dates::parse_manifest);
         let own = match (self.any_per_app, app.get("id").and_then(Value::as_str)) {
-            (true, Some(id)) => assigned_of(g.send(GraphCall::get_assigned_policies(id)).await?.as_ref())?,
+            (true, Some(id)) => assigned_of(read_policy(g, GraphCall::get_assigned_policies(id)).await?.as_ref())?,
             _ => None,
         };
         Ok(Effective { policy: own.unwrap_or_else(|| self.default.clone()), created })
