@@ -17,15 +17,15 @@ use keycred::emulator::{start_blocking, BlockingEmulator};
 use serde_json::{json, Value};
 use support::*;
 
-struct Tenant {
-    dir: TempDir,
-    pem: String,
-    manifest: std::path::PathBuf,
-    emu: BlockingEmulator,
+pub(crate) struct Tenant {
+    pub(crate) dir: TempDir,
+    pub(crate) pem: String,
+    pub(crate) manifest: std::path::PathBuf,
+    pub(crate) emu: BlockingEmulator,
 }
 
 /// Writes an application created at `created` with these certificates.
-fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &str, entries: &[Value]) {
+pub(crate) fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &str, entries: &[Value]) {
     write_manifest(path, object_id, app_id, entries);
     let mut m: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     m["createdDateTime"] = json!(created);
@@ -35,7 +35,7 @@ fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &st
 /// An application created in 2024 (after the restriction's date) with one certificate, in a
 /// tenant capped at 90 days, with `others` applications beside it; the app holds `roles` on
 /// Microsoft Graph.
-fn capped_tenant_with(tag: &str, roles: &[&str], others: &[std::path::PathBuf]) -> Tenant {
+pub(crate) fn capped_tenant_with(tag: &str, roles: &[&str], others: &[std::path::PathBuf]) -> Tenant {
     let dir = TempDir::new(tag);
     let a = credential("policy A", 30);
     let pem = write_cred(&dir, "a", &a);
@@ -82,7 +82,7 @@ fn add(t: &Tenant, name: &str, extra: &[&str]) -> Out {
 }
 
 /// The registered certificates' lifetimes in days, from the application as Graph stores it.
-fn lifetimes(t: &Tenant) -> Vec<i64> {
+pub(crate) fn lifetimes(t: &Tenant) -> Vec<i64> {
     let m: Value = serde_json::from_slice(&std::fs::read(&t.manifest).unwrap()).unwrap();
     let date = |v: &Value| keycred::dates::parse(v.as_str().unwrap(), "date").unwrap();
     let kcs = m["keyCredentials"].as_array().unwrap();

@@ -13,6 +13,7 @@ mod token_support;
 mod tools_support;
 
 mod app_policy_cli;
+mod app_policy_rotation;
 mod cert_formats;
 mod cert_names;
 mod cert_new;
