@@ -218,3 +218,43 @@ fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
     let row = out.json()["credentials"][0].clone();
     assert_eq!((row.as_object().unwrap().contains_key("policy"), &row["policy"]), (true, &Value::Null), "{row}");
 }
+
+#[test]
+fn graph_add_refuses_self_signed_generation_under_a_trusted_ca_restriction_and_takes_a_ca_issued_certificate() {
+    let t = capped_tenant("policy-trusted-ca", &["Policy.Read.All"]);
+    // The application's own policy (beside its manifest) wins over the tenant's 90-day cap.
+    let own = json!({"id": "trusted-ca", "displayName": "CA-issued only", "isEnabled": true, "restrictions": {
+        "keyCredentials": [{"restrictionType": "trustedCertificateAuthority", "state": "enabled",
+            "certificateBasedApplicationConfigurationIds": ["6b2b4c8e-0f1a-4e7b-9d3c-2a5f8e1b7c40"]}]}});
+    std::fs::write(t.manifest.with_file_name("app.policy.json"), own.to_string()).unwrap();
+    let before = std::fs::read(&t.manifest).unwrap();
+    let out = add(&t, "self-signed", &["--days", "30"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("trusted certificate authority") && out.stderr.contains("--new-cert"), "{out:?}");
+    assert!(!std::path::Path::new(&t.dir.s("out")).join("self-signed.key").exists(), "no key generated");
+    assert_eq!(std::fs::read(&t.manifest).unwrap(), before);
+
+    // A certificate openssl's CA issued, valid a year: the own policy has no lifetime cap.
+    openssl_ca_and_leaf(&t.dir.0, ("ca", "/CN=Test Issuing CA"), ("leaf", "/CN=ca-issued"), 365);
+    let base = t.emu.info().base_url();
+    let leaf = t.dir.s("leaf.pem");
+    let args = [
+        "graph",
+        "add",
+        "--app-id",
+        APP_ID,
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--cert",
+        &t.pem,
+        "--new-cert",
+        &leaf,
+    ];
+    let out = cli(&args, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(lifetimes(&t).len(), 2);
+}

@@ -212,3 +212,31 @@ fn fleet_rotate_follows_an_applications_own_policy_over_the_tenant_default() {
     let v = out.json();
     assert_eq!((days_of(&apps.path("old.json"))[1], days_of(&apps.path("new.json"))[1]), (60, 90), "{v}");
 }
+
+#[test]
+fn fleet_rotate_reads_the_tenant_policy_once_for_the_whole_run() {
+    use crate::fleet_support::{fleet_args, run_fleet, stdout_json, tenant, FakeTenant};
+    let t = FakeTenant::start(tenant(10), 4);
+    t.state.lock().unwrap().policy = Some(json!({"id": POLICY_ID, "isEnabled": true, "applicationRestrictions": {
+        "passwordCredentials": [], "keyCredentials": [{"restrictionType": "asymmetricKeyLifetime",
+            "maxLifetime": "P90D", "state": "enabled"}]}}));
+    let dir = TempDir::new("policy-fleet-once");
+    let mut args = fleet_args(&t, "rotate");
+    args.extend(["--expiring-within", "30d", "--out-dir", &dir.s("out"), "-o", "json"].map(String::from));
+    let out = run_fleet(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let rotated: Vec<&Value> = v["apps"].as_array().unwrap().iter().filter(|o| o["result"] == "rotated").collect();
+    assert!(rotated.len() >= 4, "{v}");
+    for o in &rotated {
+        assert_lasts(Path::new(o["bundle"].as_str().unwrap()), 90);
+    }
+    let log = t.log();
+    let count = |p: &str| log.iter().filter(|l| l.path == p).count();
+    assert_eq!(count("/v1.0/policies/defaultAppManagementPolicy"), 1, "read once, not per application");
+    assert_eq!(count("/v1.0/policies/appManagementPolicies"), 1);
+    // No per-app policy exists: no application's assignment is read.
+    assert!(!log
+        .iter()
+        .any(|l| l.path.ends_with("/appManagementPolicies") && l.path.starts_with("/v1.0/applications/")));
+}

@@ -84,7 +84,8 @@ async fn a_created_and_assigned_policy_is_listed_and_enforced_over_the_default()
     let (s, b) = call(&f, reqwest::Method::POST, &path, Some(target)).await;
     assert_eq!(s, 204, "{b}");
     assert!(f.dir.path("app.policy.json").exists(), "assigned beside the manifest");
-    let (s, list) = call(&f, reqwest::Method::GET, &format!("/v1.0/applications/{OBJECT_ID}/appManagementPolicies"), None).await;
+    let (s, list) =
+        call(&f, reqwest::Method::GET, &format!("/v1.0/applications/{OBJECT_ID}/appManagementPolicies"), None).await;
     assert_eq!((s, &list["value"][0]["id"]), (200, &json!(id)), "{list}");
     let (_, all) = call(&f, reqwest::Method::GET, "/v1.0/policies/appManagementPolicies", None).await;
     assert_eq!(all["value"].as_array().unwrap().len(), 1, "{all}");
