@@ -129,15 +129,15 @@ pub async fn run(
     progress: Arc<dyn Progress<Outcome>>,
 ) -> Result<Summary> {
     opts.check()?;
-    // Read once for the run, before anything is written or generated.
-    let policies = tenant_policies(&g, opts.policy_unknown_ok).await?;
-    let policy_checked = policies.is_some();
     if !opts.dry_run {
         fsio::ensure_private_dir(&opts.out_dir, "--out-dir", Links::Follow)?;
     }
     // Held until the run returns: a second run over the same directory or journal would give
     // an application two new certificates and lose a key.
     let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts, "rotating with it (fleet rotate)").await? };
+    // Read once for the run, before any key is generated or the journal written.
+    let policies = tenant_policies(&g, opts.policy_unknown_ok).await?;
+    let policy_checked = policies.is_some();
     let started = dates::now();
     let fresh_name = crate::rotate::default_name(started);
     let journal = if opts.dry_run {
