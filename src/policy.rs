@@ -22,6 +22,11 @@ use time::{Duration, OffsetDateTime};
 pub const LIFETIME_CODE: &str = "CredentialInvalidLifetimeAsPerAppPolicy";
 /// Graph's error code for a credential type a policy forbids (Teams Toolkit matches on it).
 pub const TYPE_CODE: &str = "CredentialTypeNotAllowedAsPerAppPolicy";
+/// The code answered for a certificate a trusted-CA restriction refuses. No public report
+/// quotes Graph's refusal of a self-signed certificate under `trustedCertificateAuthority`; the
+/// closest documented code of the same family is the one for a credential kind the policy does
+/// not allow (README says this answer is inferred).
+pub const TRUSTED_CA_CODE: &str = TYPE_CODE;
 
 /// One restriction of a policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,6 +202,29 @@ impl Policy {
         (end - start > cap).then(|| self.lifetime_violation())
     }
 
+    /// Graph's refusal of a certificate valid from `start` to `end`, self-signed or not, on an
+    /// application created at `created`: its lifetime first, then a trusted-CA restriction,
+    /// which refuses a self-signed certificate (the emulator does not model the tenant's
+    /// certificate authorities, so any other certificate passes it).
+    pub fn check_certificate(
+        &self,
+        created: Option<OffsetDateTime>,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        self_signed: bool,
+    ) -> Option<Violation> {
+        if let Some(v) = self.check_key(created, start, end) {
+            return Some(v);
+        }
+        (self_signed && self.requires_trusted_ca(created)).then(|| Violation {
+            code: TRUSTED_CA_CODE,
+            message: format!(
+                "Certificates not issued by a trusted certificate authority are not allowed as per assigned policy '{}'.",
+                self.id
+            ),
+        })
+    }
+
     /// Graph's refusal of a password valid from `start` to `end` (`None`: Graph's default of two
     /// years is not checked here) on an application created at `created`, if any.
     pub fn check_password(
@@ -272,5 +300,20 @@ mod tests {
         let off = Policy::from_json(&json!({"id": "x", "isEnabled": false, "applicationRestrictions": {"keyCredentials": [{"restrictionType": "asymmetricKeyLifetime", "maxLifetime": "P1D"}]}}), "t").unwrap();
         assert_eq!(off.key_cap(None), None);
         assert!(Policy::from_json(&json!({"applicationRestrictions": {"keyCredentials": [{"restrictionType": "asymmetricKeyLifetime", "maxLifetime": "90d"}]}}), "t").is_err());
+    }
+
+    #[test]
+    fn a_trusted_ca_restriction_refuses_self_signed_certificates_only() {
+        let p = Policy::from_json(
+            &json!({"id": "ca", "restrictions": {"keyCredentials": [{"restrictionType": "trustedCertificateAuthority",
+                "certificateBasedApplicationConfigurationIds": ["6b2b4c8e-0f1a-4e7b-9d3c-2a5f8e1b7c40"], "state": "enabled"}]}}),
+            "t",
+        )
+        .unwrap();
+        let now = dates::now();
+        let v = p.check_certificate(None, now, now + Duration::days(30), true).unwrap();
+        assert_eq!(v.code, TRUSTED_CA_CODE);
+        assert!(v.message.ends_with("as per assigned policy 'ca'."), "{}", v.message);
+        assert_eq!(p.check_certificate(None, now, now + Duration::days(3000), false), None);
     }
 }

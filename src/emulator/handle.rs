@@ -167,6 +167,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         throttle: cfg.throttle.map(throttle::Throttle::new),
         form_key: rand::random(),
         app_policy: cfg.app_policy.clone(),
+        app_policies: Default::default(),
         sign_ins: signins::SignIns::default(),
     });
     let app = router_with(state.clone(), cfg.read_timeout);

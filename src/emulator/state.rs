@@ -42,6 +42,9 @@ pub struct AppState {
     pub(super) form_key: [u8; 32],
     /// The tenant's default app management policy, when one is given.
     pub(super) app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
+    /// Per-app policies created through Graph (`POST /policies/appManagementPolicies`); those
+    /// assigned live beside the manifests (`NAME.policy.json`).
+    pub(super) app_policies: std::sync::Mutex<Vec<serde_json::Value>>,
     /// Each credential's latest sign-in, for Graph's credential activity report.
     pub(super) sign_ins: signins::SignIns,
 }

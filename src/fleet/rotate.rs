@@ -18,6 +18,7 @@ use super::journal::{Header, Journal, VERSION};
 use super::rotate_steps::Run;
 use super::workers::{for_each_app, Progress};
 use crate::fsio::{self, Links};
+use crate::graph::policy::{is_denied, TenantPolicies};
 use crate::graph::GraphClient;
 use crate::lock::{lock_path_of, FileLock};
 use crate::manifest::KeyCredential;
@@ -33,7 +34,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub(super) use super::rotate_model::creds_of;
-pub use super::rotate_model::{At, Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK};
+pub use super::rotate_model::{
+    At, Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK, WOULD_BE_REFUSED,
+};
 
 /// The certificates that make `fleet rotate` select an application: usable ones ending within
 /// `window` or already ended, never `keep` (the new certificate).
@@ -134,6 +137,9 @@ pub async fn run(
     // Held until the run returns: a second run over the same directory or journal would give
     // an application two new certificates and lose a key.
     let _locks = if opts.dry_run { Vec::new() } else { lock_run(&opts, "rotating with it (fleet rotate)").await? };
+    // Read once for the run, before any key is generated or the journal written.
+    let policies = tenant_policies(&g, opts.policy_unknown_ok).await?;
+    let policy_checked = policies.is_some();
     let started = dates::now();
     let fresh_name = crate::rotate::default_name(started);
     let journal = if opts.dry_run {
@@ -156,7 +162,7 @@ pub async fn run(
     };
     let (explicit, now) = (!opts.app_ids.is_empty(), dates::now());
     let (ids, concurrency, window) = (opts.app_ids.clone(), opts.concurrency, opts.window);
-    let run = Arc::new(Run { g: g.clone(), tokens, opts, journal, name, stop: stop.clone() });
+    let run = Arc::new(Run { g: g.clone(), tokens, opts, journal, name, stop: stop.clone(), policies });
     let leave = |app: &Value| {
         let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
         // An application the journal knows is finished (or resumed) whatever its dates now.
@@ -169,7 +175,7 @@ pub async fn run(
         let run = worker.clone();
         async move {
             if run.opts.dry_run {
-                run.plan_only(&app)
+                run.plan_only(&app).await
             } else {
                 run.rotate_app(app).await
             }
@@ -179,6 +185,7 @@ pub async fn run(
     let run = Arc::into_inner(run).ok_or_else(|| Error::internal("rotation workers still running"))?;
     let mut s = summarize(listed.outcomes, listed.selected, listed.interrupted);
     s.throttled = g.limiter().throttled_count();
+    s.policy_checked = policy_checked;
     for id in &ids {
         if !s.apps.iter().any(|o| o.app_id == id.as_str()) {
             s.selected += 1;
@@ -195,6 +202,21 @@ pub async fn run(
     Ok(s)
 }
 
+/// The tenant's app management policies (default, and whether per-app ones exist), or `None`
+/// when Graph refuses to show them and `unknown_ok` says to go on without.
+async fn tenant_policies(g: &GraphClient, unknown_ok: bool) -> Result<Option<TenantPolicies>> {
+    match g.tenant_policies().await {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if unknown_ok && is_denied(&e) => Ok(None),
+        Err(e) if is_denied(&e) => Err(Error::remote(format!(
+            "cannot read the tenant's app management policies: reading them needs the Microsoft Graph permission \
+             Policy.Read.All; nothing was generated or changed ({})",
+            e.message()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// The summary of these outcomes, sorted by appId.
 fn summarize(mut apps: Vec<Outcome>, selected: u64, interrupted: bool) -> Summary {
     let mut s = Summary { selected, interrupted, ..Summary::default() };
@@ -206,6 +228,7 @@ fn summarize(mut apps: Vec<Outcome>, selected: u64, interrupted: bool) -> Summar
             Result_::Interrupted => s.interrupted = true,
             Result_::Failed => s.failed += 1,
             Result_::Skipped => s.skipped += 1,
+            Result_::Refused => s.refused += 1,
         }
         match o.deploy.as_ref().map(DeployResult::ok) {
             Some(true) => s.deployed += 1,

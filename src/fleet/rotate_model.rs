@@ -25,6 +25,9 @@ use std::time::Duration;
 /// beyond the window: rotated before, by hand or by a run without this journal.
 pub const ALREADY_ROTATED: &str = "already rotated";
 
+/// How a `--dry-run` outcome's reason starts for an application its policy would refuse.
+pub const WOULD_BE_REFUSED: &str = "would be refused";
+
 /// Default journal file name, in OUT_DIR.
 pub const JOURNAL_NAME: &str = "fleet-journal.jsonl";
 /// The lock file a run holds in OUT_DIR.
@@ -48,6 +51,13 @@ pub struct Options {
     pub key_size: KeySize,
     /// Validity of the new certificates, days.
     pub days: u32,
+    /// Whether `days` was asked for: then an app management policy capping certificates below
+    /// it refuses the application; otherwise each application's certificate lasts `days` or
+    /// its policy's cap, whichever is shorter.
+    pub days_given: bool,
+    /// Go on (without checking) when Graph refuses to show the app management policies (no
+    /// `Policy.Read.All`); otherwise the run stops before anything is generated.
+    pub policy_unknown_ok: bool,
     /// Applications holding a certificate ending within it (or already ended) are rotated.
     pub window: Duration,
     /// What is removed once the new certificate is in, proven and deployed (nothing by default).
@@ -79,6 +89,8 @@ impl Options {
             name: None,
             key_size: KeySize::Rsa2048,
             days: crate::rotate::DEFAULT_DAYS,
+            days_given: false,
+            policy_unknown_ok: false,
             window: DEFAULT_WINDOW,
             remove: RemovePolicy::KeepOld,
             deploy: None,
@@ -141,6 +153,10 @@ pub enum Result_ {
     Failed,
     /// Left alone (see `reason`): no certificate to replace.
     Skipped,
+    /// Refused before any key was generated: the application's app management policy would
+    /// refuse the certificate (`reason` names the policy and its maximum). With `--dry-run`,
+    /// would be refused.
+    Refused,
 }
 
 /// Where one application's rotation stopped: reading it from Graph, confirming what an earlier
@@ -152,6 +168,8 @@ pub enum At {
     Read,
     /// Confirming that Graph still lists what the journal says was done.
     Confirm,
+    /// Checking the new certificate's lifetime against the app management policy.
+    Policy,
     /// Reaching this step of the journal.
     Step(Step),
 }
@@ -162,6 +180,7 @@ impl At {
         match self {
             At::Read => "read",
             At::Confirm => "confirm",
+            At::Policy => "policy",
             At::Step(s) => s.verb(),
         }
     }
@@ -232,6 +251,11 @@ pub struct Summary {
     /// Listed but left alone, each with its reason (`result: "skipped"`): no certificate to
     /// replace. Not counted in `selected`.
     pub skipped: u64,
+    /// Refused by (or, with `--dry-run`, that would be refused by) their app management policy.
+    pub refused: u64,
+    /// Whether the app management policies were read and every certificate checked against
+    /// them (`false`: Graph refused to show them and the run was told to go on).
+    pub policy_checked: bool,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
     /// Answers 429/503 waited out.
@@ -246,7 +270,7 @@ impl Summary {
     /// Whether every selected application ended with a verified valid certificate, handed
     /// over when a deploy hook was given.
     pub fn all_rotated(&self) -> bool {
-        !self.interrupted && self.failed == 0 && self.planned == 0 && self.deploy_failed == 0
+        !self.interrupted && self.failed == 0 && self.refused == 0 && self.planned == 0 && self.deploy_failed == 0
     }
 }
 

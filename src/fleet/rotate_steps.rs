@@ -3,11 +3,12 @@
 //! was asked. Each is journaled once done and safe to redo.
 
 use super::journal::{AppState, Journal, Record, Step};
-use super::rotate_model::{creds_of, At, Options, Outcome, Result_};
+use super::rotate_model::{creds_of, At, Options, Outcome, Result_, WOULD_BE_REFUSED};
 use crate::authority::EndpointVersion;
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use crate::fsio::{self, Links};
+use crate::graph::policy::{is_denied, TenantPolicies};
 use crate::graph::{self, Application, GraphClient};
 use crate::ids::ClientId;
 use crate::manifest::Selector;
@@ -58,6 +59,17 @@ pub(super) struct Run {
     /// Base name of the new files (the journal's, when resumed).
     pub(super) name: String,
     pub(super) stop: Arc<AtomicBool>,
+    /// The tenant's app management policies, read once; `None` when they could not be read
+    /// and the run was told to go on.
+    pub(super) policies: Option<TenantPolicies>,
+}
+
+/// What the app management policy makes of an application's new certificate.
+pub(super) enum Lifetime {
+    /// It gets this many days.
+    Days(u32),
+    /// It would be refused: why, naming the policy and its maximum.
+    Refused(String),
 }
 
 /// Where an application's files go: `OUT_DIR/<appId>/<name>.key`, `.cer`, `.pem`.
@@ -77,7 +89,7 @@ impl Run {
     /// which the file must match), else a fresh one, written before Graph hears of it. A key
     /// the journal does not vouch for is never adopted: files a crash left before the journal
     /// recorded them were never registered, and are replaced in a resumed run.
-    async fn credential(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
+    async fn credential(&self, app_id: &str, state: &AppState, days: u32) -> Result<LoadedCredential> {
         // Keycred makes this directory itself (0700): a link or a shared directory there was
         // planted, and keys are neither read from nor written to it.
         fsio::check_private_dir(&self.opts.out_dir.join(app_id), "the application's directory", Links::Refuse)?;
@@ -91,7 +103,7 @@ impl Run {
         let req = NewCertificate {
             subject: format!("CN={app_id}"),
             key_size: self.opts.key_size,
-            validity: Validity::Days(self.opts.days),
+            validity: Validity::Days(days),
         };
         // Key generation is the real cost of a rotation: off the async threads.
         let (c, k) = tokio::task::spawn_blocking(move || cert::generate(&req))
@@ -134,6 +146,25 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// The new certificate's lifetime under the application's effective policy (its own, else
+    /// the tenant default): `--days`, refused when over the cap; or without `--days` the
+    /// default, shortened to the cap. Self-signed generation is refused under a trusted-CA
+    /// restriction. Graph refusing to show the application's own policy is an error unless the
+    /// run goes on without policies.
+    pub(super) async fn lifetime(&self, app: &Value) -> Result<Lifetime> {
+        let Some(policies) = &self.policies else { return Ok(Lifetime::Days(self.opts.days)) };
+        let effective = match policies.effective(&self.g, app).await {
+            Ok(e) => e,
+            Err(e) if self.opts.policy_unknown_ok && is_denied(&e) => return Ok(Lifetime::Days(self.opts.days)),
+            Err(e) => return Err(e.context("reading the application's app management policy")),
+        };
+        let days = if self.opts.days_given { self.opts.days } else { effective.days_within(self.opts.days) };
+        Ok(match effective.refusal(time::Duration::days(i64::from(days)), true) {
+            Some(why) => Lifetime::Refused(why),
+            None => Lifetime::Days(days),
+        })
     }
 
     pub(super) async fn rotate_app(&self, app: Value) -> Outcome {
@@ -180,8 +211,21 @@ impl Run {
         if self.stopped(At::Step(Step::Generated), out) {
             return Ok(Result_::Interrupted);
         }
+        // Checked before any key is generated; a key already generated was checked then.
+        *step_name = At::Policy;
+        let days = match done(Step::Generated) {
+            true => self.opts.days,
+            false => match self.lifetime(app).await? {
+                Lifetime::Days(d) => d,
+                Lifetime::Refused(why) => {
+                    out.step = Some(At::Policy);
+                    out.reason = Some(format!("{why}; no key was generated"));
+                    return Ok(Result_::Refused);
+                }
+            },
+        };
         *step_name = At::Step(Step::Generated);
-        let cred = Arc::new(self.generate_step(app_id, &state).await?);
+        let cred = Arc::new(self.generate_step(app_id, &state, days).await?);
         out.thumbprint = Some(cred.cert.thumbprint());
         out.bundle = Some(cred.cert_path.display().to_string());
         for step in [Step::Added, Step::Verified] {
@@ -230,8 +274,8 @@ impl Run {
     }
 
     /// The new credential (the one the journal recorded, or a fresh one, then journaled).
-    async fn generate_step(&self, app_id: &str, state: &AppState) -> Result<LoadedCredential> {
-        let cred = self.credential(app_id, state).await?;
+    async fn generate_step(&self, app_id: &str, state: &AppState, days: u32) -> Result<LoadedCredential> {
+        let cred = self.credential(app_id, state, days).await?;
         if state.step.is_none_or(|s| s < Step::Generated) {
             self.record(app_id, Step::Generated, Some(cred.cert.thumbprint()), Vec::new())?;
         }
@@ -313,10 +357,27 @@ impl Run {
         Ok(removed.into_inner().unwrap_or_default())
     }
 
-    pub(super) fn plan_only(&self, app: &Value) -> Outcome {
+    /// What a run would do to `app`: the policy's verdict first (refused, naming the policy
+    /// and its maximum), then the certificates it would remove and where the new one would go.
+    pub(super) async fn plan_only(&self, app: &Value) -> Outcome {
         let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
         let now = dates::now();
         let mut out = Outcome::of(app, Result_::Planned);
+        match self.lifetime(app).await {
+            Ok(Lifetime::Days(_)) => {}
+            Ok(Lifetime::Refused(why)) => {
+                out.result = Result_::Refused;
+                out.step = Some(At::Policy);
+                out.reason = Some(format!("{WOULD_BE_REFUSED}: {why}"));
+                return out;
+            }
+            Err(e) => {
+                out.result = Result_::Failed;
+                out.step = Some(At::Policy);
+                out.reason = Some(e.message().to_string());
+                return out;
+            }
+        }
         out.removed = creds_of(&entries)
             .iter()
             .filter(|c| self.opts.remove.picks(c, now))

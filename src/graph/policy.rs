@@ -11,7 +11,7 @@ use super::{GraphCall, GraphClient};
 use crate::policy::Policy;
 use crate::wording::{Action, Input};
 use crate::{dates, Error, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 /// The days a new certificate lasts when none are given.
@@ -26,6 +26,10 @@ impl GraphCall {
     /// `GET /v1.0/policies/defaultAppManagementPolicy`.
     pub fn get_default_policy() -> GraphCall {
         GraphCall { method: reqwest::Method::GET, path: "/v1.0/policies/defaultAppManagementPolicy".into(), body: None }
+    }
+    /// `GET /v1.0/policies/appManagementPolicies`.
+    pub fn list_policies() -> GraphCall {
+        GraphCall { method: reqwest::Method::GET, path: "/v1.0/policies/appManagementPolicies".into(), body: None }
     }
     /// `GET /v1.0/applications/{id}?$select=id,createdDateTime`.
     pub fn get_created(id: &str) -> GraphCall {
@@ -44,19 +48,76 @@ pub struct Effective {
     pub created: Option<OffsetDateTime>,
 }
 
+/// Whether Graph refused a read for lack of permission (403): for policies, `Policy.Read.All`.
+pub fn is_denied(e: &Error) -> bool {
+    e.graph_code() == Some("Authorization_RequestDenied") || e.message().contains("HTTP 403 ")
+}
+
+/// Sends a policy read; a 404 (a Graph-compatible service without the policy endpoints) reads
+/// as no policy, which restricts nothing.
+async fn read_policy(g: &GraphClient, call: GraphCall) -> Result<Option<Value>> {
+    match g.send(call).await {
+        Err(e) if e.message().contains("HTTP 404 ") => Ok(None),
+        r => r,
+    }
+}
+
+/// The policy assigned to an application, from the answer of
+/// `GET /applications/{id}/appManagementPolicies` (Graph assigns at most one).
+fn assigned_of(answer: Option<&Value>) -> Result<Option<Policy>> {
+    match answer.and_then(|v| v["value"].as_array()).and_then(|a| a.first()) {
+        Some(p) => Policy::from_json(p, "the application's app management policy").map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The tenant's side of the policies, read once for many applications (`fleet rotate`): the
+/// default policy, and whether any per-app policy exists at all (when none does, no
+/// application's assignment needs reading).
+#[derive(Clone, Debug)]
+pub struct TenantPolicies {
+    /// The tenant default (`defaultAppManagementPolicy`).
+    pub default: Policy,
+    /// Whether `/policies/appManagementPolicies` lists any policy.
+    pub any_per_app: bool,
+}
+
 impl GraphClient {
     /// The effective policy of the application with object id `id`.
     pub async fn effective_policy(&self, id: &str) -> Result<Effective> {
-        let assigned = self.send(GraphCall::get_assigned_policies(id)).await?;
-        let own = assigned.as_ref().and_then(|v| v["value"].as_array()).and_then(|a| a.first()).cloned();
-        let body = match own {
+        let assigned = read_policy(self, GraphCall::get_assigned_policies(id)).await?;
+        let policy = match assigned_of(assigned.as_ref())? {
             Some(p) => p,
-            None => self.send(GraphCall::get_default_policy()).await?.unwrap_or(Value::Null),
+            None => {
+                let body = read_policy(self, GraphCall::get_default_policy()).await?.unwrap_or(json!({}));
+                Policy::from_json(&body, "the tenant's app management policy")?
+            }
         };
-        let policy = Policy::from_json(&body, "the tenant's app management policy")?;
         let app = self.send(GraphCall::get_created(id)).await?;
         let created = app.as_ref().and_then(|v| v["createdDateTime"].as_str()).and_then(dates::parse_manifest);
         Ok(Effective { policy, created })
+    }
+
+    /// The tenant default policy and whether per-app policies exist: two reads for a whole run.
+    pub async fn tenant_policies(&self) -> Result<TenantPolicies> {
+        let body = read_policy(self, GraphCall::get_default_policy()).await?.unwrap_or(json!({}));
+        let default = Policy::from_json(&body, "the tenant's default app management policy")?;
+        let list = read_policy(self, GraphCall::list_policies()).await?;
+        let any_per_app = list.as_ref().and_then(|v| v["value"].as_array()).is_some_and(|a| !a.is_empty());
+        Ok(TenantPolicies { default, any_per_app })
+    }
+}
+
+impl TenantPolicies {
+    /// The effective policy of `app` as Graph listed it (its `id` and `createdDateTime`): its
+    /// own policy when one is assigned (read only when per-app policies exist), else the default.
+    pub async fn effective(&self, g: &GraphClient, app: &Value) -> Result<Effective> {
+        let created = app.get("createdDateTime").and_then(Value::as_str).and_then(dates::parse_manifest);
+        let own = match (self.any_per_app, app.get("id").and_then(Value::as_str)) {
+            (true, Some(id)) => assigned_of(read_policy(g, GraphCall::get_assigned_policies(id)).await?.as_ref())?,
+            _ => None,
+        };
+        Ok(Effective { policy: own.unwrap_or_else(|| self.default.clone()), created })
     }
 }
 
@@ -67,37 +128,47 @@ impl Effective {
     }
     /// The days a new certificate gets when none are given: 365, or the cap when shorter.
     pub fn default_days(&self) -> u32 {
-        self.cap().map_or(DEFAULT_DAYS, |c| DEFAULT_DAYS.min(u32::try_from(c.whole_days()).unwrap_or(u32::MAX)))
+        self.days_within(DEFAULT_DAYS)
+    }
+    /// `days`, or the cap when shorter.
+    pub fn days_within(&self, days: u32) -> u32 {
+        self.cap().map_or(days, |c| days.min(u32::try_from(c.whole_days()).unwrap_or(u32::MAX)))
+    }
+    /// Why a certificate lasting `lifetime` (self-signed or not) would be refused, naming the
+    /// policy and its maximum; `None` when it passes.
+    pub fn refusal(&self, lifetime: Duration, self_signed: bool) -> Option<String> {
+        if let Some(cap) = self.cap().filter(|c| lifetime > *c) {
+            return Some(format!(
+                "the app management policy {} allows certificates of at most {} days; this one would last {} days",
+                self.policy.name(),
+                cap.whole_days(),
+                lifetime.whole_days()
+            ));
+        }
+        (self_signed && self.policy.requires_trusted_ca(self.created)).then(|| {
+            format!(
+                "the app management policy {} requires certificates issued by a trusted certificate authority; a \
+                 self-signed one would be refused",
+                self.policy.name()
+            )
+        })
     }
     /// Refuses (exit 2) a certificate lasting `lifetime`, over the cap, before anything is
     /// generated or sent; and a self-signed one when the policy requires a trusted CA.
     pub fn check(&self, lifetime: Duration, self_signed: bool) -> Result<()> {
-        if let Some(cap) = self.cap().filter(|c| lifetime > *c) {
-            return Err(Error::input(format!(
-                "the app management policy {} allows certificates of at most {} days; this one would last {} \
-                 days; nothing was generated or sent",
-                self.policy.name(),
-                cap.whole_days(),
-                lifetime.whole_days()
-            ))
-            .with_hint(format!(
-                "ask for {} of {} or fewer (or leave it out)",
-                Input::Days,
-                cap.whole_days()
-            )));
+        match self.refusal(lifetime, self_signed) {
+            None => Ok(()),
+            Some(why) => {
+                let hint = match self.cap().filter(|c| lifetime > *c) {
+                    Some(cap) => format!("ask for {} of {} or fewer (or leave it out)", Input::Days, cap.whole_days()),
+                    None => format!(
+                        "have a certificate authority the tenant trusts issue the certificate, then add it with {}",
+                        Action::AddThroughGraph { new_cert: None, proof: false }
+                    ),
+                };
+                Err(Error::input(format!("{why}; nothing was generated or sent")).with_hint(hint))
+            }
         }
-        if self_signed && self.policy.requires_trusted_ca(self.created) {
-            return Err(Error::input(format!(
-                "the app management policy {} requires certificates issued by a trusted certificate authority; a \
-                 self-signed one would be refused",
-                self.policy.name()
-            ))
-            .with_hint(format!(
-                "have your CA issue the certificate, then add it with {}",
-                Action::AddThroughGraph { new_cert: None, proof: false }
-            )));
-        }
-        Ok(())
     }
 }
 

@@ -17,15 +17,15 @@ use keycred::emulator::{start_blocking, BlockingEmulator};
 use serde_json::{json, Value};
 use support::*;
 
-struct Tenant {
-    dir: TempDir,
-    pem: String,
-    manifest: std::path::PathBuf,
-    emu: BlockingEmulator,
+pub(crate) struct Tenant {
+    pub(crate) dir: TempDir,
+    pub(crate) pem: String,
+    pub(crate) manifest: std::path::PathBuf,
+    pub(crate) emu: BlockingEmulator,
 }
 
 /// Writes an application created at `created` with these certificates.
-fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &str, entries: &[Value]) {
+pub(crate) fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &str, entries: &[Value]) {
     write_manifest(path, object_id, app_id, entries);
     let mut m: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     m["createdDateTime"] = json!(created);
@@ -35,7 +35,7 @@ fn write_app(path: &std::path::Path, object_id: &str, app_id: &str, created: &st
 /// An application created in 2024 (after the restriction's date) with one certificate, in a
 /// tenant capped at 90 days, with `others` applications beside it; the app holds `roles` on
 /// Microsoft Graph.
-fn capped_tenant_with(tag: &str, roles: &[&str], others: &[std::path::PathBuf]) -> Tenant {
+pub(crate) fn capped_tenant_with(tag: &str, roles: &[&str], others: &[std::path::PathBuf]) -> Tenant {
     let dir = TempDir::new(tag);
     let a = credential("policy A", 30);
     let pem = write_cred(&dir, "a", &a);
@@ -82,7 +82,7 @@ fn add(t: &Tenant, name: &str, extra: &[&str]) -> Out {
 }
 
 /// The registered certificates' lifetimes in days, from the application as Graph stores it.
-fn lifetimes(t: &Tenant) -> Vec<i64> {
+pub(crate) fn lifetimes(t: &Tenant) -> Vec<i64> {
     let m: Value = serde_json::from_slice(&std::fs::read(&t.manifest).unwrap()).unwrap();
     let date = |v: &Value| keycred::dates::parse(v.as_str().unwrap(), "date").unwrap();
     let kcs = m["keyCredentials"].as_array().unwrap();
@@ -217,4 +217,44 @@ fn fleet_audit_leaves_the_policy_column_empty_when_the_policy_cannot_be_read() {
     let out = audit(&t, "json");
     let row = out.json()["credentials"][0].clone();
     assert_eq!((row.as_object().unwrap().contains_key("policy"), &row["policy"]), (true, &Value::Null), "{row}");
+}
+
+#[test]
+fn graph_add_refuses_self_signed_generation_under_a_trusted_ca_restriction_and_takes_a_ca_issued_certificate() {
+    let t = capped_tenant("policy-trusted-ca", &["Policy.Read.All"]);
+    // The application's own policy (beside its manifest) wins over the tenant's 90-day cap.
+    let own = json!({"id": "trusted-ca", "displayName": "CA-issued only", "isEnabled": true, "restrictions": {
+        "keyCredentials": [{"restrictionType": "trustedCertificateAuthority", "state": "enabled",
+            "certificateBasedApplicationConfigurationIds": ["6b2b4c8e-0f1a-4e7b-9d3c-2a5f8e1b7c40"]}]}});
+    std::fs::write(t.manifest.with_file_name("app.policy.json"), own.to_string()).unwrap();
+    let before = std::fs::read(&t.manifest).unwrap();
+    let out = add(&t, "self-signed", &["--days", "30"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("trusted certificate authority") && out.stderr.contains("--new-cert"), "{out:?}");
+    assert!(!std::path::Path::new(&t.dir.s("out")).join("self-signed.key").exists(), "no key generated");
+    assert_eq!(std::fs::read(&t.manifest).unwrap(), before);
+
+    // A certificate openssl's CA issued, valid a year: the own policy has no lifetime cap.
+    openssl_ca_and_leaf(&t.dir.0, ("ca", "/CN=Test Issuing CA"), ("leaf", "/CN=ca-issued"), 365);
+    let base = t.emu.info().base_url();
+    let leaf = t.dir.s("leaf.pem");
+    let args = [
+        "graph",
+        "add",
+        "--app-id",
+        APP_ID,
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--cert",
+        &t.pem,
+        "--new-cert",
+        &leaf,
+    ];
+    let out = cli(&args, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(lifetimes(&t).len(), 2);
 }

@@ -129,7 +129,7 @@ fn self_rotation_list_add_remove() {
 #[test]
 fn rotate_adds_and_verifies_keeping_the_old_certificate_and_removes_only_what_is_named() {
     let app = app(true);
-    let emu = emulator(&[&app.manifest], &[], false);
+    let emu = emulator(&[&app.manifest], &[(GRAPH, &["Policy.Read.All"])], false);
     let base = emu.info().base_url();
     std::fs::create_dir(app.dir.path("new")).unwrap();
     // Phase 1 keeps the current certificate: running instances still hold it.
@@ -555,7 +555,7 @@ fn entries_that_cannot_verify_do_not_count_as_valid_certificates() {
 #[test]
 fn rotate_refused_by_graph_leaves_no_new_files() {
     let app = app(true);
-    let emu = emulator(&[&app.manifest], &[], false);
+    let emu = emulator(&[&app.manifest], &[(GRAPH, &["Policy.Read.All"])], false);
     let before = std::fs::read(&app.manifest).unwrap();
     let out_dir = app.dir.path("new");
     std::fs::create_dir(&out_dir).unwrap();

@@ -13,6 +13,7 @@ mod token_support;
 mod tools_support;
 
 mod app_policy_cli;
+mod app_policy_rotation;
 mod cert_formats;
 mod cert_names;
 mod cert_new;
@@ -24,6 +25,7 @@ mod consent_redirects;
 mod deep_input;
 mod demo_cli;
 mod emulator_app_policy;
+mod emulator_app_policy_assignment;
 mod emulator_assertion_headers;
 mod emulator_browser;
 mod emulator_cli_flows;

@@ -147,7 +147,7 @@ fn a_manifest_is_retired_on_sign_ins_once_the_app_switched_and_the_old_key_is_qu
 #[test]
 fn graph_retire_removes_the_old_certificate_once_the_report_shows_it_unused() {
     let a = app();
-    let emu = emulator(&[&a.manifest], &[(GRAPH, &["AuditLog.Read.All"])], false);
+    let emu = emulator(&[&a.manifest], &[(GRAPH, &["AuditLog.Read.All", "Policy.Read.All"])], false);
     let base = emu.info().base_url().to_string();
     let old_pem = a.dir.s("old.pem");
     let common = ["--app-id", APP_ID, "--tenant", TENANT, "--authority", &base, "--graph-url", &base, "-o", "json"];

@@ -421,7 +421,9 @@ pub(super) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".json")
+            // `NAME.policy.json` is the app management policy assigned to `NAME.json`.
+            let lower = name.to_ascii_lowercase();
+            !name.starts_with('.') && lower.ends_with(".json") && !lower.ends_with(".policy.json")
         })
         .map(|e| e.path())
         .collect();

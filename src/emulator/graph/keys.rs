@@ -435,7 +435,8 @@ pub(super) fn add_key(State(st): SharedState, Path(raw): Path<String>, headers: 
         Ok(c) => c,
         Err(e) => return Err(GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", e.message().to_string())),
     };
-    super::policies::check_key(&st, &app, cert.not_before(), cert.not_after())?;
+    let self_signed = cert.subject_der() == cert.issuer_der();
+    super::policies::check_key(&st, &app, cert.not_before(), cert.not_after(), self_signed)?;
     let display_name = kc.get("displayName").and_then(Value::as_str).map(str::to_string);
     // Graph fills customKeyIdentifier only when it is missing; a supplied one is kept.
     let supplied_cki = match kc.get("customKeyIdentifier") {

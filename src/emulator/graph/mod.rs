@@ -118,7 +118,21 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/v1.0/policies/{name}",
-            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || policies::get_policy(s, p, h))),
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || policies::get_policy(s, p, h))).post(
+                |s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
+                    blocking(move || policies::create(s, p, h, b))
+                },
+            ),
+        )
+        .route(
+            "/v1.0/policies/appManagementPolicies/{id}",
+            get(|s: SharedState, p: Path<String>, h: HeaderMap| blocking(move || policies::get_one(s, p, h))),
+        )
+        .route(
+            "/v1.0/applications/{id}/appManagementPolicies/$ref",
+            post(|s: SharedState, p: Path<String>, h: HeaderMap, b: Bytes| {
+                blocking(move || policies::assign(s, p, h, b))
+            }),
         )
         .route(
             "/v1.0/servicePrincipals",

@@ -296,7 +296,7 @@ pub fn generated(n: usize, tag: &str) -> Generated {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    let roles = vec!["Application.ReadWrite.All".into(), "AuditLog.Read.All".into()];
+    let roles = vec!["Application.ReadWrite.All".into(), "AuditLog.Read.All".into(), "Policy.Read.All".into()];
     let cfg = emulator_config(manifests, vec![("https://graph.microsoft.com".into(), roles)]);
     let emu = keycred::emulator::start_blocking(cfg).unwrap();
     Generated {

@@ -73,6 +73,9 @@ pub struct Tenant {
     pub stalled: bool,
     /// Requests being handled now (a killed client's requests are still handled after it died).
     pub in_flight: u64,
+    /// The tenant's default app management policy; without one the policy endpoints are not
+    /// served (404, not logged).
+    pub policy: Option<Value>,
 }
 
 type Shared = Arc<Mutex<Tenant>>;
@@ -115,6 +118,8 @@ impl FakeTenant {
                     .route("/v1.0/servicePrincipals", get(list_sps))
                     .route("/v1.0/applications/{id}", get(get_app).patch(patch_app))
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
+                    .route("/v1.0/policies/{name}", get(policy))
+                    .route("/v1.0/applications/{id}/appManagementPolicies", get(assigned_policies))
                     .layer(axum::middleware::from_fn_with_state(st.clone(), stall))
                     .with_state((st, url.clone()));
                 url_tx.send(url).unwrap();
@@ -259,6 +264,31 @@ async fn list(State((st, url)): St, Query(q): Query<HashMap<String, String>>, he
         body["@odata.nextLink"] = json!(link(skip + top));
     }
     Json(body).into_response()
+}
+
+/// `GET /v1.0/policies/defaultAppManagementPolicy` (the tenant's policy) and
+/// `/v1.0/policies/appManagementPolicies` (no per-app policy).
+async fn policy(State((st, _)): St, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let mut t = st.lock().unwrap();
+    let Some(p) = t.policy.clone() else { return StatusCode::NOT_FOUND.into_response() };
+    if let Some(r) = gate(&mut t, "GET", &format!("/v1.0/policies/{name}"), &headers) {
+        return r;
+    }
+    match name.as_str() {
+        "defaultAppManagementPolicy" => Json(p).into_response(),
+        _ => Json(json!({"value": []})).into_response(),
+    }
+}
+
+async fn assigned_policies(State((st, _)): St, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let mut t = st.lock().unwrap();
+    if t.policy.is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(r) = gate(&mut t, "GET", &format!("/v1.0/applications/{id}/appManagementPolicies"), &headers) {
+        return r;
+    }
+    Json(json!({"value": []})).into_response()
 }
 
 async fn list_sps(State((st, _)): St, headers: HeaderMap) -> Response {

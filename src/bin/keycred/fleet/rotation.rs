@@ -35,9 +35,13 @@ pub struct RotateArgs {
     /// RSA key size: 2048, 3072 or 4096
     #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
     key_size: u32,
-    /// Validity of the new certificates, days
-    #[arg(long, default_value_t = DEFAULT_DAYS)]
-    days: u32,
+    /// Validity of the new certificates, days [default: 365, or each application's app
+    /// management policy cap when shorter]
+    #[arg(long)]
+    days: Option<u32>,
+    /// Proceed, with a warning, when the app management policies cannot be read (no Policy.Read.All)
+    #[arg(long)]
+    policy_unknown_ok: bool,
     #[command(flatten)]
     phase_one: PhaseOneArgs,
     /// Applications rotated at a time
@@ -95,7 +99,9 @@ impl RotateArgs {
         opts.verify_scope = format!("{}/.default", a.access.graph.resource()?);
         opts.name = self.name.clone();
         opts.key_size = KeySize::from_bits(self.key_size)?;
-        opts.days = self.days;
+        opts.days = self.days.unwrap_or(DEFAULT_DAYS);
+        opts.days_given = self.days.is_some();
+        opts.policy_unknown_ok = self.policy_unknown_ok;
         if let Some(w) = window {
             opts.window = w;
         }
@@ -118,7 +124,22 @@ impl RotateArgs {
         let g = Arc::new(self.auth.graph(&tokens)?.with_limiter(Arc::new(Limiter::new(self.concurrency))));
         let progress = bar(ctx, &g);
         let (tokens, run_g) = (Arc::new(tokens), g.clone());
-        let summary = interruptible(&rt, |stop| rotate::run(run_g, tokens, opts, stop, progress))?;
+        let summary =
+            interruptible(&rt, |stop| rotate::run(run_g, tokens, opts, stop, progress)).map_err(|e| {
+                match e.message().contains("Policy.Read.All") {
+                    true => e.with_hint(
+                        "grant Policy.Read.All (then admin consent), or pass --policy-unknown-ok to rotate without \
+                     checking",
+                    ),
+                    false => e,
+                }
+            })?;
+        if !summary.policy_checked {
+            eprintln!(
+                "keycred: warning: the app management policies could not be read (Graph refused: Policy.Read.All \
+                 missing); the certificates were not checked against them"
+            );
+        }
         print_rotate(ctx, &summary);
         rotate_exit(&summary, self.dry_run)
     }
@@ -273,6 +294,10 @@ fn outcome_line(o: &Outcome) -> String {
         Result_::Interrupted => format!("interrupted      {failure}"),
         Result_::Failed => format!("FAILED           {failure}"),
         Result_::Skipped => format!("skipped          {}", o.reason.as_deref().unwrap_or("")),
+        Result_::Refused => match o.reason.as_deref().and_then(|r| r.strip_prefix(rotate::WOULD_BE_REFUSED)) {
+            Some(why) => format!("would be refused{why}"),
+            None => format!("REFUSED          {}", o.reason.as_deref().unwrap_or_default()),
+        },
     };
     format!("{head}  {what}").trim_end().to_string()
 }
@@ -293,12 +318,13 @@ fn print_rotate(ctx: &Ctx, summary: &Summary) {
     let rotated_before =
         summary.apps.iter().filter(|o| o.result == Result_::Skipped && o.found_rotated()).count() as u64;
     out_line(&format!(
-        "{} selected: {} rotated, {} already rotated, {} planned, {} failed{}; {} deployed, {} deploy failed; \
-         {} skipped; {} throttled waits",
+        "{} selected: {} rotated, {} already rotated, {} planned, {} refused by policy, {} failed{}; {} deployed, \
+         {} deploy failed; {} skipped; {} throttled waits",
         summary.selected,
         summary.rotated,
         summary.already_rotated + rotated_before,
         summary.planned,
+        summary.refused,
         summary.failed,
         if summary.interrupted { ", interrupted" } else { "" },
         summary.deployed,
@@ -321,9 +347,25 @@ fn rotate_exit(summary: &Summary, dry_run: bool) -> Result<u8> {
         return Err(Error::internal("interrupted; the journal records what was done")
             .with_hint("run the same command again to resume"));
     }
-    if summary.failed > 0 {
-        return Err(Error::remote(format!("{} of {} applications were not rotated", summary.failed, summary.selected))
-            .with_hint("see each failure above; run the same command again to retry them"));
+    if summary.refused > 0 && summary.failed == 0 {
+        // The lifetime asked for is what the policy refuses: bad input, exit 2.
+        let caps: Vec<&str> =
+            summary.apps.iter().filter(|o| o.result == Result_::Refused).filter_map(|o| o.reason.as_deref()).collect();
+        return Err(Error::input(format!(
+            "{} of {} applications were refused by their app management policy before any key was generated ({})",
+            summary.refused,
+            summary.selected,
+            caps.first().copied().unwrap_or_default()
+        ))
+        .with_hint("give --days within the policy's maximum (or leave --days out to follow it), then run the same command again"));
+    }
+    if summary.failed + summary.refused > 0 {
+        return Err(Error::remote(format!(
+            "{} of {} applications were not rotated",
+            summary.failed + summary.refused,
+            summary.selected
+        ))
+        .with_hint("see each failure above; run the same command again to retry them"));
     }
     Err(Error::check(format!(
         "the deploy hook failed for {} of {} applications; their new certificates are registered and nothing of \

@@ -16,7 +16,7 @@ use super::{Ctx, TenantArgs};
 use keycred::authority::EndpointVersion;
 use keycred::cert::generate::resolve_validity;
 use keycred::cert::{load_file, LoadedCredential};
-use keycred::graph::policy::{Effective, DEFAULT_DAYS};
+use keycred::graph::policy::{is_denied, Effective, DEFAULT_DAYS};
 use keycred::graph::{self, Application, GraphClient, Method};
 use keycred::manifest::{ListRow, Selector};
 use keycred::token::{ClientAuth, Grant, Registration, Target, TokenClient, TokenRequest};
@@ -317,27 +317,42 @@ fn add(a: &AddArgs, ctx: &Ctx) -> Result<()> {
 fn effective_policy(s: &Session, unknown_ok: bool) -> Result<Option<Effective>> {
     match s.rt.block_on(s.graph.effective_policy(&s.app.id)) {
         Ok(p) => Ok(Some(p)),
-        Err(e) if e.message().contains("HTTP 403 ") => {
-            if unknown_ok {
-                eprintln!(
-                    "keycred: warning: the app management policy could not be read (Graph refused: Policy.Read.All \
-                     missing); going on without checking the certificate against it"
-                );
-                return Ok(None);
-            }
-            Err(Error::remote(format!(
-                "cannot read the app management policy of application {}: reading it needs the Microsoft Graph \
-                 permission Policy.Read.All; nothing was generated or sent ({})",
-                s.app.app_id,
-                e.message()
-            ))
-            .with_hint(
-                "grant Policy.Read.All (`keycred graph permission add --api graph --role Policy.Read.All`, then admin \
-                 consent), or pass --policy-unknown-ok to add without checking",
-            ))
-        }
+        Err(e) if is_denied(&e) => policy_unreadable(&format!("application {}", s.app.app_id), unknown_ok, &e),
         Err(e) => Err(e),
     }
+}
+
+/// Graph refused to show the policy (no `Policy.Read.All`): an error naming the permission, or
+/// with `--policy-unknown-ok` a warning and `None`.
+pub(crate) fn policy_unreadable<T>(whose: &str, unknown_ok: bool, e: &Error) -> Result<Option<T>> {
+    if unknown_ok {
+        eprintln!(
+            "keycred: warning: the app management policy could not be read (Graph refused: Policy.Read.All \
+             missing); going on without checking the certificate against it"
+        );
+        return Ok(None);
+    }
+    Err(Error::remote(format!(
+        "cannot read the app management policy of {whose}: reading it needs the Microsoft Graph permission \
+         Policy.Read.All; nothing was generated or sent ({})",
+        e.message()
+    ))
+    .with_hint(
+        "grant Policy.Read.All (`keycred graph permission add --api graph --role Policy.Read.All`, then admin \
+         consent), or pass --policy-unknown-ok to go on without checking",
+    ))
+}
+
+/// Checks a certificate lasting `lifetime` against the policy; a refusal's hint names the
+/// flags that fix it.
+pub(crate) fn check_policy(p: &Effective, lifetime: time::Duration, self_signed: bool) -> Result<()> {
+    p.check(lifetime, self_signed).map_err(|e| match p.cap().filter(|c| lifetime > *c) {
+        Some(cap) => e.with_hint(format!("ask for --days {} or fewer (or leave --days out)", cap.whole_days())),
+        None => e.with_hint(
+            "have your CA issue the certificate, then add it with `keycred graph add --new-cert FILE` (or \
+             `keycred manifest add` for a manifest file)",
+        ),
+    })
 }
 
 fn add_existing(a: &AddArgs, path: &Path, ctx: &Ctx) -> Result<()> {
@@ -348,7 +363,7 @@ fn add_existing(a: &AddArgs, path: &Path, ctx: &Ctx) -> Result<()> {
         .ok_or_else(|| Error::input(format!("{}: no certificate in the file", path.display())))?;
     let s = a.common.open()?;
     if let Some(p) = effective_policy(&s, a.policy_unknown_ok)? {
-        p.check(new.not_after() - new.not_before(), new.subject_der() == new.issuer_der())
+        check_policy(&p, new.not_after() - new.not_before(), new.subject_der() == new.issuer_der())
             .map_err(|e| e.context(path.display()))?;
     }
     let change = s.rt.block_on(graph::add_certificate(
@@ -375,7 +390,7 @@ fn add_generated(a: &AddArgs, name: &str, ctx: &Ctx) -> Result<()> {
     let plan = args.plan_with_default(policy.as_ref().map_or(DEFAULT_DAYS, Effective::default_days))?;
     if let Some(p) = &policy {
         let (start, end) = resolve_validity(plan.request().validity, dates::now())?;
-        p.check(end - start, true)?;
+        check_policy(p, end - start, true)?;
     }
     let (cert, key) = generate(ctx, &plan)?;
     let before = fsio::Snapshot::before(&plan.paths())?;

@@ -30,9 +30,12 @@ pub struct RotateArgs {
     /// RSA key size: 2048, 3072 or 4096
     #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
     key_size: u32,
-    /// Validity in days
-    #[arg(long, default_value_t = DEFAULT_DAYS)]
-    days: u32,
+    /// Validity in days [default: 365, or the app management policy's cap when shorter]
+    #[arg(long)]
+    days: Option<u32>,
+    /// Proceed, with a warning, when the app management policy cannot be read (no Policy.Read.All)
+    #[arg(long)]
+    policy_unknown_ok: bool,
     /// Replace existing files
     #[arg(long)]
     force: bool,
@@ -57,15 +60,26 @@ pub struct RetireArgs {
 
 /// Runs `graph rotate`: exit 4 when the deploy hook failed.
 pub(super) fn rotate(a: &RotateArgs, ctx: &Ctx) -> Result<u8> {
-    let (policy, deploy) = (a.phase_one.policy()?, a.phase_one.hook()?);
+    let (removal, deploy) = (a.phase_one.policy()?, a.phase_one.hook()?);
     let name = a.name.clone().unwrap_or_else(|| rotate::default_name(keycred::dates::now()));
+    let key_size = KeySize::from_bits(a.key_size)?;
+    let s = a.common.open()?;
+    // The policy is read, and the lifetime checked against it, before any key is generated.
+    let policy = super::effective_policy(&s, a.policy_unknown_ok)?;
+    let days = match (a.days, &policy) {
+        (Some(d), _) => d,
+        (None, Some(p)) => p.default_days(),
+        (None, None) => DEFAULT_DAYS,
+    };
+    if let Some(p) = &policy {
+        super::check_policy(p, time::Duration::days(i64::from(days)), true)?;
+    }
     let new = NewCertificate {
         subject: a.subject.clone().unwrap_or_else(|| format!("CN={name}")),
-        key_size: KeySize::from_bits(a.key_size)?,
-        validity: Validity::Days(a.days),
+        key_size,
+        validity: Validity::Days(days),
     };
     let files = FileOptions { name, dir: a.out_dir.clone(), pfx: None, password: None, force: a.force };
-    let s = a.common.open()?;
     let current = s.cred.clone().ok_or_else(|| {
         Error::input("graph rotate needs the current certificate (--cert)")
             .with_hint("it signs the proofs of possession")
@@ -84,7 +98,7 @@ pub(super) fn rotate(a: &RotateArgs, ctx: &Ctx) -> Result<u8> {
         current: &current,
         method: s.method,
         proof_aud: s.proof_aud,
-        policy,
+        policy: removal,
         allow_lockout: a.allow_lockout,
         verify,
         deploy,
