@@ -158,6 +158,59 @@ impl Refused {
     }
 }
 
+/// Why, in terms of the application's credentials `fics`: what the token carries against what
+/// they expect, and what to change. Words only, for people (no AADSTS text).
+pub fn explain(r: &Refused, fics: &[FederatedIdentityCredential]) -> String {
+    let quoted = |v: Vec<&str>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    match r {
+        Refused::Malformed(why) => format!("the token is not a readable JWT with an issuer and an expiry. {why}").trim().to_string(),
+        Refused::UnknownIssuer { issuer } => {
+            let near = fics.iter().find(|c| c.issuer.trim_end_matches('/').eq_ignore_ascii_case(issuer.trim_end_matches('/')));
+            let base = format!(
+                "no federated identity credential trusts the issuer '{issuer}'; the application trusts {}",
+                quoted(fics.iter().map(|c| c.issuer.as_str()).collect())
+            );
+            match near {
+                Some(c) => format!("{base}. Credential '{}' names '{}', which differs only by a trailing '/' or letter case: issuers are compared exactly", c.name, c.issuer),
+                None => base,
+            }
+        }
+        Refused::IssuerUnreachable { issuer, detail } => format!(
+            "the issuer's discovery document or keys could not be fetched ({detail}); Entra fetches {}/.well-known/openid-configuration and its jwks_uri",
+            issuer.trim_end_matches('/')
+        ),
+        Refused::KeyNotFound { kid, issuer } => format!(
+            "the token is signed with key '{kid}', which the key set of '{issuer}' does not publish: the token comes from another issuer than its iss says, or the issuer rotated its keys"
+        ),
+        Refused::BadSignature { kid } => format!("the signature does not verify with the issuer's key '{kid}': the token was altered or forged"),
+        Refused::OutsideTimeRange { now, nbf, exp } => format!(
+            "the token is valid from {nbf} until {exp} (five minutes' grace), and it is {now}: request a fresh token from the issuer just before the exchange (workload tokens live minutes)"
+        ),
+        Refused::UnknownSubject { subject } => format!(
+            "no credential of this issuer has the subject '{subject}'; they have {}",
+            quoted(fics.iter().filter_map(|c| c.subject.as_deref()).collect())
+        ),
+        Refused::SubjectCase { subject, credential } => {
+            let registered = fics.iter().find(|c| &c.name == credential).and_then(|c| c.subject.as_deref()).unwrap_or("");
+            format!(
+                "credential '{credential}' has the subject '{registered}', the token '{subject}': they differ only in letter case, and Entra compares subjects case-sensitively since August 2024; change the credential's subject to the token's spelling"
+            )
+        }
+        Refused::UnknownAudience { audience, credential } => {
+            let want = fics.iter().find(|c| &c.name == credential).map(|c| c.audiences.join(",")).unwrap_or_default();
+            format!(
+                "credential '{credential}' matches the issuer and subject but accepts the audience '{want}', and the token's aud is '{audience}': request the token for '{want}' from the issuer, or change the credential's audience"
+            )
+        }
+    }
+}
+
 /// The token's parts that matching reads, decoded without trust: [`judge`] verifies it.
 #[derive(Debug)]
 pub struct Presented {

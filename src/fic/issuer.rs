@@ -58,6 +58,32 @@ pub async fn fetch_keys(transport: &dyn Transport, issuer: &str, loopback_only: 
     Ok(set)
 }
 
+/// Asks the keycred emulator's issuer at `issuer` (loopback only) for a workload token: its
+/// emulator-only mint endpoint `{issuer}/token`, with `request` (`subject`, and optionally
+/// `audience`, `lifetime`, `claims`). Real issuers have no such endpoint.
+pub async fn mint(transport: &dyn Transport, issuer: &str, request: &Value) -> crate::Result<String> {
+    let u = check_url(issuer, true).map_err(|why| {
+        crate::Error::input(why).with_hint("workload tokens are minted only by an issuer the keycred emulator plays")
+    })?;
+    let url = format!("{}/token", u.as_str().trim_end_matches('/'));
+    let req = Request::new(Method::POST, &url)
+        .header("accept", "application/json")
+        .body("application/json", request.to_string().into_bytes());
+    let answer = transport
+        .send(req)
+        .await
+        .map_err(|f| crate::Error::remote(format!("cannot reach the issuer {issuer}")).caused_by(f))?;
+    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    match (answer.status, body.get("token").and_then(Value::as_str)) {
+        (200, Some(t)) => Ok(t.to_string()),
+        (status, _) => {
+            let why = body.get("error_description").and_then(Value::as_str).unwrap_or("no token in the answer");
+            Err(crate::Error::remote(format!("the issuer {issuer} answered HTTP {status}: {why}"))
+                .with_hint("check the issuer URL: the emulator lists its issuers under \"issuers\" when it starts"))
+        }
+    }
+}
+
 /// Key sets fetched recently, per issuer.
 #[derive(Debug, Default)]
 pub struct KeyCache {
