@@ -34,7 +34,7 @@ pub enum FicCmd {
     /// List the application's federated identity credentials
     List(FicCommon),
     /// Add a federated identity credential (Graph's rules checked first)
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Remove a federated identity credential by name
     Remove {
         #[command(flatten)]
