@@ -26,6 +26,7 @@ pub mod dates;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+pub mod fic;
 pub mod fleet;
 pub mod fsio;
 pub mod graph;

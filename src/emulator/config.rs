@@ -61,6 +61,8 @@ pub struct EmulatorConfig {
     /// The tenant's default app management policy (`--app-policy`): its body as served, and
     /// what it restricts.
     pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
+    /// External OIDC issuers to play (`--issuer NAME`), at `{base}/issuers/{NAME}`.
+    pub issuers: Vec<String>,
 }
 
 impl EmulatorConfig {
@@ -86,6 +88,7 @@ impl EmulatorConfig {
             read_timeout: READ_TIMEOUT,
             throttle: None,
             app_policy: None,
+            issuers: Vec::new(),
         }
     }
 }

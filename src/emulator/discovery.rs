@@ -23,7 +23,7 @@ pub(super) fn jwk(st: &AppState) -> Value {
 }
 
 /// Big-endian modulus and exponent of an RSA certificate, without sign-padding zeros.
-fn modulus_exponent(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(super) fn modulus_exponent(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (_, x509) = X509Certificate::from_der(der).ok()?;
     match x509.public_key().parsed().ok()? {
         x509_parser::public_key::PublicKey::RSA(rsa) => {

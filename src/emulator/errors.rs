@@ -529,6 +529,14 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// A refused federated credential: Entra's code, `error` and text for it
+    /// ([`crate::fic::diagnose`] lists them with their sources).
+    pub fn federated(r: &crate::fic::diagnose::Refused) -> Self {
+        Self::new(r.error(), r.code(), r.entra_text())
+    }
+}
+
 /// The headers Entra puts on token answers: no caching anywhere, the JSON charset, and
 /// `x-ms-request-id` equal to the body's `trace_id`.
 pub fn token_response_headers(resp: &mut Response, trace_id: &str) {

@@ -4,7 +4,7 @@
 use super::config::{check_config, tenant_of, EmulatorConfig};
 use super::router::router_with;
 use super::state::AppState;
-use super::{apps, serve, signins, tenant, throttle, tls};
+use super::{apps, issuers, serve, signins, tenant, throttle, tls};
 use super::{EndpointVersion, User};
 use crate::cert::{self, Certificate, KeySize, NewCertificate, PrivateKey, Validity};
 use crate::wording::Input;
@@ -26,9 +26,14 @@ pub struct EmulatorInfo {
     domains: Vec<String>,
     users: Vec<User>,
     apps: Vec<(String, String)>,
+    issuers: Vec<(String, String)>,
 }
 
 impl EmulatorInfo {
+    /// The external OIDC issuers it plays: `(name, issuer URL)`.
+    pub fn issuers(&self) -> &[(String, String)] {
+        &self.issuers
+    }
     /// `http://127.0.0.1:PORT` (or `https://...` with TLS), without trailing slash: the authority.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -139,6 +144,10 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
     check_config(&cfg)?;
     let (registry, directory) = load_tenant(&cfg)?;
     let (signing_cert, signing_key) = signing_identity().await?;
+    let (names, mint_allowed) = (cfg.issuers.clone(), !cfg.allow_remote);
+    let issuers = tokio::task::spawn_blocking(move || issuers::Issuers::generate(&names, mint_allowed))
+        .await
+        .map_err(|e| Error::internal(format!("key generation task failed: {e}")))??;
     let (tcp, shown) = bind(&cfg).await?;
     let (tls, ca_file, temp) = tls_setup(&cfg)?;
 
@@ -169,6 +178,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         app_policy: cfg.app_policy.clone(),
         app_policies: Default::default(),
         sign_ins: signins::SignIns::default(),
+        issuers,
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -182,6 +192,12 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
             domains: state.directory.domains.clone(),
             users: state.directory.users.clone(),
             apps: state.registry.list().iter().map(|a| (a.app_id.clone(), a.name().to_string())).collect(),
+            issuers: state
+                .issuers
+                .names()
+                .into_iter()
+                .map(|n| (n.clone(), format!("{}{}{n}", state.base_url, issuers::PATH)))
+                .collect(),
         },
         stop: Some(stop_tx),
         task: Some(task),

@@ -20,6 +20,7 @@ pub mod errors;
 mod generate;
 mod graph;
 mod handle;
+mod issuers;
 mod middleware;
 mod router;
 mod serve;

@@ -4,7 +4,7 @@
 use super::config::MAX_BODY;
 use super::middleware::{body_deadline, log_request};
 use super::state::{AppState, SharedState};
-use super::{authorize, discovery, errors, graph, token};
+use super::{authorize, discovery, errors, graph, issuers, token};
 use super::{EndpointVersion, READ_TIMEOUT};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -40,6 +40,7 @@ pub(super) fn router_with(state: Arc<AppState>, read_timeout: std::time::Duratio
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance))
         .merge(graph::routes())
+        .merge(issuers::routes())
         .fallback(graph::fallback)
         .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), graph::unserved::layer))

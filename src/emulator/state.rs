@@ -3,7 +3,7 @@
 //! resource, which roles).
 
 use super::config::MAX_RESOURCE;
-use super::{apps, errors, signins, tenant, throttle, token};
+use super::{apps, errors, issuers, signins, tenant, throttle, token};
 use super::{Api, App, TokenVersion};
 use crate::cert::{Certificate, PrivateKey};
 use crate::secret::SecretString;
@@ -47,6 +47,8 @@ pub struct AppState {
     pub(super) app_policies: std::sync::Mutex<Vec<serde_json::Value>>,
     /// Each credential's latest sign-in, for Graph's credential activity report.
     pub(super) sign_ins: signins::SignIns,
+    /// The external OIDC issuers it plays (`--issuer`), and other issuers' cached keys.
+    pub(super) issuers: issuers::Issuers,
 }
 
 impl AppState {

@@ -10,6 +10,7 @@
 //! - [`pager`]: streams a collection page by page, so memory stays flat however large the tenant;
 //! - [`keys`]: adding and removing an application's certificates, by `addKey`/`removeKey` with a
 //!   proof of possession or by `PATCH` of the whole `keyCredentials` array;
+//! - [`federated`]: an application's federated identity credentials;
 //! - [`access`]: an application's API permissions (`requiredResourceAccess`);
 //! - [`policy`]: the app management policy in force for an application;
 //! - [`signins`]: the credential sign-in report (when each credential last signed in).
@@ -17,6 +18,7 @@
 pub mod access;
 pub mod call;
 pub mod client;
+pub mod federated;
 pub mod keys;
 pub mod limiter;
 pub mod objects;

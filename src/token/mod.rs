@@ -219,7 +219,7 @@ fn hint_context(req: &TokenRequest, registration: &Registration) -> HintContext 
         ClientAuth::Certificate { cred, .. } => {
             (Some(cred.cert.thumbprint()), Some(cred.cert_path.display().to_string()))
         }
-        ClientAuth::Secret(_) => (None, None),
+        ClientAuth::Secret(_) | ClientAuth::Federated(_) => (None, None),
     };
     let tenant = Some(&req.tenant).filter(|t| !t.is_alias());
     let consent_url = consent::admin_consent_url(&req.authority, tenant, &req.client_id, None, None);

@@ -30,6 +30,10 @@ pub enum ClientAuth {
     },
     /// A client secret (`client_secret=`).
     Secret(SecretString),
+    /// A token from another issuer that the application trusts through a federated identity
+    /// credential (GitHub Actions', a Kubernetes service account's), sent as the client
+    /// assertion as it is.
+    Federated(SecretString),
 }
 
 /// The grant: what the application exchanges for a token.
@@ -264,6 +268,10 @@ impl TokenRequest {
                 form.push(("client_assertion", FormValue::Secret(assertion)));
             }
             ClientAuth::Secret(s) => form.push(("client_secret", FormValue::Secret(s.clone()))),
+            ClientAuth::Federated(token) => {
+                form.push(("client_assertion_type", plain(JWT_BEARER_ASSERTION_TYPE)));
+                form.push(("client_assertion", FormValue::Secret(token.clone())));
+            }
         }
         Ok(PreparedRequest { url, form })
     }

@@ -41,6 +41,8 @@ mod emulator_sign_in_report;
 mod emulator_tenant;
 mod emulator_tokens;
 mod emulator_validation;
+mod federated_cli;
+mod federated_credentials;
 mod first_steps;
 mod fleet_audit_csv_cells;
 mod fleet_cli;

@@ -65,6 +65,10 @@ pub struct Args {
     /// Allow listening on a non-loopback address (anyone who reaches it gets tokens)
     #[arg(long)]
     pub allow_remote: bool,
+    /// Also play an external OIDC issuer named NAME at BASE/issuers/NAME (discovery, keys, and an
+    /// emulator-only endpoint minting workload tokens, see `keycred fic mint`); repeatable
+    #[arg(long = "issuer", value_name = "NAME")]
+    pub issuers: Vec<String>,
     /// Once the port is bound, write what `-o json` prints (base URL, tenant, endpoints) to this
     /// file, for scripts that wait for it; refused if it exists, removed when the emulator stops
     #[arg(long, value_name = "PATH")]
@@ -117,6 +121,7 @@ fn config_of(args: &Args) -> Result<EmulatorConfig> {
             .with_hint("use IP:PORT, for example 127.0.0.1:8400 or [::1]:0")
     })?;
     cfg.grants = args.grants.iter().map(|g| emulator::parse_grant(g)).collect::<Result<_>>()?;
+    cfg.issuers = args.issuers.clone();
     cfg.secret = args.secret_env.as_deref().map(keycred::secret::from_env).transpose()?;
     cfg.tls = args.tls;
     cfg.allow_remote = args.allow_remote;
@@ -169,6 +174,8 @@ fn announcement(h: &EmulatorHandle) -> serde_json::Value {
         .iter()
         .map(|u| serde_json::json!({"userPrincipalName": u.upn, "displayName": u.name, "id": u.oid}))
         .collect();
+    let issuers: Vec<serde_json::Value> =
+        h.info().issuers().iter().map(|(name, url)| serde_json::json!({"name": name, "url": url})).collect();
     serde_json::json!({
         "baseUrl": h.info().base_url(),
         "tenant": h.info().tenant(),
@@ -183,6 +190,7 @@ fn announcement(h: &EmulatorHandle) -> serde_json::Value {
         "caFile": h.info().ca_file().map(|p| p.display().to_string()),
         "apps": apps,
         "users": users,
+        "issuers": issuers,
     })
 }
 
@@ -204,6 +212,9 @@ fn print_text(h: &EmulatorHandle) {
     }
     let users: Vec<String> = h.info().users().iter().map(|u| format!("{} ({})", u.upn, u.name)).collect();
     pairs.push(("users", users.join(", ")));
+    for (name, url) in h.info().issuers() {
+        pairs.push(("issuer", format!("{name}  {url}")));
+    }
     // Thousands of apps with --apps-dir: name the first ones, count the rest.
     const SHOWN: usize = 20;
     for (id, name) in h.info().apps().iter().take(SHOWN) {

@@ -14,6 +14,8 @@ mod consent;
 mod decode;
 mod demo;
 mod emulate;
+mod fic;
+mod fic_check;
 mod fleet;
 mod graph;
 mod manifest;
@@ -78,6 +80,10 @@ pub enum Command {
     /// Manage an application's certificates through Microsoft Graph
     #[command(subcommand)]
     Graph(graph::Cmd),
+    /// Workload tokens for secretless sign-in: mint one from an emulated issuer, or check one
+    /// against an application's federated identity credentials
+    #[command(subcommand)]
+    Fic(fic::Cmd),
     /// Audit and rotate the credentials of many applications at once (tenant scale)
     #[command(subcommand)]
     Fleet(fleet::Cmd),
@@ -122,6 +128,7 @@ fn run() -> u8 {
         Command::ConsentUrl(a) => consent::run(a, &ctx),
         Command::Permissions(a) => permissions::catalogue(a, &ctx),
         Command::Emulate(a) => emulate::run(a, &ctx),
+        Command::Fic(a) => fic::run(a, &ctx),
         Command::Check(a) => check::run(a, &ctx),
         Command::Demo(a) => demo::run(a, &ctx),
         Command::Rotate(a) => rotate::run(a, &ctx),

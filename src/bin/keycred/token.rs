@@ -53,6 +53,11 @@ pub struct Args {
     /// Fail (exit 4) unless the token's roles hold ROLE; repeatable
     #[arg(long, value_name = "ROLE")]
     pub expect_role: Vec<String>,
+    /// Sign in with a workload token from another issuer (GitHub Actions, a Kubernetes service
+    /// account) that the app trusts through a federated identity credential: the file holding
+    /// it, sent as the client assertion; AZURE_FEDERATED_TOKEN_FILE when no other credential is given
+    #[arg(long, value_name = "FILE")]
+    pub federated_token_file: Option<std::path::PathBuf>,
     /// Print only the access token
     #[arg(long)]
     pub raw: bool,
@@ -114,21 +119,19 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
         return Err(Error::input("both --secret-env and --cert given: which credential should sign in?")
             .with_hint("pass either --cert (certificate) or --secret-env (client secret)"));
     }
-    let auth = match a.secret.secret()? {
-        Some(s) => ClientAuth::Secret(s),
-        // Like the Azure SDKs' EnvironmentCredential: a secret in AZURE_CLIENT_SECRET is used
-        // when no certificate is given.
-        None if !a.cred.given() && std::env::var_os("AZURE_CLIENT_SECRET").is_some() => {
-            ClientAuth::Secret(secret::from_env("AZURE_CLIENT_SECRET")?)
+    let federated = federated_token_file(a)?;
+    if let Some((file, _)) = &federated {
+        if a.secret.secret_env.is_some() || (a.cred.given() && !cert_from_env) {
+            return Err(Error::input(format!(
+                "both a federated token file ({}) and a certificate or secret given: which credential should sign in?",
+                file.display()
+            ))
+            .with_hint("pass either --federated-token-file, or --cert, or --secret-env"));
         }
-        None => {
-            if !a.cred.given() {
-                return Err(Error::input("no credential given").with_hint(
-                    "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR (or set AZURE_CLIENT_SECRET)",
-                ));
-            }
-            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
-        }
+    }
+    let auth = match federated {
+        Some((_, token)) => ClientAuth::Federated(token),
+        None => certificate_or_secret(a)?,
     };
     Ok(TokenRequest {
         authority: a.tenant.authority()?,
@@ -139,6 +142,52 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
         grant,
         auth,
     })
+}
+
+/// The certificate or the secret that signs the app in.
+fn certificate_or_secret(a: &Args) -> Result<ClientAuth> {
+    Ok(match a.secret.secret()? {
+        Some(s) => ClientAuth::Secret(s),
+        // Like the Azure SDKs' EnvironmentCredential: a secret in AZURE_CLIENT_SECRET is used
+        // when no certificate is given.
+        None if !a.cred.given() && std::env::var_os("AZURE_CLIENT_SECRET").is_some() => {
+            ClientAuth::Secret(secret::from_env("AZURE_CLIENT_SECRET")?)
+        }
+        None => {
+            if !a.cred.given() {
+                return Err(Error::input("no credential given").with_hint(
+                    "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR (or set \
+                     AZURE_CLIENT_SECRET), or --federated-token-file FILE (or set AZURE_FEDERATED_TOKEN_FILE)",
+                ));
+            }
+            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
+        }
+    })
+}
+
+/// The workload token of `--federated-token-file`, else of AZURE_FEDERATED_TOKEN_FILE when no
+/// certificate or secret is given on the command line (as azure-identity's
+/// WorkloadIdentityCredential reads it): re-read at each run, since issuers rotate the file.
+fn federated_token_file(a: &Args) -> Result<Option<(std::path::PathBuf, secret::SecretString)>> {
+    let from_env = || {
+        let explicit = a.secret.secret_env.is_some()
+            || (a.cred.given() && std::env::var_os("AZURE_CLIENT_CERTIFICATE_PATH").is_none());
+        std::env::var_os("AZURE_FEDERATED_TOKEN_FILE")
+            .filter(|v| !v.is_empty() && !explicit)
+            .map(std::path::PathBuf::from)
+    };
+    let Some(file) = a.federated_token_file.clone().or_else(from_env) else { return Ok(None) };
+    let bytes = keycred::fsio::read_limited(&file, 64 * 1024)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::file(&file, "the federated token file is not text")
+            .with_hint("give the file holding the workload token (a JWT)")
+    })?;
+    let token = text.trim();
+    if keycred::jwt::dangerous::decode(token).is_err() {
+        return Err(Error::file(&file, "the federated token file does not hold a JWT")
+            .with_hint("give the file your platform writes the workload token to (header.payload.signature)"));
+    }
+    Ok(Some((file, secret::SecretString::new(token.to_string()))))
 }
 
 /// Runs `keycred token`.

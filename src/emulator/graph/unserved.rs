@@ -41,16 +41,10 @@ const CREATED_BY_POST: [&str; 6] =
 const UPDATED_AND_DELETED: [&str; 6] =
     ["users", "groups", "devices", "oauth2permissiongrants", "subscriptions", "domains"];
 /// Navigation properties of an application Graph reads with `GET`.
-const APP_NAVIGATION: [&str; 6] = [
-    "owners",
-    "extensionproperties",
-    "federatedidentitycredentials",
-    "tokenissuancepolicies",
-    "tokenlifetimepolicies",
-    "createdonbehalfof",
-];
+const APP_NAVIGATION: [&str; 5] =
+    ["owners", "extensionproperties", "tokenissuancepolicies", "tokenlifetimepolicies", "createdonbehalfof"];
 /// ... and those it adds to with `POST`.
-const APP_NAVIGATION_POST: [&str; 2] = ["extensionproperties", "federatedidentitycredentials"];
+const APP_NAVIGATION_POST: [&str; 1] = ["extensionproperties"];
 /// Actions of an application the emulator does not serve (it serves addKey, removeKey,
 /// addPassword and removePassword).
 const APP_ACTIONS: [&str; 7] = [
@@ -141,9 +135,6 @@ fn classify(method: &Method, path: &str) -> Target {
         }
         ["applications", _, action] => m(&Method::POST) && APP_ACTIONS.contains(action),
         ["applications", _, "owners", "$ref"] => m(&Method::POST),
-        ["applications", _, "federatedidentitycredentials", _] => {
-            m(&Method::GET) || m(&Method::PATCH) || m(&Method::DELETE)
-        }
         ["applications", _, "extensionproperties", _] => m(&Method::GET) || m(&Method::DELETE),
         ["serviceprincipals"] => m(&Method::POST),
         ["serviceprincipals", "delta" | "delta()"] => m(&Method::GET),

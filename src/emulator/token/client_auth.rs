@@ -27,6 +27,9 @@ pub(super) fn authenticate(
             Some(_) => return Err(Refusal::malformed_jwt("Invalid client_assertion_type.")),
             None => return Err(Refusal::missing_parameter("client_assertion_type")),
         }
+        if let Some(proof) = federated(req, &app, assertion)? {
+            return Ok((app, proof));
+        }
         let now = crate::dates::now();
         let key = verify_assertion_at(&app.credentials, assertion, client_id, &req.endpoints, now)?;
         *req.signed_in.borrow_mut() = key.key_id.clone().map(|key_id| {
@@ -55,6 +58,31 @@ pub(super) fn authenticate(
         return Err(Refusal::missing_credential());
     };
     Ok((app, auth))
+}
+
+/// A federated assertion: a token whose `iss` is an issuer URL (a certificate assertion's is the
+/// client id), judged against the app's federated identity credentials with the issuer's keys.
+/// `None` for any other assertion. Entra's tokens for such a sign-in are assertion-based, so they
+/// say so as a certificate's do (`appidacr` 2).
+fn federated(req: &Req, app: &App, assertion: &str) -> Result<Option<ClientProof>, Refusal> {
+    let iss = crate::jwt::dangerous::decode(assertion).ok().and_then(|d| d.claim_str("iss").map(str::to_string));
+    let is_url =
+        iss.as_deref().and_then(|i| url::Url::parse(i).ok()).is_some_and(|u| matches!(u.scheme(), "https" | "http"));
+    if !is_url {
+        return Ok(None);
+    }
+    let fics = crate::fic::from_manifest(&app.json);
+    let st = req.st;
+    let now = crate::dates::now().unix_timestamp();
+    crate::fic::diagnose::judge(&fics, assertion, |iss| st.issuers.keys_for(&st.base_urls, iss), now).map_err(|r| {
+        if st.log {
+            if let crate::fic::diagnose::Refused::IssuerUnreachable { detail, .. } = &r {
+                eprintln!("keycred emulate: federated issuer unreachable: {detail}");
+            }
+        }
+        Refusal::federated(&r)
+    })?;
+    Ok(Some(ClientProof::Certificate))
 }
 
 /// RFC 6749 section 2.3.1 `client_secret_basic`: `Authorization: Basic base64(id:secret)` where

@@ -1,13 +1,17 @@
 //! `keycred graph list|add|remove|rotate|retire`: an application's certificates through
 //! Microsoft Graph; `keycred graph permission add|remove|list`: its API permissions
-//! (`requiredResourceAccess`). `rotate` and `retire` (phases 1 and 2 of the lifecycle) are in
+//! (`requiredResourceAccess`); `keycred graph fic add|list|remove`: its federated identity
+//! credentials ([`fic`]). `rotate` and `retire` (phases 1 and 2 of the lifecycle) are in
 //! [`rotation`].
 //!
 //! Self-rotation (addKey/removeKey with a proof signed by the app's current certificate) is the
 //! default; `--patch`, or an application with no valid certificate left, PATCHes the whole
 //! `keyCredentials` array with a Graph token, keeping every existing entry.
 
+mod fic;
 mod rotation;
+
+pub use fic::{list_federated, FicCommon};
 
 use super::common::{GraphAccessArgs, NewCertArgs};
 use super::output::{generate, out_line, print_pairs};
@@ -91,6 +95,10 @@ pub enum Cmd {
     /// Edit the API permissions the application asks for (PATCH of requiredResourceAccess)
     #[command(subcommand)]
     Permission(PermissionCmd),
+    /// The application's federated identity credentials (secretless sign-in from GitHub
+    /// Actions, Kubernetes and other issuers)
+    #[command(subcommand)]
+    Fic(fic::FicCmd),
 }
 
 /// `keycred graph add`.
@@ -249,6 +257,7 @@ pub fn run(cmd: &Cmd, ctx: &Ctx) -> Result<u8> {
         Cmd::Rotate(a) => return rotation::rotate(a, ctx),
         Cmd::Retire(a) => rotation::retire(a, ctx)?,
         Cmd::Permission(p) => permission(p, ctx)?,
+        Cmd::Fic(f) => fic::run(f, ctx)?,
     }
     Ok(keycred::error::exit::OK)
 }
