@@ -20,6 +20,7 @@ mod fleet_bench;
 mod flood;
 mod fuzz;
 mod interop;
+mod token_rate;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::run(&target_dir(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench [--quick] [--fleet]|interop|fuzz [--seconds N] [TARGET...]|\
+                "usage: cargo xtask <test|bench [--quick] [--fleet|--emulator]|interop|fuzz [--seconds N] [TARGET...]|\
                  flood [--seconds N] [--debug]|dist [--debug]>"
             );
             return ExitCode::from(2);

@@ -99,6 +99,8 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             print_text(&h);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");
         }
+        // It lists every application: not kept for the emulator's life.
+        drop(doc);
         stop.wait().await;
         h.shutdown().await;
         drop(ready);
