@@ -69,7 +69,7 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     println!("machine: {}; load average {}", machine(), load_average());
     // `--emulator`: only the emulator's token rate against the signing limit, and its memory.
     if args.iter().any(|a| a == "--emulator") {
-        let result = crate::token_rate::run(&bin, &tmp, quick);
+        let result = crate::token_rate::run(root, &bin, &tmp, quick);
         let _ = std::fs::remove_dir_all(&tmp);
         return result;
     }
@@ -180,7 +180,7 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
         return Err("the in-process benchmarks failed".into());
     }
     let result =
-        crate::fleet_bench::run(root, &bin, &tmp, quick).and_then(|()| crate::token_rate::run(&bin, &tmp, quick));
+        crate::fleet_bench::run(root, &bin, &tmp, quick).and_then(|()| crate::token_rate::run(root, &bin, &tmp, quick));
     println!("load average at the end: {}", load_average());
     let _ = std::fs::remove_dir_all(&tmp);
     result

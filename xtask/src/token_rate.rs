@@ -293,6 +293,21 @@ fn openssl_limit(n: usize, secs: u32) -> Result<f64, String> {
         .ok_or_else(|| format!("openssl speed said: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
+/// aws-lc's RS256 signatures per CPU-second on one thread (`benches/bench.rs --sign`), times
+/// `n` cores: the signing limit of keycred's own signer.
+fn aws_lc_limit(bench: &Path, n: usize, secs: u32) -> Result<f64, String> {
+    let o = Command::new(bench)
+        .args(["--sign", &secs.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("bench --sign: {e}"))?;
+    let per_core: f64 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| format!("bench --sign said: {}", String::from_utf8_lossy(&o.stdout)))?;
+    Ok(per_core * n as f64)
+}
+
 /// The emulator's resident memory, MiB.
 fn rss_mib(pid: u32) -> Result<f64, String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("the emulator: {e}"))?;
@@ -304,7 +319,8 @@ fn rss_mib(pid: u32) -> Result<f64, String> {
 }
 
 /// Runs the token-rate and memory benchmarks.
-pub fn run(bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
+pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
+    let bench_bin = crate::fleet_bench::bench_binary(root)?;
     let n = if quick { 2_000 } else { 10_000 };
     let (rounds, secs) = if quick { (2, 1u32) } else { (4, 2u32) };
     let long_run: u64 = if quick { 100_000 } else { 1_000_000 };
@@ -330,6 +346,7 @@ pub fn run(bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
         (&many, 64, format!("{n} apps, 64 connections")),
     ];
     let mut limits = vec![openssl_limit(cores, secs)?];
+    let mut own_limits = vec![aws_lc_limit(&bench_bin, cores, secs)?];
     let mut slices: Vec<Vec<Slice>> = (0..cells.len()).map(|_| Vec::new()).collect();
     for r in 0..rounds {
         let order: Vec<usize> = if r % 2 == 0 { (0..cells.len()).collect() } else { (0..cells.len()).rev().collect() };
@@ -338,10 +355,13 @@ pub fn run(bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
             slices[i].push(rate(s, *conns, secs as f64)?);
         }
         limits.push(openssl_limit(cores, secs)?);
+        own_limits.push(aws_lc_limit(&bench_bin, cores, secs)?);
     }
     // Each round's reference: the mean of the openssl slices before and after it.
     let reference: Vec<f64> = limits.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
     let sign_us: Vec<f64> = reference.iter().map(|r| cores as f64 * 1e6 / r).collect();
+    let own_reference: Vec<f64> = own_limits.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    let own_us: Vec<f64> = own_reference.iter().map(|r| cores as f64 * 1e6 / r).collect();
     println!();
     println!(
         "emulator token rate vs `openssl speed -multi {cores} rsa2048` ({rounds} rounds of {secs} s a cell; \
@@ -350,6 +370,11 @@ pub fn run(bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
     );
     println!("  openssl signs/s on {cores} cores (CPU time): {}", side(&reference, 0, "/s"));
     println!("  openssl CPU per signature: {}", side(&sign_us, 1, "µs"));
+    println!(
+        "  aws-lc (keycred's signer) signs/s on {cores} cores (CPU time): {}; CPU per signature {}",
+        side(&own_reference, 0, "/s"),
+        side(&own_us, 1, "µs")
+    );
     println!(
         "{:<36} {:>20} {:>20} {:>17} {:>20} {:>20} {:>8}  verdict",
         "v2 client credentials",
@@ -376,6 +401,15 @@ pub fn run(bin: &Path, tmp: &Path, quick: bool) -> Result<(), String> {
             "≥ x0.80",
             p.verdict_at_least(0.80)
         );
+    }
+    println!(
+        "{:<36} {:>20} {:>20} {:>8}  (against aws-lc's own signatures: the share of a token's CPU that is its signature)",
+        "", "tokens/s, N cores", "ratio [rounds]", ""
+    );
+    for (i, (_, _, name)) in cells.iter().enumerate() {
+        let ideal: Vec<f64> = slices[i].iter().map(|x| cores as f64 * 1e6 / (x.emulator_us + x.client_us)).collect();
+        let p = Pair::new(ideal, own_reference.clone());
+        println!("{name:<36} {:>20} {:>20}", p.side(0, 0, ""), p.ratio());
     }
     let growth = after_long / after_short;
     println!();

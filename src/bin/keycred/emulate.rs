@@ -82,7 +82,9 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             e.with_hint("remove it (an emulator that was killed leaves it behind) or choose another --ready-file")
         })?;
     }
+    fewer_allocator_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(emulator::BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
@@ -106,6 +108,18 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
         drop(ready);
         Ok(keycred::error::exit::OK)
     })
+}
+
+/// glibc gives each thread that allocates an arena of its own, and what one thread frees stays in
+/// its arena: a re-listing of a directory of thousands of manifests on each blocking thread in
+/// turn would leave a listing's worth of free memory in every one (about 20 MB with 10,000
+/// applications, BENCHMARKS.md). Two arenas are shared by all threads instead.
+fn fewer_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: sets a malloc tunable, before the runtime starts any other thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// The emulator's configuration from the command line, refusing a `--listen` without a port.
