@@ -48,6 +48,12 @@ fn main() {
         println!("{:.3}", keygen_seconds(n));
         return;
     }
+    // `--sign SECS`: raw RS256 signatures (2048-bit key) per second of this thread's CPU time,
+    // aws-lc's signing limit per core, beside which `cargo xtask bench` puts the emulator's.
+    if let Some(s) = args.iter().position(|a| a == "--sign").and_then(|i| args.get(i + 1)) {
+        println!("{:.1}", signs_per_cpu_second(s.parse().expect("--sign SECS")));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 1.0 } else { 3.0 };
     let tenant_n = if quick { 2_000 } else { 10_000 };
@@ -80,6 +86,26 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// RS256 signatures of a token-sized message with a 2048-bit key, per second of the calling
+/// thread's CPU time (so that other work on a shared machine does not count against it).
+fn signs_per_cpu_second(secs: f64) -> f64 {
+    let key = credential().key;
+    let msg = vec![b'a'; 900];
+    let cpu = || {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+    };
+    let (wall, start) = (Instant::now(), cpu());
+    let mut n = 0u64;
+    while wall.elapsed().as_secs_f64() < secs {
+        std::hint::black_box(key.sign(SignatureAlg::Rs256, &msg).expect("sign"));
+        n += 1;
+    }
+    n as f64 / (cpu() - start)
 }
 
 /// Seconds to generate `n` certificates on 8 threads: the threads `fleet rotate --concurrency 8`

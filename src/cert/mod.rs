@@ -35,23 +35,51 @@ pub const MAX_RSA_BITS: usize = 8192;
 /// Under this many days left, a certificate is reported as expiring.
 pub const EXPIRING_DAYS: i64 = 30;
 
+/// Bytes of a certificate's DER, as a range of it (what the parser returns lies within it) or,
+/// should a parser ever hand back a copy, those bytes.
+#[derive(Clone, Debug)]
+enum Part {
+    In(u32, u32),
+    Own(Box<[u8]>),
+}
+
+impl Part {
+    fn of(der: &[u8], part: &[u8]) -> Part {
+        let (start, end) = (der.as_ptr() as usize, der.as_ptr() as usize + der.len());
+        let at = part.as_ptr() as usize;
+        if at >= start && at + part.len() <= end {
+            Part::In((at - start) as u32, (at - start + part.len()) as u32)
+        } else {
+            Part::Own(part.into())
+        }
+    }
+    fn get<'a>(&'a self, der: &'a [u8]) -> &'a [u8] {
+        match self {
+            Part::In(a, b) => &der[*a as usize..*b as usize],
+            Part::Own(bytes) => bytes,
+        }
+    }
+}
+
 /// A parsed certificate: the DER and the facts keycred needs from it.
 #[derive(Clone, Debug)]
 pub struct Certificate {
     der: Vec<u8>,
     subject: String,
     issuer: String,
-    /// Raw DER of the subject and issuer names, to find which certificate issued which.
-    subject_der: Vec<u8>,
-    issuer_der: Vec<u8>,
+    /// Raw DER of the subject and issuer names, to find which certificate issued which: where
+    /// they lie in `der` (an emulator holds the certificates of a whole tenant; copies would
+    /// cost a third more).
+    subject_der: Part,
+    issuer_der: Part,
     serial_hex: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     key_algorithm: String,
     key_bits: usize,
     signature_algorithm: String,
-    /// PKCS#1 RSAPublicKey DER, when the key is RSA.
-    rsa_public_key: Option<Vec<u8>>,
+    /// PKCS#1 RSAPublicKey DER, when the key is RSA: where it lies in `der`.
+    rsa_public_key: Option<Part>,
     /// Why no one can sign with this RSA key (a public exponent of 1, an even modulus...).
     key_defect: Option<String>,
 }
@@ -67,13 +95,15 @@ impl Certificate {
         if !rest.is_empty() {
             return Err(Error::input(format!("{origin}: trailing bytes after the certificate")));
         }
-        let der = der[..der.len() - rest.len()].to_vec();
+        // The parser's slices lie in `der`, the input: the parts are found there, at the same
+        // offsets as in the copy kept.
+        let owned = der[..der.len() - rest.len()].to_vec();
         let spki = x509.public_key();
         let mut key_defect = None;
         let (key_algorithm, key_bits, rsa_public_key) = match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
                 key_defect = rsa_key_defect(&rsa);
-                ("RSA".to_string(), rsa.key_size(), Some(spki.subject_public_key.data.to_vec()))
+                ("RSA".to_string(), rsa.key_size(), Some(Part::of(der, &spki.subject_public_key.data)))
             }
             Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC".to_string(), ec.key_size(), None),
             Ok(other) => (format!("{:?}", other).split('(').next().unwrap_or("unknown").to_string(), 0, None),
@@ -86,8 +116,8 @@ impl Certificate {
         Ok(Certificate {
             subject: dn::format(x509.subject()),
             issuer: dn::format(x509.issuer()),
-            subject_der: x509.subject().as_raw().to_vec(),
-            issuer_der: x509.issuer().as_raw().to_vec(),
+            subject_der: Part::of(der, x509.subject().as_raw()),
+            issuer_der: Part::of(der, x509.issuer().as_raw()),
             serial_hex: hex_upper(serial),
             not_before: x509.validity().not_before.to_datetime(),
             not_after: x509.validity().not_after.to_datetime(),
@@ -96,7 +126,7 @@ impl Certificate {
             signature_algorithm: oid_name(&x509.signature_algorithm.algorithm),
             rsa_public_key,
             key_defect,
-            der,
+            der: owned,
         })
     }
 
@@ -121,11 +151,11 @@ impl Certificate {
     }
     /// DER of the subject name.
     pub fn subject_der(&self) -> &[u8] {
-        &self.subject_der
+        self.subject_der.get(&self.der)
     }
     /// DER of the issuer name.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.issuer_der
+        self.issuer_der.get(&self.der)
     }
     /// Start of validity.
     pub fn not_before(&self) -> OffsetDateTime {
@@ -145,7 +175,7 @@ impl Certificate {
     }
     /// PKCS#1 RSAPublicKey DER, for RSA keys.
     pub fn rsa_public_key(&self) -> Option<&[u8]> {
-        self.rsa_public_key.as_deref()
+        self.rsa_public_key.as_ref().map(|p| p.get(&self.der))
     }
     /// SHA-1 digest of the DER.
     pub fn sha1(&self) -> [u8; 20] {

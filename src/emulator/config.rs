@@ -10,6 +10,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use tenant::Tenant;
 
+/// Threads of the runtime's blocking pool an emulator's runtime should allow: the token and
+/// Graph handlers run there and are CPU-bound (signatures) or read small local files, so threads
+/// beyond a few per core only add switching, and each one a thread's stack and allocator arena to
+/// the resident memory (64 connections would otherwise keep 64 threads, about 20 MB).
+pub const BLOCKING_THREADS: usize = 8;
+
 /// Largest request body accepted (larger ones get 413).
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Longest resource name (URI or app id) a request may give; longer ones name no resource.

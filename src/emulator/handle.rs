@@ -331,7 +331,12 @@ pub fn start_blocking(cfg: EmulatorConfig) -> Result<BlockingEmulator> {
     let thread = std::thread::Builder::new()
         .name("keycred-emulator".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(super::BLOCKING_THREADS)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(Error::internal("cannot start the emulator's runtime").caused_by(e)));

@@ -35,9 +35,19 @@ pub(super) async fn log_request(log: bool, req: Request, next: Next) -> Response
         let info = resp.extensions().get::<RequestLog>().cloned().unwrap_or_default();
         let status = resp.status();
         let outcome = if status.is_success() { "ok" } else { status.canonical_reason().unwrap_or("error") };
-        let client = info.client_id.map(|c| format!(" client_id={c:?}")).unwrap_or_default();
-        let code = info.code.map(|c| format!(" AADSTS{c}")).unwrap_or_default();
-        eprintln!("keycred emulate: {method} {path}{client} -> {} {outcome}{code}", status.as_u16());
+        use std::fmt::Write as _;
+        // The line is built first and written with one call: standard error is unbuffered, and
+        // `eprintln!` writes each piece of its format with a system call of its own.
+        let mut line = format!("keycred emulate: {method} {path}");
+        if let Some(c) = info.client_id {
+            let _ = write!(line, " client_id={c:?}");
+        }
+        let _ = write!(line, " -> {} {outcome}", status.as_u16());
+        if let Some(c) = info.code {
+            let _ = write!(line, " AADSTS{c}");
+        }
+        line.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         if path.starts_with("/v1.0/") {

@@ -40,7 +40,7 @@ pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVer
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
 
-pub use config::{initial_domain, parse_grant, EmulatorConfig, MAX_BODY, MAX_RESOURCE};
+pub use config::{initial_domain, parse_grant, EmulatorConfig, BLOCKING_THREADS, MAX_BODY, MAX_RESOURCE};
 pub use handle::{start, start_blocking, BlockingEmulator, EmulatorHandle, EmulatorInfo};
 pub use router::router;
 use router::{blocking, blocking_or};

@@ -66,7 +66,13 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     let gen_runs = if quick { 3 } else { 21 };
     let fast_runs = if quick { 5 } else { 50 };
 
-    println!("machine: {}", machine());
+    println!("machine: {}; load average {}", machine(), load_average());
+    // `--emulator`: only the emulator's token rate against the signing limit, and its memory.
+    if args.iter().any(|a| a == "--emulator") {
+        let result = crate::token_rate::run(root, &bin, &tmp, quick);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     if fleet_only {
         let mut ex = Command::new(&cargo);
         ex.args(["bench", "--package", "keycred", "--bench", "bench", "--"]).current_dir(root);
@@ -173,13 +179,22 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err("the in-process benchmarks failed".into());
     }
-    let fleet = crate::fleet_bench::run(root, &bin, &tmp, quick);
+    let result =
+        crate::fleet_bench::run(root, &bin, &tmp, quick).and_then(|()| crate::token_rate::run(root, &bin, &tmp, quick));
+    println!("load average at the end: {}", load_average());
     let _ = std::fs::remove_dir_all(&tmp);
-    fleet
+    result
+}
+
+/// The 1, 5 and 15 minute load averages: how shared the machine was during the run.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// `rsa 2048 bits 0.000600s 0.000017s 1666.0 58823.5` → 1666.0 signs/s.
-fn parse_openssl_speed(out: &str) -> Option<f64> {
+pub(crate) fn parse_openssl_speed(out: &str) -> Option<f64> {
     let line = out.lines().find(|l| l.trim_start().starts_with("rsa 2048 bits") || l.contains("rsa  2048 bits"))?;
     let nums: Vec<f64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
     // [2048, sign_time, verify_time, sign/s, verify/s] (times may carry an 's' suffix and not parse)

@@ -183,7 +183,7 @@ fn single_row(name: &str, v: &[f64], digits: usize, unit: &str, max: f64, target
 
 /// The path of the `benches/bench.rs` binary (built if needed), so that its `--keygen` runs
 /// time only key generation, never cargo's start-up or its wait for a shared target dir's lock.
-fn bench_binary(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn bench_binary(root: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let o = Command::new(cargo)
         .args(["bench", "--quiet", "--no-run", "--package", "keycred", "--bench", "bench"])

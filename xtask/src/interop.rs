@@ -65,9 +65,16 @@ impl Drop for Emulator {
 
 /// Runs the interop scripts; fails with the first script's failure or a setup problem.
 pub fn run(root: &Path, target: &Path) -> Result<(), String> {
-    let python = venv(&target.join("interop-venv"), &PACKAGES)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     crate::run(Command::new(&cargo).args(["build", "--quiet", "--bin", "keycred"]))?;
+    run_with(root, target)
+}
+
+/// Runs the interop scripts with the debug `keycred` already in `target` (`cargo xtask test`
+/// runs them after `cargo test`, which built it: building it again without the tests' features
+/// would compile the crate a second time).
+pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
+    let python = venv(&target.join("interop-venv"), &PACKAGES)?;
     let bin = target.join("debug/keycred");
 
     let dir = target.join("interop-run");

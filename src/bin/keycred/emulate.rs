@@ -86,13 +86,16 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             e.with_hint("remove it (an emulator that was killed leaves it behind) or choose another --ready-file")
         })?;
     }
+    fewer_allocator_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(emulator::BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
     rt.block_on(async {
         let stop = StopSignals::register()?;
         let h = emulator::start(cfg).await?;
+        release_free_memory();
         // The port is bound: the ready file first, then stdout, so that a script reading
         // either can connect at once.
         let doc = announcement(&h);
@@ -103,11 +106,36 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             print_text(&h);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");
         }
+        // It lists every application: not kept for the emulator's life.
+        drop(doc);
         stop.wait().await;
         h.shutdown().await;
         drop(ready);
         Ok(keycred::error::exit::OK)
     })
+}
+
+/// glibc gives each thread that allocates an arena of its own, and what one thread frees stays in
+/// its arena: a re-listing of a directory of thousands of manifests on each blocking thread in
+/// turn would leave a listing's worth of free memory in every one (about 20 MB with 10,000
+/// applications, BENCHMARKS.md). Two arenas are shared by all threads instead.
+fn fewer_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: sets a malloc tunable, before the runtime starts any other thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands the pages the allocator holds free back to the system: reading a tenant of thousands of
+/// manifests frees as much as it keeps (file bytes, parsed trees), and glibc returns free memory
+/// below the top of its heap only when asked.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The emulator's configuration from the command line, refusing a `--listen` without a port.

@@ -3,7 +3,7 @@
 //!
 //! Design.
 //! - **Applications** come from `--manifest FILE` (each given file) and `--apps-dir DIR` (every
-//!   `*.json` regular file in it). An [`App`] keeps the whole manifest JSON ([`App::json`]) for
+//!   `*.json` regular file in it). An [`App`] keeps the whole manifest JSON (as text, [`App::json`]) for
 //!   Graph, and the parts the token side needs, read once per file version: credentials, reply
 //!   URLs, `requiredResourceAccess`, and its API ([`Api`]: identifier URIs, scopes, app roles,
 //!   requested token version). Parsed apps are shared as `Arc`s; no request holds a lock while it
@@ -163,13 +163,33 @@ pub struct App {
     pub required: Vec<RequiredAccess>,
     /// What the app exposes as a resource.
     pub api: Arc<Api>,
-    /// The whole manifest, as last read.
-    pub json: Arc<Map<String, Value>>,
+    /// The whole manifest as last read, as compact JSON text: Graph reads it ([`App::json`]),
+    /// the token path never does, and a parsed tree costs several times its text in memory
+    /// (a tenant of 10,000 applications is held at once).
+    json_text: Box<str>,
+    /// The certificate bodies left out of `json_text`: entry index * 2 + the field's place in
+    /// [`BODY_FIELDS`].
+    bodies_out: Box<[u32]>,
     /// The manifest file.
     pub path: PathBuf,
 }
 
 impl App {
+    /// The whole manifest, as last read (parsed from the text kept, with the certificate bodies
+    /// [`compact_json`] took out put back).
+    pub fn json(&self) -> Map<String, Value> {
+        let mut root: Map<String, Value> = serde_json::from_str(&self.json_text).unwrap_or_default();
+        if let Some(Value::Array(entries)) = root.get_mut("keyCredentials") {
+            for &at in self.bodies_out.iter() {
+                let (index, field) = ((at / 2) as usize, BODY_FIELDS[(at % 2) as usize]);
+                let cert = self.credentials.iter().find(|c| c.index == index).and_then(|c| c.certificate.as_ref());
+                if let (Some(cert), Some(Value::Object(e))) = (cert, entries.get_mut(index)) {
+                    e.insert(field.to_string(), Value::String(cert.value_b64()));
+                }
+            }
+        }
+        root
+    }
     /// The object id Graph shows: `id`/`objectId`, or the service principal's when absent.
     pub fn graph_id(&self) -> &str {
         self.object_id.as_deref().unwrap_or(&self.sp_object_id)
@@ -332,19 +352,51 @@ fn read_app(path: &Path, bytes: Vec<u8>) -> Result<App> {
     let app_id = app_id.trim().to_ascii_lowercase();
     let display_name = m.display_name().map(str::to_string);
     let root = m.root();
+    // Most applications have one or two: no room kept for more (a tenant's worth is held).
+    let mut credentials = m.credentials();
+    credentials.shrink_to_fit();
     let api = read_api(root, &app_id, display_name.as_deref().unwrap_or(&app_id), false);
+    let (json_text, bodies_out) = compact_json(root, &credentials);
     Ok(App {
+        json_text,
+        bodies_out,
         sp_object_id: derived_id("service principal", &app_id),
         object_id: m.object_id().map(str::to_string),
         display_name,
-        credentials: m.credentials(),
+        credentials,
         reply_urls: read_reply_urls(root),
         required: read_required(root),
         api: Arc::new(api),
-        json: Arc::new(root.clone()),
         path: path.to_path_buf(),
         app_id,
     })
+}
+
+/// The fields of a `keyCredentials` entry that hold the certificate (Graph's `key`, the legacy
+/// `value`).
+const BODY_FIELDS: [&str; 2] = ["key", "value"];
+
+/// The manifest as compact JSON text, without the certificate bodies that are exactly the base64
+/// of the certificate read from them (what Graph and keycred write): the certificate already
+/// holds those bytes, and bodies are most of a manifest's size. Returns the text and where the
+/// bodies were ([`App::json`] puts them back).
+fn compact_json(root: &Map<String, Value>, credentials: &[KeyCredential]) -> (Box<str>, Box<[u32]>) {
+    let mut root = root.clone();
+    let mut out = Vec::new();
+    if let Some(Value::Array(entries)) = root.get_mut("keyCredentials") {
+        for c in credentials {
+            let Some(cert) = &c.certificate else { continue };
+            let Some(Value::Object(e)) = entries.get_mut(c.index) else { continue };
+            let body = cert.value_b64();
+            for (i, f) in BODY_FIELDS.iter().enumerate() {
+                if e.get(*f).and_then(Value::as_str) == Some(body.as_str()) {
+                    e.insert(f.to_string(), Value::Null);
+                    out.push(c.index as u32 * 2 + i as u32);
+                }
+            }
+        }
+    }
+    (Value::Object(root).to_string().into_boxed_str(), out.into_boxed_slice())
 }
 
 /// The built-in resources, from the catalogue.
@@ -385,6 +437,36 @@ mod tests {
         assert!(mtp.app_roles.iter().any(|r| r.value == "AdvancedHunting.Read.All"));
         assert_eq!(find("https://securitycenter.onmicrosoft.com/windowsatpservice").display_name, "WindowsDefenderATP");
         assert!(b.iter().all(|a| a.token_version == TokenVersion::V1 && a.builtin));
+    }
+
+    #[test]
+    fn the_manifest_kept_is_the_manifest_read() {
+        use crate::cert::{generate, KeySize, NewCertificate, Validity};
+        let new =
+            |cn: &str| NewCertificate { subject: cn.into(), key_size: KeySize::Rsa2048, validity: Validity::Days(3) };
+        let (a, _) = generate(&new("CN=a")).unwrap();
+        let (b, _) = generate(&new("CN=b")).unwrap();
+        // A Graph body, a legacy one, a body that is not the base64 the certificate gives (line
+        // breaks), a junk `true` beside a good body, and entries without a certificate.
+        let wrapped = format!("{}\n{}", &a.value_b64()[..64], &a.value_b64()[64..]);
+        let text = serde_json::json!({
+            "appId": "11111111-1111-1111-1111-111111111111",
+            "keyCredentials": [
+                {"keyId": "1", "key": a.value_b64(), "type": "AsymmetricX509Cert", "usage": "Verify"},
+                "not an object",
+                {"keyId": "2", "value": b.value_b64(), "type": "AsymmetricX509Cert", "usage": "Verify"},
+                {"keyId": "3", "key": wrapped, "type": "AsymmetricX509Cert", "usage": "Verify"},
+                {"keyId": "4", "key": true, "value": b.value_b64()},
+                {"keyId": "5", "key": null},
+                {"keyId": "6", "key": "bm90IGEgY2VydGlmaWNhdGU="}
+            ],
+            "passwordCredentials": [{"keyId": "p", "displayName": "s"}]
+        });
+        let root = text.as_object().unwrap().clone();
+        let app = read_app(Path::new("app.json"), text.to_string().into_bytes()).unwrap();
+        assert_eq!(app.json(), root);
+        // The bodies equal to their certificate's base64 are not kept twice.
+        assert!(app.json_text.len() < text.to_string().len() - 2 * a.value_b64().len());
     }
 
     #[test]

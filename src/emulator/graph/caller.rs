@@ -55,7 +55,7 @@ impl Caller {
     /// Whether the caller may change `app` through PATCH, addPassword or removePassword:
     /// `.All` for any application, `.OwnedBy` only for the applications it owns.
     pub fn can_write(&self, app: &App) -> bool {
-        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.json))
+        self.has(ALL) || (self.has(OWNED_BY) && self.owns(&app.json()))
     }
 }
 

@@ -241,7 +241,7 @@ pub(super) fn patch_app(State(st): SharedState, Path(raw): Path<String>, headers
         return Err(GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", "The request body must be a JSON object."));
     };
     if let Some(p) = props.get("passwordCredentials") {
-        let current: Vec<Value> = objects::password_credentials(app.json.get("passwordCredentials"))
+        let current: Vec<Value> = objects::password_credentials(app.json().get("passwordCredentials"))
             .iter()
             .map(|c| c["keyId"].clone())
             .collect();

@@ -144,7 +144,7 @@ pub fn object_id(app: &App) -> String {
 /// `only` limits the properties rendered (those a `$select` and `$filter` need), to spare the
 /// work of building what is thrown away.
 pub fn application(app: &App, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
-    let root = &app.json;
+    let root = &app.json();
     let mut out = Map::new();
     for &name in APPLICATION.properties {
         if only.is_some_and(|o| !o.contains(&name)) {
@@ -170,7 +170,7 @@ pub fn application(app: &App, with_bodies: bool, only: Option<&[&str]>) -> Map<S
 
 /// The service principal of `app` in the emulated tenant, limited to `only` as in [`application`].
 pub fn service_principal(app: &App, tenant: &str, with_bodies: bool, only: Option<&[&str]>) -> Map<String, Value> {
-    let root = &app.json;
+    let root = &app.json();
     let section = root.get("servicePrincipal").and_then(Value::as_object);
     let from = |k: &str| section.and_then(|s| s.get(k)).filter(|v| !v.is_null()).cloned();
     let mut names = vec![json!(app.app_id)];

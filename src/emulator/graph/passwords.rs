@@ -83,7 +83,8 @@ pub fn matching_secret(app: &App, secret: &str, now: OffsetDateTime) -> Option<U
         return None;
     }
     let given = sha256(secret.as_bytes());
-    let Some(Value::Array(creds)) = app.json.get("passwordCredentials") else { return None };
+    let json = app.json();
+    let Some(Value::Array(creds)) = json.get("passwordCredentials") else { return None };
     creds.iter().filter_map(Value::as_object).find_map(|c| {
         let date =
             |a: &str, b: &str| c.get(a).or_else(|| c.get(b)).and_then(Value::as_str).and_then(dates::parse_manifest);

@@ -81,7 +81,7 @@ fn default_body() -> Value {
 
 /// `createdDateTime` of an application, from its manifest.
 fn created(app: &App) -> Option<OffsetDateTime> {
-    app.json.get("createdDateTime").and_then(Value::as_str).and_then(dates::parse_manifest)
+    app.json().get("createdDateTime").and_then(Value::as_str).and_then(dates::parse_manifest)
 }
 
 fn refuse(v: Violation) -> GraphError {
@@ -107,8 +107,9 @@ pub(super) fn check_key(
 /// forbids on `app`: a new entry (a keyId not registered yet) is checked as addKey is;
 /// registered ones sent back are not.
 pub(super) fn check_patch(st: &AppState, app: &App, entries: &[Value]) -> Result<(), GraphError> {
+    let json = app.json();
     let registered: Vec<&Value> =
-        app.json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
+        json.get("keyCredentials").and_then(Value::as_array).into_iter().flatten().map(|e| &e["keyId"]).collect();
     for e in entries.iter().filter_map(Value::as_object) {
         let new = crate::manifest::read_entry(0, e);
         let is_new = e.get("keyId").is_none_or(|k| !registered.contains(&k));

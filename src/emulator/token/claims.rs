@@ -9,7 +9,8 @@ use crate::emulator::tenant::User;
 use crate::emulator::{AppState, EndpointVersion};
 use crate::jwt::{self};
 use crate::thumbprint::{b64url, sha256};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 /// A signed access token and its times.
 pub(super) struct Minted {
@@ -42,14 +43,6 @@ pub(super) fn uti() -> String {
     opaque(16)
 }
 
-/// The opaque claims Entra puts in every token it issues, access and ID tokens alike (the
-/// access-token claims reference lists `aio` and `rh` as internal claims resources must not
-/// use): random here, so that nothing can depend on their content.
-pub(super) fn insert_opaque_claims(c: &mut Map<String, Value>) {
-    c.insert("aio".into(), json!(opaque(48)));
-    c.insert("rh".into(), json!(format!("0.{}.", opaque(40))));
-}
-
 /// `sub` of user tokens: pairwise, so that two apps cannot correlate a user by it (`oid` is
 /// the same everywhere).
 pub(super) fn pairwise_sub(user: &User, app_id: &str) -> String {
@@ -69,29 +62,48 @@ pub(super) fn v2_issuer(tid: &str) -> String {
 /// verifies it as an ordinary JWT fails, as against Entra, where Microsoft's access-token
 /// documentation warns that tokens for Microsoft's APIs "can use a special format that will not
 /// validate as a JWT" (and AzureAD identitymodel issue 609 shows the nonce transform).
-pub(super) fn sign(st: &AppState, v1_header: bool, graph: bool, claims: Map<String, Value>) -> Result<String, Refusal> {
+pub(super) fn sign(st: &AppState, v1_header: bool, graph: bool, claims: &impl Serialize) -> Result<String, Refusal> {
     let header = |nonce: Option<&str>| {
-        let mut h = Map::new();
-        h.insert("typ".into(), json!("JWT"));
-        if let Some(n) = nonce {
-            h.insert("nonce".into(), json!(n));
-        }
-        h.insert("alg".into(), json!(SignatureAlg::Rs256.jose()));
-        if v1_header {
-            h.insert("x5t".into(), json!(st.kid));
-        }
-        h.insert("kid".into(), json!(st.kid));
-        b64url(&serde_json::to_vec(&Value::Object(h)).unwrap_or_default())
+        let h = Header {
+            typ: "JWT",
+            nonce,
+            alg: SignatureAlg::Rs256.jose(),
+            x5t: v1_header.then_some(&*st.kid),
+            kid: &st.kid,
+        };
+        b64url(&serde_json::to_vec(&h).unwrap_or_default())
     };
     let nonce = graph.then(|| opaque(32));
     let hashed = nonce.as_deref().map(|n| b64url(&sha256(n.as_bytes())));
-    let payload = b64url(&serde_json::to_vec(&Value::Object(claims)).unwrap_or_default());
-    let signed = format!("{}.{payload}", header(hashed.as_deref()));
+    let payload = b64url(&serde_json::to_vec(claims).unwrap_or_default());
+    let first = header(hashed.as_deref());
+    let mut signed = String::with_capacity(first.len() + 1 + payload.len() + 344);
+    signed.push_str(&first);
+    signed.push('.');
+    signed.push_str(&payload);
     let signature = st
         .signing_key
         .sign(SignatureAlg::Rs256, signed.as_bytes())
         .map_err(|_| Refusal::malformed_jwt("The emulator could not sign the token."))?;
-    Ok(format!("{}.{payload}.{}", header(nonce.as_deref()), b64url(&signature)))
+    // The header sent differs from the one signed only in a Graph token's nonce.
+    if nonce.is_some() {
+        signed.replace_range(..first.len(), &header(nonce.as_deref()));
+    }
+    signed.push('.');
+    signed.push_str(&b64url(&signature));
+    Ok(signed)
+}
+
+/// The JOSE header of the tokens the emulator signs, in Entra's order.
+#[derive(Serialize)]
+struct Header<'a> {
+    typ: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5t: Option<&'a str>,
+    kid: &'a str,
 }
 
 /// Whether `d` bears this tenant's signature, as Entra and Graph check the tokens they issued:
@@ -128,10 +140,139 @@ pub(in crate::emulator) fn is_app_only(d: &jwt::Decoded) -> bool {
 /// An unsigned JWT (`alg` `none`, empty signature), the v1 endpoint's ID token: Microsoft's v1
 /// authorization code documentation describes it as "An unsigned JSON Web Token (JWT)" and
 /// shows the header `{"typ": "JWT", "alg": "none"}`.
-pub(super) fn unsigned(claims: Map<String, Value>) -> String {
+fn unsigned(claims: &impl Serialize) -> String {
     let header = json!({"typ": "JWT", "alg": "none"});
-    let part = |v: &Value| b64url(&serde_json::to_vec(v).unwrap_or_default());
-    format!("{}.{}.", part(&header), part(&Value::Object(claims)))
+    let header = b64url(&serde_json::to_vec(&header).unwrap_or_default());
+    format!("{header}.{}.", b64url(&serde_json::to_vec(claims).unwrap_or_default()))
+}
+
+/// The claims every token the emulator signs starts with, in Entra's order.
+#[derive(Serialize)]
+struct Head<'a> {
+    aud: &'a str,
+    iss: &'a str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    /// The opaque claims Entra puts in every token it issues, access and ID tokens alike (the
+    /// access-token claims reference lists `aio` and `rh` as internal claims resources must not
+    /// use): random here, so that nothing can depend on their content.
+    aio: String,
+    rh: String,
+}
+
+impl<'a> Head<'a> {
+    fn new(aud: &'a str, iss: &'a str, nbf: i64, exp: i64) -> Self {
+        Head { aud, iss, iat: nbf, nbf, exp, aio: opaque(48), rh: format!("0.{}.", opaque(40)) }
+    }
+}
+
+/// The claims every token ends with.
+#[derive(Serialize)]
+struct Tail<'a> {
+    tid: &'a str,
+    uti: String,
+    ver: &'static str,
+}
+
+impl<'a> Tail<'a> {
+    fn new(tid: &'a str, v1: bool) -> Self {
+        Tail { tid, uti: uti(), ver: if v1 { "1.0" } else { "2.0" } }
+    }
+}
+
+/// An access token's claims: the head, `idtyp` when the resource asks for it, the body of its
+/// shape, the tail.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idtyp: Option<&'static str>,
+    #[serde(flatten)]
+    body: AccessBody<'a>,
+    #[serde(flatten)]
+    tail: Tail<'a>,
+}
+
+/// What an access token says about its subject, by token version and subject: a v1 token names
+/// the client `appid` (and its issuer as `idp` in app-only tokens) and a user by `upn` and
+/// `unique_name`; a v2 token names the client `azp` and a user `preferred_username`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AccessBody<'a> {
+    AppV1 {
+        appid: &'a str,
+        appidacr: &'static str,
+        idp: String,
+        oid: &'a str,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        roles: &'a [String],
+        sub: &'a str,
+    },
+    AppV2 {
+        azp: &'a str,
+        azpacr: &'static str,
+        oid: &'a str,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        roles: &'a [String],
+        sub: &'a str,
+    },
+    UserV1 {
+        acr: &'static str,
+        amr: [&'static str; 1],
+        appid: &'a str,
+        appidacr: &'static str,
+        family_name: String,
+        given_name: String,
+        name: &'a str,
+        oid: &'a str,
+        /// No delegated permission (an app whose permissions on the resource are all application
+        /// roles, consented by an administrator): no `scp` claim, never an empty one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scp: Option<String>,
+        sub: String,
+        unique_name: &'a str,
+        upn: &'a str,
+    },
+    UserV2 {
+        azp: &'a str,
+        azpacr: &'static str,
+        name: &'a str,
+        oid: &'a str,
+        preferred_username: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scp: Option<String>,
+        sub: String,
+    },
+}
+
+/// An ID token's claims (v1 ones carry the user's name parts, `unique_name` and `upn`; v2 ones
+/// `preferred_username`).
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_name: Option<String>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    oid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    sub: String,
+    tid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upn: Option<&'a str>,
+    uti: String,
+    ver: &'static str,
 }
 
 /// Issues an access token for `api` (named `requested` in the request) to `client`, in the
@@ -149,69 +290,66 @@ pub(super) fn mint(
     let (nbf, exp) = (now - BACKDATE, now + lifetime);
     let tid = &st.tenant;
     let v1 = api.token_version == TokenVersion::V1;
-    let mut c = Map::new();
     // v1 tokens name the resource as it was asked for (URI or GUID); v2 tokens by its app id.
-    let aud = if v1 { requested.to_string() } else { api.app_id.clone() };
-    c.insert("aud".into(), json!(aud));
-    c.insert("iss".into(), json!(if v1 { v1_issuer(tid) } else { v2_issuer(tid) }));
-    c.insert("iat".into(), json!(nbf));
-    c.insert("nbf".into(), json!(nbf));
-    c.insert("exp".into(), json!(exp));
-    insert_opaque_claims(&mut c);
-    if let Some(t) = idtyp(api, &subject) {
-        c.insert("idtyp".into(), json!(t));
-    }
-    match &subject {
-        Subject::App { roles } => {
-            if v1 {
-                c.insert("appid".into(), json!(client.app_id));
-                c.insert("appidacr".into(), json!(auth.acr()));
-                c.insert("idp".into(), json!(v1_issuer(tid)));
-            } else {
-                c.insert("azp".into(), json!(client.app_id));
-                c.insert("azpacr".into(), json!(auth.acr()));
-            }
-            c.insert("oid".into(), json!(client.sp_object_id));
-            if !roles.is_empty() {
-                c.insert("roles".into(), json!(roles));
-            }
-            c.insert("sub".into(), json!(client.sp_object_id));
-        }
-        Subject::User { user, scopes } => {
-            if v1 {
-                c.insert("acr".into(), json!("1"));
-                c.insert("amr".into(), json!(["pwd"]));
-                c.insert("appid".into(), json!(client.app_id));
-                c.insert("appidacr".into(), json!(auth.acr()));
-                let (given, family) = user.given_family();
-                c.insert("family_name".into(), json!(family));
-                c.insert("given_name".into(), json!(given));
-            } else {
-                c.insert("azp".into(), json!(client.app_id));
-                c.insert("azpacr".into(), json!(auth.acr()));
-            }
-            c.insert("name".into(), json!(user.name));
-            c.insert("oid".into(), json!(user.oid));
-            if !v1 {
-                c.insert("preferred_username".into(), json!(user.upn));
-            }
-            // No delegated permission (an app whose permissions on the resource are all
-            // application roles, consented by an administrator): no `scp` claim, never an empty one.
-            if !scopes.is_empty() {
-                c.insert("scp".into(), json!(scopes.join(" ")));
-            }
-            c.insert("sub".into(), json!(pairwise_sub(user, &client.app_id)));
-            if v1 {
-                c.insert("unique_name".into(), json!(user.upn));
-                c.insert("upn".into(), json!(user.upn));
+    let aud = if v1 { requested } else { api.app_id.as_str() };
+    let iss = if v1 { v1_issuer(tid) } else { v2_issuer(tid) };
+    let acr = auth.acr();
+    let body = match (&subject, v1) {
+        (Subject::App { roles }, true) => AccessBody::AppV1 {
+            appid: &client.app_id,
+            appidacr: acr,
+            idp: v1_issuer(tid),
+            oid: &client.sp_object_id,
+            roles,
+            sub: &client.sp_object_id,
+        },
+        (Subject::App { roles }, false) => AccessBody::AppV2 {
+            azp: &client.app_id,
+            azpacr: acr,
+            oid: &client.sp_object_id,
+            roles,
+            sub: &client.sp_object_id,
+        },
+        (Subject::User { user, scopes }, true) => {
+            let (given_name, family_name) = user.given_family();
+            AccessBody::UserV1 {
+                acr: "1",
+                amr: ["pwd"],
+                appid: &client.app_id,
+                appidacr: acr,
+                family_name,
+                given_name,
+                name: &user.name,
+                oid: &user.oid,
+                scp: scp(scopes),
+                sub: pairwise_sub(user, &client.app_id),
+                unique_name: &user.upn,
+                upn: &user.upn,
             }
         }
-    }
-    c.insert("tid".into(), json!(tid));
-    c.insert("uti".into(), json!(uti()));
-    c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
+        (Subject::User { user, scopes }, false) => AccessBody::UserV2 {
+            azp: &client.app_id,
+            azpacr: acr,
+            name: &user.name,
+            oid: &user.oid,
+            preferred_username: &user.upn,
+            scp: scp(scopes),
+            sub: pairwise_sub(user, &client.app_id),
+        },
+    };
+    let claims = AccessClaims {
+        head: Head::new(aud, &iss, nbf, exp),
+        idtyp: idtyp(api, &subject),
+        body,
+        tail: Tail::new(tid, v1),
+    };
     let graph = api.app_id.eq_ignore_ascii_case(GRAPH_APP_ID);
-    Ok(Minted { token: sign(st, v1, graph, c)?, nbf, exp, expires_in: lifetime })
+    Ok(Minted { token: sign(st, v1, graph, &claims)?, nbf, exp, expires_in: lifetime })
+}
+
+/// The `scp` claim: the delegated scopes granted, space-separated; none when there are none.
+fn scp(scopes: &[String]) -> Option<String> {
+    (!scopes.is_empty()).then(|| scopes.join(" "))
 }
 
 /// How long a token lives: app-only tokens 3599 s; user tokens a random 60 to 90 minutes, as
@@ -249,41 +387,30 @@ pub(super) fn id_token(
     let now = jwt::now_secs();
     let tid = &st.tenant;
     let v1 = version == EndpointVersion::V1;
-    let mut c = Map::new();
-    c.insert("aud".into(), json!(client.app_id));
-    c.insert("iss".into(), json!(if v1 { v1_issuer(tid) } else { v2_issuer(tid) }));
-    c.insert("iat".into(), json!(now - BACKDATE));
-    c.insert("nbf".into(), json!(now - BACKDATE));
-    c.insert("exp".into(), json!(now + 3600));
-    insert_opaque_claims(&mut c);
-    if v1 {
-        c.insert("amr".into(), json!(["pwd"]));
-        let (given, family) = user.given_family();
-        c.insert("family_name".into(), json!(family));
-        c.insert("given_name".into(), json!(given));
-    }
-    c.insert("name".into(), json!(user.name));
-    if let Some(n) = nonce {
-        c.insert("nonce".into(), json!(n));
-    }
-    c.insert("oid".into(), json!(user.oid));
-    if !v1 {
-        c.insert("preferred_username".into(), json!(user.upn));
-    }
-    c.insert("sub".into(), json!(pairwise_sub(user, &client.app_id)));
-    c.insert("tid".into(), json!(tid));
-    if v1 {
-        c.insert("unique_name".into(), json!(user.upn));
-        c.insert("upn".into(), json!(user.upn));
-    }
-    c.insert("uti".into(), json!(uti()));
-    c.insert("ver".into(), json!(if v1 { "1.0" } else { "2.0" }));
+    let iss = if v1 { v1_issuer(tid) } else { v2_issuer(tid) };
+    let (given, family) = if v1 { Some(user.given_family()) } else { None }.unzip();
+    let c = IdClaims {
+        head: Head::new(&client.app_id, &iss, now - BACKDATE, now + 3600),
+        amr: v1.then_some(["pwd"]),
+        family_name: family,
+        given_name: given,
+        name: &user.name,
+        nonce,
+        oid: &user.oid,
+        preferred_username: (!v1).then_some(user.upn.as_str()),
+        sub: pairwise_sub(user, &client.app_id),
+        tid,
+        unique_name: v1.then_some(user.upn.as_str()),
+        upn: v1.then_some(user.upn.as_str()),
+        uti: uti(),
+        ver: if v1 { "1.0" } else { "2.0" },
+    };
     // The v1 endpoint's ID tokens are unsigned, as Microsoft's v1 protocol documentation shows
     // them; v2's are signed.
     if v1 {
-        Ok(unsigned(c))
+        Ok(unsigned(&c))
     } else {
-        sign(st, false, false, c)
+        sign(st, false, false, &c)
     }
 }
 
