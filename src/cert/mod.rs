@@ -14,7 +14,7 @@ pub mod signer;
 
 pub use generate::{generate, request_with, self_signed_with, KeySigner, KeySize, NewCertificate, Validity};
 pub use key::{PrivateKey, SignatureAlg};
-pub use load::{load_bytes, load_credential, load_file, LoadedCredential, LoadedFile};
+pub use load::{load_bytes, load_credential, load_file, load_key, LoadedCredential, LoadedFile};
 pub use signer::Signer;
 
 use crate::thumbprint::{b64, b64url, hex_upper, sha1, sha256};
