@@ -4,6 +4,7 @@
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
 pub mod cost;
+pub mod csr;
 pub mod dn;
 pub mod files;
 pub mod generate;

@@ -11,11 +11,13 @@ mod output;
 mod assertion;
 mod check;
 mod consent;
+mod csr;
 mod decode;
 mod demo;
 mod emulate;
 mod fleet;
 mod graph;
+mod keystore;
 mod manifest;
 mod new;
 mod permissions;
@@ -52,6 +54,8 @@ pub enum Command {
     New(new::Args),
     /// Show the Entra values of certificates (thumbprint, customKeyIdentifier, x5t, ...)
     Show(show::Args),
+    /// Write a certificate signing request (PKCS#10) for a key in a file or on a token
+    Csr(csr::Args),
     /// Edit an app manifest's keyCredentials and API permissions
     #[command(subcommand)]
     Manifest(manifest::Cmd),
@@ -111,6 +115,7 @@ fn run() -> u8 {
     let result = match &cli.command {
         Command::New(a) => new::run(a, &ctx),
         Command::Show(a) => show::run(a, &ctx),
+        Command::Csr(a) => csr::run(a, &ctx),
         Command::Manifest(a) => manifest::run(a, &ctx),
         Command::Assertion(a) => assertion::run(a, &ctx),
         Command::Token(a) => token::run(a, &ctx),

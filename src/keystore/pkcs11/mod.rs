@@ -137,15 +137,19 @@ impl TokenKey {
         Ok(())
     }
 
-    /// Removes the key pair from the token: undoes a [`generate`] whose certificate could not be
-    /// made or stored, so that a failed `new` leaves the token as it was.
+    /// Removes the key pair (and a certificate stored beside it) from the token: undoes a
+    /// [`generate`] whose certificate could not be made, stored or written out, so that the
+    /// token is left as it was.
     pub fn destroy(&self) -> Result<()> {
         let label = &self.token.label;
         self.token.with_session(|s| {
-            let publics = s
-                .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(self.id.clone())])
-                .unwrap_or_default();
-            for h in publics.into_iter().chain([self.handle]) {
+            let mut others = Vec::new();
+            for class in [ObjectClass::PUBLIC_KEY, ObjectClass::CERTIFICATE] {
+                others.extend(
+                    s.find_objects(&[Attribute::Class(class), Attribute::Id(self.id.clone())]).unwrap_or_default(),
+                );
+            }
+            for h in others.into_iter().chain([self.handle]) {
                 s.destroy_object(h).map_err(|e| token_error(e, label, "removing the new key"))?;
             }
             Ok(())
