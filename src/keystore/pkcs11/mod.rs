@@ -272,7 +272,8 @@ fn key_at(token: Arc<Token>, handle: ObjectHandle, uri: &Pkcs11Uri) -> Result<To
 
 /// Generates an RSA key pair of `bits` on the token `uri` names, labelled by `object=` and with
 /// `id=` or a random 16-byte CKA_ID: the private half sensitive and not extractable, both on the
-/// token (`CKA_TOKEN`). A label or id already used by a key or certificate there is refused.
+/// token (`CKA_TOKEN`), for signing only (no decryption, no wrapping). A label or id already used
+/// by a key or certificate there is refused.
 pub fn generate(uri: &Pkcs11Uri, access: &Access, bits: u32) -> Result<TokenKey> {
     let Some(object) = uri.object.clone() else {
         return Err(Error::input(format!("{uri}: no object= label for the new key"))
@@ -305,11 +306,19 @@ pub fn generate(uri: &Pkcs11Uri, access: &Access, bits: u32) -> Result<TokenKey>
     let mut public = common(false);
     public.extend([
         Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
         Attribute::ModulusBits((bits as u64).into()),
         Attribute::PublicExponent(vec![1, 0, 1]),
     ]);
     let mut private = common(true);
-    private.extend([Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)]);
+    private.extend([
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ]);
     let (_, handle) = token
         .with_session(|s| s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private))?
         .map_err(|e| token_error(e, &label, "generating the key pair"))?;
