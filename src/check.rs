@@ -56,6 +56,8 @@ pub struct CheckOptions {
     pub cert: PathBuf,
     /// Separate key file.
     pub key: Option<PathBuf>,
+    /// The private key, already opened (a key on a token): used instead of `key` or the file's.
+    pub signer: Option<Arc<dyn crate::cert::Signer>>,
     /// Password of an encrypted key or PFX.
     pub password: Option<SecretString>,
     /// Manifest that should hold the certificate.
@@ -255,7 +257,15 @@ fn key_match_step(s: &mut Steps, o: &CheckOptions) -> Option<LoadedCredential> {
         s.push(names::KEY_MATCH, Outcome::Skip, format!("skipped: the key cannot be used ({})", names::KEY_TYPE));
         return None;
     }
-    match load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()) {
+    let loaded = match &o.signer {
+        Some(signer) => load_file(&o.cert, o.password.as_ref()).and_then(|f| {
+            let mut certs = f.certs.into_iter();
+            let leaf = certs.next().ok_or_else(|| crate::Error::input("no certificate in the file"))?;
+            LoadedCredential::with_signer(leaf, certs.collect(), signer.clone(), &o.cert)
+        }),
+        None => load_credential(&o.cert, o.key.as_deref(), o.password.as_ref()),
+    };
+    match loaded {
         Ok(c) => {
             s.push(names::KEY_MATCH, Outcome::Pass, format!("RSA-{} private key is the certificate's", c.key.bits()));
             Some(c)

@@ -270,7 +270,7 @@ pub fn load_credential(
     let chain: Vec<Certificate> = certs.collect();
     let (key, key_origin) = match key_path {
         Some(kp) => {
-            let k = load_file_key(kp, password)?;
+            let k = load_key(kp, password)?;
             (k, kp.display().to_string())
         }
         None => match (loaded.key, loaded.key_error) {
@@ -288,9 +288,9 @@ pub fn load_credential(
     LoadedCredential::checked(cert, chain, Arc::new(key), cert_path, &format!("the private key in {key_origin}"))
 }
 
-/// Reads the private key of a `--key` file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the
-/// same) or PFX.
-fn load_file_key(path: &Path, password: Option<&SecretString>) -> Result<PrivateKey> {
+/// Reads the private key of a key file: PEM (PKCS#8, encrypted PKCS#8, PKCS#1), DER (the same)
+/// or PFX.
+pub fn load_key(path: &Path, password: Option<&SecretString>) -> Result<PrivateKey> {
     let bytes = fsio::read_limited(path, fsio::MAX_CREDENTIAL_BYTES)?;
     let origin = path.display().to_string();
     let c = read_contents(&bytes, password, &origin)?;

@@ -4,6 +4,7 @@
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
 pub mod cost;
+pub mod csr;
 pub mod dn;
 pub mod files;
 pub mod generate;
@@ -14,7 +15,7 @@ pub mod signer;
 
 pub use generate::{generate, request_with, self_signed_with, KeySigner, KeySize, NewCertificate, Validity};
 pub use key::{PrivateKey, SignatureAlg};
-pub use load::{load_bytes, load_credential, load_file, LoadedCredential, LoadedFile};
+pub use load::{load_bytes, load_credential, load_file, load_key, LoadedCredential, LoadedFile};
 pub use signer::Signer;
 
 use crate::thumbprint::{b64, b64url, hex_upper, sha1, sha256};

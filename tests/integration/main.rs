@@ -9,6 +9,7 @@ mod emulator_support;
 mod fleet_support;
 mod hardening_support;
 mod rotation_support;
+mod softhsm_support;
 mod token_support;
 mod tools_support;
 
@@ -75,6 +76,7 @@ mod manifest_permissions;
 mod manifest_portal;
 mod manifest_thumbprint_selection;
 mod manifest_usable;
+mod pkcs11_tokens;
 mod printed_output;
 mod private_directories;
 mod readme_examples;

@@ -85,7 +85,7 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 /// The programs the tests and benchmarks use (to check keycred's files, to signal processes,
 /// to run the README's examples, to render the man page, to measure peak memory), and the
 /// Debian packages that have them. Slim images lack even `kill` and `/usr/bin/time`.
-const TOOLS: [(&str, &str); 10] = [
+const TOOLS: [(&str, &str); 12] = [
     ("openssl", "openssl"),
     ("keytool", "default-jre-headless"),
     ("pk12util", "libnss3-tools"),
@@ -96,6 +96,9 @@ const TOOLS: [(&str, &str); 10] = [
     ("time", "time"),
     ("jq", "jq"),
     ("groff", "groff-base"),
+    // Keys on a PKCS#11 token: SoftHSM2 is the token, OpenSC's pkcs11-tool the independent look at it.
+    ("softhsm2-util", "softhsm2"),
+    ("pkcs11-tool", "opensc"),
 ];
 /// Python packages the tests use (pinned, as the interop ones are).
 const TEST_PYTHON_PACKAGES: [&str; 1] = ["cryptography==46.0.3"];
@@ -199,6 +202,8 @@ fn test(args: &[String]) -> Result<(), String> {
     t.args(["test", "--workspace", "--locked", "--features", "keycred/fault-injection"]);
     t.args(args);
     t.env("KEYCRED_TEST_PYTHON", &python);
+    // softhsm2 was installed above: a test that cannot find it fails instead of skipping.
+    t.env("KEYCRED_TEST_REQUIRE_SOFTHSM", "1");
     run(&mut t)?;
     interop::run_with(&root(), &target)?;
     run(Command::new(&cargo).args(["doc", "--no-deps", "--package", "keycred"]).env("RUSTDOCFLAGS", "-D warnings"))?;

@@ -7,6 +7,7 @@ use keycred::check::{self, CheckOptions, Outcome};
 use keycred::token::Registration;
 use keycred::{Error, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
@@ -39,9 +40,15 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let cert = a.cred.cert.clone().ok_or_else(|| {
         Error::input("no certificate given").with_hint("pass --cert FILE or set AZURE_CLIENT_CERTIFICATE_PATH")
     })?;
+    // A key on a token is opened here, where the module and PIN options are.
+    let (key, signer) = match a.cred.key_on_token() {
+        Some(spec) => (None, Some(Arc::new(a.cred.token.key(spec)?) as Arc<dyn keycred::cert::Signer>)),
+        None => (a.cred.key.clone(), None),
+    };
     let opts = CheckOptions {
         cert,
-        key: a.cred.key.clone(),
+        key,
+        signer,
         password: a.cred.password()?,
         manifest: a.manifest.clone(),
         authority: a.tenant.authority()?,

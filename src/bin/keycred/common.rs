@@ -148,12 +148,15 @@ pub struct CredArgs {
     /// Certificate: PEM/DER with --key, a PEM bundle (key + cert), or a PFX
     #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
     pub cert: Option<PathBuf>,
-    /// Private key file, when --cert holds only the certificate
+    /// Private key file, when --cert holds only the certificate; or a key on a PKCS#11 token
+    /// (pkcs11:token=T;object=LABEL), whose certificate is read from the token without --cert
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Environment variable holding the password of an encrypted key or PFX
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
+    #[command(flatten)]
+    pub token: super::keystore::TokenArgs,
 }
 
 impl CredArgs {
@@ -161,35 +164,49 @@ impl CredArgs {
     pub fn password(&self) -> Result<Option<SecretString>> {
         password_from(self.password_env.as_deref())
     }
-    /// Whether a certificate was given at all.
+    /// Whether a certificate was given at all (a key on a token brings its own).
     pub fn given(&self) -> bool {
-        self.cert.is_some()
+        self.cert.is_some() || self.key_on_token().is_some()
+    }
+    /// The `--key` value when it names a key on a token.
+    pub fn key_on_token(&self) -> Option<&str> {
+        super::keystore::on_token(self.key.as_deref())
     }
     /// Loads the credential.
     pub fn load(&self) -> Result<LoadedCredential> {
+        if let Some(spec) = self.key_on_token() {
+            let password = self.password()?;
+            let cred = super::keystore::load_credential(self.cert.as_deref(), spec, &self.token, password.as_ref())?;
+            warn_unusable(&cred);
+            return Ok(cred);
+        }
         let cert = self.cert.as_ref().ok_or_else(|| {
             Error::input("no certificate given").with_hint(
                 "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",
             )
         })?;
         let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
-        // Signing still works (useful to test refusals), but a user debugging an AADSTS700027
-        // should see the cause at once.
-        let (now, c) = (keycred::dates::now(), &cred.cert);
-        let problem = if now > c.not_after() {
-            Some(format!("expired on {}", keycred::dates::format(c.not_after())))
-        } else if now < c.not_before() {
-            Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            eprintln!(
-                "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
-                super::output::printable(&cert.display().to_string())
-            );
-        }
+        warn_unusable(&cred);
         Ok(cred)
+    }
+}
+
+/// Warns about a credential Entra would refuse: signing still works (useful to test refusals),
+/// but a user debugging an AADSTS700027 should see the cause at once.
+fn warn_unusable(cred: &LoadedCredential) {
+    let (now, c) = (keycred::dates::now(), &cred.cert);
+    let problem = if now > c.not_after() {
+        Some(format!("expired on {}", keycred::dates::format(c.not_after())))
+    } else if now < c.not_before() {
+        Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        eprintln!(
+            "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
+            super::output::printable(&cred.cert_path.display().to_string())
+        );
     }
 }
 

@@ -11,6 +11,7 @@ mod output;
 mod assertion;
 mod check;
 mod consent;
+mod csr;
 mod decode;
 mod demo;
 mod emulate;
@@ -18,6 +19,7 @@ mod fic;
 mod fic_check;
 mod fleet;
 mod graph;
+mod keystore;
 mod manifest;
 mod new;
 mod permissions;
@@ -55,6 +57,8 @@ pub enum Command {
     New(new::Args),
     /// Show the Entra values of certificates (thumbprint, customKeyIdentifier, x5t, ...)
     Show(show::Args),
+    /// Write a certificate signing request (PKCS#10) for a key in a file or on a token
+    Csr(csr::Args),
     /// Edit an app manifest's keyCredentials and API permissions
     #[command(subcommand)]
     Manifest(manifest::Cmd),
@@ -121,6 +125,7 @@ fn run() -> u8 {
     let result = match &cli.command {
         Command::New(a) => new::run(a, &ctx),
         Command::Show(a) => show::run(a, &ctx),
+        Command::Csr(a) => csr::run(a, &ctx),
         Command::Manifest(a) => manifest::run(a, &ctx),
         Command::Assertion(a) => assertion::run(a, &ctx),
         Command::Token(a) => token::run(a, &ctx),

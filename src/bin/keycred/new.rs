@@ -1,21 +1,33 @@
 //! `keycred new`: generate an RSA key and a self-signed certificate, write the files, print the
-//! credential.
+//! credential. With `--key pkcs11:...` the key is generated on the token and never leaves it:
+//! the certificate is stored beside it and written out; no key file is written.
 
 use super::common::NewCertArgs;
+use super::keystore::TokenArgs;
 use super::output::{generate, print_pairs};
 use super::Ctx;
-use keycred::{dates, Error, Result};
+use keycred::cert::{self_signed_with, Certificate, Signer};
+use keycred::{dates, fsio, Error, Result};
 
 /// Arguments of `keycred new`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub new: NewCertArgs,
+    /// Generate the key on a PKCS#11 token instead of in a file (pkcs11:token=T;object=LABEL):
+    /// only NAME.cer is written, and the certificate is stored on the token beside the key
+    #[arg(long, value_name = "PKCS11_URI")]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 /// Runs `keycred new`: validates the arguments, generates, writes; nothing is written when
 /// anything is wrong.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    if let Some(spec) = &a.key {
+        return on_token(a, spec, ctx);
+    }
     let plan = a.new.plan()?;
     let (cert, key) = generate(ctx, &plan)?;
     let files = plan.write(&cert, &key)?;
@@ -39,4 +51,59 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         print_pairs(&pairs);
     }
     Ok(keycred::error::exit::OK)
+}
+
+/// `new --key pkcs11:...`: every argument checked first, then the key pair generated on the
+/// token, the certificate self-signed there and stored beside it, and NAME.cer written. A
+/// failure after generation removes what was put on the token.
+fn on_token(a: &Args, spec: &str, ctx: &Ctx) -> Result<u8> {
+    if !keycred::keystore::is_store(spec) {
+        return Err(Error::input(format!("--key {spec}: not a PKCS#11 URI"))
+            .with_hint("`keycred new` writes its own key file; --key names a token: pkcs11:token=T;object=LABEL"));
+    }
+    if a.new.pfx || a.new.pfx_legacy || a.new.password_env.is_some() {
+        return Err(Error::input("--pfx and --password-env protect a key file; a key on a token is never written")
+            .with_hint("leave them out with --key pkcs11:..."));
+    }
+    let plan = a.new.plan()?;
+    let req = plan.request();
+    let cert_path = plan.paths().into_iter().find(|p| p.extension().is_some_and(|e| e == "cer"));
+    let cert_path = cert_path.ok_or_else(|| Error::internal("the plan has no certificate file"))?;
+    let key = a.token.generate(spec, req.key_size.bits())?;
+    let made = self_signed_with(&key, &req.subject, req.validity)
+        .and_then(|cert| key.store_certificate(&cert).map(|()| cert))
+        .and_then(|cert| write_cert(&cert, &cert_path, a.new.force).map(|()| cert));
+    let cert = match made {
+        Ok(cert) => cert,
+        Err(e) => {
+            return Err(match key.destroy() {
+                Ok(()) => e.with_note("the new key was removed from the token"),
+                Err(d) => e.with_note(format!("the new key could not be removed from the token: {d}")),
+            })
+        }
+    };
+    let cred = cert.entra_values(dates::now());
+    let (name, file) = (key.describe(), cert_path.display().to_string());
+    if ctx.json() {
+        let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
+        v["key"] = serde_json::Value::String(name);
+        v["files"] = serde_json::json!({ "cert": file });
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = cred.text_lines();
+        pairs.push(("key", format!("{name} (on the token, not extractable)")));
+        pairs.push(("cert file", file));
+        print_pairs(&pairs);
+    }
+    Ok(keycred::error::exit::OK)
+}
+
+/// Writes the certificate (PEM), creating its directory (owner-only) when missing.
+fn write_cert(cert: &Certificate, path: &std::path::Path, force: bool) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        fsio::create_private_dir(dir)?;
+    }
+    let file =
+        fsio::PlannedFile { path: path.to_path_buf(), data: cert.to_pem().into_bytes(), mode: fsio::PUBLIC_MODE };
+    fsio::write_set(&[file], force)
 }

@@ -332,6 +332,7 @@ fn check_through(stage: &Stage, dir: &Path, version: EndpointVersion, target: Ta
         &CheckOptions {
             cert: dir.join("demo-app-1.pem"),
             key: None,
+            signer: None,
             password: None,
             manifest: Some(stage.manifest.clone()),
             authority: stage.authority.clone(),
