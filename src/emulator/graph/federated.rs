@@ -50,7 +50,7 @@ pub(super) fn is_segment(segment: &str) -> bool {
 }
 
 fn stored(app: &App) -> Vec<FederatedIdentityCredential> {
-    crate::fic::from_manifest(&app.json)
+    crate::fic::from_manifest(&app.json())
 }
 
 /// A credential as Graph renders it: its properties in Graph's order, nulls included.

@@ -71,7 +71,7 @@ fn federated(req: &Req, app: &App, assertion: &str) -> Result<Option<ClientProof
     if !is_url {
         return Ok(None);
     }
-    let fics = crate::fic::from_manifest(&app.json);
+    let fics = crate::fic::from_manifest(&app.json());
     let st = req.st;
     let now = crate::dates::now().unix_timestamp();
     crate::fic::diagnose::judge(&fics, assertion, |iss| st.issuers.keys_for(&st.base_urls, iss), now).map_err(|r| {
