@@ -131,6 +131,16 @@ impl EntraError {
                 Action::Emulate
             ),
             Some(65001) => format!("consent has not been granted: an administrator can grant it{consent}"),
+            Some(54005) => format!(
+                "an authorization code can be redeemed only once: sign in again (the sign-in URL from {}) and \
+                 redeem the new code; a client that needs tokens later keeps the refresh token instead",
+                Action::ConsentUrl
+            ),
+            Some(70008) => format!(
+                "the authorization code expired (codes last about ten minutes): sign in again (the sign-in URL \
+                 from {}) and redeem the new code at once",
+                Action::ConsentUrl
+            ),
             Some(50079) => self.claims_hint(),
             Some(90002) | Some(900023) => {
                 format!("check {}: use the tenant id (GUID) or a verified domain", Input::Tenant)
@@ -157,8 +167,8 @@ impl EntraError {
         let reason = self.first_line();
         if reason.contains("The key used is expired") || reason.contains("is not yet valid") {
             return format!(
-                "{which} is registered, but outside the dates of its entry: sign with a certificate that is valid \
-                 now, or register a new one ({})",
+                "{which} is registered, but outside the dates of its entry: if a rotation already registered its \
+                 successor, sign with that certificate; otherwise register one that is valid now ({})",
                 Action::Rotate
             );
         }
@@ -185,7 +195,7 @@ impl EntraError {
             Registration::Unknown => format!(
                 "{which} is not registered on the application; {rotated}; to register it, upload it in the portal, \
                  use {}, or {} and upload the manifest",
-                Action::AddThroughGraph { new_cert: cert.clone(), proof: false },
+                Action::AddThroughGraph { new_cert: cert.clone(), proof: true },
                 Action::AddToManifest { manifest: None, cert }
             ),
         }
@@ -290,6 +300,25 @@ mod tests {
         assert!(unknown.contains("if a rotation replaced it, sign with the new certificate"), "{unknown}");
         assert_eq!((entra_code(&err), err.aadsts()), (Some(700027), Some(700027)));
         assert_eq!(entra_code(&Error::remote("x")), None);
+    }
+
+    #[test]
+    fn an_expired_registered_key_points_first_at_its_successor_and_a_used_code_at_signing_in_again() {
+        let expired = EntraError::from_json(
+            401,
+            &json!({"error": "invalid_client", "error_codes": [700027], "error_description":
+                "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key used is expired., \
+                 Thumbprint of key used by client: 'ABC']"}),
+        );
+        let h = expired.hint(&HintContext::default()).unwrap();
+        assert!(h.contains("if a rotation already registered its successor, sign with that certificate"), "{h}");
+        let used = EntraError::from_json(
+            400,
+            &json!({"error": "invalid_grant", "error_codes": [54005], "error_description":
+                "AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid code."}),
+        );
+        let h = used.hint(&HintContext::default()).unwrap();
+        assert!(h.contains("redeemed only once") && h.contains("sign in again"), "{h}");
     }
 
     #[test]

@@ -145,6 +145,9 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     );
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("AADSTS54005"), "{}", out.stderr);
+    // The hint says why and what to do: a code is single-use, sign in again.
+    assert!(out.stderr.contains("can be redeemed only once"), "{}", out.stderr);
+    assert!(out.stderr.contains("keycred consent-url"), "{}", out.stderr);
     // The v2 admin-consent URL (`/organizations/adminconsent` by default) is accepted too.
     let out = cli(
         &[

@@ -44,6 +44,8 @@ fn an_unregistered_certificate_is_registered_where_the_application_is_managed() 
     assert_eq!(out.code, 3, "{out:?}");
     let h = hint(&out);
     assert!(h.contains("if a rotation replaced it") && h.contains("graph add") && h.contains("manifest add"), "{h}");
+    // Registering through Graph needs a proof signed by a certificate still registered: named.
+    assert!(h.contains(&format!("keycred graph add --cert REGISTERED.pem --new-cert {old}")), "{h}");
 
     // `check --manifest` knows the manifest: it is the one named. Here the local copy holds the
     // certificate while the tenant (the manifest the emulator serves) does not: not uploaded yet.
