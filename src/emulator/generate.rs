@@ -433,6 +433,42 @@ pub fn generate_tenant(n: usize, out: &Path, with_keys: bool) -> Result<TenantSu
     result
 }
 
+/// The file of a generated tenant's default app management policy, in its directory (the
+/// `.policy.json` ending keeps it out of the manifests).
+pub const POLICY_FILE: &str = "tenant-default.policy.json";
+
+/// Writes `DIR/tenant-default.policy.json`: a default app management policy (Graph's
+/// `defaultAppManagementPolicy` shape) capping new certificates at `max_days` days. Application
+/// `i` of the `apps` generated was created `400 + i % 300` days ago; the restriction applies to
+/// those created after the middle one (the automation app, the newest, among them), so about
+/// half are restricted and half grandfathered, as in a tenant that adopted a policy after years
+/// of use. Returns the file, for `--app-policy`.
+pub fn write_default_policy(dir: &Path, max_days: u32, apps: usize, now: OffsetDateTime) -> Result<PathBuf> {
+    if max_days == 0 {
+        return Err(Error::input("--generate-policy-max-days 0: a policy allows at least one day")
+            .with_hint("give the largest certificate lifetime the tenant allows, in days (e.g. 180)"));
+    }
+    let middle = (apps.min(300) / 2) as i64;
+    let after =
+        dates::format(now.replace_nanosecond(0).unwrap_or(now) - Duration::days(400 + middle) - Duration::hours(12));
+    let body = json!({
+        "id": "00000000-0000-0000-0000-000000000000",
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and service principals.",
+        "isEnabled": true,
+        "applicationRestrictions": {
+            "passwordCredentials": [],
+            "keyCredentials": [{"restrictionType": "asymmetricKeyLifetime", "maxLifetime": format!("P{max_days}D"),
+                "restrictForAppsCreatedAfterDateTime": after, "state": "enabled"}]
+        },
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []}
+    });
+    let path = dir.join(POLICY_FILE);
+    let text = serde_json::to_vec_pretty(&body).map_err(|e| Error::internal(e.to_string()))?;
+    crate::fsio::atomic_write(&path, &text, None)?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

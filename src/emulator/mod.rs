@@ -31,7 +31,7 @@ mod throttle;
 mod tls;
 mod token;
 
-pub use generate::{generate_tenant, TenantSummary};
+pub use generate::{generate_tenant, write_default_policy, TenantSummary};
 pub use graph::objects::query_matches as graph_query_matches;
 pub use graph::odata::QueryError as GraphQueryError;
 

@@ -211,18 +211,9 @@ impl Run {
         if self.stopped(At::Step(Step::Generated), out) {
             return Ok(Result_::Interrupted);
         }
-        // Checked before any key is generated; a key already generated was checked then.
         *step_name = At::Policy;
-        let days = match done(Step::Generated) {
-            true => self.opts.days,
-            false => match self.lifetime(app).await? {
-                Lifetime::Days(d) => d,
-                Lifetime::Refused(why) => {
-                    out.step = Some(At::Policy);
-                    out.reason = Some(format!("{why}; no key was generated"));
-                    return Ok(Result_::Refused);
-                }
-            },
+        let Some(days) = self.policy_step(app, done(Step::Generated), out).await? else {
+            return Ok(Result_::Refused);
         };
         *step_name = At::Step(Step::Generated);
         let cred = Arc::new(self.generate_step(app_id, &state, days).await?);
@@ -271,6 +262,22 @@ impl Run {
         }
         self.record(app_id, Step::Done, None, Vec::new())?;
         Ok(Result_::Rotated)
+    }
+
+    /// The new certificate's days, checked against the policy before any key is generated (a
+    /// key already generated was checked then); `None` when refused, the outcome saying why.
+    async fn policy_step(&self, app: &Value, generated: bool, out: &mut Outcome) -> Result<Option<u32>> {
+        if generated {
+            return Ok(Some(self.opts.days));
+        }
+        Ok(match self.lifetime(app).await? {
+            Lifetime::Days(d) => Some(d),
+            Lifetime::Refused(why) => {
+                out.step = Some(At::Policy);
+                out.reason = Some(format!("{why}; no key was generated"));
+                None
+            }
+        })
     }
 
     /// The new credential (the one the journal recorded, or a fresh one, then journaled).

@@ -15,6 +15,7 @@ mod tools_support;
 
 mod app_policy_cli;
 mod app_policy_rotation;
+mod app_policy_scenario;
 mod cert_formats;
 mod cert_names;
 mod cert_new;

@@ -47,6 +47,11 @@ pub struct Args {
     /// With --generate-tenant: also write each certificate's private key (PEM bundles) and each secret
     #[arg(long, requires = "generate_tenant")]
     pub with_keys: bool,
+    /// With --generate-tenant: also write DIR/tenant-default.policy.json, a default app management
+    /// policy capping new certificates at N days (for --app-policy); about half the generated
+    /// applications predate it and are grandfathered
+    #[arg(long, value_name = "N", requires = "generate_tenant")]
+    pub generate_policy_max_days: Option<u32>,
     /// Tenant id (GUID); a random one is generated and printed when omitted
     #[arg(long, value_name = "GUID")]
     pub tenant: Option<String>,
@@ -78,7 +83,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     if let (Some(n), Some(out)) = (args.generate_tenant, &args.out) {
-        return generate(n, out, args.with_keys, ctx);
+        return generate(n, out, args.with_keys, args.generate_policy_max_days, ctx);
     }
     let cfg = config_of(args)?;
     if let Some(f) = &args.ready_file {
@@ -255,8 +260,14 @@ fn print_text(h: &EmulatorHandle) {
 }
 
 /// `--generate-tenant N --out DIR`.
-fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Result<u8> {
+fn generate(n: usize, out: &std::path::Path, with_keys: bool, max_days: Option<u32>, ctx: &Ctx) -> Result<u8> {
+    if max_days == Some(0) {
+        return Err(Error::input("--generate-policy-max-days 0: a policy allows at least one day")
+            .with_hint("give the largest certificate lifetime the tenant allows, in days (e.g. 180)"));
+    }
     let s = emulator::generate_tenant(n, out, with_keys)?;
+    let policy =
+        max_days.map(|d| emulator::write_default_policy(&s.dir, d, s.apps, keycred::dates::now())).transpose()?;
     if ctx.json() {
         let v = serde_json::json!({
             "dir": s.dir.display().to_string(),
@@ -266,6 +277,7 @@ fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Resu
             "groundTruth": s.ground_truth.display().to_string(),
             "credentials": s.by_status,
             "servicePrincipalCredentials": s.on_service_principals,
+            "appPolicy": policy.as_ref().map(|p| p.display().to_string()),
         });
         out_line(&v.to_string());
     } else {
@@ -285,6 +297,9 @@ fn generate(n: usize, out: &std::path::Path, with_keys: bool, ctx: &Ctx) -> Resu
             ("groundTruth", s.ground_truth.display().to_string()),
             ("credentials", format!("{}{on_sps}", counts.join(", "))),
         ]);
+        if let Some(p) = &policy {
+            print_pairs(&[("appPolicy", format!("{} (serve it with --app-policy)", p.display()))]);
+        }
     }
     Ok(keycred::error::exit::OK)
 }

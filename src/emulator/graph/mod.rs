@@ -9,6 +9,8 @@
 //!   with a proof of possession ([`keys`]), `addPassword`/`removePassword` ([`passwords`]);
 //! - `GET /v1.0/servicePrincipals` and `GET /v1.0/servicePrincipals/{id}` ([`objects`]);
 //! - `POST /v1.0/$batch` ([`batch`]);
+//! - app management policies: the tenant default, per-app policies and their assignment, enforced
+//!   on the credential writes ([`policies`]);
 //! - `GET /beta/reports/appCredentialSignInActivities`, the credential sign-in report ([`signins`]).
 //!
 //! Every call needs a bearer token this emulator issued for Graph: for `https://graph.microsoft.com`
