@@ -849,14 +849,17 @@ async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
     ];
     // The app whose file became a FIFO keeps its last good version; nothing blocks.
     let r = c.post(&url).form(&form).send().await.expect("answered, not hung");
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(issued_to(r, CLIENT2).await["aud"], "https://graph.microsoft.com");
     let main = [
         ("grant_type", "client_credentials"),
         ("client_id", APP_ID),
         ("client_secret", SECRET),
         ("scope", "https://graph.microsoft.com/.default"),
     ];
-    assert_eq!(c.post(&url).form(&main).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        issued_to(c.post(&url).form(&main).send().await.unwrap(), APP_ID).await["aud"],
+        "https://graph.microsoft.com"
+    );
     assert_eq!(c.get(t.emu.info().jwks_uri()).send().await.unwrap().status().as_u16(), 200);
     // At start, a FIFO is refused as input, naming it.
     let mut cfg = emulator_config(vec![t.main.clone(), client2.clone()], vec![]);
@@ -951,7 +954,7 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
                 ("scope", "https://graph.microsoft.com/.default"),
             ];
             let r = c.post(&v2).form(&form).send().await.expect("answered, not hung");
-            assert_eq!(r.status().as_u16(), 200, "{id}");
+            assert_eq!(issued_to(r, id).await["aud"], "https://graph.microsoft.com", "{id}");
         }
     });
     // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
