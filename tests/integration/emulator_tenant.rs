@@ -292,7 +292,7 @@ async fn office_365_management_setup_runs_end_to_end() {
     assert_eq!(s, 200, "{b}");
     assert!(token_claims(&b).get("roles").is_none(), "no roles before admin consent: {b}");
 
-    let (p, b) = office_code_exchange(&base).await;
+    let (p, b) = office_code_exchange(base).await;
     assert_eq!(p.get("admin_consent").map(String::as_str), Some("True"), "{p:?}");
     for k in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
         assert!(b[k].is_string(), "v1 answers carry {k} as a string: {b}");
@@ -342,7 +342,7 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
     let t = tenant_with(|_| {}).await;
     let base = t.emu.info().base_url();
-    let (_, b) = office_code_exchange(&base).await;
+    let (_, b) = office_code_exchange(base).await;
     let at = claims_of(&b["access_token"]);
     assert!(at.get("scp").is_none(), "no delegated permission, no scp claim: {at:?}");
     assert_eq!(at["upn"], t.emu.info().users()[0].upn.as_str(), "a user token still");
