@@ -7,7 +7,7 @@
 //! URLs) take only these types, so an unchecked string cannot build another path (`x/../y`) or a
 //! broken URL, whichever command or library caller it comes from.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
 

@@ -202,7 +202,7 @@ fn new_on_a_full_disk_leaves_nothing_behind() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        common::skipped("new_on_a_full_disk_leaves_nothing_behind", "cannot mount a tmpfs here (needs root)");
         return;
     }
     struct Unmount<'a>(&'a std::path::Path);

@@ -99,50 +99,29 @@ fn consent_url_code_and_obo_work_against_the_emulator() {
     assert_eq!(out.json()["adminConsent"], true, "{}", out.stdout);
     let code = query(&redirected, "code").unwrap();
     // `token --code`: exchanged at /common, the tenant id read from the answer.
-    let out = cli(
-        &[
-            "token",
-            "--authority",
-            &base,
-            "--client-id",
-            APP_ID,
-            "--cert",
-            &pem,
-            "--code",
-            &code,
-            "--redirect-uri",
-            REPLY,
-            "--resource",
-            "https://manage.office.com",
-            "-o",
-            "json",
-        ],
-        &[],
-    );
+    let exchange = [
+        "token",
+        "--authority",
+        &base,
+        "--client-id",
+        APP_ID,
+        "--cert",
+        &pem,
+        "--code",
+        &code,
+        "--redirect-uri",
+        REPLY,
+        "--resource",
+        "https://manage.office.com",
+    ];
+    let out = cli(&[&exchange[..], &["-o", "json"]].concat(), &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let j = out.json();
     assert_eq!(j["claims"]["tid"], TENANT, "{j}");
     assert_eq!(j["claims"]["aud"], "https://manage.office.com");
     assert!(j["claims"]["upn"].is_string(), "a user token: {j}");
     // The same code again: Entra's 54005, exit 3 (remote refused).
-    let out = cli(
-        &[
-            "token",
-            "--authority",
-            &base,
-            "--client-id",
-            APP_ID,
-            "--cert",
-            &pem,
-            "--code",
-            &code,
-            "--redirect-uri",
-            REPLY,
-            "--resource",
-            "https://manage.office.com",
-        ],
-        &[],
-    );
+    let out = cli(&exchange, &[]);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("AADSTS54005"), "{}", out.stderr);
     // The hint says why and what to do: a code is single-use, sign in again.

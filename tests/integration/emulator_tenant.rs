@@ -292,25 +292,8 @@ async fn office_365_management_setup_runs_end_to_end() {
     assert_eq!(s, 200, "{b}");
     assert!(token_claims(&b).get("roles").is_none(), "no roles before admin consent: {b}");
 
-    let url = format!(
-        "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
-        q("https://manage.office.com"),
-        q(REPLY)
-    );
-    let (s, p, body) = get(&url).await;
-    assert_eq!(s, 302, "{body}");
+    let (p, b) = office_code_exchange(base).await;
     assert_eq!(p.get("admin_consent").map(String::as_str), Some("True"), "{p:?}");
-    let code = p["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", APP_ID),
-        ("code", code.as_str()),
-        ("redirect_uri", REPLY),
-        ("resource", "https://manage.office.com"),
-        ("client_secret", SECRET),
-    ];
-    let (s, b) = post(&format!("{base}/common/oauth2/token"), &form).await;
-    assert_eq!(s, 200, "{b}");
     for k in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
         assert!(b[k].is_string(), "v1 answers carry {k} as a string: {b}");
     }
@@ -327,13 +310,10 @@ async fn office_365_management_setup_runs_end_to_end() {
     assert_eq!(token_claims(&b)["roles"], json!(["ActivityFeed.Read"]), "the consented application permission");
 }
 
-#[tokio::test]
-async fn a_code_for_a_resource_with_only_application_permissions_and_its_refreshes_agree() {
-    // The Office 365 Management API setup: the app's permissions on manage.office.com are all
-    // application roles. The code exchange issues a user token with no delegated scope: no
-    // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
-    let t = tenant_with(|_| {}).await;
-    let base = t.emu.info().base_url();
+/// Signs in at `/common` for the Office 365 Management API with admin consent and exchanges the
+/// code, with the secret, at the v1 token endpoint: the redirect's parameters and the answer
+/// (which must be a 200).
+async fn office_code_exchange(base: &str) -> (HashMap<String, String>, Value) {
     let url = format!(
         "{base}/common/oauth2/authorize?response_type=code&resource={}&client_id={APP_ID}&redirect_uri={}&prompt=admin_consent",
         q("https://manage.office.com"),
@@ -352,6 +332,17 @@ async fn a_code_for_a_resource_with_only_application_permissions_and_its_refresh
     ];
     let (s, b) = post(&format!("{base}/common/oauth2/token"), &form).await;
     assert_eq!(s, 200, "{b}");
+    (p, b)
+}
+
+#[tokio::test]
+async fn a_code_for_a_resource_with_only_application_permissions_and_its_refreshes_agree() {
+    // The Office 365 Management API setup: the app's permissions on manage.office.com are all
+    // application roles. The code exchange issues a user token with no delegated scope: no
+    // `scp` claim at all (never an empty one), and the refresh, v1 or v2, does the same.
+    let t = tenant_with(|_| {}).await;
+    let base = t.emu.info().base_url();
+    let (_, b) = office_code_exchange(base).await;
     let at = claims_of(&b["access_token"]);
     assert!(at.get("scp").is_none(), "no delegated permission, no scp claim: {at:?}");
     assert_eq!(at["upn"], t.emu.info().users()[0].upn.as_str(), "a user token still");
@@ -849,14 +840,17 @@ async fn a_manifest_replaced_by_a_fifo_does_not_stop_the_emulator() {
     ];
     // The app whose file became a FIFO keeps its last good version; nothing blocks.
     let r = c.post(&url).form(&form).send().await.expect("answered, not hung");
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(issued_to(r, CLIENT2).await["aud"], "https://graph.microsoft.com");
     let main = [
         ("grant_type", "client_credentials"),
         ("client_id", APP_ID),
         ("client_secret", SECRET),
         ("scope", "https://graph.microsoft.com/.default"),
     ];
-    assert_eq!(c.post(&url).form(&main).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        issued_to(c.post(&url).form(&main).send().await.unwrap(), APP_ID).await["aud"],
+        "https://graph.microsoft.com"
+    );
     assert_eq!(c.get(t.emu.info().jwks_uri()).send().await.unwrap().status().as_u16(), 200);
     // At start, a FIFO is refused as input, naming it.
     let mut cfg = emulator_config(vec![t.main.clone(), client2.clone()], vec![]);
@@ -951,7 +945,7 @@ fn emulate_with_a_fifo_manifest_answers_and_stops_on_sigterm() {
                 ("scope", "https://graph.microsoft.com/.default"),
             ];
             let r = c.post(&v2).form(&form).send().await.expect("answered, not hung");
-            assert_eq!(r.status().as_u16(), 200, "{id}");
+            assert_eq!(issued_to(r, id).await["aud"], "https://graph.microsoft.com", "{id}");
         }
     });
     // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.

@@ -421,7 +421,7 @@ async fn client_secret_basic_conflicts_are_invalid_request() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    issued_to(r, APP_ID).await;
 }
 
 /// `exp`/`nbf`/`iat` must be NumericDates (JSON numbers within i64 seconds), else 400 AADSTS50027

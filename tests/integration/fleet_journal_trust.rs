@@ -139,7 +139,10 @@ fn a_journal_another_user_could_write_is_refused() {
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains("owned by uid 65534, not by the user running keycred"), "{}", stderr(&o));
     } else {
-        eprintln!("skipped: the check of a journal owned by another user needs root to chown it");
+        crate::common::skipped(
+            "a_journal_another_user_could_write_is_refused",
+            "the check of a journal owned by another user needs root to chown it",
+        );
     }
     assert_eq!(t.apps(), before, "Graph unchanged");
 }

@@ -33,14 +33,14 @@ fn is_root() -> bool {
 fn manifest_edits_keep_owner_group_and_mode() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if !is_root() {
-        eprintln!("skipped: needs root to give the manifest another owner");
+        skipped("manifest_edits_keep_owner_group_and_mode", "needs root to give the manifest another owner");
         return;
     }
     let d = TempDir::new("owner-kept");
     let (m, cert) = manifest_and_cert(&d);
     if let Err(e) = std::os::unix::fs::chown(&m, Some(65534), Some(65534)) {
         // Root in a user namespace that does not map uid 65534.
-        eprintln!("skipped: cannot give the manifest to uid 65534 ({e})");
+        skipped("manifest_edits_keep_owner_group_and_mode", format!("cannot give the manifest to uid 65534 ({e})"));
         return;
     }
     std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -59,7 +59,7 @@ fn an_owner_that_cannot_be_kept_refuses_the_edit() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     if !is_root() {
-        eprintln!("skipped: needs root to run keycred as another user");
+        skipped("an_owner_that_cannot_be_kept_refuses_the_edit", "needs root to run keycred as another user");
         return;
     }
     let d = TempDir::new("owner-refused");
@@ -72,7 +72,10 @@ fn an_owner_that_cannot_be_kept_refuses_the_edit() {
     cmd.uid(65534).gid(65534);
     let (code, _, err) = run_bounded(cmd, b"").unwrap();
     if err.contains("Permission denied") && err.contains("keycred") && code != 2 {
-        eprintln!("skipped: the keycred binary is not reachable for nobody: {err}");
+        skipped(
+            "an_owner_that_cannot_be_kept_refuses_the_edit",
+            format!("the keycred binary is not reachable for nobody: {err}"),
+        );
         return;
     }
     assert_eq!(code, 2, "{err}");

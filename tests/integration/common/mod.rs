@@ -308,3 +308,11 @@ pub fn generated(n: usize, tag: &str) -> Generated {
         emu,
     }
 }
+
+/// Says in the test output that a test (or part of one) was skipped, and why. Written to the
+/// process's stderr directly, not through `eprintln!`, which the test harness captures and
+/// shows only for failing tests: a skipped check must not pass silently.
+pub fn skipped(test: &str, why: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}

@@ -140,6 +140,20 @@ pub fn token_claims(body: &Value) -> serde_json::Map<String, Value> {
     keycred::jwt::dangerous::decode(body["access_token"].as_str().unwrap()).unwrap().claims
 }
 
+/// Reads a token answer that must have succeeded: HTTP 200, a Bearer token, issued to
+/// `client_id` (v1's `appid` or v2's `azp`); returns its claims. A 200 alone proves nothing
+/// about the token.
+pub async fn issued_to(r: reqwest::Response, client_id: &str) -> serde_json::Map<String, Value> {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    let claims = token_claims(&body);
+    let to = claims.get("azp").or(claims.get("appid")).and_then(Value::as_str).unwrap_or_default();
+    assert_eq!(to, client_id, "{claims:?}");
+    claims
+}
+
 /// The token a consent page's form carries (its hidden `form_token` field), which the page's
 /// POST must send back.
 pub fn form_token(html: &str) -> String {
