@@ -101,10 +101,11 @@ fn readme_examples_run_in_order_against_the_emulator() {
             script.push('\n');
         }
     }
-    // The quick start's, the emulator section's, the one `fleet` works on, the API
-    // permissions setups' (Office 365 Management API, Threat Protection), and the tenant capped
-    // by an app management policy; the commands after each use it.
-    assert!(ran >= 4 && emulators == 5, "ran {ran} blocks with {emulators} emulators");
+    // The quick start's, the emulator section's, the one `fleet` works on, the API permissions
+    // setups' (Office 365 Management API, Threat Protection), the tenant capped by an app
+    // management policy, and the secretless setup's (an emulated issuer); the commands after
+    // each use it.
+    assert!(ran >= 5 && emulators == 6, "ran {ran} blocks with {emulators} emulators");
     let mut c = Command::new("sh");
     c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
     c.env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()));
@@ -132,6 +133,8 @@ fn readme_examples_run_in_order_against_the_emulator() {
         "manifest.json",
         "o365-reader.json",
         "mtp-reader.json",
+        "ci-deployer.json",
+        "workload.jwt",
     ] {
         assert!(t.path(f).exists(), "{f}");
     }

@@ -2,7 +2,11 @@
 //! tokens from `keycred emulate --tls` with a certificate made by `keycred new` and registered by
 //! `keycred manifest add`; then the Azure CLI manages an application's certificates and
 //! passwords through the emulator's Graph (`tests/interop/azure_cli.py`, which starts an
-//! emulator of its own).
+//! emulator of its own). Secretless sign-in too: the emulator plays a GitHub Actions-like issuer
+//! (`--issuer github`), the app trusts it through a federated identity credential added with
+//! `keycred graph fic add`, and azure-identity's WorkloadIdentityCredential and
+//! ClientAssertionCredential and MSAL Python exchange its workload token
+//! (`tests/interop/azure_identity_federated.py`).
 //!
 //! The libraries are the independent reference here: they build the client assertion from the
 //! discovered `token_endpoint`, pick the thumbprint and algorithm themselves, and refuse plain
@@ -18,8 +22,15 @@ const GRANTS: [(&str, &str); 2] = [
     ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
-const SCRIPTS: [&str; 4] =
-    ["msal_client_credentials.py", "azure_identity.py", "msal_user_flows.py", "azure_identity_obo.py"];
+const SCRIPTS: [&str; 5] = [
+    "msal_client_credentials.py",
+    "azure_identity.py",
+    "msal_user_flows.py",
+    "azure_identity_obo.py",
+    "azure_identity_federated.py",
+];
+/// The subject the interop app trusts from the emulated GitHub Actions issuer (secretless sign-in).
+const FIC_SUBJECT: &str = "repo:keycred/interop:environment:ci";
 /// The reply URL registered for the authorization code flow; the scripts never connect to it,
 /// they read the code from the emulator's redirect.
 const REDIRECT: &str = "http://localhost/interop-callback";
@@ -31,6 +42,7 @@ const MANIFEST: &str = r#"{
   "appId": "11111111-1111-1111-1111-111111111111",
   "displayName": "keycred interop web API",
   "signInAudience": "AzureADMyOrg",
+  "owners": ["11111111-1111-1111-1111-111111111111"],
   "identifierUris": ["api://keycred-interop"],
   "keyCredentials": [],
   "passwordCredentials": [],
@@ -95,6 +107,8 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     // The user flows: the consent page answers at once, and the administrator has consented to
     // the app's delegated Graph permission (what on-behalf-of needs downstream).
     cmd.args(["--auto-consent", "--consented", &app_id]);
+    // Secretless sign-in: the emulator also plays GitHub Actions' issuer.
+    cmd.args(["--issuer", "github"]);
     cmd.args(["-o", "json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("xtask: running {cmd:?}");
     let mut child = Emulator(cmd.spawn().map_err(|e| format!("cannot start keycred emulate: {e}"))?);
@@ -103,6 +117,37 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("cannot read keycred emulate's output: {e}"))?;
     let field = |k: &str| json_str(&line, k).ok_or_else(|| format!("keycred emulate printed no {k}: {line:?}"));
     let (base, tenant, ca) = (field("baseUrl")?, field("tenant")?, field("caFile")?);
+    // The issuers are the announcement's only "url" fields.
+    let issuer = field("url")?;
+    // The app trusts the emulated issuer's tokens for one subject: it owns itself and holds
+    // Application.ReadWrite.OwnedBy, so it adds the credential through the emulator's Graph.
+    keycred(
+        &bin,
+        &dir,
+        &[
+            "graph",
+            "fic",
+            "add",
+            "--app-id",
+            &app_id,
+            "--tenant",
+            &tenant,
+            "--authority",
+            &base,
+            "--graph-url",
+            &base,
+            "--cert",
+            "interop.pem",
+            "--ca-file",
+            &ca,
+            "--name",
+            "interop-ci",
+            "--issuer",
+            &issuer,
+            "--subject",
+            FIC_SUBJECT,
+        ],
+    )?;
     // MSAL and azure-identity refuse IP-address authorities in places; the emulator's TLS
     // certificate names localhost too.
     let authority = base.replace("://127.0.0.1:", "://localhost:");
@@ -127,6 +172,8 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
             .env("KEYCRED_BUNDLE", dir.join("interop.pem"))
             .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
             .env("KEYCRED_REDIRECT", REDIRECT)
+            .env("KEYCRED_FIC_ISSUER", &issuer)
+            .env("KEYCRED_FIC_SUBJECT", FIC_SUBJECT)
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // The emulator is on our loopback: a proxy from the developer's shell can't reach it,

@@ -13,10 +13,15 @@
 
 use super::read::context;
 use super::{authenticate, edit_app, find_app, forbidden, graph_json, json_body, not_found, Answer, GraphError};
+use super::{blocking, SharedState};
 use crate::emulator::{App, AppState};
 use crate::fic::{rules, FederatedIdentityCredential, MANIFEST_MEMBER};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
+use axum::routing::{get, patch};
+use axum::Router;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -133,7 +138,7 @@ pub(super) fn list(st: &AppState, raw: &str, headers: &HeaderMap) -> Answer {
 }
 
 /// `GET .../federatedIdentityCredentials/{id}` or `...(name='x')`.
-pub(super) fn get(st: &AppState, raw: &str, which: &str, headers: &HeaderMap) -> Answer {
+pub(super) fn get_one(st: &AppState, raw: &str, which: &str, headers: &HeaderMap) -> Answer {
     let app = app_for(st, raw, headers, false)?;
     let key = key_of(which);
     let list = stored(&app);
@@ -230,6 +235,90 @@ pub(super) fn method_not_allowed(st: &AppState, headers: &HeaderMap) -> Answer {
         "Request_BadRequest",
         "Specified HTTP method is not allowed for the request target.",
     ))
+}
+
+/// The routes of the credentials that take methods other than the application's own routes do
+/// (`GET` of the collection and `POST` to it go through the application's navigation and action
+/// dispatch): `PATCH` and `DELETE` by name, and the three methods by id.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    let by_id = || {
+        get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
+            blocking(move || by_id(s, p, h, None, Method::GET))
+        })
+        .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+            blocking(move || by_id(s, p, h, Some(b), Method::PATCH))
+        })
+        .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
+            blocking(move || by_id(s, p, h, None, Method::DELETE))
+        })
+    };
+    Router::new()
+        .route(
+            "/v1.0/applications/{id}/{action}",
+            patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+                blocking(move || navigation(s, p, h, Some(b), Method::PATCH))
+            })
+            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
+                blocking(move || navigation(s, p, h, None, Method::DELETE))
+            }),
+        )
+        .route(
+            "/v1.0/{reference}/{action}",
+            get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
+                blocking(move || navigation(s, p, h, None, Method::GET))
+            })
+            .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
+                blocking(move || navigation(s, p, h, Some(b), Method::PATCH))
+            })
+            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
+                blocking(move || navigation(s, p, h, None, Method::DELETE))
+            }),
+        )
+        .route("/v1.0/applications/{id}/federatedIdentityCredentials/{fid}", by_id())
+        .route("/v1.0/{reference}/federatedIdentityCredentials/{fid}", by_id())
+}
+
+/// Whether `raw` names an application: an object id, or `applications(appId='...')`.
+fn names_application(raw: &str) -> bool {
+    !raw.contains('(') || raw.starts_with("applications(")
+}
+
+/// `{app}/{navigation}` for GET, PATCH and DELETE: a credential by name (PATCH, DELETE), or, for
+/// an application named by `appId`, any navigation GET (as `applications/{id}/...` has).
+fn navigation(
+    st: SharedState,
+    Path((app, nav)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    method: Method,
+) -> Answer {
+    if !names_application(&app) {
+        return super::unknown_segment(&st, &headers, &app);
+    }
+    match (method, name_key(&nav)) {
+        (Method::GET, _) => super::get_navigation(st, Path((app, nav)), headers),
+        (Method::PATCH, Some(_)) => update(&st, &app, &nav, &headers, &body.unwrap_or_default()),
+        (Method::DELETE, Some(_)) => delete(&st, &app, &nav, &headers),
+        _ => method_not_allowed(&st, &headers),
+    }
+}
+
+/// One credential by id, under an application named by object id or `appId`.
+fn by_id(
+    st: SharedState,
+    Path((app, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    method: Method,
+) -> Answer {
+    if !names_application(&app) {
+        return super::unknown_segment(&st, &headers, &app);
+    }
+    match method {
+        Method::GET => get_one(&st, &app, &fid, &headers),
+        Method::PATCH => update(&st, &app, &fid, &headers, &body.unwrap_or_default()),
+        _ => delete(&st, &app, &fid, &headers),
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ use crate::dates;
 use crate::manifest::{edit_file, Manifest};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -96,7 +96,7 @@ fn get_navigation(State(st): SharedState, Path((id, nav)): Path<(String, String)
         return federated::list(&st, &id, &headers);
     }
     if federated::is_segment(&nav) {
-        return federated::get(&st, &id, &nav, &headers);
+        return federated::get_one(&st, &id, &nav, &headers);
     }
     Err(not_found(&format!("{id}/{nav}")))
 }
@@ -123,37 +123,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
                 blocking(move || action(s, p, h, b))
             })
-            .get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| blocking(move || get_navigation(s, p, h)))
-            .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
-                blocking(move || patch_navigation(s, p, h, b))
-            })
-            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || delete_navigation(s, p, h))
-            }),
-        )
-        .route(
-            "/v1.0/{reference}/federatedIdentityCredentials/{fid}",
-            get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || federated_by_id(s, p, h, None, Method::GET))
-            })
-            .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
-                blocking(move || federated_by_id(s, p, h, Some(b), Method::PATCH))
-            })
-            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || federated_by_id(s, p, h, None, Method::DELETE))
-            }),
-        )
-        .route(
-            "/v1.0/applications/{id}/federatedIdentityCredentials/{fid}",
-            get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || federated_by_id(s, p, h, None, Method::GET))
-            })
-            .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
-                blocking(move || federated_by_id(s, p, h, Some(b), Method::PATCH))
-            })
-            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || federated_by_id(s, p, h, None, Method::DELETE))
-            }),
+            .get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| blocking(move || get_navigation(s, p, h))),
         )
         .route(
             "/v1.0/policies/{name}",
@@ -201,17 +171,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/v1.0/{reference}/{action}",
             post(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
                 blocking(move || action_by_reference(s, p, h, b))
-            })
-            .get(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || navigation_by_reference(s, p, h, None, Method::GET))
-            })
-            .patch(|s: SharedState, p: Path<(String, String)>, h: HeaderMap, b: Bytes| {
-                blocking(move || navigation_by_reference(s, p, h, Some(b), Method::PATCH))
-            })
-            .delete(|s: SharedState, p: Path<(String, String)>, h: HeaderMap| {
-                blocking(move || navigation_by_reference(s, p, h, None, Method::DELETE))
             }),
         )
+        .merge(federated::routes())
         .layer(axum::middleware::from_fn(graph_headers))
 }
 
@@ -448,63 +410,6 @@ fn dispatch_action(st: SharedState, id: String, action: &str, headers: HeaderMap
         "removepassword" => passwords::remove_password(st, Path(id), headers, body),
         "federatedidentitycredentials" => federated::create(&st, &id, &headers, &body),
         _ => unknown_segment(&st, &headers, action),
-    }
-}
-
-/// `PATCH /v1.0/applications/{id}/{navigation}`: only a federated identity credential by name.
-fn patch_navigation(
-    st: SharedState,
-    Path((id, nav)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
-    match federated::name_key(&nav) {
-        Some(_) => federated::update(&st, &id, &nav, &headers, &body),
-        None => federated::method_not_allowed(&st, &headers),
-    }
-}
-
-/// `DELETE /v1.0/applications/{id}/{navigation}`: only a federated identity credential by name.
-fn delete_navigation(st: SharedState, Path((id, nav)): Path<(String, String)>, headers: HeaderMap) -> Answer {
-    match federated::name_key(&nav) {
-        Some(_) => federated::delete(&st, &id, &nav, &headers),
-        None => federated::method_not_allowed(&st, &headers),
-    }
-}
-
-/// One federated identity credential by id, under an application named by id or `appId`.
-fn federated_by_id(
-    st: SharedState,
-    Path((app, fid)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Option<Bytes>,
-    method: Method,
-) -> Answer {
-    if app.contains('(') && !app.starts_with("applications(") {
-        return unknown_segment(&st, &headers, &app);
-    }
-    match method {
-        Method::GET => federated::get(&st, &app, &fid, &headers),
-        Method::PATCH => federated::update(&st, &app, &fid, &headers, &body.unwrap_or_default()),
-        _ => federated::delete(&st, &app, &fid, &headers),
-    }
-}
-
-/// `/v1.0/applications(appId='...')/{navigation}` for the methods other than POST.
-fn navigation_by_reference(
-    st: SharedState,
-    Path((reference, nav)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Option<Bytes>,
-    method: Method,
-) -> Answer {
-    if !reference.starts_with("applications(") {
-        return unknown_segment(&st, &headers, &reference);
-    }
-    match method {
-        Method::GET => get_navigation(st, Path((reference, nav)), headers),
-        Method::PATCH => patch_navigation(st, Path((reference, nav)), headers, body.unwrap_or_default()),
-        _ => delete_navigation(st, Path((reference, nav)), headers),
     }
 }
 
