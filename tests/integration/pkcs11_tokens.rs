@@ -311,10 +311,11 @@ fn a_ca_issued_certificate_for_a_token_key_is_added_with_its_chain_leaf_first() 
     let emu = emulator(&[&manifest], &[(API, &["Data.Read"])], false);
     let base = emu.info().base_url();
     let args = ["token", "--authority", base, "--tenant", TENANT, "--client-id", APP_ID, "--scope", API];
+    let chain = dir.s("chain.pem");
     let mut args = args.to_vec();
     args.extend([
         "--cert",
-        &dir.s("chain.pem"),
+        &chain,
         "--key",
         KEY,
         "--pin-env",
