@@ -313,17 +313,7 @@ fn a_ca_issued_certificate_for_a_token_key_is_added_with_its_chain_leaf_first() 
     let args = ["token", "--authority", base, "--tenant", TENANT, "--client-id", APP_ID, "--scope", API];
     let chain = dir.s("chain.pem");
     let mut args = args.to_vec();
-    args.extend([
-        "--cert",
-        &chain,
-        "--key",
-        KEY,
-        "--pin-env",
-        "PIN",
-        "--x5c",
-        "--expect-role",
-        "Data.Read",
-    ]);
+    args.extend(["--cert", &chain, "--key", KEY, "--pin-env", "PIN", "--x5c", "--expect-role", "Data.Read"]);
     let out = keycred(&h, &dir, &args);
     assert_eq!(out.code, 0, "{out:?}");
 }
