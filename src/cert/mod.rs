@@ -3,6 +3,7 @@
 //! A [`Certificate`] is DER bytes plus what was read from them once; [`EntraValues`] is the stable,
 //! serialisable view that `show`, `new` and `-o json` print (field names are a contract).
 
+pub mod chain;
 pub mod cost;
 pub mod csr;
 pub mod dn;

@@ -9,7 +9,7 @@ use crate::rotation_support::{
     credential, emulator, entries_of, write_cred, write_manifest, Out, TempDir, API, APP_ID, OBJECT_ID, TENANT,
 };
 use crate::softhsm_support::{self as hsm, SoftHsm, PIN};
-use crate::token_support::openssl_verify;
+use crate::token_support::{openssl_der_b64, openssl_verify};
 use std::path::Path;
 
 const KEY: &str = "pkcs11:token=T;object=app1";
@@ -255,4 +255,65 @@ fn a_wrong_pin_a_missing_module_token_or_object_and_a_key_that_is_not_rsa_are_re
         "0e",
     ]);
     refused(&h, &dir, &sign("pkcs11:token=T;object=ec1"), &env, "not RSA");
+}
+
+#[test]
+fn a_ca_issued_certificate_for_a_token_key_is_added_with_its_chain_leaf_first() {
+    let Some(h) = hsm::token() else { return };
+    let dir = TempDir::new("p11-ca");
+    new_on_token(&h, &dir);
+    // A CA (openssl) issues a certificate for the token key's request.
+    let (ca_key, ca_pem, csr, leaf) = (dir.s("ca.key"), dir.s("ca.pem"), dir.s("app1.csr"), dir.s("leaf.pem"));
+    crate::common::openssl_self_signed_days(Path::new(&ca_key), Path::new(&ca_pem), "/CN=Contoso Issuing CA", 30);
+    let out =
+        keycred(&h, &dir, &["csr", "--key", KEY, "--pin-env", "PIN", "--subject", "CN=app1 issued", "--out", &csr]);
+    assert_eq!(out.code, 0, "{out:?}");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-out",
+        &leaf,
+    ]);
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    std::fs::write(dir.path("chain.pem"), read(&leaf) + &read(&ca_pem)).unwrap();
+    std::fs::write(dir.path("reversed.pem"), read(&ca_pem) + &read(&leaf)).unwrap();
+    let manifest = dir.path("app.json");
+    write_manifest(&manifest, OBJECT_ID, APP_ID, &[]);
+    let m = manifest.display().to_string();
+    let add = |file: &str| {
+        let args = ["manifest", "add", &m, "--cert", file, "--key", KEY, "--pin-env", "PIN", "-o", "json"];
+        keycred(&h, &dir, &args)
+    };
+    let before = std::fs::read(&manifest).unwrap();
+    let out = add(&dir.s("reversed.pem"));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not the first"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+    // A file holding only the CA's certificate has none for this key.
+    let out = add(&ca_pem);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = add(&dir.s("chain.pem"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let entries = entries_of(&manifest);
+    let leaf_b64 = openssl_der_b64(Path::new(&leaf));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["key"].as_str().unwrap(), leaf_b64);
+    // The token key signs in with the CA-issued certificate (its chain in x5c).
+    let emu = emulator(&[&manifest], &[(API, &["Data.Read"])], false);
+    let base = emu.info().base_url();
+    let args = ["token", "--authority", base, "--tenant", TENANT, "--client-id", APP_ID, "--scope", API];
+    let chain = dir.s("chain.pem");
+    let mut args = args.to_vec();
+    args.extend(["--cert", &chain, "--key", KEY, "--pin-env", "PIN", "--x5c", "--expect-role", "Data.Read"]);
+    let out = keycred(&h, &dir, &args);
+    assert_eq!(out.code, 0, "{out:?}");
 }

@@ -14,6 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 const SKIP: &str = "# not run by the README test";
+/// A block that needs SoftHSM2: run where it is installed (and required under `cargo xtask
+/// test`, which installs it).
+const NEEDS_SOFTHSM: &str = "# needs SoftHSM2";
 
 /// The ```sh blocks of `text`, in order, with the line each starts at.
 fn sh_blocks(text: &str) -> Vec<(usize, String)> {
@@ -62,10 +65,16 @@ fn readme_examples_run_in_order_against_the_emulator() {
     // The emulators' pids are kept to stop them when the script ends, however it ends (`jobs`
     // in a command substitution sees no jobs).
     let mut script = String::from("README_PIDS=\ntrap 'kill $README_PIDS 2>/dev/null || true' EXIT\n");
-    let (mut ran, mut emulators) = (0, 0);
+    let (mut ran, mut emulators, mut token_blocks) = (0, 0, 0);
     for (line, block) in sh_blocks(&readme) {
         if block.trim_start().starts_with(SKIP) {
             continue;
+        }
+        if block.trim_start().starts_with(NEEDS_SOFTHSM) {
+            // The token is made by the block itself (softhsm2-util) in the test's directory.
+            let Some(_installed) = crate::softhsm_support::token() else { continue };
+            token_blocks += 1;
+            emulators -= block.lines().filter(|l| l.trim_start().starts_with("keycred emulate ")).count() as i32;
         }
         ran += 1;
         script.push_str(&format!("echo '== README.md block at line {line}' >&2\n"));
@@ -105,6 +114,7 @@ fn readme_examples_run_in_order_against_the_emulator() {
     // setups' (Office 365 Management API, Threat Protection), the tenant capped by an app
     // management policy, and the secretless setup's (an emulated issuer); the commands after
     // each use it.
+    // The token section starts an emulator of its own, not counted here.
     assert!(ran >= 5 && emulators == 6, "ran {ran} blocks with {emulators} emulators");
     let mut c = Command::new("sh");
     c.args(["-euc", &script]).current_dir(&t.0).stdin(Stdio::null());
@@ -138,8 +148,22 @@ fn readme_examples_run_in_order_against_the_emulator() {
     ] {
         assert!(t.path(f).exists(), "{f}");
     }
+    if token_blocks > 0 {
+        keys_stayed_on_the_token(&t);
+    }
     permissions_the_setups_wrote(&t);
     what_the_examples_made(&t);
+}
+
+/// The token section wrote the certificate and the request, and no file holds a private key
+/// of its own (the other sections' key files are theirs).
+fn keys_stayed_on_the_token(t: &TempDir) {
+    for f in ["token-app.cer", "token-app.csr", "token-app.json"] {
+        assert!(t.path(f).exists(), "{f}");
+    }
+    for f in ["token-app.key", "token-app.pem", "token-app.pfx"] {
+        assert!(!t.path(f).exists(), "{f} was written");
+    }
 }
 
 /// The permissions setups wrote the ids Microsoft publishes: ActivityFeed.Read and

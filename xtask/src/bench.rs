@@ -175,7 +175,12 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
         ex.env("OPENSSL_RSA2048_SIGNS", format!("{s}"));
     }
     let status = ex.status().map_err(|e| e.to_string())?;
-    if !status.success() {
+    // benches/pkcs11.rs: assertions signed on a SoftHSM2 token against its raw C_Sign rate.
+    let mut p11 = Command::new(&cargo);
+    p11.args(["bench", "--package", "keycred", "--bench", "pkcs11", "--"]).current_dir(root);
+    p11.arg(if quick { "--quick" } else { "--full" });
+    let p11_status = p11.status().map_err(|e| e.to_string())?;
+    if !status.success() || !p11_status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err("the in-process benchmarks failed".into());
     }

@@ -177,7 +177,7 @@ impl CredArgs {
         if let Some(spec) = self.key_on_token() {
             let password = self.password()?;
             let cred = super::keystore::load_credential(self.cert.as_deref(), spec, &self.token, password.as_ref())?;
-            warn_unusable(&cred);
+            super::output::warn_unusable(&cred);
             return Ok(cred);
         }
         let cert = self.cert.as_ref().ok_or_else(|| {
@@ -186,27 +186,8 @@ impl CredArgs {
             )
         })?;
         let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
-        warn_unusable(&cred);
+        super::output::warn_unusable(&cred);
         Ok(cred)
-    }
-}
-
-/// Warns about a credential Entra would refuse: signing still works (useful to test refusals),
-/// but a user debugging an AADSTS700027 should see the cause at once.
-fn warn_unusable(cred: &LoadedCredential) {
-    let (now, c) = (keycred::dates::now(), &cred.cert);
-    let problem = if now > c.not_after() {
-        Some(format!("expired on {}", keycred::dates::format(c.not_after())))
-    } else if now < c.not_before() {
-        Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        eprintln!(
-            "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
-            super::output::printable(&cred.cert_path.display().to_string())
-        );
     }
 }
 

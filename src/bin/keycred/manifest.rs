@@ -110,6 +110,12 @@ pub struct AddArgs {
     pub manifest: PathBuf,
     #[command(flatten)]
     pub entry: EntryArgs,
+    /// The certificate's private key, a key file or a key on a token (pkcs11:...): --cert must
+    /// then list the key's certificate first, each certificate followed by its issuer
+    #[arg(long)]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub token: super::keystore::TokenArgs,
     /// Show what would be added; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -292,6 +298,19 @@ fn load_cert(a: &EntryArgs) -> Result<Certificate> {
     Ok(cert)
 }
 
+/// `--key`: the certificate file lists the key's certificate first, then each issuer in turn.
+fn check_chain(a: &AddArgs, key: &str) -> Result<()> {
+    let password = super::common::password_from(a.entry.password_env.as_deref())?;
+    let signer: std::sync::Arc<dyn keycred::cert::Signer> = match super::keystore::on_token(Some(key.as_ref())) {
+        Some(spec) => std::sync::Arc::new(a.token.key(spec)?),
+        None => std::sync::Arc::new(keycred::cert::load_key(key.as_ref(), password.as_ref())?),
+    };
+    let origin = a.entry.cert.display().to_string();
+    let bytes = keycred::fsio::read_limited(&a.entry.cert, keycred::fsio::MAX_CREDENTIAL_BYTES)?;
+    let certs = keycred::cert::chain::file_order(&bytes, password.as_ref(), &origin)?;
+    keycred::cert::chain::check(&certs, signer.as_ref(), &origin)
+}
+
 fn options(a: &EntryArgs) -> Result<EntryOptions> {
     let key_id = match &a.key_id {
         Some(s) => match Selector::key_id(s)? {
@@ -337,6 +356,9 @@ fn add(a: &AddArgs, ctx: &Ctx) -> Result<u8> {
     let current = Manifest::load(&a.manifest)?;
     let format = a.entry.format.resolve(&current)?;
     let cert = load_cert(&a.entry)?;
+    if let Some(key) = &a.key {
+        check_chain(a, key)?;
+    }
     let e = build_entry(&a.entry, &cert, format, &opts)?;
     if a.dry_run {
         current.add_entry(e.clone())?;

@@ -357,6 +357,25 @@ pub fn print_retire(ctx: &Ctx, r: &RetireReport) {
     print_pairs(&pairs);
 }
 
+/// Warns about a credential Entra would refuse: signing still works (useful to test refusals),
+/// but a user debugging an AADSTS700027 should see the cause at once.
+pub fn warn_unusable(cred: &keycred::cert::LoadedCredential) {
+    let (now, c) = (keycred::dates::now(), &cred.cert);
+    let problem = if now > c.not_after() {
+        Some(format!("expired on {}", keycred::dates::format(c.not_after())))
+    } else if now < c.not_before() {
+        Some(format!("is not valid before {}", keycred::dates::format(c.not_before())))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        eprintln!(
+            "keycred: warning: {}: the certificate {problem}; Entra refuses assertions signed with it",
+            printable(&cred.cert_path.display().to_string())
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{count, json_safe, printable};

@@ -30,7 +30,7 @@ pub struct Args {
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Shown {
-    Certificate(EntraValues),
+    Certificate(Box<EntraValues>),
     Request(RequestValues),
 }
 
@@ -51,7 +51,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let mut shown = Vec::new();
     for f in &a.files {
         let value = if let Some(spec) = super::keystore::on_token(Some(f)) {
-            Shown::Certificate(stored_certificate(&a.token.key(spec)?)?.entra_values(now))
+            Shown::Certificate(Box::new(stored_certificate(&a.token.key(spec)?)?.entra_values(now)))
         } else {
             let bytes = fsio::read_limited(f, fsio::MAX_CREDENTIAL_BYTES)?;
             match read_request(&bytes) {
@@ -59,7 +59,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
                 // Only the certificate is shown: a key that cannot be read (no password) does not matter.
                 None => {
                     let mut certs = load_bytes(&bytes, password.as_ref(), &f.display().to_string())?.certs;
-                    Shown::Certificate(certs.swap_remove(0).entra_values(now))
+                    Shown::Certificate(Box::new(certs.swap_remove(0).entra_values(now)))
                 }
             }
         };
