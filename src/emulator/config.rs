@@ -60,6 +60,8 @@ pub struct EmulatorConfig {
     /// The tenant's default app management policy (`--app-policy`): its body as served, and
     /// what it restricts.
     pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
+    /// Emulated Key Vaults (`--vault NAME[=APPID,...]`), served over TLS at `NAME.vault.localhost`.
+    pub vaults: Vec<super::VaultSpec>,
 }
 
 impl EmulatorConfig {
@@ -85,6 +87,7 @@ impl EmulatorConfig {
             read_timeout: READ_TIMEOUT,
             throttle: None,
             app_policy: None,
+            vaults: Vec::new(),
         }
     }
 }
@@ -114,6 +117,10 @@ pub(super) fn check_config(cfg: &EmulatorConfig) -> Result<()> {
             return Err(Error::input(format!("--throttle {rate}: not a positive number of requests per second"))
                 .with_hint("for example --throttle 5 (five Graph requests per second per client)"));
         }
+    }
+    if !cfg.vaults.is_empty() && !cfg.tls {
+        return Err(Error::input("--vault: Key Vault is served over https only")
+            .with_hint("add --tls (Azure's SDKs and keycred refuse a vault over plain http)"));
     }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
         return Err(Error::input(format!("--listen {}: not a loopback address", cfg.listen)).with_hint(

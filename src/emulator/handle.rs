@@ -25,6 +25,7 @@ pub struct EmulatorInfo {
     domains: Vec<String>,
     users: Vec<User>,
     apps: Vec<(String, String)>,
+    vaults: Vec<(String, String)>,
 }
 
 impl EmulatorInfo {
@@ -74,6 +75,10 @@ impl EmulatorInfo {
     /// `(appId, display name)` of every application served at start, sorted by appId.
     pub fn apps(&self) -> &[(String, String)] {
         &self.apps
+    }
+    /// `(name, url)` of every emulated Key Vault (`https://NAME.vault.localhost:PORT`).
+    pub fn vaults(&self) -> &[(String, String)] {
+        &self.vaults
     }
     /// The Microsoft Graph base URL to give `keycred graph --graph-url`: the emulator itself.
     pub fn graph_url(&self) -> &str {
@@ -167,6 +172,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         form_key: rand::random(),
         app_policy: cfg.app_policy.clone(),
         sign_ins: signins::SignIns::default(),
+        vaults: super::vault::Vaults::new(&cfg.vaults, shown.port(), &cfg.tenant.to_ascii_lowercase()),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -180,6 +186,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
             domains: state.directory.domains.clone(),
             users: state.directory.users.clone(),
             apps: state.registry.list().iter().map(|a| (a.app_id.clone(), a.name().to_string())).collect(),
+            vaults: state.vaults.list(),
         },
         stop: Some(stop_tx),
         task: Some(task),
@@ -235,7 +242,7 @@ pub(super) fn tls_setup(
     if !cfg.tls {
         return Ok((None, None, None));
     }
-    let material = tls::generate()?;
+    let material = tls::generate(&super::vault::Vaults::host_names(&cfg.vaults))?;
     let mut temp = None;
     let dir = match &cfg.state_dir {
         Some(d) => d.clone(),

@@ -44,6 +44,8 @@ pub struct AppState {
     pub(super) app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
     /// Each credential's latest sign-in, for Graph's credential activity report.
     pub(super) sign_ins: signins::SignIns,
+    /// The emulated Key Vaults (`--vault`), none by default.
+    pub(super) vaults: super::vault::Vaults,
 }
 
 impl AppState {
@@ -112,6 +114,9 @@ impl AppState {
         // trailing run of `/` would otherwise still name a `--grant` resource).
         if identifier.len() > MAX_RESOURCE {
             return None;
+        }
+        if let Some(api) = self.vaults.resource_api(identifier) {
+            return Some(api);
         }
         let named = if self.is_own_url(identifier) { token::GRAPH_APP_ID } else { identifier };
         if let Some(api) = self.registry.resource(named) {

@@ -1,6 +1,6 @@
 //! `cargo xtask interop`: Microsoft's own client libraries (MSAL Python, azure-identity) get
 //! tokens from `keycred emulate --tls` with a certificate made by `keycred new` and registered by
-//! `keycred manifest add`; then the Azure CLI manages an application's certificates and
+//! `keycred manifest add`; Azure's Key Vault SDKs use the emulated vault (`--vault`); then the Azure CLI manages an application's certificates and
 //! passwords through the emulator's Graph (`tests/interop/azure_cli.py`, which starts an
 //! emulator of its own).
 //!
@@ -18,8 +18,17 @@ const GRANTS: [(&str, &str); 2] = [
     ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
-const SCRIPTS: [&str; 4] =
-    ["msal_client_credentials.py", "azure_identity.py", "msal_user_flows.py", "azure_identity_obo.py"];
+const SCRIPTS: [&str; 5] = [
+    "msal_client_credentials.py",
+    "azure_identity.py",
+    "msal_user_flows.py",
+    "azure_identity_obo.py",
+    "azure_keyvault.py",
+];
+/// The emulated vaults: one the interop app may use, one granted to another app only (403).
+const VAULT: &str = "interop-kv";
+const DENIED_VAULT: &str = "interop-denied";
+const OTHER_APP: &str = "22222222-2222-2222-2222-222222222222";
 /// The reply URL registered for the authorization code flow; the scripts never connect to it,
 /// they read the code from the emulator's redirect.
 const REDIRECT: &str = "http://localhost/interop-callback";
@@ -49,7 +58,13 @@ const MANIFEST: &str = r#"{
 }
 "#;
 /// Pinned: a new upstream release must not change what the check means between two runs.
-const PACKAGES: [&str; 3] = ["msal==1.39.0", "azure-identity==1.27.0", "azure-cli==2.91.0"];
+const PACKAGES: [&str; 5] = [
+    "msal==1.39.0",
+    "azure-identity==1.27.0",
+    "azure-cli==2.91.0",
+    "azure-keyvault-keys==4.11.3",
+    "azure-keyvault-certificates==4.12.0",
+];
 /// The Azure CLI script, run after [`SCRIPTS`].
 const AZURE_CLI_SCRIPT: &str = "azure_cli.py";
 
@@ -88,6 +103,8 @@ pub fn run(root: &Path, target: &Path) -> Result<(), String> {
     // The user flows: the consent page answers at once, and the administrator has consented to
     // the app's delegated Graph permission (what on-behalf-of needs downstream).
     cmd.args(["--auto-consent", "--consented", &app_id]);
+    cmd.arg("--vault").arg(format!("{VAULT}={app_id}"));
+    cmd.arg("--vault").arg(format!("{DENIED_VAULT}={OTHER_APP}"));
     cmd.args(["-o", "json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("xtask: running {cmd:?}");
     let mut child = Emulator(cmd.spawn().map_err(|e| format!("cannot start keycred emulate: {e}"))?);
@@ -99,6 +116,8 @@ pub fn run(root: &Path, target: &Path) -> Result<(), String> {
     // MSAL and azure-identity refuse IP-address authorities in places; the emulator's TLS
     // certificate names localhost too.
     let authority = base.replace("://127.0.0.1:", "://localhost:");
+    let port = base.rsplit(':').next().unwrap_or_default().to_string();
+    let vault_url = |name: &str| format!("https://{name}.vault.localhost:{port}");
     let expect = GRANTS
         .iter()
         .map(|(r, roles)| {
@@ -120,12 +139,14 @@ pub fn run(root: &Path, target: &Path) -> Result<(), String> {
             .env("KEYCRED_BUNDLE", dir.join("interop.pem"))
             .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
             .env("KEYCRED_REDIRECT", REDIRECT)
+            .env("KEYCRED_VAULT_URL", vault_url(VAULT))
+            .env("KEYCRED_DENIED_VAULT_URL", vault_url(DENIED_VAULT))
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // The emulator is on our loopback: a proxy from the developer's shell can't reach it,
             // and a region setting would send MSAL to a regional host instead.
-            .env("NO_PROXY", "localhost,127.0.0.1")
-            .env("no_proxy", "localhost,127.0.0.1")
+            .env("NO_PROXY", "localhost,127.0.0.1,.localhost")
+            .env("no_proxy", "localhost,127.0.0.1,.localhost")
             .env_remove("AZURE_REGIONAL_AUTHORITY_NAME")
             .env_remove("MSAL_FORCE_REGION")
             .status()
