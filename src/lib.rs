@@ -33,6 +33,7 @@ pub mod http;
 pub mod ids;
 pub mod jwks;
 pub mod jwt;
+pub mod keystore;
 pub mod lock;
 pub mod manifest;
 pub mod permissions;

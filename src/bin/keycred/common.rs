@@ -148,9 +148,13 @@ pub struct CredArgs {
     /// Certificate: PEM/DER with --key, a PEM bundle (key + cert), or a PFX
     #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
     pub cert: Option<PathBuf>,
-    /// Private key file, when --cert holds only the certificate
+    /// Private key file, when --cert holds only the certificate; or a key in Azure Key Vault
+    /// (https://NAME.vault.azure.net/keys/KEY[/VERSION]), which signs there
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Environment variable holding a token for the vault of a Key Vault --key (default: the AZURE_* identity)
+    #[arg(long, value_name = "VAR")]
+    pub vault_token_env: Option<String>,
     /// Environment variable holding the password of an encrypted key or PFX
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
@@ -163,10 +167,21 @@ impl CredArgs {
     }
     /// Whether a certificate was given at all.
     pub fn given(&self) -> bool {
-        self.cert.is_some()
+        self.cert.is_some() || self.vault_key().is_some()
+    }
+    /// The Key Vault key URL `--key` gives, if it gives one.
+    pub fn vault_key(&self) -> Option<&str> {
+        self.key.as_deref().and_then(|k| k.to_str()).filter(|k| keycred::keystore::is_key_reference(k))
     }
     /// Loads the credential.
     pub fn load(&self) -> Result<LoadedCredential> {
+        self.load_using(None)
+    }
+    /// Loads the credential, a Key Vault key reached with `http`'s CA file and time limit.
+    pub fn load_using(&self, http: Option<&HttpArgs>) -> Result<LoadedCredential> {
+        if let Some(url) = self.vault_key() {
+            return super::vault::load_credential(self, url, http);
+        }
         let cert = self.cert.as_ref().ok_or_else(|| {
             Error::input("no certificate given").with_hint(
                 "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",

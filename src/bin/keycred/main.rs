@@ -22,6 +22,7 @@ mod permissions;
 mod rotate;
 mod show;
 mod token;
+mod vault;
 
 use common::{CredArgs, TenantArgs};
 use output::{Ctx, OutputFormat};

@@ -108,7 +108,7 @@ fn build_request(a: &Args) -> Result<TokenRequest> {
                     "pass --cert CERT [--key KEY] (or set AZURE_CLIENT_CERTIFICATE_PATH), or --secret-env VAR (or set AZURE_CLIENT_SECRET)",
                 ));
             }
-            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
+            ClientAuth::Certificate { cred: Arc::new(a.cred.load_using(Some(&a.http))?), alg: a.alg.get(), x5c: a.x5c }
         }
     };
     Ok(TokenRequest {
