@@ -148,8 +148,7 @@ pub struct CredArgs {
     /// Certificate: PEM/DER with --key, a PEM bundle (key + cert), or a PFX
     #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
     pub cert: Option<PathBuf>,
-    /// Private key file, when --cert holds only the certificate; or a key in Azure Key Vault
-    /// (https://NAME.vault.azure.net/keys/KEY[/VERSION]), which signs there
+    /// Private key file, when --cert holds only the certificate; or a Key Vault key, which signs there (https://NAME.vault.azure.net/keys/KEY[/VERSION])
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Environment variable holding a token for the vault of a Key Vault --key (default: the AZURE_* identity)
@@ -167,19 +166,11 @@ impl CredArgs {
     }
     /// Whether a certificate was given at all.
     pub fn given(&self) -> bool {
-        self.cert.is_some() || self.vault_key().is_some()
+        self.cert.is_some() || super::vault::key_url(self).is_some()
     }
-    /// The Key Vault key URL `--key` gives, if it gives one.
-    pub fn vault_key(&self) -> Option<&str> {
-        self.key.as_deref().and_then(|k| k.to_str()).filter(|k| keycred::keystore::is_key_reference(k))
-    }
-    /// Loads the credential.
-    pub fn load(&self) -> Result<LoadedCredential> {
-        self.load_using(None)
-    }
-    /// Loads the credential, a Key Vault key reached with `http`'s CA file and time limit.
+    /// Loads the credential; a Key Vault key is reached with `http`'s CA file and time limit.
     pub fn load_using(&self, http: Option<&HttpArgs>) -> Result<LoadedCredential> {
-        if let Some(url) = self.vault_key() {
+        if let Some(url) = super::vault::key_url(self) {
             return super::vault::load_credential(self, url, http);
         }
         let cert = self.cert.as_ref().ok_or_else(|| {

@@ -50,6 +50,11 @@ pub fn load_credential(a: &CredArgs, key_url: &str, http: Option<&HttpArgs>) -> 
     LoadedCredential::with_signer(vc.cert, Vec::new(), Arc::new(signer), Path::new(&vc.id))
 }
 
+/// The Key Vault key URL `--key` gives, if it gives one (a key file's path otherwise).
+pub fn key_url(a: &CredArgs) -> Option<&str> {
+    a.key.as_deref().and_then(|k| k.to_str()).filter(|k| keycred::keystore::is_key_reference(k))
+}
+
 /// The key's name in `https://VAULT/keys/NAME[/VERSION]`.
 fn key_name(key_url: &str) -> Result<String> {
     let u = url::Url::parse(key_url).map_err(|_| Error::input(format!("--key '{key_url}': not a URL")))?;

@@ -20,18 +20,21 @@ pub(super) struct Caller {
     tid: String,
 }
 
+/// An error answer, boxed: it travels in `Result`s through every handler.
+pub(super) type Refusal = Box<Response>;
+
 /// A Key Vault error answer.
-pub(super) fn error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Refusal {
     let mut body = json!({"error": {"code": code, "message": message}});
     if let Some(i) = inner {
         body["error"]["innererror"] = json!({"code": i});
     }
-    (status, [(axum::http::header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
+    Box::new((status, [(axum::http::header::CACHE_CONTROL, "no-cache")], Json(body)).into_response())
 }
 
 /// 401 with the challenge: `authorization` (authority and tenant) and `resource`, as Key Vault
 /// answers a request without a token ("AKV10000: Request is missing a Bearer or PoP token.").
-fn challenge(vaults: &Vaults, message: &str) -> Response {
+fn challenge(vaults: &Vaults, message: &str) -> Refusal {
     let mut r = error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
     let value = format!("Bearer authorization=\"{}\", resource=\"{}\"", vaults.authority, vaults.resource);
     if let Ok(v) = value.parse() {
@@ -42,7 +45,7 @@ fn challenge(vaults: &Vaults, message: &str) -> Response {
 
 /// The caller of a request, or the 401 to answer. The emulator's messages for a bad token are
 /// its own (Key Vault's `AKV100xx` texts for them vary); the missing-token one is Key Vault's.
-pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
     let vaults = &st.vaults;
     let Some(token) = headers
         .get(AUTHORIZATION)
@@ -78,7 +81,7 @@ pub(super) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller,
 
 /// Whether `caller` may use `vault` for `permission` (`keys sign`, `certificates get`...): every
 /// app when the vault names none, else the named ones. Otherwise Key Vault's access-policy 403.
-pub(super) fn authorize(vault: &Vault, caller: &Caller, permission: &str) -> Result<(), Response> {
+pub(super) fn authorize(vault: &Vault, caller: &Caller, permission: &str) -> Result<(), Refusal> {
     if vault.apps.is_empty() || vault.apps.iter().any(|a| a == &caller.app_id) {
         return Ok(());
     }
@@ -92,12 +95,12 @@ pub(super) fn authorize(vault: &Vault, caller: &Caller, permission: &str) -> Res
 }
 
 /// `BadParameter` (400), for malformed requests.
-pub(super) fn bad_parameter(message: &str) -> Response {
+pub(super) fn bad_parameter(message: &str) -> Refusal {
     error(StatusCode::BAD_REQUEST, "BadParameter", message, None)
 }
 
 /// A JSON body, or `BadParameter`.
-pub(super) fn json_body(body: &[u8]) -> Result<Value, Response> {
+pub(super) fn json_body(body: &[u8]) -> Result<Value, Refusal> {
     if body.is_empty() {
         return Ok(json!({}));
     }

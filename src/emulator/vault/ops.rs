@@ -3,7 +3,7 @@
 //! first (401 before 404, as Key Vault does), then checked against the vault's allowed apps.
 //! Requests Key Vault serves and the emulator does not are answered 501 saying so.
 
-use super::auth::{authenticate, authorize, bad_parameter, error, json_body, Caller};
+use super::auth::{authenticate, authorize, bad_parameter, error, json_body, Caller, Refusal};
 use super::store::{self, Cert, CertVersion, KeyVersion, Store};
 use super::Vault;
 use crate::cert::{self, KeySize, NewCertificate, PrivateKey, SignatureAlg, Validity};
@@ -29,7 +29,7 @@ pub(super) fn no_such_vault(host: &str) -> Response {
 pub(super) async fn serve(st: Arc<AppState>, vault: Arc<Vault>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, crate::emulator::MAX_BODY).await else {
-        return bad_parameter("The request body could not be read.");
+        return *bad_parameter("The request body could not be read.");
     };
     crate::emulator::blocking(move || handle(&st, &vault, &parts.method, &parts.uri, &parts.headers, &body)).await
 }
@@ -44,11 +44,11 @@ fn handle(
 ) -> Response {
     let caller = match authenticate(st, headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let has_api_version = uri.query().unwrap_or_default().split('&').any(|p| p.starts_with("api-version="));
     if !has_api_version {
-        return bad_parameter("The api-version query parameter is missing.");
+        return *bad_parameter("The api-version query parameter is missing.");
     }
     let base = st.vaults.url(&vault.name);
     let segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
@@ -72,10 +72,10 @@ fn handle(
             None,
         )),
     };
-    answer.unwrap_or_else(|r| r)
+    answer.unwrap_or_else(|r| *r)
 }
 
-type Answer = Result<Response, Response>;
+type Answer = Result<Response, Refusal>;
 
 /// One authenticated request.
 struct Req<'a> {
@@ -90,14 +90,14 @@ fn now() -> i64 {
 }
 
 /// Key Vault object names: 1-127 letters, digits and hyphens.
-fn check_name(name: &str) -> Result<(), Response> {
+fn check_name(name: &str) -> Result<(), Refusal> {
     if !name.is_empty() && name.len() <= 127 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Ok(());
     }
     Err(bad_parameter(&format!("The name '{name}' is invalid: names have 1 to 127 letters, digits and hyphens.")))
 }
 
-fn not_found(kind: &str, code: &str, id: &str) -> Response {
+fn not_found(kind: &str, code: &str, id: &str) -> Refusal {
     let message = format!(
         "A {kind} with (name/id) {id} was not found in this key vault. If you recently deleted this {kind} you may be \
          able to recover it using the correct recovery command. For help resolving this issue, please see \
@@ -111,7 +111,7 @@ fn named<'v, T>(list: &'v mut [(String, T)], name: &str) -> Option<&'v mut T> {
 }
 
 /// A new RSA private key of `bits`, generated here and never shown.
-fn new_rsa_key(bits: u64) -> Result<(PrivateKey, KeySize), Response> {
+fn new_rsa_key(bits: u64) -> Result<(PrivateKey, KeySize), Refusal> {
     let size = match bits {
         2048 => KeySize::Rsa2048,
         3072 => KeySize::Rsa3072,
@@ -125,7 +125,7 @@ fn new_rsa_key(bits: u64) -> Result<(PrivateKey, KeySize), Response> {
 }
 
 /// `RSA` or `RSA-HSM` (a premium vault's); the emulator makes no EC or symmetric keys.
-fn rsa_kty(v: Option<&Value>) -> Result<String, Response> {
+fn rsa_kty(v: Option<&Value>) -> Result<String, Refusal> {
     match v.and_then(Value::as_str).unwrap_or("RSA") {
         k @ ("RSA" | "RSA-HSM") => Ok(k.to_string()),
         other => {
@@ -139,7 +139,7 @@ fn json_ok(status: StatusCode, v: Value) -> Answer {
 }
 
 impl Req<'_> {
-    fn allow(&self, permission: &str) -> Result<(), Response> {
+    fn allow(&self, permission: &str) -> Result<(), Refusal> {
         authorize(self.vault, self.caller, permission)
     }
 
@@ -182,7 +182,7 @@ impl Req<'_> {
     }
 
     /// Runs `f` on the version asked (the latest for an empty version), or answers 404.
-    fn with_key<R>(&self, name: &str, version: &str, f: impl FnOnce(&str, &KeyVersion) -> R) -> Result<R, Response> {
+    fn with_key<R>(&self, name: &str, version: &str, f: impl FnOnce(&str, &KeyVersion) -> R) -> Result<R, Refusal> {
         let mut keys = self.store().keys.lock().unwrap_or_else(|p| p.into_inner());
         let id = if version.is_empty() { name.to_string() } else { format!("{name}/{version}") };
         let (stored, versions) = keys
@@ -300,7 +300,7 @@ impl Req<'_> {
         Ok((StatusCode::ACCEPTED, [("location", location), ("retry-after", "0".to_string())], Json(op)).into_response())
     }
 
-    fn with_cert<R>(&self, name: &str, f: impl FnOnce(&str, &Cert) -> Result<R, Response>) -> Result<R, Response> {
+    fn with_cert<R>(&self, name: &str, f: impl FnOnce(&str, &Cert) -> Result<R, Refusal>) -> Result<R, Refusal> {
         let certs = self.store().certs.lock().unwrap_or_else(|p| p.into_inner());
         let (stored, c) = certs
             .iter()
@@ -342,7 +342,7 @@ impl Req<'_> {
 /// The policy as Key Vault completes it: defaults for what the request left out (exportable
 /// keys, RSA 2048, PKCS#12 secrets, 12 months, server and client authentication). Only
 /// self-issued certificates (`issuer.name` `Self`) are made.
-fn complete_policy(given: &Value) -> Result<Value, Response> {
+fn complete_policy(given: &Value) -> Result<Value, Refusal> {
     let issuer = given["issuer"]["name"].as_str().unwrap_or("Self");
     if !issuer.eq_ignore_ascii_case("Self") {
         return Err(bad_parameter(&format!(
