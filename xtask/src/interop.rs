@@ -18,13 +18,8 @@ const GRANTS: [(&str, &str); 2] = [
     ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
-const SCRIPTS: [&str; 5] = [
-    "msal_client_credentials.py",
-    "azure_identity.py",
-    "msal_user_flows.py",
-    "azure_identity_obo.py",
-    KEYVAULT_SCRIPT,
-];
+const SCRIPTS: [&str; 5] =
+    ["msal_client_credentials.py", "azure_identity.py", "msal_user_flows.py", "azure_identity_obo.py", KEYVAULT_SCRIPT];
 /// Azure's Key Vault SDKs against the emulated vault; in a virtual environment of its own, since
 /// azure-cli pins older releases of them.
 const KEYVAULT_SCRIPT: &str = "azure_keyvault.py";
