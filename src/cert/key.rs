@@ -44,6 +44,17 @@ impl SignatureAlg {
         };
         signature::UnparsedPublicKey::new(alg, rsa_public_key).verify(msg, sig).is_ok()
     }
+    /// Verifies `sig` over a SHA-256 `digest` computed elsewhere (what a vault's `verify` gets).
+    pub fn verify_digest(self, rsa_public_key: &[u8], digest: &[u8], sig: &[u8]) -> bool {
+        let alg: &'static signature::RsaParameters = match self {
+            SignatureAlg::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            SignatureAlg::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+        };
+        let Ok(d) = aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256) else {
+            return false;
+        };
+        signature::UnparsedPublicKey::new(alg, rsa_public_key).verify_digest(&d, sig).is_ok()
+    }
 }
 
 /// The DER private key structures a key file can hold.
@@ -266,6 +277,20 @@ impl PrivateKey {
         self.pair
             .sign(padding, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
             .map_err(|_| Error::internal("RSA signing failed"))?;
+        Ok(sig)
+    }
+
+    /// Signs a SHA-256 `digest` computed elsewhere with `alg`, as a vault or token signs what its
+    /// caller hashed.
+    pub fn sign_digest(&self, alg: SignatureAlg, digest: &[u8]) -> Result<Vec<u8>> {
+        let padding: &'static dyn signature::RsaEncoding = match alg {
+            SignatureAlg::Rs256 => &signature::RSA_PKCS1_SHA256,
+            SignatureAlg::Ps256 => &signature::RSA_PSS_SHA256,
+        };
+        let d = aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256)
+            .map_err(|_| Error::input(format!("a SHA-256 digest is 32 bytes, not {}", digest.len())))?;
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        self.pair.sign_digest(padding, &d, &mut sig).map_err(|_| Error::internal("RSA signing failed"))?;
         Ok(sig)
     }
 }

@@ -69,6 +69,8 @@ pub struct EmulatorConfig {
     pub app_policy: Option<(serde_json::Value, crate::policy::Policy)>,
     /// External OIDC issuers to play (`--issuer NAME`), at `{base}/issuers/{NAME}`.
     pub issuers: Vec<String>,
+    /// Emulated Key Vaults (`--vault NAME[=APPID,...]`), served over TLS at `NAME.vault.localhost`.
+    pub vaults: Vec<super::VaultSpec>,
 }
 
 impl EmulatorConfig {
@@ -95,6 +97,7 @@ impl EmulatorConfig {
             throttle: None,
             app_policy: None,
             issuers: Vec::new(),
+            vaults: Vec::new(),
         }
     }
 }
@@ -127,6 +130,10 @@ pub(super) fn check_config(cfg: &EmulatorConfig) -> Result<()> {
             ))
             .with_hint(format!("for example {} 5 (five Graph requests per second per client)", Input::Throttle)));
         }
+    }
+    if !cfg.vaults.is_empty() && !cfg.tls {
+        return Err(Error::input("--vault: Key Vault is served over https only")
+            .with_hint("add --tls (Azure's SDKs and keycred refuse a vault over plain http)"));
     }
     if !cfg.listen.ip().is_loopback() && !cfg.allow_remote {
         return Err(Error::input(format!("{} {}: not a loopback address", Input::Listen, cfg.listen)).with_hint(

@@ -27,6 +27,7 @@ pub struct EmulatorInfo {
     users: Vec<User>,
     apps: Vec<(String, String)>,
     issuers: Vec<(String, String)>,
+    vaults: Vec<(String, String)>,
 }
 
 impl EmulatorInfo {
@@ -80,6 +81,10 @@ impl EmulatorInfo {
     /// `(appId, display name)` of every application served at start, sorted by appId.
     pub fn apps(&self) -> &[(String, String)] {
         &self.apps
+    }
+    /// `(name, url)` of every emulated Key Vault (`https://NAME.vault.localhost:PORT`).
+    pub fn vaults(&self) -> &[(String, String)] {
+        &self.vaults
     }
     /// The Microsoft Graph base URL to give `keycred graph --graph-url`: the emulator itself.
     pub fn graph_url(&self) -> &str {
@@ -179,6 +184,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
         app_policies: Default::default(),
         sign_ins: signins::SignIns::default(),
         issuers,
+        vaults: super::vault::Vaults::new(&cfg.vaults, shown.port(), &cfg.tenant.to_ascii_lowercase()),
     });
     let app = router_with(state.clone(), cfg.read_timeout);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -198,6 +204,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<EmulatorHandle> {
                 .into_iter()
                 .map(|n| (n.clone(), format!("{}{}{n}", state.base_url, issuers::PATH)))
                 .collect(),
+            vaults: state.vaults.list(),
         },
         stop: Some(stop_tx),
         task: Some(task),
@@ -254,7 +261,7 @@ pub(super) fn tls_setup(
     if !cfg.tls {
         return Ok((None, None, None));
     }
-    let material = tls::generate()?;
+    let material = tls::generate(&super::vault::Vaults::host_names(&cfg.vaults))?;
     let mut temp = None;
     let dir = match &cfg.state_dir {
         Some(d) => d.clone(),

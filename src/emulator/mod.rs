@@ -30,6 +30,7 @@ mod tenant;
 mod throttle;
 mod tls;
 mod token;
+mod vault;
 
 pub use generate::{generate_tenant, write_default_policy, TenantSummary};
 pub use graph::objects::query_matches as graph_query_matches;
@@ -39,6 +40,7 @@ pub use crate::authority::EndpointVersion;
 pub use apps::{AccessKind, Api, App, IdTyp, Permission, RequiredAccess, TokenVersion};
 pub use serve::{READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tenant::User;
+pub use vault::{parse_vault, VaultSpec, VAULT_DOMAIN};
 
 pub use config::{initial_domain, parse_grant, EmulatorConfig, BLOCKING_THREADS, MAX_BODY, MAX_RESOURCE};
 pub use handle::{start, start_blocking, BlockingEmulator, EmulatorHandle, EmulatorInfo};

@@ -49,6 +49,8 @@ pub struct AppState {
     pub(super) sign_ins: signins::SignIns,
     /// The external OIDC issuers it plays (`--issuer`), and other issuers' cached keys.
     pub(super) issuers: issuers::Issuers,
+    /// The emulated Key Vaults (`--vault`), none by default.
+    pub(super) vaults: super::vault::Vaults,
 }
 
 impl AppState {
@@ -117,6 +119,9 @@ impl AppState {
         // trailing run of `/` would otherwise still name a `--grant` resource).
         if identifier.len() > MAX_RESOURCE {
             return None;
+        }
+        if let Some(api) = self.vaults.resource_api(identifier) {
+            return Some(api);
         }
         let named = if self.is_own_url(identifier) { token::GRAPH_APP_ID } else { identifier };
         if let Some(api) = self.registry.resource(named) {

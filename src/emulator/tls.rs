@@ -33,7 +33,7 @@ fn rc(e: impl std::fmt::Display) -> Error {
 
 /// Generates a CA (valid 30 days) and a server certificate it signs for `localhost` and
 /// `127.0.0.1` (and `::1`).
-pub fn generate() -> Result<TlsMaterial> {
+pub fn generate(extra_names: &[String]) -> Result<TlsMaterial> {
     let now = time::OffsetDateTime::now_utc();
     let mut ca = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -45,8 +45,9 @@ pub fn generate() -> Result<TlsMaterial> {
     ca.not_after = now + time::Duration::days(30);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(rc)?).map_err(rc)?;
 
-    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .map_err(rc)?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    names.extend(extra_names.iter().cloned());
+    let mut server = CertificateParams::new(names).map_err(rc)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "localhost");
     server.distinguished_name = dn;

@@ -70,6 +70,7 @@ mod hardening_load;
 mod hints_fit_the_situation;
 mod input_limits;
 mod json_error_codes;
+mod key_vault;
 mod manifest_cli;
 mod manifest_edit;
 mod manifest_file_safety;

@@ -1,6 +1,6 @@
 //! `cargo xtask interop`: Microsoft's own client libraries (MSAL Python, azure-identity) get
 //! tokens from `keycred emulate --tls` with a certificate made by `keycred new` and registered by
-//! `keycred manifest add`; then the Azure CLI manages an application's certificates and
+//! `keycred manifest add`; Azure's Key Vault SDKs use the emulated vault (`--vault`); then the Azure CLI manages an application's certificates and
 //! passwords through the emulator's Graph (`tests/interop/azure_cli.py`, which starts an
 //! emulator of its own). Secretless sign-in too: the emulator plays a GitHub Actions-like issuer
 //! (`--issuer github`), the app trusts it through a federated identity credential added with
@@ -22,15 +22,25 @@ const GRANTS: [(&str, &str); 2] = [
     ("https://graph.microsoft.com", "Application.ReadWrite.OwnedBy"),
     ("api://keycred-interop", "Data.Read,Data.Write"),
 ];
-const SCRIPTS: [&str; 5] = [
+const SCRIPTS: [&str; 6] = [
     "msal_client_credentials.py",
     "azure_identity.py",
     "msal_user_flows.py",
     "azure_identity_obo.py",
     "azure_identity_federated.py",
+    KEYVAULT_SCRIPT,
 ];
 /// The subject the interop app trusts from the emulated GitHub Actions issuer (secretless sign-in).
 const FIC_SUBJECT: &str = "repo:keycred/interop:environment:ci";
+/// Azure's Key Vault SDKs against the emulated vault; in a virtual environment of its own, since
+/// azure-cli pins older releases of them.
+const KEYVAULT_SCRIPT: &str = "azure_keyvault.py";
+const KEYVAULT_PACKAGES: [&str; 3] =
+    ["azure-identity==1.27.0", "azure-keyvault-keys==4.11.3", "azure-keyvault-certificates==4.12.0"];
+/// The emulated vaults: one the interop app may use, one granted to another app only (403).
+const VAULT: &str = "interop-kv";
+const DENIED_VAULT: &str = "interop-denied";
+const OTHER_APP: &str = "22222222-2222-2222-2222-222222222222";
 /// The reply URL registered for the authorization code flow; the scripts never connect to it,
 /// they read the code from the emulator's redirect.
 const REDIRECT: &str = "http://localhost/interop-callback";
@@ -87,6 +97,7 @@ pub fn run(root: &Path, target: &Path) -> Result<(), String> {
 /// would compile the crate a second time).
 pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     let python = venv(&target.join("interop-venv"), &PACKAGES)?;
+    let kv_python = venv(&target.join("interop-keyvault-venv"), &KEYVAULT_PACKAGES)?;
     let bin = target.join("debug/keycred");
 
     let dir = target.join("interop-run");
@@ -109,6 +120,8 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     cmd.args(["--auto-consent", "--consented", &app_id]);
     // Secretless sign-in: the emulator also plays GitHub Actions' issuer.
     cmd.args(["--issuer", "github"]);
+    cmd.arg("--vault").arg(format!("{VAULT}={app_id}"));
+    cmd.arg("--vault").arg(format!("{DENIED_VAULT}={OTHER_APP}"));
     cmd.args(["-o", "json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("xtask: running {cmd:?}");
     let mut child = Emulator(cmd.spawn().map_err(|e| format!("cannot start keycred emulate: {e}"))?);
@@ -151,6 +164,8 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     // MSAL and azure-identity refuse IP-address authorities in places; the emulator's TLS
     // certificate names localhost too.
     let authority = base.replace("://127.0.0.1:", "://localhost:");
+    let port = base.rsplit(':').next().unwrap_or_default().to_string();
+    let vault_url = |name: &str| format!("https://{name}.vault.localhost:{port}");
     let expect = GRANTS
         .iter()
         .map(|(r, roles)| {
@@ -163,7 +178,8 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     let mut failed = Vec::new();
     for script in SCRIPTS {
         eprintln!("xtask: interop {script} against {authority}");
-        let status = Command::new(&python)
+        let py = if script == KEYVAULT_SCRIPT { &kv_python } else { &python };
+        let status = Command::new(py)
             .arg(root.join("tests/interop").join(script))
             .current_dir(root.join("tests/interop"))
             .env("KEYCRED_AUTHORITY", &authority)
@@ -174,12 +190,14 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
             .env("KEYCRED_REDIRECT", REDIRECT)
             .env("KEYCRED_FIC_ISSUER", &issuer)
             .env("KEYCRED_FIC_SUBJECT", FIC_SUBJECT)
+            .env("KEYCRED_VAULT_URL", vault_url(VAULT))
+            .env("KEYCRED_DENIED_VAULT_URL", vault_url(DENIED_VAULT))
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // The emulator is on our loopback: a proxy from the developer's shell can't reach it,
             // and a region setting would send MSAL to a regional host instead.
-            .env("NO_PROXY", "localhost,127.0.0.1")
-            .env("no_proxy", "localhost,127.0.0.1")
+            .env("NO_PROXY", "localhost,127.0.0.1,.localhost")
+            .env("no_proxy", "localhost,127.0.0.1,.localhost")
             .env_remove("AZURE_REGIONAL_AUTHORITY_NAME")
             .env_remove("MSAL_FORCE_REGION")
             .status()

@@ -49,7 +49,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
         }
         None => a.tenant.authority()?.token_endpoint(&a.tenant.tenant()?, a.endpoint.into()),
     };
-    let cred = a.cred.load()?;
+    let cred = a.cred.load_using(None)?;
     let params = AssertionParams {
         client_id: client_id.to_string(),
         audience: audience.clone(),

@@ -149,9 +149,14 @@ pub struct CredArgs {
     #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
     pub cert: Option<PathBuf>,
     /// Private key file, when --cert holds only the certificate; or a key on a PKCS#11 token
-    /// (pkcs11:token=T;object=LABEL), whose certificate is read from the token without --cert
+    /// (pkcs11:token=T;object=LABEL), or a Key Vault key, which signs there
+    /// (https://NAME.vault.azure.net/keys/KEY[/VERSION]); a token's or vault's certificate is read
+    /// from it without --cert
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Environment variable holding a token for the vault of a Key Vault --key (default: the AZURE_* identity)
+    #[arg(long, value_name = "VAR")]
+    pub vault_token_env: Option<String>,
     /// Environment variable holding the password of an encrypted key or PFX
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
@@ -166,7 +171,7 @@ impl CredArgs {
     }
     /// Whether a certificate was given at all (a key on a token brings its own).
     pub fn given(&self) -> bool {
-        self.cert.is_some() || self.key_on_token().is_some()
+        self.cert.is_some() || self.key_on_token().is_some() || super::vault::key_url(self).is_some()
     }
     /// The `--key` value when it names a key on a token.
     pub fn key_on_token(&self) -> Option<&str> {
@@ -174,6 +179,13 @@ impl CredArgs {
     }
     /// Loads the credential.
     pub fn load(&self) -> Result<LoadedCredential> {
+        self.load_using(None)
+    }
+    /// Loads the credential; a Key Vault key is reached with `http`'s CA file and time limit.
+    pub fn load_using(&self, http: Option<&HttpArgs>) -> Result<LoadedCredential> {
+        if let Some(url) = super::vault::key_url(self) {
+            return super::vault::load_credential(self, url, http);
+        }
         if let Some(spec) = self.key_on_token() {
             let password = self.password()?;
             let cred = super::keystore::load_credential(self.cert.as_deref(), spec, &self.token, password.as_ref())?;

@@ -61,6 +61,10 @@ pub struct Args {
     /// Serve https with a generated certificate for localhost and 127.0.0.1; prints the CA file to trust
     #[arg(long)]
     pub tls: bool,
+    /// Serve an emulated Azure Key Vault (keys, certificates) at https://NAME.vault.localhost:PORT,
+    /// usable by the apps named (every app when none is); needs --tls (repeatable)
+    #[arg(long = "vault", value_name = "NAME[=APPID,...]", requires = "tls")]
+    pub vaults: Vec<String>,
     /// Roles to put in tokens for a resource: RESOURCE=ROLE[,ROLE...] (repeatable)
     #[arg(long = "grant", value_name = "RESOURCE=ROLE[,ROLE...]")]
     pub grants: Vec<String>,
@@ -157,6 +161,7 @@ fn config_of(args: &Args) -> Result<EmulatorConfig> {
     cfg.issuers = args.issuers.clone();
     cfg.secret = args.secret_env.as_deref().map(keycred::secret::from_env).transpose()?;
     cfg.tls = args.tls;
+    cfg.vaults = args.vaults.iter().map(|v| emulator::parse_vault(v)).collect::<Result<_>>()?;
     cfg.allow_remote = args.allow_remote;
     cfg.apps_dir = args.apps_dir.clone();
     cfg.consented = args.consented.iter().map(|s| s.trim().to_string()).collect();
@@ -209,6 +214,8 @@ fn announcement(h: &EmulatorHandle) -> serde_json::Value {
         .collect();
     let issuers: Vec<serde_json::Value> =
         h.info().issuers().iter().map(|(name, url)| serde_json::json!({"name": name, "url": url})).collect();
+    let vaults: Vec<serde_json::Value> =
+        h.info().vaults().iter().map(|(name, url)| serde_json::json!({"name": name, "url": url})).collect();
     serde_json::json!({
         "baseUrl": h.info().base_url(),
         "tenant": h.info().tenant(),
@@ -224,6 +231,7 @@ fn announcement(h: &EmulatorHandle) -> serde_json::Value {
         "apps": apps,
         "users": users,
         "issuers": issuers,
+        "vaults": vaults,
     })
 }
 
@@ -247,6 +255,9 @@ fn print_text(h: &EmulatorHandle) {
     pairs.push(("users", users.join(", ")));
     for (name, url) in h.info().issuers() {
         pairs.push(("issuer", format!("{name}  {url}")));
+    }
+    for (name, url) in h.info().vaults() {
+        pairs.push(("vault", format!("{name}  {url}")));
     }
     // Thousands of apps with --apps-dir: name the first ones, count the rest.
     const SHOWN: usize = 20;

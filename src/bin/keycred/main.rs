@@ -26,6 +26,7 @@ mod permissions;
 mod rotate;
 mod show;
 mod token;
+mod vault;
 mod wording;
 
 use common::{CredArgs, TenantArgs};

@@ -16,15 +16,33 @@ pub struct Args {
     pub new: NewCertArgs,
     /// Generate the key on a PKCS#11 token instead of in a file (pkcs11:token=T;object=LABEL):
     /// only NAME.cer is written, and the certificate is stored on the token beside the key
-    #[arg(long, value_name = "PKCS11_URI")]
+    #[arg(long, value_name = "PKCS11_URI", conflicts_with = "vault")]
     pub key: Option<String>,
     #[command(flatten)]
     pub token: TokenArgs,
+    /// Create the certificate in Azure Key Vault (https://NAME.vault.azure.net) with a
+    /// non-exportable key, self-issued; only NAME.cer is written (sign with --key KEY_URL)
+    #[arg(long, value_name = "URL", conflicts_with_all = ["days", "not_before", "not_after", "pfx", "pfx_legacy", "password_env"])]
+    pub vault: Option<String>,
+    /// With --vault: the key type, RSA or RSA-HSM (premium vaults)
+    #[arg(long, requires = "vault", default_value = "RSA", value_parser = ["RSA", "RSA-HSM"])]
+    pub kty: String,
+    /// With --vault: validity in months, as Key Vault's policy counts it
+    #[arg(long, requires = "vault", default_value_t = 12)]
+    pub validity_months: u32,
+    /// With --vault: environment variable holding a token for the vault (default: the AZURE_* identity)
+    #[arg(long, value_name = "VAR", requires = "vault")]
+    pub vault_token_env: Option<String>,
+    #[command(flatten)]
+    pub http: super::common::HttpArgs,
 }
 
 /// Runs `keycred new`: validates the arguments, generates, writes; nothing is written when
 /// anything is wrong.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
+    if let Some(url) = &a.vault {
+        return super::vault::new_in_vault(a, url, ctx);
+    }
     if let Some(spec) = &a.key {
         return on_token(a, spec, ctx);
     }

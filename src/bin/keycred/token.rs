@@ -160,7 +160,7 @@ fn certificate_or_secret(a: &Args) -> Result<ClientAuth> {
                      AZURE_CLIENT_SECRET), or --federated-token-file FILE (or set AZURE_FEDERATED_TOKEN_FILE)",
                 ));
             }
-            ClientAuth::Certificate { cred: Arc::new(a.cred.load()?), alg: a.alg.get(), x5c: a.x5c }
+            ClientAuth::Certificate { cred: Arc::new(a.cred.load_using(Some(&a.http))?), alg: a.alg.get(), x5c: a.x5c }
         }
     })
 }

@@ -176,7 +176,11 @@ impl Auth {
     /// The Graph client, with a token got as the automation app (renewed when it expires during
     /// a long run), or the token given.
     pub(super) fn graph(&self, tokens: &TokenClient) -> Result<GraphClient> {
-        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let cred = if self.access.cred.given() {
+            Some(Arc::new(self.access.cred.load_using(Some(&self.access.http))?))
+        } else {
+            None
+        };
         let (token, req) = self.access.graph_token(tokens, cred, |auth| {
             let client_id = self.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
                 Error::input("no client id given for the automation app")

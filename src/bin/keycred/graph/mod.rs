@@ -212,7 +212,11 @@ impl Common {
     fn open(&self) -> Result<Session> {
         // Checked first, whichever way the Graph token is obtained.
         let (app_id, _) = (self.tenant.client_id()?, self.tenant.tenant()?);
-        let cred = if self.access.cred.given() { Some(Arc::new(self.access.cred.load()?)) } else { None };
+        let cred = if self.access.cred.given() {
+            Some(Arc::new(self.access.cred.load_using(Some(&self.access.http))?))
+        } else {
+            None
+        };
         let tokens = self.access.http.client()?.with_registration(Registration::Graph);
         let (token, _) = self.access.graph_token(&tokens, cred.clone(), |auth| self.token_request(auth))?;
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,123 @@
+//! Keys in Azure Key Vault on the command line: `--key https://NAME.vault.azure.net/keys/KEY`
+//! makes a credential whose key stays in the vault (its certificate from `--cert`, else the
+//! vault's certificate of the same name), and the options saying how to reach the vault
+//! (`--vault-token-env`, else the `AZURE_*` identity; `--ca-file`, `--timeout`).
+
+use super::common::{CredArgs, HttpArgs};
+use keycred::cert::{self, LoadedCredential};
+use keycred::keystore::keyvault::{run_apart, VaultClient, VaultCredential, VaultOptions, VaultSigner};
+use keycred::{secret, Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How to reach a vault: the token from `--vault-token-env VAR`, else the `AZURE_*` identity.
+pub fn options(token_env: Option<&str>, http: Option<&HttpArgs>) -> Result<VaultOptions> {
+    let credential = match token_env {
+        Some(var) => VaultCredential::Token(secret::from_env(var).map_err(|e| e.context("--vault-token-env"))?),
+        None => VaultCredential::from_azure_env()?,
+    };
+    Ok(VaultOptions {
+        credential,
+        ca_file: http.and_then(|h| h.ca.ca_file.clone()),
+        timeout: match http {
+            Some(h) => h.timeout()?,
+            None => keycred::token::DEFAULT_TIMEOUT,
+        },
+    })
+}
+
+/// The credential of `--key KEY_URL`: the certificate from `--cert` (unless it only came from
+/// `AZURE_CLIENT_CERTIFICATE_PATH`, the vault identity's) or the vault's certificate named as
+/// the key, and the vault key as signer.
+pub fn load_credential(a: &CredArgs, key_url: &str, http: Option<&HttpArgs>) -> Result<LoadedCredential> {
+    let opts = options(a.vault_token_env.as_deref(), http)?;
+    let client = Arc::new(VaultClient::new(key_url, opts.clone()).map_err(|e| e.context("--key"))?);
+    let from_env =
+        a.cert.as_ref().map(|c| c.as_os_str()) == std::env::var_os("AZURE_CLIENT_CERTIFICATE_PATH").as_deref();
+    let given = a.cert.as_ref().filter(|_| !from_env);
+    if let Some(path) = given {
+        let loaded = cert::load_file(path, None)?;
+        let cert =
+            loaded.certs.into_iter().next().ok_or_else(|| Error::internal("load_file returned no certificate"))?;
+        let signer = VaultSigner::open(key_url, opts)?;
+        return LoadedCredential::with_signer(cert, Vec::new(), Arc::new(signer), path);
+    }
+    let name = key_name(key_url)?;
+    // The vault's certificate of the key's name; a key without one needs --cert.
+    let vc = run_apart(client.get_certificate(&name))?;
+    let public = vc.cert.rsa_public_key().unwrap_or_default().to_vec();
+    let signer = VaultSigner::with_public_key(client, &vc.kid, &public);
+    LoadedCredential::with_signer(vc.cert, Vec::new(), Arc::new(signer), Path::new(&vc.id))
+}
+
+/// The Key Vault key URL `--key` gives, if it gives one (a key file's path otherwise).
+pub fn key_url(a: &CredArgs) -> Option<&str> {
+    a.key.as_deref().and_then(|k| k.to_str()).filter(|k| keycred::keystore::is_key_reference(k))
+}
+
+/// The key's name in `https://VAULT/keys/NAME[/VERSION]`.
+fn key_name(key_url: &str) -> Result<String> {
+    let u = url::Url::parse(key_url).map_err(|_| Error::input(format!("--key '{key_url}': not a URL")))?;
+    let segs: Vec<&str> = u.path().trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["keys", name, ..] if !name.is_empty() => Ok(name.to_string()),
+        _ => Err(Error::input(format!("--key '{key_url}': not a Key Vault key URL"))
+            .with_hint("give it as https://NAME.vault.azure.net/keys/KEY[/VERSION]")),
+    }
+}
+
+/// `keycred new --vault URL --name NAME`: the vault makes the certificate and its key (not
+/// exportable, self-issued); only the public certificate is written (`NAME.cer`).
+pub fn new_in_vault(a: &super::new::Args, vault_url: &str, ctx: &super::Ctx) -> Result<u8> {
+    let n = &a.new;
+    let name = n.name.clone().ok_or_else(|| {
+        Error::input("--vault needs --name: the certificate's name in the vault (and of NAME.cer)")
+            .with_hint("for example keycred new --vault https://contoso.vault.azure.net --name app-cert")
+    })?;
+    if name.is_empty() || name.len() > 127 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Error::input(format!("--name '{name}': not a Key Vault certificate name"))
+            .with_hint("use 1 to 127 letters, digits and hyphens"));
+    }
+    keycred::cert::KeySize::from_bits(n.key_size)?;
+    if !(1..=1200).contains(&a.validity_months) {
+        return Err(Error::input(format!("--validity-months {}: give 1 to 1200", a.validity_months)));
+    }
+    let subject = n.subject.clone().unwrap_or_else(|| format!("CN={name}"));
+    keycred::cert::dn::parse(&subject).map_err(|e| e.context("--subject"))?;
+    let path = n.out_dir.join(format!("{name}.cer"));
+    keycred::cert::files::check_out_dir(&n.out_dir, "--out-dir")?;
+    if !n.force {
+        keycred::fsio::ensure_absent([path.as_path()]).map_err(|e| e.with_hint("add --force to replace it"))?;
+    }
+    let policy = serde_json::json!({
+        "key_props": {"exportable": false, "kty": a.kty, "key_size": n.key_size, "reuse_key": false},
+        "secret_props": {"contentType": "application/x-pem-file"},
+        "x509_props": {"subject": subject, "validity_months": a.validity_months,
+                        "key_usage": ["digitalSignature"], "ekus": ["1.3.6.1.5.5.7.3.2"]},
+        "issuer": {"name": "Self"},
+    });
+    let client = VaultClient::new(vault_url, options(a.vault_token_env.as_deref(), Some(&a.http))?)
+        .map_err(|e| e.context("--vault"))?;
+    let vc = super::output::with_spinner(ctx, "creating the certificate in the vault", || {
+        run_apart(client.create_certificate(&name, &policy, std::time::Duration::from_secs(120)))
+    })?;
+    if !n.out_dir.exists() {
+        keycred::fsio::create_private_dir(&n.out_dir)?;
+    }
+    keycred::fsio::atomic_write(&path, vc.cert.to_pem().as_bytes(), Some(0o644))?;
+    let cred = vc.cert.entra_values(keycred::dates::now());
+    let key_url = vc.kid.clone();
+    if ctx.json() {
+        let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::json!({"cert": path.display().to_string()});
+        v["vault"] = serde_json::json!({"certificateId": vc.id, "keyId": key_url});
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = cred.text_lines();
+        pairs.push(("cert file", path.display().to_string()));
+        pairs.push(("vault certificate", vc.id.clone()));
+        pairs.push(("vault key", format!("{key_url} (not exportable: sign with --key {key_url})")));
+        super::output::print_pairs(&pairs);
+    }
+    Ok(keycred::error::exit::OK)
+}
