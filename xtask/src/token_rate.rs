@@ -18,10 +18,7 @@
 //!   64 connections: at most 60 MB with 10,000 applications, and the reading after the long run
 //!   within 10 % of the one after 10,000.
 
-#[path = "../../benches/support/paired.rs"]
-mod paired;
-use paired::{side, Pair};
-
+use crate::fleet_bench::paired::{side, Pair};
 use crate::fleet_bench::{serde_json_lite, Emulator};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -141,6 +141,10 @@ impl Index {
     }
 }
 
+/// A file of a directory listing that the index does not hold, with the stamp it had when it was
+/// last found unreadable (`None` if it never was).
+type Found<'a> = (&'a PathBuf, Option<Option<Stamp>>);
+
 /// The `--apps-dir` directory and what was seen of it.
 pub(super) struct AppsDir {
     path: PathBuf,
@@ -351,7 +355,7 @@ impl Registry {
         // request re-lists it, and copies of a tenant's worth of paths each time would be
         // garbage the allocator keeps.
         let listed_set: std::collections::HashSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
-        let (gone, new): (Vec<PathBuf>, Vec<(&PathBuf, Option<Option<Stamp>>)>) = match self.index.read() {
+        let (gone, new): (Vec<PathBuf>, Vec<Found>) = match self.index.read() {
             Ok(i) => (
                 i.slots
                     .iter()
