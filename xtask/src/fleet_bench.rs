@@ -23,7 +23,7 @@
 //! way, by `benches/bench.rs`.
 
 #[path = "../../benches/support/paired.rs"]
-mod paired;
+pub(crate) mod paired;
 use paired::{side, spread, verdict, Pair};
 
 use std::io::{BufRead, BufReader};

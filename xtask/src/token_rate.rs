@@ -18,10 +18,7 @@
 //!   64 connections: at most 60 MB with 10,000 applications, and the reading after the long run
 //!   within 10 % of the one after 10,000.
 
-#[path = "../../benches/support/paired.rs"]
-mod paired;
-use paired::{side, Pair};
-
+use crate::fleet_bench::paired::{side, Pair};
 use crate::fleet_bench::{serde_json_lite, Emulator};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -328,15 +325,8 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     let one = serve(bin, tmp, 1)?;
     let many = serve(bin, tmp, n)?;
 
-    // Memory first, on the fresh emulator: up, after 10,000 requests, after the long run.
-    let pid = many.emu.child.id();
-    let up = rss_mib(pid)?;
-    send(&many, 64, 10_000)?;
-    let after_short = rss_mib(pid)?;
-    let t = Instant::now();
-    send(&many, 64, long_run - 10_000)?;
-    let long_secs = t.elapsed().as_secs_f64();
-    let after_long = rss_mib(pid)?;
+    // Memory first, on the fresh emulator.
+    let memory = measure_memory(&many, long_run)?;
 
     // Token rate: openssl slices between passes over the four cells, forwards then backwards.
     let cells: [(&Served, usize, String); 4] = [
@@ -359,8 +349,22 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     }
     // Each round's reference: the mean of the openssl slices before and after it.
     let reference: Vec<f64> = limits.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
-    let sign_us: Vec<f64> = reference.iter().map(|r| cores as f64 * 1e6 / r).collect();
     let own_reference: Vec<f64> = own_limits.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    print_rates(&cells, &slices, &reference, &own_reference, cores, (rounds, secs));
+    print_memory(n, long_run, memory);
+    Ok(())
+}
+
+/// The token-rate tables: each cell against openssl's limit (judged), then against aws-lc's.
+fn print_rates(
+    cells: &[(&Served, usize, String)],
+    slices: &[Vec<Slice>],
+    reference: &[f64],
+    own_reference: &[f64],
+    cores: usize,
+    (rounds, secs): (usize, u32),
+) {
+    let sign_us: Vec<f64> = reference.iter().map(|r| cores as f64 * 1e6 / r).collect();
     let own_us: Vec<f64> = own_reference.iter().map(|r| cores as f64 * 1e6 / r).collect();
     println!();
     println!(
@@ -368,11 +372,11 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
          load average {})",
         crate::bench::load_average()
     );
-    println!("  openssl signs/s on {cores} cores (CPU time): {}", side(&reference, 0, "/s"));
+    println!("  openssl signs/s on {cores} cores (CPU time): {}", side(reference, 0, "/s"));
     println!("  openssl CPU per signature: {}", side(&sign_us, 1, "µs"));
     println!(
         "  aws-lc (keycred's signer) signs/s on {cores} cores (CPU time): {}; CPU per signature {}",
-        side(&own_reference, 0, "/s"),
+        side(own_reference, 0, "/s"),
         side(&own_us, 1, "µs")
     );
     println!(
@@ -390,7 +394,7 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
         // What the emulator and its client would serve with every core theirs: the cores over
         // the CPU time a token costs both, against openssl's signatures on the same cores.
         let ideal: Vec<f64> = slices[i].iter().map(|x| cores as f64 * 1e6 / (x.emulator_us + x.client_us)).collect();
-        let p = Pair::new(ideal, reference.clone());
+        let p = Pair::new(ideal, reference.to_vec());
         println!(
             "{name:<36} {:>20} {:>20} {:>17} {:>20} {:>20} {:>8}  {}",
             side(&col(|x| x.wall), 0, ""),
@@ -408,9 +412,33 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
     );
     for (i, (_, _, name)) in cells.iter().enumerate() {
         let ideal: Vec<f64> = slices[i].iter().map(|x| cores as f64 * 1e6 / (x.emulator_us + x.client_us)).collect();
-        let p = Pair::new(ideal, own_reference.clone());
+        let p = Pair::new(ideal, own_reference.to_vec());
         println!("{name:<36} {:>20} {:>20}", p.side(0, 0, ""), p.ratio());
     }
+}
+
+/// The emulator's resident memory when up, after 10,000 requests and after `long_run`, and the
+/// seconds the long run took.
+struct Memory {
+    up: f64,
+    after_short: f64,
+    after_long: f64,
+    long_secs: f64,
+}
+
+fn measure_memory(many: &Served, long_run: u64) -> Result<Memory, String> {
+    let pid = many.emu.child.id();
+    let up = rss_mib(pid)?;
+    send(many, 64, 10_000)?;
+    let after_short = rss_mib(pid)?;
+    let t = Instant::now();
+    send(many, 64, long_run - 10_000)?;
+    let long_secs = t.elapsed().as_secs_f64();
+    Ok(Memory { up, after_short, after_long: rss_mib(pid)?, long_secs })
+}
+
+fn print_memory(n: usize, long_run: u64, m: Memory) {
+    let Memory { up, after_short, after_long, long_secs } = m;
     let growth = after_long / after_short;
     println!();
     println!("emulator memory, {n} apps (VmRSS; load average {})", crate::bench::load_average());
@@ -428,5 +456,4 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
         after_long,
         if growth <= 1.10 { "met" } else { "missed" }
     );
-    Ok(())
 }

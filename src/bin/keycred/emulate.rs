@@ -104,7 +104,6 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
     rt.block_on(async {
         let stop = StopSignals::register()?;
         let h = emulator::start(cfg).await?;
-        release_free_memory();
         // The port is bound: the ready file first, then stdout, so that a script reading
         // either can connect at once.
         let doc = announcement(&h);
@@ -115,8 +114,10 @@ pub fn run(args: &Args, ctx: &Ctx) -> Result<u8> {
             print_text(&h);
             eprintln!("keycred emulate: serving; press ctrl-C to stop");
         }
-        // It lists every application: not kept for the emulator's life.
+        // It lists every application: not kept for the emulator's life; what loading the tenant
+        // and writing it freed goes back to the system.
         drop(doc);
+        release_free_memory();
         stop.wait().await;
         h.shutdown().await;
         drop(ready);
@@ -137,8 +138,8 @@ fn fewer_allocator_arenas() {
 }
 
 /// Hands the pages the allocator holds free back to the system: reading a tenant of thousands of
-/// manifests frees as much as it keeps (file bytes, parsed trees), and glibc returns free memory
-/// below the top of its heap only when asked.
+/// manifests frees as much as it keeps (file bytes, parsed trees, the start-up document), and
+/// glibc returns free memory below the top of its heap only when asked.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system.

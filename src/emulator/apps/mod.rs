@@ -176,7 +176,7 @@ pub struct App {
 
 impl App {
     /// The whole manifest, as last read (parsed from the text kept, with the certificate bodies
-    /// [`compact_json`] took out put back).
+    /// left out of the text put back).
     pub fn json(&self) -> Map<String, Value> {
         let mut root: Map<String, Value> = serde_json::from_str(&self.json_text).unwrap_or_default();
         if let Some(Value::Array(entries)) = root.get_mut("keyCredentials") {

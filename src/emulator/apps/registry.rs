@@ -142,6 +142,10 @@ impl Index {
     }
 }
 
+/// A file of a directory listing that the index does not hold, with the stamp it had when it was
+/// last found unreadable (`None` if it never was).
+type Found<'a> = (&'a PathBuf, Option<Option<Stamp>>);
+
 /// The `--apps-dir` directory and what was seen of it.
 pub(super) struct AppsDir {
     path: PathBuf,
@@ -349,28 +353,37 @@ impl Registry {
         };
         *seen = (modified, is_racy(modified, listed_at));
         // Holding the directory's mutex while listing keeps two requests from re-listing at once.
-        let (known, broken): (Vec<PathBuf>, HashMap<PathBuf, Option<Stamp>>) = match self.index.read() {
-            Ok(i) => (i.slots.iter().filter(|(_, s)| s.from_dir).map(|(p, _)| p.clone()).collect(), i.broken.clone()),
+        // Only the differences are copied out of the index (files gone, files new with the stamp
+        // they had when they were found broken): while the directory is too fresh to trust, every
+        // request re-lists it, and copies of a tenant's worth of paths each time would be
+        // garbage the allocator keeps.
+        let listed_set: std::collections::HashSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
+        let (gone, new): (Vec<PathBuf>, Vec<Found>) = match self.index.read() {
+            Ok(i) => (
+                i.slots
+                    .iter()
+                    .filter(|(p, s)| s.from_dir && !listed_set.contains(p.as_path()))
+                    .map(|(p, _)| p.clone())
+                    .collect(),
+                listed.iter().filter(|p| !i.slots.contains_key(*p)).map(|p| (p, i.broken.get(p).copied())).collect(),
+            ),
             Err(_) => return,
         };
-        let listed_set: std::collections::HashSet<&PathBuf> = listed.iter().collect();
-        if let Ok(mut index) = self.index.write() {
-            for gone in known.iter().filter(|p| !listed_set.contains(p)) {
-                if self.log {
-                    eprintln!("keycred emulate: {} left the apps directory", gone.display());
+        if !gone.is_empty() {
+            if let Ok(mut index) = self.index.write() {
+                for gone in &gone {
+                    if self.log {
+                        eprintln!("keycred emulate: {} left the apps directory", gone.display());
+                    }
+                    index.remove(gone);
                 }
-                index.remove(gone);
             }
         }
-        let known: std::collections::HashSet<PathBuf> = known.into_iter().collect();
-        for p in &listed {
+        for (p, was_broken) in new {
             // A known file is re-checked when a request uses it: a re-listing costs a directory
             // read, not a stat of every file (Graph writes re-list often under load).
-            if known.contains(p) {
-                continue;
-            }
             let now = stamp(p);
-            if broken.get(p).is_some_and(|s| *s == now) {
+            if was_broken.is_some_and(|s| s == now) {
                 continue;
             }
             let loaded = observe(p).and_then(|(seen, bytes)| Ok((seen, read_app(p, bytes)?)));
