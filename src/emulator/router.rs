@@ -44,7 +44,7 @@ pub(super) fn router_with(state: Arc<AppState>, read_timeout: std::time::Duratio
         .fallback(graph::fallback)
         .method_not_allowed_fallback(graph::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), graph::unserved::layer))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), super::vault::dispatch))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::vault::route::dispatch))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| body_deadline(read_timeout, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| log_request(log, req, next)))

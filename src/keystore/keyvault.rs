@@ -26,8 +26,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The Key Vault REST API version keycred speaks.
-pub const API_VERSION: &str = "7.4";
+pub use super::vault_http::API_VERSION;
 
 /// How keycred gets the vault's own token.
 #[derive(Clone, Debug)]

@@ -6,13 +6,15 @@
 //! them): they are sent to 127.0.0.1 without asking a resolver that may not know them, which is
 //! where the emulator's vaults (`NAME.vault.localhost`) live.
 
-use super::keyvault::API_VERSION;
 use crate::secret::SecretString;
 use crate::{Error, Result};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 use url::Url;
+
+/// The Key Vault REST API version keycred speaks.
+pub const API_VERSION: &str = "7.4";
 
 /// Largest vault answer read (certificates with their policy are a few kilobytes).
 const MAX_ANSWER: usize = 1024 * 1024;

@@ -66,7 +66,7 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     let gen_runs = if quick { 3 } else { 21 };
     let fast_runs = if quick { 5 } else { 50 };
 
-    println!("machine: {}; load average {}", machine(), load_average());
+    println!("machine: {}; load average {}", machine(), crate::machine::load_average());
     // `--emulator`: only the emulator's token rate against the signing limit, and its memory.
     if args.iter().any(|a| a == "--emulator") {
         let result = crate::token_rate::run(root, &bin, &tmp, quick);
@@ -166,7 +166,7 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
         .args(["speed", "-seconds", if quick { "1" } else { "3" }, "rsa2048"])
         .output()
         .map_err(|e| e.to_string())?;
-    let openssl_signs = parse_openssl_speed(&String::from_utf8_lossy(&speed.stdout));
+    let openssl_signs = crate::machine::parse_openssl_speed(&String::from_utf8_lossy(&speed.stdout));
     // benches/bench.rs: its own harness, given --quick or --full after cargo's arguments.
     let mut ex = Command::new(&cargo);
     ex.args(["bench", "--package", "keycred", "--bench", "bench", "--"]).current_dir(root);
@@ -186,24 +186,9 @@ pub fn run(root: &Path, target: &Path, args: &[String]) -> Result<(), String> {
     }
     let result =
         crate::fleet_bench::run(root, &bin, &tmp, quick).and_then(|()| crate::token_rate::run(root, &bin, &tmp, quick));
-    println!("load average at the end: {}", load_average());
+    println!("load average at the end: {}", crate::machine::load_average());
     let _ = std::fs::remove_dir_all(&tmp);
     result
-}
-
-/// The 1, 5 and 15 minute load averages: how shared the machine was during the run.
-pub(crate) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// `rsa 2048 bits 0.000600s 0.000017s 1666.0 58823.5` → 1666.0 signs/s.
-pub(crate) fn parse_openssl_speed(out: &str) -> Option<f64> {
-    let line = out.lines().find(|l| l.trim_start().starts_with("rsa 2048 bits") || l.contains("rsa  2048 bits"))?;
-    let nums: Vec<f64> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
-    // [2048, sign_time, verify_time, sign/s, verify/s] (times may carry an 's' suffix and not parse)
-    nums.iter().rev().nth(1).copied()
 }
 
 fn big_manifest(dir: &Path) -> Result<PathBuf, String> {

@@ -20,6 +20,7 @@ mod fleet_bench;
 mod flood;
 mod fuzz;
 mod interop;
+mod machine;
 mod token_rate;
 
 fn main() -> ExitCode {

@@ -286,7 +286,7 @@ fn openssl_limit(n: usize, secs: u32) -> Result<f64, String> {
         .stderr(Stdio::null())
         .output()
         .map_err(|e| format!("openssl speed: {e}"))?;
-    crate::bench::parse_openssl_speed(&String::from_utf8_lossy(&o.stdout))
+    crate::machine::parse_openssl_speed(&String::from_utf8_lossy(&o.stdout))
         .ok_or_else(|| format!("openssl speed said: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
@@ -370,7 +370,7 @@ fn print_rates(
     println!(
         "emulator token rate vs `openssl speed -multi {cores} rsa2048` ({rounds} rounds of {secs} s a cell; \
          load average {})",
-        crate::bench::load_average()
+        crate::machine::load_average()
     );
     println!("  openssl signs/s on {cores} cores (CPU time): {}", side(reference, 0, "/s"));
     println!("  openssl CPU per signature: {}", side(&sign_us, 1, "µs"));
@@ -441,7 +441,7 @@ fn print_memory(n: usize, long_run: u64, m: Memory) {
     let Memory { up, after_short, after_long, long_secs } = m;
     let growth = after_long / after_short;
     println!();
-    println!("emulator memory, {n} apps (VmRSS; load average {})", crate::bench::load_average());
+    println!("emulator memory, {n} apps (VmRSS; load average {})", crate::machine::load_average());
     let within = |mib: f64| if mib * 1048576.0 <= 60e6 { "met" } else { "missed" };
     println!("{:<52} {:>10.1} MiB  ≤ 60 MB: {}", "up, before any request", up, within(up));
     println!(

@@ -7,7 +7,7 @@
 use keycred::authority::{Authority, EndpointVersion, DEFAULT_AUTHORITY};
 use keycred::cert::files::{FileOptions, FilePaths, Plan};
 use keycred::cert::pfx::Protection;
-use keycred::cert::{load_credential, KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
+use keycred::cert::{KeySize, LoadedCredential, NewCertificate, SignatureAlg, Validity};
 use keycred::fleet::parse_duration;
 use keycred::graph::GRAPH_URL;
 use keycred::http::{Failure, FailureKind};
@@ -169,38 +169,6 @@ impl CredArgs {
     pub fn password(&self) -> Result<Option<SecretString>> {
         password_from(self.password_env.as_deref())
     }
-    /// Whether a certificate was given at all (a key on a token brings its own).
-    pub fn given(&self) -> bool {
-        self.cert.is_some() || self.key_on_token().is_some() || super::vault::key_url(self).is_some()
-    }
-    /// The `--key` value when it names a key on a token.
-    pub fn key_on_token(&self) -> Option<&str> {
-        super::keystore::on_token(self.key.as_deref())
-    }
-    /// Loads the credential.
-    pub fn load(&self) -> Result<LoadedCredential> {
-        self.load_using(None)
-    }
-    /// Loads the credential; a Key Vault key is reached with `http`'s CA file and time limit.
-    pub fn load_using(&self, http: Option<&HttpArgs>) -> Result<LoadedCredential> {
-        if let Some(url) = super::vault::key_url(self) {
-            return super::vault::load_credential(self, url, http);
-        }
-        if let Some(spec) = self.key_on_token() {
-            let password = self.password()?;
-            let cred = super::keystore::load_credential(self.cert.as_deref(), spec, &self.token, password.as_ref())?;
-            super::output::warn_unusable(&cred);
-            return Ok(cred);
-        }
-        let cert = self.cert.as_ref().ok_or_else(|| {
-            Error::input("no certificate given").with_hint(
-                "pass --cert FILE (with --key KEY if the key is separate), or set AZURE_CLIENT_CERTIFICATE_PATH",
-            )
-        })?;
-        let cred = load_credential(cert, self.key.as_deref(), self.password()?.as_ref())?;
-        super::output::warn_unusable(&cred);
-        Ok(cred)
-    }
 }
 
 /// Tenant, client id and authority.
@@ -301,6 +269,16 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
+    /// A transport for the CA and time limit given, and a runtime to drive it.
+    pub fn transport(&self) -> Result<(keycred::http::ReqwestTransport, tokio::runtime::Runtime)> {
+        let options = keycred::http::TransportOptions { timeout: self.timeout()?, ca_file: self.ca.ca_file.clone() };
+        let t = keycred::http::ReqwestTransport::new(&options)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
+        Ok((t, rt))
+    }
     /// The time limit; zero is refused (every request would fail at once).
     pub fn timeout(&self) -> Result<std::time::Duration> {
         if self.timeout == 0 {

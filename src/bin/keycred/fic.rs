@@ -8,7 +8,6 @@ use super::common::HttpArgs;
 use super::output::out_line;
 use super::Ctx;
 use keycred::fic::issuer;
-use keycred::http::{ReqwestTransport, TransportOptions};
 use keycred::{error::exit, Error, Result};
 use serde_json::{json, Map, Value};
 
@@ -18,7 +17,7 @@ pub enum Cmd {
     /// Print a workload token signed by an issuer the emulator plays (emulator-only; loopback)
     Mint(MintArgs),
     /// Say whether Entra would accept an external token for an app, and why not
-    Check(super::fic_check::Args),
+    Check(Box<super::fic_check::Args>),
 }
 
 /// `keycred fic mint`.
@@ -65,22 +64,12 @@ fn parse_claims(given: &[String]) -> Result<Map<String, Value>> {
     Ok(out)
 }
 
-/// A transport for `http`'s CA and time limit, and a runtime to drive it.
-pub(super) fn transport(http: &HttpArgs) -> Result<(ReqwestTransport, tokio::runtime::Runtime)> {
-    let t = ReqwestTransport::new(&TransportOptions { timeout: http.timeout()?, ca_file: http.ca.ca_file.clone() })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal("cannot start the async runtime").caused_by(e))?;
-    Ok((t, rt))
-}
-
 fn mint(a: &MintArgs, ctx: &Ctx) -> Result<u8> {
     let claims = parse_claims(&a.claims)?;
     if let Some(w) = keycred::fic::subjects::case_warning(&a.subject) {
         eprintln!("keycred: note: {w}");
     }
-    let (t, rt) = transport(&a.http)?;
+    let (t, rt) = a.http.transport()?;
     let request = json!({"subject": a.subject, "audience": a.audience, "lifetime": a.lifetime, "claims": claims});
     let token = rt.block_on(issuer::mint(&t, &a.issuer, &request)).map_err(|e| {
         if e.to_string().contains("not on a loopback host") {

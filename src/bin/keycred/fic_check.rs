@@ -51,7 +51,7 @@ pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     let token = read_arg_or_stdin(&a.token, "TOKEN", 64 * 1024)?;
     let (app_id, fics) = credentials(a)?;
     let http: &HttpArgs = &a.graph.access.http;
-    let (t, rt) = super::fic::transport(http)?;
+    let (t, rt) = http.transport()?;
     let now = keycred::jwt::now_secs();
     let verdict = judge(&fics, token.expose(), |iss| rt.block_on(issuer::fetch_keys(&t, iss, false)), now);
     match verdict {

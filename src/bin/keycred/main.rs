@@ -11,6 +11,7 @@ mod output;
 mod assertion;
 mod check;
 mod consent;
+mod credential;
 mod csr;
 mod decode;
 mod demo;

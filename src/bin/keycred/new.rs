@@ -41,7 +41,7 @@ pub struct Args {
 /// anything is wrong.
 pub fn run(a: &Args, ctx: &Ctx) -> Result<u8> {
     if let Some(url) = &a.vault {
-        return super::vault::new_in_vault(a, url, ctx);
+        return new_in_vault(a, url, ctx);
     }
     if let Some(spec) = &a.key {
         return on_token(a, spec, ctx);
@@ -124,4 +124,67 @@ fn write_cert(cert: &Certificate, path: &std::path::Path, force: bool) -> Result
     let file =
         fsio::PlannedFile { path: path.to_path_buf(), data: cert.to_pem().into_bytes(), mode: fsio::PUBLIC_MODE };
     fsio::write_set(&[file], force)
+}
+
+/// `keycred new --vault URL --name NAME`: the vault makes the certificate and its key (not
+/// exportable, self-issued); only the public certificate is written (`NAME.cer`).
+pub fn new_in_vault(a: &Args, vault_url: &str, ctx: &Ctx) -> Result<u8> {
+    let n = &a.new;
+    let name = n.name.clone().ok_or_else(|| {
+        Error::input("--vault needs --name: the certificate's name in the vault (and of NAME.cer)")
+            .with_hint("for example keycred new --vault https://contoso.vault.azure.net --name app-cert")
+    })?;
+    if name.is_empty() || name.len() > 127 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Error::input(format!("--name '{name}': not a Key Vault certificate name"))
+            .with_hint("use 1 to 127 letters, digits and hyphens"));
+    }
+    keycred::cert::KeySize::from_bits(n.key_size)?;
+    if !(1..=1200).contains(&a.validity_months) {
+        return Err(Error::input(format!("--validity-months {}: give 1 to 1200", a.validity_months)));
+    }
+    let subject = n.subject.clone().unwrap_or_else(|| format!("CN={name}"));
+    keycred::cert::dn::parse(&subject).map_err(|e| e.context("--subject"))?;
+    let path = n.out_dir.join(format!("{name}.cer"));
+    keycred::cert::files::check_out_dir(&n.out_dir, "--out-dir")?;
+    if !n.force {
+        keycred::fsio::ensure_absent([path.as_path()]).map_err(|e| e.with_hint("add --force to replace it"))?;
+    }
+    let policy = serde_json::json!({
+        "key_props": {"exportable": false, "kty": a.kty, "key_size": n.key_size, "reuse_key": false},
+        "secret_props": {"contentType": "application/x-pem-file"},
+        "x509_props": {"subject": subject, "validity_months": a.validity_months,
+                        "key_usage": ["digitalSignature"], "ekus": ["1.3.6.1.5.5.7.3.2"]},
+        "issuer": {"name": "Self"},
+    });
+    let client = keycred::keystore::keyvault::VaultClient::new(
+        vault_url,
+        super::vault::options(a.vault_token_env.as_deref(), Some(&a.http))?,
+    )
+    .map_err(|e| e.context("--vault"))?;
+    let vc = super::output::with_spinner(ctx, "creating the certificate in the vault", || {
+        keycred::keystore::keyvault::run_apart(client.create_certificate(
+            &name,
+            &policy,
+            std::time::Duration::from_secs(120),
+        ))
+    })?;
+    if !n.out_dir.exists() {
+        keycred::fsio::create_private_dir(&n.out_dir)?;
+    }
+    keycred::fsio::atomic_write(&path, vc.cert.to_pem().as_bytes(), Some(0o644))?;
+    let cred = vc.cert.entra_values(keycred::dates::now());
+    let key_url = vc.kid.clone();
+    if ctx.json() {
+        let mut v = serde_json::to_value(&cred).map_err(|e| Error::internal(e.to_string()))?;
+        v["files"] = serde_json::json!({"cert": path.display().to_string()});
+        v["vault"] = serde_json::json!({"certificateId": vc.id, "keyId": key_url});
+        ctx.print_json(&v);
+    } else {
+        let mut pairs = cred.text_lines();
+        pairs.push(("cert file", path.display().to_string()));
+        pairs.push(("vault certificate", vc.id.clone()));
+        pairs.push(("vault key", format!("{key_url} (not exportable: sign with --key {key_url})")));
+        super::output::print_pairs(&pairs);
+    }
+    Ok(keycred::error::exit::OK)
 }

@@ -10,15 +10,11 @@
 
 mod auth;
 mod ops;
+pub(super) mod route;
 mod store;
 
 use super::apps::{self, Api, TokenVersion};
-use super::state::AppState;
 use crate::{Error, Result};
-use axum::extract::{Request, State};
-use axum::http::header::HOST;
-use axum::middleware::Next;
-use axum::response::Response;
 use std::sync::Arc;
 
 /// Key Vault's first-party application id: what its tokens' resource app is.
@@ -125,26 +121,10 @@ impl Vaults {
     }
 
     /// The vault a request's host names (`NAME.vault.localhost[:PORT]`), if any.
-    fn vault_of_host(&self, host: &str) -> Option<Option<Arc<Vault>>> {
+    pub(super) fn vault_of_host(&self, host: &str) -> Option<Option<Arc<Vault>>> {
         let host =
             host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
         let name = host.to_ascii_lowercase().strip_suffix(&format!(".{VAULT_DOMAIN}"))?.to_string();
         Some(self.vaults.iter().find(|v| v.name == name).cloned())
-    }
-}
-
-/// Routes requests addressed to a vault host to the vault; every other request goes on to the
-/// tenant's endpoints.
-pub(super) async fn dispatch(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-        .unwrap_or_default();
-    match st.vaults.vault_of_host(&host) {
-        None => next.run(req).await,
-        Some(None) => ops::no_such_vault(&host),
-        Some(Some(vault)) => ops::serve(st, vault, req).await,
     }
 }
