@@ -108,15 +108,17 @@ pub(crate) mod serde_json_lite {
     }
 }
 
-struct Tenant {
-    dir: PathBuf,
-    app_ids: Vec<String>,
-    automation: String,
-    bundle: String,
+/// A generated tenant: its apps directory, its applications, and the automation app that may
+/// manage them (its certificate bundle).
+pub(crate) struct Tenant {
+    pub(crate) dir: PathBuf,
+    pub(crate) app_ids: Vec<String>,
+    pub(crate) automation: String,
+    pub(crate) bundle: String,
 }
 
-fn generate(bin: &Path, n: usize, dir: &Path) -> Result<Tenant, String> {
-    let out = dir.join(format!("tenant-{n}"));
+/// `keycred emulate --generate-tenant n --out out`, read back.
+pub(crate) fn generate(bin: &Path, n: usize, out: PathBuf) -> Result<Tenant, String> {
     let o = Command::new(bin)
         .args(["emulate", "--generate-tenant", &n.to_string(), "--out"])
         .arg(&out)
@@ -223,7 +225,7 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
         "target"
     );
 
-    let big = generate(bin, audit_n, tmp)?;
+    let big = generate(bin, audit_n, tmp.join(format!("tenant-{audit_n}")))?;
     let emu = emulate(bin, &big.dir, false)?;
     let mut walls = Vec::new();
     let mut peaks = Vec::new();
@@ -245,7 +247,8 @@ pub fn run(root: &Path, bin: &Path, tmp: &Path, quick: bool) -> Result<(), Strin
 
     // One tenant with a slice of `rotate_n` apps per round: every round rotates apps that
     // nothing has touched yet, with its own out dir and journal.
-    let small = generate(bin, rotate_n * rotate_rounds + 1, tmp)?;
+    let small_n = rotate_n * rotate_rounds + 1;
+    let small = generate(bin, small_n, tmp.join(format!("tenant-{small_n}")))?;
     if small.app_ids.len() < rotate_n * rotate_rounds {
         return Err(format!("the generated tenant has only {} apps to rotate", small.app_ids.len()));
     }

@@ -41,19 +41,8 @@ struct Served {
 }
 
 fn serve(bin: &Path, dir: &Path, n: usize) -> Result<Served, String> {
-    let out = dir.join(format!("rate-tenant-{n}"));
-    let o = Command::new(bin)
-        .args(["emulate", "--generate-tenant", &n.to_string(), "--out"])
-        .arg(&out)
-        .args(["-o", "json"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !o.status.success() {
-        return Err(format!("--generate-tenant failed: {}", String::from_utf8_lossy(&o.stderr)));
-    }
-    let s = serde_json_lite::parse(&String::from_utf8_lossy(&o.stdout)).ok_or("generator summary")?;
-    let app = s.get("automationAppId").ok_or("automationAppId")?.to_string();
-    let bundle = s.get("automationBundle").ok_or("automationBundle")?.to_string();
+    let tenant = crate::fleet_bench::generate(bin, n, dir.join(format!("rate-tenant-{n}")))?;
+    let (out, app, bundle) = (tenant.dir, tenant.automation, tenant.bundle);
     let mut c = Command::new(bin);
     c.args(["emulate", "--tenant", TENANT, "--grant", &format!("{GRAPH}=Application.ReadWrite.All"), "-o", "json"]);
     c.arg("--apps-dir").arg(&out);
