@@ -6,7 +6,9 @@ sharpest check of the emulator's Graph side. The script registers the emulator a
 runs what a setup engineer runs: `az account get-access-token`, `az ad app show`, `az ad app
 credential list|reset|delete`, with certificates and passwords. After each change, MSAL (another
 client keycred did not write) gets a token with the credentials that must work, and is refused
-AADSTS700027 (or 7000215 for a secret) with those that were removed.
+AADSTS700027 (or 7000215 for a secret) with those that were removed. Last, secretless sign-in:
+`az ad app federated-credential create`, then `az login --federated-token` with a token of the
+emulated GitHub issuer (and AADSTS700213 for a token of another subject).
 
 Nothing leaves the loopback: the proxy variables point at a local listener that closes every
 connection (az's first-run version check is refused there), and NO_PROXY lets requests reach the
@@ -97,6 +99,39 @@ def must_fail(label, result, code):
     print(f"ok {label}: refused with AADSTS{code}")
 
 
+def secretless(az, bin_, base_env, work, ready, app_id):
+    """A federated credential made by `az ad app federated-credential create` on the emulator's
+    Graph, then `az login --federated-token` with a workload token of the emulated GitHub issuer:
+    secretless sign-in as the Azure CLI does it."""
+    issuer, tenant, ca = ready["issuers"][0]["url"], ready["tenant"], ready["caFile"]
+    subject = "repo:contoso/app:ref:refs/heads/main"
+    params = {"name": "gh-main", "issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"]}
+    created = az("ad", "app", "federated-credential", "create", "--id", app_id, "--parameters", json.dumps(params))
+    assert created["issuer"] == issuer and created["subject"] == subject, created
+    listed = az("ad", "app", "federated-credential", "list", "--id", app_id)
+    assert [f["name"] for f in listed] == ["gh-main"], listed
+    print("ok az ad app federated-credential create / list")
+    workload = run([bin_, "fic", "mint", "--issuer", issuer, "--subject", subject, "--ca-file", ca],
+                   base_env, work).strip()
+    accounts = az("login", "--service-principal", "-u", app_id, "--federated-token", workload,
+                  "--tenant", tenant, "--skip-subscription-discovery")
+    assert accounts[0]["user"]["name"] == app_id, accounts
+    c = claims(az("account", "get-access-token")["accessToken"])
+    assert c.get("appid", c.get("azp")) == app_id and c["tid"] == tenant, c
+    print("ok az login --service-principal --federated-token")
+    # A workload token for another branch is not trusted: Entra's 700213, as az reports it.
+    other = run([bin_, "fic", "mint", "--issuer", issuer, "--subject", "repo:contoso/app:ref:refs/heads/dev",
+                 "--ca-file", ca], base_env, work).strip()
+    # az keeps the first login's tokens in its cache and would not ask again: cleared, so that
+    # this login reaches the emulator.
+    az("account", "clear")
+    r = subprocess.run([az.az, "login", "--service-principal", "-u", app_id, "--federated-token", other,
+                        "--tenant", tenant, "--skip-subscription-discovery", "--only-show-errors", "-o", "json"],
+                       env=az.env, cwd=az.cwd, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "AADSTS700213" in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+    print("ok az login --federated-token with another subject: AADSTS700213")
+
+
 def main():
     bin_, az_bin, work = env("KEYCRED_BIN"), env("KEYCRED_AZ"), env("KEYCRED_WORK")
     shutil.rmtree(work, ignore_errors=True)
@@ -120,7 +155,7 @@ def main():
     proxy, proxied = refusing_listener()
     emu = subprocess.Popen(
         [bin_, "emulate", "--tls", "--manifest", "manifest.json", "--grant",
-         f"https://graph.microsoft.com={GRAPH_ROLE}", "-o", "json"],
+         f"https://graph.microsoft.com={GRAPH_ROLE}", "--issuer", "github", "-o", "json"],
         cwd=work, env=base_env, stdout=subprocess.PIPE, stderr=open(os.path.join(work, "emulator.log"), "w"),
         text=True,
     )
@@ -218,6 +253,7 @@ def main():
         az("ad", "app", "credential", "delete", "--id", app_id, "--key-id", now[0]["keyId"], "--cert")
         assert certs() == []
         must_fail("delete --key-id --cert: the certificate", token(base, tenant, app_id, second_cred), 700027)
+        secretless(az, bin_, base_env, work, ready, app_id)
         # az's own calls outside the emulator (its first-run version check) went to the refusing
         # listener: at least one proves the proxy settings were in force, so nothing left loopback.
         assert len(proxied) >= 1, "no connection reached the refusing proxy listener: were the proxy variables used?"
