@@ -48,12 +48,13 @@ pub enum VaultCredential {
 impl VaultCredential {
     /// The credential azure-identity's `EnvironmentCredential` would use: `AZURE_CLIENT_ID` with
     /// `AZURE_CLIENT_SECRET`, or with `AZURE_CLIENT_CERTIFICATE_PATH` (and
-    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`); `AZURE_AUTHORITY_HOST` or the public cloud's.
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`); else its `WorkloadIdentityCredential`'s, with
+    /// `AZURE_FEDERATED_TOKEN_FILE`; `AZURE_AUTHORITY_HOST` or the public cloud's.
     pub fn from_azure_env() -> Result<VaultCredential> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
         let missing = || {
             Error::input("no credential for the vault's token").with_hint(
-                "set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (an identity that may use the vault), or give a token for the vault in an environment variable named by --vault-token-env",
+                "set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (an identity that may use the vault), or give a token for the vault in an environment variable named by --vault-token-env",
             )
         };
         let client_id =
@@ -64,6 +65,14 @@ impl VaultCredential {
             let password = var("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(SecretString::new);
             let cred = crate::cert::load_credential(&PathBuf::from(path), None, password.as_ref())?;
             ClientAuth::Certificate { cred: Arc::new(cred), alg: SignatureAlg::Rs256, x5c: false }
+        } else if let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE") {
+            // As azure-identity's WorkloadIdentityCredential (in DefaultAzureCredential after the
+            // environment's secret or certificate): the workload token is the client assertion.
+            let bytes = crate::fsio::read_limited(std::path::Path::new(&file), 64 * 1024)
+                .map_err(|e| e.context("AZURE_FEDERATED_TOKEN_FILE"))?;
+            let token = String::from_utf8(bytes)
+                .map_err(|_| Error::input(format!("AZURE_FEDERATED_TOKEN_FILE {file}: not a token (not text)")))?;
+            ClientAuth::Federated(SecretString::new(token.trim().to_string()))
         } else {
             return Err(missing());
         };

@@ -75,6 +75,8 @@ fn setup(tag: &str) -> Setup {
     );
     cfg.tls = true;
     cfg.secret = Some(SecretString::new(SECRET.to_string()));
+    // GitHub Actions' issuer, played by the emulator: a workload identity for the vault.
+    cfg.issuers = vec!["github".to_string()];
     cfg.vaults = vec![
         VaultSpec { name: "contoso-kv".into(), apps: vec![DEPLOYER.into()] },
         VaultSpec { name: "other-kv".into(), apps: vec![STRANGER.into()] },
@@ -333,4 +335,44 @@ fn the_emulated_vault_challenges_and_signs_digests_as_key_vault_does() {
     // Secrets are not served.
     let (status, _, _) = vault_call(&s, get, "/secrets/c?api-version=7.4", Some(&token), None);
     assert_eq!(status, 501);
+}
+
+/// The vault's identity from a workload token file, as azure-identity's
+/// WorkloadIdentityCredential reads it (`AZURE_FEDERATED_TOKEN_FILE` with `AZURE_CLIENT_ID`, no
+/// secret): a token of a trusted subject reaches the vault; another subject is Entra's 700213.
+#[test]
+fn a_workload_token_file_is_the_vaults_identity_as_azure_identity_reads_it() {
+    let s = setup("kv-federated");
+    let issuer = s.emu.info().issuers()[0].1.clone();
+    let subject = "repo:contoso/deploy:environment:production";
+    // The deployer trusts that subject of the issuer (the emulator re-reads a changed manifest).
+    let path = s.dir.path("deployer.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["federatedIdentityCredentials"] = serde_json::json!([{"name": "deploy", "issuer": issuer,
+        "subject": subject, "audiences": ["api://AzureADTokenExchange"]}]);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let (vault, ca, authority) = (s.vault("contoso-kv"), s.ca(), format!("https://localhost:{}", s.port()));
+    for (name, sub, want) in [("fed-cert", subject, 0), ("dev-cert", "repo:contoso/deploy:ref:refs/heads/dev", 3)] {
+        let minted = s.run(&["fic", "mint", "--issuer", &issuer, "--subject", sub]);
+        assert_eq!(minted.code, 0, "{minted:?}");
+        let file = s.dir.path(&format!("{name}.jwt"));
+        std::fs::write(&file, minted.stdout.trim()).unwrap();
+        let file = file.display().to_string();
+        let env = [
+            ("AZURE_CLIENT_ID", DEPLOYER),
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_AUTHORITY_HOST", authority.as_str()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+        ];
+        let mut c = keycred_command(&["new", "--vault", &vault, "--name", name, "--ca-file", &ca, "-o", "json"], &env);
+        c.current_dir(s.dir.path(""));
+        let out = run_out(c);
+        assert_eq!(out.code, want, "{name}: {out:?}");
+        if want == 0 {
+            assert!(out.json()["vault"]["keyId"].as_str().unwrap().starts_with(&format!("{vault}/keys/{name}/")));
+        } else {
+            assert!(out.stderr.contains("AADSTS700213"), "{}", out.stderr);
+            assert!(!s.dir.path(&format!("{name}.cer")).exists());
+        }
+    }
 }
