@@ -482,3 +482,50 @@ impl Summary {
 pub(super) fn creds_of(entries: &[Value]) -> Vec<KeyCredential> {
     entries.iter().enumerate().filter_map(|(i, v)| v.as_object().map(|o| read_entry(i, o))).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(outcome: Outcome) -> String {
+        let app = json!({ "appId": "AB-CD", "displayName": "App" });
+        serde_json::to_string(&AppOutcome::of(&app, outcome)).expect("serializes")
+    }
+
+    #[test]
+    fn every_field_is_written_in_order_with_nulls_for_what_the_result_lacks() {
+        assert_eq!(
+            row(Outcome::Skipped { reason: "no certificate".into() }),
+            r#"{"appId":"ab-cd","displayName":"App","result":"skipped","thumbprint":null,"keyId":null,"removed":[],"bundle":null,"deploy":null,"retireFrom":null,"step":null,"reason":"no certificate","aadsts":null,"graphCode":null}"#
+        );
+    }
+
+    #[test]
+    fn a_failure_after_the_new_certificate_reports_it_with_the_step_and_codes() {
+        let rotation = Rotation {
+            thumbprint: "T".into(),
+            bundle: "b.pem".into(),
+            key_id: Some("k".into()),
+            deploy: None,
+            retire_from: None,
+            removed: Vec::new(),
+        };
+        let failure = Failure { reason: "refused".into(), aadsts: Some(700027), graph_code: Some("Denied".into()) };
+        let failed = Outcome::Failed { step: At::Step(Step::Verified), failure, rotation: Some(rotation) };
+        assert_eq!(
+            row(failed),
+            r#"{"appId":"ab-cd","displayName":"App","result":"failed","thumbprint":"T","keyId":"k","removed":[],"bundle":"b.pem","deploy":null,"retireFrom":null,"step":"verify","reason":"refused","aadsts":700027,"graphCode":"Denied"}"#
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_at_policy_and_whether_it_was_only_planned() {
+        let refused = |dry_run| {
+            let v: Value = serde_json::from_str(&row(Outcome::Refused { why: "cap 90 days".into(), dry_run })).unwrap();
+            (v["step"].clone(), v["reason"].clone())
+        };
+        assert_eq!(refused(true), (json!("policy"), json!("would be refused: cap 90 days")));
+        assert_eq!(refused(false), (json!("policy"), json!("cap 90 days; no key was generated")));
+    }
+}
