@@ -87,6 +87,41 @@ pub enum Retired {
     Interrupted,
 }
 
+/// Where one application's retirement stopped: reading it from Graph, reading its sign-ins,
+/// or removing its older certificates (the journal's [`Step::Removed`]). Written as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetireAt {
+    /// Reading the application as Graph lists it.
+    Read,
+    /// Reading its credential sign-ins (the evidence).
+    SignIns,
+    /// Removing the certificates retired.
+    Remove,
+}
+
+impl RetireAt {
+    /// The name in reports: `read`, `sign-ins`, `remove`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetireAt::Read => "read",
+            RetireAt::SignIns => "sign-ins",
+            RetireAt::Remove => Step::Removed.verb(),
+        }
+    }
+}
+
+impl std::fmt::Display for RetireAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for RetireAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The report of one application. JSON field names are a contract.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,7 +139,7 @@ pub struct RetireOutcome {
     /// Older certificates kept, each with its reason.
     pub kept: Vec<Kept>,
     /// The step that failed, or was interrupted.
-    pub step: Option<&'static str>,
+    pub step: Option<RetireAt>,
     /// Why it was kept, skipped or failed.
     pub reason: Option<String>,
 }
@@ -302,7 +337,7 @@ impl RetireRun {
             o.result = Retired::Interrupted;
             return o;
         }
-        let mut step = "read";
+        let mut step = RetireAt::Read;
         match self.decide_and_remove(app, &mut o, &mut step).await {
             Ok(r) => o.result = r,
             Err(e) => {
@@ -316,13 +351,13 @@ impl RetireRun {
         o
     }
 
-    async fn decide_and_remove(&self, app: &Value, o: &mut RetireOutcome, step: &mut &'static str) -> Result<Retired> {
+    async fn decide_and_remove(&self, app: &Value, o: &mut RetireOutcome, step: &mut RetireAt) -> Result<Retired> {
         let id = app
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::remote("Graph listed an application without 'id'"))?
             .to_string();
-        *step = "sign-ins";
+        *step = RetireAt::SignIns;
         let sign_ins = match self.opts.evidence {
             Evidence::SignIns { .. } => Some(signins::for_app(&self.g, &o.app_id).await.map_err(|e| e.to_string())),
             _ => None,
@@ -341,7 +376,7 @@ impl RetireRun {
         if d.retire.is_empty() {
             return Ok(if d.nothing.is_some() { Retired::Skipped } else { Retired::Kept });
         }
-        *step = "remove";
+        *step = RetireAt::Remove;
         // Decided again on the entries as they are just before the PATCH.
         let decided = Mutex::new(d);
         self.g

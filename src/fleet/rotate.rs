@@ -33,9 +33,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+use super::rotate_model::app_id_of;
 pub(super) use super::rotate_model::creds_of;
 pub use super::rotate_model::{
-    At, Options, Outcome, Result_, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK, WOULD_BE_REFUSED,
+    AppOutcome, At, Ended, Failure, Options, Outcome, Rotation, Summary, ALREADY_ROTATED, JOURNAL_NAME, OUT_DIR_LOCK,
+    WOULD_BE_REFUSED,
 };
 
 /// The certificates that make `fleet rotate` select an application: usable ones ending within
@@ -128,7 +130,7 @@ pub async fn run(
     tokens: Arc<TokenClient>,
     opts: Options,
     stop: Arc<AtomicBool>,
-    progress: Arc<dyn Progress<Outcome>>,
+    progress: Arc<dyn Progress<AppOutcome>>,
 ) -> Result<Summary> {
     opts.check()?;
     if !opts.dry_run {
@@ -164,11 +166,10 @@ pub async fn run(
     let (ids, concurrency, window) = (opts.app_ids.clone(), opts.concurrency, opts.window);
     let run = Arc::new(Run { g: g.clone(), tokens, opts, journal, name, stop: stop.clone(), policies });
     let leave = |app: &Value| {
-        let app_id = app.get("appId").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
         // An application the journal knows is finished (or resumed) whatever its dates now.
-        let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id).step.is_some());
+        let known = run.journal.as_ref().is_some_and(|j| j.state(&app_id_of(app)).step.is_some());
         let reason = if known { None } else { skip_reason(app, explicit, now, window) }?;
-        Some(Outcome { reason: Some(reason), ..Outcome::of(app, Result_::Skipped) })
+        Some(AppOutcome::of(app, Outcome::Skipped { reason }))
     };
     let worker = run.clone();
     let work = move |app: Value| {
@@ -190,10 +191,9 @@ pub async fn run(
         if !s.apps.iter().any(|o| o.app_id == id.as_str()) {
             s.selected += 1;
             s.failed += 1;
-            let mut o = Outcome::of(&serde_json::json!({ "appId": id.as_str() }), Result_::Failed);
-            o.step = Some(At::Read);
-            o.reason = Some("Graph lists no application with this id in the tenant".into());
-            s.apps.push(o);
+            let failure = Failure::reason("Graph lists no application with this id in the tenant");
+            let failed = Outcome::Failed { step: At::Read, failure, rotation: None };
+            s.apps.push(AppOutcome::of(&serde_json::json!({ "appId": id.as_str() }), failed));
         }
     }
     if let Some(j) = run.journal {
@@ -218,19 +218,19 @@ async fn tenant_policies(g: &GraphClient, unknown_ok: bool) -> Result<Option<Ten
 }
 
 /// The summary of these outcomes, sorted by appId.
-fn summarize(mut apps: Vec<Outcome>, selected: u64, interrupted: bool) -> Summary {
+fn summarize(mut apps: Vec<AppOutcome>, selected: u64, interrupted: bool) -> Summary {
     let mut s = Summary { selected, interrupted, ..Summary::default() };
     for o in &apps {
-        match o.result {
-            Result_::Rotated => s.rotated += 1,
-            Result_::AlreadyRotated => s.already_rotated += 1,
-            Result_::Planned => s.planned += 1,
-            Result_::Interrupted => s.interrupted = true,
-            Result_::Failed => s.failed += 1,
-            Result_::Skipped => s.skipped += 1,
-            Result_::Refused => s.refused += 1,
+        match o.outcome.ended() {
+            Ended::Rotated => s.rotated += 1,
+            Ended::AlreadyRotated => s.already_rotated += 1,
+            Ended::Planned => s.planned += 1,
+            Ended::Interrupted => s.interrupted = true,
+            Ended::Failed => s.failed += 1,
+            Ended::Skipped => s.skipped += 1,
+            Ended::Refused => s.refused += 1,
         }
-        match o.deploy.as_ref().map(DeployResult::ok) {
+        match o.outcome.rotation().and_then(|r| r.deploy.as_ref()).map(DeployResult::ok) {
             Some(true) => s.deployed += 1,
             Some(false) => s.deploy_failed += 1,
             None => {}

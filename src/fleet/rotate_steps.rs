@@ -3,7 +3,7 @@
 //! was asked. Each is journaled once done and safe to redo.
 
 use super::journal::{AppState, Journal, Record, Step};
-use super::rotate_model::{creds_of, At, Options, Outcome, Result_, WOULD_BE_REFUSED};
+use super::rotate_model::{app_id_of, creds_of, AppOutcome, At, Failure, Options, Outcome, Rotation};
 use crate::authority::EndpointVersion;
 use crate::cert::files::{write_files, FilePaths};
 use crate::cert::{self, LoadedCredential, NewCertificate, SignatureAlg, Validity};
@@ -16,6 +16,7 @@ use crate::rotate::deploy::{DeployResult, DeployStatus, DeployTarget};
 use crate::token::{ClientAuth, Grant, Target, TokenClient, TokenRequest};
 use crate::{dates, Error, Result};
 use serde_json::Value;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,15 @@ pub(super) enum Lifetime {
     Days(u32),
     /// It would be refused: why, naming the policy and its maximum.
     Refused(String),
+}
+
+/// An application whose new certificate is generated (and journaled): what the later steps need.
+struct Generated {
+    /// Its Graph object id.
+    id: String,
+    /// What the journal says was done.
+    state: AppState,
+    cred: Arc<LoadedCredential>,
 }
 
 /// Where an application's files go: `OUT_DIR/<appId>/<name>.key`, `.cer`, `.pem`.
@@ -167,117 +177,121 @@ impl Run {
         })
     }
 
-    pub(super) async fn rotate_app(&self, app: Value) -> Outcome {
-        let mut out = Outcome::of(&app, Result_::Failed);
-        let app_id = out.app_id.clone();
-        let mut step_name = At::Read;
-        match self.steps(&app, &app_id, &mut out, &mut step_name).await {
-            Ok(r) => out.result = r,
-            Err(e) => {
-                out.step = Some(step_name);
-                (out.aadsts, out.graph_code) = (e.aadsts(), e.graph_code().map(str::to_string));
-                out.reason = Some(match e.hint() {
-                    Some(h) => format!("{} (hint: {h})", e.message()),
-                    None => e.message().to_string(),
-                });
+    pub(super) async fn rotate_app(&self, app: Value) -> AppOutcome {
+        let app_id = app_id_of(&app);
+        // The step under way, named when it fails.
+        let mut at = At::Read;
+        let outcome = match self.prepare(&app, &app_id, &mut at).await {
+            Ok(ControlFlow::Break(o)) => o,
+            Err(e) => Outcome::Failed { step: at, failure: Failure::of(&e), rotation: None },
+            Ok(ControlFlow::Continue(g)) => {
+                let mut done = Rotation {
+                    thumbprint: g.cred.cert.thumbprint(),
+                    bundle: g.cred.cert_path.display().to_string(),
+                    key_id: None,
+                    deploy: None,
+                    retire_from: None,
+                    removed: Vec::new(),
+                };
+                match self.complete(&g, &app_id, &mut done, &mut at).await {
+                    Ok(None) => Outcome::Rotated(done),
+                    Ok(Some(step)) => Outcome::Interrupted { step, rotation: Some(done) },
+                    Err(e) => Outcome::Failed { step: at, failure: Failure::of(&e), rotation: Some(done) },
+                }
             }
-        }
-        out
+        };
+        AppOutcome::of(&app, outcome)
     }
 
-    /// Whether Ctrl-C asked to stop; then the outcome says at which step.
-    fn stopped(&self, step: At, out: &mut Outcome) -> bool {
-        let stop = self.stop.load(Ordering::Relaxed);
-        if stop {
-            out.step = Some(step);
-        }
-        stop
+    /// Whether Ctrl-C asked to stop.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
-    async fn steps(&self, app: &Value, app_id: &str, out: &mut Outcome, step_name: &mut At) -> Result<Result_> {
+    /// Up to the new certificate: confirms an application an earlier run finished, checks the
+    /// policy, generates (or adopts) the key. Breaks with the outcome when there is no more to do.
+    async fn prepare(&self, app: &Value, app_id: &str, at: &mut At) -> Result<ControlFlow<Outcome, Generated>> {
         let state = self.journal.as_ref().map(|j| j.state(app_id)).unwrap_or_default();
         let done = |s: Step| state.step.is_some_and(|d| d >= s);
         if done(Step::Done) {
-            *step_name = At::Confirm;
+            *at = At::Confirm;
             state.confirm_done(app, app_id)?;
-            out.thumbprint = state.thumbprint;
-            return Ok(Result_::AlreadyRotated);
+            return Ok(ControlFlow::Break(Outcome::AlreadyRotated { thumbprint: state.thumbprint }));
         }
         let id = app
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::remote("Graph listed an application without 'id'"))?
             .to_string();
-        if self.stopped(At::Step(Step::Generated), out) {
-            return Ok(Result_::Interrupted);
+        if self.stopped() {
+            return Ok(ControlFlow::Break(Outcome::Interrupted { step: At::Step(Step::Generated), rotation: None }));
         }
-        *step_name = At::Policy;
-        let Some(days) = self.policy_step(app, done(Step::Generated), out).await? else {
-            return Ok(Result_::Refused);
+        *at = At::Policy;
+        let days = match self.policy_step(app, done(Step::Generated)).await? {
+            Lifetime::Days(d) => d,
+            Lifetime::Refused(why) => return Ok(ControlFlow::Break(Outcome::Refused { why, dry_run: false })),
         };
-        *step_name = At::Step(Step::Generated);
+        *at = At::Step(Step::Generated);
         let cred = Arc::new(self.generate_step(app_id, &state, days).await?);
-        out.thumbprint = Some(cred.cert.thumbprint());
-        out.bundle = Some(cred.cert_path.display().to_string());
+        Ok(ControlFlow::Continue(Generated { id, state, cred }))
+    }
+
+    /// The steps after the new certificate: add, verify, deploy, remove, each told in `done` as
+    /// it happens. The step Ctrl-C stopped before, if it did.
+    async fn complete(&self, g: &Generated, app_id: &str, done: &mut Rotation, at: &mut At) -> Result<Option<At>> {
+        let was_done = |s: Step| g.state.step.is_some_and(|d| d >= s);
+        let cred = &g.cred;
         for step in [Step::Added, Step::Verified] {
-            if done(step) {
+            if was_done(step) {
                 continue;
             }
-            if self.stopped(At::Step(step), out) {
-                return Ok(Result_::Interrupted);
+            if self.stopped() {
+                return Ok(Some(At::Step(step)));
             }
-            *step_name = At::Step(step);
+            *at = At::Step(step);
             match step {
-                Step::Added => self.add_step(&id, &cred).await?,
-                _ => self.verify(app_id, &cred).await?,
+                Step::Added => self.add_step(&g.id, cred).await?,
+                _ => self.verify(app_id, cred).await?,
             }
             self.record(app_id, step, None, Vec::new())?;
         }
-        *step_name = At::Read;
-        let current = self.g.get(&id).await?;
-        out.key_id = graph::key_id_of(&current, &Selector::Thumbprint(cred.cert.sha1()));
-        if !done(Step::Deployed) && self.opts.deploy.is_some() {
-            if self.stopped(At::Step(Step::Deployed), out) {
-                return Ok(Result_::Interrupted);
+        *at = At::Read;
+        let current = self.g.get(&g.id).await?;
+        done.key_id = graph::key_id_of(&current, &Selector::Thumbprint(cred.cert.sha1()));
+        if !was_done(Step::Deployed) && self.opts.deploy.is_some() {
+            if self.stopped() {
+                return Ok(Some(At::Step(Step::Deployed)));
             }
-            *step_name = At::Step(Step::Deployed);
-            let d = self.deploy_step(app_id, out, &cred).await;
+            *at = At::Step(Step::Deployed);
+            let d = self.deploy_step(app_id, done.key_id.as_deref(), cred).await;
             let ok = d.ok();
-            out.deploy = Some(d);
+            done.deploy = Some(d);
             if !ok {
                 // Nothing is removed, and the step stays to do: the next run deploys again.
-                out.retire_from = None;
-                return Ok(Result_::Rotated);
+                return Ok(None);
             }
             self.record(app_id, Step::Deployed, None, Vec::new())?;
         }
-        out.retire_from = Some(crate::rotate::retire_from(dates::now(), cred.cert.not_before()));
-        if !done(Step::Removed) {
-            if self.stopped(At::Step(Step::Removed), out) {
-                return Ok(Result_::Interrupted);
+        done.retire_from = Some(crate::rotate::retire_from(dates::now(), cred.cert.not_before()));
+        if !was_done(Step::Removed) {
+            if self.stopped() {
+                return Ok(Some(At::Step(Step::Removed)));
             }
-            *step_name = At::Step(Step::Removed);
-            out.removed = self.remove_selected(&id, app_id, cred.cert.sha1(), current).await?;
-            self.record(app_id, Step::Removed, None, out.removed.clone())?;
+            *at = At::Step(Step::Removed);
+            done.removed = self.remove_selected(&g.id, app_id, cred.cert.sha1(), current).await?;
+            self.record(app_id, Step::Removed, None, done.removed.clone())?;
         }
         self.record(app_id, Step::Done, None, Vec::new())?;
-        Ok(Result_::Rotated)
+        Ok(None)
     }
 
     /// The new certificate's days, checked against the policy before any key is generated (a
-    /// key already generated was checked then); `None` when refused, the outcome saying why.
-    async fn policy_step(&self, app: &Value, generated: bool, out: &mut Outcome) -> Result<Option<u32>> {
+    /// key already generated was checked then).
+    async fn policy_step(&self, app: &Value, generated: bool) -> Result<Lifetime> {
         if generated {
-            return Ok(Some(self.opts.days));
+            return Ok(Lifetime::Days(self.opts.days));
         }
-        Ok(match self.lifetime(app).await? {
-            Lifetime::Days(d) => Some(d),
-            Lifetime::Refused(why) => {
-                out.step = Some(At::Policy);
-                out.reason = Some(format!("{why}; no key was generated"));
-                None
-            }
-        })
+        self.lifetime(app).await
     }
 
     /// The new credential (the one the journal recorded, or a fresh one, then journaled).
@@ -309,11 +323,11 @@ impl Run {
     }
 
     /// Runs the deploy hook with the new credential's values.
-    async fn deploy_step(&self, app_id: &str, out: &Outcome, cred: &LoadedCredential) -> DeployResult {
+    async fn deploy_step(&self, app_id: &str, key_id: Option<&str>, cred: &LoadedCredential) -> DeployResult {
         let Some(hook) = &self.opts.deploy else {
             return DeployResult { result: DeployStatus::Deployed, exit_code: None, reason: None };
         };
-        let Some(key_id) = out.key_id.as_deref() else {
+        let Some(key_id) = key_id else {
             return DeployResult {
                 result: DeployStatus::DeployFailed,
                 exit_code: None,
@@ -366,31 +380,22 @@ impl Run {
 
     /// What a run would do to `app`: the policy's verdict first (refused, naming the policy
     /// and its maximum), then the certificates it would remove and where the new one would go.
-    pub(super) async fn plan_only(&self, app: &Value) -> Outcome {
-        let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
-        let now = dates::now();
-        let mut out = Outcome::of(app, Result_::Planned);
-        match self.lifetime(app).await {
-            Ok(Lifetime::Days(_)) => {}
-            Ok(Lifetime::Refused(why)) => {
-                out.result = Result_::Refused;
-                out.step = Some(At::Policy);
-                out.reason = Some(format!("{WOULD_BE_REFUSED}: {why}"));
-                return out;
+    pub(super) async fn plan_only(&self, app: &Value) -> AppOutcome {
+        let outcome = match self.lifetime(app).await {
+            Ok(Lifetime::Days(_)) => {
+                let entries = app.get("keyCredentials").and_then(Value::as_array).cloned().unwrap_or_default();
+                let now = dates::now();
+                let removed = creds_of(&entries)
+                    .iter()
+                    .filter(|c| self.opts.remove.picks(c, now))
+                    .filter_map(|c| c.key_id.clone())
+                    .collect();
+                let bundle = files(&self.opts.out_dir, &app_id_of(app), &self.name).bundle().display().to_string();
+                Outcome::Planned { bundle, removed }
             }
-            Err(e) => {
-                out.result = Result_::Failed;
-                out.step = Some(At::Policy);
-                out.reason = Some(e.message().to_string());
-                return out;
-            }
-        }
-        out.removed = creds_of(&entries)
-            .iter()
-            .filter(|c| self.opts.remove.picks(c, now))
-            .filter_map(|c| c.key_id.clone())
-            .collect();
-        out.bundle = Some(files(&self.opts.out_dir, &out.app_id, &self.name).bundle().display().to_string());
-        out
+            Ok(Lifetime::Refused(why)) => Outcome::Refused { why, dry_run: true },
+            Err(e) => Outcome::Failed { step: At::Policy, failure: Failure::reason(e.message()), rotation: None },
+        };
+        AppOutcome::of(app, outcome)
     }
 }

@@ -55,30 +55,15 @@ fn capped_tenant(tag: &str, roles: &[&str]) -> Tenant {
 }
 
 fn add(t: &Tenant, name: &str, extra: &[&str]) -> Out {
-    let base = t.emu.info().base_url();
+    graph_files_as_app(t, "add", name, extra)
+}
+
+/// `keycred graph VERB` of the tenant's application, its files named `name` under `out`.
+pub(crate) fn graph_files_as_app(t: &Tenant, verb: &str, name: &str, extra: &[&str]) -> Out {
     let out_dir = t.dir.s("out");
-    let mut args = vec![
-        "graph",
-        "add",
-        "--app-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        base,
-        "--graph-url",
-        base,
-        "--cert",
-        &t.pem,
-        "--name",
-        name,
-        "--out-dir",
-        &out_dir,
-        "-o",
-        "json",
-    ];
+    let mut args = vec!["--name", name, "--out-dir", &out_dir];
     args.extend_from_slice(extra);
-    cli(&args, &[])
+    graph_as_app(&[verb], t.emu.info().base_url(), &t.pem, &args)
 }
 
 /// The registered certificates' lifetimes in days, from the application as Graph stores it.

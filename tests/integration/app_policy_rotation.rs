@@ -7,7 +7,7 @@
 //! appManagementPolicy" reference says; `fleet rotate --dry-run` predicts each refusal. The new
 //! certificates' validity is read back with openssl.
 
-use crate::app_policy_cli::{capped_tenant_with, lifetimes, write_app, Tenant};
+use crate::app_policy_cli::{capped_tenant_with, graph_files_as_app, lifetimes, write_app, Tenant};
 use crate::emulator_app_policy::POLICY_ID;
 use crate::rotation_support::*;
 
@@ -37,30 +37,7 @@ fn assert_lasts(pem: &Path, days: i64) {
 }
 
 fn graph_rotate(t: &Tenant, name: &str, extra: &[&str]) -> Out {
-    let base = t.emu.info().base_url();
-    let out_dir = t.dir.s("out");
-    let mut args = vec![
-        "graph",
-        "rotate",
-        "--app-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        base,
-        "--graph-url",
-        base,
-        "--cert",
-        &t.pem,
-        "--name",
-        name,
-        "--out-dir",
-        &out_dir,
-        "-o",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    cli(&args, &[])
+    graph_files_as_app(t, "rotate", name, extra)
 }
 
 #[test]

@@ -50,26 +50,7 @@ impl Setup {
         out.stdout.trim().to_string()
     }
     fn graph_fic(&self, sub: &str, extra: &[&str]) -> Out {
-        let base = self.base();
-        let mut args = vec![
-            "graph",
-            "fic",
-            sub,
-            "--app-id",
-            APP_ID,
-            "--tenant",
-            TENANT,
-            "--authority",
-            base,
-            "--graph-url",
-            base,
-            "--cert",
-            &self.pem,
-            "-o",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        cli(&args, &[])
+        graph_as_app(&["fic", sub], self.base(), &self.pem, extra)
     }
     fn check_manifest(&self, token: &str) -> Out {
         cli(&["fic", "check", token, "--manifest", self.manifest.to_str().unwrap(), "-o", "json"], &[])

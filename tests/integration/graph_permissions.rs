@@ -10,25 +10,7 @@ use support::*;
 const O365_APP: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 
 fn permission(sub: &str, base: &str, pem: &str, extra: &[&str]) -> Out {
-    let mut args = vec![
-        "graph",
-        "permission",
-        sub,
-        "--app-id",
-        APP_ID,
-        "--tenant",
-        TENANT,
-        "--authority",
-        base,
-        "--graph-url",
-        base,
-        "--cert",
-        pem,
-        "-o",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    cli(&args, &[])
+    graph_as_app(&["permission", sub], base, pem, extra)
 }
 
 #[test]

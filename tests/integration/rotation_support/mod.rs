@@ -32,6 +32,29 @@ impl Out {
     }
 }
 
+/// `keycred graph WORDS` signed in as the test application with the certificate `pem`, against
+/// the emulator at `base` (authority and Graph alike), in JSON, then `extra`.
+pub fn graph_as_app(words: &[&str], base: &str, pem: &str, extra: &[&str]) -> Out {
+    let mut args = vec!["graph"];
+    args.extend_from_slice(words);
+    args.extend_from_slice(&[
+        "--app-id",
+        APP_ID,
+        "--tenant",
+        TENANT,
+        "--authority",
+        base,
+        "--graph-url",
+        base,
+        "--cert",
+        pem,
+        "-o",
+        "json",
+    ]);
+    args.extend_from_slice(extra);
+    cli(&args, &[])
+}
+
 /// Runs the keycred binary with `args` and extra environment, killed after 120 s.
 pub fn cli(args: &[&str], envs: &[(&str, &str)]) -> Out {
     let mut cmd = keycred_command(args, envs);

@@ -8,7 +8,7 @@ use crate::Ctx;
 use keycred::authority::Authority;
 use keycred::cert::KeySize;
 use keycred::fleet::retire::{self, RetireOptions, RetireOutcome, RetireSummary, Retired};
-use keycred::fleet::rotate::{self, Options, Outcome, Result_, Summary};
+use keycred::fleet::rotate::{self, AppOutcome, Ended, Options, Outcome, Rotation, Summary};
 use keycred::fleet::workers::{Progress, Quiet};
 use keycred::graph::limiter::Limiter;
 use keycred::graph::GraphClient;
@@ -178,9 +178,10 @@ trait Failed {
     fn failed(&self) -> bool;
 }
 
-impl Failed for Outcome {
+impl Failed for AppOutcome {
     fn failed(&self) -> bool {
-        self.result == Result_::Failed || self.deploy.as_ref().is_some_and(|d| !d.ok())
+        matches!(self.outcome, Outcome::Failed { .. })
+            || self.outcome.rotation().and_then(|r| r.deploy.as_ref()).is_some_and(|d| !d.ok())
     }
 }
 
@@ -256,48 +257,47 @@ where
 /// when retiring becomes possible. A dry run's keyIds are those of the certificates it would
 /// remove: the new certificate's keyId does not exist yet (Graph's entry gets it when the
 /// certificate is added).
-fn outcome_line(o: &Outcome) -> String {
+fn outcome_line(o: &AppOutcome) -> String {
     let name: String = o.display_name.as_deref().unwrap_or("-").chars().take(24).collect();
     let head = format!("{}  {name:<24}", o.app_id);
-    let removed = |verb: &str| match o.removed.is_empty() {
+    let removed = |verb: &str, removed: &[String]| match removed.is_empty() {
         true => format!("{verb} nothing"),
-        false => format!("{verb} keyId {}", o.removed.join(", ")),
+        false => format!("{verb} keyId {}", removed.join(", ")),
     };
-    let new = |o: &Outcome| {
-        let mut s = o.thumbprint.as_deref().map(|t| format!("new thumbprint {t}")).unwrap_or_default();
-        if let Some(k) = &o.key_id {
+    let new = |thumbprint: Option<&str>, r: Option<&Rotation>| {
+        let mut s = thumbprint.map(|t| format!("new thumbprint {t}")).unwrap_or_default();
+        if let Some(k) = r.and_then(|r| r.key_id.as_ref()) {
             s.push_str(&format!(" keyId {k}"));
         }
-        if let Some(b) = &o.bundle {
-            s.push_str(&format!(" bundle {b}"));
+        if let Some(r) = r {
+            s.push_str(&format!(" bundle {}", r.bundle));
         }
         s
     };
-    let failure = match (o.step, &o.reason) {
+    let failure = match (o.outcome.step(), o.outcome.reason()) {
         (Some(step), Some(r)) => format!("at {step}: {r}"),
         (Some(step), None) => format!("at {step}"),
-        (None, r) => r.clone().unwrap_or_default(),
+        (None, r) => r.unwrap_or_default(),
     };
-    let after = |o: &Outcome| {
-        let deploy = o.deploy.as_ref().map(|d| format!("  {}", deploy_text(d))).unwrap_or_default();
-        let retire = o.retire_from.as_deref().map(|t| format!("  retire from {t}")).unwrap_or_default();
-        format!("{deploy}{retire}")
-    };
-    let what = match o.result {
-        Result_::Rotated => format!("rotated          {}{}  {}", new(o), after(o), removed("removed")),
-        Result_::AlreadyRotated => format!("already rotated  {}", new(o)),
-        Result_::Planned => format!(
-            "would rotate     new certificate in {} (its keyId is given when it is added), then {}",
-            o.bundle.as_deref().unwrap_or("?"),
-            removed("remove")
+    let what = match &o.outcome {
+        Outcome::Rotated(r) => {
+            let deploy = r.deploy.as_ref().map(|d| format!("  {}", deploy_text(d))).unwrap_or_default();
+            let retire = r.retire_from.as_deref().map(|t| format!("  retire from {t}")).unwrap_or_default();
+            let new = new(Some(&r.thumbprint), Some(r));
+            format!("rotated          {new}{deploy}{retire}  {}", removed("removed", &r.removed))
+        }
+        Outcome::AlreadyRotated { thumbprint } => format!("already rotated  {}", new(thumbprint.as_deref(), None)),
+        Outcome::Planned { bundle, removed: r } => format!(
+            "would rotate     new certificate in {bundle} (its keyId is given when it is added), then {}",
+            removed("remove", r)
         ),
-        Result_::Interrupted => format!("interrupted      {failure}"),
-        Result_::Failed => format!("FAILED           {failure}"),
-        Result_::Skipped => format!("skipped          {}", o.reason.as_deref().unwrap_or("")),
-        Result_::Refused => match o.reason.as_deref().and_then(|r| r.strip_prefix(rotate::WOULD_BE_REFUSED)) {
-            Some(why) => format!("would be refused{why}"),
-            None => format!("REFUSED          {}", o.reason.as_deref().unwrap_or_default()),
-        },
+        Outcome::Interrupted { .. } => format!("interrupted      {failure}"),
+        Outcome::Failed { .. } => format!("FAILED           {failure}"),
+        Outcome::Skipped { reason } => format!("skipped          {reason}"),
+        Outcome::Refused { why, dry_run: true } => format!("would be refused: {why}"),
+        Outcome::Refused { dry_run: false, .. } => {
+            format!("REFUSED          {}", o.outcome.reason().unwrap_or_default())
+        }
     };
     format!("{head}  {what}").trim_end().to_string()
 }
@@ -308,15 +308,15 @@ fn print_rotate(ctx: &Ctx, summary: &Summary) {
         return;
     }
     // The applications acted on first, then those left alone, each with its reason.
-    let (skipped, acted): (Vec<&Outcome>, Vec<&Outcome>) =
-        summary.apps.iter().partition(|o| o.result == Result_::Skipped);
+    let (skipped, acted): (Vec<&AppOutcome>, Vec<&AppOutcome>) =
+        summary.apps.iter().partition(|o| o.outcome.ended() == Ended::Skipped);
     for o in acted.into_iter().chain(skipped) {
         out_line(&outcome_line(o));
     }
     // The skipped rows that say "already rotated" are counted as such, as their rows read (the
     // JSON keeps them `skipped`, with that reason).
     let rotated_before =
-        summary.apps.iter().filter(|o| o.result == Result_::Skipped && o.found_rotated()).count() as u64;
+        summary.apps.iter().filter(|o| o.outcome.ended() == Ended::Skipped && o.outcome.found_rotated()).count() as u64;
     out_line(&format!(
         "{} selected: {} rotated, {} already rotated, {} planned, {} refused by policy, {} failed{}; {} deployed, \
          {} deploy failed; {} skipped; {} throttled waits",
@@ -349,13 +349,17 @@ fn rotate_exit(summary: &Summary, dry_run: bool) -> Result<u8> {
     }
     if summary.refused > 0 && summary.failed == 0 {
         // The lifetime asked for is what the policy refuses: bad input, exit 2.
-        let caps: Vec<&str> =
-            summary.apps.iter().filter(|o| o.result == Result_::Refused).filter_map(|o| o.reason.as_deref()).collect();
+        let caps: Vec<String> = summary
+            .apps
+            .iter()
+            .filter(|o| o.outcome.ended() == Ended::Refused)
+            .filter_map(|o| o.outcome.reason())
+            .collect();
         return Err(Error::input(format!(
             "{} of {} applications were refused by their app management policy before any key was generated ({})",
             summary.refused,
             summary.selected,
-            caps.first().copied().unwrap_or_default()
+            caps.first().map(String::as_str).unwrap_or_default()
         ))
         .with_hint("give --days within the policy's maximum (or leave --days out to follow it), then run the same command again"));
     }
