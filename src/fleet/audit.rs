@@ -15,7 +15,9 @@
 //! otherwise. Policies assigned to single applications are not read (one request per
 //! application); the column is empty when no policy could be read, and for service principals.
 
+use crate::fic::FederatedIdentityCredential;
 use crate::graph::call::{Collection, GraphCall};
+use crate::graph::federated;
 use crate::graph::pager::Objects;
 use crate::graph::{signins, GraphClient};
 use crate::manifest::read_entry;
@@ -41,6 +43,9 @@ pub enum CredStatus {
     NotYetValid,
     /// Entra cannot verify with it (see the reason).
     Unusable,
+    /// It could not be read (see the reason): an application's federated identity credentials
+    /// Graph refused to list.
+    Unknown,
 }
 
 impl CredStatus {
@@ -52,6 +57,7 @@ impl CredStatus {
             CredStatus::Expired => "expired",
             CredStatus::NotYetValid => "not_yet_valid",
             CredStatus::Unusable => "unusable",
+            CredStatus::Unknown => "unknown",
         }
     }
 }
@@ -85,6 +91,7 @@ impl PolicyStanding {
         let refused = |c| match kind {
             Kind::Certificate => p.check_key(c, start, end).is_some(),
             Kind::Secret => p.check_password(c, start, Some(end)).is_some(),
+            Kind::Federated => false,
         };
         match (refused(created), refused(None)) {
             (true, _) => PolicyStanding::Violates,
@@ -102,6 +109,8 @@ pub enum Kind {
     Certificate,
     /// A `passwordCredentials` entry.
     Secret,
+    /// A federated identity credential: trust in another issuer's tokens (no dates, no key).
+    Federated,
 }
 
 impl Kind {
@@ -110,6 +119,7 @@ impl Kind {
         match self {
             Kind::Certificate => "certificate",
             Kind::Secret => "secret",
+            Kind::Federated => "federated",
         }
     }
 }
@@ -145,10 +155,18 @@ pub struct Row {
     /// When it last signed in, from Graph's sign-in report (empty when the report has no
     /// sign-in of it, or could not be read).
     pub last_sign_in: Option<String>,
+    /// A federated identity credential's `name` (empty for the other kinds).
+    pub name: Option<String>,
+    /// A federated identity credential's `issuer`.
+    pub issuer: Option<String>,
+    /// A federated identity credential's `subject`, or its `claimsMatchingExpression` value.
+    pub subject: Option<String>,
+    /// A federated identity credential's audience (Graph allows exactly one).
+    pub audience: Option<String>,
 }
 
 /// The CSV columns, in order: [`Row`]'s fields.
-pub const CSV_HEADER: [&str; 13] = [
+pub const CSV_HEADER: [&str; 17] = [
     "objectType",
     "appId",
     "displayName",
@@ -162,6 +180,10 @@ pub const CSV_HEADER: [&str; 13] = [
     "reason",
     "policy",
     "lastSignIn",
+    "name",
+    "issuer",
+    "subject",
+    "audience",
 ];
 
 /// Status by dates, `window` deciding what counts as expiring.
@@ -234,6 +256,10 @@ impl<'a> RowMaker<'a> {
             reason,
             policy,
             last_sign_in: None,
+            name: None,
+            issuer: None,
+            subject: None,
+            audience: None,
         }
     }
 }
@@ -316,6 +342,37 @@ pub fn rows_of(
     out
 }
 
+/// The rows of an application's federated identity credentials as Graph listed them: one per
+/// credential, `valid` (they have no dates). When Graph refused the list (no right to read it,
+/// the application gone since its page), one `unknown` row saying why, so that the audit goes
+/// on; a failure to reach Graph at all ends it.
+fn federated_rows(maker: &RowMaker<'_>, fics: Result<Vec<FederatedIdentityCredential>>) -> Result<Vec<Row>> {
+    let fics = match fics {
+        Ok(fics) => fics,
+        Err(e) if e.graph_code().is_some() => {
+            let why = format!("its federated identity credentials could not be read: {}", e.message());
+            return Ok(vec![maker.row(None, Kind::Federated, None, (None, None), CredStatus::Unknown, Some(why))]);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(fics
+        .into_iter()
+        .map(|c| {
+            let subject = c.subject.clone().or_else(|| {
+                let e = c.claims_matching_expression.as_ref()?;
+                e.get("value").and_then(Value::as_str).map(str::to_string)
+            });
+            Row {
+                name: Some(c.name),
+                issuer: Some(c.issuer),
+                subject,
+                audience: c.audiences.first().cloned(),
+                ..maker.row(c.id, Kind::Federated, None, (None, None), CredStatus::Valid, None)
+            }
+        })
+        .collect())
+}
+
 /// What to report.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
@@ -342,6 +399,15 @@ impl Filters {
     /// The expiring window in use.
     pub fn window(&self) -> Duration {
         self.window.unwrap_or(DEFAULT_WINDOW)
+    }
+    /// Whether federated identity credentials can be reported at all, so that they are worth a
+    /// request per application: they have no dates (never expiring) and are not in the sign-in
+    /// report by credential (never judged unused).
+    pub fn wants_federated(&self) -> bool {
+        !self.only_expiring
+            && self.unused.is_none()
+            && (self.statuses.is_empty()
+                || self.statuses.iter().any(|s| matches!(s, CredStatus::Valid | CredStatus::Unknown)))
     }
     /// Whether `row` is reported.
     pub fn keeps(&self, row: &Row) -> bool {
@@ -370,6 +436,8 @@ pub struct Summary {
     pub not_yet_valid: u64,
     /// .
     pub unusable: u64,
+    /// Rows saying what could not be read.
+    pub unknown: u64,
     /// Graph pages read.
     pub pages: u64,
     /// Answers 429/503 waited out.
@@ -387,6 +455,7 @@ impl Summary {
             CredStatus::Expired => self.expired += 1,
             CredStatus::NotYetValid => self.not_yet_valid += 1,
             CredStatus::Unusable => self.unusable += 1,
+            CredStatus::Unknown => self.unknown += 1,
         }
     }
     /// How many reported credentials have `s`.
@@ -397,6 +466,7 @@ impl Summary {
             CredStatus::Expired => self.expired,
             CredStatus::NotYetValid => self.not_yet_valid,
             CredStatus::Unusable => self.unusable,
+            CredStatus::Unknown => self.unknown,
         }
     }
 }
@@ -450,7 +520,21 @@ pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Res
                 Collection::Applications => sum.applications += 1,
                 Collection::ServicePrincipals => sum.service_principals += 1,
             }
-            for mut r in rows_of(&o, what, now, f.window(), policy.as_ref()) {
+            let mut rows = rows_of(&o, what, now, f.window(), policy.as_ref());
+            if what == Collection::Applications && f.wants_federated() {
+                let object_id = o.get("id").and_then(Value::as_str).unwrap_or_default();
+                let fics = federated::list_by_object_id(g, object_id).await;
+                rows.extend(federated_rows(&RowMaker::new(&o, what, now, None), fics)?);
+            }
+            for mut r in rows {
+                if r.kind == Kind::Federated {
+                    // Not in the sign-in report by credential: nothing to look up, nothing unused.
+                    if f.keeps(&r) {
+                        sum.count(r.status);
+                        sink(&r)?;
+                    }
+                    continue;
+                }
                 let key = (
                     r.object_type,
                     r.app_id.to_ascii_lowercase(),
@@ -472,115 +556,5 @@ pub async fn run(g: &GraphClient, f: &Filters, mut sink: impl FnMut(&Row) -> Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn at(s: &str) -> OffsetDateTime {
-        dates::parse(s, "t").unwrap()
-    }
-
-    fn cert_entry(days: u32) -> (crate::cert::Certificate, Value) {
-        let (c, _) = crate::cert::generate(&crate::cert::NewCertificate {
-            subject: "CN=audit".into(),
-            key_size: crate::cert::KeySize::Rsa2048,
-            validity: crate::cert::Validity::Days(days),
-        })
-        .unwrap();
-        let e = crate::manifest::entry_for(&c, crate::manifest::Format::MsGraph, &Default::default()).unwrap();
-        (c, Value::Object(e))
-    }
-
-    #[test]
-    fn statuses_follow_the_dates_and_the_window() {
-        let w = Duration::from_secs(30 * 86_400);
-        let now = at("2026-12-01T00:00:00Z");
-        let s = |a: &str, b: &str| by_dates(Some(at(a)), Some(at(b)), now, w);
-        assert_eq!(s("2026-01-01", "2027-06-01"), CredStatus::Valid);
-        assert_eq!(s("2026-01-01", "2026-12-20"), CredStatus::Expiring);
-        assert_eq!(s("2026-01-01", "2026-11-30"), CredStatus::Expired);
-        assert_eq!(s("2026-12-02", "2027-12-01"), CredStatus::NotYetValid);
-        assert_eq!(
-            by_dates(Some(at("2026-01-01")), Some(at("2026-12-20")), now, Duration::from_secs(3600)),
-            CredStatus::Valid
-        );
-    }
-
-    #[test]
-    fn an_application_reports_certificates_secrets_and_unusable_entries_with_reasons() {
-        let (c, good) = cert_entry(365);
-        let mut bad_usage = good.clone();
-        bad_usage["usage"] = json!("Sign");
-        bad_usage["keyId"] = json!("7d1b7b4e-0000-4000-8000-000000000001");
-        let app = json!({
-            "id": "obj", "appId": "app-1", "displayName": "Payroll",
-            "keyCredentials": [good, bad_usage],
-            "passwordCredentials": [{"keyId": "p1", "hint": "abc", "startDateTime": "2026-01-01T00:00:00Z",
-                                      "endDateTime": "2026-12-10T00:00:00Z", "customKeyIdentifier": null, "secretText": null}],
-            "web": {"redirectUris": []}
-        });
-        let rows = rows_of(&app, Collection::Applications, dates::now(), DEFAULT_WINDOW, None);
-        assert_eq!(rows.len(), 3, "{rows:?}");
-        assert_eq!(rows[0].thumbprint.as_deref(), Some(c.thumbprint().as_str()));
-        assert_eq!(rows[0].status, CredStatus::Valid);
-        assert_eq!(rows[0].kind, Kind::Certificate);
-        assert!(rows[0].days_left.unwrap() >= 364);
-        assert_eq!(rows[1].status, CredStatus::Unusable);
-        assert!(rows[1].reason.as_deref().unwrap().contains("usage is \"Sign\""), "{:?}", rows[1].reason);
-        assert_eq!(rows[2].kind, Kind::Secret);
-        assert_eq!(rows[2].key_id.as_deref(), Some("p1"));
-        assert_eq!(rows[2].thumbprint, None);
-        assert_eq!(rows[2].display_name.as_deref(), Some("Payroll"));
-    }
-
-    #[test]
-    fn a_saml_triple_is_one_certificate_and_its_password_is_no_secret() {
-        let (c, verify) = cert_entry(365);
-        let cki = c.custom_key_identifier();
-        let sign_id = "5a1e0000-0000-4000-8000-00000000000a";
-        let mut sign = verify.clone();
-        sign["usage"] = json!("Sign");
-        sign["keyId"] = json!(sign_id);
-        sign["key"] = Value::Null;
-        let sp = json!({
-            "id": "sp", "appId": "app-2", "displayName": "SAML app",
-            "preferredTokenSigningKeyThumbprint": c.thumbprint().to_lowercase(),
-            "keyCredentials": [sign, verify],
-            "passwordCredentials": [
-                {"keyId": sign_id, "customKeyIdentifier": cki, "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"},
-                {"keyId": "other", "customKeyIdentifier": null, "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"}
-            ]
-        });
-        let rows = rows_of(&sp, Collection::ServicePrincipals, dates::now(), DEFAULT_WINDOW, None);
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        assert_eq!(rows[0].kind, Kind::Certificate);
-        assert_eq!(rows[0].status, CredStatus::Valid);
-        assert_eq!(rows[0].object_type, "servicePrincipal");
-        assert_eq!(rows[1].kind, Kind::Secret);
-        assert_eq!(rows[1].key_id.as_deref(), Some("other"));
-    }
-
-    #[test]
-    fn filters_keep_what_ends_within_the_window_and_the_statuses_asked_for() {
-        let row = |status| Row {
-            object_type: "application",
-            app_id: "a".into(),
-            display_name: None,
-            key_id: None,
-            kind: Kind::Certificate,
-            thumbprint: None,
-            start: None,
-            end: None,
-            days_left: None,
-            status,
-            reason: None,
-            policy: None,
-            last_sign_in: None,
-        };
-        let f = Filters { only_expiring: true, ..Default::default() };
-        assert!(f.keeps(&row(CredStatus::Expiring)) && f.keeps(&row(CredStatus::Expired)));
-        assert!(!f.keeps(&row(CredStatus::Valid)) && !f.keeps(&row(CredStatus::Unusable)));
-        let f = Filters { statuses: vec![CredStatus::Unusable], ..Default::default() };
-        assert!(f.keeps(&row(CredStatus::Unusable)) && !f.keeps(&row(CredStatus::Expired)));
-    }
-}
+#[path = "audit_tests.rs"]
+mod tests;

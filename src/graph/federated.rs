@@ -3,7 +3,7 @@
 //! first against the current list, so a refusal names the rule before anything is sent) and
 //! remove by name (Graph's alternate key).
 
-use super::{GraphCall, GraphClient};
+use super::{pager, GraphCall, GraphClient};
 use crate::fic::{rules, FederatedIdentityCredential};
 use crate::http::Method;
 use crate::{Error, Result};
@@ -51,6 +51,37 @@ pub async fn list(client: &GraphClient, app_id: &str) -> Result<Vec<FederatedIde
         .and_then(Value::as_array)
         .ok_or_else(|| Error::remote("Graph's list of federated identity credentials has no \"value\" array"))?;
     Ok(items.iter().filter_map(FederatedIdentityCredential::from_value).collect())
+}
+
+/// Most pages read from one application's list: Graph holds at most
+/// [`crate::fic::MAX_PER_APP`] credentials per application, so more pages than that means a
+/// Graph (or a proxy) paging without end.
+const MAX_LIST_PAGES: usize = crate::fic::MAX_PER_APP + 1;
+
+/// The credentials of the application whose object id is `object_id`
+/// (`GET /v1.0/applications/{id}/federatedIdentityCredentials`), following `@odata.nextLink`
+/// as Graph gives it.
+pub async fn list_by_object_id(client: &GraphClient, object_id: &str) -> Result<Vec<FederatedIdentityCredential>> {
+    let path = format!(
+        "/v1.0/applications/{}/federatedIdentityCredentials",
+        url::form_urlencoded::byte_serialize(object_id.as_bytes()).collect::<String>()
+    );
+    let mut call = GraphCall { method: Method::GET, path, body: None };
+    let mut out = Vec::new();
+    for _ in 0..MAX_LIST_PAGES {
+        let url = client.url_of(&call);
+        let page = pager::page(&url, client.send(call).await?.unwrap_or(Value::Null))?;
+        out.extend(page.items.iter().filter_map(FederatedIdentityCredential::from_value));
+        match page.next_link {
+            Some(next) => call = pager::next_call(client.base(), &next)?,
+            None => return Ok(out),
+        }
+    }
+    Err(Error::remote(format!(
+        "Graph's list of federated identity credentials of application {object_id} still pages after \
+         {MAX_LIST_PAGES} pages (an application holds at most {})",
+        crate::fic::MAX_PER_APP
+    )))
 }
 
 /// Adds `c` after checking Graph's rules against the current credentials; returns it as Graph

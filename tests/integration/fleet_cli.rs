@@ -68,7 +68,11 @@ fn csv_parses_with_a_header_and_holds_the_same_rows_as_json() {
             "status",
             "reason",
             "policy",
-            "lastSignIn"
+            "lastSignIn",
+            "name",
+            "issuer",
+            "subject",
+            "audience"
         ]
     );
     let got: BTreeSet<(String, String, String)> = rows

@@ -4,7 +4,7 @@
 //! leave no expiring or expired certificate behind while every new one signs in.
 
 use crate::common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -247,4 +247,65 @@ fn unused_lists_every_credential_but_those_signed_in_within_the_duration() {
     let unused = json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "1h"]));
     assert_eq!(ids(&unused), ids(&all).difference(&want).cloned().collect());
     assert_eq!(ids(&json_of(&fleet(&g, "audit", &["-o", "json", "--unused", "0s"]))), ids(&all));
+}
+
+#[test]
+fn audit_lists_a_federated_credential_added_through_the_emulators_graph() {
+    let g = generated(6, "fleet-emu-fic");
+    let target = g.truth.iter().find(|t| t["appId"] != g.automation.as_str()).unwrap()["appId"].as_str().unwrap();
+    let base = g.emu.info().base_url().to_string();
+    let subject = "system:serviceaccount:payroll:exporter";
+    // The automation app's Graph token (Application.ReadWrite.All), for `graph fic add` on another app.
+    let cred = keycred::cert::load_credential(std::path::Path::new(&g.bundle), None, None).unwrap();
+    let url = format!("{base}/{TENANT}/oauth2/v2.0/token");
+    let assertion = signed_assertion(&cred, &g.automation, &url, keycred::cert::SignatureAlg::Rs256);
+    let scope = format!("{GRAPH}/.default");
+    let form = client_credentials_form(&g.automation, &scope, &assertion);
+    let (status, body) = tokio::runtime::Runtime::new().unwrap().block_on(post(&url, &form));
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let add = keycred_command(
+        &[
+            "graph",
+            "fic",
+            "add",
+            "--app-id",
+            target,
+            "--tenant",
+            TENANT,
+            "--authority",
+            &base,
+            "--graph-url",
+            &base,
+            "--graph-token-env",
+            "FIC_GRAPH_TOKEN",
+            "--name",
+            "aks-exporter",
+            "--issuer",
+            "https://oidc.prod-aks.azure.com/0d2a3c4e/",
+            "--k8s-service-account",
+            "payroll/exporter",
+            "-o",
+            "json",
+        ],
+        &[("FIC_GRAPH_TOKEN", &token)],
+    )
+    .output()
+    .unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let added: Value = serde_json::from_slice(&add.stdout).unwrap();
+    let v = json_of(&fleet(&g, "audit", &["-o", "json"]));
+    let rows: Vec<&Value> = v["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] == "federated").collect();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = rows[0];
+    assert_eq!(r["appId"], target);
+    assert_eq!(r["keyId"], added["id"]);
+    assert_eq!(r["name"], "aks-exporter");
+    assert_eq!(r["issuer"], "https://oidc.prod-aks.azure.com/0d2a3c4e/");
+    assert_eq!(r["subject"], subject);
+    assert_eq!(r["audience"], "api://AzureADTokenExchange");
+    assert_eq!((&r["status"], &r["reason"]), (&json!("valid"), &Value::Null));
+    // The generated credentials are all still there, each once.
+    let others = v["credentials"].as_array().unwrap().iter().filter(|r| r["kind"] != "federated").count();
+    assert_eq!(others, g.truth.iter().filter(|t| t["servicePrincipal"] == false).count());
 }

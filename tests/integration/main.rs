@@ -47,6 +47,7 @@ mod federated_cli;
 mod federated_credentials;
 mod first_steps;
 mod fleet_audit_csv_cells;
+mod fleet_audit_federated;
 mod fleet_cli;
 mod fleet_concurrent_runs;
 mod fleet_emulator;

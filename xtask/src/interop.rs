@@ -6,7 +6,9 @@
 //! (`--issuer github`), the app trusts it through a federated identity credential added with
 //! `keycred graph fic add`, and azure-identity's WorkloadIdentityCredential and
 //! ClientAssertionCredential and MSAL Python exchange its workload token
-//! (`tests/interop/azure_identity_federated.py`).
+//! (`tests/interop/azure_identity_federated.py`), and so do azure-identity for JavaScript's
+//! (`tests/interop/azure_identity_federated.cjs`, run by node with the npm package installed
+//! under the target directory).
 //!
 //! The libraries are the independent reference here: they build the client assertion from the
 //! discovered `token_endpoint`, pick the thumbprint and algorithm themselves, and refuse plain
@@ -72,6 +74,11 @@ const MANIFEST: &str = r#"{
 "#;
 /// Pinned: a new upstream release must not change what the check means between two runs.
 const PACKAGES: [&str; 3] = ["msal==1.39.0", "azure-identity==1.27.0", "azure-cli==2.91.0"];
+/// azure-identity for JavaScript, pinned (4.13.1 is the last release that supports Node 20),
+/// installed by npm under the target directory.
+const NODE_PACKAGE: &str = "@azure/identity@4.13.1";
+/// Its secretless sign-in script, run by node after [`SCRIPTS`], against the same emulator.
+const NODE_SCRIPT: &str = "azure_identity_federated.cjs";
 /// The Azure CLI script, run after [`SCRIPTS`].
 const AZURE_CLI_SCRIPT: &str = "azure_cli.py";
 
@@ -97,6 +104,7 @@ pub fn run(root: &Path, target: &Path) -> Result<(), String> {
 /// would compile the crate a second time).
 pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     let python = venv(&target.join("interop-venv"), &PACKAGES)?;
+    let node_modules = npm_install(&target.join("interop-node"), NODE_PACKAGE)?;
     let kv_python = venv(&target.join("interop-keyvault-venv"), &KEYVAULT_PACKAGES)?;
     let bin = target.join("debug/keycred");
 
@@ -206,6 +214,31 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
             failed.push(script);
         }
     }
+    eprintln!("xtask: interop {NODE_SCRIPT} (node, {NODE_PACKAGE}) against {authority}");
+    let status = Command::new("node")
+        .arg(root.join("tests/interop").join(NODE_SCRIPT))
+        .current_dir(root.join("tests/interop"))
+        .env("NODE_PATH", &node_modules)
+        // Node's own trust store plus the emulator's CA, for every connection of the process.
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .env("KEYCRED_BIN", &bin)
+        .env("KEYCRED_AUTHORITY", &authority)
+        .env("KEYCRED_TENANT", &tenant)
+        .env("KEYCRED_CLIENT_ID", &app_id)
+        .env("KEYCRED_EXPECT", format!("{{{expect}}}"))
+        .env("KEYCRED_FIC_ISSUER", &issuer)
+        .env("KEYCRED_FIC_SUBJECT", FIC_SUBJECT)
+        .env("NO_PROXY", "localhost,127.0.0.1,.localhost")
+        .env("no_proxy", "localhost,127.0.0.1,.localhost")
+        // The script sets the workload identity variables itself; none may come from the shell.
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
+        .env_remove("AZURE_REGIONAL_AUTHORITY_NAME")
+        .status()
+        .map_err(|e| format!("cannot run node {NODE_SCRIPT} (the tests need Node.js 20 or later): {e}"))?;
+    if !status.success() {
+        failed.push(NODE_SCRIPT);
+    }
     drop(child);
 
     eprintln!("xtask: interop {AZURE_CLI_SCRIPT} (the Azure CLI against its own keycred emulate --tls)");
@@ -225,7 +258,7 @@ pub fn run_with(root: &Path, target: &Path) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     if failed.is_empty() {
-        eprintln!("xtask: interop passed ({}, {AZURE_CLI_SCRIPT})", SCRIPTS.join(", "));
+        eprintln!("xtask: interop passed ({}, {NODE_SCRIPT}, {AZURE_CLI_SCRIPT})", SCRIPTS.join(", "));
         Ok(())
     } else {
         Err(format!("interop failed: {}", failed.join(", ")))
@@ -260,6 +293,25 @@ pub fn venv(venv: &Path, packages: &[&str]) -> Result<PathBuf, String> {
         ));
     }
     Ok(python)
+}
+
+/// The `node_modules` directory of `dir`, with `package` (pinned, `name@version`) installed by
+/// npm (a no-op when it is).
+pub fn npm_install(dir: &Path, package: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let ok = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", package])
+        .current_dir(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!(
+            "npm could not install {package} into {}: the tests need Node.js with npm and the npm \
+             registry (check the network or an npm registry mirror), then run the task again",
+            dir.display()
+        ));
+    }
+    Ok(dir.join("node_modules"))
 }
 
 fn keycred(bin: &Path, dir: &Path, args: &[&str]) -> Result<(), String> {

@@ -76,6 +76,11 @@ pub struct Tenant {
     /// The tenant's default app management policy; without one the policy endpoints are not
     /// served (404, not logged).
     pub policy: Option<Value>,
+    /// Object id -> its federated identity credentials, served one per page (none when absent).
+    /// Their requests are neither logged nor throttled, so that the other tests' counts hold.
+    pub fics: HashMap<String, Vec<Value>>,
+    /// Object ids whose federated identity credentials Graph refuses to list (403).
+    pub fics_refused: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Tenant>>;
@@ -120,6 +125,7 @@ impl FakeTenant {
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
                     .route("/v1.0/policies/{name}", get(policy))
                     .route("/v1.0/applications/{id}/appManagementPolicies", get(assigned_policies))
+                    .route("/v1.0/applications/{id}/federatedIdentityCredentials", get(fics))
                     .layer(axum::middleware::from_fn_with_state(st.clone(), stall))
                     .with_state((st, url.clone()));
                 url_tx.send(url).unwrap();
@@ -289,6 +295,22 @@ async fn assigned_policies(State((st, _)): St, Path(id): Path<String>, headers: 
         return r;
     }
     Json(json!({"value": []})).into_response()
+}
+
+/// `GET /v1.0/applications/{id}/federatedIdentityCredentials`, one credential per page.
+async fn fics(State((st, url)): St, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let t = st.lock().unwrap();
+    if t.fics_refused.contains(&id) {
+        return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+    }
+    let all = t.fics.get(&id).cloned().unwrap_or_default();
+    let skip: usize = q.get("$skiptoken").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = json!({"value": all.iter().skip(skip).take(1).collect::<Vec<_>>()});
+    if skip + 1 < all.len() {
+        body["@odata.nextLink"] =
+            json!(format!("{url}/v1.0/applications/{id}/federatedIdentityCredentials?$skiptoken={}", skip + 1));
+    }
+    Json(body).into_response()
 }
 
 async fn list_sps(State((st, _)): St, headers: HeaderMap) -> Response {

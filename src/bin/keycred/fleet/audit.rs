@@ -105,6 +105,8 @@ impl Failing {
     /// Counts a credential `--fail-on` matched.
     fn count(&mut self, r: &Row) {
         let counter = match (r.kind, r.object_type, r.status) {
+            // Never expiring, expired or unusable: `--fail-on` has nothing to say about them.
+            (Kind::Federated, _, _) => return,
             (Kind::Secret, _, _) => &mut self.secrets,
             (Kind::Certificate, "servicePrincipal", _) => &mut self.sp_certificates,
             (Kind::Certificate, _, CredStatus::Unusable) => &mut self.unusable,
@@ -169,14 +171,18 @@ fn text(audit: &mut Audit<'_>, filters: &Filters) -> Result<Summary> {
         String::new()
     };
     out_line(&format!(
-        "{} applications{sps}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable",
+        "{} applications{sps}, {} credentials: {} valid, {} expiring, {} expired, {} not yet valid, {} unusable{}",
         summary.applications,
         summary.credentials,
         summary.valid,
         summary.expiring,
         summary.expired,
         summary.not_yet_valid,
-        summary.unusable
+        summary.unusable,
+        match summary.unknown {
+            0 => String::new(),
+            n => format!(", {n} unknown"),
+        }
     ));
     Ok(summary)
 }
@@ -286,6 +292,10 @@ fn csv_row(r: &Row) -> Row {
         end: text(&r.end),
         last_sign_in: text(&r.last_sign_in),
         reason: text(&r.reason),
+        name: text(&r.name),
+        issuer: text(&r.issuer),
+        subject: text(&r.subject),
+        audience: text(&r.audience),
         ..r.clone()
     }
 }

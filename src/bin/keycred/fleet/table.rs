@@ -110,7 +110,7 @@ impl Table {
             cell(r.key_id.as_deref(), "-"),
             cell(r.display_name.as_deref(), "-"),
         ];
-        self.line(cells, cell(r.reason.as_deref(), ""))
+        self.line(cells, cell(r.reason.as_deref().or(trust(r).as_deref()), ""))
     }
 
     fn line(&self, cells: [String; 10], reason: String) -> String {
@@ -132,6 +132,14 @@ impl Table {
         });
         out.trim_end().to_string()
     }
+}
+
+/// What a federated identity credential trusts, in the REASON column (it has no reason to be
+/// unusable): `NAME: ISSUER SUBJECT (AUDIENCE)`; `None` for the other kinds.
+fn trust(r: &Row) -> Option<String> {
+    let name = r.name.as_deref()?;
+    let s = |v: &Option<String>| v.as_deref().unwrap_or("-").to_string();
+    Some(format!("{name}: {} {} ({})", s(&r.issuer), s(&r.subject), s(&r.audience)))
 }
 
 /// `s` cut to `width` characters, the last one an ellipsis when anything was cut.
@@ -178,6 +186,10 @@ mod tests {
             reason: None,
             policy: None,
             last_sign_in: None,
+            name: None,
+            issuer: None,
+            subject: None,
+            audience: None,
         };
         let line = t.row(&row);
         assert!(line.starts_with("6731de76-14a6-49ae-97bc-6eba6914391e  "), "{line}");
