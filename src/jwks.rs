@@ -89,14 +89,7 @@ mod tests {
 
     /// `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }` as unsigned big-endian bytes.
     fn rsa_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-        let mut r = SliceReader::new(der).unwrap();
-        r.sequence(|r| {
-            let n: UintRef<'_> = r.decode()?;
-            let e: UintRef<'_> = r.decode()?;
-            Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
-        })
-        .unwrap()
+        crate::cert::signer::rsa_numbers(der).unwrap()
     }
 
     #[test]

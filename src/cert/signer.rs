@@ -128,17 +128,36 @@ impl rcgen::SigningKey for RcgenKey<'_> {
     }
 }
 
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: der::asn1::UintRef<'a>,
+    public_exponent: der::asn1::UintRef<'a>,
+}
+
+/// The modulus and public exponent of a PKCS#1 `RSAPublicKey` (DER), as unsigned big-endian
+/// bytes without leading zeros: what a JSON Web Key's `n` and `e` hold.
+pub fn rsa_numbers(rsa_public_key: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use der::Decode;
+    let k = RsaPublicKey::from_der(rsa_public_key).ok()?;
+    Some((k.modulus.as_bytes().to_vec(), k.public_exponent.as_bytes().to_vec()))
+}
+
+/// The PKCS#1 `RSAPublicKey` (DER) of a modulus and public exponent given as unsigned big-endian
+/// bytes (a token's `CKA_MODULUS`, a vault key's `n`): what [`Signer::rsa_public_key`] returns.
+pub fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
+    use der::Encode;
+    let bad = |e: der::Error| Error::input("an RSA public key whose numbers cannot be encoded").caused_by(e);
+    let key = RsaPublicKey {
+        modulus: der::asn1::UintRef::new(n).map_err(bad)?,
+        public_exponent: der::asn1::UintRef::new(e).map_err(bad)?,
+    };
+    key.to_der().map_err(bad)
+}
+
 /// The bit length of the modulus of a PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus, exponent }`.
 pub fn modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
-    use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-    let mut r = SliceReader::new(rsa_public_key).ok()?;
-    let n = r
-        .sequence(|r| {
-            let n: UintRef<'_> = r.decode()?;
-            r.read_slice(r.remaining_len())?;
-            Ok(n.as_bytes().to_vec())
-        })
-        .ok()?;
+    let (n, _) = rsa_numbers(rsa_public_key)?;
     let first = *n.first()?;
     Some(n.len() * 8 - first.leading_zeros() as usize)
 }
@@ -200,5 +219,19 @@ mod tests {
         assert!(e.contains("CKR_PIN_INCORRECT") && e.contains("pkcs11:token=T"), "{e}");
         let e = crate::cert::request_with(&refusing, "CN=x").unwrap_err().to_string();
         assert!(e.contains("CKR_PIN_INCORRECT"), "{e}");
+    }
+
+    #[test]
+    fn rsa_numbers_and_their_der_go_both_ways() {
+        let req = NewCertificate { subject: "CN=seam".into(), key_size: KeySize::Rsa2048, validity: Validity::Days(1) };
+        let (cert, _) = generate(&req).unwrap();
+        let der = cert.rsa_public_key().unwrap();
+        let (n, e) = rsa_numbers(der).unwrap();
+        assert_eq!((n.len(), e.as_slice()), (256, &[1u8, 0, 1][..]));
+        assert_eq!(rsa_public_key_der(&n, &e).unwrap(), der);
+        // Leading zeros are not part of the number; a high bit gets DER's 0x00.
+        assert_eq!(rsa_public_key_der(&[0, 0x7f], &[1, 0, 1]).unwrap(), [0x30, 8, 2, 1, 0x7f, 2, 3, 1, 0, 1]);
+        assert_eq!(rsa_public_key_der(&[0x80], &[3]).unwrap(), [0x30, 7, 2, 2, 0, 0x80, 2, 1, 3]);
+        assert_eq!(rsa_numbers(b"not der"), None);
     }
 }

@@ -22,15 +22,7 @@ fn issuer() -> Issuer {
     })
     .unwrap();
     // n and e from the certificate's RSAPublicKey (SEQUENCE { n, e }).
-    use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-    let mut r = SliceReader::new(cert.rsa_public_key().unwrap()).unwrap();
-    let (n, e) = r
-        .sequence(|r| {
-            let n: UintRef<'_> = r.decode()?;
-            let e: UintRef<'_> = r.decode()?;
-            Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
-        })
-        .unwrap();
+    let (n, e) = crate::cert::signer::rsa_numbers(cert.rsa_public_key().unwrap()).unwrap();
     let jwks =
         json!({"keys": [{"kty": "RSA", "kid": "k1", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)}]});
     Issuer { key, jwks }

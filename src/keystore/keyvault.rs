@@ -214,7 +214,9 @@ impl VaultClient {
         let kid = v["key"]["kid"].as_str().unwrap_or_default().to_string();
         let num = |f: &str| v["key"][f].as_str().and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok());
         match (v["key"]["kty"].as_str(), num("n"), num("e")) {
-            (Some("RSA" | "RSA-HSM"), Some(n), Some(e)) if !kid.is_empty() => Ok((kid, rsa_public_key_der(&n, &e))),
+            (Some("RSA" | "RSA-HSM"), Some(n), Some(e)) if !kid.is_empty() => {
+                Ok((kid, crate::cert::signer::rsa_public_key_der(&n, &e)?))
+            }
             (kty, ..) => Err(Error::remote(format!(
                 "{key_url}: the vault answered a key of type {} without its RSA public key",
                 kty.unwrap_or("(none)")
@@ -282,35 +284,6 @@ impl VaultClient {
     }
 }
 
-/// DER of `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
-fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    fn len(n: usize) -> Vec<u8> {
-        match n {
-            0..=0x7f => vec![n as u8],
-            0x80..=0xff => vec![0x81, n as u8],
-            _ => vec![0x82, (n >> 8) as u8, n as u8],
-        }
-    }
-    fn int(v: &[u8]) -> Vec<u8> {
-        let v: &[u8] = match v.iter().position(|b| *b != 0) {
-            Some(i) => &v[i..],
-            None => &[0],
-        };
-        let mut body = if v[0] & 0x80 != 0 { vec![0] } else { Vec::new() };
-        body.extend_from_slice(v);
-        let mut out = vec![0x02];
-        out.extend(len(body.len()));
-        out.extend(body);
-        out
-    }
-    let mut body = int(n);
-    body.extend(int(e));
-    let mut out = vec![0x30];
-    out.extend(len(body.len()));
-    out.extend(body);
-    out
-}
-
 /// Runs `f` to completion on a thread of its own with its own runtime: [`Signer::sign`] is
 /// synchronous and may be called from async code (Graph proofs), where blocking on the caller's
 /// runtime would panic.
@@ -374,32 +347,5 @@ impl Signer for VaultSigner {
             )));
         }
         Ok(sig)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_keys_built_from_jwk_numbers_are_pkcs1_der() {
-        let req = crate::cert::NewCertificate {
-            subject: "CN=jwk".into(),
-            key_size: crate::cert::KeySize::Rsa2048,
-            validity: crate::cert::Validity::Days(1),
-        };
-        let (cert, _) = crate::cert::generate(&req).unwrap();
-        let der = cert.rsa_public_key().unwrap();
-        // Take n and e apart with the der crate, put them together again.
-        use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-        let mut r = SliceReader::new(der).unwrap();
-        let (n, e) = r
-            .sequence(|r| {
-                let n: UintRef<'_> = r.decode()?;
-                let e: UintRef<'_> = r.decode()?;
-                Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
-            })
-            .unwrap();
-        assert_eq!(rsa_public_key_der(&n, &e), der);
     }
 }

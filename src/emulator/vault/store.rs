@@ -54,21 +54,9 @@ pub(super) fn new_version() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// The big-endian unsigned integers of a PKCS#1 `RSAPublicKey` (modulus, exponent).
-fn rsa_numbers(rsa_public_key: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-    let mut r = SliceReader::new(rsa_public_key).ok()?;
-    r.sequence(|r| {
-        let n: UintRef<'_> = r.decode()?;
-        let e: UintRef<'_> = r.decode()?;
-        Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
-    })
-    .ok()
-}
-
 /// `{key, attributes}` of a key version: the public JSON Web Key only (`n`, `e`), never `d`.
 pub(super) fn key_bundle(base: &str, name: &str, k: &KeyVersion) -> Value {
-    let (n, e) = rsa_numbers(k.key.rsa_public_key()).unwrap_or_default();
+    let (n, e) = crate::cert::signer::rsa_numbers(k.key.rsa_public_key()).unwrap_or_default();
     let mut attributes = json!({
         "enabled": true,
         "created": k.created,

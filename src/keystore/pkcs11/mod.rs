@@ -267,7 +267,7 @@ fn key_at(token: Arc<Token>, handle: ObjectHandle, uri: &Pkcs11Uri) -> Result<To
             .with_hint("use a token that exposes CKA_MODULUS on private keys"));
     };
     let name = uri.key_name();
-    Ok(TokenKey { token, handle, public: rsa_public_key_der(&n, &e), id, label: obj_label, name })
+    Ok(TokenKey { token, handle, public: crate::cert::signer::rsa_public_key_der(&n, &e)?, id, label: obj_label, name })
 }
 
 /// Generates an RSA key pair of `bits` on the token `uri` names, labelled by `object=` and with
@@ -324,59 +324,4 @@ pub fn generate(uri: &Pkcs11Uri, access: &Access, bits: u32) -> Result<TokenKey>
         .map_err(|e| token_error(e, &label, "generating the key pair"))?;
     let uri = Pkcs11Uri { id: Some(id), ..uri.clone() };
     key_at(token, handle, &uri)
-}
-
-/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`, DER.
-fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    fn integer(v: &[u8]) -> Vec<u8> {
-        let v: Vec<u8> = v.iter().copied().skip_while(|&b| b == 0).collect();
-        let mut body = if v.first().is_none_or(|&b| b & 0x80 != 0) { vec![0] } else { Vec::new() };
-        body.extend(v);
-        tlv(0x02, &body)
-    }
-    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = body.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend(body);
-        out
-    }
-    let mut body = integer(n);
-    body.extend(integer(e));
-    tlv(0x30, &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_public_half_is_encoded_as_the_pkcs1_der_certificates_carry() {
-        use pkcs8::der::{asn1::UintRef, Reader, SliceReader};
-        let (cert, _) = crate::cert::generate(&crate::cert::NewCertificate {
-            subject: "CN=der".into(),
-            key_size: crate::cert::KeySize::Rsa2048,
-            validity: crate::cert::Validity::Days(1),
-        })
-        .unwrap();
-        // Take the reference apart, re-encode it from its parts: the bytes must be the same.
-        let reference = cert.rsa_public_key().unwrap();
-        let mut r = SliceReader::new(reference).unwrap();
-        let (n, e) = r
-            .sequence(|r| {
-                let n: UintRef<'_> = r.decode()?;
-                let e: UintRef<'_> = r.decode()?;
-                Ok((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
-            })
-            .unwrap();
-        assert_eq!(rsa_public_key_der(&n, &e), reference);
-        assert_eq!(rsa_public_key_der(&[0, 0x7f], &[1, 0, 1]), [0x30, 8, 2, 1, 0x7f, 2, 3, 1, 0, 1]);
-        assert_eq!(rsa_public_key_der(&[0x80], &[3]), [0x30, 7, 2, 2, 0, 0x80, 2, 1, 3]);
-    }
 }
