@@ -56,7 +56,15 @@ impl Drop for Emulator {
 /// `keycred emulate --apps-dir DIR`, as a tenant of thousands of applications is served.
 fn emulate(bin: &Path, apps_dir: &Path, tls: bool) -> Result<Emulator, String> {
     let mut c = Command::new(bin);
-    c.args(["emulate", "--tenant", TENANT, "--grant", &format!("{GRAPH}=Application.ReadWrite.All"), "-o", "json"]);
+    c.args([
+        "emulate",
+        "--tenant",
+        TENANT,
+        "--grant",
+        &format!("{GRAPH}=Application.ReadWrite.All,Policy.Read.All"),
+        "-o",
+        "json",
+    ]);
     c.arg("--apps-dir").arg(apps_dir);
     if tls {
         c.arg("--tls");
