@@ -346,7 +346,7 @@ impl Outcome {
     }
 }
 
-/// The report of one application: which it is and how it ended. Serialized flat (see [`Row`]).
+/// The report of one application: which it is and how it ended. Serialized flat (see `Row` below).
 #[derive(Clone, Debug)]
 pub struct AppOutcome {
     /// Application (client) id, lowercase.
